@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mmcl program's shared pieces: the command table, argument parsing
+ * driven by the library's option tables, and reporting.
+ */
+#ifndef MMCL_CLI_H
+#define MMCL_CLI_H
+
+#include <stddef.h>
+
+#include "mmcl/mmcl.h"
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+
+/* Kinds of positional arguments, for --help and --json-usage. */
+typedef enum cli_kind {
+    CLI_RASTER_IN,
+    CLI_RASTER_OUT,
+    CLI_FILE_IN,
+    CLI_FILE_OUT,
+    CLI_FOLDER_OUT
+} cli_kind;
+
+typedef struct cli_positional {
+    const char *name;
+    cli_kind kind;
+    int multiple; /* may be given several times (at most one per command) */
+    const char *help;
+} cli_positional;
+
+/* What the generic parser hands to a command. */
+typedef struct cli_args {
+    const char **pos; /* positional arguments, in order */
+    size_t n_pos;
+    char **kv;        /* KEY=VALUE list for mmcl_options_new (CSL) */
+    int quiet;
+    int json;
+} cli_args;
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    const char *operation; /* option table, or NULL */
+    const cli_positional *positional;
+    size_t n_positional;
+    int has_json; /* accepts --json */
+    int (*run)(const struct cli_command *cmd, const cli_args *args);
+} cli_command;
+
+extern const cli_command cli_commands[];
+extern const size_t cli_n_commands;
+
+/* Prints "ERROR <code>: mmcl <cmd>: <message>" on stderr; returns 1. */
+int cli_fail(const char *cmd, mmcl_context *ctx);
+
+#endif /* MMCL_CLI_H */

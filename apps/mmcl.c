@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mmcl program: GDAL's general options, subcommand dispatch, and the
+ * argument parser, help and machine-readable usage driven by the library's
+ * option tables (so the program, the GDAL plugin and QGIS never disagree).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+
+#include "cli.h"
+
+static const char *const kind_names[] = {"raster_in", "raster_out", "file_in",
+                                         "file_out", "folder_out"};
+
+static const char *const type_names[] = {"",       "int",  "double", "string",
+                                         "bool",   "enum", "list"};
+
+int
+cli_fail(const char *cmd, mmcl_context *ctx)
+{
+    const char *msg = mmcl_context_errmsg(ctx);
+    fprintf(stderr, "ERROR %d: mmcl %s: %s\n", (int)mmcl_context_errcode(ctx),
+            cmd, *msg ? msg : "failed");
+    return CLI_EXIT_FAILURE;
+}
+
+static const cli_command *
+find_command(const char *name)
+{
+    for (size_t i = 0; i < cli_n_commands; i++)
+        if (strcmp(cli_commands[i].name, name) == 0)
+            return &cli_commands[i];
+    return NULL;
+}
+
+/* Does @p arg match one spelling in the space-separated @p flags? On a
+ * match, *value is the value a switch sets ("=db") or NULL. */
+static int
+match_flag(const char *flags, const char *arg, const char **value)
+{
+    size_t len = strlen(arg);
+    const char *p = flags;
+    while (p && *p) {
+        const char *end = strchr(p, ' ');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        size_t name_len = eq ? (size_t)(eq - p) : n;
+        if (name_len == len && strncmp(p, arg, len) == 0) {
+            static char buf[64];
+            *value = NULL;
+            if (eq) {
+                size_t vl = n - name_len - 1;
+                if (vl >= sizeof(buf))
+                    vl = sizeof(buf) - 1;
+                memcpy(buf, eq + 1, vl);
+                buf[vl] = '\0';
+                *value = buf;
+            }
+            return 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static void
+print_usage_line(FILE *f, const cli_command *cmd)
+{
+    fprintf(f, "Usage: mmcl %s [options]", cmd->name);
+    for (size_t i = 0; i < cmd->n_positional; i++)
+        fprintf(f, cmd->positional[i].multiple ? " %s [%s...]" : " %s",
+                cmd->positional[i].name, cmd->positional[i].name);
+    fputc('\n', f);
+}
+
+static void
+print_help(const cli_command *cmd)
+{
+    print_usage_line(stdout, cmd);
+    printf("\n%s.\n\nArguments:\n", cmd->summary);
+    for (size_t i = 0; i < cmd->n_positional; i++)
+        printf("  %-24s %s\n", cmd->positional[i].name,
+               cmd->positional[i].help);
+    printf("\nOptions:\n");
+    size_t n = 0;
+    const mmcl_option_def *defs = mmcl_option_defs(cmd->operation, &n);
+    for (size_t i = 0; i < n; i++) {
+        const mmcl_option_def *d = &defs[i];
+        char head[192];
+        char flags[128];
+        snprintf(flags, sizeof(flags), "%s", d->flags ? d->flags : "");
+        if (d->metavar && d->type != MMCL_OPT_BOOL && !strchr(flags, '='))
+            snprintf(head, sizeof(head), "%s %s", flags, d->metavar);
+        else
+            snprintf(head, sizeof(head), "%s", flags);
+        printf("  %-24s %s", head, d->help);
+        if (d->default_value && d->type != MMCL_OPT_BOOL)
+            printf(" [default: %s]", d->default_value);
+        if (d->type == MMCL_OPT_ENUM && !(d->metavar && strchr(d->metavar, '|')))
+            printf(" {%s}", d->choices);
+        printf("\n");
+    }
+    printf("  %-24s %s\n", "-q, --quiet", "no progress bar");
+    if (cmd->has_json)
+        printf("  %-24s %s\n", "--json", "print the figures as JSON");
+    printf("  %-24s %s\n", "--json-usage",
+           "describe this command's arguments as JSON");
+    printf("\nGeneral GDAL options (--config KEY VALUE, --debug on, "
+           "--formats, ...): mmcl --help-general\n");
+}
+
+static cJSON *
+usage_json(const cli_command *cmd)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "command", cmd->name);
+    cJSON_AddStringToObject(c, "summary", cmd->summary);
+    cJSON_AddBoolToObject(c, "json_output", cmd->has_json);
+    cJSON *pos = cJSON_AddArrayToObject(c, "positional");
+    for (size_t i = 0; i < cmd->n_positional; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "name", cmd->positional[i].name);
+        cJSON_AddStringToObject(p, "kind", kind_names[cmd->positional[i].kind]);
+        cJSON_AddBoolToObject(p, "multiple", cmd->positional[i].multiple);
+        cJSON_AddStringToObject(p, "help", cmd->positional[i].help);
+        cJSON_AddItemToArray(pos, p);
+    }
+    cJSON *opts = cJSON_AddArrayToObject(c, "options");
+    size_t n = 0;
+    const mmcl_option_def *defs = mmcl_option_defs(cmd->operation, &n);
+    for (size_t i = 0; i < n; i++) {
+        const mmcl_option_def *d = &defs[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", d->name);
+        cJSON_AddStringToObject(o, "type", type_names[d->type]);
+        if (d->default_value)
+            cJSON_AddStringToObject(o, "default", d->default_value);
+        else
+            cJSON_AddNullToObject(o, "default");
+        if (d->min)
+            cJSON_AddStringToObject(o, "min", d->min);
+        if (d->max)
+            cJSON_AddStringToObject(o, "max", d->max);
+        if (d->choices) {
+            char **ch = CSLTokenizeString2(d->choices, "|", 0);
+            cJSON *arr = cJSON_AddArrayToObject(o, "choices");
+            for (int k = 0; ch && ch[k]; k++)
+                cJSON_AddItemToArray(arr, cJSON_CreateString(ch[k]));
+            CSLDestroy(ch);
+        }
+        cJSON *fl = cJSON_AddArrayToObject(o, "flags");
+        char **f = CSLTokenizeString2(d->flags ? d->flags : "", " ", 0);
+        for (int k = 0; f && f[k]; k++) {
+            cJSON *fo = cJSON_CreateObject();
+            char *eq = strchr(f[k], '=');
+            if (eq) {
+                *eq = '\0';
+                cJSON_AddStringToObject(fo, "flag", f[k]);
+                cJSON_AddStringToObject(fo, "sets", eq + 1);
+            } else {
+                cJSON_AddStringToObject(fo, "flag", f[k]);
+                cJSON_AddBoolToObject(fo, "takes_value",
+                                      d->type != MMCL_OPT_BOOL);
+            }
+            cJSON_AddItemToArray(fl, fo);
+        }
+        CSLDestroy(f);
+        if (d->metavar)
+            cJSON_AddStringToObject(o, "metavar", d->metavar);
+        cJSON_AddStringToObject(o, "help", d->help);
+        cJSON_AddItemToArray(opts, o);
+    }
+    return c;
+}
+
+static int
+print_json(cJSON *j)
+{
+    char *s = cJSON_Print(j);
+    int ok = s != NULL;
+    if (s)
+        printf("%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(j);
+    return ok ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
+static void
+print_main_help(void)
+{
+    printf("mmcl %s: joint embeddings of optical and SAR rasters, and maps of "
+           "what each\nmodality loses when aligned with the other.\n\n"
+           "Usage: mmcl COMMAND [options] ARGS...\n\nCommands:\n",
+           mmcl_version());
+    for (size_t i = 0; i < cli_n_commands; i++)
+        printf("  %-10s %s\n", cli_commands[i].name, cli_commands[i].summary);
+    printf("\n  mmcl COMMAND --help      options of a command\n"
+           "  mmcl --json-usage        every command's arguments as JSON\n"
+           "  mmcl --version           version of mmcl and GDAL\n"
+           "  mmcl --help-general      GDAL's general options (--config, "
+           "--debug, --formats)\n");
+}
+
+/* Parses the arguments after the command name. Returns -1 to go on, or an
+ * exit code (help printed, usage error). */
+static int
+parse_args(const cli_command *cmd, int argc, char **argv, cli_args *a)
+{
+    size_t n_defs = 0;
+    const mmcl_option_def *defs = mmcl_option_defs(cmd->operation, &n_defs);
+    int only_positional = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_positional || arg[0] != '-' || arg[1] == '\0') {
+            a->pos[a->n_pos++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_positional = 1;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help(cmd);
+            return CLI_EXIT_OK;
+        }
+        if (strcmp(arg, "--json-usage") == 0)
+            return print_json(usage_json(cmd));
+        if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
+            a->quiet = 1;
+            continue;
+        }
+        if (cmd->has_json && strcmp(arg, "--json") == 0) {
+            a->json = 1;
+            continue;
+        }
+        size_t k;
+        const char *value = NULL;
+        for (k = 0; k < n_defs; k++)
+            if (defs[k].flags && match_flag(defs[k].flags, arg, &value))
+                break;
+        if (k == n_defs) {
+            fprintf(stderr,
+                    "ERROR 1: mmcl %s: unknown option '%s'; see 'mmcl %s "
+                    "--help'\n",
+                    cmd->name, arg, cmd->name);
+            return CLI_EXIT_USAGE;
+        }
+        if (!value && defs[k].type == MMCL_OPT_BOOL) {
+            value = "YES";
+        } else if (!value) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ERROR 1: mmcl %s: option %s needs a value\n",
+                        cmd->name, arg);
+                return CLI_EXIT_USAGE;
+            }
+            value = argv[++i];
+        }
+        a->kv = CSLAddString(a->kv, CPLSPrintf("%s=%s", defs[k].name, value));
+    }
+
+    /* Count check: a 'multiple' positional takes what the others leave. */
+    size_t min = 0;
+    int has_multiple = 0;
+    for (size_t i = 0; i < cmd->n_positional; i++) {
+        min++;
+        has_multiple |= cmd->positional[i].multiple;
+    }
+    if (a->n_pos < min || (!has_multiple && a->n_pos > min)) {
+        fprintf(stderr, "ERROR 1: mmcl %s: expected %s%zu argument%s, got %zu\n",
+                cmd->name, has_multiple ? "at least " : "", min,
+                min == 1 ? "" : "s", a->n_pos);
+        print_usage_line(stderr, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    /* --version is ours; GDAL's general options (--config, --debug,
+     * --formats, --help-general, ...) go through GDAL's processor. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("mmcl %s (GDAL %s)\n", mmcl_version(),
+                   GDALVersionInfo("RELEASE_NAME"));
+            return CLI_EXIT_OK;
+        }
+        if (argv[i][0] != '-')
+            break;
+    }
+    GDALAllRegister();
+    argc = GDALGeneralCmdLineProcessor(argc, &argv, 0);
+    if (argc < 1) {
+        GDALDestroyDriverManager();
+        return argc == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+
+    int rc = CLI_EXIT_USAGE;
+    cli_args a = {0};
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        print_main_help();
+        rc = argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+        goto done;
+    }
+    if (strcmp(argv[1], "--json-usage") == 0) {
+        cJSON *all = cJSON_CreateObject();
+        cJSON_AddStringToObject(all, "program", "mmcl");
+        cJSON_AddStringToObject(all, "version", mmcl_version());
+        cJSON *cmds = cJSON_AddArrayToObject(all, "commands");
+        for (size_t i = 0; i < cli_n_commands; i++)
+            cJSON_AddItemToArray(cmds, usage_json(&cli_commands[i]));
+        rc = print_json(all);
+        goto done;
+    }
+    const cli_command *cmd = find_command(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "ERROR 1: mmcl: unknown command '%s'; see 'mmcl "
+                        "--help'\n",
+                argv[1]);
+        goto done;
+    }
+    a.pos = calloc((size_t)argc, sizeof(char *));
+    if (!a.pos) {
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    rc = parse_args(cmd, argc - 2, argv + 2, &a);
+    if (rc < 0)
+        rc = cmd->run(cmd, &a);
+
+done:
+    free(a.pos);
+    CSLDestroy(a.kv);
+    CSLDestroy(argv);
+    GDALDestroyDriverManager();
+    return rc;
+}

@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: MIT
+# Every external dependency is found here, and nowhere else: GDAL, OpenBLAS
+# (CBLAS), LAPACKE, cJSON, CUnit and threads. Each becomes an imported target
+# (GDAL::GDAL, mmcl::blas, mmcl::lapacke, mmcl::cjson, mmcl::cunit).
+
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(GDAL CONFIG QUIET)
+if(NOT TARGET GDAL::GDAL)
+    find_package(GDAL REQUIRED)
+endif()
+
+# OpenBLAS provides CBLAS (cblas.h, cblas_*); LAPACKE comes from its own
+# package. pkg-config first, then the classic Find modules.
+pkg_check_modules(MMCL_OPENBLAS IMPORTED_TARGET openblas)
+if(MMCL_OPENBLAS_FOUND)
+    add_library(mmcl::blas ALIAS PkgConfig::MMCL_OPENBLAS)
+else()
+    set(BLA_VENDOR OpenBLAS)
+    find_package(BLAS REQUIRED)
+    add_library(mmcl_blas INTERFACE)
+    target_link_libraries(mmcl_blas INTERFACE BLAS::BLAS)
+    add_library(mmcl::blas ALIAS mmcl_blas)
+endif()
+
+pkg_check_modules(MMCL_LAPACKE IMPORTED_TARGET lapacke)
+if(MMCL_LAPACKE_FOUND)
+    add_library(mmcl::lapacke ALIAS PkgConfig::MMCL_LAPACKE)
+else()
+    find_library(MMCL_LAPACKE_LIB lapacke REQUIRED)
+    find_path(MMCL_LAPACKE_INC lapacke.h REQUIRED)
+    add_library(mmcl_lapacke INTERFACE)
+    target_link_libraries(mmcl_lapacke INTERFACE ${MMCL_LAPACKE_LIB})
+    target_include_directories(mmcl_lapacke INTERFACE ${MMCL_LAPACKE_INC})
+    add_library(mmcl::lapacke ALIAS mmcl_lapacke)
+endif()
+
+pkg_check_modules(MMCL_CJSON REQUIRED IMPORTED_TARGET libcjson)
+add_library(mmcl::cjson ALIAS PkgConfig::MMCL_CJSON)
+
+if(MMCL_BUILD_TESTS)
+    pkg_check_modules(MMCL_CUNIT REQUIRED IMPORTED_TARGET cunit)
+    add_library(mmcl::cunit ALIAS PkgConfig::MMCL_CUNIT)
+endif()
+
+find_library(MMCL_LIBM m)

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Co-registration: the SAR resampled onto the optical grid (`mmcl align`).
+ */
+#ifndef MMCL_ALIGN_H
+#define MMCL_ALIGN_H
+
+#include <stddef.h>
+
+#include "mmcl/context.h"
+#include "mmcl/export.h"
+#include "mmcl/options.h"
+
+MMCL_BEGIN_DECLS
+
+/**
+ * Writes the SAR raster @p sar resampled onto the grid of the optical
+ * raster (size, geotransform and CRS) as @p out, one float32 band per SAR
+ * channel, NaN where the SAR is invalid (nodata, NaN, masked, or outside its
+ * footprint).
+ *
+ * @param optical    @p n_optical paths (GDAL dataset names); one dataset, or
+ *                   several single-band files stacked on the finest grid
+ *                   among them (as Sentinel-2 is delivered). Not NULL.
+ * @param sar        Path of the SAR dataset, any CRS and resolution.
+ * @param out        Output path. Written under a temporary name and renamed
+ *                   when complete; an existing file is kept unless the
+ *                   OVERWRITE option is set.
+ * @param opts       Options built for "align" (see mmcl_option_defs("align"));
+ *                   NULL for defaults.
+ * @return MMCL_OK, or an error with the reason in mmcl_context_errmsg(ctx);
+ *         on error no output is left behind. Inputs are never modified.
+ * Thread-safety: reentrant; one context per thread. Opens its own GDAL
+ * handles per worker thread.
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_align(mmcl_context *ctx, const char *const *optical,
+                                size_t n_optical, const char *sar,
+                                const char *out, const mmcl_options *opts);
+
+MMCL_END_DECLS
+
+#endif /* MMCL_ALIGN_H */

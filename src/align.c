@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmcl_align: the SAR on the optical grid, tile by tile.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mmcl/align.h"
+
+#include "context_internal.h"
+#include "options_internal.h"
+#include "pair_internal.h"
+#include "tiles_internal.h"
+#include "writer_internal.h"
+
+typedef struct align_job {
+    mmcl__pair *pair;
+    mmcl__writer *writer;
+    int tile;
+    long long n_valid; /* valid SAR pixels written, counted at commit */
+} align_job;
+
+typedef struct align_worker {
+    mmcl__pair_reader *reader;
+    float *buf; /* (n_sar, tile, tile), reused from tile to tile */
+} align_worker;
+
+static void
+align_stop(void *state, void *user)
+{
+    align_worker *w = state;
+    if (!w)
+        return;
+    mmcl__pair_reader_destroy(w->reader);
+    free(w->buf);
+    free(w);
+}
+
+static void *
+align_start(mmcl_context *ctx, void *user)
+{
+    align_job *job = user;
+    align_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    w->reader = mmcl__pair_reader_create(ctx, job->pair);
+    w->buf = mmcl__malloc_array(ctx, (size_t)job->tile * job->tile,
+                                (size_t)mmcl__pair_sar_bands(job->pair),
+                                sizeof(float));
+    if (!w->reader || !w->buf) {
+        align_stop(w, user);
+        return NULL;
+    }
+    return w;
+}
+
+static mmcl_status
+align_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    align_worker *w = state;
+    return mmcl__pair_read(ctx, w->reader, t->x, t->y, t->w, t->h, 0, NULL,
+                           w->buf, NULL);
+}
+
+static mmcl_status
+align_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    align_job *job = user;
+    align_worker *w = state;
+    size_t n = (size_t)t->w * t->h;
+    for (size_t i = 0; i < n; i++)
+        job->n_valid += !isnan(w->buf[i]);
+    return mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w, t->h,
+                              w->buf);
+}
+
+mmcl_status
+mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
+           const char *sar, const char *out, const mmcl_options *opts_in)
+{
+    mmcl__error_clear(ctx);
+    mmcl_options *tmp = NULL;
+    const mmcl_options *opts = NULL;
+    align_job job = {0};
+    mmcl_status st = mmcl__options_resolve(ctx, opts_in, "align", &tmp, &opts);
+    if (st != MMCL_OK)
+        return st;
+    if (!out) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output path given");
+        goto done;
+    }
+    const char *format = mmcl__opt_str(opts, "FORMAT");
+    char **co = mmcl__opt_list(opts, "CO");
+    int overwrite = mmcl__opt_bool(opts, "OVERWRITE");
+    /* Fail on the output before any reading or resampling. */
+    st = mmcl__output_check(ctx, out, format, co, GDT_Float32, overwrite);
+    if (st != MMCL_OK)
+        goto done;
+    st = mmcl__pair_open(ctx, optical, n_optical, sar, opts, &job.pair);
+    if (st != MMCL_OK)
+        goto done;
+
+    job.tile = (int)mmcl__opt_int(opts, "TILE");
+    int threads = mmcl__opt_threads(opts);
+    mmcl__raster_spec spec = {0};
+    spec.path = out;
+    spec.format = format;
+    spec.creation_options = co;
+    spec.overwrite = overwrite;
+    spec.width = mmcl__pair_width(job.pair);
+    spec.height = mmcl__pair_height(job.pair);
+    spec.n_bands = mmcl__pair_sar_bands(job.pair);
+    spec.type = GDT_Float32;
+    mmcl__pair_geotransform(job.pair, spec.geotransform);
+    spec.srs_wkt = mmcl__pair_srs_wkt(job.pair);
+    spec.has_nodata = 1;
+    spec.nodata = NAN;
+    spec.band_names = mmcl__pair_sar_band_names(job.pair);
+    spec.block = job.tile;
+    spec.n_threads = threads;
+    job.writer = mmcl__writer_open(ctx, &spec);
+    if (!job.writer) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    char step[32];
+    snprintf(step, sizeof(step), "%d", mmcl__pair_lattice_step(job.pair));
+    st = mmcl__writer_set_metadata(ctx, job.writer, "PRODUCT", "aligned_sar");
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, job.writer, "RESAMPLING",
+                                       mmcl__pair_resampling(job.pair));
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, job.writer, "SAR_TRANSFORM",
+                                       mmcl__opt_str(opts, "SAR_TRANSFORM"));
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, job.writer, "SPECKLE",
+                                       mmcl__opt_str(opts, "SPECKLE"));
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, job.writer, "TRANSFORM_LATTICE",
+                                       step);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, job.writer, "MMCL_VERSION",
+                                       mmcl_version());
+    if (st != MMCL_OK)
+        goto done;
+
+    mmcl__tile_job tj = {align_start, align_work, align_commit, align_stop,
+                         &job};
+    void *puser;
+    mmcl_progress_fn progress = mmcl__opt_progress(opts, &puser);
+    st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile, threads, &tj,
+                         progress, puser, 0.0, 1.0);
+    if (st == MMCL_OK && job.n_valid == 0)
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "the SAR '%s' has no valid pixel over the optical "
+                         "grid (empty, all nodata, or outside)",
+                         sar);
+    if (st == MMCL_OK) {
+        st = mmcl__writer_commit(ctx, job.writer);
+        job.writer = NULL;
+    }
+
+done:
+    mmcl__writer_abort(job.writer);
+    mmcl__pair_close(job.pair);
+    mmcl_options_free(tmp);
+    return st;
+}

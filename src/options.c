@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The option tables of every operation and the KEY=VALUE parser they drive.
+ * A table is the single source of truth for an option: the parser, the
+ * program's --help and --json-usage, and the QGIS provider all read it.
+ */
+#define _DEFAULT_SOURCE /* strncasecmp, sysconf */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "context_internal.h"
+#include "options_internal.h"
+
+/* Output options shared by every operation that writes a raster. */
+#define MMCL__OUTPUT_DEFS                                                      \
+    {"FORMAT", MMCL_OPT_STRING, "GTiff", NULL, NULL, NULL, "-of", "FORMAT",   \
+     "GDAL output format (GTiff, COG, ...)"},                                  \
+    {"CO", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "-co", "NAME=VALUE",         \
+     "GDAL creation option; repeat for several"},                              \
+    {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,  \
+     "replace an existing output"}
+
+/* How the SAR is put on the optical grid; shared by every operation that
+ * reads a raster pair. */
+#define MMCL__PAIR_DEFS                                                        \
+    {"RESAMPLING", MMCL_OPT_ENUM, "auto", NULL, NULL,                          \
+     "auto|near|bilinear|cubic|cubicspline|lanczos|average|mode|min|max|med|"  \
+     "q1|q3",                                                                  \
+     "-r", "METHOD",                                                           \
+     "SAR resampling; auto = average when the SAR is finer than the optical "  \
+     "grid, else bilinear"},                                                   \
+    {"SAR_TRANSFORM", MMCL_OPT_ENUM, "none", NULL, NULL, "none|db|linear",     \
+     "--sar-db=db --sar-linear=linear --sar-transform", "none|db|linear",      \
+     "convert SAR power to dB (--sar-db) or dB to linear (--sar-linear) "      \
+     "before resampling"},                                                     \
+    {"SPECKLE", MMCL_OPT_STRING, "none", NULL, NULL, NULL, "--speckle",        \
+     "lee:N[:ENL]",                                                            \
+     "speckle filter applied on the SAR grid before resampling: Lee with an "  \
+     "N x N window (odd N) and equivalent number of looks ENL (default 4.4)"}, \
+    {"STACK_RESAMPLING", MMCL_OPT_ENUM, "near", NULL, NULL,                    \
+     "near|bilinear|cubic|average", "--stack-r", "METHOD",                     \
+     "resampling of coarser optical files stacked onto the finest grid"},      \
+    {"ERROR_THRESHOLD", MMCL_OPT_DOUBLE, "0.125", "0", "10", NULL, "-et",      \
+     "PIXELS",                                                                 \
+     "maximum error of the interpolated coordinate transform, in pixels "      \
+     "(0 = exact for every pixel)"}
+
+#define MMCL__RUN_DEFS                                                         \
+    {"TILE", MMCL_OPT_INT, "256", "16", "8192", NULL, "--tile", "N",           \
+     "tile edge in pixels (a multiple of 16 for tiled GeoTIFF blocks)"},       \
+    {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",         \
+     "worker threads; 0 = one per core"}
+
+static const mmcl_option_def align_defs[] = {
+    MMCL__PAIR_DEFS,
+    MMCL__OUTPUT_DEFS,
+    MMCL__RUN_DEFS,
+};
+
+static const mmcl_option_def synth_defs[] = {
+    {"PRESET", MMCL_OPT_ENUM, "specific", NULL, NULL, "redundant|specific",
+     "--preset", "NAME",
+     "redundant: no modality-specific factors; specific: optical- and "
+     "SAR-specific factors switched on in known regions"},
+    {"SIZE", MMCL_OPT_INT, "256", "32", "65536", NULL, "--size", "N",
+     "width and height of the optical grid in pixels"},
+    {"SEED", MMCL_OPT_INT, "1", "0", "9007199254740991", NULL, "--seed", "S",
+     "random seed; the same seed writes identical files"},
+    {"PIXEL_SIZE", MMCL_OPT_DOUBLE, "10", "0.001", "100000", NULL,
+     "--pixel-size", "METRES", "optical pixel size (UTM 31N grid)"},
+    {"OPTICAL_BANDS", MMCL_OPT_INT, "8", "1", "64", NULL, "--optical-bands",
+     "N", "number of optical bands"},
+    {"SAR_BANDS", MMCL_OPT_INT, "4", "1", "64", NULL, "--sar-bands", "N",
+     "number of SAR channels"},
+    {"SHARED", MMCL_OPT_INT, "2", "1", "16", NULL, "--shared", "N",
+     "number of shared latent factors"},
+    {"OPTICAL_SPECIFIC", MMCL_OPT_INT, "2", "0", "16", NULL,
+     "--optical-specific", "N",
+     "number of optical-specific factors (preset specific)"},
+    {"SAR_SPECIFIC", MMCL_OPT_INT, "1", "0", "16", NULL, "--sar-specific",
+     "N", "number of SAR-specific factors (preset specific)"},
+    {"NOISE", MMCL_OPT_DOUBLE, "0.1", "0", "10", NULL, "--noise", "SIGMA",
+     "standard deviation of the per-band noise, relative to the signal"},
+    {"CLASSES", MMCL_OPT_INT, "5", "2", "64", NULL, "--classes", "N",
+     "number of land-cover classes in the label raster"},
+    {"SAR_SRS", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--sar-srs", "SRS",
+     "write the SAR on this CRS (any GDAL SRS definition) instead of the "
+     "optical grid"},
+    {"SAR_RES", MMCL_OPT_DOUBLE, NULL, "0", NULL, NULL, "--sar-res", "RES",
+     "SAR pixel size in units of --sar-srs (or of the optical CRS)"},
+    {"NODATA_FRAME", MMCL_OPT_INT, "0", "0", "4096", NULL, "--nodata-frame",
+     "N", "width in pixels of a nodata frame around the optical raster"},
+    {"SAR_HOLES", MMCL_OPT_INT, "0", "0", "1000", NULL, "--sar-holes", "N",
+     "number of NaN holes punched into the SAR"},
+    {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
+     "replace existing outputs"},
+};
+
+struct op_table {
+    const char *name;
+    const mmcl_option_def *defs;
+    size_t n;
+};
+
+#define OP(name, defs) {name, defs, sizeof(defs) / sizeof(defs[0])}
+static const struct op_table op_tables[] = {
+    OP("align", align_defs),
+    OP("synth", synth_defs),
+};
+#undef OP
+
+static const char *const op_names[] = {"align", "synth", NULL};
+
+typedef struct opt_value {
+    char *text;  /* canonical text of the value, NULL when unset */
+    char **list; /* LIST options: NULL-terminated */
+    size_t n_list;
+    int given;
+} opt_value;
+
+struct mmcl_options {
+    const struct op_table *op;
+    opt_value *values;
+    mmcl_progress_fn progress;
+    void *progress_user;
+};
+
+static const struct op_table *
+find_op(const char *operation)
+{
+    if (!operation)
+        return NULL;
+    for (size_t i = 0; i < sizeof(op_tables) / sizeof(op_tables[0]); i++)
+        if (strcmp(op_tables[i].name, operation) == 0)
+            return &op_tables[i];
+    return NULL;
+}
+
+const mmcl_option_def *
+mmcl_option_defs(const char *operation, size_t *n)
+{
+    const struct op_table *op = find_op(operation);
+    if (n)
+        *n = op ? op->n : 0;
+    return op ? op->defs : NULL;
+}
+
+const char *const *
+mmcl_operations(void)
+{
+    return op_names;
+}
+
+static int
+find_def(const struct op_table *op, const char *key, size_t key_len)
+{
+    for (size_t i = 0; i < op->n; i++)
+        if (strlen(op->defs[i].name) == key_len &&
+            strncasecmp(op->defs[i].name, key, key_len) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int
+parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"YES", "TRUE", "ON", "1"};
+    static const char *const no[] = {"NO", "FALSE", "OFF", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 1;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+parse_ll(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static int
+parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* Finds @p s among the '|'-separated @p choices; copies the canonical
+ * spelling into @p out (size @p out_size). */
+static int
+match_choice(const char *choices, const char *s, char *out, size_t out_size)
+{
+    size_t len = strlen(s);
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncasecmp(p, s, n) == 0 && n < out_size) {
+            memcpy(out, p, n);
+            out[n] = '\0';
+            return 1;
+        }
+        p += n + (bar ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Checks @p text against @p def and stores its canonical form in @p v. */
+static mmcl_status
+set_value(mmcl_context *ctx, const char *operation, const mmcl_option_def *def,
+          opt_value *v, const char *text)
+{
+    char canon[256];
+    const char *store = text;
+
+    switch (def->type) {
+    case MMCL_OPT_INT: {
+        long long x, lim;
+        if (!parse_ll(text, &x))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: option %s expects an integer, got '%s'",
+                               operation, def->name, text);
+        if ((def->min && parse_ll(def->min, &lim) && x < lim) ||
+            (def->max && parse_ll(def->max, &lim) && x > lim))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: option %s=%s is out of range [%s, %s]",
+                               operation, def->name, text,
+                               def->min ? def->min : "-inf",
+                               def->max ? def->max : "inf");
+        break;
+    }
+    case MMCL_OPT_DOUBLE: {
+        double x, lim;
+        if (!parse_double(text, &x))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: option %s expects a number, got '%s'",
+                               operation, def->name, text);
+        if ((def->min && parse_double(def->min, &lim) && x < lim) ||
+            (def->max && parse_double(def->max, &lim) && x > lim))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: option %s=%s is out of range [%s, %s]",
+                               operation, def->name, text,
+                               def->min ? def->min : "-inf",
+                               def->max ? def->max : "inf");
+        break;
+    }
+    case MMCL_OPT_BOOL: {
+        int b;
+        if (!parse_bool(text, &b))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: option %s expects YES or NO, got '%s'",
+                               operation, def->name, text);
+        store = b ? "YES" : "NO";
+        break;
+    }
+    case MMCL_OPT_ENUM:
+        if (!match_choice(def->choices, text, canon, sizeof(canon)))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: option %s must be one of %s, got '%s'",
+                               operation, def->name, def->choices, text);
+        store = canon;
+        break;
+    case MMCL_OPT_STRING:
+        break;
+    case MMCL_OPT_LIST: {
+        char **grown = realloc(v->list, (v->n_list + 2) * sizeof(char *));
+        if (!grown)
+            return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        v->list = grown;
+        v->list[v->n_list] = mmcl__strdup(ctx, text);
+        if (!v->list[v->n_list])
+            return MMCL_ERR_NO_MEMORY;
+        v->list[++v->n_list] = NULL;
+        break;
+    }
+    }
+    char *copy = mmcl__strdup(ctx, store);
+    if (!copy)
+        return MMCL_ERR_NO_MEMORY;
+    free(v->text);
+    v->text = copy;
+    return MMCL_OK;
+}
+
+/* "A, B, C" list of the option names of @p op, for error messages. */
+static void
+names_of(const struct op_table *op, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < op->n && used + 1 < size; i++) {
+        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
+                         op->defs[i].name);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+mmcl_options *
+mmcl_options_new(mmcl_context *ctx, const char *operation,
+                 const char *const *kv)
+{
+    mmcl__error_clear(ctx);
+    const struct op_table *op = find_op(operation);
+    if (!op) {
+        mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "unknown operation '%s'",
+                    operation ? operation : "(null)");
+        return NULL;
+    }
+    mmcl_options *opts = calloc(1, sizeof(*opts));
+    if (!opts) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    opts->op = op;
+    opts->values = mmcl__calloc_array(ctx, op->n, 1, sizeof(opt_value));
+    if (!opts->values)
+        goto fail;
+
+    for (size_t i = 0; i < op->n; i++) {
+        const mmcl_option_def *def = &op->defs[i];
+        if (def->default_value && def->type != MMCL_OPT_LIST &&
+            set_value(ctx, operation, def, &opts->values[i],
+                      def->default_value) != MMCL_OK)
+            goto fail;
+    }
+    for (size_t j = 0; kv && kv[j]; j++) {
+        const char *eq = strchr(kv[j], '=');
+        if (!eq || eq == kv[j]) {
+            mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                        "%s: option '%s' is not of the form KEY=VALUE",
+                        operation, kv[j]);
+            goto fail;
+        }
+        int i = find_def(op, kv[j], (size_t)(eq - kv[j]));
+        if (i < 0) {
+            char names[1024];
+            names_of(op, names, sizeof(names));
+            mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                        "%s: unknown option '%.*s'; valid options are: %s",
+                        operation, (int)(eq - kv[j]), kv[j], names);
+            goto fail;
+        }
+        if (set_value(ctx, operation, &op->defs[i], &opts->values[i],
+                      eq + 1) != MMCL_OK)
+            goto fail;
+        opts->values[i].given = 1;
+    }
+    return opts;
+
+fail:
+    mmcl_options_free(opts);
+    return NULL;
+}
+
+void
+mmcl_options_free(mmcl_options *opts)
+{
+    if (!opts)
+        return;
+    if (opts->values) {
+        for (size_t i = 0; i < opts->op->n; i++) {
+            free(opts->values[i].text);
+            for (size_t j = 0; j < opts->values[i].n_list; j++)
+                free(opts->values[i].list[j]);
+            free(opts->values[i].list);
+        }
+    }
+    free(opts->values);
+    free(opts);
+}
+
+void
+mmcl_options_set_progress(mmcl_options *opts, mmcl_progress_fn progress,
+                          void *user)
+{
+    if (!opts)
+        return;
+    opts->progress = progress;
+    opts->progress_user = user;
+}
+
+static const opt_value *
+lookup(const mmcl_options *opts, const char *key)
+{
+    if (!opts || !key)
+        return NULL;
+    int i = find_def(opts->op, key, strlen(key));
+    return i < 0 ? NULL : &opts->values[i];
+}
+
+const char *
+mmcl_options_get(const mmcl_options *opts, const char *key)
+{
+    const opt_value *v = lookup(opts, key);
+    return v ? v->text : NULL;
+}
+
+mmcl_status
+mmcl__options_resolve(mmcl_context *ctx, const mmcl_options *opts,
+                      const char *operation, mmcl_options **tmp,
+                      const mmcl_options **use)
+{
+    *tmp = NULL;
+    *use = NULL;
+    if (!opts) {
+        *tmp = mmcl_options_new(ctx, operation, NULL);
+        if (!*tmp)
+            return mmcl_context_errcode(ctx);
+        *use = *tmp;
+        return MMCL_OK;
+    }
+    if (strcmp(opts->op->name, operation) != 0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "options built for '%s' passed to '%s'",
+                           opts->op->name, operation);
+    *use = opts;
+    return MMCL_OK;
+}
+
+long long
+mmcl__opt_int(const mmcl_options *opts, const char *key)
+{
+    const char *s = mmcl_options_get(opts, key);
+    long long v = 0;
+    return s && parse_ll(s, &v) ? v : 0;
+}
+
+double
+mmcl__opt_double(const mmcl_options *opts, const char *key)
+{
+    const char *s = mmcl_options_get(opts, key);
+    double v = 0;
+    return s && parse_double(s, &v) ? v : 0.0;
+}
+
+int
+mmcl__opt_bool(const mmcl_options *opts, const char *key)
+{
+    const char *s = mmcl_options_get(opts, key);
+    int b = 0;
+    return s && parse_bool(s, &b) ? b : 0;
+}
+
+const char *
+mmcl__opt_str(const mmcl_options *opts, const char *key)
+{
+    return mmcl_options_get(opts, key);
+}
+
+char **
+mmcl__opt_list(const mmcl_options *opts, const char *key)
+{
+    static char *empty[1] = {NULL};
+    const opt_value *v = lookup(opts, key);
+    return v && v->list ? v->list : empty;
+}
+
+int
+mmcl__opt_given(const mmcl_options *opts, const char *key)
+{
+    const opt_value *v = lookup(opts, key);
+    return v ? v->given : 0;
+}
+
+mmcl_progress_fn
+mmcl__opt_progress(const mmcl_options *opts, void **user)
+{
+    *user = opts ? opts->progress_user : NULL;
+    return opts ? opts->progress : NULL;
+}
+
+int
+mmcl__opt_threads(const mmcl_options *opts)
+{
+    long long t = mmcl__opt_int(opts, "THREADS");
+    if (t <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        t = n > 0 ? n : 1;
+    }
+    return (int)t;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private: typed access to parsed options. Each operation reads its options
+ * by name; a name missing from the operation's table is a programming error
+ * (caught by the tests), so the getters return the type's zero for it.
+ */
+#ifndef MMCL_OPTIONS_INTERNAL_H
+#define MMCL_OPTIONS_INTERNAL_H
+
+#include "mmcl/options.h"
+
+/* Fails with MMCL_ERR_INVALID_ARG unless @p opts was built for @p operation.
+ * A NULL @p opts is replaced by defaults in *tmp (free it with
+ * mmcl_options_free); *use receives the options to read. */
+mmcl_status mmcl__options_resolve(mmcl_context *ctx, const mmcl_options *opts,
+                                  const char *operation, mmcl_options **tmp,
+                                  const mmcl_options **use);
+
+long long mmcl__opt_int(const mmcl_options *opts, const char *key);
+double mmcl__opt_double(const mmcl_options *opts, const char *key);
+int mmcl__opt_bool(const mmcl_options *opts, const char *key);
+/* NULL when unset. */
+const char *mmcl__opt_str(const mmcl_options *opts, const char *key);
+/* NULL-terminated list (never NULL; may be empty), owned by @p opts. */
+char **mmcl__opt_list(const mmcl_options *opts, const char *key);
+/* 1 when the user gave the key (not just the default). */
+int mmcl__opt_given(const mmcl_options *opts, const char *key);
+
+mmcl_progress_fn mmcl__opt_progress(const mmcl_options *opts, void **user);
+
+/* Number of threads to use: THREADS, with 0 meaning every core. */
+int mmcl__opt_threads(const mmcl_options *opts);
+
+#endif /* MMCL_OPTIONS_INTERNAL_H */

@@ -1,0 +1,837 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The raster pair: opening and checking both modalities, stacking optical
+ * files, the lattice transform, and window reads (optical, warped SAR and
+ * the joint validity mask) with reflect padding.
+ */
+#define _DEFAULT_SOURCE /* getpid */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal_alg.h>
+#include <gdal_utils.h>
+#include <gdalwarper.h>
+#include <ogr_srs_api.h>
+
+#include "context_internal.h"
+#include "gdal_util_internal.h"
+#include "options_internal.h"
+#include "pair_internal.h"
+#include "sar_internal.h"
+
+struct mmcl__pair {
+    char *optical_name; /* a path, or the XML of the stacking VRT */
+    int width, height;
+    double gt[6];
+    char *wkt;
+    int n_opt;
+    char **opt_names;
+
+    char *sar_name; /* the SAR to warp: the input, or its preprocessed copy */
+    char *sar_tmp;  /* preprocessed temporary, removed on close */
+    char *sar_wkt;
+    double sar_gt[6];
+    int sar_width, sar_height;
+    int n_sar;
+    char **sar_names;
+    int sar_has_nodata;
+    double sar_nodata;
+
+    GDALResampleAlg resampling;
+    char resampling_name[16];
+
+    /* Lattice of SAR pixel coordinates at optical pixel positions
+     * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
+    int step, nx, ny;
+    double *lat_x, *lat_y;
+};
+
+struct mmcl__pair_reader {
+    const mmcl__pair *pair;
+    GDALDatasetH opt;
+    GDALDatasetH sar;
+    void *exact; /* GenImgProj transformer optical pixel -> SAR pixel */
+    float *scratch_opt; /* clipped window before reflect padding */
+    float *scratch_sar;
+    uint8_t *scratch_mask;
+    size_t scratch_pixels;
+};
+
+/* ---- opening ---------------------------------------------------------- */
+
+static mmcl_status
+check_georef(mmcl_context *ctx, GDALDatasetH ds, const char *role,
+             const char *path, double gt[6])
+{
+    if (GDALGetGeoTransform(ds, gt) != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                           "%s raster '%s' has no geotransform (a raster "
+                           "georeferenced by GCPs must be warped first)",
+                           role, path);
+    const char *wkt = GDALGetProjectionRef(ds);
+    if (!wkt || !*wkt)
+        return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                           "%s raster '%s' has no CRS", role, path);
+    return MMCL_OK;
+}
+
+static char **
+band_names(GDALDatasetH ds, const char *prefix, char **names)
+{
+    for (int b = 0; b < GDALGetRasterCount(ds); b++) {
+        const char *d = GDALGetDescription(GDALGetRasterBand(ds, b + 1));
+        char buf[64];
+        if (!d || !*d) {
+            snprintf(buf, sizeof(buf), "%s_%d", prefix, CSLCount(names) + 1);
+            d = buf;
+        }
+        names = CSLAddString(names, d);
+    }
+    return names;
+}
+
+/* Builds the optical stack: one dataset as is, several on the finest grid
+ * among them through a VRT whose XML each reader opens on its own. */
+static mmcl_status
+open_optical(mmcl_context *ctx, mmcl__pair *p, const char *const *paths,
+             size_t n, const char *stack_resampling)
+{
+    mmcl_status st = MMCL_OK;
+    GDALDatasetH *ds = mmcl__calloc_array(ctx, n, 1, sizeof(GDALDatasetH));
+    if (!ds)
+        return MMCL_ERR_NO_MEMORY;
+    OGRSpatialReferenceH first_srs = NULL;
+    for (size_t i = 0; i < n && st == MMCL_OK; i++) {
+        double gt[6];
+        ds[i] = mmcl__open_raster(ctx, paths[i], "optical");
+        if (!ds[i]) {
+            st = mmcl_context_errcode(ctx);
+            break;
+        }
+        st = check_georef(ctx, ds[i], "optical", paths[i], gt);
+        if (st != MMCL_OK)
+            break;
+        OGRSpatialReferenceH srs = GDALGetSpatialRef(ds[i]);
+        if (i == 0)
+            first_srs = srs;
+        else if (!OSRIsSame(first_srs, srs))
+            st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                             "optical files '%s' and '%s' are on different "
+                             "CRS; stacking needs one CRS",
+                             paths[0], paths[i]);
+    }
+    if (st != MMCL_OK)
+        goto done;
+
+    if (n == 1) {
+        p->optical_name = mmcl__strdup(ctx, paths[0]);
+        p->opt_names = band_names(ds[0], "optical", NULL);
+    } else {
+        char **argv = NULL;
+        argv = CSLAddString(argv, "-separate");
+        argv = CSLAddString(argv, "-resolution");
+        argv = CSLAddString(argv, "highest");
+        argv = CSLAddString(argv, "-r");
+        argv = CSLAddString(argv, stack_resampling);
+        GDALBuildVRTOptions *vo = GDALBuildVRTOptionsNew(argv, NULL);
+        CSLDestroy(argv);
+        mmcl__gdal_capture cap;
+        mmcl__gdal_capture_begin(&cap, ctx);
+        int usage_error = 0;
+        GDALDatasetH vrt = vo ? GDALBuildVRT("", (int)n, ds, NULL, vo,
+                                             &usage_error)
+                              : NULL;
+        char **xml = vrt ? GDALGetMetadata(vrt, "xml:VRT") : NULL;
+        if (xml && xml[0])
+            p->optical_name = mmcl__strdup(ctx, xml[0]);
+        mmcl__gdal_capture_end(&cap);
+        GDALBuildVRTOptionsFree(vo);
+        for (size_t i = 0; i < n; i++) {
+            /* Band names: the file's band description, else its name. */
+            const char *d = GDALGetDescription(GDALGetRasterBand(ds[i], 1));
+            p->opt_names = CSLAddString(p->opt_names,
+                                        d && *d ? d : CPLGetBasename(paths[i]));
+        }
+        if (vrt)
+            GDALClose(vrt);
+        if (!p->optical_name) {
+            st = mmcl__error(ctx, MMCL_ERR_IO,
+                             "cannot stack the %zu optical files: %s", n,
+                             mmcl__gdal_msg(&cap));
+            goto done;
+        }
+    }
+    GDALDatasetH o = mmcl__open_raster(ctx, p->optical_name, "optical stack");
+    if (!o) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    p->width = GDALGetRasterXSize(o);
+    p->height = GDALGetRasterYSize(o);
+    p->n_opt = GDALGetRasterCount(o);
+    GDALGetGeoTransform(o, p->gt);
+    p->wkt = mmcl__strdup(ctx, GDALGetProjectionRef(o));
+    GDALClose(o);
+    if (!p->wkt)
+        st = MMCL_ERR_NO_MEMORY;
+done:
+    for (size_t i = 0; i < n; i++)
+        if (ds[i])
+            GDALClose(ds[i]);
+    free(ds);
+    return st;
+}
+
+static char *
+sar_temp_path(mmcl_context *ctx)
+{
+    static int counter;
+    char buf[1024];
+    const char *dir = getenv("TMPDIR");
+    int k = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    snprintf(buf, sizeof(buf), "%s/mmcl-sar-%ld-%d.tif",
+             dir && *dir ? dir : "/tmp", (long)getpid(), k);
+    return mmcl__strdup(ctx, buf);
+}
+
+static mmcl_status
+open_sar(mmcl_context *ctx, mmcl__pair *p, const char *path,
+         const mmcl_options *opts)
+{
+    mmcl__speckle sp;
+    mmcl_status st = mmcl__speckle_parse(ctx, mmcl__opt_str(opts, "SPECKLE"),
+                                         &sp);
+    if (st != MMCL_OK)
+        return st;
+    const char *trs = mmcl__opt_str(opts, "SAR_TRANSFORM");
+    mmcl__sar_transform tr = MMCL__SAR_NONE;
+    if (trs && strcmp(trs, "db") == 0)
+        tr = MMCL__SAR_TO_DB;
+    else if (trs && strcmp(trs, "linear") == 0)
+        tr = MMCL__SAR_TO_LINEAR;
+
+    GDALDatasetH ds = mmcl__open_raster(ctx, path, "SAR");
+    if (!ds)
+        return mmcl_context_errcode(ctx);
+    st = check_georef(ctx, ds, "SAR", path, p->sar_gt);
+    if (st != MMCL_OK)
+        goto done;
+    p->sar_wkt = mmcl__strdup(ctx, GDALGetProjectionRef(ds));
+    p->sar_width = GDALGetRasterXSize(ds);
+    p->sar_height = GDALGetRasterYSize(ds);
+    p->n_sar = GDALGetRasterCount(ds);
+    p->sar_names = band_names(ds, "sar", NULL);
+    GDALRasterBandH b1 = GDALGetRasterBand(ds, 1);
+    p->sar_nodata = GDALGetRasterNoDataValue(b1, &p->sar_has_nodata);
+
+    if (tr != MMCL__SAR_NONE || sp.window) {
+        p->sar_tmp = sar_temp_path(ctx);
+        if (!p->sar_tmp) {
+            st = MMCL_ERR_NO_MEMORY;
+            goto done;
+        }
+        st = mmcl__sar_preprocess(ctx, ds, p->sar_tmp, tr, &sp);
+        if (st != MMCL_OK) {
+            free(p->sar_tmp);
+            p->sar_tmp = NULL;
+            goto done;
+        }
+        p->sar_has_nodata = 1;
+        p->sar_nodata = NAN;
+        p->sar_name = mmcl__strdup(ctx, p->sar_tmp);
+    } else {
+        p->sar_name = mmcl__strdup(ctx, path);
+    }
+    if (!p->sar_name || !p->sar_wkt)
+        st = MMCL_ERR_NO_MEMORY;
+done:
+    GDALClose(ds);
+    return st;
+}
+
+/* ---- transform -------------------------------------------------------- */
+
+static void *
+create_exact(mmcl_context *ctx, const mmcl__pair *p)
+{
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    /* GenImgProj from SAR pixels (source) to optical pixels (destination);
+     * the warper calls it with bDstToSrc = TRUE. */
+    void *t = GDALCreateGenImgProjTransformer3(p->sar_wkt, p->sar_gt, p->wkt,
+                                               p->gt);
+    mmcl__gdal_capture_end(&cap);
+    if (!t)
+        mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                    "cannot transform between the SAR and optical CRS: %s",
+                    mmcl__gdal_msg(&cap));
+    return t;
+}
+
+/* Exact SAR pixel coordinates of optical pixel positions (x, y), in place;
+ * failed points become NaN. */
+static void
+exact_to_sar(void *exact, int n, double *x, double *y, int *ok)
+{
+    double *z = calloc((size_t)n, sizeof(double));
+    if (!z) {
+        for (int i = 0; i < n; i++)
+            ok[i] = 0;
+        return;
+    }
+    GDALGenImgProjTransform(exact, TRUE, n, x, y, z, ok);
+    for (int i = 0; i < n; i++)
+        if (!ok[i])
+            x[i] = y[i] = NAN;
+    free(z);
+}
+
+static int
+lattice_eval(const mmcl__pair *p, double x, double y, double *sx, double *sy)
+{
+    double fx = x / p->step, fy = y / p->step;
+    int i = (int)floor(fx), j = (int)floor(fy);
+    if (i < 0)
+        i = 0;
+    if (i > p->nx - 2)
+        i = p->nx - 2;
+    if (j < 0)
+        j = 0;
+    if (j > p->ny - 2)
+        j = p->ny - 2;
+    double u = fx - i, v = fy - j;
+    size_t k = (size_t)j * p->nx + i;
+    const double *lx = p->lat_x, *ly = p->lat_y;
+    size_t nx = (size_t)p->nx;
+    *sx = (1 - v) * ((1 - u) * lx[k] + u * lx[k + 1]) +
+          v * ((1 - u) * lx[k + nx] + u * lx[k + nx + 1]);
+    *sy = (1 - v) * ((1 - u) * ly[k] + u * ly[k + 1]) +
+          v * ((1 - u) * ly[k + nx] + u * ly[k + nx + 1]);
+    return !isnan(*sx) && !isnan(*sy);
+}
+
+/* Fills the lattice for @p step; returns the max interpolation error at
+ * the cell centres (in SAR pixels), or -1 on allocation failure. */
+static double
+lattice_build(mmcl__pair *p, void *exact, int step)
+{
+    free(p->lat_x);
+    free(p->lat_y);
+    p->step = step;
+    p->nx = (p->width + step - 1) / step + 1;
+    p->ny = (p->height + step - 1) / step + 1;
+    if (p->nx < 2)
+        p->nx = 2;
+    if (p->ny < 2)
+        p->ny = 2;
+    size_t n = (size_t)p->nx * p->ny;
+    p->lat_x = malloc(n * sizeof(double));
+    p->lat_y = malloc(n * sizeof(double));
+    int *ok = malloc(n * sizeof(int));
+    if (!p->lat_x || !p->lat_y || !ok) {
+        free(ok);
+        return -1.0;
+    }
+    for (int j = 0; j < p->ny; j++)
+        for (int i = 0; i < p->nx; i++) {
+            p->lat_x[(size_t)j * p->nx + i] = (double)i * step;
+            p->lat_y[(size_t)j * p->nx + i] = (double)j * step;
+        }
+    exact_to_sar(exact, (int)n, p->lat_x, p->lat_y, ok);
+    free(ok);
+
+    /* Error check on the centres of up to ~4096 cells spread evenly. */
+    int cells_x = p->nx - 1, cells_y = p->ny - 1;
+    int sx = cells_x > 64 ? cells_x / 64 : 1;
+    int sy = cells_y > 64 ? cells_y / 64 : 1;
+    double max_err = 0.0;
+    for (int j = 0; j < cells_y; j += sy) {
+        for (int i = 0; i < cells_x; i += sx) {
+            double x = (i + 0.5) * step, y = (j + 0.5) * step;
+            double ex = x, ey = y, ix, iy;
+            int good;
+            exact_to_sar(exact, 1, &ex, &ey, &good);
+            if (!good)
+                continue;
+            if (!lattice_eval(p, x, y, &ix, &iy))
+                continue;
+            double e = fmax(fabs(ix - ex), fabs(iy - ey));
+            if (e > max_err)
+                max_err = e;
+        }
+    }
+    return max_err;
+}
+
+/* The warper's transformer: optical pixel positions of the window starting
+ * at (x0, y0) to SAR pixels, through the lattice or exactly. */
+typedef struct window_transform {
+    const mmcl__pair *pair;
+    void *exact;
+    int x0, y0;
+} window_transform;
+
+static int
+window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
+                    double *z, int *ok)
+{
+    window_transform *t = arg;
+    const mmcl__pair *p = t->pair;
+    if (!dst_to_src || p->step == 0) {
+        if (dst_to_src)
+            for (int i = 0; i < n; i++) {
+                x[i] += t->x0;
+                y[i] += t->y0;
+            }
+        int r = GDALGenImgProjTransform(t->exact, dst_to_src, n, x, y, z, ok);
+        if (!dst_to_src)
+            for (int i = 0; i < n; i++) {
+                x[i] -= t->x0;
+                y[i] -= t->y0;
+            }
+        return r;
+    }
+    for (int i = 0; i < n; i++) {
+        double sx, sy;
+        ok[i] = lattice_eval(p, x[i] + t->x0, y[i] + t->y0, &sx, &sy);
+        x[i] = sx;
+        y[i] = sy;
+    }
+    return TRUE;
+}
+
+/* Checks the overlap of the footprints and picks the resampling. */
+static mmcl_status
+check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
+                             const char *resampling)
+{
+    /* SAR footprint edges in optical pixels. */
+    enum { K = 32 };
+    double x[4 * K], y[4 * K], z[4 * K];
+    int ok[4 * K];
+    for (int k = 0; k < K; k++) {
+        double f = (double)k / (K - 1);
+        x[k] = f * p->sar_width;
+        y[k] = 0;
+        x[K + k] = f * p->sar_width;
+        y[K + k] = p->sar_height;
+        x[2 * K + k] = 0;
+        y[2 * K + k] = f * p->sar_height;
+        x[3 * K + k] = p->sar_width;
+        y[3 * K + k] = f * p->sar_height;
+    }
+    memset(z, 0, sizeof(z));
+    GDALGenImgProjTransform(exact, FALSE, 4 * K, x, y, z, ok);
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY,
+           ymax = -INFINITY;
+    for (int k = 0; k < 4 * K; k++) {
+        if (!ok[k])
+            continue;
+        xmin = fmin(xmin, x[k]);
+        xmax = fmax(xmax, x[k]);
+        ymin = fmin(ymin, y[k]);
+        ymax = fmax(ymax, y[k]);
+    }
+    if (!(xmax > 0 && ymax > 0 && xmin < p->width && ymin < p->height))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "the SAR footprint does not overlap the optical "
+                           "raster: no pixel in common");
+
+    if (strcmp(resampling, "auto") != 0) {
+        snprintf(p->resampling_name, sizeof(p->resampling_name), "%s",
+                 resampling);
+    } else {
+        /* SAR pixels per optical pixel at the centre of the overlap. */
+        double cx = (fmax(xmin, 0) + fmin(xmax, p->width)) / 2;
+        double cy = (fmax(ymin, 0) + fmin(ymax, p->height)) / 2;
+        double px[3] = {cx, cx + 1, cx}, py[3] = {cy, cy, cy + 1};
+        int pok[3];
+        exact_to_sar(exact, 3, px, py, pok);
+        double det = fabs((px[1] - px[0]) * (py[2] - py[0]) -
+                          (px[2] - px[0]) * (py[1] - py[0]));
+        int finer = pok[0] && pok[1] && pok[2] && det > 1.0 + 1e-6;
+        snprintf(p->resampling_name, sizeof(p->resampling_name), "%s",
+                 finer ? "average" : "bilinear");
+    }
+    p->resampling = mmcl__resample_alg(p->resampling_name);
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
+                size_t n_optical, const char *sar, const mmcl_options *opts,
+                mmcl__pair **out)
+{
+    *out = NULL;
+    if (!optical || n_optical == 0 || !sar)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "an optical and a SAR raster are needed");
+    mmcl__pair *p = calloc(1, sizeof(*p));
+    if (!p)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    void *exact = NULL;
+    mmcl_status st = open_optical(ctx, p, optical, n_optical,
+                                  mmcl__opt_str(opts, "STACK_RESAMPLING"));
+    if (st == MMCL_OK)
+        st = open_sar(ctx, p, sar, opts);
+    if (st != MMCL_OK)
+        goto fail;
+    exact = create_exact(ctx, p);
+    if (!exact) {
+        st = mmcl_context_errcode(ctx);
+        goto fail;
+    }
+    st = check_overlap_and_resampling(ctx, p, exact,
+                                      mmcl__opt_str(opts, "RESAMPLING"));
+    if (st != MMCL_OK)
+        goto fail;
+
+    double et = mmcl__opt_double(opts, "ERROR_THRESHOLD");
+    if (et > 0) {
+        /* Coarsest lattice whose interpolation error stays within et. */
+        int chosen = 0;
+        for (int step = 64; step >= 2; step /= 2) {
+            double err = lattice_build(p, exact, step);
+            if (err < 0) {
+                st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+                goto fail;
+            }
+            if (err <= et) {
+                chosen = step;
+                break;
+            }
+        }
+        if (!chosen) {
+            free(p->lat_x);
+            free(p->lat_y);
+            p->lat_x = p->lat_y = NULL;
+        }
+        p->step = chosen;
+    }
+    GDALDestroyGenImgProjTransformer(exact);
+    *out = p;
+    return MMCL_OK;
+
+fail:
+    if (exact)
+        GDALDestroyGenImgProjTransformer(exact);
+    mmcl__pair_close(p);
+    return st;
+}
+
+void
+mmcl__pair_close(mmcl__pair *p)
+{
+    if (!p)
+        return;
+    if (p->sar_tmp)
+        VSIUnlink(p->sar_tmp);
+    free(p->sar_tmp);
+    free(p->optical_name);
+    free(p->wkt);
+    CSLDestroy(p->opt_names);
+    free(p->sar_name);
+    free(p->sar_wkt);
+    CSLDestroy(p->sar_names);
+    free(p->lat_x);
+    free(p->lat_y);
+    free(p);
+}
+
+int mmcl__pair_width(const mmcl__pair *p) { return p->width; }
+int mmcl__pair_height(const mmcl__pair *p) { return p->height; }
+void
+mmcl__pair_geotransform(const mmcl__pair *p, double gt[6])
+{
+    memcpy(gt, p->gt, 6 * sizeof(double));
+}
+const char *mmcl__pair_srs_wkt(const mmcl__pair *p) { return p->wkt; }
+int mmcl__pair_optical_bands(const mmcl__pair *p) { return p->n_opt; }
+int mmcl__pair_sar_bands(const mmcl__pair *p) { return p->n_sar; }
+const char *const *
+mmcl__pair_optical_band_names(const mmcl__pair *p)
+{
+    return (const char *const *)p->opt_names;
+}
+const char *const *
+mmcl__pair_sar_band_names(const mmcl__pair *p)
+{
+    return (const char *const *)p->sar_names;
+}
+const char *mmcl__pair_resampling(const mmcl__pair *p)
+{
+    return p->resampling_name;
+}
+int mmcl__pair_lattice_step(const mmcl__pair *p) { return p->step; }
+
+/* ---- reading ---------------------------------------------------------- */
+
+mmcl__pair_reader *
+mmcl__pair_reader_create(mmcl_context *ctx, const mmcl__pair *pair)
+{
+    mmcl__pair_reader *r = calloc(1, sizeof(*r));
+    if (!r) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    r->pair = pair;
+    r->opt = mmcl__open_raster(ctx, pair->optical_name, "optical");
+    r->sar = r->opt ? mmcl__open_raster(ctx, pair->sar_name, "SAR") : NULL;
+    r->exact = r->sar ? create_exact(ctx, pair) : NULL;
+    if (!r->exact) {
+        mmcl__pair_reader_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+void
+mmcl__pair_reader_destroy(mmcl__pair_reader *r)
+{
+    if (!r)
+        return;
+    if (r->exact)
+        GDALDestroyGenImgProjTransformer(r->exact);
+    if (r->opt)
+        GDALClose(r->opt);
+    if (r->sar)
+        GDALClose(r->sar);
+    free(r->scratch_opt);
+    free(r->scratch_sar);
+    free(r->scratch_mask);
+    free(r);
+}
+
+/* Warps the SAR onto the optical window (x, y, w, h) into @p out
+ * (n_sar, h, w); invalid pixels are NaN. */
+static mmcl_status
+warp_sar(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w, int h,
+         float *out)
+{
+    const mmcl__pair *p = r->pair;
+    mmcl_status st = MMCL_OK;
+    size_t plane = (size_t)w * h;
+    for (size_t i = 0; i < plane * p->n_sar; i++)
+        out[i] = NAN;
+
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    GDALDatasetH mem = GDALCreate(GDALGetDriverByName("MEM"), "", w, h, 0,
+                                  GDT_Float32, NULL);
+    for (int b = 0; mem && b < p->n_sar; b++) {
+        char ptr[64], line[64];
+        char *opts[4] = {ptr, "PIXELOFFSET=4", line, NULL};
+        snprintf(ptr, sizeof(ptr), "DATAPOINTER=%p", (void *)(out + plane * b));
+        snprintf(line, sizeof(line), "LINEOFFSET=%d", w * 4);
+        GDALAddBand(mem, GDT_Float32, opts);
+        GDALSetRasterNoDataValue(GDALGetRasterBand(mem, b + 1), NAN);
+    }
+
+    window_transform tf = {p, r->exact, x, y};
+    GDALWarpOptions *wo = GDALCreateWarpOptions();
+    wo->hSrcDS = r->sar;
+    wo->hDstDS = mem;
+    wo->nBandCount = p->n_sar;
+    wo->panSrcBands = CPLMalloc(sizeof(int) * (size_t)p->n_sar);
+    wo->panDstBands = CPLMalloc(sizeof(int) * (size_t)p->n_sar);
+    wo->padfSrcNoDataReal = CPLMalloc(sizeof(double) * (size_t)p->n_sar);
+    wo->padfDstNoDataReal = CPLMalloc(sizeof(double) * (size_t)p->n_sar);
+    for (int b = 0; b < p->n_sar; b++) {
+        wo->panSrcBands[b] = b + 1;
+        wo->panDstBands[b] = b + 1;
+        /* Float SAR without declared nodata: NaN marks the invalid. */
+        wo->padfSrcNoDataReal[b] = p->sar_has_nodata ? p->sar_nodata : NAN;
+        wo->padfDstNoDataReal[b] = NAN;
+    }
+    wo->eResampleAlg = p->resampling;
+    wo->eWorkingDataType = GDT_Float32;
+    wo->pfnTransformer = window_transform_fn;
+    wo->pTransformerArg = &tf;
+    wo->papszWarpOptions = CSLSetNameValue(NULL, "INIT_DEST", "NO_DATA");
+
+    GDALWarpOperationH op = mem ? GDALCreateWarpOperation(wo) : NULL;
+    CPLErr err = op ? GDALChunkAndWarpImage(op, 0, 0, w, h) : CE_Failure;
+    if (op)
+        GDALDestroyWarpOperation(op);
+    wo->pTransformerArg = NULL;
+    GDALDestroyWarpOptions(wo);
+    if (mem)
+        GDALClose(mem);
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None)
+        st = mmcl__error(ctx, MMCL_ERR_IO,
+                         "cannot resample the SAR onto window %d,%d %dx%d: %s",
+                         x, y, w, h, mmcl__gdal_msg(&cap));
+    return st;
+}
+
+/* Optical window into @p out (n_opt, h, w), NaN where invalid. */
+static mmcl_status
+read_optical(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w,
+             int h, float *out, uint8_t *mask)
+{
+    const mmcl__pair *p = r->pair;
+    size_t plane = (size_t)w * h;
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err = GDALDatasetRasterIO(r->opt, GF_Read, x, y, w, h, out, w, h,
+                                     GDT_Float32, p->n_opt, NULL, 0, 0, 0);
+    for (int b = 0; b < p->n_opt && err == CE_None; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(r->opt, b + 1);
+        float *o = out + plane * b;
+        int has_nd = 0;
+        double nd = GDALGetRasterNoDataValue(band, &has_nd);
+        int flags = GDALGetMaskFlags(band);
+        if (!(flags & (GMF_ALL_VALID | GMF_NODATA))) {
+            err = GDALRasterIO(GDALGetMaskBand(band), GF_Read, x, y, w, h,
+                               mask, w, h, GDT_Byte, 0, 0);
+            for (size_t i = 0; i < plane && err == CE_None; i++)
+                if (!mask[i])
+                    o[i] = NAN;
+        }
+        if (has_nd && !isnan(nd))
+            for (size_t i = 0; i < plane; i++)
+                if (o[i] == (float)nd)
+                    o[i] = NAN;
+    }
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot read optical window %d,%d %dx%d: %s", x, y,
+                           w, h, mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
+static int
+reflect(int i, int n)
+{
+    if (n == 1)
+        return 0;
+    int period = 2 * (n - 1);
+    i %= period;
+    if (i < 0)
+        i += period;
+    return i < n ? i : period - i;
+}
+
+/* Copies the clipped window @p src (bands, ch, cw at offset cx, cy) into
+ * @p dst (bands, H, W at offset x0, y0 of the grid) with reflection. */
+static void
+pad_reflect(float *dst, int x0, int y0, int W, int H, const float *src,
+            int cx, int cy, int cw, int ch, int bands, int gw, int gh)
+{
+    for (int b = 0; b < bands; b++) {
+        const float *s = src + (size_t)b * cw * ch;
+        float *d = dst + (size_t)b * W * H;
+        for (int j = 0; j < H; j++) {
+            int gy = reflect(y0 + j, gh) - cy;
+            for (int i = 0; i < W; i++) {
+                int gx = reflect(x0 + i, gw) - cx;
+                d[(size_t)j * W + i] = s[(size_t)gy * cw + gx];
+            }
+        }
+    }
+}
+
+mmcl_status
+mmcl__pair_read(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w,
+                int h, int halo, float *optical, float *sar, uint8_t *valid)
+{
+    const mmcl__pair *p = r->pair;
+    int x0 = x - halo, y0 = y - halo, W = w + 2 * halo, H = h + 2 * halo;
+    /* The part of the grid the padded window reflects from. */
+    int cx = p->width, cx1 = 0, cy = p->height, cy1 = 0;
+    for (int i = 0; i < W; i++) {
+        int g = reflect(x0 + i, p->width);
+        cx = g < cx ? g : cx;
+        cx1 = g + 1 > cx1 ? g + 1 : cx1;
+    }
+    for (int j = 0; j < H; j++) {
+        int g = reflect(y0 + j, p->height);
+        cy = g < cy ? g : cy;
+        cy1 = g + 1 > cy1 ? g + 1 : cy1;
+    }
+    int cw = cx1 - cx, ch = cy1 - cy;
+    int direct = cx == x0 && cy == y0 && cw == W && ch == H;
+    size_t cpix = (size_t)cw * ch;
+    mmcl_status st = MMCL_OK;
+
+    if (!direct && cpix > r->scratch_pixels) {
+        free(r->scratch_opt);
+        free(r->scratch_sar);
+        free(r->scratch_mask);
+        r->scratch_opt = mmcl__malloc_array(ctx, cpix, (size_t)p->n_opt, 4);
+        r->scratch_sar = mmcl__malloc_array(ctx, cpix, (size_t)p->n_sar, 4);
+        r->scratch_mask = mmcl__malloc_array(ctx, cpix, 1, 1);
+        r->scratch_pixels = cpix;
+        if (!r->scratch_opt || !r->scratch_sar || !r->scratch_mask) {
+            r->scratch_pixels = 0;
+            return MMCL_ERR_NO_MEMORY;
+        }
+    }
+    float *o = direct ? optical : r->scratch_opt;
+    float *s = direct ? sar : r->scratch_sar;
+    uint8_t *m = direct ? valid : r->scratch_mask;
+    uint8_t *maskbuf = NULL;
+    float *own_opt = NULL, *own_sar = NULL;
+    if (!o && valid) {
+        o = own_opt = mmcl__malloc_array(ctx, cpix, (size_t)p->n_opt, 4);
+        if (!o)
+            return MMCL_ERR_NO_MEMORY;
+    }
+    if (!s && valid) {
+        s = own_sar = mmcl__malloc_array(ctx, cpix, (size_t)p->n_sar, 4);
+        if (!s) {
+            free(own_opt);
+            return MMCL_ERR_NO_MEMORY;
+        }
+    }
+    maskbuf = mmcl__malloc_array(ctx, cpix, 1, 1);
+    if (!maskbuf) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    if (o)
+        st = read_optical(ctx, r, cx, cy, cw, ch, o, maskbuf);
+    if (st == MMCL_OK && s)
+        st = warp_sar(ctx, r, cx, cy, cw, ch, s);
+    if (st != MMCL_OK)
+        goto done;
+    if (m) {
+        for (size_t i = 0; i < cpix; i++) {
+            uint8_t ok = 1;
+            for (int b = 0; b < p->n_opt && ok; b++)
+                ok = !isnan(o[cpix * b + i]);
+            for (int b = 0; b < p->n_sar && ok; b++)
+                ok = !isnan(s[cpix * b + i]);
+            m[i] = ok;
+        }
+    }
+    if (!direct) {
+        if (optical)
+            pad_reflect(optical, x0, y0, W, H, o, cx, cy, cw, ch, p->n_opt,
+                        p->width, p->height);
+        if (sar)
+            pad_reflect(sar, x0, y0, W, H, s, cx, cy, cw, ch, p->n_sar,
+                        p->width, p->height);
+        if (valid) {
+            for (int j = 0; j < H; j++) {
+                int gy = reflect(y0 + j, p->height) - cy;
+                for (int i = 0; i < W; i++) {
+                    int gx = reflect(x0 + i, p->width) - cx;
+                    valid[(size_t)j * W + i] = m[(size_t)gy * cw + gx];
+                }
+            }
+        }
+    }
+done:
+    free(maskbuf);
+    free(own_opt);
+    free(own_sar);
+    return st;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private: a co-registered optical / SAR raster pair.
+ *
+ * The optical raster (one dataset, or several files stacked on the finest
+ * grid among them) defines the grid. The SAR, on any CRS and resolution, is
+ * optionally preprocessed on its own grid (dB <-> linear, Lee filter) and
+ * warped onto the optical grid window by window with GDAL's warper. The
+ * pixel transform is interpolated on a lattice fixed to the whole optical
+ * grid (or exact when the error threshold is 0), so a pixel's value does
+ * not depend on the window it was computed in: tiled output is seamless.
+ *
+ * A pair is immutable once opened and may be shared by threads; each
+ * thread reads through its own mmcl__pair_reader (own GDAL handles).
+ */
+#ifndef MMCL_PAIR_INTERNAL_H
+#define MMCL_PAIR_INTERNAL_H
+
+#include <stdint.h>
+
+#include <gdal.h>
+
+#include "mmcl/options.h"
+
+typedef struct mmcl__pair mmcl__pair;
+typedef struct mmcl__pair_reader mmcl__pair_reader;
+
+/* Opens the pair with the pair options of @p opts (RESAMPLING,
+ * SAR_TRANSFORM, SPECKLE, STACK_RESAMPLING, ERROR_THRESHOLD). */
+mmcl_status mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
+                            size_t n_optical, const char *sar,
+                            const mmcl_options *opts, mmcl__pair **out);
+void mmcl__pair_close(mmcl__pair *pair);
+
+/* The optical grid. */
+int mmcl__pair_width(const mmcl__pair *pair);
+int mmcl__pair_height(const mmcl__pair *pair);
+void mmcl__pair_geotransform(const mmcl__pair *pair, double gt[6]);
+const char *mmcl__pair_srs_wkt(const mmcl__pair *pair);
+int mmcl__pair_optical_bands(const mmcl__pair *pair);
+int mmcl__pair_sar_bands(const mmcl__pair *pair);
+const char *const *mmcl__pair_optical_band_names(const mmcl__pair *pair);
+const char *const *mmcl__pair_sar_band_names(const mmcl__pair *pair);
+/* Resampling actually used ("bilinear", "average", ...). */
+const char *mmcl__pair_resampling(const mmcl__pair *pair);
+/* Transform step in pixels of the interpolation lattice (0 = exact). */
+int mmcl__pair_lattice_step(const mmcl__pair *pair);
+
+mmcl__pair_reader *mmcl__pair_reader_create(mmcl_context *ctx,
+                                            const mmcl__pair *pair);
+void mmcl__pair_reader_destroy(mmcl__pair_reader *r);
+
+/*
+ * Reads the window [x, x+w) x [y, y+h) of the optical grid, widened by
+ * @p halo pixels on each side; parts outside the grid are reflect-padded
+ * (numpy's 'reflect': -1 -> 1). Outputs, each of W = w+2*halo by
+ * H = h+2*halo pixels, band-sequential:
+ *   optical (n_optical, H, W), sar (n_sar, H, W), valid (H, W).
+ * Any may be NULL when not needed. valid[i] is 1 when every optical and
+ * SAR band is valid there (not nodata, not NaN, not masked, inside the SAR
+ * footprint). Invalid values are NaN in the float outputs.
+ */
+mmcl_status mmcl__pair_read(mmcl_context *ctx, mmcl__pair_reader *r, int x,
+                            int y, int w, int h, int halo, float *optical,
+                            float *sar, uint8_t *valid);
+
+#endif /* MMCL_PAIR_INTERNAL_H */

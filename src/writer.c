@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Output rasters: format and creation-option checks, default tiled and
+ * compressed GeoTIFF, temporary name and rename on completion.
+ */
+#define _DEFAULT_SOURCE /* getpid */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+
+#include "context_internal.h"
+#include "gdal_util_internal.h"
+#include "writer_internal.h"
+
+struct mmcl__writer {
+    GDALDatasetH ds;
+    GDALDriverH final_driver;
+    char *path;       /* the target */
+    char *tmp_path;   /* what is being written */
+    char *final_tmp;  /* for copy-only formats: the converted temporary */
+    char **final_co;  /* creation options of the copy */
+    int width, n_bands;
+    GDALDataType type;
+};
+
+static int
+driver_can(GDALDriverH drv, const char *cap)
+{
+    return CPLFetchBool((CSLConstList)GDALGetMetadata(drv, NULL), cap, FALSE);
+}
+
+static int
+driver_holds_type(GDALDriverH drv, GDALDataType type)
+{
+    const char *types = GDALGetMetadataItem(drv, GDAL_DMD_CREATIONDATATYPES,
+                                            NULL);
+    if (!types)
+        return 1; /* not declared: assume any */
+    char **list = CSLTokenizeString(types);
+    int ok = CSLFindString(list, GDALGetDataTypeName(type)) >= 0;
+    CSLDestroy(list);
+    return ok;
+}
+
+static int
+is_gtiff_like(const char *format)
+{
+    return EQUAL(format, "GTiff") || EQUAL(format, "COG");
+}
+
+/* Our defaults for GeoTIFF and COG, overridden by the user's options. */
+static char **
+default_options(const char *format, GDALDataType type, int block,
+                int n_threads, char **user)
+{
+    char **co = NULL;
+    char buf[32];
+    int is_float = type == GDT_Float32 || type == GDT_Float64;
+    if (EQUAL(format, "GTiff")) {
+        co = CSLSetNameValue(co, "TILED", "YES");
+        if (block % 16 == 0) {
+            snprintf(buf, sizeof(buf), "%d", block);
+            co = CSLSetNameValue(co, "BLOCKXSIZE", buf);
+            co = CSLSetNameValue(co, "BLOCKYSIZE", buf);
+        }
+        co = CSLSetNameValue(co, "COMPRESS", "DEFLATE");
+        co = CSLSetNameValue(co, "PREDICTOR", is_float ? "3" : "2");
+        co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+    } else if (EQUAL(format, "COG")) {
+        co = CSLSetNameValue(co, "COMPRESS", "DEFLATE");
+        co = CSLSetNameValue(co, "PREDICTOR", "YES");
+        co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+    }
+    if (is_gtiff_like(format) && n_threads > 1) {
+        snprintf(buf, sizeof(buf), "%d", n_threads);
+        co = CSLSetNameValue(co, "NUM_THREADS", buf);
+    }
+    for (int i = 0; user && user[i]; i++) {
+        char *key = NULL;
+        const char *value = CPLParseNameValue(user[i], &key);
+        if (key && value)
+            co = CSLSetNameValue(co, key, value);
+        CPLFree(key);
+    }
+    return co;
+}
+
+/* Checks the user's creation options against the driver's list. */
+static mmcl_status
+check_creation_options(mmcl_context *ctx, GDALDriverH drv, const char *format,
+                       char **co)
+{
+    for (int i = 0; co && co[i]; i++) {
+        char *key = NULL;
+        const char *value = CPLParseNameValue(co[i], &key);
+        CPLFree(key);
+        if (!value)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "creation option '%s' is not of the form "
+                               "NAME=VALUE",
+                               co[i]);
+    }
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    int ok = GDALValidateCreationOptions(drv, (CSLConstList)co);
+    mmcl__gdal_capture_end(&cap);
+    if (!ok || cap.n_warnings || cap.n_failures)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "invalid creation option for format %s: %s",
+                           format, mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
+static int
+path_exists(const char *path)
+{
+    VSIStatBufL st;
+    return VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG) == 0;
+}
+
+mmcl_status
+mmcl__output_check(mmcl_context *ctx, const char *path, const char *format,
+                   char **creation_options, GDALDataType type, int overwrite)
+{
+    if (!path || !*path)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output path given");
+    if (!format)
+        format = "GTiff";
+    GDALDriverH drv = GDALGetDriverByName(format);
+    if (!drv)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "unknown output format '%s' (see mmcl --formats)",
+                           format);
+    if (!driver_can(drv, GDAL_DCAP_RASTER) ||
+        (!driver_can(drv, GDAL_DCAP_CREATE) &&
+         !driver_can(drv, GDAL_DCAP_CREATECOPY)))
+        return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                           "output format '%s' cannot write rasters", format);
+    if (!driver_holds_type(drv, type))
+        return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                           "output format '%s' cannot hold %s data; use "
+                           "GTiff or COG",
+                           format, GDALGetDataTypeName(type));
+    mmcl_status st = check_creation_options(ctx, drv, format,
+                                            creation_options);
+    if (st != MMCL_OK)
+        return st;
+    if (path_exists(path) && !overwrite)
+        return mmcl__error(ctx, MMCL_ERR_EXISTS,
+                           "output '%s' exists; use --overwrite to replace it",
+                           path);
+    char *dir = CPLStrdup(CPLGetPath(path));
+    int dir_ok = !*dir || path_exists(dir);
+    if (!dir_ok)
+        mmcl__error(ctx, MMCL_ERR_IO, "output folder '%s' does not exist",
+                    dir);
+    CPLFree(dir);
+    return dir_ok ? MMCL_OK : MMCL_ERR_IO;
+}
+
+/* "<dir>/<base>.mmcl-tmp-<pid>-<n>[.<ext>]" beside @p path. */
+static char *
+temp_name(mmcl_context *ctx, const char *path, const char *ext)
+{
+    static int counter;
+    char buf[4096];
+    const char *dir = CPLGetPath(path);
+    char *base = CPLStrdup(CPLGetBasename(path));
+    int n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    snprintf(buf, sizeof(buf), "%s%s%s.mmcl-tmp-%ld-%d%s%s", dir,
+             *dir ? "/" : "", base, (long)getpid(), n, *ext ? "." : "", ext);
+    CPLFree(base);
+    return mmcl__strdup(ctx, buf);
+}
+
+static void
+delete_dataset_files(const char *path)
+{
+    if (!path)
+        return;
+    GDALDriverH drv = NULL;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    drv = GDALIdentifyDriver(path, NULL);
+    if (!drv || GDALDeleteDataset(drv, path) != CE_None)
+        VSIUnlink(path);
+    CPLPopErrorHandler();
+    char aux[4096];
+    snprintf(aux, sizeof(aux), "%s.aux.xml", path);
+    VSIUnlink(aux);
+}
+
+static void
+writer_free(mmcl__writer *w)
+{
+    if (!w)
+        return;
+    free(w->path);
+    free(w->tmp_path);
+    free(w->final_tmp);
+    CSLDestroy(w->final_co);
+    free(w);
+}
+
+mmcl__writer *
+mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
+{
+    const char *format = spec->format ? spec->format : "GTiff";
+    mmcl_status st = mmcl__output_check(ctx, spec->path, format,
+                                        spec->creation_options, spec->type,
+                                        spec->overwrite);
+    if (st != MMCL_OK)
+        return NULL;
+
+    mmcl__writer *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    w->width = spec->width;
+    w->n_bands = spec->n_bands;
+    w->type = spec->type;
+    w->path = mmcl__strdup(ctx, spec->path);
+    GDALDriverH final_drv = GDALGetDriverByName(format);
+    w->final_driver = final_drv;
+    GDALDriverH drv = final_drv;
+    const char *work_format = format;
+    char **co = NULL;
+    if (!driver_can(final_drv, GDAL_DCAP_CREATE)) {
+        /* Copy-only format: write a tiled GeoTIFF first, copy at the end. */
+        drv = GDALGetDriverByName("GTiff");
+        work_format = "GTiff";
+        w->final_co = default_options(format, spec->type, spec->block,
+                                      spec->n_threads,
+                                      spec->creation_options);
+        co = default_options("GTiff", spec->type, spec->block,
+                             spec->n_threads, NULL);
+        co = CSLSetNameValue(co, "COMPRESS", "NONE");
+        co = CSLSetNameValue(co, "PREDICTOR", NULL);
+        w->tmp_path = temp_name(ctx, spec->path, "tif");
+        w->final_tmp = temp_name(ctx, spec->path,
+                                 CPLGetExtension(spec->path));
+    } else {
+        co = default_options(format, spec->type, spec->block,
+                             spec->n_threads, spec->creation_options);
+        w->tmp_path = temp_name(ctx, spec->path,
+                                CPLGetExtension(spec->path));
+    }
+    if (!w->path || !w->tmp_path || (w->final_co && !w->final_tmp))
+        goto fail;
+
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    w->ds = GDALCreate(drv, w->tmp_path, spec->width, spec->height,
+                       spec->n_bands, spec->type, co);
+    if (w->ds) {
+        GDALSetGeoTransform(w->ds, (double *)spec->geotransform);
+        if (spec->srs_wkt && *spec->srs_wkt)
+            GDALSetProjection(w->ds, spec->srs_wkt);
+        for (int b = 0; b < spec->n_bands; b++) {
+            GDALRasterBandH band = GDALGetRasterBand(w->ds, b + 1);
+            if (spec->has_nodata)
+                GDALSetRasterNoDataValue(band, spec->nodata);
+            if (spec->band_names && spec->band_names[b])
+                GDALSetDescription(band, spec->band_names[b]);
+        }
+    }
+    mmcl__gdal_capture_end(&cap);
+    CSLDestroy(co);
+    if (!w->ds) {
+        mmcl__error(ctx, MMCL_ERR_IO, "cannot create output '%s' (%s): %s",
+                    spec->path, work_format, mmcl__gdal_msg(&cap));
+        goto fail;
+    }
+    return w;
+
+fail:
+    mmcl__writer_abort(w);
+    return NULL;
+}
+
+GDALDatasetH
+mmcl__writer_dataset(mmcl__writer *w)
+{
+    return w->ds;
+}
+
+mmcl_status
+mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
+                   int th, const void *buf)
+{
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err = GDALDatasetRasterIO(w->ds, GF_Write, x, y, tw, th,
+                                     (void *)buf, tw, th, w->type, w->n_bands,
+                                     NULL, 0, 0, 0);
+    /* Keep the block cache small: once a row of tiles is complete, its
+     * blocks are written out (and compressed) instead of piling up. */
+    if (err == CE_None && x + tw == w->width)
+        GDALFlushCache(w->ds);
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None || cap.n_failures)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write to '%s': %s",
+                           w->path, mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__writer_set_metadata(mmcl_context *ctx, mmcl__writer *w, const char *key,
+                          const char *value)
+{
+    if (GDALSetMetadataItem(w->ds, key, value, "MMCL") != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot set metadata %s on '%s'", key, w->path);
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w)
+{
+    mmcl_status st = MMCL_OK;
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    GDALFlushCache(w->ds);
+    GDALClose(w->ds);
+    w->ds = NULL;
+    const char *done = w->tmp_path;
+    if (!cap.n_failures && w->final_tmp) {
+        GDALDatasetH src = GDALOpen(w->tmp_path, GA_ReadOnly);
+        GDALDatasetH dst = src ? GDALCreateCopy(w->final_driver, w->final_tmp,
+                                                src, FALSE, w->final_co, NULL,
+                                                NULL)
+                               : NULL;
+        if (dst)
+            GDALClose(dst);
+        else
+            cap.n_failures++;
+        if (src)
+            GDALClose(src);
+        done = w->final_tmp;
+    }
+    if (cap.n_failures) {
+        mmcl__gdal_capture_end(&cap);
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot complete output '%s': %s",
+                         w->path, mmcl__gdal_msg(&cap));
+        goto done;
+    }
+    /* Replace the target (when asked to) with the complete file. */
+    if (path_exists(w->path))
+        delete_dataset_files(w->path);
+    if (GDALRenameDataset(w->final_driver, w->path, done) != CE_None) {
+        mmcl__gdal_capture_end(&cap);
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s': %s",
+                         done, w->path, mmcl__gdal_msg(&cap));
+        goto done;
+    }
+    mmcl__gdal_capture_end(&cap);
+    if (done == w->final_tmp) {
+        free(w->final_tmp);
+        w->final_tmp = NULL;
+    } else {
+        free(w->tmp_path);
+        w->tmp_path = NULL;
+    }
+
+done:
+    mmcl__writer_abort(w);
+    return st;
+}
+
+void
+mmcl__writer_abort(mmcl__writer *w)
+{
+    if (!w)
+        return;
+    if (w->ds) {
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        GDALClose(w->ds);
+        CPLPopErrorHandler();
+    }
+    delete_dataset_files(w->tmp_path);
+    delete_dataset_files(w->final_tmp);
+    writer_free(w);
+}

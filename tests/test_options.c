@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/* KEY=VALUE option parsing driven by the per-operation tables. */
+#include <string.h>
+
+#include "options_internal.h"
+#include "test_util.h"
+
+static void
+defaults_apply_when_nothing_is_given(void)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(ctx, "align", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(mmcl_options_get(o, "RESAMPLING"), "auto");
+    CU_ASSERT_EQUAL(mmcl__opt_int(o, "TILE"), 256);
+    CU_ASSERT_DOUBLE_EQUAL(mmcl__opt_double(o, "ERROR_THRESHOLD"), 0.125, 0);
+    CU_ASSERT_EQUAL(mmcl__opt_bool(o, "OVERWRITE"), 0);
+    CU_ASSERT_PTR_NULL(mmcl__opt_list(o, "CO")[0]);
+    CU_ASSERT_FALSE(mmcl__opt_given(o, "TILE"));
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
+static void
+values_are_parsed_and_canonicalized(void)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    const char *kv[] = {"resampling=Bilinear", "TILE=64", "OVERWRITE=yes",
+                        "CO=COMPRESS=LZW", "CO=TILED=YES", NULL};
+    mmcl_options *o = mmcl_options_new(ctx, "align", kv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(mmcl_options_get(o, "RESAMPLING"), "bilinear");
+    CU_ASSERT_EQUAL(mmcl__opt_int(o, "TILE"), 64);
+    CU_ASSERT_TRUE(mmcl__opt_given(o, "TILE"));
+    CU_ASSERT_STRING_EQUAL(mmcl_options_get(o, "OVERWRITE"), "YES");
+    char **co = mmcl__opt_list(o, "CO");
+    CU_ASSERT_STRING_EQUAL(co[0], "COMPRESS=LZW");
+    CU_ASSERT_STRING_EQUAL(co[1], "TILED=YES");
+    CU_ASSERT_PTR_NULL(co[2]);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
+/* Builds options from one KEY=VALUE and expects a failure whose message
+ * contains @p needle. */
+static void
+expect_rejected(const char *op, const char *item, const char *needle)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    const char *kv[] = {item, NULL};
+    mmcl_options *o = mmcl_options_new(ctx, op, kv);
+    CU_ASSERT_PTR_NULL(o);
+    CU_ASSERT_EQUAL(mmcl_context_errcode(ctx), MMCL_ERR_INVALID_ARG);
+    if (!strstr(mmcl_context_errmsg(ctx), needle))
+        printf("  message '%s' lacks '%s'\n", mmcl_context_errmsg(ctx),
+               needle);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), needle));
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
+static void
+unknown_keys_are_rejected_naming_the_key_and_valid_ones(void)
+{
+    expect_rejected("align", "TILES=64", "unknown option 'TILES'");
+    expect_rejected("align", "TILES=64", "RESAMPLING");
+}
+
+static void
+bad_values_are_rejected_naming_the_problem(void)
+{
+    expect_rejected("align", "TILE=abc", "expects an integer");
+    expect_rejected("align", "TILE=8", "out of range");
+    expect_rejected("align", "ERROR_THRESHOLD=nan", "expects a number");
+    expect_rejected("align", "RESAMPLING=fancy", "must be one of");
+    expect_rejected("align", "OVERWRITE=perhaps", "YES or NO");
+    expect_rejected("align", "TILE", "KEY=VALUE");
+    expect_rejected("synth", "SIZE=1", "out of range");
+}
+
+static void
+unknown_operation_fails_and_tables_cover_every_operation(void)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    CU_ASSERT_PTR_NULL(mmcl_options_new(ctx, "nope", NULL));
+    CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), "nope"));
+    size_t n = 99;
+    CU_ASSERT_PTR_NULL(mmcl_option_defs("nope", &n));
+    CU_ASSERT_EQUAL(n, 0);
+    for (const char *const *op = mmcl_operations(); *op; op++) {
+        const mmcl_option_def *defs = mmcl_option_defs(*op, &n);
+        CU_ASSERT_PTR_NOT_NULL(defs);
+        CU_ASSERT_TRUE(n > 0);
+        /* Every default must itself pass the parser. */
+        mmcl_options *o = mmcl_options_new(ctx, *op, NULL);
+        CU_ASSERT_PTR_NOT_NULL(o);
+        for (size_t i = 0; i < n; i++) {
+            CU_ASSERT_PTR_NOT_NULL(defs[i].help);
+            CU_ASSERT_PTR_NOT_NULL(defs[i].flags);
+        }
+        mmcl_options_free(o);
+    }
+    mmcl_context_destroy(ctx);
+}
+
+static void
+options_built_for_one_operation_are_refused_by_another(void)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(ctx, "synth", NULL);
+    mmcl_options *tmp = NULL;
+    const mmcl_options *use = NULL;
+    CU_ASSERT_EQUAL(mmcl__options_resolve(ctx, o, "align", &tmp, &use),
+                    MMCL_ERR_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), "synth"));
+    CU_ASSERT_EQUAL(mmcl__options_resolve(ctx, NULL, "align", &tmp, &use),
+                    MMCL_OK);
+    CU_ASSERT_PTR_NOT_NULL(tmp);
+    CU_ASSERT_PTR_EQUAL(tmp, use);
+    mmcl_options_free(tmp);
+    mmcl_options_free(o);
+    mmcl_options_free(NULL);
+    mmcl_context_destroy(ctx);
+}
+
+int
+main(void)
+{
+    static const test_case cases[] = {
+        {"defaults_apply_when_nothing_is_given",
+         defaults_apply_when_nothing_is_given},
+        {"values_are_parsed_and_canonicalized",
+         values_are_parsed_and_canonicalized},
+        {"unknown_keys_are_rejected_naming_the_key_and_valid_ones",
+         unknown_keys_are_rejected_naming_the_key_and_valid_ones},
+        {"bad_values_are_rejected_naming_the_problem",
+         bad_values_are_rejected_naming_the_problem},
+        {"unknown_operation_fails_and_tables_cover_every_operation",
+         unknown_operation_fails_and_tables_cover_every_operation},
+        {"options_built_for_one_operation_are_refused_by_another",
+         options_built_for_one_operation_are_refused_by_another},
+        {NULL, NULL}};
+    return test_run_suite("options", cases);
+}
