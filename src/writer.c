@@ -335,12 +335,25 @@ mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w)
                                                 src, FALSE, w->final_co, NULL,
                                                 NULL)
                                : NULL;
+        char **md = src ? CSLDuplicate(GDALGetMetadata(src, "MMCL")) : NULL;
         if (dst)
             GDALClose(dst);
         else
             cap.n_failures++;
         if (src)
             GDALClose(src);
+        /* Copy-only drivers (COG) keep the default metadata domain only;
+         * the MMCL domain goes into the .aux.xml sidecar, which GDAL reads
+         * back with the file and which leaves the file's layout intact. */
+        if (dst && md) {
+            GDALDatasetH ro = GDALOpen(w->final_tmp, GA_ReadOnly);
+            if (ro) {
+                if (!GDALGetMetadata(ro, "MMCL"))
+                    GDALSetMetadata(ro, md, "MMCL");
+                GDALClose(ro);
+            }
+        }
+        CSLDestroy(md);
         done = w->final_tmp;
     }
     if (cap.n_failures) {

@@ -1,0 +1,283 @@
+# SPDX-License-Identifier: MIT
+"""The `mmcl align` program as a user runs it: real Sentinel-1/2 pairs,
+agreement with gdalwarp (the independent reference), and exit codes and
+messages on bad input.
+
+Run by CTest with Debian's python3 (numpy + GDAL bindings):
+    MMCL=build/mmcl python3 tests/cli/test_align_cli.py -v
+Tests that need ../shared/data skip, saying so, when it is absent.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+from osgeo import gdal
+
+gdal.UseExceptions()
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+MMCL = os.environ.get("MMCL", os.path.join(SOURCE, "build", "mmcl"))
+DATA = os.environ.get("MMCL_SHARED_DATA",
+                      os.path.join(SOURCE, "..", "shared", "data"))
+SPAIN = os.path.join(DATA, "sen1floods11_spain_7370579")
+BEN_SITES = ["bigearthnet_33UUP_87_48", "bigearthnet_29UPU_36_85",
+             "bigearthnet_35VPK_69_24"]
+S2_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A",
+            "B09", "B11", "B12"]
+
+
+def need_data(path):
+    if not os.path.isdir(path):
+        raise unittest.SkipTest("real data folder %s is absent" % path)
+
+
+def run(*args, check=True):
+    p = subprocess.run([MMCL] + [str(a) for a in args], capture_output=True,
+                       text=True)
+    if check and p.returncode != 0:
+        raise AssertionError("mmcl %s failed (%d): %s" %
+                             (" ".join(map(str, args)), p.returncode,
+                              p.stderr))
+    return p
+
+
+def read(path):
+    ds = gdal.Open(path)
+    return ds.ReadAsArray().astype(np.float64), ds
+
+
+def same_grid(test, a, b):
+    test.assertEqual((a.RasterXSize, a.RasterYSize),
+                     (b.RasterXSize, b.RasterYSize))
+    np.testing.assert_allclose(a.GetGeoTransform(), b.GetGeoTransform(),
+                               rtol=0, atol=1e-9)
+    test.assertTrue(a.GetSpatialRef().IsSame(b.GetSpatialRef()))
+
+
+def gdalwarp_onto(src, grid_ds, out, resampling, et="0"):
+    gt = grid_ds.GetGeoTransform()
+    w, h = grid_ds.RasterXSize, grid_ds.RasterYSize
+    te = [gt[0], gt[3] + gt[5] * h, gt[0] + gt[1] * w, gt[3]]
+    subprocess.run(["gdalwarp", "-q", "-overwrite", "-et", et, "-r",
+                    resampling, "-te"] + [repr(v) for v in te] +
+                   ["-ts", str(w), str(h), "-t_srs", grid_ds.GetProjection(),
+                    "-ot", "Float32", "-dstnodata", "nan", src, out],
+                   check=True)
+
+
+class Workdir(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mmcl-cli-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+class RealData(Workdir):
+    def test_spain_sar_from_utm_20m_lands_on_the_optical_grid(self):
+        need_data(SPAIN)
+        opt = os.path.join(SPAIN, "Spain_7370579_S2Hand.tif")
+        sar = os.path.join(SPAIN, "derived",
+                           "Spain_7370579_S1Hand_EPSG32630_20m.tif")
+        orig = os.path.join(SPAIN, "Spain_7370579_S1Hand.tif")
+        out = self.path("aligned.tif")
+        run("align", "-q", opt, sar, out)
+        a, ads = read(out)
+        o, ods = read(orig)
+        self.assertEqual(ads.RasterCount, 2)
+        same_grid(self, ads, gdal.Open(opt))
+        valid = np.isfinite(a[0]) & np.isfinite(o[0])
+        r = np.corrcoef(a[0][valid], o[0][valid])[0, 1]
+        print("Spain VV: r = %.4f over %d valid pixels" % (r, valid.sum()))
+        self.assertGreaterEqual(r, 0.9)
+        self.assertGreater(valid.mean(), 0.95)
+        self.assertEqual(ads.GetRasterBand(1).GetDescription(), "VV")
+
+    def test_bigearthnet_twelve_files_stack_on_10m_grid_and_align(self):
+        for site in BEN_SITES:
+            d = os.path.join(DATA, site)
+            need_data(d)
+            s2 = sorted(os.listdir(os.path.join(d, "S2")))
+            files = []
+            for band in S2_ORDER:
+                files += [os.path.join(d, "S2", f) for f in s2
+                          if f.endswith("_%s.tif" % band)]
+            self.assertEqual(len(files), 12)
+            sar = os.path.join(d, "derived", "S1_VV_VH_EPSG4326.tif")
+            out = self.path(site + ".tif")
+            run("align", "-q", *files, sar, out)
+            a, ads = read(out)
+            ref10 = gdal.Open([f for f in files if f.endswith("_B02.tif")][0])
+            same_grid(self, ads, ref10)
+            vv = os.path.join(d, "S1", [f for f in os.listdir(
+                os.path.join(d, "S1")) if f.endswith("_VV.tif")][0])
+            o, _ = read(vv)
+            valid = np.isfinite(a[0])
+            r = np.corrcoef(a[0][valid], o[valid])[0, 1]
+            print("%s: 12 files -> %dx%d, VV r = %.3f, %.1f%% valid" %
+                  (site, ads.RasterXSize, ads.RasterYSize, r,
+                   100 * valid.mean()))
+            self.assertGreaterEqual(r, 0.8)
+            self.assertGreater(valid.mean(), 0.9)
+
+
+class AgainstGdalwarp(Workdir):
+    def check(self, opt, sar, resampling, extra=()):
+        out = self.path("mmcl_%s.tif" % resampling)
+        ref = self.path("gdalwarp_%s.tif" % resampling)
+        run("align", "-q", "-et", "0", "-r", resampling, *extra, opt, sar,
+            out)
+        gdalwarp_onto(sar, gdal.Open(opt), ref, resampling)
+        a, _ = read(out)
+        g, _ = read(ref)
+        both = np.isfinite(a) & np.isfinite(g)
+        diff = np.abs(a - g)[both].max()
+        mismatch = (np.isfinite(a) != np.isfinite(g)).sum()
+        print("%s %s: max abs diff %.3g over %d values, %d validity "
+              "mismatches" % (os.path.basename(sar), resampling, diff,
+                              both.sum(), mismatch))
+        self.assertLessEqual(diff, 1e-5)
+        self.assertLessEqual(mismatch, 0.001 * a.size)
+        self.assertGreater(both.sum(), 0.5 * a.size)
+
+    def test_equals_gdalwarp_on_spain(self):
+        need_data(SPAIN)
+        opt = os.path.join(SPAIN, "Spain_7370579_S2Hand.tif")
+        sar = os.path.join(SPAIN, "derived",
+                           "Spain_7370579_S1Hand_EPSG32630_20m.tif")
+        for r in ("bilinear", "near", "cubic", "average"):
+            self.check(opt, sar, r)
+
+    def test_equals_gdalwarp_on_bigearthnet_geographic_sar(self):
+        d = os.path.join(DATA, BEN_SITES[0])
+        need_data(d)
+        opt = os.path.join(d, "derived", "S2_12band_10m.vrt")
+        sar = os.path.join(d, "derived", "S1_VV_VH_EPSG4326.tif")
+        self.check(opt, sar, "bilinear")
+
+    def test_equals_gdalwarp_on_synthetic_pair_with_tiles(self):
+        # Synthetic: no shared data needed. The SAR on EPSG:4326, the
+        # optical on UTM 31N; several tiles and threads.
+        opt = self.path("opt.tif")
+        sar = self.path("sar.tif")
+        drv = gdal.GetDriverByName("GTiff")
+        o = drv.Create(opt, 300, 200, 1, gdal.GDT_Float32)
+        o.SetGeoTransform([500000, 10, 0, 4800000, 0, -10])
+        o.SetProjection("EPSG:32631")
+        o.GetRasterBand(1).Fill(1)
+        o = None
+        s = drv.Create(sar, 180, 140, 2, gdal.GDT_Float32)
+        s.SetGeoTransform([2.995, 0.00025, 0, 43.36, 0, -0.00018])
+        s.SetProjection("EPSG:4326")
+        yy, xx = np.mgrid[0:140, 0:180]
+        for b in range(2):
+            s.GetRasterBand(b + 1).WriteArray(
+                (np.sin(0.3 * xx + b) * np.cos(0.2 * yy) * 5 - 12)
+                .astype(np.float32))
+        s = None
+        self.check(opt, sar, "bilinear", ("--tile", "64", "--threads", "2"))
+
+
+class CommandLine(Workdir):
+    def setUp(self):
+        super().setUp()
+        self.opt = self.path("opt.tif")
+        self.sar = self.path("sar.tif")
+        drv = gdal.GetDriverByName("GTiff")
+        for p, bands in ((self.opt, 3), (self.sar, 2)):
+            ds = drv.Create(p, 64, 64, bands, gdal.GDT_Float32)
+            ds.SetGeoTransform([500000, 10, 0, 4800000, 0, -10])
+            ds.SetProjection("EPSG:32631")
+            for b in range(bands):
+                ds.GetRasterBand(b + 1).WriteArray(
+                    np.random.default_rng(b).normal(size=(64, 64))
+                    .astype(np.float32))
+            ds = None
+
+    def assert_fails(self, p, code, needle):
+        self.assertEqual(p.returncode, code, p.stderr)
+        self.assertIn(needle, p.stderr)
+        self.assertIn("ERROR", p.stderr)
+
+    def test_success_prints_progress_and_exits_zero(self):
+        p = run("align", self.opt, self.sar, self.path("out.tif"))
+        self.assertIn("0...10...20", p.stdout + p.stderr)
+        self.assertIn("100 - done", p.stdout + p.stderr)
+        q = run("align", "-q", self.opt, self.sar, self.path("q.tif"))
+        self.assertEqual(q.stdout + q.stderr, "")
+
+    def test_bad_input_exits_non_zero_with_a_message(self):
+        out = self.path("out.tif")
+        self.assert_fails(run("align", self.path("missing.tif"), self.sar,
+                              out, check=False), 1, "does not exist")
+        self.assert_fails(run("align", "--tilez", "4", self.opt, self.sar,
+                              out, check=False), 2, "unknown option '--tilez'")
+        self.assert_fails(run("align", self.opt, self.sar, check=False), 2,
+                          "expected at least 3 arguments")
+        self.assert_fails(run("align", "-co", "COMPRESS=NOPE", self.opt,
+                              self.sar, out, check=False), 1,
+                          "invalid creation option")
+        self.assert_fails(run("align", "-r", "fancy", self.opt, self.sar, out,
+                              check=False), 1, "must be one of")
+        self.assertFalse(os.path.exists(out))
+        with open(out, "w") as f:
+            f.write("keep me")
+        self.assert_fails(run("align", "-q", self.opt, self.sar, out,
+                              check=False), 1, "--overwrite")
+        with open(out) as f:
+            self.assertEqual(f.read(), "keep me")
+        run("align", "-q", "--overwrite", self.opt, self.sar, out)
+        self.assertEqual(gdal.Open(out).RasterCount, 2)
+        self.assertEqual([f for f in os.listdir(self.dir) if "tmp" in f], [])
+
+    def test_cog_output(self):
+        out = self.path("out_cog.tif")
+        run("align", "-q", "-of", "COG", self.opt, self.sar, out)
+        ds = gdal.Open(out)
+        self.assertEqual(ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE"),
+                         "COG")
+        self.assertEqual(ds.GetMetadataItem("PRODUCT", "MMCL"),
+                         "aligned_sar")
+
+    def test_general_options_version_and_help(self):
+        p = run("--version")
+        self.assertRegex(p.stdout, r"^mmcl \d+\.\d+\.\d+ \(GDAL ")
+        self.assertIn("GTiff", run("--formats").stdout)
+        self.assertIn("--config", run("--help-general").stdout +
+                      run("--help-general").stderr)
+        h = run("align", "--help").stdout
+        for flag in ("-r METHOD", "-of FORMAT", "-co NAME=VALUE",
+                     "--overwrite", "--speckle", "--sar-db"):
+            self.assertIn(flag, h)
+        p = run("--config", "GDAL_CACHEMAX", "64", "align", "-q", self.opt,
+                self.sar, self.path("cfg.tif"))
+        self.assertEqual(p.returncode, 0)
+        p = run("nosuchcommand", check=False)
+        self.assert_fails(p, 2, "unknown command")
+
+    def test_json_usage_describes_every_option_from_the_tables(self):
+        u = json.loads(run("align", "--json-usage").stdout)
+        self.assertEqual(u["command"], "align")
+        names = {o["name"] for o in u["options"]}
+        self.assertTrue({"RESAMPLING", "SAR_TRANSFORM", "SPECKLE", "FORMAT",
+                         "CO", "OVERWRITE", "TILE", "THREADS"} <= names)
+        r = [o for o in u["options"] if o["name"] == "RESAMPLING"][0]
+        self.assertEqual(r["default"], "auto")
+        self.assertIn("average", r["choices"])
+        self.assertEqual([p["name"] for p in u["positional"]],
+                         ["OPTICAL", "SAR", "OUT"])
+        allu = json.loads(run("--json-usage").stdout)
+        self.assertIn("synth", [c["command"] for c in allu["commands"]])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
