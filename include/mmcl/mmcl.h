@@ -11,6 +11,7 @@
 #include "mmcl/error.h"
 #include "mmcl/context.h"
 #include "mmcl/options.h"
+#include "mmcl/model.h"
 #include "mmcl/align.h"
 #include "mmcl/synth.h"
 
