@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Dense linear algebra in double on CBLAS and LAPACKE: second-moment
+ * (covariance) accumulation from float batches, and thin wrappers around
+ * the factorisations the closed-form objectives use (Cholesky, triangular
+ * solves, SVD, symmetric eigendecomposition). Every LAPACKE call checks
+ * info: info < 0 is a bug on our side (MMCL_ERR_INVALID_ARG, naming the
+ * argument), info > 0 a numerical failure (MMCL_ERR_NUMERIC).
+ *
+ * All matrices are row-major and contiguous; (rows, cols) in the comments.
+ * The @p what argument of the wrappers names the matrix in error messages
+ * (e.g. "S11 + eps*I") and may be NULL.
+ */
+#ifndef MMCL_ALGORITHMS_LINALG_H
+#define MMCL_ALGORITHMS_LINALG_H
+
+#include <stddef.h>
+
+#include "context_internal.h"
+
+/*
+ * Accumulates (+=) the raw second moments of one batch, in double:
+ *   S11 (d1, d1) += X1^T X1     s1 (d1) += column sums of X1
+ *   S22 (d2, d2) += X2^T X2     s2 (d2) += column sums of X2
+ *   S12 (d1, d2) += X1^T X2
+ * X1: (N, d1), X2: (N, d2), float row-major; row n of both is one pair.
+ * S11 and S22 are kept full (both triangles equal).
+ * X2 == NULL accumulates only S11 and s1 (one modality; S22, S12 and s2
+ * are then not touched and may be NULL). s1 and s2 may be NULL.
+ * work: (N, d1 + d2) doubles of scratch (N * d1 when X2 is NULL).
+ * Converting the batch to double before dsyrk/dgemm keeps the products
+ * and their accumulation over millions of rows in double.
+ */
+void mmcl__moments_accumulate(double *S11, double *S22, double *S12, double *s1,
+                              double *s2, double *work, const float *X1,
+                              const float *X2, int N, int d1, int d2);
+
+/*
+ * Centred covariance from raw moments over @p count rows:
+ *   cov (da, db) = S / count - (sa / count) (sb / count)^T
+ * sa (da) and sb (db) are column sums; both NULL means the data are
+ * already centred. cov may alias S. Divides by count (population
+ * covariance), matching the population std of stats.h.
+ * Subtracting the mean outer product is accurate here because the data
+ * are standardised first (means near 0, variances near 1).
+ */
+void mmcl__cov_from_moments(double *cov, const double *S, const double *sa,
+                            const double *sb, double count, int da, int db);
+
+/* 1 when all n values of x are finite (no NaN or Inf), else 0. */
+int mmcl__all_finite(const double *x, size_t n);
+
+/* A (n, n): copy the upper triangle onto the lower one. */
+void mmcl__sym_from_upper(double *A, int n);
+
+/* A (n, n) = (A + A^T) / 2, for a matrix symmetric up to rounding. */
+void mmcl__symmetrize(double *A, int n);
+
+/* A (n, n) += eps * I (ridge). */
+void mmcl__add_diag(double *A, double eps, int n);
+
+/* Mean of the diagonal of A (n, n), i.e. trace(A) / n. */
+double mmcl__mean_diag(const double *A, int n);
+
+/*
+ * In-place Cholesky factorisation A = L L^T (LAPACKE_dpotrf, lower).
+ * On success A (n, n) holds L with its strict upper triangle zeroed.
+ * Only the lower triangle of A is read.
+ * @return MMCL_ERR_NUMERIC when A is not positive definite.
+ */
+mmcl_status mmcl__cholesky(mmcl_context *ctx, double *A, int n,
+                           const char *what);
+
+/*
+ * Triangular solves with a lower-triangular L (n, n), e.g. from
+ * mmcl__cholesky(); cblas_dtrsm, so L's diagonal must be nonzero.
+ *   left:  B (n, m) <- op(L)^-1 B
+ *   right: B (m, n) <- B op(L)^-1
+ * op(L) = L^T when @p transpose is nonzero, else L.
+ */
+void mmcl__trsm_lower_left(double *B, const double *L, int transpose, int n,
+                           int m);
+void mmcl__trsm_lower_right(double *B, const double *L, int transpose, int m,
+                            int n);
+
+/*
+ * Thin SVD A = U diag(s) Vt (LAPACKE_dgesvd), r = min(m, n):
+ * U (m, r), s (r) descending, Vt (r, n). A (m, n) is destroyed.
+ * @return MMCL_ERR_NUMERIC when the SVD did not converge.
+ */
+mmcl_status mmcl__svd(mmcl_context *ctx, double *U, double *s, double *Vt,
+                      double *A, int m, int n, const char *what);
+
+/*
+ * Symmetric eigendecomposition A = V diag(w) V^T (LAPACKE_dsyevd).
+ * Reads the upper triangle of A (n, n) and overwrites A with V: column j
+ * (A[i * n + j], i = 0..n-1) is the unit eigenvector of w[j].
+ * w (n) is ASCENDING.
+ * @return MMCL_ERR_NUMERIC when the solver did not converge.
+ */
+mmcl_status mmcl__sym_eig(mmcl_context *ctx, double *w, double *A, int n,
+                          const char *what);
+
+/*
+ * Deterministic sign for factors that are defined up to sign: flips
+ * column j of A (rows, cols) (and the same column of B (rows_b, cols),
+ * when B is not NULL) so that the entry of largest magnitude of A's
+ * column is positive (the first such entry on ties).
+ */
+void mmcl__fix_column_signs(double *A, double *B, int rows, int rows_b,
+                            int cols);
+
+#endif /* MMCL_ALGORITHMS_LINALG_H */
