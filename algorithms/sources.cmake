@@ -10,4 +10,6 @@ set(MMCL_ALGORITHM_SOURCES
     algorithms/nn.c
     algorithms/infonce.c
     algorithms/adamw.c
+    algorithms/blas_threads.c
+    algorithms/clip.c
 )

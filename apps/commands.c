@@ -4,7 +4,10 @@
  * nothing it does not need, calls one library function, and reports.
  */
 #include <stdio.h>
+#include <string.h>
 
+#include <cjson/cJSON.h>
+#include <cpl_string.h>
 #include <gdal.h>
 
 #include "cli.h"
@@ -53,6 +56,184 @@ report:
     return rc;
 }
 
+
+/* Library notes (loss per epoch, canonical correlations, R2) are kept and
+ * printed on stderr once the progress bar has finished its line. */
+static void
+keep_log(mmcl_log_level level, const char *msg, void *user)
+{
+    char ***lines = user;
+    *lines = CSLAddString(*lines, CPLSPrintf("%s%s",
+                                             level == MMCL_LOG_WARNING
+                                                 ? "Warning: "
+                                                 : "",
+                                             msg));
+}
+
+static void
+flush_log(char ***lines)
+{
+    for (int i = 0; *lines && (*lines)[i]; i++)
+        fprintf(stderr, "%s\n", (*lines)[i]);
+    CSLDestroy(*lines);
+    *lines = NULL;
+}
+
+static int
+print_figures(const mmcl_model *model)
+{
+    cJSON *meta = cJSON_Parse(mmcl_model_metadata_json(model));
+    cJSON *fig = cJSON_DetachItemFromObject(meta, "figures");
+    char *s = fig ? cJSON_Print(fig) : NULL;
+    if (s)
+        printf("%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(fig);
+    cJSON_Delete(meta);
+    return s ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
+static int
+run_train(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_model *model = NULL;
+    char **notes = NULL;
+    const char *out = a->pos[a->n_pos - 1];
+    mmcl_options *opts = mmcl_options_new(ctx, "train",
+                                          (const char *const *)a->kv);
+    if (!opts)
+        goto report;
+    if (!a->quiet) {
+        mmcl_options_set_progress(opts, GDALTermProgress, NULL);
+        mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
+    }
+    /* Refuse an existing model file before the work, not after. */
+    FILE *f = fopen(out, "rb");
+    if (f && strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") != 0) {
+        fclose(f);
+        fprintf(stderr,
+                "ERROR %d: mmcl train: output '%s' exists; use --overwrite "
+                "to replace it\n",
+                (int)MMCL_ERR_EXISTS, out);
+        goto done;
+    }
+    if (f)
+        fclose(f);
+    /* OPTICAL... SAR MODEL */
+    if (mmcl_train(ctx, a->pos, a->n_pos - 2, a->pos[a->n_pos - 2], opts,
+                   &model) != MMCL_OK)
+        goto report;
+    if (mmcl_model_save(ctx, model, out,
+                        strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") ==
+                            0) != MMCL_OK)
+        goto report;
+    flush_log(&notes);
+    rc = a->json ? print_figures(model) : CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+done:
+    flush_log(&notes);
+    mmcl_model_destroy(model);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
+static void
+print_shape(const mmcl_model *model, size_t i)
+{
+    int ndim = 0;
+    const int64_t *shape = NULL;
+    const char *name = mmcl_model_tensor_name(model, i);
+    mmcl_model_tensor(model, name, &ndim, &shape);
+    printf("  %-36s [", name);
+    for (int d = 0; d < ndim; d++)
+        printf(d ? ", %lld" : "%lld", (long long)shape[d]);
+    printf("]\n");
+}
+
+static int
+run_info(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_model *model = NULL;
+    char hash[17];
+    if (mmcl_model_load(ctx, a->pos[0], &model) != MMCL_OK ||
+        mmcl_model_hash(ctx, model, hash) != MMCL_OK) {
+        cli_fail(cmd->name, ctx);
+        goto done;
+    }
+    cJSON *meta = cJSON_Parse(mmcl_model_metadata_json(model));
+    if (a->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "file", a->pos[0]);
+        cJSON_AddStringToObject(j, "hash", hash);
+        cJSON_AddItemToObject(j, "metadata", meta);
+        cJSON *ts = cJSON_AddArrayToObject(j, "tensors");
+        for (size_t i = 0; i < mmcl_model_tensor_count(model); i++) {
+            int ndim = 0;
+            const int64_t *shape = NULL;
+            const char *name = mmcl_model_tensor_name(model, i);
+            mmcl_model_tensor(model, name, &ndim, &shape);
+            cJSON *t = cJSON_CreateObject();
+            cJSON_AddStringToObject(t, "name", name);
+            cJSON *sh = cJSON_AddArrayToObject(t, "shape");
+            for (int d = 0; d < ndim; d++)
+                cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shape[d]));
+            cJSON_AddItemToArray(ts, t);
+        }
+        char *s = cJSON_Print(j);
+        printf("%s\n", s ? s : "{}");
+        cJSON_free(s);
+        cJSON_Delete(j);
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
+    const cJSON *fig = cJSON_GetObjectItem(meta, "figures");
+    printf("Model: %s\nHash: %s\n", a->pos[0], hash);
+    printf("Objective: %s\n",
+           cJSON_GetStringValue(cJSON_GetObjectItem(meta, "objective")));
+    printf("Embedding dimension k: %d, patch: %dx%d\n",
+           cJSON_GetObjectItem(meta, "k")->valueint,
+           cJSON_GetObjectItem(meta, "patch")->valueint,
+           cJSON_GetObjectItem(meta, "patch")->valueint);
+    static const char *const mods[2] = {"optical", "sar"};
+    for (int m = 0; m < 2; m++) {
+        const cJSON *mj = cJSON_GetObjectItem(meta, mods[m]);
+        char *names = cJSON_PrintUnformatted(cJSON_GetObjectItem(mj,
+                                                                 "band_names"));
+        char *layers = cJSON_PrintUnformatted(cJSON_GetObjectItem(mj,
+                                                                  "layers"));
+        printf("%s: %d bands %s, encoder layers %s, private dims %d\n",
+               mods[m], cJSON_GetObjectItem(mj, "bands")->valueint,
+               names ? names : "", layers ? layers : "",
+               cJSON_GetObjectItem(mj, "private_dim")->valueint);
+        cJSON_free(names);
+        cJSON_free(layers);
+    }
+    char *pair = cJSON_PrintUnformatted(cJSON_GetObjectItem(meta, "pair"));
+    char *train = cJSON_PrintUnformatted(cJSON_GetObjectItem(meta, "training"));
+    char *figs = fig ? cJSON_Print(fig) : NULL;
+    printf("Pair options: %s\nTraining options: %s\nFigures: %s\n",
+           pair ? pair : "", train ? train : "", figs ? figs : "{}");
+    cJSON_free(pair);
+    cJSON_free(train);
+    cJSON_free(figs);
+    printf("Tensors (%zu):\n", mmcl_model_tensor_count(model));
+    for (size_t i = 0; i < mmcl_model_tensor_count(model); i++)
+        print_shape(model, i);
+    cJSON_Delete(meta);
+    rc = CLI_EXIT_OK;
+done:
+    mmcl_model_destroy(model);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
 static const cli_positional align_pos[] = {
     {"OPTICAL", CLI_RASTER_IN, 1,
      "optical raster: one dataset, or several single-band files stacked on "
@@ -66,10 +247,25 @@ static const cli_positional synth_pos[] = {
      "folder for optical.tif, sar.tif, labels.tif, truth.tif, synth.json"},
 };
 
+static const cli_positional train_pos[] = {
+    {"OPTICAL", CLI_RASTER_IN, 1,
+     "optical raster: one dataset, or several single-band files"},
+    {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
+    {"MODEL", CLI_FILE_OUT, 0, "model file to write (.mmcl)"},
+};
+
+static const cli_positional info_pos[] = {
+    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl)"},
+};
+
 #define N(a) (sizeof(a) / sizeof(a[0]))
 const cli_command cli_commands[] = {
     {"align", "resample the SAR onto the optical grid (co-registration)",
      "align", align_pos, N(align_pos), 0, run_align},
+    {"train", "learn the optical and SAR encoders and save a model",
+     "train", train_pos, N(train_pos), 1, run_train},
+    {"info", "describe a model file", NULL, info_pos, N(info_pos), 1,
+     run_info},
     {"synth", "write a synthetic optical/SAR scene with known truth",
      "synth", synth_pos, N(synth_pos), 0, run_synth},
 };

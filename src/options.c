@@ -85,6 +85,10 @@ static const mmcl_option_def synth_defs[] = {
      "number of optical-specific factors (preset specific)"},
     {"SAR_SPECIFIC", MMCL_OPT_INT, "1", "0", "16", NULL, "--sar-specific",
      "N", "number of SAR-specific factors (preset specific)"},
+    {"SPECIFIC_GAIN", MMCL_OPT_DOUBLE, "2", "0", "100", NULL,
+     "--specific-gain", "G",
+     "standard deviation of the specific part of each band inside its "
+     "region, relative to the shared part (1)"},
     {"NOISE", MMCL_OPT_DOUBLE, "0.1", "0", "10", NULL, "--noise", "SIGMA",
      "standard deviation of the per-band noise, relative to the signal"},
     {"CLASSES", MMCL_OPT_INT, "5", "2", "64", NULL, "--classes", "N",
@@ -93,13 +97,63 @@ static const mmcl_option_def synth_defs[] = {
      "write the SAR on this CRS (any GDAL SRS definition) instead of the "
      "optical grid"},
     {"SAR_RES", MMCL_OPT_DOUBLE, NULL, "0", NULL, NULL, "--sar-res", "RES",
-     "SAR pixel size in units of --sar-srs (or of the optical CRS)"},
+     "SAR pixel size in units of --sar-srs (or of the optical CRS); 0 or "
+     "unset: about the optical ground resolution"},
     {"NODATA_FRAME", MMCL_OPT_INT, "0", "0", "4096", NULL, "--nodata-frame",
      "N", "width in pixels of a nodata frame around the optical raster"},
     {"SAR_HOLES", MMCL_OPT_INT, "0", "0", "1000", NULL, "--sar-holes", "N",
      "number of NaN holes punched into the SAR"},
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
      "replace existing outputs"},
+    {"CO", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "-co", "NAME=VALUE",
+     "GeoTIFF creation option for every raster (default tiled, DEFLATE); "
+     "repeat for several"},
+    {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",
+     "worker threads; 0 = one per core (the files do not depend on it)"},
+};
+
+static const mmcl_option_def train_defs[] = {
+    {"OBJECTIVE", MMCL_OPT_ENUM, "cca", NULL, NULL,
+     "cca|clip|pca|shared-private", "--objective", "NAME",
+     "cca: closed-form linear CCA; clip: contrastive InfoNCE; pca: each "
+     "modality's own PCA (unimodal baseline); shared-private: aligned part "
+     "plus each modality's private PCA"},
+    {"DIM", MMCL_OPT_INT, "8", "1", "1024", NULL, "--dim", "K",
+     "embedding dimension k"},
+    {"PATCH", MMCL_OPT_INT, "3", "1", "63", NULL, "--patch", "P",
+     "patch edge in pixels (odd): each sample is a P x P x bands vector"},
+    {"ENCODER", MMCL_OPT_STRING, "linear", NULL, NULL, NULL, "--encoder",
+     "linear|mlp:H1,H2,...", "clip encoder: linear, or an MLP with these "
+     "hidden sizes"},
+    {"ACTIVATION", MMCL_OPT_ENUM, "relu", NULL, NULL, "relu|gelu",
+     "--activation", "NAME", "activation of the MLP hidden layers"},
+    {"SAMPLES", MMCL_OPT_INT, "100000", "16", "100000000", NULL, "--samples",
+     "N", "patch pairs drawn uniformly over the valid area"},
+    {"EPOCHS", MMCL_OPT_INT, "20", "1", "100000", NULL, "--epochs", "E",
+     "clip: passes over the samples"},
+    {"BATCH", MMCL_OPT_INT, "1024", "2", "65536", NULL, "--batch", "B",
+     "clip: pairs per step (negatives = B - 1)"},
+    {"LR", MMCL_OPT_DOUBLE, "0.001", "0", "10", NULL, "--lr", "LR",
+     "clip: AdamW learning rate"},
+    {"WEIGHT_DECAY", MMCL_OPT_DOUBLE, "0.0001", "0", "10", NULL,
+     "--weight-decay", "WD", "clip: AdamW decoupled weight decay"},
+    {"TEMPERATURE", MMCL_OPT_STRING, "0.1", NULL, NULL, NULL,
+     "--temperature", "T|learned",
+     "clip: InfoNCE temperature, or 'learned' (starts at 0.1)"},
+    {"SEED", MMCL_OPT_INT, "0", "0", "9007199254740991", NULL, "--seed", "S",
+     "random seed (sampling, initialization, batches); recorded in the "
+     "model"},
+    {"RIDGE", MMCL_OPT_DOUBLE, "0.001", "0", "1000", NULL, "--ridge",
+     "EPS", "ridge added to the covariances (CCA) and to the decoders, in "
+     "units of standardized band variance"},
+    {"PRIVATE_DIM", MMCL_OPT_INT, "0", "0", "1024", NULL, "--private-dim",
+     "K", "shared-private: private dimensions per modality (0 = DIM)"},
+    {"SHARED_OBJECTIVE", MMCL_OPT_ENUM, "cca", NULL, NULL, "cca|clip",
+     "--shared", "NAME", "shared-private: how the shared part is aligned"},
+    MMCL__PAIR_DEFS,
+    {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
+     "replace an existing model file"},
+    MMCL__RUN_DEFS,
 };
 
 struct op_table {
@@ -112,10 +166,11 @@ struct op_table {
 static const struct op_table op_tables[] = {
     OP("align", align_defs),
     OP("synth", synth_defs),
+    OP("train", train_defs),
 };
 #undef OP
 
-static const char *const op_names[] = {"align", "synth", NULL};
+static const char *const op_names[] = {"align", "synth", "train", NULL};
 
 typedef struct opt_value {
     char *text;  /* canonical text of the value, NULL when unset */

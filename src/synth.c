@@ -1,12 +1,1810 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * mmcl_synth: synthetic co-registered optical/SAR scenes with known truth,
+ * the spatial version of the linear-Gaussian model of design section 2
+ * (what `mmcl synth` writes, design section 3.7):
+ *
+ *   x1 = A1c zc + A1s z1 + e1      optical, OPTICAL_BANDS values per pixel
+ *   x2 = A2c zc + A2s z2 + e2      SAR, SAR_BANDS values per pixel
+ *
+ * zc (SHARED factors): per-class offsets of a seeded Voronoi land cover
+ * (3 sites per class), blended across cell edges, plus smooth random
+ * fields (sums of 16 cosines, wavelengths 192-768 px), so that they vary
+ * slowly at the 3x3 patch scale. z1 / z2 (the specific factors, preset
+ * "specific"): smooth fields (wavelengths 48-192 px) switched on only
+ * inside known discs, two each, one optical disc partly overlapping one SAR
+ * disc. e: white Gaussian noise of standard deviation NOISE per band.
+ *
+ * The factors are standardized with statistics of the whole scene (a
+ * lattice of at most 512 x 512 pixels; every pixel up to SIZE 512): zc is
+ * whitened over the scene; z1 is made uncorrelated with zc and whitened
+ * inside its region; z2 is made uncorrelated with zc and z1 and whitened
+ * inside its region. So the sample cross-covariance of x1 and x2 has rank
+ * SHARED (up to the noise), as the model says, and not only in expectation.
+ * Each row of a mixing matrix has unit norm: in every band, the shared part
+ * has unit variance, the specific part SPECIFIC_GAIN^2 inside its region
+ * (the specific mixing rows are scaled by the gain), and the noise has
+ * variance NOISE^2.
+ *
+ * Everything is streamed tile by tile through the tile pool (memory does
+ * not grow with SIZE), and every value is a function of the pixel's
+ * position and the seed only (noise from a counter-based generator), so the
+ * files are identical for a seed whatever the tiling or the threads.
+ */
+#define _DEFAULT_SOURCE /* getpid */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+#include <gdal.h>
+#include <gdal_utils.h>
+#include <lapacke.h>
+#include <ogr_srs_api.h>
+
 #include "mmcl/synth.h"
 
+#include "blas_threads.h"
 #include "context_internal.h"
+#include "gdal_util_internal.h"
+#include "options_internal.h"
+#include "tiles_internal.h"
+#include "writer_internal.h"
+
+/* ---- Constants of the scene model -------------------------------------- */
+
+enum {
+    N_COS = 16,     /* cosines per smooth field */
+    MAX_BANDS = 64, /* OPTICAL_BANDS, SAR_BANDS upper bound (options) */
+    LATTICE = 512,  /* statistics lattice edge, at most */
+    TILE = 256,     /* tile edge (also the GeoTIFF block) */
+    LABEL_NODATA = 255
+};
+
+/*
+ * Wavelengths of the shared fields, px. Long, so that zc hardly changes
+ * within a 3x3 patch: its 1-px differences (rms ~0.01) stay below the
+ * noise (0.1), and a patch CCA finds SHARED correlations near 1 and the
+ * next ones (the spatial gradients of zc, also seen by both) near 0.2
+ * instead of 0.8 with 32-128 px wavelengths.
+ */
+#define SHARED_WL_MIN 192.0
+#define SHARED_WL_MAX 768.0
+/* Specific fields need no such care (they are in one modality only):
+ * shorter, so that they show structure inside their regions. */
+#define SPECIFIC_WL_MIN 48.0
+#define SPECIFIC_WL_MAX 192.0
+/* Class offsets blend over CLASS_BLEND px of distance difference to the
+ * nearest site (about half that on each side of a cell edge), for the
+ * same reason. */
+#define CLASS_BLEND 192.0
+#define CLASS_OFFSET_STD 1.5 /* per-class offsets, against unit fields */
+#define HOLE_R_MIN 3.0       /* SAR hole radius range, px */
+#define HOLE_R_MAX 10.0
+#define ORIGIN_X 500000.0 /* UTM 31N grid origin (upper left), metres */
+#define ORIGIN_Y 4800000.0
+#define OPTICAL_EPSG 32631
+
+/* Physical scaling: value = offset + scale * x. */
+#define OPTICAL_OFFSET 0.2 /* reflectance */
+#define OPTICAL_SCALE 0.04
+#define SAR_SCALE 2.5                               /* dB */
+static const double sar_offsets[] = {-10.0, -17.0}; /* VV, VH; then -13 */
+#define SAR_OFFSET_OTHER -13.0
+
+/* Independent random streams, so that changing one option (say SAR_HOLES)
+ * leaves the rest of the scene as it was. */
+enum {
+    STREAM_SITES = 1,
+    STREAM_OFFSETS,
+    STREAM_FIELDS,
+    STREAM_MIXING,
+    STREAM_REGIONS,
+    STREAM_HOLES,
+    STREAM_NOISE
+};
+
+/* ---- Random numbers: explicit state, splitmix64 (style section 6) ------ */
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+
+/* The splitmix64 output function (Steele, Lea & Flood, OOPSLA 2014). */
+static uint64_t
+mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t
+rng_next(uint64_t *state)
+{
+    *state += GOLDEN;
+    return mix64(*state);
+}
+
+static uint64_t
+rng_stream(uint64_t seed, uint64_t stream)
+{
+    return mix64(seed ^ mix64(stream * GOLDEN));
+}
+
+/* Uniform in [0, 1), 53 bits. */
+static double
+rng_uniform(uint64_t *state)
+{
+    return (double)(rng_next(state) >> 11) * 0x1.0p-53;
+}
+
+static double
+rng_range(uint64_t *state, double lo, double hi)
+{
+    return lo + (hi - lo) * rng_uniform(state);
+}
+
+/* N(0, 1) by Box-Muller (one of the pair is dropped; few values). */
+static double
+rng_normal(uint64_t *state)
+{
+    double u1 = 1.0 - rng_uniform(state); /* (0, 1] */
+    double u2 = rng_uniform(state);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/*
+ * Two independent N(0, 1) values that depend only on (key, counter): the
+ * Marsaglia polar method on a counter-based stream, so the noise of a pixel
+ * does not depend on the order in which pixels are made.
+ */
+static void
+gauss_pair(uint64_t key, uint64_t counter, double *a, double *b)
+{
+    uint64_t h = mix64(key + counter * GOLDEN);
+    for (;;) {
+        double u = ((double)(h >> 40) + 0.5) * 0x1.0p-23 - 1.0;
+        double v = ((double)((h >> 16) & 0xFFFFFF) + 0.5) * 0x1.0p-23 - 1.0;
+        double s = u * u + v * v;
+        if (s < 1.0) {
+            double f = sqrt(-2.0 * log(s) / s);
+            *a = u * f;
+            *b = v * f;
+            return;
+        }
+        h = mix64(h + GOLDEN); /* rejected (21%): next draw of the chain */
+    }
+}
+
+/* ---- The scene model ----------------------------------------------------- */
+
+/* f(X, Y) = sqrt(2 / N_COS) sum_m cos(a_m X + b_m Y + c_m), X, Y in px. */
+typedef struct synth_field {
+    double a[N_COS], b[N_COS], c[N_COS];
+} synth_field;
+
+/* A disc on the optical grid, in pixels: pixel (col, row) is inside when
+ * (col + 0.5 - x)^2 + (row + 0.5 - y)^2 <= r^2. */
+typedef struct synth_disc {
+    double x, y, r;
+} synth_disc;
+
+typedef struct synth_site {
+    double x, y;
+    int cls;
+} synth_site;
+
+/*
+ * One standardization stage (z = mask * (W f - K [1; g])): f are the raw
+ * values of the stage's factors, g the factors of the earlier stages.
+ */
+typedef struct synth_stage {
+    int n;    /* factors in this stage */
+    int dg;   /* 1 + number of earlier factors regressed out */
+    float *W; /* (n, n) lower triangular whitening */
+    float *K; /* (n, dg): regression on [1; g], whitened */
+} synth_stage;
+
+typedef struct synth_model {
+    int size, S, P1, P2, B1, B2, n_classes, frame, specific;
+    double noise, pixel_size;
+    double gain; /* std of the specific part relative to the shared part */
+    uint64_t seed, noise_key;
+    int n_sites;
+    synth_site *sites;
+    double *class_off;   /* (n_classes, S) */
+    synth_field *fields; /* S shared, then P1 optical-, then P2 SAR-specific */
+    float *A1c, *A1s;    /* (B1, S), (B1, P1) row-major */
+    float *A2c, *A2s;    /* (B2, S), (B2, P2) */
+    float opt_offset[MAX_BANDS], opt_scale[MAX_BANDS];
+    float sar_offset[MAX_BANDS], sar_scale[MAX_BANDS];
+    synth_stage stage[3]; /* zc, z1, z2 */
+    int stride;           /* statistics lattice step, px */
+    int n_r1, n_r2;
+    synth_disc r1[2], r2[2]; /* where z1 / z2 are on */
+    int n_holes;
+    synth_disc *holes; /* SAR holes */
+} synth_model;
+
+static void
+model_free(synth_model *m)
+{
+    free(m->sites);
+    free(m->class_off);
+    free(m->fields);
+    free(m->A1c);
+    free(m->A1s);
+    free(m->A2c);
+    free(m->A2s);
+    for (int i = 0; i < 3; i++) {
+        free(m->stage[i].W);
+        free(m->stage[i].K);
+    }
+    free(m->holes);
+}
+
+static void
+field_draw(synth_field *f, double wl_min, double wl_max, uint64_t *rng)
+{
+    for (int k = 0; k < N_COS; k++) {
+        /* log-uniform wavelength, uniform direction and phase */
+        double wl = wl_min * exp(rng_uniform(rng) * log(wl_max / wl_min));
+        double theta = rng_range(rng, 0.0, 2.0 * M_PI);
+        double kk = 2.0 * M_PI / wl;
+        f->a[k] = kk * cos(theta);
+        f->b[k] = kk * sin(theta);
+        f->c[k] = rng_range(rng, 0.0, 2.0 * M_PI);
+    }
+}
+
+/* Gaussian (rows, cols) matrix, each row scaled to unit norm. */
+static void
+mixing_draw(float *A, int rows, int cols, uint64_t *rng)
+{
+    for (int r = 0; r < rows; r++) {
+        double v[MAX_BANDS], norm = 0.0;
+        for (int c = 0; c < cols; c++) {
+            v[c] = rng_normal(rng);
+            norm += v[c] * v[c];
+        }
+        norm = sqrt(norm);
+        for (int c = 0; c < cols; c++)
+            A[(size_t)r * cols + c] = (float)(v[c] / norm);
+    }
+}
+
+/* A disc at (fx, fy) r (fractions of the valid interior), jittered. */
+static synth_disc
+region_disc(const synth_model *m, double fx, double fy, double fr,
+            uint64_t *rng)
+{
+    double inner = m->size - 2.0 * m->frame;
+    synth_disc d;
+    d.x = m->frame + inner * (fx + rng_range(rng, -0.03, 0.03));
+    d.y = m->frame + inner * (fy + rng_range(rng, -0.03, 0.03));
+    d.r = inner * fr;
+    return d;
+}
+
+/* Draws every random parameter of the scene (not the standardization). */
+static mmcl_status
+model_draw(mmcl_context *ctx, synth_model *m)
+{
+    int S = m->S, P1 = m->P1, P2 = m->P2;
+    m->n_sites = 3 * m->n_classes;
+    m->sites =
+        mmcl__calloc_array(ctx, (size_t)m->n_sites, 1, sizeof(synth_site));
+    m->class_off = mmcl__calloc_array(ctx, (size_t)m->n_classes, (size_t)S,
+                                      sizeof(double));
+    m->fields =
+        mmcl__calloc_array(ctx, (size_t)(S + P1 + P2), 1, sizeof(synth_field));
+    m->A1c = mmcl__calloc_array(ctx, (size_t)m->B1, (size_t)S, sizeof(float));
+    m->A2c = mmcl__calloc_array(ctx, (size_t)m->B2, (size_t)S, sizeof(float));
+    m->A1s =
+        mmcl__calloc_array(ctx, (size_t)m->B1, (size_t)P1 + 1, sizeof(float));
+    m->A2s =
+        mmcl__calloc_array(ctx, (size_t)m->B2, (size_t)P2 + 1, sizeof(float));
+    m->holes =
+        mmcl__calloc_array(ctx, (size_t)m->n_holes + 1, 1, sizeof(synth_disc));
+    if (!m->sites || !m->class_off || !m->fields || !m->A1c || !m->A2c ||
+        !m->A1s || !m->A2s || !m->holes)
+        return MMCL_ERR_NO_MEMORY;
+
+    /* Land cover: 3 Voronoi sites per class, classes shuffled over sites. */
+    uint64_t rng = rng_stream(m->seed, STREAM_SITES);
+    for (int i = 0; i < m->n_sites; i++) {
+        m->sites[i].x = rng_range(&rng, 0.0, m->size);
+        m->sites[i].y = rng_range(&rng, 0.0, m->size);
+        m->sites[i].cls = i % m->n_classes;
+    }
+    for (int i = m->n_sites - 1; i > 0; i--) { /* Fisher-Yates */
+        int j = (int)(rng_next(&rng) % (uint64_t)(i + 1));
+        int t = m->sites[i].cls;
+        m->sites[i].cls = m->sites[j].cls;
+        m->sites[j].cls = t;
+    }
+    rng = rng_stream(m->seed, STREAM_OFFSETS);
+    for (int i = 0; i < m->n_classes * S; i++)
+        m->class_off[i] = CLASS_OFFSET_STD * rng_normal(&rng);
+    rng = rng_stream(m->seed, STREAM_FIELDS);
+    for (int f = 0; f < S + P1 + P2; f++)
+        field_draw(&m->fields[f], f < S ? SHARED_WL_MIN : SPECIFIC_WL_MIN,
+                   f < S ? SHARED_WL_MAX : SPECIFIC_WL_MAX, &rng);
+    rng = rng_stream(m->seed, STREAM_MIXING);
+    mixing_draw(m->A1c, m->B1, S, &rng);
+    mixing_draw(m->A2c, m->B2, S, &rng);
+    if (P1)
+        mixing_draw(m->A1s, m->B1, P1, &rng);
+    if (P2)
+        mixing_draw(m->A2s, m->B2, P2, &rng);
+    /* The specific parts are SPECIFIC_GAIN times stronger than the shared
+     * part: with a gain above 1 a modality's own top-k PCA keeps its
+     * specific factors, while alignment still drops them. */
+    for (int i = 0; i < m->B1 * P1; i++)
+        m->A1s[i] *= (float)m->gain;
+    for (int i = 0; i < m->B2 * P2; i++)
+        m->A2s[i] *= (float)m->gain;
+
+    /*
+     * Regions: z1 on in two discs (A, B), z2 in two others (C, D); C
+     * partly overlaps A, so that the scene has optical-only, SAR-only, both
+     * and neither areas. The jitter (3% of the interior) keeps the overlap.
+     */
+    rng = rng_stream(m->seed, STREAM_REGIONS);
+    synth_disc a = region_disc(m, 0.30, 0.30, 0.16, &rng);
+    synth_disc b = region_disc(m, 0.70, 0.68, 0.14, &rng);
+    synth_disc c = region_disc(m, 0.50, 0.30, 0.14, &rng);
+    synth_disc d = region_disc(m, 0.28, 0.72, 0.13, &rng);
+    if (P1) {
+        m->n_r1 = 2;
+        m->r1[0] = a;
+        m->r1[1] = b;
+    }
+    if (P2) {
+        m->n_r2 = 2;
+        m->r2[0] = c;
+        m->r2[1] = d;
+    }
+
+    rng = rng_stream(m->seed, STREAM_HOLES);
+    for (int i = 0; i < m->n_holes; i++) {
+        m->holes[i].x = rng_range(&rng, 0.0, m->size);
+        m->holes[i].y = rng_range(&rng, 0.0, m->size);
+        m->holes[i].r = rng_range(&rng, HOLE_R_MIN, HOLE_R_MAX);
+    }
+    m->noise_key = rng_stream(m->seed, STREAM_NOISE);
+
+    for (int i = 0; i < m->B1; i++) {
+        m->opt_offset[i] = (float)OPTICAL_OFFSET;
+        m->opt_scale[i] = (float)OPTICAL_SCALE;
+    }
+    for (int i = 0; i < m->B2; i++) {
+        m->sar_offset[i] = (float)(i < 2 ? sar_offsets[i] : SAR_OFFSET_OTHER);
+        m->sar_scale[i] = (float)SAR_SCALE;
+    }
+    return MMCL_OK;
+}
+
+/* ---- Evaluation on a grid of pixel centres ------------------------------ */
+
+/* Per-thread buffers for evaluating up to cap points per row. */
+typedef struct synth_scratch {
+    int cap;
+    double *dist; /* (n_sites, cap) */
+    int *cand;    /* (n_sites) */
+    float *cx;    /* (N_COS, cap) cos(a X) */
+    float *sx;    /* (N_COS, cap) sin(a X) */
+} synth_scratch;
+
+static void
+scratch_free(synth_scratch *s)
+{
+    free(s->dist);
+    free(s->cand);
+    free(s->cx);
+    free(s->sx);
+}
+
+static mmcl_status
+scratch_init(mmcl_context *ctx, synth_scratch *s, const synth_model *m, int cap)
+{
+    s->cap = cap;
+    s->dist = mmcl__malloc_array(ctx, (size_t)m->n_sites, (size_t)cap,
+                                 sizeof(double));
+    s->cand = mmcl__malloc_array(ctx, (size_t)m->n_sites, 1, sizeof(int));
+    s->cx = mmcl__malloc_array(ctx, N_COS, (size_t)cap, sizeof(float));
+    s->sx = mmcl__malloc_array(ctx, N_COS, (size_t)cap, sizeof(float));
+    if (!s->dist || !s->cand || !s->cx || !s->sx)
+        return MMCL_ERR_NO_MEMORY;
+    return MMCL_OK;
+}
+
+static int
+in_discs(const synth_disc *d, int n, double x, double y)
+{
+    for (int i = 0; i < n; i++) {
+        double dx = x - d[i].x, dy = y - d[i].y;
+        if (dx * dx + dy * dy <= d[i].r * d[i].r)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Sites that can be nearest to, or within CLASS_BLEND of the nearest of,
+ * some point of the box [x0, x1] x [y0, y1]; in site order.
+ */
+static int
+prune_sites(const synth_model *m, double x0, double x1, double y0, double y1,
+            int *cand)
+{
+    double best_far = INFINITY;
+    for (int i = 0; i < m->n_sites; i++) {
+        double fx = fmax(fabs(m->sites[i].x - x0), fabs(m->sites[i].x - x1));
+        double fy = fmax(fabs(m->sites[i].y - y0), fabs(m->sites[i].y - y1));
+        best_far = fmin(best_far, sqrt(fx * fx + fy * fy));
+    }
+    int n = 0;
+    for (int i = 0; i < m->n_sites; i++) {
+        double nx = fmax(0.0, fmax(x0 - m->sites[i].x, m->sites[i].x - x1));
+        double ny = fmax(0.0, fmax(y0 - m->sites[i].y, m->sites[i].y - y1));
+        if (sqrt(nx * nx + ny * ny) <= best_far + CLASS_BLEND + 1.0)
+            cand[n++] = i;
+    }
+    return n;
+}
+
+/*
+ * The raw latent rasters on the points xs (nx, increasing) x ys (ny,
+ * increasing), pixel-centre coordinates on the optical grid, n = nx * ny
+ * points row-major:
+ *   label (n): land-cover class (nearest Voronoi site)
+ *   craw (S, n): blended class offsets + shared smooth fields
+ *   fspec (P1 + P2, n): the specific smooth fields (not masked)
+ *   m1, m2 (n): 1 inside the optical- / SAR-specific regions
+ * Each value depends on its point only, not on the other points asked for.
+ */
+static void
+eval_latent(const synth_model *m, synth_scratch *s, const double *xs, int nx,
+            const double *ys, int ny, uint8_t *label, float *craw, float *fspec,
+            uint8_t *m1, uint8_t *m2)
+{
+    int S = m->S, P = m->P1 + m->P2;
+    size_t n = (size_t)nx * ny;
+    int nc = prune_sites(m, xs[0], xs[nx - 1], ys[0], ys[ny - 1], s->cand);
+
+    /* Land cover and class offsets. The offsets blend over CLASS_BLEND px
+     * of distance difference (weights (1 - (d - dmin) / CLASS_BLEND)^2),
+     * so zc has no step at cell edges that a 3x3 patch would see. */
+    for (int j = 0; j < ny; j++) {
+        for (int k = 0; k < nc; k++) {
+            const synth_site *site = &m->sites[s->cand[k]];
+            double dy = ys[j] - site->y;
+            double *d = s->dist + (size_t)k * s->cap;
+            for (int i = 0; i < nx; i++) {
+                double dx = xs[i] - site->x;
+                d[i] = sqrt(dx * dx + dy * dy);
+            }
+        }
+        for (int i = 0; i < nx; i++) {
+            size_t p = (size_t)j * nx + i;
+            int best = 0;
+            double dmin = s->dist[i];
+            for (int k = 1; k < nc; k++) {
+                if (s->dist[(size_t)k * s->cap + i] < dmin) {
+                    dmin = s->dist[(size_t)k * s->cap + i];
+                    best = k;
+                }
+            }
+            label[p] = (uint8_t)m->sites[s->cand[best]].cls;
+            double acc[16] = {0}, wsum = 0.0;
+            for (int k = 0; k < nc; k++) {
+                double t =
+                    (s->dist[(size_t)k * s->cap + i] - dmin) / CLASS_BLEND;
+                if (t >= 1.0)
+                    continue;
+                double w = (1.0 - t) * (1.0 - t);
+                const double *off =
+                    m->class_off + (size_t)m->sites[s->cand[k]].cls * S;
+                wsum += w;
+                for (int c = 0; c < S; c++)
+                    acc[c] += w * off[c];
+            }
+            for (int c = 0; c < S; c++)
+                craw[(size_t)c * n + p] = (float)(acc[c] / wsum);
+        }
+    }
+
+    /* Smooth fields, separably: cos(aX + bY + c) = cos(aX) cos(bY + c) -
+     * sin(aX) sin(bY + c), with per-column tables. */
+    if (P)
+        memset(fspec, 0, (size_t)P * n * sizeof(float));
+    double amp = sqrt(2.0 / N_COS);
+    for (int f = 0; f < S + P; f++) {
+        const synth_field *fd = &m->fields[f];
+        float *dst = f < S ? craw + (size_t)f * n : fspec + (size_t)(f - S) * n;
+        for (int k = 0; k < N_COS; k++) {
+            for (int i = 0; i < nx; i++) {
+                s->cx[(size_t)k * s->cap + i] = (float)cos(fd->a[k] * xs[i]);
+                s->sx[(size_t)k * s->cap + i] = (float)sin(fd->a[k] * xs[i]);
+            }
+        }
+        for (int j = 0; j < ny; j++) {
+            float *row = dst + (size_t)j * nx;
+            for (int k = 0; k < N_COS; k++) {
+                double ph = fd->b[k] * ys[j] + fd->c[k];
+                float cy = (float)(amp * cos(ph)), sy = (float)(amp * sin(ph));
+                const float *cx = s->cx + (size_t)k * s->cap;
+                const float *sx = s->sx + (size_t)k * s->cap;
+                for (int i = 0; i < nx; i++)
+                    row[i] += cx[i] * cy - sx[i] * sy;
+            }
+        }
+    }
+
+    for (int j = 0; j < ny; j++) {
+        for (int i = 0; i < nx; i++) {
+            size_t p = (size_t)j * nx + i;
+            m1[p] = (uint8_t)in_discs(m->r1, m->n_r1, xs[i], ys[j]);
+            m2[p] = (uint8_t)in_discs(m->r2, m->n_r2, xs[i], ys[j]);
+        }
+    }
+}
+
+/*
+ * z (n_f, n) = mask * (W f - K [1; g]): one standardization stage.
+ * f (n_f, n) raw values; g (dg - 1, n) the earlier factors (NULL if dg 1);
+ * W (n_f, n_f); K (n_f, dg); mask (n) or NULL.
+ */
+static void
+stage_apply(float *z, const synth_stage *st, const float *f, const float *g,
+            const uint8_t *mask, size_t n)
+{
+    int nf = st->n, dg = st->dg;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nf, (int)n, nf, 1.0f,
+                st->W, nf, f, (int)n, 0.0f, z, (int)n);
+    if (dg > 1)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nf, (int)n,
+                    dg - 1, -1.0f, st->K + 1, dg, g, (int)n, 1.0f, z, (int)n);
+    for (int a = 0; a < nf; a++) {
+        float bias = st->K[(size_t)a * dg];
+        float *za = z + (size_t)a * n;
+        for (size_t p = 0; p < n; p++)
+            za[p] = mask && !mask[p] ? 0.0f : za[p] - bias;
+    }
+}
+
+/* ---- Scene statistics: the standardization stages ----------------------- */
+
+/*
+ * From the moments M = sum v v^T (d x d, upper triangle) of v = [g; f]
+ * (g: dg values, the first being 1) over n points: regress f on g, whiten
+ * the residual. Fills st->W (W = L^-1, R = L L^T the residual covariance)
+ * and st->K = W B (B the regression coefficients), so that
+ * z = W f - K g = W (f - B g) has mean 0, identity covariance and no
+ * correlation with g over the points.
+ */
+static mmcl_status
+stage_solve(mmcl_context *ctx, synth_stage *st, double *M, int d, int dg,
+            long long n, const char *what)
+{
+    int df = d - dg;
+    mmcl_status status = MMCL_OK;
+    if (n < 4LL * d)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "the %s region holds too few pixels (%lld) to "
+                           "standardize its factors; increase SIZE",
+                           what, n);
+    for (int r = 0; r < d; r++) /* mirror the upper triangle */
+        for (int c = 0; c < r; c++)
+            M[(size_t)r * d + c] = M[(size_t)c * d + r];
+
+    double *G = mmcl__malloc_array(ctx, (size_t)dg, (size_t)dg, sizeof(double));
+    double *X = mmcl__malloc_array(ctx, (size_t)dg, (size_t)df, sizeof(double));
+    double *R = mmcl__malloc_array(ctx, (size_t)df, (size_t)df, sizeof(double));
+    double *K = mmcl__malloc_array(ctx, (size_t)df, (size_t)dg, sizeof(double));
+    st->W = mmcl__calloc_array(ctx, (size_t)df, (size_t)df, sizeof(float));
+    st->K = mmcl__calloc_array(ctx, (size_t)df, (size_t)dg, sizeof(float));
+    if (!G || !X || !R || !K || !st->W || !st->K) {
+        status = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    st->n = df;
+    st->dg = dg;
+    for (int r = 0; r < dg; r++)
+        for (int c = 0; c < dg; c++)
+            G[(size_t)r * dg + c] = M[(size_t)r * d + c];
+    for (int r = 0; r < dg; r++) /* X = M_gf (dg, df) */
+        for (int c = 0; c < df; c++)
+            X[(size_t)r * df + c] = M[(size_t)r * d + dg + c];
+    for (int r = 0; r < df; r++)
+        for (int c = 0; c < df; c++)
+            R[(size_t)r * df + c] = M[(size_t)(dg + r) * d + dg + c];
+
+    /* X = G^-1 M_gf = B^T */
+    lapack_int info =
+        LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', dg, df, G, dg, X, df);
+    if (info != 0) {
+        status = mmcl__error(ctx, MMCL_ERR_NUMERIC,
+                             "cannot standardize the %s factors: the "
+                             "regressors are degenerate (dposv info=%d)",
+                             what, (int)info);
+        goto done;
+    }
+    /* R = (M_ff - M_fg B^T) / n: the residual covariance */
+    double *Mgf = K; /* reuse as scratch: (dg, df) */
+    for (int r = 0; r < dg; r++)
+        for (int c = 0; c < df; c++)
+            Mgf[(size_t)r * df + c] = M[(size_t)r * d + dg + c];
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, df, df, dg, -1.0, Mgf,
+                df, X, df, 1.0, R, df);
+    for (size_t i = 0; i < (size_t)df * df; i++)
+        R[i] /= (double)n;
+    info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', df, R, df);
+    if (info == 0)
+        info = LAPACKE_dtrtri(LAPACK_ROW_MAJOR, 'L', 'N', df, R, df);
+    if (info != 0) {
+        status = mmcl__error(ctx, MMCL_ERR_NUMERIC,
+                             "cannot standardize the %s factors: their "
+                             "covariance is singular (info=%d)",
+                             what, (int)info);
+        goto done;
+    }
+    for (int r = 0; r < df; r++) /* R is now W = L^-1, lower triangular */
+        for (int c = r + 1; c < df; c++)
+            R[(size_t)r * df + c] = 0.0;
+    /* K = W B = W X^T (df, dg) */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, df, dg, df, 1.0, R, df,
+                X, df, 0.0, K, dg);
+    for (size_t i = 0; i < (size_t)df * df; i++)
+        st->W[i] = (float)R[i];
+    for (size_t i = 0; i < (size_t)df * dg; i++)
+        st->K[i] = (float)K[i];
+
+done:
+    free(G);
+    free(X);
+    free(R);
+    free(K);
+    return status;
+}
+
+/*
+ * Computes the three stages from the scene: a lattice of every
+ * m->stride-th pixel (all of them up to SIZE 512), evaluated in blocks of
+ * LATTICE_ROWS rows. Stage s needs the earlier ones, so the lattice is
+ * evaluated once per stage.
+ */
+static mmcl_status
+model_standardize(mmcl_context *ctx, synth_model *m)
+{
+    enum { LATTICE_ROWS = 32 };
+    int S = m->S, P1 = m->P1, P2 = m->P2;
+    int stride = (m->size + LATTICE - 1) / LATTICE;
+    int nl = (m->size + stride - 1) / stride;
+    size_t cap = (size_t)nl * LATTICE_ROWS; /* points per block, at most */
+    size_t nv = (size_t)S + P1 + P2 + 1;
+    mmcl_status status = MMCL_OK;
+    synth_scratch s = {0};
+    double *xs = mmcl__malloc_array(ctx, (size_t)nl, 1, sizeof(double));
+    double *ys = mmcl__malloc_array(ctx, LATTICE_ROWS, 1, sizeof(double));
+    uint8_t *label = mmcl__malloc_array(ctx, cap, 3, 1);
+    float *craw = mmcl__malloc_array(ctx, cap, (size_t)S, sizeof(float));
+    float *fspec =
+        mmcl__malloc_array(ctx, cap, (size_t)P1 + P2 + 1, sizeof(float));
+    float *z = mmcl__malloc_array(ctx, cap, (size_t)S + P1 + P2, sizeof(float));
+    double *V = mmcl__malloc_array(ctx, cap, nv, sizeof(double));
+    double *M = mmcl__malloc_array(ctx, nv, nv, sizeof(double));
+    m->stride = stride;
+    if (!xs || !ys || !label || !craw || !fspec || !z || !V || !M ||
+        scratch_init(ctx, &s, m, nl) != MMCL_OK) {
+        status = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    for (int i = 0; i < nl; i++)
+        xs[i] = i * stride + 0.5;
+    uint8_t *m1 = label + cap, *m2 = label + 2 * cap;
+
+    static const char *const what[3] = {"shared", "optical-specific",
+                                        "SAR-specific"};
+    for (int stage = 0; stage < 3; stage++) {
+        int nf = stage == 0 ? S : stage == 1 ? P1 : P2;
+        int dg = stage == 0 ? 1 : stage == 1 ? 1 + S : 1 + S + P1;
+        int d = dg + nf;
+        if (nf == 0)
+            continue;
+        long long n = 0;
+        memset(M, 0, nv * nv * sizeof(double));
+        for (int j0 = 0; j0 < nl; j0 += LATTICE_ROWS) {
+            int nr = nl - j0 < LATTICE_ROWS ? nl - j0 : LATTICE_ROWS;
+            size_t np = (size_t)nl * nr; /* plane stride of this block */
+            for (int r = 0; r < nr; r++)
+                ys[r] = (j0 + r) * stride + 0.5;
+            eval_latent(m, &s, xs, nl, ys, nr, label, craw, fspec, m1, m2);
+            float *zc = z, *z1 = z + (size_t)S * np;
+            if (stage >= 1)
+                stage_apply(zc, &m->stage[0], craw, NULL, NULL, np);
+            if (stage >= 2 && P1)
+                stage_apply(z1, &m->stage[1], fspec, zc, m1, np);
+            const uint8_t *mask = stage == 0 ? NULL : stage == 1 ? m1 : m2;
+            const float *f = stage == 0   ? craw
+                             : stage == 1 ? fspec
+                                          : fspec + (size_t)P1 * np;
+            int rows = 0;
+            for (size_t i = 0; i < np; i++) {
+                if (mask && !mask[i])
+                    continue;
+                double *v = V + (size_t)rows * d;
+                v[0] = 1.0;
+                for (int c = 1; c < dg; c++) /* g: zc then z1 */
+                    v[c] = z[(size_t)(c - 1) * np + i];
+                for (int c = 0; c < nf; c++)
+                    v[dg + c] = f[(size_t)c * np + i];
+                rows++;
+            }
+            if (rows)
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, rows, 1.0,
+                            V, d, 1.0, M, d);
+            n += rows;
+        }
+        status = stage_solve(ctx, &m->stage[stage], M, d, dg, n, what[stage]);
+        if (status != MMCL_OK)
+            goto done;
+    }
+
+done:
+    scratch_free(&s);
+    free(xs);
+    free(ys);
+    free(label);
+    free(craw);
+    free(fspec);
+    free(z);
+    free(V);
+    free(M);
+    return status;
+}
+
+/* ---- The SAR grid ----------------------------------------------------------
+ */
+
+typedef struct sar_grid {
+    int warp; /* 0: the optical grid */
+    int width, height;
+    double gt[6];
+    char *wkt; /* CPLFree */
+} sar_grid;
+
+/*
+ * The grid of sar.tif: the optical grid, or (SAR_SRS and/or SAR_RES) the
+ * footprint of the optical grid in that CRS at that pixel size (about the
+ * optical ground resolution when not given), snapped to multiples of it.
+ * Decided before anything is written, so a bad CRS fails early.
+ */
+static mmcl_status
+sar_grid_plan(mmcl_context *ctx, const synth_model *m, const char *opt_wkt,
+              const double opt_gt[6], const char *srs_text, double res,
+              sar_grid *g)
+{
+    mmcl_status status = MMCL_OK;
+    OGRSpatialReferenceH srs = NULL, opt_srs = NULL;
+    GDALDatasetH mem = NULL;
+    void *tr = NULL;
+    memset(g, 0, sizeof(*g));
+    g->width = g->height = m->size;
+    memcpy(g->gt, opt_gt, sizeof(g->gt));
+    if (!srs_text && res <= 0.0) {
+        g->wkt = CPLStrdup(opt_wkt);
+        return MMCL_OK;
+    }
+
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    opt_srs = OSRNewSpatialReference(opt_wkt);
+    OGRErr err = OGRERR_NONE;
+    if (srs_text) {
+        srs = OSRNewSpatialReference(NULL);
+        err = OSRSetFromUserInput(srs, srs_text);
+    } else if (opt_srs) {
+        srs = OSRClone(opt_srs);
+    }
+    mmcl__gdal_capture_end(&cap);
+    if (err != OGRERR_NONE || !opt_srs || !srs) {
+        status = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "SAR_SRS '%s' is not a CRS GDAL understands: %s",
+                             srs_text ? srs_text : "", mmcl__gdal_msg(&cap));
+        goto done;
+    }
+    OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
+    OSRSetAxisMappingStrategy(opt_srs, OAMS_TRADITIONAL_GIS_ORDER);
+    int same = OSRIsSame(srs, opt_srs);
+    if (same &&
+        (res <= 0.0 || fabs(res - m->pixel_size) <= 1e-9 * m->pixel_size)) {
+        g->wkt = CPLStrdup(opt_wkt);
+        goto done;
+    }
+    char *wkt = NULL;
+    OSRExportToWkt(srs, &wkt);
+    g->wkt = wkt;
+    g->warp = 1;
+
+    /* The optical footprint in the SAR CRS (GDAL's suggested warp output,
+     * on a band-less in-memory copy of the optical grid). */
+    mmcl__gdal_capture_begin(&cap, ctx);
+    GDALDriverH drv = GDALGetDriverByName("MEM");
+    mem = drv ? GDALCreate(drv, "", m->size, m->size, 0, GDT_Float32, NULL)
+              : NULL;
+    double sgt[6], ext[4];
+    int sw = 0, sh = 0;
+    int ok = 0;
+    if (mem) {
+        GDALSetGeoTransform(mem, (double *)opt_gt);
+        GDALSetProjection(mem, opt_wkt);
+        char **to = CSLSetNameValue(NULL, "DST_SRS", wkt);
+        tr = GDALCreateGenImgProjTransformer2(mem, NULL, to);
+        CSLDestroy(to);
+        ok = tr && GDALSuggestedWarpOutput2(mem, GDALGenImgProjTransform, tr,
+                                            sgt, &sw, &sh, ext, 0) == CE_None;
+    }
+    mmcl__gdal_capture_end(&cap);
+    if (!ok) {
+        status = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "cannot express the optical grid in SAR_SRS "
+                             "'%s': %s",
+                             srs_text ? srs_text : "", mmcl__gdal_msg(&cap));
+        goto done;
+    }
+    if (res <= 0.0)
+        res = sgt[1]; /* about the same ground resolution */
+    double x0 = floor(ext[0] / res) * res, x1 = ceil(ext[2] / res) * res;
+    double y0 = floor(ext[1] / res) * res, y1 = ceil(ext[3] / res) * res;
+    double w = floor((x1 - x0) / res + 0.5), h = floor((y1 - y0) / res + 0.5);
+    if (w < 8 || h < 8 || w > 65536 || h > 65536) {
+        status = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "SAR_RES %g gives a %.0f x %.0f pixel SAR; give "
+                             "the pixel size in the units of the SAR CRS "
+                             "(about %g here)",
+                             res, w, h, sgt[1]);
+        goto done;
+    }
+    g->width = (int)w;
+    g->height = (int)h;
+    g->gt[0] = x0;
+    g->gt[1] = res;
+    g->gt[2] = 0.0;
+    g->gt[3] = y1;
+    g->gt[4] = 0.0;
+    g->gt[5] = -res;
+
+done:
+    if (tr)
+        GDALDestroyGenImgProjTransformer(tr);
+    if (mem)
+        GDALClose(mem);
+    OSRDestroySpatialReference(srs);
+    OSRDestroySpatialReference(opt_srs);
+    return status;
+}
+
+/* ---- Tiles -----------------------------------------------------------------
+ */
+
+typedef struct synth_job {
+    const synth_model *m;
+    mmcl__writer *w_opt, *w_sar, *w_lab, *w_truth;
+    GDALDatasetH sar_tmp; /* the SAR on the optical grid, to be warped */
+    const char *sar_tmp_path;
+} synth_job;
+
+typedef struct synth_worker {
+    synth_scratch s;
+    double *xs, *ys;  /* (TILE) */
+    uint8_t *label;   /* (n) */
+    uint8_t *m1, *m2; /* (n) */
+    float *craw;      /* (S, n) */
+    float *fspec;     /* (P1 + P2, n) */
+    float *truth;     /* (S + P1 + P2 + 2, n): zc, z1, z2, e1, e2 */
+    float *opt;       /* (B1, n) */
+    float *sar;       /* (B2, n) */
+} synth_worker;
+
+static void
+synth_stop(void *state, void *user)
+{
+    synth_worker *w = state;
+    if (!w)
+        return;
+    scratch_free(&w->s);
+    free(w->xs);
+    free(w->ys);
+    free(w->label);
+    free(w->m1);
+    free(w->m2);
+    free(w->craw);
+    free(w->fspec);
+    free(w->truth);
+    free(w->opt);
+    free(w->sar);
+    free(w);
+}
+
+static void *
+synth_start(mmcl_context *ctx, void *user)
+{
+    const synth_job *job = user;
+    const synth_model *m = job->m;
+    size_t n = (size_t)TILE * TILE;
+    synth_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    w->xs = mmcl__malloc_array(ctx, TILE, 1, sizeof(double));
+    w->ys = mmcl__malloc_array(ctx, TILE, 1, sizeof(double));
+    w->label = mmcl__malloc_array(ctx, n, 1, 1);
+    w->m1 = mmcl__malloc_array(ctx, n, 1, 1);
+    w->m2 = mmcl__malloc_array(ctx, n, 1, 1);
+    w->craw = mmcl__malloc_array(ctx, n, (size_t)m->S, sizeof(float));
+    w->fspec =
+        mmcl__malloc_array(ctx, n, (size_t)(m->P1 + m->P2 + 1), sizeof(float));
+    w->truth = mmcl__malloc_array(ctx, n, (size_t)(m->S + m->P1 + m->P2 + 2),
+                                  sizeof(float));
+    w->opt = mmcl__malloc_array(ctx, n, (size_t)m->B1, sizeof(float));
+    w->sar = mmcl__malloc_array(ctx, n, (size_t)m->B2, sizeof(float));
+    if (!w->xs || !w->ys || !w->label || !w->m1 || !w->m2 || !w->craw ||
+        !w->fspec || !w->truth || !w->opt || !w->sar ||
+        scratch_init(ctx, &w->s, m, TILE) != MMCL_OK) {
+        synth_stop(w, user);
+        return NULL;
+    }
+    return w;
+}
+
+/*
+ * x (B, n) = As z (+ Ac zc): the signal of one modality; e (n) receives the
+ * energy ||As z||^2 / B of its specific part (0 without specific factors).
+ */
+static void
+mix_modality(float *x, float *e, const float *Ac, const float *zc, int S,
+             const float *As, const float *z, int P, int B, size_t n)
+{
+    memset(e, 0, n * sizeof(float));
+    if (P) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, (int)n, P,
+                    1.0f, As, P, z, (int)n, 0.0f, x, (int)n);
+        for (int b = 0; b < B; b++) {
+            const float *xb = x + (size_t)b * n;
+            for (size_t p = 0; p < n; p++)
+                e[p] += xb[p] * xb[p];
+        }
+        for (size_t p = 0; p < n; p++)
+            e[p] /= (float)B;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, (int)n, S, 1.0f,
+                Ac, S, zc, (int)n, P ? 1.0f : 0.0f, x, (int)n);
+}
+
+static mmcl_status
+synth_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    const synth_job *job = user;
+    const synth_model *m = job->m;
+    synth_worker *w = state;
+    int S = m->S, P1 = m->P1, P2 = m->P2, B1 = m->B1, B2 = m->B2;
+    size_t n = (size_t)t->w * t->h;
+
+    for (int i = 0; i < t->w; i++)
+        w->xs[i] = t->x + i + 0.5;
+    for (int j = 0; j < t->h; j++)
+        w->ys[j] = t->y + j + 0.5;
+    eval_latent(m, &w->s, w->xs, t->w, w->ys, t->h, w->label, w->craw, w->fspec,
+                w->m1, w->m2);
+
+    float *zc = w->truth, *z1 = zc + (size_t)S * n, *z2 = z1 + (size_t)P1 * n;
+    float *e1 = z2 + (size_t)P2 * n, *e2 = e1 + n;
+    stage_apply(zc, &m->stage[0], w->craw, NULL, NULL, n);
+    if (P1)
+        stage_apply(z1, &m->stage[1], w->fspec, zc, w->m1, n);
+    if (P2)
+        stage_apply(z2, &m->stage[2], w->fspec + (size_t)P1 * n, zc, w->m2, n);
+    mix_modality(w->opt, e1, m->A1c, zc, S, m->A1s, z1, P1, B1, n);
+    mix_modality(w->sar, e2, m->A2c, zc, S, m->A2s, z2, P2, B2, n);
+
+    /* Noise: N(0, NOISE^2) per band, from the pixel's position. */
+    if (m->noise > 0.0) {
+        int nb = B1 + B2, npairs = (nb + 1) / 2;
+        for (int j = 0; j < t->h; j++) {
+            for (int i = 0; i < t->w; i++) {
+                size_t p = (size_t)j * t->w + i;
+                uint64_t g = (uint64_t)(t->y + j) * (uint64_t)m->size +
+                             (uint64_t)(t->x + i);
+                for (int q = 0; q < npairs; q++) {
+                    double v[2];
+                    gauss_pair(m->noise_key, g * (uint64_t)npairs + q, &v[0],
+                               &v[1]);
+                    for (int k = 0; k < 2 && 2 * q + k < nb; k++) {
+                        int b = 2 * q + k;
+                        float *x = b < B1 ? w->opt + (size_t)b * n
+                                          : w->sar + (size_t)(b - B1) * n;
+                        x[p] += (float)(m->noise * v[k]);
+                    }
+                }
+            }
+        }
+    }
+
+    /* Physical units; the optical nodata frame and the SAR holes. */
+    for (int b = 0; b < B1; b++) {
+        float *x = w->opt + (size_t)b * n;
+        for (size_t p = 0; p < n; p++)
+            x[p] = m->opt_offset[b] + m->opt_scale[b] * x[p];
+    }
+    for (int b = 0; b < B2; b++) {
+        float *x = w->sar + (size_t)b * n;
+        for (size_t p = 0; p < n; p++)
+            x[p] = m->sar_offset[b] + m->sar_scale[b] * x[p];
+    }
+    int F = m->frame;
+    if (F > 0) {
+        for (int j = 0; j < t->h; j++) {
+            int y = t->y + j;
+            for (int i = 0; i < t->w; i++) {
+                int x = t->x + i;
+                if (x >= F && x < m->size - F && y >= F && y < m->size - F)
+                    continue;
+                size_t p = (size_t)j * t->w + i;
+                w->label[p] = LABEL_NODATA;
+                for (int b = 0; b < B1; b++)
+                    w->opt[(size_t)b * n + p] = NAN;
+            }
+        }
+    }
+    for (int h = 0; h < m->n_holes; h++) {
+        const synth_disc *d = &m->holes[h];
+        int i0 = (int)floor(d->x - d->r) - t->x,
+            i1 = (int)ceil(d->x + d->r) - t->x;
+        int j0 = (int)floor(d->y - d->r) - t->y,
+            j1 = (int)ceil(d->y + d->r) - t->y;
+        i0 = i0 < 0 ? 0 : i0;
+        j0 = j0 < 0 ? 0 : j0;
+        i1 = i1 > t->w ? t->w : i1;
+        j1 = j1 > t->h ? t->h : j1;
+        for (int j = j0; j < j1; j++) {
+            for (int i = i0; i < i1; i++) {
+                if (!in_discs(d, 1, w->xs[i], w->ys[j]))
+                    continue;
+                for (int b = 0; b < B2; b++)
+                    w->sar[(size_t)b * n + (size_t)j * t->w + i] = NAN;
+            }
+        }
+    }
+    return MMCL_OK;
+}
+
+/* Writes a window of the temporary SAR grid (the source of the warp). */
+static mmcl_status
+sar_tmp_write(mmcl_context *ctx, const synth_job *job, const mmcl__tile *t,
+              const float *buf)
+{
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err = GDALDatasetRasterIO(job->sar_tmp, GF_Write, t->x, t->y, t->w,
+                                     t->h, (void *)buf, t->w, t->h, GDT_Float32,
+                                     job->m->B2, NULL, 0, 0, 0);
+    if (err == CE_None && t->x + t->w == job->m->size)
+        GDALFlushCache(job->sar_tmp);
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None || cap.n_failures)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write to '%s': %s",
+                           job->sar_tmp_path, mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
+static mmcl_status
+synth_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    const synth_job *job = user;
+    synth_worker *w = state;
+    mmcl_status st =
+        mmcl__writer_write(ctx, job->w_opt, t->x, t->y, t->w, t->h, w->opt);
+    if (st == MMCL_OK)
+        st = job->sar_tmp ? sar_tmp_write(ctx, job, t, w->sar)
+                          : mmcl__writer_write(ctx, job->w_sar, t->x, t->y,
+                                               t->w, t->h, w->sar);
+    if (st == MMCL_OK)
+        st = mmcl__writer_write(ctx, job->w_lab, t->x, t->y, t->w, t->h,
+                                w->label);
+    if (st == MMCL_OK)
+        st = mmcl__writer_write(ctx, job->w_truth, t->x, t->y, t->w, t->h,
+                                w->truth);
+    return st;
+}
+
+/* ---- Warping the SAR -------------------------------------------------------
+ */
+
+typedef struct scaled_progress {
+    mmcl_progress_fn fn;
+    void *user;
+    double p0, p1;
+    int cancelled;
+} scaled_progress;
+
+static int CPL_STDCALL
+scaled_progress_fn(double complete, const char *msg, void *arg)
+{
+    scaled_progress *sp = arg;
+    if (!sp->fn)
+        return 1;
+    if (!sp->fn(sp->p0 + (sp->p1 - sp->p0) * complete, NULL, sp->user)) {
+        sp->cancelled = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* GDALWarp (bilinear, NaN nodata) of the SAR grid into sar.tif's dataset. */
+static mmcl_status
+sar_warp(mmcl_context *ctx, GDALDatasetH src, mmcl__writer *dst, int threads,
+         scaled_progress *sp)
+{
+    char nt[32];
+    snprintf(nt, sizeof(nt), "NUM_THREADS=%d", threads);
+    char *argv[] = {"-r",         "bilinear",
+                    "-srcnodata", "nan",
+                    "-dstnodata", "nan",
+                    "-wo",        "INIT_DEST=NO_DATA",
+                    "-wo",        "OPTIMIZE_SIZE=TRUE",
+                    "-wo",        nt,
+                    "-wm",        "256",
+                    NULL};
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    GDALWarpAppOptions *wo = GDALWarpAppOptionsNew(argv, NULL);
+    GDALDatasetH out = NULL;
+    int usage_error = 0;
+    if (wo) {
+        GDALWarpAppOptionsSetProgress(wo, scaled_progress_fn, sp);
+        out = GDALWarp(NULL, mmcl__writer_dataset(dst), 1, &src, wo,
+                       &usage_error);
+        GDALWarpAppOptionsFree(wo);
+    }
+    mmcl__gdal_capture_end(&cap);
+    if (sp->cancelled)
+        return mmcl__error(ctx, MMCL_ERR_CANCELLED,
+                           "cancelled by the caller while warping the SAR");
+    if (!out || cap.n_failures)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot warp the SAR: %s",
+                           mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
+/* ---- synth.json
+ * -------------------------------------------------------------- */
+
+static cJSON *
+json_matrix_f(const float *a, int rows, int cols)
+{
+    cJSON *m = cJSON_CreateArray();
+    for (int r = 0; m && r < rows; r++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int c = 0; row && c < cols; c++)
+            cJSON_AddItemToArray(row,
+                                 cJSON_CreateNumber(a[(size_t)r * cols + c]));
+        cJSON_AddItemToArray(m, row);
+    }
+    return m;
+}
+
+static cJSON *
+json_discs(const synth_disc *d, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "x", d[i].x);
+        cJSON_AddNumberToObject(o, "y", d[i].y);
+        cJSON_AddNumberToObject(o, "r", d[i].r);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static cJSON *
+json_doubles(const double *v, int n)
+{
+    return cJSON_CreateDoubleArray(v, n);
+}
+
+static cJSON *
+json_floats(const float *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+static cJSON *
+json_names(const char *const *names, int n)
+{
+    return cJSON_CreateStringArray(names, n);
+}
+
+typedef struct synth_names {
+    char opt[MAX_BANDS][16];
+    char sar[MAX_BANDS][16];
+    char truth[16 * 3 + 2][32];
+    const char *opt_p[MAX_BANDS], *sar_p[MAX_BANDS], *truth_p[16 * 3 + 2];
+    int n_truth;
+} synth_names;
+
+static void
+names_make(synth_names *nm, const synth_model *m)
+{
+    for (int b = 0; b < m->B1; b++) {
+        snprintf(nm->opt[b], sizeof(nm->opt[b]), "B%d", b + 1);
+        nm->opt_p[b] = nm->opt[b];
+    }
+    for (int b = 0; b < m->B2; b++) {
+        if (b < 2)
+            snprintf(nm->sar[b], sizeof(nm->sar[b]), "%s", b ? "VH" : "VV");
+        else
+            snprintf(nm->sar[b], sizeof(nm->sar[b]), "C%d", b + 1);
+        nm->sar_p[b] = nm->sar[b];
+    }
+    int k = 0;
+    for (int i = 0; i < m->S; i++, k++)
+        snprintf(nm->truth[k], sizeof(nm->truth[k]), "shared_%d", i);
+    for (int i = 0; i < m->P1; i++, k++)
+        snprintf(nm->truth[k], sizeof(nm->truth[k]), "optical_specific_%d", i);
+    for (int i = 0; i < m->P2; i++, k++)
+        snprintf(nm->truth[k], sizeof(nm->truth[k]), "sar_specific_%d", i);
+    snprintf(nm->truth[k++], sizeof(nm->truth[0]), "optical_specific_energy");
+    snprintf(nm->truth[k++], sizeof(nm->truth[0]), "sar_specific_energy");
+    nm->n_truth = k;
+    for (int i = 0; i < k; i++)
+        nm->truth_p[i] = nm->truth[i];
+}
+
+static cJSON *
+json_stage(const synth_stage *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!st->n)
+        return o;
+    cJSON_AddItemToObject(o, "W", json_matrix_f(st->W, st->n, st->n));
+    cJSON_AddItemToObject(o, "K", json_matrix_f(st->K, st->n, st->dg));
+    return o;
+}
+
+/* All generating parameters, as a JSON document (cJSON_free the result). */
+static char *
+json_make(const synth_model *m, const synth_names *nm, const sar_grid *g,
+          const double opt_gt[6], const char *srs_text)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return NULL;
+    cJSON_AddStringToObject(root, "format", "mmcl-synth");
+    cJSON_AddNumberToObject(root, "format_version", 1);
+    cJSON_AddStringToObject(root, "mmcl_version", mmcl_version());
+    cJSON_AddStringToObject(root, "model",
+                            "x1 = A1c zc + A1s z1 + e1, x2 = A2c zc + A2s z2 "
+                            "+ e2 (design sections 2 and 3.7)");
+    cJSON_AddStringToObject(root, "preset",
+                            m->specific ? "specific" : "redundant");
+    cJSON_AddNumberToObject(root, "seed", (double)m->seed);
+    cJSON_AddNumberToObject(root, "size", m->size);
+    cJSON_AddNumberToObject(root, "pixel_size", m->pixel_size);
+    cJSON_AddStringToObject(root, "crs", "EPSG:32631");
+    cJSON_AddItemToObject(root, "geotransform", json_doubles(opt_gt, 6));
+    cJSON_AddNumberToObject(root, "optical_bands", m->B1);
+    cJSON_AddNumberToObject(root, "sar_bands", m->B2);
+    cJSON_AddNumberToObject(root, "shared", m->S);
+    cJSON_AddNumberToObject(root, "optical_specific", m->P1);
+    cJSON_AddNumberToObject(root, "sar_specific", m->P2);
+    cJSON_AddNumberToObject(root, "noise", m->noise);
+    cJSON_AddNumberToObject(root, "specific_gain", m->specific ? m->gain : 0);
+    cJSON_AddNumberToObject(root, "classes", m->n_classes);
+    cJSON_AddNumberToObject(root, "nodata_frame", m->frame);
+
+    cJSON *files = cJSON_AddObjectToObject(root, "files");
+    cJSON_AddStringToObject(files, "optical", "optical.tif");
+    cJSON_AddStringToObject(files, "sar", "sar.tif");
+    cJSON_AddStringToObject(files, "labels", "labels.tif");
+    cJSON_AddStringToObject(files, "truth", "truth.tif");
+
+    cJSON *o = cJSON_AddObjectToObject(root, "optical");
+    cJSON_AddItemToObject(o, "band_names", json_names(nm->opt_p, m->B1));
+    cJSON_AddStringToObject(o, "units", "reflectance");
+    cJSON_AddItemToObject(o, "offset", json_floats(m->opt_offset, m->B1));
+    cJSON_AddItemToObject(o, "scale", json_floats(m->opt_scale, m->B1));
+    cJSON_AddStringToObject(o, "nodata", "nan");
+
+    cJSON *s = cJSON_AddObjectToObject(root, "sar");
+    cJSON_AddItemToObject(s, "band_names", json_names(nm->sar_p, m->B2));
+    cJSON_AddStringToObject(s, "units", "dB");
+    cJSON_AddItemToObject(s, "offset", json_floats(m->sar_offset, m->B2));
+    cJSON_AddItemToObject(s, "scale", json_floats(m->sar_scale, m->B2));
+    cJSON_AddStringToObject(s, "nodata", "nan");
+    if (srs_text)
+        cJSON_AddStringToObject(s, "srs", srs_text);
+    else
+        cJSON_AddStringToObject(s, "srs", "EPSG:32631");
+    cJSON_AddStringToObject(s, "crs_wkt", g->wkt);
+    cJSON_AddNumberToObject(s, "width", g->width);
+    cJSON_AddNumberToObject(s, "height", g->height);
+    cJSON_AddItemToObject(s, "geotransform", json_doubles(g->gt, 6));
+    cJSON_AddStringToObject(s, "resampling", g->warp ? "bilinear" : "none");
+    cJSON_AddItemToObject(s, "holes", json_discs(m->holes, m->n_holes));
+
+    cJSON *l = cJSON_AddObjectToObject(root, "labels");
+    cJSON_AddNumberToObject(l, "nodata", LABEL_NODATA);
+    cJSON_AddNumberToObject(l, "first_class", 0);
+    cJSON *sites = cJSON_AddArrayToObject(l, "sites");
+    for (int i = 0; i < m->n_sites; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "x", m->sites[i].x);
+        cJSON_AddNumberToObject(e, "y", m->sites[i].y);
+        cJSON_AddNumberToObject(e, "class", m->sites[i].cls);
+        cJSON_AddItemToArray(sites, e);
+    }
+    cJSON *off = cJSON_AddArrayToObject(l, "class_offsets");
+    for (int c = 0; c < m->n_classes; c++)
+        cJSON_AddItemToArray(
+            off, json_doubles(m->class_off + (size_t)c * m->S, m->S));
+    cJSON_AddNumberToObject(l, "class_blend_px", CLASS_BLEND);
+
+    cJSON *f = cJSON_AddObjectToObject(root, "fields");
+    cJSON_AddNumberToObject(f, "cosines", N_COS);
+    cJSON_AddItemToObject(
+        f, "shared_wavelength_px",
+        json_doubles((const double[]){SHARED_WL_MIN, SHARED_WL_MAX}, 2));
+    cJSON_AddItemToObject(
+        f, "specific_wavelength_px",
+        json_doubles((const double[]){SPECIFIC_WL_MIN, SPECIFIC_WL_MAX}, 2));
+    cJSON_AddStringToObject(f, "distribution",
+                            "sum of cosines, wavelengths log-uniform, "
+                            "directions and phases uniform");
+
+    cJSON *mx = cJSON_AddObjectToObject(root, "mixing");
+    cJSON_AddStringToObject(mx, "layout", "rows are bands, columns factors");
+    cJSON_AddStringToObject(mx, "scaling",
+                            "each row has unit norm: per band, the shared "
+                            "part (and the specific part inside its region) "
+                            "has unit variance; the noise has variance "
+                            "noise^2");
+    cJSON_AddItemToObject(mx, "A1c", json_matrix_f(m->A1c, m->B1, m->S));
+    cJSON_AddItemToObject(mx, "A1s", json_matrix_f(m->A1s, m->B1, m->P1));
+    cJSON_AddItemToObject(mx, "A2c", json_matrix_f(m->A2c, m->B2, m->S));
+    cJSON_AddItemToObject(mx, "A2s", json_matrix_f(m->A2s, m->B2, m->P2));
+
+    cJSON *sd = cJSON_AddObjectToObject(root, "standardization");
+    cJSON_AddStringToObject(sd, "rule",
+                            "z = W f - K [1; earlier factors], then 0 "
+                            "outside the region; zc: whitened over the "
+                            "scene; z1: uncorrelated with zc and whitened in "
+                            "its region; z2: uncorrelated with zc and z1 and "
+                            "whitened in its region");
+    cJSON_AddNumberToObject(sd, "lattice_stride_px", m->stride);
+    cJSON_AddItemToObject(sd, "shared", json_stage(&m->stage[0]));
+    cJSON_AddItemToObject(sd, "optical_specific", json_stage(&m->stage[1]));
+    cJSON_AddItemToObject(sd, "sar_specific", json_stage(&m->stage[2]));
+
+    cJSON *r = cJSON_AddObjectToObject(root, "regions");
+    cJSON_AddStringToObject(r, "rule",
+                            "discs in optical pixels: pixel (col, row) is "
+                            "inside when (col + 0.5 - x)^2 + (row + 0.5 - "
+                            "y)^2 <= r^2");
+    cJSON_AddItemToObject(r, "optical_specific", json_discs(m->r1, m->n_r1));
+    cJSON_AddItemToObject(r, "sar_specific", json_discs(m->r2, m->n_r2));
+
+    cJSON *tb = cJSON_AddObjectToObject(root, "truth_bands");
+    for (int i = 0; i < nm->n_truth; i++)
+        cJSON_AddNumberToObject(tb, nm->truth[i], i + 1);
+    cJSON_AddStringToObject(root, "truth_energy",
+                            "optical_specific_energy = ||A1s z1||^2 / "
+                            "optical_bands, sar_specific_energy = ||A2s "
+                            "z2||^2 / sar_bands, in the standardized units "
+                            "of x1, x2");
+
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+static mmcl_status
+text_write(mmcl_context *ctx, const char *path, const char *text)
+{
+    VSILFILE *fp = VSIFOpenL(path, "wb");
+    if (!fp)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot create '%s'", path);
+    size_t len = strlen(text);
+    int ok =
+        VSIFWriteL(text, 1, len, fp) == len && VSIFWriteL("\n", 1, 1, fp) == 1;
+    ok = VSIFCloseL(fp) == 0 && ok;
+    if (!ok)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write '%s'", path);
+    return MMCL_OK;
+}
+
+/* ---- The operation
+ * ------------------------------------------------------------ */
+
+enum { OUT_OPTICAL, OUT_SAR, OUT_LABELS, OUT_TRUTH, OUT_JSON, N_OUT };
+static const char *const out_names[N_OUT] = {
+    "optical.tif", "sar.tif", "labels.tif", "truth.tif", "synth.json"};
+
+static int
+path_exists(const char *path)
+{
+    VSIStatBufL st;
+    return VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG) == 0;
+}
+
+static mmcl__writer *
+open_output(mmcl_context *ctx, const char *path, char **co, int overwrite,
+            int width, int height, int n_bands, GDALDataType type,
+            const double gt[6], const char *wkt, double nodata,
+            const char *const *names, int threads)
+{
+    mmcl__raster_spec spec = {0};
+    spec.path = path;
+    spec.format = "GTiff";
+    spec.creation_options = co;
+    spec.overwrite = overwrite;
+    spec.width = width;
+    spec.height = height;
+    spec.n_bands = n_bands;
+    spec.type = type;
+    memcpy(spec.geotransform, gt, sizeof(spec.geotransform));
+    spec.srs_wkt = wkt;
+    spec.has_nodata = 1;
+    spec.nodata = nodata;
+    spec.band_names = names;
+    spec.block = TILE;
+    spec.n_threads = threads;
+    return mmcl__writer_open(ctx, &spec);
+}
+
+static mmcl_status
+set_metadata(mmcl_context *ctx, mmcl__writer *w, const char *product,
+             const synth_model *m)
+{
+    char seed[32];
+    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)m->seed);
+    mmcl_status st = mmcl__writer_set_metadata(ctx, w, "PRODUCT", product);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, w, "PRESET",
+                                       m->specific ? "specific" : "redundant");
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, w, "SEED", seed);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, w, "SYNTH_JSON", "synth.json");
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, w, "MMCL_VERSION", mmcl_version());
+    return st;
+}
+
+static void
+delete_quietly(const char *path)
+{
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDriverH drv = GDALGetDriverByName("GTiff");
+    if (!drv || GDALDeleteDataset(drv, path) != CE_None)
+        VSIUnlink(path);
+    CPLPopErrorHandler();
+}
 
 mmcl_status
-mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts)
+mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
 {
-    (void)outdir;
-    (void)opts;
-    return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED, "synth: work in progress");
+    mmcl__error_clear(ctx);
+    mmcl_options *tmp = NULL;
+    const mmcl_options *opts = NULL;
+    synth_model m = {0};
+    sar_grid grid = {0};
+    synth_job job = {0};
+    synth_names *nm = NULL;
+    char *opt_wkt = NULL, *json = NULL;
+    char path[N_OUT][4096], sar_tmp_path[4096], json_tmp[4096];
+    int committed[N_OUT] = {0}, made_dir = 0, json_tmp_made = 0;
+    OGRSpatialReferenceH opt_srs = NULL;
+    int blas_threads = -1;
+    char **co = NULL;
+    mmcl_status st = mmcl__options_resolve(ctx, opts_in, "synth", &tmp, &opts);
+    if (st != MMCL_OK)
+        return st;
+    sar_tmp_path[0] = json_tmp[0] = '\0';
+    if (!outdir || !*outdir) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output folder given");
+        goto done;
+    }
+
+    /* Options. */
+    m.specific = strcmp(mmcl__opt_str(opts, "PRESET"), "specific") == 0;
+    m.size = (int)mmcl__opt_int(opts, "SIZE");
+    m.seed = (uint64_t)mmcl__opt_int(opts, "SEED");
+    m.pixel_size = mmcl__opt_double(opts, "PIXEL_SIZE");
+    m.B1 = (int)mmcl__opt_int(opts, "OPTICAL_BANDS");
+    m.B2 = (int)mmcl__opt_int(opts, "SAR_BANDS");
+    m.S = (int)mmcl__opt_int(opts, "SHARED");
+    m.P1 = m.specific ? (int)mmcl__opt_int(opts, "OPTICAL_SPECIFIC") : 0;
+    m.P2 = m.specific ? (int)mmcl__opt_int(opts, "SAR_SPECIFIC") : 0;
+    m.noise = mmcl__opt_double(opts, "NOISE");
+    m.gain = mmcl__opt_double(opts, "SPECIFIC_GAIN");
+    m.n_classes = (int)mmcl__opt_int(opts, "CLASSES");
+    m.frame = (int)mmcl__opt_int(opts, "NODATA_FRAME");
+    m.n_holes = (int)mmcl__opt_int(opts, "SAR_HOLES");
+    const char *srs_text = mmcl__opt_str(opts, "SAR_SRS");
+    double sar_res = mmcl__opt_given(opts, "SAR_RES")
+                         ? mmcl__opt_double(opts, "SAR_RES")
+                         : 0.0;
+    int overwrite = mmcl__opt_bool(opts, "OVERWRITE");
+    /* DEFLATE at level 1 unless the user chose: as small as level 6 on
+     * these noisy floats (predictor 3), and a third faster. */
+    co = CSLDuplicate(mmcl__opt_list(opts, "CO"));
+    const char *compress = CSLFetchNameValue(co, "COMPRESS");
+    if (!CSLFetchNameValue(co, "ZLEVEL") &&
+        (!compress || EQUAL(compress, "DEFLATE")))
+        co = CSLSetNameValue(co, "ZLEVEL", "1");
+    int threads = mmcl__opt_threads(opts);
+    if (srs_text && !*srs_text)
+        srs_text = NULL;
+
+    if (m.size - 2 * m.frame < 16) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "NODATA_FRAME %d leaves less than 16 valid pixels "
+                         "across a %d pixel scene",
+                         m.frame, m.size);
+        goto done;
+    }
+    if (!m.specific && (mmcl__opt_given(opts, "OPTICAL_SPECIFIC") ||
+                        mmcl__opt_given(opts, "SAR_SPECIFIC")))
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "synth: preset redundant has no specific factors; "
+                  "OPTICAL_SPECIFIC and SAR_SPECIFIC are ignored");
+    /* The counting caveat (design 3.7): a modality with SHARED bands or
+     * fewer fits whole into a SHARED-dimensional embedding. */
+    if (m.B1 <= m.S || m.B2 <= m.S)
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "synth: %d optical and %d SAR bands for %d shared factors: "
+                  "a modality with no more bands than shared factors fits "
+                  "whole into a %d-dimensional embedding, and shows no loss",
+                  m.B1, m.B2, m.S, m.S);
+    if (m.S + m.P1 > m.B1 || m.S + m.P2 > m.B2)
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "synth: more factors than bands in a modality; its "
+                  "specific factors overlap its shared ones in band space");
+
+    /* Grids. */
+    double opt_gt[6] = {ORIGIN_X, m.pixel_size, 0.0,
+                        ORIGIN_Y, 0.0,          -m.pixel_size};
+    opt_srs = OSRNewSpatialReference(NULL);
+    if (!opt_srs || OSRImportFromEPSG(opt_srs, OPTICAL_EPSG) != OGRERR_NONE ||
+        OSRExportToWkt(opt_srs, &opt_wkt) != OGRERR_NONE) {
+        st = mmcl__error(ctx, MMCL_ERR_IO,
+                         "cannot build EPSG:%d (is PROJ's database "
+                         "installed?)",
+                         OPTICAL_EPSG);
+        goto done;
+    }
+    st = sar_grid_plan(ctx, &m, opt_wkt, opt_gt, srs_text, sar_res, &grid);
+    if (st != MMCL_OK)
+        goto done;
+
+    /* The folder, and every target, before any work. */
+    VSIStatBufL sb;
+    if (VSIStatL(outdir, &sb) == 0) {
+        if (!VSI_ISDIR(sb.st_mode)) {
+            st = mmcl__error(ctx, MMCL_ERR_IO,
+                             "'%s' exists and is not a folder", outdir);
+            goto done;
+        }
+    } else if (VSIMkdir(outdir, 0755) != 0) {
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot create the folder '%s'",
+                         outdir);
+        goto done;
+    } else {
+        made_dir = 1;
+    }
+    for (int i = 0; i < N_OUT; i++) {
+        if (snprintf(path[i], sizeof(path[i]), "%s/%s", outdir, out_names[i]) >=
+            (int)sizeof(path[i])) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "output folder name too long");
+            goto done;
+        }
+    }
+    for (int i = 0; i < OUT_JSON; i++) {
+        st = mmcl__output_check(ctx, path[i], "GTiff", co,
+                                i == OUT_LABELS ? GDT_Byte : GDT_Float32,
+                                overwrite);
+        if (st != MMCL_OK)
+            goto done;
+    }
+    if (path_exists(path[OUT_JSON]) && !overwrite) {
+        st = mmcl__error(ctx, MMCL_ERR_EXISTS,
+                         "output '%s' exists; use --overwrite to replace it",
+                         path[OUT_JSON]);
+        goto done;
+    }
+
+    /* The scene. Its GEMMs are small and run inside the tile workers: one
+     * level of parallelism (style section 7), so BLAS runs on one thread. */
+    blas_threads = mmcl__blas_set_threads(1);
+    st = model_draw(ctx, &m);
+    if (st == MMCL_OK)
+        st = model_standardize(ctx, &m);
+    if (st != MMCL_OK)
+        goto done;
+    nm = calloc(1, sizeof(*nm));
+    if (!nm) {
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    names_make(nm, &m);
+
+    /* The outputs, under temporary names. */
+    job.m = &m;
+    job.w_opt =
+        open_output(ctx, path[OUT_OPTICAL], co, overwrite, m.size, m.size, m.B1,
+                    GDT_Float32, opt_gt, opt_wkt, NAN, nm->opt_p, threads);
+    job.w_lab = job.w_opt ? open_output(ctx, path[OUT_LABELS], co, overwrite,
+                                        m.size, m.size, 1, GDT_Byte, opt_gt,
+                                        opt_wkt, LABEL_NODATA,
+                                        (const char *const[]){"class"}, threads)
+                          : NULL;
+    job.w_truth = job.w_lab
+                      ? open_output(ctx, path[OUT_TRUTH], co, overwrite, m.size,
+                                    m.size, nm->n_truth, GDT_Float32, opt_gt,
+                                    opt_wkt, NAN, nm->truth_p, threads)
+                      : NULL;
+    job.w_sar = job.w_truth
+                    ? open_output(ctx, path[OUT_SAR], co, overwrite, grid.width,
+                                  grid.height, m.B2, GDT_Float32, grid.gt,
+                                  grid.wkt, NAN, nm->sar_p, threads)
+                    : NULL;
+    if (!job.w_sar) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    st = set_metadata(ctx, job.w_opt, "synthetic_optical", &m);
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, job.w_sar, "synthetic_sar", &m);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, job.w_sar, "SAR_UNITS", "dB");
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, job.w_lab, "synthetic_labels", &m);
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, job.w_truth, "synthetic_truth", &m);
+    if (st != MMCL_OK)
+        goto done;
+    if (grid.warp) {
+        /* The SAR is made on the optical grid, then warped. */
+        snprintf(sar_tmp_path, sizeof(sar_tmp_path),
+                 "%s/sar.mmcl-tmp-grid-%ld.tif", outdir, (long)getpid());
+        char **tmp_co = NULL;
+        tmp_co = CSLSetNameValue(tmp_co, "TILED", "YES");
+        tmp_co = CSLSetNameValue(tmp_co, "BLOCKXSIZE", "256");
+        tmp_co = CSLSetNameValue(tmp_co, "BLOCKYSIZE", "256");
+        tmp_co = CSLSetNameValue(tmp_co, "BIGTIFF", "IF_SAFER");
+        mmcl__gdal_capture cap;
+        mmcl__gdal_capture_begin(&cap, ctx);
+        GDALDriverH gtiff = GDALGetDriverByName("GTiff");
+        job.sar_tmp = gtiff ? GDALCreate(gtiff, sar_tmp_path, m.size, m.size,
+                                         m.B2, GDT_Float32, tmp_co)
+                            : NULL;
+        if (job.sar_tmp) {
+            GDALSetGeoTransform(job.sar_tmp, opt_gt);
+            GDALSetProjection(job.sar_tmp, opt_wkt);
+            for (int b = 0; b < m.B2; b++)
+                GDALSetRasterNoDataValue(GDALGetRasterBand(job.sar_tmp, b + 1),
+                                         NAN);
+        }
+        mmcl__gdal_capture_end(&cap);
+        CSLDestroy(tmp_co);
+        if (!job.sar_tmp) {
+            st = mmcl__error(ctx, MMCL_ERR_IO, "cannot create '%s': %s",
+                             sar_tmp_path, mmcl__gdal_msg(&cap));
+            goto done;
+        }
+        job.sar_tmp_path = sar_tmp_path;
+    }
+
+    /* Generate. */
+    void *puser = NULL;
+    mmcl_progress_fn progress = mmcl__opt_progress(opts, &puser);
+    double p_gen = grid.warp ? 0.6 : 0.97;
+    mmcl__tile_job tj = {synth_start, synth_work, synth_commit, synth_stop,
+                         &job};
+    st = mmcl__run_tiles(ctx, m.size, m.size, TILE, threads, &tj, progress,
+                         puser, 0.0, p_gen);
+    if (st != MMCL_OK)
+        goto done;
+    if (grid.warp) {
+        scaled_progress sp = {progress, puser, p_gen, 0.97, 0};
+        st = sar_warp(ctx, job.sar_tmp, job.w_sar, threads, &sp);
+        if (st != MMCL_OK)
+            goto done;
+    }
+
+    /* synth.json beside the outputs, then everything under final names. */
+    json = json_make(&m, nm, &grid, opt_gt, srs_text);
+    if (!json) {
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    snprintf(json_tmp, sizeof(json_tmp), "%s/synth.json.mmcl-tmp-%ld", outdir,
+             (long)getpid());
+    st = text_write(ctx, json_tmp, json);
+    json_tmp_made = 1;
+    if (st != MMCL_OK)
+        goto done;
+    if (progress && !progress(1.0, NULL, puser)) {
+        st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
+        goto done;
+    }
+    mmcl__writer *order[4] = {job.w_opt, job.w_sar, job.w_lab, job.w_truth};
+    const int which[4] = {OUT_OPTICAL, OUT_SAR, OUT_LABELS, OUT_TRUTH};
+    job.w_opt = job.w_sar = job.w_lab = job.w_truth = NULL;
+    for (int i = 0; i < 4; i++) {
+        mmcl__writer *w = order[i];
+        order[i] = NULL;
+        if (st == MMCL_OK) {
+            st = mmcl__writer_commit(ctx, w);
+            committed[which[i]] = st == MMCL_OK;
+        } else {
+            mmcl__writer_abort(w);
+        }
+    }
+    if (st != MMCL_OK)
+        goto done;
+    if (VSIRename(json_tmp, path[OUT_JSON]) != 0) {
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s'",
+                         json_tmp, path[OUT_JSON]);
+        goto done;
+    }
+    json_tmp_made = 0;
+
+done:
+    if (blas_threads > 0)
+        mmcl__blas_set_threads(blas_threads);
+    mmcl__writer_abort(job.w_opt);
+    mmcl__writer_abort(job.w_sar);
+    mmcl__writer_abort(job.w_lab);
+    mmcl__writer_abort(job.w_truth);
+    if (job.sar_tmp) {
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        GDALClose(job.sar_tmp);
+        CPLPopErrorHandler();
+    }
+    if (sar_tmp_path[0])
+        delete_quietly(sar_tmp_path);
+    if (json_tmp_made)
+        VSIUnlink(json_tmp);
+    if (st != MMCL_OK) {
+        /* All or nothing: remove what this run already put in place. */
+        for (int i = 0; i < N_OUT; i++)
+            if (committed[i])
+                delete_quietly(path[i]);
+        if (made_dir)
+            VSIRmdir(outdir);
+    }
+    cJSON_free(json);
+    CSLDestroy(co);
+    free(nm);
+    CPLFree(opt_wkt);
+    CPLFree(grid.wkt);
+    OSRDestroySpatialReference(opt_srs);
+    model_free(&m);
+    mmcl_options_free(tmp);
+    return st;
 }

@@ -14,5 +14,6 @@
 #include "mmcl/model.h"
 #include "mmcl/align.h"
 #include "mmcl/synth.h"
+#include "mmcl/train.h"
 
 #endif /* MMCL_MMCL_H */

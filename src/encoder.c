@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A model's encoders and decoders, read from its tensors and metadata and
+ * checked against each other, and the batched forward pass of an encoder.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+
+#include "context_internal.h"
+#include "encoder_internal.h"
+#include "model_internal.h"
+
+static const char *const mod_names[2] = {"optical", "sar"};
+
+struct mmcl__encoder_work {
+    mmcl_mlp_acts *acts[2];
+    float *norm; /* (N_max, kp + k) scratch of the private part */
+    int N_max;
+};
+
+static int
+json_int(const cJSON *obj, const char *key, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+        return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+static double *
+json_doubles(mmcl_context *ctx, const cJSON *obj, const char *key, int n)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != n)
+        return NULL;
+    double *out = mmcl__malloc_array(ctx, (size_t)n, 1, sizeof(double));
+    if (!out)
+        return NULL;
+    int i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr)
+    {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+            free(out);
+            return NULL;
+        }
+        out[i++] = v->valuedouble;
+    }
+    return out;
+}
+
+/* The tensor @p name with shape (rows, cols) (cols 0: a vector of rows). */
+static mmcl_status
+get_tensor(mmcl_context *ctx, const mmcl_model *model, const char *name,
+           int rows, int cols, const float **out)
+{
+    int64_t shape[2] = {rows, cols};
+    mmcl_status st = mmcl__model_check_shape(ctx, model, name, cols ? 2 : 1,
+                                             shape);
+    if (st != MMCL_OK)
+        return st;
+    *out = mmcl_model_tensor(model, name, NULL, NULL);
+    return MMCL_OK;
+}
+
+static mmcl_status
+get_linear(mmcl_context *ctx, const mmcl_model *model, const char *prefix,
+           int out_dim, int in_dim, mmcl__linear *l)
+{
+    char name[128];
+    snprintf(name, sizeof(name), "%s.weight", prefix);
+    mmcl_status st = get_tensor(ctx, model, name, out_dim, in_dim, &l->W);
+    if (st != MMCL_OK)
+        return st;
+    snprintf(name, sizeof(name), "%s.bias", prefix);
+    st = get_tensor(ctx, model, name, out_dim, 0, &l->b);
+    l->in = in_dim;
+    l->out = out_dim;
+    return st;
+}
+
+static mmcl_status
+bad_metadata(mmcl_context *ctx, const char *what)
+{
+    return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                       "model metadata is missing or has an invalid '%s'",
+                       what);
+}
+
+static mmcl_status
+load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
+              int m)
+{
+    mmcl__modality *mod = &enc->mod[m];
+    const char *name = mod_names[m];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(meta, name);
+    char key[128];
+    if (!cJSON_IsObject(j))
+        return bad_metadata(ctx, name);
+    if (!json_int(j, "bands", &mod->B) || mod->B < 1)
+        return bad_metadata(ctx, "bands");
+    if (!json_int(j, "private_dim", &mod->kp) || mod->kp < 0)
+        mod->kp = 0;
+    mod->k = enc->k;
+    mod->K = mod->k + mod->kp;
+    mod->d = mod->B * enc->P * enc->P;
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(j, "normalize");
+    mod->normalize = cJSON_IsTrue(norm);
+    mod->mean = json_doubles(ctx, j, "mean", mod->B);
+    mod->std = json_doubles(ctx, j, "std", mod->B);
+    if (!mod->mean || !mod->std)
+        return bad_metadata(ctx, "mean/std");
+    for (int b = 0; b < mod->B; b++)
+        if (!(mod->std[b] > 0))
+            return bad_metadata(ctx, "std");
+
+    /* The aligned encoder: an MLP whose sizes are in the metadata. */
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(j, "layers");
+    int sizes[MMCL_MLP_MAX_LAYERS + 1];
+    int n_sizes = cJSON_GetArraySize(layers);
+    if (!cJSON_IsArray(layers) || n_sizes < 2 ||
+        n_sizes > MMCL_MLP_MAX_LAYERS + 1)
+        return bad_metadata(ctx, "layers");
+    for (int i = 0; i < n_sizes; i++) {
+        const cJSON *v = cJSON_GetArrayItem(layers, i);
+        if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
+            v->valuedouble > 1e6)
+            return bad_metadata(ctx, "layers");
+        sizes[i] = (int)v->valuedouble;
+    }
+    if (sizes[0] != mod->d || sizes[n_sizes - 1] != mod->k)
+        return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                           "model %s encoder maps %d to %d values; the "
+                           "metadata says %d bands x %dx%d patch -> k = %d",
+                           name, sizes[0], sizes[n_sizes - 1], mod->B, enc->P,
+                           enc->P, mod->k);
+    mmcl_activation act = MMCL_ACTIVATION_RELU;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "activation");
+    if (cJSON_IsString(a) && !mmcl__activation_from_name(a->valuestring, &act))
+        return bad_metadata(ctx, "activation");
+    mod->mlp = mmcl__mlp_create(ctx, sizes, n_sizes, act, 0);
+    if (!mod->mlp)
+        return mmcl_context_errcode(ctx);
+    for (int l = 0; l < n_sizes - 1; l++) {
+        const float *W, *b;
+        snprintf(key, sizeof(key), "encoder.%s.%d.weight", name, l);
+        mmcl_status st = get_tensor(ctx, enc->model, key, sizes[l + 1],
+                                    sizes[l], &W);
+        if (st != MMCL_OK)
+            return st;
+        snprintf(key, sizeof(key), "encoder.%s.%d.bias", name, l);
+        st = get_tensor(ctx, enc->model, key, sizes[l + 1], 0, &b);
+        if (st != MMCL_OK)
+            return st;
+        memcpy(mod->mlp->W[l], W, sizeof(float) * sizes[l] * sizes[l + 1]);
+        memcpy(mod->mlp->b[l], b, sizeof(float) * sizes[l + 1]);
+    }
+
+    mmcl_status st = MMCL_OK;
+    if (mod->kp > 0) {
+        snprintf(key, sizeof(key), "private.%s.wx", name);
+        st = get_tensor(ctx, enc->model, key, mod->kp, mod->d,
+                        &mod->priv_x.W);
+        snprintf(key, sizeof(key), "private.%s.bias", name);
+        if (st == MMCL_OK)
+            st = get_tensor(ctx, enc->model, key, mod->kp, 0, &mod->priv_x.b);
+        mod->priv_x.in = mod->d;
+        mod->priv_x.out = mod->kp;
+        snprintf(key, sizeof(key), "private.%s.wh", name);
+        if (st == MMCL_OK)
+            st = get_tensor(ctx, enc->model, key, mod->kp, mod->k,
+                            &mod->priv_h.W);
+        mod->priv_h.b = NULL;
+        mod->priv_h.in = mod->k;
+        mod->priv_h.out = mod->kp;
+    }
+    snprintf(key, sizeof(key), "unimodal.%s", name);
+    if (st == MMCL_OK)
+        st = get_linear(ctx, enc->model, key, mod->K, mod->d, &mod->unimodal);
+    snprintf(key, sizeof(key), "decoder.%s.aligned", name);
+    if (st == MMCL_OK)
+        st = get_linear(ctx, enc->model, key, mod->B, mod->K,
+                        &mod->dec_aligned);
+    snprintf(key, sizeof(key), "decoder.%s.unimodal", name);
+    if (st == MMCL_OK)
+        st = get_linear(ctx, enc->model, key, mod->B, mod->K,
+                        &mod->dec_unimodal);
+    return st;
+}
+
+mmcl_status
+mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
+                     mmcl__encoder **out)
+{
+    *out = NULL;
+    mmcl__encoder *enc = calloc(1, sizeof(*enc));
+    if (!enc)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    enc->model = model;
+    mmcl_status st = MMCL_OK;
+    cJSON *meta = cJSON_Parse(mmcl_model_metadata_json(model));
+    if (!cJSON_IsObject(meta)) {
+        st = bad_metadata(ctx, "metadata");
+        goto done;
+    }
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(meta, "objective");
+    if (!cJSON_IsString(obj) ||
+        strlen(obj->valuestring) >= sizeof(enc->objective)) {
+        st = bad_metadata(ctx, "objective");
+        goto done;
+    }
+    snprintf(enc->objective, sizeof(enc->objective), "%s", obj->valuestring);
+    if (!json_int(meta, "patch", &enc->P) || enc->P < 1 || enc->P % 2 == 0) {
+        st = bad_metadata(ctx, "patch");
+        goto done;
+    }
+    if (!json_int(meta, "k", &enc->k) || enc->k < 1) {
+        st = bad_metadata(ctx, "k");
+        goto done;
+    }
+    for (int m = 0; m < 2 && st == MMCL_OK; m++)
+        st = load_modality(ctx, enc, meta, m);
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        char key[128];
+        snprintf(key, sizeof(key), "decoder.%s.nonredundant", mod_names[m]);
+        st = get_linear(ctx, model, key, enc->mod[m].B, enc->mod[1 - m].d,
+                        &enc->mod[m].dec_nonred);
+    }
+    if (st == MMCL_OK)
+        st = mmcl_model_hash(ctx, model, enc->hash);
+done:
+    cJSON_Delete(meta);
+    if (st == MMCL_OK)
+        *out = enc;
+    else
+        mmcl__encoder_free(enc);
+    return st;
+}
+
+void
+mmcl__encoder_free(mmcl__encoder *enc)
+{
+    if (!enc)
+        return;
+    for (int m = 0; m < 2; m++) {
+        mmcl__mlp_destroy(enc->mod[m].mlp);
+        free(enc->mod[m].mean);
+        free(enc->mod[m].std);
+    }
+    free(enc);
+}
+
+mmcl__encoder_work *
+mmcl__encoder_work_create(mmcl_context *ctx, const mmcl__encoder *enc,
+                          int N_max)
+{
+    mmcl__encoder_work *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    w->N_max = N_max;
+    size_t widest = 0; /* private scratch: (N_max, kp) then (N_max, k) */
+    for (int m = 0; m < 2; m++)
+        if (enc->mod[m].kp > 0 &&
+            (size_t)(enc->mod[m].kp + enc->mod[m].k) > widest)
+            widest = (size_t)(enc->mod[m].kp + enc->mod[m].k);
+    if (widest) {
+        w->norm = mmcl__malloc_array(ctx, (size_t)N_max, widest,
+                                     sizeof(float));
+        if (!w->norm) {
+            free(w);
+            return NULL;
+        }
+    }
+    for (int m = 0; m < 2; m++) {
+        w->acts[m] = mmcl__mlp_acts_create(ctx, enc->mod[m].mlp, N_max, 0);
+        if (!w->acts[m]) {
+            mmcl__encoder_work_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+void
+mmcl__encoder_work_free(mmcl__encoder_work *w)
+{
+    if (!w)
+        return;
+    for (int m = 0; m < 2; m++)
+        mmcl__mlp_acts_destroy(w->acts[m]);
+    free(w->norm);
+    free(w);
+}
+
+void
+mmcl__linear_apply(float *y, const mmcl__linear *l, const float *x, int N)
+{
+    mmcl__linear_forward(y, x, l->W, l->b, N, l->in, l->out);
+}
+
+mmcl_status
+mmcl__encoder_embed(mmcl_context *ctx, const mmcl__encoder *enc,
+                    mmcl__encoder_work *w, int m, const float *X, int N,
+                    float *H)
+{
+    const mmcl__modality *mod = &enc->mod[m];
+    for (int n0 = 0; n0 < N; n0 += w->N_max) {
+        int n = N - n0 < w->N_max ? N - n0 : w->N_max;
+        const float *x = X + (size_t)n0 * mod->d;
+        float *h = H + (size_t)n0 * mod->K;
+        mmcl_status st = mmcl__mlp_forward(ctx, w->acts[m], mod->mlp, x, n);
+        if (st != MMCL_OK)
+            return st;
+        const float *out = w->acts[m]->out; /* (n, k) */
+        if (mod->normalize) {
+            /* Rows scaled to unit length (same eps as training). */
+            for (int i = 0; i < n; i++) {
+                const float *o = out + (size_t)i * mod->k;
+                double ss = 0;
+                for (int j = 0; j < mod->k; j++)
+                    ss += (double)o[j] * o[j];
+                float s = (float)(1.0 / sqrt(ss + 1e-12));
+                for (int j = 0; j < mod->k; j++)
+                    h[(size_t)i * mod->K + j] = o[j] * s;
+            }
+        } else {
+            for (int i = 0; i < n; i++)
+                memcpy(h + (size_t)i * mod->K, out + (size_t)i * mod->k,
+                       sizeof(float) * mod->k);
+        }
+        if (mod->kp > 0) {
+            /* Private part p = wx x + wh h + bias into columns k..K-1:
+             * computed into the (n, kp) scratch, then placed. */
+            float *p = w->norm;
+            float *hk = p + (size_t)w->N_max * mod->kp;
+            for (int i = 0; i < n; i++)
+                memcpy(hk + (size_t)i * mod->k, h + (size_t)i * mod->K,
+                       sizeof(float) * mod->k);
+            mmcl__linear_forward(p, x, mod->priv_x.W, mod->priv_x.b, n,
+                                 mod->d, mod->kp);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, mod->kp,
+                        mod->k, 1.0f, hk, mod->k, mod->priv_h.W, mod->k,
+                        1.0f, p, mod->kp);
+            for (int i = 0; i < n; i++)
+                memcpy(h + (size_t)i * mod->K + mod->k,
+                       p + (size_t)i * mod->kp, sizeof(float) * mod->kp);
+        }
+    }
+    return MMCL_OK;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private: the encoders, normalization and decoders of a model, ready to
+ * run. Built from a model file's tensors and metadata; immutable once
+ * built, so threads may share one and each use its own mmcl__encoder_work.
+ *
+ * Tensor names (float32, row-major), for m in {optical, sar}:
+ *   encoder.<m>.<l>.weight (O, I), encoder.<m>.<l>.bias (O)   layer l
+ *   private.<m>.wx (kp, d), private.<m>.wh (kp, k), private.<m>.bias (kp)
+ *       shared-private only: p = wx x + wh h + bias
+ *   unimodal.<m>.weight (K, d), unimodal.<m>.bias (K)   PCA_K of x_m
+ *   decoder.<m>.aligned.weight (B, K), .bias (B)    h_m -> centre bands
+ *   decoder.<m>.unimodal.weight (B, K), .bias (B)   PCA_K -> centre bands
+ *   decoder.<m>.nonredundant.weight (B, d_other), .bias (B)
+ *                                                   x_other -> centre bands
+ * K = k + kp is the dimension of modality m's representation.
+ * Patch vectors x_m have the layout (band, row, col) and are standardized
+ * with the per-band mean and std of the metadata.
+ */
+#ifndef MMCL_ENCODER_INTERNAL_H
+#define MMCL_ENCODER_INTERNAL_H
+
+#include "mmcl/model.h"
+#include "nn.h"
+
+enum { MMCL__OPTICAL = 0, MMCL__SAR = 1 };
+
+typedef struct mmcl__linear {
+    const float *W; /* (out, in) */
+    const float *b; /* (out) */
+    int in, out;
+} mmcl__linear;
+
+typedef struct mmcl__modality {
+    int B;         /* bands */
+    int d;         /* B * P * P */
+    int k;         /* aligned dimensions */
+    int kp;        /* private dimensions (shared-private), else 0 */
+    int K;         /* k + kp */
+    int normalize; /* L2-normalize the aligned output (clip) */
+    double *mean, *std; /* (B) standardization */
+    mmcl_mlp *mlp; /* aligned encoder, frozen, weights copied in */
+    mmcl__linear priv_x, priv_h; /* private part (W may be NULL) */
+    mmcl__linear unimodal;       /* PCA_K */
+    mmcl__linear dec_aligned, dec_unimodal, dec_nonred;
+} mmcl__modality;
+
+typedef struct mmcl__encoder {
+    const mmcl_model *model; /* borrowed: tensors point into it */
+    char objective[32];
+    int P;                   /* patch edge */
+    int k;
+    mmcl__modality mod[2];
+    char hash[17];
+} mmcl__encoder;
+
+/* Builds the encoder of @p model (which must outlive it), checking every
+ * tensor's shape against the metadata. */
+mmcl_status mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
+                                 mmcl__encoder **out);
+void mmcl__encoder_free(mmcl__encoder *enc);
+
+/* Per-thread scratch for batches of up to N_max rows. */
+typedef struct mmcl__encoder_work mmcl__encoder_work;
+mmcl__encoder_work *mmcl__encoder_work_create(mmcl_context *ctx,
+                                              const mmcl__encoder *enc,
+                                              int N_max);
+void mmcl__encoder_work_free(mmcl__encoder_work *w);
+
+/*
+ * H (N, K_m) = representation of modality m for standardized patch vectors
+ * X (N, d_m): the aligned encoder's output (L2-normalized for clip), then
+ * the private part for shared-private models.
+ */
+mmcl_status mmcl__encoder_embed(mmcl_context *ctx, const mmcl__encoder *enc,
+                                mmcl__encoder_work *w, int m, const float *X,
+                                int N, float *H);
+
+/* y (N, out) = x (N, in) W^T + b. */
+void mmcl__linear_apply(float *y, const mmcl__linear *l, const float *x,
+                        int N);
+
+#endif /* MMCL_ENCODER_INTERNAL_H */

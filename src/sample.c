@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Training samples: statistics pass, uniform selection of valid patch
+ * centres, extraction pass, standardization.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context_internal.h"
+#include "rng.h"
+#include "sample_internal.h"
+#include "stats.h"
+#include "tiles_internal.h"
+
+typedef struct sample_job {
+    const mmcl__pair *pair;
+    int P, halo, tile, B1, B2;
+    int pass;                /* 1: statistics and counts, 2: extraction */
+    mmcl_welford *acc1, *acc2;
+    long long *tile_count;   /* valid centres per tile */
+    long long n_valid_pixels;
+    /* Pass 2. */
+    const uint64_t *ranks;   /* sorted selected ranks, (N) */
+    int N;
+    long long *tile_first;   /* rank of each tile's first valid centre */
+    mmcl__sample *s;
+} sample_job;
+
+typedef struct sample_worker {
+    mmcl__pair_reader *reader;
+    float *opt, *sar;        /* padded window, band-sequential */
+    uint8_t *valid;          /* padded window */
+    uint8_t *centre;         /* (tile, tile): valid patch centre */
+    mmcl_welford *acc1, *acc2;
+    long long count;         /* valid centres in the last tile */
+    long long n_pixels;
+} sample_worker;
+
+static void
+worker_stop(void *state, void *user)
+{
+    sample_worker *w = state;
+    if (!w)
+        return;
+    mmcl__pair_reader_destroy(w->reader);
+    free(w->opt);
+    free(w->sar);
+    free(w->valid);
+    free(w->centre);
+    mmcl__welford_destroy(w->acc1);
+    mmcl__welford_destroy(w->acc2);
+    free(w);
+}
+
+static void *
+worker_start(mmcl_context *ctx, void *user)
+{
+    sample_job *job = user;
+    sample_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    size_t W = (size_t)job->tile + 2 * (size_t)job->halo;
+    w->reader = mmcl__pair_reader_create(ctx, job->pair);
+    w->opt = mmcl__malloc_array(ctx, W * W, (size_t)job->B1, sizeof(float));
+    w->sar = mmcl__malloc_array(ctx, W * W, (size_t)job->B2, sizeof(float));
+    w->valid = mmcl__malloc_array(ctx, W, W, 1);
+    w->centre = mmcl__malloc_array(ctx, (size_t)job->tile, (size_t)job->tile,
+                                   1);
+    w->acc1 = mmcl__welford_create(ctx, job->B1);
+    w->acc2 = mmcl__welford_create(ctx, job->B2);
+    if (!w->reader || !w->opt || !w->sar || !w->valid || !w->centre ||
+        !w->acc1 || !w->acc2) {
+        worker_stop(w, user);
+        return NULL;
+    }
+    return w;
+}
+
+/* centre[j*w + i] = 1 when the P x P window around tile pixel (i, j) is
+ * entirely valid in the padded mask (stride W). Separable: a run of P
+ * valid values along rows, then along columns. */
+static void
+valid_centres(uint8_t *centre, const uint8_t *valid, int w, int h, int halo,
+              int W, uint8_t *rowrun)
+{
+    int P = 2 * halo + 1;
+    int H = h + 2 * halo;
+    /* rowrun (H, w): the P pixels of padded row y around column i valid. */
+    for (int y = 0; y < H; y++) {
+        const uint8_t *v = valid + (size_t)y * W;
+        for (int i = 0; i < w; i++) {
+            uint8_t ok = 1;
+            for (int k = 0; k < P && ok; k++)
+                ok = v[i + k];
+            rowrun[(size_t)y * w + i] = ok;
+        }
+    }
+    for (int j = 0; j < h; j++)
+        for (int i = 0; i < w; i++) {
+            uint8_t ok = 1;
+            for (int k = 0; k < P && ok; k++)
+                ok = rowrun[(size_t)(j + k) * w + i];
+            centre[(size_t)j * w + i] = ok;
+        }
+}
+
+static mmcl_status
+sample_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    sample_job *job = user;
+    sample_worker *w = state;
+    int halo = job->halo;
+    int W = t->w + 2 * halo, H = t->h + 2 * halo;
+
+    if (job->pass == 2) {
+        /* Skip tiles without a selected centre. */
+        long long first = job->tile_first[t->index];
+        long long last = first + job->tile_count[t->index];
+        const uint64_t *lo = job->ranks;
+        size_t n = (size_t)job->N, a = 0, b = n;
+        while (a < b) {
+            size_t mid = (a + b) / 2;
+            if ((long long)lo[mid] < first)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        if (a == n || (long long)lo[a] >= last)
+            return MMCL_OK;
+    }
+
+    mmcl_status st = mmcl__pair_read(ctx, w->reader, t->x, t->y, t->w, t->h,
+                                     halo, w->opt, w->sar, w->valid);
+    if (st != MMCL_OK)
+        return st;
+    /* rowrun scratch: reuse the optical buffer's tail is unsafe; use the
+     * SAR buffer only after statistics. Allocate per call is avoided by
+     * using centre as output and a small static-size row buffer. */
+    uint8_t *rowrun = malloc((size_t)H * t->w);
+    if (!rowrun)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    valid_centres(w->centre, w->valid, t->w, t->h, halo, W, rowrun);
+    free(rowrun);
+
+    size_t plane = (size_t)W * H;
+    if (job->pass == 1) {
+        /* Statistics over the tile's own (unpadded) valid pixels. */
+        w->count = 0;
+        w->n_pixels = 0;
+        mmcl__welford_reset(w->acc1);
+        mmcl__welford_reset(w->acc2);
+        for (int j = 0; j < t->h; j++) {
+            size_t off = (size_t)(j + halo) * W + halo;
+            mmcl__welford_update(w->acc1, w->opt + off, w->valid + off,
+                                 (size_t)t->w, 1, plane);
+            mmcl__welford_update(w->acc2, w->sar + off, w->valid + off,
+                                 (size_t)t->w, 1, plane);
+            for (int i = 0; i < t->w; i++)
+                w->n_pixels += w->valid[off + i];
+        }
+        for (size_t i = 0; i < (size_t)t->w * t->h; i++)
+            w->count += w->centre[i];
+        return MMCL_OK;
+    }
+
+    /* Pass 2: extract the selected centres of this tile. */
+    mmcl__sample *s = job->s;
+    long long rank = job->tile_first[t->index];
+    const uint64_t *ranks = job->ranks;
+    size_t lo = 0, hi = (size_t)job->N;
+    while (lo < hi) { /* first selected rank >= rank */
+        size_t mid = (lo + hi) / 2;
+        if ((long long)ranks[mid] < rank)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int P = job->P;
+    for (int j = 0; j < t->h && lo < (size_t)job->N; j++) {
+        for (int i = 0; i < t->w && lo < (size_t)job->N; i++) {
+            if (!w->centre[(size_t)j * t->w + i])
+                continue;
+            if ((long long)ranks[lo] == rank) {
+                float *x1 = s->X1 + lo * (size_t)s->d1;
+                float *x2 = s->X2 + lo * (size_t)s->d2;
+                for (int r = 0; r < P; r++)
+                    for (int c = 0; c < P; c++) {
+                        size_t off = (size_t)(j + r) * W + (size_t)(i + c);
+                        for (int b = 0; b < job->B1; b++)
+                            x1[mmcl__patch_index(b, r, c, P)] =
+                                w->opt[plane * b + off];
+                        for (int b = 0; b < job->B2; b++)
+                            x2[mmcl__patch_index(b, r, c, P)] =
+                                w->sar[plane * b + off];
+                    }
+                s->px[lo] = t->x + i;
+                s->py[lo] = t->y + j;
+                lo++;
+            }
+            rank++;
+        }
+    }
+    return MMCL_OK;
+}
+
+static mmcl_status
+sample_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    sample_job *job = user;
+    sample_worker *w = state;
+    if (job->pass != 1)
+        return MMCL_OK;
+    job->tile_count[t->index] = w->count;
+    job->n_valid_pixels += w->n_pixels;
+    mmcl_status st = mmcl__welford_merge(ctx, job->acc1, w->acc1);
+    if (st == MMCL_OK)
+        st = mmcl__welford_merge(ctx, job->acc2, w->acc2);
+    return st;
+}
+
+void
+mmcl__sample_free(mmcl__sample *s)
+{
+    if (!s)
+        return;
+    free(s->X1);
+    free(s->X2);
+    free(s->px);
+    free(s->py);
+    free(s->mean1);
+    free(s->std1);
+    free(s->mean2);
+    free(s->std2);
+    free(s);
+}
+
+/* Per-band mean and std; a constant band gets std 1 (its standardized
+ * values are then 0, which every objective handles) and is counted. */
+static mmcl_status
+finish_stats(mmcl_context *ctx, const mmcl_welford *acc, double *mean,
+             double *std, int *n_constant)
+{
+    mmcl_status st = mmcl__welford_result(ctx, mean, std, acc);
+    if (st != MMCL_OK)
+        return st;
+    *n_constant = 0;
+    for (int b = 0; b < acc->C; b++) {
+        if (!(std[b] > 1e-12 * (1.0 + fabs(mean[b])))) {
+            std[b] = 1.0;
+            (*n_constant)++;
+        }
+    }
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair, int P, int N,
+                  uint64_t seed, int tile, int n_threads,
+                  mmcl_progress_fn progress, void *progress_user, double p0,
+                  double p1, mmcl__sample **out)
+{
+    *out = NULL;
+    int width = mmcl__pair_width(pair), height = mmcl__pair_height(pair);
+    if (P < 1 || P % 2 == 0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "patch size %d must be odd (1, 3, 5, ...)", P);
+    if (P > width || P > height)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "patch size %d is larger than the %d x %d raster",
+                           P, width, height);
+
+    mmcl_status st = MMCL_OK;
+    sample_job job = {0};
+    job.pair = pair;
+    job.P = P;
+    job.halo = P / 2;
+    job.tile = tile;
+    job.B1 = mmcl__pair_optical_bands(pair);
+    job.B2 = mmcl__pair_sar_bands(pair);
+    int nx = (width + tile - 1) / tile, ny = (height + tile - 1) / tile;
+    size_t n_tiles = (size_t)nx * ny;
+    mmcl__sample *s = calloc(1, sizeof(*s));
+    uint64_t *ranks = NULL;
+    if (!s)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    job.tile_count = mmcl__calloc_array(ctx, n_tiles, 1, sizeof(long long));
+    job.tile_first = mmcl__calloc_array(ctx, n_tiles, 1, sizeof(long long));
+    job.acc1 = mmcl__welford_create(ctx, job.B1);
+    job.acc2 = mmcl__welford_create(ctx, job.B2);
+    if (!job.tile_count || !job.tile_first || !job.acc1 || !job.acc2) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+
+    mmcl__tile_job tj = {worker_start, sample_work, sample_commit,
+                         worker_stop, &job};
+    double mid = p0 + 0.5 * (p1 - p0);
+    job.pass = 1;
+    st = mmcl__run_tiles(ctx, width, height, tile, n_threads, &tj, progress,
+                         progress_user, p0, mid);
+    if (st != MMCL_OK)
+        goto done;
+
+    long long V = 0;
+    for (size_t i = 0; i < n_tiles; i++) {
+        job.tile_first[i] = V;
+        V += job.tile_count[i];
+    }
+    if (job.n_valid_pixels == 0) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "no valid pixel: every pixel has an invalid optical "
+                         "or SAR value (nodata, NaN, masked or outside the "
+                         "SAR footprint)");
+        goto done;
+    }
+    if (V < N) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "only %lld valid %dx%d patches, fewer than the %d "
+                         "samples asked for (lower --samples)",
+                         V, P, P, N);
+        goto done;
+    }
+
+    s->N = N;
+    s->P = P;
+    s->B1 = job.B1;
+    s->B2 = job.B2;
+    s->d1 = job.B1 * P * P;
+    s->d2 = job.B2 * P * P;
+    s->n_valid_pixels = job.n_valid_pixels;
+    s->n_valid_centres = V;
+    s->mean1 = mmcl__malloc_array(ctx, (size_t)job.B1, 1, sizeof(double));
+    s->std1 = mmcl__malloc_array(ctx, (size_t)job.B1, 1, sizeof(double));
+    s->mean2 = mmcl__malloc_array(ctx, (size_t)job.B2, 1, sizeof(double));
+    s->std2 = mmcl__malloc_array(ctx, (size_t)job.B2, 1, sizeof(double));
+    s->X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d1, sizeof(float));
+    s->X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d2, sizeof(float));
+    s->px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    s->py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    ranks = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(uint64_t));
+    if (!s->mean1 || !s->std1 || !s->mean2 || !s->std2 || !s->X1 || !s->X2 ||
+        !s->px || !s->py || !ranks) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    st = finish_stats(ctx, job.acc1, s->mean1, s->std1, &s->zero_variance1);
+    if (st == MMCL_OK)
+        st = finish_stats(ctx, job.acc2, s->mean2, s->std2,
+                          &s->zero_variance2);
+    if (st != MMCL_OK)
+        goto done;
+
+    /* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
+     * of the V ranks is kept with probability (N - kept) / (V - seen),
+     * which gives a uniform N-subset, already sorted. */
+    uint64_t rng = seed ^ 0x6d6d636c73616d70ULL; /* "mmclsamp" */
+    long long kept = 0;
+    for (long long i = 0; i < V && kept < N; i++) {
+        if ((double)(V - i) * mmcl__rng_uniform(&rng) < (double)(N - kept))
+            ranks[kept++] = (uint64_t)i;
+    }
+
+    job.pass = 2;
+    job.ranks = ranks;
+    job.N = N;
+    job.s = s;
+    st = mmcl__run_tiles(ctx, width, height, tile, n_threads, &tj, progress,
+                         progress_user, mid, p1);
+    if (st != MMCL_OK)
+        goto done;
+
+    /* Standardize: every entry of band b by the band's statistics. */
+    int PP = P * P;
+    for (int n = 0; n < N; n++) {
+        float *x1 = s->X1 + (size_t)n * s->d1;
+        float *x2 = s->X2 + (size_t)n * s->d2;
+        for (int b = 0; b < s->B1; b++)
+            for (int k = 0; k < PP; k++)
+                x1[b * PP + k] = (float)((x1[b * PP + k] - s->mean1[b]) /
+                                         s->std1[b]);
+        for (int b = 0; b < s->B2; b++)
+            for (int k = 0; k < PP; k++)
+                x2[b * PP + k] = (float)((x2[b * PP + k] - s->mean2[b]) /
+                                         s->std2[b]);
+    }
+    *out = s;
+    s = NULL;
+
+done:
+    mmcl__sample_free(s);
+    free(ranks);
+    free(job.tile_count);
+    free(job.tile_first);
+    mmcl__welford_destroy(job.acc1);
+    mmcl__welford_destroy(job.acc2);
+    return st;
+}

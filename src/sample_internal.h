@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private: drawing training samples from a raster pair (design 3.3).
+ *
+ * Pass 1 streams every tile: per-band mean and standard deviation over the
+ * valid pixels (Welford in double, merged in tile order) and the number of
+ * valid patch centres per tile (a centre is valid when every pixel of its
+ * P x P patch is valid, with reflect padding at the raster border). Then
+ * SAMPLES ranks are chosen uniformly without replacement among the valid
+ * centres (Knuth's selection sampling, seeded), and pass 2 extracts those
+ * patches. Deterministic for a seed, thread count and tile size.
+ */
+#ifndef MMCL_SAMPLE_INTERNAL_H
+#define MMCL_SAMPLE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "mmcl/context.h"
+#include "pair_internal.h"
+
+typedef struct mmcl__sample {
+    int N;          /* patches drawn */
+    int P;          /* patch edge */
+    int B1, B2;     /* optical bands, SAR bands */
+    int d1, d2;     /* B1*P*P, B2*P*P */
+    /* Patch vectors, standardized, layout (band, row, col):
+     * X1 (N, d1), X2 (N, d2). */
+    float *X1, *X2;
+    /* Centre-pixel positions on the grid: (N) each. */
+    int *px, *py;
+    /* Per-band statistics over the valid area (population std; a constant
+     * band gets std 1, see zero_variance). */
+    double *mean1, *std1, *mean2, *std2;
+    int zero_variance1, zero_variance2; /* bands found constant */
+    long long n_valid_pixels;
+    long long n_valid_centres;
+} mmcl__sample;
+
+/*
+ * Draws @p N patches of edge @p P (odd) from @p pair. Progress goes from
+ * @p p0 to @p p1. Errors: no valid pixel, fewer valid centres than N,
+ * patch larger than the raster.
+ */
+mmcl_status mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
+                              int P, int N, uint64_t seed, int tile,
+                              int n_threads, mmcl_progress_fn progress,
+                              void *progress_user, double p0, double p1,
+                              mmcl__sample **out);
+
+void mmcl__sample_free(mmcl__sample *s);
+
+/*
+ * Index in a patch vector of band b, row r, column c (layout band, row,
+ * col) for patch edge P.
+ */
+static inline int
+mmcl__patch_index(int b, int r, int c, int P)
+{
+    return (b * P + r) * P + c;
+}
+
+#endif /* MMCL_SAMPLE_INTERNAL_H */

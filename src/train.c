@@ -1,0 +1,930 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmcl_train: samples, the objectives of design section 3.4, the decoders
+ * of section 3.5, and the model file's tensors and metadata.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "mmcl/train.h"
+
+#include "cca.h"
+#include "clip.h"
+#include "context_internal.h"
+#include "encoder_internal.h"
+#include "linalg.h"
+#include "options_internal.h"
+#include "pair_internal.h"
+#include "pca.h"
+#include "ridge.h"
+#include "rng.h"
+#include "sample_internal.h"
+
+static const char *const mod_names[2] = {"optical", "sar"};
+
+/* Centred covariance blocks of the rows of X1 (N, d1) and X2 (N, d2), in
+ * double: C11 (d1, d1), C22 (d2, d2), C12 (d1, d2), means m1, m2. X2 may be
+ * NULL (then C22, C12, m2 are not computed). Outputs are allocated. */
+typedef struct moments {
+    double *C11, *C22, *C12, *m1, *m2;
+    int d1, d2;
+} moments;
+
+static void
+moments_free(moments *m)
+{
+    free(m->C11);
+    free(m->C22);
+    free(m->C12);
+    free(m->m1);
+    free(m->m2);
+    memset(m, 0, sizeof(*m));
+}
+
+static mmcl_status
+moments_compute(mmcl_context *ctx, moments *m, const float *X1, int d1,
+                const float *X2, int d2, int N)
+{
+    enum { BATCH = 2048 };
+    memset(m, 0, sizeof(*m));
+    m->d1 = d1;
+    m->d2 = X2 ? d2 : 0;
+    int dd2 = m->d2;
+    m->C11 = mmcl__calloc_array(ctx, (size_t)d1, (size_t)d1, sizeof(double));
+    m->m1 = mmcl__calloc_array(ctx, (size_t)d1, 1, sizeof(double));
+    if (X2) {
+        m->C22 = mmcl__calloc_array(ctx, (size_t)dd2, (size_t)dd2,
+                                    sizeof(double));
+        m->C12 = mmcl__calloc_array(ctx, (size_t)d1, (size_t)dd2,
+                                    sizeof(double));
+        m->m2 = mmcl__calloc_array(ctx, (size_t)dd2, 1, sizeof(double));
+    }
+    double *work = mmcl__malloc_array(ctx, BATCH, (size_t)(d1 + dd2),
+                                      sizeof(double));
+    if (!m->C11 || !m->m1 || !work ||
+        (X2 && (!m->C22 || !m->C12 || !m->m2))) {
+        free(work);
+        moments_free(m);
+        return MMCL_ERR_NO_MEMORY;
+    }
+    for (int n0 = 0; n0 < N; n0 += BATCH) {
+        int n = N - n0 < BATCH ? N - n0 : BATCH;
+        mmcl__moments_accumulate(m->C11, m->C22, m->C12, m->m1, m->m2, work,
+                                 X1 + (size_t)n0 * d1,
+                                 X2 ? X2 + (size_t)n0 * dd2 : NULL, n, d1,
+                                 dd2);
+    }
+    free(work);
+    /* The accumulation fills one triangle of the symmetric blocks. */
+    mmcl__sym_from_upper(m->C11, d1);
+    mmcl__cov_from_moments(m->C11, m->C11, m->m1, m->m1, N, d1, d1);
+    if (X2) {
+        mmcl__sym_from_upper(m->C22, dd2);
+        mmcl__cov_from_moments(m->C22, m->C22, m->m2, m->m2, N, dd2, dd2);
+        mmcl__cov_from_moments(m->C12, m->C12, m->m1, m->m2, N, d1, dd2);
+        for (int j = 0; j < dd2; j++)
+            m->m2[j] /= N;
+    }
+    for (int j = 0; j < d1; j++)
+        m->m1[j] /= N;
+    return MMCL_OK;
+}
+
+/* Stores a linear layer y = W x + b, W (out, in), as model tensors. */
+static mmcl_status
+put_linear(mmcl_context *ctx, mmcl_model *model, const char *prefix,
+           const float *W, const float *b, int out, int in)
+{
+    char name[128];
+    int64_t wshape[2] = {out, in}, bshape[1] = {out};
+    snprintf(name, sizeof(name), "%s.weight", prefix);
+    mmcl_status st = mmcl_model_set_tensor(ctx, model, name, W, 2, wshape);
+    snprintf(name, sizeof(name), "%s.bias", prefix);
+    if (st == MMCL_OK)
+        st = mmcl_model_set_tensor(ctx, model, name, b, 1, bshape);
+    return st;
+}
+
+/* A linear encoder from the columns of V (d, kk) (first k used), centred
+ * on mean: W (k, d) = V^T, b = -W mean; stored as layer 0 of modality m. */
+static mmcl_status
+put_projection(mmcl_context *ctx, mmcl_model *model, const char *prefix,
+               const double *V, int kk, const double *mean, int d, int k)
+{
+    float *W = mmcl__malloc_array(ctx, (size_t)k, (size_t)d, sizeof(float));
+    float *b = mmcl__malloc_array(ctx, (size_t)k, 1, sizeof(float));
+    mmcl_status st = MMCL_ERR_NO_MEMORY;
+    if (W && b) {
+        for (int j = 0; j < k; j++) {
+            double acc = 0;
+            for (int i = 0; i < d; i++) {
+                double v = V[(size_t)i * kk + j];
+                W[(size_t)j * d + i] = (float)v;
+                acc += v * mean[i];
+            }
+            b[j] = (float)-acc;
+        }
+        st = put_linear(ctx, model, prefix, W, b, k, d);
+    }
+    free(W);
+    free(b);
+    return st;
+}
+
+/* The unimodal PCA_K of a modality's covariance as a linear layer. */
+static mmcl_status
+put_pca(mmcl_context *ctx, mmcl_model *model, const char *prefix,
+        const double *C, const double *mean, int d, int K)
+{
+    double *V = mmcl__malloc_array(ctx, (size_t)d, (size_t)K, sizeof(double));
+    double *lambda = mmcl__malloc_array(ctx, (size_t)K, 1, sizeof(double));
+    mmcl_status st = V && lambda ? mmcl__pca(ctx, V, lambda, C, d, K)
+                                 : MMCL_ERR_NO_MEMORY;
+    if (st == MMCL_OK)
+        st = put_projection(ctx, model, prefix, V, K, mean, d, K);
+    free(V);
+    free(lambda);
+    return st;
+}
+
+/*
+ * Ridge decoder from X (N, p) to Y (N, q), stored as prefix.weight (q, p)
+ * and prefix.bias; *r2 receives the in-sample R^2 (share of the total
+ * variance of Y explained).
+ */
+static mmcl_status
+fit_decoder(mmcl_context *ctx, mmcl_model *model, const char *prefix,
+            const float *X, int p, const float *Y, int q, int N,
+            double lambda, double *r2)
+{
+    moments mo;
+    mmcl_status st = moments_compute(ctx, &mo, X, p, Y, q, N);
+    if (st != MMCL_OK)
+        return st;
+    double *B = mmcl__malloc_array(ctx, (size_t)p, (size_t)q, sizeof(double));
+    double *b0 = mmcl__malloc_array(ctx, (size_t)q, 1, sizeof(double));
+    float *W = mmcl__malloc_array(ctx, (size_t)q, (size_t)p, sizeof(float));
+    float *b = mmcl__malloc_array(ctx, (size_t)q, 1, sizeof(float));
+    if (!B || !b0 || !W || !b) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    st = mmcl__ridge_fit_centred(ctx, B, b0, mo.C11, mo.C12, mo.m1, mo.m2,
+                                 lambda, p, q);
+    if (st != MMCL_OK)
+        goto done;
+    /* SSE/N = tr(Cyy) - 2 tr(B^T Cxy) + tr(B^T Cxx B) with centred data. */
+    double tyy = 0, cross = 0, quad = 0;
+    for (int j = 0; j < q; j++) {
+        tyy += mo.C22[(size_t)j * q + j];
+        for (int i = 0; i < p; i++) {
+            cross += B[(size_t)i * q + j] * mo.C12[(size_t)i * q + j];
+            double t = 0;
+            for (int l = 0; l < p; l++)
+                t += mo.C11[(size_t)i * p + l] * B[(size_t)l * q + j];
+            quad += B[(size_t)i * q + j] * t;
+        }
+    }
+    *r2 = tyy > 0 ? 1.0 - (tyy - 2 * cross + quad) / tyy : 0.0;
+    mmcl__ridge_to_linear(W, b, B, b0, p, q);
+    st = put_linear(ctx, model, prefix, W, b, q, p);
+done:
+    moments_free(&mo);
+    free(B);
+    free(b0);
+    free(W);
+    free(b);
+    return st;
+}
+
+/* Standardized centre-pixel bands (N, B) of patch vectors X (N, B*P*P). */
+static float *
+centre_bands(mmcl_context *ctx, const float *X, int N, int B, int P)
+{
+    float *C = mmcl__malloc_array(ctx, (size_t)N, (size_t)B, sizeof(float));
+    if (!C)
+        return NULL;
+    int d = B * P * P, h = P / 2;
+    for (int n = 0; n < N; n++)
+        for (int b = 0; b < B; b++)
+            C[(size_t)n * B + b] =
+                X[(size_t)n * d + mmcl__patch_index(b, h, h, P)];
+    return C;
+}
+
+static cJSON *
+doubles_json(const double *v, int n)
+{
+    return cJSON_CreateDoubleArray(v, n);
+}
+
+static mmcl_status
+set_metadata(mmcl_context *ctx, mmcl_model *model, const cJSON *meta)
+{
+    char *s = cJSON_PrintUnformatted(meta);
+    if (!s)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    mmcl_status st = mmcl_model_set_metadata_json(ctx, model, s);
+    cJSON_free(s);
+    return st;
+}
+
+/* Parses ENCODER ("linear" or "mlp:H1,H2,...") into layer sizes
+ * [d, H1, ..., k]; returns the count, or 0 with an error set. */
+static int
+parse_encoder(mmcl_context *ctx, const char *spec, int d, int k, int *sizes)
+{
+    int n = 0;
+    sizes[n++] = d;
+    if (strcmp(spec, "linear") != 0) {
+        if (strncmp(spec, "mlp:", 4) != 0)
+            goto bad;
+        const char *p = spec + 4;
+        while (*p) {
+            char *end;
+            long h = strtol(p, &end, 10);
+            if (end == p || h < 1 || h > 65536 ||
+                n >= MMCL_MLP_MAX_LAYERS)
+                goto bad;
+            sizes[n++] = (int)h;
+            p = end;
+            if (*p == ',')
+                p++;
+            else if (*p)
+                goto bad;
+        }
+        if (n == 1)
+            goto bad;
+    }
+    sizes[n++] = k;
+    return n;
+bad:
+    mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                "invalid encoder '%s': expected linear or mlp:H1,H2,... with "
+                "at most %d hidden layers",
+                spec, MMCL_MLP_MAX_LAYERS - 1);
+    return 0;
+}
+
+typedef struct train_state {
+    const mmcl_options *opts;
+    mmcl__sample *s;
+    mmcl_model *model;
+    cJSON *meta;
+    cJSON *figures;
+    int k, kp, P;
+    double ridge;
+    const char *objective;
+    const char *aligned;   /* cca, clip or pca: how the aligned part is fit */
+    int n_threads;
+    mmcl_progress_fn progress;
+    void *progress_user;
+} train_state;
+
+/* Metadata of modality m (bands, statistics, encoder layout). */
+static cJSON *
+modality_json(const train_state *t, int m, const int *sizes, int n_sizes,
+              const char *activation, int normalize, const char *const *names)
+{
+    const mmcl__sample *s = t->s;
+    cJSON *j = cJSON_CreateObject();
+    int B = m == 0 ? s->B1 : s->B2;
+    cJSON_AddNumberToObject(j, "bands", B);
+    cJSON *bn = cJSON_AddArrayToObject(j, "band_names");
+    for (int b = 0; b < B && names && names[b]; b++)
+        cJSON_AddItemToArray(bn, cJSON_CreateString(names[b]));
+    cJSON_AddItemToObject(j, "mean",
+                          doubles_json(m == 0 ? s->mean1 : s->mean2, B));
+    cJSON_AddItemToObject(j, "std",
+                          doubles_json(m == 0 ? s->std1 : s->std2, B));
+    cJSON_AddItemToObject(j, "layers", cJSON_CreateIntArray(sizes, n_sizes));
+    cJSON_AddStringToObject(j, "activation", activation);
+    cJSON_AddBoolToObject(j, "normalize", normalize);
+    cJSON_AddNumberToObject(j, "private_dim", 0);
+    cJSON_AddNumberToObject(j, "constant_bands",
+                            m == 0 ? s->zero_variance1 : s->zero_variance2);
+    return j;
+}
+
+static mmcl_status
+fit_cca(mmcl_context *ctx, train_state *t)
+{
+    const mmcl__sample *s = t->s;
+    int kk = s->d1 < s->d2 ? s->d1 : s->d2;
+    moments mo;
+    mmcl_status st = moments_compute(ctx, &mo, s->X1, s->d1, s->X2, s->d2,
+                                     s->N);
+    if (st != MMCL_OK)
+        return st;
+    double *W1 = mmcl__malloc_array(ctx, (size_t)s->d1, (size_t)kk, 8);
+    double *W2 = mmcl__malloc_array(ctx, (size_t)s->d2, (size_t)kk, 8);
+    double *rho = mmcl__malloc_array(ctx, (size_t)kk, 1, 8);
+    if (!W1 || !W2 || !rho) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    st = mmcl__cca(ctx, W1, W2, rho, mo.C11, mo.C22, mo.C12, t->ridge, s->d1,
+                   s->d2, kk);
+    if (st == MMCL_OK)
+        st = put_projection(ctx, t->model, "encoder.optical.0", W1, kk, mo.m1,
+                            s->d1, t->k);
+    if (st == MMCL_OK)
+        st = put_projection(ctx, t->model, "encoder.sar.0", W2, kk, mo.m2,
+                            s->d2, t->k);
+    if (st == MMCL_OK) {
+        cJSON_AddItemToObject(t->figures, "canonical_correlations",
+                              doubles_json(rho, kk));
+        for (int j = 0; j < kk && j < 16; j++)
+            mmcl__log(ctx, MMCL_LOG_INFO, "canonical correlation %d: %.4f",
+                      j + 1, rho[j]);
+    }
+done:
+    moments_free(&mo);
+    free(W1);
+    free(W2);
+    free(rho);
+    return st;
+}
+
+static mmcl_status
+fit_pca(mmcl_context *ctx, train_state *t)
+{
+    const mmcl__sample *s = t->s;
+    mmcl_status st = MMCL_OK;
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        moments mo;
+        int d = m == 0 ? s->d1 : s->d2;
+        st = moments_compute(ctx, &mo, m == 0 ? s->X1 : s->X2, d, NULL, 0,
+                             s->N);
+        if (st != MMCL_OK)
+            break;
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "encoder.%s.0", mod_names[m]);
+        st = put_pca(ctx, t->model, prefix, mo.C11, mo.m1, d, t->k);
+        moments_free(&mo);
+    }
+    return st;
+}
+
+static int
+clip_progress(double f, const char *msg, void *user)
+{
+    train_state *t = user;
+    return t->progress ? t->progress(0.4 + 0.5 * f, msg, t->progress_user)
+                       : 1;
+}
+
+static mmcl_status
+fit_clip(mmcl_context *ctx, train_state *t, const int *sizes1,
+         const int *sizes2, int n_sizes, mmcl_activation act)
+{
+    const mmcl__sample *s = t->s;
+    const mmcl_options *o = t->opts;
+    mmcl_mlp *f1 = mmcl__mlp_create(ctx, sizes1, n_sizes, act, 1);
+    mmcl_mlp *f2 = f1 ? mmcl__mlp_create(ctx, sizes2, n_sizes, act, 1) : NULL;
+    int epochs = (int)mmcl__opt_int(o, "EPOCHS");
+    double *curve = mmcl__malloc_array(ctx, (size_t)epochs, 1, 8);
+    mmcl_status st = MMCL_OK;
+    if (!f1 || !f2 || !curve) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    uint64_t rng = (uint64_t)mmcl__opt_int(o, "SEED") ^ 0x636c6970696e6974ULL;
+    mmcl__mlp_init(f1, &rng);
+    mmcl__mlp_init(f2, &rng);
+
+    mmcl_clip_config cfg = {0};
+    cfg.epochs = epochs;
+    cfg.batch = (int)mmcl__opt_int(o, "BATCH");
+    if (cfg.batch > s->N)
+        cfg.batch = s->N;
+    cfg.lr = (float)mmcl__opt_double(o, "LR");
+    cfg.weight_decay = (float)mmcl__opt_double(o, "WEIGHT_DECAY");
+    cfg.beta1 = 0.9f;
+    cfg.beta2 = 0.999f;
+    cfg.adam_eps = 1e-8f;
+    const char *temp = mmcl__opt_str(o, "TEMPERATURE");
+    cfg.learn_tau = strcmp(temp, "learned") == 0;
+    if (cfg.learn_tau) {
+        cfg.tau = 0.1f;
+    } else {
+        char *end;
+        double tau = strtod(temp, &end);
+        if (*end || !(tau >= 1e-4 && tau <= 10)) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "invalid temperature '%s': a number from 1e-4 "
+                             "to 10, or 'learned'",
+                             temp);
+            goto done;
+        }
+        cfg.tau = (float)tau;
+    }
+    cfg.seed = (uint64_t)mmcl__opt_int(o, "SEED");
+    cfg.n_threads = t->n_threads;
+    float log_tau = logf(cfg.tau);
+    st = mmcl__clip_train(ctx, f1, f2, &log_tau, s->X1, s->X2, s->N, &cfg,
+                          curve, clip_progress, t);
+    if (st != MMCL_OK)
+        goto done;
+    for (int e = 0; e < epochs; e++)
+        mmcl__log(ctx, MMCL_LOG_INFO, "epoch %d/%d: loss %.5f", e + 1, epochs,
+                  curve[e]);
+    cJSON_AddItemToObject(t->figures, "loss_curve",
+                          doubles_json(curve, epochs));
+    cJSON_AddNumberToObject(t->figures, "initial_loss_bound",
+                            log((double)cfg.batch));
+    cJSON_AddNumberToObject(t->figures, "temperature", exp(log_tau));
+    int64_t one = 1;
+    st = mmcl_model_set_tensor(ctx, t->model, "clip.log_tau", &log_tau, 1,
+                               &one);
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        mmcl_mlp *f = m == 0 ? f1 : f2;
+        for (int l = 0; l < f->n_layers && st == MMCL_OK; l++) {
+            char prefix[64];
+            snprintf(prefix, sizeof(prefix), "encoder.%s.%d", mod_names[m], l);
+            st = put_linear(ctx, t->model, prefix, f->W[l], f->b[l],
+                            f->sizes[l + 1], f->sizes[l]);
+        }
+    }
+done:
+    mmcl__mlp_destroy(f1);
+    mmcl__mlp_destroy(f2);
+    free(curve);
+    return st;
+}
+
+/*
+ * Shared-private: for each modality, the private part is the top-kp PCA
+ * of the residual of x after removing what the shared part h explains
+ * linearly (ridge x ~ h): r = x - (P^T h + c). As a layer on (x, h):
+ * p = Vp^T (r - mean r) = wx x + wh h + bias with wx = Vp^T,
+ * wh = -Vp^T P^T, bias = -Vp^T (c + mean r).
+ */
+static mmcl_status
+fit_private(mmcl_context *ctx, train_state *t, int m, const float *H)
+{
+    const mmcl__sample *s = t->s;
+    const float *X = m == 0 ? s->X1 : s->X2;
+    int d = m == 0 ? s->d1 : s->d2, k = t->k, kp = t->kp, N = s->N;
+    moments mo = {0}, mr = {0};
+    double *Pm = mmcl__malloc_array(ctx, (size_t)k, (size_t)d, 8);
+    double *c = mmcl__malloc_array(ctx, (size_t)d, 1, 8);
+    double *V = mmcl__malloc_array(ctx, (size_t)d, (size_t)kp, 8);
+    double *lambda = mmcl__malloc_array(ctx, (size_t)kp, 1, 8);
+    float *R = mmcl__malloc_array(ctx, (size_t)N, (size_t)d, sizeof(float));
+    float *wx = mmcl__malloc_array(ctx, (size_t)kp, (size_t)d, 4);
+    float *wh = mmcl__malloc_array(ctx, (size_t)kp, (size_t)k, 4);
+    float *bias = mmcl__malloc_array(ctx, (size_t)kp, 1, 4);
+    mmcl_status st = MMCL_OK;
+    if (!Pm || !c || !V || !lambda || !R || !wx || !wh || !bias) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    st = moments_compute(ctx, &mo, H, k, X, d, N);
+    if (st == MMCL_OK)
+        st = mmcl__ridge_fit_centred(ctx, Pm, c, mo.C11, mo.C12, mo.m1, mo.m2,
+                                     t->ridge, k, d);
+    if (st != MMCL_OK)
+        goto done;
+    for (int n = 0; n < N; n++) {
+        const float *h = H + (size_t)n * k;
+        const float *x = X + (size_t)n * d;
+        float *r = R + (size_t)n * d;
+        for (int i = 0; i < d; i++) {
+            double pred = c[i];
+            for (int j = 0; j < k; j++)
+                pred += Pm[(size_t)j * d + i] * h[j];
+            r[i] = (float)(x[i] - pred);
+        }
+    }
+    st = moments_compute(ctx, &mr, R, d, NULL, 0, N);
+    if (st == MMCL_OK)
+        st = mmcl__pca(ctx, V, lambda, mr.C11, d, kp);
+    if (st != MMCL_OK)
+        goto done;
+    for (int q = 0; q < kp; q++) {
+        double b = 0;
+        for (int i = 0; i < d; i++) {
+            wx[(size_t)q * d + i] = (float)V[(size_t)i * kp + q];
+            b -= V[(size_t)i * kp + q] * (c[i] + mr.m1[i]);
+        }
+        for (int j = 0; j < k; j++) {
+            double a = 0;
+            for (int i = 0; i < d; i++)
+                a += V[(size_t)i * kp + q] * Pm[(size_t)j * d + i];
+            wh[(size_t)q * k + j] = (float)-a;
+        }
+        bias[q] = (float)b;
+    }
+    char name[64];
+    int64_t sx[2] = {kp, d}, sh[2] = {kp, k}, sb[1] = {kp};
+    snprintf(name, sizeof(name), "private.%s.wx", mod_names[m]);
+    st = mmcl_model_set_tensor(ctx, t->model, name, wx, 2, sx);
+    snprintf(name, sizeof(name), "private.%s.wh", mod_names[m]);
+    if (st == MMCL_OK)
+        st = mmcl_model_set_tensor(ctx, t->model, name, wh, 2, sh);
+    snprintf(name, sizeof(name), "private.%s.bias", mod_names[m]);
+    if (st == MMCL_OK)
+        st = mmcl_model_set_tensor(ctx, t->model, name, bias, 1, sb);
+done:
+    moments_free(&mo);
+    moments_free(&mr);
+    free(Pm);
+    free(c);
+    free(V);
+    free(lambda);
+    free(R);
+    free(wx);
+    free(wh);
+    free(bias);
+    return st;
+}
+
+/* Representations H_m (N, K_m) of the sample through the model as built
+ * so far (the same code that embeds rasters). */
+static mmcl_status
+embed_sample(mmcl_context *ctx, train_state *t, const mmcl__encoder *enc,
+             float *H[2])
+{
+    const mmcl__sample *s = t->s;
+    mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc, 4096);
+    if (!w)
+        return mmcl_context_errcode(ctx);
+    mmcl_status st = MMCL_OK;
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        H[m] = mmcl__malloc_array(ctx, (size_t)s->N, (size_t)enc->mod[m].K,
+                                  sizeof(float));
+        if (!H[m])
+            st = MMCL_ERR_NO_MEMORY;
+        else
+            st = mmcl__encoder_embed(ctx, enc, w, m, m == 0 ? s->X1 : s->X2,
+                                     s->N, H[m]);
+    }
+    mmcl__encoder_work_free(w);
+    return st;
+}
+
+/* Dimension of modality m's representation as the metadata says now. */
+static int
+rep_dim(const train_state *t, int m)
+{
+    const cJSON *mj = cJSON_GetObjectItem(t->meta, mod_names[m]);
+    return t->k + cJSON_GetObjectItem(mj, "private_dim")->valueint;
+}
+
+/*
+ * H_m (N, K_m) of the sample through the model as built so far. The
+ * loader checks every tensor, so the decoders not fitted yet are first
+ * stored as zeros of the right shapes (fit_decoders replaces them).
+ */
+static mmcl_status
+embed_with_model(mmcl_context *ctx, train_state *t, float *H[2])
+{
+    const mmcl__sample *s = t->s;
+    mmcl_status st = MMCL_OK;
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        int B = m == 0 ? s->B1 : s->B2, d = m == 0 ? s->d1 : s->d2;
+        int dother = m == 0 ? s->d2 : s->d1, K = rep_dim(t, m);
+        size_t n = (size_t)K * d;
+        if ((size_t)B * dother > n)
+            n = (size_t)B * dother;
+        float *zeros = mmcl__calloc_array(ctx, n + 1, 1, sizeof(float));
+        if (!zeros)
+            return MMCL_ERR_NO_MEMORY;
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "unimodal.%s", mod_names[m]);
+        st = put_linear(ctx, t->model, prefix, zeros, zeros, K, d);
+        snprintf(prefix, sizeof(prefix), "decoder.%s.aligned", mod_names[m]);
+        if (st == MMCL_OK)
+            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, K);
+        snprintf(prefix, sizeof(prefix), "decoder.%s.unimodal", mod_names[m]);
+        if (st == MMCL_OK)
+            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, K);
+        snprintf(prefix, sizeof(prefix), "decoder.%s.nonredundant",
+                 mod_names[m]);
+        if (st == MMCL_OK)
+            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, dother);
+        free(zeros);
+    }
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, t->model, t->meta);
+    mmcl__encoder *enc = NULL;
+    if (st == MMCL_OK)
+        st = mmcl__encoder_create(ctx, t->model, &enc);
+    if (st == MMCL_OK)
+        st = embed_sample(ctx, t, enc, H);
+    mmcl__encoder_free(enc);
+    return st;
+}
+
+/* Decoders of section 3.5 and the sample figures, per modality. */
+static mmcl_status
+fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
+{
+    const mmcl__sample *s = t->s;
+    mmcl_status st = MMCL_OK;
+    cJSON *r2 = cJSON_AddObjectToObject(t->figures, "sample_r2");
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        const float *X = m == 0 ? s->X1 : s->X2;
+        const float *Xo = m == 0 ? s->X2 : s->X1;
+        int B = m == 0 ? s->B1 : s->B2, d = m == 0 ? s->d1 : s->d2;
+        int dother = m == 0 ? s->d2 : s->d1;
+        int K = rep_dim(t, m);
+        if (K > d) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "the %s representation has %d dimensions, more "
+                             "than the %d values of a %s patch: lower --dim "
+                             "or --private-dim",
+                             mod_names[m], K, d, mod_names[m]);
+            break;
+        }
+        float *Cm = centre_bands(ctx, X, s->N, B, s->P);
+        float *U = mmcl__malloc_array(ctx, (size_t)s->N, (size_t)K, 4);
+        moments mo = {0};
+        double r2_al = 0, r2_uni = 0, r2_nr = 0;
+        char prefix[64];
+        if (!Cm || !U) {
+            st = MMCL_ERR_NO_MEMORY;
+            goto next;
+        }
+        snprintf(prefix, sizeof(prefix), "decoder.%s.aligned", mod_names[m]);
+        st = fit_decoder(ctx, t->model, prefix, H[m], K, Cm, B, s->N,
+                         t->ridge, &r2_al);
+        /* Unimodal baseline: PCA_K of the modality itself. */
+        if (st == MMCL_OK)
+            st = moments_compute(ctx, &mo, X, d, NULL, 0, s->N);
+        snprintf(prefix, sizeof(prefix), "unimodal.%s", mod_names[m]);
+        if (st == MMCL_OK)
+            st = put_pca(ctx, t->model, prefix, mo.C11, mo.m1, d, K);
+        if (st == MMCL_OK) {
+            char wn[80], bn[80];
+            snprintf(wn, sizeof(wn), "unimodal.%s.weight", mod_names[m]);
+            snprintf(bn, sizeof(bn), "unimodal.%s.bias", mod_names[m]);
+            mmcl__linear_forward(U, X, mmcl_model_tensor(t->model, wn, NULL,
+                                                         NULL),
+                                 mmcl_model_tensor(t->model, bn, NULL, NULL),
+                                 s->N, d, K);
+        }
+        snprintf(prefix, sizeof(prefix), "decoder.%s.unimodal", mod_names[m]);
+        if (st == MMCL_OK)
+            st = fit_decoder(ctx, t->model, prefix, U, K, Cm, B, s->N,
+                             t->ridge, &r2_uni);
+        snprintf(prefix, sizeof(prefix), "decoder.%s.nonredundant",
+                 mod_names[m]);
+        if (st == MMCL_OK)
+            st = fit_decoder(ctx, t->model, prefix, Xo, dother, Cm, B, s->N,
+                             t->ridge, &r2_nr);
+        if (st == MMCL_OK) {
+            cJSON *j = cJSON_AddObjectToObject(r2, mod_names[m]);
+            cJSON_AddNumberToObject(j, "aligned", r2_al);
+            cJSON_AddNumberToObject(j, "unimodal", r2_uni);
+            cJSON_AddNumberToObject(j, "from_other_modality", r2_nr);
+            cJSON_AddNumberToObject(
+                j, "loss_fraction",
+                r2_uni > 0 ? (r2_uni - r2_al) / r2_uni : 0.0);
+            mmcl__log(ctx, MMCL_LOG_INFO,
+                      "%s: R2 kept by the aligned embedding %.3f, by PCA_%d "
+                      "%.3f, predictable from the other modality %.3f",
+                      mod_names[m], r2_al, K, r2_uni, r2_nr);
+        }
+    next:
+        moments_free(&mo);
+        free(Cm);
+        free(U);
+    }
+    return st;
+}
+
+static cJSON *
+pair_json(const mmcl_options *o, const mmcl__pair *pair)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "resampling", mmcl__opt_str(o, "RESAMPLING"));
+    cJSON_AddStringToObject(j, "resampling_used",
+                            mmcl__pair_resampling(pair));
+    cJSON_AddStringToObject(j, "sar_transform",
+                            mmcl__opt_str(o, "SAR_TRANSFORM"));
+    cJSON_AddStringToObject(j, "speckle", mmcl__opt_str(o, "SPECKLE"));
+    cJSON_AddStringToObject(j, "stack_resampling",
+                            mmcl__opt_str(o, "STACK_RESAMPLING"));
+    cJSON_AddNumberToObject(j, "error_threshold",
+                            mmcl__opt_double(o, "ERROR_THRESHOLD"));
+    return j;
+}
+
+static cJSON *
+training_json(const mmcl_options *o)
+{
+    static const char *const keys[] = {
+        "OBJECTIVE", "DIM", "PATCH", "ENCODER", "ACTIVATION", "SAMPLES",
+        "EPOCHS", "BATCH", "LR", "WEIGHT_DECAY", "TEMPERATURE", "SEED",
+        "RIDGE", "PRIVATE_DIM", "SHARED_OBJECTIVE", NULL};
+    cJSON *j = cJSON_CreateObject();
+    for (int i = 0; keys[i]; i++)
+        cJSON_AddStringToObject(j, keys[i], mmcl__opt_str(o, keys[i]));
+    return j;
+}
+
+mmcl_status
+mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
+           const char *sar, const mmcl_options *opts_in,
+           mmcl_model **out_model)
+{
+    mmcl__error_clear(ctx);
+    if (out_model)
+        *out_model = NULL;
+    mmcl_options *tmp = NULL;
+    const mmcl_options *o = NULL;
+    mmcl__pair *pair = NULL;
+    train_state t = {0};
+    float *H[2] = {NULL, NULL};
+    mmcl_status st = mmcl__options_resolve(ctx, opts_in, "train", &tmp, &o);
+    if (st != MMCL_OK)
+        return st;
+    if (!out_model) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "out_model is NULL");
+        goto done;
+    }
+    t.opts = o;
+    t.objective = mmcl__opt_str(o, "OBJECTIVE");
+    t.k = (int)mmcl__opt_int(o, "DIM");
+    t.P = (int)mmcl__opt_int(o, "PATCH");
+    t.ridge = mmcl__opt_double(o, "RIDGE");
+    t.kp = (int)mmcl__opt_int(o, "PRIVATE_DIM");
+    if (t.kp == 0)
+        t.kp = t.k;
+    t.n_threads = mmcl__opt_threads(o);
+    t.progress = mmcl__opt_progress(o, &t.progress_user);
+    int shared_private = strcmp(t.objective, "shared-private") == 0;
+    t.aligned = shared_private ? mmcl__opt_str(o, "SHARED_OBJECTIVE")
+                               : t.objective;
+    if (t.P % 2 == 0) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "patch size %d must be odd (1, 3, 5, ...)", t.P);
+        goto done;
+    }
+    mmcl_activation act;
+    mmcl__activation_from_name(mmcl__opt_str(o, "ACTIVATION"), &act);
+    const char *encoder = mmcl__opt_str(o, "ENCODER");
+    if (strcmp(t.aligned, "clip") != 0 && strcmp(encoder, "linear") != 0) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "--encoder %s needs --objective clip (cca and pca "
+                         "are linear)",
+                         encoder);
+        goto done;
+    }
+
+    st = mmcl__pair_open(ctx, optical, n_optical, sar, o, &pair);
+    if (st != MMCL_OK)
+        goto done;
+    int B1 = mmcl__pair_optical_bands(pair), B2 = mmcl__pair_sar_bands(pair);
+    int d1 = B1 * t.P * t.P, d2 = B2 * t.P * t.P;
+    int dmin = d1 < d2 ? d1 : d2;
+    if (t.k > dmin) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "--dim %d is larger than what a modality can give: "
+                         "the %s patch has %d values (%d bands x %dx%d)",
+                         t.k, d1 < d2 ? "optical" : "SAR", dmin,
+                         d1 < d2 ? B1 : B2, t.P, t.P);
+        goto done;
+    }
+    int sizes[2][MMCL_MLP_MAX_LAYERS + 1], n_sizes = 2;
+    for (int m = 0; m < 2; m++) {
+        int d = m == 0 ? d1 : d2;
+        if (strcmp(t.aligned, "clip") == 0) {
+            n_sizes = parse_encoder(ctx, encoder, d, t.k, sizes[m]);
+            if (!n_sizes) {
+                st = MMCL_ERR_INVALID_ARG;
+                goto done;
+            }
+        } else {
+            sizes[m][0] = d;
+            sizes[m][1] = t.k;
+        }
+    }
+
+    st = mmcl__sample_draw(ctx, pair, t.P, (int)mmcl__opt_int(o, "SAMPLES"),
+                           (uint64_t)mmcl__opt_int(o, "SEED"),
+                           (int)mmcl__opt_int(o, "TILE"), t.n_threads,
+                           t.progress, t.progress_user, 0.0, 0.4, &t.s);
+    if (st != MMCL_OK)
+        goto done;
+    for (int m = 0; m < 2; m++) {
+        int nz = m == 0 ? t.s->zero_variance1 : t.s->zero_variance2;
+        if (nz)
+            mmcl__log(ctx, MMCL_LOG_WARNING,
+                      "%d %s band(s) are constant over the valid area; they "
+                      "carry no signal and are kept at 0 after "
+                      "standardization",
+                      nz, mod_names[m]);
+    }
+
+    t.model = mmcl_model_create(ctx);
+    t.meta = cJSON_CreateObject();
+    t.figures = cJSON_CreateObject();
+    if (!t.model || !t.meta || !t.figures) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    cJSON_AddStringToObject(t.meta, "objective", t.objective);
+    cJSON_AddStringToObject(t.meta, "aligned_objective", t.aligned);
+    cJSON_AddNumberToObject(t.meta, "k", t.k);
+    cJSON_AddNumberToObject(t.meta, "patch", t.P);
+    cJSON_AddStringToObject(t.meta, "patch_layout", "band,row,col");
+    cJSON_AddStringToObject(t.meta, "mmcl_version", mmcl_version());
+    /* The embedding is the encoder output f(x); InfoNCE compares its
+     * L2-normalized version (CLIP), but the map keeps the norm, which a
+     * k-dimensional unit sphere would lose (a circle for k = 2). */
+    const char *act_name = mmcl__opt_str(o, "ACTIVATION");
+    cJSON_AddItemToObject(
+        t.meta, "optical",
+        modality_json(&t, 0, sizes[0], n_sizes, act_name, 0,
+                      mmcl__pair_optical_band_names(pair)));
+    cJSON_AddItemToObject(t.meta, "sar",
+                          modality_json(&t, 1, sizes[1], n_sizes, act_name,
+                                        0,
+                                        mmcl__pair_sar_band_names(pair)));
+    cJSON_AddItemToObject(t.meta, "pair", pair_json(o, pair));
+    cJSON_AddItemToObject(t.meta, "training", training_json(o));
+    cJSON_AddNumberToObject(t.meta, "seed", (double)mmcl__opt_int(o, "SEED"));
+
+    if (strcmp(t.aligned, "cca") == 0)
+        st = fit_cca(ctx, &t);
+    else if (strcmp(t.aligned, "pca") == 0)
+        st = fit_pca(ctx, &t);
+    else
+        st = fit_clip(ctx, &t, sizes[0], sizes[1], n_sizes, act);
+    if (st != MMCL_OK)
+        goto done;
+    if (t.progress && !t.progress(0.9, NULL, t.progress_user)) {
+        st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
+        goto done;
+    }
+
+    if (shared_private) {
+        st = embed_with_model(ctx, &t, H);
+        for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+            int d = m == 0 ? d1 : d2;
+            if (t.k + t.kp > d) {
+                st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                                 "--dim %d plus --private-dim %d exceeds the "
+                                 "%d values of a %s patch",
+                                 t.k, t.kp, d, mod_names[m]);
+                break;
+            }
+            st = fit_private(ctx, &t, m, H[m]);
+            cJSON_SetNumberValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(t.meta, mod_names[m]),
+                                    "private_dim"),
+                t.kp);
+        }
+        free(H[0]);
+        free(H[1]);
+        H[0] = H[1] = NULL;
+        if (st != MMCL_OK)
+            goto done;
+    }
+    st = embed_with_model(ctx, &t, H);
+    if (st == MMCL_OK)
+        st = fit_decoders(ctx, &t, H);
+    if (st != MMCL_OK)
+        goto done;
+
+    cJSON_AddNumberToObject(t.figures, "samples", t.s->N);
+    cJSON_AddNumberToObject(t.figures, "valid_pixels",
+                            (double)t.s->n_valid_pixels);
+    cJSON_AddNumberToObject(t.figures, "valid_patches",
+                            (double)t.s->n_valid_centres);
+    cJSON_AddItemToObject(t.meta, "figures", t.figures);
+    t.figures = NULL;
+    st = set_metadata(ctx, t.model, t.meta);
+    if (st != MMCL_OK)
+        goto done;
+    /* The final check: the model loads as any reader will load it. */
+    mmcl__encoder *check = NULL;
+    st = mmcl__encoder_create(ctx, t.model, &check);
+    mmcl__encoder_free(check);
+    if (st != MMCL_OK)
+        goto done;
+    if (t.progress && !t.progress(1.0, NULL, t.progress_user)) {
+        st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
+        goto done;
+    }
+    *out_model = t.model;
+    t.model = NULL;
+
+done:
+    free(H[0]);
+    free(H[1]);
+    cJSON_Delete(t.figures);
+    cJSON_Delete(t.meta);
+    mmcl_model_destroy(t.model);
+    mmcl__sample_free(t.s);
+    mmcl__pair_close(pair);
+    mmcl_options_free(tmp);
+    return st;
+}
