@@ -50,6 +50,9 @@ typedef struct cli_command {
 extern const cli_command cli_commands[];
 extern const size_t cli_n_commands;
 
+/* GDALTermProgress that remembers an open progress line for cli_fail. */
+int cli_progress(double complete, const char *message, void *user);
+
 /* Prints "ERROR <code>: mmcl <cmd>: <message>" on stderr; returns 1. */
 int cli_fail(const char *cmd, mmcl_context *ctx);
 

@@ -22,7 +22,7 @@ run_align(const cli_command *cmd, const cli_args *a)
     if (!opts)
         goto report;
     if (!a->quiet)
-        mmcl_options_set_progress(opts, GDALTermProgress, NULL);
+        mmcl_options_set_progress(opts, cli_progress, NULL);
     /* OPTICAL... SAR OUT */
     if (mmcl_align(ctx, a->pos, a->n_pos - 2, a->pos[a->n_pos - 2],
                    a->pos[a->n_pos - 1], opts) == MMCL_OK)
@@ -45,7 +45,7 @@ run_synth(const cli_command *cmd, const cli_args *a)
     if (!opts)
         goto report;
     if (!a->quiet)
-        mmcl_options_set_progress(opts, GDALTermProgress, NULL);
+        mmcl_options_set_progress(opts, cli_progress, NULL);
     if (mmcl_synth(ctx, a->pos[0], opts) == MMCL_OK)
         rc = CLI_EXIT_OK;
 report:
@@ -63,6 +63,8 @@ static void
 keep_log(mmcl_log_level level, const char *msg, void *user)
 {
     char ***lines = user;
+    if (level == MMCL_LOG_ERROR) /* reported once, by cli_fail */
+        return;
     *lines = CSLAddString(*lines, CPLSPrintf("%s%s",
                                              level == MMCL_LOG_WARNING
                                                  ? "Warning: "
@@ -106,7 +108,7 @@ run_train(const cli_command *cmd, const cli_args *a)
     if (!opts)
         goto report;
     if (!a->quiet) {
-        mmcl_options_set_progress(opts, GDALTermProgress, NULL);
+        mmcl_options_set_progress(opts, cli_progress, NULL);
         mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
     }
     /* Refuse an existing model file before the work, not after. */

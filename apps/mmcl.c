@@ -21,10 +21,27 @@ static const char *const kind_names[] = {"raster_in", "raster_out", "file_in",
 static const char *const type_names[] = {"",       "int",  "double", "string",
                                          "bool",   "enum", "list"};
 
+/* Whether a progress line is open (started and not at 100%). */
+static int progress_open;
+
+int
+cli_progress(double complete, const char *message, void *user)
+{
+    (void)user;
+    progress_open = complete < 1.0;
+    return GDALTermProgress(complete, message, NULL);
+}
+
 int
 cli_fail(const char *cmd, mmcl_context *ctx)
 {
     const char *msg = mmcl_context_errmsg(ctx);
+    /* End a progress line the failure interrupted (progress is on stdout,
+     * as in GDAL's utilities). */
+    if (progress_open)
+        fputc('\n', stdout);
+    progress_open = 0;
+    fflush(stdout);
     fprintf(stderr, "ERROR %d: mmcl %s: %s\n", (int)mmcl_context_errcode(ctx),
             cmd, *msg ? msg : "failed");
     return CLI_EXIT_FAILURE;

@@ -128,7 +128,8 @@ static const mmcl_option_def train_defs[] = {
     {"ACTIVATION", MMCL_OPT_ENUM, "relu", NULL, NULL, "relu|gelu",
      "--activation", "NAME", "activation of the MLP hidden layers"},
     {"SAMPLES", MMCL_OPT_INT, "100000", "16", "100000000", NULL, "--samples",
-     "N", "patch pairs drawn uniformly over the valid area"},
+     "N", "patch pairs drawn uniformly over the valid area (when not "
+     "given: 100000, or every valid patch if there are fewer)"},
     {"EPOCHS", MMCL_OPT_INT, "20", "1", "100000", NULL, "--epochs", "E",
      "clip: passes over the samples"},
     {"BATCH", MMCL_OPT_INT, "1024", "2", "65536", NULL, "--batch", "B",

@@ -258,7 +258,7 @@ finish_stats(mmcl_context *ctx, const mmcl_welford *acc, double *mean,
 
 mmcl_status
 mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair, int P, int N,
-                  uint64_t seed, int tile, int n_threads,
+                  int at_most, uint64_t seed, int tile, int n_threads,
                   mmcl_progress_fn progress, void *progress_user, double p0,
                   double p1, mmcl__sample **out)
 {
@@ -316,6 +316,8 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair, int P, int N,
                          "SAR footprint)");
         goto done;
     }
+    if (V < N && at_most)
+        N = (int)V;
     if (V < N) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "only %lld valid %dx%d patches, fewer than the %d "

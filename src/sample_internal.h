@@ -37,12 +37,14 @@ typedef struct mmcl__sample {
 } mmcl__sample;
 
 /*
- * Draws @p N patches of edge @p P (odd) from @p pair. Progress goes from
- * @p p0 to @p p1. Errors: no valid pixel, fewer valid centres than N,
- * patch larger than the raster.
+ * Draws @p N patches of edge @p P (odd) from @p pair; with @p at_most set,
+ * all valid patches when there are fewer than N. Progress goes from @p p0
+ * to @p p1. Errors: no valid pixel, fewer valid centres than N (unless
+ * at_most), patch larger than the raster.
  */
 mmcl_status mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
-                              int P, int N, uint64_t seed, int tile,
+                              int P, int N, int at_most, uint64_t seed,
+                              int tile,
                               int n_threads, mmcl_progress_fn progress,
                               void *progress_user, double p0, double p1,
                               mmcl__sample **out);

@@ -338,9 +338,13 @@ fit_cca(mmcl_context *ctx, train_state *t)
     if (st == MMCL_OK) {
         cJSON_AddItemToObject(t->figures, "canonical_correlations",
                               doubles_json(rho, kk));
-        for (int j = 0; j < kk && j < 16; j++)
-            mmcl__log(ctx, MMCL_LOG_INFO, "canonical correlation %d: %.4f",
-                      j + 1, rho[j]);
+        char line[512];
+        int used = snprintf(line, sizeof(line), "canonical correlations:");
+        for (int j = 0; j < kk && j < t->k + 4 && used < 400; j++)
+            used += snprintf(line + used, sizeof(line) - (size_t)used,
+                             " %.3f", rho[j]);
+        mmcl__log(ctx, MMCL_LOG_INFO, "%s%s", line,
+                  kk > t->k + 4 ? " ..." : "");
     }
 done:
     moments_free(&mo);
@@ -807,7 +811,10 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         }
     }
 
+    /* The default sample size is a ceiling; a size the user asked for is
+     * a demand. */
     st = mmcl__sample_draw(ctx, pair, t.P, (int)mmcl__opt_int(o, "SAMPLES"),
+                           !mmcl__opt_given(o, "SAMPLES"),
                            (uint64_t)mmcl__opt_int(o, "SEED"),
                            (int)mmcl__opt_int(o, "TILE"), t.n_threads,
                            t.progress, t.progress_user, 0.0, 0.4, &t.s);

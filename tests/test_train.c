@@ -149,7 +149,7 @@ probe_r2(const char *scene, const mmcl_model *model, int use_unimodal,
     mmcl_options_free(defaults);
     mmcl__sample *s = NULL;
     /* A different seed from training: fresh pixels. */
-    CU_ASSERT_EQUAL_FATAL(mmcl__sample_draw(ctx, pair, enc->P, 8000, 4242,
+    CU_ASSERT_EQUAL_FATAL(mmcl__sample_draw(ctx, pair, enc->P, 8000, 0, 4242,
                                             256, 2, NULL, NULL, 0, 1, &s),
                           MMCL_OK);
     /* Standardize with the model's statistics, not the sample's. */
