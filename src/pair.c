@@ -804,12 +804,13 @@ mmcl__pair_read(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w,
         goto done;
     if (m) {
         for (size_t i = 0; i < cpix; i++) {
-            uint8_t ok = 1;
-            for (int b = 0; b < p->n_opt && ok; b++)
-                ok = !isnan(o[cpix * b + i]);
-            for (int b = 0; b < p->n_sar && ok; b++)
-                ok = !isnan(s[cpix * b + i]);
-            m[i] = ok;
+            uint8_t ok1 = 1, ok2 = 1;
+            for (int b = 0; b < p->n_opt && ok1; b++)
+                ok1 = !isnan(o[cpix * b + i]);
+            for (int b = 0; b < p->n_sar && ok2; b++)
+                ok2 = !isnan(s[cpix * b + i]);
+            m[i] = (uint8_t)((ok1 ? MMCL__VALID_OPTICAL : 0) |
+                             (ok2 ? MMCL__VALID_SAR : 0));
         }
     }
     if (!direct) {

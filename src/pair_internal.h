@@ -56,10 +56,17 @@ void mmcl__pair_reader_destroy(mmcl__pair_reader *r);
  * (numpy's 'reflect': -1 -> 1). Outputs, each of W = w+2*halo by
  * H = h+2*halo pixels, band-sequential:
  *   optical (n_optical, H, W), sar (n_sar, H, W), valid (H, W).
- * Any may be NULL when not needed. valid[i] is 1 when every optical and
- * SAR band is valid there (not nodata, not NaN, not masked, inside the SAR
- * footprint). Invalid values are NaN in the float outputs.
+ * Any may be NULL when not needed. valid[i] has bit MMCL__VALID_OPTICAL
+ * when every optical band is valid there (not nodata, not NaN, not
+ * masked), and bit MMCL__VALID_SAR when every SAR band is (also: inside the
+ * SAR footprint). Invalid values are NaN in the float outputs.
  */
+enum {
+    MMCL__VALID_OPTICAL = 1,
+    MMCL__VALID_SAR = 2,
+    MMCL__VALID_BOTH = 3
+};
+
 mmcl_status mmcl__pair_read(mmcl_context *ctx, mmcl__pair_reader *r, int x,
                             int y, int w, int h, int halo, float *optical,
                             float *sar, uint8_t *valid);

@@ -32,6 +32,7 @@ typedef struct sample_worker {
     float *opt, *sar;        /* padded window, band-sequential */
     uint8_t *valid;          /* padded window */
     uint8_t *centre;         /* (tile, tile): valid patch centre */
+    uint8_t *rowrun;         /* (tile + 2 halo, tile) scratch */
     mmcl_welford *acc1, *acc2;
     long long count;         /* valid centres in the last tile */
     long long n_pixels;
@@ -48,6 +49,7 @@ worker_stop(void *state, void *user)
     free(w->sar);
     free(w->valid);
     free(w->centre);
+    free(w->rowrun);
     mmcl__welford_destroy(w->acc1);
     mmcl__welford_destroy(w->acc2);
     free(w);
@@ -69,10 +71,11 @@ worker_start(mmcl_context *ctx, void *user)
     w->valid = mmcl__malloc_array(ctx, W, W, 1);
     w->centre = mmcl__malloc_array(ctx, (size_t)job->tile, (size_t)job->tile,
                                    1);
+    w->rowrun = mmcl__malloc_array(ctx, W, (size_t)job->tile, 1);
     w->acc1 = mmcl__welford_create(ctx, job->B1);
     w->acc2 = mmcl__welford_create(ctx, job->B2);
     if (!w->reader || !w->opt || !w->sar || !w->valid || !w->centre ||
-        !w->acc1 || !w->acc2) {
+        !w->rowrun || !w->acc1 || !w->acc2) {
         worker_stop(w, user);
         return NULL;
     }
@@ -136,14 +139,10 @@ sample_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                                      halo, w->opt, w->sar, w->valid);
     if (st != MMCL_OK)
         return st;
-    /* rowrun scratch: reuse the optical buffer's tail is unsafe; use the
-     * SAR buffer only after statistics. Allocate per call is avoided by
-     * using centre as output and a small static-size row buffer. */
-    uint8_t *rowrun = malloc((size_t)H * t->w);
-    if (!rowrun)
-        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-    valid_centres(w->centre, w->valid, t->w, t->h, halo, W, rowrun);
-    free(rowrun);
+    /* Training needs both modalities: 1 where both are valid. */
+    for (size_t i = 0; i < (size_t)W * H; i++)
+        w->valid[i] = w->valid[i] == MMCL__VALID_BOTH;
+    valid_centres(w->centre, w->valid, t->w, t->h, halo, W, w->rowrun);
 
     size_t plane = (size_t)W * H;
     if (job->pass == 1) {
