@@ -236,6 +236,55 @@ done:
     return rc;
 }
 
+/* Loads the model named by the first positional argument. */
+static mmcl_model *
+load_model(mmcl_context *ctx, const char *path)
+{
+    mmcl_model *model = NULL;
+    return mmcl_model_load(ctx, path, &model) == MMCL_OK ? model : NULL;
+}
+
+static int
+run_map(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_model *model = NULL;
+    char *report = NULL;
+    mmcl_options *opts = mmcl_options_new(ctx, cmd->operation,
+                                          (const char *const *)a->kv);
+    if (!opts)
+        goto report;
+    if (!a->quiet)
+        mmcl_options_set_progress(opts, cli_progress, NULL);
+    model = load_model(ctx, a->pos[0]);
+    if (!model)
+        goto report;
+    /* MODEL OPTICAL... SAR OUT */
+    const char *const *optical = a->pos + 1;
+    size_t n_optical = a->n_pos - 3;
+    const char *sar = a->pos[a->n_pos - 2], *out = a->pos[a->n_pos - 1];
+    mmcl_status st;
+    if (strcmp(cmd->operation, "embed") == 0)
+        st = mmcl_embed(ctx, model, optical, n_optical, sar, out, opts);
+    else
+        st = mmcl_infoloss(ctx, model, optical, n_optical, sar, out, opts,
+                           a->json ? &report : NULL);
+    if (st != MMCL_OK)
+        goto report;
+    if (report)
+        printf("%s\n", report);
+    rc = CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+    mmcl_free(report);
+    mmcl_model_destroy(model);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
 static const cli_positional align_pos[] = {
     {"OPTICAL", CLI_RASTER_IN, 1,
      "optical raster: one dataset, or several single-band files stacked on "
@@ -260,12 +309,25 @@ static const cli_positional info_pos[] = {
     {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl)"},
 };
 
+static const cli_positional embed_pos[] = {
+    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl) from mmcl train"},
+    {"OPTICAL", CLI_RASTER_IN, 1,
+     "optical raster: one dataset, or several single-band files"},
+    {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
+    {"OUT", CLI_RASTER_OUT, 0, "output raster on the optical grid"},
+};
+
 #define N(a) (sizeof(a) / sizeof(a[0]))
 const cli_command cli_commands[] = {
     {"align", "resample the SAR onto the optical grid (co-registration)",
      "align", align_pos, N(align_pos), 0, run_align},
     {"train", "learn the optical and SAR encoders and save a model",
      "train", train_pos, N(train_pos), 1, run_train},
+    {"embed", "write the embedding map of a model on a raster pair",
+     "embed", embed_pos, N(embed_pos), 0, run_map},
+    {"infoloss",
+     "write per-pixel information-loss maps of each modality",
+     "infoloss", embed_pos, N(embed_pos), 1, run_map},
     {"info", "describe a model file", NULL, info_pos, N(info_pos), 1,
      run_info},
     {"synth", "write a synthetic optical/SAR scene with known truth",

@@ -157,6 +157,27 @@ static const mmcl_option_def train_defs[] = {
     MMCL__RUN_DEFS,
 };
 
+static const mmcl_option_def embed_defs[] = {
+    {"MODALITY", MMCL_OPT_ENUM, "joint", NULL, NULL, "optical|sar|joint",
+     "--modality", "NAME",
+     "which encoder: optical (h1), sar (h2), or joint (their mean where both "
+     "are valid; for shared-private models the shared mean followed by both "
+     "private parts)"},
+    MMCL__OUTPUT_DEFS,
+    MMCL__RUN_DEFS,
+};
+
+static const mmcl_option_def infoloss_defs[] = {
+    {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,
+     "--non-redundancy", NULL,
+     "add the non-redundancy band of each modality: the part the other "
+     "modality cannot predict linearly"},
+    {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
+     "FILE.json", "also write the global figures as JSON to this file"},
+    MMCL__OUTPUT_DEFS,
+    MMCL__RUN_DEFS,
+};
+
 struct op_table {
     const char *name;
     const mmcl_option_def *defs;
@@ -168,10 +189,13 @@ static const struct op_table op_tables[] = {
     OP("align", align_defs),
     OP("synth", synth_defs),
     OP("train", train_defs),
+    OP("embed", embed_defs),
+    OP("infoloss", infoloss_defs),
 };
 #undef OP
 
-static const char *const op_names[] = {"align", "synth", "train", NULL};
+static const char *const op_names[] = {"align",    "synth", "train",
+                                        "embed",    "infoloss", NULL};
 
 typedef struct opt_value {
     char *text;  /* canonical text of the value, NULL when unset */

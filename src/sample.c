@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "context_internal.h"
+#include "maps_internal.h"
 #include "rng.h"
 #include "sample_internal.h"
 #include "stats.h"
@@ -82,34 +83,6 @@ worker_start(mmcl_context *ctx, void *user)
     return w;
 }
 
-/* centre[j*w + i] = 1 when the P x P window around tile pixel (i, j) is
- * entirely valid in the padded mask (stride W). Separable: a run of P
- * valid values along rows, then along columns. */
-static void
-valid_centres(uint8_t *centre, const uint8_t *valid, int w, int h, int halo,
-              int W, uint8_t *rowrun)
-{
-    int P = 2 * halo + 1;
-    int H = h + 2 * halo;
-    /* rowrun (H, w): the P pixels of padded row y around column i valid. */
-    for (int y = 0; y < H; y++) {
-        const uint8_t *v = valid + (size_t)y * W;
-        for (int i = 0; i < w; i++) {
-            uint8_t ok = 1;
-            for (int k = 0; k < P && ok; k++)
-                ok = v[i + k];
-            rowrun[(size_t)y * w + i] = ok;
-        }
-    }
-    for (int j = 0; j < h; j++)
-        for (int i = 0; i < w; i++) {
-            uint8_t ok = 1;
-            for (int k = 0; k < P && ok; k++)
-                ok = rowrun[(size_t)(j + k) * w + i];
-            centre[(size_t)j * w + i] = ok;
-        }
-}
-
 static mmcl_status
 sample_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
@@ -142,7 +115,7 @@ sample_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     /* Training needs both modalities: 1 where both are valid. */
     for (size_t i = 0; i < (size_t)W * H; i++)
         w->valid[i] = w->valid[i] == MMCL__VALID_BOTH;
-    valid_centres(w->centre, w->valid, t->w, t->h, halo, W, w->rowrun);
+    mmcl__patch_valid(w->centre, w->valid, 1, t->w, t->h, halo, w->rowrun);
 
     size_t plane = (size_t)W * H;
     if (job->pass == 1) {

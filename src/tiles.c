@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <threads.h>
 
+#include "blas_threads.h"
 #include "context_internal.h"
 #include "tiles_internal.h"
 
@@ -152,6 +153,11 @@ mmcl__run_tiles(mmcl_context *ctx, int width, int height, int tile,
         goto done;
     }
 
+    /* One level of parallelism: with several tile workers, each runs its
+     * GEMMs on one BLAS thread. */
+    int blas_threads = mmcl__blas_get_threads();
+    if (n_threads > 1)
+        mmcl__blas_set_threads(1);
     p.n_running = n_threads;
     for (int i = 0; i < n_threads; i++) {
         if (thrd_create(&workers[i].thread, worker_main, &workers[i]) !=
@@ -190,6 +196,8 @@ mmcl__run_tiles(mmcl_context *ctx, int width, int height, int tile,
     mtx_unlock(&p.lock);
     for (int i = 0; i < n_started; i++)
         thrd_join(workers[i].thread, NULL);
+    if (n_threads > 1)
+        mmcl__blas_set_threads(blas_threads);
 
     if (p.stop) {
         st = p.status;

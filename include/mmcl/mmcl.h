@@ -15,5 +15,6 @@
 #include "mmcl/align.h"
 #include "mmcl/synth.h"
 #include "mmcl/train.h"
+#include "mmcl/maps.h"
 
 #endif /* MMCL_MMCL_H */

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Maps computed with a trained model on a raster pair (design sections 3.4
+ * and 3.5): the embedding map (`mmcl embed`) and the per-modality
+ * information-loss maps (`mmcl infoloss`).
+ */
+#ifndef MMCL_MAPS_H
+#define MMCL_MAPS_H
+
+#include <stddef.h>
+
+#include "mmcl/context.h"
+#include "mmcl/export.h"
+#include "mmcl/model.h"
+#include "mmcl/options.h"
+
+MMCL_BEGIN_DECLS
+
+/**
+ * Writes the embedding map of @p model on the pair (@p optical, @p sar):
+ * one float32 band per embedding dimension (emb_000, ...) on the optical
+ * grid, NaN where any input value the patch uses is invalid, with the
+ * model hash, objective, k, patch and modality in the MMCL metadata domain.
+ * The SAR is aligned on the fly with the pair options recorded in the
+ * model. The output does not depend on TILE or THREADS.
+ *
+ * @param model   A model from mmcl_train() or mmcl_model_load(); borrowed.
+ * @param optical @p n_optical optical paths, as for mmcl_train(). Not NULL.
+ * @param opts    Options built for "embed" (MODALITY, FORMAT, CO,
+ *                OVERWRITE, TILE, THREADS); NULL for defaults.
+ * @return MMCL_OK or an error (message in mmcl_context_errmsg(ctx)), with
+ *         no output left behind. Bands or patch size that do not match the
+ *         model are errors.
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
+                                const char *const *optical, size_t n_optical,
+                                const char *sar, const char *out,
+                                const mmcl_options *opts);
+
+/**
+ * Writes the information-loss maps of @p model on the pair: for each
+ * modality m (optical, then SAR) the bands
+ *   infoloss_m   = ||c_m - D_m h_m||^2 / B_m
+ *   unimodal_m   = the same with the top-K PCA of x_m in place of h_m
+ *   excess_m     = infoloss_m - unimodal_m
+ *   nonredundancy_m (with NON_REDUNDANCY) = ||c_m - E[c_m | x_other]||^2 / B_m
+ * where c_m are the standardized centre-pixel bands and the linear decoders
+ * were fitted at training time. Units: standardized band variance (0 =
+ * fully kept). The global figures (per modality: R^2 kept by h_m and by
+ * PCA_K, and the loss fraction) go into the MMCL metadata and, when asked,
+ * into a JSON report.
+ *
+ * @param report_json Receives the global figures as a JSON string (free
+ *                    with mmcl_free()); may be NULL. Set to NULL on error.
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
+                                   const char *const *optical,
+                                   size_t n_optical, const char *sar,
+                                   const char *out, const mmcl_options *opts,
+                                   char **report_json);
+
+MMCL_END_DECLS
+
+#endif /* MMCL_MAPS_H */

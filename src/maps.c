@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by the maps: opening a model with its raster pair, patch validity
+ * and patch vectors of a tile.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cpl_string.h>
+
+#include "context_internal.h"
+#include "maps_internal.h"
+
+/* Options for mmcl__pair_open from the "pair" object of the model. */
+static mmcl_options *
+pair_options(mmcl_context *ctx, const mmcl_model *model)
+{
+    static const char *const keys[][2] = {
+        {"resampling", "RESAMPLING"},
+        {"sar_transform", "SAR_TRANSFORM"},
+        {"speckle", "SPECKLE"},
+        {"stack_resampling", "STACK_RESAMPLING"},
+    };
+    cJSON *meta = cJSON_Parse(mmcl_model_metadata_json(model));
+    const cJSON *pair = cJSON_GetObjectItem(meta, "pair");
+    char **kv = NULL;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const cJSON *v = cJSON_GetObjectItem(pair, keys[i][0]);
+        if (cJSON_IsString(v))
+            kv = CSLAddString(kv, CPLSPrintf("%s=%s", keys[i][1],
+                                             v->valuestring));
+    }
+    const cJSON *et = cJSON_GetObjectItem(pair, "error_threshold");
+    if (cJSON_IsNumber(et))
+        kv = CSLAddString(kv, CPLSPrintf("ERROR_THRESHOLD=%.17g",
+                                         et->valuedouble));
+    cJSON_Delete(meta);
+    mmcl_options *o = mmcl_options_new(ctx, "align", (const char *const *)kv);
+    CSLDestroy(kv);
+    return o;
+}
+
+mmcl_status
+mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
+                const char *const *optical, size_t n_optical, const char *sar,
+                mmcl__encoder **enc_out, mmcl__pair **pair_out)
+{
+    *enc_out = NULL;
+    *pair_out = NULL;
+    if (!model)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no model given");
+    mmcl__encoder *enc = NULL;
+    mmcl__pair *pair = NULL;
+    mmcl_options *po = NULL;
+    mmcl_status st = mmcl__encoder_create(ctx, model, &enc);
+    if (st != MMCL_OK)
+        return st;
+    po = pair_options(ctx, model);
+    if (!po) {
+        st = mmcl_context_errcode(ctx);
+        goto fail;
+    }
+    st = mmcl__pair_open(ctx, optical, n_optical, sar, po, &pair);
+    if (st != MMCL_OK)
+        goto fail;
+    int nb[2] = {mmcl__pair_optical_bands(pair), mmcl__pair_sar_bands(pair)};
+    const char *names[2] = {"optical", "SAR"};
+    for (int m = 0; m < 2; m++) {
+        if (nb[m] != enc->mod[m].B) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "the model expects %d %s bands, the %s input has "
+                             "%d",
+                             enc->mod[m].B, names[m], names[m], nb[m]);
+            goto fail;
+        }
+    }
+    if (enc->P > mmcl__pair_width(pair) || enc->P > mmcl__pair_height(pair)) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "the model's %dx%d patch is larger than the %d x %d "
+                         "raster",
+                         enc->P, enc->P, mmcl__pair_width(pair),
+                         mmcl__pair_height(pair));
+        goto fail;
+    }
+    mmcl_options_free(po);
+    *enc_out = enc;
+    *pair_out = pair;
+    return MMCL_OK;
+fail:
+    mmcl_options_free(po);
+    mmcl__pair_close(pair);
+    mmcl__encoder_free(enc);
+    return st;
+}
+
+void
+mmcl__patch_valid(uint8_t *centre, const uint8_t *valid, uint8_t need, int w,
+                  int h, int halo, uint8_t *scratch)
+{
+    int P = 2 * halo + 1, W = w + 2 * halo, H = h + 2 * halo;
+    /* Separable: P valid values in a row, then P such rows. */
+    for (int y = 0; y < H; y++) {
+        const uint8_t *v = valid + (size_t)y * W;
+        uint8_t *s = scratch + (size_t)y * w;
+        int run = 0; /* valid values ending at column x */
+        for (int x = 0; x < W; x++) {
+            run = (v[x] & need) == need ? run + 1 : 0;
+            if (x >= P - 1)
+                s[x - (P - 1)] = run >= P;
+        }
+    }
+    for (int x = 0; x < w; x++) {
+        int run = 0;
+        for (int y = 0; y < H; y++) {
+            run = scratch[(size_t)y * w + x] ? run + 1 : 0;
+            if (y >= P - 1)
+                centre[(size_t)(y - (P - 1)) * w + x] = run >= P;
+        }
+    }
+}
+
+void
+mmcl__patches(float *X, const float *padded, int B, int w, int h, int P,
+              const double *mean, const double *std)
+{
+    int halo = P / 2, W = w + 2 * halo, H = h + 2 * halo;
+    size_t plane = (size_t)W * H, d = (size_t)B * P * P;
+    for (int b = 0; b < B; b++) {
+        float m = (float)mean[b], inv = (float)(1.0 / std[b]);
+        const float *src = padded + plane * b;
+        for (int r = 0; r < P; r++)
+            for (int c = 0; c < P; c++) {
+                size_t col = (size_t)(b * P + r) * P + c;
+                for (int j = 0; j < h; j++) {
+                    const float *row = src + (size_t)(j + r) * W + c;
+                    float *x = X + (size_t)j * w * d + col;
+                    for (int i = 0; i < w; i++)
+                        x[(size_t)i * d] = (row[i] - m) * inv;
+                }
+            }
+    }
+}
