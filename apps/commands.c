@@ -107,10 +107,10 @@ run_train(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    if (!a->quiet) {
+    if (!a->quiet && !a->json)
         mmcl_options_set_progress(opts, cli_progress, NULL);
+    if (!a->quiet)
         mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
-    }
     /* Refuse an existing model file before the work, not after. */
     FILE *f = fopen(out, "rb");
     if (f && strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") != 0) {
@@ -255,7 +255,8 @@ run_map(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    if (!a->quiet)
+    /* With --json, stdout is the JSON alone. */
+    if (!a->quiet && !a->json)
         mmcl_options_set_progress(opts, cli_progress, NULL);
     model = load_model(ctx, a->pos[0]);
     if (!model)
@@ -280,6 +281,117 @@ report:
         cli_fail(cmd->name, ctx);
     mmcl_free(report);
     mmcl_model_destroy(model);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
+/* The probe table: one line per representation. */
+static void
+print_probe_table(const cJSON *r)
+{
+    const char *task = cJSON_GetStringValue(cJSON_GetObjectItem(r, "task"));
+    int classes = task && strcmp(task, "classes") == 0;
+    const char *figure = classes ? "accuracy" : "r2";
+    printf("Probe: %s, %d samples, %d x %d spatial blocks (%d folds), model "
+           "%s (%s, k=%d)\n",
+           task ? task : "?",
+           cJSON_GetObjectItem(r, "samples")->valueint,
+           cJSON_GetObjectItem(r, "blocks")->valueint,
+           cJSON_GetObjectItem(r, "blocks")->valueint,
+           cJSON_GetObjectItem(r, "folds")->valueint,
+           cJSON_GetStringValue(cJSON_GetObjectItem(r, "model_hash")),
+           cJSON_GetStringValue(cJSON_GetObjectItem(r, "objective")),
+           cJSON_GetObjectItem(r, "k")->valueint);
+    if (classes) {
+        const cJSON *c;
+        printf("Classes:");
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(r, "classes"))
+            printf(" %g", c->valuedouble);
+        printf(" (largest class: %.4f of the samples)\n",
+               cJSON_GetObjectItem(r, "chance")->valuedouble);
+    }
+    printf("\n%-18s %6s  %s\n", "representation", "dim",
+           classes ? "accuracy" : "R2");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "representations"))
+        printf("%-18s %6d  %.4f\n", e->string,
+               cJSON_GetObjectItem(e, "dim")->valueint,
+               cJSON_GetObjectItem(e, figure)->valuedouble);
+    const cJSON *gap = cJSON_GetObjectItem(r, "gap");
+    printf("\nsigma-informativeness gap (error aligned - error raw): optical "
+           "%+.4f, sar %+.4f\n",
+           cJSON_GetObjectItem(gap, "optical")->valuedouble,
+           cJSON_GetObjectItem(gap, "sar")->valuedouble);
+}
+
+static int
+run_probe(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_model *model = NULL;
+    char *report = NULL;
+    char **notes = NULL;
+    mmcl_options *opts = mmcl_options_new(ctx, cmd->operation,
+                                          (const char *const *)a->kv);
+    if (!opts)
+        goto report;
+    /* With --json, stdout holds the report only: no progress bar. */
+    if (!a->quiet && !a->json)
+        mmcl_options_set_progress(opts, cli_progress, NULL);
+    if (!a->quiet)
+        mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
+    model = load_model(ctx, a->pos[0]);
+    if (!model)
+        goto report;
+    /* MODEL OPTICAL... SAR LABELS */
+    if (mmcl_probe(ctx, model, a->pos + 1, a->n_pos - 3, a->pos[a->n_pos - 2],
+                   a->pos[a->n_pos - 1], opts, &report) != MMCL_OK)
+        goto report;
+    flush_log(&notes);
+    if (a->json) {
+        printf("%s\n", report);
+    } else {
+        cJSON *r = cJSON_Parse(report);
+        if (!r)
+            goto report;
+        print_probe_table(r);
+        cJSON_Delete(r);
+    }
+    rc = CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+    flush_log(&notes);
+    mmcl_free(report);
+    mmcl_model_destroy(model);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
+static int
+run_rgb(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    char **notes = NULL;
+    mmcl_options *opts = mmcl_options_new(ctx, "rgb",
+                                          (const char *const *)a->kv);
+    if (!opts)
+        goto report;
+    if (!a->quiet && !a->json)
+        mmcl_options_set_progress(opts, cli_progress, NULL);
+    if (!a->quiet)
+        mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
+    /* IN OUT */
+    if (mmcl_rgb(ctx, a->pos[0], a->pos[1], opts) == MMCL_OK)
+        rc = CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+    flush_log(&notes);
     mmcl_options_free(opts);
     mmcl_context_destroy(ctx);
     return rc;
@@ -317,6 +429,23 @@ static const cli_positional embed_pos[] = {
     {"OUT", CLI_RASTER_OUT, 0, "output raster on the optical grid"},
 };
 
+static const cli_positional probe_pos[] = {
+    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl) from mmcl train"},
+    {"OPTICAL", CLI_RASTER_IN, 1,
+     "optical raster: one dataset, or several single-band files"},
+    {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
+    {"LABELS", CLI_RASTER_IN, 0,
+     "label raster: classes or a continuous target (warped onto the "
+     "optical grid when on another grid)"},
+};
+
+static const cli_positional rgb_pos[] = {
+    {"IN", CLI_RASTER_IN, 0,
+     "raster to picture: an embedding, an info-loss map, any raster"},
+    {"OUT", CLI_RASTER_OUT, 0,
+     "RGBA picture on the same grid (GeoTIFF, or PNG with -of PNG)"},
+};
+
 #define N(a) (sizeof(a) / sizeof(a[0]))
 const cli_command cli_commands[] = {
     {"align", "resample the SAR onto the optical grid (co-registration)",
@@ -328,6 +457,14 @@ const cli_command cli_commands[] = {
     {"infoloss",
      "write per-pixel information-loss maps of each modality",
      "infoloss", embed_pos, N(embed_pos), 1, run_map},
+    {"probe",
+     "linear probes of each representation against a label raster, "
+     "cross-validated over spatial blocks",
+     "probe", probe_pos, N(probe_pos), 1, run_probe},
+    {"rgb",
+     "picture of a raster: PCA of an embedding as RGB, or one band through "
+     "a colour map",
+     "rgb", rgb_pos, N(rgb_pos), 0, run_rgb},
     {"info", "describe a model file", NULL, info_pos, N(info_pos), 1,
      run_info},
     {"synth", "write a synthetic optical/SAR scene with known truth",

@@ -20,8 +20,6 @@
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
-enum { EMBED_ROWS = 4096 }; /* rows per encoder call */
-
 typedef enum modality_choice { USE_OPTICAL, USE_SAR, USE_JOINT } modality_choice;
 
 typedef struct embed_job {
@@ -75,9 +73,11 @@ embed_start(mmcl_context *ctx, void *user)
         return NULL;
     }
     size_t T = (size_t)job->tile, Wp = T + 2 * (size_t)(enc->P / 2);
+    size_t rows = (T * T + MMCL__GEMM_ROWS - 1) / MMCL__GEMM_ROWS *
+                  MMCL__GEMM_ROWS;
     int fail = 0;
     w->reader = mmcl__pair_reader_create(ctx, job->pair);
-    w->work = mmcl__encoder_work_create(ctx, enc, EMBED_ROWS);
+    w->work = mmcl__encoder_work_create(ctx, enc);
     w->valid = mmcl__malloc_array(ctx, Wp, Wp, 1);
     w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
     w->out = mmcl__malloc_array(ctx, T * T, (size_t)job->n_out, 4);
@@ -86,8 +86,8 @@ embed_start(mmcl_context *ctx, void *user)
         const mmcl__modality *mod = &enc->mod[m];
         w->pad[m] = mmcl__malloc_array(ctx, Wp * Wp, (size_t)mod->B, 4);
         w->ok[m] = mmcl__malloc_array(ctx, T, T, 1);
-        w->X[m] = mmcl__malloc_array(ctx, T * T, (size_t)mod->d, 4);
-        w->H[m] = mmcl__malloc_array(ctx, T * T, (size_t)mod->K, 4);
+        w->X[m] = mmcl__malloc_array(ctx, rows, (size_t)mod->d, 4);
+        w->H[m] = mmcl__malloc_array(ctx, rows, (size_t)mod->K, 4);
         fail = !w->pad[m] || !w->ok[m] || !w->X[m] || !w->H[m];
     }
     if (fail) {
@@ -109,6 +109,10 @@ embed_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                                      halo, w->pad[0], w->pad[1], w->valid);
     if (st != MMCL_OK)
         return st;
+    /* Whole blocks of MMCL__GEMM_ROWS rows for every GEMM (zero rows after
+     * n), so a pixel's value does not depend on the tiling. */
+    size_t n_gemm = (n + MMCL__GEMM_ROWS - 1) / MMCL__GEMM_ROWS *
+                    MMCL__GEMM_ROWS;
     int need[2] = {job->which != USE_SAR, job->which != USE_OPTICAL};
     static const uint8_t bit[2] = {MMCL__VALID_OPTICAL, MMCL__VALID_SAR};
     for (int m = 0; m < 2 && st == MMCL_OK; m++) {
@@ -119,7 +123,8 @@ embed_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                           w->scratch);
         mmcl__patches(w->X[m], w->pad[m], mod->B, t->w, t->h, enc->P,
                       mod->mean, mod->std);
-        st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], (int)n,
+        memset(w->X[m] + n * mod->d, 0, (n_gemm - n) * mod->d * sizeof(float));
+        st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], (int)n_gemm,
                                  w->H[m]);
     }
     if (st != MMCL_OK)

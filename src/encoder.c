@@ -18,9 +18,9 @@
 static const char *const mod_names[2] = {"optical", "sar"};
 
 struct mmcl__encoder_work {
-    mmcl_mlp_acts *acts[2];
-    float *norm; /* (N_max, kp + k) scratch of the private part */
-    int N_max;
+    mmcl_mlp_acts *acts[2]; /* for MMCL__GEMM_ROWS rows */
+    float *x_pad;           /* (GEMM_ROWS, max d): a short last block */
+    float *priv;            /* (GEMM_ROWS, max kp + k) private-part scratch */
 };
 
 static int
@@ -257,34 +257,32 @@ mmcl__encoder_free(mmcl__encoder *enc)
 }
 
 mmcl__encoder_work *
-mmcl__encoder_work_create(mmcl_context *ctx, const mmcl__encoder *enc,
-                          int N_max)
+mmcl__encoder_work_create(mmcl_context *ctx, const mmcl__encoder *enc)
 {
     mmcl__encoder_work *w = calloc(1, sizeof(*w));
     if (!w) {
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
-    w->N_max = N_max;
-    size_t widest = 0; /* private scratch: (N_max, kp) then (N_max, k) */
-    for (int m = 0; m < 2; m++)
-        if (enc->mod[m].kp > 0 &&
-            (size_t)(enc->mod[m].kp + enc->mod[m].k) > widest)
-            widest = (size_t)(enc->mod[m].kp + enc->mod[m].k);
-    if (widest) {
-        w->norm = mmcl__malloc_array(ctx, (size_t)N_max, widest,
-                                     sizeof(float));
-        if (!w->norm) {
-            free(w);
-            return NULL;
-        }
-    }
+    size_t dmax = 1, wide = 1;
     for (int m = 0; m < 2; m++) {
-        w->acts[m] = mmcl__mlp_acts_create(ctx, enc->mod[m].mlp, N_max, 0);
-        if (!w->acts[m]) {
-            mmcl__encoder_work_free(w);
-            return NULL;
-        }
+        const mmcl__modality *mod = &enc->mod[m];
+        if ((size_t)mod->d > dmax)
+            dmax = (size_t)mod->d;
+        if ((size_t)(mod->kp + mod->k) > wide)
+            wide = (size_t)(mod->kp + mod->k);
+    }
+    w->x_pad = mmcl__calloc_array(ctx, MMCL__GEMM_ROWS, dmax, sizeof(float));
+    w->priv = mmcl__malloc_array(ctx, MMCL__GEMM_ROWS, wide, sizeof(float));
+    for (int m = 0; m < 2 && w->x_pad && w->priv; m++) {
+        w->acts[m] = mmcl__mlp_acts_create(ctx, enc->mod[m].mlp,
+                                           MMCL__GEMM_ROWS, 0);
+        if (!w->acts[m])
+            break;
+    }
+    if (!w->x_pad || !w->priv || !w->acts[0] || !w->acts[1]) {
+        mmcl__encoder_work_free(w);
+        return NULL;
     }
     return w;
 }
@@ -296,14 +294,21 @@ mmcl__encoder_work_free(mmcl__encoder_work *w)
         return;
     for (int m = 0; m < 2; m++)
         mmcl__mlp_acts_destroy(w->acts[m]);
-    free(w->norm);
+    free(w->x_pad);
+    free(w->priv);
     free(w);
 }
 
 void
 mmcl__linear_apply(float *y, const mmcl__linear *l, const float *x, int N)
 {
-    mmcl__linear_forward(y, x, l->W, l->b, N, l->in, l->out);
+    /* Blocks of exactly MMCL__GEMM_ROWS rows (see the header); a shorter
+     * last block is computed as it is. */
+    for (int n0 = 0; n0 < N; n0 += MMCL__GEMM_ROWS) {
+        int n = N - n0 < MMCL__GEMM_ROWS ? N - n0 : MMCL__GEMM_ROWS;
+        mmcl__linear_forward(y + (size_t)n0 * l->out, x + (size_t)n0 * l->in,
+                             l->W, l->b, n, l->in, l->out);
+    }
 }
 
 mmcl_status
@@ -312,41 +317,48 @@ mmcl__encoder_embed(mmcl_context *ctx, const mmcl__encoder *enc,
                     float *H)
 {
     const mmcl__modality *mod = &enc->mod[m];
-    for (int n0 = 0; n0 < N; n0 += w->N_max) {
-        int n = N - n0 < w->N_max ? N - n0 : w->N_max;
+    const int R = MMCL__GEMM_ROWS;
+    for (int n0 = 0; n0 < N; n0 += R) {
+        int n = N - n0 < R ? N - n0 : R;
         const float *x = X + (size_t)n0 * mod->d;
         float *h = H + (size_t)n0 * mod->K;
-        mmcl_status st = mmcl__mlp_forward(ctx, w->acts[m], mod->mlp, x, n);
+        if (n < R) {
+            /* A short block is padded with zero rows: every GEMM has R
+             * rows, so a row's result does not depend on the others. */
+            memcpy(w->x_pad, x, sizeof(float) * (size_t)n * mod->d);
+            memset(w->x_pad + (size_t)n * mod->d, 0,
+                   sizeof(float) * (size_t)(R - n) * mod->d);
+            x = w->x_pad;
+        }
+        mmcl_status st = mmcl__mlp_forward(ctx, w->acts[m], mod->mlp, x, R);
         if (st != MMCL_OK)
             return st;
-        const float *out = w->acts[m]->out; /* (n, k) */
-        if (mod->normalize) {
-            /* Rows scaled to unit length (same eps as training). */
-            for (int i = 0; i < n; i++) {
-                const float *o = out + (size_t)i * mod->k;
+        const float *out = w->acts[m]->out; /* (R, k) */
+        for (int i = 0; i < n; i++) {
+            const float *o = out + (size_t)i * mod->k;
+            float *hi = h + (size_t)i * mod->K;
+            if (mod->normalize) {
                 double ss = 0;
                 for (int j = 0; j < mod->k; j++)
                     ss += (double)o[j] * o[j];
-                float s = (float)(1.0 / sqrt(ss + 1e-12));
+                float sc = (float)(1.0 / sqrt(ss + 1e-12));
                 for (int j = 0; j < mod->k; j++)
-                    h[(size_t)i * mod->K + j] = o[j] * s;
+                    hi[j] = o[j] * sc;
+            } else {
+                memcpy(hi, o, sizeof(float) * mod->k);
             }
-        } else {
-            for (int i = 0; i < n; i++)
-                memcpy(h + (size_t)i * mod->K, out + (size_t)i * mod->k,
-                       sizeof(float) * mod->k);
         }
         if (mod->kp > 0) {
-            /* Private part p = wx x + wh h + bias into columns k..K-1:
-             * computed into the (n, kp) scratch, then placed. */
-            float *p = w->norm;
-            float *hk = p + (size_t)w->N_max * mod->kp;
-            for (int i = 0; i < n; i++)
-                memcpy(hk + (size_t)i * mod->k, h + (size_t)i * mod->K,
+            /* Private part p = wx x + wh h + bias, into columns k..K-1;
+             * (R, kp) then (R, k) in the scratch. */
+            float *p = w->priv, *hk = w->priv + (size_t)R * mod->kp;
+            for (int i = 0; i < R; i++)
+                memcpy(hk + (size_t)i * mod->k,
+                       i < n ? h + (size_t)i * mod->K : out + (size_t)i * mod->k,
                        sizeof(float) * mod->k);
-            mmcl__linear_forward(p, x, mod->priv_x.W, mod->priv_x.b, n,
+            mmcl__linear_forward(p, x, mod->priv_x.W, mod->priv_x.b, R,
                                  mod->d, mod->kp);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, mod->kp,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, mod->kp,
                         mod->k, 1.0f, hk, mod->k, mod->priv_h.W, mod->k,
                         1.0f, p, mod->kp);
             for (int i = 0; i < n; i++)

@@ -60,11 +60,19 @@ mmcl_status mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
                                  mmcl__encoder **out);
 void mmcl__encoder_free(mmcl__encoder *enc);
 
-/* Per-thread scratch for batches of up to N_max rows. */
+/*
+ * OpenBLAS's sgemm rounds a row's result differently depending on how many
+ * rows the call has (small-matrix paths, blocking), though not on where
+ * the row sits among them. So per-tile code runs every GEMM on blocks of
+ * exactly this many rows (padding a short block with zeros): a pixel's
+ * value then does not depend on the tile size or the thread count.
+ */
+enum { MMCL__GEMM_ROWS = 256 };
+
+/* Per-thread scratch for the encoders (blocks of MMCL__GEMM_ROWS rows). */
 typedef struct mmcl__encoder_work mmcl__encoder_work;
 mmcl__encoder_work *mmcl__encoder_work_create(mmcl_context *ctx,
-                                              const mmcl__encoder *enc,
-                                              int N_max);
+                                              const mmcl__encoder *enc);
 void mmcl__encoder_work_free(mmcl__encoder_work *w);
 
 /*
@@ -76,7 +84,8 @@ mmcl_status mmcl__encoder_embed(mmcl_context *ctx, const mmcl__encoder *enc,
                                 mmcl__encoder_work *w, int m, const float *X,
                                 int N, float *H);
 
-/* y (N, out) = x (N, in) W^T + b. */
+/* y (N, out) = x (N, in) W^T + b, in blocks of MMCL__GEMM_ROWS rows:
+ * callers that need tiling-independent results pass N a multiple of it. */
 void mmcl__linear_apply(float *y, const mmcl__linear *l, const float *x,
                         int N);
 

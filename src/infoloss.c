@@ -86,25 +86,27 @@ loss_start(mmcl_context *ctx, void *user)
         return NULL;
     }
     size_t T = (size_t)job->tile, Wp = T + 2 * (size_t)(enc->P / 2);
+    size_t rows = (T * T + MMCL__GEMM_ROWS - 1) / MMCL__GEMM_ROWS *
+                  MMCL__GEMM_ROWS;
     size_t Kmax = (size_t)(enc->mod[0].K > enc->mod[1].K ? enc->mod[0].K
                                                            : enc->mod[1].K);
     size_t Bmax = (size_t)(enc->mod[0].B > enc->mod[1].B ? enc->mod[0].B
                                                            : enc->mod[1].B);
     w->reader = mmcl__pair_reader_create(ctx, job->pair);
-    w->work = mmcl__encoder_work_create(ctx, enc, 4096);
+    w->work = mmcl__encoder_work_create(ctx, enc);
     w->valid = mmcl__malloc_array(ctx, Wp, Wp, 1);
     w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
-    w->H = mmcl__malloc_array(ctx, T * T, Kmax, 4);
-    w->U = mmcl__malloc_array(ctx, T * T, Kmax, 4);
-    w->C = mmcl__malloc_array(ctx, T * T, Bmax, 4);
-    w->pred = mmcl__malloc_array(ctx, T * T, Bmax, 4);
+    w->H = mmcl__malloc_array(ctx, rows, Kmax, 4);
+    w->U = mmcl__malloc_array(ctx, rows, Kmax, 4);
+    w->C = mmcl__malloc_array(ctx, rows, Bmax, 4);
+    w->pred = mmcl__malloc_array(ctx, rows, Bmax, 4);
     w->out = mmcl__malloc_array(ctx, T * T, (size_t)job->n_out, 4);
     int fail = !w->reader || !w->work || !w->valid || !w->scratch || !w->H ||
                !w->U || !w->C || !w->pred || !w->out;
     for (int m = 0; m < 2 && !fail; m++) {
         w->pad[m] = mmcl__malloc_array(ctx, Wp * Wp, (size_t)enc->mod[m].B, 4);
         w->ok[m] = mmcl__malloc_array(ctx, T, T, 1);
-        w->X[m] = mmcl__malloc_array(ctx, T * T, (size_t)enc->mod[m].d, 4);
+        w->X[m] = mmcl__malloc_array(ctx, rows, (size_t)enc->mod[m].d, 4);
         fail = !w->pad[m] || !w->ok[m] || !w->X[m];
     }
     if (fail) {
@@ -141,6 +143,10 @@ loss_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                                      halo, w->pad[0], w->pad[1], w->valid);
     if (st != MMCL_OK)
         return st;
+    /* Whole blocks of MMCL__GEMM_ROWS rows for every GEMM (zero rows after
+     * n), so a pixel's value does not depend on the tiling. */
+    size_t n_gemm = (n + MMCL__GEMM_ROWS - 1) / MMCL__GEMM_ROWS *
+                    MMCL__GEMM_ROWS;
     static const uint8_t bit[2] = {MMCL__VALID_OPTICAL, MMCL__VALID_SAR};
     for (int m = 0; m < 2; m++) {
         const mmcl__modality *mod = &enc->mod[m];
@@ -148,6 +154,8 @@ loss_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                           w->scratch);
         mmcl__patches(w->X[m], w->pad[m], mod->B, t->w, t->h, P, mod->mean,
                       mod->std);
+        memset(w->X[m] + n * mod->d, 0,
+               (n_gemm - n) * mod->d * sizeof(float));
     }
     memset(w->sums, 0, sizeof(w->sums));
 
@@ -162,19 +170,20 @@ loss_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                 w->C[i * B + b] =
                     w->X[m][i * mod->d + mmcl__patch_index(b, halo, halo, P)];
         /* infoloss: through the aligned representation. */
-        st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], (int)n, w->H);
+        st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], (int)n_gemm,
+                                 w->H);
         if (st != MMCL_OK)
             break;
-        mmcl__linear_apply(w->pred, &mod->dec_aligned, w->H, (int)n);
+        mmcl__linear_apply(w->pred, &mod->dec_aligned, w->H, (int)n_gemm);
         row_loss(out, 1, w->C, w->pred, n, B);
         /* unimodal: through PCA_K of the modality itself. */
-        mmcl__linear_apply(w->U, &mod->unimodal, w->X[m], (int)n);
-        mmcl__linear_apply(w->pred, &mod->dec_unimodal, w->U, (int)n);
+        mmcl__linear_apply(w->U, &mod->unimodal, w->X[m], (int)n_gemm);
+        mmcl__linear_apply(w->pred, &mod->dec_unimodal, w->U, (int)n_gemm);
         row_loss(out + n, 1, w->C, w->pred, n, B);
         /* non-redundancy: predicted from the other modality's patch. */
         if (job->nonred) {
             mmcl__linear_apply(w->pred, &mod->dec_nonred, w->X[1 - m],
-                               (int)n);
+                               (int)n_gemm);
             row_loss(out + 3 * n, 1, w->C, w->pred, n, B);
         }
         for (size_t i = 0; i < n; i++) {

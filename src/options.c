@@ -178,6 +178,61 @@ static const mmcl_option_def infoloss_defs[] = {
     MMCL__RUN_DEFS,
 };
 
+static const mmcl_option_def probe_defs[] = {
+    {"TASK", MMCL_OPT_ENUM, "classes", NULL, NULL, "classes|regression",
+     "--task", "classes|regression",
+     "classes: the label holds class values (accuracy of a ridge "
+     "one-vs-rest probe); regression: a continuous target (R2)"},
+    {"BLOCKS", MMCL_OPT_INT, "4", "2", "64", NULL, "--blocks", "N",
+     "cross-validation over N x N spatial blocks of the optical grid: each "
+     "block is predicted by the probe fitted on the others"},
+    {"SAMPLES", MMCL_OPT_INT, "50000", "0", "100000000", NULL, "--samples",
+     "N", "pixels drawn uniformly among those with a valid patch in both "
+     "modalities and a valid label; 0 = every such pixel"},
+    {"SEED", MMCL_OPT_INT, "0", "0", "9007199254740991", NULL, "--seed", "S",
+     "random seed of the sampling"},
+    {"LABEL_BAND", MMCL_OPT_INT, "1", "1", "65536", NULL, "--label-band", "N",
+     "band of the label raster to probe"},
+    {"LABEL_NODATA", MMCL_OPT_DOUBLE, NULL, NULL, NULL, NULL,
+     "--label-nodata", "VALUE",
+     "label value that marks invalid pixels (default: the band's nodata "
+     "value; for classes without one, -1); for classes, negative values "
+     "are always invalid"},
+    {"RIDGE", MMCL_OPT_DOUBLE, "0.001", "0", "1000", NULL, "--ridge", "EPS",
+     "ridge penalty of the probes, on features standardized with the "
+     "training fold's statistics"},
+    MMCL__RUN_DEFS,
+};
+
+static const mmcl_option_def rgb_defs[] = {
+    {"BANDS", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--bands", "LIST",
+     "bands to show, by number or description, comma separated (1,2,5 or "
+     "infoloss_optical); default: every band (on an info-loss map: the "
+     "first)"},
+    {"MODE", MMCL_OPT_ENUM, "auto", NULL, NULL, "auto|pca|direct|colormap",
+     "--mode", "NAME",
+     "pca: first three principal components as red, green, blue; direct: "
+     "three bands as red, green, blue; colormap: one band through a colour "
+     "map; auto: colormap for one band, direct for three bands given with "
+     "--bands, else pca"},
+    {"COLORMAP", MMCL_OPT_ENUM, "auto", NULL, NULL,
+     "auto|viridis|magma|gray|rdbu_r", "--colormap", "NAME",
+     "colour map of one band; rdbu_r is blue-white-red centred on 0; auto: "
+     "rdbu_r for bands named excess*, else viridis"},
+    {"STRETCH", MMCL_OPT_STRING, "2,98", NULL, NULL, NULL, "--stretch",
+     "LOW,HIGH",
+     "percentiles of the valid values mapped to the ends of each channel "
+     "(0 and 255) or of the colour map"},
+    {"RANGE", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--range", "MIN,MAX",
+     "fixed value range instead of the percentiles (colormap and direct "
+     "modes)"},
+    {"LEGEND", MMCL_OPT_BOOL, "YES", NULL, NULL, NULL, "--no-legend=NO", NULL,
+     "colormap mode: write the colour scale beside OUT as <OUT "
+     "base>.legend.png and .legend.json (--no-legend: do not)"},
+    MMCL__OUTPUT_DEFS,
+    MMCL__RUN_DEFS,
+};
+
 struct op_table {
     const char *name;
     const mmcl_option_def *defs;
@@ -191,11 +246,14 @@ static const struct op_table op_tables[] = {
     OP("train", train_defs),
     OP("embed", embed_defs),
     OP("infoloss", infoloss_defs),
+    OP("probe", probe_defs),
+    OP("rgb", rgb_defs),
 };
 #undef OP
 
-static const char *const op_names[] = {"align",    "synth", "train",
-                                        "embed",    "infoloss", NULL};
+static const char *const op_names[] = {"align", "synth",    "train",
+                                        "embed", "infoloss", "probe",
+                                        "rgb",   NULL};
 
 typedef struct opt_value {
     char *text;  /* canonical text of the value, NULL when unset */

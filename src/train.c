@@ -555,7 +555,7 @@ embed_sample(mmcl_context *ctx, train_state *t, const mmcl__encoder *enc,
              float *H[2])
 {
     const mmcl__sample *s = t->s;
-    mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc, 4096);
+    mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc);
     if (!w)
         return mmcl_context_errcode(ctx);
     mmcl_status st = MMCL_OK;

@@ -24,7 +24,8 @@ struct mmcl__writer {
     char *tmp_path;   /* what is being written */
     char *final_tmp;  /* for copy-only formats: the converted temporary */
     char **final_co;  /* creation options of the copy */
-    int width, n_bands;
+    int width, height, n_bands;
+    int block_h; /* rows per block of the output */
     GDALDataType type;
 };
 
@@ -222,6 +223,7 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
         return NULL;
     }
     w->width = spec->width;
+    w->height = spec->height;
     w->n_bands = spec->n_bands;
     w->type = spec->type;
     w->path = mmcl__strdup(ctx, spec->path);
@@ -271,6 +273,11 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
     }
     mmcl__gdal_capture_end(&cap);
     CSLDestroy(co);
+    if (w->ds) {
+        int bx = 0, by = 0;
+        GDALGetBlockSize(GDALGetRasterBand(w->ds, 1), &bx, &by);
+        w->block_h = by > 0 ? by : 1;
+    }
     if (!w->ds) {
         mmcl__error(ctx, MMCL_ERR_IO, "cannot create output '%s' (%s): %s",
                     spec->path, work_format, mmcl__gdal_msg(&cap));
@@ -298,9 +305,12 @@ mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
     CPLErr err = GDALDatasetRasterIO(w->ds, GF_Write, x, y, tw, th,
                                      (void *)buf, tw, th, w->type, w->n_bands,
                                      NULL, 0, 0, 0);
-    /* Keep the block cache small: once a row of tiles is complete, its
-     * blocks are written out (and compressed) instead of piling up. */
-    if (err == CE_None && x + tw == w->width)
+    /* Keep the block cache small: once a row of tiles completes a row of
+     * blocks, those blocks are written out (and compressed) instead of
+     * piling up. A flush in the middle of a block row would write blocks
+     * still partly empty, to be read back and rewritten later. */
+    if (err == CE_None && x + tw == w->width &&
+        ((y + th) % w->block_h == 0 || y + th == w->height))
         GDALFlushCache(w->ds);
     mmcl__gdal_capture_end(&cap);
     if (err != CE_None || cap.n_failures)

@@ -167,7 +167,7 @@ probe_r2(const char *scene, const mmcl_model *model, int use_unimodal,
     if (use_unimodal) {
         mmcl__linear_apply(H, &mod->unimodal, s->X1, s->N);
     } else {
-        mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc, 1024);
+        mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc);
         CU_ASSERT_EQUAL(mmcl__encoder_embed(ctx, enc, w, MMCL__OPTICAL, s->X1,
                                             s->N, H),
                         MMCL_OK);

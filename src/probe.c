@@ -1,0 +1,1323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmcl_probe: linear probes of a model's representations against a label
+ * raster, cross-validated over spatial blocks (design section 3.6).
+ *
+ * Pass 1 streams the tiles and counts, per tile row, the pixels whose patch
+ * is valid in both modalities and whose label is valid. Those pixels are
+ * ranked in raster order (row-major over the whole grid), and SAMPLES ranks
+ * are chosen uniformly (Knuth's selection sampling, seeded), so the sample
+ * depends on neither TILE nor THREADS. Pass 2 extracts the chosen patch
+ * vectors, standardized with the model's statistics, and their labels. The
+ * encoders then run on the sample, and each representation is probed by
+ * ridge regression: the fit of the fold that holds block b out comes from
+ * the sufficient statistics of all samples minus those of block b, in
+ * double. Memory grows with the sample (its patch vectors are kept).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <cpl_string.h>
+#include <gdal_alg.h>
+#include <gdalwarper.h>
+#include <ogr_srs_api.h>
+
+#include "mmcl/probe.h"
+
+#include "context_internal.h"
+#include "gdal_util_internal.h"
+#include "linalg.h"
+#include "maps_internal.h"
+#include "options_internal.h"
+#include "ridge.h"
+#include "rng.h"
+#include "sample_internal.h"
+#include "tiles_internal.h"
+
+enum {
+    PROBE_CHUNK = 1024, /* rows per BLAS call in the fits */
+    MAX_CLASSES = 256
+};
+
+/* ---- labels on the optical grid --------------------------------------- */
+
+/* How the label band is read onto the optical grid. */
+typedef struct label_src {
+    const char *path;
+    int band;        /* 1-based */
+    int warp;        /* on another grid: warped with nearest neighbour */
+    char *wkt;       /* label CRS (warp only) */
+    double gt[6];    /* label geotransform (warp only) */
+    int use_mask;    /* the band has a real mask (not nodata, not all valid) */
+    int has_nodata;  /* nodata: the value that marks invalid labels */
+    double nodata;
+    int classes;     /* negative values are invalid */
+} label_src;
+
+static int
+label_ok(const label_src *l, double v)
+{
+    if (!isfinite(v))
+        return 0;
+    if (l->has_nodata && v == l->nodata)
+        return 0;
+    return !(l->classes && v < 0);
+}
+
+/* The warper's transformer for a window at (x0, y0) of the optical grid:
+ * exact GenImgProj from label pixels (source) to optical pixels. */
+typedef struct window_tf {
+    void *exact;
+    int x0, y0;
+} window_tf;
+
+static int
+window_tf_fn(void *arg, int dst_to_src, int n, double *x, double *y,
+             double *z, int *ok)
+{
+    window_tf *t = arg;
+    if (dst_to_src)
+        for (int i = 0; i < n; i++) {
+            x[i] += t->x0;
+            y[i] += t->y0;
+        }
+    int r = GDALGenImgProjTransform(t->exact, dst_to_src, n, x, y, z, ok);
+    if (!dst_to_src)
+        for (int i = 0; i < n; i++) {
+            x[i] -= t->x0;
+            y[i] -= t->y0;
+        }
+    return r;
+}
+
+static void *
+label_transformer(mmcl_context *ctx, const label_src *lab,
+                  const mmcl__pair *pair)
+{
+    double gt[6];
+    mmcl__pair_geotransform(pair, gt);
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    void *t = GDALCreateGenImgProjTransformer3(lab->wkt, lab->gt,
+                                               mmcl__pair_srs_wkt(pair), gt);
+    mmcl__gdal_capture_end(&cap);
+    if (!t)
+        mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                    "cannot transform between the label and optical CRS: %s",
+                    mmcl__gdal_msg(&cap));
+    return t;
+}
+
+/* 1 when the label grid is the optical grid to a thousandth of a pixel. */
+static int
+same_geotransform(const double a[6], const double b[6])
+{
+    double px = fmax(fabs(b[1]) + fabs(b[2]), fabs(b[4]) + fabs(b[5]));
+    for (int k = 0; k < 6; k++)
+        if (fabs(a[k] - b[k]) > 1e-3 * px)
+            return 0;
+    return 1;
+}
+
+/* Opens the label raster once to decide how to read it: same grid, or
+ * warped (after checking that it overlaps). */
+static mmcl_status
+label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
+           const mmcl_options *o, int classes, label_src *lab)
+{
+    memset(lab, 0, sizeof(*lab));
+    lab->path = path;
+    lab->classes = classes;
+    lab->band = (int)mmcl__opt_int(o, "LABEL_BAND");
+    if (!path)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "no label raster given");
+    GDALDatasetH ds = mmcl__open_raster(ctx, path, "label");
+    if (!ds)
+        return mmcl_context_errcode(ctx);
+    mmcl_status st = MMCL_OK;
+    void *tf = NULL;
+    OGRSpatialReferenceH opt_srs = NULL;
+    int n_bands = GDALGetRasterCount(ds);
+    if (lab->band > n_bands) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "label raster '%s' has %d band%s; band %d was asked "
+                         "for",
+                         path, n_bands, n_bands == 1 ? "" : "s", lab->band);
+        goto done;
+    }
+    GDALRasterBandH band = GDALGetRasterBand(ds, lab->band);
+    int has_nd = 0;
+    double nd = GDALGetRasterNoDataValue(band, &has_nd);
+    if (mmcl__opt_given(o, "LABEL_NODATA")) {
+        lab->has_nodata = 1;
+        lab->nodata = mmcl__opt_double(o, "LABEL_NODATA");
+    } else if (has_nd && !isnan(nd)) {
+        lab->has_nodata = 1;
+        lab->nodata = nd;
+    } else if (classes && !has_nd) {
+        lab->has_nodata = 1;
+        lab->nodata = -1.0;
+    }
+    int flags = GDALGetMaskFlags(band);
+    lab->use_mask = !(flags & (GMF_ALL_VALID | GMF_NODATA));
+
+    /* Same grid, or warp? */
+    int W = mmcl__pair_width(pair), H = mmcl__pair_height(pair);
+    int lw = GDALGetRasterXSize(ds), lh = GDALGetRasterYSize(ds);
+    double ogt[6];
+    mmcl__pair_geotransform(pair, ogt);
+    int has_gt = GDALGetGeoTransform(ds, lab->gt) == CE_None;
+    OGRSpatialReferenceH lsrs = GDALGetSpatialRef(ds);
+    if (!has_gt) {
+        if (lw != W || lh != H) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "label raster '%s' has no geotransform and is "
+                             "%d x %d, not the %d x %d optical grid: it "
+                             "cannot be placed",
+                             path, lw, lh, W, H);
+            goto done;
+        }
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "label raster '%s' has no geotransform; taken to be on "
+                  "the optical grid (same size)",
+                  path);
+        goto done;
+    }
+    opt_srs = OSRNewSpatialReference(mmcl__pair_srs_wkt(pair));
+    /* Datasets' SRS use the GIS axis order; compare like with like. */
+    if (opt_srs)
+        OSRSetAxisMappingStrategy(opt_srs, OAMS_TRADITIONAL_GIS_ORDER);
+    int same_crs = !lsrs || !opt_srs || OSRIsSame(lsrs, opt_srs);
+    if (lw == W && lh == H && same_crs && same_geotransform(lab->gt, ogt)) {
+        if (!lsrs)
+            mmcl__log(ctx, MMCL_LOG_WARNING,
+                      "label raster '%s' has no CRS; taken to be on the "
+                      "optical grid (same size and geotransform)",
+                      path);
+        goto done;
+    }
+
+    /* Another grid: warp it, if it overlaps. */
+    lab->warp = 1;
+    if (lsrs) {
+        char *wkt = NULL;
+        OSRExportToWkt(lsrs, &wkt);
+        lab->wkt = wkt ? mmcl__strdup(ctx, wkt) : NULL;
+        CPLFree(wkt);
+    } else {
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "label raster '%s' has no CRS; taken to be in the optical "
+                  "CRS",
+                  path);
+        lab->wkt = mmcl__strdup(ctx, mmcl__pair_srs_wkt(pair));
+    }
+    if (!lab->wkt) {
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    tf = label_transformer(ctx, lab, pair);
+    if (!tf) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    enum { K = 32 };
+    double x[4 * K], y[4 * K], z[4 * K];
+    int ok[4 * K];
+    for (int k = 0; k < K; k++) {
+        double f = (double)k / (K - 1);
+        x[k] = x[K + k] = f * lw;
+        y[k] = 0;
+        y[K + k] = lh;
+        x[2 * K + k] = 0;
+        x[3 * K + k] = lw;
+        y[2 * K + k] = y[3 * K + k] = f * lh;
+    }
+    memset(z, 0, sizeof(z));
+    GDALGenImgProjTransform(tf, FALSE, 4 * K, x, y, z, ok);
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY,
+           ymax = -INFINITY;
+    for (int k = 0; k < 4 * K; k++) {
+        if (!ok[k])
+            continue;
+        xmin = fmin(xmin, x[k]);
+        xmax = fmax(xmax, x[k]);
+        ymin = fmin(ymin, y[k]);
+        ymax = fmax(ymax, y[k]);
+    }
+    if (!(xmax > 0 && ymax > 0 && xmin < W && ymin < H)) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "the label raster '%s' does not overlap the optical "
+                         "raster: no pixel in common",
+                         path);
+        goto done;
+    }
+    mmcl__log(ctx, MMCL_LOG_INFO,
+              "label raster '%s' (%d x %d) is on another grid than the "
+              "optical raster (%d x %d); it is warped onto the optical grid "
+              "with nearest neighbour",
+              path, lw, lh, W, H);
+done:
+    if (tf)
+        GDALDestroyGenImgProjTransformer(tf);
+    if (opt_srs)
+        OSRDestroySpatialReference(opt_srs);
+    GDALClose(ds);
+    return st;
+}
+
+/* ---- sampling --------------------------------------------------------- */
+
+typedef struct probe_job {
+    const mmcl__encoder *enc;
+    const mmcl__pair *pair;
+    const label_src *lab;
+    int tile, halo;
+    int pass; /* 1: counts, 2: extraction */
+    /* Per tile row: entry t * tile + j is row j of tile t. */
+    int *row_count;        /* valid labelled centres */
+    long long *row_first;  /* raster-order rank of the row's first one */
+    long long n_labelled;  /* pixels with a valid label (any validity) */
+    /* Pass 2: the sorted chosen ranks and where their data go. */
+    const uint64_t *ranks;
+    int N;
+    float *X1, *X2;        /* (N, d1), (N, d2) */
+    double *y;             /* (N) */
+    int *px, *py;          /* (N) */
+} probe_job;
+
+typedef struct probe_worker {
+    mmcl__pair_reader *reader;
+    GDALDatasetH lab_ds;
+    void *lab_tf;         /* warp only */
+    float *opt, *sar;     /* padded windows (B, Wp, Wp) */
+    uint8_t *valid;       /* (Wp, Wp) */
+    uint8_t *centre;      /* (tile, tile) */
+    uint8_t *scratch;     /* (Wp, tile) */
+    uint8_t *mask;        /* (tile, tile) */
+    double *label;        /* (tile, tile) */
+    int *rows;            /* (tile) counts of the last tile */
+    long long n_labelled; /* of the last tile */
+} probe_worker;
+
+static void
+probe_stop(void *state, void *user)
+{
+    (void)user;
+    probe_worker *w = state;
+    if (!w)
+        return;
+    mmcl__pair_reader_destroy(w->reader);
+    if (w->lab_tf)
+        GDALDestroyGenImgProjTransformer(w->lab_tf);
+    if (w->lab_ds)
+        GDALClose(w->lab_ds);
+    free(w->opt);
+    free(w->sar);
+    free(w->valid);
+    free(w->centre);
+    free(w->scratch);
+    free(w->mask);
+    free(w->label);
+    free(w->rows);
+    free(w);
+}
+
+static void *
+probe_start(mmcl_context *ctx, void *user)
+{
+    probe_job *job = user;
+    probe_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    size_t T = (size_t)job->tile, Wp = T + 2 * (size_t)job->halo;
+    const mmcl__encoder *enc = job->enc;
+    w->reader = mmcl__pair_reader_create(ctx, job->pair);
+    w->lab_ds = w->reader ? mmcl__open_raster(ctx, job->lab->path, "label")
+                          : NULL;
+    int fail = !w->reader || !w->lab_ds;
+    if (!fail && job->lab->warp) {
+        w->lab_tf = label_transformer(ctx, job->lab, job->pair);
+        fail = !w->lab_tf;
+    }
+    if (!fail) {
+        w->opt = mmcl__malloc_array(ctx, Wp * Wp, (size_t)enc->mod[0].B, 4);
+        w->sar = mmcl__malloc_array(ctx, Wp * Wp, (size_t)enc->mod[1].B, 4);
+        w->valid = mmcl__malloc_array(ctx, Wp, Wp, 1);
+        w->centre = mmcl__malloc_array(ctx, T, T, 1);
+        w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
+        w->mask = mmcl__malloc_array(ctx, T, T, 1);
+        w->label = mmcl__malloc_array(ctx, T, T, sizeof(double));
+        w->rows = mmcl__malloc_array(ctx, T, 1, sizeof(int));
+        fail = !w->opt || !w->sar || !w->valid || !w->centre ||
+               !w->scratch || !w->mask || !w->label || !w->rows;
+    }
+    if (fail) {
+        probe_stop(w, user);
+        return NULL;
+    }
+    return w;
+}
+
+/* Warps the label band onto the tile into @p out (h, w), NaN outside the
+ * label's footprint. */
+static mmcl_status
+label_warp(mmcl_context *ctx, probe_worker *w, const label_src *lab,
+           const mmcl__tile *t, double *out)
+{
+    size_t n = (size_t)t->w * t->h;
+    for (size_t i = 0; i < n; i++)
+        out[i] = NAN;
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    GDALDatasetH mem = GDALCreate(GDALGetDriverByName("MEM"), "", t->w, t->h,
+                                  0, GDT_Float64, NULL);
+    if (mem) {
+        char ptr[64], pix[32], line[64];
+        char *opts[4] = {ptr, pix, line, NULL};
+        snprintf(ptr, sizeof(ptr), "DATAPOINTER=%p", (void *)out);
+        snprintf(pix, sizeof(pix), "PIXELOFFSET=%d", (int)sizeof(double));
+        snprintf(line, sizeof(line), "LINEOFFSET=%d",
+                 t->w * (int)sizeof(double));
+        GDALAddBand(mem, GDT_Float64, opts);
+        GDALSetRasterNoDataValue(GDALGetRasterBand(mem, 1), NAN);
+    }
+    window_tf tf = {w->lab_tf, t->x, t->y};
+    GDALWarpOptions *wo = GDALCreateWarpOptions();
+    wo->hSrcDS = w->lab_ds;
+    wo->hDstDS = mem;
+    wo->nBandCount = 1;
+    wo->panSrcBands = CPLMalloc(sizeof(int));
+    wo->panDstBands = CPLMalloc(sizeof(int));
+    wo->padfDstNoDataReal = CPLMalloc(sizeof(double));
+    wo->panSrcBands[0] = lab->band;
+    wo->panDstBands[0] = 1;
+    wo->padfDstNoDataReal[0] = NAN;
+    wo->eResampleAlg = GRA_NearestNeighbour;
+    wo->eWorkingDataType = GDT_Float64;
+    wo->pfnTransformer = window_tf_fn;
+    wo->pTransformerArg = &tf;
+    wo->papszWarpOptions = CSLSetNameValue(NULL, "INIT_DEST", "NO_DATA");
+    GDALWarpOperationH op = mem ? GDALCreateWarpOperation(wo) : NULL;
+    CPLErr err = op ? GDALChunkAndWarpImage(op, 0, 0, t->w, t->h)
+                    : CE_Failure;
+    if (op)
+        GDALDestroyWarpOperation(op);
+    wo->pTransformerArg = NULL;
+    GDALDestroyWarpOptions(wo);
+    if (mem)
+        GDALClose(mem);
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot warp the label raster onto window %d,%d "
+                           "%dx%d: %s",
+                           t->x, t->y, t->w, t->h, mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
+/* The label of every tile pixel (h, w), NaN where masked. */
+static mmcl_status
+label_read(mmcl_context *ctx, probe_worker *w, const label_src *lab,
+           const mmcl__tile *t)
+{
+    if (lab->warp)
+        return label_warp(ctx, w, lab, t, w->label);
+    size_t n = (size_t)t->w * t->h;
+    GDALRasterBandH band = GDALGetRasterBand(w->lab_ds, lab->band);
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err = GDALRasterIO(band, GF_Read, t->x, t->y, t->w, t->h,
+                              w->label, t->w, t->h, GDT_Float64, 0, 0);
+    if (err == CE_None && lab->use_mask) {
+        err = GDALRasterIO(GDALGetMaskBand(band), GF_Read, t->x, t->y, t->w,
+                           t->h, w->mask, t->w, t->h, GDT_Byte, 0, 0);
+        for (size_t i = 0; i < n && err == CE_None; i++)
+            if (!w->mask[i])
+                w->label[i] = NAN;
+    }
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot read the label raster '%s' at window "
+                           "%d,%d %dx%d: %s",
+                           lab->path, t->x, t->y, t->w, t->h,
+                           mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
+/* First index of the sorted @p ranks (n) that is >= @p r. */
+static size_t
+lower_bound(const uint64_t *ranks, size_t n, long long r)
+{
+    size_t a = 0, b = n;
+    while (a < b) {
+        size_t mid = (a + b) / 2;
+        if ((long long)ranks[mid] < r)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    return a;
+}
+
+/* Copies the standardized patch at tile pixel (i, j) of the padded window
+ * @p pad (B, Hp, Wp) into x (B*P*P), layout (band, row, col). The
+ * arithmetic is mmcl__patches()'s, so values equal the embedding's. */
+static void
+extract_patch(float *x, const float *pad, int B, int P, int Wp, int Hp, int i,
+              int j, const double *mean, const double *std)
+{
+    size_t plane = (size_t)Wp * Hp;
+    for (int b = 0; b < B; b++) {
+        float m = (float)mean[b], inv = (float)(1.0 / std[b]);
+        const float *src = pad + plane * b;
+        for (int r = 0; r < P; r++)
+            for (int c = 0; c < P; c++)
+                x[mmcl__patch_index(b, r, c, P)] =
+                    (src[(size_t)(j + r) * Wp + (size_t)(i + c)] - m) * inv;
+    }
+}
+
+static mmcl_status
+probe_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    probe_job *job = user;
+    probe_worker *w = state;
+    const mmcl__encoder *enc = job->enc;
+    int halo = job->halo;
+    /* Padded windows as mmcl__pair_read lays them out: (B, Hp, Wp). */
+    int Wp = t->w + 2 * halo, Hp = t->h + 2 * halo;
+    size_t base = (size_t)t->index * job->tile;
+
+    if (job->pass == 2) {
+        /* Skip tiles without a chosen rank. */
+        int any = 0;
+        for (int j = 0; j < t->h && !any; j++) {
+            long long first = job->row_first[base + j];
+            size_t lo = lower_bound(job->ranks, (size_t)job->N, first);
+            any = lo < (size_t)job->N &&
+                  (long long)job->ranks[lo] < first + job->row_count[base + j];
+        }
+        if (!any)
+            return MMCL_OK;
+    }
+
+    mmcl_status st = mmcl__pair_read(ctx, w->reader, t->x, t->y, t->w, t->h,
+                                     halo, w->opt, w->sar, w->valid);
+    if (st == MMCL_OK)
+        st = label_read(ctx, w, job->lab, t);
+    if (st != MMCL_OK)
+        return st;
+    mmcl__patch_valid(w->centre, w->valid, MMCL__VALID_BOTH, t->w, t->h, halo,
+                      w->scratch);
+
+    if (job->pass == 1) {
+        w->n_labelled = 0;
+        for (int j = 0; j < t->h; j++) {
+            int count = 0;
+            for (int i = 0; i < t->w; i++) {
+                size_t k = (size_t)j * t->w + i;
+                int ok = label_ok(job->lab, w->label[k]);
+                w->n_labelled += ok;
+                count += ok && w->centre[k];
+            }
+            w->rows[j] = count;
+        }
+        return MMCL_OK;
+    }
+
+    /* Pass 2: the chosen centres of each row, in raster order. */
+    const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
+    size_t N = (size_t)job->N;
+    for (int j = 0; j < t->h; j++) {
+        long long rank = job->row_first[base + j];
+        size_t lo = lower_bound(job->ranks, N, rank);
+        for (int i = 0; i < t->w && lo < N; i++) {
+            size_t k = (size_t)j * t->w + i;
+            if (!w->centre[k] || !label_ok(job->lab, w->label[k]))
+                continue;
+            if ((long long)job->ranks[lo] == rank) {
+                extract_patch(job->X1 + lo * (size_t)m1->d, w->opt, m1->B,
+                              enc->P, Wp, Hp, i, j, m1->mean, m1->std);
+                extract_patch(job->X2 + lo * (size_t)m2->d, w->sar, m2->B,
+                              enc->P, Wp, Hp, i, j, m2->mean, m2->std);
+                job->y[lo] = w->label[k];
+                job->px[lo] = t->x + i;
+                job->py[lo] = t->y + j;
+                lo++;
+            }
+            rank++;
+        }
+    }
+    return MMCL_OK;
+}
+
+static mmcl_status
+probe_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    (void)ctx;
+    probe_job *job = user;
+    probe_worker *w = state;
+    if (job->pass != 1)
+        return MMCL_OK;
+    memcpy(job->row_count + (size_t)t->index * job->tile, w->rows,
+           (size_t)t->h * sizeof(int));
+    job->n_labelled += w->n_labelled;
+    return MMCL_OK;
+}
+
+/* ---- representations -------------------------------------------------- */
+
+enum {
+    REP_RAW_OPTICAL,
+    REP_RAW_SAR,
+    REP_ALIGNED_OPTICAL,
+    REP_ALIGNED_SAR,
+    REP_JOINT,
+    REP_FULL,
+    N_REPS
+};
+
+static const char *const rep_names[N_REPS] = {
+    "raw_optical", "raw_sar", "aligned_optical", "aligned_sar", "joint",
+    "full"};
+
+/* The sample and its encodings. */
+typedef struct probe_data {
+    const mmcl__encoder *enc;
+    int N;
+    const float *X1, *X2; /* (N, d1), (N, d2) */
+    float *H1, *H2;       /* (N, K1), (N, K2) */
+    int sp;               /* shared-private model */
+} probe_data;
+
+static int
+rep_dim(const probe_data *d, int rep)
+{
+    const mmcl__encoder *enc = d->enc;
+    const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
+    switch (rep) {
+    case REP_RAW_OPTICAL:
+        return m1->d;
+    case REP_RAW_SAR:
+        return m2->d;
+    case REP_ALIGNED_OPTICAL:
+        return d->sp ? enc->k : m1->K;
+    case REP_ALIGNED_SAR:
+        return d->sp ? enc->k : m2->K;
+    case REP_JOINT:
+        return d->sp ? enc->k + m1->kp + m2->kp : enc->k;
+    default:
+        return m1->K + m2->K;
+    }
+}
+
+/* z (D) = representation @p rep of sample n, in double. */
+static void
+rep_row(double *z, const probe_data *d, int rep, int n)
+{
+    const mmcl__encoder *enc = d->enc;
+    const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
+    const float *h1 = d->H1 + (size_t)n * m1->K;
+    const float *h2 = d->H2 + (size_t)n * m2->K;
+    const float *src = NULL;
+    int D = 0;
+    switch (rep) {
+    case REP_RAW_OPTICAL:
+        src = d->X1 + (size_t)n * m1->d;
+        D = m1->d;
+        break;
+    case REP_RAW_SAR:
+        src = d->X2 + (size_t)n * m2->d;
+        D = m2->d;
+        break;
+    case REP_ALIGNED_OPTICAL:
+        src = h1;
+        D = rep_dim(d, rep);
+        break;
+    case REP_ALIGNED_SAR:
+        src = h2;
+        D = rep_dim(d, rep);
+        break;
+    case REP_JOINT:
+        /* As mmcl_embed's joint: float mean of the aligned parts, then
+         * the private parts of shared-private models. */
+        for (int b = 0; b < enc->k; b++)
+            z[b] = (double)(0.5f * (h1[b] + h2[b]));
+        for (int b = 0; d->sp && b < m1->kp; b++)
+            z[enc->k + b] = h1[enc->k + b];
+        for (int b = 0; d->sp && b < m2->kp; b++)
+            z[enc->k + m1->kp + b] = h2[enc->k + b];
+        return;
+    default:
+        for (int b = 0; b < m1->K; b++)
+            z[b] = h1[b];
+        for (int b = 0; b < m2->K; b++)
+            z[m1->K + b] = h2[b];
+        return;
+    }
+    for (int b = 0; b < D; b++)
+        z[b] = src[b];
+}
+
+/* ---- the probe -------------------------------------------------------- */
+
+/* Sufficient statistics of a set of rows: S (D, D) = Z^T Z (upper
+ * triangle), s (D) = column sums of Z, T (D, q) = Z^T Y, ys (q) = column
+ * sums of Y, n rows. */
+typedef struct suff {
+    double *S, *s, *T, *ys;
+    double n;
+} suff;
+
+/* Scratch of one probe, sized for the largest representation. */
+typedef struct fit_work {
+    int D_max, q;
+    suff total, block;
+    double *Z;        /* (PROBE_CHUNK, D) rows */
+    double *Y;        /* (PROBE_CHUNK, q) targets */
+    double *R, *r;    /* (D, D), (D, q) standardized fold statistics */
+    double *B, *b0;   /* (D, q), (q) fitted probe in original units */
+    double *mu, *sd, *ybar; /* (D), (D), (q) */
+    double *pred;     /* (PROBE_CHUNK, q) */
+    void *arena;
+} fit_work;
+
+static mmcl_status
+fit_work_init(mmcl_context *ctx, fit_work *fw, int D_max, int q)
+{
+    size_t D = (size_t)D_max, Q = (size_t)q, C = PROBE_CHUNK;
+    size_t suff_n = D * D + D + D * Q + Q;
+    size_t n = 2 * suff_n + C * D + C * Q + D * D + D * Q + D * Q + Q + D +
+               D + Q + C * Q;
+    double *a = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+    if (!a)
+        return MMCL_ERR_NO_MEMORY;
+    fw->arena = a;
+    fw->D_max = D_max;
+    fw->q = q;
+    suff *ss[2] = {&fw->total, &fw->block};
+    for (int i = 0; i < 2; i++) {
+        ss[i]->S = a;
+        a += D * D;
+        ss[i]->s = a;
+        a += D;
+        ss[i]->T = a;
+        a += D * Q;
+        ss[i]->ys = a;
+        a += Q;
+    }
+    double **views[] = {&fw->Z, &fw->Y, &fw->R, &fw->r, &fw->B, &fw->b0,
+                        &fw->mu, &fw->sd, &fw->ybar, &fw->pred};
+    size_t sizes[] = {C * D, C * Q, D * D, D * Q, D * Q, Q, D, D, Q, C * Q};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        *views[i] = a;
+        a += sizes[i];
+    }
+    return MMCL_OK;
+}
+
+/* Targets of sample n into y (q): one-hot of its class, or the value. */
+static void
+target_row(double *y, int q, const int *cls, const double *value, int n)
+{
+    if (cls) {
+        for (int c = 0; c < q; c++)
+            y[c] = 0.0;
+        y[cls[n]] = 1.0;
+    } else {
+        y[0] = value[n];
+    }
+}
+
+/* Gathers rows idx[0..n) of representation @p rep into fw->Z (n, D) and
+ * their targets into fw->Y (n, q). */
+static void
+gather(fit_work *fw, const probe_data *d, int rep, int D, const int *idx,
+       int n, const int *cls, const double *value)
+{
+    for (int i = 0; i < n; i++) {
+        rep_row(fw->Z + (size_t)i * D, d, rep, idx[i]);
+        target_row(fw->Y + (size_t)i * fw->q, fw->q, cls, value, idx[i]);
+    }
+}
+
+static void
+suff_zero(suff *s, int D, int q)
+{
+    memset(s->S, 0, sizeof(double) * (size_t)D * D);
+    memset(s->s, 0, sizeof(double) * (size_t)D);
+    memset(s->T, 0, sizeof(double) * (size_t)D * q);
+    memset(s->ys, 0, sizeof(double) * (size_t)q);
+    s->n = 0;
+}
+
+/* Adds the n gathered rows of fw->Z, fw->Y to @p s. */
+static void
+suff_add(suff *s, const fit_work *fw, int D, int n)
+{
+    int q = fw->q;
+    /* S += Z^T Z (upper), T += Z^T Y */
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, D, n, 1.0, fw->Z, D,
+                1.0, s->S, D);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, q, n, 1.0, fw->Z,
+                D, fw->Y, q, 1.0, s->T, q);
+    for (int i = 0; i < n; i++) {
+        const double *z = fw->Z + (size_t)i * D, *y = fw->Y + (size_t)i * q;
+        for (int j = 0; j < D; j++)
+            s->s[j] += z[j];
+        for (int c = 0; c < q; c++)
+            s->ys[c] += y[c];
+    }
+    s->n += n;
+}
+
+/*
+ * Fits the probe on (total - block): centred covariances of the training
+ * rows, standardized by their population std (ESL 2nd ed., 3.4.1: ridge
+ * on standardized inputs, intercept unpenalised), solved as
+ * (R + lambda I) Bs = r, then brought back to the original units:
+ * B = Bs / sd (row-wise), b0 = ybar - B^T mu.
+ */
+static mmcl_status
+fit_fold(mmcl_context *ctx, fit_work *fw, int D, double lambda)
+{
+    int q = fw->q;
+    const suff *a = &fw->total, *b = &fw->block;
+    double n = a->n - b->n;
+    for (int j = 0; j < D; j++)
+        fw->mu[j] = (a->s[j] - b->s[j]) / n;
+    for (int c = 0; c < q; c++)
+        fw->ybar[c] = (a->ys[c] - b->ys[c]) / n;
+    for (int i = 0; i < D; i++) {
+        double v = (a->S[(size_t)i * D + i] - b->S[(size_t)i * D + i]) / n -
+                   fw->mu[i] * fw->mu[i];
+        /* A constant feature (variance at rounding level) gets sd 1 and is
+         * dropped from the fit below. */
+        fw->sd[i] = v > 1e-12 * (1.0 + fw->mu[i] * fw->mu[i]) ? sqrt(v) : 0.0;
+    }
+    for (int i = 0; i < D; i++) {
+        for (int j = i; j < D; j++) {
+            size_t k = (size_t)i * D + j;
+            double v = 0.0;
+            if (fw->sd[i] > 0 && fw->sd[j] > 0)
+                v = ((a->S[k] - b->S[k]) / n - fw->mu[i] * fw->mu[j]) /
+                    (fw->sd[i] * fw->sd[j]);
+            else if (i == j)
+                v = 1.0;
+            fw->R[k] = v;
+            fw->R[(size_t)j * D + i] = v;
+        }
+        for (int c = 0; c < q; c++) {
+            size_t k = (size_t)i * q + c;
+            fw->r[k] = fw->sd[i] > 0
+                           ? ((a->T[k] - b->T[k]) / n -
+                              fw->mu[i] * fw->ybar[c]) /
+                                 fw->sd[i]
+                           : 0.0;
+        }
+    }
+    mmcl_status st = mmcl__ridge_solve(ctx, fw->B, fw->R, fw->r, lambda, D,
+                                       q);
+    if (st != MMCL_OK)
+        return st;
+    for (int c = 0; c < q; c++)
+        fw->b0[c] = fw->ybar[c];
+    for (int i = 0; i < D; i++) {
+        double inv = fw->sd[i] > 0 ? 1.0 / fw->sd[i] : 0.0;
+        for (int c = 0; c < q; c++) {
+            double *v = &fw->B[(size_t)i * q + c];
+            *v *= inv;
+            fw->b0[c] -= *v * fw->mu[i];
+        }
+    }
+    return MMCL_OK;
+}
+
+/* The probed samples, grouped by block. */
+typedef struct probe_folds {
+    int n_blocks;     /* BLOCKS * BLOCKS */
+    int *order;       /* (N) sample indices, block by block */
+    int *start;       /* (n_blocks + 1) offsets into order */
+    int n_folds;      /* non-empty blocks */
+} probe_folds;
+
+/*
+ * Cross-validated figure of one representation: accuracy (classes: cls,
+ * q classes) or R2 (value, q = 1; sst = total sum of squares about the
+ * mean of all samples).
+ */
+static mmcl_status
+probe_rep(mmcl_context *ctx, fit_work *fw, const probe_data *d, int rep,
+          const probe_folds *f, const int *cls, const double *value,
+          double sst, double lambda, double *figure)
+{
+    int D = rep_dim(d, rep), q = fw->q;
+    suff_zero(&fw->total, D, q);
+    for (int i0 = 0; i0 < d->N; i0 += PROBE_CHUNK) {
+        int n = d->N - i0 < PROBE_CHUNK ? d->N - i0 : PROBE_CHUNK;
+        gather(fw, d, rep, D, f->order + i0, n, cls, value);
+        suff_add(&fw->total, fw, D, n);
+    }
+    double correct = 0.0, sse = 0.0;
+    for (int b = 0; b < f->n_blocks; b++) {
+        int s0 = f->start[b], s1 = f->start[b + 1];
+        if (s1 == s0)
+            continue;
+        suff_zero(&fw->block, D, q);
+        for (int i0 = s0; i0 < s1; i0 += PROBE_CHUNK) {
+            int n = s1 - i0 < PROBE_CHUNK ? s1 - i0 : PROBE_CHUNK;
+            gather(fw, d, rep, D, f->order + i0, n, cls, value);
+            suff_add(&fw->block, fw, D, n);
+        }
+        mmcl_status st = fit_fold(ctx, fw, D, lambda);
+        if (st != MMCL_OK)
+            return st;
+        /* Held-out predictions: pred (n, q) = Z B + b0. */
+        for (int i0 = s0; i0 < s1; i0 += PROBE_CHUNK) {
+            int n = s1 - i0 < PROBE_CHUNK ? s1 - i0 : PROBE_CHUNK;
+            gather(fw, d, rep, D, f->order + i0, n, cls, value);
+            for (int i = 0; i < n; i++)
+                memcpy(fw->pred + (size_t)i * q, fw->b0,
+                       sizeof(double) * (size_t)q);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, q, D,
+                        1.0, fw->Z, D, fw->B, q, 1.0, fw->pred, q);
+            for (int i = 0; i < n; i++) {
+                const double *p = fw->pred + (size_t)i * q;
+                int idx = f->order[i0 + i];
+                if (cls) {
+                    int best = 0;
+                    for (int c = 1; c < q; c++)
+                        if (p[c] > p[best])
+                            best = c;
+                    correct += best == cls[idx];
+                } else {
+                    double e = value[idx] - p[0];
+                    sse += e * e;
+                }
+            }
+        }
+    }
+    *figure = cls ? correct / d->N : 1.0 - sse / sst;
+    return MMCL_OK;
+}
+
+/* ---- driver ----------------------------------------------------------- */
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Class values (sorted, distinct) and each sample's class index. */
+static mmcl_status
+make_classes(mmcl_context *ctx, const double *y, int N, double *values,
+             int *n_classes, int *cls)
+{
+    double *sorted = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(double));
+    if (!sorted)
+        return MMCL_ERR_NO_MEMORY;
+    memcpy(sorted, y, sizeof(double) * (size_t)N);
+    qsort(sorted, (size_t)N, sizeof(double), cmp_double);
+    mmcl_status st = MMCL_OK;
+    int C = 0;
+    for (int n = 0; n < N && st == MMCL_OK; n++) {
+        double v = sorted[n];
+        if (v != floor(v) || v > 2147483647.0)
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "TASK=classes needs integer class values, and "
+                             "the label raster holds %.17g (use --task "
+                             "regression for a continuous target)",
+                             v);
+        else if (C == 0 || v != values[C - 1]) {
+            if (C == MAX_CLASSES)
+                st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                                 "the labels hold more than %d distinct "
+                                 "class values (use --task regression for a "
+                                 "continuous target)",
+                                 MAX_CLASSES);
+            else
+                values[C++] = v;
+        }
+    }
+    free(sorted);
+    if (st != MMCL_OK)
+        return st;
+    if (C < 2)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "every one of the %d labelled samples has class "
+                           "%.17g: a classification probe needs at least two "
+                           "classes",
+                           N, values[0]);
+    for (int n = 0; n < N; n++) {
+        int a = 0, b = C - 1;
+        while (a < b) {
+            int mid = (a + b) / 2;
+            if (values[mid] < y[n])
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        cls[n] = a;
+    }
+    *n_classes = C;
+    return MMCL_OK;
+}
+
+static mmcl_status
+make_folds(mmcl_context *ctx, const int *px, const int *py, int N, int B,
+           int width, int height, probe_folds *f)
+{
+    f->n_blocks = B * B;
+    f->order = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    f->start = mmcl__calloc_array(ctx, (size_t)f->n_blocks + 1, 1,
+                                  sizeof(int));
+    int *fill = mmcl__calloc_array(ctx, (size_t)f->n_blocks, 1, sizeof(int));
+    if (!f->order || !f->start || !fill) {
+        free(fill);
+        return MMCL_ERR_NO_MEMORY;
+    }
+    /* Block of pixel (x, y): (x * B / width, y * B / height). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int n = 0; n < N; n++) {
+            int bx = (int)((long long)px[n] * B / width);
+            int by = (int)((long long)py[n] * B / height);
+            int b = by * B + bx;
+            if (pass == 0)
+                f->start[b + 1]++;
+            else
+                f->order[f->start[b] + fill[b]++] = n;
+        }
+        if (pass == 0)
+            for (int b = 0; b < f->n_blocks; b++)
+                f->start[b + 1] += f->start[b];
+    }
+    free(fill);
+    f->n_folds = 0;
+    for (int b = 0; b < f->n_blocks; b++)
+        f->n_folds += f->start[b + 1] > f->start[b];
+    if (f->n_folds < 2)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "all %d labelled samples fall in one of the %d x "
+                           "%d spatial blocks: cross-validation needs "
+                           "samples in at least two blocks (raise --blocks)",
+                           N, B, B);
+    return MMCL_OK;
+}
+
+static int
+report_progress(mmcl_progress_fn progress, void *user, double p)
+{
+    return !progress || progress(p, NULL, user);
+}
+
+mmcl_status
+mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
+           const char *const *optical, size_t n_optical, const char *sar,
+           const char *labels, const mmcl_options *opts_in,
+           char **report_json)
+{
+    mmcl__error_clear(ctx);
+    if (!report_json)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_probe: report_json must not be NULL");
+    *report_json = NULL;
+    mmcl_options *tmp = NULL;
+    const mmcl_options *o = NULL;
+    mmcl__encoder *enc = NULL;
+    mmcl__pair *pair = NULL;
+    mmcl__encoder_work *ew = NULL;
+    label_src lab = {0};
+    probe_job job = {0};
+    probe_folds folds = {0};
+    fit_work fw = {0};
+    uint64_t *ranks = NULL;
+    int *cls = NULL;
+    double *class_values = NULL;
+    cJSON *rep = NULL;
+    probe_data data = {0};
+    mmcl_status st = mmcl__options_resolve(ctx, opts_in, "probe", &tmp, &o);
+    if (st != MMCL_OK)
+        return st;
+    if (!labels) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no label raster given");
+        goto done;
+    }
+    int classes = strcmp(mmcl__opt_str(o, "TASK"), "classes") == 0;
+    int B = (int)mmcl__opt_int(o, "BLOCKS");
+    long long want = mmcl__opt_int(o, "SAMPLES");
+    uint64_t seed = (uint64_t)mmcl__opt_int(o, "SEED");
+    double lambda = mmcl__opt_double(o, "RIDGE");
+    void *puser;
+    mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
+
+    st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
+    if (st == MMCL_OK)
+        st = label_open(ctx, pair, labels, o, classes, &lab);
+    if (st != MMCL_OK)
+        goto done;
+
+    int width = mmcl__pair_width(pair), height = mmcl__pair_height(pair);
+    job.enc = enc;
+    job.pair = pair;
+    job.lab = &lab;
+    job.tile = (int)mmcl__opt_int(o, "TILE");
+    job.halo = enc->P / 2;
+    int nx = (width + job.tile - 1) / job.tile;
+    int ny = (height + job.tile - 1) / job.tile;
+    size_t n_rows = (size_t)nx * ny * job.tile;
+    job.row_count = mmcl__calloc_array(ctx, n_rows, 1, sizeof(int));
+    job.row_first = mmcl__calloc_array(ctx, n_rows, 1, sizeof(long long));
+    if (!job.row_count || !job.row_first) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+
+    /* Pass 1: counts. */
+    mmcl__tile_job tj = {probe_start, probe_work, probe_commit, probe_stop,
+                         &job};
+    int threads = mmcl__opt_threads(o);
+    job.pass = 1;
+    st = mmcl__run_tiles(ctx, width, height, job.tile, threads, &tj, progress,
+                         puser, 0.0, 0.4);
+    if (st != MMCL_OK)
+        goto done;
+    /* Raster-order rank of each tile row's first valid labelled centre. */
+    long long V = 0;
+    for (int ty = 0; ty < ny; ty++) {
+        int th = height - ty * job.tile < job.tile ? height - ty * job.tile
+                                                   : job.tile;
+        for (int j = 0; j < th; j++)
+            for (int tx = 0; tx < nx; tx++) {
+                size_t k = (size_t)(ty * nx + tx) * job.tile + j;
+                job.row_first[k] = V;
+                V += job.row_count[k];
+            }
+    }
+    if (V == 0) {
+        if (job.n_labelled == 0)
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "no pixel of the label raster '%s' holds a "
+                             "valid label on the optical grid (nodata%s, "
+                             "NaN%s)",
+                             labels,
+                             lab.has_nodata ? CPLSPrintf(" = %g", lab.nodata)
+                                            : "",
+                             classes ? ", negative values" : "");
+        else
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "none of the %lld labelled pixels has a valid "
+                             "%dx%d patch in both the optical and the SAR "
+                             "raster",
+                             job.n_labelled, enc->P, enc->P);
+        goto done;
+    }
+    long long N = want == 0 || want > V ? V : want;
+    if (N > 2147483647LL / 64) {
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "%lld samples are too many for one probe: lower "
+                         "--samples",
+                         N);
+        goto done;
+    }
+    job.N = (int)N;
+    const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
+    ranks = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(uint64_t));
+    job.X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m1->d, sizeof(float));
+    job.X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m2->d, sizeof(float));
+    job.y = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(double));
+    job.px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    job.py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    data.H1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m1->K, sizeof(float));
+    data.H2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m2->K, sizeof(float));
+    if (!ranks || !job.X1 || !job.X2 || !job.y || !job.px || !job.py ||
+        !data.H1 || !data.H2) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    /* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
+     * of the V ranks is kept with probability (N - kept) / (V - seen): a
+     * uniform N-subset, already sorted. */
+    uint64_t rng = seed ^ 0x6d6d636c70726f62ULL; /* "mmclprob" */
+    long long kept = 0;
+    for (long long i = 0; i < V && kept < N; i++)
+        if (N == V ||
+            (double)(V - i) * mmcl__rng_uniform(&rng) < (double)(N - kept))
+            ranks[kept++] = (uint64_t)i;
+
+    /* Pass 2: extraction. */
+    job.pass = 2;
+    job.ranks = ranks;
+    st = mmcl__run_tiles(ctx, width, height, job.tile, threads, &tj, progress,
+                         puser, 0.4, 0.8);
+    if (st != MMCL_OK)
+        goto done;
+
+    /* Encodings. */
+    ew = mmcl__encoder_work_create(ctx, enc);
+    if (!ew) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    st = mmcl__encoder_embed(ctx, enc, ew, 0, job.X1, job.N, data.H1);
+    if (st == MMCL_OK)
+        st = mmcl__encoder_embed(ctx, enc, ew, 1, job.X2, job.N, data.H2);
+    if (st != MMCL_OK)
+        goto done;
+    data.enc = enc;
+    data.N = job.N;
+    data.X1 = job.X1;
+    data.X2 = job.X2;
+    data.sp = m1->kp > 0 || m2->kp > 0;
+
+    /* Folds and targets. */
+    st = make_folds(ctx, job.px, job.py, job.N, B, width, height, &folds);
+    if (st != MMCL_OK)
+        goto done;
+    int q = 1;
+    double sst = 0.0, chance = 0.0;
+    int *class_counts = NULL;
+    if (classes) {
+        class_values = mmcl__malloc_array(ctx, MAX_CLASSES, 1, sizeof(double));
+        cls = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+        if (!class_values || !cls) {
+            st = MMCL_ERR_NO_MEMORY;
+            goto done;
+        }
+        st = make_classes(ctx, job.y, job.N, class_values, &q, cls);
+        if (st != MMCL_OK)
+            goto done;
+    } else {
+        double mean = 0.0;
+        for (int n = 0; n < job.N; n++)
+            mean += job.y[n];
+        mean /= job.N;
+        for (int n = 0; n < job.N; n++)
+            sst += (job.y[n] - mean) * (job.y[n] - mean);
+        if (!(sst > 0.0)) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "the target is constant (%.17g) over the %d "
+                             "samples: R2 is undefined",
+                             mean, job.N);
+            goto done;
+        }
+    }
+
+    /* Probes. */
+    int n_reps = data.sp ? N_REPS : N_REPS - 1;
+    int D_max = 0;
+    for (int r = 0; r < n_reps; r++)
+        if (rep_dim(&data, r) > D_max)
+            D_max = rep_dim(&data, r);
+    st = fit_work_init(ctx, &fw, D_max, q);
+    if (st != MMCL_OK)
+        goto done;
+    double figure[N_REPS] = {0};
+    for (int r = 0; r < n_reps; r++) {
+        st = probe_rep(ctx, &fw, &data, r, &folds, cls, classes ? NULL : job.y,
+                       sst, lambda, &figure[r]);
+        if (st != MMCL_OK)
+            goto done;
+        if (!report_progress(progress, puser, 0.8 + 0.2 * (r + 1) / n_reps)) {
+            st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled");
+            goto done;
+        }
+    }
+
+    /* Report. */
+    rep = cJSON_CreateObject();
+    cJSON_AddStringToObject(rep, "task", classes ? "classes" : "regression");
+    cJSON_AddNumberToObject(rep, "blocks", B);
+    cJSON_AddNumberToObject(rep, "folds", folds.n_folds);
+    cJSON_AddNumberToObject(rep, "samples", job.N);
+    cJSON_AddNumberToObject(rep, "valid_labelled_pixels", (double)V);
+    cJSON_AddNumberToObject(rep, "labelled_pixels", (double)job.n_labelled);
+    if (classes) {
+        class_counts = mmcl__calloc_array(ctx, (size_t)q, 1, sizeof(int));
+        if (!class_counts) {
+            st = MMCL_ERR_NO_MEMORY;
+            goto done;
+        }
+        for (int n = 0; n < job.N; n++)
+            class_counts[cls[n]]++;
+        cJSON *cv = cJSON_AddArrayToObject(rep, "classes");
+        cJSON *cc = cJSON_AddArrayToObject(rep, "class_counts");
+        for (int c = 0; c < q; c++) {
+            cJSON_AddItemToArray(cv, cJSON_CreateNumber(class_values[c]));
+            cJSON_AddItemToArray(cc, cJSON_CreateNumber(class_counts[c]));
+            if (class_counts[c] > chance)
+                chance = class_counts[c];
+        }
+        free(class_counts);
+        cJSON_AddNumberToObject(rep, "chance", chance / job.N);
+    }
+    cJSON *reps = cJSON_AddObjectToObject(rep, "representations");
+    for (int r = 0; r < n_reps; r++) {
+        cJSON *e = cJSON_AddObjectToObject(reps, rep_names[r]);
+        cJSON_AddNumberToObject(e, "dim", rep_dim(&data, r));
+        cJSON_AddNumberToObject(e, classes ? "accuracy" : "r2", figure[r]);
+        cJSON_AddNumberToObject(e, "error", 1.0 - figure[r]);
+    }
+    /* sigma-informativeness gap: error(aligned_m) - error(raw_m). */
+    cJSON *gap = cJSON_AddObjectToObject(rep, "gap");
+    cJSON_AddNumberToObject(gap, "optical",
+                            figure[REP_RAW_OPTICAL] -
+                                figure[REP_ALIGNED_OPTICAL]);
+    cJSON_AddNumberToObject(gap, "sar",
+                            figure[REP_RAW_SAR] - figure[REP_ALIGNED_SAR]);
+    cJSON_AddStringToObject(rep, "model_hash", enc->hash);
+    cJSON_AddStringToObject(rep, "objective", enc->objective);
+    cJSON_AddNumberToObject(rep, "k", enc->k);
+    cJSON_AddNumberToObject(rep, "patch", enc->P);
+    cJSON_AddNumberToObject(rep, "ridge", lambda);
+    cJSON_AddNumberToObject(rep, "seed", (double)seed);
+    if (lab.has_nodata)
+        cJSON_AddNumberToObject(rep, "label_nodata", lab.nodata);
+    else
+        cJSON_AddNullToObject(rep, "label_nodata");
+    cJSON_AddNumberToObject(rep, "label_band", lab.band);
+    cJSON_AddBoolToObject(rep, "label_warped", lab.warp);
+    char *text = cJSON_Print(rep);
+    if (!text) {
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    *report_json = mmcl__strdup(ctx, text);
+    cJSON_free(text);
+    if (!*report_json)
+        st = MMCL_ERR_NO_MEMORY;
+
+done:
+    cJSON_Delete(rep);
+    free(fw.arena);
+    free(folds.order);
+    free(folds.start);
+    free(cls);
+    free(class_values);
+    free(data.H1);
+    free(data.H2);
+    free(ranks);
+    free(job.X1);
+    free(job.X2);
+    free(job.y);
+    free(job.px);
+    free(job.py);
+    free(job.row_count);
+    free(job.row_first);
+    free(lab.wkt);
+    mmcl__encoder_work_free(ew);
+    mmcl__pair_close(pair);
+    mmcl__encoder_free(enc);
+    mmcl_options_free(tmp);
+    return st;
+}

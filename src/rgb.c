@@ -1,0 +1,1279 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmcl_rgb: a picture of a raster, as a 4-band RGBA Byte raster on the
+ * input's grid (alpha 0 where the input is invalid, so nodata is
+ * transparent). Three modes:
+ *   pca       the first three principal components of the selected bands
+ *             (an embedding) as red, green and blue;
+ *   direct    three selected bands as red, green and blue;
+ *   colormap  one band (an info-loss map) through a 256-entry colour map,
+ *             with its colour scale written beside the output.
+ * Each channel is stretched linearly between two percentiles of its valid
+ * values (or a fixed range) to 0..255 or to the ends of the colour map.
+ *
+ * Everything streams by tiles with the tile pool, and per-tile results are
+ * merged in tile order, so the output does not depend on THREADS (another
+ * TILE sums in another order: equal up to rounding):
+ *   pass 1  statistics of the selected bands over the valid pixels: count,
+ *           min, max, and for PCA the mean and the co-moment matrix (per
+ *           tile by BLAS dsyrk on centred rows, merged with the pairwise
+ *           update of Chan, Golub & LeVeque 1979), all in double;
+ *   pass 2  one histogram per output channel (HIST_BINS bins between
+ *           bounds known after pass 1; for a principal component the bound
+ *           sum_i |v_i| max|x_i - mean_i|) for the percentiles, interpolated
+ *           linearly inside a bin; skipped with RANGE;
+ *   pass 3  the picture, written in tile order.
+ * Every pixel is read in every pass (no subsampling): the passes are
+ * sequential reads, exact and deterministic, and memory stays bounded by
+ * the tile size, the thread count and the histograms.
+ */
+#define _DEFAULT_SOURCE /* getpid, strcasecmp */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+
+#include "mmcl/rgb.h"
+
+#include "colormaps_internal.h"
+#include "context_internal.h"
+#include "gdal_util_internal.h"
+#include "linalg.h"
+#include "options_internal.h"
+#include "pca.h"
+#include "tiles_internal.h"
+#include "writer_internal.h"
+
+enum {
+    HIST_BINS = 16384, /* stretch error <= 1/16384 of the histogram range */
+    CHUNK = 1024,      /* centred rows per dsyrk call */
+    MAX_CH = 3,
+    MAX_PCA_BANDS = 1024 /* co-moments: B * B doubles (8 MiB) */
+};
+
+typedef enum rgb_mode { MODE_PCA, MODE_DIRECT, MODE_COLORMAP } rgb_mode;
+typedef enum rgb_pass { PASS_STATS, PASS_HIST, PASS_WRITE } rgb_pass;
+
+static const char *const mode_names[] = {"pca", "direct", "colormap"};
+
+typedef struct rgb_job {
+    const char *in;
+    int B;    /* selected bands */
+    int *sel; /* (B) 1-based band numbers in the input */
+    rgb_mode mode;
+    int n_ch; /* channels computed: PCs (2 or 3), 3 bands, or 1 band */
+    int tile;
+    rgb_pass pass;
+    /* Pass 1 totals, merged in tile order. */
+    double count;
+    double *mean;        /* (B) */
+    double *m2;          /* (B, B) co-moments sum (x - mean)(x - mean)^T; PCA */
+    double *vmin, *vmax; /* (B) */
+    double *delta;       /* (B) merge scratch */
+    /* PCA: channel j = proj[j] . (x - center). */
+    float *proj;   /* (n_ch, B) */
+    float *center; /* (B) */
+    /* Pass 2: histogram ranges and counts. */
+    double hlo[MAX_CH], hhi[MAX_CH];
+    uint64_t *hist; /* (n_ch, HIST_BINS) */
+    /* Pass 3: stretch limits, colour map, output. */
+    double lo[MAX_CH], hi[MAX_CH];
+    const mmcl__rgb8 *lut;
+    mmcl__writer *writer;
+} rgb_job;
+
+typedef struct rgb_worker {
+    GDALDatasetH ds;
+    int *has_nd;     /* (B) */
+    double *nd;      /* (B) */
+    int *mask_flags; /* (B) GDALGetMaskFlags */
+    float *x;        /* (B, n) band-sequential values of the tile */
+    uint8_t *valid;  /* (n) */
+    uint8_t *mask;   /* (n) scratch for mask bands */
+    float *y;        /* (n_ch, n) principal components */
+    double *work;    /* (CHUNK, B) centred rows */
+    /* Statistics of the current tile (pass 1). */
+    double count;
+    double *mean, *m2, *vmin, *vmax;
+    uint64_t *hist; /* (n_ch, HIST_BINS) of the current tile (pass 2) */
+    uint8_t *out;   /* (4, n) RGBA (pass 3) */
+} rgb_worker;
+
+static void
+rgb_stop(void *state, void *user)
+{
+    rgb_worker *w = state;
+    (void)user;
+    if (!w)
+        return;
+    if (w->ds)
+        GDALClose(w->ds);
+    free(w->has_nd);
+    free(w->nd);
+    free(w->mask_flags);
+    free(w->x);
+    free(w->valid);
+    free(w->mask);
+    free(w->y);
+    free(w->work);
+    free(w->mean);
+    free(w->m2);
+    free(w->vmin);
+    free(w->vmax);
+    free(w->hist);
+    free(w->out);
+    free(w);
+}
+
+static void *
+rgb_start(mmcl_context *ctx, void *user)
+{
+    rgb_job *job = user;
+    size_t B = (size_t)job->B, n = (size_t)job->tile * (size_t)job->tile;
+    rgb_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    /* Every buffer of every pass, once per worker. */
+    w->ds = mmcl__open_raster(ctx, job->in, "input");
+    w->has_nd = mmcl__calloc_array(ctx, B, 1, sizeof(int));
+    w->nd = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    w->mask_flags = mmcl__calloc_array(ctx, B, 1, sizeof(int));
+    w->x = mmcl__malloc_array(ctx, B, n, sizeof(float));
+    w->valid = mmcl__malloc_array(ctx, n, 1, 1);
+    w->mask = mmcl__malloc_array(ctx, n, 1, 1);
+    w->mean = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    w->vmin = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    w->vmax = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    w->hist =
+        mmcl__calloc_array(ctx, (size_t)job->n_ch, HIST_BINS, sizeof(uint64_t));
+    w->out = mmcl__malloc_array(ctx, 4, n, 1);
+    int fail = !w->ds || !w->has_nd || !w->nd || !w->mask_flags || !w->x ||
+               !w->valid || !w->mask || !w->mean || !w->vmin || !w->vmax ||
+               !w->hist || !w->out;
+    if (!fail && job->mode == MODE_PCA) {
+        w->y = mmcl__malloc_array(ctx, (size_t)job->n_ch, n, sizeof(float));
+        w->work = mmcl__malloc_array(ctx, CHUNK, B, sizeof(double));
+        w->m2 = mmcl__calloc_array(ctx, B, B, sizeof(double));
+        fail = !w->y || !w->work || !w->m2;
+    }
+    for (int b = 0; b < job->B && !fail; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(w->ds, job->sel[b]);
+        w->nd[b] = GDALGetRasterNoDataValue(band, &w->has_nd[b]);
+        w->mask_flags[b] = GDALGetMaskFlags(band);
+    }
+    if (fail) {
+        rgb_stop(w, user);
+        return NULL;
+    }
+    return w;
+}
+
+/*
+ * Reads the selected bands of tile @p t into w->x and sets w->valid: a
+ * pixel is valid when every selected band is finite, differs from its
+ * nodata value and is not masked (GDAL mask band, alpha or per-dataset
+ * mask).
+ */
+static mmcl_status
+read_tile(mmcl_context *ctx, rgb_worker *w, const rgb_job *job,
+          const mmcl__tile *t)
+{
+    size_t n = (size_t)t->w * (size_t)t->h;
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err =
+        GDALDatasetRasterIO(w->ds, GF_Read, t->x, t->y, t->w, t->h, w->x, t->w,
+                            t->h, GDT_Float32, job->B, job->sel, 0, 0, 0);
+    memset(w->valid, 1, n);
+    int per_dataset_done = 0;
+    for (int b = 0; b < job->B && err == CE_None; b++) {
+        int flags = w->mask_flags[b];
+        if (flags & (GMF_ALL_VALID | GMF_NODATA))
+            continue; /* nodata is compared below */
+        if ((flags & GMF_PER_DATASET) && per_dataset_done)
+            continue;
+        GDALRasterBandH band = GDALGetRasterBand(w->ds, job->sel[b]);
+        err = GDALRasterIO(GDALGetMaskBand(band), GF_Read, t->x, t->y, t->w,
+                           t->h, w->mask, t->w, t->h, GDT_Byte, 0, 0);
+        for (size_t i = 0; i < n && err == CE_None; i++)
+            if (!w->mask[i])
+                w->valid[i] = 0;
+        per_dataset_done |= (flags & GMF_PER_DATASET) != 0;
+    }
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot read window %d,%d %dx%d of '%s': %s", t->x,
+                           t->y, t->w, t->h, job->in, mmcl__gdal_msg(&cap));
+    for (int b = 0; b < job->B; b++) {
+        const float *x = w->x + (size_t)b * n;
+        float nd = (float)w->nd[b];
+        int has_nd = w->has_nd[b] && !isnan(w->nd[b]);
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(x[i]) || (has_nd && x[i] == nd))
+                w->valid[i] = 0;
+    }
+    return MMCL_OK;
+}
+
+/*
+ * The output channels of the tile just read: (n_ch, n) values, band stride
+ * n. In PCA mode the centred values are projected on the components
+ * (y = proj (n_ch, B) x (B, n), cblas_sgemm), with invalid pixels zeroed
+ * first so that NaN cannot spread; w->x is overwritten.
+ */
+static const float *
+channels(rgb_worker *w, const rgb_job *job, size_t n)
+{
+    if (job->mode != MODE_PCA)
+        return w->x;
+    for (int b = 0; b < job->B; b++) {
+        float *x = w->x + (size_t)b * n;
+        float c = job->center[b];
+        for (size_t i = 0; i < n; i++)
+            x[i] = w->valid[i] ? x[i] - c : 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, job->n_ch, (int)n,
+                job->B, 1.0f, job->proj, job->B, w->x, (int)n, 0.0f, w->y,
+                (int)n);
+    return w->y;
+}
+
+/* Pass 1: count, mean, min, max and (PCA) co-moments of the tile. */
+static void
+tile_stats(rgb_worker *w, const rgb_job *job, size_t n)
+{
+    int B = job->B;
+    double count = 0.0;
+    for (size_t i = 0; i < n; i++)
+        count += w->valid[i];
+    w->count = count;
+    if (count == 0.0)
+        return;
+    for (int b = 0; b < B; b++) {
+        const float *x = w->x + (size_t)b * n;
+        double sum = 0.0, lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < n; i++) {
+            if (!w->valid[i])
+                continue;
+            sum += x[i];
+            lo = x[i] < lo ? x[i] : lo;
+            hi = x[i] > hi ? x[i] : hi;
+        }
+        w->mean[b] = sum / count;
+        w->vmin[b] = lo;
+        w->vmax[b] = hi;
+    }
+    if (job->mode != MODE_PCA)
+        return;
+    /* m2 (B, B) = sum over valid pixels of (x - mean)(x - mean)^T, by
+     * CHUNK rows of centred values at a time. */
+    memset(w->m2, 0, (size_t)B * B * sizeof(double));
+    int rows = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && w->valid[i]) {
+            double *r = w->work + (size_t)rows * B;
+            for (int b = 0; b < B; b++)
+                r[b] = (double)w->x[(size_t)b * n + i] - w->mean[b];
+            rows++;
+        }
+        if (rows == CHUNK || (i == n && rows > 0)) {
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, B, rows, 1.0,
+                        w->work, B, 1.0, w->m2, B);
+            rows = 0;
+        }
+    }
+    mmcl__sym_from_upper(w->m2, B);
+}
+
+/* Histogram bin of @p v in [lo, hi]; clamped. */
+static int
+bin_of(double v, double lo, double hi)
+{
+    double f = (v - lo) / (hi - lo) * HIST_BINS;
+    if (!(f > 0.0))
+        return 0;
+    return f >= HIST_BINS - 1 ? HIST_BINS - 1 : (int)f;
+}
+
+static mmcl_status
+rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    rgb_job *job = user;
+    rgb_worker *w = state;
+    size_t n = (size_t)t->w * (size_t)t->h;
+    mmcl_status st = read_tile(ctx, w, job, t);
+    if (st != MMCL_OK)
+        return st;
+    if (job->pass == PASS_STATS) {
+        tile_stats(w, job, n);
+        return MMCL_OK;
+    }
+    const float *y = channels(w, job, n);
+    if (job->pass == PASS_HIST) {
+        memset(w->hist, 0, (size_t)job->n_ch * HIST_BINS * sizeof(uint64_t));
+        for (int c = 0; c < job->n_ch; c++) {
+            const float *v = y + (size_t)c * n;
+            uint64_t *h = w->hist + (size_t)c * HIST_BINS;
+            for (size_t i = 0; i < n; i++)
+                if (w->valid[i])
+                    h[bin_of(v[i], job->hlo[c], job->hhi[c])]++;
+        }
+        return MMCL_OK;
+    }
+    /* PASS_WRITE: RGBA, band-sequential; invalid pixels (0, 0, 0, 0). */
+    uint8_t *alpha = w->out + 3 * n;
+    for (size_t i = 0; i < n; i++)
+        alpha[i] = w->valid[i] ? 255 : 0;
+    if (job->mode == MODE_COLORMAP) {
+        for (size_t i = 0; i < n; i++) {
+            const unsigned char *rgb =
+                job->lut[w->valid[i] ? mmcl__colormap_index(y[i], job->lo[0],
+                                                            job->hi[0])
+                                     : 0];
+            for (int c = 0; c < 3; c++)
+                w->out[(size_t)c * n + i] = w->valid[i] ? rgb[c] : 0;
+        }
+        return MMCL_OK;
+    }
+    for (int c = 0; c < 3; c++) {
+        uint8_t *o = w->out + (size_t)c * n;
+        if (c >= job->n_ch) { /* PCA of two bands: no third component */
+            memset(o, 0, n);
+            continue;
+        }
+        const float *v = y + (size_t)c * n;
+        for (size_t i = 0; i < n; i++)
+            o[i] = w->valid[i] ? (uint8_t)mmcl__colormap_index(v[i], job->lo[c],
+                                                               job->hi[c])
+                               : 0;
+    }
+    return MMCL_OK;
+}
+
+/* Merges the tile's results into the job, in tile order. */
+static mmcl_status
+rgb_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    rgb_job *job = user;
+    rgb_worker *w = state;
+    int B = job->B;
+    if (job->pass == PASS_WRITE)
+        return mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w, t->h,
+                                  w->out);
+    if (job->pass == PASS_HIST) {
+        size_t nh = (size_t)job->n_ch * HIST_BINS;
+        for (size_t k = 0; k < nh; k++)
+            job->hist[k] += w->hist[k];
+        return MMCL_OK;
+    }
+    if (w->count == 0.0)
+        return MMCL_OK;
+    /* Chan et al.: with delta = mean_t - mean and n = count + count_t,
+     *   m2   += m2_t + delta delta^T count count_t / n,
+     *   mean += delta count_t / n. */
+    double n = job->count + w->count;
+    for (int b = 0; b < B; b++)
+        job->delta[b] = w->mean[b] - job->mean[b];
+    if (job->mode == MODE_PCA) {
+        for (int r = 0; r < B; r++)
+            cblas_daxpy(B, 1.0, w->m2 + (size_t)r * B, 1,
+                        job->m2 + (size_t)r * B, 1);
+        cblas_dger(CblasRowMajor, B, B, job->count * w->count / n, job->delta,
+                   1, job->delta, 1, job->m2, B);
+    }
+    for (int b = 0; b < B; b++) {
+        job->mean[b] += job->delta[b] * (w->count / n);
+        if (job->count == 0.0 || w->vmin[b] < job->vmin[b])
+            job->vmin[b] = w->vmin[b];
+        if (job->count == 0.0 || w->vmax[b] > job->vmax[b])
+            job->vmax[b] = w->vmax[b];
+    }
+    job->count = n;
+    return MMCL_OK;
+}
+
+/*
+ * The value below which @p p percent of the histogram's @p total values
+ * lie, interpolated linearly inside the bin where the cumulative count
+ * crosses it. p = 0 and p = 100 give the outer edges of the first and last
+ * non-empty bins.
+ */
+static double
+hist_percentile(const uint64_t *h, double lo, double hi, double total, double p)
+{
+    double target = p / 100.0 * total;
+    double width = (hi - lo) / HIST_BINS, cum = 0.0;
+    for (int k = 0; k < HIST_BINS; k++) {
+        if (!h[k])
+            continue;
+        if (cum + (double)h[k] >= target) {
+            double f = (target - cum) / (double)h[k];
+            return lo + ((double)k + f) * width;
+        }
+        cum += (double)h[k];
+    }
+    return hi;
+}
+
+/* Parses "A,B" into two finite numbers. */
+static int
+parse_pair(const char *s, double *a, double *b)
+{
+    char *end;
+    *a = strtod(s, &end);
+    if (end == s || *end != ',')
+        return 0;
+    const char *s2 = end + 1;
+    *b = strtod(s2, &end);
+    while (*end == ' ')
+        end++;
+    return end != s2 && !*end && isfinite(*a) && isfinite(*b);
+}
+
+/* Description of band @p b of @p ds, or "band N" when it has none. */
+static const char *
+band_label(GDALDatasetH ds, int b)
+{
+    const char *d = GDALGetDescription(GDALGetRasterBand(ds, b));
+    return d && *d ? d : CPLSPrintf("band %d", b);
+}
+
+/*
+ * Resolves BANDS ("1,2,5", "infoloss_optical", or both mixed) against
+ * @p ds into *sel (1-based numbers, to be freed); NULL @p spec: every band.
+ */
+static mmcl_status
+select_bands(mmcl_context *ctx, GDALDatasetH ds, const char *in,
+             const char *spec, int **sel, int *n_sel)
+{
+    int n_bands = GDALGetRasterCount(ds);
+    char **tok =
+        spec ? CSLTokenizeString2(spec, ",",
+                                  CSLT_STRIPLEADSPACES | CSLT_STRIPENDSPACES |
+                                      CSLT_ALLOWEMPTYTOKENS)
+             : NULL;
+    int n = spec ? CSLCount(tok) : n_bands;
+    mmcl_status st = MMCL_OK;
+    *sel = NULL;
+    *n_sel = 0;
+    if (n < 1) {
+        CSLDestroy(tok);
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "BANDS: no band given in '%s'", spec ? spec : "");
+    }
+    int *s = mmcl__malloc_array(ctx, (size_t)n, 1, sizeof(int));
+    if (!s) {
+        CSLDestroy(tok);
+        return MMCL_ERR_NO_MEMORY;
+    }
+    for (int i = 0; i < n && st == MMCL_OK; i++) {
+        if (!spec) {
+            s[i] = i + 1;
+            continue;
+        }
+        const char *t = tok[i];
+        char *end;
+        if (!*t) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "BANDS: empty band name in '%s'", spec);
+            continue;
+        }
+        long v = strtol(t, &end, 10);
+        if (end != t && !*end) {
+            if (v < 1 || v > n_bands)
+                st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                                 "BANDS: band %ld does not exist: '%s' has %d "
+                                 "band%s",
+                                 v, in, n_bands, n_bands == 1 ? "" : "s");
+            s[i] = (int)v;
+            continue;
+        }
+        /* A description: exact match first, then ignoring case. */
+        int found = 0;
+        for (int pass = 0; pass < 2 && !found; pass++)
+            for (int b = 1; b <= n_bands && !found; b++) {
+                const char *d = GDALGetDescription(GDALGetRasterBand(ds, b));
+                if (d && (pass ? strcasecmp(d, t) : strcmp(d, t)) == 0) {
+                    s[i] = b;
+                    found = 1;
+                }
+            }
+        if (!found) {
+            char names[1024] = "";
+            size_t used = 0;
+            for (int b = 1; b <= n_bands && used + 1 < sizeof(names); b++) {
+                int k = snprintf(names + used, sizeof(names) - used, "%s%s",
+                                 b > 1 ? ", " : "", band_label(ds, b));
+                if (k < 0)
+                    break;
+                used += (size_t)k;
+            }
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "BANDS: no band '%s' in '%s'; its bands are: %s",
+                             t, in, names);
+        }
+    }
+    CSLDestroy(tok);
+    if (st != MMCL_OK) {
+        free(s);
+        return st;
+    }
+    *sel = s;
+    *n_sel = n;
+    return MMCL_OK;
+}
+
+/* Runs one pass over the raster. */
+static mmcl_status
+run_pass(mmcl_context *ctx, rgb_job *job, rgb_pass pass, int width, int height,
+         int n_threads, const mmcl_options *o, double p0, double p1)
+{
+    job->pass = pass;
+    mmcl__tile_job tj = {rgb_start, rgb_work, rgb_commit, rgb_stop, job};
+    void *puser;
+    mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
+    return mmcl__run_tiles(ctx, width, height, job->tile, n_threads, &tj,
+                           progress, puser, p0, p1);
+}
+
+/* "v0,v1,..." with @p prec significant digits; must be freed. */
+static char *
+join_doubles(mmcl_context *ctx, const double *v, int n, int prec)
+{
+    size_t size = (size_t)n * 32 + 1, used = 0;
+    char *s = mmcl__malloc_array(ctx, size, 1, 1);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        int k =
+            snprintf(s + used, size - used, "%s%.*g", i ? "," : "", prec, v[i]);
+        if (k > 0)
+            used += (size_t)k;
+    }
+    return s;
+}
+
+static mmcl_status set_md(mmcl_context *ctx, mmcl__writer *w, const char *key,
+                          const char *fmt, ...) MMCL__PRINTF(4, 5);
+
+static mmcl_status
+set_md(mmcl_context *ctx, mmcl__writer *w, const char *key, const char *fmt,
+       ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return mmcl__writer_set_metadata(ctx, w, key, buf);
+}
+
+/* Sets @p key to the list @p v (n values) in the MMCL domain. */
+static mmcl_status
+set_md_list(mmcl_context *ctx, mmcl__writer *w, const char *key,
+            const double *v, int n, int prec)
+{
+    char *s = join_doubles(ctx, v, n, prec);
+    if (!s)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = mmcl__writer_set_metadata(ctx, w, key, s);
+    free(s);
+    return st;
+}
+
+/* What the picture shows, for the metadata and the legend. */
+typedef struct rgb_info {
+    char *source_product; /* the input's MMCL PRODUCT, or NULL; CPLFree */
+    const char *colormap; /* colormap mode */
+    char *units;          /* the input's MMCL UNITS, or NULL; CPLFree */
+    int diverging;
+    int range_given;
+    double p_lo, p_hi;
+    double lambda[MAX_CH];    /* PCA eigenvalues */
+    double explained[MAX_CH]; /* PCA: lambda / total variance */
+    double total_var;
+    double *loadings; /* PCA: (n_ch, B) */
+} rgb_info;
+
+static mmcl_status
+write_metadata(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
+               GDALDatasetH ds, const char *legend_png)
+{
+    mmcl__writer *w = job->writer;
+    static const char *const ch_keys[MAX_CH] = {"RED", "GREEN", "BLUE"};
+    char **names = NULL, **nums = NULL;
+    for (int b = 0; b < job->B; b++) {
+        names = CSLAddString(names, band_label(ds, job->sel[b]));
+        nums = CSLAddString(nums, CPLSPrintf("%d", job->sel[b]));
+    }
+    char *names_s = CPLStrdup(CPLSPrintf("%s", ""));
+    for (int b = 0; names && names[b]; b++) {
+        char *grown =
+            CPLStrdup(CPLSPrintf("%s%s%s", names_s, b ? "," : "", names[b]));
+        CPLFree(names_s);
+        names_s = grown;
+    }
+    char *nums_s = CPLStrdup("");
+    for (int b = 0; nums && nums[b]; b++) {
+        char *grown =
+            CPLStrdup(CPLSPrintf("%s%s%s", nums_s, b ? "," : "", nums[b]));
+        CPLFree(nums_s);
+        nums_s = grown;
+    }
+    CSLDestroy(names);
+    CSLDestroy(nums);
+
+    mmcl_status st = set_md(ctx, w, "PRODUCT", "rgb");
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, w, "SOURCE", job->in);
+    if (st == MMCL_OK && info->source_product)
+        st = mmcl__writer_set_metadata(ctx, w, "SOURCE_PRODUCT",
+                                       info->source_product);
+    if (st == MMCL_OK)
+        st = set_md(ctx, w, "MODE", "%s", mode_names[job->mode]);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, w, "BANDS", nums_s);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, w, "BAND_NAMES", names_s);
+    if (st == MMCL_OK)
+        st = set_md(ctx, w, "VALID_PIXELS", "%.0f", job->count);
+    if (st == MMCL_OK && info->range_given)
+        st = set_md(ctx, w, "STRETCH", "fixed range");
+    else if (st == MMCL_OK)
+        st = set_md(ctx, w, "STRETCH", "percentiles %g,%g", info->p_lo,
+                    info->p_hi);
+    if (job->mode == MODE_PCA) {
+        if (st == MMCL_OK)
+            st = set_md_list(ctx, w, "PCA_EIGENVALUES", info->lambda, job->n_ch,
+                             6);
+        if (st == MMCL_OK)
+            st = set_md_list(ctx, w, "PCA_EXPLAINED_VARIANCE", info->explained,
+                             job->n_ch, 4);
+        if (st == MMCL_OK)
+            st = set_md(ctx, w, "PCA_TOTAL_VARIANCE", "%.6g", info->total_var);
+        if (st == MMCL_OK)
+            st = set_md_list(ctx, w, "PCA_MEAN", job->mean, job->B, 6);
+        for (int c = 0; c < job->n_ch && st == MMCL_OK; c++)
+            st = set_md_list(ctx, w, CPLSPrintf("PC%d_LOADINGS", c + 1),
+                             info->loadings + (size_t)c * job->B, job->B, 4);
+    }
+    if (job->mode == MODE_COLORMAP) {
+        if (st == MMCL_OK)
+            st = mmcl__writer_set_metadata(ctx, w, "COLORMAP", info->colormap);
+        if (st == MMCL_OK)
+            st = mmcl__writer_set_metadata(ctx, w, "VALUE_BAND", names_s);
+        if (st == MMCL_OK)
+            st = set_md(ctx, w, "VALUE_RANGE", "%.10g,%.10g", job->lo[0],
+                        job->hi[0]);
+        if (st == MMCL_OK && info->units)
+            st = mmcl__writer_set_metadata(ctx, w, "VALUE_UNITS", info->units);
+        if (st == MMCL_OK && legend_png)
+            st = mmcl__writer_set_metadata(ctx, w, "LEGEND",
+                                           CPLGetFilename(legend_png));
+    } else {
+        for (int c = 0; c < 3 && st == MMCL_OK; c++) {
+            if (c >= job->n_ch) {
+                st = set_md(ctx, w, CPLSPrintf("%s_SOURCE", ch_keys[c]),
+                            "none (0)");
+                continue;
+            }
+            if (job->mode == MODE_PCA)
+                st = set_md(ctx, w, CPLSPrintf("%s_SOURCE", ch_keys[c]), "PC%d",
+                            c + 1);
+            else
+                st = mmcl__writer_set_metadata(
+                    ctx, w, CPLSPrintf("%s_SOURCE", ch_keys[c]),
+                    band_label(ds, job->sel[c]));
+            if (st == MMCL_OK)
+                st = set_md(ctx, w, CPLSPrintf("%s_RANGE", ch_keys[c]),
+                            "%.10g,%.10g", job->lo[c], job->hi[c]);
+        }
+    }
+    if (st == MMCL_OK)
+        st = set_md(ctx, w, "MMCL_VERSION", "%s", mmcl_version());
+    CPLFree(names_s);
+    CPLFree(nums_s);
+    return st;
+}
+
+/*
+ * Writes the legend image and its JSON description under temporary names
+ * (*tmp_png, *tmp_json, to be freed), renamed by the caller once the
+ * picture is complete.
+ */
+static mmcl_status
+write_legend(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
+             const char *band_name, const char *out, const char *legend_png,
+             const char *legend_json, char **tmp_png, char **tmp_json)
+{
+    unsigned char *rgba = NULL;
+    double ticks[MMCL__LEGEND_TICKS];
+    int tick_x[MMCL__LEGEND_TICKS];
+    mmcl_status st = MMCL_OK;
+    GDALDatasetH mem = NULL, png = NULL;
+    cJSON *j = NULL;
+    char *text = NULL;
+    VSILFILE *fp = NULL;
+
+    *tmp_png = mmcl__strdup(
+        ctx, CPLSPrintf("%s.mmcl-tmp-%ld.png", legend_png, (long)getpid()));
+    *tmp_json = mmcl__strdup(
+        ctx, CPLSPrintf("%s.mmcl-tmp-%ld", legend_json, (long)getpid()));
+    rgba =
+        mmcl__malloc_array(ctx, 4, (size_t)MMCL__LEGEND_W * MMCL__LEGEND_H, 1);
+    if (!*tmp_png || !*tmp_json || !rgba) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    mmcl__legend_draw(rgba, job->lut, job->lo[0], job->hi[0], ticks, tick_x);
+
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    mem = GDALCreate(GDALGetDriverByName("MEM"), "", MMCL__LEGEND_W,
+                     MMCL__LEGEND_H, 4, GDT_Byte, NULL);
+    CPLErr err =
+        mem ? GDALDatasetRasterIO(mem, GF_Write, 0, 0, MMCL__LEGEND_W,
+                                  MMCL__LEGEND_H, rgba, MMCL__LEGEND_W,
+                                  MMCL__LEGEND_H, GDT_Byte, 4, NULL, 0, 0, 0)
+            : CE_Failure;
+    if (err == CE_None)
+        png = GDALCreateCopy(GDALGetDriverByName("PNG"), *tmp_png, mem, FALSE,
+                             NULL, NULL, NULL);
+    if (png)
+        GDALClose(png);
+    if (mem)
+        GDALClose(mem);
+    mmcl__gdal_capture_end(&cap);
+    if (!png) {
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write legend '%s': %s",
+                         legend_png, mmcl__gdal_msg(&cap));
+        goto done;
+    }
+
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "image", CPLGetFilename(legend_png));
+    cJSON_AddStringToObject(j, "picture", CPLGetFilename(out));
+    cJSON_AddStringToObject(j, "source", job->in);
+    cJSON_AddStringToObject(j, "band", band_name);
+    if (info->units)
+        cJSON_AddStringToObject(j, "units", info->units);
+    cJSON_AddStringToObject(j, "colormap", info->colormap);
+    cJSON_AddNumberToObject(j, "min", job->lo[0]);
+    cJSON_AddNumberToObject(j, "max", job->hi[0]);
+    if (info->range_given) {
+        cJSON_AddStringToObject(j, "stretch", "fixed range");
+    } else {
+        cJSON *p = cJSON_AddArrayToObject(j, "stretch_percentiles");
+        cJSON_AddItemToArray(p, cJSON_CreateNumber(info->p_lo));
+        cJSON_AddItemToArray(p, cJSON_CreateNumber(info->p_hi));
+    }
+    cJSON_AddBoolToObject(j, "centred_on_zero", info->diverging);
+    cJSON_AddStringToObject(j, "note",
+                            "values below min take the first colour, above "
+                            "max the last; transparent pixels are nodata");
+    cJSON *ta = cJSON_AddArrayToObject(j, "ticks");
+    for (int t = 0; t < MMCL__LEGEND_TICKS; t++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "value", ticks[t]);
+        cJSON_AddNumberToObject(o, "x", tick_x[t]);
+        cJSON_AddItemToArray(ta, o);
+    }
+    cJSON *bar = cJSON_AddObjectToObject(j, "bar");
+    cJSON_AddNumberToObject(bar, "x", MMCL__LEGEND_BAR_X);
+    cJSON_AddNumberToObject(bar, "y", MMCL__LEGEND_BAR_Y);
+    cJSON_AddNumberToObject(bar, "width", MMCL__LUT_SIZE);
+    cJSON_AddNumberToObject(bar, "height", MMCL__LEGEND_BAR_H);
+    text = cJSON_Print(j);
+    fp = text ? VSIFOpenL(*tmp_json, "wb") : NULL;
+    size_t len = text ? strlen(text) : 0;
+    int ok = fp && VSIFWriteL(text, 1, len, fp) == len &&
+             VSIFWriteL("\n", 1, 1, fp) == 1;
+    if (fp && VSIFCloseL(fp) != 0)
+        ok = 0;
+    if (!ok)
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write legend '%s'",
+                         legend_json);
+done:
+    cJSON_free(text);
+    cJSON_Delete(j);
+    free(rgba);
+    return st;
+}
+
+static int
+path_exists(const char *path)
+{
+    VSIStatBufL sb;
+    return VSIStatExL(path, &sb, VSI_STAT_EXISTS_FLAG) == 0;
+}
+
+/* Checks that the selected bands hold real numbers. */
+static mmcl_status
+check_types(mmcl_context *ctx, GDALDatasetH ds, const char *in,
+            const rgb_job *job)
+{
+    for (int b = 0; b < job->B; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(ds, job->sel[b]);
+        GDALDataType t = GDALGetRasterDataType(band);
+        if (GDALDataTypeIsComplex(t))
+            return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                               "band %d of '%s' is complex (%s); convert it "
+                               "to amplitude or intensity first",
+                               job->sel[b], in, GDALGetDataTypeName(t));
+    }
+    return MMCL_OK;
+}
+
+/*
+ * The mode from MODE and the selected bands (auto: colormap for one band,
+ * direct for three bands the user chose, PCA otherwise), checked against
+ * the number of bands; sets job->mode and job->n_ch.
+ */
+static mmcl_status
+choose_mode(mmcl_context *ctx, rgb_job *job, const char *mode_opt,
+            int bands_given, int range_given)
+{
+    int B = job->B;
+    if (strcmp(mode_opt, "pca") == 0)
+        job->mode = MODE_PCA;
+    else if (strcmp(mode_opt, "direct") == 0)
+        job->mode = MODE_DIRECT;
+    else if (strcmp(mode_opt, "colormap") == 0 || B == 1)
+        job->mode = MODE_COLORMAP;
+    else if (B == 3 && bands_given)
+        job->mode = MODE_DIRECT;
+    else
+        job->mode = MODE_PCA;
+
+    if (job->mode == MODE_COLORMAP && B != 1)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "colormap mode shows one band, but %d are "
+                           "selected; choose one with BANDS (--bands)",
+                           B);
+    if (job->mode == MODE_DIRECT && B != 3)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "direct mode shows three bands as red, green and "
+                           "blue, but %d %s selected; choose three with "
+                           "BANDS (--bands)",
+                           B, B == 1 ? "is" : "are");
+    if (job->mode == MODE_PCA && B < 2)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "PCA needs at least two bands, but one is "
+                           "selected; use the colormap mode for one band");
+    if (job->mode == MODE_PCA && B > MAX_PCA_BANDS)
+        return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                           "PCA of %d bands: at most %d are supported; "
+                           "choose bands with BANDS (--bands)",
+                           B, MAX_PCA_BANDS);
+    if (job->mode == MODE_PCA && range_given)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "RANGE applies to the colormap and direct modes; "
+                           "principal components are stretched by "
+                           "percentiles (STRETCH)");
+    job->n_ch = job->mode == MODE_PCA      ? (B < 3 ? B : 3)
+                : job->mode == MODE_DIRECT ? 3
+                                           : 1;
+    return MMCL_OK;
+}
+
+/*
+ * The legend files beside @p out (<out base>.legend.png and .json, to be
+ * freed), refused when one exists and @p overwrite is not set.
+ */
+static mmcl_status
+legend_paths(mmcl_context *ctx, const char *out, int overwrite, char **png,
+             char **json)
+{
+    *png = mmcl__strdup(ctx, CPLResetExtension(out, "legend.png"));
+    *json = mmcl__strdup(ctx, CPLResetExtension(out, "legend.json"));
+    if (!*png || !*json)
+        return MMCL_ERR_NO_MEMORY;
+    const char *exists = path_exists(*png)    ? *png
+                         : path_exists(*json) ? *json
+                                              : NULL;
+    if (exists && !overwrite)
+        return mmcl__error(ctx, MMCL_ERR_EXISTS,
+                           "legend '%s' exists; use --overwrite to replace "
+                           "it (or --no-legend)",
+                           exists);
+    return MMCL_OK;
+}
+
+/* The job's arrays for @p job->B bands and @p job->n_ch channels. */
+static mmcl_status
+job_alloc(mmcl_context *ctx, rgb_job *job, rgb_info *info)
+{
+    size_t B = (size_t)job->B, C = (size_t)job->n_ch;
+    job->mean = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    job->vmin = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    job->vmax = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    job->delta = mmcl__calloc_array(ctx, B, 1, sizeof(double));
+    job->hist = mmcl__calloc_array(ctx, C, HIST_BINS, sizeof(uint64_t));
+    if (!job->mean || !job->vmin || !job->vmax || !job->delta || !job->hist)
+        return MMCL_ERR_NO_MEMORY;
+    if (job->mode != MODE_PCA)
+        return MMCL_OK;
+    job->m2 = mmcl__calloc_array(ctx, B, B, sizeof(double));
+    job->proj = mmcl__calloc_array(ctx, C, B, sizeof(float));
+    job->center = mmcl__calloc_array(ctx, B, 1, sizeof(float));
+    info->loadings = mmcl__calloc_array(ctx, C, B, sizeof(double));
+    if (!job->m2 || !job->proj || !job->center || !info->loadings)
+        return MMCL_ERR_NO_MEMORY;
+    return MMCL_OK;
+}
+
+static void
+job_free(rgb_job *job)
+{
+    free(job->sel);
+    free(job->mean);
+    free(job->m2);
+    free(job->vmin);
+    free(job->vmax);
+    free(job->delta);
+    free(job->proj);
+    free(job->center);
+    free(job->hist);
+}
+
+/*
+ * After pass 1 in PCA mode: the top components of the covariance
+ * m2 / count (mmcl__pca), their projections and loadings, the explained
+ * variance, and for each component a bound on |PC| over the valid pixels,
+ *   |v . (x - mean)| <= sum_i |v_i| max(|min_i - mean_i|, |max_i - mean_i|),
+ * which is the range of its histogram.
+ */
+static mmcl_status
+components(mmcl_context *ctx, rgb_job *job, rgb_info *info)
+{
+    int B = job->B, C = job->n_ch;
+    double *cov = mmcl__malloc_array(ctx, (size_t)B, (size_t)B, sizeof(double));
+    double *V = mmcl__malloc_array(ctx, (size_t)B, (size_t)C, sizeof(double));
+    mmcl_status st = cov && V ? MMCL_OK : MMCL_ERR_NO_MEMORY;
+    for (size_t i = 0; st == MMCL_OK && i < (size_t)B * B; i++)
+        cov[i] = job->m2[i] / job->count;
+    if (st == MMCL_OK)
+        st = mmcl__pca(ctx, V, info->lambda, cov, B, C);
+    if (st != MMCL_OK)
+        goto done;
+    for (int b = 0; b < B; b++) {
+        info->total_var += cov[(size_t)b * B + b];
+        job->center[b] = (float)job->mean[b];
+    }
+    for (int c = 0; c < C; c++) {
+        double bound = 0.0;
+        for (int b = 0; b < B; b++) {
+            double v = V[(size_t)b * C + c];
+            double dev = fmax(fabs(job->vmin[b] - job->mean[b]),
+                              fabs(job->vmax[b] - job->mean[b]));
+            job->proj[(size_t)c * B + b] = (float)v;
+            info->loadings[(size_t)c * B + b] = v;
+            bound += fabs(v) * dev;
+        }
+        info->lambda[c] = fmax(info->lambda[c], 0.0); /* rounding */
+        info->explained[c] =
+            info->total_var > 0.0 ? info->lambda[c] / info->total_var : 0.0;
+        job->hlo[c] = -bound;
+        job->hhi[c] = bound;
+    }
+done:
+    free(cov);
+    free(V);
+    return st;
+}
+
+/* Histogram ranges of band channels (their min and max); a constant
+ * channel gets a unit range. */
+static void
+hist_ranges(rgb_job *job)
+{
+    for (int c = 0; c < job->n_ch; c++) {
+        if (job->mode != MODE_PCA) {
+            job->hlo[c] = job->vmin[c];
+            job->hhi[c] = job->vmax[c];
+        }
+        if (!(job->hhi[c] > job->hlo[c]))
+            job->hhi[c] = job->hlo[c] + 1.0;
+    }
+}
+
+/*
+ * The stretch limits of each channel: the percentiles from the histograms
+ * of pass 2, or RANGE; made symmetric about 0 for a diverging colour map
+ * (so that its middle colour is 0).
+ */
+static void
+stretch_limits(mmcl_context *ctx, rgb_job *job, const rgb_info *info,
+               double range_lo, double range_hi)
+{
+    for (int c = 0; c < job->n_ch; c++) {
+        const uint64_t *h = job->hist + (size_t)c * HIST_BINS;
+        if (info->range_given) {
+            job->lo[c] = range_lo;
+            job->hi[c] = range_hi;
+            continue;
+        }
+        job->lo[c] = hist_percentile(h, job->hlo[c], job->hhi[c], job->count,
+                                     info->p_lo);
+        job->hi[c] = hist_percentile(h, job->hlo[c], job->hhi[c], job->count,
+                                     info->p_hi);
+    }
+    if (info->diverging && !info->range_given) {
+        double m = fmax(fabs(job->lo[0]), fabs(job->hi[0]));
+        job->lo[0] = m > 0.0 ? -m : -1.0;
+        job->hi[0] = m > 0.0 ? m : 1.0;
+    }
+    for (int c = 0; c < job->n_ch; c++)
+        if (!(job->hi[c] > job->lo[c])) {
+            mmcl__log(ctx, MMCL_LOG_WARNING,
+                      "channel %d of the picture is constant (%g)", c + 1,
+                      job->lo[c]);
+            job->hi[c] = job->lo[c] + 1.0;
+        }
+}
+
+/* Descriptions of the four output bands (a CSL to be destroyed). */
+static char **
+picture_band_names(GDALDatasetH ds, const rgb_job *job)
+{
+    char **names = NULL;
+    for (int c = 0; c < 3; c++) {
+        if (job->mode == MODE_PCA)
+            names = CSLAddString(
+                names, c < job->n_ch ? CPLSPrintf("PC%d", c + 1) : "none");
+        else if (job->mode == MODE_DIRECT)
+            names = CSLAddString(names, band_label(ds, job->sel[c]));
+        else
+            names = CSLAddString(names, c == 0   ? "red"
+                                        : c == 1 ? "green"
+                                                 : "blue");
+    }
+    return CSLAddString(names, "alpha");
+}
+
+mmcl_status
+mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
+         const mmcl_options *opts_in)
+{
+    mmcl__error_clear(ctx);
+    mmcl_options *tmp = NULL;
+    const mmcl_options *o = NULL;
+    GDALDatasetH ds = NULL;
+    rgb_job job = {0};
+    rgb_info info = {0};
+    char *legend_png = NULL, *legend_json = NULL;
+    char *tmp_png = NULL, *tmp_json = NULL;
+    char **band_names = NULL;
+    char *first_name = NULL; /* description of the first selected band */
+    mmcl_status st = mmcl__options_resolve(ctx, opts_in, "rgb", &tmp, &o);
+    if (st != MMCL_OK)
+        return st;
+    if (!in || !*in) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no input raster given");
+        goto done;
+    }
+
+    /* Options that need no input. */
+    const char *format = mmcl__opt_str(o, "FORMAT");
+    char **co = mmcl__opt_list(o, "CO");
+    int overwrite = mmcl__opt_bool(o, "OVERWRITE");
+    double range_lo = 0.0, range_hi = 0.0;
+    info.range_given = mmcl__opt_str(o, "RANGE") != NULL;
+    if (!parse_pair(mmcl__opt_str(o, "STRETCH"), &info.p_lo, &info.p_hi) ||
+        info.p_lo < 0.0 || info.p_hi > 100.0 || info.p_lo >= info.p_hi) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "STRETCH must be two percentiles LOW,HIGH with 0 <= "
+                         "LOW < HIGH <= 100, got '%s'",
+                         mmcl__opt_str(o, "STRETCH"));
+        goto done;
+    }
+    if (info.range_given &&
+        (!parse_pair(mmcl__opt_str(o, "RANGE"), &range_lo, &range_hi) ||
+         range_lo >= range_hi)) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "RANGE must be MIN,MAX with MIN < MAX, got '%s'",
+                         mmcl__opt_str(o, "RANGE"));
+        goto done;
+    }
+    if (format && strcasecmp(format, "JPEG") == 0) {
+        /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "JPEG cannot hold the alpha band of the picture; "
+                         "use PNG, GTiff or COG");
+        goto done;
+    }
+    st = mmcl__output_check(ctx, out, format, co, GDT_Byte, overwrite);
+    if (st != MMCL_OK)
+        goto done;
+
+    /* The input and the bands to show. */
+    ds = mmcl__open_raster(ctx, in, "input");
+    if (!ds) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    const char *sp = GDALGetMetadataItem(ds, "PRODUCT", "MMCL");
+    info.source_product = sp ? CPLStrdup(sp) : NULL;
+    const char *units = GDALGetMetadataItem(ds, "UNITS", "MMCL");
+    info.units = units ? CPLStrdup(units) : NULL;
+    const char *bands_spec = mmcl__opt_str(o, "BANDS");
+    const char *mode_opt = mmcl__opt_str(o, "MODE");
+    int n_in = GDALGetRasterCount(ds);
+    /* An info-loss map is a stack of related maps, not a feature vector:
+     * without BANDS its primary band (the first) is shown. */
+    int loss_default =
+        !bands_spec && n_in > 1 && info.source_product &&
+        strcmp(info.source_product, "infoloss") == 0 &&
+        (strcmp(mode_opt, "auto") == 0 || strcmp(mode_opt, "colormap") == 0);
+    st = select_bands(ctx, ds, in, loss_default ? "1" : bands_spec, &job.sel,
+                      &job.B);
+    if (st != MMCL_OK)
+        goto done;
+    st = check_types(ctx, ds, in, &job);
+    if (st != MMCL_OK)
+        goto done;
+    st = choose_mode(ctx, &job, mode_opt, bands_spec != NULL, info.range_given);
+    if (st != MMCL_OK)
+        goto done;
+    first_name = CPLStrdup(band_label(ds, job.sel[0]));
+    if (job.mode == MODE_COLORMAP) {
+        const char *cm = mmcl__opt_str(o, "COLORMAP");
+        if (strcmp(cm, "auto") == 0)
+            cm = strncasecmp(first_name, "excess", 6) == 0 ? "rdbu_r"
+                                                           : "viridis";
+        info.colormap = cm;
+        info.diverging = strcmp(cm, "rdbu_r") == 0;
+        job.lut = mmcl__colormap(cm);
+        if (mmcl__opt_bool(o, "LEGEND"))
+            st = legend_paths(ctx, out, overwrite, &legend_png, &legend_json);
+        if (st != MMCL_OK)
+            goto done;
+    }
+
+    /* Pass 1: statistics. */
+    int width = GDALGetRasterXSize(ds), height = GDALGetRasterYSize(ds);
+    int n_threads = mmcl__opt_threads(o);
+    int B = job.B;
+    job.in = in;
+    job.tile = (int)mmcl__opt_int(o, "TILE");
+    st = job_alloc(ctx, &job, &info);
+    if (st != MMCL_OK)
+        goto done;
+    int use_hist = !info.range_given;
+    double p_end1 = use_hist ? 0.3 : 0.4, p_end2 = use_hist ? 0.6 : p_end1;
+    st = run_pass(ctx, &job, PASS_STATS, width, height, n_threads, o, 0.0,
+                  p_end1);
+    if (st != MMCL_OK)
+        goto done;
+    if (job.count == 0.0) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "'%s' has no valid pixel in the selected band%s "
+                         "(all nodata, NaN or masked): nothing to show",
+                         in, B == 1 ? "" : "s");
+        goto done;
+    }
+
+    /* Histogram ranges: the band ranges, or bounds of the components. */
+    st = job.mode == MODE_PCA ? components(ctx, &job, &info) : MMCL_OK;
+    if (st != MMCL_OK)
+        goto done;
+    hist_ranges(&job);
+
+    /* Pass 2: percentiles, or the fixed range. */
+    if (use_hist) {
+        st = run_pass(ctx, &job, PASS_HIST, width, height, n_threads, o, p_end1,
+                      p_end2);
+        if (st != MMCL_OK)
+            goto done;
+    }
+    stretch_limits(ctx, &job, &info, range_lo, range_hi);
+
+    /* Pass 3: the picture. */
+    band_names = picture_band_names(ds, &job);
+    mmcl__raster_spec spec = {0};
+    spec.path = out;
+    spec.format = format;
+    spec.creation_options = co;
+    spec.overwrite = overwrite;
+    spec.width = width;
+    spec.height = height;
+    spec.n_bands = 4;
+    spec.type = GDT_Byte;
+    if (GDALGetGeoTransform(ds, spec.geotransform) != CE_None) {
+        static const double identity[6] = {0, 1, 0, 0, 0, 1};
+        memcpy(spec.geotransform, identity, sizeof(identity));
+    }
+    spec.srs_wkt = GDALGetProjectionRef(ds);
+    spec.band_names = (const char *const *)band_names;
+    spec.block = job.tile;
+    spec.n_threads = n_threads;
+    job.writer = mmcl__writer_open(ctx, &spec);
+    if (!job.writer) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
+                                          GCI_BlueBand, GCI_AlphaBand};
+    GDALDatasetH wds = mmcl__writer_dataset(job.writer);
+    for (int b = 0; b < 4; b++)
+        GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
+    st = write_metadata(ctx, &job, &info, ds, legend_png);
+    if (st == MMCL_OK)
+        st = run_pass(ctx, &job, PASS_WRITE, width, height, n_threads, o,
+                      p_end2, 1.0);
+    if (st == MMCL_OK && legend_png)
+        st = write_legend(ctx, &job, &info, first_name, out, legend_png,
+                          legend_json, &tmp_png, &tmp_json);
+    if (st != MMCL_OK)
+        goto done;
+    st = mmcl__writer_commit(ctx, job.writer);
+    job.writer = NULL;
+    if (st == MMCL_OK && legend_png &&
+        (VSIRename(tmp_png, legend_png) != 0 ||
+         VSIRename(tmp_json, legend_json) != 0))
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename the legend to '%s'",
+                         legend_png);
+    if (st == MMCL_OK && job.mode == MODE_PCA)
+        mmcl__log(ctx, MMCL_LOG_INFO,
+                  "PCA of %d bands: the components shown explain %.1f%%, "
+                  "%.1f%%, %.1f%% of the variance",
+                  B, 100.0 * info.explained[0], 100.0 * info.explained[1],
+                  job.n_ch > 2 ? 100.0 * info.explained[2] : 0.0);
+
+done:
+    mmcl__writer_abort(job.writer);
+    if (tmp_png) {
+        VSIUnlink(tmp_png); /* gone after a successful rename */
+        VSIUnlink(CPLSPrintf("%s.aux.xml", tmp_png));
+    }
+    if (tmp_json)
+        VSIUnlink(tmp_json);
+    free(tmp_png);
+    free(tmp_json);
+    free(legend_png);
+    free(legend_json);
+    CSLDestroy(band_names);
+    free(info.loadings);
+    CPLFree(info.source_product);
+    CPLFree(info.units);
+    CPLFree(first_name);
+    job_free(&job);
+    if (ds)
+        GDALClose(ds);
+    mmcl_options_free(tmp);
+    return st;
+}

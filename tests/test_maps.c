@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmcl_embed and mmcl_infoloss: seamless and deterministic maps, exact
+ * georeferencing and nodata, and the oracle of design section 3.7: the
+ * information-loss map lights up where the modality-specific factors are.
+ */
+#define _DEFAULT_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <gdal.h>
+
+#include "mmcl/mmcl.h"
+#include "test_util.h"
+
+static const char *
+make_scene(const char *dir, const char *const *kv)
+{
+    static char path[8][1024];
+    static int next;
+    char *p = path[next];
+    next = (next + 1) % 8;
+    snprintf(p, sizeof(path[0]), "%s", test_path(dir));
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(ctx, "synth", kv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_EQUAL_FATAL(mmcl_synth(ctx, p, o), MMCL_OK);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+    return p;
+}
+
+static const char *
+scene_file(const char *scene, const char *name)
+{
+    static char buf[8][1200];
+    static int next;
+    char *b = buf[next];
+    next = (next + 1) % 8;
+    snprintf(b, sizeof(buf[0]), "%s/%s", scene, name);
+    return b;
+}
+
+static mmcl_model *
+train(const char *scene, const char *const *kv)
+{
+    const char *optical[1] = {scene_file(scene, "optical.tif")};
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(ctx, "train", kv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    mmcl_model *model = NULL;
+    mmcl_status st = mmcl_train(ctx, optical, 1,
+                                scene_file(scene, "sar.tif"), o, &model);
+    if (st != MMCL_OK)
+        printf("  train failed: %s\n", mmcl_context_errmsg(ctx));
+    CU_ASSERT_EQUAL_FATAL(st, MMCL_OK);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+    return model;
+}
+
+/* Runs embed (infoloss = 0) or infoloss (1); returns the status. */
+static mmcl_status
+run_map(int infoloss, const mmcl_model *model, const char *scene,
+        const char *out, const char *const *kv, char *msg, size_t msg_size)
+{
+    const char *optical[1] = {scene_file(scene, "optical.tif")};
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(ctx, infoloss ? "infoloss" : "embed",
+                                       kv);
+    mmcl_status st = mmcl_context_errcode(ctx);
+    if (o) {
+        st = infoloss ? mmcl_infoloss(ctx, model, optical, 1,
+                                      scene_file(scene, "sar.tif"), out, o,
+                                      NULL)
+                      : mmcl_embed(ctx, model, optical, 1,
+                                   scene_file(scene, "sar.tif"), out, o);
+    }
+    if (msg)
+        snprintf(msg, msg_size, "%s", mmcl_context_errmsg(ctx));
+    if (st != MMCL_OK && !msg)
+        printf("  map failed: %s\n", mmcl_context_errmsg(ctx));
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+    return st;
+}
+
+static float *
+read_all(const char *path, int *w, int *h, int *bands)
+{
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    if (!ds)
+        return NULL;
+    *w = GDALGetRasterXSize(ds);
+    *h = GDALGetRasterYSize(ds);
+    *bands = GDALGetRasterCount(ds);
+    float *buf = malloc((size_t)*w * *h * *bands * sizeof(float));
+    if (GDALDatasetRasterIO(ds, GF_Read, 0, 0, *w, *h, buf, *w, *h,
+                            GDT_Float32, *bands, NULL, 0, 0, 0) != CE_None) {
+        free(buf);
+        buf = NULL;
+    }
+    GDALClose(ds);
+    return buf;
+}
+
+/* The band of @p path whose description is @p name (1-based), or 0. */
+static int
+band_named(const char *path, const char *name)
+{
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    int found = 0;
+    for (int b = 1; ds && b <= GDALGetRasterCount(ds); b++)
+        if (strcmp(GDALGetDescription(GDALGetRasterBand(ds, b)), name) == 0)
+            found = b;
+    if (ds)
+        GDALClose(ds);
+    return found;
+}
+
+static int
+same_pixels(const char *a, const char *b)
+{
+    int w1, h1, n1, w2, h2, n2;
+    float *x = read_all(a, &w1, &h1, &n1);
+    float *y = read_all(b, &w2, &h2, &n2);
+    int same = x && y && w1 == w2 && h1 == h2 && n1 == n2 &&
+               memcmp(x, y, (size_t)w1 * h1 * n1 * sizeof(float)) == 0;
+    if (x && y && !same && w1 == w2 && h1 == h2 && n1 == n2) {
+        double maxd = 0;
+        for (size_t i = 0; i < (size_t)w1 * h1 * n1; i++)
+            if (isfinite(x[i]) && isfinite(y[i]) && fabs(x[i] - y[i]) > maxd)
+                maxd = fabs(x[i] - y[i]);
+        printf("  %s vs %s differ: max abs diff %.3g\n", a, b, maxd);
+    }
+    free(x);
+    free(y);
+    return same;
+}
+
+static void
+maps_do_not_depend_on_tile_size_or_threads(void)
+{
+    const char *kv_s[] = {"SIZE=200", "SEED=4", NULL};
+    const char *scene = make_scene("seam", kv_s);
+    const char *kv_t[] = {"OBJECTIVE=clip", "DIM=3", "ENCODER=mlp:16",
+                          "SAMPLES=4000", "EPOCHS=2", "BATCH=256", NULL};
+    mmcl_model *m = train(scene, kv_t);
+    const char *a[] = {"TILE=64", "THREADS=1", NULL};
+    const char *b[] = {"TILE=512", "THREADS=2", NULL};
+    const char *c[] = {"TILE=48", "THREADS=2", NULL};
+    for (int infoloss = 0; infoloss < 2; infoloss++) {
+        char pa[1100], pb[1100], pc[1100];
+        snprintf(pa, sizeof(pa), "%s", test_path(infoloss ? "l64.tif" : "e64.tif"));
+        snprintf(pb, sizeof(pb), "%s", test_path(infoloss ? "l512.tif" : "e512.tif"));
+        snprintf(pc, sizeof(pc), "%s", test_path(infoloss ? "l48.tif" : "e48.tif"));
+        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, pa, a, NULL, 0), MMCL_OK);
+        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, pb, b, NULL, 0), MMCL_OK);
+        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, pc, c, NULL, 0), MMCL_OK);
+        CU_ASSERT_TRUE(same_pixels(pa, pb));
+        CU_ASSERT_TRUE(same_pixels(pa, pc));
+    }
+    mmcl_model_destroy(m);
+}
+
+/* Expected validity of a P x P patch around each pixel (reflect padding)
+ * from the NaNs of a raster on the same grid. */
+static uint8_t *
+expected_valid(const char *path, int P, int *w, int *h)
+{
+    int nb;
+    float *x = read_all(path, w, h, &nb);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    size_t n = (size_t)*w * *h;
+    uint8_t *pix = malloc(n), *v = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        pix[i] = 1;
+        for (int b = 0; b < nb; b++)
+            if (isnan(x[b * n + i]))
+                pix[i] = 0;
+    }
+    int r = P / 2;
+    for (int y = 0; y < *h; y++)
+        for (int xx = 0; xx < *w; xx++) {
+            uint8_t ok = 1;
+            for (int dy = -r; dy <= r && ok; dy++)
+                for (int dx = -r; dx <= r && ok; dx++) {
+                    int yy = y + dy, xq = xx + dx;
+                    yy = yy < 0 ? -yy : (yy >= *h ? 2 * (*h - 1) - yy : yy);
+                    xq = xq < 0 ? -xq : (xq >= *w ? 2 * (*w - 1) - xq : xq);
+                    ok = pix[(size_t)yy * *w + xq];
+                }
+            v[(size_t)y * *w + xx] = ok;
+        }
+    free(pix);
+    free(x);
+    return v;
+}
+
+static void
+outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid(
+    void)
+{
+    const char *kv_s[] = {"SIZE=160", "SEED=8", "NODATA_FRAME=5",
+                          "SAR_HOLES=6", NULL};
+    const char *scene = make_scene("holes", kv_s);
+    const char *kv_t[] = {"OBJECTIVE=cca", "DIM=2", "SAMPLES=5000", NULL};
+    mmcl_model *m = train(scene, kv_t);
+    const char *mods[2] = {"MODALITY=optical", "MODALITY=sar"};
+    const char *src[2] = {"optical.tif", "sar.tif"};
+    for (int k = 0; k < 2; k++) {
+        const char *kv[] = {mods[k], NULL};
+        const char *out = test_path(k ? "emb_sar.tif" : "emb_opt.tif");
+        CU_ASSERT_EQUAL_FATAL(run_map(0, m, scene, out, kv, NULL, 0), MMCL_OK);
+        int w, h, nb, we, he;
+        float *e = read_all(out, &w, &h, &nb);
+        uint8_t *v = expected_valid(scene_file(scene, src[k]), 3, &we, &he);
+        CU_ASSERT_EQUAL(w, we);
+        CU_ASSERT_EQUAL(h, he);
+        CU_ASSERT_EQUAL(nb, 2);
+        size_t mismatch = 0, invalid = 0;
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            int got = !isnan(e[i]) && !isnan(e[(size_t)w * h + i]);
+            mismatch += got != v[i];
+            invalid += !v[i];
+        }
+        printf("  %s: %zu invalid pixels expected, %zu mismatches\n", src[k],
+               invalid, mismatch);
+        CU_ASSERT_TRUE(invalid > 0);
+        CU_ASSERT_EQUAL(mismatch, 0);
+        free(e);
+        free(v);
+        GDALDatasetH o = GDALOpen(scene_file(scene, "optical.tif"),
+                                  GA_ReadOnly);
+        GDALDatasetH d = GDALOpen(out, GA_ReadOnly);
+        double g1[6], g2[6];
+        GDALGetGeoTransform(o, g1);
+        GDALGetGeoTransform(d, g2);
+        for (int i = 0; i < 6; i++)
+            CU_ASSERT_DOUBLE_EQUAL(g1[i], g2[i], 1e-9);
+        CU_ASSERT_STRING_EQUAL(GDALGetProjectionRef(o),
+                               GDALGetProjectionRef(d));
+        CU_ASSERT_STRING_EQUAL(GDALGetDescription(GDALGetRasterBand(d, 1)),
+                               "emb_000");
+        const char *prod = GDALGetMetadataItem(d, "PRODUCT", "MMCL");
+        CU_ASSERT_TRUE(prod && strcmp(prod, "embedding") == 0);
+        CU_ASSERT_PTR_NOT_NULL(GDALGetMetadataItem(d, "MODEL_HASH", "MMCL"));
+        int has_nd = 0;
+        double nd = GDALGetRasterNoDataValue(GDALGetRasterBand(d, 1), &has_nd);
+        CU_ASSERT_TRUE(has_nd && isnan(nd));
+        GDALClose(o);
+        GDALClose(d);
+    }
+    mmcl_model_destroy(m);
+}
+
+/* Spearman rank correlation with average ranks for ties, over pixels
+ * where both are finite. */
+static double *rank_keys;
+static int
+cmp_idx(const void *a, const void *b)
+{
+    double x = rank_keys[*(const size_t *)a], y = rank_keys[*(const size_t *)b];
+    return x < y ? -1 : x > y;
+}
+
+static void
+ranks(double *r, double *v, size_t n)
+{
+    size_t *idx = malloc(n * sizeof(size_t));
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    rank_keys = v;
+    qsort(idx, n, sizeof(size_t), cmp_idx);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j + 1 < n && v[idx[j + 1]] == v[idx[i]])
+            j++;
+        for (size_t k = i; k <= j; k++)
+            r[idx[k]] = 0.5 * (double)(i + j);
+        i = j + 1;
+    }
+    free(idx);
+}
+
+static double
+spearman(const float *a, const float *b, size_t n)
+{
+    double *x = malloc(n * sizeof(double)), *y = malloc(n * sizeof(double));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(a[i]) && isfinite(b[i])) {
+            x[m] = a[i];
+            y[m] = b[i];
+            m++;
+        }
+    double *rx = malloc(m * sizeof(double)), *ry = malloc(m * sizeof(double));
+    ranks(rx, x, m);
+    ranks(ry, y, m);
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < m; i++) {
+        mx += rx[i];
+        my += ry[i];
+    }
+    mx /= m;
+    my /= m;
+    for (size_t i = 0; i < m; i++) {
+        sxy += (rx[i] - mx) * (ry[i] - my);
+        sxx += (rx[i] - mx) * (rx[i] - mx);
+        syy += (ry[i] - my) * (ry[i] - my);
+    }
+    free(x);
+    free(y);
+    free(rx);
+    free(ry);
+    return sxy / sqrt(sxx * syy);
+}
+
+/* Mean of a band over finite values. */
+static double
+band_mean(const float *v, size_t n)
+{
+    double s = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(v[i])) {
+            s += v[i];
+            k++;
+        }
+    return k ? s / k : NAN;
+}
+
+static const char *oracle_scene;
+
+static void
+infoloss_lights_up_where_the_specific_factors_are(void)
+{
+    const char *kv_s[] = {"PRESET=specific", "SIZE=256", "SEED=3", NULL};
+    oracle_scene = make_scene("oracle", kv_s);
+    const char *scene = oracle_scene;
+    const char *truth = scene_file(scene, "truth.tif");
+    int tw, th, tb;
+    float *t = read_all(truth, &tw, &th, &tb);
+    size_t n = (size_t)tw * th;
+    const float *energy[2] = {
+        t + n * (band_named(truth, "optical_specific_energy") - 1),
+        t + n * (band_named(truth, "sar_specific_energy") - 1)};
+    const char *kv_cca[] = {"OBJECTIVE=cca", "DIM=2", "SAMPLES=30000", NULL};
+    const char *kv_clip[] = {"OBJECTIVE=clip", "DIM=2", "SAMPLES=30000",
+                             "EPOCHS=10", "BATCH=256", "LR=0.01", NULL};
+    const char *kv_sp[] = {"OBJECTIVE=shared-private", "DIM=2",
+                           "PRIVATE_DIM=2", "SAMPLES=30000", NULL};
+    const char *const *kvs[3] = {kv_cca, kv_clip, kv_sp};
+    const char *names[3] = {"cca", "clip", "shared-private"};
+    double mean_loss[3][2];
+    for (int k = 0; k < 3; k++) {
+        mmcl_model *m = train(scene, kvs[k]);
+        char out[1100];
+        snprintf(out, sizeof(out), "%s", test_path(names[k]));
+        CU_ASSERT_EQUAL_FATAL(run_map(1, m, scene, out, NULL, NULL, 0),
+                              MMCL_OK);
+        int w, h, nb;
+        float *l = read_all(out, &w, &h, &nb);
+        CU_ASSERT_EQUAL_FATAL(nb, 6);
+        for (int mod = 0; mod < 2; mod++) {
+            const float *loss = l + n * (size_t)(mod * 3);
+            double rho = spearman(loss, energy[mod], n);
+            mean_loss[k][mod] = band_mean(loss, n);
+            printf("  %-15s %-7s Spearman(infoloss, specific energy) %.3f, "
+                   "mean infoloss %.3f\n",
+                   names[k], mod ? "sar" : "optical", rho, mean_loss[k][mod]);
+            if (k < 2)
+                CU_ASSERT_TRUE(rho >= 0.7);
+        }
+        free(l);
+        mmcl_model_destroy(m);
+    }
+    for (int mod = 0; mod < 2; mod++)
+        CU_ASSERT_TRUE(mean_loss[2][mod] <= 0.5 * mean_loss[0][mod]);
+    free(t);
+}
+
+static void
+infoloss_is_near_zero_on_a_redundant_scene(void)
+{
+    const char *kv_s[] = {"PRESET=redundant", "SIZE=192", "SEED=13", NULL};
+    const char *scene = make_scene("redundant", kv_s);
+    const char *kv[] = {"OBJECTIVE=cca", "DIM=2", "SAMPLES=20000", NULL};
+    mmcl_model *m = train(scene, kv);
+    const char *out = test_path("redundant_loss.tif");
+    char *report = NULL;
+    const char *optical[1] = {scene_file(scene, "optical.tif")};
+    mmcl_context *ctx = mmcl_context_create();
+    CU_ASSERT_EQUAL(mmcl_infoloss(ctx, m, optical, 1,
+                                  scene_file(scene, "sar.tif"), out, NULL,
+                                  &report),
+                    MMCL_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(report);
+    int w, h, nb;
+    float *l = read_all(out, &w, &h, &nb);
+    size_t n = (size_t)w * h;
+    for (int mod = 0; mod < 2; mod++) {
+        double mean = band_mean(l + n * (size_t)(mod * 3), n);
+        printf("  redundant: mean infoloss %s %.4f\n", mod ? "sar" : "optical",
+               mean);
+        CU_ASSERT_TRUE(fabs(mean) <= 0.05);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(report, "\"r2_aligned\""));
+    mmcl_free(report);
+    free(l);
+    mmcl_context_destroy(ctx);
+    mmcl_model_destroy(m);
+}
+
+static int
+exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void
+model_and_rasters_that_do_not_match_are_refused(void)
+{
+    const char *kv8[] = {"SIZE=64", "SEED=1", NULL};
+    const char *kv6[] = {"SIZE=64", "SEED=1", "OPTICAL_BANDS=6", NULL};
+    const char *s8 = make_scene("eight", kv8);
+    const char *s6 = make_scene("six", kv6);
+    const char *kv_t[] = {"DIM=2", "SAMPLES=2000", NULL};
+    mmcl_model *m = train(s8, kv_t);
+    char msg[512];
+    const char *out = test_path("mismatch.tif");
+    CU_ASSERT_NOT_EQUAL(run_map(0, m, s6, out, NULL, msg, sizeof(msg)),
+                        MMCL_OK);
+    printf("  -> %s\n", msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "expects 8 optical bands"));
+    CU_ASSERT_FALSE(exists(out));
+    const char *kv_png[] = {"FORMAT=PNG", NULL};
+    const char *png = test_path("emb.png");
+    CU_ASSERT_NOT_EQUAL(run_map(0, m, s8, png, kv_png, msg, sizeof(msg)),
+                        MMCL_OK);
+    printf("  -> %s\n", msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "cannot hold Float32"));
+    CU_ASSERT_FALSE(exists(png));
+    mmcl_model_destroy(m);
+    /* A patch larger than the raster (one band per modality keeps the
+     * 33x33 patch small). */
+    const char *kv_one[] = {"SIZE=64", "SEED=1", "OPTICAL_BANDS=1",
+                            "SAR_BANDS=1", "SHARED=1", "PRESET=redundant",
+                            NULL};
+    const char *kv_small[] = {"SIZE=32", "SEED=1", "OPTICAL_BANDS=1",
+                              "SAR_BANDS=1", "SHARED=1", "PRESET=redundant",
+                              NULL};
+    const char *s64 = make_scene("one64", kv_one);
+    const char *s32 = make_scene("one32", kv_small);
+    const char *kv_big[] = {"DIM=1", "PATCH=33", "SAMPLES=500", NULL};
+    m = train(s64, kv_big);
+    const char *out2 = test_path("toolarge.tif");
+    CU_ASSERT_NOT_EQUAL(run_map(1, m, s32, out2, NULL, msg, sizeof(msg)),
+                        MMCL_OK);
+    printf("  -> %s\n", msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "larger than the 32 x 32"));
+    CU_ASSERT_FALSE(exists(out2));
+    mmcl_model_destroy(m);
+}
+
+int
+main(void)
+{
+    GDALAllRegister();
+    static const test_case cases[] = {
+        {"maps_do_not_depend_on_tile_size_or_threads",
+         maps_do_not_depend_on_tile_size_or_threads},
+        {"outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_"
+         "are_invalid",
+         outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid},
+        {"infoloss_lights_up_where_the_specific_factors_are",
+         infoloss_lights_up_where_the_specific_factors_are},
+        {"infoloss_is_near_zero_on_a_redundant_scene",
+         infoloss_is_near_zero_on_a_redundant_scene},
+        {"model_and_rasters_that_do_not_match_are_refused",
+         model_and_rasters_that_do_not_match_are_refused},
+        {NULL, NULL}};
+    int rc = test_run_suite("maps", cases);
+    GDALDestroyDriverManager();
+    return rc;
+}
