@@ -17,6 +17,7 @@
 #include <ogr_srs_api.h>
 
 #include "mmcl/align.h"
+#include "test_scene.h"
 #include "test_util.h"
 
 /* Writes a float32 GeoTIFF with a textured pattern; NULL @p srs: none. */
@@ -79,44 +80,9 @@ make_pair(void)
     sar_path = sar;
 }
 
-static int
-file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 /* Number of entries in the temp dir whose name contains @p needle. */
-static int
-count_files_like(const char *needle)
-{
-    char **list = VSIReadDir(test_tmpdir());
-    int n = 0;
-    for (int i = 0; list && list[i]; i++)
-        if (strstr(list[i], needle))
-            n++;
-    CSLDestroy(list);
-    return n;
-}
 
-static float *
-read_all(const char *path, int *w, int *h, int *bands)
-{
-    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
-    if (!ds)
-        return NULL;
-    *w = GDALGetRasterXSize(ds);
-    *h = GDALGetRasterYSize(ds);
-    *bands = GDALGetRasterCount(ds);
-    float *buf = malloc((size_t)*w * *h * *bands * sizeof(float));
-    if (GDALDatasetRasterIO(ds, GF_Read, 0, 0, *w, *h, buf, *w, *h,
-                            GDT_Float32, *bands, NULL, 0, 0, 0) != CE_None) {
-        free(buf);
-        buf = NULL;
-    }
-    GDALClose(ds);
-    return buf;
-}
 
 static mmcl_status
 run_align(mmcl_context *ctx, const char *opt, const char *sar,
@@ -167,7 +133,7 @@ output_is_on_the_optical_grid_with_metadata(void)
     CU_ASSERT_TRUE(has_nd && isnan(nd));
     GDALClose(a);
     GDALClose(o);
-    CU_ASSERT_EQUAL(count_files_like("mmcl-tmp"), 0);
+    CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
     mmcl_context_destroy(ctx);
 }
 
@@ -183,7 +149,7 @@ align_pixels(const char *name, const char *const *kv, int *n)
     CU_ASSERT_EQUAL(st, MMCL_OK);
     mmcl_context_destroy(ctx);
     int w = 0, h = 0, b = 0;
-    float *px = read_all(out, &w, &h, &b);
+    float *px = test_read_raster(out, &w, &h, &b);
     *n = w * h * b;
     return px;
 }
@@ -255,14 +221,14 @@ expect_failure(const char *opt, const char *sar, const char *out,
                const char *const *kv, mmcl_status code, const char *needle)
 {
     mmcl_context *ctx = mmcl_context_create();
-    int existed = file_exists(out);
+    int existed = test_file_exists(out);
     mmcl_status st = run_align(ctx, opt, sar, out, kv);
     printf("  -> %s\n", mmcl_context_errmsg(ctx));
     CU_ASSERT_EQUAL(st, code);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), needle));
     if (!existed)
-        CU_ASSERT_FALSE(file_exists(out));
-    CU_ASSERT_EQUAL(count_files_like("mmcl-tmp"), 0);
+        CU_ASSERT_FALSE(test_file_exists(out));
+    CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
     mmcl_context_destroy(ctx);
 }
 
@@ -403,8 +369,8 @@ cancelled_write_leaves_no_output(void)
     CU_ASSERT_EQUAL(st, MMCL_ERR_CANCELLED);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), "cancelled"));
     CU_ASSERT_TRUE(calls > 2);
-    CU_ASSERT_FALSE(file_exists(out));
-    CU_ASSERT_EQUAL(count_files_like("mmcl-tmp"), 0);
+    CU_ASSERT_FALSE(test_file_exists(out));
+    CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
     mmcl_options_free(o);
     mmcl_context_destroy(ctx);
 }
@@ -419,7 +385,7 @@ lee_filter_and_db_conversion_run_and_are_recorded(void)
     CU_ASSERT_EQUAL_FATAL(run_align(ctx, optical_path, sar_path, out, kv),
                           MMCL_OK);
     int w, h, b;
-    float *px = read_all(out, &w, &h, &b);
+    float *px = test_read_raster(out, &w, &h, &b);
     /* dB -> linear: every valid value positive (10^(dB/10)). */
     int neg = 0, valid = 0;
     for (int i = 0; i < w * h * b; i++) {

@@ -14,70 +14,28 @@
 #include <gdal.h>
 
 #include "mmcl/mmcl.h"
+#include "test_scene.h"
 #include "test_util.h"
 
-static const char *
-make_scene(const char *dir, const char *const *kv)
-{
-    static char path[8][1024];
-    static int next;
-    char *p = path[next];
-    next = (next + 1) % 8;
-    snprintf(p, sizeof(path[0]), "%s", test_path(dir));
-    mmcl_context *ctx = mmcl_context_create();
-    mmcl_options *o = mmcl_options_new(ctx, "synth", kv);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    CU_ASSERT_EQUAL_FATAL(mmcl_synth(ctx, p, o), MMCL_OK);
-    mmcl_options_free(o);
-    mmcl_context_destroy(ctx);
-    return p;
-}
 
-static const char *
-scene_file(const char *scene, const char *name)
-{
-    static char buf[8][1200];
-    static int next;
-    char *b = buf[next];
-    next = (next + 1) % 8;
-    snprintf(b, sizeof(buf[0]), "%s/%s", scene, name);
-    return b;
-}
 
-static mmcl_model *
-train(const char *scene, const char *const *kv)
-{
-    const char *optical[1] = {scene_file(scene, "optical.tif")};
-    mmcl_context *ctx = mmcl_context_create();
-    mmcl_options *o = mmcl_options_new(ctx, "train", kv);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    mmcl_model *model = NULL;
-    mmcl_status st = mmcl_train(ctx, optical, 1,
-                                scene_file(scene, "sar.tif"), o, &model);
-    if (st != MMCL_OK)
-        printf("  train failed: %s\n", mmcl_context_errmsg(ctx));
-    CU_ASSERT_EQUAL_FATAL(st, MMCL_OK);
-    mmcl_options_free(o);
-    mmcl_context_destroy(ctx);
-    return model;
-}
 
 /* Runs embed (infoloss = 0) or infoloss (1); returns the status. */
 static mmcl_status
 run_map(int infoloss, const mmcl_model *model, const char *scene,
         const char *out, const char *const *kv, char *msg, size_t msg_size)
 {
-    const char *optical[1] = {scene_file(scene, "optical.tif")};
+    const char *optical[1] = {test_scene_file(scene, "optical.tif")};
     mmcl_context *ctx = mmcl_context_create();
     mmcl_options *o = mmcl_options_new(ctx, infoloss ? "infoloss" : "embed",
                                        kv);
     mmcl_status st = mmcl_context_errcode(ctx);
     if (o) {
         st = infoloss ? mmcl_infoloss(ctx, model, optical, 1,
-                                      scene_file(scene, "sar.tif"), out, o,
+                                      test_scene_file(scene, "sar.tif"), out, o,
                                       NULL)
                       : mmcl_embed(ctx, model, optical, 1,
-                                   scene_file(scene, "sar.tif"), out, o);
+                                   test_scene_file(scene, "sar.tif"), out, o);
     }
     if (msg)
         snprintf(msg, msg_size, "%s", mmcl_context_errmsg(ctx));
@@ -88,24 +46,6 @@ run_map(int infoloss, const mmcl_model *model, const char *scene,
     return st;
 }
 
-static float *
-read_all(const char *path, int *w, int *h, int *bands)
-{
-    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
-    if (!ds)
-        return NULL;
-    *w = GDALGetRasterXSize(ds);
-    *h = GDALGetRasterYSize(ds);
-    *bands = GDALGetRasterCount(ds);
-    float *buf = malloc((size_t)*w * *h * *bands * sizeof(float));
-    if (GDALDatasetRasterIO(ds, GF_Read, 0, 0, *w, *h, buf, *w, *h,
-                            GDT_Float32, *bands, NULL, 0, 0, 0) != CE_None) {
-        free(buf);
-        buf = NULL;
-    }
-    GDALClose(ds);
-    return buf;
-}
 
 /* The band of @p path whose description is @p name (1-based), or 0. */
 static int
@@ -125,8 +65,8 @@ static int
 same_pixels(const char *a, const char *b)
 {
     int w1, h1, n1, w2, h2, n2;
-    float *x = read_all(a, &w1, &h1, &n1);
-    float *y = read_all(b, &w2, &h2, &n2);
+    float *x = test_read_raster(a, &w1, &h1, &n1);
+    float *y = test_read_raster(b, &w2, &h2, &n2);
     int same = x && y && w1 == w2 && h1 == h2 && n1 == n2 &&
                memcmp(x, y, (size_t)w1 * h1 * n1 * sizeof(float)) == 0;
     if (x && y && !same && w1 == w2 && h1 == h2 && n1 == n2) {
@@ -145,10 +85,10 @@ static void
 maps_do_not_depend_on_tile_size_or_threads(void)
 {
     const char *kv_s[] = {"SIZE=200", "SEED=4", NULL};
-    const char *scene = make_scene("seam", kv_s);
+    const char *scene = test_make_scene("seam", kv_s);
     const char *kv_t[] = {"OBJECTIVE=clip", "DIM=3", "ENCODER=mlp:16",
                           "SAMPLES=4000", "EPOCHS=2", "BATCH=256", NULL};
-    mmcl_model *m = train(scene, kv_t);
+    mmcl_model *m = test_train_model(scene, kv_t);
     const char *a[] = {"TILE=64", "THREADS=1", NULL};
     const char *b[] = {"TILE=512", "THREADS=2", NULL};
     const char *c[] = {"TILE=48", "THREADS=2", NULL};
@@ -172,7 +112,7 @@ static uint8_t *
 expected_valid(const char *path, int P, int *w, int *h)
 {
     int nb;
-    float *x = read_all(path, w, h, &nb);
+    float *x = test_read_raster(path, w, h, &nb);
     CU_ASSERT_PTR_NOT_NULL_FATAL(x);
     size_t n = (size_t)*w * *h;
     uint8_t *pix = malloc(n), *v = malloc(n);
@@ -206,9 +146,9 @@ outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid(
 {
     const char *kv_s[] = {"SIZE=160", "SEED=8", "NODATA_FRAME=5",
                           "SAR_HOLES=6", NULL};
-    const char *scene = make_scene("holes", kv_s);
+    const char *scene = test_make_scene("holes", kv_s);
     const char *kv_t[] = {"OBJECTIVE=cca", "DIM=2", "SAMPLES=5000", NULL};
-    mmcl_model *m = train(scene, kv_t);
+    mmcl_model *m = test_train_model(scene, kv_t);
     const char *mods[2] = {"MODALITY=optical", "MODALITY=sar"};
     const char *src[2] = {"optical.tif", "sar.tif"};
     for (int k = 0; k < 2; k++) {
@@ -216,8 +156,8 @@ outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid(
         const char *out = test_path(k ? "emb_sar.tif" : "emb_opt.tif");
         CU_ASSERT_EQUAL_FATAL(run_map(0, m, scene, out, kv, NULL, 0), MMCL_OK);
         int w, h, nb, we, he;
-        float *e = read_all(out, &w, &h, &nb);
-        uint8_t *v = expected_valid(scene_file(scene, src[k]), 3, &we, &he);
+        float *e = test_read_raster(out, &w, &h, &nb);
+        uint8_t *v = expected_valid(test_scene_file(scene, src[k]), 3, &we, &he);
         CU_ASSERT_EQUAL(w, we);
         CU_ASSERT_EQUAL(h, he);
         CU_ASSERT_EQUAL(nb, 2);
@@ -233,7 +173,7 @@ outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid(
         CU_ASSERT_EQUAL(mismatch, 0);
         free(e);
         free(v);
-        GDALDatasetH o = GDALOpen(scene_file(scene, "optical.tif"),
+        GDALDatasetH o = GDALOpen(test_scene_file(scene, "optical.tif"),
                                   GA_ReadOnly);
         GDALDatasetH d = GDALOpen(out, GA_ReadOnly);
         double g1[6], g2[6];
@@ -339,11 +279,11 @@ static void
 infoloss_lights_up_where_the_specific_factors_are(void)
 {
     const char *kv_s[] = {"PRESET=specific", "SIZE=256", "SEED=3", NULL};
-    oracle_scene = make_scene("oracle", kv_s);
+    oracle_scene = test_make_scene("oracle", kv_s);
     const char *scene = oracle_scene;
-    const char *truth = scene_file(scene, "truth.tif");
+    const char *truth = test_scene_file(scene, "truth.tif");
     int tw, th, tb;
-    float *t = read_all(truth, &tw, &th, &tb);
+    float *t = test_read_raster(truth, &tw, &th, &tb);
     size_t n = (size_t)tw * th;
     const float *energy[2] = {
         t + n * (band_named(truth, "optical_specific_energy") - 1),
@@ -357,13 +297,13 @@ infoloss_lights_up_where_the_specific_factors_are(void)
     const char *names[3] = {"cca", "clip", "shared-private"};
     double mean_loss[3][2];
     for (int k = 0; k < 3; k++) {
-        mmcl_model *m = train(scene, kvs[k]);
+        mmcl_model *m = test_train_model(scene, kvs[k]);
         char out[1100];
         snprintf(out, sizeof(out), "%s", test_path(names[k]));
         CU_ASSERT_EQUAL_FATAL(run_map(1, m, scene, out, NULL, NULL, 0),
                               MMCL_OK);
         int w, h, nb;
-        float *l = read_all(out, &w, &h, &nb);
+        float *l = test_read_raster(out, &w, &h, &nb);
         CU_ASSERT_EQUAL_FATAL(nb, 6);
         for (int mod = 0; mod < 2; mod++) {
             const float *loss = l + n * (size_t)(mod * 3);
@@ -387,20 +327,20 @@ static void
 infoloss_is_near_zero_on_a_redundant_scene(void)
 {
     const char *kv_s[] = {"PRESET=redundant", "SIZE=192", "SEED=13", NULL};
-    const char *scene = make_scene("redundant", kv_s);
+    const char *scene = test_make_scene("redundant", kv_s);
     const char *kv[] = {"OBJECTIVE=cca", "DIM=2", "SAMPLES=20000", NULL};
-    mmcl_model *m = train(scene, kv);
+    mmcl_model *m = test_train_model(scene, kv);
     const char *out = test_path("redundant_loss.tif");
     char *report = NULL;
-    const char *optical[1] = {scene_file(scene, "optical.tif")};
+    const char *optical[1] = {test_scene_file(scene, "optical.tif")};
     mmcl_context *ctx = mmcl_context_create();
     CU_ASSERT_EQUAL(mmcl_infoloss(ctx, m, optical, 1,
-                                  scene_file(scene, "sar.tif"), out, NULL,
+                                  test_scene_file(scene, "sar.tif"), out, NULL,
                                   &report),
                     MMCL_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(report);
     int w, h, nb;
-    float *l = read_all(out, &w, &h, &nb);
+    float *l = test_read_raster(out, &w, &h, &nb);
     size_t n = (size_t)w * h;
     for (int mod = 0; mod < 2; mod++) {
         double mean = band_mean(l + n * (size_t)(mod * 3), n);
@@ -415,36 +355,30 @@ infoloss_is_near_zero_on_a_redundant_scene(void)
     mmcl_model_destroy(m);
 }
 
-static int
-exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 static void
 model_and_rasters_that_do_not_match_are_refused(void)
 {
     const char *kv8[] = {"SIZE=64", "SEED=1", NULL};
     const char *kv6[] = {"SIZE=64", "SEED=1", "OPTICAL_BANDS=6", NULL};
-    const char *s8 = make_scene("eight", kv8);
-    const char *s6 = make_scene("six", kv6);
+    const char *s8 = test_make_scene("eight", kv8);
+    const char *s6 = test_make_scene("six", kv6);
     const char *kv_t[] = {"DIM=2", "SAMPLES=2000", NULL};
-    mmcl_model *m = train(s8, kv_t);
+    mmcl_model *m = test_train_model(s8, kv_t);
     char msg[512];
     const char *out = test_path("mismatch.tif");
     CU_ASSERT_NOT_EQUAL(run_map(0, m, s6, out, NULL, msg, sizeof(msg)),
                         MMCL_OK);
     printf("  -> %s\n", msg);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "expects 8 optical bands"));
-    CU_ASSERT_FALSE(exists(out));
+    CU_ASSERT_FALSE(test_file_exists(out));
     const char *kv_png[] = {"FORMAT=PNG", NULL};
     const char *png = test_path("emb.png");
     CU_ASSERT_NOT_EQUAL(run_map(0, m, s8, png, kv_png, msg, sizeof(msg)),
                         MMCL_OK);
     printf("  -> %s\n", msg);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "cannot hold Float32"));
-    CU_ASSERT_FALSE(exists(png));
+    CU_ASSERT_FALSE(test_file_exists(png));
     mmcl_model_destroy(m);
     /* A patch larger than the raster (one band per modality keeps the
      * 33x33 patch small). */
@@ -454,16 +388,16 @@ model_and_rasters_that_do_not_match_are_refused(void)
     const char *kv_small[] = {"SIZE=32", "SEED=1", "OPTICAL_BANDS=1",
                               "SAR_BANDS=1", "SHARED=1", "PRESET=redundant",
                               NULL};
-    const char *s64 = make_scene("one64", kv_one);
-    const char *s32 = make_scene("one32", kv_small);
+    const char *s64 = test_make_scene("one64", kv_one);
+    const char *s32 = test_make_scene("one32", kv_small);
     const char *kv_big[] = {"DIM=1", "PATCH=33", "SAMPLES=500", NULL};
-    m = train(s64, kv_big);
+    m = test_train_model(s64, kv_big);
     const char *out2 = test_path("toolarge.tif");
     CU_ASSERT_NOT_EQUAL(run_map(1, m, s32, out2, NULL, msg, sizeof(msg)),
                         MMCL_OK);
     printf("  -> %s\n", msg);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "larger than the 32 x 32"));
-    CU_ASSERT_FALSE(exists(out2));
+    CU_ASSERT_FALSE(test_file_exists(out2));
     mmcl_model_destroy(m);
 }
 

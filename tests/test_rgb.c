@@ -21,6 +21,7 @@
 
 #include "colormaps_internal.h"
 #include "mmcl/rgb.h"
+#include "test_scene.h"
 #include "test_util.h"
 
 enum { W = 160, H = 120, NB = 8 };
@@ -168,25 +169,8 @@ md(GDALDatasetH ds, const char *key)
     return v ? v : "";
 }
 
-static int
-file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 /* Number of entries in the temp dir whose name contains @p needle. */
-static int
-count_files_like(const char *needle)
-{
-    char **list = VSIReadDir(test_tmpdir());
-    int n = 0;
-    for (int i = 0; list && list[i]; i++)
-        if (strstr(list[i], needle))
-            n++;
-    CSLDestroy(list);
-    return n;
-}
 
 /* Pearson correlation of bytes @p a (valid pixels) with doubles @p b. */
 static double
@@ -283,7 +267,7 @@ pca_picture_follows_the_components_with_nodata_transparent(void)
     }
     free(s);
     free(px);
-    CU_ASSERT_EQUAL(count_files_like("mmcl-tmp"), 0);
+    CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
 }
 
 static void
@@ -525,7 +509,7 @@ infoloss_map_without_bands_shows_its_first_band(void)
     CU_ASSERT_STRING_EQUAL(md(ds, "VALUE_BAND"), "infoloss_optical");
     CU_ASSERT_STRING_EQUAL(md(ds, "SOURCE_PRODUCT"), "infoloss");
     GDALClose(ds);
-    CU_ASSERT_FALSE(file_exists(test_path("loss_rgb.legend.png")));
+    CU_ASSERT_FALSE(test_file_exists(test_path("loss_rgb.legend.png")));
     /* A band chosen by description, ignoring case. */
     const char *kv2[] = {"BANDS=EXCESS_OPTICAL", "LEGEND=NO", NULL};
     CU_ASSERT_FATAL(rgb_ok(in, test_path("loss_rgb2.tif"), kv2));
@@ -601,9 +585,9 @@ png_output_works(void)
     const char *in = make_ramp("ramp3.tif", "infoloss_optical", 0.0);
     const char *kv3[] = {"FORMAT=PNG", "COLORMAP=magma", NULL};
     CU_ASSERT_FATAL(rgb_ok(in, test_path("map.png"), kv3));
-    CU_ASSERT_TRUE(file_exists(test_path("map.legend.png")));
-    CU_ASSERT_TRUE(file_exists(test_path("map.legend.json")));
-    CU_ASSERT_EQUAL(count_files_like("mmcl-tmp"), 0);
+    CU_ASSERT_TRUE(test_file_exists(test_path("map.legend.png")));
+    CU_ASSERT_TRUE(test_file_exists(test_path("map.legend.json")));
+    CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
 }
 
 static void
@@ -641,7 +625,7 @@ existing_output_is_kept_without_overwrite(void)
     CU_ASSERT_EQUAL(run_rgb(ctx, in, test_path("keep.tif"), NULL),
                     MMCL_ERR_EXISTS);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), "legend"));
-    CU_ASSERT_FALSE(file_exists(test_path("keep.tif")));
+    CU_ASSERT_FALSE(test_file_exists(test_path("keep.tif")));
     mmcl_context_destroy(ctx);
 }
 
@@ -656,8 +640,8 @@ expect_failure(const char *in, const char *out, const char *const *kv,
     printf("  -> %s\n", msg);
     CU_ASSERT_EQUAL(st, code);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, needle));
-    CU_ASSERT_FALSE(file_exists(out));
-    CU_ASSERT_EQUAL(count_files_like("mmcl-tmp"), 0);
+    CU_ASSERT_FALSE(test_file_exists(out));
+    CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
     mmcl_context_destroy(ctx);
 }
 
@@ -709,8 +693,8 @@ bad_inputs_are_refused_with_clear_errors_and_no_output(void)
     const char *kv9[] = {"BANDS=1", NULL};
     expect_failure(empty, test_path("bad.png"), kv9, MMCL_ERR_INVALID_ARG,
                    "no valid pixel");
-    CU_ASSERT_FALSE(file_exists(test_path("bad.legend.png")));
-    CU_ASSERT_FALSE(file_exists(test_path("bad.legend.json")));
+    CU_ASSERT_FALSE(test_file_exists(test_path("bad.legend.png")));
+    CU_ASSERT_FALSE(test_file_exists(test_path("bad.legend.json")));
     /* Options built for another operation. */
     mmcl_context *ctx = mmcl_context_create();
     mmcl_options *o = mmcl_options_new(ctx, "embed", NULL);

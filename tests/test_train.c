@@ -21,48 +21,11 @@
 #include "pair_internal.h"
 #include "ridge.h"
 #include "sample_internal.h"
+#include "test_scene.h"
 #include "test_util.h"
 
 /* Writes a synthetic scene into test_path(dir) with the given options. */
-static const char *
-make_scene(const char *dir, const char *const *kv)
-{
-    static char path[8][1024];
-    static int next;
-    char *p = path[next];
-    next = (next + 1) % 8;
-    snprintf(p, sizeof(path[0]), "%s", test_path(dir));
-    mmcl_context *ctx = mmcl_context_create();
-    mmcl_options *o = mmcl_options_new(ctx, "synth", kv);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    mmcl_status st = mmcl_synth(ctx, p, o);
-    if (st != MMCL_OK)
-        printf("  synth failed: %s\n", mmcl_context_errmsg(ctx));
-    CU_ASSERT_EQUAL_FATAL(st, MMCL_OK);
-    mmcl_options_free(o);
-    mmcl_context_destroy(ctx);
-    return p;
-}
 
-static mmcl_model *
-train(const char *scene, const char *const *kv)
-{
-    char opt[1100], sar[1100];
-    snprintf(opt, sizeof(opt), "%s/optical.tif", scene);
-    snprintf(sar, sizeof(sar), "%s/sar.tif", scene);
-    const char *optical[1] = {opt};
-    mmcl_context *ctx = mmcl_context_create();
-    mmcl_options *o = mmcl_options_new(ctx, "train", kv);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    mmcl_model *model = NULL;
-    mmcl_status st = mmcl_train(ctx, optical, 1, sar, o, &model);
-    if (st != MMCL_OK)
-        printf("  train failed: %s\n", mmcl_context_errmsg(ctx));
-    CU_ASSERT_EQUAL(st, MMCL_OK);
-    mmcl_options_free(o);
-    mmcl_context_destroy(ctx);
-    return model;
-}
 
 static cJSON *
 figures(const mmcl_model *model)
@@ -97,13 +60,13 @@ canonical_correlations_count_the_shared_factors(void)
 {
     const char *kv_s[] = {"PRESET=specific", "SIZE=192", "SEED=11",
                           "SHARED=3", NULL};
-    const char *scene = make_scene("count", kv_s);
+    const char *scene = test_make_scene("count", kv_s);
     int shared = scene_int(scene, "shared");
     CU_ASSERT_EQUAL(shared, 3);
     /* Per pixel (patch 1): the cross-covariance has rank = shared. */
     const char *kv[] = {"OBJECTIVE=cca", "DIM=3", "PATCH=1", "SAMPLES=20000",
                         NULL};
-    mmcl_model *model = train(scene, kv);
+    mmcl_model *model = test_train_model(scene, kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(model);
     cJSON *fig = figures(model);
     const cJSON *rho = cJSON_GetObjectItem(fig, "canonical_correlations");
@@ -257,7 +220,7 @@ get_specific_scene(void)
         const char *kv[] = {"PRESET=specific", "SIZE=256", "SEED=5",
                             "SHARED=2", "OPTICAL_SPECIFIC=1",
                             "SAR_SPECIFIC=1", NULL};
-        specific_scene = make_scene("paper", kv);
+        specific_scene = test_make_scene("paper", kv);
     }
     return specific_scene;
 }
@@ -282,7 +245,7 @@ aligned_embeddings_keep_the_shared_and_lose_the_specific(void)
     const char *const *kvs[2] = {kv_cca, kv_clip};
     const char *names[2] = {"cca", "clip"};
     for (int i = 0; i < 2; i++) {
-        mmcl_model *m = train(scene, kvs[i]);
+        mmcl_model *m = test_train_model(scene, kvs[i]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(m);
         double s0 = probe_r2(scene, m, 0, "shared_0");
         double s1 = probe_r2(scene, m, 0, "shared_1");
@@ -301,7 +264,7 @@ pca_keeps_the_specific_and_shared_private_keeps_both(void)
     const char *scene = get_specific_scene();
     const char *kv_pca[] = {"OBJECTIVE=pca", "DIM=2", "PATCH=3",
                             "SAMPLES=30000", NULL};
-    mmcl_model *m = train(scene, kv_pca);
+    mmcl_model *m = test_train_model(scene, kv_pca);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     double sp = probe_r2(scene, m, 0, "optical_specific_0");
     report("pca", probe_r2(scene, m, 0, "shared_0"),
@@ -311,7 +274,7 @@ pca_keeps_the_specific_and_shared_private_keeps_both(void)
 
     const char *kv_sp[] = {"OBJECTIVE=shared-private", "DIM=2", "PATCH=3",
                            "SAMPLES=30000", "PRIVATE_DIM=2", NULL};
-    m = train(scene, kv_sp);
+    m = test_train_model(scene, kv_sp);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     double s0 = probe_r2(scene, m, 0, "shared_0");
     double s1 = probe_r2(scene, m, 0, "shared_1");
@@ -328,10 +291,10 @@ on_a_redundant_scene_aligned_and_unimodal_are_equally_informative(void)
 {
     const char *kv_s[] = {"PRESET=redundant", "SIZE=256", "SEED=6",
                           "SHARED=2", NULL};
-    const char *scene = make_scene("redundant", kv_s);
+    const char *scene = test_make_scene("redundant", kv_s);
     const char *kv[] = {"OBJECTIVE=cca", "DIM=2", "PATCH=3", "SAMPLES=30000",
                         NULL};
-    mmcl_model *m = train(scene, kv);
+    mmcl_model *m = test_train_model(scene, kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     for (int f = 0; f < 2; f++) {
         const char *band = f ? "shared_1" : "shared_0";
@@ -367,8 +330,8 @@ clip_lowers_the_loss_and_is_deterministic_for_a_seed(void)
     const char *kv[] = {"OBJECTIVE=clip", "DIM=4", "PATCH=3",
                         "ENCODER=mlp:32", "SAMPLES=8000", "EPOCHS=4",
                         "BATCH=128", "THREADS=1", "SEED=9", NULL};
-    mmcl_model *a = train(scene, kv);
-    mmcl_model *b = train(scene, kv);
+    mmcl_model *a = test_train_model(scene, kv);
+    mmcl_model *b = test_train_model(scene, kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     cJSON *fig = figures(a);
@@ -416,13 +379,13 @@ static void
 bad_training_input_is_refused_with_a_clear_message(void)
 {
     const char *kv_s[] = {"PRESET=specific", "SIZE=64", "SEED=2", NULL};
-    const char *scene = make_scene("small", kv_s);
+    const char *scene = test_make_scene("small", kv_s);
     /* 4 SAR bands x 1x1 patch = 4 values < dim 6. */
     const char *kv_dim[] = {"DIM=6", "PATCH=1", NULL};
     expect_train_failure(scene, NULL, kv_dim, "larger than what a modality");
     const char *kv_patch2[] = {"PATCH=63", "SAMPLES=100", NULL};
     const char *kv_s2[] = {"PRESET=redundant", "SIZE=32", "SEED=2", NULL};
-    const char *tiny = make_scene("tiny", kv_s2);
+    const char *tiny = test_make_scene("tiny", kv_s2);
     expect_train_failure(tiny, NULL, kv_patch2, "larger than the 32 x 32");
     const char *kv_even[] = {"PATCH=4", NULL};
     expect_train_failure(scene, NULL, kv_even, "must be odd");
@@ -460,7 +423,7 @@ static void
 constant_band_trains_without_nan(void)
 {
     const char *kv_s[] = {"PRESET=specific", "SIZE=64", "SEED=3", NULL};
-    const char *scene = make_scene("const", kv_s);
+    const char *scene = test_make_scene("const", kv_s);
     char opt[1100];
     snprintf(opt, sizeof(opt), "%s/optical.tif", scene);
     GDALDatasetH ds = GDALOpen(opt, GA_Update);
@@ -479,7 +442,7 @@ constant_band_trains_without_nan(void)
     for (int i = 0; i < 4; i++) {
         const char *kv[] = {objectives[i], "DIM=2", "SAMPLES=2000",
                             "EPOCHS=2", "BATCH=64", NULL};
-        mmcl_model *m = train(scene, kv);
+        mmcl_model *m = test_train_model(scene, kv);
         CU_ASSERT_PTR_NOT_NULL_FATAL(m);
         size_t bad = 0;
         for (size_t t = 0; t < mmcl_model_tensor_count(m); t++) {
