@@ -258,14 +258,29 @@ run_map(const cli_command *cmd, const cli_args *a)
     /* With --json, stdout is the JSON alone. */
     if (!a->quiet && !a->json)
         mmcl_options_set_progress(opts, cli_progress, NULL);
-    model = load_model(ctx, a->pos[0]);
-    if (!model)
-        goto report;
     /* MODEL OPTICAL... SAR OUT */
     const char *const *optical = a->pos + 1;
     size_t n_optical = a->n_pos - 3;
     const char *sar = a->pos[a->n_pos - 2], *out = a->pos[a->n_pos - 1];
     mmcl_status st;
+    if (strcmp(mmcl_options_get(opts, "LAZY"), "YES") == 0) {
+        /* --lazy: the descriptor, computed when GDAL reads it. */
+        if (a->json) {
+            fprintf(stderr, "ERROR 1: mmcl %s: --json needs the figures, "
+                            "which --lazy does not compute\n",
+                    cmd->name);
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        }
+        if (mmcl_product_write_descriptor(ctx, out, a->pos[0], optical,
+                                          n_optical, sar, opts) != MMCL_OK)
+            goto report;
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
+    model = load_model(ctx, a->pos[0]);
+    if (!model)
+        goto report;
     if (strcmp(cmd->operation, "embed") == 0)
         st = mmcl_embed(ctx, model, optical, n_optical, sar, out, opts);
     else
@@ -279,6 +294,7 @@ run_map(const cli_command *cmd, const cli_args *a)
 report:
     if (rc != CLI_EXIT_OK)
         cli_fail(cmd->name, ctx);
+done:
     mmcl_free(report);
     mmcl_model_destroy(model);
     mmcl_options_free(opts);
@@ -426,7 +442,9 @@ static const cli_positional embed_pos[] = {
     {"OPTICAL", CLI_RASTER_IN, 1,
      "optical raster: one dataset, or several single-band files"},
     {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
-    {"OUT", CLI_RASTER_OUT, 0, "output raster on the optical grid"},
+    {"OUT", CLI_RASTER_OUT, 0,
+     "output raster on the optical grid (with --lazy: the .mmcl.json "
+     "descriptor)"},
 };
 
 static const cli_positional probe_pos[] = {

@@ -208,6 +208,47 @@ print_json(cJSON *j)
     return ok ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+#ifndef MMCL_GDAL_PLUGIN_DIR
+#define MMCL_GDAL_PLUGIN_DIR "(GDAL's plugin folder)"
+#endif
+
+/* mmcl --check-plugin: does GDAL find the MMCL driver, and where from? */
+static int
+check_plugin(void)
+{
+    const char *env = CPLGetConfigOption("GDAL_DRIVER_PATH", NULL);
+    GDALDriverH drv = GDALGetDriverByName("MMCL");
+    if (drv) {
+        const char *file = GDALGetMetadataItem(drv, "MMCL_PLUGIN_FILE", NULL);
+        const char *ver = GDALGetMetadataItem(drv, "MMCL_VERSION", NULL);
+        printf("GDAL driver MMCL: found\n");
+        printf("  plugin file:  %s\n", file ? file : "(unknown)");
+        printf("  built with:   mmcl %s, running with mmcl %s, GDAL %s\n",
+               ver ? ver : "?", mmcl_version(),
+               GDALVersionInfo("RELEASE_NAME"));
+    } else {
+        printf("GDAL driver MMCL: not found\n");
+    }
+    if (env)
+        printf("  searched:     GDAL_DRIVER_PATH=%s (replaces GDAL's own "
+               "plugin folder)\n",
+               env);
+    else
+        printf("  searched:     GDAL's plugin folder %s (GDAL_DRIVER_PATH is "
+               "not set)\n",
+               MMCL_GDAL_PLUGIN_DIR);
+    if (!drv)
+        printf("  To use it: set GDAL_DRIVER_PATH to the folder holding "
+               "gdal_MMCL.so (the build folder's plugin/), or install it "
+               "with cmake --install.\n");
+    else if (strcmp(GDALGetMetadataItem(drv, "MMCL_VERSION", NULL)
+                        ? GDALGetMetadataItem(drv, "MMCL_VERSION", NULL)
+                        : "",
+                    mmcl_version()) != 0)
+        printf("  Warning: the plugin was built for another mmcl version.\n");
+    return drv ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
 static void
 print_main_help(void)
 {
@@ -220,6 +261,8 @@ print_main_help(void)
     printf("\n  mmcl COMMAND --help      options of a command\n"
            "  mmcl --json-usage        every command's arguments as JSON\n"
            "  mmcl --version           version of mmcl and GDAL\n"
+           "  mmcl --check-plugin      whether GDAL finds the MMCL driver "
+           "(lazy products) and where\n"
            "  mmcl --help-general      GDAL's general options (--config, "
            "--debug, --formats)\n");
 }
@@ -325,6 +368,10 @@ main(int argc, char **argv)
         strcmp(argv[1], "-h") == 0) {
         print_main_help();
         rc = argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+        goto done;
+    }
+    if (strcmp(argv[1], "--check-plugin") == 0) {
+        rc = check_plugin();
         goto done;
     }
     if (strcmp(argv[1], "--json-usage") == 0) {

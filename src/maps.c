@@ -126,20 +126,28 @@ void
 mmcl__patches(float *X, const float *padded, int B, int w, int h, int P,
               const double *mean, const double *std)
 {
+    enum { MAX_B = 256 };
     int halo = P / 2, W = w + 2 * halo, H = h + 2 * halo;
     size_t plane = (size_t)W * H, d = (size_t)B * P * P;
-    for (int b = 0; b < B; b++) {
-        float m = (float)mean[b], inv = (float)(1.0 / std[b]);
-        const float *src = padded + plane * b;
-        for (int r = 0; r < P; r++)
-            for (int c = 0; c < P; c++) {
-                size_t col = (size_t)(b * P + r) * P + c;
-                for (int j = 0; j < h; j++) {
-                    const float *row = src + (size_t)(j + r) * W + c;
-                    float *x = X + (size_t)j * w * d + col;
-                    for (int i = 0; i < w; i++)
-                        x[(size_t)i * d] = (row[i] - m) * inv;
+    float ms[MAX_B], invs[MAX_B];
+    for (int b = 0; b < B && b < MAX_B; b++) {
+        ms[b] = (float)mean[b];
+        invs[b] = (float)(1.0 / std[b]);
+    }
+    /* Pixel by pixel, so that each row of X is written in order (the
+     * column-by-column order wrote with a stride of d floats). */
+    for (int j = 0; j < h; j++)
+        for (int i = 0; i < w; i++) {
+            float *x = X + ((size_t)j * w + i) * d;
+            for (int b = 0; b < B; b++) {
+                float m = b < MAX_B ? ms[b] : (float)mean[b];
+                float inv = b < MAX_B ? invs[b] : (float)(1.0 / std[b]);
+                const float *src = padded + plane * b + (size_t)j * W + i;
+                for (int r = 0; r < P; r++) {
+                    const float *row = src + (size_t)r * W;
+                    for (int c = 0; c < P; c++)
+                        *x++ = (row[c] - m) * inv;
                 }
             }
-    }
+        }
 }

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "encoder_internal.h"
 #include "pair_internal.h"
 
@@ -34,5 +36,89 @@ void mmcl__patch_valid(uint8_t *centre, const uint8_t *valid, uint8_t need,
  */
 void mmcl__patches(float *X, const float *padded, int B, int w, int h, int P,
                    const double *mean, const double *std);
+
+/* ---- what a map computes (map_compute.c) ------------------------------ */
+
+typedef enum mmcl__map_kind {
+    MMCL__MAP_EMBEDDING = 0,
+    MMCL__MAP_INFOLOSS = 1
+} mmcl__map_kind;
+
+typedef enum mmcl__embed_use {
+    MMCL__USE_JOINT = 0,
+    MMCL__USE_OPTICAL = 1,
+    MMCL__USE_SAR = 2
+} mmcl__embed_use;
+
+enum { MMCL__LOSS_MAX_BANDS = 64 };
+
+typedef struct mmcl__map_def {
+    mmcl__map_kind kind;
+    mmcl__embed_use use;  /* embedding: which encoder */
+    const char *modality; /* embedding: "joint", "optical" or "sar" */
+    int nonred;           /* infoloss: non-redundancy bands */
+    int per_mod;          /* infoloss: bands per modality (3 or 4) */
+    int n_out;            /* output bands */
+} mmcl__map_def;
+
+/* Fills @p def for @p enc. @p modality (embedding) is "optical", "sar" or
+ * "joint" (NULL = joint); @p nonred (infoloss) adds the non-redundancy
+ * bands. Fails on a bad modality or (infoloss) too many bands. */
+mmcl_status mmcl__map_def_init(mmcl_context *ctx, mmcl__map_def *def,
+                               const mmcl__encoder *enc, mmcl__map_kind kind,
+                               const char *modality, int nonred);
+
+/* Band descriptions (emb_000.., infoloss_optical..): CSL, CSLDestroy. */
+char **mmcl__map_band_names(const mmcl__map_def *def);
+
+/* The MMCL metadata of the map other than the global figures, as a CSL of
+ * KEY=VALUE in the order the writers set them (CSLDestroy). */
+char **mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc);
+
+/* Sums over the valid pixels of a window, for the global figures of one
+ * modality of an information-loss map. */
+typedef struct mmcl__loss_sums {
+    double sse_aligned, sse_unimodal, sse_nonred; /* summed over bands */
+    double n, n_nonred;                           /* pixels */
+    double sum_c[MMCL__LOSS_MAX_BANDS], sum_c2[MMCL__LOSS_MAX_BANDS];
+    /* where both modalities are valid */
+    double sum_c_nr[MMCL__LOSS_MAX_BANDS], sum_c2_nr[MMCL__LOSS_MAX_BANDS];
+} mmcl__loss_sums;
+
+/* a += b (merged in tile order by the callers, for thread-independence). */
+void mmcl__loss_sums_add(mmcl__loss_sums *a, const mmcl__loss_sums *b);
+
+/* The global figures (design 3.5) from the totals of both modalities, as
+ * the JSON of the report (cJSON_Delete). */
+cJSON *mmcl__loss_figures_json(const mmcl__encoder *enc, int nonred,
+                               const mmcl__loss_sums total[2]);
+
+/* The figures as MMCL metadata (R2_ALIGNED_OPTICAL=..., ...): a CSL of
+ * KEY=VALUE (CSLDestroy). */
+char **mmcl__loss_figures_md(const cJSON *fig);
+
+/*
+ * Per-thread state of the map compute (libvips' start/work/stop state):
+ * its own pair reader (own GDAL handles), encoder scratch and buffers for
+ * windows of up to @p tile x @p tile pixels. @p enc, @p pair and @p def
+ * are borrowed and must outlive the worker.
+ */
+typedef struct mmcl__map_worker mmcl__map_worker;
+mmcl__map_worker *mmcl__map_worker_create(mmcl_context *ctx,
+                                          const mmcl__encoder *enc,
+                                          const mmcl__pair *pair,
+                                          const mmcl__map_def *def, int tile);
+void mmcl__map_worker_destroy(mmcl__map_worker *w);
+
+/*
+ * Computes the window [x, x+tw) x [y, y+th) (tw, th <= tile) of the map
+ * into @p out (n_out, th, tw), NaN where invalid. Every GEMM runs on whole
+ * blocks of MMCL__GEMM_ROWS rows, so a pixel's bits do not depend on the
+ * window. @p sums (infoloss, may be NULL) receives the window's sums of
+ * both modalities.
+ */
+mmcl_status mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x,
+                              int y, int tw, int th, float *out,
+                              mmcl__loss_sums *sums);
 
 #endif /* MMCL_MAPS_INTERNAL_H */

@@ -51,6 +51,11 @@
      "maximum error of the interpolated coordinate transform, in pixels "      \
      "(0 = exact for every pixel)"}
 
+#define MMCL__LAZY_DEF                                                         \
+    {"LAZY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--lazy", NULL,            \
+     "write OUT as a JSON descriptor (.mmcl.json) that GDAL's MMCL driver "    \
+     "computes block by block when read, instead of the pixels"}
+
 #define MMCL__RUN_DEFS                                                         \
     {"TILE", MMCL_OPT_INT, "256", "16", "8192", NULL, "--tile", "N",           \
      "tile edge in pixels (a multiple of 16 for tiled GeoTIFF blocks)"},       \
@@ -163,6 +168,7 @@ static const mmcl_option_def embed_defs[] = {
      "which encoder: optical (h1), sar (h2), or joint (their mean where both "
      "are valid; for shared-private models the shared mean followed by both "
      "private parts)"},
+    MMCL__LAZY_DEF,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -174,6 +180,7 @@ static const mmcl_option_def infoloss_defs[] = {
      "modality cannot predict linearly"},
     {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
      "FILE.json", "also write the global figures as JSON to this file"},
+    MMCL__LAZY_DEF,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -579,6 +586,12 @@ mmcl__options_resolve(mmcl_context *ctx, const mmcl_options *opts,
                            opts->op->name, operation);
     *use = opts;
     return MMCL_OK;
+}
+
+const char *
+mmcl__options_operation(const mmcl_options *opts)
+{
+    return opts ? opts->op->name : NULL;
 }
 
 long long

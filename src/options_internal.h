@@ -16,6 +16,9 @@ mmcl_status mmcl__options_resolve(mmcl_context *ctx, const mmcl_options *opts,
                                   const char *operation, mmcl_options **tmp,
                                   const mmcl_options **use);
 
+/* The operation @p opts was built for ("embed", ...). */
+const char *mmcl__options_operation(const mmcl_options *opts);
+
 long long mmcl__opt_int(const mmcl_options *opts, const char *key);
 double mmcl__opt_double(const mmcl_options *opts, const char *key);
 int mmcl__opt_bool(const mmcl_options *opts, const char *key);

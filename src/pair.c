@@ -44,6 +44,8 @@ struct mmcl__pair {
 
     GDALResampleAlg resampling;
     char resampling_name[16];
+    char resampling_opt[16]; /* as asked ("auto", ...), for derived pairs */
+    double error_threshold;
 
     /* Lattice of SAR pixel coordinates at optical pixel positions
      * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
@@ -462,36 +464,20 @@ check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
     return MMCL_OK;
 }
 
-mmcl_status
-mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
-                size_t n_optical, const char *sar, const mmcl_options *opts,
-                mmcl__pair **out)
+/* With both rasters known: the transform, the overlap check, the
+ * resampling and the lattice. */
+static mmcl_status
+finish_open(mmcl_context *ctx, mmcl__pair *p)
 {
-    *out = NULL;
-    if (!optical || n_optical == 0 || !sar)
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "an optical and a SAR raster are needed");
-    mmcl__pair *p = calloc(1, sizeof(*p));
-    if (!p)
-        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-    void *exact = NULL;
-    mmcl_status st = open_optical(ctx, p, optical, n_optical,
-                                  mmcl__opt_str(opts, "STACK_RESAMPLING"));
-    if (st == MMCL_OK)
-        st = open_sar(ctx, p, sar, opts);
+    void *exact = create_exact(ctx, p);
+    if (!exact)
+        return mmcl_context_errcode(ctx);
+    mmcl_status st = check_overlap_and_resampling(ctx, p, exact,
+                                                  p->resampling_opt);
     if (st != MMCL_OK)
-        goto fail;
-    exact = create_exact(ctx, p);
-    if (!exact) {
-        st = mmcl_context_errcode(ctx);
-        goto fail;
-    }
-    st = check_overlap_and_resampling(ctx, p, exact,
-                                      mmcl__opt_str(opts, "RESAMPLING"));
-    if (st != MMCL_OK)
-        goto fail;
+        goto done;
 
-    double et = mmcl__opt_double(opts, "ERROR_THRESHOLD");
+    double et = p->error_threshold;
     if (et > 0) {
         /* Coarsest lattice whose interpolation error stays within et. */
         int chosen = 0;
@@ -499,7 +485,7 @@ mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
             double err = lattice_build(p, exact, step);
             if (err < 0) {
                 st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-                goto fail;
+                goto done;
             }
             if (err <= et) {
                 chosen = step;
@@ -513,13 +499,220 @@ mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
         }
         p->step = chosen;
     }
+done:
     GDALDestroyGenImgProjTransformer(exact);
+    return st;
+}
+
+mmcl_status
+mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
+                size_t n_optical, const char *sar, const mmcl_options *opts,
+                mmcl__pair **out)
+{
+    *out = NULL;
+    if (!optical || n_optical == 0 || !sar)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "an optical and a SAR raster are needed");
+    mmcl__pair *p = calloc(1, sizeof(*p));
+    if (!p)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    mmcl_status st = open_optical(ctx, p, optical, n_optical,
+                                  mmcl__opt_str(opts, "STACK_RESAMPLING"));
+    if (st == MMCL_OK)
+        st = open_sar(ctx, p, sar, opts);
+    if (st != MMCL_OK)
+        goto fail;
+    snprintf(p->resampling_opt, sizeof(p->resampling_opt), "%s",
+             mmcl__opt_str(opts, "RESAMPLING"));
+    p->error_threshold = mmcl__opt_double(opts, "ERROR_THRESHOLD");
+    st = finish_open(ctx, p);
+    if (st != MMCL_OK)
+        goto fail;
     *out = p;
     return MMCL_OK;
 
 fail:
-    if (exact)
-        GDALDestroyGenImgProjTransformer(exact);
+    mmcl__pair_close(p);
+    return st;
+}
+
+/* A copy of a CSL (NULL stays NULL). */
+static char **
+csl_copy(char **list)
+{
+    return list ? CSLDuplicate(list) : NULL;
+}
+
+/*
+ * The XML of a VRT averaging the raster @p name onto @p w x @p h pixels
+ * over its whole extent (float32 when @p to_float), or NULL with an error
+ * set. It reads the coarsest of the raster's own overviews that is still
+ * at least @p w x @p h (GDAL's VRT does not pick overviews by itself), so
+ * that an input with overviews is not decoded at full resolution.
+ */
+static char *
+decimated_vrt(mmcl_context *ctx, const char *name, const char *role, int w,
+              int h, int to_float)
+{
+    GDALDatasetH full = mmcl__open_raster(ctx, name, role);
+    if (!full)
+        return NULL;
+    GDALRasterBandH b1 = GDALGetRasterBand(full, 1);
+    int level = -1, best = 0;
+    for (int i = 0; b1 && i < GDALGetOverviewCount(b1); i++) {
+        GDALRasterBandH o = GDALGetOverview(b1, i);
+        int ow = o ? GDALGetRasterBandXSize(o) : 0;
+        int oh = o ? GDALGetRasterBandYSize(o) : 0;
+        if (ow >= w && oh >= h && (level < 0 || ow < best)) {
+            level = i;
+            best = ow;
+        }
+    }
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    GDALDatasetH src = full;
+    if (level >= 0) {
+        char opt[32];
+        snprintf(opt, sizeof(opt), "OVERVIEW_LEVEL=%d", level);
+        char *oo[2] = {opt, NULL};
+        GDALDatasetH ovr = GDALOpenEx(name, GDAL_OF_RASTER | GDAL_OF_READONLY,
+                                      NULL, (const char *const *)oo, NULL);
+        if (ovr)
+            src = ovr;
+    }
+    char **argv = NULL;
+    argv = CSLAddString(argv, "-of");
+    argv = CSLAddString(argv, "VRT");
+    if (to_float) {
+        argv = CSLAddString(argv, "-ot");
+        argv = CSLAddString(argv, "Float32");
+    }
+    argv = CSLAddString(argv, "-r");
+    argv = CSLAddString(argv, "average");
+    argv = CSLAddString(argv, "-outsize");
+    argv = CSLAddString(argv, CPLSPrintf("%d", w));
+    argv = CSLAddString(argv, CPLSPrintf("%d", h));
+    GDALTranslateOptions *to = GDALTranslateOptionsNew(argv, NULL);
+    GDALDatasetH vrt = to ? GDALTranslate("", src, to, NULL) : NULL;
+    char **xml = vrt ? GDALGetMetadata(vrt, "xml:VRT") : NULL;
+    char *out = xml && xml[0] ? mmcl__strdup(ctx, xml[0]) : NULL;
+    if (vrt)
+        GDALClose(vrt);
+    mmcl__gdal_capture_end(&cap);
+    GDALTranslateOptionsFree(to);
+    CSLDestroy(argv);
+    if (src != full)
+        GDALClose(src);
+    GDALClose(full);
+    if (!out)
+        mmcl__error(ctx, MMCL_ERR_IO,
+                    "cannot decimate the %s raster to %d x %d: %s", role, w,
+                    h, mmcl__gdal_msg(&cap));
+    return out;
+}
+
+/*
+ * For a decimated pair: when the SAR is at least twice finer than the
+ * (coarse) optical grid, replaces it by a VRT averaging it by that whole
+ * factor on its own grid, so that the warp reads (and GDAL decodes, using
+ * the SAR's own overviews when it has some) about as many SAR pixels as
+ * the grid has.
+ */
+static mmcl_status
+decimate_sar(mmcl_context *ctx, mmcl__pair *p)
+{
+    void *exact = create_exact(ctx, p);
+    if (!exact)
+        return mmcl_context_errcode(ctx);
+    double cx = p->width / 2.0, cy = p->height / 2.0;
+    double px[3] = {cx, cx + 1, cx}, py[3] = {cy, cy, cy + 1};
+    int ok[3];
+    exact_to_sar(exact, 3, px, py, ok);
+    GDALDestroyGenImgProjTransformer(exact);
+    if (!(ok[0] && ok[1] && ok[2]))
+        return MMCL_OK;
+    double det = fabs((px[1] - px[0]) * (py[2] - py[0]) -
+                      (px[2] - px[0]) * (py[1] - py[0]));
+    int f = (int)floor(sqrt(det));
+    if (f < 2)
+        return MMCL_OK;
+    int w = (p->sar_width + f - 1) / f, h = (p->sar_height + f - 1) / f;
+    char *name = decimated_vrt(ctx, p->sar_name, "SAR", w, h, 0);
+    if (!name)
+        return mmcl_context_errcode(ctx);
+    double sx = (double)p->sar_width / w, sy = (double)p->sar_height / h;
+    p->sar_gt[1] *= sx;
+    p->sar_gt[4] *= sx;
+    p->sar_gt[2] *= sy;
+    p->sar_gt[5] *= sy;
+    p->sar_width = w;
+    p->sar_height = h;
+    free(p->sar_name);
+    p->sar_name = name;
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__pair_open_decimated(mmcl_context *ctx, const mmcl__pair *base,
+                          int width, int height, mmcl__pair **out)
+{
+    *out = NULL;
+    if (width < 1 || height < 1 || width > base->width ||
+        height > base->height)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "invalid decimated grid %d x %d of a %d x %d "
+                           "raster",
+                           width, height, base->width, base->height);
+    mmcl__pair *p = calloc(1, sizeof(*p));
+    if (!p)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    mmcl_status st = MMCL_OK;
+
+    /* The optical: a VRT averaging the base optical onto the coarser grid
+     * (from its own overviews when it has some). */
+    p->optical_name = decimated_vrt(ctx, base->optical_name, "optical", width,
+                                    height, 1);
+    if (!p->optical_name) {
+        st = mmcl_context_errcode(ctx);
+        goto fail;
+    }
+    p->width = width;
+    p->height = height;
+    memcpy(p->gt, base->gt, sizeof(p->gt));
+    double sx = (double)base->width / width, sy = (double)base->height / height;
+    p->gt[1] *= sx;
+    p->gt[4] *= sx;
+    p->gt[2] *= sy;
+    p->gt[5] *= sy;
+    p->n_opt = base->n_opt;
+    p->wkt = mmcl__strdup(ctx, base->wkt);
+    p->opt_names = csl_copy(base->opt_names);
+
+    /* The SAR as the base has it (preprocessed copy included: the base
+     * keeps it and removes it; this pair only reads it). */
+    p->sar_name = mmcl__strdup(ctx, base->sar_name);
+    p->sar_wkt = mmcl__strdup(ctx, base->sar_wkt);
+    memcpy(p->sar_gt, base->sar_gt, sizeof(p->sar_gt));
+    p->sar_width = base->sar_width;
+    p->sar_height = base->sar_height;
+    p->n_sar = base->n_sar;
+    p->sar_names = csl_copy(base->sar_names);
+    p->sar_has_nodata = base->sar_has_nodata;
+    p->sar_nodata = base->sar_nodata;
+    memcpy(p->resampling_opt, base->resampling_opt, sizeof(p->resampling_opt));
+    p->error_threshold = base->error_threshold;
+    if (!p->wkt || !p->sar_name || !p->sar_wkt) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto fail;
+    }
+    st = decimate_sar(ctx, p);
+    if (st == MMCL_OK)
+        st = finish_open(ctx, p);
+    if (st != MMCL_OK)
+        goto fail;
+    *out = p;
+    return MMCL_OK;
+fail:
     mmcl__pair_close(p);
     return st;
 }

@@ -32,6 +32,18 @@ mmcl_status mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
                             const mmcl_options *opts, mmcl__pair **out);
 void mmcl__pair_close(mmcl__pair *pair);
 
+/*
+ * A pair on a coarser grid over the same extent as @p base: its optical
+ * averaged (GDAL's "average" resampling, through a VRT) onto @p width x
+ * @p height pixels, and the same SAR (preprocessed copy included) warped
+ * onto that grid with the pair options of @p base. For the overviews of
+ * the lazy products: its values approximate the full resolution's. It
+ * borrows the SAR copy of @p base, which must outlive it.
+ */
+mmcl_status mmcl__pair_open_decimated(mmcl_context *ctx,
+                                      const mmcl__pair *base, int width,
+                                      int height, mmcl__pair **out);
+
 /* The optical grid. */
 int mmcl__pair_width(const mmcl__pair *pair);
 int mmcl__pair_height(const mmcl__pair *pair);

@@ -330,6 +330,20 @@ mmcl__writer_set_metadata(mmcl_context *ctx, mmcl__writer *w, const char *key,
 }
 
 mmcl_status
+mmcl__writer_set_metadata_list(mmcl_context *ctx, mmcl__writer *w, char **kv)
+{
+    mmcl_status st = MMCL_OK;
+    for (int i = 0; kv && kv[i] && st == MMCL_OK; i++) {
+        char *key = NULL;
+        const char *value = CPLParseNameValue(kv[i], &key);
+        if (key && value)
+            st = mmcl__writer_set_metadata(ctx, w, key, value);
+        CPLFree(key);
+    }
+    return st;
+}
+
+mmcl_status
 mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w)
 {
     mmcl_status st = MMCL_OK;

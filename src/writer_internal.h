@@ -52,6 +52,10 @@ mmcl_status mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x,
 mmcl_status mmcl__writer_set_metadata(mmcl_context *ctx, mmcl__writer *w,
                                       const char *key, const char *value);
 
+/* Sets each KEY=VALUE of the CSL @p kv in the MMCL domain, in order. */
+mmcl_status mmcl__writer_set_metadata_list(mmcl_context *ctx, mmcl__writer *w,
+                                           char **kv);
+
 /* The temporary dataset (for band-level metadata). */
 GDALDatasetH mmcl__writer_dataset(mmcl__writer *w);
 

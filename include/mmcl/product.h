@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Lazy products (design sections 4.2 and 6): an embedding or an
+ * information-loss map described by a small JSON descriptor (model +
+ * optical + SAR + product + options) and computed window by window when it
+ * is read, never written whole. This is what the GDAL driver plugin
+ * (gdal_MMCL.so) serves to GDAL programs and QGIS, and what
+ * `mmcl embed|infoloss --lazy` writes.
+ *
+ * A descriptor (*.mmcl.json) is a JSON object:
+ *   "product"   "embedding" or "infoloss"                        (required)
+ *   "model"     the model file (.mmcl)                           (required)
+ *   "optical"   a raster, or an array of single-band rasters     (required)
+ *   "sar"       the SAR raster                                   (required)
+ *   "mmcl_descriptor"  format version, 1 (optional; newer is refused)
+ *   "overviews" true (default) or false: offer the decimated levels
+ *   "figures"   infoloss only: false to leave out the global figures
+ * and the options of the matching command in lower case, with the same
+ * meaning, defaults and ranges as in mmcl_option_defs("embed") or
+ * mmcl_option_defs("infoloss"): "modality", "non_redundancy", "tile",
+ * "threads". Values are JSON strings, numbers or booleans. Unknown keys,
+ * and the output-only options (format, co, overwrite, lazy, report), are
+ * errors that name the key. Relative paths are relative to the folder of
+ * the descriptor (to the current folder for descriptor text).
+ *
+ * Levels: level 0 is the full-resolution map on the optical grid, equal
+ * bit for bit to what mmcl_embed() / mmcl_infoloss() write with the same
+ * model, rasters and options. Levels 1..n are overviews by factors 2, 4,
+ * 8, ... (down to about 256 pixels on the longer side): the same model run
+ * on the optical averaged onto the coarser grid and the SAR warped onto
+ * it. They are approximations (the patches see a coarser texture), marked
+ * APPROXIMATE=YES and OVERVIEW_FACTOR=f in their metadata, and cost about
+ * 1/f^2 of the full resolution.
+ *
+ * Thread-safety: a product is immutable once opened, except for caches
+ * kept behind a lock; every function below may be called concurrently on
+ * one product from several threads, each with its own context. Reads take
+ * per-thread state (own GDAL handles, encoder scratch and buffers) from a
+ * small pool kept by the product and guarded by a mutex: a state is
+ * created when none is idle and kept for the next read until the product
+ * is destroyed.
+ */
+#ifndef MMCL_PRODUCT_H
+#define MMCL_PRODUCT_H
+
+#include <stddef.h>
+
+#include "mmcl/context.h"
+#include "mmcl/export.h"
+#include "mmcl/options.h"
+
+MMCL_BEGIN_DECLS
+
+typedef struct mmcl_product mmcl_product;
+
+/** Sample type of a product's bands. */
+typedef enum mmcl_sample_type {
+    MMCL_SAMPLE_FLOAT32 = 1,
+    MMCL_SAMPLE_BYTE = 2
+} mmcl_sample_type;
+
+/**
+ * Opens the product a descriptor describes: loads the model, opens the
+ * rasters and checks them against the model (band counts, patch size,
+ * footprint overlap). Nothing is computed yet.
+ *
+ * @param ctx        Context for errors; not NULL.
+ * @param descriptor A descriptor file path, the same prefixed with "MMCL:",
+ *                   or the JSON text itself (starting with '{'). Not NULL.
+ * @param out        Receives the product, to be freed with
+ *                   mmcl_product_destroy(); NULL on error. Not NULL.
+ * @return MMCL_OK, or MMCL_ERR_FORMAT (not JSON, a missing or mistyped
+ *         key, a newer descriptor version), MMCL_ERR_INVALID_ARG (unknown
+ *         key or option, bad value, rasters that do not match the model),
+ *         MMCL_ERR_IO (a file that cannot be read) or what loading the
+ *         model reports; the message names the key or file.
+ * Thread-safety: reentrant; one context per thread.
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_product_open(mmcl_context *ctx,
+                                       const char *descriptor,
+                                       mmcl_product **out);
+
+/** Frees @p product and its pool of read states. NULL is allowed.
+ * No read may be running on it. @since 0.1 */
+MMCL_API void mmcl_product_destroy(mmcl_product *product);
+
+/** "embedding" or "infoloss" (static string). @since 0.1 */
+MMCL_API const char *mmcl_product_kind(const mmcl_product *product);
+
+/** Number of levels: 1 (full resolution) + the overviews. @since 0.1 */
+MMCL_API int mmcl_product_level_count(const mmcl_product *product);
+
+/** Decimation factor of @p level: 1 for level 0, then 2, 4, 8, ...;
+ * 0 for a level that does not exist. @since 0.1 */
+MMCL_API int mmcl_product_overview_factor(const mmcl_product *product,
+                                          int level);
+
+/** Width and height in pixels of @p level (0 for a level that does not
+ * exist). Level 0 is the optical grid. @since 0.1 */
+MMCL_API int mmcl_product_width(const mmcl_product *product, int level);
+MMCL_API int mmcl_product_height(const mmcl_product *product, int level);
+
+/** The GDAL geotransform of @p level into @p gt (not NULL); zeros for a
+ * level that does not exist. @since 0.1 */
+MMCL_API void mmcl_product_geotransform(const mmcl_product *product,
+                                        int level, double gt[6]);
+
+/** CRS of the optical grid as WKT, owned by @p product (valid until it is
+ * destroyed). Never NULL. @since 0.1 */
+MMCL_API const char *mmcl_product_srs_wkt(const mmcl_product *product);
+
+/** Number of bands. @since 0.1 */
+MMCL_API int mmcl_product_band_count(const mmcl_product *product);
+
+/** Description of band @p band (0-based), as the written file has it
+ * ("emb_000", "infoloss_optical", ...), owned by @p product; NULL when out
+ * of range. @since 0.1 */
+MMCL_API const char *mmcl_product_band_description(
+    const mmcl_product *product, int band);
+
+/** Sample type of every band (MMCL_SAMPLE_FLOAT32 for embedding and
+ * infoloss). @since 0.1 */
+MMCL_API mmcl_sample_type mmcl_product_sample_type(
+    const mmcl_product *product);
+
+/** 1 and the nodata value in *nodata (NaN for the maps) when the bands
+ * have one, else 0. @p nodata may be NULL. @since 0.1 */
+MMCL_API int mmcl_product_nodata(const mmcl_product *product,
+                                 double *nodata);
+
+/** Edge in pixels of the square blocks the product computes at once (the
+ * TILE option, 256 by default): the natural GDAL block size. @since 0.1 */
+MMCL_API int mmcl_product_block_size(const mmcl_product *product);
+
+/**
+ * The metadata of @p level for GDAL's MMCL domain, as a NULL-terminated
+ * list of "KEY=VALUE" strings: at level 0 what the written file has
+ * (PRODUCT, MODEL_HASH, OBJECTIVE, K, PATCH, ...) except the global
+ * figures of an information-loss map (see mmcl_product_figures()); at
+ * levels > 0 the same plus APPROXIMATE=YES and OVERVIEW_FACTOR=f.
+ * @return A list owned by @p product, valid until it is destroyed; NULL
+ *         for a level that does not exist.
+ * @since 0.1
+ */
+MMCL_API const char *const *mmcl_product_metadata(const mmcl_product *product,
+                                                  int level);
+
+/**
+ * The global figures of an information-loss product (R2_ALIGNED_OPTICAL,
+ * LOSS_FRACTION_SAR, ... as "KEY=VALUE" strings), equal to what
+ * mmcl_infoloss() writes into the file's metadata. They need the whole map:
+ * the first call computes it (on THREADS threads, without keeping the
+ * pixels) and later calls return the kept result; concurrent callers wait
+ * for the one computing.
+ *
+ * @param kv Receives a NULL-terminated list owned by @p product (valid
+ *           until it is destroyed); an empty list for an embedding, or
+ *           when the descriptor says "figures": false. Not NULL.
+ * @return MMCL_OK, or the error of the pass (kept and returned again by
+ *         later calls).
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_product_figures(mmcl_context *ctx,
+                                          mmcl_product *product,
+                                          const char *const **kv);
+
+/**
+ * Computes the window [x, x+w) x [y, y+h) of @p level, all bands, into
+ * @p buf: band-sequential (band, row, column), float32 (or bytes for
+ * MMCL_SAMPLE_BYTE), w * h values per band; NaN where a value the patch
+ * needs is invalid. A window of more than one block is computed on up to
+ * THREADS threads; the values do not depend on the window or the thread
+ * count, and at level 0 equal mmcl_embed() / mmcl_infoloss() bit for bit.
+ *
+ * @param buf Not NULL; holds band_count * w * h samples. Not modified on
+ *            error, except partly.
+ * @return MMCL_OK, or MMCL_ERR_INVALID_ARG (no such level, a window
+ *         outside the grid), MMCL_ERR_IO (an input cannot be read),
+ *         MMCL_ERR_NO_MEMORY.
+ * Thread-safety: safe to call concurrently on one product, each thread
+ * with its own context.
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_product_read(mmcl_context *ctx,
+                                       mmcl_product *product, int level,
+                                       int x, int y, int w, int h, void *buf);
+
+/**
+ * Writes the descriptor of a lazy product to @p path (conventionally
+ * *.mmcl.json) instead of computing it: what `mmcl embed|infoloss --lazy`
+ * does. The product is first opened from the descriptor's text, so a
+ * descriptor that GDAL could not open is never written.
+ *
+ * Paths are stored relative to the folder of @p path when they lie inside
+ * it, else absolute; names that are not files (VRT text, /vsi paths) are
+ * stored as given. The options given in @p opts are stored under their
+ * lower-case names (MODALITY, NON_REDUNDANCY always; TILE and THREADS when
+ * given).
+ *
+ * @param path      The descriptor to write; an existing file is kept unless
+ *                  OVERWRITE is set. Written under a temporary name and
+ *                  renamed. Not NULL.
+ * @param model     The model file. Not NULL.
+ * @param optical   @p n_optical optical rasters, as for mmcl_embed().
+ * @param sar       The SAR raster. Not NULL.
+ * @param opts      Options built for "embed" or "infoloss" (they choose
+ *                  the product); not NULL. FORMAT, CO and REPORT do not
+ *                  apply and are refused when given.
+ * @return MMCL_OK or an error with the reason in mmcl_context_errmsg(ctx).
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_product_write_descriptor(
+    mmcl_context *ctx, const char *path, const char *model,
+    const char *const *optical, size_t n_optical, const char *sar,
+    const mmcl_options *opts);
+
+MMCL_END_DECLS
+
+#endif /* MMCL_PRODUCT_H */

@@ -1,0 +1,1033 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Lazy products: a descriptor (design section 6) opened as a model and a
+ * raster pair, and windows of its map computed on demand with the same
+ * per-window compute as the writers (map_compute.c), so that level 0
+ * equals the written files bit for bit. Overview levels run the model on a
+ * pair whose optical is averaged onto a coarser grid.
+ *
+ * Threads: the product (model, encoder, pairs) is immutable; the per-read
+ * state (a pair reader with its own GDAL handles, encoder scratch and
+ * buffers) comes from a pool per level guarded by the product's mutex: a
+ * read takes an idle state or creates one, and puts it back afterwards.
+ * Windows of more than one block are cut into blocks computed by the tile
+ * pool (tiles.c), each worker holding one state from the pool.
+ */
+#define _DEFAULT_SOURCE /* strcasecmp */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <threads.h>
+
+#include <cjson/cJSON.h>
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+
+#include "mmcl/maps.h"
+#include "mmcl/product.h"
+
+#include "context_internal.h"
+#include "maps_internal.h"
+#include "options_internal.h"
+#include "tiles_internal.h"
+
+enum {
+    MAX_LEVELS = 24,
+    DESCRIPTOR_VERSION = 1,
+    MAX_DESCRIPTOR_BYTES = 1 << 20,
+    OVERVIEW_MIN_EDGE = 256 /* the last overview is about this long */
+};
+
+/* Read state: one per concurrent reader of a level. */
+typedef struct read_state {
+    mmcl__map_worker *map;
+    float *out; /* (n_out, tile, tile) */
+} read_state;
+
+typedef struct product_level {
+    int factor;
+    int width, height;
+    double gt[6];
+    mmcl__pair *pair; /* level 0 at open; the others on first read */
+    mmcl_status open_status;
+    char *open_error;      /* message of a failed lazy open */
+    char **metadata;       /* MMCL domain */
+    read_state **idle;     /* pool of idle states */
+    int n_idle, cap_idle;
+} product_level;
+
+struct mmcl_product {
+    mmcl_model *model;
+    mmcl__encoder *enc;
+    mmcl__map_def def;
+    char **band_names;
+    char *wkt;
+    int tile, threads;
+    int n_levels;
+    product_level levels[MAX_LEVELS];
+    mtx_t lock; /* pools and lazy opens */
+
+    /* Global figures of an information-loss map. */
+    int figures_wanted;
+    mtx_t figures_lock;
+    int figures_done;
+    mmcl_status figures_status;
+    char *figures_error;
+    char **figures;
+};
+
+/* Keys of a descriptor that are not options of the operation. */
+static const char *const own_keys[] = {"mmcl_descriptor", "product", "model",
+                                       "optical", "sar", "overviews",
+                                       "figures", NULL};
+
+/* Options that concern a written output, not a product. */
+static const char *const output_only[] = {"FORMAT", "CO", "OVERWRITE", "LAZY",
+                                          "REPORT", NULL};
+
+static int
+in_list(const char *const *list, const char *s, int nocase)
+{
+    for (int i = 0; list[i]; i++)
+        if ((nocase ? strcasecmp(list[i], s) : strcmp(list[i], s)) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- pool of read states ---------------------------------------------- */
+
+static void
+state_free(read_state *s)
+{
+    if (!s)
+        return;
+    mmcl__map_worker_destroy(s->map);
+    free(s->out);
+    free(s);
+}
+
+static read_state *
+state_create(mmcl_context *ctx, mmcl_product *p, const mmcl__pair *pair)
+{
+    read_state *s = calloc(1, sizeof(*s));
+    if (!s) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    size_t T = (size_t)p->tile;
+    s->map = mmcl__map_worker_create(ctx, p->enc, pair, &p->def, p->tile);
+    s->out = s->map ? mmcl__malloc_array(ctx, T * T, (size_t)p->def.n_out, 4)
+                    : NULL;
+    if (!s->out) {
+        state_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The pair of @p level, opened on first use (the lock is held). */
+static mmcl_status
+level_pair_locked(mmcl_context *ctx, mmcl_product *p, int level,
+                  const mmcl__pair **pair)
+{
+    product_level *L = &p->levels[level];
+    *pair = NULL;
+    if (!L->pair && L->open_status == MMCL_OK) {
+        mmcl_context *tmp = mmcl_context_create();
+        if (!tmp)
+            return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        L->open_status = mmcl__pair_open_decimated(tmp, p->levels[0].pair,
+                                                   L->width, L->height,
+                                                   &L->pair);
+        if (L->open_status != MMCL_OK)
+            L->open_error = mmcl__strdup(NULL, mmcl_context_errmsg(tmp));
+        mmcl_context_destroy(tmp);
+    }
+    if (L->open_status != MMCL_OK)
+        return mmcl__error(ctx, L->open_status,
+                           "overview %d (factor %d): %s", level, L->factor,
+                           L->open_error ? L->open_error : "cannot open");
+    *pair = L->pair;
+    return MMCL_OK;
+}
+
+/* An idle read state of @p level, or a new one; NULL with an error set. */
+static read_state *
+state_take(mmcl_context *ctx, mmcl_product *p, int level)
+{
+    product_level *L = &p->levels[level];
+    const mmcl__pair *pair = NULL;
+    mtx_lock(&p->lock);
+    mmcl_status st = level_pair_locked(ctx, p, level, &pair);
+    read_state *s = NULL;
+    if (st == MMCL_OK && L->n_idle > 0)
+        s = L->idle[--L->n_idle];
+    mtx_unlock(&p->lock);
+    if (st != MMCL_OK)
+        return NULL;
+    return s ? s : state_create(ctx, p, pair);
+}
+
+static void
+state_give(mmcl_product *p, int level, read_state *s)
+{
+    product_level *L = &p->levels[level];
+    if (!s)
+        return;
+    mtx_lock(&p->lock);
+    if (L->n_idle == L->cap_idle) {
+        int cap = L->cap_idle ? 2 * L->cap_idle : 4;
+        read_state **grown = realloc(L->idle, (size_t)cap * sizeof(*grown));
+        if (grown) {
+            L->idle = grown;
+            L->cap_idle = cap;
+        }
+    }
+    if (L->n_idle < L->cap_idle) {
+        L->idle[L->n_idle++] = s;
+        s = NULL;
+    }
+    mtx_unlock(&p->lock);
+    state_free(s); /* no room to keep it */
+}
+
+/* ---- descriptor ------------------------------------------------------- */
+
+/* The descriptor's text from a file; NULL with an error set. */
+static char *
+read_text(mmcl_context *ctx, const char *path)
+{
+    VSILFILE *f = VSIFOpenL(path, "rb");
+    if (!f) {
+        mmcl__error(ctx, MMCL_ERR_IO, "cannot open descriptor '%s'", path);
+        return NULL;
+    }
+    char *buf = mmcl__malloc_array(ctx, MAX_DESCRIPTOR_BYTES + 1, 1, 1);
+    size_t n = buf ? VSIFReadL(buf, 1, MAX_DESCRIPTOR_BYTES + 1, f) : 0;
+    VSIFCloseL(f);
+    if (!buf)
+        return NULL;
+    if (n > MAX_DESCRIPTOR_BYTES) {
+        free(buf);
+        mmcl__error(ctx, MMCL_ERR_FORMAT,
+                    "descriptor '%s' is larger than %d bytes: not a "
+                    "descriptor",
+                    path, MAX_DESCRIPTOR_BYTES);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* @p path made relative to @p dir when relative and not a special name
+ * (VRT text, /vsi path); a CPLStrdup'ed string. */
+static char *
+resolve_path(const char *dir, const char *path)
+{
+    if (!dir || !*dir || !CPLIsFilenameRelative(path) || path[0] == '<' ||
+        strncmp(path, "/vsi", 4) == 0 || strchr(path, ':'))
+        return CPLStrdup(path);
+    return CPLStrdup(CPLFormFilename(dir, path, NULL));
+}
+
+/* The text of an option value (string, number or boolean). */
+static int
+option_text(const cJSON *v, char *buf, size_t size)
+{
+    if (cJSON_IsString(v))
+        snprintf(buf, size, "%s", v->valuestring);
+    else if (cJSON_IsBool(v))
+        snprintf(buf, size, "%s", cJSON_IsTrue(v) ? "YES" : "NO");
+    else if (cJSON_IsNumber(v))
+        snprintf(buf, size, "%.17g", v->valuedouble);
+    else
+        return 0;
+    return 1;
+}
+
+/* What a descriptor says, before anything is opened. */
+typedef struct descriptor {
+    const char *name; /* for messages */
+    mmcl__map_kind kind;
+    char *model;      /* CPLFree */
+    char **optical;   /* CSL */
+    char *sar;        /* CPLFree */
+    mmcl_options *opts;
+    int overviews;
+    int figures; /* infoloss: compute the figures */
+} descriptor;
+
+static void
+descriptor_clear(descriptor *d)
+{
+    CPLFree(d->model);
+    CSLDestroy(d->optical);
+    CPLFree(d->sar);
+    mmcl_options_free(d->opts);
+    memset(d, 0, sizeof(*d));
+}
+
+static mmcl_status
+bad_key(mmcl_context *ctx, const char *name, const char *key,
+        const char *what)
+{
+    return mmcl__error(ctx, MMCL_ERR_FORMAT, "descriptor '%s': %s \"%s\"",
+                       name, what, key);
+}
+
+static mmcl_status
+descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
+                 const char *dir, descriptor *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->name = name;
+    d->overviews = 1;
+    d->figures = 1;
+    mmcl_status st = MMCL_OK;
+    char **kv = NULL;
+    cJSON *j = cJSON_Parse(text);
+    if (!j) {
+        /* cJSON_GetErrorPtr is a global (not thread-safe): say where by
+         * parsing again with the thread-safe variant. */
+        const char *end = NULL;
+        cJSON_Delete(cJSON_ParseWithOpts(text, &end, 0));
+        char near[24] = "";
+        if (end && *end)
+            snprintf(near, sizeof(near), "%.20s", end);
+        return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                           "descriptor '%s' is not valid JSON (%s%s%s)",
+                           name, *near ? "near '" : "it ends too early",
+                           near, *near ? "'" : "");
+    }
+    if (!cJSON_IsObject(j)) {
+        st = mmcl__error(ctx, MMCL_ERR_FORMAT,
+                         "descriptor '%s' is not a JSON object", name);
+        goto done;
+    }
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "mmcl_descriptor");
+    if (ver && (!cJSON_IsNumber(ver) || ver->valuedouble < 1)) {
+        st = bad_key(ctx, name, "mmcl_descriptor",
+                     "expected a version number for");
+        goto done;
+    }
+    if (ver && ver->valuedouble > DESCRIPTOR_VERSION) {
+        st = mmcl__error(ctx, MMCL_ERR_FORMAT,
+                         "descriptor '%s' has version %g; this mmcl (%s) "
+                         "reads version %d",
+                         name, ver->valuedouble, mmcl_version(),
+                         DESCRIPTOR_VERSION);
+        goto done;
+    }
+    const cJSON *prod = cJSON_GetObjectItemCaseSensitive(j, "product");
+    const char *operation = NULL;
+    if (!prod) {
+        st = bad_key(ctx, name, "product", "missing key");
+        goto done;
+    }
+    if (cJSON_IsString(prod) && strcmp(prod->valuestring, "embedding") == 0) {
+        d->kind = MMCL__MAP_EMBEDDING;
+        operation = "embed";
+    } else if (cJSON_IsString(prod) &&
+               strcmp(prod->valuestring, "infoloss") == 0) {
+        d->kind = MMCL__MAP_INFOLOSS;
+        operation = "infoloss";
+    } else if (cJSON_IsString(prod) && strcmp(prod->valuestring, "rgb") == 0) {
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "descriptor '%s': product \"rgb\" is not served "
+                         "lazily yet; write it with mmcl rgb",
+                         name);
+        goto done;
+    } else {
+        st = mmcl__error(ctx, MMCL_ERR_FORMAT,
+                         "descriptor '%s': \"product\" must be \"embedding\" "
+                         "or \"infoloss\"",
+                         name);
+        goto done;
+    }
+    static const char *const strings[] = {"model", "sar"};
+    char **dst[2] = {&d->model, &d->sar};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, strings[i]);
+        if (!v) {
+            st = bad_key(ctx, name, strings[i], "missing key");
+            goto done;
+        }
+        if (!cJSON_IsString(v) || !*v->valuestring) {
+            st = bad_key(ctx, name, strings[i], "expected a path for");
+            goto done;
+        }
+        *dst[i] = resolve_path(dir, v->valuestring);
+    }
+    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optical");
+    if (!opt) {
+        st = bad_key(ctx, name, "optical", "missing key");
+        goto done;
+    }
+    if (cJSON_IsString(opt) && *opt->valuestring) {
+        char *r = resolve_path(dir, opt->valuestring);
+        d->optical = CSLAddString(d->optical, r);
+        CPLFree(r);
+    } else if (cJSON_IsArray(opt) && cJSON_GetArraySize(opt) > 0) {
+        const cJSON *v;
+        cJSON_ArrayForEach(v, opt)
+        {
+            if (!cJSON_IsString(v) || !*v->valuestring) {
+                st = bad_key(ctx, name, "optical",
+                             "expected paths in the array");
+                goto done;
+            }
+            char *r = resolve_path(dir, v->valuestring);
+            d->optical = CSLAddString(d->optical, r);
+            CPLFree(r);
+        }
+    } else {
+        st = bad_key(ctx, name, "optical",
+                     "expected a path or an array of paths for");
+        goto done;
+    }
+    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(j, "overviews");
+    if (ov && !cJSON_IsBool(ov)) {
+        st = bad_key(ctx, name, "overviews", "expected true or false for");
+        goto done;
+    }
+    d->overviews = !ov || cJSON_IsTrue(ov);
+    const cJSON *fig = cJSON_GetObjectItemCaseSensitive(j, "figures");
+    if (fig && !cJSON_IsBool(fig)) {
+        st = bad_key(ctx, name, "figures", "expected true or false for");
+        goto done;
+    }
+    d->figures = d->kind == MMCL__MAP_INFOLOSS && (!fig || cJSON_IsTrue(fig));
+
+    /* Everything else: options of the operation, checked by its table. */
+    const cJSON *item;
+    cJSON_ArrayForEach(item, j)
+    {
+        if (in_list(own_keys, item->string, 0))
+            continue;
+        char value[512];
+        if (in_list(output_only, item->string, 1)) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "descriptor '%s': option \"%s\" concerns a "
+                             "written output and does not apply to a "
+                             "descriptor",
+                             name, item->string);
+            goto done;
+        }
+        if (!option_text(item, value, sizeof(value))) {
+            st = bad_key(ctx, name, item->string,
+                         "expected a string, number or boolean for");
+            goto done;
+        }
+        char *key = CPLStrdup(item->string);
+        for (char *c = key; *c; c++)
+            *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+        kv = CSLAddString(kv, CPLSPrintf("%s=%s", key, value));
+        CPLFree(key);
+    }
+    d->opts = mmcl_options_new(ctx, operation, (const char *const *)kv);
+    if (!d->opts) {
+        /* Name the descriptor in the option table's message. */
+        char *msg = mmcl__strdup(NULL, mmcl_context_errmsg(ctx));
+        st = mmcl__error(ctx, mmcl_context_errcode(ctx),
+                         "descriptor '%s': %s", name, msg ? msg : "");
+        free(msg);
+    }
+done:
+    CSLDestroy(kv);
+    cJSON_Delete(j);
+    if (st != MMCL_OK)
+        descriptor_clear(d);
+    return st;
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* Level 0 metadata plus the overview marks. */
+static char **
+level_metadata(char **base, int factor)
+{
+    char **md = CSLDuplicate(base);
+    if (factor > 1) {
+        md = CSLSetNameValue(md, "APPROXIMATE", "YES");
+        md = CSLSetNameValue(md, "OVERVIEW_FACTOR", CPLSPrintf("%d", factor));
+    }
+    return md;
+}
+
+/* Levels 1..: factors 2, 4, ... while the previous level is longer than
+ * OVERVIEW_MIN_EDGE and the patch still fits. */
+static void
+plan_levels(mmcl_product *p, int overviews)
+{
+    product_level *L0 = &p->levels[0];
+    p->n_levels = 1;
+    for (int l = 1; overviews && l < MAX_LEVELS; l++) {
+        const product_level *prev = &p->levels[l - 1];
+        int edge = prev->width > prev->height ? prev->width : prev->height;
+        if (edge <= OVERVIEW_MIN_EDGE)
+            break;
+        int f = prev->factor * 2;
+        int w = (L0->width + f - 1) / f, h = (L0->height + f - 1) / f;
+        if (w < p->enc->P || h < p->enc->P)
+            break;
+        product_level *L = &p->levels[l];
+        L->factor = f;
+        L->width = w;
+        L->height = h;
+        memcpy(L->gt, L0->gt, sizeof(L->gt));
+        double sx = (double)L0->width / w, sy = (double)L0->height / h;
+        L->gt[1] *= sx;
+        L->gt[4] *= sx;
+        L->gt[2] *= sy;
+        L->gt[5] *= sy;
+        p->n_levels++;
+    }
+}
+
+static mmcl_status
+product_open_text(mmcl_context *ctx, const char *text, const char *name,
+                  const char *dir, mmcl_product **out)
+{
+    *out = NULL;
+    descriptor d;
+    mmcl_status st = descriptor_parse(ctx, text, name, dir, &d);
+    if (st != MMCL_OK)
+        return st;
+    mmcl_product *p = calloc(1, sizeof(*p));
+    if (!p) {
+        descriptor_clear(&d);
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    }
+    if (mtx_init(&p->lock, mtx_plain) != thrd_success ||
+        mtx_init(&p->figures_lock, mtx_plain) != thrd_success) {
+        free(p);
+        descriptor_clear(&d);
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot create a mutex");
+    }
+    p->levels[0].factor = 1;
+    p->n_levels = 1;
+    p->tile = (int)mmcl__opt_int(d.opts, "TILE");
+    p->threads = mmcl__opt_threads(d.opts);
+    p->figures_wanted = d.figures;
+
+    st = mmcl_model_load(ctx, d.model, &p->model);
+    if (st == MMCL_OK)
+        st = mmcl__maps_open(ctx, p->model, (const char *const *)d.optical,
+                             (size_t)CSLCount(d.optical), d.sar, &p->enc,
+                             &p->levels[0].pair);
+    if (st == MMCL_OK)
+        st = mmcl__map_def_init(ctx, &p->def, p->enc, d.kind,
+                                mmcl__opt_str(d.opts, "MODALITY"),
+                                mmcl__opt_bool(d.opts, "NON_REDUNDANCY"));
+    if (st != MMCL_OK)
+        goto fail;
+    product_level *L0 = &p->levels[0];
+    L0->width = mmcl__pair_width(L0->pair);
+    L0->height = mmcl__pair_height(L0->pair);
+    mmcl__pair_geotransform(L0->pair, L0->gt);
+    p->wkt = mmcl__strdup(ctx, mmcl__pair_srs_wkt(L0->pair));
+    p->band_names = mmcl__map_band_names(&p->def);
+    L0->metadata = mmcl__map_metadata(&p->def, p->enc);
+    if (!p->wkt) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto fail;
+    }
+    plan_levels(p, d.overviews);
+    for (int l = 1; l < p->n_levels; l++)
+        p->levels[l].metadata = level_metadata(L0->metadata,
+                                               p->levels[l].factor);
+    descriptor_clear(&d);
+    *out = p;
+    return MMCL_OK;
+fail:
+    descriptor_clear(&d);
+    mmcl_product_destroy(p);
+    return st;
+}
+
+mmcl_status
+mmcl_product_open(mmcl_context *ctx, const char *descriptor_in,
+                  mmcl_product **out)
+{
+    mmcl__error_clear(ctx);
+    if (out)
+        *out = NULL;
+    if (!descriptor_in || !out)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_product_open: no descriptor given");
+    const char *s = descriptor_in;
+    if (strncasecmp(s, "MMCL:", 5) == 0)
+        s += 5;
+    const char *t = s;
+    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
+        t++;
+    if (*t == '{')
+        return product_open_text(ctx, t, "(text)", NULL, out);
+    char *text = read_text(ctx, s);
+    if (!text)
+        return mmcl_context_errcode(ctx);
+    char *dir = CPLStrdup(CPLGetPath(s));
+    mmcl_status st = product_open_text(ctx, text, s, dir, out);
+    CPLFree(dir);
+    free(text);
+    return st;
+}
+
+void
+mmcl_product_destroy(mmcl_product *p)
+{
+    if (!p)
+        return;
+    /* Overview pairs borrow the SAR copy of level 0: close them first. */
+    for (int l = MAX_LEVELS - 1; l >= 0; l--) {
+        product_level *L = &p->levels[l];
+        for (int i = 0; i < L->n_idle; i++)
+            state_free(L->idle[i]);
+        free(L->idle);
+        mmcl__pair_close(L->pair);
+        free(L->open_error);
+        CSLDestroy(L->metadata);
+    }
+    CSLDestroy(p->band_names);
+    CSLDestroy(p->figures);
+    free(p->figures_error);
+    free(p->wkt);
+    mmcl__encoder_free(p->enc);
+    mmcl_model_destroy(p->model);
+    mtx_destroy(&p->lock);
+    mtx_destroy(&p->figures_lock);
+    free(p);
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+static const product_level *
+level_at(const mmcl_product *p, int level)
+{
+    return p && level >= 0 && level < p->n_levels ? &p->levels[level] : NULL;
+}
+
+const char *
+mmcl_product_kind(const mmcl_product *p)
+{
+    if (!p)
+        return "";
+    return p->def.kind == MMCL__MAP_INFOLOSS ? "infoloss" : "embedding";
+}
+
+int
+mmcl_product_level_count(const mmcl_product *p)
+{
+    return p ? p->n_levels : 0;
+}
+
+int
+mmcl_product_overview_factor(const mmcl_product *p, int level)
+{
+    const product_level *L = level_at(p, level);
+    return L ? L->factor : 0;
+}
+
+int
+mmcl_product_width(const mmcl_product *p, int level)
+{
+    const product_level *L = level_at(p, level);
+    return L ? L->width : 0;
+}
+
+int
+mmcl_product_height(const mmcl_product *p, int level)
+{
+    const product_level *L = level_at(p, level);
+    return L ? L->height : 0;
+}
+
+void
+mmcl_product_geotransform(const mmcl_product *p, int level, double gt[6])
+{
+    const product_level *L = level_at(p, level);
+    for (int i = 0; i < 6; i++)
+        gt[i] = L ? L->gt[i] : 0.0;
+}
+
+const char *
+mmcl_product_srs_wkt(const mmcl_product *p)
+{
+    return p && p->wkt ? p->wkt : "";
+}
+
+int
+mmcl_product_band_count(const mmcl_product *p)
+{
+    return p ? p->def.n_out : 0;
+}
+
+const char *
+mmcl_product_band_description(const mmcl_product *p, int band)
+{
+    if (!p || band < 0 || band >= p->def.n_out)
+        return NULL;
+    return p->band_names[band];
+}
+
+mmcl_sample_type
+mmcl_product_sample_type(const mmcl_product *p)
+{
+    (void)p;
+    return MMCL_SAMPLE_FLOAT32;
+}
+
+int
+mmcl_product_nodata(const mmcl_product *p, double *nodata)
+{
+    if (nodata)
+        *nodata = NAN;
+    return p != NULL;
+}
+
+int
+mmcl_product_block_size(const mmcl_product *p)
+{
+    return p ? p->tile : 0;
+}
+
+const char *const *
+mmcl_product_metadata(const mmcl_product *p, int level)
+{
+    const product_level *L = level_at(p, level);
+    return L ? (const char *const *)L->metadata : NULL;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* A read of several blocks, cut into the blocks of the grid it meets. */
+typedef struct read_job {
+    mmcl_product *p;
+    int level;
+    int x, y, w, h;      /* the window */
+    int bx0, by0, nbx;   /* first block and blocks per row */
+    float *buf;          /* (n_out, h, w) */
+    /* Figures pass (whole level 0, blocks in order): totals. */
+    mmcl__loss_sums total[2];
+} read_job;
+
+typedef struct read_worker {
+    read_state *state;
+    mmcl__loss_sums sums[2];
+} read_worker;
+
+static void *
+read_start(mmcl_context *ctx, void *user)
+{
+    read_job *job = user;
+    read_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    w->state = state_take(ctx, job->p, job->level);
+    if (!w->state) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void
+read_stop(void *state, void *user)
+{
+    read_job *job = user;
+    read_worker *w = state;
+    if (!w)
+        return;
+    state_give(job->p, job->level, w->state);
+    free(w);
+}
+
+/* The intersection of block @p index with the job's window. */
+static void
+block_window(const read_job *job, int index, int *x, int *y, int *w, int *h)
+{
+    int T = job->p->tile;
+    int bx = job->bx0 + index % job->nbx, by = job->by0 + index / job->nbx;
+    int x0 = bx * T > job->x ? bx * T : job->x;
+    int y0 = by * T > job->y ? by * T : job->y;
+    int x1 = (bx + 1) * T < job->x + job->w ? (bx + 1) * T : job->x + job->w;
+    int y1 = (by + 1) * T < job->y + job->h ? (by + 1) * T : job->y + job->h;
+    *x = x0;
+    *y = y0;
+    *w = x1 - x0;
+    *h = y1 - y0;
+}
+
+/* Copies a block's bands (n, bh, bw) into the window buffer. */
+static void
+scatter(const read_job *job, const float *src, int bx, int by, int bw, int bh)
+{
+    size_t plane = (size_t)job->w * job->h, bplane = (size_t)bw * bh;
+    for (int b = 0; b < job->p->def.n_out; b++)
+        for (int r = 0; r < bh; r++)
+            memcpy(job->buf + plane * b +
+                       (size_t)(by - job->y + r) * job->w + (bx - job->x),
+                   src + bplane * b + (size_t)r * bw,
+                   (size_t)bw * sizeof(float));
+}
+
+static mmcl_status
+read_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    read_job *job = user;
+    read_worker *w = state;
+    int x, y, bw, bh;
+    block_window(job, t->x, &x, &y, &bw, &bh);
+    mmcl_status st = mmcl__map_compute(ctx, w->state->map, x, y, bw, bh,
+                                       w->state->out,
+                                       job->buf ? NULL : w->sums);
+    if (st == MMCL_OK && job->buf)
+        scatter(job, w->state->out, x, y, bw, bh);
+    return st;
+}
+
+/* Figures pass: the blocks' sums merged in block order. */
+static mmcl_status
+read_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    read_job *job = user;
+    read_worker *w = state;
+    (void)ctx;
+    (void)t;
+    for (int m = 0; m < 2; m++)
+        mmcl__loss_sums_add(&job->total[m], &w->sums[m]);
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
+                  int w, int h, void *buf)
+{
+    mmcl__error_clear(ctx);
+    const product_level *L = level_at(p, level);
+    if (!L)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_product_read: no level %d (the product has "
+                           "%d)",
+                           level, p ? p->n_levels : 0);
+    if (!buf || w < 1 || h < 1 || x < 0 || y < 0 || x > L->width - w ||
+        y > L->height - h)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_product_read: window %d,%d %dx%d is not "
+                           "inside the %d x %d grid of level %d",
+                           x, y, w, h, L->width, L->height, level);
+    int T = p->tile;
+    read_job job = {0};
+    job.p = p;
+    job.level = level;
+    job.x = x;
+    job.y = y;
+    job.w = w;
+    job.h = h;
+    job.buf = buf;
+    job.bx0 = x / T;
+    job.by0 = y / T;
+    job.nbx = (x + w - 1) / T - job.bx0 + 1;
+    int nby = (y + h - 1) / T - job.by0 + 1;
+    int n_blocks = job.nbx * nby;
+    if (n_blocks == 1) {
+        /* One block: on the calling thread, straight into @p buf. */
+        read_state *s = state_take(ctx, p, level);
+        if (!s)
+            return mmcl_context_errcode(ctx);
+        mmcl_status st = mmcl__map_compute(ctx, s->map, x, y, w, h, buf,
+                                           NULL);
+        state_give(p, level, s);
+        return st;
+    }
+    /* Blocks spread over the tile pool: "tile" i of a 1-pixel grid of
+     * n_blocks x 1 is block i. */
+    mmcl__tile_job tj = {read_start, read_work, NULL, read_stop, &job};
+    return mmcl__run_tiles(ctx, n_blocks, 1, 1, p->threads, &tj, NULL, NULL,
+                           0.0, 1.0);
+}
+
+mmcl_status
+mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
+                     const char *const **kv)
+{
+    static const char *const empty[] = {NULL};
+    mmcl__error_clear(ctx);
+    if (kv)
+        *kv = empty;
+    if (!p || !kv)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_product_figures: no product");
+    if (!p->figures_wanted)
+        return MMCL_OK;
+    mtx_lock(&p->figures_lock);
+    if (!p->figures_done) {
+        read_job job = {0};
+        product_level *L0 = &p->levels[0];
+        int T = p->tile;
+        job.p = p;
+        job.level = 0;
+        job.w = L0->width;
+        job.h = L0->height;
+        job.nbx = (L0->width + T - 1) / T;
+        int n_blocks = job.nbx * ((L0->height + T - 1) / T);
+        /* The blocks in row-major order, merged in that order: the order
+         * in which mmcl_infoloss merges its tiles. */
+        mmcl__tile_job tj = {read_start, read_work, read_commit, read_stop,
+                             &job};
+        mmcl_status st = mmcl__run_tiles(ctx, n_blocks, 1, 1, p->threads,
+                                         &tj, NULL, NULL, 0.0, 1.0);
+        if (st == MMCL_OK && job.total[0].n + job.total[1].n == 0)
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "no valid patch in the pair: nothing to "
+                             "measure");
+        if (st == MMCL_OK) {
+            cJSON *fig = mmcl__loss_figures_json(p->enc, p->def.nonred,
+                                                 job.total);
+            p->figures = mmcl__loss_figures_md(fig);
+            cJSON_Delete(fig);
+        } else {
+            p->figures_error = mmcl__strdup(NULL, mmcl_context_errmsg(ctx));
+        }
+        p->figures_status = st;
+        p->figures_done = 1;
+    }
+    mmcl_status st = p->figures_status;
+    if (st == MMCL_OK)
+        *kv = p->figures ? (const char *const *)p->figures : empty;
+    else
+        mmcl__error(ctx, st, "%s",
+                    p->figures_error ? p->figures_error : "figures failed");
+    mtx_unlock(&p->figures_lock);
+    return st;
+}
+
+/* ---- writing a descriptor --------------------------------------------- */
+
+/* @p path as the descriptor in @p dir_abs should store it (@p cwd: the
+ * current folder). */
+static cJSON *
+stored_path(const char *dir_abs, const char *cwd, const char *path)
+{
+    VSIStatBufL sb;
+    if (path[0] == '<' || strncmp(path, "/vsi", 4) == 0 ||
+        VSIStatL(path, &sb) != 0)
+        return cJSON_CreateString(path);
+    char *abs = CPLIsFilenameRelative(path)
+                    ? CPLStrdup(CPLFormFilename(cwd, path, NULL))
+                    : CPLStrdup(path);
+    int got = FALSE;
+    const char *rel = CPLExtractRelativePath(dir_abs, abs, &got);
+    cJSON *s = cJSON_CreateString(got ? rel : abs);
+    CPLFree(abs);
+    return s;
+}
+
+mmcl_status
+mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
+                              const char *model, const char *const *optical,
+                              size_t n_optical, const char *sar,
+                              const mmcl_options *opts)
+{
+    mmcl__error_clear(ctx);
+    if (!path || !*path || !model || !optical || n_optical == 0 || !sar ||
+        !opts)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_product_write_descriptor: a path, a model, "
+                           "rasters and options are needed");
+    const char *op = mmcl__options_operation(opts);
+    const char *kind = strcmp(op, "embed") == 0      ? "embedding"
+                       : strcmp(op, "infoloss") == 0 ? "infoloss"
+                                                     : NULL;
+    if (!kind)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "a lazy descriptor is written for embed or "
+                           "infoloss, not for options built for '%s'",
+                           op);
+    static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (mmcl__opt_given(opts, refused[i]))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s does not apply to a lazy descriptor "
+                               "(LAZY): the product is computed when read",
+                               refused[i]);
+    int overwrite = mmcl__opt_bool(opts, "OVERWRITE");
+    VSIStatBufL sb;
+    if (!overwrite && VSIStatL(path, &sb) == 0)
+        return mmcl__error(ctx, MMCL_ERR_EXISTS,
+                           "output '%s' exists; use --overwrite to replace it",
+                           path);
+    char *dir = CPLStrdup(CPLGetPath(path));
+    char *cwd_buf = CPLGetCurrentDir();
+    const char *cwd = cwd_buf ? cwd_buf : ".";
+    char *dir_abs = CPLStrdup(!*dir                         ? cwd
+                              : CPLIsFilenameRelative(dir) ? CPLFormFilename(
+                                                                 cwd, dir, NULL)
+                                                           : dir);
+    mmcl_status st = MMCL_OK;
+    char *text = NULL;
+    mmcl_product *check = NULL;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "mmcl_descriptor", DESCRIPTOR_VERSION);
+    cJSON_AddStringToObject(j, "product", kind);
+    cJSON_AddItemToObject(j, "model", stored_path(dir_abs, cwd, model));
+    if (n_optical == 1) {
+        cJSON_AddItemToObject(j, "optical", stored_path(dir_abs, cwd, optical[0]));
+    } else {
+        cJSON *arr = cJSON_AddArrayToObject(j, "optical");
+        for (size_t i = 0; i < n_optical; i++)
+            cJSON_AddItemToArray(arr, stored_path(dir_abs, cwd, optical[i]));
+    }
+    cJSON_AddItemToObject(j, "sar", stored_path(dir_abs, cwd, sar));
+    if (strcmp(kind, "embedding") == 0)
+        cJSON_AddStringToObject(j, "modality", mmcl__opt_str(opts, "MODALITY"));
+    else
+        cJSON_AddBoolToObject(j, "non_redundancy",
+                              mmcl__opt_bool(opts, "NON_REDUNDANCY"));
+    if (mmcl__opt_given(opts, "TILE"))
+        cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
+    if (mmcl__opt_given(opts, "THREADS"))
+        cJSON_AddNumberToObject(j, "threads",
+                                (double)mmcl__opt_int(opts, "THREADS"));
+    text = cJSON_Print(j);
+    if (!text) {
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    /* Open what we are about to write, as GDAL will. */
+    st = product_open_text(ctx, text, path, dir_abs, &check);
+    if (st != MMCL_OK)
+        goto done;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.mmcl-tmp", path);
+    VSILFILE *f = VSIFOpenL(tmp, "wb");
+    size_t len = strlen(text);
+    int ok = f && VSIFWriteL(text, 1, len, f) == len &&
+             VSIFWriteL("\n", 1, 1, f) == 1;
+    if (f && VSIFCloseL(f) != 0)
+        ok = 0;
+    if (!ok) {
+        VSIUnlink(tmp);
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write descriptor '%s'",
+                         path);
+        goto done;
+    }
+    if (VSIRename(tmp, path) != 0) {
+        VSIUnlink(tmp);
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s'", tmp,
+                         path);
+    }
+done:
+    mmcl_product_destroy(check);
+    cJSON_free(text);
+    cJSON_Delete(j);
+    CPLFree(dir);
+    CPLFree(dir_abs);
+    CPLFree(cwd_buf);
+    return st;
+}

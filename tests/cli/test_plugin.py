@@ -1,0 +1,338 @@
+# SPDX-License-Identifier: MIT
+"""The GDAL driver plugin gdal_MMCL.so as GDAL programs, the Python
+bindings and QGIS use it: a lazy descriptor (`mmcl embed|infoloss --lazy`)
+read through gdal_translate, gdalinfo, osgeo.gdal and qgis_process must
+give what `mmcl embed|infoloss` writes, on sample_data/ and on the real
+Spain pair; bad descriptors fail with a clear message and no crash.
+
+    GDAL_DRIVER_PATH=build/plugin MMCL=build/mmcl \\
+        python3 tests/cli/test_plugin.py -v
+
+The QGIS test needs /usr/bin/qgis_process.bin (Debian qgis 3.22) and skips,
+saying so, without it.
+"""
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import numpy as np
+from osgeo import gdal
+
+gdal.UseExceptions()
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+MMCL = os.environ.get("MMCL", os.path.join(SOURCE, "build", "mmcl"))
+DATA = os.environ.get("MMCL_SHARED_DATA",
+                      os.path.join(SOURCE, "..", "shared", "data"))
+SPAIN = os.path.join(DATA, "sen1floods11_spain_7370579")
+SAMPLE = os.path.join(SOURCE, "sample_data")
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+TOL = 1e-6
+
+
+def run(*args, check=True, env=None):
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                       env=env)
+    if check and p.returncode != 0:
+        raise AssertionError("%s failed (%d): %s" %
+                             (" ".join(map(str, args)), p.returncode,
+                              p.stderr))
+    return p
+
+
+def mmcl(*args, check=True):
+    return run(MMCL, *args, check=check)
+
+
+def read(path, srcwin=None):
+    ds = gdal.Open(path)
+    if srcwin:
+        return ds.ReadAsArray(*srcwin)
+    return ds.ReadAsArray()
+
+
+def max_abs_diff(a, b):
+    """Max |a - b| where both are finite; NaN patterns must agree."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    na, nb = np.isnan(a), np.isnan(b)
+    assert np.array_equal(na, nb), "NaN (nodata) patterns differ"
+    if (~na).any():
+        return float(np.max(np.abs(a[~na] - b[~na])))
+    return 0.0
+
+
+class Scene:
+    """A model and its rasters, with materialized and lazy products."""
+
+    def __init__(self, root, name, optical, sar, train_args):
+        self.dir = os.path.join(root, name)
+        os.makedirs(self.dir)
+        self.optical, self.sar = optical, sar
+        self.model = self.path("model.mmcl")
+        mmcl("train", "-q", *train_args, optical, sar, self.model)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def product(self, command, name, *opts):
+        """(materialized file, lazy descriptor) of one product."""
+        tif, desc = self.path(name + ".tif"), self.path(name + ".mmcl.json")
+        mmcl(command, "-q", *opts, self.model, self.optical, self.sar, tif)
+        mmcl(command, "-q", "--lazy", *opts, self.model, self.optical,
+             self.sar, desc)
+        return tif, desc
+
+
+class Plugin(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="mmcl-plugin-")
+        cls.sample = Scene(cls.root, "sample",
+                           os.path.join(SAMPLE, "optical.tif"),
+                           os.path.join(SAMPLE, "sar.tif"),
+                           ["--objective", "cca", "--dim", "3", "--patch", "3",
+                            "--samples", "8000"])
+        cls.emb = cls.sample.product("embed", "emb")
+        cls.loss = cls.sample.product("infoloss", "loss", "--non-redundancy")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def test_check_plugin_finds_the_driver_and_names_its_file(self):
+        p = mmcl("--check-plugin")
+        self.assertIn("found", p.stdout)
+        self.assertIn("gdal_MMCL.so", p.stdout)
+        env = dict(os.environ, GDAL_DRIVER_PATH=self.root)
+        p = run(MMCL, "--check-plugin", check=False, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not found", p.stdout)
+
+    def test_descriptor_is_small_json_with_relative_model_path(self):
+        with open(self.emb[1]) as f:
+            d = json.load(f)
+        self.assertEqual(d["product"], "embedding")
+        self.assertEqual(d["model"], "model.mmcl")
+        self.assertEqual(d["modality"], "joint")
+        with open(self.loss[1]) as f:
+            self.assertTrue(json.load(f)["non_redundancy"])
+
+    def check_translate_equals(self, tif, desc, out_dir):
+        out = os.path.join(out_dir, os.path.basename(desc) + ".tif")
+        run("gdal_translate", "-q", desc, out)
+        d = max_abs_diff(read(tif), read(out))
+        self.assertLessEqual(d, TOL, "%s: max abs diff %g" % (desc, d))
+
+    def test_gdal_translate_equals_mmcl_output_on_sample_data(self):
+        for tif, desc in (self.emb, self.loss):
+            self.check_translate_equals(tif, desc, self.sample.dir)
+
+    def test_gdal_translate_equals_mmcl_output_on_the_spain_pair(self):
+        if not os.path.isdir(SPAIN):
+            self.skipTest("the shared data folder %s is absent" % SPAIN)
+        s = Scene(self.root, "spain",
+                  os.path.join(SPAIN, "Spain_7370579_S2Hand.tif"),
+                  os.path.join(SPAIN, "derived",
+                               "Spain_7370579_S1Hand_EPSG32630_20m.tif"),
+                  ["--objective", "cca", "--dim", "4", "--patch", "3",
+                   "--samples", "20000"])
+        for command, name, opts in (("embed", "emb", ["--modality", "optical"]),
+                                    ("infoloss", "loss", [])):
+            tif, desc = s.product(command, name, *opts)
+            self.check_translate_equals(tif, desc, s.dir)
+        # 512 x 512: one overview of 256 x 256, approximate.
+        ds = gdal.Open(desc)
+        band = ds.GetRasterBand(1)
+        self.assertEqual(band.GetOverviewCount(), 1)
+        ovr = band.GetOverview(0)  # ds and band stay referenced
+        self.assertEqual((ovr.XSize, ovr.YSize), (256, 256))
+        md = ovr.GetDataset().GetMetadata("MMCL")
+        self.assertEqual(md["APPROXIMATE"], "YES")
+        self.assertEqual(md["OVERVIEW_FACTOR"], "2")
+        full = read(tif)[0]
+        approx = ovr.ReadAsArray()
+        self.assertTrue(np.isfinite(approx).mean() > 0.9)
+        # An approximation: the overview's mean is close to the 2x2 mean.
+        coarse = np.nanmean(full.reshape(256, 2, 256, 2), axis=(1, 3))
+        err = np.nanmean(np.abs(coarse - approx))
+        self.assertLess(err, 0.5 * np.nanstd(full), err)
+
+    def test_random_windows_equal_the_materialized_output(self):
+        rng = random.Random(7)
+        for tif, desc in (self.emb, self.loss):
+            ds = gdal.Open(desc)
+            w, h = ds.RasterXSize, ds.RasterYSize
+            full = read(tif)
+            for i in range(6):
+                xs, ys = rng.randint(1, w), rng.randint(1, h)
+                x0, y0 = rng.randint(0, w - xs), rng.randint(0, h - ys)
+                win = (x0, y0, xs, ys)
+                want = full[:, y0:y0 + ys, x0:x0 + xs]
+                # gdal_translate -srcwin
+                out = os.path.join(self.sample.dir, "win%d.tif" % i)
+                run("gdal_translate", "-q", "-srcwin", *win, desc, out)
+                self.assertLessEqual(max_abs_diff(want, read(out)), TOL)
+                # Python bindings: dataset, then one band (fresh handle so
+                # that nothing comes from the block cache).
+                got = gdal.Open(desc).ReadAsArray(*win)
+                self.assertLessEqual(max_abs_diff(want, got), TOL, win)
+                b = 1 + i % full.shape[0]
+                fresh = gdal.Open(desc)  # kept: its band dies with it
+                got = fresh.GetRasterBand(b).ReadAsArray(*win)
+                self.assertLessEqual(max_abs_diff(want[b - 1], got), TOL, win)
+
+    def test_reads_from_several_threads_are_safe_and_equal(self):
+        tif, desc = self.loss
+        full = read(tif)
+        shared = gdal.Open(desc)  # opened once: the product is shared
+        errors = []
+
+        def worker(seed):
+            try:
+                rng = random.Random(seed)
+                ds = gdal.Open(desc)  # GDAL's rule: a handle per thread
+                for _ in range(8):
+                    x0, y0 = rng.randint(0, 150), rng.randint(0, 150)
+                    got = ds.ReadAsArray(x0, y0, 40, 40)
+                    want = full[:, y0:y0 + 40, x0:x0 + 40]
+                    if max_abs_diff(want, got) > TOL:
+                        errors.append((seed, x0, y0))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(s,))
+                   for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertLessEqual(max_abs_diff(full, shared.ReadAsArray()), TOL)
+
+    def test_gdalinfo_shows_bands_descriptions_metadata_and_overviews(self):
+        tif, desc = self.loss
+        info = json.loads(run("gdalinfo", "-json", "-mdd", "MMCL", desc).stdout)
+        self.assertEqual(info["driverShortName"], "MMCL")
+        names = [b["description"] for b in info["bands"]]
+        written = gdal.Open(tif)  # kept: its bands die with it
+        self.assertEqual(names, [written.GetRasterBand(i + 1).GetDescription()
+                                 for i in range(written.RasterCount)])
+        self.assertEqual(names[0], "infoloss_optical")
+        for b in info["bands"]:
+            self.assertEqual(b["type"], "Float32")
+            self.assertEqual(str(b["noDataValue"]).lower(), "nan")
+        # The same MMCL metadata as the file, figures included.
+        self.assertEqual(info["metadata"]["MMCL"],
+                         gdal.Open(tif).GetMetadata("MMCL"))
+        self.assertIn("R2_ALIGNED_OPTICAL", info["metadata"]["MMCL"])
+        # Overviews: on a 600 x 400 lazy map (a VRT of the sample optical),
+        # factors 2 and 4 (300 x 200 and 150 x 100).
+        vrt = os.path.join(self.sample.dir, "big.vrt")
+        run("gdal_translate", "-q", "-of", "VRT", "-outsize", "600", "400",
+            self.sample.optical, vrt)
+        big = os.path.join(self.sample.dir, "big.mmcl.json")
+        mmcl("embed", "-q", "--lazy", self.sample.model, vrt, self.sample.sar,
+             big)
+        text = run("gdalinfo", big).stdout
+        self.assertIn("Overviews: 300x200, 150x100", text)
+        self.assertIn("Description = emb_000", text)
+
+    def test_gdal_translate_to_cog_gives_a_valid_cog(self):
+        from osgeo_utils.samples import validate_cloud_optimized_geotiff as v
+        tif, desc = self.emb
+        out = os.path.join(self.sample.dir, "emb_cog.tif")
+        run("gdal_translate", "-q", "-of", "COG", desc, out)
+        warnings, errors, _ = v.validate(out, full_check=True)
+        self.assertEqual(errors, [])
+        self.assertLessEqual(max_abs_diff(read(tif), read(out)), TOL)
+
+    def test_bad_descriptors_fail_with_a_clear_message(self):
+        with open(self.emb[1]) as f:
+            good = json.load(f)
+        good["model"] = self.sample.model
+        cases = {
+            "missing_sar": ({k: v for k, v in good.items() if k != "sar"},
+                            'missing key "sar"'),
+            "missing_product": ({k: v for k, v in good.items()
+                                 if k != "product"}, 'missing key "product"'),
+            "no_model": (dict(good, model=os.path.join(self.root, "no.mmcl")),
+                         "no.mmcl"),
+            "bad_rasters": (dict(good, optical=self.sample.sar),
+                            "expects 8 optical bands"),
+            "unknown_key": (dict(good, colour="red"), "unknown option"),
+            "bad_value": (dict(good, modality="both"), "MODALITY"),
+            "output_key": (dict(good, format="GTiff"), "does not apply"),
+        }
+        for name, (content, expect) in cases.items():
+            path = os.path.join(self.root, name + ".mmcl.json")
+            with open(path, "w") as f:
+                json.dump(content, f)
+            self.expect_open_failure(path, expect)
+        path = os.path.join(self.root, "invalid.mmcl.json")
+        with open(path, "w") as f:
+            f.write('{"product": "embedding", "model": ')
+        self.expect_open_failure(path, "not valid JSON")
+        self.expect_open_failure(os.path.join(self.root, "absent.mmcl.json"),
+                                 "cannot open descriptor")
+
+    def expect_open_failure(self, path, expect):
+        with self.assertRaises(RuntimeError) as cm:
+            gdal.Open(path)
+        self.assertIn(expect, str(cm.exception))
+        p = run("gdalinfo", path, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertLess(p.returncode, 128, "gdalinfo crashed: " + p.stderr)
+        self.assertIn("MMCL:", p.stderr)
+        self.assertIn(expect, p.stderr)
+
+    def test_lazy_refuses_what_does_not_apply_and_existing_outputs(self):
+        p = mmcl("embed", "-q", "--lazy", "-of", "COG", self.sample.model,
+                 self.sample.optical, self.sample.sar,
+                 os.path.join(self.root, "x.mmcl.json"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("FORMAT does not apply", p.stderr)
+        p = mmcl("embed", "-q", "--lazy", self.sample.model,
+                 self.sample.optical, self.sample.sar, self.emb[1],
+                 check=False)
+        self.assertIn("exists", p.stderr)
+        # A descriptor that would not open is never written.
+        bad = os.path.join(self.root, "never.mmcl.json")
+        p = mmcl("embed", "-q", "--lazy", self.sample.model, self.sample.sar,
+                 self.sample.sar, bad, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertFalse(os.path.exists(bad))
+
+    def test_qgis_reads_correct_statistics(self):
+        if os.environ.get("MMCL_SANITIZE"):
+            self.skipTest("sanitizer build: QGIS cannot load the "
+                          "instrumented plugin")
+        if not os.path.exists(QGIS_PROCESS):
+            self.skipTest("QGIS is not installed (%s is absent; apt-get "
+                          "install qgis qgis-providers python3-qgis)" %
+                          QGIS_PROCESS)
+        tif, desc = self.loss
+        home = tempfile.mkdtemp(prefix="mmcl-qgis-home-", dir=self.root)
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=home,
+                   XDG_RUNTIME_DIR=home)
+        p = run(QGIS_PROCESS, "--json", "run", "native:rasterlayerstatistics",
+                "--", "INPUT=" + desc, "BAND=1", env=env)
+        start = p.stdout.index("{")
+        res = json.loads(p.stdout[start:])["results"]
+        a = read(tif)[0].astype(np.float64)
+        a = a[np.isfinite(a)]
+        self.assertAlmostEqual(res["MEAN"], a.mean(), places=5)
+        self.assertAlmostEqual(res["MIN"], a.min(), places=5)
+        self.assertAlmostEqual(res["MAX"], a.max(), places=5)
+        self.assertAlmostEqual(res["STD_DEV"], a.std(), places=4)
+
+
+if __name__ == "__main__":
+    unittest.main()
