@@ -15,6 +15,8 @@
 
 #include "cli.h"
 
+enum { MMCL_CLI_CACHE_MB = 256 }; /* default GDAL block cache */
+
 static const char *const kind_names[] = {"raster_in", "raster_out", "file_in",
                                          "file_out", "folder_out"};
 
@@ -361,6 +363,14 @@ main(int argc, char **argv)
         GDALDestroyDriverManager();
         return argc == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
+    /* mmcl streams: each input block is needed by one row of tiles and,
+     * for the halo, by the rows above and below; each output block is
+     * written once. A cache of about two rows of input blocks is enough,
+     * and GDAL's default (5% of the RAM) only holds memory. Unless the
+     * user set GDAL_CACHEMAX (environment or --config), use 256 MB: less
+     * makes wide rasters decode their input blocks up to three times. */
+    if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL))
+        GDALSetCacheMax64((GIntBig)MMCL_CLI_CACHE_MB * 1024 * 1024);
 
     int rc = CLI_EXIT_USAGE;
     cli_args a = {0};
