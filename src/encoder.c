@@ -110,6 +110,7 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
     mod->k = enc->k;
     mod->K = mod->k + mod->kp;
     mod->d = mod->B * enc->P * enc->P;
+    mod->Ku = mod->K < mod->d ? mod->K : mod->d;
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(j, "normalize");
     mod->normalize = cJSON_IsTrue(norm);
     mod->mean = json_doubles(ctx, j, "mean", mod->B);
@@ -182,14 +183,15 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
     }
     snprintf(key, sizeof(key), "unimodal.%s", name);
     if (st == MMCL_OK)
-        st = get_linear(ctx, enc->model, key, mod->K, mod->d, &mod->unimodal);
+        st = get_linear(ctx, enc->model, key, mod->Ku, mod->d,
+                        &mod->unimodal);
     snprintf(key, sizeof(key), "decoder.%s.aligned", name);
     if (st == MMCL_OK)
         st = get_linear(ctx, enc->model, key, mod->B, mod->K,
                         &mod->dec_aligned);
     snprintf(key, sizeof(key), "decoder.%s.unimodal", name);
     if (st == MMCL_OK)
-        st = get_linear(ctx, enc->model, key, mod->B, mod->K,
+        st = get_linear(ctx, enc->model, key, mod->B, mod->Ku,
                         &mod->dec_unimodal);
     return st;
 }

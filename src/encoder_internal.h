@@ -8,9 +8,10 @@
  *   encoder.<m>.<l>.weight (O, I), encoder.<m>.<l>.bias (O)   layer l
  *   private.<m>.wx (kp, d), private.<m>.wh (kp, k), private.<m>.bias (kp)
  *       shared-private only: p = wx x + wh h + bias
- *   unimodal.<m>.weight (K, d), unimodal.<m>.bias (K)   PCA_K of x_m
+ *   unimodal.<m>.weight (Ku, d), unimodal.<m>.bias (Ku)  PCA of x_m,
+ *       Ku = min(K, d)
  *   decoder.<m>.aligned.weight (B, K), .bias (B)    h_m -> centre bands
- *   decoder.<m>.unimodal.weight (B, K), .bias (B)   PCA_K -> centre bands
+ *   decoder.<m>.unimodal.weight (B, Ku), .bias (B)  PCA -> centre bands
  *   decoder.<m>.nonredundant.weight (B, d_other), .bias (B)
  *                                                   x_other -> centre bands
  * K = k + kp is the dimension of modality m's representation.
@@ -37,6 +38,7 @@ typedef struct mmcl__modality {
     int k;         /* aligned dimensions */
     int kp;        /* private dimensions (shared-private), else 0 */
     int K;         /* k + kp */
+    int Ku;        /* min(K, d): dimension of the unimodal PCA baseline */
     int normalize; /* L2-normalize the aligned output (clip) */
     double *mean, *std; /* (B) standardization */
     mmcl_mlp *mlp; /* aligned encoder, frozen, weights copied in */

@@ -593,7 +593,8 @@ embed_with_model(mmcl_context *ctx, train_state *t, float *H[2])
     for (int m = 0; m < 2 && st == MMCL_OK; m++) {
         int B = m == 0 ? s->B1 : s->B2, d = m == 0 ? s->d1 : s->d2;
         int dother = m == 0 ? s->d2 : s->d1, K = rep_dim(t, m);
-        size_t n = (size_t)K * d;
+        int Ku = K < d ? K : d; /* PCA keeps at most d components */
+        size_t n = (size_t)K * (K > d ? K : d);
         if ((size_t)B * dother > n)
             n = (size_t)B * dother;
         float *zeros = mmcl__calloc_array(ctx, n + 1, 1, sizeof(float));
@@ -601,13 +602,13 @@ embed_with_model(mmcl_context *ctx, train_state *t, float *H[2])
             return MMCL_ERR_NO_MEMORY;
         char prefix[64];
         snprintf(prefix, sizeof(prefix), "unimodal.%s", mod_names[m]);
-        st = put_linear(ctx, t->model, prefix, zeros, zeros, K, d);
+        st = put_linear(ctx, t->model, prefix, zeros, zeros, Ku, d);
         snprintf(prefix, sizeof(prefix), "decoder.%s.aligned", mod_names[m]);
         if (st == MMCL_OK)
             st = put_linear(ctx, t->model, prefix, zeros, zeros, B, K);
         snprintf(prefix, sizeof(prefix), "decoder.%s.unimodal", mod_names[m]);
         if (st == MMCL_OK)
-            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, K);
+            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, Ku);
         snprintf(prefix, sizeof(prefix), "decoder.%s.nonredundant",
                  mod_names[m]);
         if (st == MMCL_OK)
@@ -638,16 +639,12 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
         int B = m == 0 ? s->B1 : s->B2, d = m == 0 ? s->d1 : s->d2;
         int dother = m == 0 ? s->d2 : s->d1;
         int K = rep_dim(t, m);
-        if (K > d) {
-            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "the %s representation has %d dimensions, more "
-                             "than the %d values of a %s patch: lower --dim "
-                             "or --private-dim",
-                             mod_names[m], K, d, mod_names[m]);
-            break;
-        }
+        /* The unimodal baseline has the representation's dimension, or all
+         * d components when K >= d (a clip encoder may widen a small
+         * patch): the best K-dimensional linear summary then keeps all. */
+        int Ku = K < d ? K : d;
         float *Cm = centre_bands(ctx, X, s->N, B, s->P);
-        float *U = mmcl__malloc_array(ctx, (size_t)s->N, (size_t)K, 4);
+        float *U = mmcl__malloc_array(ctx, (size_t)s->N, (size_t)Ku, 4);
         moments mo = {0};
         double r2_al = 0, r2_uni = 0, r2_nr = 0;
         char prefix[64];
@@ -663,7 +660,7 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
             st = moments_compute(ctx, &mo, X, d, NULL, 0, s->N);
         snprintf(prefix, sizeof(prefix), "unimodal.%s", mod_names[m]);
         if (st == MMCL_OK)
-            st = put_pca(ctx, t->model, prefix, mo.C11, mo.m1, d, K);
+            st = put_pca(ctx, t->model, prefix, mo.C11, mo.m1, d, Ku);
         if (st == MMCL_OK) {
             char wn[80], bn[80];
             snprintf(wn, sizeof(wn), "unimodal.%s.weight", mod_names[m]);
@@ -671,11 +668,11 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
             mmcl__linear_forward(U, X, mmcl_model_tensor(t->model, wn, NULL,
                                                          NULL),
                                  mmcl_model_tensor(t->model, bn, NULL, NULL),
-                                 s->N, d, K);
+                                 s->N, d, Ku);
         }
         snprintf(prefix, sizeof(prefix), "decoder.%s.unimodal", mod_names[m]);
         if (st == MMCL_OK)
-            st = fit_decoder(ctx, t->model, prefix, U, K, Cm, B, s->N,
+            st = fit_decoder(ctx, t->model, prefix, U, Ku, Cm, B, s->N,
                              t->ridge, &r2_uni);
         snprintf(prefix, sizeof(prefix), "decoder.%s.nonredundant",
                  mod_names[m]);
@@ -693,7 +690,7 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
             mmcl__log(ctx, MMCL_LOG_INFO,
                       "%s: R2 kept by the aligned embedding %.3f, by PCA_%d "
                       "%.3f, predictable from the other modality %.3f",
-                      mod_names[m], r2_al, K, r2_uni, r2_nr);
+                      mod_names[m], r2_al, Ku, r2_uni, r2_nr);
         }
     next:
         moments_free(&mo);
@@ -788,7 +785,10 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     int B1 = mmcl__pair_optical_bands(pair), B2 = mmcl__pair_sar_bands(pair);
     int d1 = B1 * t.P * t.P, d2 = B2 * t.P * t.P;
     int dmin = d1 < d2 ? d1 : d2;
-    if (t.k > dmin) {
+    /* A linear encoder cannot make more than d independent outputs; an MLP
+     * (clip) may widen a small patch, as the common 64-dimensional heads
+     * on 2-channel SAR do. */
+    if (t.k > dmin && !(strcmp(t.objective, "clip") == 0)) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "--dim %d is larger than what a modality can give: "
                          "the %s patch has %d values (%d bands x %dx%d)",
