@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Embedding-map benchmark: `mmcl embed --modality joint` against a
+PyTorch + GDAL sliding-window script doing the same work.
+
+Scene: `mmcl synth --size N --optical-bands 13 --sar-bands 2 --shared 2
+--seed 1`. Model: CLIP, MLP 256-256-64 on 3 x 3 patches, both towers.
+`mmcl train` refuses --dim 64 when the SAR patch has 18 values (k must not
+exceed the smaller patch dimension), so the model is trained with --dim 18
+and its last layers are widened to 64 outputs here (the 18 trained rows
+kept, 46 random rows added; decoders zero-padded). Only the architecture
+matters for throughput; both tools read the same file.
+
+Usage (Debian python: numpy, osgeo.gdal, torch from python3-torch):
+
+    /usr/bin/python3 bench/bench_embed.py --build build-embed --work /tmp/be \
+        --sizes 1024,2048,4096 --threads 1,2 --repeat 3
+
+Modes:
+    (default)          set up, run both tools, sgemm peak, print the table
+    --worker torch     the PyTorch + GDAL script alone:
+                       --worker torch --threads N MODEL OPTICAL SAR OUT
+    --sgemm            only the sgemm peak (torch.mm and numpy, 1024^3)
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = sys.executable
+
+
+# --------------------------------------------------------------- model file
+def read_model(path):
+    import numpy as np
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    md = h.pop("__metadata__")
+    meta = json.loads(md["mmcl"])
+    data = b[8 + n:]
+    ts = {}
+    for name, v in h.items():
+        s, e = v["data_offsets"]
+        ts[name] = np.frombuffer(data[s:e], dtype="<f4").reshape(v["shape"]).copy()
+    return md, meta, ts
+
+
+def write_model(path, md, meta, ts):
+    import numpy as np
+    hdr = {"__metadata__": {**md, "mmcl": json.dumps(meta)}}
+    off, blobs = 0, []
+    for name in sorted(ts):
+        bb = np.ascontiguousarray(ts[name], "<f4").tobytes()
+        hdr[name] = {"dtype": "F32", "shape": list(ts[name].shape),
+                     "data_offsets": [off, off + len(bb)]}
+        off += len(bb)
+        blobs.append(bb)
+    hj = json.dumps(hdr).encode()
+    hj += b" " * ((8 - len(hj) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
+
+
+def widen_model(src, dst, k):
+    """Widen a trained model's embedding from meta['k'] to k outputs."""
+    import numpy as np
+    md, meta, ts = read_model(src)
+    k0 = meta["k"]
+    rng = np.random.default_rng(0)
+    for name, a in list(ts.items()):
+        enc_out = name.startswith("encoder.") and ".2." in name
+        uni = name.startswith("unimodal.")
+        if (enc_out or uni) and name.endswith("weight"):
+            extra = rng.normal(0, 1 / np.sqrt(a.shape[1]),
+                               (k - k0, a.shape[1])).astype("f4")
+            ts[name] = np.vstack([a, extra])
+        elif (enc_out or uni) and name.endswith("bias"):
+            ts[name] = np.concatenate([a, np.zeros(k - k0, "f4")])
+        elif (name.startswith("decoder.") and name.endswith("weight")
+              and "nonredundant" not in name and a.shape[1] == k0):
+            ts[name] = np.hstack([a, np.zeros((a.shape[0], k - k0), "f4")])
+    meta["k"] = k
+    for m in ("optical", "sar"):
+        meta[m]["layers"][-1] = k
+    meta["training"]["DIM"] = str(k)
+    write_model(dst, md, meta, ts)
+
+
+# ------------------------------------------------------ PyTorch + GDAL worker
+def torch_worker(model, optical, sar, out, threads, tile=256):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from osgeo import gdal
+    gdal.UseExceptions()
+    torch.set_num_threads(threads)
+    _, meta, ts = read_model(model)
+    P = meta["patch"]
+    r = P // 2
+    towers = []
+    for m in ("optical", "sar"):
+        n_layers = len(meta[m]["layers"]) - 1
+        Ws = [torch.from_numpy(ts[f"encoder.{m}.{i}.weight"]).t().contiguous()
+              for i in range(n_layers)]
+        bs = [torch.from_numpy(ts[f"encoder.{m}.{i}.bias"]) for i in range(n_layers)]
+        mean = np.array(meta[m]["mean"], "f4")[:, None, None]
+        std = np.array(meta[m]["std"], "f4")[:, None, None]
+        towers.append((Ws, bs, mean, std))
+    ds = [gdal.Open(optical), gdal.Open(sar)]
+    W, H = ds[0].RasterXSize, ds[0].RasterYSize
+    if (ds[1].RasterXSize, ds[1].RasterYSize) != (W, H) or \
+            ds[1].GetGeoTransform() != ds[0].GetGeoTransform():
+        raise SystemExit("torch worker: the SAR must be on the optical grid")
+    k = meta["k"]
+    co = ["TILED=YES", f"BLOCKXSIZE={tile}", f"BLOCKYSIZE={tile}",
+          "COMPRESS=DEFLATE", "PREDICTOR=3", "BIGTIFF=IF_SAFER"]
+    if threads > 1:
+        co.append(f"NUM_THREADS={threads}")
+    o = gdal.GetDriverByName("GTiff").Create(out, W, H, k, gdal.GDT_Float32, co)
+    o.SetGeoTransform(ds[0].GetGeoTransform())
+    o.SetProjection(ds[0].GetProjection())
+    for b in range(k):
+        o.GetRasterBand(b + 1).SetNoDataValue(float("nan"))
+    with torch.no_grad():
+        for y0 in range(0, H, tile):
+            for x0 in range(0, W, tile):
+                w, h = min(tile, W - x0), min(tile, H - y0)
+                # window with halo, clipped to the raster, reflect-padded
+                xa, ya = max(x0 - r, 0), max(y0 - r, 0)
+                xb, yb = min(x0 + w + r, W), min(y0 + h + r, H)
+                pad = ((0, 0), (r - (y0 - ya), r - (yb - (y0 + h))),
+                       (r - (x0 - xa), r - (xb - (x0 + w))))
+                hs = []
+                for (Ws, bs, mean, std), d in zip(towers, ds):
+                    a = d.ReadAsArray(xa, ya, xb - xa, yb - ya).astype("f4", copy=False)
+                    a = (a - mean) / std
+                    if any(p for pp in pad for p in pp):
+                        a = np.pad(a, pad, mode="reflect")
+                    x = F.unfold(torch.from_numpy(np.ascontiguousarray(a))[None],
+                                 P)[0].t()           # (h*w, bands*P*P)
+                    for i, (Wi, bi) in enumerate(zip(Ws, bs)):
+                        x = torch.addmm(bi, x, Wi)
+                        if i < len(Ws) - 1:
+                            x = torch.relu_(x)
+                    hs.append(x)
+                h1, h2 = hs
+                v1 = ~torch.isnan(h1).any(1, keepdim=True)
+                v2 = ~torch.isnan(h2).any(1, keepdim=True)
+                j = torch.where(v1 & v2, (h1 + h2) * 0.5,
+                                torch.where(v1, h1, h2))
+                buf = j.t().contiguous().numpy().reshape(k, h, w)
+                o.WriteRaster(x0, y0, w, h, buf.tobytes(), w, h,
+                              gdal.GDT_Float32, list(range(1, k + 1)))
+    o = None
+
+
+# ------------------------------------------------------------------ sgemm
+def sgemm_peak(n=1024, reps=10):
+    import numpy as np
+    import torch
+    res = {}
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    for t in (1, 2):
+        torch.set_num_threads(t)
+        torch.mm(a, b)
+        best = 1e9
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+        res[f"torch.mm t{t}"] = 2 * n ** 3 / best / 1e9
+    an, bn = a.numpy(), b.numpy()
+    an @ bn
+    best = 1e9
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        an @ bn
+        best = min(best, time.perf_counter() - t0)
+    res["numpy @ (default threads)"] = 2 * n ** 3 / best / 1e9
+    try:
+        from threadpoolctl import threadpool_info
+        res["blas"] = [(i.get("internal_api"), i.get("version"),
+                        i.get("architecture"), i.get("num_threads"),
+                        os.path.basename(i.get("filepath", "")))
+                       for i in threadpool_info()]
+    except ImportError:
+        res["blas"] = "threadpoolctl not installed"
+    res["torch config"] = [l.strip() for l in torch.__config__.show().splitlines()
+                           if "BLAS" in l or "CPU capability" in l]
+    return res
+
+
+# ------------------------------------------------------------------ driver
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v: (wall s, peak RSS MB, CPU s)."""
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True,
+                       text=True, env=env)
+    if p.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (.*)", p.stderr).group(1)
+    parts = [float(x) for x in wall.split(":")]
+    secs = sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)",
+                        p.stderr).group(1)) / 1024
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)",
+                              p.stderr).group(1)) for k in ("User", "System"))
+    return secs, rss, cpu
+
+
+FLOP_PER_PX = 2 * (117 * 256 + 256 * 256 + 256 * 64) + \
+    2 * (18 * 256 + 256 * 256 + 256 * 64)
+
+
+def max_abs_diff(a_path, b_path):
+    import numpy as np
+    from osgeo import gdal
+    a, b = gdal.Open(a_path), gdal.Open(b_path)
+    worst, nan_mismatch = 0.0, 0
+    for y in range(0, a.RasterYSize, 256):
+        h = min(256, a.RasterYSize - y)
+        x = a.ReadAsArray(0, y, a.RasterXSize, h)
+        z = b.ReadAsArray(0, y, a.RasterXSize, h)
+        va, vb = ~np.isnan(x), ~np.isnan(z)
+        nan_mismatch += int((va != vb).sum())
+        both = va & vb
+        if both.any():
+            worst = max(worst, float(np.abs(x[both] - z[both]).max()))
+    return worst, nan_mismatch
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker", choices=["torch"])
+    ap.add_argument("--sgemm", action="store_true")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--work", default="/tmp/mmcl-bench-embed")
+    ap.add_argument("--sizes", default="1024,2048,4096")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--torch-max-size", type=int, default=4096,
+                    help="skip the PyTorch script above this size")
+    ap.add_argument("args", nargs="*")
+    a = ap.parse_args()
+    if a.worker:
+        model, opt, sar, out = a.args
+        torch_worker(model, opt, sar, out, int(a.threads))
+        return
+    if a.sgemm:
+        print(json.dumps(sgemm_peak(), indent=1))
+        return
+
+    mmcl = os.path.join(a.build, "mmcl")
+    os.makedirs(a.work, exist_ok=True)
+    sizes = [int(s) for s in a.sizes.split(",")]
+    threads = [int(t) for t in a.threads.split(",")]
+    for n in sizes:
+        d = os.path.join(a.work, f"s{n}")
+        if not os.path.exists(os.path.join(d, "sar.tif")):
+            subprocess.run([mmcl, "synth", d, "--size", str(n), "--optical-bands",
+                            "13", "--sar-bands", "2", "--shared", "2", "--seed",
+                            "1", "-q", "--overwrite"], check=True)
+    model = os.path.join(a.work, "m.mmcl")
+    if not os.path.exists(model):
+        d = os.path.join(a.work, f"s{sizes[0]}")
+        m18 = os.path.join(a.work, "m18.mmcl")
+        subprocess.run([mmcl, "train", f"{d}/optical.tif", f"{d}/sar.tif", m18,
+                        "--objective", "clip", "--encoder", "mlp:256,256",
+                        "--dim", "18", "--patch", "3", "--samples", "20000",
+                        "--epochs", "1", "--batch", "1024", "-q", "--overwrite"],
+                       check=True)
+        widen_model(m18, model, 64)
+
+    rows = []
+    for n in sizes:
+        d = os.path.join(a.work, f"s{n}")
+        for t in threads:
+            res = {}
+            for tool in ("mmcl", "pytorch"):
+                if tool == "pytorch" and n > a.torch_max_size:
+                    continue
+                out = os.path.join(a.work, f"out_{tool}_{n}.tif")
+                if tool == "mmcl":
+                    cmd = [mmcl, "embed", model, f"{d}/optical.tif",
+                           f"{d}/sar.tif", out, "--modality", "joint",
+                           "--threads", str(t), "-q", "--overwrite"]
+                else:
+                    cmd = [PY, os.path.abspath(__file__), "--worker", "torch",
+                           "--threads", str(t), model, f"{d}/optical.tif",
+                           f"{d}/sar.tif", out]
+                runs = []
+                for _ in range(a.repeat):
+                    if os.path.exists(out):
+                        os.remove(out)
+                    subprocess.run(["sync"])
+                    runs.append(timed(cmd))
+                wall = statistics.median(r[0] for r in runs)
+                rss = max(r[1] for r in runs)
+                cpu = statistics.median(r[2] for r in runs)
+                res[tool] = (wall, rss, cpu)
+                print(f"{tool} t{t} {n}: {wall:.2f} s, CPU {cpu:.2f} s, "
+                      f"{rss:.0f} MB", flush=True)
+            if "pytorch" in res:
+                diff = max_abs_diff(os.path.join(a.work, f"out_mmcl_{n}.tif"),
+                                    os.path.join(a.work, f"out_pytorch_{n}.tif"))
+                print(f"  max abs diff {diff[0]:.2e}, NaN mismatches {diff[1]}")
+            for tool, (wall, rss, cpu) in res.items():
+                ratio = (res["pytorch"][0] / wall) if "pytorch" in res else None
+                rows.append((tool, t, n, wall, cpu, n * n / wall / 1e6, rss,
+                             ratio, FLOP_PER_PX * n * n / cpu / 1e9))
+    print(json.dumps(sgemm_peak(), indent=1))
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    # the machine may be shared: CPU seconds are the steadier figure, and
+    # GFLOP per CPU second over the whole run is a lower bound of the rate
+    # of the compute part
+    print("| tool | threads | size | wall s | CPU s | Mpx/s | peak RSS MB | "
+          "speed vs PyTorch | GFLOP per CPU-s (whole run) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for tool, t, n, wall, cpu, mpx, rss, ratio, gf in rows:
+        rs = f"{ratio:.2f}x" if ratio else "-"
+        print(f"| {tool} | {t} | {n}^2 | {wall:.2f} | {cpu:.2f} | {mpx:.3f} | "
+              f"{rss:.0f} | {rs} | {gf:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
