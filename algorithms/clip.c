@@ -382,7 +382,7 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
         double mean = sum / steps;
         if (loss_per_epoch)
             loss_per_epoch[e] = mean;
-        mmcl__log(ctx, MMCL_LOG_INFO, "clip: epoch %d/%d loss %.6f tau %.5f",
+        mmcl__log(ctx, MMCL_LOG_DEBUG, "clip: epoch %d/%d loss %.6f tau %.5f",
                   e + 1, cfg->epochs, mean, (double)expf(lt));
     }
     if (log_tau)
