@@ -388,9 +388,9 @@ def same_grid(opt_ds, path):
     return size_ok and gt_ok and srs_ok, desc
 
 
-def compare(path_a, path_b, invalid_zero_b=False):
+def compare(path_a, path_b, invalid_zero_a=False):
     """Max / mean abs difference over pixels valid in both (NaN = invalid;
-    with invalid_zero_b, 0 also is invalid in b), and valid fractions."""
+    with invalid_zero_a, 0 also is invalid in a), and valid fractions."""
     a, b = gdal.Open(path_a), gdal.Open(path_b)
     w, h = a.RasterXSize, a.RasterYSize
     n_bands = min(a.RasterCount, b.RasterCount)
@@ -402,8 +402,8 @@ def compare(path_a, path_b, invalid_zero_b=False):
             va = a.GetRasterBand(k).ReadAsArray(0, y0, w, hh)
             vb = b.GetRasterBand(k).ReadAsArray(0, y0, w, hh)
             ma, mb = ~np.isnan(va), ~np.isnan(vb)
-            if invalid_zero_b:
-                mb &= vb != 0
+            if invalid_zero_a:
+                ma &= va != 0
             both = ma & mb
             d = np.abs(va[both].astype(np.float64) - vb[both])
             if d.size:
@@ -635,9 +635,10 @@ def main():
         c = compare(keys["mmcl_default"]["out"], keys["mmcl_none"]["out"])
         print(f"- mmcl DEFLATE vs uncompressed: max |diff| {c['max']:.3g}")
     if "otb" in keys and "gdalwarp_best" in keys:
-        print("- OTB vs gdalwarp (OTB fill value 0 = invalid): " +
+        print("- OTB vs gdalwarp (OTB's fill value 0 counted invalid): " +
               fmt_cmp(compare(keys["otb"]["out"],
-                              keys["gdalwarp_best"]["out"])))
+                              keys["gdalwarp_best"]["out"],
+                              invalid_zero_a=True)))
     if not args.no_exact_check:
         for line in exact_check(args, mmcl, opt, sar):
             print("- " + line)
