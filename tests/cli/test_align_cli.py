@@ -9,42 +9,20 @@ Tests that need ../shared/data skip, saying so, when it is absent.
 """
 import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import unittest
 
 import numpy as np
 from osgeo import gdal
 
+from mmcl_cli import DATA, SPAIN, Workdir, need_data, run
+
 gdal.UseExceptions()
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.dirname(os.path.dirname(HERE))
-MMCL = os.environ.get("MMCL", os.path.join(SOURCE, "build", "mmcl"))
-DATA = os.environ.get("MMCL_SHARED_DATA",
-                      os.path.join(SOURCE, "..", "shared", "data"))
-SPAIN = os.path.join(DATA, "sen1floods11_spain_7370579")
 BEN_SITES = ["bigearthnet_33UUP_87_48", "bigearthnet_29UPU_36_85",
              "bigearthnet_35VPK_69_24"]
 S2_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A",
             "B09", "B11", "B12"]
-
-
-def need_data(path):
-    if not os.path.isdir(path):
-        raise unittest.SkipTest("real data folder %s is absent" % path)
-
-
-def run(*args, check=True):
-    p = subprocess.run([MMCL] + [str(a) for a in args], capture_output=True,
-                       text=True)
-    if check and p.returncode != 0:
-        raise AssertionError("mmcl %s failed (%d): %s" %
-                             (" ".join(map(str, args)), p.returncode,
-                              p.stderr))
-    return p
 
 
 def read(path):
@@ -69,17 +47,6 @@ def gdalwarp_onto(src, grid_ds, out, resampling, et="0"):
                    ["-ts", str(w), str(h), "-t_srs", grid_ds.GetProjection(),
                     "-ot", "Float32", "-dstnodata", "nan", src, out],
                    check=True)
-
-
-class Workdir(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mmcl-cli-")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
 
 
 class RealData(Workdir):

@@ -16,52 +16,17 @@ to 1e-3.
 import json
 import os
 import shutil
-import struct
-import subprocess
 import tempfile
 import unittest
 
 import numpy as np
 from osgeo import gdal
 
+from mmcl_cli import SAMPLE, SPAIN, read_safetensors, run
+
 gdal.UseExceptions()
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.dirname(os.path.dirname(HERE))
-MMCL = os.environ.get("MMCL", os.path.join(SOURCE, "build", "mmcl"))
-DATA = os.environ.get("MMCL_SHARED_DATA",
-                      os.path.join(SOURCE, "..", "shared", "data"))
-SPAIN = os.path.join(DATA, "sen1floods11_spain_7370579")
-SAMPLE = os.path.join(SOURCE, "sample_data")
 TOL = 1e-3
-
-
-def run(*args, check=True):
-    p = subprocess.run([MMCL] + [str(a) for a in args], capture_output=True,
-                       text=True)
-    if check and p.returncode != 0:
-        raise AssertionError("mmcl %s failed (%d): %s" %
-                             (" ".join(map(str, args)), p.returncode,
-                              p.stderr))
-    return p
-
-
-def read_safetensors(path):
-    """Independent reader: 8-byte little-endian header length, JSON header,
-    then little-endian float32 tensors at data_offsets."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    data = raw[8 + n:]
-    header.pop("__metadata__")
-    tensors = {}
-    for name, t in header.items():
-        assert t["dtype"] == "F32", t
-        a, b = t["data_offsets"]
-        tensors[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(
-            t["shape"]).astype(np.float64)
-    return tensors
 
 
 def read_raster(path):
@@ -126,7 +91,8 @@ class ProbeReference(unittest.TestCase):
 
     def reference(self, model, labels, band, task, blocks, ridge):
         meta = json.loads(run("info", "--json", model).stdout)["metadata"]
-        t = read_safetensors(model)
+        t = {k: v.astype(np.float64) for k, v in
+             read_safetensors(model)[1].items()}
         x1, W, H = read_raster(self.opt)
         x2, _, _ = read_raster(self.sar)
         lab, lw, lh = read_raster(labels)

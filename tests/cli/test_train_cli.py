@@ -9,63 +9,19 @@ safetensors layout).
 import json
 import os
 import shutil
-import struct
-import subprocess
 import tempfile
 import unittest
 
 import numpy as np
 from osgeo import gdal
 
+from mmcl_cli import (SAMPLE, SPAIN, Workdir, need_data, read_safetensors,
+                      run)
+
 gdal.UseExceptions()
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.dirname(os.path.dirname(HERE))
-MMCL = os.environ.get("MMCL", os.path.join(SOURCE, "build", "mmcl"))
-DATA = os.environ.get("MMCL_SHARED_DATA",
-                      os.path.join(SOURCE, "..", "shared", "data"))
-SPAIN = os.path.join(DATA, "sen1floods11_spain_7370579")
-SAMPLE = os.path.join(SOURCE, "sample_data")
 
-
-def run(*args, check=True):
-    p = subprocess.run([MMCL] + [str(a) for a in args], capture_output=True,
-                       text=True)
-    if check and p.returncode != 0:
-        raise AssertionError("mmcl %s failed (%d): %s" %
-                             (" ".join(map(str, args)), p.returncode,
-                              p.stderr))
-    return p
-
-
-def read_safetensors(path):
-    """Independent reader: 8-byte little-endian header length, JSON header,
-    then little-endian float32 tensors at data_offsets."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    data = raw[8 + n:]
-    meta = header.pop("__metadata__")
-    tensors = {}
-    for name, t in header.items():
-        assert t["dtype"] == "F32", t
-        a, b = t["data_offsets"]
-        arr = np.frombuffer(data[a:b], dtype="<f4").reshape(t["shape"])
-        tensors[name] = arr
-    return json.loads(meta["mmcl"]), tensors
-
-
-class Train(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mmcl-train-")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
+class Train(Workdir):
     def test_every_objective_on_sample_data_and_info_reads_it(self):
         opt = os.path.join(SAMPLE, "optical.tif")
         sar = os.path.join(SAMPLE, "sar.tif")
@@ -158,8 +114,7 @@ class Train(unittest.TestCase):
         self.assertIn("broken.mmcl", p.stderr)
 
     def test_real_spain_pair_trains(self):
-        if not os.path.isdir(SPAIN):
-            self.skipTest("real data folder %s is absent" % SPAIN)
+        need_data(SPAIN)
         opt = os.path.join(SPAIN, "Spain_7370579_S2Hand.tif")
         sar = os.path.join(SPAIN, "derived",
                            "Spain_7370579_S1Hand_EPSG32630_20m.tif")
