@@ -1,0 +1,7 @@
+# SPDX-License-Identifier: MIT
+"""mmcl for QGIS: a Processing provider that runs the mmcl program."""
+
+
+def classFactory(iface):
+    from .plugin import MmclPlugin
+    return MmclPlugin(iface)

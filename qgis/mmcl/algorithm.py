@@ -1,0 +1,672 @@
+# SPDX-License-Identifier: MIT
+"""One Processing algorithm per mmcl command, built from the command's
+machine-readable description (`mmcl COMMAND --json-usage`), so that the
+program and QGIS never disagree about an argument, a default or a choice.
+
+How the description maps onto Processing parameters:
+
+    positional raster_in            QgsProcessingParameterRasterLayer
+    positional raster_in, multiple  QgsProcessingParameterMultipleLayers (rasters)
+    positional file_in              QgsProcessingParameterFile (*.mmcl for MODEL)
+    positional raster_out           QgsProcessingParameterRasterDestination
+    positional file_out             QgsProcessingParameterFileDestination (*.mmcl)
+    positional folder_out           QgsProcessingParameterFolderDestination
+    option enum                     QgsProcessingParameterEnum, valued by its choices
+    option bool                     QgsProcessingParameterBoolean
+    option int, double              QgsProcessingParameterNumber (default, min, max)
+    option string                   QgsProcessingParameterString
+    option list (-co)               QgsProcessingParameterString, items split on '|'
+
+What QGIS decides rather than the program:
+
+- OVERWRITE is not a parameter: --overwrite is always passed, because QGIS
+  asks before it replaces a destination file.
+- FORMAT is empty by default, which means "from the output file's
+  extension" (.tif: GTiff, .png: PNG), as in QGIS's GDAL provider.
+- -q is never passed: the progress bar feeds the Processing progress bar.
+- infoloss always writes its JSON report (to a temporary file when the
+  REPORT output is skipped), and train reads its figures back with
+  `mmcl info --json`, so that the figures come back as outputs.
+- probe runs with --json (its only machine-readable output) and writes the
+  table as an HTML report (OUT) for the results viewer.
+"""
+import html
+import json
+import os
+
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm,
+                       QgsProcessingException, QgsProcessingFeedback,
+                       QgsProcessingOutputFile,
+                       QgsProcessingOutputNumber,
+                       QgsProcessingOutputRasterLayer,
+                       QgsProcessingOutputString,
+                       QgsProcessingParameterBoolean,
+                       QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterFolderDestination,
+                       QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString, QgsProcessingUtils,
+                       QgsRasterFileWriter)
+
+from . import runner
+
+# The commands offered in Processing, in the toolbox's order, with their
+# titles and groups. `mmcl info` only prints a model's description and has
+# no algorithm.
+TITLES = {
+    "synth": "Synthetic scene",
+    "align": "Align SAR on the optical grid",
+    "train": "Train a model",
+    "embed": "Embedding map",
+    "infoloss": "Information-loss map",
+    "rgb": "Picture (RGB) of a raster",
+    "probe": "Linear probe against labels",
+}
+GROUPS = {
+    "synth": "Data", "align": "Data",
+    "train": "Learning", "probe": "Learning",
+    "embed": "Maps", "infoloss": "Maps", "rgb": "Maps",
+}
+
+# Short parameter labels; the program's help text becomes the tooltip and
+# the help pane. Names not listed are turned into words ("ERROR_THRESHOLD":
+# "Error threshold").
+LABELS = {
+    "OPTICAL": "Optical raster(s)",
+    "SAR": "SAR raster",
+    "LABELS": "Label raster",
+    "IN": "Input raster",
+    "MODEL": "Model (.mmcl)",
+    "OUTDIR": "Output folder",
+    "DIM": "Embedding dimension (k)",
+    "PATCH": "Patch edge (pixels)",
+    "SAMPLES": "Samples",
+    "CO": "Creation options (NAME=VALUE|...)",
+    "FORMAT": "Output format (empty: from the file extension)",
+    "RESAMPLING": "SAR resampling",
+    "SAR_TRANSFORM": "SAR transform",
+    "SPECKLE": "Speckle filter",
+    "TILE": "Tile edge (pixels)",
+    "THREADS": "Threads (0: one per core)",
+    "LAZY": "Lazy product (.mmcl.json descriptor, needs the MMCL GDAL driver)",
+    "NON_REDUNDANCY": "Also write the non-redundancy bands",
+    "LEGEND": "Write the colour scale beside the picture",
+    "SAR_SRS": "SAR CRS (e.g. EPSG:32630)",
+    "SAR_RES": "SAR pixel size (in SAR CRS units)",
+    "LR": "Learning rate",
+}
+# Output labels for the positional outputs, by command.
+OUTPUT_LABELS = {
+    "align": "Aligned SAR",
+    "embed": "Embedding",
+    "infoloss": "Information loss",
+    "rgb": "Picture",
+    "train": "Model",
+    "synth": "Scene folder",
+}
+
+# Options shown under "Advanced parameters".
+ADVANCED_ALWAYS = {"TILE", "THREADS", "CO", "FORMAT", "LAZY",
+                   "ERROR_THRESHOLD", "STACK_RESAMPLING", "SEED"}
+ADVANCED = {
+    "train": {"ENCODER", "ACTIVATION", "EPOCHS", "BATCH", "LR",
+              "WEIGHT_DECAY", "TEMPERATURE", "RIDGE", "SHARED_OBJECTIVE",
+              "PRIVATE_DIM", "RESAMPLING", "SAR_TRANSFORM", "SPECKLE"},
+    "synth": {"PIXEL_SIZE", "OPTICAL_BANDS", "SAR_BANDS", "SHARED",
+              "OPTICAL_SPECIFIC", "SAR_SPECIFIC", "SPECIFIC_GAIN", "NOISE",
+              "CLASSES", "SAR_SRS", "SAR_RES", "NODATA_FRAME", "SAR_HOLES"},
+    "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS"},
+    "rgb": {"BANDS", "RANGE", "STRETCH"},
+}
+
+# Options that QGIS sets itself (see the module comment).
+HIDDEN = {"OVERWRITE"}
+
+# Options whose value is a file the program writes: a destination, not a
+# string (the JSON description has no kind for options).
+FILE_OPTIONS = {("infoloss", "REPORT"): "JSON report (*.json)"}
+
+# What `mmcl synth OUTDIR` writes into OUTDIR (its help text names them).
+SYNTH_PRODUCTS = (("OPTICAL", "optical.tif", "Optical raster"),
+                  ("SAR", "sar.tif", "SAR raster"),
+                  ("LABELS", "labels.tif", "Land-cover labels"),
+                  ("TRUTH", "truth.tif", "Generating factors (truth)"))
+
+MODEL_FILTER = "mmcl model (*.mmcl)"
+
+
+KINDS = {"raster_in", "file_in", "raster_out", "file_out", "folder_out"}
+TYPES = {"enum", "bool", "int", "double", "string", "list"}
+
+
+def unsupported(usage):
+    """Why a command's description cannot become an algorithm, or None.
+
+    A newer program may describe an argument this provider does not know;
+    that command is then left out rather than offered half-working.
+    """
+    for p in usage.get("positional", []):
+        if p.get("kind") not in KINDS:
+            return "argument %s has the unknown kind '%s'" % (p.get("name"),
+                                                              p.get("kind"))
+    for o in usage.get("options", []):
+        if o.get("type") not in TYPES:
+            return "option %s has the unknown type '%s'" % (o.get("name"),
+                                                            o.get("type"))
+        if o.get("type") == "enum" and not o.get("choices"):
+            return "option %s has no choices" % o.get("name")
+    return None
+
+
+def _label(name):
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def _help_line(name, text):
+    return "<b>%s</b>: %s" % (html.escape(name), html.escape(text))
+
+
+def _default_note(o):
+    """" {choices} [default: D]" for an option, as `mmcl CMD --help`."""
+    note = ""
+    if o.get("choices"):
+        note += " {%s}" % "|".join(o["choices"])
+    if o["name"] == "FORMAT":
+        note += " [default: from the output file's extension, else %s]" % (
+            o.get("default") or "GTiff")
+    elif o.get("default") not in (None, ""):
+        note += " [default: %s]" % o["default"]
+    return note
+
+
+class MmclAlgorithm(QgsProcessingAlgorithm):
+    """A Processing algorithm that runs one mmcl command."""
+
+    def __init__(self, usage, program_getter):
+        super().__init__()
+        self._usage = usage
+        self._command = usage["command"]
+        self._program_getter = program_getter
+        self._options = {o["name"]: o for o in usage.get("options", [])}
+
+    def createInstance(self):
+        return MmclAlgorithm(self._usage, self._program_getter)
+
+    # Identity ------------------------------------------------------------
+
+    def name(self):
+        return self._command
+
+    def displayName(self):
+        return TITLES.get(self._command, self._command)
+
+    def group(self):
+        return GROUPS.get(self._command, "Other")
+
+    def groupId(self):
+        return self.group().lower()
+
+    def tags(self):
+        return ["mmcl", self._command, "optical", "sar", "sentinel",
+                "embedding", "multimodal"]
+
+    def shortDescription(self):
+        return self._usage.get("summary", "")
+
+    def shortHelpString(self):
+        u = self._usage
+        lines = ["<p>%s (<code>mmcl %s</code>).</p>" %
+                 (html.escape(u.get("summary", "").capitalize()),
+                  self._command), "<p>"]
+        for p in u.get("positional", []):
+            lines.append(_help_line(p["name"], p.get("help", "")) + "<br>")
+        for o in u.get("options", []):
+            if o["name"] in HIDDEN:
+                continue
+            lines.append("<b>%s</b>: %s%s<br>" % (
+                html.escape(o["name"]), html.escape(o.get("help", "")),
+                html.escape(_default_note(o))))
+        lines.append("</p><p>Outputs are always replaced (--overwrite): "
+                     "QGIS asks before it replaces a file.</p>")
+        return "".join(lines)
+
+    def helpUrl(self):
+        return ""
+
+    # Parameters ----------------------------------------------------------
+
+    def initAlgorithm(self, config=None):
+        cmd = self._command
+        for p in self._usage.get("positional", []):
+            param = self._positional_parameter(p)
+            param.setHelp(p.get("help", ""))
+            self.addParameter(param)
+        for o in self._usage.get("options", []):
+            if o["name"] in HIDDEN:
+                continue
+            param = self._option_parameter(o)
+            param.setHelp(o.get("help", "") + _default_note(o))
+            if (o["name"] in ADVANCED_ALWAYS or
+                    o["name"] in ADVANCED.get(cmd, ())):
+                param.setFlags(param.flags() |
+                               QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(param)
+        self._extra_parameters_and_outputs()
+
+    def _positional_parameter(self, p):
+        name, kind = p["name"], p["kind"]
+        if kind == "raster_in" and p.get("multiple"):
+            return QgsProcessingParameterMultipleLayers(
+                name, _label(name), QgsProcessing.TypeRaster)
+        if kind == "raster_in":
+            return QgsProcessingParameterRasterLayer(name, _label(name))
+        if kind == "file_in":
+            return QgsProcessingParameterFile(
+                name, _label(name), QgsProcessingParameterFile.File,
+                fileFilter=MODEL_FILTER if name == "MODEL"
+                else "All files (*)")
+        label = OUTPUT_LABELS.get(self._command, _label(name))
+        if kind == "raster_out":
+            return QgsProcessingParameterRasterDestination(name, label)
+        if kind == "file_out":
+            return QgsProcessingParameterFileDestination(
+                name, label, MODEL_FILTER if name == "MODEL"
+                else "All files (*)")
+        if kind == "folder_out":
+            return QgsProcessingParameterFolderDestination(name, label)
+        raise QgsProcessingException(
+            "mmcl %s: argument %s has a kind the QGIS provider does not "
+            "know (%s)" % (self._command, name, kind))
+
+    def _option_parameter(self, o):
+        name, kind, default = o["name"], o["type"], o.get("default")
+        label = _label(name)
+        if (self._command, name) in FILE_OPTIONS:
+            return QgsProcessingParameterFileDestination(
+                name, "JSON report", FILE_OPTIONS[(self._command, name)],
+                optional=True, createByDefault=False)
+        if kind == "enum":
+            # The choices themselves are the values (OBJECTIVE=cca), not
+            # their indices, as on the command line.
+            choices = o["choices"]
+            return QgsProcessingParameterEnum(
+                name, label, choices, allowMultiple=False,
+                defaultValue=default if default in choices else choices[0],
+                optional=False, usesStaticStrings=True)
+        if kind == "bool":
+            return QgsProcessingParameterBoolean(
+                name, label, defaultValue=default == "YES")
+        if kind in ("int", "double"):
+            number = (QgsProcessingParameterNumber.Integer if kind == "int"
+                      else QgsProcessingParameterNumber.Double)
+            value = None
+            if default is not None:
+                value = int(default) if kind == "int" else float(default)
+            param = QgsProcessingParameterNumber(
+                name, label, number, defaultValue=value,
+                optional=default is None)
+            if o.get("min") is not None:
+                param.setMinimum(float(o["min"]))
+            if o.get("max") is not None:
+                param.setMaximum(float(o["max"]))
+            return param
+        if kind == "string" and name == "FORMAT":
+            return QgsProcessingParameterString(name, label, optional=True)
+        if kind in ("string", "list"):
+            return QgsProcessingParameterString(
+                name, label, defaultValue=default, optional=True)
+        raise QgsProcessingException(
+            "mmcl %s: option %s has a type the QGIS provider does not know "
+            "(%s)" % (self._command, name, kind))
+
+    def _extra_parameters_and_outputs(self):
+        cmd = self._command
+        if cmd == "synth":
+            for name, _, label in SYNTH_PRODUCTS:
+                self.addOutput(QgsProcessingOutputRasterLayer(name, label))
+            self.addOutput(QgsProcessingOutputFile(
+                "SYNTH_JSON", "Generating parameters (synth.json)"))
+        elif cmd == "train":
+            for name, label in (
+                    ("R2_ALIGNED_OPTICAL", "Optical R2 kept by the aligned "
+                     "embedding"),
+                    ("R2_ALIGNED_SAR", "SAR R2 kept by the aligned embedding"),
+                    ("LOSS_FRACTION_OPTICAL", "Optical loss fraction"),
+                    ("LOSS_FRACTION_SAR", "SAR loss fraction")):
+                self.addOutput(QgsProcessingOutputNumber(name, label))
+            self.addOutput(QgsProcessingOutputString(
+                "FIGURES", "Training figures (JSON)"))
+        elif cmd == "infoloss":
+            for name, label in (
+                    ("LOSS_FRACTION_OPTICAL", "Optical loss fraction"),
+                    ("LOSS_FRACTION_SAR", "SAR loss fraction"),
+                    ("MEAN_INFOLOSS_OPTICAL", "Mean optical information loss"),
+                    ("MEAN_INFOLOSS_SAR", "Mean SAR information loss")):
+                self.addOutput(QgsProcessingOutputNumber(name, label))
+        elif cmd == "probe":
+            self.addParameter(QgsProcessingParameterFileDestination(
+                "OUT", "Probe report", "HTML files (*.html)"))
+            self.addParameter(QgsProcessingParameterFileDestination(
+                "REPORT", "JSON report", "JSON report (*.json)",
+                optional=True, createByDefault=False))
+            for name, label in (
+                    ("GAP_OPTICAL", "Optical sigma-informativeness gap"),
+                    ("GAP_SAR", "SAR sigma-informativeness gap"),
+                    ("CHANCE", "Largest class share (classes) or 0")):
+                self.addOutput(QgsProcessingOutputNumber(name, label))
+        elif cmd == "rgb":
+            self.addOutput(QgsProcessingOutputFile(
+                "LEGEND", "Colour scale (legend PNG)"))
+
+    # Running -------------------------------------------------------------
+
+    def canExecute(self):
+        program = self._program_getter()
+        if not program:
+            return False, ("The mmcl program was not found. Set its path in "
+                           "Settings > Options > Processing > Providers > "
+                           "mmcl, or put it on PATH.")
+        return True, ""
+
+    def processAlgorithm(self, parameters, context, feedback):
+        program = self._program_getter()
+        if not program:
+            raise QgsProcessingException(self.canExecute()[1])
+        if feedback is None:
+            feedback = QgsProcessingFeedback()
+        cmd = self._command
+        args, folders, results = [], [], {}
+        positional = []
+        for p in self._usage.get("positional", []):
+            positional += self._positional_values(p, parameters, context,
+                                                  folders, results)
+        for o in self._usage.get("options", []):
+            args += self._option_args(o, parameters, context)
+        if "OVERWRITE" in self._options:
+            args += _flag_words(self._options["OVERWRITE"], "YES")
+        if cmd == "infoloss":
+            report = self.parameterAsFileOutput(parameters, "REPORT", context)
+            if not report:
+                report = os.path.join(QgsProcessingUtils.tempFolder(),
+                                      "mmcl_infoloss_report.json")
+            else:
+                results["REPORT"] = report
+                folders.append(os.path.dirname(os.path.abspath(report)))
+            args += ["--report", report]
+        capture = cmd == "probe"
+        if capture:
+            args.append("--json")
+            feedback.pushInfo("mmcl probe prints no progress bar with "
+                              "--json; the bar moves when it is done.")
+        out = runner.run(program, cmd, args + positional, feedback,
+                         output_folders=folders, capture_stdout=capture)
+        feedback.setProgress(100)
+        self._finish(program, out, parameters, context, feedback, results)
+        if cmd == "infoloss":
+            self._infoloss_figures(report, results)
+        return results
+
+    def _positional_values(self, p, parameters, context, folders, results):
+        name, kind = p["name"], p["kind"]
+        if kind == "raster_in":
+            files = _plain_files(parameters.get(name))
+            if files:
+                return files
+        if kind == "raster_in" and p.get("multiple"):
+            layers = self.parameterAsLayerList(parameters, name, context)
+            raw = parameters.get(name)
+            items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+            # parameterAsLayerList drops what it cannot open: refuse that
+            # rather than run with fewer rasters than given.
+            if not layers or len(layers) != len(items):
+                bad = [str(i) for i in items if isinstance(i, str) and
+                       QgsProcessingUtils.mapLayerFromString(
+                           i, context) is None]
+                raise QgsProcessingException(_cannot_open(name, bad or
+                                                          items))
+            return [self._raster_source(layer, name) for layer in layers]
+        if kind == "raster_in":
+            layer = self.parameterAsRasterLayer(parameters, name, context)
+            if layer is None:
+                raise QgsProcessingException(
+                    _cannot_open(name, [parameters.get(name)]))
+            return [self._raster_source(layer, name)]
+        if kind == "file_in":
+            path = self.parameterAsFile(parameters, name, context)
+            if not path:
+                raise QgsProcessingException("%s: no file given" % name)
+            return [path]
+        if kind == "raster_out":
+            path = self.parameterAsOutputLayer(parameters, name, context)
+        else:
+            path = self.parameterAsFileOutput(parameters, name, context)
+        if kind == "folder_out":
+            os.makedirs(path, exist_ok=True)
+            folders.append(path)
+        else:
+            folders.append(os.path.dirname(os.path.abspath(path)))
+        results[name] = path
+        return [path]
+
+    @staticmethod
+    def _raster_source(layer, name):
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                "%s: mmcl reads rasters through GDAL; the layer '%s' comes "
+                "from the '%s' provider" % (name, layer.name(),
+                                            layer.providerType()))
+        return layer.source()
+
+    def _option_args(self, o, parameters, context):
+        """The command-line words for option @p o, or [] for its default."""
+        name, kind, default = o["name"], o["type"], o.get("default")
+        if name in HIDDEN or (self._command, name) in FILE_OPTIONS:
+            return []
+        value = parameters.get(name)
+        if value is None or (isinstance(value, str) and value == ""):
+            if name == "FORMAT":
+                return self._format_from_extension(o, parameters, context)
+            return []
+        if kind == "enum":
+            text = self.parameterAsEnumString(parameters, name, context)
+            return [] if text == default else _flag_words(o, text)
+        if kind == "bool":
+            flag = self.parameterAsBoolean(parameters, name, context)
+            text = "YES" if flag else "NO"
+            return [] if text == (default or "NO") else _flag_words(o, text)
+        if kind == "int":
+            number = self.parameterAsInt(parameters, name, context)
+            if default is not None and number == int(default):
+                return []
+            return _flag_words(o, str(number))
+        if kind == "double":
+            number = self.parameterAsDouble(parameters, name, context)
+            if default is not None and number == float(default):
+                return []
+            return _flag_words(o, repr(number))
+        text = self.parameterAsString(parameters, name, context).strip()
+        if kind == "list":
+            words = []
+            for item in text.split("|"):
+                if item.strip():
+                    words += _flag_words(o, item.strip())
+            return words
+        if not text or text == default:
+            return []
+        return _flag_words(o, text)
+
+    def _format_from_extension(self, o, parameters, context):
+        """-of from the extension of the raster output, as GDAL's provider."""
+        if parameters.get("LAZY") and self.parameterAsBoolean(
+                parameters, "LAZY", context):
+            return []
+        for p in self._usage.get("positional", []):
+            if p["kind"] != "raster_out":
+                continue
+            path = self.parameterAsOutputLayer(parameters, p["name"], context)
+            ext = os.path.splitext(path)[1].lstrip(".")
+            driver = QgsRasterFileWriter.driverForExtension(ext) if ext \
+                else ""
+            if driver and driver != (o.get("default") or "GTiff"):
+                return _flag_words(o, driver)
+        return []
+
+    # Results -------------------------------------------------------------
+
+    def _finish(self, program, out, parameters, context, feedback, results):
+        cmd = self._command
+        if cmd == "synth":
+            folder = results["OUTDIR"]
+            for name, filename, label in SYNTH_PRODUCTS:
+                path = os.path.join(folder, filename)
+                results[name] = path
+                context.addLayerToLoadOnCompletion(
+                    path, context.LayerDetails(
+                        "synth " + filename[:-4], context.project(), name))
+            results["SYNTH_JSON"] = os.path.join(folder, "synth.json")
+        elif cmd == "train":
+            info = runner.run(program, "info", ["--json", results["MODEL"]],
+                              None, capture_stdout=True)
+            figures = json.loads(info.stdout).get("metadata", {}).get(
+                "figures", {})
+            results["FIGURES"] = json.dumps(figures)
+            r2 = figures.get("sample_r2", {})
+            for m in ("optical", "sar"):
+                fig = r2.get(m, {})
+                results["R2_ALIGNED_" + m.upper()] = fig.get("aligned")
+                results["LOSS_FRACTION_" + m.upper()] = fig.get(
+                    "loss_fraction")
+        elif cmd == "probe":
+            try:
+                report = json.loads(out.stdout)
+            except ValueError as e:
+                raise QgsProcessingException(
+                    "mmcl probe printed no valid JSON: %s" % e)
+            json_path = self.parameterAsFileOutput(parameters, "REPORT",
+                                                   context)
+            if json_path:
+                with open(json_path, "w", encoding="utf-8") as f:
+                    json.dump(report, f, indent=2)
+                results["REPORT"] = json_path
+            html_path = self.parameterAsFileOutput(parameters, "OUT", context)
+            with open(html_path, "w", encoding="utf-8") as f:
+                f.write(probe_html(report))
+            results["OUT"] = html_path
+            gap = report.get("gap", {})
+            results["GAP_OPTICAL"] = gap.get("optical")
+            results["GAP_SAR"] = gap.get("sar")
+            results["CHANCE"] = report.get("chance", 0.0)
+            for line in probe_text(report):
+                feedback.pushInfo(line)
+        elif cmd == "rgb":
+            legend = os.path.splitext(results["OUT"])[0] + ".legend.png"
+            results["LEGEND"] = legend if os.path.exists(legend) else None
+
+    @staticmethod
+    def _infoloss_figures(report, results):
+        try:
+            with open(report, encoding="utf-8") as f:
+                figures = json.load(f)
+        except (OSError, ValueError):
+            return
+        for m in ("optical", "sar"):
+            fig = figures.get(m, {})
+            results["LOSS_FRACTION_" + m.upper()] = fig.get("loss_fraction")
+            results["MEAN_INFOLOSS_" + m.upper()] = fig.get("mean_infoloss")
+
+
+def _plain_files(value):
+    """The paths in @p value when it holds only paths of existing files.
+
+    These go to mmcl as they are: opening them as QGIS layers first would
+    only cost time and leave statistics (.aux.xml) beside the inputs.
+    Layers, layer ids and anything else return None and are resolved by
+    QGIS.
+    """
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(i, str) and os.path.isfile(i)
+                            for i in items):
+        return None
+    return [os.path.abspath(i) for i in items]
+
+
+def _cannot_open(name, values):
+    return "%s: cannot open %s as a raster (missing, or not a raster GDAL " \
+        "reads)" % (name, ", ".join("'%s'" % v for v in values))
+
+
+def _flag_words(o, value):
+    """Command-line words that give option @p o the value @p value."""
+    flags = o.get("flags", [])
+    for f in flags:
+        if f.get("takes_value"):
+            return [f["flag"], value]
+    for f in flags:
+        if f.get("sets") == value:
+            return [f["flag"]]
+    if o["type"] == "bool" and value == "YES":
+        for f in flags:
+            if f.get("takes_value") is False and "sets" not in f:
+                return [f["flag"]]
+    raise QgsProcessingException(
+        "option %s cannot be set to %s on the command line" %
+        (o["name"], value))
+
+
+def probe_text(report):
+    """The probe table as text lines, for the log."""
+    score = "accuracy" if report.get("task") == "classes" else "r2"
+    lines = ["%-20s %5s  %s" % ("representation", "dim", score)]
+    for name, rep in report.get("representations", {}).items():
+        lines.append("%-20s %5d  %.4f" % (name, rep.get("dim", 0),
+                                          rep.get(score, float("nan"))))
+    gap = report.get("gap", {})
+    lines.append("sigma-informativeness gap: optical %+.4f, sar %+.4f" %
+                 (gap.get("optical", float("nan")),
+                  gap.get("sar", float("nan"))))
+    return lines
+
+
+def probe_html(report):
+    """The probe table as an HTML page for the results viewer."""
+    task = report.get("task", "classes")
+    score = "accuracy" if task == "classes" else "r2"
+    e = html.escape
+    rows = []
+    for name, rep in report.get("representations", {}).items():
+        rows.append("<tr><td>%s</td><td>%d</td><td>%.4f</td><td>%.4f</td>"
+                    "</tr>" % (e(name), rep.get("dim", 0),
+                               rep.get(score, float("nan")),
+                               rep.get("error", float("nan"))))
+    gap = report.get("gap", {})
+    facts = [("task", task), ("model", "%s (%s, k=%s, patch %s)" % (
+        report.get("model_hash", "?"), report.get("objective", "?"),
+        report.get("k", "?"), report.get("patch", "?"))),
+        ("samples", report.get("samples")),
+        ("spatial blocks", "%s x %s (%s folds)" % (
+            report.get("blocks"), report.get("blocks"),
+            report.get("folds")))]
+    if task == "classes":
+        facts.append(("largest class share", "%.4f" %
+                      report.get("chance", float("nan"))))
+    return """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>mmcl probe</title>
+<style>body{font-family:sans-serif}table{border-collapse:collapse}
+td,th{border:1px solid #999;padding:2px 8px;text-align:right}
+td:first-child{text-align:left}</style></head><body>
+<h2>mmcl probe</h2>
+<p>%s</p>
+<table><tr><th>representation</th><th>dim</th><th>%s</th><th>error</th></tr>
+%s
+</table>
+<p>Sigma-informativeness gap (error of the aligned embedding minus error of
+the raw modality): optical %+.4f, SAR %+.4f.</p>
+</body></html>
+""" % ("<br>".join("%s: %s" % (e(k), e(str(v))) for k, v in facts), score,
+       "\n".join(rows), gap.get("optical", float("nan")),
+       gap.get("sar", float("nan")))

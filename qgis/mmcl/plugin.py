@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: MIT
+"""The QGIS plugin: registers the mmcl Processing provider, in the desktop
+application (initGui) and in qgis_process (initProcessing)."""
+from qgis.core import QgsApplication
+
+
+class MmclPlugin:
+
+    def __init__(self, iface=None):
+        self.iface = iface
+        self.provider = None
+
+    def initProcessing(self):
+        from .provider import MmclProvider
+        self.provider = MmclProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):
+        self.initProcessing()
+
+    def unload(self):
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
