@@ -459,9 +459,11 @@ static const cli_positional probe_pos[] = {
 
 static const cli_positional rgb_pos[] = {
     {"IN", CLI_RASTER_IN, 0,
-     "raster to picture: an embedding, an info-loss map, any raster"},
+     "raster to picture: an embedding, an info-loss map, any raster, or a "
+     "lazy descriptor (.mmcl.json)"},
     {"OUT", CLI_RASTER_OUT, 0,
-     "RGBA picture on the same grid (GeoTIFF, or PNG with -of PNG)"},
+     "RGBA picture on the same grid (GeoTIFF, or PNG with -of PNG; with "
+     "--lazy: the .mmcl.json descriptor)"},
 };
 
 #define N(a) (sizeof(a) / sizeof(a[0]))

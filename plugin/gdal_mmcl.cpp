@@ -3,7 +3,9 @@
  * gdal_MMCL.so: the GDAL driver plugin for lazy mmcl products (design
  * section 4.2). It opens a JSON descriptor (*.mmcl.json, or MMCL:<path or
  * JSON text>) as a read-only raster whose blocks are computed on demand by
- * the C library (include/mmcl/product.h). This file is a thin adapter: it
+ * the C library (include/mmcl/product.h): an embedding or an
+ * information-loss map (Float32, NaN nodata), or a picture of one (rgb:
+ * Byte red, green, blue, alpha). This file is a thin adapter: it
  * holds no numerics, includes only the public mmcl headers and GDAL's, and
  * turns every mmcl error into a CPLError.
  *
@@ -19,6 +21,7 @@
  *   (APPROXIMATE=YES, OVERVIEW_FACTOR in their MMCL metadata).
  * - The global figures of an information-loss map are computed on the
  *   first request of the MMCL metadata domain (they need a full pass).
+ * - Open options: THREADS, described from the library's option table.
  *
  * Thread-safety: the mmcl product is safe for concurrent reads; each
  * dataset keeps GDAL's rule (one handle per thread), and its lazily added
@@ -41,6 +44,7 @@
 #include <ogr_spatialref.h>
 
 #include "mmcl/context.h"
+#include "mmcl/options.h"
 #include "mmcl/product.h"
 
 #define MMCL_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
@@ -143,10 +147,17 @@ class MMCLDataset final : public GDALDataset
     {
         return block_;
     }
+    /* Bytes of one sample, and the fill of block edges past the raster. */
+    size_t SampleBytes() const
+    {
+        return size_t(GDALGetDataTypeSizeBytes(type_));
+    }
+    void Fill(GByte *row, size_t n) const;
 
     std::shared_ptr<Product> product_;
     int level_;
     int block_;
+    GDALDataType type_;
     double gt_[6];
     OGRSpatialReference srs_;
     std::vector<std::unique_ptr<MMCLDataset>> overviews_;
@@ -161,6 +172,7 @@ class MMCLRasterBand final : public GDALRasterBand
 
     CPLErr IReadBlock(int bx, int by, void *image) override;
     double GetNoDataValue(int *success = nullptr) override;
+    GDALColorInterp GetColorInterpretation() override;
     int GetOverviewCount() override;
     GDALRasterBand *GetOverview(int i) override;
 
@@ -180,6 +192,8 @@ MMCLDataset::MMCLDataset(std::shared_ptr<Product> product, int level)
     nRasterXSize = mmcl_product_width(p, level);
     nRasterYSize = mmcl_product_height(p, level);
     block_ = mmcl_product_block_size(p);
+    type_ = mmcl_product_sample_type(p) == MMCL_SAMPLE_BYTE ? GDT_Byte
+                                                            : GDT_Float32;
     mmcl_product_geotransform(p, level, gt_);
     srs_.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
     const char *wkt = mmcl_product_srs_wkt(p);
@@ -232,7 +246,7 @@ MMCLDataset::Open(GDALOpenInfo *info)
     if (info->eAccess == GA_Update) {
         CPLError(CE_Failure, CPLE_NotSupported,
                  "MMCL: lazy products are read-only; write one with mmcl "
-                 "embed or mmcl infoloss");
+                 "embed, mmcl infoloss or mmcl rgb");
         return nullptr;
     }
     Context ctx;
@@ -241,7 +255,10 @@ MMCLDataset::Open(GDALOpenInfo *info)
         return nullptr;
     }
     mmcl_product *p = nullptr;
-    if (mmcl_product_open(ctx.get(), info->pszFilename, &p) != MMCL_OK) {
+    if (mmcl_product_open_with_options(
+            ctx.get(), info->pszFilename,
+            const_cast<const char *const *>(info->papszOpenOptions),
+            &p) != MMCL_OK) {
         ctx.Fail(CPLE_OpenFailed);
         return nullptr;
     }
@@ -319,10 +336,10 @@ MMCLDataset::ReadBlock(int bx, int by, int band, void *image)
     const int x = bx * T, y = by * T;
     const int w = std::min(T, nRasterXSize - x);
     const int h = std::min(T, nRasterYSize - y);
-    const size_t plane = size_t(w) * h;
-    std::vector<float> buf;
+    const size_t plane = size_t(w) * h, S = SampleBytes();
+    std::vector<GByte> buf;
     try {
-        buf.resize(plane * nBands);
+        buf.resize(plane * nBands * S);
     } catch (const std::bad_alloc &) {
         CPLError(CE_Failure, CPLE_OutOfMemory, "MMCL: out of memory");
         return CE_Failure;
@@ -333,10 +350,10 @@ MMCLDataset::ReadBlock(int bx, int by, int band, void *image)
         return ctx.Fail();
     const int bw = std::min(T, nRasterXSize), bh = std::min(T, nRasterYSize);
     for (int b = 1; b <= nBands; b++) {
-        float *dst = nullptr;
+        GByte *dst = nullptr;
         GDALRasterBlock *block = nullptr;
         if (b == band) {
-            dst = static_cast<float *>(image);
+            dst = static_cast<GByte *>(image);
         } else {
             GDALRasterBand *other = GetRasterBand(b);
             block = other->TryGetLockedBlockRef(bx, by);
@@ -347,16 +364,16 @@ MMCLDataset::ReadBlock(int bx, int by, int band, void *image)
             block = other->GetLockedBlockRef(bx, by, TRUE);
             if (!block)
                 continue;
-            dst = static_cast<float *>(block->GetDataRef());
+            dst = static_cast<GByte *>(block->GetDataRef());
         }
-        const float *src = buf.data() + plane * (b - 1);
+        const GByte *src = buf.data() + plane * (b - 1) * S;
         for (int r = 0; r < bh; r++) {
-            float *row = dst + size_t(r) * bw;
+            GByte *row = dst + size_t(r) * bw * S;
             if (r < h) {
-                memcpy(row, src + size_t(r) * w, sizeof(float) * w);
-                std::fill(row + w, row + bw, std::nanf(""));
+                memcpy(row, src + size_t(r) * w * S, S * w);
+                Fill(row + w * S, size_t(bw - w));
             } else {
-                std::fill(row, row + bw, std::nanf(""));
+                Fill(row, size_t(bw));
             }
         }
         if (block)
@@ -365,12 +382,25 @@ MMCLDataset::ReadBlock(int bx, int by, int band, void *image)
     return CE_None;
 }
 
+/* @p n samples of nodata (NaN) for the maps, 0 (transparent) for a
+ * picture. */
+void
+MMCLDataset::Fill(GByte *row, size_t n) const
+{
+    if (type_ == GDT_Byte) {
+        memset(row, 0, n);
+        return;
+    }
+    float *f = reinterpret_cast<float *>(row);
+    std::fill(f, f + n, std::nanf(""));
+}
+
 /* Rows per strip of a direct read of @p w columns: whole blocks, within
  * kStripBytes. */
 static int
-StripRows(int w, int n_bands, int T)
+StripRows(int w, int n_bands, size_t sample_bytes, int T)
 {
-    const size_t row = size_t(w) * n_bands * sizeof(float);
+    const size_t row = size_t(w) * n_bands * sample_bytes;
     size_t rows = std::max<size_t>(1, kStripBytes / std::max<size_t>(row, 1));
     rows = std::max<size_t>(T, rows / T * T);
     return int(std::min<size_t>(rows, 1 << 30));
@@ -384,8 +414,9 @@ MMCLDataset::ReadDirect(int x, int y, int w, int h, void *data,
                         GDALRasterIOExtraArg *extra)
 {
     const int T = BlockEdge();
-    const int strip = StripRows(w, nBands, T);
-    std::vector<float> buf;
+    const size_t S = SampleBytes();
+    const int strip = StripRows(w, nBands, S, T);
+    std::vector<GByte> buf;
     Context ctx;
     /* Strips end on block rows of the grid, so blocks are not cut. */
     for (int y0 = y; y0 < y + h;) {
@@ -393,7 +424,7 @@ MMCLDataset::ReadDirect(int x, int y, int w, int h, void *data,
         const int sh = y1 - y0;
         const size_t plane = size_t(w) * sh;
         try {
-            buf.resize(plane * nBands);
+            buf.resize(plane * nBands * S);
         } catch (const std::bad_alloc &) {
             CPLError(CE_Failure, CPLE_OutOfMemory, "MMCL: out of memory");
             return CE_Failure;
@@ -402,13 +433,12 @@ MMCLDataset::ReadDirect(int x, int y, int w, int h, void *data,
                               sh, buf.data()) != MMCL_OK)
             return ctx.Fail();
         for (int i = 0; i < n_bands; i++) {
-            const float *src = buf.data() + plane * (band_map[i] - 1);
+            const GByte *src = buf.data() + plane * (band_map[i] - 1) * S;
             for (int r = 0; r < sh; r++) {
                 GByte *dst = static_cast<GByte *>(data) +
                              (y0 - y + r) * line_space + i * band_space;
-                GDALCopyWords64(src + size_t(r) * w, GDT_Float32,
-                                sizeof(float), dst, buf_type,
-                                int(pixel_space), w);
+                GDALCopyWords64(src + size_t(r) * w * S, type_, int(S), dst,
+                                buf_type, int(pixel_space), w);
             }
         }
         y0 = y1;
@@ -451,10 +481,10 @@ MMCLDataset::FillCache(int x, int y, int w, int h, int band)
         const int sx = lo * bw, sy = by * bh;
         const int sw = std::min((hi + 1) * bw, nRasterXSize) - sx;
         const int sh = std::min(bh, nRasterYSize - sy);
-        const size_t plane = size_t(sw) * sh;
-        std::vector<float> buf;
+        const size_t plane = size_t(sw) * sh, S = SampleBytes();
+        std::vector<GByte> buf;
         try {
-            buf.resize(plane * nBands);
+            buf.resize(plane * nBands * S);
         } catch (const std::bad_alloc &) {
             CPLError(CE_Failure, CPLE_OutOfMemory, "MMCL: out of memory");
             return CE_Failure;
@@ -476,15 +506,15 @@ MMCLDataset::FillCache(int x, int y, int w, int h, int band)
                 block = rb->GetLockedBlockRef(bx, by, TRUE);
                 if (!block)
                     continue;
-                float *dst = static_cast<float *>(block->GetDataRef());
-                const float *src = buf.data() + plane * (b - 1) + cx;
+                GByte *dst = static_cast<GByte *>(block->GetDataRef());
+                const GByte *src = buf.data() + (plane * (b - 1) + cx) * S;
                 for (int r = 0; r < bh; r++) {
-                    float *row = dst + size_t(r) * bw;
+                    GByte *row = dst + size_t(r) * bw * S;
                     if (r < sh) {
-                        memcpy(row, src + size_t(r) * sw, sizeof(float) * cw);
-                        std::fill(row + cw, row + bw, std::nanf(""));
+                        memcpy(row, src + size_t(r) * sw * S, S * cw);
+                        Fill(row + cw * S, size_t(bw - cw));
                     } else {
-                        std::fill(row, row + bw, std::nanf(""));
+                        Fill(row, size_t(bw));
                     }
                 }
                 block->DropLock();
@@ -523,7 +553,7 @@ MMCLRasterBand::MMCLRasterBand(MMCLDataset *ds, int band,
 {
     poDS = ds;
     nBand = band;
-    eDataType = GDT_Float32;
+    eDataType = ds->type_;
     nBlockXSize = std::min(ds->BlockEdge(), ds->GetRasterXSize());
     nBlockYSize = std::min(ds->BlockEdge(), ds->GetRasterYSize());
     if (description)
@@ -545,6 +575,14 @@ MMCLRasterBand::GetNoDataValue(int *success)
     if (success)
         *success = has;
     return nodata;
+}
+
+GDALColorInterp
+MMCLRasterBand::GetColorInterpretation()
+{
+    const char *name = mmcl_product_band_color(
+        static_cast<MMCLDataset *>(poDS)->product_->get(), nBand - 1);
+    return name ? GDALGetColorInterpretationByName(name) : GCI_Undefined;
 }
 
 int
@@ -587,6 +625,34 @@ MMCLRasterBand::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h,
                                      extra);
 }
 
+/* GDAL's open-option list: the library options a descriptor's values can
+ * be overridden with at open time (THREADS), described from the library's
+ * option table, so that the plugin, the program and QGIS agree. */
+std::string
+OpenOptionList()
+{
+    size_t n = 0;
+    const mmcl_option_def *defs = mmcl_option_defs("embed", &n);
+    std::string xml;
+    for (size_t i = 0; defs && i < n; i++) {
+        const mmcl_option_def &d = defs[i];
+        if (!EQUAL(d.name, "THREADS"))
+            continue;
+        char *help = CPLEscapeString(d.help ? d.help : "", -1, CPLES_XML);
+        xml += CPLSPrintf("  <Option name='%s' type='int'", d.name);
+        if (d.default_value)
+            xml += CPLSPrintf(" default='%s'", d.default_value);
+        if (d.min)
+            xml += CPLSPrintf(" min='%s'", d.min);
+        if (d.max)
+            xml += CPLSPrintf(" max='%s'", d.max);
+        xml += CPLSPrintf(" description='%s (overrides the descriptor)'/>\n",
+                          help);
+        CPLFree(help);
+    }
+    return xml.empty() ? xml : "<OpenOptionList>\n" + xml + "</OpenOptionList>";
+}
+
 /* The file this plugin was loaded from, for mmcl --check-plugin. */
 const char *
 PluginFile()
@@ -611,8 +677,11 @@ GDALRegister_MMCL()
     driver->SetDescription("MMCL");
     driver->SetMetadataItem(GDAL_DCAP_RASTER, "YES");
     driver->SetMetadataItem(GDAL_DMD_LONGNAME,
-                            "mmcl lazy embedding / information-loss map "
-                            "(JSON descriptor)");
+                            "mmcl lazy embedding / information-loss map / "
+                            "picture (JSON descriptor)");
+    const std::string options = OpenOptionList();
+    if (!options.empty())
+        driver->SetMetadataItem(GDAL_DMD_OPENOPTIONLIST, options.c_str());
     driver->SetMetadataItem(GDAL_DMD_EXTENSIONS, "json");
     driver->SetMetadataItem(GDAL_DMD_CONNECTION_PREFIX, "MMCL:");
     driver->SetMetadataItem("MMCL_PLUGIN_FILE", PluginFile());

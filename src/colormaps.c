@@ -315,6 +315,16 @@ mmcl__colormap(const char *name)
     return NULL;
 }
 
+const char *
+mmcl__colormap_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(colormaps) / sizeof(colormaps[0]);
+         i++)
+        if (strcasecmp(colormaps[i].name, name) == 0)
+            return colormaps[i].name;
+    return NULL;
+}
+
 int
 mmcl__colormap_index(double v, double lo, double hi)
 {

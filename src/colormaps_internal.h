@@ -22,6 +22,10 @@ typedef unsigned char mmcl__rgb8[3];
  */
 const mmcl__rgb8 *mmcl__colormap(const char *name);
 
+/* The canonical (lower-case, static) name of the colour map @p name, or
+ * NULL for an unknown name. */
+const char *mmcl__colormap_name(const char *name);
+
 /*
  * Index in a lookup table of value @p v stretched linearly from [lo, hi]
  * to [0, 255], rounded to nearest and clamped: round((v - lo) / (hi - lo)

@@ -236,6 +236,7 @@ static const mmcl_option_def rgb_defs[] = {
     {"LEGEND", MMCL_OPT_BOOL, "YES", NULL, NULL, NULL, "--no-legend=NO", NULL,
      "colormap mode: write the colour scale beside OUT as <OUT "
      "base>.legend.png and .legend.json (--no-legend: do not)"},
+    MMCL__LAZY_DEF,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };

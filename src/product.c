@@ -31,12 +31,14 @@
 
 #include "context_internal.h"
 #include "maps_internal.h"
+#include "blas_threads.h"
 #include "options_internal.h"
+#include "product_internal.h"
 #include "tiles_internal.h"
 
 enum {
     MAX_LEVELS = 24,
-    DESCRIPTOR_VERSION = 1,
+    DESCRIPTOR_VERSION = MMCL__DESCRIPTOR_VERSION,
     MAX_DESCRIPTOR_BYTES = 1 << 20,
     OVERVIEW_MIN_EDGE = 256 /* the last overview is about this long */
 };
@@ -60,6 +62,7 @@ typedef struct product_level {
 } product_level;
 
 struct mmcl_product {
+    mmcl__rgb_view *rgb; /* a picture: everything below is unused */
     mmcl_model *model;
     mmcl__encoder *enc;
     mmcl__map_def def;
@@ -222,10 +225,8 @@ read_text(mmcl_context *ctx, const char *path)
     return buf;
 }
 
-/* @p path made relative to @p dir when relative and not a special name
- * (VRT text, /vsi path); a CPLStrdup'ed string. */
-static char *
-resolve_path(const char *dir, const char *path)
+char *
+mmcl__product_resolve_path(const char *dir, const char *path)
 {
     if (!dir || !*dir || !CPLIsFilenameRelative(path) || path[0] == '<' ||
         strncmp(path, "/vsi", 4) == 0 || strchr(path, ':'))
@@ -251,6 +252,7 @@ option_text(const cJSON *v, char *buf, size_t size)
 /* What a descriptor says, before anything is opened. */
 typedef struct descriptor {
     const char *name; /* for messages */
+    cJSON *rgb;       /* "product": "rgb": the parsed descriptor */
     mmcl__map_kind kind;
     char *model;      /* CPLFree */
     char **optical;   /* CSL */
@@ -267,6 +269,7 @@ descriptor_clear(descriptor *d)
     CSLDestroy(d->optical);
     CPLFree(d->sar);
     mmcl_options_free(d->opts);
+    cJSON_Delete(d->rgb);
     memset(d, 0, sizeof(*d));
 }
 
@@ -335,15 +338,12 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
         d->kind = MMCL__MAP_INFOLOSS;
         operation = "infoloss";
     } else if (cJSON_IsString(prod) && strcmp(prod->valuestring, "rgb") == 0) {
-        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                         "descriptor '%s': product \"rgb\" is not served "
-                         "lazily yet; write it with mmcl rgb",
-                         name);
-        goto done;
+        d->rgb = j; /* its keys are read by rgb.c */
+        return MMCL_OK;
     } else {
         st = mmcl__error(ctx, MMCL_ERR_FORMAT,
-                         "descriptor '%s': \"product\" must be \"embedding\" "
-                         "or \"infoloss\"",
+                         "descriptor '%s': \"product\" must be \"embedding\", "
+                         "\"infoloss\" or \"rgb\"",
                          name);
         goto done;
     }
@@ -359,7 +359,7 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
             st = bad_key(ctx, name, strings[i], "expected a path for");
             goto done;
         }
-        *dst[i] = resolve_path(dir, v->valuestring);
+        *dst[i] = mmcl__product_resolve_path(dir, v->valuestring);
     }
     const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optical");
     if (!opt) {
@@ -367,7 +367,7 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
         goto done;
     }
     if (cJSON_IsString(opt) && *opt->valuestring) {
-        char *r = resolve_path(dir, opt->valuestring);
+        char *r = mmcl__product_resolve_path(dir, opt->valuestring);
         d->optical = CSLAddString(d->optical, r);
         CPLFree(r);
     } else if (cJSON_IsArray(opt) && cJSON_GetArraySize(opt) > 0) {
@@ -379,7 +379,7 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
                              "expected paths in the array");
                 goto done;
             }
-            char *r = resolve_path(dir, v->valuestring);
+            char *r = mmcl__product_resolve_path(dir, v->valuestring);
             d->optical = CSLAddString(d->optical, r);
             CPLFree(r);
         }
@@ -487,9 +487,10 @@ plan_levels(mmcl_product *p, int overviews)
     }
 }
 
+/* @p threads: THREADS given at open time (-1: the descriptor's). */
 static mmcl_status
 product_open_text(mmcl_context *ctx, const char *text, const char *name,
-                  const char *dir, mmcl_product **out)
+                  const char *dir, int threads, mmcl_product **out)
 {
     *out = NULL;
     descriptor d;
@@ -509,8 +510,34 @@ product_open_text(mmcl_context *ctx, const char *text, const char *name,
     }
     p->levels[0].factor = 1;
     p->n_levels = 1;
+    if (d.rgb) {
+        st = mmcl__rgb_view_open(ctx, d.rgb, name, dir, threads, &p->rgb);
+        if (st != MMCL_OK)
+            goto fail;
+        p->n_levels = mmcl__rgb_view_level_count(p->rgb);
+        for (int l = 0; l < p->n_levels; l++) {
+            product_level *L = &p->levels[l];
+            mmcl__rgb_view_level(p->rgb, l, &L->factor, &L->width,
+                                 &L->height, L->gt);
+        }
+        p->tile = mmcl__rgb_view_block_size(p->rgb);
+        descriptor_clear(&d);
+        *out = p;
+        return MMCL_OK;
+    }
     p->tile = (int)mmcl__opt_int(d.opts, "TILE");
     p->threads = mmcl__opt_threads(d.opts);
+    if (threads >= 0) {
+        mmcl_options *o = mmcl_options_new(
+            ctx, "embed",
+            (const char *const[]){CPLSPrintf("THREADS=%d", threads), NULL});
+        if (!o) {
+            st = mmcl_context_errcode(ctx);
+            goto fail;
+        }
+        p->threads = mmcl__opt_threads(o);
+        mmcl_options_free(o);
+    }
     p->figures_wanted = d.figures;
 
     st = mmcl_model_load(ctx, d.model, &p->model);
@@ -552,12 +579,36 @@ mmcl_status
 mmcl_product_open(mmcl_context *ctx, const char *descriptor_in,
                   mmcl_product **out)
 {
+    return mmcl_product_open_with_options(ctx, descriptor_in, NULL, out);
+}
+
+mmcl_status
+mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
+                               const char *const *options, mmcl_product **out)
+{
     mmcl__error_clear(ctx);
     if (out)
         *out = NULL;
     if (!descriptor_in || !out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "mmcl_product_open: no descriptor given");
+    /* Open options: THREADS, checked by the option table. */
+    int threads = -1;
+    for (int i = 0; options && options[i]; i++) {
+        const char *eq = strchr(options[i], '=');
+        if (!eq || (size_t)(eq - options[i]) != 7 ||
+            strncasecmp(options[i], "THREADS", 7) != 0)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "unknown open option '%s'; the only one is "
+                               "THREADS=N",
+                               options[i]);
+        mmcl_options *o = mmcl_options_new(
+            ctx, "embed", (const char *const[]){options[i], NULL});
+        if (!o)
+            return mmcl_context_errcode(ctx);
+        threads = (int)mmcl__opt_int(o, "THREADS");
+        mmcl_options_free(o);
+    }
     const char *s = descriptor_in;
     if (strncasecmp(s, "MMCL:", 5) == 0)
         s += 5;
@@ -565,12 +616,12 @@ mmcl_product_open(mmcl_context *ctx, const char *descriptor_in,
     while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
         t++;
     if (*t == '{')
-        return product_open_text(ctx, t, "(text)", NULL, out);
+        return product_open_text(ctx, t, "(text)", NULL, threads, out);
     char *text = read_text(ctx, s);
     if (!text)
         return mmcl_context_errcode(ctx);
     char *dir = CPLStrdup(CPLGetPath(s));
-    mmcl_status st = product_open_text(ctx, text, s, dir, out);
+    mmcl_status st = product_open_text(ctx, text, s, dir, threads, out);
     CPLFree(dir);
     free(text);
     return st;
@@ -581,6 +632,7 @@ mmcl_product_destroy(mmcl_product *p)
 {
     if (!p)
         return;
+    mmcl__rgb_view_destroy(p->rgb);
     /* Overview pairs borrow the SAR copy of level 0: close them first. */
     for (int l = MAX_LEVELS - 1; l >= 0; l--) {
         product_level *L = &p->levels[l];
@@ -615,6 +667,8 @@ mmcl_product_kind(const mmcl_product *p)
 {
     if (!p)
         return "";
+    if (p->rgb)
+        return "rgb";
     return p->def.kind == MMCL__MAP_INFOLOSS ? "infoloss" : "embedding";
 }
 
@@ -656,36 +710,53 @@ mmcl_product_geotransform(const mmcl_product *p, int level, double gt[6])
 const char *
 mmcl_product_srs_wkt(const mmcl_product *p)
 {
+    if (p && p->rgb)
+        return mmcl__rgb_view_srs_wkt(p->rgb);
     return p && p->wkt ? p->wkt : "";
 }
 
 int
 mmcl_product_band_count(const mmcl_product *p)
 {
+    if (p && p->rgb)
+        return 4;
     return p ? p->def.n_out : 0;
 }
 
 const char *
 mmcl_product_band_description(const mmcl_product *p, int band)
 {
-    if (!p || band < 0 || band >= p->def.n_out)
+    if (!p || band < 0 || band >= mmcl_product_band_count(p))
         return NULL;
+    if (p->rgb)
+        return mmcl__rgb_view_band_names(p->rgb)[band];
     return p->band_names[band];
+}
+
+const char *
+mmcl_product_band_color(const mmcl_product *p, int band)
+{
+    static const char *const rgba[4] = {"Red", "Green", "Blue", "Alpha"};
+    if (!p || !p->rgb || band < 0 || band >= 4)
+        return NULL;
+    return rgba[band];
 }
 
 mmcl_sample_type
 mmcl_product_sample_type(const mmcl_product *p)
 {
-    (void)p;
-    return MMCL_SAMPLE_FLOAT32;
+    return p && p->rgb ? MMCL_SAMPLE_BYTE : MMCL_SAMPLE_FLOAT32;
 }
 
 int
 mmcl_product_nodata(const mmcl_product *p, double *nodata)
 {
+    /* A picture has none: its alpha band makes invalid pixels
+     * transparent, as in the file mmcl_rgb writes. */
+    int has = p != NULL && !p->rgb;
     if (nodata)
-        *nodata = NAN;
-    return p != NULL;
+        *nodata = has ? NAN : 0.0;
+    return has;
 }
 
 int
@@ -698,6 +769,8 @@ const char *const *
 mmcl_product_metadata(const mmcl_product *p, int level)
 {
     const product_level *L = level_at(p, level);
+    if (L && p->rgb)
+        return mmcl__rgb_view_metadata(p->rgb, level);
     return L ? (const char *const *)L->metadata : NULL;
 }
 
@@ -804,6 +877,9 @@ read_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     return MMCL_OK;
 }
 
+static mmcl_status read_map(mmcl_context *ctx, mmcl_product *p, int level,
+                            int x, int y, int w, int h, void *buf);
+
 mmcl_status
 mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
                   int w, int h, void *buf)
@@ -821,6 +897,19 @@ mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
                            "mmcl_product_read: window %d,%d %dx%d is not "
                            "inside the %d x %d grid of level %d",
                            x, y, w, h, L->width, L->height, level);
+    mmcl__product_blas_enter();
+    mmcl_status st = p->rgb ? mmcl__rgb_view_read(ctx, p->rgb, level, x, y,
+                                                  w, h, buf)
+                            : read_map(ctx, p, level, x, y, w, h, buf);
+    mmcl__product_blas_leave();
+    return st;
+}
+
+/* mmcl_product_read of an embedding or information-loss map. */
+static mmcl_status
+read_map(mmcl_context *ctx, mmcl_product *p, int level, int x, int y, int w,
+         int h, void *buf)
+{
     int T = p->tile;
     read_job job = {0};
     job.p = p;
@@ -847,7 +936,10 @@ mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
     }
     /* Blocks spread over the tile pool: "tile" i of a 1-pixel grid of
      * n_blocks x 1 is block i. */
-    mmcl__tile_job tj = {read_start, read_work, NULL, read_stop, &job};
+    mmcl__tile_job tj = {.start = read_start,
+                         .work = read_work,
+                         .stop = read_stop,
+                         .user = &job};
     return mmcl__run_tiles(ctx, n_blocks, 1, 1, p->threads, &tj, NULL, NULL,
                            0.0, 1.0);
 }
@@ -878,10 +970,15 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
         int n_blocks = job.nbx * ((L0->height + T - 1) / T);
         /* The blocks in row-major order, merged in that order: the order
          * in which mmcl_infoloss merges its tiles. */
-        mmcl__tile_job tj = {read_start, read_work, read_commit, read_stop,
-                             &job};
+        mmcl__tile_job tj = {.start = read_start,
+                             .work = read_work,
+                             .commit = read_commit,
+                             .stop = read_stop,
+                             .user = &job};
+        mmcl__product_blas_enter();
         mmcl_status st = mmcl__run_tiles(ctx, n_blocks, 1, 1, p->threads,
                                          &tj, NULL, NULL, 0.0, 1.0);
+        mmcl__product_blas_leave();
         if (st == MMCL_OK && job.total[0].n + job.total[1].n == 0)
             st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                              "no valid patch in the pair: nothing to "
@@ -909,98 +1006,79 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
 
 /* ---- writing a descriptor --------------------------------------------- */
 
-/* @p path as the descriptor in @p dir_abs should store it (@p cwd: the
- * current folder). */
-static cJSON *
-stored_path(const char *dir_abs, const char *cwd, const char *path)
+/* The absolute folder of @p path (CPLFree). */
+static char *
+folder_abs(const char *path)
+{
+    char *dir = CPLStrdup(CPLGetPath(path));
+    char *cwd_buf = CPLGetCurrentDir();
+    const char *cwd = cwd_buf ? cwd_buf : ".";
+    char *abs = CPLStrdup(!*dir                        ? cwd
+                          : CPLIsFilenameRelative(dir) ? CPLFormFilename(
+                                                             cwd, dir, NULL)
+                                                       : dir);
+    CPLFree(dir);
+    CPLFree(cwd_buf);
+    return abs;
+}
+
+cJSON *
+mmcl__product_stored_path(const char *descriptor_path, const char *path)
 {
     VSIStatBufL sb;
     if (path[0] == '<' || strncmp(path, "/vsi", 4) == 0 ||
         VSIStatL(path, &sb) != 0)
         return cJSON_CreateString(path);
+    char *dir_abs = folder_abs(descriptor_path);
+    char *cwd_buf = CPLGetCurrentDir();
     char *abs = CPLIsFilenameRelative(path)
-                    ? CPLStrdup(CPLFormFilename(cwd, path, NULL))
+                    ? CPLStrdup(CPLFormFilename(cwd_buf ? cwd_buf : ".", path,
+                                                NULL))
                     : CPLStrdup(path);
     int got = FALSE;
     const char *rel = CPLExtractRelativePath(dir_abs, abs, &got);
     cJSON *s = cJSON_CreateString(got ? rel : abs);
     CPLFree(abs);
+    CPLFree(cwd_buf);
+    CPLFree(dir_abs);
     return s;
 }
 
-mmcl_status
-mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
-                              const char *model, const char *const *optical,
-                              size_t n_optical, const char *sar,
-                              const mmcl_options *opts)
+int
+mmcl__product_is_descriptor(const char *name)
 {
-    mmcl__error_clear(ctx);
-    if (!path || !*path || !model || !optical || n_optical == 0 || !sar ||
-        !opts)
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "mmcl_product_write_descriptor: a path, a model, "
-                           "rasters and options are needed");
-    const char *op = mmcl__options_operation(opts);
-    const char *kind = strcmp(op, "embed") == 0      ? "embedding"
-                       : strcmp(op, "infoloss") == 0 ? "infoloss"
-                                                     : NULL;
-    if (!kind)
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "a lazy descriptor is written for embed or "
-                           "infoloss, not for options built for '%s'",
-                           op);
-    static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (mmcl__opt_given(opts, refused[i]))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s does not apply to a lazy descriptor "
-                               "(LAZY): the product is computed when read",
-                               refused[i]);
-    int overwrite = mmcl__opt_bool(opts, "OVERWRITE");
+    if (!name)
+        return 0;
+    if (strncasecmp(name, "MMCL:", 5) == 0)
+        return 1;
+    const char *t = name;
+    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
+        t++;
+    if (*t == '{')
+        return 1;
+    size_t len = strlen(name);
+    return len > 5 && strcasecmp(name + len - 5, ".json") == 0;
+}
+
+mmcl_status
+mmcl__product_write_json(mmcl_context *ctx, const char *path, const cJSON *j,
+                         int overwrite)
+{
     VSIStatBufL sb;
     if (!overwrite && VSIStatL(path, &sb) == 0)
         return mmcl__error(ctx, MMCL_ERR_EXISTS,
                            "output '%s' exists; use --overwrite to replace it",
                            path);
-    char *dir = CPLStrdup(CPLGetPath(path));
-    char *cwd_buf = CPLGetCurrentDir();
-    const char *cwd = cwd_buf ? cwd_buf : ".";
-    char *dir_abs = CPLStrdup(!*dir                         ? cwd
-                              : CPLIsFilenameRelative(dir) ? CPLFormFilename(
-                                                                 cwd, dir, NULL)
-                                                           : dir);
     mmcl_status st = MMCL_OK;
-    char *text = NULL;
     mmcl_product *check = NULL;
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "mmcl_descriptor", DESCRIPTOR_VERSION);
-    cJSON_AddStringToObject(j, "product", kind);
-    cJSON_AddItemToObject(j, "model", stored_path(dir_abs, cwd, model));
-    if (n_optical == 1) {
-        cJSON_AddItemToObject(j, "optical", stored_path(dir_abs, cwd, optical[0]));
-    } else {
-        cJSON *arr = cJSON_AddArrayToObject(j, "optical");
-        for (size_t i = 0; i < n_optical; i++)
-            cJSON_AddItemToArray(arr, stored_path(dir_abs, cwd, optical[i]));
-    }
-    cJSON_AddItemToObject(j, "sar", stored_path(dir_abs, cwd, sar));
-    if (strcmp(kind, "embedding") == 0)
-        cJSON_AddStringToObject(j, "modality", mmcl__opt_str(opts, "MODALITY"));
-    else
-        cJSON_AddBoolToObject(j, "non_redundancy",
-                              mmcl__opt_bool(opts, "NON_REDUNDANCY"));
-    if (mmcl__opt_given(opts, "TILE"))
-        cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
-    if (mmcl__opt_given(opts, "THREADS"))
-        cJSON_AddNumberToObject(j, "threads",
-                                (double)mmcl__opt_int(opts, "THREADS"));
-    text = cJSON_Print(j);
+    char *dir_abs = folder_abs(path);
+    char *text = cJSON_Print(j);
     if (!text) {
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
     /* Open what we are about to write, as GDAL will. */
-    st = product_open_text(ctx, text, path, dir_abs, &check);
+    st = product_open_text(ctx, text, path, dir_abs, -1, &check);
     if (st != MMCL_OK)
         goto done;
     char tmp[4096];
@@ -1025,9 +1103,97 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
 done:
     mmcl_product_destroy(check);
     cJSON_free(text);
-    cJSON_Delete(j);
-    CPLFree(dir);
     CPLFree(dir_abs);
-    CPLFree(cwd_buf);
     return st;
+}
+
+mmcl_status
+mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
+                              const char *model, const char *const *optical,
+                              size_t n_optical, const char *sar,
+                              const mmcl_options *opts)
+{
+    mmcl__error_clear(ctx);
+    if (!path || !*path || !model || !optical || n_optical == 0 || !sar ||
+        !opts)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_product_write_descriptor: a path, a model, "
+                           "rasters and options are needed");
+    const char *op = mmcl__options_operation(opts);
+    const char *kind = strcmp(op, "embed") == 0      ? "embedding"
+                       : strcmp(op, "infoloss") == 0 ? "infoloss"
+                                                     : NULL;
+    if (!kind)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "a lazy descriptor is written for embed or "
+                           "infoloss (rgb: mmcl_rgb with LAZY), not for "
+                           "options built for '%s'",
+                           op);
+    static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (mmcl__opt_given(opts, refused[i]))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s does not apply to a lazy descriptor "
+                               "(LAZY): the product is computed when read",
+                               refused[i]);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "mmcl_descriptor", DESCRIPTOR_VERSION);
+    cJSON_AddStringToObject(j, "product", kind);
+    cJSON_AddItemToObject(j, "model", mmcl__product_stored_path(path, model));
+    if (n_optical == 1) {
+        cJSON_AddItemToObject(j, "optical",
+                              mmcl__product_stored_path(path, optical[0]));
+    } else {
+        cJSON *arr = cJSON_AddArrayToObject(j, "optical");
+        for (size_t i = 0; i < n_optical; i++)
+            cJSON_AddItemToArray(arr,
+                                 mmcl__product_stored_path(path, optical[i]));
+    }
+    cJSON_AddItemToObject(j, "sar", mmcl__product_stored_path(path, sar));
+    if (strcmp(kind, "embedding") == 0)
+        cJSON_AddStringToObject(j, "modality", mmcl__opt_str(opts, "MODALITY"));
+    else
+        cJSON_AddBoolToObject(j, "non_redundancy",
+                              mmcl__opt_bool(opts, "NON_REDUNDANCY"));
+    if (mmcl__opt_given(opts, "TILE"))
+        cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
+    if (mmcl__opt_given(opts, "THREADS"))
+        cJSON_AddNumberToObject(j, "threads",
+                                (double)mmcl__opt_int(opts, "THREADS"));
+    mmcl_status st = mmcl__product_write_json(ctx, path, j,
+                                              mmcl__opt_bool(opts, "OVERWRITE"));
+    cJSON_Delete(j);
+    return st;
+}
+
+/* ---- BLAS threads of concurrent reads --------------------------------- */
+
+static once_flag blas_once = ONCE_FLAG_INIT;
+static mtx_t blas_lock;
+static int blas_readers;  /* reads running, under blas_lock */
+static int blas_saved;    /* the count before the first of them */
+
+static void
+blas_init(void)
+{
+    mtx_init(&blas_lock, mtx_plain);
+}
+
+void
+mmcl__product_blas_enter(void)
+{
+    call_once(&blas_once, blas_init);
+    mtx_lock(&blas_lock);
+    if (blas_readers++ == 0)
+        blas_saved = mmcl__blas_set_threads(1);
+    mtx_unlock(&blas_lock);
+}
+
+void
+mmcl__product_blas_leave(void)
+{
+    mtx_lock(&blas_lock);
+    if (--blas_readers == 0)
+        mmcl__blas_set_threads(blas_saved);
+    mtx_unlock(&blas_lock);
 }

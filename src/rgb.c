@@ -26,6 +26,12 @@
  * Every pixel is read in every pass (no subsampling): the passes are
  * sequential reads, exact and deterministic, and memory stays bounded by
  * the tile size, the thread count and the histograms.
+ *
+ * The input is a GDAL raster or a lazy product (a descriptor, read through
+ * mmcl_product_read). With LAZY, passes 1 and 2 run and their results go
+ * into a descriptor instead of pass 3; the lazy picture (an
+ * mmcl__rgb_view, served by product.c) runs pass 3 per block when read, on
+ * the same tile grid, so its bytes equal the written picture's.
  */
 #define _DEFAULT_SOURCE /* getpid, strcasecmp */
 #include <math.h>
@@ -35,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <threads.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -43,6 +50,7 @@
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 
+#include "mmcl/product.h"
 #include "mmcl/rgb.h"
 
 #include "colormaps_internal.h"
@@ -51,6 +59,7 @@
 #include "linalg.h"
 #include "options_internal.h"
 #include "pca.h"
+#include "product_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
@@ -66,8 +75,26 @@ typedef enum rgb_pass { PASS_STATS, PASS_HIST, PASS_WRITE } rgb_pass;
 
 static const char *const mode_names[] = {"pca", "direct", "colormap"};
 
+/*
+ * The raster a picture is made of: a GDAL raster, or a lazy product (a
+ * descriptor, read through mmcl_product_read so that no GDAL plugin is
+ * needed). What the picture needs to know of it is copied at open.
+ */
+typedef struct rgb_source {
+    char *name;            /* as given; CPLFree */
+    mmcl_product *product; /* a descriptor's product, or NULL; owned */
+    int width, height, n_bands;
+    double gt[6];
+    char *wkt;         /* CPLFree */
+    char **band_desc;  /* (n_bands) descriptions, "" when none; CSL */
+    int *complex_band; /* (n_bands) GDAL complex types */
+    char *product_kind; /* the MMCL PRODUCT metadata, or NULL; CPLFree */
+    char *units;        /* the MMCL UNITS metadata, or NULL; CPLFree */
+} rgb_source;
+
 typedef struct rgb_job {
-    const char *in;
+    const rgb_source *src;
+    const char *in; /* src->name */
     int B;    /* selected bands */
     int *sel; /* (B) 1-based band numbers in the input */
     rgb_mode mode;
@@ -93,7 +120,9 @@ typedef struct rgb_job {
 } rgb_job;
 
 typedef struct rgb_worker {
-    GDALDatasetH ds;
+    int level, factor;    /* level read; its decimation factor */
+    GDALDatasetH ds;      /* a GDAL source: this worker's own handle */
+    float *all;           /* a product source: (n_bands, n) of a read */
     int *has_nd;     /* (B) */
     double *nd;      /* (B) */
     int *mask_flags; /* (B) GDALGetMaskFlags */
@@ -110,6 +139,98 @@ typedef struct rgb_worker {
 } rgb_worker;
 
 static void
+source_close(rgb_source *s)
+{
+    CPLFree(s->name);
+    mmcl_product_destroy(s->product);
+    CPLFree(s->wkt);
+    CSLDestroy(s->band_desc);
+    free(s->complex_band);
+    CPLFree(s->product_kind);
+    CPLFree(s->units);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Opens @p in (a raster, or a descriptor) and copies what the picture
+ * needs to know of it. */
+static mmcl_status
+source_open(mmcl_context *ctx, const char *in, rgb_source *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = CPLStrdup(in);
+    if (mmcl__product_is_descriptor(in)) {
+        mmcl_status st = mmcl_product_open(ctx, in, &s->product);
+        if (st != MMCL_OK) {
+            source_close(s);
+            return st;
+        }
+        const mmcl_product *p = s->product;
+        if (mmcl_product_sample_type(p) != MMCL_SAMPLE_FLOAT32) {
+            st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                             "'%s' is a lazy %s; a picture is made of an "
+                             "embedding, an information-loss map or a "
+                             "raster",
+                             in, mmcl_product_kind(p));
+            source_close(s);
+            return st;
+        }
+        s->width = mmcl_product_width(p, 0);
+        s->height = mmcl_product_height(p, 0);
+        s->n_bands = mmcl_product_band_count(p);
+        mmcl_product_geotransform(p, 0, s->gt);
+        s->wkt = CPLStrdup(mmcl_product_srs_wkt(p));
+        for (int b = 0; b < s->n_bands; b++) {
+            const char *d = mmcl_product_band_description(p, b);
+            s->band_desc = CSLAddString(s->band_desc, d ? d : "");
+        }
+        s->complex_band =
+            mmcl__calloc_array(ctx, (size_t)s->n_bands, 1, sizeof(int));
+        if (!s->complex_band) {
+            source_close(s);
+            return MMCL_ERR_NO_MEMORY;
+        }
+        char **md = (char **)mmcl_product_metadata(p, 0);
+        const char *v = CSLFetchNameValue(md, "PRODUCT");
+        s->product_kind = v ? CPLStrdup(v) : NULL;
+        v = CSLFetchNameValue(md, "UNITS");
+        s->units = v ? CPLStrdup(v) : NULL;
+        return MMCL_OK;
+    }
+    GDALDatasetH ds = mmcl__open_raster(ctx, in, "input");
+    if (!ds) {
+        source_close(s);
+        return mmcl_context_errcode(ctx);
+    }
+    s->width = GDALGetRasterXSize(ds);
+    s->height = GDALGetRasterYSize(ds);
+    s->n_bands = GDALGetRasterCount(ds);
+    if (GDALGetGeoTransform(ds, s->gt) != CE_None) {
+        static const double identity[6] = {0, 1, 0, 0, 0, 1};
+        memcpy(s->gt, identity, sizeof(identity));
+    }
+    s->wkt = CPLStrdup(GDALGetProjectionRef(ds));
+    s->complex_band = mmcl__calloc_array(ctx, (size_t)s->n_bands + 1, 1,
+                                         sizeof(int));
+    for (int b = 0; b < s->n_bands && s->complex_band; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(ds, b + 1);
+        const char *d = GDALGetDescription(band);
+        s->band_desc = CSLAddString(s->band_desc, d ? d : "");
+        s->complex_band[b] =
+            GDALDataTypeIsComplex(GDALGetRasterDataType(band));
+    }
+    const char *v = GDALGetMetadataItem(ds, "PRODUCT", "MMCL");
+    s->product_kind = v ? CPLStrdup(v) : NULL;
+    v = GDALGetMetadataItem(ds, "UNITS", "MMCL");
+    s->units = v ? CPLStrdup(v) : NULL;
+    GDALClose(ds);
+    if (!s->complex_band) {
+        source_close(s);
+        return MMCL_ERR_NO_MEMORY;
+    }
+    return MMCL_OK;
+}
+
+static void
 rgb_stop(void *state, void *user)
 {
     rgb_worker *w = state;
@@ -118,6 +239,7 @@ rgb_stop(void *state, void *user)
         return;
     if (w->ds)
         GDALClose(w->ds);
+    free(w->all);
     free(w->has_nd);
     free(w->nd);
     free(w->mask_flags);
@@ -135,18 +257,25 @@ rgb_stop(void *state, void *user)
     free(w);
 }
 
-static void *
-rgb_start(mmcl_context *ctx, void *user)
+/* A worker reading @p level of the source (decimated by @p factor). */
+static rgb_worker *
+worker_create(mmcl_context *ctx, const rgb_job *job, int level, int factor)
 {
-    rgb_job *job = user;
+    const rgb_source *src = job->src;
     size_t B = (size_t)job->B, n = (size_t)job->tile * (size_t)job->tile;
     rgb_worker *w = calloc(1, sizeof(*w));
     if (!w) {
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
+    w->level = level;
+    w->factor = factor;
     /* Every buffer of every pass, once per worker. */
-    w->ds = mmcl__open_raster(ctx, job->in, "input");
+    if (src->product)
+        w->all = mmcl__malloc_array(ctx, (size_t)src->n_bands, n,
+                                    sizeof(float));
+    else
+        w->ds = mmcl__open_raster(ctx, job->in, "input");
     w->has_nd = mmcl__calloc_array(ctx, B, 1, sizeof(int));
     w->nd = mmcl__calloc_array(ctx, B, 1, sizeof(double));
     w->mask_flags = mmcl__calloc_array(ctx, B, 1, sizeof(int));
@@ -159,7 +288,7 @@ rgb_start(mmcl_context *ctx, void *user)
     w->hist =
         mmcl__calloc_array(ctx, (size_t)job->n_ch, HIST_BINS, sizeof(uint64_t));
     w->out = mmcl__malloc_array(ctx, 4, n, 1);
-    int fail = !w->ds || !w->has_nd || !w->nd || !w->mask_flags || !w->x ||
+    int fail = !(w->ds || w->all) || !w->has_nd || !w->nd || !w->mask_flags || !w->x ||
                !w->valid || !w->mask || !w->mean || !w->vmin || !w->vmax ||
                !w->hist || !w->out;
     if (!fail && job->mode == MODE_PCA) {
@@ -169,15 +298,25 @@ rgb_start(mmcl_context *ctx, void *user)
         fail = !w->y || !w->work || !w->m2;
     }
     for (int b = 0; b < job->B && !fail; b++) {
+        if (!w->ds) { /* a product: NaN is its nodata */
+            w->mask_flags[b] = GMF_ALL_VALID;
+            continue;
+        }
         GDALRasterBandH band = GDALGetRasterBand(w->ds, job->sel[b]);
         w->nd[b] = GDALGetRasterNoDataValue(band, &w->has_nd[b]);
         w->mask_flags[b] = GDALGetMaskFlags(band);
     }
     if (fail) {
-        rgb_stop(w, user);
+        rgb_stop(w, NULL);
         return NULL;
     }
     return w;
+}
+
+static void *
+rgb_start(mmcl_context *ctx, void *user)
+{
+    return worker_create(ctx, user, 0, 1);
 }
 
 /*
@@ -191,12 +330,34 @@ read_tile(mmcl_context *ctx, rgb_worker *w, const rgb_job *job,
           const mmcl__tile *t)
 {
     size_t n = (size_t)t->w * (size_t)t->h;
+    memset(w->valid, 1, n);
+    if (!w->ds) {
+        /* A product: all its bands, then the selected ones. */
+        mmcl_status st = mmcl_product_read(ctx, job->src->product, w->level,
+                                           t->x, t->y, t->w, t->h, w->all);
+        if (st != MMCL_OK)
+            return st;
+        for (int b = 0; b < job->B; b++)
+            memcpy(w->x + (size_t)b * n,
+                   w->all + (size_t)(job->sel[b] - 1) * n, n * sizeof(float));
+        for (size_t i = 0; i < n * (size_t)job->B; i++)
+            if (!isfinite(w->x[i]))
+                w->valid[i % n] = 0;
+        return MMCL_OK;
+    }
+    /* The window on the source: at a decimated level, the pixels it
+     * covers, read decimated by GDAL (from the source's overviews when it
+     * has some). */
+    int f = w->factor, sx = t->x * f, sy = t->y * f;
+    int sw = (t->x + t->w) * f < job->src->width ? t->w * f
+                                                 : job->src->width - sx;
+    int sh = (t->y + t->h) * f < job->src->height ? t->h * f
+                                                  : job->src->height - sy;
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
     CPLErr err =
-        GDALDatasetRasterIO(w->ds, GF_Read, t->x, t->y, t->w, t->h, w->x, t->w,
+        GDALDatasetRasterIO(w->ds, GF_Read, sx, sy, sw, sh, w->x, t->w,
                             t->h, GDT_Float32, job->B, job->sel, 0, 0, 0);
-    memset(w->valid, 1, n);
     int per_dataset_done = 0;
     for (int b = 0; b < job->B && err == CE_None; b++) {
         int flags = w->mask_flags[b];
@@ -205,8 +366,8 @@ read_tile(mmcl_context *ctx, rgb_worker *w, const rgb_job *job,
         if ((flags & GMF_PER_DATASET) && per_dataset_done)
             continue;
         GDALRasterBandH band = GDALGetRasterBand(w->ds, job->sel[b]);
-        err = GDALRasterIO(GDALGetMaskBand(band), GF_Read, t->x, t->y, t->w,
-                           t->h, w->mask, t->w, t->h, GDT_Byte, 0, 0);
+        err = GDALRasterIO(GDALGetMaskBand(band), GF_Read, sx, sy, sw, sh,
+                           w->mask, t->w, t->h, GDT_Byte, 0, 0);
         for (size_t i = 0; i < n && err == CE_None; i++)
             if (!w->mask[i])
                 w->valid[i] = 0;
@@ -308,6 +469,9 @@ bin_of(double v, double lo, double hi)
     return f >= HIST_BINS - 1 ? HIST_BINS - 1 : (int)f;
 }
 
+static void render(rgb_worker *w, const rgb_job *job, const float *y,
+                   size_t n);
+
 static mmcl_status
 rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
@@ -333,7 +497,15 @@ rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
         }
         return MMCL_OK;
     }
-    /* PASS_WRITE: RGBA, band-sequential; invalid pixels (0, 0, 0, 0). */
+    render(w, job, y, n);
+    return MMCL_OK;
+}
+
+/* The picture of the tile just read, from its channels @p y: RGBA into
+ * w->out, band-sequential; invalid pixels (0, 0, 0, 0). */
+static void
+render(rgb_worker *w, const rgb_job *job, const float *y, size_t n)
+{
     uint8_t *alpha = w->out + 3 * n;
     for (size_t i = 0; i < n; i++)
         alpha[i] = w->valid[i] ? 255 : 0;
@@ -346,7 +518,7 @@ rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
             for (int c = 0; c < 3; c++)
                 w->out[(size_t)c * n + i] = w->valid[i] ? rgb[c] : 0;
         }
-        return MMCL_OK;
+        return;
     }
     for (int c = 0; c < 3; c++) {
         uint8_t *o = w->out + (size_t)c * n;
@@ -360,7 +532,6 @@ rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                                                                job->hi[c])
                                : 0;
     }
-    return MMCL_OK;
 }
 
 /* Merges the tile's results into the job, in tile order. */
@@ -443,11 +614,12 @@ parse_pair(const char *s, double *a, double *b)
     return end != s2 && !*end && isfinite(*a) && isfinite(*b);
 }
 
-/* Description of band @p b of @p ds, or "band N" when it has none. */
+/* Description of band @p b (1-based) of @p src, or "band N" when it has
+ * none. */
 static const char *
-band_label(GDALDatasetH ds, int b)
+band_label(const rgb_source *src, int b)
 {
-    const char *d = GDALGetDescription(GDALGetRasterBand(ds, b));
+    const char *d = b >= 1 && b <= src->n_bands ? src->band_desc[b - 1] : "";
     return d && *d ? d : CPLSPrintf("band %d", b);
 }
 
@@ -456,10 +628,10 @@ band_label(GDALDatasetH ds, int b)
  * @p ds into *sel (1-based numbers, to be freed); NULL @p spec: every band.
  */
 static mmcl_status
-select_bands(mmcl_context *ctx, GDALDatasetH ds, const char *in,
+select_bands(mmcl_context *ctx, const rgb_source *src, const char *in,
              const char *spec, int **sel, int *n_sel)
 {
-    int n_bands = GDALGetRasterCount(ds);
+    int n_bands = src->n_bands;
     char **tok =
         spec ? CSLTokenizeString2(spec, ",",
                                   CSLT_STRIPLEADSPACES | CSLT_STRIPENDSPACES |
@@ -505,7 +677,7 @@ select_bands(mmcl_context *ctx, GDALDatasetH ds, const char *in,
         int found = 0;
         for (int pass = 0; pass < 2 && !found; pass++)
             for (int b = 1; b <= n_bands && !found; b++) {
-                const char *d = GDALGetDescription(GDALGetRasterBand(ds, b));
+                const char *d = src->band_desc[b - 1];
                 if (d && (pass ? strcasecmp(d, t) : strcmp(d, t)) == 0) {
                     s[i] = b;
                     found = 1;
@@ -516,7 +688,7 @@ select_bands(mmcl_context *ctx, GDALDatasetH ds, const char *in,
             size_t used = 0;
             for (int b = 1; b <= n_bands && used + 1 < sizeof(names); b++) {
                 int k = snprintf(names + used, sizeof(names) - used, "%s%s",
-                                 b > 1 ? ", " : "", band_label(ds, b));
+                                 b > 1 ? ", " : "", band_label(src, b));
                 if (k < 0)
                     break;
                 used += (size_t)k;
@@ -542,7 +714,11 @@ run_pass(mmcl_context *ctx, rgb_job *job, rgb_pass pass, int width, int height,
          int n_threads, const mmcl_options *o, double p0, double p1)
 {
     job->pass = pass;
-    mmcl__tile_job tj = {rgb_start, rgb_work, rgb_commit, rgb_stop, job};
+    mmcl__tile_job tj = {.start = rgb_start,
+                         .work = rgb_work,
+                         .commit = rgb_commit,
+                         .stop = rgb_stop,
+                         .user = job};
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
     return mmcl__run_tiles(ctx, width, height, job->tile, n_threads, &tj,
@@ -567,34 +743,6 @@ join_doubles(mmcl_context *ctx, const double *v, int n, int prec)
     return s;
 }
 
-static mmcl_status set_md(mmcl_context *ctx, mmcl__writer *w, const char *key,
-                          const char *fmt, ...) MMCL__PRINTF(4, 5);
-
-static mmcl_status
-set_md(mmcl_context *ctx, mmcl__writer *w, const char *key, const char *fmt,
-       ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    return mmcl__writer_set_metadata(ctx, w, key, buf);
-}
-
-/* Sets @p key to the list @p v (n values) in the MMCL domain. */
-static mmcl_status
-set_md_list(mmcl_context *ctx, mmcl__writer *w, const char *key,
-            const double *v, int n, int prec)
-{
-    char *s = join_doubles(ctx, v, n, prec);
-    if (!s)
-        return MMCL_ERR_NO_MEMORY;
-    mmcl_status st = mmcl__writer_set_metadata(ctx, w, key, s);
-    free(s);
-    return st;
-}
-
 /* What the picture shows, for the metadata and the legend. */
 typedef struct rgb_info {
     char *source_product; /* the input's MMCL PRODUCT, or NULL; CPLFree */
@@ -609,104 +757,120 @@ typedef struct rgb_info {
     double *loadings; /* PCA: (n_ch, B) */
 } rgb_info;
 
-static mmcl_status
-write_metadata(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
-               GDALDatasetH ds, const char *legend_png)
+/* Adds "KEY=<printf>" to the list @p md. */
+static char **md_add(char **md, const char *key, const char *fmt, ...)
+    MMCL__PRINTF(3, 4);
+
+static char **
+md_add(char **md, const char *key, const char *fmt, ...)
 {
-    mmcl__writer *w = job->writer;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return CSLSetNameValue(md, key, buf);
+}
+
+/* Adds @p key = the list @p v (n values) to @p md. */
+static char **
+md_add_list(char **md, const char *key, const double *v, int n, int prec)
+{
+    char *s = join_doubles(NULL, v, n, prec);
+    if (s)
+        md = CSLSetNameValue(md, key, s);
+    free(s);
+    return md;
+}
+
+/*
+ * The MMCL metadata of a picture (a CSL to be destroyed): the source, the
+ * bands, the mode, the stretch limits of each channel, and the PCA figures
+ * or the colour map. The written file and the lazy picture both have it.
+ */
+static char **
+rgb_metadata(const rgb_job *job, const rgb_info *info, const char *legend)
+{
+    const rgb_source *src = job->src;
     static const char *const ch_keys[MAX_CH] = {"RED", "GREEN", "BLUE"};
-    char **names = NULL, **nums = NULL;
+    char *names_s = CPLStrdup(""), *nums_s = CPLStrdup("");
     for (int b = 0; b < job->B; b++) {
-        names = CSLAddString(names, band_label(ds, job->sel[b]));
-        nums = CSLAddString(nums, CPLSPrintf("%d", job->sel[b]));
-    }
-    char *names_s = CPLStrdup(CPLSPrintf("%s", ""));
-    for (int b = 0; names && names[b]; b++) {
-        char *grown =
-            CPLStrdup(CPLSPrintf("%s%s%s", names_s, b ? "," : "", names[b]));
+        char *grown = CPLStrdup(CPLSPrintf("%s%s%s", names_s, b ? "," : "",
+                                           band_label(src, job->sel[b])));
         CPLFree(names_s);
         names_s = grown;
-    }
-    char *nums_s = CPLStrdup("");
-    for (int b = 0; nums && nums[b]; b++) {
-        char *grown =
-            CPLStrdup(CPLSPrintf("%s%s%s", nums_s, b ? "," : "", nums[b]));
+        grown = CPLStrdup(
+            CPLSPrintf("%s%s%d", nums_s, b ? "," : "", job->sel[b]));
         CPLFree(nums_s);
         nums_s = grown;
     }
-    CSLDestroy(names);
-    CSLDestroy(nums);
-
-    mmcl_status st = set_md(ctx, w, "PRODUCT", "rgb");
-    if (st == MMCL_OK)
-        st = mmcl__writer_set_metadata(ctx, w, "SOURCE", job->in);
-    if (st == MMCL_OK && info->source_product)
-        st = mmcl__writer_set_metadata(ctx, w, "SOURCE_PRODUCT",
-                                       info->source_product);
-    if (st == MMCL_OK)
-        st = set_md(ctx, w, "MODE", "%s", mode_names[job->mode]);
-    if (st == MMCL_OK)
-        st = mmcl__writer_set_metadata(ctx, w, "BANDS", nums_s);
-    if (st == MMCL_OK)
-        st = mmcl__writer_set_metadata(ctx, w, "BAND_NAMES", names_s);
-    if (st == MMCL_OK)
-        st = set_md(ctx, w, "VALID_PIXELS", "%.0f", job->count);
-    if (st == MMCL_OK && info->range_given)
-        st = set_md(ctx, w, "STRETCH", "fixed range");
-    else if (st == MMCL_OK)
-        st = set_md(ctx, w, "STRETCH", "percentiles %g,%g", info->p_lo,
+    char **md = NULL;
+    md = CSLSetNameValue(md, "PRODUCT", "rgb");
+    md = CSLSetNameValue(md, "SOURCE", src->name);
+    if (info->source_product)
+        md = CSLSetNameValue(md, "SOURCE_PRODUCT", info->source_product);
+    md = CSLSetNameValue(md, "MODE", mode_names[job->mode]);
+    md = CSLSetNameValue(md, "BANDS", nums_s);
+    md = CSLSetNameValue(md, "BAND_NAMES", names_s);
+    md = md_add(md, "VALID_PIXELS", "%.0f", job->count);
+    if (info->range_given)
+        md = CSLSetNameValue(md, "STRETCH", "fixed range");
+    else
+        md = md_add(md, "STRETCH", "percentiles %g,%g", info->p_lo,
                     info->p_hi);
     if (job->mode == MODE_PCA) {
-        if (st == MMCL_OK)
-            st = set_md_list(ctx, w, "PCA_EIGENVALUES", info->lambda, job->n_ch,
-                             6);
-        if (st == MMCL_OK)
-            st = set_md_list(ctx, w, "PCA_EXPLAINED_VARIANCE", info->explained,
-                             job->n_ch, 4);
-        if (st == MMCL_OK)
-            st = set_md(ctx, w, "PCA_TOTAL_VARIANCE", "%.6g", info->total_var);
-        if (st == MMCL_OK)
-            st = set_md_list(ctx, w, "PCA_MEAN", job->mean, job->B, 6);
-        for (int c = 0; c < job->n_ch && st == MMCL_OK; c++)
-            st = set_md_list(ctx, w, CPLSPrintf("PC%d_LOADINGS", c + 1),
+        md = md_add_list(md, "PCA_EIGENVALUES", info->lambda, job->n_ch, 6);
+        md = md_add_list(md, "PCA_EXPLAINED_VARIANCE", info->explained,
+                         job->n_ch, 4);
+        md = md_add(md, "PCA_TOTAL_VARIANCE", "%.6g", info->total_var);
+        md = md_add_list(md, "PCA_MEAN", job->mean, job->B, 6);
+        for (int c = 0; c < job->n_ch; c++)
+            md = md_add_list(md, CPLSPrintf("PC%d_LOADINGS", c + 1),
                              info->loadings + (size_t)c * job->B, job->B, 4);
     }
     if (job->mode == MODE_COLORMAP) {
-        if (st == MMCL_OK)
-            st = mmcl__writer_set_metadata(ctx, w, "COLORMAP", info->colormap);
-        if (st == MMCL_OK)
-            st = mmcl__writer_set_metadata(ctx, w, "VALUE_BAND", names_s);
-        if (st == MMCL_OK)
-            st = set_md(ctx, w, "VALUE_RANGE", "%.10g,%.10g", job->lo[0],
-                        job->hi[0]);
-        if (st == MMCL_OK && info->units)
-            st = mmcl__writer_set_metadata(ctx, w, "VALUE_UNITS", info->units);
-        if (st == MMCL_OK && legend_png)
-            st = mmcl__writer_set_metadata(ctx, w, "LEGEND",
-                                           CPLGetFilename(legend_png));
+        md = CSLSetNameValue(md, "COLORMAP", info->colormap);
+        md = CSLSetNameValue(md, "VALUE_BAND", names_s);
+        md = md_add(md, "VALUE_RANGE", "%.10g,%.10g", job->lo[0], job->hi[0]);
+        if (info->units)
+            md = CSLSetNameValue(md, "VALUE_UNITS", info->units);
+        if (legend)
+            md = CSLSetNameValue(md, "LEGEND", CPLGetFilename(legend));
     } else {
-        for (int c = 0; c < 3 && st == MMCL_OK; c++) {
+        for (int c = 0; c < 3; c++) {
+            const char *key = CPLSPrintf("%s_SOURCE", ch_keys[c]);
             if (c >= job->n_ch) {
-                st = set_md(ctx, w, CPLSPrintf("%s_SOURCE", ch_keys[c]),
-                            "none (0)");
+                md = CSLSetNameValue(md, key, "none (0)");
                 continue;
             }
             if (job->mode == MODE_PCA)
-                st = set_md(ctx, w, CPLSPrintf("%s_SOURCE", ch_keys[c]), "PC%d",
-                            c + 1);
+                md = md_add(md, key, "PC%d", c + 1);
             else
-                st = mmcl__writer_set_metadata(
-                    ctx, w, CPLSPrintf("%s_SOURCE", ch_keys[c]),
-                    band_label(ds, job->sel[c]));
-            if (st == MMCL_OK)
-                st = set_md(ctx, w, CPLSPrintf("%s_RANGE", ch_keys[c]),
-                            "%.10g,%.10g", job->lo[c], job->hi[c]);
+                md = CSLSetNameValue(md, key, band_label(src, job->sel[c]));
+            md = md_add(md, CPLSPrintf("%s_RANGE", ch_keys[c]), "%.10g,%.10g",
+                        job->lo[c], job->hi[c]);
         }
     }
-    if (st == MMCL_OK)
-        st = set_md(ctx, w, "MMCL_VERSION", "%s", mmcl_version());
+    md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
     CPLFree(names_s);
     CPLFree(nums_s);
+    return md;
+}
+
+static mmcl_status
+write_metadata(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
+               const char *legend_png)
+{
+    char **md = rgb_metadata(job, info, legend_png);
+    mmcl_status st = MMCL_OK;
+    for (int i = 0; md && md[i] && st == MMCL_OK; i++) {
+        char *key = NULL;
+        const char *value = CPLParseNameValue(md[i], &key);
+        if (key && value)
+            st = mmcl__writer_set_metadata(ctx, job->writer, key, value);
+        CPLFree(key);
+    }
+    CSLDestroy(md);
     return st;
 }
 
@@ -823,18 +987,15 @@ path_exists(const char *path)
 
 /* Checks that the selected bands hold real numbers. */
 static mmcl_status
-check_types(mmcl_context *ctx, GDALDatasetH ds, const char *in,
+check_types(mmcl_context *ctx, const rgb_source *src, const char *in,
             const rgb_job *job)
 {
-    for (int b = 0; b < job->B; b++) {
-        GDALRasterBandH band = GDALGetRasterBand(ds, job->sel[b]);
-        GDALDataType t = GDALGetRasterDataType(band);
-        if (GDALDataTypeIsComplex(t))
+    for (int b = 0; b < job->B; b++)
+        if (src->complex_band[job->sel[b] - 1])
             return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                               "band %d of '%s' is complex (%s); convert it "
+                               "band %d of '%s' is complex; convert it "
                                "to amplitude or intensity first",
-                               job->sel[b], in, GDALGetDataTypeName(t));
-    }
+                               job->sel[b], in);
     return MMCL_OK;
 }
 
@@ -898,8 +1059,14 @@ static mmcl_status
 legend_paths(mmcl_context *ctx, const char *out, int overwrite, char **png,
              char **json)
 {
-    *png = mmcl__strdup(ctx, CPLResetExtension(out, "legend.png"));
-    *json = mmcl__strdup(ctx, CPLResetExtension(out, "legend.json"));
+    /* "x.tif" -> "x.legend.png"; a lazy "x.mmcl.json" -> the same. */
+    char *base = CPLStrdup(out);
+    size_t len = strlen(base);
+    if (len > 10 && strcasecmp(base + len - 10, ".mmcl.json") == 0)
+        base[len - 5] = '\0'; /* "x.mmcl", whose extension goes below */
+    *png = mmcl__strdup(ctx, CPLResetExtension(base, "legend.png"));
+    *json = mmcl__strdup(ctx, CPLResetExtension(base, "legend.json"));
+    CPLFree(base);
     if (!*png || !*json)
         return MMCL_ERR_NO_MEMORY;
     const char *exists = path_exists(*png)    ? *png
@@ -1048,7 +1215,7 @@ stretch_limits(mmcl_context *ctx, rgb_job *job, const rgb_info *info,
 
 /* Descriptions of the four output bands (a CSL to be destroyed). */
 static char **
-picture_band_names(GDALDatasetH ds, const rgb_job *job)
+picture_band_names(const rgb_source *src, const rgb_job *job)
 {
     char **names = NULL;
     for (int c = 0; c < 3; c++) {
@@ -1056,13 +1223,124 @@ picture_band_names(GDALDatasetH ds, const rgb_job *job)
             names = CSLAddString(
                 names, c < job->n_ch ? CPLSPrintf("PC%d", c + 1) : "none");
         else if (job->mode == MODE_DIRECT)
-            names = CSLAddString(names, band_label(ds, job->sel[c]));
+            names = CSLAddString(names, band_label(src, job->sel[c]));
         else
             names = CSLAddString(names, c == 0   ? "red"
                                         : c == 1 ? "green"
                                                  : "blue");
     }
     return CSLAddString(names, "alpha");
+}
+
+/* LAZY: what does not apply to a descriptor, and an existing one. */
+static mmcl_status
+lazy_check(mmcl_context *ctx, const mmcl_options *o, const char *out)
+{
+    static const char *const refused[] = {"FORMAT", "CO"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (mmcl__opt_given(o, refused[i]))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s does not apply to a lazy descriptor "
+                               "(LAZY): the picture is rendered when read",
+                               refused[i]);
+    if (!out || !*out)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output given");
+    if (!mmcl__opt_bool(o, "OVERWRITE") && path_exists(out))
+        return mmcl__error(ctx, MMCL_ERR_EXISTS,
+                           "output '%s' exists; use --overwrite to replace it",
+                           out);
+    return MMCL_OK;
+}
+
+static cJSON *
+json_doubles(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+/*
+ * The descriptor of a lazy picture: its source and every statistic the
+ * rendering needs (cJSON prints doubles so that they read back to the same
+ * bits), then the legend, renamed once the descriptor is in place.
+ */
+static mmcl_status
+write_lazy(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
+           const mmcl_options *o, const char *out, const char *first_name,
+           const char *legend_png, const char *legend_json)
+{
+    char *tmp_png = NULL, *tmp_json = NULL;
+    mmcl_status st = MMCL_OK;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "mmcl_descriptor", MMCL__DESCRIPTOR_VERSION);
+    cJSON_AddStringToObject(j, "product", "rgb");
+    cJSON_AddItemToObject(j, "source",
+                          mmcl__product_stored_path(out, job->in));
+    cJSON *bands = cJSON_AddArrayToObject(j, "bands");
+    for (int b = 0; b < job->B; b++)
+        cJSON_AddItemToArray(bands, cJSON_CreateNumber(job->sel[b]));
+    cJSON_AddStringToObject(j, "mode", mode_names[job->mode]);
+    if (info->range_given) {
+        cJSON_AddItemToObject(j, "range", json_doubles(job->lo, 1));
+        cJSON_AddItemToArray(cJSON_GetObjectItem(j, "range"),
+                             cJSON_CreateNumber(job->hi[0]));
+    } else {
+        double p[2] = {info->p_lo, info->p_hi};
+        cJSON_AddItemToObject(j, "stretch", json_doubles(p, 2));
+    }
+    cJSON *limits = cJSON_AddArrayToObject(j, "limits");
+    for (int c = 0; c < job->n_ch; c++) {
+        double lh[2] = {job->lo[c], job->hi[c]};
+        cJSON_AddItemToArray(limits, json_doubles(lh, 2));
+    }
+    cJSON_AddNumberToObject(j, "valid_pixels", job->count);
+    if (job->mode == MODE_COLORMAP)
+        cJSON_AddStringToObject(j, "colormap", info->colormap);
+    if (job->mode == MODE_PCA) {
+        cJSON *pca = cJSON_AddObjectToObject(j, "pca");
+        cJSON_AddItemToObject(pca, "mean", json_doubles(job->mean, job->B));
+        cJSON *comp = cJSON_AddArrayToObject(pca, "components");
+        for (int c = 0; c < job->n_ch; c++)
+            cJSON_AddItemToArray(comp,
+                                 json_doubles(info->loadings +
+                                                  (size_t)c * job->B,
+                                              job->B));
+        cJSON_AddItemToObject(pca, "eigenvalues",
+                              json_doubles(info->lambda, job->n_ch));
+        cJSON_AddItemToObject(pca, "explained_variance",
+                              json_doubles(info->explained, job->n_ch));
+        cJSON_AddNumberToObject(pca, "total_variance", info->total_var);
+    }
+    if (legend_png)
+        cJSON_AddStringToObject(j, "legend", CPLGetFilename(legend_png));
+    if (mmcl__opt_given(o, "TILE"))
+        cJSON_AddNumberToObject(j, "tile", (double)job->tile);
+    if (mmcl__opt_given(o, "THREADS"))
+        cJSON_AddNumberToObject(j, "threads",
+                                (double)mmcl__opt_int(o, "THREADS"));
+    if (legend_png)
+        st = write_legend(ctx, job, info, first_name, out, legend_png,
+                          legend_json, &tmp_png, &tmp_json);
+    if (st == MMCL_OK)
+        st = mmcl__product_write_json(ctx, out, j,
+                                      mmcl__opt_bool(o, "OVERWRITE"));
+    if (st == MMCL_OK && legend_png &&
+        (VSIRename(tmp_png, legend_png) != 0 ||
+         VSIRename(tmp_json, legend_json) != 0))
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename the legend to '%s'",
+                         legend_png);
+    if (tmp_png) {
+        VSIUnlink(tmp_png);
+        VSIUnlink(CPLSPrintf("%s.aux.xml", tmp_png));
+    }
+    if (tmp_json)
+        VSIUnlink(tmp_json);
+    free(tmp_png);
+    free(tmp_json);
+    cJSON_Delete(j);
+    return st;
 }
 
 mmcl_status
@@ -1072,7 +1350,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     mmcl__error_clear(ctx);
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
-    GDALDatasetH ds = NULL;
+    rgb_source src = {0};
     rgb_job job = {0};
     rgb_info info = {0};
     char *legend_png = NULL, *legend_json = NULL;
@@ -1091,6 +1369,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     const char *format = mmcl__opt_str(o, "FORMAT");
     char **co = mmcl__opt_list(o, "CO");
     int overwrite = mmcl__opt_bool(o, "OVERWRITE");
+    int lazy = mmcl__opt_bool(o, "LAZY");
     double range_lo = 0.0, range_hi = 0.0;
     info.range_given = mmcl__opt_str(o, "RANGE") != NULL;
     if (!parse_pair(mmcl__opt_str(o, "STRETCH"), &info.p_lo, &info.p_hi) ||
@@ -1116,40 +1395,41 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
                          "use PNG, GTiff or COG");
         goto done;
     }
-    st = mmcl__output_check(ctx, out, format, co, GDT_Byte, overwrite);
+    if (lazy)
+        st = lazy_check(ctx, o, out);
+    else
+        st = mmcl__output_check(ctx, out, format, co, GDT_Byte, overwrite);
     if (st != MMCL_OK)
         goto done;
 
-    /* The input and the bands to show. */
-    ds = mmcl__open_raster(ctx, in, "input");
-    if (!ds) {
-        st = mmcl_context_errcode(ctx);
+    /* The input (a raster or a lazy product) and the bands to show. */
+    st = source_open(ctx, in, &src);
+    if (st != MMCL_OK)
         goto done;
-    }
-    const char *sp = GDALGetMetadataItem(ds, "PRODUCT", "MMCL");
-    info.source_product = sp ? CPLStrdup(sp) : NULL;
-    const char *units = GDALGetMetadataItem(ds, "UNITS", "MMCL");
-    info.units = units ? CPLStrdup(units) : NULL;
+    job.src = &src;
+    info.source_product =
+        src.product_kind ? CPLStrdup(src.product_kind) : NULL;
+    info.units = src.units ? CPLStrdup(src.units) : NULL;
     const char *bands_spec = mmcl__opt_str(o, "BANDS");
     const char *mode_opt = mmcl__opt_str(o, "MODE");
-    int n_in = GDALGetRasterCount(ds);
+    int n_in = src.n_bands;
     /* An info-loss map is a stack of related maps, not a feature vector:
      * without BANDS its primary band (the first) is shown. */
     int loss_default =
         !bands_spec && n_in > 1 && info.source_product &&
         strcmp(info.source_product, "infoloss") == 0 &&
         (strcmp(mode_opt, "auto") == 0 || strcmp(mode_opt, "colormap") == 0);
-    st = select_bands(ctx, ds, in, loss_default ? "1" : bands_spec, &job.sel,
+    st = select_bands(ctx, &src, in, loss_default ? "1" : bands_spec, &job.sel,
                       &job.B);
     if (st != MMCL_OK)
         goto done;
-    st = check_types(ctx, ds, in, &job);
+    st = check_types(ctx, &src, in, &job);
     if (st != MMCL_OK)
         goto done;
     st = choose_mode(ctx, &job, mode_opt, bands_spec != NULL, info.range_given);
     if (st != MMCL_OK)
         goto done;
-    first_name = CPLStrdup(band_label(ds, job.sel[0]));
+    first_name = CPLStrdup(band_label(&src, job.sel[0]));
     if (job.mode == MODE_COLORMAP) {
         const char *cm = mmcl__opt_str(o, "COLORMAP");
         if (strcmp(cm, "auto") == 0)
@@ -1165,7 +1445,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     }
 
     /* Pass 1: statistics. */
-    int width = GDALGetRasterXSize(ds), height = GDALGetRasterYSize(ds);
+    int width = src.width, height = src.height;
     int n_threads = mmcl__opt_threads(o);
     int B = job.B;
     job.in = in;
@@ -1202,8 +1482,15 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     }
     stretch_limits(ctx, &job, &info, range_lo, range_hi);
 
+    if (lazy) {
+        /* The descriptor: the statistics, rendered when read. */
+        st = write_lazy(ctx, &job, &info, o, out, first_name, legend_png,
+                        legend_json);
+        goto done;
+    }
+
     /* Pass 3: the picture. */
-    band_names = picture_band_names(ds, &job);
+    band_names = picture_band_names(&src, &job);
     mmcl__raster_spec spec = {0};
     spec.path = out;
     spec.format = format;
@@ -1213,11 +1500,8 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     spec.height = height;
     spec.n_bands = 4;
     spec.type = GDT_Byte;
-    if (GDALGetGeoTransform(ds, spec.geotransform) != CE_None) {
-        static const double identity[6] = {0, 1, 0, 0, 0, 1};
-        memcpy(spec.geotransform, identity, sizeof(identity));
-    }
-    spec.srs_wkt = GDALGetProjectionRef(ds);
+    memcpy(spec.geotransform, src.gt, sizeof(src.gt));
+    spec.srs_wkt = src.wkt;
     spec.band_names = (const char *const *)band_names;
     spec.block = job.tile;
     spec.n_threads = n_threads;
@@ -1231,7 +1515,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     GDALDatasetH wds = mmcl__writer_dataset(job.writer);
     for (int b = 0; b < 4; b++)
         GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
-    st = write_metadata(ctx, &job, &info, ds, legend_png);
+    st = write_metadata(ctx, &job, &info, legend_png);
     if (st == MMCL_OK)
         st = run_pass(ctx, &job, PASS_WRITE, width, height, n_threads, o,
                       p_end2, 1.0);
@@ -1272,8 +1556,544 @@ done:
     CPLFree(info.units);
     CPLFree(first_name);
     job_free(&job);
-    if (ds)
-        GDALClose(ds);
+    source_close(&src);
     mmcl_options_free(tmp);
     return st;
+}
+
+/* ---- lazy pictures (product "rgb", see product_internal.h) ------------ */
+
+enum {
+    VIEW_MAX_LEVELS = 24,
+    VIEW_OVERVIEW_MIN_EDGE = 256 /* as the maps' overviews */
+};
+
+typedef struct view_level {
+    int factor, width, height;
+    double gt[6];
+    char **metadata;   /* MMCL domain */
+    rgb_worker **idle; /* pool of idle workers */
+    int n_idle, cap_idle;
+} view_level;
+
+struct mmcl__rgb_view {
+    rgb_source src;
+    rgb_job job;
+    rgb_info info;
+    int threads;
+    int n_levels;
+    view_level levels[VIEW_MAX_LEVELS];
+    char **band_names;
+    mtx_t lock; /* the pools */
+};
+
+void
+mmcl__rgb_view_destroy(mmcl__rgb_view *v)
+{
+    if (!v)
+        return;
+    for (int l = 0; l < VIEW_MAX_LEVELS; l++) {
+        view_level *L = &v->levels[l];
+        for (int i = 0; i < L->n_idle; i++)
+            rgb_stop(L->idle[i], NULL);
+        free(L->idle);
+        CSLDestroy(L->metadata);
+    }
+    CSLDestroy(v->band_names);
+    free(v->info.loadings);
+    CPLFree(v->info.source_product);
+    CPLFree(v->info.units);
+    job_free(&v->job);
+    source_close(&v->src);
+    mtx_destroy(&v->lock);
+    free(v);
+}
+
+/* Reads the number array @p a of exactly @p n finite values into @p v. */
+static int
+json_numbers(const cJSON *a, double *v, int n)
+{
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
+        return 0;
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble))
+            return 0;
+        v[i++] = e->valuedouble;
+    }
+    return 1;
+}
+
+static mmcl_status
+view_bad(mmcl_context *ctx, const char *name, const char *key,
+         const char *what)
+{
+    return mmcl__error(ctx, MMCL_ERR_FORMAT, "descriptor '%s': %s \"%s\"",
+                       name, what, key);
+}
+
+/* Keys of an rgb descriptor. */
+static const char *const view_keys[] = {
+    "mmcl_descriptor", "product", "source", "bands", "mode", "stretch",
+    "range", "limits", "valid_pixels", "colormap", "pca", "legend",
+    "overviews", "tile", "threads", NULL};
+
+/* The statistics of the descriptor into v->job and v->info. */
+static mmcl_status
+view_parse_stats(mmcl_context *ctx, mmcl__rgb_view *v, const cJSON *j,
+                 const char *name)
+{
+    rgb_job *job = &v->job;
+    rgb_info *info = &v->info;
+    const cJSON *bands = cJSON_GetObjectItemCaseSensitive(j, "bands");
+    int B = cJSON_IsArray(bands) ? cJSON_GetArraySize(bands) : 0;
+    if (B < 1)
+        return view_bad(ctx, name, "bands", "expected band numbers for");
+    job->sel = mmcl__malloc_array(ctx, (size_t)B, 1, sizeof(int));
+    if (!job->sel)
+        return MMCL_ERR_NO_MEMORY;
+    job->B = B;
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, bands)
+    {
+        double d = cJSON_IsNumber(e) ? e->valuedouble : -1.0;
+        if (d != floor(d) || d < 1 || d > v->src.n_bands)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "descriptor '%s': \"bands\": no band %g in "
+                               "'%s', which has %d",
+                               name, d, v->src.name, v->src.n_bands);
+        job->sel[i++] = (int)d;
+    }
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(j, "mode");
+    if (!cJSON_IsString(mode) || strcmp(mode->valuestring, "auto") == 0 ||
+        (strcmp(mode->valuestring, "pca") != 0 &&
+         strcmp(mode->valuestring, "direct") != 0 &&
+         strcmp(mode->valuestring, "colormap") != 0))
+        return view_bad(ctx, name, "mode",
+                        "expected \"pca\", \"direct\" or \"colormap\" for");
+    const cJSON *range = cJSON_GetObjectItemCaseSensitive(j, "range");
+    const cJSON *stretch = cJSON_GetObjectItemCaseSensitive(j, "stretch");
+    info->range_given = range != NULL;
+    double pr[2];
+    if (range ? !json_numbers(range, pr, 2) || pr[0] >= pr[1]
+              : !json_numbers(stretch, pr, 2) || pr[0] < 0 ||
+                    pr[1] > 100 || pr[0] >= pr[1])
+        return view_bad(ctx, name, range ? "range" : "stretch",
+                        "expected [LOW, HIGH] (percentiles, or a value "
+                        "range given instead) for");
+    if (range && stretch)
+        return view_bad(ctx, name, "stretch",
+                        "a descriptor has \"range\" or");
+    if (!range) {
+        info->p_lo = pr[0];
+        info->p_hi = pr[1];
+    }
+    mmcl_status st = check_types(ctx, &v->src, v->src.name, job);
+    if (st == MMCL_OK)
+        st = choose_mode(ctx, job, mode->valuestring, 1, info->range_given);
+    if (st != MMCL_OK) {
+        char *msg = mmcl__strdup(NULL, mmcl_context_errmsg(ctx));
+        st = mmcl__error(ctx, st, "descriptor '%s': %s", name,
+                         msg ? msg : "");
+        free(msg);
+        return st;
+    }
+    int C = job->n_ch;
+    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(j, "limits");
+    if (!cJSON_IsArray(limits) || cJSON_GetArraySize(limits) != C)
+        return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                           "descriptor '%s': \"limits\" must hold %d [LOW, "
+                           "HIGH] pair%s (one per channel)",
+                           name, C, C == 1 ? "" : "s");
+    for (int c = 0; c < C; c++) {
+        double lh[2];
+        if (!json_numbers(cJSON_GetArrayItem(limits, c), lh, 2) ||
+            !(lh[1] > lh[0]))
+            return view_bad(ctx, name, "limits",
+                            "expected [LOW, HIGH] with LOW < HIGH in");
+        job->lo[c] = lh[0];
+        job->hi[c] = lh[1];
+    }
+    const cJSON *vp = cJSON_GetObjectItemCaseSensitive(j, "valid_pixels");
+    if (!cJSON_IsNumber(vp) || !(vp->valuedouble >= 1))
+        return view_bad(ctx, name, "valid_pixels",
+                        "expected a pixel count for");
+    job->count = vp->valuedouble;
+    const cJSON *cm = cJSON_GetObjectItemCaseSensitive(j, "colormap");
+    if (job->mode == MODE_COLORMAP) {
+        if (!cJSON_IsString(cm) || strcmp(cm->valuestring, "auto") == 0 ||
+            !mmcl__colormap(cm->valuestring))
+            return view_bad(ctx, name, "colormap",
+                            "expected viridis, magma, gray or rdbu_r for");
+        job->lut = mmcl__colormap(cm->valuestring);
+        info->colormap = mmcl__colormap_name(cm->valuestring);
+        info->diverging = strcmp(info->colormap, "rdbu_r") == 0;
+    } else if (cm) {
+        return view_bad(ctx, name, "colormap",
+                        "only the colormap mode has the key");
+    }
+    const cJSON *pca = cJSON_GetObjectItemCaseSensitive(j, "pca");
+    if (job->mode != MODE_PCA) {
+        if (pca)
+            return view_bad(ctx, name, "pca", "only the pca mode has the key");
+        return MMCL_OK;
+    }
+    if (job_alloc(ctx, job, info) != MMCL_OK)
+        return MMCL_ERR_NO_MEMORY;
+    const cJSON *comp = cJSON_GetObjectItemCaseSensitive(pca, "components");
+    const cJSON *tv = cJSON_GetObjectItemCaseSensitive(pca, "total_variance");
+    int ok = cJSON_IsObject(pca) &&
+             json_numbers(cJSON_GetObjectItemCaseSensitive(pca, "mean"),
+                          job->mean, B) &&
+             json_numbers(cJSON_GetObjectItemCaseSensitive(pca, "eigenvalues"),
+                          info->lambda, C) &&
+             json_numbers(cJSON_GetObjectItemCaseSensitive(
+                              pca, "explained_variance"),
+                          info->explained, C) &&
+             cJSON_IsNumber(tv) && cJSON_IsArray(comp) &&
+             cJSON_GetArraySize(comp) == C;
+    for (int c = 0; ok && c < C; c++)
+        ok = json_numbers(cJSON_GetArrayItem(comp, c),
+                          info->loadings + (size_t)c * B, B);
+    if (!ok)
+        return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                           "descriptor '%s': \"pca\" must hold \"mean\" (%d "
+                           "numbers), \"components\" (%d arrays of %d), "
+                           "\"eigenvalues\" and \"explained_variance\" (%d "
+                           "each) and \"total_variance\"",
+                           name, B, C, B, C);
+    info->total_var = tv->valuedouble;
+    /* As components() sets them after pass 1. */
+    for (int b = 0; b < B; b++)
+        job->center[b] = (float)job->mean[b];
+    for (size_t k = 0; k < (size_t)C * B; k++)
+        job->proj[k] = (float)info->loadings[k];
+    return MMCL_OK;
+}
+
+/* Levels: the source product's; for a raster, factors 2, 4, ... down to
+ * about VIEW_OVERVIEW_MIN_EDGE pixels, read decimated by GDAL. */
+static void
+view_plan_levels(mmcl__rgb_view *v, int overviews)
+{
+    const rgb_source *src = &v->src;
+    view_level *L0 = &v->levels[0];
+    L0->factor = 1;
+    L0->width = src->width;
+    L0->height = src->height;
+    memcpy(L0->gt, src->gt, sizeof(L0->gt));
+    v->n_levels = 1;
+    if (src->product) {
+        int n = mmcl_product_level_count(src->product);
+        for (int l = 1; overviews && l < n && l < VIEW_MAX_LEVELS; l++) {
+            view_level *L = &v->levels[l];
+            L->factor = mmcl_product_overview_factor(src->product, l);
+            L->width = mmcl_product_width(src->product, l);
+            L->height = mmcl_product_height(src->product, l);
+            mmcl_product_geotransform(src->product, l, L->gt);
+            v->n_levels++;
+        }
+        return;
+    }
+    for (int l = 1; overviews && l < VIEW_MAX_LEVELS; l++) {
+        const view_level *prev = &v->levels[l - 1];
+        int edge = prev->width > prev->height ? prev->width : prev->height;
+        if (edge <= VIEW_OVERVIEW_MIN_EDGE)
+            break;
+        view_level *L = &v->levels[l];
+        L->factor = prev->factor * 2;
+        L->width = (L0->width + L->factor - 1) / L->factor;
+        L->height = (L0->height + L->factor - 1) / L->factor;
+        memcpy(L->gt, L0->gt, sizeof(L->gt));
+        double sx = (double)L0->width / L->width;
+        double sy = (double)L0->height / L->height;
+        L->gt[1] *= sx;
+        L->gt[4] *= sx;
+        L->gt[2] *= sy;
+        L->gt[5] *= sy;
+        v->n_levels++;
+    }
+}
+
+mmcl_status
+mmcl__rgb_view_open(mmcl_context *ctx, const cJSON *j, const char *name,
+                    const char *dir, int threads_override,
+                    mmcl__rgb_view **out)
+{
+    *out = NULL;
+    mmcl_status st = MMCL_OK;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, j)
+    {
+        int known = 0;
+        for (int k = 0; view_keys[k] && !known; k++)
+            known = strcmp(view_keys[k], item->string) == 0;
+        if (!known)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "descriptor '%s': unknown key \"%s\" for an "
+                               "rgb product",
+                               name, item->string);
+    }
+    const cJSON *source = cJSON_GetObjectItemCaseSensitive(j, "source");
+    if (!source)
+        return view_bad(ctx, name, "source", "missing key");
+    if (!cJSON_IsString(source) || !*source->valuestring)
+        return view_bad(ctx, name, "source", "expected a path for");
+    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(j, "overviews");
+    if (ov && !cJSON_IsBool(ov))
+        return view_bad(ctx, name, "overviews", "expected true or false for");
+    const cJSON *legend = cJSON_GetObjectItemCaseSensitive(j, "legend");
+    if (legend && !cJSON_IsString(legend))
+        return view_bad(ctx, name, "legend", "expected a file name for");
+    /* TILE and THREADS: through the option table (ranges, defaults). */
+    char **kv = NULL;
+    static const char *const run_keys[2][2] = {{"tile", "TILE"},
+                                               {"threads", "THREADS"}};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, run_keys[k][0]);
+        if (!n)
+            continue;
+        if (!cJSON_IsNumber(n)) {
+            CSLDestroy(kv);
+            return view_bad(ctx, name, run_keys[k][0],
+                            "expected a number for");
+        }
+        kv = CSLAddString(kv, CPLSPrintf("%s=%.17g", run_keys[k][1],
+                                         n->valuedouble));
+    }
+    if (threads_override >= 0)
+        kv = CSLSetNameValue(kv, "THREADS",
+                             CPLSPrintf("%d", threads_override));
+    mmcl_options *o = mmcl_options_new(ctx, "rgb", (const char *const *)kv);
+    CSLDestroy(kv);
+    if (!o) {
+        char *msg = mmcl__strdup(NULL, mmcl_context_errmsg(ctx));
+        st = mmcl__error(ctx, mmcl_context_errcode(ctx),
+                         "descriptor '%s': %s", name, msg ? msg : "");
+        free(msg);
+        return st;
+    }
+    mmcl__rgb_view *v = calloc(1, sizeof(*v));
+    if (!v || mtx_init(&v->lock, mtx_plain) != thrd_success) {
+        free(v);
+        mmcl_options_free(o);
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    }
+    v->job.tile = (int)mmcl__opt_int(o, "TILE");
+    v->threads = mmcl__opt_threads(o);
+    mmcl_options_free(o);
+
+    char *path = mmcl__product_resolve_path(dir, source->valuestring);
+    st = source_open(ctx, path, &v->src);
+    CPLFree(path);
+    if (st == MMCL_OK) {
+        v->job.src = &v->src;
+        v->job.in = v->src.name;
+        st = view_parse_stats(ctx, v, j, name);
+    }
+    if (st != MMCL_OK) {
+        mmcl__rgb_view_destroy(v);
+        return st;
+    }
+    v->info.source_product =
+        v->src.product_kind ? CPLStrdup(v->src.product_kind) : NULL;
+    v->info.units = v->src.units ? CPLStrdup(v->src.units) : NULL;
+    view_plan_levels(v, !ov || cJSON_IsTrue(ov));
+    char **md = rgb_metadata(&v->job, &v->info,
+                             legend ? legend->valuestring : NULL);
+    for (int l = 0; l < v->n_levels; l++) {
+        view_level *L = &v->levels[l];
+        L->metadata = CSLDuplicate(md);
+        if (l > 0) {
+            L->metadata = CSLSetNameValue(L->metadata, "APPROXIMATE", "YES");
+            L->metadata = CSLSetNameValue(L->metadata, "OVERVIEW_FACTOR",
+                                          CPLSPrintf("%d", L->factor));
+        }
+    }
+    CSLDestroy(md);
+    v->band_names = picture_band_names(&v->src, &v->job);
+    *out = v;
+    return MMCL_OK;
+}
+
+int
+mmcl__rgb_view_level_count(const mmcl__rgb_view *v)
+{
+    return v->n_levels;
+}
+
+void
+mmcl__rgb_view_level(const mmcl__rgb_view *v, int level, int *factor,
+                     int *width, int *height, double gt[6])
+{
+    const view_level *L = &v->levels[level];
+    if (factor)
+        *factor = L->factor;
+    if (width)
+        *width = L->width;
+    if (height)
+        *height = L->height;
+    if (gt)
+        memcpy(gt, L->gt, sizeof(L->gt));
+}
+
+const char *
+mmcl__rgb_view_srs_wkt(const mmcl__rgb_view *v)
+{
+    return v->src.wkt ? v->src.wkt : "";
+}
+
+const char *const *
+mmcl__rgb_view_band_names(const mmcl__rgb_view *v)
+{
+    return (const char *const *)v->band_names;
+}
+
+const char *const *
+mmcl__rgb_view_metadata(const mmcl__rgb_view *v, int level)
+{
+    return (const char *const *)v->levels[level].metadata;
+}
+
+int
+mmcl__rgb_view_block_size(const mmcl__rgb_view *v)
+{
+    return v->job.tile;
+}
+
+/* An idle worker of @p level, or a new one; NULL with an error set. */
+static rgb_worker *
+view_take(mmcl_context *ctx, mmcl__rgb_view *v, int level)
+{
+    view_level *L = &v->levels[level];
+    rgb_worker *w = NULL;
+    mtx_lock(&v->lock);
+    if (L->n_idle > 0)
+        w = L->idle[--L->n_idle];
+    mtx_unlock(&v->lock);
+    return w ? w : worker_create(ctx, &v->job, level, L->factor);
+}
+
+static void
+view_give(mmcl__rgb_view *v, int level, rgb_worker *w)
+{
+    view_level *L = &v->levels[level];
+    if (!w)
+        return;
+    mtx_lock(&v->lock);
+    if (L->n_idle == L->cap_idle) {
+        int cap = L->cap_idle ? 2 * L->cap_idle : 4;
+        rgb_worker **grown = realloc(L->idle, (size_t)cap * sizeof(*grown));
+        if (grown) {
+            L->idle = grown;
+            L->cap_idle = cap;
+        }
+    }
+    if (L->n_idle < L->cap_idle) {
+        L->idle[L->n_idle++] = w;
+        w = NULL;
+    }
+    mtx_unlock(&v->lock);
+    rgb_stop(w, NULL); /* no room to keep it */
+}
+
+/* A read of a window, cut into the blocks of the level's grid. */
+typedef struct view_job {
+    mmcl__rgb_view *v;
+    int level;
+    int x, y, w, h;    /* the window */
+    int bx0, by0, nbx; /* first block and blocks per row */
+    unsigned char *buf; /* (4, h, w) */
+} view_job;
+
+/*
+ * Renders block @p index of the job's window whole, as mmcl_rgb renders
+ * the tile (the same tile grid, so the same GEMM shapes and bits), and
+ * copies its part of the window into the job's buffer.
+ */
+static mmcl_status
+view_block(mmcl_context *ctx, const view_job *vj, rgb_worker *w, int index)
+{
+    const mmcl__rgb_view *v = vj->v;
+    const view_level *L = &v->levels[vj->level];
+    int T = v->job.tile;
+    mmcl__tile t = {0};
+    t.index = index;
+    t.x = (vj->bx0 + index % vj->nbx) * T;
+    t.y = (vj->by0 + index / vj->nbx) * T;
+    t.w = L->width - t.x < T ? L->width - t.x : T;
+    t.h = L->height - t.y < T ? L->height - t.y : T;
+    size_t n = (size_t)t.w * (size_t)t.h;
+    mmcl_status st = read_tile(ctx, w, &v->job, &t);
+    if (st != MMCL_OK)
+        return st;
+    render(w, &v->job, channels(w, &v->job, n), n);
+    int x0 = t.x > vj->x ? t.x : vj->x, y0 = t.y > vj->y ? t.y : vj->y;
+    int x1 = t.x + t.w < vj->x + vj->w ? t.x + t.w : vj->x + vj->w;
+    int y1 = t.y + t.h < vj->y + vj->h ? t.y + t.h : vj->y + vj->h;
+    size_t plane = (size_t)vj->w * vj->h;
+    for (int c = 0; c < 4; c++)
+        for (int r = y0; r < y1; r++)
+            memcpy(vj->buf + plane * c + (size_t)(r - vj->y) * vj->w +
+                       (x0 - vj->x),
+                   w->out + n * c + (size_t)(r - t.y) * t.w + (x0 - t.x),
+                   (size_t)(x1 - x0));
+    return MMCL_OK;
+}
+
+static void *
+view_start(mmcl_context *ctx, void *user)
+{
+    view_job *vj = user;
+    return view_take(ctx, vj->v, vj->level);
+}
+
+static mmcl_status
+view_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    return view_block(ctx, user, state, t->x);
+}
+
+static void
+view_stop(void *state, void *user)
+{
+    view_job *vj = user;
+    view_give(vj->v, vj->level, state);
+}
+
+mmcl_status
+mmcl__rgb_view_read(mmcl_context *ctx, mmcl__rgb_view *v, int level, int x,
+                    int y, int w, int h, unsigned char *buf)
+{
+    int T = v->job.tile;
+    view_job vj = {0};
+    vj.v = v;
+    vj.level = level;
+    vj.x = x;
+    vj.y = y;
+    vj.w = w;
+    vj.h = h;
+    vj.buf = buf;
+    vj.bx0 = x / T;
+    vj.by0 = y / T;
+    vj.nbx = (x + w - 1) / T - vj.bx0 + 1;
+    int n_blocks = vj.nbx * ((y + h - 1) / T - vj.by0 + 1);
+    if (n_blocks == 1) {
+        rgb_worker *wk = view_take(ctx, v, level);
+        if (!wk)
+            return mmcl_context_errcode(ctx);
+        mmcl_status st = view_block(ctx, &vj, wk, 0);
+        view_give(v, level, wk);
+        return st;
+    }
+    /* "Tile" i of a 1-pixel grid of n_blocks x 1 is block i. */
+    mmcl__tile_job tj = {.start = view_start,
+                         .work = view_work,
+                         .stop = view_stop,
+                         .user = &vj};
+    return mmcl__run_tiles(ctx, n_blocks, 1, 1, v->threads, &tj, NULL, NULL,
+                           0.0, 1.0);
 }

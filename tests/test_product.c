@@ -156,7 +156,7 @@ reads_equal_the_written_maps_bit_for_bit_whatever_the_window(void)
         snprintf(name, sizeof(name), "written%zu.tif", c);
         const char *out = test_path(name);
         write_map(cases[c].product, out, cases[c].kv);
-        int W, H, n;
+        int W = 0, H = 0, n = 0;
         float *full = read_file(out, &W, &H, &n);
         CU_ASSERT_PTR_NOT_NULL_FATAL(full);
         mmcl_product *p = open_text(descriptor(cases[c].product,
@@ -492,6 +492,133 @@ written_descriptors_open_and_outputs_are_kept(void)
     mmcl_context_destroy(ctx);
 }
 
+/* Bytes of every band of a Byte raster, band-sequential. */
+static unsigned char *
+read_bytes(const char *path, int *w, int *h, int *n)
+{
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    if (!ds)
+        return NULL;
+    *w = GDALGetRasterXSize(ds);
+    *h = GDALGetRasterYSize(ds);
+    *n = GDALGetRasterCount(ds);
+    unsigned char *buf = malloc((size_t)*w * *h * *n);
+    if (GDALDatasetRasterIO(ds, GF_Read, 0, 0, *w, *h, buf, *w, *h, GDT_Byte,
+                            *n, NULL, 0, 0, 0) != CE_None) {
+        free(buf);
+        buf = NULL;
+    }
+    GDALClose(ds);
+    return buf;
+}
+
+static void
+lazy_pictures_equal_the_written_files_byte_for_byte(void)
+{
+    setup_model();
+    const char *emb_kv[] = {"TILE=64", NULL};
+    char emb[1024], emb_lazy[1024];
+    snprintf(emb, sizeof(emb), "%s", test_path("pic_src.tif"));
+    snprintf(emb_lazy, sizeof(emb_lazy), "%s", test_path("pic_src.mmcl.json"));
+    write_map("embedding", emb, emb_kv);
+    mmcl_context *ctx = mmcl_context_create();
+    const char *optical[1] = {optical_path};
+    mmcl_options *o = mmcl_options_new(ctx, "embed", emb_kv);
+    CU_ASSERT_EQUAL_FATAL(mmcl_product_write_descriptor(
+                              ctx, emb_lazy, model_path, optical, 1,
+                              sar_path, o),
+                          MMCL_OK);
+    mmcl_options_free(o);
+    /* Sources: the written map, and the lazy one (read through the
+     * library); PCA and a colour-mapped band. */
+    static const char *const cases[][2] = {{"0", "MODE=pca"},
+                                           {"1", "MODE=pca"},
+                                           {"0", "BANDS=2"}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        const char *in = cases[c][0][0] == '1' ? emb_lazy : emb;
+        char pic[1024], desc[1024];
+        snprintf(pic, sizeof(pic), "%s",
+                 test_path(CPLSPrintf("pic_%zu.tif", c)));
+        snprintf(desc, sizeof(desc), "%s",
+                 test_path(CPLSPrintf("pic_%zu.mmcl.json", c)));
+        const char *kv[] = {"TILE=64", "LEGEND=NO", cases[c][1], NULL};
+        const char *kv_lazy[] = {"TILE=64", "LEGEND=NO", cases[c][1],
+                                 "LAZY=YES", NULL};
+        o = mmcl_options_new(ctx, "rgb", kv);
+        CU_ASSERT_EQUAL_FATAL(mmcl_rgb(ctx, in, pic, o), MMCL_OK);
+        mmcl_options_free(o);
+        o = mmcl_options_new(ctx, "rgb", kv_lazy);
+        CU_ASSERT_EQUAL_FATAL(mmcl_rgb(ctx, in, desc, o), MMCL_OK);
+        mmcl_options_free(o);
+        int W = 0, H = 0, n = 0;
+        unsigned char *want = read_bytes(pic, &W, &H, &n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+        mmcl_product *p = NULL;
+        CU_ASSERT_EQUAL_FATAL(mmcl_product_open(ctx, desc, &p), MMCL_OK);
+        CU_ASSERT_STRING_EQUAL(mmcl_product_kind(p), "rgb");
+        CU_ASSERT_EQUAL(mmcl_product_sample_type(p), MMCL_SAMPLE_BYTE);
+        CU_ASSERT_EQUAL(mmcl_product_band_count(p), 4);
+        CU_ASSERT_EQUAL(n, 4);
+        CU_ASSERT_STRING_EQUAL(mmcl_product_band_color(p, 3), "Alpha");
+        CU_ASSERT_EQUAL(mmcl_product_nodata(p, NULL), 0);
+        CU_ASSERT_EQUAL(mmcl_product_block_size(p), 64);
+        unsigned char *got = malloc((size_t)W * H * 4);
+        CU_ASSERT_EQUAL(mmcl_product_read(ctx, p, 0, 0, 0, W, H, got),
+                        MMCL_OK);
+        CU_ASSERT_EQUAL(memcmp(want, got, (size_t)W * H * 4), 0);
+        /* A window cutting blocks. */
+        int x = 37, y = 50, w = 101, h = 77;
+        CU_ASSERT_EQUAL(mmcl_product_read(ctx, p, 0, x, y, w, h, got),
+                        MMCL_OK);
+        int same = 1;
+        for (int b = 0; b < 4; b++)
+            for (int r = 0; r < h; r++)
+                same &= memcmp(want + (size_t)b * W * H +
+                                   (size_t)(y + r) * W + x,
+                               got + (size_t)b * w * h + (size_t)r * w,
+                               (size_t)w) == 0;
+        CU_ASSERT(same);
+        free(got);
+        free(want);
+        mmcl_product_destroy(p);
+    }
+    /* Open options: THREADS only. */
+    mmcl_product *p = NULL;
+    const char *good[] = {"THREADS=1", NULL}, *bad[] = {"TILE=32", NULL};
+    CU_ASSERT_EQUAL(mmcl_product_open_with_options(
+                        ctx, test_path("pic_0.mmcl.json"), good, &p),
+                    MMCL_OK);
+    mmcl_product_destroy(p);
+    CU_ASSERT_EQUAL(mmcl_product_open_with_options(
+                        ctx, test_path("pic_0.mmcl.json"), bad, &p),
+                    MMCL_ERR_INVALID_ARG);
+    CU_ASSERT_PTR_NULL(p);
+    /* Bad picture descriptors. */
+    expect_refused("{\"product\": \"rgb\"}", "missing key \"source\"");
+    char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "{\"product\": \"rgb\", \"source\": \"%s\", \"bands\": [1, "
+             "2], \"mode\": \"colormap\", \"stretch\": [2, 98], "
+             "\"limits\": [[0, 1]], \"valid_pixels\": 10}",
+             emb);
+    expect_refused(buf, "colormap mode shows one band");
+    snprintf(buf, sizeof(buf),
+             "{\"product\": \"rgb\", \"source\": \"%s\", \"bands\": [2], "
+             "\"mode\": \"colormap\", \"stretch\": [2, 98], "
+             "\"limits\": [[0, 1]], \"valid_pixels\": 10, \"colormap\": "
+             "\"rainbow\"}",
+             emb);
+    expect_refused(buf, "expected viridis");
+    snprintf(buf, sizeof(buf),
+             "{\"product\": \"rgb\", \"source\": \"%s\", \"bands\": [2], "
+             "\"mode\": \"colormap\", \"stretch\": [2, 98], "
+             "\"limits\": [[0, 1]], \"valid_pixels\": 10, \"colormap\": "
+             "\"gray\"}",
+             test_path("pic_0.mmcl.json"));
+    expect_refused(buf, "is a lazy rgb");
+    mmcl_context_destroy(ctx);
+}
+
 int
 main(void)
 {
@@ -509,6 +636,8 @@ main(void)
          bad_descriptors_are_refused_with_a_clear_message},
         {"written_descriptors_open_and_outputs_are_kept",
          written_descriptors_open_and_outputs_are_kept},
+        {"lazy_pictures_equal_the_written_files_byte_for_byte",
+         lazy_pictures_equal_the_written_files_byte_for_byte},
         {NULL, NULL}};
     int rc = test_run_suite("product", cases);
     GDALDestroyDriverManager();

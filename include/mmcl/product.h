@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Lazy products (design sections 4.2 and 6): an embedding or an
- * information-loss map described by a small JSON descriptor (model +
- * optical + SAR + product + options) and computed window by window when it
- * is read, never written whole. This is what the GDAL driver plugin
- * (gdal_MMCL.so) serves to GDAL programs and QGIS, and what
- * `mmcl embed|infoloss --lazy` writes.
+ * Lazy products (design sections 4.2 and 6): an embedding, an
+ * information-loss map or a picture of either described by a small JSON
+ * descriptor (model + optical + SAR + product + options, or source +
+ * statistics) and computed window by window when it is read, never written
+ * whole. This is what the GDAL driver plugin (gdal_MMCL.so) serves to GDAL
+ * programs and QGIS, and what `mmcl embed|infoloss|rgb --lazy` writes.
  *
- * A descriptor (*.mmcl.json) is a JSON object:
+ * A map's descriptor (*.mmcl.json) is a JSON object:
  *   "product"   "embedding" or "infoloss"                        (required)
  *   "model"     the model file (.mmcl)                           (required)
  *   "optical"   a raster, or an array of single-band rasters     (required)
@@ -23,6 +23,17 @@
  * errors that name the key. Relative paths are relative to the folder of
  * the descriptor (to the current folder for descriptor text).
  *
+ * A picture's descriptor ("product": "rgb", written by mmcl_rgb() with
+ * LAZY=YES) holds its "source" (a raster, or another descriptor, read
+ * through this API), the "bands" shown, the "mode" (pca, direct or
+ * colormap), and the statistics mmcl_rgb computed over the whole source
+ * when it was written: "limits" (per channel), "stretch" or "range",
+ * "valid_pixels", "colormap", "pca" (mean, components, eigenvalues,
+ * explained_variance, total_variance), "legend"; plus "tile", "threads" and
+ * "overviews". Its four Byte bands (red, green, blue, alpha) equal the file
+ * mmcl_rgb writes byte for byte; its levels are the source's (for a raster
+ * source, GDAL's decimated reads of it).
+ *
  * Levels: level 0 is the full-resolution map on the optical grid, equal
  * bit for bit to what mmcl_embed() / mmcl_infoloss() write with the same
  * model, rasters and options. Levels 1..n are overviews by factors 2, 4,
@@ -31,6 +42,11 @@
  * it. They are approximations (the patches see a coarser texture), marked
  * APPROXIMATE=YES and OVERVIEW_FACTOR=f in their metadata, and cost about
  * 1/f^2 of the full resolution.
+ *
+ * BLAS: a read runs its GEMMs on one BLAS thread (its parallelism is over
+ * blocks). The first of concurrent reads sets the process's OpenBLAS
+ * thread count to 1 and the last restores it, so concurrent reads never
+ * change it under each other.
  *
  * Thread-safety: a product is immutable once opened, except for caches
  * kept behind a lock; every function below may be called concurrently on
@@ -81,11 +97,25 @@ MMCL_API mmcl_status mmcl_product_open(mmcl_context *ctx,
                                        const char *descriptor,
                                        mmcl_product **out);
 
+/**
+ * As mmcl_product_open(), with open options that override the descriptor:
+ * a NULL-terminated list of "KEY=VALUE" strings (a GDAL open-option list),
+ * NULL for none. The one key is THREADS (threads of a read of several
+ * blocks; 0 = one per core), with the range of mmcl_option_defs("embed").
+ * Options change how a product is computed, never its values.
+ * @return As mmcl_product_open(); MMCL_ERR_INVALID_ARG for an unknown key
+ *         or a bad value.
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_product_open_with_options(
+    mmcl_context *ctx, const char *descriptor, const char *const *options,
+    mmcl_product **out);
+
 /** Frees @p product and its pool of read states. NULL is allowed.
  * No read may be running on it. @since 0.1 */
 MMCL_API void mmcl_product_destroy(mmcl_product *product);
 
-/** "embedding" or "infoloss" (static string). @since 0.1 */
+/** "embedding", "infoloss" or "rgb" (static string). @since 0.1 */
 MMCL_API const char *mmcl_product_kind(const mmcl_product *product);
 
 /** Number of levels: 1 (full resolution) + the overviews. @since 0.1 */
@@ -120,12 +150,19 @@ MMCL_API const char *mmcl_product_band_description(
     const mmcl_product *product, int band);
 
 /** Sample type of every band (MMCL_SAMPLE_FLOAT32 for embedding and
- * infoloss). @since 0.1 */
+ * infoloss, MMCL_SAMPLE_BYTE for rgb). @since 0.1 */
 MMCL_API mmcl_sample_type mmcl_product_sample_type(
     const mmcl_product *product);
 
+/** GDAL's colour interpretation name of band @p band (0-based): "Red",
+ * "Green", "Blue", "Alpha" for a picture; NULL for the maps (undefined) or
+ * out of range. Static string. @since 0.1 */
+MMCL_API const char *mmcl_product_band_color(const mmcl_product *product,
+                                             int band);
+
 /** 1 and the nodata value in *nodata (NaN for the maps) when the bands
- * have one, else 0. @p nodata may be NULL. @since 0.1 */
+ * have one, else 0 (a picture: its alpha band marks invalid pixels).
+ * @p nodata may be NULL. @since 0.1 */
 MMCL_API int mmcl_product_nodata(const mmcl_product *product,
                                  double *nodata);
 

@@ -45,8 +45,17 @@ MMCL_BEGIN_DECLS
  * value range. The result does not depend on THREADS; another TILE merges
  * the statistics in another order, which can move a pixel by one level.
  *
+ * With LAZY=YES, @p out is instead a descriptor (*.mmcl.json, see
+ * mmcl/product.h) that holds the statistics computed above; the GDAL
+ * plugin renders it block by block, equal byte for byte to the file
+ * written without LAZY. FORMAT and CO do not apply; the legend is
+ * written beside the descriptor.
+ *
  * @param ctx  Context for errors; not NULL.
- * @param in   Input raster (any GDAL dataset name); not NULL. Read only.
+ * @param in   Input raster (any GDAL dataset name), or a lazy descriptor
+ *             (a name ending in .json, "MMCL:..." or JSON text), read
+ *             through mmcl_product_read() without the plugin; not NULL.
+ *             Read only.
  * @param out  Output path. Written under a temporary name and renamed when
  *             complete; an existing file (or legend) is kept unless the
  *             OVERWRITE option is set. FORMAT may be any GDAL raster format

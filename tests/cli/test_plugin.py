@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The GDAL driver plugin gdal_MMCL.so as GDAL programs, the Python
-bindings and QGIS use it: a lazy descriptor (`mmcl embed|infoloss --lazy`)
-read through gdal_translate, gdalinfo, osgeo.gdal and qgis_process must
-give what `mmcl embed|infoloss` writes, on sample_data/ and on the real
-Spain pair; bad descriptors fail with a clear message and no crash.
+bindings and QGIS use it: a lazy descriptor (`mmcl embed|infoloss|rgb
+--lazy`) read through gdal_translate, gdalinfo, osgeo.gdal and qgis_process
+must give what `mmcl embed|infoloss|rgb` writes (pictures byte for byte),
+on sample_data/ and on the real Spain pair, from several threads at once;
+bad descriptors fail with a clear message and no crash.
 
     GDAL_DRIVER_PATH=build/plugin MMCL=build/mmcl \\
         python3 tests/cli/test_plugin.py -v
@@ -16,6 +17,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import unittest
@@ -90,6 +92,20 @@ class Scene:
              self.sar, desc)
         return tif, desc
 
+    def picture(self, name, source, *opts):
+        """(written picture, lazy descriptor) of `mmcl rgb` on @p source
+        (a raster or a descriptor); --no-legend where both would share a
+        legend name."""
+        tif, desc = self.path(name + ".tif"), self.path(name + ".mmcl.json")
+        mmcl("rgb", "-q", *opts, source, tif)
+        mmcl("rgb", "-q", "--lazy", "--no-legend", *opts, source, desc)
+        return tif, desc
+
+
+def picture_metadata(md):
+    """The MMCL metadata of a picture without what names files."""
+    return {k: v for k, v in md.items() if k not in ("SOURCE", "LEGEND")}
+
 
 class Plugin(unittest.TestCase):
     @classmethod
@@ -102,6 +118,18 @@ class Plugin(unittest.TestCase):
                             "--samples", "8000"])
         cls.emb = cls.sample.product("embed", "emb")
         cls.loss = cls.sample.product("infoloss", "loss", "--non-redundancy")
+        # Pictures: PCA of the written embedding and of the lazy one (read
+        # through the library), a colour-mapped info-loss band, a
+        # diverging one from the lazy map, and three bands shown directly.
+        cls.pics = [
+            cls.sample.picture("pic_pca", cls.emb[0]),
+            cls.sample.picture("pic_pca_lazy_src", cls.emb[1]),
+            cls.sample.picture("pic_loss", cls.loss[0]),
+            cls.sample.picture("pic_excess", cls.loss[1], "--bands",
+                               "excess_sar", "--tile", "128"),
+            cls.sample.picture("pic_direct", cls.emb[0], "--bands", "3,1,2",
+                               "--range", "-1,1"),
+        ]
 
     @classmethod
     def tearDownClass(cls):
@@ -148,6 +176,11 @@ class Plugin(unittest.TestCase):
                                     ("infoloss", "loss", [])):
             tif, desc = s.product(command, name, *opts)
             self.check_translate_equals(tif, desc, s.dir)
+        # A picture of the lazy embedding, byte for byte.
+        pic, pic_desc = s.picture("pic", s.path("emb.mmcl.json"))
+        out = s.path("pic_copy.tif")
+        run("gdal_translate", "-q", pic_desc, out)
+        self.assertTrue(np.array_equal(read(pic), read(out)))
         # 512 x 512: one overview of 256 x 256, approximate.
         ds = gdal.Open(desc)
         band = ds.GetRasterBand(1)
@@ -216,6 +249,170 @@ class Plugin(unittest.TestCase):
             t.join()
         self.assertEqual(errors, [])
         self.assertLessEqual(max_abs_diff(full, shared.ReadAsArray()), TOL)
+
+    def test_lazy_pictures_equal_mmcl_rgb_byte_for_byte(self):
+        for tif, desc in self.pics:
+            out = os.path.join(self.sample.dir,
+                               os.path.basename(desc) + ".tif")
+            run("gdal_translate", "-q", desc, out)
+            written, lazy, copy = gdal.Open(tif), gdal.Open(desc), \
+                gdal.Open(out)
+            want = written.ReadAsArray()
+            self.assertEqual(want.dtype, np.uint8)
+            for got in (copy.ReadAsArray(), lazy.ReadAsArray()):
+                self.assertTrue(np.array_equal(want, got),
+                                "%s: %d bytes differ" %
+                                (desc, int((want != got).sum())))
+            for b in range(1, 5):
+                wb, lb = written.GetRasterBand(b), lazy.GetRasterBand(b)
+                self.assertEqual(lb.DataType, gdal.GDT_Byte)
+                self.assertEqual(lb.GetDescription(), wb.GetDescription())
+                self.assertEqual(lb.GetColorInterpretation(),
+                                 wb.GetColorInterpretation())
+                self.assertEqual(lb.GetNoDataValue(), wb.GetNoDataValue())
+                self.assertEqual(
+                    copy.GetRasterBand(b).GetColorInterpretation(),
+                    wb.GetColorInterpretation())
+            self.assertEqual(
+                lazy.GetRasterBand(1).GetMaskFlags(),
+                gdal.GMF_ALPHA | gdal.GMF_PER_DATASET)
+            self.assertEqual(picture_metadata(lazy.GetMetadata("MMCL")),
+                             picture_metadata(written.GetMetadata("MMCL")))
+            # Windows that cut blocks, through the band and the dataset.
+            rng = random.Random(3)
+            for _ in range(4):
+                xs, ys = rng.randint(1, 150), rng.randint(1, 150)
+                x0, y0 = rng.randint(0, 192 - xs), rng.randint(0, 192 - ys)
+                got = gdal.Open(desc).ReadAsArray(x0, y0, xs, ys)
+                self.assertTrue(np.array_equal(
+                    want[:, y0:y0 + ys, x0:x0 + xs], got), desc)
+
+    def test_lazy_picture_writes_its_legend_and_refuses_what_does_not_apply(
+            self):
+        d = self.sample.path("legend_pic.mmcl.json")
+        mmcl("rgb", "-q", "--lazy", self.loss[1], d)
+        with open(d) as f:
+            j = json.load(f)
+        self.assertEqual(j["product"], "rgb")
+        self.assertEqual(j["source"], "loss.mmcl.json")
+        self.assertEqual(j["mode"], "colormap")
+        self.assertEqual(j["legend"], "legend_pic.legend.png")
+        self.assertTrue(os.path.exists(self.sample.path(
+            "legend_pic.legend.png")))
+        self.assertEqual(gdal.Open(d).GetMetadataItem("LEGEND", "MMCL"),
+                         "legend_pic.legend.png")
+        p = mmcl("rgb", "-q", "--lazy", "-of", "PNG", self.emb[0],
+                 self.sample.path("x.mmcl.json"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("FORMAT does not apply", p.stderr)
+        p = mmcl("rgb", "-q", "--lazy", "--no-legend", self.emb[0], d,
+                 check=False)
+        self.assertIn("exists", p.stderr)
+        # A picture of a picture is refused.
+        p = mmcl("rgb", "-q", "--lazy", d, self.sample.path("y.mmcl.json"),
+                 check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is a lazy rgb", p.stderr)
+
+    def test_bad_picture_descriptors_fail_with_a_clear_message(self):
+        with open(self.pics[0][1]) as f:
+            good = json.load(f)
+        good["source"] = self.emb[0]
+        pca = dict(good["pca"])
+        cases = {
+            "rgb_missing_source": ({k: v for k, v in good.items()
+                                    if k != "source"},
+                                   'missing key "source"'),
+            "rgb_absent_source": (dict(good, source=self.sample.path(
+                "absent.tif")), "absent.tif"),
+            "rgb_unknown_key": (dict(good, gamma=2), 'unknown key "gamma"'),
+            "rgb_bad_mode": (dict(good, mode="hsv"), '"mode"'),
+            "rgb_bad_band": (dict(good, bands=[1, 2, 9]), "no band 9"),
+            "rgb_short_limits": (dict(good, limits=good["limits"][:2]),
+                                 '"limits" must hold 3'),
+            "rgb_flat_limits": (dict(good, limits=[[1, 1]] * 3),
+                                "LOW < HIGH"),
+            "rgb_bad_pca": (dict(good, pca=dict(pca, mean=[0.0])),
+                            '"pca" must hold'),
+            "rgb_bad_stretch": (dict(good, stretch=[50, 10]), '"stretch"'),
+            "rgb_colormap_in_pca": (dict(good, colormap="viridis"),
+                                    "only the colormap mode"),
+            "rgb_bad_tile": (dict(good, tile=3), "out of range"),
+        }
+        for name, (content, expect) in cases.items():
+            path = os.path.join(self.root, name + ".mmcl.json")
+            with open(path, "w") as f:
+                json.dump(content, f)
+            self.expect_open_failure(path, expect)
+
+    def test_threads_open_option_comes_from_the_option_table(self):
+        drv = gdal.GetDriverByName("MMCL")
+        xml = drv.GetMetadataItem(gdal.DMD_OPENOPTIONLIST)
+        self.assertIn("name='THREADS'", xml)
+        self.assertIn("max='256'", xml)
+        tif, desc = self.emb
+        ds = gdal.OpenEx(desc, open_options=["THREADS=1"])
+        self.assertLessEqual(max_abs_diff(read(tif), ds.ReadAsArray()), TOL)
+        ds = gdal.OpenEx(self.pics[0][1], open_options=["THREADS=2"])
+        self.assertTrue(np.array_equal(read(self.pics[0][0]),
+                                       ds.ReadAsArray()))
+        for bad, expect in (("THREADS=-3", "THREADS"),
+                            ("TILE=64", "unknown open option")):
+            with self.assertRaises(RuntimeError) as cm:
+                gdal.OpenEx(desc, open_options=[bad])
+            self.assertIn(expect, str(cm.exception))
+
+    def test_concurrent_reads_keep_the_blas_thread_count_and_the_pixels(self):
+        # A separate process where OpenBLAS has 2 threads (the tests run
+        # with OPENBLAS_NUM_THREADS=1 elsewhere): reads of several blocks
+        # each run the library's tile pool, which sets BLAS to 1 thread;
+        # concurrent reads must neither change the count under each other
+        # nor leave it changed, and must give the written pixels. Two
+        # handles per product and threads sharing one of them with
+        # GDAL_NUM_THREADS-style reads are both exercised.
+        script = r"""
+import ctypes, sys, threading
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions()
+pairs = [(sys.argv[i], sys.argv[i + 1]) for i in range(1, len(sys.argv), 2)]
+gdal.Open(pairs[0][1])  # loads the plugin, hence OpenBLAS
+blas = ctypes.CDLL("libopenblas.so.0")
+before = blas.openblas_get_num_threads()
+want = [gdal.Open(t).ReadAsArray() for t, _ in pairs]
+errors = []
+def worker(k):
+    try:
+        t, d = pairs[k % len(pairs)]
+        ds = gdal.Open(d)
+        full = want[k % len(pairs)]
+        for i in range(6):
+            x0, y0 = (17 * k + 29 * i) % 60, (23 * k + 13 * i) % 60
+            got = ds.ReadAsArray(x0, y0, 130, 130)
+            exp = full[..., y0:y0 + 130, x0:x0 + 130]
+            same = np.array_equal(np.nan_to_num(exp, nan=-9e9),
+                                  np.nan_to_num(got, nan=-9e9))
+            if not same:
+                errors.append((k, i))
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+after = blas.openblas_get_num_threads()
+print("blas", before, after, "errors", errors)
+sys.exit(0 if not errors and before == after == 2 else 1)
+"""
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+        # 64-pixel blocks: a 130 x 130 window spans up to 9 of them.
+        emb = self.sample.product("embed", "emb64", "--tile", "64")
+        loss = self.sample.product("infoloss", "loss64", "--tile", "64")
+        pic = self.sample.picture("pic64", emb[1], "--tile", "64")
+        args = []
+        for tif, desc in (emb, loss, pic):
+            args += [tif, desc]
+        p = run(sys.executable, "-c", script, *args, check=False, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_gdalinfo_shows_bands_descriptions_metadata_and_overviews(self):
         tif, desc = self.loss
