@@ -50,8 +50,18 @@ typedef struct cli_command {
 extern const cli_command cli_commands[];
 extern const size_t cli_n_commands;
 
-/* GDALTermProgress that remembers an open progress line for cli_fail. */
-int cli_progress(double complete, const char *message, void *user);
+/* Where a command's progress bar goes: nowhere (-q), stdout (GDAL's
+ * terminal progress) or stderr (with --json, whose stdout is the JSON). */
+typedef enum cli_progress_mode {
+    CLI_PROGRESS_NONE,
+    CLI_PROGRESS_STDOUT,
+    CLI_PROGRESS_STDERR
+} cli_progress_mode;
+
+/* Installs the program's progress callback on opts, in every mode: it also
+ * turns SIGINT and SIGTERM into a cancel, so that an interrupted command
+ * removes its temporary files and leaves no output. */
+void cli_set_progress(mmcl_options *opts, const cli_args *a);
 
 /* Prints "ERROR <code>: mmcl <cmd>: <message>" on stderr; returns 1. */
 int cli_fail(const char *cmd, mmcl_context *ctx);

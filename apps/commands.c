@@ -21,8 +21,7 @@ run_align(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    if (!a->quiet)
-        mmcl_options_set_progress(opts, cli_progress, NULL);
+    cli_set_progress(opts, a);
     /* OPTICAL... SAR OUT */
     if (mmcl_align(ctx, a->pos, a->n_pos - 2, a->pos[a->n_pos - 2],
                    a->pos[a->n_pos - 1], opts) == MMCL_OK)
@@ -44,8 +43,7 @@ run_synth(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    if (!a->quiet)
-        mmcl_options_set_progress(opts, cli_progress, NULL);
+    cli_set_progress(opts, a);
     if (mmcl_synth(ctx, a->pos[0], opts) == MMCL_OK)
         rc = CLI_EXIT_OK;
 report:
@@ -107,8 +105,7 @@ run_train(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    if (!a->quiet && !a->json)
-        mmcl_options_set_progress(opts, cli_progress, NULL);
+    cli_set_progress(opts, a);
     if (!a->quiet)
         mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
     /* Refuse an existing model file before the work, not after. */
@@ -255,9 +252,8 @@ run_map(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    /* With --json, stdout is the JSON alone. */
-    if (!a->quiet && !a->json)
-        mmcl_options_set_progress(opts, cli_progress, NULL);
+    /* With --json, stdout is the JSON alone: progress goes to stderr. */
+    cli_set_progress(opts, a);
     /* MODEL OPTICAL... SAR OUT */
     const char *const *optical = a->pos + 1;
     size_t n_optical = a->n_pos - 3;
@@ -353,9 +349,8 @@ run_probe(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    /* With --json, stdout holds the report only: no progress bar. */
-    if (!a->quiet && !a->json)
-        mmcl_options_set_progress(opts, cli_progress, NULL);
+    /* With --json, stdout holds the report only: progress goes to stderr. */
+    cli_set_progress(opts, a);
     if (!a->quiet)
         mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
     model = load_model(ctx, a->pos[0]);
@@ -397,8 +392,7 @@ run_rgb(const cli_command *cmd, const cli_args *a)
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
-    if (!a->quiet && !a->json)
-        mmcl_options_set_progress(opts, cli_progress, NULL);
+    cli_set_progress(opts, a);
     if (!a->quiet)
         mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
     /* IN OUT */

@@ -4,6 +4,7 @@
  * argument parser, help and machine-readable usage driven by the library's
  * option tables (so the program, the GDAL plugin and QGIS never disagree).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,65 @@ static const char *const type_names[] = {"",       "int",  "double", "string",
 /* Whether a progress line is open (started and not at 100%). */
 static int progress_open;
 
-int
+/* The signal that asked the program to stop (SIGINT, SIGTERM), or 0. The
+ * progress callback then returns FALSE, the library stops and removes its
+ * temporary files, and main() ends the program with the same signal. */
+static volatile sig_atomic_t stop_signal;
+
+static void
+on_stop_signal(int sig)
+{
+    stop_signal = sig;
+    signal(sig, SIG_DFL); /* a second one ends the program at once */
+}
+
+/* GDALTermProgress's "0...10...20..." on stderr, for --json runs whose
+ * stdout holds the JSON. */
+static void
+progress_stderr(double complete)
+{
+    static int last = -1; /* last 2.5% step printed */
+    int step = (int)(complete * 40.0 + 1e-9);
+    if (step < last)
+        last = -1;
+    while (last < step && last < 40) {
+        last++;
+        if (last % 4 == 0)
+            fprintf(stderr, "%d", last / 4 * 10);
+        else
+            fputc('.', stderr);
+    }
+    if (last == 40) {
+        fputs(" - done.\n", stderr);
+        last = 41;
+    }
+    fflush(stderr);
+}
+
+static int
 cli_progress(double complete, const char *message, void *user)
 {
-    (void)user;
+    cli_progress_mode mode = *(const cli_progress_mode *)user;
+    if (stop_signal)
+        return FALSE;
+    if (mode == CLI_PROGRESS_STDERR) {
+        progress_stderr(complete);
+        return TRUE;
+    }
+    if (mode != CLI_PROGRESS_STDOUT)
+        return TRUE;
     progress_open = complete < 1.0;
     return GDALTermProgress(complete, message, NULL);
+}
+
+void
+cli_set_progress(mmcl_options *opts, const cli_args *a)
+{
+    static cli_progress_mode mode;
+    mode = a->quiet  ? CLI_PROGRESS_NONE
+           : a->json ? CLI_PROGRESS_STDERR
+                     : CLI_PROGRESS_STDOUT;
+    mmcl_options_set_progress(opts, cli_progress, &mode);
 }
 
 int
@@ -44,8 +98,14 @@ cli_fail(const char *cmd, mmcl_context *ctx)
         fputc('\n', stdout);
     progress_open = 0;
     fflush(stdout);
-    fprintf(stderr, "ERROR %d: mmcl %s: %s\n", (int)mmcl_context_errcode(ctx),
-            cmd, *msg ? msg : "failed");
+    if (stop_signal)
+        fprintf(stderr, "ERROR %d: mmcl %s: interrupted by %s; nothing was "
+                        "written\n",
+                (int)MMCL_ERR_CANCELLED, cmd,
+                stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    else
+        fprintf(stderr, "ERROR %d: mmcl %s: %s\n",
+                (int)mmcl_context_errcode(ctx), cmd, *msg ? msg : "failed");
     return CLI_EXIT_FAILURE;
 }
 
@@ -407,13 +467,18 @@ main(int argc, char **argv)
         goto done;
     }
     rc = parse_args(cmd, argc - 2, argv + 2, &a);
-    if (rc < 0)
+    if (rc < 0) {
+        signal(SIGINT, on_stop_signal);
+        signal(SIGTERM, on_stop_signal);
         rc = cmd->run(cmd, &a);
+    }
 
 done:
     free(a.pos);
     CSLDestroy(a.kv);
     CSLDestroy(argv);
     GDALDestroyDriverManager();
+    if (stop_signal) /* end as the signal would have, now that nothing is left */
+        raise(stop_signal);
     return rc;
 }

@@ -9,13 +9,14 @@ Tests that need ../shared/data skip, saying so, when it is absent.
 """
 import json
 import os
+import signal
 import subprocess
 import unittest
 
 import numpy as np
 from osgeo import gdal
 
-from mmcl_cli import DATA, SPAIN, Workdir, need_data, run
+from mmcl_cli import DATA, MMCL, SPAIN, Workdir, need_data, run
 
 gdal.UseExceptions()
 
@@ -205,6 +206,53 @@ class CommandLine(Workdir):
         run("align", "-q", "--overwrite", self.opt, self.sar, out)
         self.assertEqual(gdal.Open(out).RasterCount, 2)
         self.assertEqual([f for f in os.listdir(self.dir) if "tmp" in f], [])
+
+    def test_sigterm_and_sigint_stop_the_run_and_leave_nothing(self):
+        run("synth", "-q", "--size", "1536", "--seed", "1", self.path("s"))
+        opt, sar = self.path("s/optical.tif"), self.path("s/sar.tif")
+        run("train", "-q", "--objective", "cca", "--dim", "4", "--patch",
+            "3", "--samples", "20000", opt, sar, self.path("m.mmcl"))
+        for sig, name in ((signal.SIGTERM, "SIGTERM"),
+                          (signal.SIGINT, "SIGINT")):
+            out = self.path("emb.tif")
+            p = subprocess.Popen([MMCL, "embed", "--threads", "1",
+                                  self.path("m.mmcl"), opt, sar, out],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            seen = b""
+            while b"10" not in seen:  # interrupt once 10% is done
+                c = p.stdout.read(1)
+                self.assertTrue(c, "embed ended before 10%%: %r" % seen)
+                seen += c
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=60)
+            # The program ends as the signal would (shells: 128 + signal),
+            # after removing its temporary file.
+            self.assertEqual(p.returncode, -sig, err)
+            self.assertIn(("interrupted by " + name).encode(), err)
+            self.assertEqual(sorted(os.listdir(self.dir)),
+                             ["m.mmcl", "opt.tif", "s", "sar.tif"])
+
+    def test_json_output_keeps_progress_on_stderr(self):
+        labels = self.path("labels.tif")
+        ds = gdal.GetDriverByName("GTiff").CreateCopy(labels,
+                                                      gdal.Open(self.opt))
+        ds = None
+        ds = gdal.Open(labels, gdal.GA_Update)
+        ds.GetRasterBand(1).WriteArray(
+            (np.arange(64 * 64).reshape(64, 64) % 3).astype(np.float32))
+        ds = None
+        run("train", "-q", "--objective", "cca", "--dim", "2", "--patch",
+            "1", "--samples", "2000", self.opt, self.sar,
+            self.path("m.mmcl"))
+        p = run("probe", "--json", "--samples", "0", self.path("m.mmcl"),
+                self.opt, self.sar, labels)
+        self.assertEqual(json.loads(p.stdout)["task"], "classes")
+        self.assertIn("0...10...20", p.stderr)
+        self.assertIn("100 - done.", p.stderr)
+        q = run("probe", "--json", "-q", "--samples", "0",
+                self.path("m.mmcl"), self.opt, self.sar, labels)
+        self.assertEqual(q.stderr, "")
 
     def test_cog_output(self):
         out = self.path("out_cog.tif")
