@@ -41,10 +41,12 @@ on_stop_signal(int sig)
 
 /* GDALTermProgress's "0...10...20..." on stderr, for --json runs whose
  * stdout holds the JSON. */
+static int stderr_step = -1; /* last 2.5% step printed on stderr */
+
 static void
 progress_stderr(double complete)
 {
-    static int last = -1; /* last 2.5% step printed */
+    int last = stderr_step;
     int step = (int)(complete * 40.0 + 1e-9);
     if (step < last)
         last = -1;
@@ -59,6 +61,7 @@ progress_stderr(double complete)
         fputs(" - done.\n", stderr);
         last = 41;
     }
+    stderr_step = last;
     fflush(stderr);
 }
 
@@ -98,6 +101,9 @@ cli_fail(const char *cmd, mmcl_context *ctx)
         fputc('\n', stdout);
     progress_open = 0;
     fflush(stdout);
+    if (stderr_step >= 0 && stderr_step <= 40) /* an open line on stderr */
+        fputc('\n', stderr);
+    stderr_step = -1;
     if (stop_signal)
         fprintf(stderr, "ERROR %d: mmcl %s: interrupted by %s; nothing was "
                         "written\n",

@@ -2,7 +2,7 @@
 """Runs the mmcl program for a Processing algorithm.
 
 The program prints GDAL's progress bar ("0...10...20...", 2.5 % a dot) on
-stdout and its messages ("ERROR n: mmcl CMD: ...") on stderr. The runner
+stdout (on stderr with --json, whose stdout is the JSON) and its messages ("ERROR n: mmcl CMD: ...") on stderr. The runner
 turns the bar into feedback.setProgress(), shows the other lines in the
 log, polls feedback.isCanceled() and stops the program when the user
 cancels, and raises QgsProcessingException with the program's own message
@@ -10,8 +10,10 @@ when it exits non-zero.
 
 mmcl writes every output under a temporary name beside it
 ("<base>.mmcl-tmp-<pid>-<n>", "<model>.tmp-<pid>") and renames it when
-complete. A program stopped by a signal cannot remove those, so the runner
-removes the ones that carry the stopped program's pid.
+complete. On SIGTERM the program stops at its next progress step and
+removes its temporary file itself; the runner sends SIGTERM on cancel,
+SIGKILL after a grace period, and then removes any temporary file that
+still carries the stopped program's pid.
 
 No QGIS import at module level except qgis.core, so that the module also
 loads in a bare PyQGIS script.
@@ -151,28 +153,29 @@ def run(program, command, args, feedback=None, output_folders=(),
 
     def emit(tag, raw, complete):
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        # The bar is on stdout, or on stderr when stdout holds JSON.
+        pct = progress_of(text)
+        if pct is not None:
+            if feedback is not None:
+                feedback.setProgress(pct)
+            return
+        if not complete:
+            return
         if tag == 1:
-            pct = progress_of(text)
-            if pct is not None:
-                if feedback is not None:
-                    feedback.setProgress(pct)
-                return
-            if not complete:
-                return
             if capture_stdout:
                 return
             if feedback is not None and text:
                 feedback.pushConsoleInfo(text)
-        elif complete:
-            err_lines.append(text)
-            if feedback is None or not text:
-                return
-            if text.startswith("ERROR"):
-                return  # raised as the exception's message
-            if text.startswith("Warning"):
-                feedback.pushWarning(text)
-            else:
-                feedback.pushConsoleInfo(text)
+            return
+        err_lines.append(text)
+        if feedback is None or not text:
+            return
+        if text.startswith("ERROR"):
+            return  # raised as the exception's message
+        if text.startswith("Warning"):
+            feedback.pushWarning(text)
+        else:
+            feedback.pushConsoleInfo(text)
 
     while open_streams:
         if feedback is not None and feedback.isCanceled() and not cancelled:
