@@ -25,6 +25,7 @@
  * t: 1-based step count (t >= 1: the bias corrections divide by
  * 1 - beta^t). To exclude tensors from weight decay (biases), call twice
  * on the two ranges with different weight_decay (see nn.h n_weights).
+ * The four arrays must not overlap.
  */
 void mmcl__adamw_step(float *params, float *m, float *v, const float *grads,
                       float lr, float beta1, float beta2, float eps,

@@ -17,8 +17,16 @@
  *
  * Inputs are already standardised sample matrices; nothing here touches
  * GDAL. All scratch is allocated once per training run and reused by every
- * step. The GEMMs run on BLAS threads (blas_threads.h): that is the only
- * parallelism while training (style.md section 7).
+ * step. Parallelism (style.md section 7, one level at a time): with two
+ * threads the step's row blocks run on two workers, each calling a
+ * single-threaded BLAS; otherwise the GEMMs run on the BLAS threads
+ * (blas_threads.h).
+ *
+ * A step is cut into two fixed row blocks whatever the thread count: the
+ * encoders' forward and backward (each block into its own gradient
+ * buffer, summed block 0 + block 1) and the InfoNCE parts (infonce.h).
+ * With one worker the blocks run one after the other, so one and two
+ * threads give bitwise equal results.
  */
 #ifndef MMCL_ALGORITHMS_CLIP_H
 #define MMCL_ALGORITHMS_CLIP_H
@@ -50,7 +58,9 @@ typedef struct mmcl_clip_config {
     float tau;          /* temperature: fixed, or the learned one's start */
     int learn_tau;      /* nonzero: learn log(tau), clamped to the bounds */
     uint64_t seed;      /* seed of the per-epoch shuffles */
-    int n_threads;      /* BLAS threads while training; < 1: leave as is */
+    int n_threads;      /* threads while training; < 1: the current BLAS
+                           count. 2: two workers on a single-threaded
+                           BLAS; 1 or > 2: that many BLAS threads */
 } mmcl_clip_config;
 
 /* epochs 10, batch 256, lr 1e-3, weight_decay 1e-4, betas 0.9 / 0.999,
@@ -87,13 +97,15 @@ void mmcl__clip_config_default(mmcl_clip_config *cfg);
  * differ from epoch to epoch, and every step keeps B - 1 negatives, so
  * the per-step losses (which scale with log B) are comparable.
  *
- * Determinism: for a given seed, initial parameters and BLAS thread
- * count of 1, the result is bitwise reproducible. With more BLAS threads
- * it is as reproducible as the BLAS.
+ * Determinism: for a given seed and initial parameters the result is
+ * bitwise reproducible with n_threads 1 or 2, and the two agree bit for
+ * bit. With more BLAS threads it is as reproducible as the BLAS.
  *
- * Threads: sets the BLAS thread count to cfg->n_threads for the run and
- * restores the previous count before returning (a process-wide setting).
- * Use f1, f2 and @p ctx from one thread at a time.
+ * Threads: with n_threads = 2, starts one helper thread for the run and
+ * sets the BLAS thread count to 1; otherwise sets it to cfg->n_threads
+ * (when >= 1). The previous count is restored before returning (a
+ * process-wide setting). Use f1, f2 and @p ctx from one thread at a
+ * time.
  *
  * @return MMCL_OK; MMCL_ERR_INVALID_ARG (bad settings or shapes),
  *         MMCL_ERR_NO_MEMORY, MMCL_ERR_NUMERIC (a non-finite loss or
@@ -118,11 +130,15 @@ typedef struct mmcl_clip_work mmcl_clip_work;
  * Scratch for @p f1, @p f2 (as for mmcl__clip_train) and batches of up to
  * @p B_max >= 2 pairs: activations, normalised embeddings, logits and
  * their gradient, in a few allocations made here and nowhere else.
+ * @p n_workers: 1, or 2 to start one helper thread (joined by
+ * mmcl__clip_work_destroy()) that runs half of every step; then the BLAS
+ * must be single-threaded while steps run (mmcl__blas_set_threads(1)).
  * @return Scratch that must be freed with mmcl__clip_work_destroy(), or
  *         NULL (MMCL_ERR_INVALID_ARG / MMCL_ERR_NO_MEMORY in @p ctx).
  */
 mmcl_clip_work *mmcl__clip_work_create(mmcl_context *ctx, const mmcl_mlp *f1,
-                                       const mmcl_mlp *f2, int B_max);
+                                       const mmcl_mlp *f2, int B_max,
+                                       int n_workers);
 
 /* Frees @p w; NULL is allowed. */
 void mmcl__clip_work_destroy(mmcl_clip_work *w);

@@ -13,6 +13,7 @@
 #include <cblas.h>
 
 #include "rng.h"
+#include "simd.h"
 
 /* ---- Kernels ---------------------------------------------------------- */
 
@@ -52,19 +53,69 @@ mmcl__linear_backward(float *dx, float *dW, float *db, const float *dy,
     }
 }
 
+/* Branch-free select forms: gcc turns them into compare + and/blend and
+ * vectorises them (a conditional store, `if (x > 0) dx += dy`, stays a
+ * mispredicting scalar branch). NaN x gives 0 and no gradient. */
 void
 mmcl__relu_forward(float *y, const float *x, size_t n)
 {
+    /* y may alias x: element i is read before it is written. */
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void
-mmcl__relu_backward(float *dx, const float *dy, const float *x, size_t n)
+mmcl__relu_backward(float *restrict dx, const float *restrict dy,
+                    const float *restrict x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (x[i] > 0.0f)
-            dx[i] += dy[i];
+        dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* db (Dout) += column sums of g (N, Dout) */
+MMCL__VEC_CLONES static void
+colsum_add(float *restrict db, const float *restrict g, int N, int Dout)
+{
+    for (int n = 0; n < N; n++) {
+        const float *g_n = g + (size_t)n * Dout;
+        for (int o = 0; o < Dout; o++)
+            db[o] += g_n[o];
+    }
+}
+
+/* pre (N, Dout) += b (Dout);  post (N, Dout) = max(pre, 0): the bias and
+ * the activation in one pass over the GEMM output. */
+MMCL__VEC_CLONES static void
+bias_relu_forward(float *restrict pre, float *restrict post,
+                  const float *restrict b, int N, int Dout)
+{
+    for (int n = 0; n < N; n++) {
+        float *p_n = pre + (size_t)n * Dout;
+        float *q_n = post + (size_t)n * Dout;
+        for (int o = 0; o < Dout; o++) {
+            float v = p_n[o] + b[o];
+            p_n[o] = v;
+            q_n[o] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+/* g (N, Dout) = g * [pre > 0] in place (dLoss/dpost -> dLoss/dpre);
+ * db (Dout) += column sums of the result: the ReLU backward and the next
+ * layer's bias gradient in one pass. */
+MMCL__VEC_CLONES static void
+relu_backward_bias(float *restrict g, float *restrict db,
+                   const float *restrict pre, int N, int Dout)
+{
+    for (int n = 0; n < N; n++) {
+        float *g_n = g + (size_t)n * Dout;
+        const float *p_n = pre + (size_t)n * Dout;
+        for (int o = 0; o < Dout; o++) {
+            float v = p_n[o] > 0.0f ? g_n[o] : 0.0f;
+            g_n[o] = v;
+            db[o] += v;
+        }
+    }
 }
 
 /* sqrt(2 / pi) and the cubic coefficient of the tanh approximation. */
@@ -96,6 +147,24 @@ mmcl__gelu_backward(float *dx, const float *dy, const float *x, size_t n)
     }
 }
 
+/* sum_j a_j b_j (n) in double, in 8 independent lanes: vectorises, and
+ * shortens the dependency chain of a plain running sum. */
+MMCL__VEC_CLONES static double
+dot_d(const float *a, const float *b, int n)
+{
+    double acc[8] = {0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)a[j + k] * (double)b[j + k];
+    double s = 0.0;
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    for (; j < n; j++)
+        s += (double)a[j] * (double)b[j];
+    return s;
+}
+
 /* y (N, D) = x / r,  r (N) = sqrt(||x_n||^2 + eps^2) */
 void
 mmcl__l2norm_forward(float *y, float *r, const float *x, float eps, int N,
@@ -104,9 +173,7 @@ mmcl__l2norm_forward(float *y, float *r, const float *x, float eps, int N,
     for (int n = 0; n < N; n++) {
         const float *x_n = x + (size_t)n * D;
         float *y_n = y + (size_t)n * D;
-        double ss = (double)eps * (double)eps;
-        for (int j = 0; j < D; j++)
-            ss += (double)x_n[j] * (double)x_n[j];
+        double ss = (double)eps * (double)eps + dot_d(x_n, x_n, D);
         double r_n = sqrt(ss);
         double inv = 1.0 / r_n;
         for (int j = 0; j < D; j++)
@@ -124,9 +191,7 @@ mmcl__l2norm_backward(float *dx, const float *dy, const float *y,
         const float *y_n = y + (size_t)n * D;
         const float *dy_n = dy + (size_t)n * D;
         float *dx_n = dx + (size_t)n * D;
-        double dot = 0.0;
-        for (int j = 0; j < D; j++)
-            dot += (double)y_n[j] * (double)dy_n[j];
+        double dot = dot_d(y_n, dy_n, D);
         double inv = 1.0 / (double)r[n];
         for (int j = 0; j < D; j++)
             dx_n[j] += (float)(((double)dy_n[j] - (double)y_n[j] * dot) * inv);
@@ -335,6 +400,37 @@ mmcl__mlp_acts_create(mmcl_context *ctx, const mmcl_mlp *mlp, int N_max,
 }
 
 void
+mmcl__mlp_acts_rows(mmcl_mlp_acts *view, const mmcl_mlp_acts *acts,
+                    const mmcl_mlp *mlp, int r0)
+{
+    int L = mlp->n_layers, widest_hidden = 0;
+    for (int l = 1; l < L; l++)
+        if (mlp->sizes[l] > widest_hidden)
+            widest_hidden = mlp->sizes[l];
+    size_t r = (size_t)r0;
+    *view = *acts;
+    view->N_max = acts->N_max - r0;
+    for (int l = 0; l < L; l++) {
+        view->pre[l] = acts->pre[l] + r * mlp->sizes[l + 1];
+        if (acts->post[l])
+            view->post[l] = acts->post[l] + r * mlp->sizes[l + 1];
+    }
+    if (acts->grad_h) {
+        view->grad_h = acts->grad_h + r * widest_hidden;
+        view->grad_pre = acts->grad_pre + r * widest_hidden;
+    }
+    view->out = view->pre[L - 1];
+}
+
+void
+mmcl__mlp_grads_view(mmcl_mlp *view, const mmcl_mlp *mlp, float *grads)
+{
+    *view = *mlp;
+    view->grads = grads;
+    mlp_point(view->dW, view->db, grads, mlp);
+}
+
+void
 mmcl__mlp_acts_destroy(mmcl_mlp_acts *acts)
 {
     if (!acts)
@@ -374,13 +470,22 @@ mmcl__mlp_forward(mmcl_context *ctx, mmcl_mlp_acts *acts, const mmcl_mlp *mlp,
     const float *h = x; /* (N, sizes[l]) input of layer l */
     for (int l = 0; l < mlp->n_layers; l++) {
         int Din = mlp->sizes[l], Dout = mlp->sizes[l + 1];
-        mmcl__linear_forward(acts->pre[l], h, mlp->W[l], mlp->b[l], N, Din,
-                             Dout);
-        if (l < mlp->n_layers - 1) {
-            activation_forward(mlp->act, acts->post[l], acts->pre[l],
-                               (size_t)N * Dout);
-            h = acts->post[l];
+        int hidden = l < mlp->n_layers - 1;
+        if (hidden && mlp->act == MMCL_ACTIVATION_RELU &&
+            acts->post[l] != acts->pre[l]) {
+            /* pre = h W^T, then bias and ReLU in one pass. */
+            mmcl__linear_forward(acts->pre[l], h, mlp->W[l], NULL, N, Din,
+                                 Dout);
+            bias_relu_forward(acts->pre[l], acts->post[l], mlp->b[l], N, Dout);
+        } else {
+            mmcl__linear_forward(acts->pre[l], h, mlp->W[l], mlp->b[l], N, Din,
+                                 Dout);
+            if (hidden)
+                activation_forward(mlp->act, acts->post[l], acts->pre[l],
+                                   (size_t)N * Dout);
         }
+        if (hidden)
+            h = acts->post[l];
     }
     return MMCL_OK;
 }
@@ -399,25 +504,46 @@ mmcl__mlp_backward(mmcl_context *ctx, float *dx, mmcl_mlp *mlp,
                            "1..%d",
                            N, acts->N_max);
 
-    const float *g = dy; /* (N, sizes[l+1]) dLoss / d pre[l] */
-    for (int l = mlp->n_layers - 1; l >= 0; l--) {
+    /* g (N, sizes[l+1]) = dLoss / d pre[l]. Hidden gradients ping-pong
+     * between the two scratch buffers: layer l writes dLoss/d post[l-1]
+     * into the one g does not occupy, overwriting it (beta = 0, no
+     * memset), and the activation backward turns it into g for layer
+     * l - 1 in place (ReLU) or into the other buffer (GELU). */
+    int L = mlp->n_layers;
+    const float *g = dy;
+    float *buf[2] = {acts->grad_h, acts->grad_pre};
+    int next = 0;
+    colsum_add(mlp->db[L - 1], dy, N, mlp->sizes[L]);
+    for (int l = L - 1; l >= 1; l--) {
         int Din = mlp->sizes[l], Dout = mlp->sizes[l + 1];
-        if (l == 0) {
-            mmcl__linear_backward(dx, mlp->dW[0], mlp->db[0], g, x, mlp->W[0],
-                                  N, Din, Dout);
-            break;
+        float *gh = buf[next];
+        /* dW[l] += g^T post[l-1];  gh (N, Din) = g W[l] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Dout, Din, N, 1.0f,
+                    g, Dout, acts->post[l - 1], Din, 1.0f, mlp->dW[l], Din);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Din, Dout,
+                    1.0f, g, Dout, mlp->W[l], Din, 0.0f, gh, Din);
+        if (mlp->act == MMCL_ACTIVATION_RELU) {
+            relu_backward_bias(gh, mlp->db[l - 1], acts->pre[l - 1], N, Din);
+            g = gh;
+            next ^= 1;
+        } else {
+            size_t n = (size_t)N * Din;
+            float *gp = buf[next ^ 1];
+            memset(gp, 0, n * sizeof(float));
+            activation_backward(mlp->act, gp, gh, acts->pre[l - 1], n);
+            colsum_add(mlp->db[l - 1], gp, N, Din);
+            g = gp;
         }
-        /* Hidden layer input h = post[l-1] (N, Din): its gradient, then back
-         * through the activation to pre[l-1]. Both scratch buffers are
-         * zeroed because the kernels accumulate. */
-        size_t n = (size_t)N * Din;
-        memset(acts->grad_h, 0, n * sizeof(float));
-        mmcl__linear_backward(acts->grad_h, mlp->dW[l], mlp->db[l], g,
-                              acts->post[l - 1], mlp->W[l], N, Din, Dout);
-        memset(acts->grad_pre, 0, n * sizeof(float));
-        activation_backward(mlp->act, acts->grad_pre, acts->grad_h,
-                            acts->pre[l - 1], n);
-        g = acts->grad_pre;
+    }
+    /* Layer 0: dW[0] += g^T x, and dx += g W[0] only when asked (the
+     * inputs of an encoder need no gradient). */
+    {
+        int Din = mlp->sizes[0], Dout = mlp->sizes[1];
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Din, Dout,
+                        1.0f, g, Dout, mlp->W[0], Din, 1.0f, dx, Din);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Dout, Din, N, 1.0f,
+                    g, Dout, x, Din, 1.0f, mlp->dW[0], Din);
     }
     return MMCL_OK;
 }

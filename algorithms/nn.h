@@ -46,7 +46,8 @@ void mmcl__linear_backward(float *dx, float *dW, float *db, const float *dy,
 /* y (n) = max(x, 0); y may alias x. */
 void mmcl__relu_forward(float *y, const float *x, size_t n);
 
-/* dx (n) += dy * [x > 0], x the forward INPUT (subgradient 0 at x = 0). */
+/* dx (n) += dy * [x > 0], x the forward INPUT (subgradient 0 at x = 0;
+ * NaN x passes no gradient). dx must not overlap dy or x. */
 void mmcl__relu_backward(float *dx, const float *dy, const float *x, size_t n);
 
 /*
@@ -174,6 +175,25 @@ mmcl_mlp_acts *mmcl__mlp_acts_create(mmcl_context *ctx, const mmcl_mlp *mlp,
 
 /* Frees @p acts; NULL is allowed. */
 void mmcl__mlp_acts_destroy(mmcl_mlp_acts *acts);
+
+/*
+ * @p view = the rows r0 .. N_max - 1 of training-mode @p acts (made for
+ * @p mlp) as activations of their own, N_max - r0 rows (0 <= r0 < N_max):
+ * the same buffers, every pointer moved by r0 rows, scratch included.
+ * Forward and backward on disjoint row views may run concurrently. The
+ * view owns nothing: do not destroy it.
+ */
+void mmcl__mlp_acts_rows(mmcl_mlp_acts *view, const mmcl_mlp_acts *acts,
+                         const mmcl_mlp *mlp, int r0);
+
+/*
+ * @p view = @p mlp with its gradient views (grads, dW, db) pointing into
+ * @p grads (n_params floats, the caller's) instead: a backward on the view
+ * accumulates there, so concurrent backwards on different rows can each
+ * have their own gradient buffer. Parameters and moments stay shared
+ * (read only during a backward). Owns nothing: do not destroy it.
+ */
+void mmcl__mlp_grads_view(mmcl_mlp *view, const mmcl_mlp *mlp, float *grads);
 
 /*
  * acts->out (N, sizes[L]) = mlp(x), x: (N, sizes[0]); x is not kept, pass

@@ -17,7 +17,9 @@ Each measurement is a fresh process with OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set to the thread count (and
 torch.set_num_threads / mmcl's n_threads on top): PyTorch's own kernels
 use OpenMP, its matrix products go to the system BLAS (OpenBLAS, the same
-library mmcl links). The first epoch of every run is a warm-up and is not
+library mmcl links). With 2 threads mmcl runs each step's two row blocks on
+two workers of its own, each with a single-threaded BLAS (algorithms/clip.h);
+with 1 it runs them one after the other. The first epoch of every run is a warm-up and is not
 timed; samples/s is the median over the timed epochs of all --runs runs,
 the two tools' runs interleaved.
 

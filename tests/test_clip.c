@@ -5,7 +5,8 @@
  * the same seed gives bitwise identical parameters and loss curve; one
  * step's gradient (every parameter, and d log(tau)) agrees with central
  * finite differences of an independent double-precision forward; a
- * learned temperature moves and stays in its bounds; cancelling, the
+ * learned temperature moves and stays in its bounds; two threads give
+ * bitwise the same step and training as one; cancelling, the
  * dropped last batch, non-finite data, bad arguments, and the BLAS thread
  * count restored afterwards.
  */
@@ -125,7 +126,7 @@ clip_loss_starts_near_log_batch_and_falls_on_shared_signal(void)
      * about var(logits) / 2. At tau = 1 the logits are cosines, of
      * variance ~1/D, so the loss is within ~1/(2D) = 0.03 of log(B); at
      * the training temperature 0.1 the spread term is 100x larger. */
-    mmcl_clip_work *w = mmcl__clip_work_create(p.ctx, p.f1, p.f2, B);
+    mmcl_clip_work *w = mmcl__clip_work_create(p.ctx, p.f1, p.f2, B, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     double loss0 = -1.0;
     CU_ASSERT_EQUAL_FATAL(mmcl__clip_loss_grad(p.ctx, &loss0, NULL, w, p.f1,
@@ -190,6 +191,49 @@ clip_same_seed_gives_bitwise_identical_parameters_and_losses(void)
     problem_close(&a);
     problem_close(&b);
     problem_close(&c);
+}
+
+static void
+clip_two_threads_give_bitwise_the_same_result_as_one(void)
+{
+    /* Two workers run the same fixed row blocks as one worker does, on a
+     * single-threaded BLAS, so the results must be equal bit for bit, not
+     * just within a tolerance. tau 0.1 takes InfoNCE's fast path, 0.02
+     * (learned, bound 50 > 40) its exact path. */
+    static const float taus[] = {0.1f, 0.02f};
+    for (int k = 0; k < 2; k++) {
+        shared_problem a, b;
+        CU_ASSERT_TRUE_FATAL(problem_open(&a));
+        CU_ASSERT_TRUE_FATAL(problem_open(&b));
+        mmcl_clip_config cfg;
+        test_config(&cfg);
+        cfg.epochs = 3;
+        cfg.learn_tau = 1;
+        cfg.tau = taus[k];
+        double ca[3], cb[3];
+        float lta, ltb;
+        cfg.n_threads = 1;
+        CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(a.ctx, a.f1, a.f2, &lta, a.X1,
+                                               a.X2, SN, &cfg, ca, NULL, NULL),
+                              MMCL_OK);
+        cfg.n_threads = 2;
+        CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(b.ctx, b.f1, b.f2, &ltb, b.X1,
+                                               b.X2, SN, &cfg, cb, NULL, NULL),
+                              MMCL_OK);
+        printf("\n  tau %.2f: final loss 1 thread %.7f, 2 threads %.7f",
+               (double)taus[k], ca[2], cb[2]);
+        CU_ASSERT_EQUAL(memcmp(ca, cb, sizeof(ca)), 0);
+        CU_ASSERT_EQUAL(memcmp(&lta, &ltb, sizeof(lta)), 0);
+        CU_ASSERT_EQUAL(
+            memcmp(a.f1->params, b.f1->params, a.f1->n_params * sizeof(float)),
+            0);
+        CU_ASSERT_EQUAL(
+            memcmp(a.f2->params, b.f2->params, a.f2->n_params * sizeof(float)),
+            0);
+        problem_close(&a);
+        problem_close(&b);
+    }
+    printf("\n");
 }
 
 static void
@@ -331,7 +375,7 @@ check_step_gradient(const ref_net *n1, const ref_net *n2, uint64_t seed)
                           f1->n_params - f1->n_weights);
     mmcl__rng_fill_normal(&s, f2->params + f2->n_weights, 0.0, 0.3,
                           f2->n_params - f2->n_weights);
-    mmcl_clip_work *w = mmcl__clip_work_create(ctx, f1, f2, GB);
+    mmcl_clip_work *w = mmcl__clip_work_create(ctx, f1, f2, GB, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
 
     const float tau = 0.3f;
@@ -342,6 +386,29 @@ check_step_gradient(const ref_net *n1, const ref_net *n2, uint64_t seed)
         MMCL_OK);
 
     size_t np1 = f1->n_params, np2 = f2->n_params, n = np1 + np2 + 1;
+
+    /* The same step on two workers (single-threaded BLAS): the same bits. */
+    {
+        float *g1 = malloc((np1 + np2) * sizeof(float));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(g1);
+        memcpy(g1, f1->grads, np1 * sizeof(float));
+        memcpy(g1 + np1, f2->grads, np2 * sizeof(float));
+        int blas = mmcl__blas_set_threads(1);
+        mmcl_clip_work *w2 = mmcl__clip_work_create(ctx, f1, f2, GB, 2);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w2);
+        double loss2 = 0.0;
+        float dlt2 = 0.0f;
+        CU_ASSERT_EQUAL(mmcl__clip_loss_grad(ctx, &loss2, &dlt2, w2, f1, f2, x1,
+                                             x2, tau, GB),
+                        MMCL_OK);
+        mmcl__clip_work_destroy(w2);
+        mmcl__blas_set_threads(blas);
+        CU_ASSERT_EQUAL(memcmp(&loss, &loss2, sizeof(loss)), 0);
+        CU_ASSERT_EQUAL(memcmp(&dlt, &dlt2, sizeof(dlt)), 0);
+        CU_ASSERT_EQUAL(memcmp(g1, f1->grads, np1 * sizeof(float)), 0);
+        CU_ASSERT_EQUAL(memcmp(g1 + np1, f2->grads, np2 * sizeof(float)), 0);
+        free(g1);
+    }
     double *theta = malloc(n * sizeof(double));
     double *numeric = malloc(n * sizeof(double));
     double *analytic = malloc(n * sizeof(double));
@@ -572,6 +639,8 @@ main(void)
          clip_loss_starts_near_log_batch_and_falls_on_shared_signal},
         {"clip_same_seed_gives_bitwise_identical_parameters_and_losses",
          clip_same_seed_gives_bitwise_identical_parameters_and_losses},
+        {"clip_two_threads_give_bitwise_the_same_result_as_one",
+         clip_two_threads_give_bitwise_the_same_result_as_one},
         {"clip_learned_temperature_moves_and_stays_in_bounds",
          clip_learned_temperature_moves_and_stays_in_bounds},
         {"clip_step_gradient_matches_double_finite_differences_relu_mlp",

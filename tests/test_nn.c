@@ -208,6 +208,26 @@ activation_inputs(float *x, float *g, uint64_t seed)
 }
 
 static void
+relu_maps_nan_to_zero_and_passes_no_gradient_through_it(void)
+{
+    /* The branch-free kernels keep the select semantics: NaN > 0 is
+     * false, so NaN inputs give 0 and no gradient, and a NaN upstream
+     * gradient does not leak through an inactive unit. */
+    float x[4] = {NAN, -1.0f, 2.0f, 0.0f}, y[4];
+    float dy[4] = {1.0f, NAN, 3.0f, NAN}, dx[4] = {0};
+    mmcl__relu_forward(y, x, 4);
+    CU_ASSERT_EQUAL(y[0], 0.0f);
+    CU_ASSERT_EQUAL(y[1], 0.0f);
+    CU_ASSERT_EQUAL(y[2], 2.0f);
+    CU_ASSERT_EQUAL(y[3], 0.0f);
+    mmcl__relu_backward(dx, dy, x, 4);
+    CU_ASSERT_EQUAL(dx[0], 0.0f);
+    CU_ASSERT_EQUAL(dx[1], 0.0f);
+    CU_ASSERT_EQUAL(dx[2], 3.0f);
+    CU_ASSERT_EQUAL(dx[3], 0.0f);
+}
+
+static void
 relu_backward_matches_finite_differences(void)
 {
     float x[AN], g[AN], y[AN], dx[AN] = {0};
@@ -544,6 +564,8 @@ main(void)
          linear_backward_accumulates_into_gradients},
         {"relu_backward_matches_finite_differences",
          relu_backward_matches_finite_differences},
+        {"relu_maps_nan_to_zero_and_passes_no_gradient_through_it",
+         relu_maps_nan_to_zero_and_passes_no_gradient_through_it},
         {"gelu_forward_matches_tanh_approximation",
          gelu_forward_matches_tanh_approximation},
         {"gelu_backward_matches_finite_differences",
