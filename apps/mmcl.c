@@ -16,7 +16,10 @@
 
 #include "cli.h"
 
-enum { MMCL_CLI_CACHE_MB = 256 }; /* default GDAL block cache */
+enum {
+    MMCL_CLI_CACHE_MB = 256,   /* default GDAL block cache */
+    MMCL_CLI_MAP_CACHE_MB = 64 /* ... for embed and infoloss */
+};
 
 static const char *const kind_names[] = {"raster_in", "raster_out", "file_in",
                                          "file_out", "folder_out"};
@@ -434,9 +437,17 @@ main(int argc, char **argv)
      * written once. A cache of about two rows of input blocks is enough,
      * and GDAL's default (5% of the RAM) only holds memory. Unless the
      * user set GDAL_CACHEMAX (environment or --config), use 256 MB: less
-     * makes wide rasters decode their input blocks up to three times. */
-    if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL))
-        GDALSetCacheMax64((GIntBig)MMCL_CLI_CACHE_MB * 1024 * 1024);
+     * makes wide rasters decode their input blocks up to three times.
+     * The maps (embed, infoloss) write their output around the cache and
+     * read through one shared reader, so the cache holds input blocks
+     * only, and decoding an input block again costs little next to the
+     * encoders (bench/README.md): 64 MB keeps their memory flat. */
+    if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL)) {
+        int map = argc >= 2 && (strcmp(argv[1], "embed") == 0 ||
+                                strcmp(argv[1], "infoloss") == 0);
+        GIntBig mb = map ? MMCL_CLI_MAP_CACHE_MB : MMCL_CLI_CACHE_MB;
+        GDALSetCacheMax64(mb * 1024 * 1024);
+    }
 
     int rc = CLI_EXIT_USAGE;
     cli_args a = {0};

@@ -13,7 +13,7 @@ matters for throughput; both tools read the same file.
 Usage (Debian python: numpy, osgeo.gdal, torch from python3-torch):
 
     /usr/bin/python3 bench/bench_embed.py --build build-embed --work /tmp/be \
-        --sizes 1024,2048,4096 --threads 1,2 --repeat 3
+        --sizes 1024,2048,4096 --threads 1,2 --repeat 3,3,1
 
 Modes:
     (default)          set up, run both tools, sgemm peak, print the table
@@ -74,19 +74,24 @@ def widen_model(src, dst, k):
     import numpy as np
     md, meta, ts = read_model(src)
     k0 = meta["k"]
+    P = meta["patch"]
     rng = np.random.default_rng(0)
     for name, a in list(ts.items()):
+        m = name.split(".")[1]
+        d = meta[m]["bands"] * P * P if m in ("optical", "sar") else k
         enc_out = name.startswith("encoder.") and ".2." in name
         uni = name.startswith("unimodal.")
+        # the unimodal baseline (PCA) has min(k, d) dimensions
+        kk = min(k, d) if uni or ".unimodal." in name else k
         if (enc_out or uni) and name.endswith("weight"):
             extra = rng.normal(0, 1 / np.sqrt(a.shape[1]),
-                               (k - k0, a.shape[1])).astype("f4")
+                               (kk - a.shape[0], a.shape[1])).astype("f4")
             ts[name] = np.vstack([a, extra])
         elif (enc_out or uni) and name.endswith("bias"):
-            ts[name] = np.concatenate([a, np.zeros(k - k0, "f4")])
+            ts[name] = np.concatenate([a, np.zeros(kk - a.shape[0], "f4")])
         elif (name.startswith("decoder.") and name.endswith("weight")
               and "nonredundant" not in name and a.shape[1] == k0):
-            ts[name] = np.hstack([a, np.zeros((a.shape[0], k - k0), "f4")])
+            ts[name] = np.hstack([a, np.zeros((a.shape[0], kk - k0), "f4")])
     meta["k"] = k
     for m in ("optical", "sar"):
         meta[m]["layers"][-1] = k
@@ -120,8 +125,10 @@ def torch_worker(model, optical, sar, out, threads, tile=256):
             ds[1].GetGeoTransform() != ds[0].GetGeoTransform():
         raise SystemExit("torch worker: the SAR must be on the optical grid")
     k = meta["k"]
+    # the creation options mmcl embed uses by default (src/writer.c)
     co = ["TILED=YES", f"BLOCKXSIZE={tile}", f"BLOCKYSIZE={tile}",
-          "COMPRESS=DEFLATE", "PREDICTOR=3", "BIGTIFF=IF_SAFER"]
+          "COMPRESS=ZSTD", "ZSTD_LEVEL=1", "PREDICTOR=3", "INTERLEAVE=BAND",
+          "BIGTIFF=IF_SAFER"]
     if threads > 1:
         co.append(f"NUM_THREADS={threads}")
     o = gdal.GetDriverByName("GTiff").Create(out, W, H, k, gdal.GDT_Float32, co)
@@ -200,8 +207,15 @@ def sgemm_peak(n=1024, reps=10):
 
 
 # ------------------------------------------------------------------ driver
+ENC_RE = re.compile(r"MMCL: embed timing.*?read ([\d.]+), patches ([\d.]+), "
+                    r"encoders ([\d.]+) \(([\d.]+) GFLOP, ([\d.]+) GFLOP/s\), "
+                    r"compose ([\d.]+), write ([\d.]+)")
+
+
 def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time -v: (wall s, peak RSS MB, CPU s)."""
+    """Runs cmd under /usr/bin/time -v: (wall s, peak RSS MB, CPU s,
+    load average before, mmcl's timing line or None)."""
+    load = os.getloadavg()[0]
     p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True,
                        text=True, env=env)
     if p.returncode != 0:
@@ -213,7 +227,9 @@ def timed(cmd, env=None):
                         p.stderr).group(1)) / 1024
     cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)",
                               p.stderr).group(1)) for k in ("User", "System"))
-    return secs, rss, cpu
+    m = ENC_RE.search(p.stderr)
+    timing = tuple(float(v) for v in m.groups()) if m else None
+    return secs, rss, cpu, load, timing
 
 
 FLOP_PER_PX = 2 * (117 * 256 + 256 * 256 + 256 * 64) + \
@@ -245,13 +261,20 @@ def main():
     ap.add_argument("--work", default="/tmp/mmcl-bench-embed")
     ap.add_argument("--sizes", default="1024,2048,4096")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", default="3",
+                    help="runs per size: one number, or one per size "
+                         "(e.g. 3,3,1)")
     ap.add_argument("--torch-max-size", type=int, default=4096,
                     help="skip the PyTorch script above this size")
     ap.add_argument("args", nargs="*")
     a = ap.parse_args()
     if a.worker:
         model, opt, sar, out = a.args
+        # torch.set_num_threads() does not reach the OpenBLAS that Debian's
+        # torch calls for addmm: without this, "1 thread" runs its GEMMs
+        # on every core. Set before numpy and torch load OpenBLAS.
+        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            os.environ[v] = str(a.threads)
         torch_worker(model, opt, sar, out, int(a.threads))
         return
     if a.sgemm:
@@ -279,8 +302,10 @@ def main():
                        check=True)
         widen_model(m18, model, 64)
 
+    reps = [int(r) for r in a.repeat.split(",")]
+    reps += [reps[-1]] * (len(sizes) - len(reps))
     rows = []
-    for n in sizes:
+    for n, rep in zip(sizes, reps):
         d = os.path.join(a.work, f"s{n}")
         for t in threads:
             res = {}
@@ -289,45 +314,67 @@ def main():
                     continue
                 out = os.path.join(a.work, f"out_{tool}_{n}.tif")
                 if tool == "mmcl":
+                    # CPL_DEBUG MMCL: the CPU seconds of each step, and the
+                    # rate of the encoders (the compute part)
                     cmd = [mmcl, "embed", model, f"{d}/optical.tif",
                            f"{d}/sar.tif", out, "--modality", "joint",
-                           "--threads", str(t), "-q", "--overwrite"]
+                           "--threads", str(t), "-q", "--overwrite",
+                           "--config", "CPL_DEBUG", "MMCL"]
                 else:
                     cmd = [PY, os.path.abspath(__file__), "--worker", "torch",
                            "--threads", str(t), model, f"{d}/optical.tif",
                            f"{d}/sar.tif", out]
                 runs = []
-                for _ in range(a.repeat):
+                for _ in range(rep):
                     if os.path.exists(out):
                         os.remove(out)
                     subprocess.run(["sync"])
                     runs.append(timed(cmd))
+                    r = runs[-1]
+                    print(f"  {tool} t{t} {n}: {r[0]:.2f} s, CPU {r[2]:.2f} s, "
+                          f"{r[1]:.0f} MB, load {r[3]:.1f}"
+                          + (f", encoders {r[4][4]:.1f} GFLOP/s" if r[4] else ""),
+                          flush=True)
                 wall = statistics.median(r[0] for r in runs)
                 rss = max(r[1] for r in runs)
                 cpu = statistics.median(r[2] for r in runs)
-                res[tool] = (wall, rss, cpu)
-                print(f"{tool} t{t} {n}: {wall:.2f} s, CPU {cpu:.2f} s, "
-                      f"{rss:.0f} MB", flush=True)
+                load = statistics.median(r[3] for r in runs)
+                enc = (statistics.median(r[4][4] for r in runs)
+                       if runs[0][4] else None)
+                share = (statistics.median((r[4][2] / r[2]) for r in runs)
+                         if runs[0][4] else None)
+                res[tool] = (wall, rss, cpu, load, enc, share, len(runs))
             if "pytorch" in res:
                 diff = max_abs_diff(os.path.join(a.work, f"out_mmcl_{n}.tif"),
                                     os.path.join(a.work, f"out_pytorch_{n}.tif"))
                 print(f"  max abs diff {diff[0]:.2e}, NaN mismatches {diff[1]}")
-            for tool, (wall, rss, cpu) in res.items():
-                ratio = (res["pytorch"][0] / wall) if "pytorch" in res else None
-                rows.append((tool, t, n, wall, cpu, n * n / wall / 1e6, rss,
-                             ratio, FLOP_PER_PX * n * n / cpu / 1e9))
-    print(json.dumps(sgemm_peak(), indent=1))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    # the machine may be shared: CPU seconds are the steadier figure, and
-    # GFLOP per CPU second over the whole run is a lower bound of the rate
-    # of the compute part
-    print("| tool | threads | size | wall s | CPU s | Mpx/s | peak RSS MB | "
-          "speed vs PyTorch | GFLOP per CPU-s (whole run) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for tool, t, n, wall, cpu, mpx, rss, ratio, gf in rows:
-        rs = f"{ratio:.2f}x" if ratio else "-"
-        print(f"| {tool} | {t} | {n}^2 | {wall:.2f} | {cpu:.2f} | {mpx:.3f} | "
-              f"{rss:.0f} | {rs} | {gf:.1f} |")
+            for tool, (wall, rss, cpu, load, enc, share, k) in res.items():
+                wr = res["pytorch"][0] / wall if "pytorch" in res else None
+                cr = res["pytorch"][2] / cpu if "pytorch" in res else None
+                rows.append((tool, t, n, k, wall, cpu, n * n / wall / 1e6,
+                             n * n / cpu / 1e6, rss, wr, cr,
+                             FLOP_PER_PX * n * n / cpu / 1e9, enc, share, load))
+    peak = sgemm_peak()
+    print(json.dumps(peak, indent=1))
+    p1 = peak["torch.mm t1"]
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load average now {os.getloadavg()}")
+    # The machine may be shared: CPU seconds are the steadier figure.
+    # Encoders: GFLOP of the MLPs per CPU second of the worker threads
+    # inside them (GEMM blocks, bias, ReLU, L2 norm), from mmcl's timing.
+    print("| tool | threads | size | runs | wall s | CPU s | Mpx/s (wall) | "
+          "Mpx per CPU-s | peak RSS MB | wall vs PyTorch | CPU vs PyTorch | "
+          "GFLOP per CPU-s (whole run) | encoders GFLOP/s (% of 1-thread "
+          "sgemm peak) | encoders' share of CPU | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (tool, t, n, k, wall, cpu, mpx, mpc, rss, wr, cr, gf, enc, share,
+         load) in rows:
+        f = lambda v: f"{v:.2f}x" if v else "-"
+        e = f"{enc:.1f} ({100 * enc / p1:.0f} %)" if enc else "-"
+        sh = f"{100 * share:.0f} %" if share else "-"
+        print(f"| {tool} | {t} | {n}^2 | {k} | {wall:.2f} | {cpu:.2f} | "
+              f"{mpx:.3f} | {mpc:.3f} | {rss:.0f} | {f(wr)} | {f(cr)} | "
+              f"{gf:.1f} | {e} | {sh} | {load:.1f} |")
 
 
 if __name__ == "__main__":

@@ -25,23 +25,35 @@ typedef struct embed_job {
     const mmcl__pair *pair;
     mmcl__map_def def;
     mmcl__writer *writer;
+    mmcl__shared_reader *reader; /* the workers' turns at reading */
     int tile;
+    /* Totals, for --debug: the workers' (added by embed_stop, which the
+     * pool calls from one thread when commits run on their own thread)
+     * and the writer's. */
+    mmcl__map_timing timing;
+    double write_s;
 } embed_job;
 
 typedef struct embed_worker {
     mmcl__map_worker *map;
-    float *out; /* (n_out, tile, tile) */
+    float *out[MMCL__TILE_SLOTS]; /* (n_out, tile, tile) per slot */
 } embed_worker;
 
 static void
 embed_stop(void *state, void *user)
 {
     embed_worker *w = state;
-    (void)user;
+    embed_job *job = user;
     if (!w)
         return;
+    if (w->map) {
+        mmcl__map_timing t;
+        mmcl__map_worker_timing(w->map, &t);
+        mmcl__map_timing_add(&job->timing, &t);
+    }
     mmcl__map_worker_destroy(w->map);
-    free(w->out);
+    for (int k = 0; k < MMCL__TILE_SLOTS; k++)
+        free(w->out[k]);
     free(w);
 }
 
@@ -55,11 +67,15 @@ embed_start(mmcl_context *ctx, void *user)
         return NULL;
     }
     size_t T = (size_t)job->tile;
-    w->map = mmcl__map_worker_create(ctx, job->enc, job->pair, &job->def,
-                                     job->tile);
-    w->out = w->map ? mmcl__malloc_array(ctx, T * T, (size_t)job->def.n_out, 4)
-                    : NULL;
-    if (!w->out) {
+    w->map = mmcl__map_worker_create_shared(ctx, job->enc, job->pair,
+                                            &job->def, job->tile,
+                                            job->reader);
+    int ok = w->map != NULL;
+    for (int k = 0; k < MMCL__TILE_SLOTS && ok; k++) {
+        w->out[k] = mmcl__malloc_array(ctx, T * T, (size_t)job->def.n_out, 4);
+        ok = w->out[k] != NULL;
+    }
+    if (!ok) {
         embed_stop(w, user);
         return NULL;
     }
@@ -71,17 +87,26 @@ embed_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     embed_worker *w = state;
     (void)user;
-    return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h, w->out,
-                             NULL);
+    return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h,
+                             w->out[t->slot], NULL);
 }
 
+/* On the commit thread, while the workers compute the next tiles. */
 static mmcl_status
 embed_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     embed_job *job = user;
     embed_worker *w = state;
-    return mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w, t->h,
-                              w->out);
+    double t0 = mmcl__thread_seconds();
+    int cached = !mmcl__writer_is_direct(job->writer, t->x, t->y, t->w, t->h);
+    if (cached)
+        mmcl__shared_reader_lock(job->reader);
+    mmcl_status st = mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w,
+                                        t->h, w->out[t->slot]);
+    if (cached)
+        mmcl__shared_reader_unlock(job->reader);
+    job->write_s += mmcl__thread_seconds() - t0;
+    return st;
 }
 
 mmcl_status
@@ -121,6 +146,11 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     job.enc = enc;
     job.pair = pair;
     job.tile = (int)mmcl__opt_int(o, "TILE");
+    job.reader = mmcl__shared_reader_create(ctx, pair);
+    if (!job.reader) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
     names = mmcl__map_band_names(&job.def);
     md = mmcl__map_metadata(&job.def, enc);
 
@@ -153,16 +183,21 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
                          &job};
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
-    st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile,
-                         mmcl__opt_threads(o), &tj, progress, puser, 0.0, 1.0);
+    st = mmcl__run_tiles_committed(ctx, spec.width, spec.height, job.tile,
+                                   mmcl__opt_threads(o), &tj, progress,
+                                   puser, 0.0, 1.0);
     if (st == MMCL_OK) {
+        double t0 = mmcl__thread_seconds();
         st = mmcl__writer_commit(ctx, job.writer);
         job.writer = NULL;
+        job.write_s += mmcl__thread_seconds() - t0;
+        mmcl__map_timing_report("embed", &job.timing, job.write_s);
     }
 done:
     mmcl__writer_abort(job.writer);
     CSLDestroy(names);
     CSLDestroy(md);
+    mmcl__shared_reader_destroy(job.reader);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
     mmcl_options_free(tmp);

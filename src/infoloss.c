@@ -27,25 +27,35 @@ typedef struct loss_job {
     const mmcl__pair *pair;
     mmcl__map_def def;
     mmcl__writer *writer;
+    mmcl__shared_reader *reader; /* the workers' turns at reading */
     int tile;
     mmcl__loss_sums total[2];
+    /* Totals, for --debug (see embed.c). */
+    mmcl__map_timing timing;
+    double write_s;
 } loss_job;
 
 typedef struct loss_worker {
     mmcl__map_worker *map;
-    float *out;            /* (n_out, T, T) */
-    mmcl__loss_sums sums[2]; /* of the last tile */
+    float *out[MMCL__TILE_SLOTS];              /* (n_out, T, T) per slot */
+    mmcl__loss_sums sums[MMCL__TILE_SLOTS][2]; /* of the slot's tile */
 } loss_worker;
 
 static void
 loss_stop(void *state, void *user)
 {
     loss_worker *w = state;
-    (void)user;
+    loss_job *job = user;
     if (!w)
         return;
+    if (w->map) {
+        mmcl__map_timing t;
+        mmcl__map_worker_timing(w->map, &t);
+        mmcl__map_timing_add(&job->timing, &t);
+    }
     mmcl__map_worker_destroy(w->map);
-    free(w->out);
+    for (int k = 0; k < MMCL__TILE_SLOTS; k++)
+        free(w->out[k]);
     free(w);
 }
 
@@ -59,11 +69,15 @@ loss_start(mmcl_context *ctx, void *user)
         return NULL;
     }
     size_t T = (size_t)job->tile;
-    w->map = mmcl__map_worker_create(ctx, job->enc, job->pair, &job->def,
-                                     job->tile);
-    w->out = w->map ? mmcl__malloc_array(ctx, T * T, (size_t)job->def.n_out, 4)
-                    : NULL;
-    if (!w->out) {
+    w->map = mmcl__map_worker_create_shared(ctx, job->enc, job->pair,
+                                            &job->def, job->tile,
+                                            job->reader);
+    int ok = w->map != NULL;
+    for (int k = 0; k < MMCL__TILE_SLOTS && ok; k++) {
+        w->out[k] = mmcl__malloc_array(ctx, T * T, (size_t)job->def.n_out, 4);
+        ok = w->out[k] != NULL;
+    }
+    if (!ok) {
         loss_stop(w, user);
         return NULL;
     }
@@ -75,10 +89,11 @@ loss_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     loss_worker *w = state;
     (void)user;
-    return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h, w->out,
-                             w->sums);
+    return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h,
+                             w->out[t->slot], w->sums[t->slot]);
 }
 
+/* On the commit thread, in tile order. */
 static mmcl_status
 loss_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
@@ -86,9 +101,17 @@ loss_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     loss_worker *w = state;
     /* Sums merged in tile order: the figures do not depend on threads. */
     for (int m = 0; m < 2; m++)
-        mmcl__loss_sums_add(&job->total[m], &w->sums[m]);
-    return mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w, t->h,
-                              w->out);
+        mmcl__loss_sums_add(&job->total[m], &w->sums[t->slot][m]);
+    double t0 = mmcl__thread_seconds();
+    int cached = !mmcl__writer_is_direct(job->writer, t->x, t->y, t->w, t->h);
+    if (cached)
+        mmcl__shared_reader_lock(job->reader);
+    mmcl_status st = mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w,
+                                        t->h, w->out[t->slot]);
+    if (cached)
+        mmcl__shared_reader_unlock(job->reader);
+    job->write_s += mmcl__thread_seconds() - t0;
+    return st;
 }
 
 mmcl_status
@@ -143,6 +166,11 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     job.enc = enc;
     job.pair = pair;
     job.tile = (int)mmcl__opt_int(o, "TILE");
+    job.reader = mmcl__shared_reader_create(ctx, pair);
+    if (!job.reader) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
     names = mmcl__map_band_names(&job.def);
     md = mmcl__map_metadata(&job.def, enc);
 
@@ -170,10 +198,12 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     mmcl__tile_job tj = {loss_start, loss_work, loss_commit, loss_stop, &job};
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
-    st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile,
-                         mmcl__opt_threads(o), &tj, progress, puser, 0.0, 1.0);
+    st = mmcl__run_tiles_committed(ctx, spec.width, spec.height, job.tile,
+                                   mmcl__opt_threads(o), &tj, progress,
+                                   puser, 0.0, 1.0);
     if (st != MMCL_OK)
         goto done;
+    mmcl__map_timing_report("infoloss", &job.timing, job.write_s);
     if (job.total[0].n + job.total[1].n == 0) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "no valid patch in the pair: nothing to measure");
@@ -229,6 +259,7 @@ done:
     CSLDestroy(names);
     CSLDestroy(md);
     CSLDestroy(fig_md);
+    mmcl__shared_reader_destroy(job.reader);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
     mmcl_options_free(tmp);

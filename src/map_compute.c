@@ -8,11 +8,15 @@
  * of exactly MMCL__GEMM_ROWS rows, and compose the output bands. A pixel's
  * value does not depend on the window it was computed in.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
+#include <time.h>
 
+#include <cpl_error.h>
 #include <cpl_string.h>
 
 #include "context_internal.h"
@@ -208,19 +212,79 @@ mmcl__loss_figures_md(const cJSON *fig)
 
 /* ---- the per-window compute ------------------------------------------- */
 
+/*
+ * The window is read once (with its halo), then processed in blocks of
+ * MMCL__GEMM_ROWS pixels in row-major order: the block's patch vectors are
+ * built, encoded and composed into the output before the next block. The
+ * buffers are those of one block, whatever the window size, and stay in
+ * the cache between the steps. The GEMMs see exactly the rows they saw
+ * when the whole window was built first (the last block padded with zero
+ * rows), so the bits do not depend on the window size either.
+ */
+struct mmcl__shared_reader {
+    mtx_t lock;
+    mmcl__pair_reader *reader;
+};
+
+mmcl__shared_reader *
+mmcl__shared_reader_create(mmcl_context *ctx, const mmcl__pair *pair)
+{
+    mmcl__shared_reader *r = calloc(1, sizeof(*r));
+    if (!r) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    if (mtx_init(&r->lock, mtx_plain) != thrd_success) {
+        free(r);
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot create a mutex");
+        return NULL;
+    }
+    r->reader = mmcl__pair_reader_create(ctx, pair);
+    if (!r->reader) {
+        mmcl__shared_reader_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+void
+mmcl__shared_reader_destroy(mmcl__shared_reader *r)
+{
+    if (!r)
+        return;
+    mmcl__pair_reader_destroy(r->reader);
+    mtx_destroy(&r->lock);
+    free(r);
+}
+
+void
+mmcl__shared_reader_lock(mmcl__shared_reader *r)
+{
+    mtx_lock(&r->lock);
+}
+
+void
+mmcl__shared_reader_unlock(mmcl__shared_reader *r)
+{
+    mtx_unlock(&r->lock);
+}
+
 struct mmcl__map_worker {
     const mmcl__encoder *enc;
     const mmcl__map_def *def;
     int tile;
+    mmcl__shared_reader *shared; /* borrowed; else the own reader: */
     mmcl__pair_reader *reader;
     mmcl__encoder_work *work;
     float *pad[2];   /* padded windows (B_m, H, W) */
     uint8_t *valid;  /* padded validity (H, W) */
     uint8_t *ok[2];  /* (tile*tile) patch of modality m valid */
     uint8_t *scratch;
-    float *X[2];     /* (rows, d_m) standardized patch vectors */
-    float *H[2];     /* (rows, K_m) representations */
-    float *U, *C, *pred; /* infoloss: (rows, max K), (rows, max B) x 2 */
+    float *X[2];     /* (R, d_m) standardized patch vectors of a block */
+    float *H[2];     /* (R, K_m) representations */
+    float *U, *C, *pred; /* infoloss: (R, max K), (R, max B) x 2 */
+    double flop_per_row[2]; /* encoder m, per GEMM row */
+    mmcl__map_timing timing;
 };
 
 void
@@ -244,10 +308,31 @@ mmcl__map_worker_destroy(mmcl__map_worker *w)
     free(w);
 }
 
+/* FLOP of one row through encoder m (the MLP and the private part). */
+static double
+encoder_flop_per_row(const mmcl__modality *mod)
+{
+    double f = 0;
+    for (int l = 0; l < mod->mlp->n_layers; l++)
+        f += 2.0 * mod->mlp->sizes[l] * mod->mlp->sizes[l + 1];
+    if (mod->kp > 0)
+        f += 2.0 * mod->kp * ((double)mod->d + mod->k);
+    return f;
+}
+
 mmcl__map_worker *
 mmcl__map_worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
                         const mmcl__pair *pair, const mmcl__map_def *def,
                         int tile)
+{
+    return mmcl__map_worker_create_shared(ctx, enc, pair, def, tile, NULL);
+}
+
+mmcl__map_worker *
+mmcl__map_worker_create_shared(mmcl_context *ctx, const mmcl__encoder *enc,
+                               const mmcl__pair *pair,
+                               const mmcl__map_def *def, int tile,
+                               mmcl__shared_reader *shared)
 {
     mmcl__map_worker *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -258,16 +343,18 @@ mmcl__map_worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
     w->def = def;
     w->tile = tile;
     size_t T = (size_t)tile, Wp = T + 2 * (size_t)(enc->P / 2);
-    size_t rows = (T * T + MMCL__GEMM_ROWS - 1) / MMCL__GEMM_ROWS *
-                  MMCL__GEMM_ROWS;
+    size_t R = MMCL__GEMM_ROWS;
     size_t Kmax = (size_t)(enc->mod[0].K > enc->mod[1].K ? enc->mod[0].K
                                                            : enc->mod[1].K);
     size_t Bmax = (size_t)(enc->mod[0].B > enc->mod[1].B ? enc->mod[0].B
                                                            : enc->mod[1].B);
     int loss = def->kind == MMCL__MAP_INFOLOSS;
-    w->reader = mmcl__pair_reader_create(ctx, pair);
-    w->work = w->reader ? mmcl__encoder_work_create(ctx, enc) : NULL;
-    int fail = !w->reader || !w->work;
+    w->shared = shared;
+    if (!shared)
+        w->reader = mmcl__pair_reader_create(ctx, pair);
+    int fail = !shared && !w->reader;
+    w->work = fail ? NULL : mmcl__encoder_work_create(ctx, enc);
+    fail = fail || !w->work;
     if (!fail) {
         w->valid = mmcl__malloc_array(ctx, Wp, Wp, 1);
         w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
@@ -275,20 +362,21 @@ mmcl__map_worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
     }
     if (!fail && loss) {
         /* One representation buffer serves both modalities in turn. */
-        w->H[0] = mmcl__malloc_array(ctx, rows, Kmax, 4);
-        w->U = mmcl__malloc_array(ctx, rows, Kmax, 4);
-        w->C = mmcl__malloc_array(ctx, rows, Bmax, 4);
-        w->pred = mmcl__malloc_array(ctx, rows, Bmax, 4);
+        w->H[0] = mmcl__malloc_array(ctx, R, Kmax, 4);
+        w->U = mmcl__malloc_array(ctx, R, Kmax, 4);
+        w->C = mmcl__malloc_array(ctx, R, Bmax, 4);
+        w->pred = mmcl__malloc_array(ctx, R, Bmax, 4);
         fail = !w->H[0] || !w->U || !w->C || !w->pred;
     }
     for (int m = 0; m < 2 && !fail; m++) {
         const mmcl__modality *mod = &enc->mod[m];
+        w->flop_per_row[m] = encoder_flop_per_row(mod);
         w->pad[m] = mmcl__malloc_array(ctx, Wp * Wp, (size_t)mod->B, 4);
         w->ok[m] = mmcl__malloc_array(ctx, T, T, 1);
-        w->X[m] = mmcl__malloc_array(ctx, rows, (size_t)mod->d, 4);
+        w->X[m] = mmcl__malloc_array(ctx, R, (size_t)mod->d, 4);
         fail = !w->pad[m] || !w->ok[m] || !w->X[m];
         if (!fail && !loss) {
-            w->H[m] = mmcl__malloc_array(ctx, rows, (size_t)mod->K, 4);
+            w->H[m] = mmcl__malloc_array(ctx, R, (size_t)mod->K, 4);
             fail = !w->H[m];
         }
     }
@@ -299,26 +387,103 @@ mmcl__map_worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
     return w;
 }
 
-/* Composes the embedding bands (n_out, n), NaN where invalid. */
+void
+mmcl__map_worker_timing(const mmcl__map_worker *w, mmcl__map_timing *t)
+{
+    *t = w->timing;
+}
+
+void
+mmcl__map_timing_add(mmcl__map_timing *a, const mmcl__map_timing *b)
+{
+    a->read_s += b->read_s;
+    a->prep_s += b->prep_s;
+    a->encode_s += b->encode_s;
+    a->compose_s += b->compose_s;
+    a->encode_flop += b->encode_flop;
+    a->pixels += b->pixels;
+}
+
+void
+mmcl__map_timing_report(const char *what, const mmcl__map_timing *t,
+                        double write_s)
+{
+    double gf = t->encode_flop / 1e9;
+    CPLDebug("MMCL",
+             "%s timing, CPU seconds of the threads: read %.3f, patches "
+             "%.3f, encoders %.3f (%.3f GFLOP, %.2f GFLOP/s), compose %.3f, "
+             "write %.3f; %.0f pixels",
+             what, t->read_s, t->prep_s, t->encode_s, gf,
+             t->encode_s > 0 ? gf / t->encode_s : 0.0, t->compose_s, write_s,
+             t->pixels);
+}
+
+double
+mmcl__thread_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/*
+ * Standardized patch vectors of the @p n window pixels from @p i0 on
+ * (row-major in a @p tw wide window) into X (R, d), zero rows after n:
+ * mmcl__patches()'s arithmetic, for one block.
+ */
 static void
-compose_embedding(const mmcl__map_worker *w, size_t n, float *out)
+block_patches(float *X, const float *padded, const mmcl__modality *mod,
+              int tw, int th, int P, size_t i0, size_t n)
+{
+    enum { MAX_B = 256 };
+    int halo = P / 2, W = tw + 2 * halo, B = mod->B;
+    size_t plane = (size_t)W * (th + 2 * halo), d = (size_t)mod->d;
+    float ms[MAX_B], invs[MAX_B];
+    for (int b = 0; b < B && b < MAX_B; b++) {
+        ms[b] = (float)mod->mean[b];
+        invs[b] = (float)(1.0 / mod->std[b]);
+    }
+    float *x = X;
+    for (size_t k = 0; k < n; k++) {
+        size_t j = (i0 + k) / (size_t)tw, i = (i0 + k) % (size_t)tw;
+        for (int b = 0; b < B; b++) {
+            float m = b < MAX_B ? ms[b] : (float)mod->mean[b];
+            float inv = b < MAX_B ? invs[b] : (float)(1.0 / mod->std[b]);
+            const float *src = padded + plane * b + j * W + i;
+            for (int r = 0; r < P; r++) {
+                const float *row = src + (size_t)r * W;
+                for (int c = 0; c < P; c++)
+                    *x++ = (row[c] - m) * inv;
+            }
+        }
+    }
+    memset(x, 0, (MMCL__GEMM_ROWS - n) * d * sizeof(float));
+}
+
+/* Composes the embedding bands of the block's @p nb pixels from @p i0
+ * into @p out (n_out, n), NaN where invalid. */
+static void
+compose_embedding(const mmcl__map_worker *w, size_t i0, size_t nb, size_t n,
+                  float *out)
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
     const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
     int sp = m1->kp > 0 || m2->kp > 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t q = 0; q < nb; q++) {
+        size_t i = i0 + q;
         float *o = out + i; /* band stride n */
         if (def->use != MMCL__USE_JOINT) {
             int m = def->use == MMCL__USE_OPTICAL ? 0 : 1;
             int K = enc->mod[m].K;
-            const float *h = w->H[m] + i * K;
+            const float *h = w->H[m] + q * K;
             for (int b = 0; b < K; b++)
                 o[b * n] = w->ok[m][i] ? h[b] : NAN;
             continue;
         }
         int ok1 = w->ok[0][i], ok2 = w->ok[1][i];
-        const float *h1 = w->H[0] + i * m1->K, *h2 = w->H[1] + i * m2->K;
+        const float *h1 = w->H[0] + q * m1->K, *h2 = w->H[1] + q * m2->K;
         if (sp) {
             /* [mean of the shared parts | private 1 | private 2]. */
             int k = enc->k;
@@ -348,6 +513,39 @@ compose_embedding(const mmcl__map_worker *w, size_t n, float *out)
     }
 }
 
+/* The common case of compose_embedding (joint, aligned spaces) band by
+ * band: each output band is written as one run of the block's pixels
+ * instead of one value in each of n_out bands per pixel. Same values. */
+static void
+compose_joint(const mmcl__map_worker *w, size_t i0, size_t nb, size_t n,
+              float *out)
+{
+    const int K1 = w->enc->mod[0].K, K2 = w->enc->mod[1].K;
+    const float *H1 = w->H[0], *H2 = w->H[1];
+    const uint8_t *ok1 = w->ok[0] + i0, *ok2 = w->ok[1] + i0;
+    int all_both = 1;
+    for (size_t q = 0; q < nb && all_both; q++)
+        all_both = ok1[q] && ok2[q];
+    for (int b = 0; b < w->def->n_out; b++) {
+        float *o = out + (size_t)b * n + i0;
+        if (all_both) {
+            for (size_t q = 0; q < nb; q++)
+                o[q] = 0.5f * (H1[q * K1 + b] + H2[q * K2 + b]);
+            continue;
+        }
+        for (size_t q = 0; q < nb; q++) {
+            float v = NAN;
+            if (ok1[q] && ok2[q])
+                v = 0.5f * (H1[q * K1 + b] + H2[q * K2 + b]);
+            else if (ok1[q])
+                v = H1[q * K1 + b];
+            else if (ok2[q])
+                v = H2[q * K2 + b];
+            o[q] = v;
+        }
+    }
+}
+
 /* loss[i] = ||C_i - pred_i||^2 / B for the n rows. */
 static void
 row_loss(float *loss, const float *C, const float *pred, size_t n, int B)
@@ -362,71 +560,73 @@ row_loss(float *loss, const float *C, const float *pred, size_t n, int B)
     }
 }
 
-/* The information-loss bands (n_out, n) of the window and its sums. */
+/* The information-loss bands of the block's @p nb pixels from @p i0 into
+ * @p out (n_out, n), and their sums (added to @p sums, in pixel order). */
 static mmcl_status
-compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, size_t n,
-                 size_t n_gemm, float *out, mmcl__loss_sums *sums)
+compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, size_t i0,
+                 size_t nb, size_t n, float *out, mmcl__loss_sums *sums)
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
+    const int R = MMCL__GEMM_ROWS;
     int halo = enc->P / 2, P = enc->P;
     mmcl_status st = MMCL_OK;
     for (int m = 0; m < 2 && st == MMCL_OK; m++) {
         const mmcl__modality *mod = &enc->mod[m];
         int B = mod->B;
-        mmcl__loss_sums local; /* when the caller wants no sums */
-        mmcl__loss_sums *s = sums ? &sums[m] : &local;
-        if (!sums)
-            memset(&local, 0, sizeof(local));
-        float *o = out + (size_t)m * def->per_mod * n;
-        /* Centre-pixel bands c_m (n, B). */
-        for (size_t i = 0; i < n; i++)
+        mmcl__loss_sums *s = &sums[m];
+        float *o = out + (size_t)m * def->per_mod * n + i0;
+        /* Centre-pixel bands c_m (nb, B). */
+        for (size_t i = 0; i < nb; i++)
             for (int b = 0; b < B; b++)
                 w->C[i * B + b] =
                     w->X[m][i * mod->d + mmcl__patch_index(b, halo, halo, P)];
+        double t0 = mmcl__thread_seconds();
         /* infoloss: through the aligned representation. */
-        st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], (int)n_gemm,
-                                 w->H[0]);
+        st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], R, w->H[0]);
         if (st != MMCL_OK)
             break;
-        mmcl__linear_apply(w->pred, &mod->dec_aligned, w->H[0], (int)n_gemm);
-        row_loss(o, w->C, w->pred, n, B);
+        w->timing.encode_s += mmcl__thread_seconds() - t0;
+        w->timing.encode_flop += w->flop_per_row[m] * R;
+        mmcl__linear_apply(w->pred, &mod->dec_aligned, w->H[0], R);
+        row_loss(o, w->C, w->pred, nb, B);
         /* unimodal: through PCA_K of the modality itself. */
-        mmcl__linear_apply(w->U, &mod->unimodal, w->X[m], (int)n_gemm);
-        mmcl__linear_apply(w->pred, &mod->dec_unimodal, w->U, (int)n_gemm);
-        row_loss(o + n, w->C, w->pred, n, B);
+        mmcl__linear_apply(w->U, &mod->unimodal, w->X[m], R);
+        mmcl__linear_apply(w->pred, &mod->dec_unimodal, w->U, R);
+        row_loss(o + n, w->C, w->pred, nb, B);
         /* non-redundancy: predicted from the other modality's patch. */
         if (def->nonred) {
-            mmcl__linear_apply(w->pred, &mod->dec_nonred, w->X[1 - m],
-                               (int)n_gemm);
-            row_loss(o + 3 * n, w->C, w->pred, n, B);
+            mmcl__linear_apply(w->pred, &mod->dec_nonred, w->X[1 - m], R);
+            row_loss(o + 3 * n, w->C, w->pred, nb, B);
         }
-        for (size_t i = 0; i < n; i++) {
+        for (size_t q = 0; q < nb; q++) {
+            size_t i = i0 + q;
+            float *oq = o + q;
             int both = w->ok[0][i] && w->ok[1][i];
             if (!w->ok[m][i]) {
-                for (int q = 0; q < def->per_mod; q++)
-                    o[q * n + i] = NAN;
+                for (int k = 0; k < def->per_mod; k++)
+                    oq[k * n] = NAN;
                 continue;
             }
-            o[2 * n + i] = o[i] - o[n + i];
+            oq[2 * n] = oq[0] - oq[n];
             s->n += 1;
-            s->sse_aligned += (double)o[i] * B;
-            s->sse_unimodal += (double)o[n + i] * B;
+            s->sse_aligned += (double)oq[0] * B;
+            s->sse_unimodal += (double)oq[n] * B;
             for (int b = 0; b < B; b++) {
-                double c = w->C[i * B + b];
+                double c = w->C[q * B + b];
                 s->sum_c[b] += c;
                 s->sum_c2[b] += c * c;
             }
             if (!def->nonred)
                 continue;
             if (!both) {
-                o[3 * n + i] = NAN;
+                oq[3 * n] = NAN;
                 continue;
             }
             s->n_nonred += 1;
-            s->sse_nonred += (double)o[3 * n + i] * B;
+            s->sse_nonred += (double)oq[3 * n] * B;
             for (int b = 0; b < B; b++) {
-                double c = w->C[i * B + b];
+                double c = w->C[q * B + b];
                 s->sum_c_nr[b] += c;
                 s->sum_c2_nr[b] += c * c;
             }
@@ -441,43 +641,74 @@ mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x, int y,
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
+    const size_t R = MMCL__GEMM_ROWS;
     int halo = enc->P / 2;
     size_t n = (size_t)tw * th;
     if (tw < 1 || th < 1 || tw > w->tile || th > w->tile)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "window %dx%d does not fit the %d-pixel worker",
                            tw, th, w->tile);
+    mmcl__loss_sums local[2]; /* when the caller wants no sums */
+    int loss = def->kind == MMCL__MAP_INFOLOSS;
+    if (loss && !sums)
+        sums = local;
     if (sums)
         memset(sums, 0, 2 * sizeof(*sums));
-    mmcl_status st = mmcl__pair_read(ctx, w->reader, x, y, tw, th, halo,
-                                     w->pad[0], w->pad[1], w->valid);
-    if (st != MMCL_OK)
-        return st;
-    /* Whole blocks of MMCL__GEMM_ROWS rows for every GEMM (zero rows after
-     * n), so a pixel's value does not depend on the window. */
-    size_t n_gemm = (n + MMCL__GEMM_ROWS - 1) / MMCL__GEMM_ROWS *
-                    MMCL__GEMM_ROWS;
-    int loss = def->kind == MMCL__MAP_INFOLOSS;
-    int need[2] = {loss || def->use != MMCL__USE_SAR,
-                   loss || def->use != MMCL__USE_OPTICAL};
-    static const uint8_t bit[2] = {MMCL__VALID_OPTICAL, MMCL__VALID_SAR};
-    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
-        if (!need[m])
-            continue;
-        const mmcl__modality *mod = &enc->mod[m];
-        mmcl__patch_valid(w->ok[m], w->valid, bit[m], tw, th, halo,
-                          w->scratch);
-        mmcl__patches(w->X[m], w->pad[m], mod->B, tw, th, enc->P, mod->mean,
-                      mod->std);
-        memset(w->X[m] + n * mod->d, 0, (n_gemm - n) * mod->d * sizeof(float));
-        if (!loss)
-            st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m],
-                                     (int)n_gemm, w->H[m]);
+    double t0 = mmcl__thread_seconds();
+    mmcl_status st;
+    if (w->shared) {
+        mtx_lock(&w->shared->lock);
+        st = mmcl__pair_read(ctx, w->shared->reader, x, y, tw, th, halo,
+                             w->pad[0], w->pad[1], w->valid);
+        mtx_unlock(&w->shared->lock);
+    } else {
+        st = mmcl__pair_read(ctx, w->reader, x, y, tw, th, halo, w->pad[0],
+                             w->pad[1], w->valid);
     }
     if (st != MMCL_OK)
         return st;
-    if (loss)
-        return compose_infoloss(ctx, w, n, n_gemm, out, sums);
-    compose_embedding(w, n, out);
-    return MMCL_OK;
+    double t1 = mmcl__thread_seconds();
+    w->timing.read_s += t1 - t0;
+    int need[2] = {loss || def->use != MMCL__USE_SAR,
+                   loss || def->use != MMCL__USE_OPTICAL};
+    static const uint8_t bit[2] = {MMCL__VALID_OPTICAL, MMCL__VALID_SAR};
+    for (int m = 0; m < 2; m++)
+        if (need[m])
+            mmcl__patch_valid(w->ok[m], w->valid, bit[m], tw, th, halo,
+                              w->scratch);
+    for (size_t i0 = 0; i0 < n && st == MMCL_OK; i0 += R) {
+        size_t nb = n - i0 < R ? n - i0 : R;
+        for (int m = 0; m < 2; m++)
+            if (need[m])
+                block_patches(w->X[m], w->pad[m], &enc->mod[m], tw, th,
+                              enc->P, i0, nb);
+        double t2 = mmcl__thread_seconds();
+        w->timing.prep_s += t2 - t1;
+        if (loss) {
+            double enc0 = w->timing.encode_s;
+            st = compose_infoloss(ctx, w, i0, nb, n, out, sums);
+            t1 = mmcl__thread_seconds();
+            w->timing.compose_s += t1 - t2 - (w->timing.encode_s - enc0);
+            continue;
+        }
+        for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+            if (!need[m])
+                continue;
+            st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], (int)R,
+                                     w->H[m]);
+            w->timing.encode_flop += w->flop_per_row[m] * R;
+        }
+        double t3 = mmcl__thread_seconds();
+        w->timing.encode_s += t3 - t2;
+        int joint = def->use == MMCL__USE_JOINT && !enc->mod[0].kp &&
+                    !enc->mod[1].kp;
+        if (st == MMCL_OK && joint)
+            compose_joint(w, i0, nb, n, out);
+        else if (st == MMCL_OK)
+            compose_embedding(w, i0, nb, n, out);
+        t1 = mmcl__thread_seconds();
+        w->timing.compose_s += t1 - t3;
+    }
+    w->timing.pixels += (double)n;
+    return st;
 }

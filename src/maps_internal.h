@@ -97,6 +97,28 @@ cJSON *mmcl__loss_figures_json(const mmcl__encoder *enc, int nonred,
  * KEY=VALUE (CSLDestroy). */
 char **mmcl__loss_figures_md(const cJSON *fig);
 
+/* Where a map worker's time went: CPU seconds of its thread in each step
+ * (clock of the thread, so time the thread spent descheduled on a busy
+ * machine is not counted), and the FLOP of the encoder GEMMs. */
+typedef struct mmcl__map_timing {
+    double read_s;    /* reading the window (decode, warp, validity) */
+    double prep_s;    /* patch vectors */
+    double encode_s;  /* the encoders: GEMM blocks, bias, activation */
+    double compose_s; /* output bands (infoloss: with the decoders) */
+    double encode_flop;
+    double pixels;
+} mmcl__map_timing;
+
+/* CPU seconds used by the calling thread so far. */
+double mmcl__thread_seconds(void);
+
+void mmcl__map_timing_add(mmcl__map_timing *a, const mmcl__map_timing *b);
+
+/* Reports @p t and the writer's @p write_s CPU seconds as a GDAL debug
+ * message (category MMCL: --debug on, or --config CPL_DEBUG MMCL). */
+void mmcl__map_timing_report(const char *what, const mmcl__map_timing *t,
+                             double write_s);
+
 /*
  * Per-thread state of the map compute (libvips' start/work/stop state):
  * its own pair reader (own GDAL handles), encoder scratch and buffers for
@@ -111,11 +133,45 @@ mmcl__map_worker *mmcl__map_worker_create(mmcl_context *ctx,
 void mmcl__map_worker_destroy(mmcl__map_worker *w);
 
 /*
+ * One reader of the pair shared by the workers of a pool, which take
+ * turns (a lock) to read their windows: each input block is decoded once
+ * and kept once in GDAL's block cache for the windows of all workers that
+ * need it (neighbouring tiles share their halo blocks), instead of once
+ * per worker's own GDAL handles. Reading is a small part of the work, so
+ * the turns cost little.
+ */
+typedef struct mmcl__shared_reader mmcl__shared_reader;
+mmcl__shared_reader *mmcl__shared_reader_create(mmcl_context *ctx,
+                                                const mmcl__pair *pair);
+void mmcl__shared_reader_destroy(mmcl__shared_reader *r);
+
+/* Takes and gives back the reader's turn, for a writer whose output goes
+ * through GDAL's block cache: a read that needs room in the cache may
+ * write out a dirty output block, which must not happen while the writer
+ * is filling that block on its own thread. */
+void mmcl__shared_reader_lock(mmcl__shared_reader *r);
+void mmcl__shared_reader_unlock(mmcl__shared_reader *r);
+
+/* mmcl__map_worker_create reading through @p shared (borrowed, must
+ * outlive the worker) instead of its own reader. */
+mmcl__map_worker *mmcl__map_worker_create_shared(mmcl_context *ctx,
+                                                 const mmcl__encoder *enc,
+                                                 const mmcl__pair *pair,
+                                                 const mmcl__map_def *def,
+                                                 int tile,
+                                                 mmcl__shared_reader *shared);
+
+/* The worker's timing totals since it was created. */
+void mmcl__map_worker_timing(const mmcl__map_worker *w, mmcl__map_timing *t);
+
+/*
  * Computes the window [x, x+tw) x [y, y+th) (tw, th <= tile) of the map
- * into @p out (n_out, th, tw), NaN where invalid. Every GEMM runs on whole
- * blocks of MMCL__GEMM_ROWS rows, so a pixel's bits do not depend on the
- * window. @p sums (infoloss, may be NULL) receives the window's sums of
- * both modalities.
+ * into @p out (n_out, th, tw), NaN where invalid. The window is processed
+ * in blocks of MMCL__GEMM_ROWS pixels with buffers of one block (memory
+ * does not grow with the tile beyond the window itself), and every GEMM
+ * runs on a whole block, so a pixel's bits do not depend on the window.
+ * @p sums (infoloss, may be NULL) receives the window's sums of both
+ * modalities.
  */
 mmcl_status mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x,
                               int y, int tw, int th, float *out,

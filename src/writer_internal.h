@@ -48,6 +48,11 @@ mmcl__writer *mmcl__writer_open(mmcl_context *ctx,
 mmcl_status mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x,
                                int y, int tw, int th, const void *buf);
 
+/* Whether the window goes straight to the driver (whole blocks of a
+ * band-interleaved GeoTIFF), not through GDAL's block cache. */
+int mmcl__writer_is_direct(const mmcl__writer *w, int x, int y, int tw,
+                           int th);
+
 /* Sets KEY=VALUE in the dataset's MMCL metadata domain. */
 mmcl_status mmcl__writer_set_metadata(mmcl_context *ctx, mmcl__writer *w,
                                       const char *key, const char *value);

@@ -106,6 +106,107 @@ maps_do_not_depend_on_tile_size_or_threads(void)
     mmcl_model_destroy(m);
 }
 
+/* The MMCL metadata item @p key of @p path (a copy, or NULL). */
+static char *
+mmcl_item(const char *path, const char *key)
+{
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    const char *v = ds ? GDALGetMetadataItem(ds, key, "MMCL") : NULL;
+    char *copy = v ? strdup(v) : NULL;
+    if (ds)
+        GDALClose(ds);
+    return copy;
+}
+
+static void
+maps_do_not_depend_on_the_block_cache_the_output_layout_or_tiny_tiles(void)
+{
+    /* The shared reader with a block cache too small to hold a tile's
+     * input blocks; tiles of 16 pixels with more workers than cores (the
+     * commit thread and its slots); pixel interleaving and blocks that
+     * are not the tile (the writer's path through the block cache, with
+     * flushes); all against the default run. */
+    const char *kv_s[] = {"SIZE=120", "SEED=6", "NODATA_FRAME=3",
+                          "SAR_HOLES=3", NULL};
+    const char *scene = test_make_scene("cache", kv_s);
+    const char *kv_t[] = {"OBJECTIVE=clip", "DIM=3", "ENCODER=mlp:16",
+                          "SAMPLES=3000", "EPOCHS=1", "BATCH=256", NULL};
+    mmcl_model *m = test_train_model(scene, kv_t);
+    const char *ref[] = {NULL};
+    const char *tiny[] = {"TILE=16", "THREADS=3", NULL};
+    const char *pixel[] = {"TILE=48", "THREADS=2", "CO=INTERLEAVE=PIXEL",
+                           NULL};
+    const char *blocks[] = {"TILE=48", "THREADS=2", "CO=BLOCKXSIZE=32",
+                            "CO=BLOCKYSIZE=32", NULL};
+    const char *const *runs[] = {ref, tiny, pixel, blocks};
+    GIntBig cache = GDALGetCacheMax64();
+    for (int infoloss = 0; infoloss < 2; infoloss++) {
+        char paths[4][1100];
+        for (int r = 0; r < 4; r++) {
+            char name[64];
+            snprintf(name, sizeof(name), "%s_cache%d.tif",
+                     infoloss ? "l" : "e", r);
+            snprintf(paths[r], sizeof(paths[r]), "%s", test_path(name));
+            /* Runs after the first: a 64 kB block cache. */
+            GDALSetCacheMax64(r == 0 ? cache : 64 * 1024);
+            CU_ASSERT_EQUAL(run_map(infoloss, m, scene, paths[r], runs[r],
+                                    NULL, 0),
+                            MMCL_OK);
+            GDALSetCacheMax64(cache);
+            if (r == 0)
+                continue;
+            CU_ASSERT_TRUE(same_pixels(paths[0], paths[r]));
+            if (infoloss) {
+                /* The global figures, merged in tile order. */
+                char *a = mmcl_item(paths[0], "R2_ALIGNED_OPTICAL");
+                char *b = mmcl_item(paths[r], "R2_ALIGNED_OPTICAL");
+                CU_ASSERT_TRUE(a && b && strcmp(a, b) == 0);
+                free(a);
+                free(b);
+            }
+        }
+    }
+    mmcl_model_destroy(m);
+}
+
+static int
+cancel_after(double complete, const char *msg, void *user)
+{
+    int *calls = user;
+    (void)complete;
+    (void)msg;
+    return ++*calls < 4;
+}
+
+static void
+a_cancelled_map_stops_and_leaves_no_output(void)
+{
+    const char *kv_s[] = {"SIZE=160", "SEED=2", NULL};
+    const char *scene = test_make_scene("cancel", kv_s);
+    const char *kv_t[] = {"OBJECTIVE=cca", "DIM=2", "SAMPLES=2000", NULL};
+    mmcl_model *m = test_train_model(scene, kv_t);
+    const char *optical[1] = {test_scene_file(scene, "optical.tif")};
+    for (int threads = 1; threads <= 2; threads++) {
+        char kv_threads[32];
+        snprintf(kv_threads, sizeof(kv_threads), "THREADS=%d", threads);
+        const char *kv[] = {"TILE=16", kv_threads, NULL};
+        mmcl_context *ctx = mmcl_context_create();
+        mmcl_options *o = mmcl_options_new(ctx, "embed", kv);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+        int calls = 0;
+        mmcl_options_set_progress(o, cancel_after, &calls);
+        const char *out = test_path("cancelled.tif");
+        CU_ASSERT_EQUAL(mmcl_embed(ctx, m, optical, 1,
+                                   test_scene_file(scene, "sar.tif"), out, o),
+                        MMCL_ERR_CANCELLED);
+        printf("  -> %s\n", mmcl_context_errmsg(ctx));
+        CU_ASSERT_FALSE(test_file_exists(out));
+        mmcl_options_free(o);
+        mmcl_context_destroy(ctx);
+    }
+    mmcl_model_destroy(m);
+}
+
 /* Expected validity of a P x P patch around each pixel (reflect padding)
  * from the NaNs of a raster on the same grid. */
 static uint8_t *
@@ -408,6 +509,11 @@ main(void)
     static const test_case cases[] = {
         {"maps_do_not_depend_on_tile_size_or_threads",
          maps_do_not_depend_on_tile_size_or_threads},
+        {"maps_do_not_depend_on_the_block_cache_the_output_layout_or_tiny_"
+         "tiles",
+         maps_do_not_depend_on_the_block_cache_the_output_layout_or_tiny_tiles},
+        {"a_cancelled_map_stops_and_leaves_no_output",
+         a_cancelled_map_stops_and_leaves_no_output},
         {"outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_"
          "are_invalid",
          outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid},
