@@ -12,7 +12,7 @@
  * Domain: finite x; x is clamped to [-87, 88] first, so the result is a
  * normal float in [exp(-87), exp(88)]. NaN input gives an unspecified
  * value: callers that can see NaN must check elsewhere. Accuracy: max
- * relative error ~2 ulp against exp() on [-87, 88] (test_fastexp.c
+ * relative error ~2 ulp against exp() on [-87, 88] (tests/test_infonce.c
  * measures it).
  */
 #ifndef MMCL_ALGORITHMS_FASTEXP_H
