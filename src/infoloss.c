@@ -102,16 +102,8 @@ loss_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     /* Sums merged in tile order: the figures do not depend on threads. */
     for (int m = 0; m < 2; m++)
         mmcl__loss_sums_add(&job->total[m], &w->sums[t->slot][m]);
-    double t0 = mmcl__thread_seconds();
-    int cached = !mmcl__writer_is_direct(job->writer, t->x, t->y, t->w, t->h);
-    if (cached)
-        mmcl__shared_reader_lock(job->reader);
-    mmcl_status st = mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w,
-                                        t->h, w->out[t->slot]);
-    if (cached)
-        mmcl__shared_reader_unlock(job->reader);
-    job->write_s += mmcl__thread_seconds() - t0;
-    return st;
+    return mmcl__map_write_tile(ctx, job->writer, job->reader, t->x, t->y,
+                                t->w, t->h, w->out[t->slot], &job->write_s);
 }
 
 mmcl_status

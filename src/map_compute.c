@@ -22,6 +22,7 @@
 #include "context_internal.h"
 #include "maps_internal.h"
 #include "sample_internal.h"
+#include "writer_internal.h"
 
 static const char *const mod_names[2] = {"optical", "sar"};
 
@@ -267,6 +268,22 @@ void
 mmcl__shared_reader_unlock(mmcl__shared_reader *r)
 {
     mtx_unlock(&r->lock);
+}
+
+mmcl_status
+mmcl__map_write_tile(mmcl_context *ctx, struct mmcl__writer *writer,
+                     mmcl__shared_reader *reader, int x, int y, int w, int h,
+                     const float *buf, double *seconds)
+{
+    double t0 = mmcl__thread_seconds();
+    int cached = !mmcl__writer_is_direct(writer, x, y, w, h);
+    if (cached)
+        mmcl__shared_reader_lock(reader);
+    mmcl_status st = mmcl__writer_write(ctx, writer, x, y, w, h, buf);
+    if (cached)
+        mmcl__shared_reader_unlock(reader);
+    *seconds += mmcl__thread_seconds() - t0;
+    return st;
 }
 
 struct mmcl__map_worker {

@@ -152,6 +152,15 @@ void mmcl__shared_reader_destroy(mmcl__shared_reader *r);
 void mmcl__shared_reader_lock(mmcl__shared_reader *r);
 void mmcl__shared_reader_unlock(mmcl__shared_reader *r);
 
+/* Writes a finished window (band-sequential float32) on the commit thread,
+ * taking the reader's turn when the write goes through GDAL's block cache,
+ * and adds the thread's CPU seconds to *seconds. */
+struct mmcl__writer;
+mmcl_status mmcl__map_write_tile(mmcl_context *ctx, struct mmcl__writer *writer,
+                                 mmcl__shared_reader *reader, int x, int y,
+                                 int w, int h, const float *buf,
+                                 double *seconds);
+
 /* mmcl__map_worker_create reading through @p shared (borrowed, must
  * outlive the worker) instead of its own reader. */
 mmcl__map_worker *mmcl__map_worker_create_shared(mmcl_context *ctx,
