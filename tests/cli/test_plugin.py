@@ -25,15 +25,10 @@ import unittest
 import numpy as np
 from osgeo import gdal
 
+from mmcl_cli import MMCL, SAMPLE, SPAIN
+
 gdal.UseExceptions()
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.dirname(os.path.dirname(HERE))
-MMCL = os.environ.get("MMCL", os.path.join(SOURCE, "build", "mmcl"))
-DATA = os.environ.get("MMCL_SHARED_DATA",
-                      os.path.join(SOURCE, "..", "shared", "data"))
-SPAIN = os.path.join(DATA, "sen1floods11_spain_7370579")
-SAMPLE = os.path.join(SOURCE, "sample_data")
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 TOL = 1e-6
 
