@@ -34,58 +34,25 @@ typedef struct embed_job {
     double write_s;
 } embed_job;
 
-typedef struct embed_worker {
-    mmcl__map_worker *map;
-    float *out[MMCL__TILE_SLOTS]; /* (n_out, tile, tile) per slot */
-} embed_worker;
-
 static void
 embed_stop(void *state, void *user)
 {
-    embed_worker *w = state;
     embed_job *job = user;
-    if (!w)
-        return;
-    if (w->map) {
-        mmcl__map_timing t;
-        mmcl__map_worker_timing(w->map, &t);
-        mmcl__map_timing_add(&job->timing, &t);
-    }
-    mmcl__map_worker_destroy(w->map);
-    for (int k = 0; k < MMCL__TILE_SLOTS; k++)
-        free(w->out[k]);
-    free(w);
+    mmcl__map_slots_destroy(state, &job->timing);
 }
 
 static void *
 embed_start(mmcl_context *ctx, void *user)
 {
     embed_job *job = user;
-    embed_worker *w = calloc(1, sizeof(*w));
-    if (!w) {
-        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        return NULL;
-    }
-    size_t T = (size_t)job->tile;
-    w->map = mmcl__map_worker_create_shared(ctx, job->enc, job->pair,
-                                            &job->def, job->tile,
-                                            job->reader);
-    int ok = w->map != NULL;
-    for (int k = 0; k < MMCL__TILE_SLOTS && ok; k++) {
-        w->out[k] = mmcl__malloc_array(ctx, T * T, (size_t)job->def.n_out, 4);
-        ok = w->out[k] != NULL;
-    }
-    if (!ok) {
-        embed_stop(w, user);
-        return NULL;
-    }
-    return w;
+    return mmcl__map_slots_create(ctx, job->enc, job->pair, &job->def,
+                                  job->tile, job->reader);
 }
 
 static mmcl_status
 embed_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
-    embed_worker *w = state;
+    mmcl__map_slots *w = state;
     (void)user;
     return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h,
                              w->out[t->slot], NULL);
@@ -96,7 +63,7 @@ static mmcl_status
 embed_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     embed_job *job = user;
-    embed_worker *w = state;
+    mmcl__map_slots *w = state;
     return mmcl__map_write_tile(ctx, job->writer, job->reader, t->x, t->y,
                                 t->w, t->h, w->out[t->slot], &job->write_s);
 }

@@ -35,59 +35,25 @@ typedef struct loss_job {
     double write_s;
 } loss_job;
 
-typedef struct loss_worker {
-    mmcl__map_worker *map;
-    float *out[MMCL__TILE_SLOTS];              /* (n_out, T, T) per slot */
-    mmcl__loss_sums sums[MMCL__TILE_SLOTS][2]; /* of the slot's tile */
-} loss_worker;
-
 static void
 loss_stop(void *state, void *user)
 {
-    loss_worker *w = state;
     loss_job *job = user;
-    if (!w)
-        return;
-    if (w->map) {
-        mmcl__map_timing t;
-        mmcl__map_worker_timing(w->map, &t);
-        mmcl__map_timing_add(&job->timing, &t);
-    }
-    mmcl__map_worker_destroy(w->map);
-    for (int k = 0; k < MMCL__TILE_SLOTS; k++)
-        free(w->out[k]);
-    free(w);
+    mmcl__map_slots_destroy(state, &job->timing);
 }
 
 static void *
 loss_start(mmcl_context *ctx, void *user)
 {
     loss_job *job = user;
-    loss_worker *w = calloc(1, sizeof(*w));
-    if (!w) {
-        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        return NULL;
-    }
-    size_t T = (size_t)job->tile;
-    w->map = mmcl__map_worker_create_shared(ctx, job->enc, job->pair,
-                                            &job->def, job->tile,
-                                            job->reader);
-    int ok = w->map != NULL;
-    for (int k = 0; k < MMCL__TILE_SLOTS && ok; k++) {
-        w->out[k] = mmcl__malloc_array(ctx, T * T, (size_t)job->def.n_out, 4);
-        ok = w->out[k] != NULL;
-    }
-    if (!ok) {
-        loss_stop(w, user);
-        return NULL;
-    }
-    return w;
+    return mmcl__map_slots_create(ctx, job->enc, job->pair, &job->def,
+                                  job->tile, job->reader);
 }
 
 static mmcl_status
 loss_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
-    loss_worker *w = state;
+    mmcl__map_slots *w = state;
     (void)user;
     return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h,
                              w->out[t->slot], w->sums[t->slot]);
@@ -98,7 +64,7 @@ static mmcl_status
 loss_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     loss_job *job = user;
-    loss_worker *w = state;
+    mmcl__map_slots *w = state;
     /* Sums merged in tile order: the figures do not depend on threads. */
     for (int m = 0; m < 2; m++)
         mmcl__loss_sums_add(&job->total[m], &w->sums[t->slot][m]);

@@ -405,12 +405,6 @@ mmcl__map_worker_create_shared(mmcl_context *ctx, const mmcl__encoder *enc,
 }
 
 void
-mmcl__map_worker_timing(const mmcl__map_worker *w, mmcl__map_timing *t)
-{
-    *t = w->timing;
-}
-
-void
 mmcl__map_timing_add(mmcl__map_timing *a, const mmcl__map_timing *b)
 {
     a->read_s += b->read_s;
@@ -419,6 +413,43 @@ mmcl__map_timing_add(mmcl__map_timing *a, const mmcl__map_timing *b)
     a->compose_s += b->compose_s;
     a->encode_flop += b->encode_flop;
     a->pixels += b->pixels;
+}
+
+void
+mmcl__map_slots_destroy(mmcl__map_slots *s, mmcl__map_timing *total)
+{
+    if (!s)
+        return;
+    if (s->map && total)
+        mmcl__map_timing_add(total, &s->map->timing);
+    mmcl__map_worker_destroy(s->map);
+    for (int k = 0; k < MMCL__TILE_SLOTS; k++)
+        free(s->out[k]);
+    free(s);
+}
+
+mmcl__map_slots *
+mmcl__map_slots_create(mmcl_context *ctx, const mmcl__encoder *enc,
+                       const mmcl__pair *pair, const mmcl__map_def *def,
+                       int tile, mmcl__shared_reader *shared)
+{
+    mmcl__map_slots *s = calloc(1, sizeof(*s));
+    if (!s) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    size_t T = (size_t)tile;
+    s->map = mmcl__map_worker_create_shared(ctx, enc, pair, def, tile, shared);
+    int ok = s->map != NULL;
+    for (int k = 0; k < MMCL__TILE_SLOTS && ok; k++) {
+        s->out[k] = mmcl__malloc_array(ctx, T * T, (size_t)def->n_out, 4);
+        ok = s->out[k] != NULL;
+    }
+    if (!ok) {
+        mmcl__map_slots_destroy(s, NULL);
+        return NULL;
+    }
+    return s;
 }
 
 void

@@ -13,6 +13,7 @@
 
 #include "encoder_internal.h"
 #include "pair_internal.h"
+#include "tiles_internal.h"
 
 /* Opens the pair with the pair options recorded in the model and checks
  * its band counts against the model's. */
@@ -170,8 +171,21 @@ mmcl__map_worker *mmcl__map_worker_create_shared(mmcl_context *ctx,
                                                  int tile,
                                                  mmcl__shared_reader *shared);
 
-/* The worker's timing totals since it was created. */
-void mmcl__map_worker_timing(const mmcl__map_worker *w, mmcl__map_timing *t);
+/* What a tile-pool worker of embed and infoloss holds: its map worker
+ * (reading through @p shared) and, per tile slot, the output window
+ * (n_out, tile, tile) and the infoloss sums of the slot's tile. */
+typedef struct mmcl__map_slots {
+    mmcl__map_worker *map;
+    float *out[MMCL__TILE_SLOTS];
+    mmcl__loss_sums sums[MMCL__TILE_SLOTS][2];
+} mmcl__map_slots;
+mmcl__map_slots *mmcl__map_slots_create(mmcl_context *ctx,
+                                        const mmcl__encoder *enc,
+                                        const mmcl__pair *pair,
+                                        const mmcl__map_def *def, int tile,
+                                        mmcl__shared_reader *shared);
+/* Adds the worker's timing to @p total (when not NULL) and frees it. */
+void mmcl__map_slots_destroy(mmcl__map_slots *s, mmcl__map_timing *total);
 
 /*
  * Computes the window [x, x+tw) x [y, y+th) (tw, th <= tile) of the map
