@@ -25,7 +25,7 @@ typedef struct embed_job {
     const mmcl__pair *pair;
     mmcl__map_def def;
     mmcl__writer *writer;
-    mmcl__shared_reader *reader; /* the workers' turns at reading */
+    mmcl__tile_reader *reader; /* reads the tiles ahead of the workers */
     int tile;
     /* Totals, for --debug: the workers' (added by embed_stop, which the
      * pool calls from one thread when commits run on their own thread)
@@ -54,8 +54,7 @@ embed_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     mmcl__map_slots *w = state;
     (void)user;
-    return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h,
-                             w->out[t->slot], NULL);
+    return mmcl__map_compute_tile(ctx, w, t, w->out[t->slot], NULL);
 }
 
 /* On the commit thread, while the workers compute the next tiles. */
@@ -105,7 +104,8 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     job.enc = enc;
     job.pair = pair;
     job.tile = (int)mmcl__opt_int(o, "TILE");
-    job.reader = mmcl__shared_reader_create(ctx, pair);
+    job.reader = mmcl__tile_reader_create(ctx, pair, job.tile, enc->P / 2,
+                                          mmcl__opt_threads(o));
     if (!job.reader) {
         st = mmcl_context_errcode(ctx);
         goto done;
@@ -150,13 +150,14 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
         st = mmcl__writer_commit(ctx, job.writer);
         job.writer = NULL;
         job.write_s += mmcl__thread_seconds() - t0;
+        job.timing.read_s += mmcl__tile_reader_stop(job.reader);
         mmcl__map_timing_report("embed", &job.timing, job.write_s);
     }
 done:
     mmcl__writer_abort(job.writer);
     CSLDestroy(names);
     CSLDestroy(md);
-    mmcl__shared_reader_destroy(job.reader);
+    mmcl__tile_reader_destroy(job.reader);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
     mmcl_options_free(tmp);

@@ -27,7 +27,7 @@ typedef struct loss_job {
     const mmcl__pair *pair;
     mmcl__map_def def;
     mmcl__writer *writer;
-    mmcl__shared_reader *reader; /* the workers' turns at reading */
+    mmcl__tile_reader *reader; /* reads the tiles ahead of the workers */
     int tile;
     mmcl__loss_sums total[2];
     /* Totals, for --debug (see embed.c). */
@@ -55,8 +55,8 @@ loss_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     mmcl__map_slots *w = state;
     (void)user;
-    return mmcl__map_compute(ctx, w->map, t->x, t->y, t->w, t->h,
-                             w->out[t->slot], w->sums[t->slot]);
+    return mmcl__map_compute_tile(ctx, w, t, w->out[t->slot],
+                                  w->sums[t->slot]);
 }
 
 /* On the commit thread, in tile order. */
@@ -124,7 +124,8 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     job.enc = enc;
     job.pair = pair;
     job.tile = (int)mmcl__opt_int(o, "TILE");
-    job.reader = mmcl__shared_reader_create(ctx, pair);
+    job.reader = mmcl__tile_reader_create(ctx, pair, job.tile, enc->P / 2,
+                                          mmcl__opt_threads(o));
     if (!job.reader) {
         st = mmcl_context_errcode(ctx);
         goto done;
@@ -161,6 +162,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
                                    puser, 0.0, 1.0);
     if (st != MMCL_OK)
         goto done;
+    job.timing.read_s += mmcl__tile_reader_stop(job.reader);
     mmcl__map_timing_report("infoloss", &job.timing, job.write_s);
     if (job.total[0].n + job.total[1].n == 0) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
@@ -217,7 +219,7 @@ done:
     CSLDestroy(names);
     CSLDestroy(md);
     CSLDestroy(fig_md);
-    mmcl__shared_reader_destroy(job.reader);
+    mmcl__tile_reader_destroy(job.reader);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
     mmcl_options_free(tmp);

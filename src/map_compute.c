@@ -222,66 +222,18 @@ mmcl__loss_figures_md(const cJSON *fig)
  * when the whole window was built first (the last block padded with zero
  * rows), so the bits do not depend on the window size either.
  */
-struct mmcl__shared_reader {
-    mtx_t lock;
-    mmcl__pair_reader *reader;
-};
-
-mmcl__shared_reader *
-mmcl__shared_reader_create(mmcl_context *ctx, const mmcl__pair *pair)
-{
-    mmcl__shared_reader *r = calloc(1, sizeof(*r));
-    if (!r) {
-        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        return NULL;
-    }
-    if (mtx_init(&r->lock, mtx_plain) != thrd_success) {
-        free(r);
-        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot create a mutex");
-        return NULL;
-    }
-    r->reader = mmcl__pair_reader_create(ctx, pair);
-    if (!r->reader) {
-        mmcl__shared_reader_destroy(r);
-        return NULL;
-    }
-    return r;
-}
-
-void
-mmcl__shared_reader_destroy(mmcl__shared_reader *r)
-{
-    if (!r)
-        return;
-    mmcl__pair_reader_destroy(r->reader);
-    mtx_destroy(&r->lock);
-    free(r);
-}
-
-void
-mmcl__shared_reader_lock(mmcl__shared_reader *r)
-{
-    mtx_lock(&r->lock);
-}
-
-void
-mmcl__shared_reader_unlock(mmcl__shared_reader *r)
-{
-    mtx_unlock(&r->lock);
-}
-
 mmcl_status
 mmcl__map_write_tile(mmcl_context *ctx, struct mmcl__writer *writer,
-                     mmcl__shared_reader *reader, int x, int y, int w, int h,
+                     mmcl__tile_reader *reader, int x, int y, int w, int h,
                      const float *buf, double *seconds)
 {
     double t0 = mmcl__thread_seconds();
     int cached = !mmcl__writer_is_direct(writer, x, y, w, h);
     if (cached)
-        mmcl__shared_reader_lock(reader);
+        mmcl__tile_reader_lock(reader);
     mmcl_status st = mmcl__writer_write(ctx, writer, x, y, w, h, buf);
     if (cached)
-        mmcl__shared_reader_unlock(reader);
+        mmcl__tile_reader_unlock(reader);
     *seconds += mmcl__thread_seconds() - t0;
     return st;
 }
@@ -290,11 +242,11 @@ struct mmcl__map_worker {
     const mmcl__encoder *enc;
     const mmcl__map_def *def;
     int tile;
-    mmcl__shared_reader *shared; /* borrowed; else the own reader: */
+    mmcl__tile_reader *tiles; /* borrowed; else the own reader: */
     mmcl__pair_reader *reader;
     mmcl__encoder_work *work;
-    float *pad[2];   /* padded windows (B_m, H, W) */
-    uint8_t *valid;  /* padded validity (H, W) */
+    float *pad[2];   /* own reader: padded windows (B_m, H, W) */
+    uint8_t *valid;  /* own reader: padded validity (H, W) */
     uint8_t *ok[2];  /* (tile*tile) patch of modality m valid */
     uint8_t *scratch;
     float *X[2];     /* (R, d_m) standardized patch vectors of a block */
@@ -337,19 +289,12 @@ encoder_flop_per_row(const mmcl__modality *mod)
     return f;
 }
 
-mmcl__map_worker *
-mmcl__map_worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
-                        const mmcl__pair *pair, const mmcl__map_def *def,
-                        int tile)
-{
-    return mmcl__map_worker_create_shared(ctx, enc, pair, def, tile, NULL);
-}
-
-mmcl__map_worker *
-mmcl__map_worker_create_shared(mmcl_context *ctx, const mmcl__encoder *enc,
-                               const mmcl__pair *pair,
-                               const mmcl__map_def *def, int tile,
-                               mmcl__shared_reader *shared)
+/* A map worker with its own reader, or (@p tiles not NULL) computing
+ * the windows that the tile reader reads. */
+static mmcl__map_worker *
+worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
+              const mmcl__pair *pair, const mmcl__map_def *def, int tile,
+              mmcl__tile_reader *tiles)
 {
     mmcl__map_worker *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -366,16 +311,19 @@ mmcl__map_worker_create_shared(mmcl_context *ctx, const mmcl__encoder *enc,
     size_t Bmax = (size_t)(enc->mod[0].B > enc->mod[1].B ? enc->mod[0].B
                                                            : enc->mod[1].B);
     int loss = def->kind == MMCL__MAP_INFOLOSS;
-    w->shared = shared;
-    if (!shared)
+    w->tiles = tiles;
+    if (!tiles)
         w->reader = mmcl__pair_reader_create(ctx, pair);
-    int fail = !shared && !w->reader;
+    int fail = !tiles && !w->reader;
     w->work = fail ? NULL : mmcl__encoder_work_create(ctx, enc);
     fail = fail || !w->work;
     if (!fail) {
-        w->valid = mmcl__malloc_array(ctx, Wp, Wp, 1);
         w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
-        fail = !w->valid || !w->scratch;
+        fail = !w->scratch;
+    }
+    if (!fail && !tiles) {
+        w->valid = mmcl__malloc_array(ctx, Wp, Wp, 1);
+        fail = !w->valid;
     }
     if (!fail && loss) {
         /* One representation buffer serves both modalities in turn. */
@@ -388,10 +336,13 @@ mmcl__map_worker_create_shared(mmcl_context *ctx, const mmcl__encoder *enc,
     for (int m = 0; m < 2 && !fail; m++) {
         const mmcl__modality *mod = &enc->mod[m];
         w->flop_per_row[m] = encoder_flop_per_row(mod);
-        w->pad[m] = mmcl__malloc_array(ctx, Wp * Wp, (size_t)mod->B, 4);
+        if (!tiles) {
+            w->pad[m] = mmcl__malloc_array(ctx, Wp * Wp, (size_t)mod->B, 4);
+            fail = !w->pad[m];
+        }
         w->ok[m] = mmcl__malloc_array(ctx, T, T, 1);
         w->X[m] = mmcl__malloc_array(ctx, R, (size_t)mod->d, 4);
-        fail = !w->pad[m] || !w->ok[m] || !w->X[m];
+        fail = fail || !w->ok[m] || !w->X[m];
         if (!fail && !loss) {
             w->H[m] = mmcl__malloc_array(ctx, R, (size_t)mod->K, 4);
             fail = !w->H[m];
@@ -402,6 +353,14 @@ mmcl__map_worker_create_shared(mmcl_context *ctx, const mmcl__encoder *enc,
         return NULL;
     }
     return w;
+}
+
+mmcl__map_worker *
+mmcl__map_worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
+                        const mmcl__pair *pair, const mmcl__map_def *def,
+                        int tile)
+{
+    return worker_create(ctx, enc, pair, def, tile, NULL);
 }
 
 void
@@ -431,7 +390,7 @@ mmcl__map_slots_destroy(mmcl__map_slots *s, mmcl__map_timing *total)
 mmcl__map_slots *
 mmcl__map_slots_create(mmcl_context *ctx, const mmcl__encoder *enc,
                        const mmcl__pair *pair, const mmcl__map_def *def,
-                       int tile, mmcl__shared_reader *shared)
+                       int tile, mmcl__tile_reader *reader)
 {
     mmcl__map_slots *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -439,7 +398,7 @@ mmcl__map_slots_create(mmcl_context *ctx, const mmcl__encoder *enc,
         return NULL;
     }
     size_t T = (size_t)tile;
-    s->map = mmcl__map_worker_create_shared(ctx, enc, pair, def, tile, shared);
+    s->map = worker_create(ctx, enc, pair, def, tile, reader);
     int ok = s->map != NULL;
     for (int k = 0; k < MMCL__TILE_SLOTS && ok; k++) {
         s->out[k] = mmcl__malloc_array(ctx, T * T, (size_t)def->n_out, 4);
@@ -683,52 +642,37 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, size_t i0,
     return st;
 }
 
-mmcl_status
-mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x, int y,
-                  int tw, int th, float *out, mmcl__loss_sums *sums)
+/* The map of a window read into @p pad and @p valid (stride tw + 2 halo). */
+static mmcl_status
+compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
+               const uint8_t *valid, int tw, int th, float *out,
+               mmcl__loss_sums *sums)
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
     const size_t R = MMCL__GEMM_ROWS;
     int halo = enc->P / 2;
     size_t n = (size_t)tw * th;
-    if (tw < 1 || th < 1 || tw > w->tile || th > w->tile)
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "window %dx%d does not fit the %d-pixel worker",
-                           tw, th, w->tile);
     mmcl__loss_sums local[2]; /* when the caller wants no sums */
     int loss = def->kind == MMCL__MAP_INFOLOSS;
     if (loss && !sums)
         sums = local;
     if (sums)
         memset(sums, 0, 2 * sizeof(*sums));
-    double t0 = mmcl__thread_seconds();
-    mmcl_status st;
-    if (w->shared) {
-        mtx_lock(&w->shared->lock);
-        st = mmcl__pair_read(ctx, w->shared->reader, x, y, tw, th, halo,
-                             w->pad[0], w->pad[1], w->valid);
-        mtx_unlock(&w->shared->lock);
-    } else {
-        st = mmcl__pair_read(ctx, w->reader, x, y, tw, th, halo, w->pad[0],
-                             w->pad[1], w->valid);
-    }
-    if (st != MMCL_OK)
-        return st;
+    mmcl_status st = MMCL_OK;
     double t1 = mmcl__thread_seconds();
-    w->timing.read_s += t1 - t0;
     int need[2] = {loss || def->use != MMCL__USE_SAR,
                    loss || def->use != MMCL__USE_OPTICAL};
     static const uint8_t bit[2] = {MMCL__VALID_OPTICAL, MMCL__VALID_SAR};
     for (int m = 0; m < 2; m++)
         if (need[m])
-            mmcl__patch_valid(w->ok[m], w->valid, bit[m], tw, th, halo,
+            mmcl__patch_valid(w->ok[m], valid, bit[m], tw, th, halo,
                               w->scratch);
     for (size_t i0 = 0; i0 < n && st == MMCL_OK; i0 += R) {
         size_t nb = n - i0 < R ? n - i0 : R;
         for (int m = 0; m < 2; m++)
             if (need[m])
-                block_patches(w->X[m], w->pad[m], &enc->mod[m], tw, th,
+                block_patches(w->X[m], pad[m], &enc->mod[m], tw, th,
                               enc->P, i0, nb);
         double t2 = mmcl__thread_seconds();
         w->timing.prep_s += t2 - t1;
@@ -758,5 +702,52 @@ mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x, int y,
         w->timing.compose_s += t1 - t3;
     }
     w->timing.pixels += (double)n;
+    return st;
+}
+
+static mmcl_status
+check_window(mmcl_context *ctx, const mmcl__map_worker *w, int tw, int th)
+{
+    if (tw < 1 || th < 1 || tw > w->tile || th > w->tile)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "window %dx%d does not fit the %d-pixel worker",
+                           tw, th, w->tile);
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x, int y,
+                  int tw, int th, float *out, mmcl__loss_sums *sums)
+{
+    mmcl_status st = check_window(ctx, w, tw, th);
+    if (st == MMCL_OK && !w->reader)
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "this map worker computes the tile reader's tiles");
+    if (st != MMCL_OK)
+        return st;
+    double t0 = mmcl__thread_seconds();
+    st = mmcl__pair_read(ctx, w->reader, x, y, tw, th, w->enc->P / 2,
+                         w->pad[0], w->pad[1], w->valid);
+    w->timing.read_s += mmcl__thread_seconds() - t0;
+    if (st != MMCL_OK)
+        return st;
+    return compute_window(ctx, w, w->pad, w->valid, tw, th, out, sums);
+}
+
+mmcl_status
+mmcl__map_compute_tile(mmcl_context *ctx, mmcl__map_slots *s,
+                       const mmcl__tile *t, float *out, mmcl__loss_sums *sums)
+{
+    mmcl__map_worker *w = s->map;
+    float *pad[2];
+    uint8_t *valid;
+    mmcl_status st = check_window(ctx, w, t->w, t->h);
+    if (st != MMCL_OK)
+        return st;
+    st = mmcl__tile_reader_get(ctx, w->tiles, t->index, pad, &valid);
+    if (st != MMCL_OK)
+        return st;
+    st = compute_window(ctx, w, pad, valid, t->w, t->h, out, sums);
+    mmcl__tile_reader_release(w->tiles, t->index);
     return st;
 }

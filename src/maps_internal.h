@@ -134,45 +134,47 @@ mmcl__map_worker *mmcl__map_worker_create(mmcl_context *ctx,
 void mmcl__map_worker_destroy(mmcl__map_worker *w);
 
 /*
- * One reader of the pair shared by the workers of a pool, which take
- * turns (a lock) to read their windows: each input block is decoded once
- * and kept once in GDAL's block cache for the windows of all workers that
- * need it (neighbouring tiles share their halo blocks), instead of once
- * per worker's own GDAL handles. Reading is a small part of the work, so
- * the turns cost little.
+ * The tile reader of a pool (tile_reader.c): a thread that reads the
+ * windows of the tiles of mmcl__tile_at(width, height, @p tile) of the
+ * pair's grid, with @p halo pixels around them, in tile order and ahead of
+ * the @p n_workers workers, into a ring of window buffers. Reading then
+ * overlaps the compute, and each input block is decoded once for the
+ * windows of all workers (neighbouring tiles share their halo blocks in
+ * one GDAL block cache). The thread starts at creation.
  */
-typedef struct mmcl__shared_reader mmcl__shared_reader;
-mmcl__shared_reader *mmcl__shared_reader_create(mmcl_context *ctx,
-                                                const mmcl__pair *pair);
-void mmcl__shared_reader_destroy(mmcl__shared_reader *r);
+typedef struct mmcl__tile_reader mmcl__tile_reader;
+mmcl__tile_reader *mmcl__tile_reader_create(mmcl_context *ctx,
+                                            const mmcl__pair *pair, int tile,
+                                            int halo, int n_workers);
+/* Stops the thread (when not done) and returns its CPU seconds. */
+double mmcl__tile_reader_stop(mmcl__tile_reader *r);
+void mmcl__tile_reader_destroy(mmcl__tile_reader *r);
 
-/* Takes and gives back the reader's turn, for a writer whose output goes
- * through GDAL's block cache: a read that needs room in the cache may
- * write out a dirty output block, which must not happen while the writer
- * is filling that block on its own thread. */
-void mmcl__shared_reader_lock(mmcl__shared_reader *r);
-void mmcl__shared_reader_unlock(mmcl__shared_reader *r);
+/* Waits for the window of tile @p index (mmcl__pair_read's outputs, stride
+ * w + 2 halo) and lends it until mmcl__tile_reader_release(). A read error
+ * of this tile or an earlier one is copied to @p ctx. */
+mmcl_status mmcl__tile_reader_get(mmcl_context *ctx, mmcl__tile_reader *r,
+                                  int index, float *pad[2], uint8_t **valid);
+void mmcl__tile_reader_release(mmcl__tile_reader *r, int index);
+
+/* Takes and gives back the reader's turn at GDAL, for a writer whose
+ * output goes through GDAL's block cache: a read that needs room in the
+ * cache may write out a dirty output block, which must not happen while
+ * the writer is filling that block on its own thread. */
+void mmcl__tile_reader_lock(mmcl__tile_reader *r);
+void mmcl__tile_reader_unlock(mmcl__tile_reader *r);
 
 /* Writes a finished window (band-sequential float32) on the commit thread,
  * taking the reader's turn when the write goes through GDAL's block cache,
  * and adds the thread's CPU seconds to *seconds. */
 struct mmcl__writer;
 mmcl_status mmcl__map_write_tile(mmcl_context *ctx, struct mmcl__writer *writer,
-                                 mmcl__shared_reader *reader, int x, int y,
+                                 mmcl__tile_reader *reader, int x, int y,
                                  int w, int h, const float *buf,
                                  double *seconds);
 
-/* mmcl__map_worker_create reading through @p shared (borrowed, must
- * outlive the worker) instead of its own reader. */
-mmcl__map_worker *mmcl__map_worker_create_shared(mmcl_context *ctx,
-                                                 const mmcl__encoder *enc,
-                                                 const mmcl__pair *pair,
-                                                 const mmcl__map_def *def,
-                                                 int tile,
-                                                 mmcl__shared_reader *shared);
-
 /* What a tile-pool worker of embed and infoloss holds: its map worker
- * (reading through @p shared) and, per tile slot, the output window
+ * (its windows read by @p reader) and, per tile slot, the output window
  * (n_out, tile, tile) and the infoloss sums of the slot's tile. */
 typedef struct mmcl__map_slots {
     mmcl__map_worker *map;
@@ -183,7 +185,7 @@ mmcl__map_slots *mmcl__map_slots_create(mmcl_context *ctx,
                                         const mmcl__encoder *enc,
                                         const mmcl__pair *pair,
                                         const mmcl__map_def *def, int tile,
-                                        mmcl__shared_reader *shared);
+                                        mmcl__tile_reader *reader);
 /* Adds the worker's timing to @p total (when not NULL) and frees it. */
 void mmcl__map_slots_destroy(mmcl__map_slots *s, mmcl__map_timing *total);
 
@@ -199,5 +201,11 @@ void mmcl__map_slots_destroy(mmcl__map_slots *s, mmcl__map_timing *total);
 mmcl_status mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x,
                               int y, int tw, int th, float *out,
                               mmcl__loss_sums *sums);
+
+/* mmcl__map_compute of pool tile @p t (tw, th <= tile) from the window the
+ * slots' tile reader read for it. */
+mmcl_status mmcl__map_compute_tile(mmcl_context *ctx, mmcl__map_slots *s,
+                                   const mmcl__tile *t, float *out,
+                                   mmcl__loss_sums *sums);
 
 #endif /* MMCL_MAPS_INTERNAL_H */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cpl_string.h>
 #include <gdal.h>
 
 #include "mmcl/mmcl.h"
@@ -204,6 +205,85 @@ a_cancelled_map_stops_and_leaves_no_output(void)
         mmcl_options_free(o);
         mmcl_context_destroy(ctx);
     }
+    mmcl_model_destroy(m);
+}
+
+/* A copy of @p src tiled in 16 x 16 DEFLATE blocks with the block that
+ * holds pixel (96, 96) overwritten by garbage: it fails to decode. */
+static const char *
+copy_with_a_corrupt_block(const char *src, const char *name)
+{
+    const char *dst = test_path(name);
+    GDALDatasetH in = GDALOpen(src, GA_ReadOnly);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    char **co = NULL;
+    co = CSLSetNameValue(co, "TILED", "YES");
+    co = CSLSetNameValue(co, "BLOCKXSIZE", "16");
+    co = CSLSetNameValue(co, "BLOCKYSIZE", "16");
+    co = CSLSetNameValue(co, "COMPRESS", "DEFLATE");
+    GDALDatasetH out = GDALCreateCopy(GDALGetDriverByName("GTiff"), dst, in,
+                                      FALSE, co, NULL, NULL);
+    CSLDestroy(co);
+    GDALClose(in);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    GDALClose(out);
+    out = GDALOpen(dst, GA_ReadOnly);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    const char *off = GDALGetMetadataItem(GDALGetRasterBand(out, 1),
+                                          "BLOCK_OFFSET_6_6", "TIFF");
+    const char *size = GDALGetMetadataItem(GDALGetRasterBand(out, 1),
+                                           "BLOCK_SIZE_6_6", "TIFF");
+    CU_ASSERT_FATAL(off && size);
+    long at = atol(off), n = atol(size);
+    GDALClose(out);
+    FILE *f = fopen(dst, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fseek(f, at, SEEK_SET), 0);
+    for (long i = 0; i < n; i++)
+        fputc(0xA5 ^ (int)(i * 7), f);
+    fclose(f);
+    return dst;
+}
+
+static void
+a_read_error_mid_map_stops_and_leaves_no_output(void)
+{
+    /* The tile reader reads ahead of the workers: an input block that
+     * fails to decode halfway through must stop every worker (none may
+     * wait for a window that will not come) with GDAL's message. */
+    const char *kv_s[] = {"SIZE=160", "SEED=3", NULL};
+    const char *scene = test_make_scene("readerr", kv_s);
+    const char *kv_t[] = {"OBJECTIVE=cca", "DIM=2", "SAMPLES=2000", NULL};
+    mmcl_model *m = test_train_model(scene, kv_t);
+    const char *bad = copy_with_a_corrupt_block(
+        test_scene_file(scene, "optical.tif"), "corrupt_optical.tif");
+    char bad_path[4096];
+    snprintf(bad_path, sizeof(bad_path), "%s", bad);
+    const char *optical[1] = {bad_path};
+    for (int infoloss = 0; infoloss <= 1; infoloss++)
+        for (int threads = 1; threads <= 3; threads++) {
+            char kv_threads[32];
+            snprintf(kv_threads, sizeof(kv_threads), "THREADS=%d", threads);
+            const char *kv[] = {"TILE=16", kv_threads, NULL};
+            mmcl_context *ctx = mmcl_context_create();
+            mmcl_options *o = mmcl_options_new(
+                ctx, infoloss ? "infoloss" : "embed", kv);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+            const char *out = test_path("readerr.tif");
+            const char *sar = test_scene_file(scene, "sar.tif");
+            mmcl_status st =
+                infoloss ? mmcl_infoloss(ctx, m, optical, 1, sar, out, o,
+                                         NULL)
+                         : mmcl_embed(ctx, m, optical, 1, sar, out, o);
+            const char *msg = mmcl_context_errmsg(ctx);
+            printf("  -> %s\n", msg);
+            CU_ASSERT_NOT_EQUAL(st, MMCL_OK);
+            CU_ASSERT_NOT_EQUAL(st, MMCL_ERR_CANCELLED);
+            CU_ASSERT_PTR_NOT_NULL(strstr(msg, "corrupt_optical.tif"));
+            CU_ASSERT_FALSE(test_file_exists(out));
+            mmcl_options_free(o);
+            mmcl_context_destroy(ctx);
+        }
     mmcl_model_destroy(m);
 }
 
@@ -514,6 +594,8 @@ main(void)
          maps_do_not_depend_on_the_block_cache_the_output_layout_or_tiny_tiles},
         {"a_cancelled_map_stops_and_leaves_no_output",
          a_cancelled_map_stops_and_leaves_no_output},
+        {"a_read_error_mid_map_stops_and_leaves_no_output",
+         a_read_error_mid_map_stops_and_leaves_no_output},
         {"outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_"
          "are_invalid",
          outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid},

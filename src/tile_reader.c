@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The tile reader of embed and infoloss: one thread reads the windows of
+ * the pool's tiles (with their halo) in tile order, ahead of the workers,
+ * into a ring of window buffers. Reading (decoding, the SAR warp,
+ * validity) then overlaps the workers' compute instead of taking turns
+ * with it, and each input block is decoded by one set of GDAL handles, so
+ * neighbouring tiles find their shared halo blocks in one block cache.
+ *
+ * Tile i goes to slot i % n_slots once tile i - n_slots has been released.
+ * Workers take tiles in order from the pool, so the reader, which reads in
+ * the same order, never waits for a tile that nobody will release.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <threads.h>
+
+#include "context_internal.h"
+#include "maps_internal.h"
+
+typedef struct window_slot {
+    float *pad[2];  /* (B_m, H, W) */
+    uint8_t *valid; /* (H, W) */
+    int index;      /* tile held, -1 when free */
+} window_slot;
+
+struct mmcl__tile_reader {
+    mtx_t gdal; /* the turn at GDAL's block cache (see the header) */
+    mmcl__pair_reader *reader;
+    int width, height, tile, halo, n_tiles;
+
+    mtx_t lock; /* guards what follows */
+    cnd_t changed;
+    int n_slots;
+    window_slot *slots;
+    int next;          /* next tile to read */
+    int failed;        /* the reader stopped at tile `next` with `error` */
+    int stop;          /* asked to stop */
+    mmcl_context *err; /* the reader thread's context */
+    mmcl_status error;
+    thrd_t thread;
+    int running;
+    double seconds; /* CPU seconds of the reader thread */
+};
+
+static void
+slots_free(mmcl__tile_reader *r)
+{
+    for (int k = 0; r->slots && k < r->n_slots; k++) {
+        free(r->slots[k].pad[0]);
+        free(r->slots[k].pad[1]);
+        free(r->slots[k].valid);
+    }
+    free(r->slots);
+    r->slots = NULL;
+}
+
+static int
+reader_main(void *arg)
+{
+    mmcl__tile_reader *r = arg;
+    double t0 = mmcl__thread_seconds();
+    mtx_lock(&r->lock);
+    while (!r->stop && r->next < r->n_tiles) {
+        window_slot *s = &r->slots[r->next % r->n_slots];
+        if (s->index >= 0) {
+            cnd_wait(&r->changed, &r->lock);
+            continue;
+        }
+        mmcl__tile t;
+        mmcl__tile_at(&t, r->width, r->height, r->tile, r->next);
+        mtx_unlock(&r->lock);
+
+        mtx_lock(&r->gdal);
+        mmcl_status st =
+            mmcl__pair_read(r->err, r->reader, t.x, t.y, t.w, t.h, r->halo,
+                            s->pad[0], s->pad[1], s->valid);
+        mtx_unlock(&r->gdal);
+
+        mtx_lock(&r->lock);
+        if (st != MMCL_OK) {
+            r->failed = 1;
+            r->error = st;
+            break;
+        }
+        s->index = t.index;
+        r->next++;
+        cnd_broadcast(&r->changed);
+    }
+    r->seconds = mmcl__thread_seconds() - t0;
+    cnd_broadcast(&r->changed);
+    mtx_unlock(&r->lock);
+    return 0;
+}
+
+void
+mmcl__tile_reader_destroy(mmcl__tile_reader *r)
+{
+    if (!r)
+        return;
+    mmcl__tile_reader_stop(r);
+    slots_free(r);
+    mmcl__pair_reader_destroy(r->reader);
+    mmcl_context_destroy(r->err);
+    cnd_destroy(&r->changed);
+    mtx_destroy(&r->lock);
+    mtx_destroy(&r->gdal);
+    free(r);
+}
+
+mmcl__tile_reader *
+mmcl__tile_reader_create(mmcl_context *ctx, const mmcl__pair *pair, int tile,
+                         int halo, int n_workers)
+{
+    mmcl__tile_reader *r = calloc(1, sizeof(*r));
+    if (!r) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    if (mtx_init(&r->gdal, mtx_plain) != thrd_success) {
+        free(r);
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot create a mutex");
+        return NULL;
+    }
+    if (mtx_init(&r->lock, mtx_plain) != thrd_success) {
+        mtx_destroy(&r->gdal);
+        free(r);
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot create a mutex");
+        return NULL;
+    }
+    if (cnd_init(&r->changed) != thrd_success) {
+        mtx_destroy(&r->lock);
+        mtx_destroy(&r->gdal);
+        free(r);
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY,
+                    "cannot create a condition variable");
+        return NULL;
+    }
+    r->width = mmcl__pair_width(pair);
+    r->height = mmcl__pair_height(pair);
+    r->tile = tile;
+    r->halo = halo;
+    r->n_tiles =
+        ((r->width + tile - 1) / tile) * ((r->height + tile - 1) / tile);
+    /* One window per worker, and two read ahead. */
+    r->n_slots = (n_workers < 1 ? 1 : n_workers) + 2;
+    r->err = mmcl_context_create();
+    r->reader = mmcl__pair_reader_create(ctx, pair);
+    r->slots =
+        mmcl__calloc_array(ctx, (size_t)r->n_slots, 1, sizeof(window_slot));
+    int ok = r->err && r->reader && r->slots;
+    size_t W = (size_t)tile + 2 * (size_t)halo;
+    size_t bands[2] = {(size_t)mmcl__pair_optical_bands(pair),
+                       (size_t)mmcl__pair_sar_bands(pair)};
+    for (int k = 0; ok && k < r->n_slots; k++) {
+        window_slot *s = &r->slots[k];
+        s->index = -1;
+        s->pad[0] = mmcl__malloc_array(ctx, W * W, bands[0], sizeof(float));
+        s->pad[1] = mmcl__malloc_array(ctx, W * W, bands[1], sizeof(float));
+        s->valid = mmcl__malloc_array(ctx, W, W, 1);
+        ok = s->pad[0] && s->pad[1] && s->valid;
+    }
+    if (ok && thrd_create(&r->thread, reader_main, r) != thrd_success) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot start a thread");
+        ok = 0;
+    }
+    if (!ok) {
+        if (!r->err)
+            mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        mmcl__tile_reader_destroy(r);
+        return NULL;
+    }
+    r->running = 1;
+    return r;
+}
+
+double
+mmcl__tile_reader_stop(mmcl__tile_reader *r)
+{
+    if (r->running) {
+        mtx_lock(&r->lock);
+        r->stop = 1;
+        cnd_broadcast(&r->changed);
+        mtx_unlock(&r->lock);
+        thrd_join(r->thread, NULL);
+        r->running = 0;
+    }
+    return r->seconds;
+}
+
+mmcl_status
+mmcl__tile_reader_get(mmcl_context *ctx, mmcl__tile_reader *r, int index,
+                      float *pad[2], uint8_t **valid)
+{
+    window_slot *s = &r->slots[index % r->n_slots];
+    mtx_lock(&r->lock);
+    while (s->index != index && !(r->failed && r->next <= index) &&
+           !(r->stop && r->next <= index))
+        cnd_wait(&r->changed, &r->lock);
+    mmcl_status st = MMCL_OK;
+    if (s->index != index) {
+        if (r->failed) {
+            mmcl__error_copy(ctx, r->err);
+            st = r->error;
+        } else {
+            st = mmcl__error(ctx, MMCL_ERR_CANCELLED,
+                             "the tile reader was stopped");
+        }
+    }
+    mtx_unlock(&r->lock);
+    if (st != MMCL_OK)
+        return st;
+    pad[0] = s->pad[0];
+    pad[1] = s->pad[1];
+    *valid = s->valid;
+    return MMCL_OK;
+}
+
+void
+mmcl__tile_reader_release(mmcl__tile_reader *r, int index)
+{
+    mtx_lock(&r->lock);
+    window_slot *s = &r->slots[index % r->n_slots];
+    if (s->index == index) {
+        s->index = -1;
+        cnd_broadcast(&r->changed);
+    }
+    mtx_unlock(&r->lock);
+}
+
+void
+mmcl__tile_reader_lock(mmcl__tile_reader *r)
+{
+    mtx_lock(&r->gdal);
+}
+
+void
+mmcl__tile_reader_unlock(mmcl__tile_reader *r)
+{
+    mtx_unlock(&r->gdal);
+}
