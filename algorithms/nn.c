@@ -17,20 +17,18 @@
 
 /* ---- Kernels ---------------------------------------------------------- */
 
-/* y (N, Dout) = x (N, Din) W^T (Dout, Din) + b (Dout) */
+/* y (N, Dout) = x (N, Din) W^T (Dout, Din) + b (Dout). With a bias, y
+ * starts as b in every row and the GEMM adds to it (beta = 1): one pass
+ * over y fewer than zeroing it (beta = 0) and adding b afterwards. */
 void
 mmcl__linear_forward(float *y, const float *x, const float *W, const float *b,
                      int N, int Din, int Dout)
 {
+    if (b)
+        for (int n = 0; n < N; n++)
+            memcpy(y + (size_t)n * Dout, b, sizeof(float) * (size_t)Dout);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Dout, Din, 1.0f, x,
-                Din, W, Din, 0.0f, y, Dout);
-    if (b) {
-        for (int n = 0; n < N; n++) {
-            float *y_n = y + (size_t)n * Dout;
-            for (int o = 0; o < Dout; o++)
-                y_n[o] += b[o];
-        }
-    }
+                Din, W, Din, b ? 1.0f : 0.0f, y, Dout);
 }
 
 /* dx (N, Din) += dy W;  dW (Dout, Din) += dy^T x;  db (Dout) += column sums of
@@ -56,7 +54,7 @@ mmcl__linear_backward(float *dx, float *dW, float *db, const float *dy,
 /* Branch-free select forms: gcc turns them into compare + and/blend and
  * vectorises them (a conditional store, `if (x > 0) dx += dy`, stays a
  * mispredicting scalar branch). NaN x gives 0 and no gradient. */
-void
+MMCL__VEC_CLONES void
 mmcl__relu_forward(float *y, const float *x, size_t n)
 {
     /* y may alias x: element i is read before it is written. */
@@ -80,23 +78,6 @@ colsum_add(float *restrict db, const float *restrict g, int N, int Dout)
         const float *g_n = g + (size_t)n * Dout;
         for (int o = 0; o < Dout; o++)
             db[o] += g_n[o];
-    }
-}
-
-/* pre (N, Dout) += b (Dout);  post (N, Dout) = max(pre, 0): the bias and
- * the activation in one pass over the GEMM output. */
-MMCL__VEC_CLONES static void
-bias_relu_forward(float *restrict pre, float *restrict post,
-                  const float *restrict b, int N, int Dout)
-{
-    for (int n = 0; n < N; n++) {
-        float *p_n = pre + (size_t)n * Dout;
-        float *q_n = post + (size_t)n * Dout;
-        for (int o = 0; o < Dout; o++) {
-            float v = p_n[o] + b[o];
-            p_n[o] = v;
-            q_n[o] = v > 0.0f ? v : 0.0f;
-        }
     }
 }
 
@@ -471,21 +452,13 @@ mmcl__mlp_forward(mmcl_context *ctx, mmcl_mlp_acts *acts, const mmcl_mlp *mlp,
     for (int l = 0; l < mlp->n_layers; l++) {
         int Din = mlp->sizes[l], Dout = mlp->sizes[l + 1];
         int hidden = l < mlp->n_layers - 1;
-        if (hidden && mlp->act == MMCL_ACTIVATION_RELU &&
-            acts->post[l] != acts->pre[l]) {
-            /* pre = h W^T, then bias and ReLU in one pass. */
-            mmcl__linear_forward(acts->pre[l], h, mlp->W[l], NULL, N, Din,
-                                 Dout);
-            bias_relu_forward(acts->pre[l], acts->post[l], mlp->b[l], N, Dout);
-        } else {
-            mmcl__linear_forward(acts->pre[l], h, mlp->W[l], mlp->b[l], N, Din,
-                                 Dout);
-            if (hidden)
-                activation_forward(mlp->act, acts->post[l], acts->pre[l],
-                                   (size_t)N * Dout);
-        }
-        if (hidden)
+        mmcl__linear_forward(acts->pre[l], h, mlp->W[l], mlp->b[l], N, Din,
+                             Dout);
+        if (hidden) {
+            activation_forward(mlp->act, acts->post[l], acts->pre[l],
+                               (size_t)N * Dout);
             h = acts->post[l];
+        }
     }
     return MMCL_OK;
 }
