@@ -46,6 +46,8 @@ struct mmcl__pair {
     char resampling_name[16];
     char resampling_opt[16]; /* as asked ("auto", ...), for derived pairs */
     double error_threshold;
+    /* The warper's XSCALE / YSCALE, for the whole grid (warp_scales). */
+    double xscale, yscale;
 
     /* Lattice of SAR pixel coordinates at optical pixel positions
      * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
@@ -407,6 +409,66 @@ window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
     return TRUE;
 }
 
+/* Optical pixels per SAR pixel over a source extent [lo, hi] of a SAR
+ * axis of n_src pixels for n_dst optical pixels, as GDAL's warp kernel
+ * computes it for a window (gdalwarpkernel.cpp): the extent clamped to
+ * the raster, and a downsampling factor near 1/n snapped to it. */
+static double
+warp_scale(int n_dst, double lo, double hi, int n_src)
+{
+    if (!(hi > lo))
+        return 1.0;
+    int lo_clamped = (int)fmax(0.0, lo);
+    double raw = fmax(0.0, fmin((double)(n_src - lo_clamped), hi - lo));
+    if (raw <= 0)
+        return 1.0;
+    double s = n_dst / raw;
+    if (s < 1.0) {
+        double r = 1.0 / s;
+        int n = (int)(r + 0.5);
+        if (fabs(r - n) < 0.05)
+            s = 1.0 / n;
+    }
+    return s;
+}
+
+/*
+ * The warper's XSCALE / YSCALE for the whole optical grid, measured as GDAL
+ * measures them for one window (the SAR extent of 21 points along each
+ * edge). Left to GDAL, they are estimated for each window from its own
+ * extent, so a downsampling bilinear or cubic kernel would change from
+ * window to window and tiles would show seams; fixed, every window
+ * resamples with the kernel a one-window gdalwarp of the grid uses.
+ */
+static void
+warp_scales(mmcl__pair *p, void *exact)
+{
+    enum { STEPS = 21 };
+    double x[4 * STEPS], y[4 * STEPS];
+    int ok[4 * STEPS];
+    for (int k = 0; k < STEPS; k++) {
+        double f = (double)k / (STEPS - 1);
+        x[4 * k] = x[4 * k + 1] = f * p->width;
+        y[4 * k] = 0;
+        y[4 * k + 1] = p->height;
+        x[4 * k + 2] = 0;
+        x[4 * k + 3] = p->width;
+        y[4 * k + 2] = y[4 * k + 3] = f * p->height;
+    }
+    exact_to_sar(exact, 4 * STEPS, x, y, ok);
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int k = 0; k < 4 * STEPS; k++) {
+        if (!ok[k])
+            continue;
+        x0 = fmin(x0, x[k]);
+        x1 = fmax(x1, x[k]);
+        y0 = fmin(y0, y[k]);
+        y1 = fmax(y1, y[k]);
+    }
+    p->xscale = warp_scale(p->width, x0, x1, p->sar_width);
+    p->yscale = warp_scale(p->height, y0, y1, p->sar_height);
+}
+
 /* Checks the overlap of the footprints and picks the resampling. */
 static mmcl_status
 check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
@@ -444,19 +506,21 @@ check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
                            "the SAR footprint does not overlap the optical "
                            "raster: no pixel in common");
 
+    /* SAR pixels per optical pixel at the centre of the overlap. */
+    double cx = (fmax(xmin, 0) + fmin(xmax, p->width)) / 2;
+    double cy = (fmax(ymin, 0) + fmin(ymax, p->height)) / 2;
+    double px[3] = {cx, cx + 1, cx}, py[3] = {cy, cy, cy + 1};
+    int pok[3];
+    exact_to_sar(exact, 3, px, py, pok);
+    int known = pok[0] && pok[1] && pok[2];
+    warp_scales(p, exact);
     if (strcmp(resampling, "auto") != 0) {
         snprintf(p->resampling_name, sizeof(p->resampling_name), "%s",
                  resampling);
     } else {
-        /* SAR pixels per optical pixel at the centre of the overlap. */
-        double cx = (fmax(xmin, 0) + fmin(xmax, p->width)) / 2;
-        double cy = (fmax(ymin, 0) + fmin(ymax, p->height)) / 2;
-        double px[3] = {cx, cx + 1, cx}, py[3] = {cy, cy, cy + 1};
-        int pok[3];
-        exact_to_sar(exact, 3, px, py, pok);
         double det = fabs((px[1] - px[0]) * (py[2] - py[0]) -
                           (px[2] - px[0]) * (py[1] - py[0]));
-        int finer = pok[0] && pok[1] && pok[2] && det > 1.0 + 1e-6;
+        int finer = known && det > 1.0 + 1e-6;
         snprintf(p->resampling_name, sizeof(p->resampling_name), "%s",
                  finer ? "average" : "bilinear");
     }
@@ -846,6 +910,10 @@ warp_sar(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w, int h,
     wo->pfnTransformer = window_transform_fn;
     wo->pTransformerArg = &tf;
     wo->papszWarpOptions = CSLSetNameValue(NULL, "INIT_DEST", "NO_DATA");
+    wo->papszWarpOptions = CSLSetNameValue(
+        wo->papszWarpOptions, "XSCALE", CPLSPrintf("%.17g", p->xscale));
+    wo->papszWarpOptions = CSLSetNameValue(
+        wo->papszWarpOptions, "YSCALE", CPLSPrintf("%.17g", p->yscale));
 
     GDALWarpOperationH op = mem ? GDALCreateWarpOperation(wo) : NULL;
     CPLErr err = op ? GDALChunkAndWarpImage(op, 0, 0, w, h) : CE_Failure;

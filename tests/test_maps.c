@@ -107,6 +107,36 @@ maps_do_not_depend_on_tile_size_or_threads(void)
     mmcl_model_destroy(m);
 }
 
+static void
+maps_with_a_warped_sar_and_a_wide_halo_do_not_depend_on_tiles(void)
+{
+    /* The tile reader keeps the bottom rows of each window for the top
+     * halo of the tile below: with a SAR on another CRS (warped window by
+     * window), nodata and holes, and a 2-pixel halo on 16-pixel tiles,
+     * the maps must equal those of one window over the whole scene. */
+    const char *kv_s[] = {"SIZE=150", "SEED=8", "SAR_SRS=EPSG:4326",
+                          "NODATA_FRAME=2", "SAR_HOLES=4", NULL};
+    const char *scene = test_make_scene("warped", kv_s);
+    const char *kv_t[] = {"OBJECTIVE=cca", "DIM=2", "PATCH=5", "SAMPLES=3000",
+                          NULL};
+    mmcl_model *m = test_train_model(scene, kv_t);
+    const char *one[] = {"TILE=512", "THREADS=1", NULL};
+    const char *tiny[] = {"TILE=16", "THREADS=2", NULL};
+    const char *odd[] = {"TILE=23", "THREADS=3", NULL};
+    for (int infoloss = 0; infoloss < 2; infoloss++) {
+        char p1[1100], p2[1100], p3[1100];
+        snprintf(p1, sizeof(p1), "%s", test_path(infoloss ? "wl1.tif" : "we1.tif"));
+        snprintf(p2, sizeof(p2), "%s", test_path(infoloss ? "wl2.tif" : "we2.tif"));
+        snprintf(p3, sizeof(p3), "%s", test_path(infoloss ? "wl3.tif" : "we3.tif"));
+        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, p1, one, NULL, 0), MMCL_OK);
+        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, p2, tiny, NULL, 0), MMCL_OK);
+        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, p3, odd, NULL, 0), MMCL_OK);
+        CU_ASSERT_TRUE(same_pixels(p1, p2));
+        CU_ASSERT_TRUE(same_pixels(p1, p3));
+    }
+    mmcl_model_destroy(m);
+}
+
 /* The MMCL metadata item @p key of @p path (a copy, or NULL). */
 static char *
 mmcl_item(const char *path, const char *key)
@@ -592,6 +622,8 @@ main(void)
         {"maps_do_not_depend_on_the_block_cache_the_output_layout_or_tiny_"
          "tiles",
          maps_do_not_depend_on_the_block_cache_the_output_layout_or_tiny_tiles},
+        {"maps_with_a_warped_sar_and_a_wide_halo_do_not_depend_on_tiles",
+         maps_with_a_warped_sar_and_a_wide_halo_do_not_depend_on_tiles},
         {"a_cancelled_map_stops_and_leaves_no_output",
          a_cancelled_map_stops_and_leaves_no_output},
         {"a_read_error_mid_map_stops_and_leaves_no_output",
