@@ -10,6 +10,15 @@
  * Tile i goes to slot i % n_slots once tile i - n_slots has been released.
  * Workers take tiles in order from the pool, so the reader, which reads in
  * the same order, never waits for a tile that nobody will release.
+ *
+ * The top halo of a tile is the bottom of the tile above, read one row of
+ * tiles earlier: the reader keeps those rows (halo rows per tile column,
+ * a few hundred kB for the widest rasters) and reads only the rest of the
+ * window. Otherwise the halo would need the blocks of the row of tiles
+ * above again, which GDAL's small block cache has evicted by then on a
+ * wide raster: they would be decoded a second time. A pixel's values do
+ * not depend on the window that read it (pair_internal.h), so the windows
+ * are the same as when read whole.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +36,15 @@ typedef struct window_slot {
 struct mmcl__tile_reader {
     mtx_t gdal; /* the turn at GDAL's block cache (see the header) */
     mmcl__pair_reader *reader;
-    int width, height, tile, halo, n_tiles;
+    int width, height, tile, halo, n_tiles, nx;
+    int bands[2];
+    /* Used by the reader thread only: the bottom halo rows of the last
+     * window read in each tile column (nx windows of (B_m, halo, W) and
+     * (halo, W), W = tile + 2 halo), and the lower part of a window. */
+    float *keep[2];
+    uint8_t *keep_valid;
+    float *part[2];
+    uint8_t *part_valid;
 
     mtx_t lock; /* guards what follows */
     cnd_t changed;
@@ -55,6 +72,63 @@ slots_free(mmcl__tile_reader *r)
     r->slots = NULL;
 }
 
+/* Rows [r0, r0 + n) of the (planes, H, W) window @p src to rows
+ * [d0, d0 + n) of the (planes, Hd, W) window @p dst. */
+static void
+copy_rows(void *dst, int d0, int Hd, const void *src, int r0, int H, int n,
+          int W, int planes, size_t size)
+{
+    size_t row = (size_t)W * size;
+    for (int b = 0; b < planes; b++)
+        memcpy((char *)dst + ((size_t)b * Hd + d0) * row,
+               (const char *)src + ((size_t)b * H + r0) * row, (size_t)n * row);
+}
+
+/* The padded window of tile @p t into slot @p s: whole for the first row
+ * of tiles, else the kept top halo and a read of the rest; then keeps its
+ * bottom halo rows for the tile below. */
+static mmcl_status
+read_window(mmcl__tile_reader *r, const mmcl__tile *t, window_slot *s)
+{
+    int h = r->halo, W = t->w + 2 * h, H = t->h + 2 * h;
+    int tx = t->index % r->nx;
+    size_t keep_stride = (size_t)h * (r->tile + 2 * h);
+    mmcl_status st;
+    if (t->y == 0 || h == 0) {
+        st = mmcl__pair_read(r->err, r->reader, t->x, t->y, t->w, t->h, h,
+                             s->pad[0], s->pad[1], s->valid);
+    } else {
+        /* Rows y .. y + h + halo - 1 of the columns x - halo .. x + w +
+         * halo - 1, read without a halo of their own (the reader reflects
+         * what falls outside the grid as for a halo). */
+        st = mmcl__pair_read(r->err, r->reader, t->x - h, t->y, W, t->h + h, 0,
+                             r->part[0], r->part[1], r->part_valid);
+        for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+            copy_rows(s->pad[m], 0, H,
+                      r->keep[m] + r->bands[m] * tx * keep_stride, 0, h, h, W,
+                      r->bands[m], sizeof(float));
+            copy_rows(s->pad[m], h, H, r->part[m], 0, t->h + h, t->h + h, W,
+                      r->bands[m], sizeof(float));
+        }
+        if (st == MMCL_OK) {
+            copy_rows(s->valid, 0, H, r->keep_valid + tx * keep_stride, 0, h, h,
+                      W, 1, 1);
+            copy_rows(s->valid, h, H, r->part_valid, 0, t->h + h, t->h + h, W,
+                      1, 1);
+        }
+    }
+    if (st != MMCL_OK || h == 0 || t->y + r->tile >= r->height)
+        return st;
+    /* The tile below starts at y + h (t->h == tile here): its top halo is
+     * rows h + tile - h .. of this window. */
+    for (int m = 0; m < 2; m++)
+        copy_rows(r->keep[m] + r->bands[m] * tx * keep_stride, 0, h, s->pad[m],
+                  t->h, H, h, W, r->bands[m], sizeof(float));
+    copy_rows(r->keep_valid + tx * keep_stride, 0, h, s->valid, t->h, H, h, W,
+              1, 1);
+    return MMCL_OK;
+}
+
 static int
 reader_main(void *arg)
 {
@@ -72,9 +146,7 @@ reader_main(void *arg)
         mtx_unlock(&r->lock);
 
         mtx_lock(&r->gdal);
-        mmcl_status st =
-            mmcl__pair_read(r->err, r->reader, t.x, t.y, t.w, t.h, r->halo,
-                            s->pad[0], s->pad[1], s->valid);
+        mmcl_status st = read_window(r, &t, s);
         mtx_unlock(&r->gdal);
 
         mtx_lock(&r->lock);
@@ -100,6 +172,12 @@ mmcl__tile_reader_destroy(mmcl__tile_reader *r)
         return;
     mmcl__tile_reader_stop(r);
     slots_free(r);
+    for (int m = 0; m < 2; m++) {
+        free(r->keep[m]);
+        free(r->part[m]);
+    }
+    free(r->keep_valid);
+    free(r->part_valid);
     mmcl__pair_reader_destroy(r->reader);
     mmcl_context_destroy(r->err);
     cnd_destroy(&r->changed);
@@ -140,8 +218,8 @@ mmcl__tile_reader_create(mmcl_context *ctx, const mmcl__pair *pair, int tile,
     r->height = mmcl__pair_height(pair);
     r->tile = tile;
     r->halo = halo;
-    r->n_tiles =
-        ((r->width + tile - 1) / tile) * ((r->height + tile - 1) / tile);
+    r->nx = (r->width + tile - 1) / tile;
+    r->n_tiles = r->nx * ((r->height + tile - 1) / tile);
     /* One window per worker, and two read ahead. */
     r->n_slots = (n_workers < 1 ? 1 : n_workers) + 2;
     r->err = mmcl_context_create();
@@ -150,15 +228,30 @@ mmcl__tile_reader_create(mmcl_context *ctx, const mmcl__pair *pair, int tile,
         mmcl__calloc_array(ctx, (size_t)r->n_slots, 1, sizeof(window_slot));
     int ok = r->err && r->reader && r->slots;
     size_t W = (size_t)tile + 2 * (size_t)halo;
-    size_t bands[2] = {(size_t)mmcl__pair_optical_bands(pair),
-                       (size_t)mmcl__pair_sar_bands(pair)};
+    r->bands[0] = mmcl__pair_optical_bands(pair);
+    r->bands[1] = mmcl__pair_sar_bands(pair);
     for (int k = 0; ok && k < r->n_slots; k++) {
         window_slot *s = &r->slots[k];
         s->index = -1;
-        s->pad[0] = mmcl__malloc_array(ctx, W * W, bands[0], sizeof(float));
-        s->pad[1] = mmcl__malloc_array(ctx, W * W, bands[1], sizeof(float));
+        for (int m = 0; m < 2; m++)
+            s->pad[m] = mmcl__malloc_array(ctx, W * W, (size_t)r->bands[m],
+                                           sizeof(float));
         s->valid = mmcl__malloc_array(ctx, W, W, 1);
         ok = s->pad[0] && s->pad[1] && s->valid;
+    }
+    if (ok && halo > 0) {
+        size_t keep = (size_t)r->nx * (size_t)halo * W;
+        size_t part = (W - (size_t)halo) * W;
+        for (int m = 0; m < 2; m++) {
+            r->keep[m] = mmcl__malloc_array(ctx, keep, (size_t)r->bands[m],
+                                            sizeof(float));
+            r->part[m] = mmcl__malloc_array(ctx, part, (size_t)r->bands[m],
+                                            sizeof(float));
+        }
+        r->keep_valid = mmcl__malloc_array(ctx, keep, 1, 1);
+        r->part_valid = mmcl__malloc_array(ctx, part, 1, 1);
+        ok = r->keep[0] && r->keep[1] && r->part[0] && r->part[1] &&
+             r->keep_valid && r->part_valid;
     }
     if (ok && thrd_create(&r->thread, reader_main, r) != thrd_success) {
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot start a thread");
