@@ -434,6 +434,22 @@ mmcl__thread_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* One pixel's patch vector, bands B, patch P (a constant in the calls
+ * below, so that the compiler unrolls the common P = 3). */
+static inline float *
+patch_vector(float *x, const float *src, size_t plane, size_t W, int B, int P,
+             const float *ms, const float *invs)
+{
+    for (int b = 0; b < B; b++) {
+        const float m = ms[b], inv = invs[b];
+        const float *s = src + plane * b;
+        for (int r = 0; r < P; r++, s += W)
+            for (int c = 0; c < P; c++)
+                *x++ = (s[c] - m) * inv;
+    }
+    return x;
+}
+
 /*
  * Standardized patch vectors of the @p n window pixels from @p i0 on
  * (row-major in a @p tw wide window) into X (R, d), zero rows after n:
@@ -444,24 +460,37 @@ block_patches(float *X, const float *padded, const mmcl__modality *mod,
               int tw, int th, int P, size_t i0, size_t n)
 {
     enum { MAX_B = 256 };
-    int halo = P / 2, W = tw + 2 * halo, B = mod->B;
-    size_t plane = (size_t)W * (th + 2 * halo), d = (size_t)mod->d;
+    int halo = P / 2, B = mod->B;
+    size_t W = (size_t)tw + 2 * halo, plane = W * (th + 2 * halo);
+    size_t d = (size_t)mod->d;
     float ms[MAX_B], invs[MAX_B];
-    for (int b = 0; b < B && b < MAX_B; b++) {
-        ms[b] = (float)mod->mean[b];
-        invs[b] = (float)(1.0 / mod->std[b]);
-    }
     float *x = X;
-    for (size_t k = 0; k < n; k++) {
-        size_t j = (i0 + k) / (size_t)tw, i = (i0 + k) % (size_t)tw;
+    if (B > MAX_B) {
+        /* Not the shapes of remote sensing; the same arithmetic. */
+        for (size_t k = 0; k < n; k++) {
+            size_t j = (i0 + k) / (size_t)tw, i = (i0 + k) % (size_t)tw;
+            for (int b = 0; b < B; b++) {
+                float m = (float)mod->mean[b];
+                float inv = (float)(1.0 / mod->std[b]);
+                x = patch_vector(x, padded + plane * b + j * W + i, plane, W,
+                                 1, P, &m, &inv);
+            }
+        }
+    } else {
         for (int b = 0; b < B; b++) {
-            float m = b < MAX_B ? ms[b] : (float)mod->mean[b];
-            float inv = b < MAX_B ? invs[b] : (float)(1.0 / mod->std[b]);
-            const float *src = padded + plane * b + j * W + i;
-            for (int r = 0; r < P; r++) {
-                const float *row = src + (size_t)r * W;
-                for (int c = 0; c < P; c++)
-                    *x++ = (row[c] - m) * inv;
+            ms[b] = (float)mod->mean[b];
+            invs[b] = (float)(1.0 / mod->std[b]);
+        }
+        size_t j = i0 / (size_t)tw, i = i0 % (size_t)tw;
+        for (size_t k = 0; k < n; k++) {
+            const float *src = padded + j * W + i;
+            if (P == 3)
+                x = patch_vector(x, src, plane, W, B, 3, ms, invs);
+            else
+                x = patch_vector(x, src, plane, W, B, P, ms, invs);
+            if (++i == (size_t)tw) {
+                i = 0;
+                j++;
             }
         }
     }
@@ -533,13 +562,23 @@ compose_joint(const mmcl__map_worker *w, size_t i0, size_t nb, size_t n,
     int all_both = 1;
     for (size_t q = 0; q < nb && all_both; q++)
         all_both = ok1[q] && ok2[q];
+    if (all_both) {
+        /* A transpose: runs of Q pixels, whose rows of H stay in the L1
+         * cache while each band's run is written. */
+        enum { Q = 16 };
+        for (size_t q0 = 0; q0 < nb; q0 += Q) {
+            size_t nq = nb - q0 < Q ? nb - q0 : Q;
+            const float *h1 = H1 + q0 * K1, *h2 = H2 + q0 * K2;
+            for (int b = 0; b < w->def->n_out; b++) {
+                float *o = out + (size_t)b * n + i0 + q0;
+                for (size_t q = 0; q < nq; q++)
+                    o[q] = 0.5f * (h1[q * K1 + b] + h2[q * K2 + b]);
+            }
+        }
+        return;
+    }
     for (int b = 0; b < w->def->n_out; b++) {
         float *o = out + (size_t)b * n + i0;
-        if (all_both) {
-            for (size_t q = 0; q < nb; q++)
-                o[q] = 0.5f * (H1[q * K1 + b] + H2[q * K2 + b]);
-            continue;
-        }
         for (size_t q = 0; q < nb; q++) {
             float v = NAN;
             if (ok1[q] && ok2[q])
