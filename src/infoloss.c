@@ -149,6 +149,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     spec.band_names = (const char *const *)names;
     spec.block = job.tile;
     spec.n_threads = mmcl__opt_threads(o);
+    spec.stream_threads = mmcl__map_compress_threads(spec.n_threads);
     job.writer = mmcl__writer_open(ctx, &spec);
     if (!job.writer) {
         st = mmcl_context_errcode(ctx);

@@ -222,6 +222,12 @@ mmcl__loss_figures_md(const cJSON *fig)
  * when the whole window was built first (the last block padded with zero
  * rows), so the bits do not depend on the window size either.
  */
+int
+mmcl__map_compress_threads(int workers)
+{
+    return workers <= 2 ? 1 : (workers + 1) / 2;
+}
+
 mmcl_status
 mmcl__map_write_tile(mmcl_context *ctx, struct mmcl__writer *writer,
                      mmcl__tile_reader *reader, int x, int y, int w, int h,

@@ -164,6 +164,14 @@ void mmcl__tile_reader_release(mmcl__tile_reader *r, int index);
 void mmcl__tile_reader_lock(mmcl__tile_reader *r);
 void mmcl__tile_reader_unlock(mmcl__tile_reader *r);
 
+/* GDAL's compression threads for a map written by @p workers workers.
+ * The commit thread compresses while the workers compute, and keeps up
+ * with two of them (64 float bands: ~2 CPU seconds per megapixel against
+ * ~5 for the encoders of one worker); GDAL's own threads would then only
+ * add a copy of every block and hand-offs, so they are asked for only
+ * beyond two workers. */
+int mmcl__map_compress_threads(int workers);
+
 /* Writes a finished window (band-sequential float32) on the commit thread,
  * taking the reader's turn when the write goes through GDAL's block cache,
  * and adds the thread's CPU seconds to *seconds. */

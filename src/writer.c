@@ -268,7 +268,9 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
                                  CPLGetExtension(spec->path));
     } else {
         co = default_options(format, spec->type, spec->n_bands,
-                             spec->block, spec->n_threads,
+                             spec->block,
+                             spec->stream_threads > 0 ? spec->stream_threads
+                                                      : spec->n_threads,
                              spec->creation_options);
         w->tmp_path = temp_name(ctx, spec->path,
                                 CPLGetExtension(spec->path));

@@ -26,6 +26,10 @@ typedef struct mmcl__raster_spec {
     const char *const *band_names; /* n_bands descriptions, or NULL */
     int block;                /* preferred block edge (the tile size) */
     int n_threads;            /* compression threads */
+    /* Compression threads of a format written tile by tile while the
+     * tiles are computed (GeoTIFF); 0 = n_threads. A copy-only format
+     * (COG) is compressed at the end with n_threads. */
+    int stream_threads;
 } mmcl__raster_spec;
 
 typedef struct mmcl__writer mmcl__writer;
