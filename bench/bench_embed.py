@@ -125,7 +125,10 @@ def torch_worker(model, optical, sar, out, threads, tile=256):
             ds[1].GetGeoTransform() != ds[0].GetGeoTransform():
         raise SystemExit("torch worker: the SAR must be on the optical grid")
     k = meta["k"]
-    # the creation options mmcl embed uses by default (src/writer.c)
+    # the creation options mmcl embed uses by default (src/writer.c), and
+    # GDAL's compression threads: this loop writes on the thread that
+    # computes, so they let the compression overlap the next windows
+    # (mmcl compresses on its own commit thread instead)
     co = ["TILED=YES", f"BLOCKXSIZE={tile}", f"BLOCKYSIZE={tile}",
           "COMPRESS=ZSTD", "ZSTD_LEVEL=1", "PREDICTOR=3", "INTERLEAVE=BAND",
           "BIGTIFF=IF_SAFER"]
