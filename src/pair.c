@@ -433,6 +433,44 @@ warp_scale(int n_dst, double lo, double hi, int n_src)
 }
 
 /*
+ * Bounds b = {x0, x1, y0, y1} of the edges of the w x h pixel rectangle of
+ * one raster (@p steps points per edge, at most 32) in the pixels of the
+ * other: SAR pixels when @p to_sar, else optical pixels. Points that do
+ * not transform are left out (all of them: an empty box, x0 > x1).
+ */
+static void
+edge_bounds(void *exact, int to_sar, int w, int h, int steps, double b[4])
+{
+    enum { MAX = 32 };
+    double x[4 * MAX], y[4 * MAX], z[4 * MAX] = {0};
+    int ok[4 * MAX];
+    steps = steps < 2 ? 2 : (steps > MAX ? MAX : steps);
+    for (int k = 0; k < steps; k++) {
+        double f = (double)k / (steps - 1);
+        x[4 * k] = x[4 * k + 1] = f * w;
+        y[4 * k] = 0;
+        y[4 * k + 1] = h;
+        x[4 * k + 2] = 0;
+        x[4 * k + 3] = w;
+        y[4 * k + 2] = y[4 * k + 3] = f * h;
+    }
+    if (to_sar)
+        exact_to_sar(exact, 4 * steps, x, y, ok);
+    else
+        GDALGenImgProjTransform(exact, FALSE, 4 * steps, x, y, z, ok);
+    b[0] = b[2] = INFINITY;
+    b[1] = b[3] = -INFINITY;
+    for (int k = 0; k < 4 * steps; k++) {
+        if (!ok[k])
+            continue;
+        b[0] = fmin(b[0], x[k]);
+        b[1] = fmax(b[1], x[k]);
+        b[2] = fmin(b[2], y[k]);
+        b[3] = fmax(b[3], y[k]);
+    }
+}
+
+/*
  * The warper's XSCALE / YSCALE for the whole optical grid, measured as GDAL
  * measures them for one window (the SAR extent of 21 points along each
  * edge). Left to GDAL, they are estimated for each window from its own
@@ -443,30 +481,10 @@ warp_scale(int n_dst, double lo, double hi, int n_src)
 static void
 warp_scales(mmcl__pair *p, void *exact)
 {
-    enum { STEPS = 21 };
-    double x[4 * STEPS], y[4 * STEPS];
-    int ok[4 * STEPS];
-    for (int k = 0; k < STEPS; k++) {
-        double f = (double)k / (STEPS - 1);
-        x[4 * k] = x[4 * k + 1] = f * p->width;
-        y[4 * k] = 0;
-        y[4 * k + 1] = p->height;
-        x[4 * k + 2] = 0;
-        x[4 * k + 3] = p->width;
-        y[4 * k + 2] = y[4 * k + 3] = f * p->height;
-    }
-    exact_to_sar(exact, 4 * STEPS, x, y, ok);
-    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-    for (int k = 0; k < 4 * STEPS; k++) {
-        if (!ok[k])
-            continue;
-        x0 = fmin(x0, x[k]);
-        x1 = fmax(x1, x[k]);
-        y0 = fmin(y0, y[k]);
-        y1 = fmax(y1, y[k]);
-    }
-    p->xscale = warp_scale(p->width, x0, x1, p->sar_width);
-    p->yscale = warp_scale(p->height, y0, y1, p->sar_height);
+    double b[4];
+    edge_bounds(exact, 1, p->width, p->height, 21, b);
+    p->xscale = warp_scale(p->width, b[0], b[1], p->sar_width);
+    p->yscale = warp_scale(p->height, b[2], b[3], p->sar_height);
 }
 
 /* Checks the overlap of the footprints and picks the resampling. */
@@ -475,32 +493,9 @@ check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
                              const char *resampling)
 {
     /* SAR footprint edges in optical pixels. */
-    enum { K = 32 };
-    double x[4 * K], y[4 * K], z[4 * K];
-    int ok[4 * K];
-    for (int k = 0; k < K; k++) {
-        double f = (double)k / (K - 1);
-        x[k] = f * p->sar_width;
-        y[k] = 0;
-        x[K + k] = f * p->sar_width;
-        y[K + k] = p->sar_height;
-        x[2 * K + k] = 0;
-        y[2 * K + k] = f * p->sar_height;
-        x[3 * K + k] = p->sar_width;
-        y[3 * K + k] = f * p->sar_height;
-    }
-    memset(z, 0, sizeof(z));
-    GDALGenImgProjTransform(exact, FALSE, 4 * K, x, y, z, ok);
-    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY,
-           ymax = -INFINITY;
-    for (int k = 0; k < 4 * K; k++) {
-        if (!ok[k])
-            continue;
-        xmin = fmin(xmin, x[k]);
-        xmax = fmax(xmax, x[k]);
-        ymin = fmin(ymin, y[k]);
-        ymax = fmax(ymax, y[k]);
-    }
+    double fb[4];
+    edge_bounds(exact, 0, p->sar_width, p->sar_height, 32, fb);
+    double xmin = fb[0], xmax = fb[1], ymin = fb[2], ymax = fb[3];
     if (!(xmax > 0 && ymax > 0 && xmin < p->width && ymin < p->height))
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "the SAR footprint does not overlap the optical "

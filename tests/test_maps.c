@@ -82,6 +82,29 @@ same_pixels(const char *a, const char *b)
     return same;
 }
 
+/* Embed and infoloss of @p scene with @p model under each of the three
+ * option sets @p runs: the maps of the last two equal the first's, byte
+ * for byte. @p tag names the files. */
+static void
+check_maps_equal_across(const mmcl_model *m, const char *scene,
+                        const char *tag, const char *const *runs[3])
+{
+    for (int infoloss = 0; infoloss < 2; infoloss++) {
+        char paths[3][1100];
+        for (int r = 0; r < 3; r++) {
+            char name[64];
+            snprintf(name, sizeof(name), "%s_%s%d.tif", tag,
+                     infoloss ? "loss" : "emb", r);
+            snprintf(paths[r], sizeof(paths[r]), "%s", test_path(name));
+            CU_ASSERT_EQUAL(run_map(infoloss, m, scene, paths[r], runs[r],
+                                    NULL, 0),
+                            MMCL_OK);
+        }
+        CU_ASSERT_TRUE(same_pixels(paths[0], paths[1]));
+        CU_ASSERT_TRUE(same_pixels(paths[0], paths[2]));
+    }
+}
+
 static void
 maps_do_not_depend_on_tile_size_or_threads(void)
 {
@@ -93,17 +116,8 @@ maps_do_not_depend_on_tile_size_or_threads(void)
     const char *a[] = {"TILE=64", "THREADS=1", NULL};
     const char *b[] = {"TILE=512", "THREADS=2", NULL};
     const char *c[] = {"TILE=48", "THREADS=2", NULL};
-    for (int infoloss = 0; infoloss < 2; infoloss++) {
-        char pa[1100], pb[1100], pc[1100];
-        snprintf(pa, sizeof(pa), "%s", test_path(infoloss ? "l64.tif" : "e64.tif"));
-        snprintf(pb, sizeof(pb), "%s", test_path(infoloss ? "l512.tif" : "e512.tif"));
-        snprintf(pc, sizeof(pc), "%s", test_path(infoloss ? "l48.tif" : "e48.tif"));
-        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, pa, a, NULL, 0), MMCL_OK);
-        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, pb, b, NULL, 0), MMCL_OK);
-        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, pc, c, NULL, 0), MMCL_OK);
-        CU_ASSERT_TRUE(same_pixels(pa, pb));
-        CU_ASSERT_TRUE(same_pixels(pa, pc));
-    }
+    const char *const *runs[3] = {a, b, c};
+    check_maps_equal_across(m, scene, "seam", runs);
     mmcl_model_destroy(m);
 }
 
@@ -123,17 +137,8 @@ maps_with_a_warped_sar_and_a_wide_halo_do_not_depend_on_tiles(void)
     const char *one[] = {"TILE=512", "THREADS=1", NULL};
     const char *tiny[] = {"TILE=16", "THREADS=2", NULL};
     const char *odd[] = {"TILE=23", "THREADS=3", NULL};
-    for (int infoloss = 0; infoloss < 2; infoloss++) {
-        char p1[1100], p2[1100], p3[1100];
-        snprintf(p1, sizeof(p1), "%s", test_path(infoloss ? "wl1.tif" : "we1.tif"));
-        snprintf(p2, sizeof(p2), "%s", test_path(infoloss ? "wl2.tif" : "we2.tif"));
-        snprintf(p3, sizeof(p3), "%s", test_path(infoloss ? "wl3.tif" : "we3.tif"));
-        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, p1, one, NULL, 0), MMCL_OK);
-        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, p2, tiny, NULL, 0), MMCL_OK);
-        CU_ASSERT_EQUAL(run_map(infoloss, m, scene, p3, odd, NULL, 0), MMCL_OK);
-        CU_ASSERT_TRUE(same_pixels(p1, p2));
-        CU_ASSERT_TRUE(same_pixels(p1, p3));
-    }
+    const char *const *runs[3] = {one, tiny, odd};
+    check_maps_equal_across(m, scene, "warped", runs);
     mmcl_model_destroy(m);
 }
 
