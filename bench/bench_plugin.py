@@ -12,8 +12,9 @@ times each, rounds interleaved:
 
   mmcl embed       MODEL OPTICAL SAR out.tif           (every core)
   gdal_translate   DESC.mmcl.json out.tif  with the creation options mmcl
-                   uses (tiled 256 x 256, DEFLATE, floating-point predictor,
-                   compression threads = cores), so that both write the
+                   embed uses by default (tiled 256 x 256, ZSTD level 1,
+                   floating-point predictor, band interleaving) and
+                   compression threads = cores, so that both write the
                    same file
   gdal_translate   -outsize 1/4 1/4 DESC.mmcl.json: a zoomed-out read,
                    served by the factor-4 overview (computed from decimated
@@ -145,8 +146,12 @@ def main():
     out_embed = os.path.join(work, "out_embed.tif")
     out_lazy = os.path.join(work, "out_lazy.tif")
     out_ovr = os.path.join(work, "out_overview.tif")
+    # The creation options mmcl embed uses by default (src/writer.c), and
+    # GDAL's compression threads: gdal_translate compresses on the thread
+    # that reads, mmcl embed on its own commit thread.
     co = ["-co", "TILED=YES", "-co", "BLOCKXSIZE=256", "-co",
-          "BLOCKYSIZE=256", "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=3",
+          "BLOCKYSIZE=256", "-co", "COMPRESS=ZSTD", "-co", "ZSTD_LEVEL=1",
+          "-co", "PREDICTOR=3", "-co", "INTERLEAVE=BAND",
           "-co", "BIGTIFF=IF_SAFER", "-co", "NUM_THREADS=%d" % cores]
     ovr_argv = ["gdal_translate", "-q", "-outsize", str(small), str(small),
                 *co, desc, out_ovr]
