@@ -40,11 +40,9 @@ struct mmcl__tile_reader {
     int bands[2];
     /* Used by the reader thread only: the bottom halo rows of the last
      * window read in each tile column (nx windows of (B_m, halo, W) and
-     * (halo, W), W = tile + 2 halo), and the lower part of a window. */
+     * (halo, W), W = tile + 2 halo). */
     float *keep[2];
     uint8_t *keep_valid;
-    float *part[2];
-    uint8_t *part_valid;
 
     mtx_t lock; /* guards what follows */
     cnd_t changed;
@@ -100,21 +98,26 @@ read_window(mmcl__tile_reader *r, const mmcl__tile *t, window_slot *s)
     } else {
         /* Rows y .. y + h + halo - 1 of the columns x - halo .. x + w +
          * halo - 1, read without a halo of their own (the reader reflects
-         * what falls outside the grid as for a halo). */
-        st = mmcl__pair_read(r->err, r->reader, t->x - h, t->y, W, t->h + h, 0,
-                             r->part[0], r->part[1], r->part_valid);
+         * what falls outside the grid as for a halo) into the start of the
+         * slot as (B_m, h + halo, W), then moved down to rows halo.. of
+         * each (B_m, H, W) plane, the last plane first (a plane only moves
+         * to higher addresses), and the kept top halo put above them. */
+        int n = t->h + h;
+        st = mmcl__pair_read(r->err, r->reader, t->x - h, t->y, W, n, 0,
+                             s->pad[0], s->pad[1], s->valid);
         for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+            for (int b = r->bands[m] - 1; b >= 0; b--)
+                memmove(s->pad[m] + ((size_t)b * H + h) * W,
+                        s->pad[m] + (size_t)b * n * W,
+                        sizeof(float) * (size_t)n * W);
             copy_rows(s->pad[m], 0, H,
                       r->keep[m] + r->bands[m] * tx * keep_stride, 0, h, h, W,
                       r->bands[m], sizeof(float));
-            copy_rows(s->pad[m], h, H, r->part[m], 0, t->h + h, t->h + h, W,
-                      r->bands[m], sizeof(float));
         }
         if (st == MMCL_OK) {
+            memmove(s->valid + (size_t)h * W, s->valid, (size_t)n * W);
             copy_rows(s->valid, 0, H, r->keep_valid + tx * keep_stride, 0, h, h,
                       W, 1, 1);
-            copy_rows(s->valid, h, H, r->part_valid, 0, t->h + h, t->h + h, W,
-                      1, 1);
         }
     }
     if (st != MMCL_OK || h == 0 || t->y + r->tile >= r->height)
@@ -172,12 +175,9 @@ mmcl__tile_reader_destroy(mmcl__tile_reader *r)
         return;
     mmcl__tile_reader_stop(r);
     slots_free(r);
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < 2; m++)
         free(r->keep[m]);
-        free(r->part[m]);
-    }
     free(r->keep_valid);
-    free(r->part_valid);
     mmcl__pair_reader_destroy(r->reader);
     mmcl_context_destroy(r->err);
     cnd_destroy(&r->changed);
@@ -241,17 +241,11 @@ mmcl__tile_reader_create(mmcl_context *ctx, const mmcl__pair *pair, int tile,
     }
     if (ok && halo > 0) {
         size_t keep = (size_t)r->nx * (size_t)halo * W;
-        size_t part = (W - (size_t)halo) * W;
-        for (int m = 0; m < 2; m++) {
+        for (int m = 0; m < 2; m++)
             r->keep[m] = mmcl__malloc_array(ctx, keep, (size_t)r->bands[m],
                                             sizeof(float));
-            r->part[m] = mmcl__malloc_array(ctx, part, (size_t)r->bands[m],
-                                            sizeof(float));
-        }
         r->keep_valid = mmcl__malloc_array(ctx, keep, 1, 1);
-        r->part_valid = mmcl__malloc_array(ctx, part, 1, 1);
-        ok = r->keep[0] && r->keep[1] && r->part[0] && r->part[1] &&
-             r->keep_valid && r->part_valid;
+        ok = r->keep[0] && r->keep[1] && r->keep_valid;
     }
     if (ok && thrd_create(&r->thread, reader_main, r) != thrd_success) {
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot start a thread");
