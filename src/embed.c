@@ -104,12 +104,6 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     job.enc = enc;
     job.pair = pair;
     job.tile = (int)mmcl__opt_int(o, "TILE");
-    job.reader = mmcl__tile_reader_create(ctx, pair, job.tile, enc->P / 2,
-                                          mmcl__opt_threads(o));
-    if (!job.reader) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
     names = mmcl__map_band_names(&job.def);
     md = mmcl__map_metadata(&job.def, enc);
 
@@ -139,6 +133,13 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     if (st != MMCL_OK)
         goto done;
 
+    /* Reading starts here, once the output exists. */
+    job.reader = mmcl__tile_reader_create(ctx, pair, job.tile, enc->P / 2,
+                                          mmcl__opt_threads(o));
+    if (!job.reader) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
     mmcl__tile_job tj = {embed_start, embed_work, embed_commit, embed_stop,
                          &job};
     void *puser;
@@ -155,10 +156,12 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
         mmcl__map_timing_report("embed", &job.timing, job.write_s);
     }
 done:
+    /* The reader stops before the output goes: a read that makes room in
+     * GDAL's block cache may write out a dirty block of the output. */
+    mmcl__tile_reader_destroy(job.reader);
     mmcl__writer_abort(job.writer);
     CSLDestroy(names);
     CSLDestroy(md);
-    mmcl__tile_reader_destroy(job.reader);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
     mmcl_options_free(tmp);

@@ -124,12 +124,6 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     job.enc = enc;
     job.pair = pair;
     job.tile = (int)mmcl__opt_int(o, "TILE");
-    job.reader = mmcl__tile_reader_create(ctx, pair, job.tile, enc->P / 2,
-                                          mmcl__opt_threads(o));
-    if (!job.reader) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
     names = mmcl__map_band_names(&job.def);
     md = mmcl__map_metadata(&job.def, enc);
 
@@ -152,6 +146,13 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     spec.stream_threads = mmcl__map_compress_threads(spec.n_threads);
     job.writer = mmcl__writer_open(ctx, &spec);
     if (!job.writer) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    /* Reading starts here, once the output exists. */
+    job.reader = mmcl__tile_reader_create(ctx, pair, job.tile, enc->P / 2,
+                                          mmcl__opt_threads(o));
+    if (!job.reader) {
         st = mmcl_context_errcode(ctx);
         goto done;
     }
@@ -216,11 +217,13 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     cJSON_free(text);
 done:
     cJSON_Delete(fig);
+    /* The reader stops before the output goes: a read that makes room in
+     * GDAL's block cache may write out a dirty block of the output. */
+    mmcl__tile_reader_destroy(job.reader);
     mmcl__writer_abort(job.writer);
     CSLDestroy(names);
     CSLDestroy(md);
     CSLDestroy(fig_md);
-    mmcl__tile_reader_destroy(job.reader);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
     mmcl_options_free(tmp);
