@@ -1030,9 +1030,10 @@ mmcl__pair_read(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w,
             return MMCL_ERR_NO_MEMORY;
         }
     }
-    float *o = direct ? optical : r->scratch_opt;
-    float *s = direct ? sar : r->scratch_sar;
-    uint8_t *m = direct ? valid : r->scratch_mask;
+    /* A modality is read when its output or the validity is wanted. */
+    float *o = direct ? optical : optical || valid ? r->scratch_opt : NULL;
+    float *s = direct ? sar : sar || valid ? r->scratch_sar : NULL;
+    uint8_t *m = !valid ? NULL : direct ? valid : r->scratch_mask;
     uint8_t *maskbuf = NULL;
     float *own_opt = NULL, *own_sar = NULL;
     if (!o && valid) {

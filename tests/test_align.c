@@ -17,6 +17,7 @@
 #include <ogr_srs_api.h>
 
 #include "mmcl/align.h"
+#include "pair_internal.h"
 #include "test_scene.h"
 #include "test_util.h"
 
@@ -409,6 +410,65 @@ lee_filter_and_db_conversion_run_and_are_recorded(void)
     mmcl_context_destroy(ctx);
 }
 
+static void
+a_window_read_gives_each_output_alone_as_in_a_full_read(void)
+{
+    /* The pair reader with one output at a time, on a window that sticks
+     * out of the grid (reflect padding) and takes in the nodata frame:
+     * each output equals that of a read of all three (a modality not
+     * asked for is not read). */
+    const char *kv_s[] = {"SIZE=64", "SEED=5", "NODATA_FRAME=2", "SAR_HOLES=2",
+                          NULL};
+    const char *scene = test_make_scene("partial", kv_s);
+    const char *optical[1] = {test_scene_file(scene, "optical.tif")};
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(ctx, "align", NULL);
+    mmcl__pair *pair = NULL;
+    CU_ASSERT_EQUAL_FATAL(mmcl__pair_open(ctx, optical, 1,
+                                          test_scene_file(scene, "sar.tif"),
+                                          o, &pair),
+                          MMCL_OK);
+    mmcl__pair_reader *r = mmcl__pair_reader_create(ctx, pair);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    const int x = 50, y = 0, w = 14, h = 10, halo = 3;
+    const size_t n = (size_t)(w + 2 * halo) * (h + 2 * halo);
+    int bo = mmcl__pair_optical_bands(pair), bs = mmcl__pair_sar_bands(pair);
+    float *opt = malloc(n * bo * sizeof(float));
+    float *sar = malloc(n * bs * sizeof(float));
+    float *opt1 = malloc(n * bo * sizeof(float));
+    float *sar1 = malloc(n * bs * sizeof(float));
+    uint8_t *valid = malloc(n), *valid1 = malloc(n);
+    CU_ASSERT_EQUAL(mmcl__pair_read(ctx, r, x, y, w, h, halo, opt, sar, valid),
+                    MMCL_OK);
+    CU_ASSERT_EQUAL(mmcl__pair_read(ctx, r, x, y, w, h, halo, opt1, NULL,
+                                    NULL),
+                    MMCL_OK);
+    CU_ASSERT_EQUAL(mmcl__pair_read(ctx, r, x, y, w, h, halo, NULL, sar1,
+                                    NULL),
+                    MMCL_OK);
+    CU_ASSERT_EQUAL(mmcl__pair_read(ctx, r, x, y, w, h, halo, NULL, NULL,
+                                    valid1),
+                    MMCL_OK);
+    /* memcmp: NaN where invalid, the same bits either way. */
+    CU_ASSERT_EQUAL(memcmp(opt, opt1, n * bo * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(memcmp(sar, sar1, n * bs * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(memcmp(valid, valid1, n), 0);
+    size_t invalid = 0;
+    for (size_t i = 0; i < n; i++)
+        invalid += valid[i] != MMCL__VALID_BOTH;
+    printf("  %zu of %zu window pixels not valid in both\n", invalid, n);
+    free(opt);
+    free(sar);
+    free(opt1);
+    free(sar1);
+    free(valid);
+    free(valid1);
+    mmcl__pair_reader_destroy(r);
+    mmcl__pair_close(pair);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
 int
 main(void)
 {
@@ -434,6 +494,8 @@ main(void)
         {"cancelled_write_leaves_no_output", cancelled_write_leaves_no_output},
         {"lee_filter_and_db_conversion_run_and_are_recorded",
          lee_filter_and_db_conversion_run_and_are_recorded},
+        {"a_window_read_gives_each_output_alone_as_in_a_full_read",
+         a_window_read_gives_each_output_alone_as_in_a_full_read},
         {NULL, NULL}};
     int rc = test_run_suite("align", cases);
     GDALDestroyDriverManager();
