@@ -48,6 +48,9 @@ struct mmcl__pair {
     double error_threshold;
     /* The warper's XSCALE / YSCALE, for the whole grid (warp_scales). */
     double xscale, yscale;
+    /* The SAR is on the optical grid (same size, pixels onto pixels): it
+     * is read as it is, without the warper, whatever the resampling. */
+    int sar_on_grid;
 
     /* Lattice of SAR pixel coordinates at optical pixel positions
      * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
@@ -523,6 +526,27 @@ check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
     return MMCL_OK;
 }
 
+/* Whether the SAR grid is the optical grid: the same size, and the corners
+ * and the centre of the optical grid land on the same SAR pixel positions
+ * (to 1e-9 pixel). Every resampling then gives the SAR pixel itself. */
+static int
+on_grid(const mmcl__pair *p, void *exact)
+{
+    if (p->sar_width != p->width || p->sar_height != p->height)
+        return 0;
+    double W = p->width, H = p->height;
+    double x[5] = {0, W, 0, W, W / 2}, y[5] = {0, 0, H, H, H / 2};
+    double x0[5], y0[5];
+    int ok[5];
+    memcpy(x0, x, sizeof(x));
+    memcpy(y0, y, sizeof(y));
+    exact_to_sar(exact, 5, x, y, ok);
+    for (int k = 0; k < 5; k++)
+        if (!ok[k] || fabs(x[k] - x0[k]) > 1e-9 || fabs(y[k] - y0[k]) > 1e-9)
+            return 0;
+    return 1;
+}
+
 /* With both rasters known: the transform, the overlap check, the
  * resampling and the lattice. */
 static mmcl_status
@@ -535,6 +559,7 @@ finish_open(mmcl_context *ctx, mmcl__pair *p)
                                                   p->resampling_opt);
     if (st != MMCL_OK)
         goto done;
+    p->sar_on_grid = on_grid(p, exact);
 
     double et = p->error_threshold;
     if (et > 0) {
@@ -859,6 +884,31 @@ mmcl__pair_reader_destroy(mmcl__pair_reader *r)
     free(r);
 }
 
+/* The SAR window (x, y, w, h) of a SAR on the optical grid into @p out
+ * (n_sar, h, w), NaN at its nodata: what the warper gives there. */
+static mmcl_status
+read_sar_on_grid(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y,
+                 int w, int h, float *out)
+{
+    const mmcl__pair *p = r->pair;
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err = GDALDatasetRasterIO(r->sar, GF_Read, x, y, w, h, out, w, h,
+                                     GDT_Float32, p->n_sar, NULL, 0, 0, 0);
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot read SAR window %d,%d %dx%d: %s", x, y, w,
+                           h, mmcl__gdal_msg(&cap));
+    if (p->sar_has_nodata && !isnan(p->sar_nodata)) {
+        float nd = (float)p->sar_nodata;
+        for (size_t i = 0; i < (size_t)w * h * p->n_sar; i++)
+            if (out[i] == nd)
+                out[i] = NAN;
+    }
+    return MMCL_OK;
+}
+
 /* Warps the SAR onto the optical window (x, y, w, h) into @p out
  * (n_sar, h, w); invalid pixels are NaN. */
 static mmcl_status
@@ -866,6 +916,8 @@ warp_sar(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w, int h,
          float *out)
 {
     const mmcl__pair *p = r->pair;
+    if (p->sar_on_grid)
+        return read_sar_on_grid(ctx, r, x, y, w, h, out);
     mmcl_status st = MMCL_OK;
     size_t plane = (size_t)w * h;
     for (size_t i = 0; i < plane * p->n_sar; i++)

@@ -154,6 +154,48 @@ class AgainstGdalwarp(Workdir):
         s = None
         self.check(opt, sar, "bilinear", ("--tile", "64", "--threads", "2"))
 
+    def test_sar_on_the_optical_grid_is_read_as_it_is(self):
+        # Same grid: mmcl reads the SAR without the warper. Its pixels must
+        # be gdalwarp's for every resampling, with a numeric nodata and
+        # NaN both marking invalid pixels.
+        opt = self.path("grid_opt.tif")
+        sar = self.path("grid_sar.tif")
+        drv = gdal.GetDriverByName("GTiff")
+        gt = [500000, 10, 0, 4800000, 0, -10]
+        o = drv.Create(opt, 150, 120, 1, gdal.GDT_Float32)
+        o.SetGeoTransform(gt)
+        o.SetProjection("EPSG:32631")
+        o.GetRasterBand(1).Fill(1)
+        o = None
+        s = drv.Create(sar, 150, 120, 2, gdal.GDT_Float32,
+                       ["TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32"])
+        s.SetGeoTransform(gt)
+        s.SetProjection("EPSG:32631")
+        yy, xx = np.mgrid[0:120, 0:150]
+        for b in range(2):
+            v = (np.sin(0.3 * xx + b) * np.cos(0.2 * yy) * 5 - 12)
+            v = v.astype(np.float32)
+            v[10:20, 30:45] = -9999
+            v[60:64, 100:140] = np.nan
+            band = s.GetRasterBand(b + 1)
+            band.SetNoDataValue(-9999)
+            band.WriteArray(v)
+        s = None
+        for r in ("bilinear", "cubic", "average", "near"):
+            out = self.path("grid_mmcl_%s.tif" % r)
+            ref = self.path("grid_gdalwarp_%s.tif" % r)
+            run("align", "-q", "-r", r, "--tile", "64", "--threads", "2",
+                opt, sar, out)
+            gdalwarp_onto(sar, gdal.Open(opt), ref, r)
+            a, _ = read(out)
+            g, _ = read(ref)
+            same = np.array_equal(a, g, equal_nan=True)
+            print("SAR on the grid, %s: %s, %d invalid values" %
+                  (r, "identical to gdalwarp" if same else "DIFFERENT",
+                   int(np.isnan(a).sum())))
+            self.assertTrue(same)
+            self.assertGreater(int(np.isnan(a).sum()), 0)
+
 
 class CommandLine(Workdir):
     def setUp(self):
