@@ -69,21 +69,32 @@ pool_fail(pool *p, mmcl_context *ctx, mmcl_status st)
 
 /* Commits on the worker, in tile order: the worker that computed tile i
  * waits for tile i-1's commit, then commits tile i. */
+/* Takes the next tile into @p t (in @p slot) and computes it without the
+ * lock; returns 0 when the work failed (the pool is then stopped). Called
+ * and returns with the lock held. */
+static int
+work_next(worker *w, pool *p, const mmcl__tile_job *job, int slot,
+          mmcl__tile *t)
+{
+    mmcl__tile_at(t, p->width, p->height, p->tile, p->next_tile++);
+    t->slot = slot;
+    mtx_unlock(&p->lock);
+
+    mmcl_status st = job->work(w->ctx, w->state, t, job->user);
+
+    mtx_lock(&p->lock);
+    if (st != MMCL_OK)
+        pool_fail(p, w->ctx, st);
+    return st == MMCL_OK;
+}
+
 static void
 worker_loop_inline(worker *w, pool *p, const mmcl__tile_job *job)
 {
     while (!p->stop && p->next_tile < p->n_tiles) {
         mmcl__tile t;
-        mmcl__tile_at(&t, p->width, p->height, p->tile, p->next_tile++);
-        mtx_unlock(&p->lock);
-
-        mmcl_status st = job->work(w->ctx, w->state, &t, job->user);
-
-        mtx_lock(&p->lock);
-        if (st != MMCL_OK) {
-            pool_fail(p, w->ctx, st);
+        if (!work_next(w, p, job, 0, &t))
             break;
-        }
         while (!p->stop && p->next_commit != t.index)
             cnd_wait(&p->changed, &p->lock);
         if (p->stop)
@@ -93,7 +104,7 @@ worker_loop_inline(worker *w, pool *p, const mmcl__tile_job *job)
          * while the other workers take and compute tiles. */
         if (job->commit) {
             mtx_unlock(&p->lock);
-            st = job->commit(w->ctx, w->state, &t, job->user);
+            mmcl_status st = job->commit(w->ctx, w->state, &t, job->user);
             mtx_lock(&p->lock);
             if (st != MMCL_OK) {
                 pool_fail(p, w->ctx, st);
@@ -117,19 +128,10 @@ worker_loop_async(worker *w, pool *p, const mmcl__tile_job *job)
             continue;
         }
         mmcl__tile t;
-        mmcl__tile_at(&t, p->width, p->height, p->tile, p->next_tile++);
-        t.slot = slot;
         w->busy[slot] = 1;
         w->n_done++;
-        mtx_unlock(&p->lock);
-
-        mmcl_status st = job->work(w->ctx, w->state, &t, job->user);
-
-        mtx_lock(&p->lock);
-        if (st != MMCL_OK) {
-            pool_fail(p, w->ctx, st);
+        if (!work_next(w, p, job, slot, &t))
             break;
-        }
         p->owner[t.index] = w->id;
         p->slot[t.index] = (unsigned char)slot;
         p->ready[t.index] = 1;

@@ -72,6 +72,19 @@ make_pairs(float *z1, float *z2, uint64_t seed)
     mmcl__l2norm_forward(z2, r, z2, 1e-6f, N, D);
 }
 
+/* The double reference loss of the pairs (z1, z2) at temperature tau. */
+static double
+reference_loss(const float *z1, const float *z2, float tau)
+{
+    double theta[2 * N * D + 1];
+    for (int i = 0; i < N * D; i++) {
+        theta[i] = z1[i];
+        theta[N * D + i] = z2[i];
+    }
+    theta[2 * N * D] = log((double)tau);
+    return ref_loss(theta);
+}
+
 static int
 check_grad(const char *what, const float *analytic, const double *numeric,
            size_t n)
@@ -116,11 +129,6 @@ infonce_loss_matches_double_reference(void)
 {
     float z1[N * D], z2[N * D];
     make_pairs(z1, z2, 1);
-    double theta[2 * N * D + 1];
-    for (int i = 0; i < N * D; i++) {
-        theta[i] = z1[i];
-        theta[N * D + i] = z2[i];
-    }
     mmcl_context *ctx = mmcl_context_create();
     mmcl_infonce *nce = mmcl__infonce_create(ctx, N, D);
     CU_ASSERT_PTR_NOT_NULL_FATAL(nce);
@@ -130,8 +138,7 @@ infonce_loss_matches_double_reference(void)
         CU_ASSERT_EQUAL_FATAL(
             mmcl__infonce_forward(ctx, &loss, nce, z1, z2, taus[t], N),
             MMCL_OK);
-        theta[2 * N * D] = log((double)taus[t]);
-        double ref = ref_loss(theta);
+        double ref = reference_loss(z1, z2, taus[t]);
         printf("  tau %.2f: loss %.7f reference %.7f\n", taus[t], loss, ref);
         /* Logits of up to 1 / tau = 100 carry float rounding ~1e-5. */
         CU_ASSERT_DOUBLE_EQUAL(loss, ref, 1e-4 * fmax(1.0, fabs(ref)));
@@ -455,19 +462,15 @@ infonce_guard_sends_large_logits_to_the_exact_path(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(nce);
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         float a[N * D], b[N * D];
-        double theta[2 * N * D + 1];
         for (int i = 0; i < N * D; i++) {
             a[i] = cases[c].norm * z1[i];
             b[i] = cases[c].norm * z2[i];
-            theta[i] = a[i];
-            theta[N * D + i] = b[i];
         }
-        theta[2 * N * D] = log((double)cases[c].tau);
         double loss;
         CU_ASSERT_EQUAL_FATAL(
             mmcl__infonce_forward(ctx, &loss, nce, a, b, cases[c].tau, N),
             MMCL_OK);
-        double ref = ref_loss(theta);
+        double ref = reference_loss(a, b, cases[c].tau);
         printf("  norm %.1f tau %.2f: %s path, loss %.7f reference %.7f\n",
                (double)cases[c].norm, (double)cases[c].tau,
                nce->fast ? "fast" : "exact", loss, ref);
