@@ -459,7 +459,8 @@ patch_vector(float *x, const float *src, size_t plane, size_t W, int B, int P,
 /*
  * Standardized patch vectors of the @p n window pixels from @p i0 on
  * (row-major in a @p tw wide window) into X (R, d), zero rows after n:
- * mmcl__patches()'s arithmetic, for one block.
+ * (v - mean_b) / std_b in float, layout (band, row, col), as the probe's
+ * extract_patch (probe.c) computes it too.
  */
 static void
 block_patches(float *X, const float *padded, const mmcl__modality *mod,

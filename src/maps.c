@@ -121,33 +121,3 @@ mmcl__patch_valid(uint8_t *centre, const uint8_t *valid, uint8_t need, int w,
         }
     }
 }
-
-void
-mmcl__patches(float *X, const float *padded, int B, int w, int h, int P,
-              const double *mean, const double *std)
-{
-    enum { MAX_B = 256 };
-    int halo = P / 2, W = w + 2 * halo, H = h + 2 * halo;
-    size_t plane = (size_t)W * H, d = (size_t)B * P * P;
-    float ms[MAX_B], invs[MAX_B];
-    for (int b = 0; b < B && b < MAX_B; b++) {
-        ms[b] = (float)mean[b];
-        invs[b] = (float)(1.0 / std[b]);
-    }
-    /* Pixel by pixel, so that each row of X is written in order (the
-     * column-by-column order wrote with a stride of d floats). */
-    for (int j = 0; j < h; j++)
-        for (int i = 0; i < w; i++) {
-            float *x = X + ((size_t)j * w + i) * d;
-            for (int b = 0; b < B; b++) {
-                float m = b < MAX_B ? ms[b] : (float)mean[b];
-                float inv = b < MAX_B ? invs[b] : (float)(1.0 / std[b]);
-                const float *src = padded + plane * b + (size_t)j * W + i;
-                for (int r = 0; r < P; r++) {
-                    const float *row = src + (size_t)r * W;
-                    for (int c = 0; c < P; c++)
-                        *x++ = (row[c] - m) * inv;
-                }
-            }
-        }
-}

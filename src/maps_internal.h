@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private: what embed, infoloss and the GDAL plugin share: a model and a
- * raster pair opened together and checked against each other, and per-tile
- * patch vectors.
+ * raster pair opened together and checked against each other, patch
+ * validity, the per-window compute and the tile reader.
  */
 #ifndef MMCL_MAPS_INTERNAL_H
 #define MMCL_MAPS_INTERNAL_H
@@ -29,14 +29,6 @@ mmcl_status mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
  */
 void mmcl__patch_valid(uint8_t *centre, const uint8_t *valid, uint8_t need,
                        int w, int h, int halo, uint8_t *scratch);
-
-/*
- * Standardized patch vectors X (w*h, B*P*P), layout (band, row, col), of
- * the padded band-sequential window @p padded (B, h + 2 halo, w + 2 halo),
- * with (v - mean_b) / std_b.
- */
-void mmcl__patches(float *X, const float *padded, int B, int w, int h, int P,
-                   const double *mean, const double *std);
 
 /* ---- what a map computes (map_compute.c) ------------------------------ */
 

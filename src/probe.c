@@ -470,7 +470,8 @@ lower_bound(const uint64_t *ranks, size_t n, long long r)
 
 /* Copies the standardized patch at tile pixel (i, j) of the padded window
  * @p pad (B, Hp, Wp) into x (B*P*P), layout (band, row, col). The
- * arithmetic is mmcl__patches()'s, so values equal the embedding's. */
+ * arithmetic is the map compute's (block_patches in map_compute.c), so
+ * values equal the embedding's. */
 static void
 extract_patch(float *x, const float *pad, int B, int P, int Wp, int Hp, int i,
               int j, const double *mean, const double *std)
