@@ -64,10 +64,13 @@ void mmcl__encoder_free(mmcl__encoder *enc);
 
 /*
  * OpenBLAS's sgemm rounds a row's result differently depending on how many
- * rows the call has (small-matrix paths, blocking), though not on where
- * the row sits among them. So per-tile code runs every GEMM on blocks of
- * exactly this many rows (padding a short block with zeros): a pixel's
- * value then does not depend on the tile size or the thread count.
+ * rows the call has (small-matrix paths, edge kernels) and, with some
+ * kernels (Haswell's: rows 6-11 of every 12 take another path), on where
+ * the row sits among them; never on the other rows' values. So per-tile
+ * code runs every GEMM on blocks of exactly this many rows (padding with
+ * zero rows) and puts each pixel in a row fixed by its place on the grid
+ * (map_compute.c's cells): a pixel's value then does not depend on the
+ * tile size or the thread count, whatever the kernel.
  */
 enum { MMCL__GEMM_ROWS = 256 };
 

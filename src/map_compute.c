@@ -4,9 +4,10 @@
  * mmcl_infoloss) and the lazy products read through the GDAL plugin
  * (mmcl_product_read), so that both give the same bits: read the window
  * with the halo the patch needs, build the standardized patch vectors, run
- * the encoders (and for information loss the decoders) as GEMMs on blocks
- * of exactly MMCL__GEMM_ROWS rows, and compose the output bands. A pixel's
- * value does not depend on the window it was computed in.
+ * the encoders (and for information loss the decoders) as GEMMs on cells
+ * of exactly MMCL__GEMM_ROWS rows anchored on the grid, and compose the
+ * output bands. A pixel's value does not depend on the window it was
+ * computed in.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
@@ -214,13 +215,11 @@ mmcl__loss_figures_md(const cJSON *fig)
 /* ---- the per-window compute ------------------------------------------- */
 
 /*
- * The window is read once (with its halo), then processed in blocks of
- * MMCL__GEMM_ROWS pixels in row-major order: the block's patch vectors are
- * built, encoded and composed into the output before the next block. The
- * buffers are those of one block, whatever the window size, and stay in
- * the cache between the steps. The GEMMs see exactly the rows they saw
- * when the whole window was built first (the last block padded with zero
- * rows), so the bits do not depend on the window size either.
+ * The window is read once (with its halo), then processed cell by cell
+ * (see struct cell below): the cell's patch vectors are built, encoded and
+ * composed into the output before the next cell. The buffers are those of
+ * one cell, whatever the window size, and stay in the cache between the
+ * steps.
  */
 int
 mmcl__map_compress_threads(int workers)
@@ -258,6 +257,7 @@ struct mmcl__map_worker {
     float *X[2];     /* (R, d_m) standardized patch vectors of a block */
     float *H[2];     /* (R, K_m) representations */
     float *U, *C, *pred; /* infoloss: (R, max K), (R, max B) x 2 */
+    float *L;            /* infoloss: (3, R) losses of a block */
     double flop_per_row[2]; /* encoder m, per GEMM row */
     mmcl__map_timing timing;
 };
@@ -280,6 +280,7 @@ mmcl__map_worker_destroy(mmcl__map_worker *w)
     free(w->U);
     free(w->C);
     free(w->pred);
+    free(w->L);
     free(w);
 }
 
@@ -337,7 +338,8 @@ worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
         w->U = mmcl__malloc_array(ctx, R, Kmax, 4);
         w->C = mmcl__malloc_array(ctx, R, Bmax, 4);
         w->pred = mmcl__malloc_array(ctx, R, Bmax, 4);
-        fail = !w->H[0] || !w->U || !w->C || !w->pred;
+        w->L = mmcl__malloc_array(ctx, 3, R, 4);
+        fail = !w->H[0] || !w->U || !w->C || !w->pred || !w->L;
     }
     for (int m = 0; m < 2 && !fail; m++) {
         const mmcl__modality *mod = &enc->mod[m];
@@ -457,76 +459,104 @@ patch_vector(float *x, const float *src, size_t plane, size_t W, int B, int P,
 }
 
 /*
- * Standardized patch vectors of the @p n window pixels from @p i0 on
- * (row-major in a @p tw wide window) into X (R, d), zero rows after n:
- * (v - mean_b) / std_b in float, layout (band, row, col), as the probe's
- * extract_patch (probe.c) computes it too.
+ * A cell: the part of the window that one GEMM block computes. Cells are
+ * squares of MMCL__CELL x MMCL__CELL pixels anchored on the output grid,
+ * and a pixel always takes the GEMM row given by its place in its cell
+ * (row (gy % MMCL__CELL) * MMCL__CELL + gx % MMCL__CELL), whatever window
+ * it is computed in: some sgemm kernels (OpenBLAS's Haswell kernel) round
+ * a row differently depending on where it sits in the call, so this is
+ * what keeps a pixel's bits independent of the tile size, the thread count
+ * and the windows a lazy product is read in. Rows of pixels outside the
+ * window are zero and their results are dropped.
  */
-static void
-block_patches(float *X, const float *padded, const mmcl__modality *mod,
-              int tw, int th, int P, size_t i0, size_t n)
+enum { MMCL__CELL = 16 };
+_Static_assert(MMCL__CELL * MMCL__CELL == MMCL__GEMM_ROWS,
+               "a cell fills one GEMM block");
+
+typedef struct cell {
+    int i, j, w, h; /* the cell's part of the window, window coordinates */
+    int s0;         /* GEMM row of its first pixel; row r adds r * CELL */
+} cell;
+
+/* Standardized patch vectors of @p count window pixels from (i, j) on,
+ * one row of the window, into consecutive rows of X. */
+static float *
+run_patches(float *x, const float *padded, const mmcl__modality *mod, int tw,
+            int th, int P, int i, int j, int count, const float *ms,
+            const float *invs)
 {
-    enum { MAX_B = 256 };
     int halo = P / 2, B = mod->B;
     size_t W = (size_t)tw + 2 * halo, plane = W * (th + 2 * halo);
-    size_t d = (size_t)mod->d;
-    float ms[MAX_B], invs[MAX_B];
-    float *x = X;
-    if (B > MAX_B) {
-        /* Not the shapes of remote sensing; the same arithmetic. */
-        for (size_t k = 0; k < n; k++) {
-            size_t j = (i0 + k) / (size_t)tw, i = (i0 + k) % (size_t)tw;
+    const float *src = padded + (size_t)j * W + i;
+    for (int k = 0; k < count; k++, src++) {
+        if (!ms) {
+            /* More bands than the caller's tables: the same arithmetic. */
             for (int b = 0; b < B; b++) {
                 float m = (float)mod->mean[b];
                 float inv = (float)(1.0 / mod->std[b]);
-                x = patch_vector(x, padded + plane * b + j * W + i, plane, W,
-                                 1, P, &m, &inv);
+                x = patch_vector(x, src + plane * b, plane, W, 1, P, &m,
+                                 &inv);
             }
+        } else if (P == 3) {
+            x = patch_vector(x, src, plane, W, B, 3, ms, invs);
+        } else {
+            x = patch_vector(x, src, plane, W, B, P, ms, invs);
         }
-    } else {
+    }
+    return x;
+}
+
+/*
+ * Standardized patch vectors of the cell's pixels into X (R, d), each in
+ * its cell row, zero rows elsewhere: (v - mean_b) / std_b in float, layout
+ * (band, row, col), as the probe's extract_patch (probe.c) computes it too.
+ */
+static void
+cell_patches(float *X, const float *padded, const mmcl__modality *mod, int tw,
+             int th, int P, const cell *c)
+{
+    enum { MAX_B = 256 };
+    int B = mod->B;
+    size_t d = (size_t)mod->d;
+    float ms[MAX_B], invs[MAX_B];
+    if (B <= MAX_B) {
         for (int b = 0; b < B; b++) {
             ms[b] = (float)mod->mean[b];
             invs[b] = (float)(1.0 / mod->std[b]);
         }
-        size_t j = i0 / (size_t)tw, i = i0 % (size_t)tw;
-        for (size_t k = 0; k < n; k++) {
-            const float *src = padded + j * W + i;
-            if (P == 3)
-                x = patch_vector(x, src, plane, W, B, 3, ms, invs);
-            else
-                x = patch_vector(x, src, plane, W, B, P, ms, invs);
-            if (++i == (size_t)tw) {
-                i = 0;
-                j++;
-            }
-        }
     }
-    memset(x, 0, (MMCL__GEMM_ROWS - n) * d * sizeof(float));
+    if (c->w * c->h < MMCL__GEMM_ROWS)
+        memset(X, 0, MMCL__GEMM_ROWS * d * sizeof(float));
+    for (int r = 0; r < c->h; r++)
+        run_patches(X + (size_t)(c->s0 + r * MMCL__CELL) * d, padded, mod, tw,
+                    th, P, c->i, c->j + r, c->w, B <= MAX_B ? ms : NULL,
+                    invs);
 }
 
-/* Composes the embedding bands of the block's @p nb pixels from @p i0
- * into @p out (n_out, n), NaN where invalid. */
+/* Composes the embedding bands of @p nb window pixels from @p i0, whose
+ * representations are the rows from @p s0 on, into @p out (n_out, n), NaN
+ * where invalid. */
 static void
-compose_embedding(const mmcl__map_worker *w, size_t i0, size_t nb, size_t n,
-                  float *out)
+compose_embedding(const mmcl__map_worker *w, size_t s0, size_t i0, size_t nb,
+                  size_t n, float *out)
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
     const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
     int sp = m1->kp > 0 || m2->kp > 0;
     for (size_t q = 0; q < nb; q++) {
-        size_t i = i0 + q;
+        size_t i = i0 + q, s = s0 + q;
         float *o = out + i; /* band stride n */
         if (def->use != MMCL__USE_JOINT) {
             int m = def->use == MMCL__USE_OPTICAL ? 0 : 1;
             int K = enc->mod[m].K;
-            const float *h = w->H[m] + q * K;
+            const float *h = w->H[m] + s * K;
             for (int b = 0; b < K; b++)
                 o[b * n] = w->ok[m][i] ? h[b] : NAN;
             continue;
         }
         int ok1 = w->ok[0][i], ok2 = w->ok[1][i];
-        const float *h1 = w->H[0] + q * m1->K, *h2 = w->H[1] + q * m2->K;
+        const float *h1 = w->H[0] + s * m1->K, *h2 = w->H[1] + s * m2->K;
         if (sp) {
             /* [mean of the shared parts | private 1 | private 2]. */
             int k = enc->k;
@@ -560,11 +590,11 @@ compose_embedding(const mmcl__map_worker *w, size_t i0, size_t nb, size_t n,
  * band: each output band is written as one run of the block's pixels
  * instead of one value in each of n_out bands per pixel. Same values. */
 static void
-compose_joint(const mmcl__map_worker *w, size_t i0, size_t nb, size_t n,
-              float *out)
+compose_joint(const mmcl__map_worker *w, size_t s0, size_t i0, size_t nb,
+              size_t n, float *out)
 {
     const int K1 = w->enc->mod[0].K, K2 = w->enc->mod[1].K;
-    const float *H1 = w->H[0], *H2 = w->H[1];
+    const float *H1 = w->H[0] + s0 * K1, *H2 = w->H[1] + s0 * K2;
     const uint8_t *ok1 = w->ok[0] + i0, *ok2 = w->ok[1] + i0;
     int all_both = 1;
     for (size_t q = 0; q < nb && all_both; q++)
@@ -613,11 +643,56 @@ row_loss(float *loss, const float *C, const float *pred, size_t n, int B)
     }
 }
 
-/* The information-loss bands of the block's @p nb pixels from @p i0 into
- * @p out (n_out, n), and their sums (added to @p sums, in pixel order). */
+/* The information-loss bands of modality @p m for @p nb window pixels
+ * from @p i0, whose losses are the block rows from @p s0 on, into @p o
+ * (per_mod, n), and their sums (added to @p s, in pixel order). */
+static void
+loss_run(const mmcl__map_worker *w, int m, size_t s0, size_t i0, size_t nb,
+         size_t n, float *o, mmcl__loss_sums *s)
+{
+    const mmcl__map_def *def = w->def;
+    const size_t R = MMCL__GEMM_ROWS;
+    const int B = w->enc->mod[m].B;
+    for (size_t q = 0; q < nb; q++) {
+        size_t i = i0 + q, r = s0 + q;
+        float *oq = o + i;
+        if (!w->ok[m][i]) {
+            for (int k = 0; k < def->per_mod; k++)
+                oq[k * n] = NAN;
+            continue;
+        }
+        oq[0] = w->L[r];
+        oq[n] = w->L[R + r];
+        oq[2 * n] = oq[0] - oq[n];
+        s->n += 1;
+        s->sse_aligned += (double)oq[0] * B;
+        s->sse_unimodal += (double)oq[n] * B;
+        const float *c = w->C + r * B;
+        for (int b = 0; b < B; b++) {
+            s->sum_c[b] += c[b];
+            s->sum_c2[b] += (double)c[b] * c[b];
+        }
+        if (!def->nonred)
+            continue;
+        if (!(w->ok[0][i] && w->ok[1][i])) {
+            oq[3 * n] = NAN;
+            continue;
+        }
+        oq[3 * n] = w->L[2 * R + r];
+        s->n_nonred += 1;
+        s->sse_nonred += (double)oq[3 * n] * B;
+        for (int b = 0; b < B; b++) {
+            s->sum_c_nr[b] += c[b];
+            s->sum_c2_nr[b] += (double)c[b] * c[b];
+        }
+    }
+}
+
+/* The information-loss bands of the cell's pixels into @p out (n_out, n),
+ * and their sums (added to @p sums). */
 static mmcl_status
-compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, size_t i0,
-                 size_t nb, size_t n, float *out, mmcl__loss_sums *sums)
+compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, const cell *c,
+                 int tw, size_t n, float *out, mmcl__loss_sums *sums)
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
@@ -627,10 +702,8 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, size_t i0,
     for (int m = 0; m < 2 && st == MMCL_OK; m++) {
         const mmcl__modality *mod = &enc->mod[m];
         int B = mod->B;
-        mmcl__loss_sums *s = &sums[m];
-        float *o = out + (size_t)m * def->per_mod * n + i0;
-        /* Centre-pixel bands c_m (nb, B). */
-        for (size_t i = 0; i < nb; i++)
+        /* Centre-pixel bands c_m (R, B). */
+        for (int i = 0; i < R; i++)
             for (int b = 0; b < B; b++)
                 w->C[i * B + b] =
                     w->X[m][i * mod->d + mmcl__patch_index(b, halo, halo, P)];
@@ -642,61 +715,35 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, size_t i0,
         w->timing.encode_s += mmcl__thread_seconds() - t0;
         w->timing.encode_flop += w->flop_per_row[m] * R;
         mmcl__linear_apply(w->pred, &mod->dec_aligned, w->H[0], R);
-        row_loss(o, w->C, w->pred, nb, B);
+        row_loss(w->L, w->C, w->pred, R, B);
         /* unimodal: through PCA_K of the modality itself. */
         mmcl__linear_apply(w->U, &mod->unimodal, w->X[m], R);
         mmcl__linear_apply(w->pred, &mod->dec_unimodal, w->U, R);
-        row_loss(o + n, w->C, w->pred, nb, B);
+        row_loss(w->L + R, w->C, w->pred, R, B);
         /* non-redundancy: predicted from the other modality's patch. */
         if (def->nonred) {
             mmcl__linear_apply(w->pred, &mod->dec_nonred, w->X[1 - m], R);
-            row_loss(o + 3 * n, w->C, w->pred, nb, B);
+            row_loss(w->L + 2 * R, w->C, w->pred, R, B);
         }
-        for (size_t q = 0; q < nb; q++) {
-            size_t i = i0 + q;
-            float *oq = o + q;
-            int both = w->ok[0][i] && w->ok[1][i];
-            if (!w->ok[m][i]) {
-                for (int k = 0; k < def->per_mod; k++)
-                    oq[k * n] = NAN;
-                continue;
-            }
-            oq[2 * n] = oq[0] - oq[n];
-            s->n += 1;
-            s->sse_aligned += (double)oq[0] * B;
-            s->sse_unimodal += (double)oq[n] * B;
-            for (int b = 0; b < B; b++) {
-                double c = w->C[q * B + b];
-                s->sum_c[b] += c;
-                s->sum_c2[b] += c * c;
-            }
-            if (!def->nonred)
-                continue;
-            if (!both) {
-                oq[3 * n] = NAN;
-                continue;
-            }
-            s->n_nonred += 1;
-            s->sse_nonred += (double)oq[3 * n] * B;
-            for (int b = 0; b < B; b++) {
-                double c = w->C[q * B + b];
-                s->sum_c_nr[b] += c;
-                s->sum_c2_nr[b] += c * c;
-            }
-        }
+        float *o = out + (size_t)m * def->per_mod * n;
+        for (int r = 0; r < c->h; r++)
+            loss_run(w, m, (size_t)(c->s0 + r * MMCL__CELL),
+                     (size_t)(c->j + r) * tw + c->i, (size_t)c->w, n, o,
+                     &sums[m]);
     }
     return st;
 }
 
-/* The map of a window read into @p pad and @p valid (stride tw + 2 halo). */
+/* The map of the window [x, x+tw) x [y, y+th) read into @p pad and
+ * @p valid (stride tw + 2 halo). */
 static mmcl_status
 compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
-               const uint8_t *valid, int tw, int th, float *out,
-               mmcl__loss_sums *sums)
+               const uint8_t *valid, int x, int y, int tw, int th,
+               float *out, mmcl__loss_sums *sums)
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
-    const size_t R = MMCL__GEMM_ROWS;
+    const int R = MMCL__GEMM_ROWS, S = MMCL__CELL;
     int halo = enc->P / 2;
     size_t n = (size_t)tw * th;
     mmcl__loss_sums local[2]; /* when the caller wants no sums */
@@ -714,38 +761,50 @@ compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
         if (need[m])
             mmcl__patch_valid(w->ok[m], valid, bit[m], tw, th, halo,
                               w->scratch);
-    for (size_t i0 = 0; i0 < n && st == MMCL_OK; i0 += R) {
-        size_t nb = n - i0 < R ? n - i0 : R;
-        for (int m = 0; m < 2; m++)
-            if (need[m])
-                block_patches(w->X[m], pad[m], &enc->mod[m], tw, th,
-                              enc->P, i0, nb);
-        double t2 = mmcl__thread_seconds();
-        w->timing.prep_s += t2 - t1;
-        if (loss) {
-            double enc0 = w->timing.encode_s;
-            st = compose_infoloss(ctx, w, i0, nb, n, out, sums);
-            t1 = mmcl__thread_seconds();
-            w->timing.compose_s += t1 - t2 - (w->timing.encode_s - enc0);
-            continue;
-        }
-        for (int m = 0; m < 2 && st == MMCL_OK; m++) {
-            if (!need[m])
+    int joint = def->use == MMCL__USE_JOINT && !enc->mod[0].kp &&
+                !enc->mod[1].kp;
+    for (int gy = y / S * S; gy < y + th && st == MMCL_OK; gy += S) {
+        for (int gx = x / S * S; gx < x + tw && st == MMCL_OK; gx += S) {
+            /* The cell's part of the window. */
+            int x0 = gx > x ? gx : x, y0 = gy > y ? gy : y;
+            int x1 = gx + S < x + tw ? gx + S : x + tw;
+            int y1 = gy + S < y + th ? gy + S : y + th;
+            cell c = {x0 - x, y0 - y, x1 - x0, y1 - y0,
+                      (y0 - gy) * S + (x0 - gx)};
+            for (int m = 0; m < 2; m++)
+                if (need[m])
+                    cell_patches(w->X[m], pad[m], &enc->mod[m], tw, th,
+                                 enc->P, &c);
+            double t2 = mmcl__thread_seconds();
+            w->timing.prep_s += t2 - t1;
+            if (loss) {
+                double enc0 = w->timing.encode_s;
+                st = compose_infoloss(ctx, w, &c, tw, n, out, sums);
+                t1 = mmcl__thread_seconds();
+                w->timing.compose_s +=
+                    t1 - t2 - (w->timing.encode_s - enc0);
                 continue;
-            st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], (int)R,
-                                     w->H[m]);
-            w->timing.encode_flop += w->flop_per_row[m] * R;
+            }
+            for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+                if (!need[m])
+                    continue;
+                st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], R,
+                                         w->H[m]);
+                w->timing.encode_flop += w->flop_per_row[m] * R;
+            }
+            double t3 = mmcl__thread_seconds();
+            w->timing.encode_s += t3 - t2;
+            for (int r = 0; r < c.h && st == MMCL_OK; r++) {
+                size_t s0 = (size_t)(c.s0 + r * S);
+                size_t i0 = (size_t)(c.j + r) * tw + c.i;
+                if (joint)
+                    compose_joint(w, s0, i0, (size_t)c.w, n, out);
+                else
+                    compose_embedding(w, s0, i0, (size_t)c.w, n, out);
+            }
+            t1 = mmcl__thread_seconds();
+            w->timing.compose_s += t1 - t3;
         }
-        double t3 = mmcl__thread_seconds();
-        w->timing.encode_s += t3 - t2;
-        int joint = def->use == MMCL__USE_JOINT && !enc->mod[0].kp &&
-                    !enc->mod[1].kp;
-        if (st == MMCL_OK && joint)
-            compose_joint(w, i0, nb, n, out);
-        else if (st == MMCL_OK)
-            compose_embedding(w, i0, nb, n, out);
-        t1 = mmcl__thread_seconds();
-        w->timing.compose_s += t1 - t3;
     }
     w->timing.pixels += (double)n;
     return st;
@@ -777,7 +836,7 @@ mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x, int y,
     w->timing.read_s += mmcl__thread_seconds() - t0;
     if (st != MMCL_OK)
         return st;
-    return compute_window(ctx, w, w->pad, w->valid, tw, th, out, sums);
+    return compute_window(ctx, w, w->pad, w->valid, x, y, tw, th, out, sums);
 }
 
 mmcl_status
@@ -793,7 +852,8 @@ mmcl__map_compute_tile(mmcl_context *ctx, mmcl__map_slots *s,
     st = mmcl__tile_reader_get(ctx, w->tiles, t->index, pad, &valid);
     if (st != MMCL_OK)
         return st;
-    st = compute_window(ctx, w, pad, valid, t->w, t->h, out, sums);
+    st = compute_window(ctx, w, pad, valid, t->x, t->y, t->w, t->h, out,
+                        sums);
     mmcl__tile_reader_release(w->tiles, t->index);
     return st;
 }

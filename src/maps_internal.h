@@ -192,9 +192,10 @@ void mmcl__map_slots_destroy(mmcl__map_slots *s, mmcl__map_timing *total);
 /*
  * Computes the window [x, x+tw) x [y, y+th) (tw, th <= tile) of the map
  * into @p out (n_out, th, tw), NaN where invalid. The window is processed
- * in blocks of MMCL__GEMM_ROWS pixels with buffers of one block (memory
- * does not grow with the tile beyond the window itself), and every GEMM
- * runs on a whole block, so a pixel's bits do not depend on the window.
+ * in cells of MMCL__GEMM_ROWS pixels anchored on the grid, with buffers of
+ * one cell (memory does not grow with the tile beyond the window itself),
+ * and every GEMM runs on a whole cell with each pixel in the row its place
+ * in the cell gives, so a pixel's bits do not depend on the window.
  * @p sums (infoloss, may be NULL) receives the window's sums of both
  * modalities.
  */

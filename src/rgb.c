@@ -392,8 +392,11 @@ read_tile(mmcl_context *ctx, rgb_worker *w, const rgb_job *job,
 /*
  * The output channels of the tile just read: (n_ch, n) values, band stride
  * n. In PCA mode the centred values are projected on the components
- * (y = proj (n_ch, B) x (B, n), cblas_sgemm), with invalid pixels zeroed
- * first so that NaN cannot spread; w->x is overwritten.
+ * (y = proj (n_ch, B) x (B, n)), with invalid pixels zeroed first so that
+ * NaN cannot spread; w->x is overwritten. The projection is summed band by
+ * band in a fixed order, not by sgemm, whose rounding of a pixel may depend
+ * on the tile's size and the pixel's place in it (OpenBLAS's Haswell
+ * kernel): a lazy picture read in any window then equals the written one.
  */
 static const float *
 channels(rgb_worker *w, const rgb_job *job, size_t n)
@@ -406,9 +409,17 @@ channels(rgb_worker *w, const rgb_job *job, size_t n)
         for (size_t i = 0; i < n; i++)
             x[i] = w->valid[i] ? x[i] - c : 0.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, job->n_ch, (int)n,
-                job->B, 1.0f, job->proj, job->B, w->x, (int)n, 0.0f, w->y,
-                (int)n);
+    for (int c = 0; c < job->n_ch; c++) {
+        float *y = w->y + (size_t)c * n;
+        const float *p = job->proj + (size_t)c * job->B;
+        memset(y, 0, n * sizeof(float));
+        for (int b = 0; b < job->B; b++) {
+            const float *x = w->x + (size_t)b * n;
+            const float pb = p[b];
+            for (size_t i = 0; i < n; i++)
+                y[i] += pb * x[i];
+        }
+    }
     return w->y;
 }
 
