@@ -11,6 +11,7 @@ set(MMCL_ALGORITHM_SOURCES
     algorithms/infonce.c
     algorithms/adamw.c
     algorithms/blas_threads.c
+    algorithms/blas_kernel.c
     algorithms/clip.c
 )
 
