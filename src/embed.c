@@ -14,6 +14,7 @@
 
 #include "mmcl/maps.h"
 
+#include "blas_info_internal.h"
 #include "context_internal.h"
 #include "maps_internal.h"
 #include "options_internal.h"
@@ -73,6 +74,7 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
            const char *out, const mmcl_options *opts_in)
 {
     mmcl__error_clear(ctx);
+    mmcl__blas_kernel_warn_once();
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
     mmcl__encoder *enc = NULL;

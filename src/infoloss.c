@@ -16,6 +16,7 @@
 
 #include "mmcl/maps.h"
 
+#include "blas_info_internal.h"
 #include "context_internal.h"
 #include "maps_internal.h"
 #include "options_internal.h"
@@ -79,6 +80,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
               char **report_json)
 {
     mmcl__error_clear(ctx);
+    mmcl__blas_kernel_warn_once();
     if (report_json)
         *report_json = NULL;
     mmcl_options *tmp = NULL;

@@ -29,6 +29,7 @@
 
 #include "mmcl/probe.h"
 
+#include "blas_info_internal.h"
 #include "context_internal.h"
 #include "gdal_util_internal.h"
 #include "linalg.h"
@@ -1029,6 +1030,7 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
            char **report_json)
 {
     mmcl__error_clear(ctx);
+    mmcl__blas_kernel_warn_once();
     if (!report_json)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "mmcl_probe: report_json must not be NULL");

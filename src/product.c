@@ -29,6 +29,7 @@
 #include "mmcl/maps.h"
 #include "mmcl/product.h"
 
+#include "blas_info_internal.h"
 #include "context_internal.h"
 #include "maps_internal.h"
 #include "blas_threads.h"
@@ -587,6 +588,7 @@ mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
                                const char *const *options, mmcl_product **out)
 {
     mmcl__error_clear(ctx);
+    mmcl__blas_kernel_warn_once();
     if (out)
         *out = NULL;
     if (!descriptor_in || !out)

@@ -53,6 +53,7 @@
 #include "mmcl/product.h"
 #include "mmcl/rgb.h"
 
+#include "blas_info_internal.h"
 #include "colormaps_internal.h"
 #include "context_internal.h"
 #include "gdal_util_internal.h"
@@ -1359,6 +1360,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
          const mmcl_options *opts_in)
 {
     mmcl__error_clear(ctx);
+    mmcl__blas_kernel_warn_once();
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
     rgb_source src = {0};

@@ -51,6 +51,7 @@
 
 #include "mmcl/synth.h"
 
+#include "blas_info_internal.h"
 #include "blas_threads.h"
 #include "context_internal.h"
 #include "gdal_util_internal.h"
@@ -1511,6 +1512,7 @@ mmcl_status
 mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
 {
     mmcl__error_clear(ctx);
+    mmcl__blas_kernel_warn_once();
     mmcl_options *tmp = NULL;
     const mmcl_options *opts = NULL;
     synth_model m = {0};

@@ -12,6 +12,7 @@
 
 #include "mmcl/train.h"
 
+#include "blas_info_internal.h"
 #include "cca.h"
 #include "clip.h"
 #include "context_internal.h"
@@ -736,6 +737,7 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
            mmcl_model **out_model)
 {
     mmcl__error_clear(ctx);
+    mmcl__blas_kernel_warn_once();
     if (out_model)
         *out_model = NULL;
     mmcl_options *tmp = NULL;

@@ -2,15 +2,20 @@
 /*
  * Tests of the OpenBLAS kernel choice: the pure decision
  * (algorithms/blas_kernel.c) over a table of CPUs and reported kernels,
- * the user-facing message, and the feature detection on this machine.
+ * the user-facing message, the feature detection on this machine, who
+ * chose the kernel (mmcl_blas_info_get) and the once-per-process warning.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
+#include <cpl_error.h>
 
+#include "blas_info_internal.h"
 #include "blas_kernel.h"
+#include "mmcl/blas.h"
 #include "test_util.h"
 
 /* CPUs, by what they offer (and the OS enabled). */
@@ -182,6 +187,108 @@ detected_features_are_consistent_on_this_machine(void)
                    strcmp(better, "Sandybridge") == 0);
 }
 
+/* Sets or (NULL) unsets the three variables mmcl_blas_info_get reads. */
+static void
+set_env(const char *coretype, const char *marker, const char *test)
+{
+    const char *names[] = {"OPENBLAS_CORETYPE", MMCL_BLAS_DETECTED_ENV,
+                           "MMCL_BLAS_TEST_DETECTED"};
+    const char *values[] = {coretype, marker, test};
+    for (int i = 0; i < 3; i++) {
+        if (values[i])
+            setenv(names[i], values[i], 1);
+        else
+            unsetenv(names[i]);
+    }
+}
+
+static void
+info_says_who_chose_the_kernel(void)
+{
+    mmcl_cpu_features f;
+    mmcl__cpu_features_detect(&f);
+    const char *for_prescott = mmcl__blas_kernel_choose(&f, "Prescott");
+    mmcl_blas_info info;
+
+    /* OpenBLAS chose (here the test hook says what it chose). */
+    set_env(NULL, NULL, "Prescott");
+    mmcl_blas_info_get(&info);
+    CU_ASSERT_EQUAL(info.origin, MMCL_BLAS_KERNEL_OPENBLAS);
+    CU_ASSERT_TRUE(info.threads >= 1);
+    CU_ASSERT_TRUE(strncmp(info.library, "OpenBLAS ", 9) == 0 ||
+                   strcmp(info.library, "CBLAS (not OpenBLAS)") == 0);
+    if (info.kernel[0]) {
+        CU_ASSERT_STRING_EQUAL(info.detected, "Prescott");
+        CU_ASSERT_STRING_EQUAL(info.better, for_prescott ? for_prescott : "");
+    }
+
+    /* The user chose: nothing else is said. */
+    set_env("Haswell", NULL, "Prescott");
+    mmcl_blas_info_get(&info);
+    CU_ASSERT_EQUAL(info.origin, MMCL_BLAS_KERNEL_USER);
+    CU_ASSERT_STRING_EQUAL(info.detected, "");
+    CU_ASSERT_STRING_EQUAL(info.better, "");
+
+    /* The program chose: what it set is what it would choose. */
+    if (for_prescott) {
+        set_env(for_prescott, "Prescott", NULL);
+        mmcl_blas_info_get(&info);
+        CU_ASSERT_EQUAL(info.origin, MMCL_BLAS_KERNEL_MMCL);
+        CU_ASSERT_STRING_EQUAL(info.detected, "Prescott");
+        CU_ASSERT_STRING_EQUAL(info.better, "");
+    }
+    /* ... else a stale or foreign marker: the user's choice. */
+    set_env("Core2", "Prescott", NULL);
+    mmcl_blas_info_get(&info);
+    CU_ASSERT_EQUAL(info.origin, MMCL_BLAS_KERNEL_USER);
+    set_env("", NULL, NULL); /* set, even if empty, as OpenBLAS reads it */
+    mmcl_blas_info_get(&info);
+    CU_ASSERT_EQUAL(info.origin, MMCL_BLAS_KERNEL_USER);
+
+    mmcl_blas_info_get(NULL); /* no-op */
+}
+
+static int n_warnings;
+static char warning[1024];
+
+static void CPL_STDCALL
+count_warnings(CPLErr cls, CPLErrorNum num, const char *msg)
+{
+    (void)num;
+    if (cls == CE_Warning) {
+        n_warnings++;
+        snprintf(warning, sizeof(warning), "%s", msg);
+    }
+}
+
+static void
+warning_is_posted_once_and_keeps_the_last_error(void)
+{
+    mmcl_cpu_features f;
+    mmcl__cpu_features_detect(&f);
+    const char *better = mmcl__blas_kernel_choose(&f, "Prescott");
+    int has_openblas = mmcl__blas_kernel_in_use() != NULL;
+
+    set_env(NULL, NULL, "Prescott");
+    CPLPushErrorHandler(count_warnings);
+    CPLErrorSetState(CE_Failure, CPLE_FileIO, "an earlier failure");
+    for (int i = 0; i < 3; i++)
+        mmcl__blas_kernel_warn_once();
+    CPLPopErrorHandler();
+    CU_ASSERT_EQUAL(n_warnings, better && has_openblas ? 1 : 0);
+    if (n_warnings) {
+        char expected[512];
+        mmcl__blas_kernel_message(expected, sizeof(expected), "Prescott",
+                                  better);
+        CU_ASSERT_STRING_EQUAL(warning + strlen("mmcl: "), expected);
+        CU_ASSERT_EQUAL(strncmp(warning, "mmcl: ", 6), 0);
+    }
+    CU_ASSERT_EQUAL(CPLGetLastErrorType(), CE_Failure);
+    CU_ASSERT_EQUAL(CPLGetLastErrorNo(), CPLE_FileIO);
+    CU_ASSERT_STRING_EQUAL(CPLGetLastErrorMsg(), "an earlier failure");
+    CPLErrorReset();
+}
+
 int
 main(void)
 {
@@ -192,6 +299,9 @@ main(void)
          message_names_the_fallback_the_cost_and_the_fix},
         {"detected_features_are_consistent_on_this_machine",
          detected_features_are_consistent_on_this_machine},
+        {"info_says_who_chose_the_kernel", info_says_who_chose_the_kernel},
+        {"warning_is_posted_once_and_keeps_the_last_error",
+         warning_is_posted_once_and_keeps_the_last_error},
         {NULL, NULL},
     };
     return test_run_suite("blas_kernel", tests);

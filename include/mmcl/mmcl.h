@@ -10,6 +10,7 @@
 #include "mmcl/export.h"
 #include "mmcl/error.h"
 #include "mmcl/context.h"
+#include "mmcl/blas.h"
 #include "mmcl/options.h"
 #include "mmcl/model.h"
 #include "mmcl/align.h"

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The BLAS library mmcl computes with, and the OpenBLAS kernel it runs.
+ *
+ * OpenBLAS built for several CPUs (DYNAMIC_ARCH, as Debian's is) picks its
+ * kernel once, when it is loaded, from the CPU model. A release older than
+ * the CPU does not know the model and falls back to a generic kernel:
+ * OpenBLAS 0.3.21 (Debian 12) runs its SSE3 "Prescott" kernel on Sapphire
+ * and Emerald Rapids Xeons, and matrix products are then several times
+ * slower. The environment variable OPENBLAS_CORETYPE, read at that same
+ * moment, overrides the choice.
+ *
+ * - The mmcl program sets OPENBLAS_CORETYPE to the kernel this CPU runs
+ *   best, and MMCL_BLAS_DETECTED to the one OpenBLAS had picked, and
+ *   executes itself again, before doing anything else.
+ * - A process that uses the library or the GDAL plugin (QGIS,
+ *   gdal_translate, Python) cannot do that: the first operation that
+ *   computes with BLAS posts one GDAL warning (CE_Warning) per process,
+ *   naming the value to set before starting the program.
+ * - A user's OPENBLAS_CORETYPE is always respected: no re-execution, no
+ *   warning.
+ */
+#ifndef MMCL_BLAS_H
+#define MMCL_BLAS_H
+
+#include "mmcl/export.h"
+
+MMCL_BEGIN_DECLS
+
+/** Environment variable: the kernel OpenBLAS had picked, set by the mmcl
+ * program with OPENBLAS_CORETYPE when it chose a better one. */
+#define MMCL_BLAS_DETECTED_ENV "MMCL_BLAS_DETECTED"
+
+/** Who chose the kernel in use. */
+typedef enum mmcl_blas_kernel_origin {
+    /** OpenBLAS, from the CPU (OPENBLAS_CORETYPE is not set). */
+    MMCL_BLAS_KERNEL_OPENBLAS = 0,
+    /** The user, through OPENBLAS_CORETYPE. */
+    MMCL_BLAS_KERNEL_USER = 1,
+    /** The mmcl program, through OPENBLAS_CORETYPE (MMCL_BLAS_DETECTED
+     * says what OpenBLAS had picked). */
+    MMCL_BLAS_KERNEL_MMCL = 2
+} mmcl_blas_kernel_origin;
+
+/** The BLAS in this process. Strings are empty ("") when not known. */
+typedef struct mmcl_blas_info {
+    /** The library and its version, e.g. "OpenBLAS 0.3.21", or
+     * "CBLAS (not OpenBLAS)". */
+    char library[64];
+    /** The kernel in use (openblas_get_corename()), e.g. "Cooperlake";
+     * empty for another BLAS. */
+    char kernel[32];
+    /** Threads one BLAS call uses (>= 1). */
+    int threads;
+    mmcl_blas_kernel_origin origin;
+    /** The kernel OpenBLAS picks on its own on this CPU: the one in use
+     * when origin is MMCL_BLAS_KERNEL_OPENBLAS, the recorded one when it is
+     * MMCL_BLAS_KERNEL_MMCL; empty when the user chose. */
+    char detected[32];
+    /** When origin is MMCL_BLAS_KERNEL_OPENBLAS and OpenBLAS fell back to
+     * a generic or older kernel that this CPU outgrows: the kernel to set
+     * OPENBLAS_CORETYPE to (e.g. "Cooperlake"). Empty otherwise. */
+    char better[32];
+} mmcl_blas_info;
+
+/**
+ * Fills @p info (not NULL; NULL is a no-op) with the BLAS of this process.
+ *
+ * For tests only: when MMCL_BLAS_TEST_DETECTED is set (and
+ * OPENBLAS_CORETYPE is not), its value stands for the kernel OpenBLAS
+ * picked (info->detected, and the decision of info->better); everything
+ * else is real.
+ *
+ * Thread-safety: safe, as long as no thread changes the environment
+ * meanwhile.
+ * @since 0.1
+ */
+MMCL_API void mmcl_blas_info_get(mmcl_blas_info *info);
+
+MMCL_END_DECLS
+
+#endif /* MMCL_BLAS_H */
