@@ -4,10 +4,17 @@
  * argument parser, help and machine-readable usage driven by the library's
  * option tables (so the program, the GDAL plugin and QGIS never disagree).
  */
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv, execv, stat */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 #include <cjson/cJSON.h>
 #include <cpl_conv.h>
@@ -26,6 +33,112 @@ static const char *const kind_names[] = {"raster_in", "raster_out", "file_in",
 
 static const char *const type_names[] = {"",       "int",  "double", "string",
                                          "bool",   "enum", "list"};
+
+/* Why the program runs OpenBLAS's own kernel although this CPU runs a
+ * better one (it could not execute itself again), for CPLDebug once GDAL's
+ * --debug is parsed; empty when it did not have to try. */
+static char blas_note[256];
+
+#if defined(__linux__)
+/* The path the program was executed by (AT_EXECFN, as given to execve),
+ * if it still names this program's file (/proc/self/exe), else NULL: a
+ * loader running the program ("ld-linux-x86-64.so.2 mmcl ARGS") records
+ * the program there, but /proc/self/exe is then the loader, which would
+ * take the arguments for its own. Executing this path rather than
+ * /proc/self/exe keeps the process name ("mmcl", not "exe") that ps,
+ * pgrep and QGIS go by. */
+static const char *
+program_path(void)
+{
+    const char *execfn = (const char *)getauxval(AT_EXECFN);
+    struct stat named, self;
+    if (execfn && stat(execfn, &named) == 0 &&
+        stat("/proc/self/exe", &self) == 0 && named.st_dev == self.st_dev &&
+        named.st_ino == self.st_ino)
+        return execfn;
+    return NULL;
+}
+#endif
+
+/* OpenBLAS picks its kernel when it is loaded, before main(), and only
+ * OPENBLAS_CORETYPE changes that choice (include/mmcl/blas.h). When it
+ * fell back to a generic kernel that this CPU outgrows, set the variable
+ * (and MMCL_BLAS_DETECTED, for --version) and execute the program again
+ * with the same arguments: the process id, standard streams and the
+ * signal dispositions it inherited stay. This runs first, before anything
+ * is printed or opened. A user's OPENBLAS_CORETYPE is always kept, and the
+ * program run again has the variable set, so it does not loop. If the
+ * program cannot execute itself, it goes on with OpenBLAS's kernel. */
+static void
+choose_blas_kernel(char **argv)
+{
+#if defined(__linux__)
+    mmcl_blas_info info;
+    mmcl_blas_info_get(&info);
+    if (info.origin != MMCL_BLAS_KERNEL_OPENBLAS || !info.better[0])
+        return;
+    const char *path = program_path();
+    if (!path) {
+        snprintf(blas_note, sizeof(blas_note),
+                 "not executing the program again with "
+                 "OPENBLAS_CORETYPE=%s: the file it was started as is not "
+                 "/proc/self/exe (run through a loader?)",
+                 info.better);
+        return;
+    }
+    if (setenv(MMCL_BLAS_DETECTED_ENV, info.detected, 1) == 0 &&
+        setenv("OPENBLAS_CORETYPE", info.better, 1) == 0)
+        execv(path, argv);
+    snprintf(blas_note, sizeof(blas_note),
+             "could not execute %s again with OPENBLAS_CORETYPE=%s: %s", path,
+             info.better, strerror(errno));
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv(MMCL_BLAS_DETECTED_ENV);
+#else
+    (void)argv;
+#endif
+}
+
+/* ", kernel K (who chose it)" for --version. */
+static void
+print_blas_kernel(const mmcl_blas_info *b)
+{
+    if (!b->kernel[0])
+        return;
+    printf(", kernel %s", b->kernel);
+    switch (b->origin) {
+    case MMCL_BLAS_KERNEL_MMCL:
+        printf(" (chosen by mmcl: OpenBLAS detected %s, which this CPU "
+               "outgrows)",
+               b->detected);
+        break;
+    case MMCL_BLAS_KERNEL_USER:
+        printf(" (OPENBLAS_CORETYPE=%s set by the user)",
+               getenv("OPENBLAS_CORETYPE"));
+        break;
+    case MMCL_BLAS_KERNEL_OPENBLAS:
+        if (b->better[0])
+            printf(" (detected by OpenBLAS, which this CPU outgrows: set "
+                   "OPENBLAS_CORETYPE=%s)",
+                   b->better);
+        else
+            printf(" (detected by OpenBLAS)");
+        break;
+    }
+}
+
+/* mmcl --version: the first line is read by scripts; keep it as it is. */
+static void
+print_version(void)
+{
+    printf("mmcl %s (GDAL %s)\n", mmcl_version(),
+           GDALVersionInfo("RELEASE_NAME"));
+    mmcl_blas_info b;
+    mmcl_blas_info_get(&b);
+    printf("BLAS: %s", b.library);
+    print_blas_kernel(&b);
+    printf(", %d thread%s\n", b.threads, b.threads == 1 ? "" : "s");
+}
 
 /* Whether a progress line is open (started and not at 100%). */
 static int progress_open;
@@ -283,6 +396,38 @@ print_json(cJSON *j)
 #define MMCL_GDAL_PLUGIN_DIR "(GDAL's plugin folder)"
 #endif
 
+/* The BLAS kernel of processes that load the plugin (QGIS, gdal_translate,
+ * Python): they run what OpenBLAS detects unless OPENBLAS_CORETYPE is set
+ * in their environment, and cannot execute themselves again as the mmcl
+ * program does. */
+static void
+print_plugin_blas(void)
+{
+    mmcl_blas_info b;
+    mmcl_blas_info_get(&b);
+    printf("  BLAS:         %s", b.library);
+    print_blas_kernel(&b);
+    printf("\n");
+    const char *fallback = NULL, *better = NULL;
+    if (b.origin == MMCL_BLAS_KERNEL_MMCL) {
+        fallback = b.detected;
+        better = b.kernel;
+    } else if (b.origin == MMCL_BLAS_KERNEL_OPENBLAS && b.better[0]) {
+        fallback = b.detected;
+        better = b.better;
+    }
+    if (fallback)
+        printf("  Processes that load the plugin (QGIS, gdal_translate, "
+               "Python) get OpenBLAS's '%s' kernel, which this CPU "
+               "outgrows: matrix products run slower than they could.\n"
+               "  To fix: set OPENBLAS_CORETYPE=%s in their environment "
+               "before starting them.\n",
+               fallback, better);
+    else if (b.origin == MMCL_BLAS_KERNEL_USER)
+        printf("  Processes that load the plugin run this kernel only if "
+               "OPENBLAS_CORETYPE is set in their environment too.\n");
+}
+
 /* mmcl --check-plugin: does GDAL find the MMCL driver, and where from? */
 static int
 check_plugin(void)
@@ -317,6 +462,7 @@ check_plugin(void)
                         : "",
                     mmcl_version()) != 0)
         printf("  Warning: the plugin was built for another mmcl version.\n");
+    print_plugin_blas();
     return drv ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
@@ -331,7 +477,7 @@ print_main_help(void)
         printf("  %-10s %s\n", cli_commands[i].name, cli_commands[i].summary);
     printf("\n  mmcl COMMAND --help      options of a command\n"
            "  mmcl --json-usage        every command's arguments as JSON\n"
-           "  mmcl --version           version of mmcl and GDAL\n"
+           "  mmcl --version           version of mmcl, GDAL and the BLAS\n"
            "  mmcl --check-plugin      whether GDAL finds the MMCL driver "
            "(lazy products) and where\n"
            "  mmcl --help-general      GDAL's general options (--config, "
@@ -415,12 +561,13 @@ parse_args(const cli_command *cmd, int argc, char **argv, cli_args *a)
 int
 main(int argc, char **argv)
 {
+    choose_blas_kernel(argv); /* first: it may execute the program again */
+
     /* --version is ours; GDAL's general options (--config, --debug,
      * --formats, --help-general, ...) go through GDAL's processor. */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--version") == 0) {
-            printf("mmcl %s (GDAL %s)\n", mmcl_version(),
-                   GDALVersionInfo("RELEASE_NAME"));
+            print_version();
             return CLI_EXIT_OK;
         }
         if (argv[i][0] != '-')
@@ -432,6 +579,8 @@ main(int argc, char **argv)
         GDALDestroyDriverManager();
         return argc == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
+    if (blas_note[0])
+        CPLDebug("MMCL", "%s", blas_note);
     /* mmcl streams: each input block is needed by one row of tiles and,
      * for the halo, by the rows above and below; each output block is
      * written once. A cache of about two rows of input blocks is enough,

@@ -43,8 +43,31 @@ def run(*args, check=True, env=None):
     return p
 
 
+def gdal_side_blas_env():
+    """The environment for the mmcl program that makes it run the OpenBLAS
+    kernel this process runs, and the GDAL programs it starts (they
+    inherit its environment): on a CPU that OpenBLAS misdetects, the
+    program would otherwise choose a better kernel than the plugin gets
+    (include/mmcl/blas.h), and kernels round differently, while these
+    tests compare the two bit for bit."""
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return None  # the program keeps it too
+    import ctypes
+    gdal.GetDriverByName("MMCL")  # the plugin, hence OpenBLAS, is loaded
+    try:
+        blas = ctypes.CDLL("libopenblas.so.0")
+    except OSError:
+        return None  # not OpenBLAS: nothing to choose
+    blas.openblas_get_corename.restype = ctypes.c_char_p
+    kernel = blas.openblas_get_corename().decode()
+    return dict(os.environ, OPENBLAS_CORETYPE=kernel)
+
+
+MMCL_ENV = gdal_side_blas_env()
+
+
 def mmcl(*args, check=True):
-    return run(MMCL, *args, check=check)
+    return run(MMCL, *args, check=check, env=MMCL_ENV)
 
 
 def read(path, srcwin=None):
