@@ -213,6 +213,48 @@ def sgemm_peak(n=1024, reps=10):
     return res
 
 
+def blas_info():
+    """The BLAS libraries this Python process loads for numpy and torch:
+    (api, version, kernel, threads) as threadpoolctl reports them."""
+    import numpy  # noqa: F401  (loads OpenBLAS)
+    import torch  # noqa: F401
+    from threadpoolctl import threadpool_info
+    return [(i.get("internal_api"), i.get("version"), i.get("architecture"),
+             i.get("num_threads")) for i in threadpool_info()
+            if i.get("user_api") == "blas"]
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def mmcl_blas(mmcl):
+    """mmcl's BLAS line and the kernel it runs, from `mmcl --version` in
+    the environment the benchmark runs it in."""
+    out = subprocess.run([mmcl, "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    line = next((l.strip() for l in out.splitlines() if "BLAS" in l),
+                out.strip())
+    m = re.search(r"kernel (\w+)", line)
+    return line, m.group(1) if m else None
+
+
+def run_sgemm_peak(coretype=None):
+    """sgemm_peak() in a fresh process, with OPENBLAS_CORETYPE forced when
+    given (OpenBLAS reads it when it loads)."""
+    env = dict(os.environ)
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    out = subprocess.run([PY, os.path.abspath(__file__), "--sgemm"],
+                         capture_output=True, text=True, check=True,
+                         env=env).stdout
+    return json.loads(out)
+
+
 # ------------------------------------------------------------------ driver
 ENC_RE = re.compile(r"MMCL: embed timing.*?read ([\d.]+), patches ([\d.]+), "
                     r"encoders ([\d.]+) \(([\d.]+) GFLOP, ([\d.]+) GFLOP/s\), "
@@ -264,6 +306,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", choices=["torch"])
     ap.add_argument("--sgemm", action="store_true")
+    ap.add_argument("--blas-info", action="store_true",
+                    help="print the BLAS that numpy/torch load here (JSON)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--work", default="/tmp/mmcl-bench-embed")
     ap.add_argument("--sizes", default="1024,2048,4096")
@@ -286,6 +330,9 @@ def main():
         return
     if a.sgemm:
         print(json.dumps(sgemm_peak(), indent=1))
+        return
+    if a.blas_info:
+        print(json.dumps(blas_info()))
         return
 
     mmcl = os.path.join(a.build, "mmcl")
@@ -361,11 +408,23 @@ def main():
                 rows.append((tool, t, n, k, wall, cpu, n * n / wall / 1e6,
                              n * n / cpu / 1e6, rss, wr, cr,
                              FLOP_PER_PX * n * n / cpu / 1e9, enc, share, load))
-    peak = sgemm_peak()
-    print(json.dumps(peak, indent=1))
+    # The sgemm peak of the kernel mmcl runs (the encoders' roof), and of
+    # the kernel PyTorch gets in its default environment.
+    mline, mkernel = mmcl_blas(mmcl)
+    tblas = json.loads(subprocess.run(
+        [PY, os.path.abspath(__file__), "--blas-info"], capture_output=True,
+        text=True, check=True).stdout)
+    peak = run_sgemm_peak(mkernel)
+    print("sgemm peak with mmcl's kernel:", json.dumps(peak, indent=1))
+    tpeak = run_sgemm_peak()
     p1 = peak["torch.mm t1"]
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, "
           f"load average now {os.getloadavg()}")
+    print(f"mmcl: {mline}; 1-thread sgemm peak of that kernel "
+          f"{p1:.1f} GFLOP/s (2 threads {peak['torch.mm t2']:.1f})")
+    print(f"PyTorch script (default environment): BLAS {tblas}; 1-thread "
+          f"sgemm peak {tpeak['torch.mm t1']:.1f} GFLOP/s (2 threads "
+          f"{tpeak['torch.mm t2']:.1f})")
     # The machine may be shared: CPU seconds are the steadier figure.
     # Encoders: GFLOP of the MLPs per CPU second of the worker threads
     # inside them (GEMM blocks, bias, ReLU, L2 norm), from mmcl's timing.
