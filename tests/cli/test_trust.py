@@ -99,6 +99,11 @@ def foreign_scene(d):
     ds = None
 
 
+def vrt_of(src, name):
+    return lambda d: gdal.Translate(os.path.join(d, name),
+                                    os.path.join(d, src), format="VRT")
+
+
 def make_fifo(name):
     return lambda d: os.mkfifo(os.path.join(d, name))
 
@@ -158,6 +163,10 @@ TABLE = [
     Case("rgb_in_is_out",
          ["rgb", "-q", "--overwrite", "pic.tif", "pic.tif"], 1,
          r"'pic\.tif' is also an input"),
+    Case("rgb_out_is_the_source_of_a_vrt_input",
+         ["rgb", "-q", "--overwrite", "picv.vrt", "pic.tif"], 1,
+         r"output 'pic\.tif' is also an input of this command",
+         setup=vrt_of("pic.tif", "picv.vrt")),
     Case("rgb_lazy_over_the_descriptors_model",
          ["rgb", "-q", "--lazy", "--overwrite", "emb.mmcl.json",
           "model.mmcl"], 1, r"'model\.mmcl' is also an input"),
