@@ -36,6 +36,12 @@
 /* Descriptors naming descriptors: how deep their inputs are followed. */
 #define MAX_INPUT_DEPTH 8
 
+/* GDAL's side files of a raster: PAM metadata (which mmcl writes for COG
+ * and PNG), external overviews and masks (which gdaladdo and others add).
+ * They describe the raster they sit beside, so they are outputs too. */
+enum { N_SIDES = 3 };
+static const char *const side_ext[N_SIDES] = {".aux.xml", ".ovr", ".msk"};
+
 typedef struct file_id {
     dev_t dev;
     ino_t ino;
@@ -54,8 +60,8 @@ typedef struct out_rec {
     mmcl__out_kind kind;
     char *product; /* may be NULL */
     char *format;  /* rasters: GDAL driver short name */
-    int side;      /* index of its side file's record, or -1 */
-    int main;      /* for a side file: index of its raster, else -1 */
+    int side[N_SIDES]; /* indices of its side files' records, or -1 */
+    int main;          /* for a side file: index of its raster, else -1 */
     int existed;
     file_id id; /* when it existed */
 } out_rec;
@@ -73,15 +79,19 @@ struct mmcl__stage {
     int out;      /* index of the output in files */
     char *dir;    /* the private folder */
     char *file;   /* dir/name: the output */
-    char *side;   /* dir/name.aux.xml */
     char *backup; /* dir/name.replaced: the file replaced by the commit */
-    char *side_backup;
-    int committed, side_committed;
-    int backed_up;  /* the replaced output is kept at backup */
-    int side_saved; /* 1: the replaced side file is kept at side_backup;
-                       2: the stale side file of the replaced output was
-                       moved there */
-    file_id id, side_id; /* what the commit put in place */
+    int committed;
+    int backed_up; /* the replaced output is kept at backup */
+    file_id id;    /* what the commit put in place */
+    struct stage_side {
+        char *file;   /* dir/name<ext>: written with the output, or not */
+        char *backup; /* dir/name<ext>.replaced */
+        int committed;
+        int saved; /* 1: the side file replaced is kept at backup;
+                      2: the side file of the replaced output (none was
+                      written) was moved there */
+        file_id id;
+    } sides[N_SIDES];
 };
 
 static int
@@ -335,7 +345,7 @@ kind_phrase(const out_rec *o, char *buf, size_t n)
     case MMCL__OUT_RASTER:
         return product_phrase(o->product, buf, n);
     case MMCL__OUT_SIDECAR:
-        return "GDAL's .aux.xml side file";
+        return "GDAL's side file of an mmcl output";
     case MMCL__OUT_MODEL:
         return "an mmcl model file";
     case MMCL__OUT_REPORT:
@@ -444,6 +454,15 @@ is_kind(const out_rec *o)
         return ok;
     }
     case MMCL__OUT_SIDECAR: {
+        size_t n = strlen(o->path);
+        if (n < 8 || strcmp(o->path + n - 8, ".aux.xml") != 0) {
+            /* .ovr, .msk: TIFF files GDAL reads as such */
+            const char *drv[2] = {"GTiff", NULL};
+            GDALDatasetH ds = open_raster_quiet(o->path, drv);
+            if (ds)
+                GDALClose(ds);
+            return ds != NULL;
+        }
         char *text = read_small(o->path, MAX_JSON_BYTES, NULL, 0);
         const char *t = text;
         while (t && (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r'))
@@ -682,11 +701,10 @@ push_output(mmcl_context *ctx, mmcl__files *f, const char *path,
             free(canon);
             return st;
         }
-    static const char *const side_ext[] = {".aux.xml", ".ovr", ".msk"};
     for (size_t i = 0; i < f->n_ins; i++) {
         const char *in = f->ins[i].canon;
         size_t n = in ? strlen(in) : 0;
-        for (size_t k = 0; in && k < 3; k++)
+        for (size_t k = 0; in && k < N_SIDES; k++)
             if (strncmp(canon, in, n) == 0 &&
                 strcmp(canon + n, side_ext[k]) == 0) {
                 mmcl_status st = mmcl__error(
@@ -717,7 +735,9 @@ push_output(mmcl_context *ctx, mmcl__files *f, const char *path,
     o->kind = kind;
     o->product = dup_or_null(product);
     o->format = dup_or_null(format);
-    o->side = o->main = -1;
+    for (int k = 0; k < N_SIDES; k++)
+        o->side[k] = -1;
+    o->main = -1;
     f->n_outs++;
     if (!o->path || !o->role || (product && !o->product) ||
         (format && !o->format))
@@ -750,16 +770,16 @@ mmcl__files_add_output(mmcl_context *ctx, mmcl__files *f, const char *path,
                                  &oi);
     if (st == MMCL_OK)
         st = check_output(ctx, f, oi);
-    /* A raster's side file, which GDAL may write beside it. */
-    if (st == MMCL_OK &&
-        (kind == MMCL__OUT_RASTER || kind == MMCL__OUT_LEGEND_PNG)) {
-        char *side = concat(path, ".aux.xml");
+    /* A raster's side files, which GDAL writes or reads beside it. */
+    int has_sides = kind == MMCL__OUT_RASTER || kind == MMCL__OUT_LEGEND_PNG;
+    for (int k = 0; has_sides && k < N_SIDES && st == MMCL_OK; k++) {
+        char *side = concat(path, side_ext[k]);
         st = side ? push_output(ctx, f, side, "side file", MMCL__OUT_SIDECAR,
                                 NULL, NULL, &si)
                   : mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         free(side);
         if (st == MMCL_OK) {
-            f->outs[oi].side = (int)si;
+            f->outs[oi].side[k] = (int)si;
             f->outs[si].main = (int)oi;
             st = check_output(ctx, f, si);
         }
@@ -871,10 +891,15 @@ mmcl__stage_create(mmcl_context *ctx, mmcl__files *f, const char *path)
     char *sub = concat("/", name);
     s->file = sub ? concat(s->dir, sub) : NULL;
     free(sub);
-    s->side = s->file ? concat(s->file, ".aux.xml") : NULL;
     s->backup = s->file ? concat(s->file, ".replaced") : NULL;
-    s->side_backup = s->file ? concat(s->file, ".aux.xml.replaced") : NULL;
-    if (!s->file || !s->side || !s->backup || !s->side_backup) {
+    int ok = s->backup != NULL;
+    for (int k = 0; k < N_SIDES && ok; k++) {
+        struct stage_side *sd = &s->sides[k];
+        sd->file = concat(s->file, side_ext[k]);
+        sd->backup = sd->file ? concat(sd->file, ".replaced") : NULL;
+        ok = sd->backup != NULL;
+    }
+    if (!ok) {
         mmcl__stage_destroy(s);
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
@@ -1056,18 +1081,21 @@ static void
 stage_rollback(mmcl__stage *s)
 {
     const out_rec *o = &s->files->outs[s->out];
-    if (o->side >= 0) {
-        const char *side = s->files->outs[o->side].path;
-        if (s->side_committed && is_still(side, s->side_id)) {
-            if (s->side_saved == 1)
-                rename(s->side_backup, side);
+    for (int k = 0; k < N_SIDES; k++) {
+        struct stage_side *sd = &s->sides[k];
+        if (o->side[k] < 0)
+            continue;
+        const char *side = s->files->outs[o->side[k]].path;
+        if (sd->committed && is_still(side, sd->id)) {
+            if (sd->saved == 1)
+                rename(sd->backup, side);
             else
                 unlink(side);
-        } else if (s->side_saved == 2) {
-            rename_noreplace(s->side_backup, side);
+        } else if (sd->saved == 2) {
+            rename_noreplace(sd->backup, side);
         }
-        s->side_committed = 0;
-        s->side_saved = 0;
+        sd->committed = 0;
+        sd->saved = 0;
     }
     if (s->committed && is_still(o->path, s->id)) {
         if (s->backed_up)
@@ -1095,26 +1123,30 @@ stage_commit(mmcl_context *ctx, mmcl__stage *s)
     if (rc != MMCL_OK)
         return rc;
     s->committed = 1;
-    if (o->side < 0)
-        return MMCL_OK;
-    const out_rec *so = &s->files->outs[o->side];
-    if (lstat(s->side, &st) == 0) {
-        s->side_id.dev = st.st_dev;
-        s->side_id.ino = st.st_ino;
-        int backed = 0;
-        rc = move_onto(ctx, s, s->side, o->side, s->side_backup, &backed);
-        if (rc != MMCL_OK) {
-            stage_rollback(s);
-            return rc;
+    for (int k = 0; k < N_SIDES; k++) {
+        struct stage_side *sd = &s->sides[k];
+        if (o->side[k] < 0)
+            continue;
+        const out_rec *so = &s->files->outs[o->side[k]];
+        if (lstat(sd->file, &st) == 0) {
+            sd->id.dev = st.st_dev;
+            sd->id.ino = st.st_ino;
+            int backed = 0;
+            rc = move_onto(ctx, s, sd->file, o->side[k], sd->backup,
+                           &backed);
+            if (rc != MMCL_OK) {
+                stage_rollback(s);
+                return rc;
+            }
+            sd->committed = 1;
+            sd->saved = backed;
+        } else if (s->files->overwrite && lstat(so->path, &st) == 0 &&
+                   S_ISREG(st.st_mode) && is_kind(so) &&
+                   rename(so->path, sd->backup) == 0) {
+            /* A side file of the file just replaced would describe the
+             * new one: it goes with the file it belonged to. */
+            sd->saved = 2;
         }
-        s->side_committed = 1;
-        s->side_saved = backed;
-    } else if (s->files->overwrite && lstat(so->path, &st) == 0 &&
-               S_ISREG(st.st_mode) && is_kind(so) &&
-               rename(so->path, s->side_backup) == 0) {
-        /* The side file of the file just replaced would describe the new
-         * one: it goes with the file it belonged to. */
-        s->side_saved = 2;
     }
     return MMCL_OK;
 }
@@ -1161,9 +1193,11 @@ mmcl__stage_destroy(mmcl__stage *s)
         remove_private_dir(s->dir);
     free(s->dir);
     free(s->file);
-    free(s->side);
     free(s->backup);
-    free(s->side_backup);
+    for (int k = 0; k < N_SIDES; k++) {
+        free(s->sides[k].file);
+        free(s->sides[k].backup);
+    }
     free(s);
 }
 

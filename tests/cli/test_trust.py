@@ -123,6 +123,15 @@ def gtiff_without_side_file(t, d):
     t.assertIsNone(ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE"))
 
 
+def overviews(name):
+    def f(d):
+        ds = gdal.Open(os.path.join(d, name))
+        ds.BuildOverviews("AVERAGE", [2])  # read-only: name.ovr
+        ds = None
+        assert os.path.exists(os.path.join(d, name + ".ovr"))
+    return f
+
+
 def is_model(t, d):
     with open(os.path.join(d, "model2.mmcl"), "rb") as f:
         head = f.read(64)
@@ -238,6 +247,17 @@ TABLE = [
          r"describe the new output 'new\.tif'",
          setup=write("new.tif.aux.xml", "<PAMDataset></PAMDataset>\n"),
          absent=["new.tif"]),
+    Case("stale_overviews_without_overwrite",
+         ALIGN + ["opt.tif", "sar.tif", "new.tif"], 1,
+         r"'new\.tif\.ovr' exists: GDAL's side file, which would describe "
+         r"the new output 'new\.tif'",
+         setup=write("new.tif.ovr", "overviews of a file long gone\n"),
+         absent=["new.tif"]),
+    Case("overwrite_with_a_foreign_file_at_a_side_name",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "al.tif"], 1,
+         r"side file 'al\.tif\.msk' is a file of another kind; --overwrite "
+         r"replaces only GDAL's side file of an mmcl output",
+         setup=write("al.tif.msk", "my notes\n")),
     Case("overwrite_a_model_with_a_raster",
          ["embed", "-q", "--overwrite", "model.mmcl", "opt.tif", "sar.tif",
           "model2.mmcl"], 1,
@@ -282,6 +302,10 @@ TABLE = [
          ALIGN + ["--overwrite", "opt.tif", "sar.tif", "cog.tif"], 0,
          replaced=["cog.tif"], removed=["cog.tif.aux.xml"],
          check=gtiff_without_side_file),
+    Case("overwrite_drops_the_replaced_outputs_overviews",
+         ALIGN + ["--overwrite", "--sar-db", "opt.tif", "sar.tif", "al.tif"],
+         0, setup=overviews("al.tif"), replaced=["al.tif"],
+         removed=["al.tif.ovr"]),
     Case("overwrite_an_own_model",
          ["train", "-q", "--overwrite", "--dim", "3", "--patch", "3",
           "--samples", "2000", "opt.tif", "sar.tif", "model2.mmcl"], 0,
