@@ -155,12 +155,6 @@ mmcl__files_destroy(mmcl__files *f)
     free(f);
 }
 
-int
-mmcl__files_overwrite(const mmcl__files *f)
-{
-    return f && f->overwrite;
-}
-
 /* ---- inputs ----------------------------------------------------------- */
 
 mmcl_status
@@ -961,24 +955,6 @@ mmcl__stage_fclose(mmcl_context *ctx, mmcl__stage *s, FILE *fp)
     return mmcl__error(ctx, MMCL_ERR_IO, "cannot write %s '%s': %s%s",
                        o->role, o->path, strerror(err),
                        mmcl__stage_io_hint(s));
-}
-
-mmcl_status
-mmcl__stage_write(mmcl_context *ctx, mmcl__stage *s, const void *data,
-                  size_t n)
-{
-    FILE *fp = mmcl__stage_fopen(ctx, s);
-    if (!fp)
-        return MMCL_ERR_IO;
-    if (n && fwrite(data, 1, n, fp) != n) {
-        const out_rec *o = &s->files->outs[s->out];
-        int err = errno;
-        fclose(fp);
-        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write %s '%s': %s%s",
-                           o->role, o->path, strerror(err),
-                           mmcl__stage_io_hint(s));
-    }
-    return mmcl__stage_fclose(ctx, s, fp);
 }
 
 static int

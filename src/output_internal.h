@@ -43,7 +43,9 @@ typedef enum mmcl__out_kind {
     MMCL__OUT_RASTER,      /* a raster GDAL opens with the output format's
                               driver, whose MMCL metadata PRODUCT is the
                               output's product */
-    MMCL__OUT_SIDECAR,     /* GDAL's "<raster>.aux.xml" (a PAMDataset) */
+    MMCL__OUT_SIDECAR,     /* GDAL's side file of a raster output:
+                              "<raster>.aux.xml" (a PAMDataset), ".ovr"
+                              or ".msk" (TIFF) */
     MMCL__OUT_MODEL,       /* a model file mmcl_model_load() accepts */
     MMCL__OUT_REPORT,      /* an information-loss report (JSON) */
     MMCL__OUT_DESCRIPTOR,  /* a lazy descriptor of the same product */
@@ -58,7 +60,6 @@ typedef struct mmcl__files mmcl__files;
  * memory. @p overwrite: whether existing outputs may be replaced. */
 mmcl__files *mmcl__files_create(mmcl_context *ctx, int overwrite);
 void mmcl__files_destroy(mmcl__files *f); /* NULL is allowed */
-int mmcl__files_overwrite(const mmcl__files *f);
 
 /*
  * Records @p path as an input: the file itself (symbolic links followed),
@@ -80,7 +81,9 @@ mmcl_status mmcl__files_add_input_file(mmcl_context *ctx, mmcl__files *f,
  * @p role names it in messages ("output", "report", "legend", ...).
  * @p product: the PRODUCT of a raster or the product of a descriptor, or
  * NULL; @p format: a raster's GDAL driver (NULL = GTiff). A raster (and a
- * legend picture) also records its side file "<path>.aux.xml".
+ * legend picture) also records its side files "<path>.aux.xml", ".ovr"
+ * and ".msk": a stale one is refused without overwriting, and with it
+ * goes with the file it describes.
  * Refused (message naming the file and why): a path naming a folder or in
  * a folder that does not exist (MMCL_ERR_IO); an input or another output
  * of the operation (MMCL_ERR_INVALID_ARG); an existing file without
@@ -113,13 +116,9 @@ const char *mmcl__stage_file(const mmcl__stage *s);
 char *mmcl__stage_path(mmcl_context *ctx, const mmcl__stage *s,
                        const char *suffix);
 
-/* Creates the staged file (O_CREAT | O_EXCL | O_NOFOLLOW) and writes
- * @p n bytes of @p data to disk (fsync). */
-mmcl_status mmcl__stage_write(mmcl_context *ctx, mmcl__stage *s,
-                              const void *data, size_t n);
-
-/* The staged file created as above, open for writing ("wb"); NULL with
- * the error set. The caller closes it (see mmcl__stage_close). */
+/* The staged file, created with O_CREAT | O_EXCL | O_NOFOLLOW and open
+ * for writing ("wb"); NULL with the error set. Close it with
+ * mmcl__stage_fclose(). */
 FILE *mmcl__stage_fopen(mmcl_context *ctx, mmcl__stage *s);
 
 /* Flushes, syncs and closes a FILE from mmcl__stage_fopen; MMCL_ERR_IO
@@ -138,11 +137,13 @@ const char *mmcl__stage_io_hint(const mmcl__stage *s);
  * Moves the staged outputs onto their targets, all or none. First polls
  * @p progress once at @p p (when not NULL): a cancel before the commit
  * leaves nothing (MMCL_ERR_CANCELLED); after that the outputs are
- * committed whatever comes. Each stage's target and, for a raster, its
- * side file: without overwriting, one that appeared meanwhile fails the
- * commit ("... appeared while mmcl was running; nothing was replaced");
- * with overwriting, the target is checked again as before the work. When
- * one fails, the ones before are put back as they were.
+ * committed whatever comes. Each stage's target and, for a raster, the
+ * side files written with it: without overwriting, one that appeared
+ * meanwhile fails the commit ("... appeared while mmcl was running;
+ * nothing was replaced"); with overwriting, the target is checked again
+ * as before the work, and the side files of the file it replaces, when
+ * none was written, go with it. When one fails, the ones before are put
+ * back as they were.
  */
 mmcl_status mmcl__stages_commit(mmcl_context *ctx, mmcl__stage *const *s,
                                 size_t n, mmcl_progress_fn progress,
