@@ -63,6 +63,9 @@ typedef enum cli_progress_mode {
  * removes its temporary files and leaves no output. */
 void cli_set_progress(mmcl_options *opts, const cli_args *a);
 
+/* Whether SIGINT or SIGTERM asked the program to stop. */
+int cli_interrupted(void);
+
 /* Prints "ERROR <code>: mmcl <cmd>: <message>" on stderr; returns 1. */
 int cli_fail(const char *cmd, mmcl_context *ctx);
 

@@ -108,32 +108,24 @@ run_train(const cli_command *cmd, const cli_args *a)
     cli_set_progress(opts, a);
     if (!a->quiet)
         mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
-    /* Refuse an existing model file before the work, not after. */
-    FILE *f = fopen(out, "rb");
-    if (f && strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") != 0) {
-        fclose(f);
-        fprintf(stderr,
-                "ERROR %d: mmcl train: output '%s' exists; use --overwrite "
-                "to replace it\n",
-                (int)MMCL_ERR_EXISTS, out);
-        goto done;
-    }
-    if (f)
-        fclose(f);
+    int overwrite = strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") == 0;
+    /* Refuse the model file before the work, not after. */
+    if (mmcl_model_save_check(ctx, out, overwrite) != MMCL_OK)
+        goto report;
     /* OPTICAL... SAR MODEL */
     if (mmcl_train(ctx, a->pos, a->n_pos - 2, a->pos[a->n_pos - 2], opts,
                    &model) != MMCL_OK)
         goto report;
-    if (mmcl_model_save(ctx, model, out,
-                        strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") ==
-                            0) != MMCL_OK)
+    /* Stopped after the last progress step: nothing is written. */
+    if (cli_interrupted())
+        goto report;
+    if (mmcl_model_save(ctx, model, out, overwrite) != MMCL_OK)
         goto report;
     flush_log(&notes);
     rc = a->json ? print_figures(model) : CLI_EXIT_OK;
 report:
     if (rc != CLI_EXIT_OK)
         cli_fail(cmd->name, ctx);
-done:
     flush_log(&notes);
     mmcl_model_destroy(model);
     mmcl_options_free(opts);

@@ -164,7 +164,7 @@ progress_stderr(double complete)
 {
     int last = stderr_step;
     int step = (int)(complete * 40.0 + 1e-9);
-    if (step < last)
+    if (step < last && !(step == 40 && last == 41)) /* a new bar */
         last = -1;
     while (last < step && last < 40) {
         last++;
@@ -179,6 +179,12 @@ progress_stderr(double complete)
     }
     stderr_step = last;
     fflush(stderr);
+}
+
+int
+cli_interrupted(void)
+{
+    return stop_signal != 0;
 }
 
 static int
@@ -600,6 +606,7 @@ main(int argc, char **argv)
 
     int rc = CLI_EXIT_USAGE;
     cli_args a = {0};
+    char cmd_name[32] = "";
     if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         print_main_help();
@@ -627,6 +634,7 @@ main(int argc, char **argv)
                 argv[1]);
         goto done;
     }
+    snprintf(cmd_name, sizeof(cmd_name), "%s", cmd->name);
     a.pos = calloc((size_t)argc, sizeof(char *));
     if (!a.pos) {
         rc = CLI_EXIT_FAILURE;
@@ -636,6 +644,9 @@ main(int argc, char **argv)
     if (rc < 0) {
         signal(SIGINT, on_stop_signal);
         signal(SIGTERM, on_stop_signal);
+        /* A write over the file size limit (ulimit -f) fails with EFBIG
+         * and is reported, instead of killing the program mid-write. */
+        signal(SIGXFSZ, SIG_IGN);
         rc = cmd->run(cmd, &a);
     }
 
@@ -644,6 +655,15 @@ done:
     CSLDestroy(a.kv);
     CSLDestroy(argv);
     GDALDestroyDriverManager();
+    if (stop_signal && rc == CLI_EXIT_OK) {
+        /* The signal came after the last point where the command could
+         * stop: its outputs are complete and in place. Say so, and report
+         * the success it is. */
+        fprintf(stderr, "mmcl %s: %s arrived once the work was complete; "
+                        "the outputs are in place\n",
+                cmd_name, stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+        return rc;
+    }
     if (stop_signal) /* end as the signal would have, now that nothing is left */
         raise(stop_signal);
     return rc;

@@ -84,6 +84,7 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     mmcl__error_clear(ctx);
     mmcl_options *tmp = NULL;
     const mmcl_options *opts = NULL;
+    mmcl__files *files = NULL;
     align_job job = {0};
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "align", &tmp, &opts);
     if (st != MMCL_OK)
@@ -94,9 +95,19 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     }
     const char *format = mmcl__opt_str(opts, "FORMAT");
     char **co = mmcl__opt_list(opts, "CO");
-    int overwrite = mmcl__opt_bool(opts, "OVERWRITE");
     /* Fail on the output before any reading or resampling. */
-    st = mmcl__output_check(ctx, out, format, co, GDT_Float32, overwrite);
+    files = mmcl__files_create(ctx, mmcl__opt_bool(opts, "OVERWRITE"));
+    if (!files) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    for (size_t i = 0; i < n_optical && st == MMCL_OK; i++)
+        st = mmcl__files_add_input(ctx, files, optical[i]);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, files, sar);
+    if (st == MMCL_OK)
+        st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
+                                "aligned_sar");
     if (st != MMCL_OK)
         goto done;
     st = mmcl__pair_open(ctx, optical, n_optical, sar, opts, &job.pair);
@@ -109,7 +120,8 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     spec.path = out;
     spec.format = format;
     spec.creation_options = co;
-    spec.overwrite = overwrite;
+    spec.files = files;
+    spec.product = "aligned_sar";
     spec.width = mmcl__pair_width(job.pair);
     spec.height = mmcl__pair_height(job.pair);
     spec.n_bands = mmcl__pair_sar_bands(job.pair);
@@ -151,21 +163,24 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                          &job};
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(opts, &puser);
+    double split = mmcl__writer_progress_split(job.writer, 0.0, 1.0);
     st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile, threads, &tj,
-                         progress, puser, 0.0, 1.0);
+                         progress, puser, 0.0, split);
     if (st == MMCL_OK && job.n_valid == 0)
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "the SAR '%s' has no valid pixel over the optical "
                          "grid (empty, all nodata, or outside)",
                          sar);
     if (st == MMCL_OK) {
-        st = mmcl__writer_commit(ctx, job.writer);
+        st = mmcl__writer_commit(ctx, job.writer, progress, puser, split,
+                                 1.0);
         job.writer = NULL;
     }
 
 done:
     mmcl__writer_abort(job.writer);
     mmcl__pair_close(job.pair);
+    mmcl__files_destroy(files);
     mmcl_options_free(tmp);
     return st;
 }

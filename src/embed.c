@@ -80,6 +80,7 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     mmcl__encoder *enc = NULL;
     mmcl__pair *pair = NULL;
     embed_job job = {0};
+    mmcl__files *files = NULL;
     char **names = NULL, **md = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "embed", &tmp, &o);
     if (st != MMCL_OK)
@@ -92,8 +93,11 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     }
     const char *format = mmcl__opt_str(o, "FORMAT");
     char **co = mmcl__opt_list(o, "CO");
-    int overwrite = mmcl__opt_bool(o, "OVERWRITE");
-    st = mmcl__output_check(ctx, out, format, co, GDT_Float32, overwrite);
+    st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
+                          mmcl__opt_bool(o, "OVERWRITE"), &files);
+    if (st == MMCL_OK)
+        st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
+                                "embedding");
     if (st == MMCL_OK)
         st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
     if (st != MMCL_OK)
@@ -113,7 +117,8 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     spec.path = out;
     spec.format = format;
     spec.creation_options = co;
-    spec.overwrite = overwrite;
+    spec.files = files;
+    spec.product = "embedding";
     spec.width = mmcl__pair_width(pair);
     spec.height = mmcl__pair_height(pair);
     spec.n_bands = job.def.n_out;
@@ -146,12 +151,14 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
                          &job};
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
+    double split = mmcl__writer_progress_split(job.writer, 0.0, 1.0);
     st = mmcl__run_tiles_committed(ctx, spec.width, spec.height, job.tile,
                                    mmcl__opt_threads(o), &tj, progress,
-                                   puser, 0.0, 1.0);
+                                   puser, 0.0, split);
     if (st == MMCL_OK) {
         double t0 = mmcl__thread_seconds();
-        st = mmcl__writer_commit(ctx, job.writer);
+        st = mmcl__writer_commit(ctx, job.writer, progress, puser, split,
+                                 1.0);
         job.writer = NULL;
         job.write_s += mmcl__thread_seconds() - t0;
         job.timing.read_s += mmcl__tile_reader_stop(job.reader);
@@ -166,6 +173,7 @@ done:
     CSLDestroy(md);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
+    mmcl__files_destroy(files);
     mmcl_options_free(tmp);
     return st;
 }

@@ -88,6 +88,8 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     mmcl__encoder *enc = NULL;
     mmcl__pair *pair = NULL;
     loss_job job = {0};
+    mmcl__files *files = NULL;
+    mmcl__stage *report_stage = NULL;
     char **names = NULL, **md = NULL, **fig_md = NULL;
     cJSON *fig = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "infoloss", &tmp, &o);
@@ -101,20 +103,15 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     }
     const char *format = mmcl__opt_str(o, "FORMAT");
     char **co = mmcl__opt_list(o, "CO");
-    int overwrite = mmcl__opt_bool(o, "OVERWRITE");
     const char *report = mmcl__opt_str(o, "REPORT");
-    st = mmcl__output_check(ctx, out, format, co, GDT_Float32, overwrite);
-    if (st == MMCL_OK && report) {
-        FILE *f = fopen(report, "rb");
-        if (f) {
-            fclose(f);
-            if (!overwrite)
-                st = mmcl__error(ctx, MMCL_ERR_EXISTS,
-                                 "report '%s' exists; use --overwrite to "
-                                 "replace it",
-                                 report);
-        }
-    }
+    st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
+                          mmcl__opt_bool(o, "OVERWRITE"), &files);
+    if (st == MMCL_OK)
+        st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
+                                "infoloss");
+    if (st == MMCL_OK && report)
+        st = mmcl__files_add_output(ctx, files, report, "report",
+                                    MMCL__OUT_REPORT, NULL, NULL);
     if (st == MMCL_OK)
         st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
     if (st != MMCL_OK)
@@ -133,7 +130,8 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     spec.path = out;
     spec.format = format;
     spec.creation_options = co;
-    spec.overwrite = overwrite;
+    spec.files = files;
+    spec.product = "infoloss";
     spec.width = mmcl__pair_width(pair);
     spec.height = mmcl__pair_height(pair);
     spec.n_bands = job.def.n_out;
@@ -161,9 +159,10 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     mmcl__tile_job tj = {loss_start, loss_work, loss_commit, loss_stop, &job};
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
+    double split = mmcl__writer_progress_split(job.writer, 0.0, 1.0);
     st = mmcl__run_tiles_committed(ctx, spec.width, spec.height, job.tile,
                                    mmcl__opt_threads(o), &tj, progress,
-                                   puser, 0.0, 1.0);
+                                   puser, 0.0, split);
     if (st != MMCL_OK)
         goto done;
     job.timing.read_s += mmcl__tile_reader_stop(job.reader);
@@ -185,32 +184,26 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
-    if (report) {
-        /* Report under a temporary name, renamed after the raster. */
-        char tmpname[4096];
-        snprintf(tmpname, sizeof(tmpname), "%s.mmcl-tmp", report);
-        FILE *f = fopen(tmpname, "wb");
-        int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-        if (f && fclose(f) != 0)
-            ok = 0;
-        if (!ok) {
-            remove(tmpname);
-            cJSON_free(text);
-            st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write report '%s'",
-                             report);
-            goto done;
+    /* The raster complete, the report beside it, then both in place. */
+    st = mmcl__writer_finish(ctx, job.writer, progress, puser, split, 1.0);
+    mmcl__stage *stages[2] = {mmcl__writer_stage(job.writer), NULL};
+    if (st == MMCL_OK && report) {
+        report_stage = mmcl__stage_create(ctx, files, report);
+        FILE *f = report_stage ? mmcl__stage_fopen(ctx, report_stage) : NULL;
+        if (f) {
+            /* A failed write leaves the stream's error set: the close
+             * reports it. */
+            fputs(text, f);
+            fputc('\n', f);
+            st = mmcl__stage_fclose(ctx, report_stage, f);
+        } else {
+            st = mmcl_context_errcode(ctx);
         }
-        st = mmcl__writer_commit(ctx, job.writer);
-        job.writer = NULL;
-        if (st == MMCL_OK && rename(tmpname, report) != 0)
-            st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s'",
-                             tmpname, report);
-        if (st != MMCL_OK)
-            remove(tmpname);
-    } else {
-        st = mmcl__writer_commit(ctx, job.writer);
-        job.writer = NULL;
+        stages[1] = report_stage;
     }
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, report ? 2 : 1, progress,
+                                 puser, 1.0);
     if (st == MMCL_OK && report_json) {
         *report_json = mmcl__strdup(ctx, text);
         if (!*report_json)
@@ -223,11 +216,13 @@ done:
      * GDAL's block cache may write out a dirty block of the output. */
     mmcl__tile_reader_destroy(job.reader);
     mmcl__writer_abort(job.writer);
+    mmcl__stage_destroy(report_stage);
     CSLDestroy(names);
     CSLDestroy(md);
     CSLDestroy(fig_md);
     mmcl__pair_close(pair);
     mmcl__encoder_free(enc);
+    mmcl__files_destroy(files);
     mmcl_options_free(tmp);
     return st;
 }

@@ -13,6 +13,24 @@
 
 #include "context_internal.h"
 #include "maps_internal.h"
+#include "model_internal.h"
+
+mmcl_status
+mmcl__maps_files(mmcl_context *ctx, const mmcl_model *model,
+                 const char *const *optical, size_t n_optical, const char *sar,
+                 int overwrite, mmcl__files **out)
+{
+    *out = mmcl__files_create(ctx, overwrite);
+    if (!*out)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = mmcl__files_add_input_file(ctx, *out,
+                                                mmcl__model_source(model));
+    for (size_t i = 0; optical && i < n_optical && st == MMCL_OK; i++)
+        st = mmcl__files_add_input(ctx, *out, optical[i]);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, *out, sar);
+    return st;
+}
 
 /* Options for mmcl__pair_open from the "pair" object of the model. */
 static mmcl_options *

@@ -19,7 +19,7 @@
  * of their own (cJSON_GetErrorPtr). We never read it (positions come from
  * return_parse_end), so concurrent loads only share that write-only global.
  */
-#define _POSIX_C_SOURCE 200809L /* fileno, fstat, fsync, getpid, lstat */
+#define _XOPEN_SOURCE 700 /* fileno, fstat, realpath */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +35,7 @@
 
 #include "context_internal.h"
 #include "model_internal.h"
+#include "output_internal.h"
 
 _Static_assert(sizeof(float) == 4, "mmcl model files need a 32-bit float");
 
@@ -61,6 +62,7 @@ struct mmcl_model {
     size_t ntensors;
     size_t cap;
     char *metadata; /* canonical JSON object text, format_version first */
+    char *source;   /* the file it was loaded from, or NULL */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -443,7 +445,14 @@ mmcl_model_destroy(mmcl_model *model)
         tensor_clear(&model->tensors[i]);
     free(model->tensors);
     free(model->metadata);
+    free(model->source);
     free(model);
+}
+
+const char *
+mmcl__model_source(const mmcl_model *m)
+{
+    return m ? m->source : NULL;
 }
 
 /* Makes room for one more tensor in @p m. */
@@ -684,6 +693,7 @@ struct byte_sink {
     mmcl_context *ctx;
     FILE *fp;         /* file sink */
     const char *path; /* file sink: the name to report */
+    const mmcl__stage *stage; /* file sink: where it is written */
     uint64_t hash;    /* hash sink */
 };
 
@@ -691,8 +701,9 @@ static mmcl_status
 file_sink_write(byte_sink *sink, const void *bytes, size_t n)
 {
     if (n && fwrite(bytes, 1, n, sink->fp) != n)
-        return mmcl__error(sink->ctx, MMCL_ERR_IO, "cannot write '%s': %s",
-                           sink->path, strerror(errno));
+        return mmcl__error(sink->ctx, MMCL_ERR_IO, "cannot write '%s': %s%s",
+                           sink->path, strerror(errno),
+                           mmcl__stage_io_hint(sink->stage));
     return MMCL_OK;
 }
 
@@ -875,77 +886,82 @@ mmcl_model_hash(mmcl_context *ctx, const mmcl_model *model, char out[17])
     return MMCL_OK;
 }
 
+/* A new set with the model output @p path checked, the file @p source
+ * (may be NULL) as its input. */
+static mmcl_status
+save_files(mmcl_context *ctx, const char *path, int overwrite,
+           const char *source, mmcl__files **out)
+{
+    *out = mmcl__files_create(ctx, overwrite);
+    if (!*out)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = mmcl__files_add_input_file(ctx, *out, source);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_output(ctx, *out, path, "output",
+                                    MMCL__OUT_MODEL, NULL, NULL);
+    if (st != MMCL_OK) {
+        mmcl__files_destroy(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+mmcl_status
+mmcl_model_save_check(mmcl_context *ctx, const char *path, int overwrite)
+{
+    if (!path || !*path)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "mmcl_model_save_check: path must not be NULL or "
+                           "empty");
+    mmcl__files *files = NULL;
+    mmcl_status st = save_files(ctx, path, overwrite, NULL, &files);
+    mmcl__files_destroy(files);
+    return st;
+}
+
 mmcl_status
 mmcl_model_save(mmcl_context *ctx, const mmcl_model *model, const char *path,
                 int overwrite)
 {
     mmcl_status st = MMCL_OK;
-    char *tmp = NULL;
-    size_t tmp_size;
+    mmcl__files *files = NULL;
+    mmcl__stage *stage = NULL;
     FILE *fp = NULL;
-    int created = 0;
-    struct stat sb;
     byte_sink sink;
 
     if (!model || !path || !*path)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "mmcl_model_save: model and path must not be "
                            "NULL or empty");
-    /* lstat: a dangling symbolic link is an existing output too. */
-    if (!overwrite && lstat(path, &sb) == 0)
-        return mmcl__error(ctx, MMCL_ERR_EXISTS,
-                           "output '%s' exists; pass --overwrite to "
-                           "replace it",
-                           path);
-
-    tmp_size = strlen(path) + 32;
-    tmp = mmcl__malloc_array(ctx, tmp_size, 1, 1);
-    if (!tmp)
-        return MMCL_ERR_NO_MEMORY;
-    snprintf(tmp, tmp_size, "%s.tmp-%ld", path, (long)getpid());
-    /* "x": fail rather than follow or clobber whatever has that name. */
-    fp = fopen(tmp, "wbx");
+    /* The file the model was read from is an input: never written over. */
+    st = save_files(ctx, path, overwrite, model->source, &files);
+    if (st != MMCL_OK)
+        return st;
+    stage = mmcl__stage_create(ctx, files, path);
+    fp = stage ? mmcl__stage_fopen(ctx, stage) : NULL;
     if (!fp) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot create '%s': %s", tmp,
-                         strerror(errno));
+        st = mmcl_context_errcode(ctx);
         goto done;
     }
-    created = 1;
-
     memset(&sink, 0, sizeof(sink));
     sink.write = file_sink_write;
     sink.ctx = ctx;
     sink.fp = fp;
-    sink.path = tmp;
+    sink.path = path;
+    sink.stage = stage;
     st = model_serialize(ctx, model, &sink);
-    if (st != MMCL_OK)
-        goto done;
-    /* On disk before the rename, so a crash leaves the old file or the new. */
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write '%s': %s", tmp,
-                         strerror(errno));
+    if (st != MMCL_OK) {
+        fclose(fp);
         goto done;
     }
-    if (fclose(fp) != 0) {
-        fp = NULL;
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write '%s': %s", tmp,
-                         strerror(errno));
-        goto done;
-    }
-    fp = NULL;
-    if (rename(tmp, path) != 0) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s': %s",
-                         tmp, path, strerror(errno));
-        goto done;
-    }
-    created = 0;
+    /* On disk before the move, so a crash leaves the old file or the new. */
+    st = mmcl__stage_fclose(ctx, stage, fp);
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, &stage, 1, NULL, NULL, 1.0);
 
 done:
-    if (fp)
-        fclose(fp);
-    if (created)
-        remove(tmp);
-    free(tmp);
+    mmcl__stage_destroy(stage);
+    mmcl__files_destroy(files);
     return st;
 }
 
@@ -1521,6 +1537,14 @@ mmcl_model_load(mmcl_context *ctx, const char *path, mmcl_model **out)
     model->metadata = metadata;
     metadata = NULL;
 
+    /* Absolute, so that it names the same file whatever the folder. */
+    model->source = realpath(path, NULL);
+    if (!model->source)
+        model->source = strdup(path);
+    if (!model->source) {
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
     *out = model;
     model = NULL;
 

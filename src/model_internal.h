@@ -24,4 +24,8 @@ mmcl_status mmcl__model_check_shape(mmcl_context *ctx, const mmcl_model *m,
                                     const char *name, int ndim,
                                     const int64_t *shape);
 
+/* The file @p m was loaded from (mmcl_model_load), or NULL: an input of
+ * whatever uses the model, never to be written over. */
+const char *mmcl__model_source(const mmcl_model *m);
+
 #endif /* MMCL_MODEL_INTERNAL_H */

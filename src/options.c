@@ -24,7 +24,7 @@
     {"CO", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "-co", "NAME=VALUE",         \
      "GDAL creation option; repeat for several"},                              \
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,  \
-     "replace an existing output"}
+     "replace an existing output of the same kind (never an input)"}
 
 /* How the SAR is put on the optical grid; shared by every operation that
  * reads a raster pair. */
@@ -109,7 +109,7 @@ static const mmcl_option_def synth_defs[] = {
     {"SAR_HOLES", MMCL_OPT_INT, "0", "0", "1000", NULL, "--sar-holes", "N",
      "number of NaN holes punched into the SAR"},
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
-     "replace existing outputs"},
+     "replace the files of an earlier mmcl synth"},
     {"CO", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "-co", "NAME=VALUE",
      "GeoTIFF creation option for every raster (default tiled, DEFLATE); "
      "repeat for several"},
@@ -158,7 +158,7 @@ static const mmcl_option_def train_defs[] = {
      "--shared", "NAME", "shared-private: how the shared part is aligned"},
     MMCL__PAIR_DEFS,
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
-     "replace an existing model file"},
+     "replace an existing model file (nothing else)"},
     MMCL__RUN_DEFS,
 };
 

@@ -4,7 +4,8 @@
  * files, the lattice transform, and window reads (optical, warped SAR and
  * the joint validity mask) with reflect padding.
  */
-#define _DEFAULT_SOURCE /* getpid */
+#define _DEFAULT_SOURCE /* O_CLOEXEC */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "context_internal.h"
 #include "gdal_util_internal.h"
 #include "options_internal.h"
+#include "output_internal.h"
 #include "pair_internal.h"
 #include "sar_internal.h"
 
@@ -33,7 +35,12 @@ struct mmcl__pair {
     char **opt_names;
 
     char *sar_name; /* the SAR to warp: the input, or its preprocessed copy */
-    char *sar_tmp;  /* preprocessed temporary, removed on close */
+    /* The preprocessed copy: written in a private folder, then opened and
+     * unlinked at once, and read as /proc/self/fd/<sar_fd>, so that no
+     * name of it is left on disk (kill -9 included). Where /proc is not
+     * there, it stays in its folder (sar_tmpdir) until the pair closes. */
+    int sar_fd;       /* -1: none */
+    char *sar_tmpdir; /* the private folder while it exists, or NULL */
     char *sar_wkt;
     double sar_gt[6];
     int sar_width, sar_height;
@@ -194,16 +201,53 @@ done:
     return st;
 }
 
-static char *
-sar_temp_path(mmcl_context *ctx)
+/*
+ * Writes the SAR @p ds preprocessed (@p tr, @p sp) in a private folder of
+ * $TMPDIR (mkdtemp: no predictable name is opened in a shared folder), and
+ * sets p->sar_name to what the readers open.
+ */
+static mmcl_status
+write_preprocessed_sar(mmcl_context *ctx, mmcl__pair *p, GDALDatasetH ds,
+                       mmcl__sar_transform tr, const mmcl__speckle *sp)
 {
-    static int counter;
-    char buf[1024];
-    const char *dir = getenv("TMPDIR");
-    int k = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-    snprintf(buf, sizeof(buf), "%s/mmcl-sar-%ld-%d.tif",
-             dir && *dir ? dir : "/tmp", (long)getpid(), k);
-    return mmcl__strdup(ctx, buf);
+    p->sar_tmpdir = mmcl__tempdir_create(ctx, "sar");
+    if (!p->sar_tmpdir)
+        return mmcl_context_errcode(ctx);
+    char *file = mmcl__strdup(ctx, CPLFormFilename(p->sar_tmpdir, "sar.tif",
+                                                   NULL));
+    if (!file)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = mmcl__sar_preprocess(ctx, ds, file, tr, sp);
+    if (st != MMCL_OK) {
+        free(file);
+        return st;
+    }
+    /* Open, then unlink: the file lives as long as the descriptor. */
+    p->sar_fd = open(file, O_RDONLY | O_CLOEXEC);
+    char proc[64];
+    if (p->sar_fd >= 0)
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->sar_fd);
+    GDALDatasetH check = NULL;
+    if (p->sar_fd >= 0) {
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        check = GDALOpenEx(proc, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL,
+                           NULL, NULL);
+        CPLPopErrorHandler();
+    }
+    if (check) {
+        GDALClose(check);
+        p->sar_name = mmcl__strdup(ctx, proc);
+        mmcl__tempdir_remove(p->sar_tmpdir);
+        free(p->sar_tmpdir);
+        p->sar_tmpdir = NULL;
+        free(file);
+    } else {
+        if (p->sar_fd >= 0)
+            close(p->sar_fd);
+        p->sar_fd = -1;
+        p->sar_name = file;
+    }
+    return p->sar_name ? MMCL_OK : MMCL_ERR_NO_MEMORY;
 }
 
 static mmcl_status
@@ -237,20 +281,11 @@ open_sar(mmcl_context *ctx, mmcl__pair *p, const char *path,
     p->sar_nodata = GDALGetRasterNoDataValue(b1, &p->sar_has_nodata);
 
     if (tr != MMCL__SAR_NONE || sp.window) {
-        p->sar_tmp = sar_temp_path(ctx);
-        if (!p->sar_tmp) {
-            st = MMCL_ERR_NO_MEMORY;
+        st = write_preprocessed_sar(ctx, p, ds, tr, &sp);
+        if (st != MMCL_OK)
             goto done;
-        }
-        st = mmcl__sar_preprocess(ctx, ds, p->sar_tmp, tr, &sp);
-        if (st != MMCL_OK) {
-            free(p->sar_tmp);
-            p->sar_tmp = NULL;
-            goto done;
-        }
         p->sar_has_nodata = 1;
         p->sar_nodata = NAN;
-        p->sar_name = mmcl__strdup(ctx, p->sar_tmp);
     } else {
         p->sar_name = mmcl__strdup(ctx, path);
     }
@@ -600,6 +635,7 @@ mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
     mmcl__pair *p = calloc(1, sizeof(*p));
     if (!p)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    p->sar_fd = -1;
     mmcl_status st = open_optical(ctx, p, optical, n_optical,
                                   mmcl__opt_str(opts, "STACK_RESAMPLING"));
     if (st == MMCL_OK)
@@ -750,6 +786,7 @@ mmcl__pair_open_decimated(mmcl_context *ctx, const mmcl__pair *base,
     mmcl__pair *p = calloc(1, sizeof(*p));
     if (!p)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    p->sar_fd = -1;
     mmcl_status st = MMCL_OK;
 
     /* The optical: a VRT averaging the base optical onto the coarser grid
@@ -806,9 +843,10 @@ mmcl__pair_close(mmcl__pair *p)
 {
     if (!p)
         return;
-    if (p->sar_tmp)
-        VSIUnlink(p->sar_tmp);
-    free(p->sar_tmp);
+    if (p->sar_fd >= 0)
+        close(p->sar_fd);
+    mmcl__tempdir_remove(p->sar_tmpdir);
+    free(p->sar_tmpdir);
     free(p->optical_name);
     free(p->wkt);
     CSLDestroy(p->opt_names);

@@ -1063,14 +1063,9 @@ mmcl__product_is_descriptor(const char *name)
 }
 
 mmcl_status
-mmcl__product_write_json(mmcl_context *ctx, const char *path, const cJSON *j,
-                         int overwrite)
+mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
+                         const char *path, const cJSON *j)
 {
-    VSIStatBufL sb;
-    if (!overwrite && VSIStatL(path, &sb) == 0)
-        return mmcl__error(ctx, MMCL_ERR_EXISTS,
-                           "output '%s' exists; use --overwrite to replace it",
-                           path);
     mmcl_status st = MMCL_OK;
     mmcl_product *check = NULL;
     char *dir_abs = folder_abs(path);
@@ -1083,25 +1078,14 @@ mmcl__product_write_json(mmcl_context *ctx, const char *path, const cJSON *j,
     st = product_open_text(ctx, text, path, dir_abs, -1, &check);
     if (st != MMCL_OK)
         goto done;
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.mmcl-tmp", path);
-    VSILFILE *f = VSIFOpenL(tmp, "wb");
-    size_t len = strlen(text);
-    int ok = f && VSIFWriteL(text, 1, len, f) == len &&
-             VSIFWriteL("\n", 1, 1, f) == 1;
-    if (f && VSIFCloseL(f) != 0)
-        ok = 0;
-    if (!ok) {
-        VSIUnlink(tmp);
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write descriptor '%s'",
-                         path);
+    FILE *f = mmcl__stage_fopen(ctx, stage);
+    if (!f) {
+        st = mmcl_context_errcode(ctx);
         goto done;
     }
-    if (VSIRename(tmp, path) != 0) {
-        VSIUnlink(tmp);
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s'", tmp,
-                         path);
-    }
+    fputs(text, f); /* a failed write is reported by the close */
+    fputc('\n', f);
+    st = mmcl__stage_fclose(ctx, stage, f);
 done:
     mmcl_product_destroy(check);
     cJSON_free(text);
@@ -1162,8 +1146,28 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
     if (mmcl__opt_given(opts, "THREADS"))
         cJSON_AddNumberToObject(j, "threads",
                                 (double)mmcl__opt_int(opts, "THREADS"));
-    mmcl_status st = mmcl__product_write_json(ctx, path, j,
-                                              mmcl__opt_bool(opts, "OVERWRITE"));
+    /* The inputs, the descriptor checked, written and put in place. */
+    mmcl__stage *stage = NULL;
+    mmcl__files *files = mmcl__files_create(ctx,
+                                            mmcl__opt_bool(opts, "OVERWRITE"));
+    mmcl_status st = files ? mmcl__files_add_input_file(ctx, files, model)
+                           : MMCL_ERR_NO_MEMORY;
+    for (size_t i = 0; i < n_optical && st == MMCL_OK; i++)
+        st = mmcl__files_add_input(ctx, files, optical[i]);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, files, sar);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_output(ctx, files, path, "output",
+                                    MMCL__OUT_DESCRIPTOR, kind, NULL);
+    if (st == MMCL_OK) {
+        stage = mmcl__stage_create(ctx, files, path);
+        st = stage ? mmcl__product_write_json(ctx, stage, path, j)
+                   : mmcl_context_errcode(ctx);
+    }
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, &stage, 1, NULL, NULL, 1.0);
+    mmcl__stage_destroy(stage);
+    mmcl__files_destroy(files);
     cJSON_Delete(j);
     return st;
 }

@@ -11,6 +11,8 @@
 
 #include "mmcl/product.h"
 
+#include "output_internal.h"
+
 /* ---- product.c -------------------------------------------------------- */
 
 enum { MMCL__DESCRIPTOR_VERSION = 1 };
@@ -26,11 +28,11 @@ char *mmcl__product_resolve_path(const char *dir, const char *path);
 cJSON *mmcl__product_stored_path(const char *descriptor_path,
                                  const char *path);
 
-/* Writes the descriptor @p j to @p path under a temporary name, renamed
- * when complete, after checking that it opens (as GDAL will open it). An
- * existing @p path is kept unless @p overwrite. */
-mmcl_status mmcl__product_write_json(mmcl_context *ctx, const char *path,
-                                     const cJSON *j, int overwrite);
+/* Writes the descriptor @p j of the output @p path into its @p stage
+ * (output_internal.h), after checking that it opens as GDAL will open it
+ * at @p path. The caller commits the stage. */
+mmcl_status mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
+                                     const char *path, const cJSON *j);
 
 /* Whether @p name names a descriptor rather than a raster: "MMCL:" prefix,
  * JSON text, or a name ending in ".json". */

@@ -33,7 +33,7 @@
  * mmcl__rgb_view, served by product.c) runs pass 3 per block when read, on
  * the same tile grid, so its bytes equal the written picture's.
  */
-#define _DEFAULT_SOURCE /* getpid, strcasecmp */
+#define _DEFAULT_SOURCE /* strcasecmp */
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -887,14 +887,13 @@ write_metadata(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
 }
 
 /*
- * Writes the legend image and its JSON description under temporary names
- * (*tmp_png, *tmp_json, to be freed), renamed by the caller once the
- * picture is complete.
+ * Writes the legend image and its JSON description into their stages
+ * (output_internal.h), committed by the caller with the picture.
  */
 static mmcl_status
 write_legend(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
              const char *band_name, const char *out, const char *legend_png,
-             const char *legend_json, char **tmp_png, char **tmp_json)
+             mmcl__stage *png_stage, mmcl__stage *json_stage)
 {
     unsigned char *rgba = NULL;
     double ticks[MMCL__LEGEND_TICKS];
@@ -903,15 +902,10 @@ write_legend(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
     GDALDatasetH mem = NULL, png = NULL;
     cJSON *j = NULL;
     char *text = NULL;
-    VSILFILE *fp = NULL;
 
-    *tmp_png = mmcl__strdup(
-        ctx, CPLSPrintf("%s.mmcl-tmp-%ld.png", legend_png, (long)getpid()));
-    *tmp_json = mmcl__strdup(
-        ctx, CPLSPrintf("%s.mmcl-tmp-%ld", legend_json, (long)getpid()));
     rgba =
         mmcl__malloc_array(ctx, 4, (size_t)MMCL__LEGEND_W * MMCL__LEGEND_H, 1);
-    if (!*tmp_png || !*tmp_json || !rgba) {
+    if (!rgba) {
         st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
@@ -927,16 +921,18 @@ write_legend(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
                                   MMCL__LEGEND_H, GDT_Byte, 4, NULL, 0, 0, 0)
             : CE_Failure;
     if (err == CE_None)
-        png = GDALCreateCopy(GDALGetDriverByName("PNG"), *tmp_png, mem, FALSE,
-                             NULL, NULL, NULL);
+        png = GDALCreateCopy(GDALGetDriverByName("PNG"),
+                             mmcl__stage_file(png_stage), mem, FALSE, NULL,
+                             NULL, NULL);
     if (png)
         GDALClose(png);
     if (mem)
         GDALClose(mem);
     mmcl__gdal_capture_end(&cap);
     if (!png) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write legend '%s': %s",
-                         legend_png, mmcl__gdal_msg(&cap));
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write legend '%s': %s%s",
+                         legend_png, mmcl__gdal_msg(&cap),
+                         mmcl__stage_io_hint(png_stage));
         goto done;
     }
 
@@ -974,27 +970,23 @@ write_legend(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
     cJSON_AddNumberToObject(bar, "width", MMCL__LUT_SIZE);
     cJSON_AddNumberToObject(bar, "height", MMCL__LEGEND_BAR_H);
     text = cJSON_Print(j);
-    fp = text ? VSIFOpenL(*tmp_json, "wb") : NULL;
-    size_t len = text ? strlen(text) : 0;
-    int ok = fp && VSIFWriteL(text, 1, len, fp) == len &&
-             VSIFWriteL("\n", 1, 1, fp) == 1;
-    if (fp && VSIFCloseL(fp) != 0)
-        ok = 0;
-    if (!ok)
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write legend '%s'",
-                         legend_json);
+    if (!text) {
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    FILE *fp = mmcl__stage_fopen(ctx, json_stage);
+    if (!fp) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
+    fputs(text, fp); /* a failed write is reported by the close */
+    fputc('\n', fp);
+    st = mmcl__stage_fclose(ctx, json_stage, fp);
 done:
     cJSON_free(text);
     cJSON_Delete(j);
     free(rgba);
     return st;
-}
-
-static int
-path_exists(const char *path)
-{
-    VSIStatBufL sb;
-    return VSIStatExL(path, &sb, VSI_STAT_EXISTS_FLAG) == 0;
 }
 
 /* Checks that the selected bands hold real numbers. */
@@ -1065,11 +1057,11 @@ choose_mode(mmcl_context *ctx, rgb_job *job, const char *mode_opt,
 
 /*
  * The legend files beside @p out (<out base>.legend.png and .json, to be
- * freed), refused when one exists and @p overwrite is not set.
+ * freed), checked as outputs in @p files.
  */
 static mmcl_status
-legend_paths(mmcl_context *ctx, const char *out, int overwrite, char **png,
-             char **json)
+legend_paths(mmcl_context *ctx, mmcl__files *files, const char *out,
+             char **png, char **json)
 {
     /* "x.tif" -> "x.legend.png"; a lazy "x.mmcl.json" -> the same. */
     char *base = CPLStrdup(out);
@@ -1081,15 +1073,17 @@ legend_paths(mmcl_context *ctx, const char *out, int overwrite, char **png,
     CPLFree(base);
     if (!*png || !*json)
         return MMCL_ERR_NO_MEMORY;
-    const char *exists = path_exists(*png)    ? *png
-                         : path_exists(*json) ? *json
-                                              : NULL;
-    if (exists && !overwrite)
-        return mmcl__error(ctx, MMCL_ERR_EXISTS,
-                           "legend '%s' exists; use --overwrite to replace "
-                           "it (or --no-legend)",
-                           exists);
-    return MMCL_OK;
+    mmcl_status st = mmcl__files_add_output(ctx, files, *png, "legend",
+                                            MMCL__OUT_LEGEND_PNG, NULL, NULL);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_output(ctx, files, *json, "legend description",
+                                    MMCL__OUT_LEGEND_JSON, NULL, NULL);
+    if (st == MMCL_ERR_EXISTS) {
+        char *msg = CPLStrdup(mmcl_context_errmsg(ctx));
+        mmcl__error(ctx, st, "%s (or --no-legend)", msg);
+        CPLFree(msg);
+    }
+    return st;
 }
 
 /* The job's arrays for @p job->B bands and @p job->n_ch channels. */
@@ -1257,10 +1251,6 @@ lazy_check(mmcl_context *ctx, const mmcl_options *o, const char *out)
                                refused[i]);
     if (!out || !*out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output given");
-    if (!mmcl__opt_bool(o, "OVERWRITE") && path_exists(out))
-        return mmcl__error(ctx, MMCL_ERR_EXISTS,
-                           "output '%s' exists; use --overwrite to replace it",
-                           out);
     return MMCL_OK;
 }
 
@@ -1279,11 +1269,12 @@ json_doubles(const double *v, int n)
  * bits), then the legend, renamed once the descriptor is in place.
  */
 static mmcl_status
-write_lazy(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
-           const mmcl_options *o, const char *out, const char *first_name,
-           const char *legend_png, const char *legend_json)
+write_lazy(mmcl_context *ctx, mmcl__files *files, const rgb_job *job,
+           const rgb_info *info, const mmcl_options *o, const char *out,
+           const char *first_name, const char *legend_png,
+           const char *legend_json)
 {
-    char *tmp_png = NULL, *tmp_json = NULL;
+    mmcl__stage *stages[3] = {NULL, NULL, NULL};
     mmcl_status st = MMCL_OK;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "mmcl_descriptor", MMCL__DESCRIPTOR_VERSION);
@@ -1332,25 +1323,25 @@ write_lazy(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
     if (mmcl__opt_given(o, "THREADS"))
         cJSON_AddNumberToObject(j, "threads",
                                 (double)mmcl__opt_int(o, "THREADS"));
-    if (legend_png)
-        st = write_legend(ctx, job, info, first_name, out, legend_png,
-                          legend_json, &tmp_png, &tmp_json);
-    if (st == MMCL_OK)
-        st = mmcl__product_write_json(ctx, out, j,
-                                      mmcl__opt_bool(o, "OVERWRITE"));
-    if (st == MMCL_OK && legend_png &&
-        (VSIRename(tmp_png, legend_png) != 0 ||
-         VSIRename(tmp_json, legend_json) != 0))
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename the legend to '%s'",
-                         legend_png);
-    if (tmp_png) {
-        VSIUnlink(tmp_png);
-        VSIUnlink(CPLSPrintf("%s.aux.xml", tmp_png));
+    /* The descriptor, then its legend: written, then all in place. */
+    size_t n = legend_png ? 3 : 1;
+    stages[0] = mmcl__stage_create(ctx, files, out);
+    if (stages[0] && legend_png) {
+        stages[1] = mmcl__stage_create(ctx, files, legend_png);
+        stages[2] = stages[1] ? mmcl__stage_create(ctx, files, legend_json)
+                              : NULL;
     }
-    if (tmp_json)
-        VSIUnlink(tmp_json);
-    free(tmp_png);
-    free(tmp_json);
+    if (!stages[n - 1])
+        st = mmcl_context_errcode(ctx);
+    if (st == MMCL_OK && legend_png)
+        st = write_legend(ctx, job, info, first_name, out, legend_png,
+                          stages[1], stages[2]);
+    if (st == MMCL_OK)
+        st = mmcl__product_write_json(ctx, stages[0], out, j);
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, n, NULL, NULL, 1.0);
+    for (size_t i = 0; i < 3; i++)
+        mmcl__stage_destroy(stages[i]);
     cJSON_Delete(j);
     return st;
 }
@@ -1367,7 +1358,8 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     rgb_job job = {0};
     rgb_info info = {0};
     char *legend_png = NULL, *legend_json = NULL;
-    char *tmp_png = NULL, *tmp_json = NULL;
+    mmcl__stage *legend_stage[2] = {NULL, NULL};
+    mmcl__files *files = NULL;
     char **band_names = NULL;
     char *first_name = NULL; /* description of the first selected band */
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "rgb", &tmp, &o);
@@ -1408,10 +1400,20 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
                          "use PNG, GTiff or COG");
         goto done;
     }
-    if (lazy)
-        st = lazy_check(ctx, o, out);
-    else
-        st = mmcl__output_check(ctx, out, format, co, GDT_Byte, overwrite);
+    /* The input (and what it reads), and the output, before any work. */
+    files = mmcl__files_create(ctx, overwrite);
+    if (!files) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    st = lazy ? lazy_check(ctx, o, out) : MMCL_OK;
+    if (st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, files, in);
+    if (st == MMCL_OK && lazy)
+        st = mmcl__files_add_output(ctx, files, out, "output",
+                                    MMCL__OUT_DESCRIPTOR, "rgb", NULL);
+    else if (st == MMCL_OK)
+        st = mmcl__output_check(ctx, files, out, format, co, GDT_Byte, "rgb");
     if (st != MMCL_OK)
         goto done;
 
@@ -1452,7 +1454,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         info.diverging = strcmp(cm, "rdbu_r") == 0;
         job.lut = mmcl__colormap(cm);
         if (mmcl__opt_bool(o, "LEGEND"))
-            st = legend_paths(ctx, out, overwrite, &legend_png, &legend_json);
+            st = legend_paths(ctx, files, out, &legend_png, &legend_json);
         if (st != MMCL_OK)
             goto done;
     }
@@ -1497,8 +1499,8 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
 
     if (lazy) {
         /* The descriptor: the statistics, rendered when read. */
-        st = write_lazy(ctx, &job, &info, o, out, first_name, legend_png,
-                        legend_json);
+        st = write_lazy(ctx, files, &job, &info, o, out, first_name,
+                        legend_png, legend_json);
         goto done;
     }
 
@@ -1508,7 +1510,8 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     spec.path = out;
     spec.format = format;
     spec.creation_options = co;
-    spec.overwrite = overwrite;
+    spec.files = files;
+    spec.product = "rgb";
     spec.width = width;
     spec.height = height;
     spec.n_bands = 4;
@@ -1528,22 +1531,31 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     GDALDatasetH wds = mmcl__writer_dataset(job.writer);
     for (int b = 0; b < 4; b++)
         GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
+    double split = mmcl__writer_progress_split(job.writer, p_end2, 1.0);
     st = write_metadata(ctx, &job, &info, legend_png);
     if (st == MMCL_OK)
         st = run_pass(ctx, &job, PASS_WRITE, width, height, n_threads, o,
-                      p_end2, 1.0);
-    if (st == MMCL_OK && legend_png)
-        st = write_legend(ctx, &job, &info, first_name, out, legend_png,
-                          legend_json, &tmp_png, &tmp_json);
-    if (st != MMCL_OK)
-        goto done;
-    st = mmcl__writer_commit(ctx, job.writer);
-    job.writer = NULL;
-    if (st == MMCL_OK && legend_png &&
-        (VSIRename(tmp_png, legend_png) != 0 ||
-         VSIRename(tmp_json, legend_json) != 0))
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename the legend to '%s'",
-                         legend_png);
+                      p_end2, split);
+    if (st == MMCL_OK && legend_png) {
+        legend_stage[0] = mmcl__stage_create(ctx, files, legend_png);
+        legend_stage[1] = legend_stage[0]
+                              ? mmcl__stage_create(ctx, files, legend_json)
+                              : NULL;
+        st = legend_stage[1]
+                 ? write_legend(ctx, &job, &info, first_name, out, legend_png,
+                                legend_stage[0], legend_stage[1])
+                 : mmcl_context_errcode(ctx);
+    }
+    void *puser = NULL;
+    mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
+    if (st == MMCL_OK)
+        st = mmcl__writer_finish(ctx, job.writer, progress, puser, split, 1.0);
+    mmcl__stage *stages[3] = {job.writer ? mmcl__writer_stage(job.writer)
+                                         : NULL,
+                              legend_stage[0], legend_stage[1]};
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, legend_png ? 3 : 1, progress,
+                                 puser, 1.0);
     if (st == MMCL_OK && job.mode == MODE_PCA)
         mmcl__log(ctx, MMCL_LOG_INFO,
                   "PCA of %d bands: the components shown explain %.1f%%, "
@@ -1553,14 +1565,8 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
 
 done:
     mmcl__writer_abort(job.writer);
-    if (tmp_png) {
-        VSIUnlink(tmp_png); /* gone after a successful rename */
-        VSIUnlink(CPLSPrintf("%s.aux.xml", tmp_png));
-    }
-    if (tmp_json)
-        VSIUnlink(tmp_json);
-    free(tmp_png);
-    free(tmp_json);
+    mmcl__stage_destroy(legend_stage[0]);
+    mmcl__stage_destroy(legend_stage[1]);
     free(legend_png);
     free(legend_json);
     CSLDestroy(band_names);
@@ -1570,6 +1576,7 @@ done:
     CPLFree(first_name);
     job_free(&job);
     source_close(&src);
+    mmcl__files_destroy(files);
     mmcl_options_free(tmp);
     return st;
 }

@@ -1425,19 +1425,16 @@ json_make(const synth_model *m, const synth_names *nm, const sar_grid *g,
     return text;
 }
 
+/* @p text and a newline into the stage @p s. */
 static mmcl_status
-text_write(mmcl_context *ctx, const char *path, const char *text)
+text_write(mmcl_context *ctx, mmcl__stage *s, const char *text)
 {
-    VSILFILE *fp = VSIFOpenL(path, "wb");
+    FILE *fp = mmcl__stage_fopen(ctx, s);
     if (!fp)
-        return mmcl__error(ctx, MMCL_ERR_IO, "cannot create '%s'", path);
-    size_t len = strlen(text);
-    int ok =
-        VSIFWriteL(text, 1, len, fp) == len && VSIFWriteL("\n", 1, 1, fp) == 1;
-    ok = VSIFCloseL(fp) == 0 && ok;
-    if (!ok)
-        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write '%s'", path);
-    return MMCL_OK;
+        return mmcl_context_errcode(ctx);
+    fputs(text, fp); /* a failed write is reported by the close */
+    fputc('\n', fp);
+    return mmcl__stage_fclose(ctx, s, fp);
 }
 
 /* ---- The operation
@@ -1447,16 +1444,13 @@ enum { OUT_OPTICAL, OUT_SAR, OUT_LABELS, OUT_TRUTH, OUT_JSON, N_OUT };
 static const char *const out_names[N_OUT] = {
     "optical.tif", "sar.tif", "labels.tif", "truth.tif", "synth.json"};
 
-static int
-path_exists(const char *path)
-{
-    VSIStatBufL st;
-    return VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG) == 0;
-}
+static const char *const out_products[OUT_JSON] = {
+    "synthetic_optical", "synthetic_sar", "synthetic_labels",
+    "synthetic_truth"};
 
 static mmcl__writer *
-open_output(mmcl_context *ctx, const char *path, char **co, int overwrite,
-            int width, int height, int n_bands, GDALDataType type,
+open_output(mmcl_context *ctx, mmcl__files *files, int which, const char *path,
+            char **co, int width, int height, int n_bands, GDALDataType type,
             const double gt[6], const char *wkt, double nodata,
             const char *const *names, int threads)
 {
@@ -1464,7 +1458,8 @@ open_output(mmcl_context *ctx, const char *path, char **co, int overwrite,
     spec.path = path;
     spec.format = "GTiff";
     spec.creation_options = co;
-    spec.overwrite = overwrite;
+    spec.files = files;
+    spec.product = out_products[which];
     spec.width = width;
     spec.height = height;
     spec.n_bands = n_bands;
@@ -1498,16 +1493,6 @@ set_metadata(mmcl_context *ctx, mmcl__writer *w, const char *product,
     return st;
 }
 
-static void
-delete_quietly(const char *path)
-{
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    GDALDriverH drv = GDALGetDriverByName("GTiff");
-    if (!drv || GDALDeleteDataset(drv, path) != CE_None)
-        VSIUnlink(path);
-    CPLPopErrorHandler();
-}
-
 mmcl_status
 mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
 {
@@ -1520,15 +1505,17 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
     synth_job job = {0};
     synth_names *nm = NULL;
     char *opt_wkt = NULL, *json = NULL;
-    char path[N_OUT][4096], sar_tmp_path[4096], json_tmp[4096];
-    int committed[N_OUT] = {0}, made_dir = 0, json_tmp_made = 0;
+    char path[N_OUT][4096];
+    char *sar_tmp_path = NULL;
+    mmcl__files *files = NULL;
+    mmcl__stage *json_stage = NULL;
+    int made_dir = 0;
     OGRSpatialReferenceH opt_srs = NULL;
     int blas_threads = -1;
     char **co = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "synth", &tmp, &opts);
     if (st != MMCL_OK)
         return st;
-    sar_tmp_path[0] = json_tmp[0] = '\0';
     if (!outdir || !*outdir) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output folder given");
         goto done;
@@ -1629,19 +1616,20 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
             goto done;
         }
     }
-    for (int i = 0; i < OUT_JSON; i++) {
-        st = mmcl__output_check(ctx, path[i], "GTiff", co,
-                                i == OUT_LABELS ? GDT_Byte : GDT_Float32,
-                                overwrite);
-        if (st != MMCL_OK)
-            goto done;
-    }
-    if (path_exists(path[OUT_JSON]) && !overwrite) {
-        st = mmcl__error(ctx, MMCL_ERR_EXISTS,
-                         "output '%s' exists; use --overwrite to replace it",
-                         path[OUT_JSON]);
+    files = mmcl__files_create(ctx, overwrite);
+    if (!files) {
+        st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
+    for (int i = 0; i < OUT_JSON && st == MMCL_OK; i++)
+        st = mmcl__output_check(ctx, files, path[i], "GTiff", co,
+                                i == OUT_LABELS ? GDT_Byte : GDT_Float32,
+                                out_products[i]);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_output(ctx, files, path[OUT_JSON], "output",
+                                    MMCL__OUT_SYNTH_JSON, NULL, NULL);
+    if (st != MMCL_OK)
+        goto done;
 
     /* The scene. Its GEMMs are small and run inside the tile workers: one
      * level of parallelism (style section 7), so BLAS runs on one thread. */
@@ -1660,23 +1648,23 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
 
     /* The outputs, under temporary names. */
     job.m = &m;
-    job.w_opt =
-        open_output(ctx, path[OUT_OPTICAL], co, overwrite, m.size, m.size, m.B1,
-                    GDT_Float32, opt_gt, opt_wkt, NAN, nm->opt_p, threads);
-    job.w_lab = job.w_opt ? open_output(ctx, path[OUT_LABELS], co, overwrite,
-                                        m.size, m.size, 1, GDT_Byte, opt_gt,
-                                        opt_wkt, LABEL_NODATA,
+    job.w_opt = open_output(ctx, files, OUT_OPTICAL, path[OUT_OPTICAL], co,
+                            m.size, m.size, m.B1, GDT_Float32, opt_gt, opt_wkt,
+                            NAN, nm->opt_p, threads);
+    job.w_lab = job.w_opt ? open_output(ctx, files, OUT_LABELS,
+                                        path[OUT_LABELS], co, m.size, m.size, 1,
+                                        GDT_Byte, opt_gt, opt_wkt, LABEL_NODATA,
                                         (const char *const[]){"class"}, threads)
                           : NULL;
     job.w_truth = job.w_lab
-                      ? open_output(ctx, path[OUT_TRUTH], co, overwrite, m.size,
-                                    m.size, nm->n_truth, GDT_Float32, opt_gt,
-                                    opt_wkt, NAN, nm->truth_p, threads)
+                      ? open_output(ctx, files, OUT_TRUTH, path[OUT_TRUTH], co,
+                                    m.size, m.size, nm->n_truth, GDT_Float32,
+                                    opt_gt, opt_wkt, NAN, nm->truth_p, threads)
                       : NULL;
     job.w_sar = job.w_truth
-                    ? open_output(ctx, path[OUT_SAR], co, overwrite, grid.width,
-                                  grid.height, m.B2, GDT_Float32, grid.gt,
-                                  grid.wkt, NAN, nm->sar_p, threads)
+                    ? open_output(ctx, files, OUT_SAR, path[OUT_SAR], co,
+                                  grid.width, grid.height, m.B2, GDT_Float32,
+                                  grid.gt, grid.wkt, NAN, nm->sar_p, threads)
                     : NULL;
     if (!job.w_sar) {
         st = mmcl_context_errcode(ctx);
@@ -1694,9 +1682,14 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
     if (st != MMCL_OK)
         goto done;
     if (grid.warp) {
-        /* The SAR is made on the optical grid, then warped. */
-        snprintf(sar_tmp_path, sizeof(sar_tmp_path),
-                 "%s/sar.mmcl-tmp-grid-%ld.tif", outdir, (long)getpid());
+        /* The SAR is made on the optical grid, then warped: in the private
+         * stage of sar.tif. */
+        sar_tmp_path = mmcl__stage_path(ctx, mmcl__writer_stage(job.w_sar),
+                                        ".grid.tif");
+        if (!sar_tmp_path) {
+            st = MMCL_ERR_NO_MEMORY;
+            goto done;
+        }
         char **tmp_co = NULL;
         tmp_co = CSLSetNameValue(tmp_co, "TILED", "YES");
         tmp_co = CSLSetNameValue(tmp_co, "BLOCKXSIZE", "256");
@@ -1748,62 +1741,43 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
-    snprintf(json_tmp, sizeof(json_tmp), "%s/synth.json.mmcl-tmp-%ld", outdir,
-             (long)getpid());
-    st = text_write(ctx, json_tmp, json);
-    json_tmp_made = 1;
-    if (st != MMCL_OK)
-        goto done;
-    if (progress && !progress(1.0, NULL, puser)) {
-        st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
-        goto done;
+    json_stage = mmcl__stage_create(ctx, files, path[OUT_JSON]);
+    st = json_stage ? text_write(ctx, json_stage, json)
+                    : mmcl_context_errcode(ctx);
+    if (job.sar_tmp) {
+        GDALClose(job.sar_tmp); /* no longer read */
+        job.sar_tmp = NULL;
     }
     mmcl__writer *order[4] = {job.w_opt, job.w_sar, job.w_lab, job.w_truth};
-    const int which[4] = {OUT_OPTICAL, OUT_SAR, OUT_LABELS, OUT_TRUTH};
-    job.w_opt = job.w_sar = job.w_lab = job.w_truth = NULL;
-    for (int i = 0; i < 4; i++) {
-        mmcl__writer *w = order[i];
-        order[i] = NULL;
-        if (st == MMCL_OK) {
-            st = mmcl__writer_commit(ctx, w);
-            committed[which[i]] = st == MMCL_OK;
-        } else {
-            mmcl__writer_abort(w);
-        }
-    }
-    if (st != MMCL_OK)
-        goto done;
-    if (VSIRename(json_tmp, path[OUT_JSON]) != 0) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s'",
-                         json_tmp, path[OUT_JSON]);
-        goto done;
-    }
-    json_tmp_made = 0;
+    for (int i = 0; i < 4 && st == MMCL_OK; i++)
+        st = mmcl__writer_finish(ctx, order[i], NULL, NULL, 0.0, 0.0);
+    /* All or nothing: the five files in place together. */
+    mmcl__stage *stages[N_OUT] = {
+        mmcl__writer_stage(job.w_opt), mmcl__writer_stage(job.w_sar),
+        mmcl__writer_stage(job.w_lab), mmcl__writer_stage(job.w_truth),
+        json_stage};
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, N_OUT, progress, puser, 1.0);
 
 done:
     if (blas_threads > 0)
         mmcl__blas_set_threads(blas_threads);
-    mmcl__writer_abort(job.w_opt);
-    mmcl__writer_abort(job.w_sar);
-    mmcl__writer_abort(job.w_lab);
-    mmcl__writer_abort(job.w_truth);
     if (job.sar_tmp) {
         CPLPushErrorHandler(CPLQuietErrorHandler);
         GDALClose(job.sar_tmp);
         CPLPopErrorHandler();
     }
-    if (sar_tmp_path[0])
-        delete_quietly(sar_tmp_path);
-    if (json_tmp_made)
-        VSIUnlink(json_tmp);
-    if (st != MMCL_OK) {
-        /* All or nothing: remove what this run already put in place. */
-        for (int i = 0; i < N_OUT; i++)
-            if (committed[i])
-                delete_quietly(path[i]);
-        if (made_dir)
-            VSIRmdir(outdir);
-    }
+    free(sar_tmp_path);
+    /* The stages go (with the grid SAR in sar.tif's); then the folder this
+     * run made, which is empty again after a failure. */
+    mmcl__writer_abort(job.w_opt);
+    mmcl__writer_abort(job.w_sar);
+    mmcl__writer_abort(job.w_lab);
+    mmcl__writer_abort(job.w_truth);
+    mmcl__stage_destroy(json_stage);
+    mmcl__files_destroy(files);
+    if (st != MMCL_OK && made_dir)
+        VSIRmdir(outdir);
     cJSON_free(json);
     CSLDestroy(co);
     free(nm);

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Output rasters: format and creation-option checks, default tiled and
- * compressed GeoTIFF, temporary name and rename on completion.
+ * compressed GeoTIFF, written in the output's private stage folder and
+ * moved into place on completion (output.c owns the rules).
  */
-#define _DEFAULT_SOURCE /* getpid */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -15,15 +14,22 @@
 
 #include "context_internal.h"
 #include "gdal_util_internal.h"
+#include "output_internal.h"
 #include "writer_internal.h"
+
+/* Share of a copy-only format's progress taken by the tiles; the copy
+ * into the final format at the end takes the rest. */
+#define TILES_SHARE 0.9
 
 struct mmcl__writer {
     GDALDatasetH ds;
     GDALDriverH final_driver;
-    char *path;      /* the target */
-    char *tmp_path;  /* what is being written */
-    char *final_tmp; /* for copy-only formats: the converted temporary */
-    char **final_co; /* creation options of the copy */
+    char *path;          /* the target */
+    mmcl__files *own;    /* the checks, when the caller gave none */
+    mmcl__stage *stage;  /* private folder; its file becomes the target */
+    char *work_path;     /* copy-only formats: the GeoTIFF written first */
+    char **final_co;     /* creation options of the copy */
+    int finished;        /* the stage file is complete */
     int width, height, n_bands;
     int block_w, block_h; /* block size of the output */
     GDALDataType type;
@@ -136,16 +142,10 @@ check_creation_options(mmcl_context *ctx, GDALDriverH drv, const char *format,
     return MMCL_OK;
 }
 
-static int
-path_exists(const char *path)
-{
-    VSIStatBufL st;
-    return VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG) == 0;
-}
-
 mmcl_status
-mmcl__output_check(mmcl_context *ctx, const char *path, const char *format,
-                   char **creation_options, GDALDataType type, int overwrite)
+mmcl__output_check(mmcl_context *ctx, mmcl__files *files, const char *path,
+                   const char *format, char **creation_options,
+                   GDALDataType type, const char *product)
 {
     if (!path || !*path)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output path given");
@@ -170,78 +170,32 @@ mmcl__output_check(mmcl_context *ctx, const char *path, const char *format,
                                             creation_options);
     if (st != MMCL_OK)
         return st;
-    if (path_exists(path) && !overwrite)
-        return mmcl__error(ctx, MMCL_ERR_EXISTS,
-                           "output '%s' exists; use --overwrite to replace it",
-                           path);
-    char *dir = CPLStrdup(CPLGetPath(path));
-    int dir_ok = !*dir || path_exists(dir);
-    if (!dir_ok)
-        mmcl__error(ctx, MMCL_ERR_IO, "output folder '%s' does not exist",
-                    dir);
-    CPLFree(dir);
-    return dir_ok ? MMCL_OK : MMCL_ERR_IO;
-}
-
-/* "<dir>/<base>.mmcl-tmp-<pid>-<n>[.<ext>]" beside @p path. */
-static char *
-temp_name(mmcl_context *ctx, const char *path, const char *ext)
-{
-    static int counter;
-    char buf[4096];
-    const char *dir = CPLGetPath(path);
-    char *base = CPLStrdup(CPLGetBasename(path));
-    int n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-    snprintf(buf, sizeof(buf), "%s%s%s.mmcl-tmp-%ld-%d%s%s", dir,
-             *dir ? "/" : "", base, (long)getpid(), n, *ext ? "." : "", ext);
-    CPLFree(base);
-    return mmcl__strdup(ctx, buf);
-}
-
-static void
-delete_dataset_files(const char *path)
-{
-    if (!path)
-        return;
-    GDALDriverH drv = NULL;
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    drv = GDALIdentifyDriver(path, NULL);
-    if (!drv || GDALDeleteDataset(drv, path) != CE_None)
-        VSIUnlink(path);
-    CPLPopErrorHandler();
-    char aux[4096];
-    snprintf(aux, sizeof(aux), "%s.aux.xml", path);
-    VSIUnlink(aux);
-}
-
-static void
-writer_free(mmcl__writer *w)
-{
-    if (!w)
-        return;
-    free(w->path);
-    free(w->tmp_path);
-    free(w->final_tmp);
-    CSLDestroy(w->final_co);
-    free(w->edge);
-    free(w);
+    return mmcl__files_add_output(ctx, files, path, "output",
+                                  MMCL__OUT_RASTER, product, format);
 }
 
 mmcl__writer *
 mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
 {
     const char *format = spec->format ? spec->format : "GTiff";
-    mmcl_status st = mmcl__output_check(ctx, spec->path, format,
-                                        spec->creation_options, spec->type,
-                                        spec->overwrite);
-    if (st != MMCL_OK)
-        return NULL;
-
     mmcl__writer *w = calloc(1, sizeof(*w));
     if (!w) {
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
+    mmcl__files *files = spec->files;
+    if (!files) {
+        /* No operation-wide checks: the output on its own. */
+        w->own = files = mmcl__files_create(ctx, spec->overwrite);
+        if (!files ||
+            mmcl__output_check(ctx, files, spec->path, format,
+                               spec->creation_options, spec->type,
+                               spec->product) != MMCL_OK)
+            goto fail;
+    }
+    w->stage = mmcl__stage_create(ctx, files, spec->path);
+    if (!w->stage)
+        goto fail;
     w->width = spec->width;
     w->height = spec->height;
     w->n_bands = spec->n_bands;
@@ -263,25 +217,26 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
                              spec->block, spec->n_threads, NULL);
         co = CSLSetNameValue(co, "COMPRESS", "NONE");
         co = CSLSetNameValue(co, "PREDICTOR", NULL);
-        w->tmp_path = temp_name(ctx, spec->path, "tif");
-        w->final_tmp = temp_name(ctx, spec->path,
-                                 CPLGetExtension(spec->path));
+        w->work_path = mmcl__stage_path(ctx, w->stage, ".work.tif");
     } else {
         co = default_options(format, spec->type, spec->n_bands,
                              spec->block,
                              spec->stream_threads > 0 ? spec->stream_threads
                                                       : spec->n_threads,
                              spec->creation_options);
-        w->tmp_path = temp_name(ctx, spec->path,
-                                CPLGetExtension(spec->path));
     }
-    if (!w->path || !w->tmp_path || (w->final_co && !w->final_tmp))
+    if (!w->path || (w->final_co && !w->work_path)) {
+        CSLDestroy(co);
         goto fail;
+    }
 
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
-    w->ds = GDALCreate(drv, w->tmp_path, spec->width, spec->height,
-                       spec->n_bands, spec->type, co);
+    w->ds = GDALCreate(drv,
+                       w->work_path ? w->work_path
+                                    : mmcl__stage_file(w->stage),
+                       spec->width, spec->height, spec->n_bands, spec->type,
+                       co);
     if (w->ds) {
         GDALSetGeoTransform(w->ds, (double *)spec->geotransform);
         if (spec->srs_wkt && *spec->srs_wkt)
@@ -313,8 +268,9 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
         w->nodata = spec->has_nodata ? spec->nodata : 0.0;
     }
     if (!w->ds) {
-        mmcl__error(ctx, MMCL_ERR_IO, "cannot create output '%s' (%s): %s",
-                    spec->path, work_format, mmcl__gdal_msg(&cap));
+        mmcl__error(ctx, MMCL_ERR_IO, "cannot create output '%s' (%s): %s%s",
+                    spec->path, work_format, mmcl__gdal_msg(&cap),
+                    mmcl__stage_io_hint(w->stage));
         goto fail;
     }
     return w;
@@ -392,8 +348,9 @@ mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
         if (err != CE_None && !cap.n_failures && !w->edge)
             return MMCL_ERR_NO_MEMORY; /* message set */
         if (err != CE_None || cap.n_failures)
-            return mmcl__error(ctx, MMCL_ERR_IO, "cannot write to '%s': %s",
-                               w->path, mmcl__gdal_msg(&cap));
+            return mmcl__error(ctx, MMCL_ERR_IO, "cannot write to '%s': %s%s",
+                               w->path, mmcl__gdal_msg(&cap),
+                               mmcl__stage_io_hint(w->stage));
         return MMCL_OK;
     }
     CPLErr err = GDALDatasetRasterIO(w->ds, GF_Write, x, y, tw, th,
@@ -413,8 +370,9 @@ mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
         GDALFlushCache(w->ds);
     mmcl__gdal_capture_end(&cap);
     if (err != CE_None || cap.n_failures)
-        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write to '%s': %s",
-                           w->path, mmcl__gdal_msg(&cap));
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write to '%s': %s%s",
+                           w->path, mmcl__gdal_msg(&cap),
+                           mmcl__stage_io_hint(w->stage));
     return MMCL_OK;
 }
 
@@ -442,22 +400,50 @@ mmcl__writer_set_metadata_list(mmcl_context *ctx, mmcl__writer *w, char **kv)
     return st;
 }
 
-mmcl_status
-mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w)
+double
+mmcl__writer_progress_split(const mmcl__writer *w, double p0, double p1)
 {
-    mmcl_status st = MMCL_OK;
+    return w && w->work_path ? p0 + TILES_SHARE * (p1 - p0) : p1;
+}
+
+typedef struct copy_progress {
+    mmcl_progress_fn fn;
+    void *user;
+    double p0, p1;
+    int stopped; /* the caller cancelled */
+} copy_progress;
+
+static int CPL_STDCALL
+copy_progress_fn(double complete, const char *msg, void *arg)
+{
+    copy_progress *cp = arg;
+    if (!cp->fn(cp->p0 + (cp->p1 - cp->p0) * complete, NULL, cp->user))
+        cp->stopped = 1;
+    return !cp->stopped;
+}
+
+mmcl_status
+mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
+                    mmcl_progress_fn progress, void *progress_user, double p0,
+                    double p1)
+{
+    if (w->finished)
+        return MMCL_OK;
+    const char *final = mmcl__stage_file(w->stage);
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
     GDALFlushCache(w->ds);
     GDALClose(w->ds);
     w->ds = NULL;
-    const char *done = w->tmp_path;
-    if (!cap.n_failures && w->final_tmp) {
-        GDALDatasetH src = GDALOpen(w->tmp_path, GA_ReadOnly);
-        GDALDatasetH dst = src ? GDALCreateCopy(w->final_driver, w->final_tmp,
-                                                src, FALSE, w->final_co, NULL,
-                                                NULL)
-                               : NULL;
+    copy_progress cp = {progress, progress_user, p0, p1, 0};
+    if (!cap.n_failures && w->work_path) {
+        GDALDatasetH src = GDALOpen(w->work_path, GA_ReadOnly);
+        GDALDatasetH dst =
+            src ? GDALCreateCopy(w->final_driver, final, src, FALSE,
+                                 w->final_co,
+                                 progress ? copy_progress_fn : NULL,
+                                 progress ? &cp : NULL)
+                : NULL;
         char **md = src ? CSLDuplicate(GDALGetMetadata(src, "MMCL")) : NULL;
         if (dst)
             GDALClose(dst);
@@ -469,7 +455,7 @@ mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w)
          * the MMCL domain goes into the .aux.xml sidecar, which GDAL reads
          * back with the file and which leaves the file's layout intact. */
         if (dst && md) {
-            GDALDatasetH ro = GDALOpen(w->final_tmp, GA_ReadOnly);
+            GDALDatasetH ro = GDALOpen(final, GA_ReadOnly);
             if (ro) {
                 if (!GDALGetMetadata(ro, "MMCL"))
                     GDALSetMetadata(ro, md, "MMCL");
@@ -477,33 +463,37 @@ mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w)
             }
         }
         CSLDestroy(md);
-        done = w->final_tmp;
-    }
-    if (cap.n_failures) {
-        mmcl__gdal_capture_end(&cap);
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot complete output '%s': %s",
-                         w->path, mmcl__gdal_msg(&cap));
-        goto done;
-    }
-    /* Replace the target (when asked to) with the complete file. */
-    if (path_exists(w->path))
-        delete_dataset_files(w->path);
-    if (GDALRenameDataset(w->final_driver, w->path, done) != CE_None) {
-        mmcl__gdal_capture_end(&cap);
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot rename '%s' to '%s': %s",
-                         done, w->path, mmcl__gdal_msg(&cap));
-        goto done;
+        /* The work file is no longer needed: free its room now. */
+        VSIUnlink(w->work_path);
     }
     mmcl__gdal_capture_end(&cap);
-    if (done == w->final_tmp) {
-        free(w->final_tmp);
-        w->final_tmp = NULL;
-    } else {
-        free(w->tmp_path);
-        w->tmp_path = NULL;
-    }
+    if (cp.stopped)
+        return mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
+    if (cap.n_failures)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot complete output '%s': %s%s", w->path,
+                           mmcl__gdal_msg(&cap),
+                           mmcl__stage_io_hint(w->stage));
+    w->finished = 1;
+    return MMCL_OK;
+}
 
-done:
+mmcl__stage *
+mmcl__writer_stage(mmcl__writer *w)
+{
+    return w->stage;
+}
+
+mmcl_status
+mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w,
+                    mmcl_progress_fn progress, void *progress_user, double p0,
+                    double p1)
+{
+    mmcl_status st = mmcl__writer_finish(ctx, w, progress, progress_user, p0,
+                                         p1);
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, &w->stage, 1, progress, progress_user,
+                                 p1);
     mmcl__writer_abort(w);
     return st;
 }
@@ -518,7 +508,11 @@ mmcl__writer_abort(mmcl__writer *w)
         GDALClose(w->ds);
         CPLPopErrorHandler();
     }
-    delete_dataset_files(w->tmp_path);
-    delete_dataset_files(w->final_tmp);
-    writer_free(w);
+    mmcl__stage_destroy(w->stage);
+    mmcl__files_destroy(w->own);
+    free(w->path);
+    free(w->work_path);
+    CSLDestroy(w->final_co);
+    free(w->edge);
+    free(w);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private: writing output rasters so that nothing is lost. The raster is
- * written under a temporary name beside the target and renamed when
- * complete, so an interrupted run never leaves a file that looks valid; an
- * existing target is kept unless overwriting was asked for.
+ * written in a private stage folder beside the target and moved into place
+ * when complete (output_internal.h), so an interrupted run never leaves a
+ * file that looks valid, and an existing target is replaced only when
+ * overwriting was asked for and it is an mmcl raster of the same product.
  */
 #ifndef MMCL_WRITER_INTERNAL_H
 #define MMCL_WRITER_INTERNAL_H
@@ -11,12 +12,19 @@
 #include <gdal.h>
 
 #include "mmcl/context.h"
+#include "mmcl/options.h"
+#include "output_internal.h"
 
 typedef struct mmcl__raster_spec {
     const char *path;
     const char *format;       /* GDAL driver short name; NULL = GTiff */
     char **creation_options;  /* the user's, NULL-terminated; may be NULL */
+    /* The operation's files, where mmcl__output_check() recorded @p path
+     * (borrowed; must outlive the writer). NULL: the writer checks the
+     * output on its own, with @p overwrite and @p product. */
+    mmcl__files *files;
     int overwrite;
+    const char *product; /* the MMCL PRODUCT the raster will carry */
     int width, height, n_bands;
     GDALDataType type;
     double geotransform[6];
@@ -36,13 +44,16 @@ typedef struct mmcl__writer mmcl__writer;
 
 /*
  * Checks, before any work is done, that @p path can be written as @p format
- * with @p creation_options: the format exists and can hold @p type, the
- * options are valid, the target does not exist (unless @p overwrite), and
- * its folder exists.
+ * with @p creation_options (the format exists and can hold @p type, the
+ * options are valid), and records it in @p files as a raster output of
+ * @p product (mmcl__files_add_output: its folder exists, it is no input,
+ * an existing file is replaced only with overwriting and only when it is
+ * an mmcl raster of @p product).
  */
-mmcl_status mmcl__output_check(mmcl_context *ctx, const char *path,
-                               const char *format, char **creation_options,
-                               GDALDataType type, int overwrite);
+mmcl_status mmcl__output_check(mmcl_context *ctx, mmcl__files *files,
+                               const char *path, const char *format,
+                               char **creation_options, GDALDataType type,
+                               const char *product);
 
 /* Creates the temporary dataset. Returns NULL with an error set. */
 mmcl__writer *mmcl__writer_open(mmcl_context *ctx,
@@ -69,13 +80,37 @@ mmcl_status mmcl__writer_set_metadata_list(mmcl_context *ctx, mmcl__writer *w,
 GDALDatasetH mmcl__writer_dataset(mmcl__writer *w);
 
 /*
- * Completes the output: closes it, converts it to the final format when
- * that format can only copy (COG, PNG, ...), and renames it to the target.
- * Always frees @p w; on failure the temporary files are removed.
+ * Where the tiles of the caller's progress range [p0, p1] should end: p1
+ * for a format written as the tiles come, earlier for a copy-only format
+ * (COG, PNG), whose conversion at the end reports the rest.
  */
-mmcl_status mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w);
+double mmcl__writer_progress_split(const mmcl__writer *w, double p0,
+                                   double p1);
 
-/* Removes the temporary files and frees @p w. NULL is allowed. */
+/*
+ * Completes the output in its stage: closes it and converts it to the
+ * final format when that format can only copy (COG, PNG, ...), reporting
+ * [p0, p1] through @p progress (may be NULL), which may cancel
+ * (MMCL_ERR_CANCELLED). Nothing is in place yet: see mmcl__writer_stage.
+ */
+mmcl_status mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
+                                mmcl_progress_fn progress,
+                                void *progress_user, double p0, double p1);
+
+/* The writer's stage, for mmcl__stages_commit() with other outputs. */
+mmcl__stage *mmcl__writer_stage(mmcl__writer *w);
+
+/*
+ * The single-output case: mmcl__writer_finish(), then the output moved
+ * into place (mmcl__stages_commit, which polls @p progress at p1 first).
+ * Always frees @p w; on failure nothing is left.
+ */
+mmcl_status mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w,
+                                mmcl_progress_fn progress,
+                                void *progress_user, double p0, double p1);
+
+/* Removes the stage (the temporary files; after a commit, the files it
+ * replaced) and frees @p w. NULL is allowed. */
 void mmcl__writer_abort(mmcl__writer *w);
 
 #endif /* MMCL_WRITER_INTERNAL_H */

@@ -295,20 +295,29 @@ existing_output_is_kept_without_overwrite(void)
     fclose(f);
     expect_failure(optical_path, sar_path, out, NULL, MMCL_ERR_EXISTS,
                    "--overwrite");
+    /* With overwrite too: it is no aligned SAR, so it is not replaced. */
+    const char *ow[] = {"OVERWRITE=YES", NULL};
+    expect_failure(optical_path, sar_path, out, ow, MMCL_ERR_EXISTS,
+                   "replaces only an aligned SAR");
     char buf[16] = {0};
     f = fopen(out, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_PTR_NOT_NULL(fgets(buf, sizeof(buf), f));
     fclose(f);
     CU_ASSERT_STRING_EQUAL(buf, "precious");
-    /* With overwrite it is replaced by a raster. */
+    /* An aligned SAR of an earlier run is replaced with overwrite. */
     mmcl_context *ctx = mmcl_context_create();
-    const char *kv[] = {"OVERWRITE=YES", NULL};
-    CU_ASSERT_EQUAL(run_align(ctx, optical_path, sar_path, out, kv), MMCL_OK);
-    GDALDatasetH ds = GDALOpen(out, GA_ReadOnly);
+    const char *again = test_path("again.tif");
+    CU_ASSERT_EQUAL(run_align(ctx, optical_path, sar_path, again, NULL),
+                    MMCL_OK);
+    CU_ASSERT_EQUAL(run_align(ctx, optical_path, sar_path, again, NULL),
+                    MMCL_ERR_EXISTS);
+    CU_ASSERT_EQUAL(run_align(ctx, optical_path, sar_path, again, ow), MMCL_OK);
+    GDALDatasetH ds = GDALOpen(again, GA_ReadOnly);
     CU_ASSERT_PTR_NOT_NULL(ds);
     if (ds)
         GDALClose(ds);
+    CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
     mmcl_context_destroy(ctx);
 }
 

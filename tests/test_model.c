@@ -544,7 +544,7 @@ model_save_keeps_existing_output_without_overwrite(void)
     CU_ASSERT(contains(mmcl_context_errmsg(ctx), "--overwrite"));
     bytes = read_file(path, &n);
     CU_ASSERT(bytes && n == 8 && memcmp(bytes, "precious", 8) == 0);
-    CU_ASSERT_EQUAL(count_dir_entries("keep.mmcl.tmp-"), 0);
+    CU_ASSERT_EQUAL(count_dir_entries("keep.mmcl.mmcl-tmp-"), 0);
     free(bytes);
     mmcl_model_destroy(m);
     mmcl_context_destroy(ctx);
@@ -556,15 +556,31 @@ model_save_replaces_existing_output_with_overwrite(void)
     mmcl_context *ctx = mmcl_context_create();
     mmcl_model *m = sample_model(ctx), *back = NULL;
     char path[1024];
+    unsigned char *bytes;
+    size_t n = 0;
 
     snprintf(path, sizeof(path), "%s", test_path("replace.mmcl"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    /* A file that is no model is not replaced, even with overwrite. */
     write_file(path, "precious", 8);
+    CU_ASSERT_EQUAL(mmcl_model_save(ctx, m, path, 1), MMCL_ERR_EXISTS);
+    CU_ASSERT(contains(mmcl_context_errmsg(ctx), path));
+    CU_ASSERT(contains(mmcl_context_errmsg(ctx), "replaces only"));
+    bytes = read_file(path, &n);
+    CU_ASSERT(bytes && n == 8 && memcmp(bytes, "precious", 8) == 0);
+    free(bytes);
+    /* A model is. */
+    CU_ASSERT_EQUAL_FATAL(remove(path), 0);
+    CU_ASSERT_EQUAL(mmcl_model_save(ctx, m, path, 0), MMCL_OK);
     CU_ASSERT_EQUAL(mmcl_model_save(ctx, m, path, 1), MMCL_OK);
     CU_ASSERT_EQUAL(mmcl_model_load(ctx, path, &back), MMCL_OK);
     CU_ASSERT_PTR_NOT_NULL(back);
     CU_ASSERT_EQUAL(mmcl_model_tensor_count(back), 6);
-    CU_ASSERT_EQUAL(count_dir_entries("replace.mmcl.tmp-"), 0);
+    /* The file a model was loaded from is not written over. */
+    CU_ASSERT_EQUAL(mmcl_model_save(ctx, back, path, 1),
+                    MMCL_ERR_INVALID_ARG);
+    CU_ASSERT(contains(mmcl_context_errmsg(ctx), "input"));
+    CU_ASSERT_EQUAL(count_dir_entries("replace.mmcl.mmcl-tmp-"), 0);
     mmcl_model_destroy(back);
     mmcl_model_destroy(m);
     mmcl_context_destroy(ctx);
@@ -578,12 +594,13 @@ model_save_failure_leaves_no_file_behind(void)
     char dir[1024], missing[1024];
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    /* Renaming onto a directory fails after the data was written. */
+    /* A folder is never replaced, even with overwrite. */
     snprintf(dir, sizeof(dir), "%s", test_path("adir.mmcl"));
     CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
-    CU_ASSERT_EQUAL(mmcl_model_save(ctx, m, dir, 1), MMCL_ERR_IO);
+    CU_ASSERT_EQUAL(mmcl_model_save(ctx, m, dir, 1), MMCL_ERR_EXISTS);
     CU_ASSERT(contains(mmcl_context_errmsg(ctx), dir));
-    CU_ASSERT_EQUAL(count_dir_entries("adir.mmcl.tmp-"), 0);
+    CU_ASSERT(contains(mmcl_context_errmsg(ctx), "folder"));
+    CU_ASSERT_EQUAL(count_dir_entries("adir.mmcl.mmcl-tmp-"), 0);
     /* A folder that does not exist: nothing can be created. */
     snprintf(missing, sizeof(missing), "%s",
              test_path("no/such/folder/m.mmcl"));

@@ -608,7 +608,13 @@ existing_output_is_kept_without_overwrite(void)
     CU_ASSERT_PTR_NOT_NULL(fgets(buf, sizeof(buf), f));
     fclose(f);
     CU_ASSERT_STRING_EQUAL(buf, "precious");
+    /* Nor with overwrite: it is no picture of mmcl rgb. */
     const char *kv[] = {"OVERWRITE=YES", NULL};
+    CU_ASSERT_EQUAL(run_rgb(ctx, pca_path, out, kv), MMCL_ERR_EXISTS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), "replaces only"));
+    /* A picture of an earlier run is replaced. */
+    CU_ASSERT_EQUAL(remove(out), 0);
+    CU_ASSERT_EQUAL(run_rgb(ctx, pca_path, out, NULL), MMCL_OK);
     CU_ASSERT_EQUAL(run_rgb(ctx, pca_path, out, kv), MMCL_OK);
     GDALDatasetH ds = GDALOpen(out, GA_ReadOnly);
     CU_ASSERT_PTR_NOT_NULL(ds);

@@ -552,8 +552,14 @@ existing_output_is_refused_without_overwrite(void)
     CU_ASSERT_EQUAL(run_synth(d, kv), MMCL_ERR_EXISTS);
     CU_ASSERT_EQUAL(dir_count(d), 1);
 
-    /* OVERWRITE replaces it. */
+    /* OVERWRITE does not replace a JSON file of another kind either. */
     const char *kvo[] = {"SIZE=64", "OVERWRITE=YES", NULL};
+    CU_ASSERT_EQUAL(run_synth(d, kvo), MMCL_ERR_EXISTS);
+    CU_ASSERT_EQUAL(dir_count(d), 1);
+    /* It replaces a scene of an earlier run. */
+    VSIUnlink(pj);
+    CU_ASSERT_EQUAL(run_synth(d, kv), MMCL_OK);
+    CU_ASSERT_EQUAL(run_synth(d, kv), MMCL_ERR_EXISTS);
     CU_ASSERT_EQUAL(run_synth(d, kvo), MMCL_OK);
     CU_ASSERT_EQUAL(dir_count(d), 5);
     cJSON *j = json_load(d);

@@ -23,9 +23,13 @@ MMCL_BEGIN_DECLS
  *                   several single-band files stacked on the finest grid
  *                   among them (as Sentinel-2 is delivered). Not NULL.
  * @param sar        Path of the SAR dataset, any CRS and resolution.
- * @param out        Output path. Written under a temporary name and renamed
- *                   when complete; an existing file is kept unless the
- *                   OVERWRITE option is set.
+ * @param out        Output path. Written in a private folder beside it and
+ *                   moved into place when complete. An existing file is
+ *                   kept (MMCL_ERR_EXISTS), also one that appears while the
+ *                   call runs, unless the OVERWRITE option is set; even
+ *                   then only an aligned SAR of an earlier call is
+ *                   replaced, never an input, a folder, a link or a file of
+ *                   another kind (README, "outputs").
  * @param opts       Options built for "align" (see mmcl_option_defs("align"));
  *                   NULL for defaults.
  * @return MMCL_OK, or an error with the reason in mmcl_context_errmsg(ctx);

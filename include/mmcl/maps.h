@@ -27,7 +27,10 @@ MMCL_BEGIN_DECLS
  * @param model   A model from mmcl_train() or mmcl_model_load(); borrowed.
  * @param optical @p n_optical optical paths, as for mmcl_train(). Not NULL.
  * @param opts    Options built for "embed" (MODALITY, FORMAT, CO,
- *                OVERWRITE, TILE, THREADS); NULL for defaults.
+ *                OVERWRITE, TILE, THREADS); NULL for defaults. The output
+ *                is written as mmcl_align() writes its own: OVERWRITE
+ *                replaces only an embedding map, never an input (the
+ *                model's file included).
  * @return MMCL_OK or an error (message in mmcl_context_errmsg(ctx)), with
  *         no output left behind. Bands or patch size that do not match the
  *         model are errors.
@@ -49,7 +52,10 @@ MMCL_API mmcl_status mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
  * were fitted at training time. Units: standardized band variance (0 =
  * fully kept). The global figures (per modality: R^2 kept by h_m and by
  * PCA_K, and the loss fraction) go into the MMCL metadata and, when asked,
- * into a JSON report.
+ * into a JSON report (option REPORT). The map and the report are moved
+ * into place together, or neither is; the report is never the map, an
+ * input or the model's file, and OVERWRITE replaces only an earlier
+ * information-loss map and report.
  *
  * @param report_json Receives the global figures as a JSON string (free
  *                    with mmcl_free()); may be NULL. Set to NULL on error.

@@ -159,22 +159,41 @@ MMCL_API const char *mmcl_model_metadata_json(const mmcl_model *model);
 
 /**
  * Writes @p model to @p path as a model file (layout at the top of this
- * header). The bytes go to "<path>.tmp-<pid>", which is flushed to disk and
- * then renamed onto @p path, so @p path is either untouched or complete; the
- * temporary file is removed on any failure.
+ * header). The bytes go to a file in a private folder made beside @p path
+ * ("<name>.mmcl-tmp-<pid>-XXXXXX"), are flushed to disk and then moved onto
+ * @p path, so @p path is either untouched or complete; the folder is
+ * removed in every case.
  * @param ctx        Context for the error message; may be NULL.
  * @param model      Must not be NULL.
  * @param path       Must not be NULL.
- * @param overwrite  0: fail with MMCL_ERR_EXISTS if @p path exists (the
- *                   message names the path and --overwrite); non-zero:
- *                   replace it.
+ * @param overwrite  0: fail with MMCL_ERR_EXISTS if @p path exists, or
+ *                   appears while the file is written (the message names
+ *                   the path and --overwrite); non-zero: replace it, but
+ *                   only when it is a regular file holding a model (a
+ *                   folder, a link, a device or a file of another kind is
+ *                   refused with MMCL_ERR_EXISTS, naming what it is). The
+ *                   file @p model was loaded from is never replaced.
  * @return MMCL_OK; MMCL_ERR_INVALID_ARG; MMCL_ERR_EXISTS; MMCL_ERR_IO when
- *         the file cannot be written or renamed; MMCL_ERR_NO_MEMORY.
+ *         the file cannot be written or moved (a full disk or the file
+ *         size limit is named); MMCL_ERR_NO_MEMORY.
  * Thread-safety: safe alongside other readers of @p model.
  * @since 0.1
  */
 MMCL_API mmcl_status mmcl_model_save(mmcl_context *ctx, const mmcl_model *model,
                                      const char *path, int overwrite);
+
+/**
+ * Checks, before the work that makes a model, that mmcl_model_save() may
+ * write @p path with @p overwrite: its folder exists, and an existing
+ * @p path is refused as mmcl_model_save() would refuse it. Writes nothing.
+ * @param ctx        Context for the error message; may be NULL.
+ * @param path       Must not be NULL.
+ * @return MMCL_OK; MMCL_ERR_INVALID_ARG; MMCL_ERR_EXISTS; MMCL_ERR_IO.
+ * Thread-safety: safe from any thread (with its own @p ctx).
+ * @since 0.1
+ */
+MMCL_API mmcl_status mmcl_model_save_check(mmcl_context *ctx, const char *path,
+                                           int overwrite);
 
 /**
  * Reads the model file @p path, validating everything (sizes, offsets,

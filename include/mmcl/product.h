@@ -236,8 +236,10 @@ MMCL_API mmcl_status mmcl_product_read(mmcl_context *ctx,
  * given).
  *
  * @param path      The descriptor to write; an existing file is kept unless
- *                  OVERWRITE is set. Written under a temporary name and
- *                  renamed. Not NULL.
+ *                  OVERWRITE is set, and then only a descriptor of the
+ *                  same product is replaced, never an input (the model,
+ *                  the rasters). Written in a private folder beside it and
+ *                  moved into place. Not NULL.
  * @param model     The model file. Not NULL.
  * @param optical   @p n_optical optical rasters, as for mmcl_embed().
  * @param sar       The SAR raster. Not NULL.

@@ -56,11 +56,14 @@ MMCL_BEGIN_DECLS
  *             (a name ending in .json, "MMCL:..." or JSON text), read
  *             through mmcl_product_read() without the plugin; not NULL.
  *             Read only.
- * @param out  Output path. Written under a temporary name and renamed when
- *             complete; an existing file (or legend) is kept unless the
- *             OVERWRITE option is set. FORMAT may be any GDAL raster format
- *             that holds Byte data, e.g. GTiff (default), COG or PNG (with
- *             GDAL's .aux.xml sidecar for the georeferencing).
+ * @param out  Output path. Written in a private folder beside it and moved
+ *             into place when complete; an existing file (or legend) is
+ *             kept unless the OVERWRITE option is set, and then only a
+ *             picture (legend) of an earlier call is replaced, never the
+ *             input or a file it reads (a descriptor's model and
+ *             rasters). FORMAT may be any GDAL raster format that holds
+ *             Byte data, e.g. GTiff (default), COG or PNG (with GDAL's
+ *             .aux.xml sidecar for the georeferencing).
  * @param opts Options built for "rgb" (see mmcl_option_defs("rgb")); NULL
  *             for defaults.
  * @return MMCL_OK, or an error with the reason in mmcl_context_errmsg(ctx):

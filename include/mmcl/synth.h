@@ -41,17 +41,20 @@ MMCL_BEGIN_DECLS
  * @param ctx    Context for the error message. Not NULL.
  * @param outdir Folder. Not NULL. If any of the five files exists and
  *               OVERWRITE is not set, fails with MMCL_ERR_EXISTS before
- *               writing anything; other files in it are never touched.
+ *               writing anything; with OVERWRITE, only files of an
+ *               earlier mmcl_synth() are replaced. Other files in it are
+ *               never touched.
  * @param opts   Options built for "synth" (mmcl_option_defs("synth", ..));
  *               NULL for defaults. Its progress callback, if any, is called
  *               from the calling thread; returning 0 cancels.
  * @return MMCL_OK or an error (message in mmcl_context_errmsg(ctx)):
  *         MMCL_ERR_INVALID_ARG (bad SAR_SRS / SAR_RES, frame too wide),
  *         MMCL_ERR_EXISTS, MMCL_ERR_IO, MMCL_ERR_CANCELLED, ... On error
- *         none of the five files is left behind (each is written under a
- *         temporary name and renamed at the end; a folder made by the call
- *         is removed again). With OVERWRITE, a failure while renaming can
- *         leave the earlier version of a file deleted.
+ *         none of the five files is left behind (each is written in a
+ *         private folder beside it and the five are moved into place
+ *         together at the end; a folder made by the call is removed
+ *         again). With OVERWRITE, when moving one fails, the files
+ *         already replaced are put back as they were.
  * Thread-safety: reentrant; one context per thread. Sets OpenBLAS to one
  * thread for the duration of the call (process-wide; restored after).
  * @since 0.1

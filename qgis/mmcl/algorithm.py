@@ -20,7 +20,9 @@ How the description maps onto Processing parameters:
 What QGIS decides rather than the program:
 
 - OVERWRITE is not a parameter: --overwrite is always passed, because QGIS
-  asks before it replaces a destination file.
+  asks before it replaces a destination file (mmcl still replaces only an
+  earlier output of the same kind, never an input or a file of another
+  kind).
 - FORMAT is empty by default, which means "from the output file's
   extension" (.tif: GTiff, .png: PNG), as in QGIS's GDAL provider.
 - -q is never passed: the progress bar feeds the Processing progress bar.
@@ -232,7 +234,9 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                 html.escape(o["name"]), html.escape(o.get("help", "")),
                 html.escape(_default_note(o))))
         lines.append("</p><p>Outputs are always replaced (--overwrite): "
-                     "QGIS asks before it replaces a file.</p>")
+                     "QGIS asks before it replaces a file. mmcl replaces "
+                     "only an earlier output of the same kind, never an "
+                     "input.</p>")
         return "".join(lines)
 
     def helpUrl(self):

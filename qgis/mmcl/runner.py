@@ -8,12 +8,13 @@ log, polls feedback.isCanceled() and stops the program when the user
 cancels, and raises QgsProcessingException with the program's own message
 when it exits non-zero.
 
-mmcl writes every output under a temporary name beside it
-("<base>.mmcl-tmp-<pid>-<n>", "<model>.tmp-<pid>") and renames it when
-complete. On SIGTERM the program stops at its next progress step and
-removes its temporary file itself; the runner sends SIGTERM on cancel,
-SIGKILL after a grace period, and then removes any temporary file that
-still carries the stopped program's pid.
+mmcl writes every output in a private folder beside it
+("<name>.mmcl-tmp-<pid>-XXXXXX") and moves it into place when complete.
+On SIGTERM the program stops at its next progress step and removes that
+folder itself (a SIGTERM that comes once the outputs are in place changes
+nothing: the run succeeds). The runner sends SIGTERM on cancel, SIGKILL
+after a grace period, and then removes any temporary folder that still
+carries the stopped program's pid.
 
 No QGIS import at module level except qgis.core, so that the module also
 loads in a bare PyQGIS script.

@@ -245,6 +245,14 @@ class CommandLine(Workdir):
                               check=False), 1, "--overwrite")
         with open(out) as f:
             self.assertEqual(f.read(), "keep me")
+        # --overwrite replaces only an aligned SAR of an earlier run.
+        self.assert_fails(run("align", "-q", "--overwrite", self.opt,
+                              self.sar, out, check=False), 1,
+                          "replaces only an aligned SAR")
+        with open(out) as f:
+            self.assertEqual(f.read(), "keep me")
+        os.remove(out)
+        run("align", "-q", self.opt, self.sar, out)
         run("align", "-q", "--overwrite", self.opt, self.sar, out)
         self.assertEqual(gdal.Open(out).RasterCount, 2)
         self.assertEqual([f for f in os.listdir(self.dir) if "tmp" in f], [])

@@ -1,0 +1,751 @@
+# SPDX-License-Identifier: MIT
+"""mmcl never destroys a file: every case of tests/README-trust.md.
+
+Each case runs `mmcl` in a folder of its own holding copies of the same
+small files (inputs, a model, earlier outputs of every kind), with TMPDIR
+set to an empty private folder, and checks the exit status, the message
+naming the problem, that no output and no temporary file is left (in the
+folder and in TMPDIR), and that every file that was there before is
+byte for byte what it was (a SHA-256 of each, before and after), links
+included. The cases in TABLE are one command each; the others need
+process control (signals, a file appearing while mmcl runs, planted
+links at the temporary names of older versions, a full disk) and are the
+test_* methods of Special. README-trust.md lists exactly these cases:
+test_readme_lists_every_case checks that.
+
+    MMCL=build/mmcl python3 tests/cli/test_trust.py -v
+"""
+import hashlib
+import os
+import re
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+import unittest
+
+import numpy as np
+from osgeo import gdal
+
+from mmcl_cli import HERE, MMCL, SAMPLE
+
+gdal.UseExceptions()
+
+TRAIN = ["--objective", "cca", "--dim", "2", "--patch", "3", "--samples",
+         "2000"]
+
+
+class Case:
+    """One command and what it must do."""
+
+    def __init__(self, name, args, rc, message=None, setup=None,
+                 replaced=(), removed=(), absent=(), check=None):
+        self.name = name
+        self.args = args
+        self.rc = rc
+        self.message = message
+        self.setup = setup        # f(folder) before the run
+        self.replaced = replaced  # files the command may change (rc 0)
+        self.removed = removed    # files the command must remove (rc 0)
+        self.absent = absent      # files that must not exist afterwards
+        self.check = check        # f(testcase, folder) after the run
+
+
+def symlink(target, name):
+    return lambda d: os.symlink(target, os.path.join(d, name))
+
+
+def hardlink(target, name):
+    return lambda d: os.link(os.path.join(d, target), os.path.join(d, name))
+
+
+def write(name, text):
+    def f(d):
+        with open(os.path.join(d, name), "w") as fp:
+            fp.write(text)
+    return f
+
+
+def copy(src, dst):
+    return lambda d: shutil.copyfile(os.path.join(d, src),
+                                     os.path.join(d, dst))
+
+
+def shapefile_folder(d):
+    """A folder holding a shapefile, as GDAL writes one (four files)."""
+    from osgeo import ogr, osr
+    folder = os.path.join(d, "shapes")
+    os.mkdir(folder)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    ds = ogr.GetDriverByName("ESRI Shapefile").CreateDataSource(folder)
+    layer = ds.CreateLayer("parcels", srs, ogr.wkbPoint)
+    f = ogr.Feature(layer.GetLayerDefn())
+    f.SetGeometry(ogr.CreateGeometryFromWkt("POINT (500000 4800000)"))
+    layer.CreateFeature(f)
+    ds = None
+
+
+def foreign_scene(d):
+    """A scene folder whose optical.tif is the user's raster, no mmcl
+    output (no MMCL metadata)."""
+    os.mkdir(os.path.join(d, "scene"))
+    ds = gdal.GetDriverByName("GTiff").Create(
+        os.path.join(d, "scene", "optical.tif"), 64, 64, 1, gdal.GDT_Byte)
+    ds.GetRasterBand(1).Fill(7)
+    ds = None
+
+
+def vrt_of(src, name):
+    return lambda d: gdal.Translate(os.path.join(d, name),
+                                    os.path.join(d, src), format="VRT")
+
+
+def make_fifo(name):
+    return lambda d: os.mkfifo(os.path.join(d, name))
+
+
+def still_dangling(t, d):
+    t.assertTrue(os.path.islink(os.path.join(d, "dangling.tif")))
+    t.assertFalse(os.path.exists(os.path.join(d, "nowhere.tif")))
+
+
+def dev_null_is_a_device(t, d):
+    t.assertTrue(stat.S_ISCHR(os.stat("/dev/null").st_mode))
+
+
+def gtiff_without_side_file(t, d):
+    ds = gdal.Open(os.path.join(d, "cog.tif"))
+    t.assertEqual(ds.GetMetadataItem("PRODUCT", "MMCL"), "aligned_sar")
+    t.assertIsNone(ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE"))
+
+
+def overviews(name):
+    def f(d):
+        ds = gdal.Open(os.path.join(d, name))
+        ds.BuildOverviews("AVERAGE", [2])  # read-only: name.ovr
+        ds = None
+        assert os.path.exists(os.path.join(d, name + ".ovr"))
+    return f
+
+
+def is_model(t, d):
+    with open(os.path.join(d, "model2.mmcl"), "rb") as f:
+        head = f.read(64)
+    t.assertIn(b'"__metadata__"', head)
+
+
+ALIGN = ["align", "-q"]
+INFOLOSS = ["infoloss", "-q", "--overwrite", "model.mmcl", "opt.tif",
+            "sar.tif"]
+
+TABLE = [
+    # The trust issue's reproduced cases.
+    Case("train_model_name_forgotten",
+         ["train", "-q", "--overwrite"] + TRAIN +
+         ["B01.tif", "B02.tif", "B03.tif", "sar.tif"], 1,
+         r"output 'sar\.tif' is a synthetic SAR raster of mmcl synth; "
+         r"--overwrite replaces only an mmcl model file"),
+    Case("align_out_forgotten",
+         ALIGN + ["--overwrite", "B01.tif", "B02.tif", "B03.tif", "sar.tif"],
+         1, r"output 'sar\.tif' is .*--overwrite replaces only an aligned "
+         r"SAR"),
+    Case("align_out_is_the_optical",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "opt.tif"], 1,
+         r"output 'opt\.tif' is also an input of this command .*never "
+         r"writes over its inputs"),
+    Case("align_out_is_the_sar_as_dot_slash",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "./sar.tif"], 1,
+         r"output '\./sar\.tif' is also an input of this command \(the same "
+         r"file as 'sar\.tif'\)"),
+    Case("align_out_is_a_symlink_to_an_input",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "link.tif"], 1,
+         r"'link\.tif' is also an input .*'opt\.tif'",
+         setup=symlink("opt.tif", "link.tif")),
+    Case("align_out_is_a_hard_link_to_an_input",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "hard.tif"], 1,
+         r"'hard\.tif' is also an input .*'sar\.tif'",
+         setup=hardlink("sar.tif", "hard.tif")),
+    Case("rgb_in_is_out",
+         ["rgb", "-q", "--overwrite", "pic.tif", "pic.tif"], 1,
+         r"'pic\.tif' is also an input"),
+    Case("rgb_out_is_the_source_of_a_vrt_input",
+         ["rgb", "-q", "--overwrite", "picv.vrt", "pic.tif"], 1,
+         r"output 'pic\.tif' is also an input of this command",
+         setup=vrt_of("pic.tif", "picv.vrt")),
+    Case("rgb_lazy_over_the_descriptors_model",
+         ["rgb", "-q", "--lazy", "--overwrite", "emb.mmcl.json",
+          "model.mmcl"], 1, r"'model\.mmcl' is also an input"),
+    Case("rgb_lazy_over_the_descriptors_optical",
+         ["rgb", "-q", "--lazy", "--overwrite", "emb.mmcl.json", "opt.tif"],
+         1, r"'opt\.tif' is also an input"),
+    Case("rgb_lazy_over_its_input",
+         ["rgb", "-q", "--lazy", "--overwrite", "emb.mmcl.json",
+          "emb.mmcl.json"], 1, r"'emb\.mmcl\.json' is also an input"),
+    Case("infoloss_report_is_the_model",
+         INFOLOSS + ["l.tif", "--report", "model.mmcl"], 1,
+         r"report 'model\.mmcl' is also an input", absent=["l.tif"]),
+    Case("infoloss_report_is_an_input",
+         INFOLOSS + ["l.tif", "--report", "sar.tif"], 1,
+         r"report 'sar\.tif' is also an input", absent=["l.tif"]),
+    Case("infoloss_report_is_out",
+         ["infoloss", "-q", "model.mmcl", "opt.tif", "sar.tif", "l.tif",
+          "--report", "l.tif"], 1,
+         r"report 'l\.tif' and output 'l\.tif' are the same file",
+         absent=["l.tif"]),
+    Case("infoloss_report_is_out_with_overwrite",
+         INFOLOSS + ["loss.tif", "--report", "loss.tif"], 1,
+         r"report 'loss\.tif' and output 'loss\.tif' are the same file"),
+    Case("embed_out_is_the_model",
+         ["embed", "-q", "--overwrite", "model.mmcl", "opt.tif", "sar.tif",
+          "model.mmcl"], 1, r"output 'model\.mmcl' is also an input"),
+    Case("align_out_is_a_folder_with_a_shapefile",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "shapes/"], 1,
+         r"output 'shapes/' names a folder", setup=shapefile_folder),
+    Case("align_out_is_a_folder",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "shapes"], 1,
+         r"output 'shapes' is a folder, not a file", setup=shapefile_folder),
+    # More cases around outputs.
+    Case("out_is_a_dangling_symlink",
+         ALIGN + ["opt.tif", "sar.tif", "dangling.tif"], 1,
+         r"'dangling\.tif' is a symbolic link to a missing file",
+         setup=symlink("nowhere.tif", "dangling.tif"), check=still_dangling),
+    Case("out_is_a_dangling_symlink_with_overwrite",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "dangling.tif"], 1,
+         r"'dangling\.tif' is a symbolic link to a missing file",
+         setup=symlink("nowhere.tif", "dangling.tif"), check=still_dangling),
+    Case("out_is_a_symlink_to_an_own_output",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "alias.tif"], 1,
+         r"'alias\.tif' is a symbolic link; mmcl replaces only a regular "
+         r"file", setup=symlink("al.tif", "alias.tif")),
+    Case("out_is_a_fifo",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "pipe.tif"], 1,
+         r"'pipe\.tif' is a FIFO \(named pipe\), not a file",
+         setup=make_fifo("pipe.tif")),
+    Case("out_is_dev_null",
+         ALIGN + ["opt.tif", "sar.tif", "/dev/null"], 1,
+         r"'/dev/null' is a character device, not a file",
+         check=dev_null_is_a_device),
+    Case("out_is_dev_null_with_overwrite",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "/dev/null"], 1,
+         r"'/dev/null' is a character device, not a file",
+         check=dev_null_is_a_device),
+    Case("out_in_a_missing_folder",
+         ALIGN + ["opt.tif", "sar.tif", "nofolder/al.tif"], 1,
+         r"output folder 'nofolder' of output 'nofolder/al\.tif' does not "
+         r"exist"),
+    Case("out_is_gdals_side_file_of_an_input",
+         ALIGN + ["opt.tif", "sar.tif", "opt.tif.aux.xml"], 1,
+         r"'opt\.tif\.aux\.xml' is GDAL's side file of the input "
+         r"'opt\.tif'", absent=["opt.tif.aux.xml"]),
+    Case("stale_side_file_without_overwrite",
+         ALIGN + ["opt.tif", "sar.tif", "new.tif"], 1,
+         r"'new\.tif\.aux\.xml' exists: GDAL's side file, which would "
+         r"describe the new output 'new\.tif'",
+         setup=write("new.tif.aux.xml", "<PAMDataset></PAMDataset>\n"),
+         absent=["new.tif"]),
+    Case("stale_overviews_without_overwrite",
+         ALIGN + ["opt.tif", "sar.tif", "new.tif"], 1,
+         r"'new\.tif\.ovr' exists: GDAL's side file, which would describe "
+         r"the new output 'new\.tif'",
+         setup=write("new.tif.ovr", "overviews of a file long gone\n"),
+         absent=["new.tif"]),
+    Case("overwrite_with_a_foreign_file_at_a_side_name",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "al.tif"], 1,
+         r"side file 'al\.tif\.msk' is a file of another kind; --overwrite "
+         r"replaces only GDAL's side file of an mmcl output",
+         setup=write("al.tif.msk", "my notes\n")),
+    Case("overwrite_a_model_with_a_raster",
+         ["embed", "-q", "--overwrite", "model.mmcl", "opt.tif", "sar.tif",
+          "model2.mmcl"], 1,
+         r"output 'model2\.mmcl' is an mmcl model file; --overwrite replaces "
+         r"only an embedding map", setup=copy("model.mmcl", "model2.mmcl")),
+    Case("overwrite_a_report_with_a_model",
+         ["train", "-q", "--overwrite"] + TRAIN +
+         ["opt.tif", "sar.tif", "report.json"], 1,
+         r"output 'report\.json' is an information-loss report; "
+         r"--overwrite replaces only an mmcl model file"),
+    Case("overwrite_a_descriptor_with_a_report",
+         INFOLOSS + ["l.tif", "--report", "emb.mmcl.json"], 1,
+         r"'emb\.mmcl\.json' is a lazy embedding descriptor; --overwrite "
+         r"replaces only an information-loss report", absent=["l.tif"]),
+    Case("overwrite_an_infoloss_map_with_an_embedding",
+         ["embed", "-q", "--overwrite", "model.mmcl", "opt.tif", "sar.tif",
+          "loss.tif"], 1,
+         r"'loss\.tif' is an information-loss map written by mmcl infoloss; "
+         r"--overwrite replaces only an embedding map"),
+    Case("overwrite_a_raster_with_a_descriptor",
+         ["embed", "-q", "--lazy", "--overwrite", "model.mmcl", "opt.tif",
+          "sar.tif", "emb.tif"], 1,
+         r"'emb\.tif' is an embedding map .*--overwrite replaces only a lazy "
+         r"embedding descriptor"),
+    Case("overwrite_a_foreign_legend_description",
+         ["rgb", "-q", "--overwrite", "loss.tif", "pic2.tif"], 1,
+         r"legend description 'pic2\.legend\.json' is a JSON file; "
+         r"--overwrite replaces only a legend description",
+         setup=write("pic2.legend.json", '{"mine": 1}\n'),
+         absent=["pic2.tif", "pic2.legend.png"]),
+    Case("synth_overwrite_over_a_foreign_raster",
+         ["synth", "-q", "--overwrite", "--size", "64", "scene"], 1,
+         r"output 'scene/optical\.tif' is a GTiff file that mmcl did not "
+         r"write; --overwrite replaces only a synthetic optical raster",
+         setup=foreign_scene,
+         absent=["scene/sar.tif", "scene/synth.json"]),
+    # What --overwrite is for keeps working.
+    Case("overwrite_an_own_output",
+         ALIGN + ["--overwrite", "--sar-db", "opt.tif", "sar.tif", "al.tif"],
+         0, replaced=["al.tif"]),
+    Case("overwrite_a_cog_drops_its_side_file",
+         ALIGN + ["--overwrite", "opt.tif", "sar.tif", "cog.tif"], 0,
+         replaced=["cog.tif"], removed=["cog.tif.aux.xml"],
+         check=gtiff_without_side_file),
+    Case("overwrite_drops_the_replaced_outputs_overviews",
+         ALIGN + ["--overwrite", "--sar-db", "opt.tif", "sar.tif", "al.tif"],
+         0, setup=overviews("al.tif"), replaced=["al.tif"],
+         removed=["al.tif.ovr"]),
+    Case("overwrite_an_own_model",
+         ["train", "-q", "--overwrite", "--dim", "3", "--patch", "3",
+          "--samples", "2000", "opt.tif", "sar.tif", "model2.mmcl"], 0,
+         setup=copy("model.mmcl", "model2.mmcl"), replaced=["model2.mmcl"],
+         check=is_model),
+]
+
+
+def snapshot(folder, but_temporary=False):
+    """Every entry under @p folder: a file's SHA-256, a link's target, a
+    folder or a special file's type (without mmcl's temporary folders when
+    @p but_temporary: a run is under way)."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        if but_temporary:
+            dirs[:] = [n for n in dirs if "mmcl-tmp" not in n]
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            rel = os.path.relpath(p, folder)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = "link:" + os.readlink(p)
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    out[rel] = hashlib.sha256(f.read()).hexdigest()
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = "folder"
+            else:
+                out[rel] = "special:%o" % stat.S_IFMT(st.st_mode)
+    return out
+
+
+class Fixture(unittest.TestCase):
+    """The files every case starts from, made once."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="mmcl-trust-")
+        cls.base = os.path.join(cls.root, "base")
+        os.mkdir(cls.base)
+        b = cls.base
+        shutil.copyfile(os.path.join(SAMPLE, "optical.tif"),
+                        os.path.join(b, "opt.tif"))
+        shutil.copyfile(os.path.join(SAMPLE, "sar.tif"),
+                        os.path.join(b, "sar.tif"))
+        opt = gdal.Open(os.path.join(b, "opt.tif"))
+        for k in (1, 2, 3):
+            gdal.Translate(os.path.join(b, "B%02d.tif" % k), opt,
+                           bandList=[k])
+        opt = None
+        steps = [
+            ["train", "-q"] + TRAIN + ["opt.tif", "sar.tif", "model.mmcl"],
+            ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif", "emb.tif"],
+            ["infoloss", "-q", "model.mmcl", "opt.tif", "sar.tif",
+             "loss.tif", "--report", "report.json"],
+            ["embed", "-q", "--lazy", "model.mmcl", "opt.tif", "sar.tif",
+             "emb.mmcl.json"],
+            ["align", "-q", "opt.tif", "sar.tif", "al.tif"],
+            ["align", "-q", "-of", "COG", "opt.tif", "sar.tif", "cog.tif"],
+            ["rgb", "-q", "emb.tif", "pic.tif"],
+        ]
+        for s in steps:
+            p = subprocess.run([MMCL] + s, cwd=b, capture_output=True,
+                               text=True)
+            if p.returncode != 0:
+                raise RuntimeError("fixture: mmcl %s: %s" % (s, p.stderr))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def fresh(self, name):
+        """A copy of the base files in a folder of its own, and an empty
+        TMPDIR beside it."""
+        d = os.path.join(self.root, name)
+        shutil.copytree(self.base, d, symlinks=True)
+        tmp = os.path.join(self.root, name + ".tmpdir")
+        os.mkdir(tmp)
+        return d, tmp
+
+    def env(self, tmp):
+        e = dict(os.environ)
+        e["TMPDIR"] = tmp
+        return e
+
+    def mmcl(self, args, cwd, tmp, **kw):
+        return subprocess.run([MMCL] + [str(a) for a in args], cwd=cwd,
+                              env=self.env(tmp), capture_output=True,
+                              text=True, timeout=300, **kw)
+
+    def assert_clean(self, folder, tmp):
+        """No temporary file left, in the folder and in TMPDIR."""
+        left = [rel for rel in snapshot(folder) if "mmcl-tmp" in rel]
+        self.assertEqual(left, [], "temporary files left")
+        self.assertEqual(os.listdir(tmp), [], "files left in TMPDIR")
+
+    def assert_unchanged(self, before, after, allowed=()):
+        for rel, h in before.items():
+            if rel in allowed:
+                continue
+            self.assertIn(rel, after, "%s was removed" % rel)
+            self.assertEqual(after[rel], h, "%s was changed" % rel)
+
+
+class Table(Fixture):
+    def test_table(self):
+        for case in TABLE:
+            with self.subTest(case=case.name):
+                self.run_case(case)
+
+    def run_case(self, case):
+        d, tmp = self.fresh(case.name)
+        if case.setup:
+            case.setup(d)
+        before = snapshot(d)
+        p = self.mmcl(case.args, d, tmp)
+        print("%-44s exit %d  %s" % (case.name, p.returncode,
+                                     p.stderr.strip().splitlines()[-1]
+                                     if p.stderr.strip() else ""))
+        self.assertEqual(p.returncode, case.rc, p.stderr)
+        if case.message:
+            self.assertRegex(p.stderr, case.message)
+            self.assertRegex(p.stderr, r"^ERROR \d+: mmcl ")
+        after = snapshot(d)
+        self.assert_unchanged(before, after,
+                              set(case.replaced) | set(case.removed))
+        for rel in case.removed:
+            self.assertNotIn(rel, after)
+        for rel in case.replaced:
+            self.assertNotEqual(after.get(rel), before.get(rel),
+                                "%s was not replaced" % rel)
+        for rel in case.absent:
+            self.assertNotIn(rel, after)
+        if case.rc != 0:  # a refusal writes nothing at all
+            self.assertEqual(sorted(after), sorted(before))
+        self.assert_clean(d, tmp)
+        if case.check:
+            case.check(self, d)
+
+
+def wait_for(proc, needle):
+    """Reads the progress bar on @p proc's stdout until @p needle shows;
+    returns what was read."""
+    seen = b""
+    while needle not in seen:
+        c = proc.stdout.read(1)
+        if not c:
+            raise AssertionError("mmcl ended before %r: %r" % (needle, seen))
+        seen += c
+    return seen
+
+
+def stop(proc):
+    """SIGSTOP, and wait until every thread is stopped."""
+    proc.send_signal(signal.SIGSTOP)
+    for _ in range(2000):
+        with open("/proc/%d/stat" % proc.pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.001)
+    raise AssertionError("mmcl did not stop")
+
+
+def proc_cont(proc):
+    proc.send_signal(signal.SIGCONT)
+
+
+def mount_tmpfs(folder, options):
+    """Mounts a tmpfs on @p folder; False when this process may not."""
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs",
+                        folder], capture_output=True)
+    return p.returncode == 0
+
+
+class Special(Fixture):
+    """The cases that need process control or a special file system."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # A scene big enough that a run lasts a second or two.
+        big = os.path.join(cls.root, "big")
+        for s in (["synth", "-q", "--size", "1024", "--seed", "3", big],
+                  ["train", "-q"] + TRAIN + [
+                      os.path.join(big, "optical.tif"),
+                      os.path.join(big, "sar.tif"),
+                      os.path.join(big, "m.mmcl")]):
+            p = subprocess.run([MMCL] + s, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError("fixture: %s" % p.stderr)
+        cls.big = [os.path.join(big, n)
+                   for n in ("m.mmcl", "optical.tif", "sar.tif")]
+
+    def popen(self, args, cwd, tmp):
+        return subprocess.Popen([MMCL] + [str(a) for a in args], cwd=cwd,
+                                env=self.env(tmp), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def embed_args(self, out, *extra):
+        return ["embed", "--threads", "1", *extra] + self.big + [out]
+
+    def test_out_appears_while_mmcl_runs(self):
+        d, tmp = self.fresh("appeared")
+        out = os.path.join(d, "e.tif")
+        p = self.popen(self.embed_args(out), d, tmp)
+        wait_for(p, b"0")  # the output was checked: it did not exist
+        stop(p)
+        with open(out, "w") as f:
+            f.write("written by another program")
+        before = snapshot(d, but_temporary=True)
+        proc_cont(p)
+        _, err = p.communicate(timeout=300)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn(b"output '%s' appeared while mmcl was running; nothing "
+                      b"was replaced (use --overwrite)" % out.encode(), err)
+        self.assertEqual(snapshot(d), before)
+        self.assert_clean(d, tmp)
+
+    def test_two_runs_write_one_out(self):
+        d, tmp = self.fresh("two_runs")
+        out = os.path.join(d, "e.tif")
+        first = self.popen(self.embed_args(out), d, tmp)
+        wait_for(first, b"0")
+        stop(first)
+        second = self.mmcl(self.embed_args(out, "-q"), d, tmp)
+        self.assertEqual(second.returncode, 0, second.stderr)
+        before = snapshot(d, but_temporary=True)
+        proc_cont(first)
+        _, err = first.communicate(timeout=300)
+        self.assertEqual(first.returncode, 1, err)
+        self.assertIn(b"appeared while mmcl was running; nothing was "
+                      b"replaced", err)
+        self.assertEqual(snapshot(d), before)  # the second run's file
+        self.assert_clean(d, tmp)
+
+    def test_sigterm_during_the_cog_copy_leaves_nothing(self):
+        d, tmp = self.fresh("sigterm_cog")
+        out = os.path.join(d, "e.tif")
+        before = snapshot(d)
+        p = self.popen(self.embed_args(out, "-of", "COG"), d, tmp)
+        wait_for(p, b"90")  # the tiles are done; the copy runs
+        stop(p)
+        p.send_signal(signal.SIGTERM)
+        proc_cont(p)
+        _, err = p.communicate(timeout=300)
+        self.assertEqual(p.returncode, -signal.SIGTERM, err)
+        self.assertIn(b"interrupted by SIGTERM; nothing was written", err)
+        self.assertEqual(snapshot(d), before)
+        self.assert_clean(d, tmp)
+
+    def test_sigterm_after_the_commit_reports_success(self):
+        hits = 0
+        for attempt in range(3):
+            d, tmp = self.fresh("sigterm_late_%d" % attempt)
+            out = os.path.join(d, "e.tif")
+            p = self.popen(self.embed_args(out, "-q"), d, tmp)
+            while not os.path.exists(out) and p.poll() is None:
+                pass
+            if p.poll() is None:
+                p.send_signal(signal.SIGSTOP)
+                p.send_signal(signal.SIGTERM)
+                p.send_signal(signal.SIGCONT)
+                hits += 1
+            _, err = p.communicate(timeout=300)
+            # Once the output is in place a signal changes nothing: success.
+            self.assertEqual(p.returncode, 0, err)
+            ds = gdal.Open(out)
+            self.assertEqual(ds.GetMetadataItem("PRODUCT", "MMCL"),
+                             "embedding")
+            ds.GetRasterBand(ds.RasterCount).Checksum()  # reads every block
+            ds = None
+            self.assert_clean(d, tmp)
+        print("signal delivered after the commit in %d of 3 runs" % hits)
+
+    def planted(self, name, args, names, tmp_names=(), pre=None):
+        """Plants links to a victim file at the formerly predictable
+        temporary names (with the pid of the mmcl about to run: the shell
+        execs it), runs, and checks the victim and the links."""
+        d, tmp = self.fresh("planted_" + name)
+        if pre:
+            pre(d)
+        victim = os.path.join(self.root, "victim_" + name)
+        with open(victim, "w") as f:
+            f.write("not to be touched\n")
+        links = [os.path.join(d, n) for n in names] + \
+                [os.path.join(tmp, n) for n in tmp_names]
+        script = "; ".join('ln -s "$V" "%s"' % l.replace("PID", "$$")
+                           for l in links)
+        env = self.env(tmp)
+        env["V"] = victim
+        p = subprocess.run(["sh", "-c", script + '; exec "$@"', "sh", MMCL] +
+                           [str(a) for a in args], cwd=d, env=env,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "not to be touched\n")
+        # Every link is still there, to the victim; then they go.
+        found = []
+        for folder in (d, tmp):
+            for root, _, files in os.walk(folder):
+                for n in files:
+                    q = os.path.join(root, n)
+                    if os.path.islink(q):
+                        self.assertEqual(os.readlink(q), victim)
+                        found.append(q)
+        self.assertEqual(len(found), len(links), found)
+        for q in found:
+            os.remove(q)
+        self.assert_clean(d, tmp)
+
+    def test_planted_links_align_cog_sar_db(self):
+        names = ["o.mmcl-tmp-PID-%d.tif" % n for n in range(1, 5)]
+        self.planted("align", ["align", "-q", "-of", "COG", "--sar-db",
+                               "--speckle", "lee:3", "opt.tif", "sar.tif",
+                               "o.tif"], names,
+                     ["mmcl-sar-PID-%d.tif" % k for k in range(1, 3)])
+
+    def test_planted_links_train(self):
+        self.planted("train", ["train", "-q"] + TRAIN +
+                     ["opt.tif", "sar.tif", "m2.mmcl"], ["m2.mmcl.tmp-PID"])
+
+    def test_planted_links_infoloss_report(self):
+        self.planted("infoloss", ["infoloss", "-q", "model.mmcl", "opt.tif",
+                                  "sar.tif", "l.tif", "--report", "r.json"],
+                     ["l.mmcl-tmp-PID-1.tif", "r.json.mmcl-tmp"])
+
+    def test_planted_links_embed_lazy(self):
+        self.planted("lazy", ["embed", "-q", "--lazy", "model.mmcl",
+                              "opt.tif", "sar.tif", "e.mmcl.json"],
+                     ["e.mmcl.json.mmcl-tmp"])
+
+    def test_planted_links_rgb_legend_and_lazy(self):
+        names = ["p.mmcl-tmp-PID-%d.png" % n for n in range(1, 3)] + \
+                ["p.mmcl-tmp-PID-%d.tif" % n for n in range(1, 3)] + \
+                ["p.legend.png.mmcl-tmp-PID.png",
+                 "p.legend.json.mmcl-tmp-PID"]
+        self.planted("rgb", ["rgb", "-q", "-of", "PNG", "loss.tif", "p.png"],
+                     names)
+        self.planted("rgb_lazy", ["rgb", "-q", "--lazy", "loss.tif",
+                                  "q.mmcl.json"],
+                     ["q.mmcl.json.mmcl-tmp",
+                      "q.legend.png.mmcl-tmp-PID.png",
+                      "q.legend.json.mmcl-tmp-PID"])
+
+    def test_planted_links_synth(self):
+        names = ["s/%s.mmcl-tmp-PID-%d.tif" % (b, n)
+                 for b in ("optical", "sar", "labels", "truth")
+                 for n in range(1, 5)] + \
+                ["s/sar.mmcl-tmp-grid-PID.tif", "s/synth.json.mmcl-tmp-PID"]
+        self.planted("synth", ["synth", "-q", "--size", "64", "--sar-srs",
+                               "EPSG:4326", "--sar-res", "0.0002", "s"],
+                     names, pre=lambda d: os.mkdir(os.path.join(d, "s")))
+
+    def test_kill_9_leaves_no_sar_temporary(self):
+        d, tmp = self.fresh("kill9")
+        out = os.path.join(d, "e.tif")
+        p = self.popen(["align", "--threads", "1", "--sar-db", "--speckle",
+                        "lee:5", self.big[1], self.big[2], out], d, tmp)
+        wait_for(p, b"0")  # the SAR was preprocessed, the tiles run
+        stop(p)
+        self.assertEqual(os.listdir(tmp), [],
+                         "the preprocessed SAR has a name on disk")
+        p.kill()
+        p.communicate(timeout=60)
+        self.assertEqual(os.listdir(tmp), [])
+        # Only the output's private folder is left, named with the pid
+        # (what the QGIS runner removes after a kill).
+        left = [n for n in os.listdir(d) if "mmcl-tmp" in n]
+        self.assertEqual(len(left), 1, left)
+        self.assertRegex(left[0], r"^e\.tif\.mmcl-tmp-%d-\w{6}$" % p.pid)
+        self.assertFalse(os.path.exists(out))
+
+    def test_out_in_a_read_only_folder(self):
+        d, tmp = self.fresh("read_only")
+        ro = os.path.join(d, "ro")
+        os.mkdir(ro)
+        if os.geteuid() == 0:
+            if not mount_tmpfs(ro, "ro,size=64k"):
+                self.skipTest("root without mount: a read-only folder "
+                              "cannot be made")
+        else:
+            os.chmod(ro, 0o555)
+        try:
+            before = snapshot(d)
+            p = self.mmcl(ALIGN + ["opt.tif", "sar.tif", "ro/al.tif"], d, tmp)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertRegex(p.stderr, r"cannot write output 'ro/al\.tif': "
+                             r"cannot create a file in the folder 'ro': "
+                             r"(Read-only file system|Permission denied)")
+            self.assertEqual(snapshot(d), before)
+            self.assert_clean(d, tmp)
+        finally:
+            if os.geteuid() == 0:
+                subprocess.run(["umount", ro])
+
+    def test_disk_full(self):
+        d, tmp = self.fresh("disk_full")
+        small = os.path.join(d, "small")
+        os.mkdir(small)
+        if not mount_tmpfs(small, "size=64k"):
+            self.skipTest("a small tmpfs cannot be mounted here")
+        try:
+            before = snapshot(d)
+            p = self.mmcl(ALIGN + ["-co", "COMPRESS=NONE", "opt.tif",
+                                   "sar.tif", "small/al.tif"], d, tmp)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("the disk holding 'small' is full", p.stderr)
+            self.assertEqual(os.listdir(small), [])
+            self.assertEqual(snapshot(d), before)
+            self.assert_clean(d, tmp)
+        finally:
+            subprocess.run(["umount", small])
+
+    def test_file_size_limit(self):
+        d, tmp = self.fresh("file_size_limit")
+        before = snapshot(d)
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))
+        for args in (ALIGN + ["-co", "COMPRESS=NONE", "opt.tif", "sar.tif",
+                              "al2.tif"],
+                     ALIGN + ["-of", "COG", "-co", "COMPRESS=NONE",
+                              "opt.tif", "sar.tif", "al3.tif"]):
+            p = self.mmcl(args, d, tmp, preexec_fn=limit)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("the file size limit (ulimit -f) of 100000 bytes "
+                          "was reached", p.stderr)
+            self.assertEqual(snapshot(d), before)
+            self.assert_clean(d, tmp)
+
+
+class Readme(unittest.TestCase):
+    def test_readme_lists_every_case(self):
+        with open(os.path.join(HERE, "..", "README-trust.md")) as f:
+            listed = re.findall(r"^\| `([a-z0-9_]+)` \|", f.read(), re.M)
+        cases = [c.name for c in TABLE] + sorted(
+            n[5:] for n in dir(Special) if n.startswith("test_"))
+        self.assertEqual(sorted(listed), sorted(cases))
+        self.assertEqual(len(listed), len(set(listed)))
+
+
+if __name__ == "__main__":
+    unittest.main()
