@@ -406,7 +406,7 @@ main(int argc, char **argv)
         clock_marks m = {steps, 0, marks, cpu_marks};
         double t0 = now();
         mmcl_status st = mmcl__clip_train(ctx, f1, f2, NULL, X1, X2, a.n, &cfg,
-                                          loss, mark, &m);
+                                          loss, NULL, mark, &m);
         double wall = now() - t0;
         mmcl__mlp_destroy(f1);
         mmcl__mlp_destroy(f2);
