@@ -565,6 +565,7 @@ mmcl_status
 mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
                  const float *X1, const float *X2, int N,
                  const mmcl_clip_config *cfg, double *loss_per_epoch,
+                 double *loss_per_step,
                  int (*progress)(double, const char *, void *),
                  void *progress_user)
 {
@@ -670,6 +671,8 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
                 lt = fminf(fmaxf(lt, lt_min), lt_max);
             }
             sum += loss;
+            if (loss_per_step)
+                loss_per_step[(size_t)e * steps + s] = loss;
 
             if (progress &&
                 !progress((double)t / total_steps, NULL, progress_user)) {

@@ -86,6 +86,10 @@ void mmcl__clip_config_default(mmcl_clip_config *cfg);
  * loss_per_epoch: (cfg->epochs) out, may be NULL: mean InfoNCE loss of
  *     the steps of each epoch (accumulated in double). On failure the
  *     epochs completed before it are written, the others are not.
+ * loss_per_step: (cfg->epochs * floor(N / B)) out, may be NULL: the loss
+ *     of every step, in order (epoch e's steps from e * floor(N / B)),
+ *     each before that step's update; loss_per_epoch[e] is the mean of
+ *     epoch e's. On failure the steps completed before it are written.
  * progress: GDAL-style callback, may be NULL; called with 0 before the
  *     first step and then after every step with the fraction of steps
  *     done (message NULL). Returning 0 cancels.
@@ -117,7 +121,7 @@ void mmcl__clip_config_default(mmcl_clip_config *cfg);
 mmcl_status mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2,
                              float *log_tau, const float *X1, const float *X2,
                              int N, const mmcl_clip_config *cfg,
-                             double *loss_per_epoch,
+                             double *loss_per_epoch, double *loss_per_step,
                              int (*progress)(double, const char *, void *),
                              void *progress_user);
 

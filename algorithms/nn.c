@@ -288,19 +288,24 @@ mmcl__mlp_destroy(mmcl_mlp *mlp)
     free(mlp);
 }
 
+/* x (n) ~ U(-a, a), float, from the explicit RNG. */
+static void
+fill_uniform(uint64_t *rng, float *x, double a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(a * (2.0 * mmcl__rng_uniform(rng) - 1.0));
+}
+
 void
 mmcl__mlp_init(mmcl_mlp *mlp, uint64_t *rng)
 {
-    int L = mlp->n_layers;
-    for (int l = 0; l < L; l++) {
-        double fan_in = mlp->sizes[l], fan_out = mlp->sizes[l + 1];
-        double std =
-            l < L - 1 ? sqrt(2.0 / fan_in) : sqrt(2.0 / (fan_in + fan_out));
-        mmcl__rng_fill_normal(rng, mlp->W[l], 0.0, std,
-                              (size_t)mlp->sizes[l + 1] * mlp->sizes[l]);
+    /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b (nn.h says why). */
+    for (int l = 0; l < mlp->n_layers; l++) {
+        double bound = 1.0 / sqrt((double)mlp->sizes[l]);
+        fill_uniform(rng, mlp->W[l], bound,
+                     (size_t)mlp->sizes[l + 1] * mlp->sizes[l]);
+        fill_uniform(rng, mlp->b[l], bound, (size_t)mlp->sizes[l + 1]);
     }
-    memset(mlp->params + mlp->n_weights, 0,
-           (mlp->n_params - mlp->n_weights) * sizeof(float));
     if (mlp->grads)
         memset(mlp->grads, 0, 3 * mlp->n_params * sizeof(float));
 }

@@ -5,12 +5,16 @@
  * d2 -> H -> H -> D (ReLU) with mmcl__clip_train on N pairs and prints JSON
  * lines on stdout:
  *   {"kind": "clip", ...}        samples/s of every epoch after the first
- *                                (warm-up), per run, and the loss curve
+ *                                (warm-up), per run, the loss curve, and
+ *                                the loss of every step with the time
+ *                                since the first step began at its end
+ *                                (step_loss, step_end_s: time to a loss)
  *   {"kind": "gemm_only", ...}   the same step's GEMMs alone (same shapes,
  *                                transposes and BLAS threads), to split a
  *                                step into GEMM time and the rest
  *   {"kind": "sgemm_peak", ...}  cblas_sgemm on 1024 x 1024 x 1024
- *   {"kind": "blas", ...}        the OpenBLAS build and kernel in use
+ *   {"kind": "blas", ...}        the OpenBLAS build, the kernel it chose
+ *                                (openblas_get_corename) and its threads
  * Epoch times come from the progress callback (one timestamp per step), so
  * the library is timed exactly as a user calls it.
  *
@@ -179,12 +183,13 @@ make_data(float *X1, float *X2, int N, int d1, int d2, uint64_t seed)
         }
 }
 
-/* Progress callback: the time at the end of every epoch. */
+/* Progress callback: the time at the end of every step and epoch. */
 typedef struct clock_marks {
     int steps_per_epoch;
     int step;
     double *epoch_end; /* (epochs + 1): [0] = start */
     double *epoch_cpu; /* (epochs + 1): process CPU time, same points */
+    double *step_end;  /* (epochs * steps_per_epoch): since [0] above */
 } clock_marks;
 
 static int
@@ -199,6 +204,7 @@ mark(double complete, const char *msg, void *user)
         return 1;
     }
     m->step++;
+    m->step_end[m->step - 1] = now() - m->epoch_end[0];
     if (m->step % m->steps_per_epoch == 0) {
         m->epoch_end[m->step / m->steps_per_epoch] = now();
         m->epoch_cpu[m->step / m->steps_per_epoch] = cpu_now();
@@ -361,8 +367,14 @@ main(int argc, char **argv)
     mmcl__blas_set_threads(a.threads);
     char blas[512];
     mmcl__blas_describe(blas, sizeof(blas));
-    printf("{\"kind\": \"blas\", \"threads\": %d, \"describe\": \"%s\"}\n",
-           mmcl__blas_get_threads(), blas);
+#ifdef OPENBLAS_VERSION
+    const char *core = openblas_get_corename();
+#else
+    const char *core = "not OpenBLAS";
+#endif
+    printf("{\"kind\": \"blas\", \"threads\": %d, \"describe\": \"%s\", "
+           "\"corename\": \"%s\"}\n",
+           mmcl__blas_get_threads(), blas, core);
 
     enum { L = 3 };
     const int s1[L + 1] = {a.d1, a.hidden, a.hidden, a.dim};
@@ -388,7 +400,11 @@ main(int argc, char **argv)
     double *marks = malloc((size_t)(a.epochs + 1) * sizeof(double));
     double *cpu_marks = malloc((size_t)(a.epochs + 1) * sizeof(double));
     double *cpu_rates = malloc((size_t)n_timed * sizeof(double));
-    if (!rates || !loss || !marks || !cpu_marks || !cpu_rates)
+    size_t n_steps = (size_t)a.epochs * steps;
+    double *step_loss = malloc(n_steps * sizeof(double));
+    double *step_end = malloc(n_steps * sizeof(double));
+    if (!rates || !loss || !marks || !cpu_marks || !cpu_rates || !step_loss ||
+        !step_end)
         goto done_run;
     for (int r = 0; r < a.runs; r++) {
         mmcl_mlp *f1 =
@@ -403,10 +419,10 @@ main(int argc, char **argv)
         uint64_t init = a.seed + 100;
         mmcl__mlp_init(f1, &init);
         mmcl__mlp_init(f2, &init);
-        clock_marks m = {steps, 0, marks, cpu_marks};
+        clock_marks m = {steps, 0, marks, cpu_marks, step_end};
         double t0 = now();
         mmcl_status st = mmcl__clip_train(ctx, f1, f2, NULL, X1, X2, a.n, &cfg,
-                                          loss, mark, &m);
+                                          loss, step_loss, mark, &m);
         double wall = now() - t0;
         mmcl__mlp_destroy(f1);
         mmcl__mlp_destroy(f2);
@@ -429,6 +445,10 @@ main(int argc, char **argv)
         print_list("samples_per_cpu_s", cpu_rates, n_timed, 1);
         printf(", ");
         print_list("loss", loss, a.epochs, 6);
+        printf(", ");
+        print_list("step_loss", step_loss, (int)n_steps, 6);
+        printf(", ");
+        print_list("step_end_s", step_end, (int)n_steps, 5);
         printf(", \"gemm_flops_per_step\": %.6g}\n", flops_step);
         fflush(stdout);
     }
@@ -458,6 +478,8 @@ done_run:
     free(marks);
     free(cpu_marks);
     free(cpu_rates);
+    free(step_loss);
+    free(step_end);
 done:
     free(X1);
     free(X2);

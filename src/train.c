@@ -432,7 +432,7 @@ fit_clip(mmcl_context *ctx, train_state *t, const int *sizes1,
     cfg.n_threads = t->n_threads;
     float log_tau = logf(cfg.tau);
     st = mmcl__clip_train(ctx, f1, f2, &log_tau, s->X1, s->X2, s->N, &cfg,
-                          curve, clip_progress, t);
+                          curve, NULL, clip_progress, t);
     if (st != MMCL_OK)
         goto done;
     for (int e = 0; e < epochs; e++)

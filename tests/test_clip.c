@@ -7,8 +7,8 @@
  * finite differences of an independent double-precision forward; a
  * learned temperature moves and stays in its bounds; two threads give
  * bitwise the same step and training as one; cancelling, the
- * dropped last batch, non-finite data, bad arguments, and the BLAS thread
- * count restored afterwards.
+ * dropped last batch, the per-step losses, non-finite data, bad arguments, and
+ * the BLAS thread count restored afterwards.
  */
 #include <math.h>
 #include <stdio.h>
@@ -137,7 +137,7 @@ clip_loss_starts_near_log_batch_and_falls_on_shared_signal(void)
     double curve[8];
     float lt = 0.0f;
     CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(p.ctx, p.f1, p.f2, &lt, p.X1, p.X2,
-                                           SN, &cfg, curve, NULL, NULL),
+                                           SN, &cfg, curve, NULL, NULL, NULL),
                           MMCL_OK);
     printf("\n  log(B) %.4f, init (tau 1) %.4f, epochs (tau 0.1):",
            log((double)B), loss0);
@@ -184,10 +184,10 @@ clip_same_seed_gives_bitwise_identical_parameters_and_losses(void)
     double ca[3], cb[3];
     float lta, ltb;
     CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(a.ctx, a.f1, a.f2, &lta, a.X1, a.X2,
-                                           SN, &cfg, ca, NULL, NULL),
+                                           SN, &cfg, ca, NULL, NULL, NULL),
                           MMCL_OK);
     CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(b.ctx, b.f1, b.f2, &ltb, b.X1, b.X2,
-                                           SN, &cfg, cb, NULL, NULL),
+                                           SN, &cfg, cb, NULL, NULL, NULL),
                           MMCL_OK);
     assert_same_training(&a, &b, ca, cb, lta, ltb);
 
@@ -197,7 +197,7 @@ clip_same_seed_gives_bitwise_identical_parameters_and_losses(void)
     double cc[3];
     cfg.seed = 8;
     CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(c.ctx, c.f1, c.f2, NULL, c.X1, c.X2,
-                                           SN, &cfg, cc, NULL, NULL),
+                                           SN, &cfg, cc, NULL, NULL, NULL),
                           MMCL_OK);
     CU_ASSERT_NOT_EQUAL(memcmp(ca, cc, sizeof(ca)), 0);
     problem_close(&a);
@@ -226,11 +226,13 @@ clip_two_threads_give_bitwise_the_same_result_as_one(void)
         float lta, ltb;
         cfg.n_threads = 1;
         CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(a.ctx, a.f1, a.f2, &lta, a.X1,
-                                               a.X2, SN, &cfg, ca, NULL, NULL),
+                                               a.X2, SN, &cfg, ca, NULL, NULL,
+                                               NULL),
                               MMCL_OK);
         cfg.n_threads = 2;
         CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(b.ctx, b.f1, b.f2, &ltb, b.X1,
-                                               b.X2, SN, &cfg, cb, NULL, NULL),
+                                               b.X2, SN, &cfg, cb, NULL, NULL,
+                                               NULL),
                               MMCL_OK);
         printf("\n  tau %.2f: final loss 1 thread %.7f, 2 threads %.7f",
                (double)taus[k], ca[2], cb[2]);
@@ -254,7 +256,7 @@ clip_learned_temperature_moves_and_stays_in_bounds(void)
     cfg.lr = 1e-2f;
     float lt = 0.0f;
     CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(p.ctx, p.f1, p.f2, &lt, p.X1, p.X2,
-                                           SN, &cfg, NULL, NULL, NULL),
+                                           SN, &cfg, NULL, NULL, NULL, NULL),
                           MMCL_OK);
     printf("\n  tau 0.5 -> %.4f\n", exp(lt));
     CU_ASSERT_TRUE(lt < logf(0.5f) - 0.1f);
@@ -265,7 +267,7 @@ clip_learned_temperature_moves_and_stays_in_bounds(void)
     cfg.tau = 5.0f;
     cfg.epochs = 1;
     CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(p.ctx, p.f1, p.f2, &lt, p.X1, p.X2,
-                                           SN, &cfg, NULL, NULL, NULL),
+                                           SN, &cfg, NULL, NULL, NULL, NULL),
                           MMCL_OK);
     CU_ASSERT_TRUE(lt <= logf(MMCL_CLIP_TAU_MAX));
     problem_close(&p);
@@ -507,7 +509,7 @@ clip_progress_returning_zero_cancels(void)
     counter c = {0, 4, 0.0};
     float lt = 123.0f;
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, &lt, p.X1, p.X2, SN,
-                                     &cfg, NULL, count_progress, &c),
+                                     &cfg, NULL, NULL, count_progress, &c),
                     MMCL_ERR_CANCELLED);
     CU_ASSERT_EQUAL(c.calls, 4);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(p.ctx), "cancelled"));
@@ -526,7 +528,7 @@ clip_drops_the_last_partial_batch(void)
     cfg.batch = 600; /* 2048 = 3 * 600 + 248: three steps per epoch */
     counter c = {0, 0, 0.0};
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, SN,
-                                     &cfg, NULL, count_progress, &c),
+                                     &cfg, NULL, NULL, count_progress, &c),
                     MMCL_OK);
     CU_ASSERT_EQUAL(c.calls, 1 + 2 * 3);
     CU_ASSERT_DOUBLE_EQUAL(c.last, 1.0, 0.0);
@@ -535,10 +537,47 @@ clip_drops_the_last_partial_batch(void)
     c.calls = 0;
     cfg.batch = 64;
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, 10,
-                                     &cfg, NULL, count_progress, &c),
+                                     &cfg, NULL, NULL, count_progress, &c),
                     MMCL_OK);
     CU_ASSERT_EQUAL(c.calls, 1 + 2 * 1);
     problem_close(&p);
+}
+
+static void
+clip_loss_per_step_is_every_step_and_averages_to_the_epoch(void)
+{
+    shared_problem a, b;
+    CU_ASSERT_TRUE_FATAL(problem_open(&a));
+    CU_ASSERT_TRUE_FATAL(problem_open(&b));
+    mmcl_clip_config cfg;
+    test_config(&cfg);
+    cfg.epochs = 2;
+    cfg.batch = 600; /* three steps per epoch, 248 rows dropped */
+    enum { STEPS = 3 };
+    double curve[2], steps[2 * STEPS + 1], plain[2];
+    steps[2 * STEPS] = -1.0; /* one past the end: must stay */
+    CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(a.ctx, a.f1, a.f2, NULL, a.X1, a.X2,
+                                           SN, &cfg, curve, steps, NULL, NULL),
+                          MMCL_OK);
+    CU_ASSERT_EQUAL(steps[2 * STEPS], -1.0);
+    for (int e = 0; e < 2; e++) {
+        double sum = 0.0;
+        for (int s = 0; s < STEPS; s++) {
+            CU_ASSERT_TRUE(isfinite(steps[e * STEPS + s]) &&
+                           steps[e * STEPS + s] > 0.0);
+            sum += steps[e * STEPS + s];
+        }
+        CU_ASSERT_DOUBLE_EQUAL(sum / STEPS, curve[e], 1e-12);
+    }
+    /* Recording the steps does not change the training. */
+    CU_ASSERT_EQUAL_FATAL(mmcl__clip_train(b.ctx, b.f1, b.f2, NULL, b.X1, b.X2,
+                                           SN, &cfg, plain, NULL, NULL, NULL),
+                          MMCL_OK);
+    CU_ASSERT_EQUAL(memcmp(curve, plain, sizeof(curve)), 0);
+    CU_ASSERT_EQUAL(
+        memcmp(a.f1->params, b.f1->params, a.f1->n_params * sizeof(float)), 0);
+    problem_close(&a);
+    problem_close(&b);
 }
 
 static void
@@ -551,7 +590,7 @@ clip_non_finite_data_names_the_epoch_and_step(void)
     p.X1[100 * SD1 + 3] = NAN;
     double curve[8] = {0};
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, SN,
-                                     &cfg, curve, NULL, NULL),
+                                     &cfg, curve, NULL, NULL, NULL),
                     MMCL_ERR_NUMERIC);
     const char *msg = mmcl_context_errmsg(p.ctx);
     printf("\n  %s\n", msg);
@@ -577,7 +616,7 @@ clip_rejects_bad_arguments_with_a_message(void)
     static const int narrow[] = {SD2, SH, SD - 1};
     mmcl_mlp *f3 = make_mlp(p.ctx, narrow, 3, MMCL_ACTIVATION_RELU, 3);
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, f3, NULL, p.X1, p.X2, SN,
-                                     &cfg, NULL, NULL, NULL),
+                                     &cfg, NULL, NULL, NULL, NULL),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(p.ctx), "widths"));
     mmcl__mlp_destroy(f3);
@@ -586,7 +625,7 @@ clip_rejects_bad_arguments_with_a_message(void)
     mmcl_mlp *frozen =
         mmcl__mlp_create(p.ctx, sizes2, 3, MMCL_ACTIVATION_RELU, 0);
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, frozen, NULL, p.X1, p.X2, SN,
-                                     &cfg, NULL, NULL, NULL),
+                                     &cfg, NULL, NULL, NULL, NULL),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(p.ctx), "trainable"));
     mmcl__mlp_destroy(frozen);
@@ -595,21 +634,21 @@ clip_rejects_bad_arguments_with_a_message(void)
     mmcl_clip_config bad = cfg;
     bad.batch = 1;
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, SN,
-                                     &bad, NULL, NULL, NULL),
+                                     &bad, NULL, NULL, NULL, NULL),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(p.ctx), "batch"));
     bad = cfg;
     bad.tau = 0.0f;
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, SN,
-                                     &bad, NULL, NULL, NULL),
+                                     &bad, NULL, NULL, NULL, NULL),
                     MMCL_ERR_INVALID_ARG);
     bad = cfg;
     bad.lr = NAN;
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, SN,
-                                     &bad, NULL, NULL, NULL),
+                                     &bad, NULL, NULL, NULL, NULL),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, 1,
-                                     &cfg, NULL, NULL, NULL),
+                                     &cfg, NULL, NULL, NULL, NULL),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_STRING_NOT_EQUAL(mmcl_context_errmsg(p.ctx), "");
     problem_close(&p);
@@ -626,7 +665,7 @@ clip_restores_the_blas_thread_count(void)
     cfg.epochs = 1;
     cfg.n_threads = before == 1 ? 2 : 1;
     CU_ASSERT_EQUAL(mmcl__clip_train(p.ctx, p.f1, p.f2, NULL, p.X1, p.X2, SN,
-                                     &cfg, NULL, NULL, NULL),
+                                     &cfg, NULL, NULL, NULL, NULL),
                     MMCL_OK);
     CU_ASSERT_EQUAL(mmcl__blas_get_threads(), before);
     char describe[256];
@@ -657,6 +696,8 @@ main(void)
          clip_progress_returning_zero_cancels},
         {"clip_drops_the_last_partial_batch",
          clip_drops_the_last_partial_batch},
+        {"clip_loss_per_step_is_every_step_and_averages_to_the_epoch",
+         clip_loss_per_step_is_every_step_and_averages_to_the_epoch},
         {"clip_non_finite_data_names_the_epoch_and_step",
          clip_non_finite_data_names_the_epoch_and_step},
         {"clip_rejects_bad_arguments_with_a_message",
