@@ -75,6 +75,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -374,6 +375,19 @@ def main():
     blas_env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE",
                                                "OPENBLAS_L2_SIZE",
                                                "OPENBLAS_VERBOSE")}
+    # clip_bench is a bare program linked to the library: it runs the
+    # kernel OpenBLAS detects. The mmcl program runs the kernel it chooses
+    # (OPENBLAS_CORETYPE set and run again when OpenBLAS fell back to a
+    # kernel the CPU outgrows), so mmcl's side gets that kernel, as
+    # `mmcl train` would; PyTorch keeps its default environment.
+    mmcl_kernel = None
+    if not blas_env["OPENBLAS_CORETYPE"]:
+        prog = os.path.join(args.build, "mmcl")
+        if os.path.exists(prog):
+            v = subprocess.run([prog, "--version"], capture_output=True,
+                               text=True).stdout
+            m = re.search(r"kernel (\w+) \(chosen by mmcl", v)
+            mmcl_kernel = m.group(1) if m else None
     common = ["--n", str(args.n), "--batch", str(args.batch),
               "--epochs", str(args.epochs), "--tau", str(args.tau),
               "--lr", str(args.lr), "--seed", str(args.seed)]
@@ -388,9 +402,11 @@ def main():
           "--x1", x1, "--x2", x2] + common
     for t in threads:
         # (label, command, environment); the tools' runs are interleaved.
+        mmcl_env = thread_env(t)
+        if mmcl_kernel:
+            mmcl_env["OPENBLAS_CORETYPE"] = mmcl_kernel
         tools = [("mmcl", [exe, "--threads", str(t), "--runs", "1",
-                           "--x1", x1, "--x2", x2] + common,
-                  thread_env(t))]
+                           "--x1", x1, "--x2", x2] + common, mmcl_env)]
         tools += [(label, [path, "--threads", str(t), "--runs", "1",
                            "--no-peak", "--no-gemm", "--x1", x1,
                            "--x2", x2] + common, thread_env(t))
@@ -479,6 +495,9 @@ def main():
           f"python {m['python']}, numpy {m['numpy']}, "
           f"torch {r0['torch_version']}")
     print(f"mmcl BLAS: {r0['mmcl_blas']}")
+    if mmcl_kernel:
+        print(f"mmcl runs with OPENBLAS_CORETYPE={mmcl_kernel}, the kernel "
+              "the mmcl program chooses on this CPU (mmcl --version)")
     print("environment (inherited by both tools; the script sets only the "
           "thread counts): " + ", ".join(
               f"{k}={v if v is not None else '(unset)'}"
