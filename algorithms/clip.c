@@ -605,8 +605,8 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
     w->X1 = X1;
     w->X2 = X2;
     w->cfg = cfg;
-    int previous_threads =
-        mmcl__blas_set_threads(n_workers > 1 ? 1 : cfg->n_threads);
+    int blas_asked = n_workers > 1 ? 1 : cfg->n_threads;
+    mmcl__blas_threads_enter(blas_asked);
 
     /* Fresh AdamW state: moments zero, t counts this run's steps. */
     memset(f1->m, 0, f1->n_params * sizeof(float));
@@ -692,7 +692,7 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
         *log_tau = lt;
 
 done:
-    mmcl__blas_set_threads(previous_threads);
+    mmcl__blas_threads_leave(blas_asked);
     free(idx);
     mmcl__clip_work_destroy(w);
     return st;

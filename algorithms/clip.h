@@ -136,7 +136,7 @@ typedef struct mmcl_clip_work mmcl_clip_work;
  * their gradient, in a few allocations made here and nowhere else.
  * @p n_workers: 1, or 2 to start one helper thread (joined by
  * mmcl__clip_work_destroy()) that runs half of every step; then the BLAS
- * must be single-threaded while steps run (mmcl__blas_set_threads(1)).
+ * must be single-threaded while steps run (mmcl__blas_threads_enter(1)).
  * @return Scratch that must be freed with mmcl__clip_work_destroy(), or
  *         NULL (MMCL_ERR_INVALID_ARG / MMCL_ERR_NO_MEMORY in @p ctx).
  */

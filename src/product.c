@@ -899,11 +899,11 @@ mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
                            "mmcl_product_read: window %d,%d %dx%d is not "
                            "inside the %d x %d grid of level %d",
                            x, y, w, h, L->width, L->height, level);
-    mmcl__product_blas_enter();
+    mmcl__blas_threads_enter(1);
     mmcl_status st = p->rgb ? mmcl__rgb_view_read(ctx, p->rgb, level, x, y,
                                                   w, h, buf)
                             : read_map(ctx, p, level, x, y, w, h, buf);
-    mmcl__product_blas_leave();
+    mmcl__blas_threads_leave(1);
     return st;
 }
 
@@ -977,10 +977,10 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
                              .commit = read_commit,
                              .stop = read_stop,
                              .user = &job};
-        mmcl__product_blas_enter();
+        mmcl__blas_threads_enter(1);
         mmcl_status st = mmcl__run_tiles(ctx, n_blocks, 1, 1, p->threads,
                                          &tj, NULL, NULL, 0.0, 1.0);
-        mmcl__product_blas_leave();
+        mmcl__blas_threads_leave(1);
         if (st == MMCL_OK && job.total[0].n + job.total[1].n == 0)
             st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                              "no valid patch in the pair: nothing to "
@@ -1170,36 +1170,4 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
     mmcl__files_destroy(files);
     cJSON_Delete(j);
     return st;
-}
-
-/* ---- BLAS threads of concurrent reads --------------------------------- */
-
-static once_flag blas_once = ONCE_FLAG_INIT;
-static mtx_t blas_lock;
-static int blas_readers;  /* reads running, under blas_lock */
-static int blas_saved;    /* the count before the first of them */
-
-static void
-blas_init(void)
-{
-    mtx_init(&blas_lock, mtx_plain);
-}
-
-void
-mmcl__product_blas_enter(void)
-{
-    call_once(&blas_once, blas_init);
-    mtx_lock(&blas_lock);
-    if (blas_readers++ == 0)
-        blas_saved = mmcl__blas_set_threads(1);
-    mtx_unlock(&blas_lock);
-}
-
-void
-mmcl__product_blas_leave(void)
-{
-    mtx_lock(&blas_lock);
-    if (--blas_readers == 0)
-        mmcl__blas_set_threads(blas_saved);
-    mtx_unlock(&blas_lock);
 }

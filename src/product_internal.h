@@ -38,17 +38,6 @@ mmcl_status mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
  * JSON text, or a name ending in ".json". */
 int mmcl__product_is_descriptor(const char *name);
 
-/*
- * The BLAS thread count is process-wide. Reads of lazy products run their
- * blocks on one BLAS thread each (style section 7); several reads may run
- * at once in one process (GDAL threads, QGIS). The first read to begin
- * sets the count to 1 and the last to end restores it, under one lock, so
- * that concurrent reads never change it under each other (the tile pool's
- * own save/set/restore then sees 1 and changes nothing).
- */
-void mmcl__product_blas_enter(void);
-void mmcl__product_blas_leave(void);
-
 /* ---- rgb.c: lazy pictures --------------------------------------------- */
 
 typedef struct mmcl__rgb_view mmcl__rgb_view;

@@ -1511,7 +1511,7 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
     mmcl__stage *json_stage = NULL;
     int made_dir = 0;
     OGRSpatialReferenceH opt_srs = NULL;
-    int blas_threads = -1;
+    int blas_single = 0;
     char **co = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "synth", &tmp, &opts);
     if (st != MMCL_OK)
@@ -1633,7 +1633,8 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
 
     /* The scene. Its GEMMs are small and run inside the tile workers: one
      * level of parallelism (style section 7), so BLAS runs on one thread. */
-    blas_threads = mmcl__blas_set_threads(1);
+    mmcl__blas_threads_enter(1);
+    blas_single = 1;
     st = model_draw(ctx, &m);
     if (st == MMCL_OK)
         st = model_standardize(ctx, &m);
@@ -1760,8 +1761,8 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
         st = mmcl__stages_commit(ctx, stages, N_OUT, progress, puser, 1.0);
 
 done:
-    if (blas_threads > 0)
-        mmcl__blas_set_threads(blas_threads);
+    if (blas_single)
+        mmcl__blas_threads_leave(1);
     if (job.sar_tmp) {
         CPLPushErrorHandler(CPLQuietErrorHandler);
         GDALClose(job.sar_tmp);

@@ -278,12 +278,11 @@ run_tiles(mmcl_context *ctx, int width, int height, int tile, int n_threads,
      * BLAS thread. Even with a single worker: the GEMMs are blocks of a few
      * hundred rows, too small for OpenBLAS's threads, which then spend
      * more time waking and yielding than computing. */
-    int blas_threads = mmcl__blas_get_threads();
-    mmcl__blas_set_threads(1);
+    mmcl__blas_threads_enter(1);
     p.n_running = n_threads + p.async;
     if (p.async) {
         if (thrd_create(&com.thread, committer_main, &com) != thrd_success) {
-            mmcl__blas_set_threads(blas_threads);
+            mmcl__blas_threads_leave(1);
             st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot start a thread");
             goto done;
         }
@@ -332,7 +331,7 @@ run_tiles(mmcl_context *ctx, int width, int height, int tile, int n_threads,
         for (int i = 0; i < n_started; i++)
             if (workers[i].started)
                 job->stop(workers[i].state, job->user);
-    mmcl__blas_set_threads(blas_threads);
+    mmcl__blas_threads_leave(1);
 
     if (p.stop) {
         st = p.status;
