@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
+
+#include <gdal.h>
 
 #include "context_internal.h"
 
@@ -20,9 +23,22 @@ struct mmcl_context {
     mmcl_log_level log_max;
 };
 
+/* GDAL's drivers, registered by the library when the program has not
+ * (a GDAL program or QGIS has; a small C program often forgets, and then
+ * every output fails with "unknown output format 'GTiff'"). */
+static once_flag gdal_once = ONCE_FLAG_INIT;
+
+static void
+gdal_register(void)
+{
+    if (GDALGetDriverCount() == 0)
+        GDALAllRegister();
+}
+
 mmcl_context *
 mmcl_context_create(void)
 {
+    call_once(&gdal_once, gdal_register);
     mmcl_context *ctx = calloc(1, sizeof(*ctx));
     if (ctx)
         ctx->log_max = MMCL_LOG_WARNING;

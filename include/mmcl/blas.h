@@ -19,6 +19,14 @@
  *   naming the value to set before starting the program.
  * - A user's OPENBLAS_CORETYPE is always respected: no re-execution, no
  *   warning.
+ *
+ * Threads: the OpenBLAS thread count is the process's. Operations that run
+ * their own workers (maps, lazy reads, synth, two-worker clip training) run
+ * the BLAS on one thread meanwhile, and single-worker clip training on its
+ * THREADS. Operations that overlap on several threads of one process share
+ * one reference-counted setting: the BLAS runs the fewest threads any of
+ * them asked for, and the last to finish restores the count the process
+ * had before the first began.
  */
 #ifndef MMCL_BLAS_H
 #define MMCL_BLAS_H

@@ -36,7 +36,10 @@ typedef void (*mmcl_log_fn)(mmcl_log_level level, const char *message,
                             void *user);
 
 /**
- * New context.
+ * New context. The first one made in a process also registers GDAL's
+ * drivers (GDALAllRegister()) if the program has registered none, so that
+ * a program can call mmcl without initializing GDAL itself; a program that
+ * registers only some drivers keeps its choice.
  * @return A context that must be freed with mmcl_context_destroy(), or NULL
  *         when out of memory.
  * Thread-safety: a context is used by one thread at a time; make one per
