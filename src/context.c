@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Context, error messages, logging and checked allocation.
+ * Context, error messages, logging, checked allocation and the thread
+ * clock.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
+#include <time.h>
 
 #include <gdal.h>
 
@@ -207,4 +211,13 @@ mmcl__strdup(mmcl_context *ctx, const char *s)
     if (d)
         memcpy(d, s, len);
     return d;
+}
+
+double
+mmcl__thread_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -46,4 +46,7 @@ void *mmcl__calloc_array(mmcl_context *ctx, size_t n, size_t m,
 /* strdup that sets MMCL_ERR_NO_MEMORY on failure. */
 char *mmcl__strdup(mmcl_context *ctx, const char *s);
 
+/* CPU seconds used by the calling thread so far (for timing reports). */
+double mmcl__thread_seconds(void);
+
 #endif /* MMCL_CONTEXT_INTERNAL_H */

@@ -9,13 +9,11 @@
  * output bands. A pixel's value does not depend on the window it was
  * computed in.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
-#include <time.h>
 
 #include <cpl_error.h>
 #include <cpl_string.h>
@@ -431,15 +429,6 @@ mmcl__map_timing_report(const char *what, const mmcl__map_timing *t,
              what, t->read_s, t->prep_s, t->encode_s, gf,
              t->encode_s > 0 ? gf / t->encode_s : 0.0, t->compose_s, write_s,
              t->pixels);
-}
-
-double
-mmcl__thread_seconds(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* One pixel's patch vector, bands B, patch P (a constant in the calls

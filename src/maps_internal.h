@@ -110,8 +110,6 @@ typedef struct mmcl__map_timing {
     double pixels;
 } mmcl__map_timing;
 
-/* CPU seconds used by the calling thread so far. */
-double mmcl__thread_seconds(void);
 
 void mmcl__map_timing_add(mmcl__map_timing *a, const mmcl__map_timing *b);
 
