@@ -12,10 +12,10 @@
 #include <cjson/cJSON.h>
 
 #include "context_internal.h"
+#include "model_schema.h"
 #include "encoder_internal.h"
 #include "model_internal.h"
 
-static const char *const mod_names[2] = {"optical", "sar"};
 
 struct mmcl__encoder_work {
     mmcl_mlp_acts *acts[2]; /* for MMCL__GEMM_ROWS rows */
@@ -73,13 +73,12 @@ static mmcl_status
 get_linear(mmcl_context *ctx, const mmcl_model *model, const char *prefix,
            int out_dim, int in_dim, mmcl__linear *l)
 {
-    char name[128];
-    snprintf(name, sizeof(name), "%s.weight", prefix);
-    mmcl_status st = get_tensor(ctx, model, name, out_dim, in_dim, &l->W);
+    char wname[MMCL__TENSOR_NAME_SIZE], bname[MMCL__TENSOR_NAME_SIZE];
+    mmcl__linear_names(prefix, wname, bname);
+    mmcl_status st = get_tensor(ctx, model, wname, out_dim, in_dim, &l->W);
     if (st != MMCL_OK)
         return st;
-    snprintf(name, sizeof(name), "%s.bias", prefix);
-    st = get_tensor(ctx, model, name, out_dim, 0, &l->b);
+    st = get_tensor(ctx, model, bname, out_dim, 0, &l->b);
     l->in = in_dim;
     l->out = out_dim;
     return st;
@@ -98,9 +97,9 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
               int m)
 {
     mmcl__modality *mod = &enc->mod[m];
-    const char *name = mod_names[m];
+    const char *name = mmcl__modality_name(m);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(meta, name);
-    char key[128];
+    char key[MMCL__TENSOR_NAME_SIZE];
     if (!cJSON_IsObject(j))
         return bad_metadata(ctx, name);
     if (!json_int(j, "bands", &mod->B) || mod->B < 1)
@@ -150,12 +149,12 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
         return mmcl_context_errcode(ctx);
     for (int l = 0; l < n_sizes - 1; l++) {
         const float *W, *b;
-        snprintf(key, sizeof(key), "encoder.%s.%d.weight", name, l);
+        mmcl__tensor_name(key, MMCL__T_ENCODER, m, l, "weight");
         mmcl_status st = get_tensor(ctx, enc->model, key, sizes[l + 1],
                                     sizes[l], &W);
         if (st != MMCL_OK)
             return st;
-        snprintf(key, sizeof(key), "encoder.%s.%d.bias", name, l);
+        mmcl__tensor_name(key, MMCL__T_ENCODER, m, l, "bias");
         st = get_tensor(ctx, enc->model, key, sizes[l + 1], 0, &b);
         if (st != MMCL_OK)
             return st;
@@ -165,15 +164,15 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
 
     mmcl_status st = MMCL_OK;
     if (mod->kp > 0) {
-        snprintf(key, sizeof(key), "private.%s.wx", name);
+        mmcl__tensor_name(key, MMCL__T_PRIVATE_WX, m, 0, NULL);
         st = get_tensor(ctx, enc->model, key, mod->kp, mod->d,
                         &mod->priv_x.W);
-        snprintf(key, sizeof(key), "private.%s.bias", name);
+        mmcl__tensor_name(key, MMCL__T_PRIVATE_BIAS, m, 0, NULL);
         if (st == MMCL_OK)
             st = get_tensor(ctx, enc->model, key, mod->kp, 0, &mod->priv_x.b);
         mod->priv_x.in = mod->d;
         mod->priv_x.out = mod->kp;
-        snprintf(key, sizeof(key), "private.%s.wh", name);
+        mmcl__tensor_name(key, MMCL__T_PRIVATE_WH, m, 0, NULL);
         if (st == MMCL_OK)
             st = get_tensor(ctx, enc->model, key, mod->kp, mod->k,
                             &mod->priv_h.W);
@@ -181,15 +180,15 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
         mod->priv_h.in = mod->k;
         mod->priv_h.out = mod->kp;
     }
-    snprintf(key, sizeof(key), "unimodal.%s", name);
+    mmcl__tensor_name(key, MMCL__T_UNIMODAL, m, 0, NULL);
     if (st == MMCL_OK)
         st = get_linear(ctx, enc->model, key, mod->Ku, mod->d,
                         &mod->unimodal);
-    snprintf(key, sizeof(key), "decoder.%s.aligned", name);
+    mmcl__tensor_name(key, MMCL__T_DECODER_ALIGNED, m, 0, NULL);
     if (st == MMCL_OK)
         st = get_linear(ctx, enc->model, key, mod->B, mod->K,
                         &mod->dec_aligned);
-    snprintf(key, sizeof(key), "decoder.%s.unimodal", name);
+    mmcl__tensor_name(key, MMCL__T_DECODER_UNIMODAL, m, 0, NULL);
     if (st == MMCL_OK)
         st = get_linear(ctx, enc->model, key, mod->B, mod->Ku,
                         &mod->dec_unimodal);
@@ -229,8 +228,8 @@ mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
     for (int m = 0; m < 2 && st == MMCL_OK; m++)
         st = load_modality(ctx, enc, meta, m);
     for (int m = 0; m < 2 && st == MMCL_OK; m++) {
-        char key[128];
-        snprintf(key, sizeof(key), "decoder.%s.nonredundant", mod_names[m]);
+        char key[MMCL__TENSOR_NAME_SIZE];
+        mmcl__tensor_name(key, MMCL__T_DECODER_NONRED, m, 0, NULL);
         st = get_linear(ctx, model, key, enc->mod[m].B, enc->mod[1 - m].d,
                         &enc->mod[m].dec_nonred);
     }

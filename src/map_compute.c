@@ -19,11 +19,11 @@
 #include <cpl_string.h>
 
 #include "context_internal.h"
+#include "model_schema.h"
 #include "maps_internal.h"
 #include "sample_internal.h"
 #include "writer_internal.h"
 
-static const char *const mod_names[2] = {"optical", "sar"};
 
 mmcl_status
 mmcl__map_def_init(mmcl_context *ctx, mmcl__map_def *def,
@@ -79,12 +79,12 @@ mmcl__map_band_names(const mmcl__map_def *def)
         return names;
     }
     for (int m = 0; m < 2; m++) {
-        names = CSLAddString(names, CPLSPrintf("infoloss_%s", mod_names[m]));
-        names = CSLAddString(names, CPLSPrintf("unimodal_%s", mod_names[m]));
-        names = CSLAddString(names, CPLSPrintf("excess_%s", mod_names[m]));
+        names = CSLAddString(names, CPLSPrintf("infoloss_%s", mmcl__modality_name(m)));
+        names = CSLAddString(names, CPLSPrintf("unimodal_%s", mmcl__modality_name(m)));
+        names = CSLAddString(names, CPLSPrintf("excess_%s", mmcl__modality_name(m)));
         if (def->nonred)
             names = CSLAddString(names,
-                                 CPLSPrintf("nonredundancy_%s", mod_names[m]));
+                                 CPLSPrintf("nonredundancy_%s", mmcl__modality_name(m)));
     }
     return names;
 }
@@ -155,7 +155,7 @@ mmcl__loss_figures_json(const mmcl__encoder *enc, int nonred,
         double sst = total_ss(s->sum_c, s->sum_c2, s->n, B);
         double r2a = sst > 0 ? 1 - s->sse_aligned / sst : 0;
         double r2u = sst > 0 ? 1 - s->sse_unimodal / sst : 0;
-        cJSON *o = cJSON_AddObjectToObject(j, mod_names[m]);
+        cJSON *o = cJSON_AddObjectToObject(j, mmcl__modality_name(m));
         cJSON_AddNumberToObject(o, "valid_pixels", s->n);
         cJSON_AddNumberToObject(o, "representation_dim", enc->mod[m].K);
         cJSON_AddNumberToObject(o, "r2_aligned", r2a);
@@ -194,13 +194,13 @@ mmcl__loss_figures_md(const cJSON *fig)
         "r2_from_other_modality", "valid_pixels", NULL};
     char **md = NULL;
     for (int m = 0; m < 2; m++) {
-        const cJSON *o = cJSON_GetObjectItem(fig, mod_names[m]);
+        const cJSON *o = cJSON_GetObjectItem(fig, mmcl__modality_name(m));
         for (int i = 0; keys[i]; i++) {
             const cJSON *v = cJSON_GetObjectItem(o, keys[i]);
             if (!cJSON_IsNumber(v))
                 continue;
             char key[96], val[64];
-            snprintf(key, sizeof(key), "%s_%s", keys[i], mod_names[m]);
+            snprintf(key, sizeof(key), "%s_%s", keys[i], mmcl__modality_name(m));
             for (char *c = key; *c; c++)
                 *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
             snprintf(val, sizeof(val), "%.6g", v->valuedouble);

@@ -16,6 +16,7 @@
 #include "cca.h"
 #include "clip.h"
 #include "context_internal.h"
+#include "model_schema.h"
 #include "encoder_internal.h"
 #include "linalg.h"
 #include "options_internal.h"
@@ -25,7 +26,6 @@
 #include "rng.h"
 #include "sample_internal.h"
 
-static const char *const mod_names[2] = {"optical", "sar"};
 
 /* Centred covariance blocks of the rows of X1 (N, d1) and X2 (N, d2), in
  * double: C11 (d1, d1), C22 (d2, d2), C12 (d1, d2), means m1, m2. X2 may be
@@ -100,13 +100,12 @@ static mmcl_status
 put_linear(mmcl_context *ctx, mmcl_model *model, const char *prefix,
            const float *W, const float *b, int out, int in)
 {
-    char name[128];
+    char wname[MMCL__TENSOR_NAME_SIZE], bname[MMCL__TENSOR_NAME_SIZE];
     int64_t wshape[2] = {out, in}, bshape[1] = {out};
-    snprintf(name, sizeof(name), "%s.weight", prefix);
-    mmcl_status st = mmcl_model_set_tensor(ctx, model, name, W, 2, wshape);
-    snprintf(name, sizeof(name), "%s.bias", prefix);
+    mmcl__linear_names(prefix, wname, bname);
+    mmcl_status st = mmcl_model_set_tensor(ctx, model, wname, W, 2, wshape);
     if (st == MMCL_OK)
-        st = mmcl_model_set_tensor(ctx, model, name, b, 1, bshape);
+        st = mmcl_model_set_tensor(ctx, model, bname, b, 1, bshape);
     return st;
 }
 
@@ -330,12 +329,17 @@ fit_cca(mmcl_context *ctx, train_state *t)
     }
     st = mmcl__cca(ctx, W1, W2, rho, mo.C11, mo.C22, mo.C12, t->ridge, s->d1,
                    s->d2, kk);
+    char prefix[MMCL__TENSOR_NAME_SIZE];
     if (st == MMCL_OK)
-        st = put_projection(ctx, t->model, "encoder.optical.0", W1, kk, mo.m1,
-                            s->d1, t->k);
+        st = put_projection(ctx, t->model,
+                            mmcl__tensor_name(prefix, MMCL__T_ENCODER, 0, 0,
+                                              NULL),
+                            W1, kk, mo.m1, s->d1, t->k);
     if (st == MMCL_OK)
-        st = put_projection(ctx, t->model, "encoder.sar.0", W2, kk, mo.m2,
-                            s->d2, t->k);
+        st = put_projection(ctx, t->model,
+                            mmcl__tensor_name(prefix, MMCL__T_ENCODER, 1, 0,
+                                              NULL),
+                            W2, kk, mo.m2, s->d2, t->k);
     if (st == MMCL_OK) {
         cJSON_AddItemToObject(t->figures, "canonical_correlations",
                               doubles_json(rho, kk));
@@ -367,8 +371,8 @@ fit_pca(mmcl_context *ctx, train_state *t)
                              s->N);
         if (st != MMCL_OK)
             break;
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), "encoder.%s.0", mod_names[m]);
+        char prefix[MMCL__TENSOR_NAME_SIZE];
+        mmcl__tensor_name(prefix, MMCL__T_ENCODER, m, 0, NULL);
         st = put_pca(ctx, t->model, prefix, mo.C11, mo.m1, d, t->k);
         moments_free(&mo);
     }
@@ -444,13 +448,16 @@ fit_clip(mmcl_context *ctx, train_state *t, const int *sizes1,
                             log((double)cfg.batch));
     cJSON_AddNumberToObject(t->figures, "temperature", exp(log_tau));
     int64_t one = 1;
-    st = mmcl_model_set_tensor(ctx, t->model, "clip.log_tau", &log_tau, 1,
-                               &one);
+    char tau_name[MMCL__TENSOR_NAME_SIZE];
+    st = mmcl_model_set_tensor(
+        ctx, t->model,
+        mmcl__tensor_name(tau_name, MMCL__T_CLIP_LOG_TAU, 0, 0, NULL),
+        &log_tau, 1, &one);
     for (int m = 0; m < 2 && st == MMCL_OK; m++) {
         mmcl_mlp *f = m == 0 ? f1 : f2;
         for (int l = 0; l < f->n_layers && st == MMCL_OK; l++) {
-            char prefix[64];
-            snprintf(prefix, sizeof(prefix), "encoder.%s.%d", mod_names[m], l);
+            char prefix[MMCL__TENSOR_NAME_SIZE];
+            mmcl__tensor_name(prefix, MMCL__T_ENCODER, m, l, NULL);
             st = put_linear(ctx, t->model, prefix, f->W[l], f->b[l],
                             f->sizes[l + 1], f->sizes[l]);
         }
@@ -525,16 +532,20 @@ fit_private(mmcl_context *ctx, train_state *t, int m, const float *H)
         }
         bias[q] = (float)b;
     }
-    char name[64];
+    char name[MMCL__TENSOR_NAME_SIZE];
     int64_t sx[2] = {kp, d}, sh[2] = {kp, k}, sb[1] = {kp};
-    snprintf(name, sizeof(name), "private.%s.wx", mod_names[m]);
-    st = mmcl_model_set_tensor(ctx, t->model, name, wx, 2, sx);
-    snprintf(name, sizeof(name), "private.%s.wh", mod_names[m]);
+    st = mmcl_model_set_tensor(
+        ctx, t->model, mmcl__tensor_name(name, MMCL__T_PRIVATE_WX, m, 0, NULL),
+        wx, 2, sx);
     if (st == MMCL_OK)
-        st = mmcl_model_set_tensor(ctx, t->model, name, wh, 2, sh);
-    snprintf(name, sizeof(name), "private.%s.bias", mod_names[m]);
+        st = mmcl_model_set_tensor(
+            ctx, t->model,
+            mmcl__tensor_name(name, MMCL__T_PRIVATE_WH, m, 0, NULL), wh, 2, sh);
     if (st == MMCL_OK)
-        st = mmcl_model_set_tensor(ctx, t->model, name, bias, 1, sb);
+        st = mmcl_model_set_tensor(
+            ctx, t->model,
+            mmcl__tensor_name(name, MMCL__T_PRIVATE_BIAS, m, 0, NULL), bias, 1,
+            sb);
 done:
     moments_free(&mo);
     moments_free(&mr);
@@ -577,7 +588,7 @@ embed_sample(mmcl_context *ctx, train_state *t, const mmcl__encoder *enc,
 static int
 rep_dim(const train_state *t, int m)
 {
-    const cJSON *mj = cJSON_GetObjectItem(t->meta, mod_names[m]);
+    const cJSON *mj = cJSON_GetObjectItem(t->meta, mmcl__modality_name(m));
     return t->k + cJSON_GetObjectItem(mj, "private_dim")->valueint;
 }
 
@@ -601,19 +612,20 @@ embed_with_model(mmcl_context *ctx, train_state *t, float *H[2])
         float *zeros = mmcl__calloc_array(ctx, n + 1, 1, sizeof(float));
         if (!zeros)
             return MMCL_ERR_NO_MEMORY;
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), "unimodal.%s", mod_names[m]);
-        st = put_linear(ctx, t->model, prefix, zeros, zeros, Ku, d);
-        snprintf(prefix, sizeof(prefix), "decoder.%s.aligned", mod_names[m]);
-        if (st == MMCL_OK)
-            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, K);
-        snprintf(prefix, sizeof(prefix), "decoder.%s.unimodal", mod_names[m]);
-        if (st == MMCL_OK)
-            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, Ku);
-        snprintf(prefix, sizeof(prefix), "decoder.%s.nonredundant",
-                 mod_names[m]);
-        if (st == MMCL_OK)
-            st = put_linear(ctx, t->model, prefix, zeros, zeros, B, dother);
+        /* The layers in the table's order, with their (out, in) shapes. */
+        const struct {
+            mmcl__tensor t;
+            int out, in;
+        } layers[] = {{MMCL__T_UNIMODAL, Ku, d},
+                      {MMCL__T_DECODER_ALIGNED, B, K},
+                      {MMCL__T_DECODER_UNIMODAL, B, Ku},
+                      {MMCL__T_DECODER_NONRED, B, dother}};
+        for (size_t i = 0; i < 4 && st == MMCL_OK; i++) {
+            char prefix[MMCL__TENSOR_NAME_SIZE];
+            st = put_linear(ctx, t->model,
+                            mmcl__tensor_name(prefix, layers[i].t, m, 0, NULL),
+                            zeros, zeros, layers[i].out, layers[i].in);
+        }
         free(zeros);
     }
     if (st == MMCL_OK)
@@ -648,40 +660,38 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
         float *U = mmcl__malloc_array(ctx, (size_t)s->N, (size_t)Ku, 4);
         moments mo = {0};
         double r2_al = 0, r2_uni = 0, r2_nr = 0;
-        char prefix[64];
+        char prefix[MMCL__TENSOR_NAME_SIZE];
         if (!Cm || !U) {
             st = MMCL_ERR_NO_MEMORY;
             goto next;
         }
-        snprintf(prefix, sizeof(prefix), "decoder.%s.aligned", mod_names[m]);
+        mmcl__tensor_name(prefix, MMCL__T_DECODER_ALIGNED, m, 0, NULL);
         st = fit_decoder(ctx, t->model, prefix, H[m], K, Cm, B, s->N,
                          t->ridge, &r2_al);
         /* Unimodal baseline: PCA_K of the modality itself. */
         if (st == MMCL_OK)
             st = moments_compute(ctx, &mo, X, d, NULL, 0, s->N);
-        snprintf(prefix, sizeof(prefix), "unimodal.%s", mod_names[m]);
+        mmcl__tensor_name(prefix, MMCL__T_UNIMODAL, m, 0, NULL);
         if (st == MMCL_OK)
             st = put_pca(ctx, t->model, prefix, mo.C11, mo.m1, d, Ku);
         if (st == MMCL_OK) {
-            char wn[80], bn[80];
-            snprintf(wn, sizeof(wn), "unimodal.%s.weight", mod_names[m]);
-            snprintf(bn, sizeof(bn), "unimodal.%s.bias", mod_names[m]);
+            char wn[MMCL__TENSOR_NAME_SIZE], bn[MMCL__TENSOR_NAME_SIZE];
+            mmcl__linear_names(prefix, wn, bn);
             mmcl__linear_forward(U, X, mmcl_model_tensor(t->model, wn, NULL,
                                                          NULL),
                                  mmcl_model_tensor(t->model, bn, NULL, NULL),
                                  s->N, d, Ku);
         }
-        snprintf(prefix, sizeof(prefix), "decoder.%s.unimodal", mod_names[m]);
+        mmcl__tensor_name(prefix, MMCL__T_DECODER_UNIMODAL, m, 0, NULL);
         if (st == MMCL_OK)
             st = fit_decoder(ctx, t->model, prefix, U, Ku, Cm, B, s->N,
                              t->ridge, &r2_uni);
-        snprintf(prefix, sizeof(prefix), "decoder.%s.nonredundant",
-                 mod_names[m]);
+        mmcl__tensor_name(prefix, MMCL__T_DECODER_NONRED, m, 0, NULL);
         if (st == MMCL_OK)
             st = fit_decoder(ctx, t->model, prefix, Xo, dother, Cm, B, s->N,
                              t->ridge, &r2_nr);
         if (st == MMCL_OK) {
-            cJSON *j = cJSON_AddObjectToObject(r2, mod_names[m]);
+            cJSON *j = cJSON_AddObjectToObject(r2, mmcl__modality_name(m));
             cJSON_AddNumberToObject(j, "aligned", r2_al);
             cJSON_AddNumberToObject(j, "unimodal", r2_uni);
             cJSON_AddNumberToObject(j, "from_other_modality", r2_nr);
@@ -691,7 +701,7 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
             mmcl__log(ctx, MMCL_LOG_INFO,
                       "%s: R2 kept by the aligned embedding %.3f, by PCA_%d "
                       "%.3f, predictable from the other modality %.3f",
-                      mod_names[m], r2_al, Ku, r2_uni, r2_nr);
+                      mmcl__modality_name(m), r2_al, Ku, r2_uni, r2_nr);
         }
     next:
         moments_free(&mo);
@@ -829,7 +839,7 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                       "%d %s band(s) are constant over the valid area; they "
                       "carry no signal and are kept at 0 after "
                       "standardization",
-                      nz, mod_names[m]);
+                      nz, mmcl__modality_name(m));
     }
 
     t.model = mmcl_model_create(ctx);
@@ -882,12 +892,12 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                 st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                                  "--dim %d plus --private-dim %d exceeds the "
                                  "%d values of a %s patch",
-                                 t.k, t.kp, d, mod_names[m]);
+                                 t.k, t.kp, d, mmcl__modality_name(m));
                 break;
             }
             st = fit_private(ctx, &t, m, H[m]);
             cJSON_SetNumberValue(
-                cJSON_GetObjectItem(cJSON_GetObjectItem(t.meta, mod_names[m]),
+                cJSON_GetObjectItem(cJSON_GetObjectItem(t.meta, mmcl__modality_name(m)),
                                     "private_dim"),
                 t.kp);
         }
