@@ -1493,6 +1493,320 @@ set_metadata(mmcl_context *ctx, mmcl__writer *w, const char *product,
     return st;
 }
 
+/* One run of mmcl_synth: what its steps share, freed by run_free(). */
+typedef struct synth_run {
+    const char *outdir;
+    synth_model m;
+    sar_grid grid;
+    synth_job job;
+    synth_names *nm;
+    OGRSpatialReferenceH opt_srs;
+    char *opt_wkt; /* CPLFree */
+    double opt_gt[6];
+    const char *srs_text; /* SAR_SRS, or NULL */
+    double sar_res;       /* SAR_RES, or 0 */
+    int overwrite, threads;
+    char **co;
+    char path[N_OUT][4096];
+    char *sar_tmp_path;
+    char *json; /* cJSON_free */
+    mmcl__files *files;
+    mmcl__stage *json_stage;
+    int made_dir;
+    int blas_single; /* inside mmcl__blas_threads_enter(1) */
+    mmcl_progress_fn progress;
+    void *progress_user;
+} synth_run;
+
+/* The scene's options into r->m, and the warnings they call for. */
+static mmcl_status
+run_options(mmcl_context *ctx, synth_run *r, const mmcl_options *opts)
+{
+    synth_model *m = &r->m;
+    m->specific = strcmp(mmcl__opt_str(opts, "PRESET"), "specific") == 0;
+    m->size = (int)mmcl__opt_int(opts, "SIZE");
+    m->seed = (uint64_t)mmcl__opt_int(opts, "SEED");
+    m->pixel_size = mmcl__opt_double(opts, "PIXEL_SIZE");
+    m->B1 = (int)mmcl__opt_int(opts, "OPTICAL_BANDS");
+    m->B2 = (int)mmcl__opt_int(opts, "SAR_BANDS");
+    m->S = (int)mmcl__opt_int(opts, "SHARED");
+    m->P1 = m->specific ? (int)mmcl__opt_int(opts, "OPTICAL_SPECIFIC") : 0;
+    m->P2 = m->specific ? (int)mmcl__opt_int(opts, "SAR_SPECIFIC") : 0;
+    m->noise = mmcl__opt_double(opts, "NOISE");
+    m->gain = mmcl__opt_double(opts, "SPECIFIC_GAIN");
+    m->n_classes = (int)mmcl__opt_int(opts, "CLASSES");
+    m->frame = (int)mmcl__opt_int(opts, "NODATA_FRAME");
+    m->n_holes = (int)mmcl__opt_int(opts, "SAR_HOLES");
+    r->srs_text = mmcl__opt_str(opts, "SAR_SRS");
+    if (r->srs_text && !*r->srs_text)
+        r->srs_text = NULL;
+    r->sar_res = mmcl__opt_given(opts, "SAR_RES")
+                     ? mmcl__opt_double(opts, "SAR_RES")
+                     : 0.0;
+    r->overwrite = mmcl__opt_bool(opts, "OVERWRITE");
+    /* DEFLATE at level 1 unless the user chose: as small as level 6 on
+     * these noisy floats (predictor 3), and a third faster. */
+    r->co = CSLDuplicate(mmcl__opt_list(opts, "CO"));
+    const char *compress = CSLFetchNameValue(r->co, "COMPRESS");
+    if (!CSLFetchNameValue(r->co, "ZLEVEL") &&
+        (!compress || EQUAL(compress, "DEFLATE")))
+        r->co = CSLSetNameValue(r->co, "ZLEVEL", "1");
+    r->threads = mmcl__opt_threads(opts);
+    r->progress = mmcl__opt_progress(opts, &r->progress_user);
+
+    if (m->size - 2 * m->frame < 16)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "NODATA_FRAME %d leaves less than 16 valid pixels "
+                           "across a %d pixel scene",
+                           m->frame, m->size);
+    if (!m->specific && (mmcl__opt_given(opts, "OPTICAL_SPECIFIC") ||
+                         mmcl__opt_given(opts, "SAR_SPECIFIC")))
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "synth: preset redundant has no specific factors; "
+                  "OPTICAL_SPECIFIC and SAR_SPECIFIC are ignored");
+    /* The counting caveat (design 3.7): a modality with SHARED bands or
+     * fewer fits whole into a SHARED-dimensional embedding. */
+    if (m->B1 <= m->S || m->B2 <= m->S)
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "synth: %d optical and %d SAR bands for %d shared factors: "
+                  "a modality with no more bands than shared factors fits "
+                  "whole into a %d-dimensional embedding, and shows no loss",
+                  m->B1, m->B2, m->S, m->S);
+    if (m->S + m->P1 > m->B1 || m->S + m->P2 > m->B2)
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "synth: more factors than bands in a modality; its "
+                  "specific factors overlap its shared ones in band space");
+    return MMCL_OK;
+}
+
+/* The optical grid, and the SAR's (decided before anything is written). */
+static mmcl_status
+run_grids(mmcl_context *ctx, synth_run *r)
+{
+    const double gt[6] = {ORIGIN_X, r->m.pixel_size, 0.0,
+                          ORIGIN_Y, 0.0,             -r->m.pixel_size};
+    memcpy(r->opt_gt, gt, sizeof(gt));
+    r->opt_srs = OSRNewSpatialReference(NULL);
+    if (!r->opt_srs ||
+        OSRImportFromEPSG(r->opt_srs, OPTICAL_EPSG) != OGRERR_NONE ||
+        OSRExportToWkt(r->opt_srs, &r->opt_wkt) != OGRERR_NONE)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot build EPSG:%d (is PROJ's database "
+                           "installed?)",
+                           OPTICAL_EPSG);
+    return sar_grid_plan(ctx, &r->m, r->opt_wkt, r->opt_gt, r->srs_text,
+                         r->sar_res, &r->grid);
+}
+
+/* The folder (made when missing), and every target checked before any
+ * work. */
+static mmcl_status
+run_targets(mmcl_context *ctx, synth_run *r)
+{
+    VSIStatBufL sb;
+    if (VSIStatL(r->outdir, &sb) == 0) {
+        if (!VSI_ISDIR(sb.st_mode))
+            return mmcl__error(ctx, MMCL_ERR_IO,
+                               "'%s' exists and is not a folder", r->outdir);
+    } else if (VSIMkdir(r->outdir, 0755) != 0) {
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot create the folder '%s'",
+                           r->outdir);
+    } else {
+        r->made_dir = 1;
+    }
+    for (int i = 0; i < N_OUT; i++)
+        if (snprintf(r->path[i], sizeof(r->path[i]), "%s/%s", r->outdir,
+                     out_names[i]) >= (int)sizeof(r->path[i]))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "output folder name too long");
+    r->files = mmcl__files_create(ctx, r->overwrite);
+    if (!r->files)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = MMCL_OK;
+    for (int i = 0; i < OUT_JSON && st == MMCL_OK; i++)
+        st = mmcl__output_check(ctx, r->files, r->path[i], "GTiff", r->co,
+                                i == OUT_LABELS ? GDT_Byte : GDT_Float32,
+                                out_products[i]);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_output(ctx, r->files, r->path[OUT_JSON], "output",
+                                    MMCL__OUT_SYNTH_JSON, NULL, NULL);
+    return st;
+}
+
+/* The scene's factors and mixing, and its band names. */
+static mmcl_status
+run_model(mmcl_context *ctx, synth_run *r)
+{
+    mmcl_status st = model_draw(ctx, &r->m);
+    if (st == MMCL_OK)
+        st = model_standardize(ctx, &r->m);
+    if (st != MMCL_OK)
+        return st;
+    r->nm = calloc(1, sizeof(*r->nm));
+    if (!r->nm)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    names_make(r->nm, &r->m);
+    return MMCL_OK;
+}
+
+/* The four rasters, under temporary names, with their metadata. */
+static mmcl_status
+run_open_outputs(mmcl_context *ctx, synth_run *r)
+{
+    const synth_model *m = &r->m;
+    synth_job *job = &r->job;
+    job->m = m;
+    job->w_opt = open_output(ctx, r->files, OUT_OPTICAL, r->path[OUT_OPTICAL],
+                             r->co, m->size, m->size, m->B1, GDT_Float32,
+                             r->opt_gt, r->opt_wkt, NAN, r->nm->opt_p,
+                             r->threads);
+    job->w_lab = job->w_opt
+                     ? open_output(ctx, r->files, OUT_LABELS,
+                                   r->path[OUT_LABELS], r->co, m->size,
+                                   m->size, 1, GDT_Byte, r->opt_gt, r->opt_wkt,
+                                   LABEL_NODATA,
+                                   (const char *const[]){"class"}, r->threads)
+                     : NULL;
+    job->w_truth = job->w_lab
+                       ? open_output(ctx, r->files, OUT_TRUTH,
+                                     r->path[OUT_TRUTH], r->co, m->size,
+                                     m->size, r->nm->n_truth, GDT_Float32,
+                                     r->opt_gt, r->opt_wkt, NAN,
+                                     r->nm->truth_p, r->threads)
+                       : NULL;
+    job->w_sar = job->w_truth
+                     ? open_output(ctx, r->files, OUT_SAR, r->path[OUT_SAR],
+                                   r->co, r->grid.width, r->grid.height, m->B2,
+                                   GDT_Float32, r->grid.gt, r->grid.wkt, NAN,
+                                   r->nm->sar_p, r->threads)
+                     : NULL;
+    if (!job->w_sar)
+        return mmcl_context_errcode(ctx);
+    mmcl_status st = set_metadata(ctx, job->w_opt, "synthetic_optical", m);
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, job->w_sar, "synthetic_sar", m);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata(ctx, job->w_sar, "SAR_UNITS", "dB");
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, job->w_lab, "synthetic_labels", m);
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, job->w_truth, "synthetic_truth", m);
+    return st;
+}
+
+/* A SAR on another grid is made on the optical grid first, then warped:
+ * that first raster lives in the private stage of sar.tif. */
+static mmcl_status
+run_grid_sar(mmcl_context *ctx, synth_run *r)
+{
+    r->sar_tmp_path = mmcl__stage_path(ctx, mmcl__writer_stage(r->job.w_sar),
+                                       ".grid.tif");
+    if (!r->sar_tmp_path)
+        return MMCL_ERR_NO_MEMORY;
+    char **tmp_co = NULL;
+    tmp_co = CSLSetNameValue(tmp_co, "TILED", "YES");
+    tmp_co = CSLSetNameValue(tmp_co, "BLOCKXSIZE", "256");
+    tmp_co = CSLSetNameValue(tmp_co, "BLOCKYSIZE", "256");
+    tmp_co = CSLSetNameValue(tmp_co, "BIGTIFF", "IF_SAFER");
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    GDALDriverH gtiff = GDALGetDriverByName("GTiff");
+    GDALDatasetH ds = gtiff ? GDALCreate(gtiff, r->sar_tmp_path, r->m.size,
+                                         r->m.size, r->m.B2, GDT_Float32,
+                                         tmp_co)
+                            : NULL;
+    if (ds) {
+        GDALSetGeoTransform(ds, r->opt_gt);
+        GDALSetProjection(ds, r->opt_wkt);
+        for (int b = 0; b < r->m.B2; b++)
+            GDALSetRasterNoDataValue(GDALGetRasterBand(ds, b + 1), NAN);
+    }
+    mmcl__gdal_capture_end(&cap);
+    CSLDestroy(tmp_co);
+    if (!ds)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot create '%s': %s",
+                           r->sar_tmp_path, mmcl__gdal_msg(&cap));
+    r->job.sar_tmp = ds;
+    r->job.sar_tmp_path = r->sar_tmp_path;
+    return MMCL_OK;
+}
+
+/* The tiles, then (another SAR grid) the warp. */
+static mmcl_status
+run_generate(mmcl_context *ctx, synth_run *r)
+{
+    double p_gen = r->grid.warp ? 0.6 : 0.97;
+    mmcl__tile_job tj = {synth_start, synth_work, synth_commit, synth_stop,
+                         &r->job};
+    mmcl_status st = mmcl__run_tiles(ctx, r->m.size, r->m.size, TILE,
+                                     r->threads, &tj, r->progress,
+                                     r->progress_user, 0.0, p_gen);
+    if (st != MMCL_OK || !r->grid.warp)
+        return st;
+    scaled_progress sp = {r->progress, r->progress_user, p_gen, 0.97, 0};
+    return sar_warp(ctx, r->job.sar_tmp, r->job.w_sar, r->threads, &sp);
+}
+
+/* synth.json beside the outputs, then all five under their final names
+ * together, or none. */
+static mmcl_status
+run_commit(mmcl_context *ctx, synth_run *r)
+{
+    synth_job *job = &r->job;
+    r->json = json_make(&r->m, r->nm, &r->grid, r->opt_gt, r->srs_text);
+    if (!r->json)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    r->json_stage = mmcl__stage_create(ctx, r->files, r->path[OUT_JSON]);
+    mmcl_status st = r->json_stage ? text_write(ctx, r->json_stage, r->json)
+                                   : mmcl_context_errcode(ctx);
+    if (job->sar_tmp) {
+        GDALClose(job->sar_tmp); /* no longer read */
+        job->sar_tmp = NULL;
+    }
+    mmcl__writer *order[4] = {job->w_opt, job->w_sar, job->w_lab,
+                              job->w_truth};
+    for (int i = 0; i < 4 && st == MMCL_OK; i++)
+        st = mmcl__writer_finish(ctx, order[i], NULL, NULL, 0.0, 0.0);
+    mmcl__stage *stages[N_OUT] = {
+        mmcl__writer_stage(job->w_opt), mmcl__writer_stage(job->w_sar),
+        mmcl__writer_stage(job->w_lab), mmcl__writer_stage(job->w_truth),
+        r->json_stage};
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, N_OUT, r->progress,
+                                 r->progress_user, 1.0);
+    return st;
+}
+
+/* Frees the run; after a failure (@p st) its stages go, with the grid
+ * SAR, and then the folder it made, which is empty again. */
+static void
+run_free(synth_run *r, mmcl_status st)
+{
+    if (r->blas_single)
+        mmcl__blas_threads_leave(1);
+    if (r->job.sar_tmp) {
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        GDALClose(r->job.sar_tmp);
+        CPLPopErrorHandler();
+    }
+    free(r->sar_tmp_path);
+    mmcl__writer_abort(r->job.w_opt);
+    mmcl__writer_abort(r->job.w_sar);
+    mmcl__writer_abort(r->job.w_lab);
+    mmcl__writer_abort(r->job.w_truth);
+    mmcl__stage_destroy(r->json_stage);
+    mmcl__files_destroy(r->files);
+    if (st != MMCL_OK && r->made_dir)
+        VSIRmdir(r->outdir);
+    cJSON_free(r->json);
+    CSLDestroy(r->co);
+    free(r->nm);
+    CPLFree(r->opt_wkt);
+    CPLFree(r->grid.wkt);
+    OSRDestroySpatialReference(r->opt_srs);
+    model_free(&r->m);
+}
+
 mmcl_status
 mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
 {
@@ -1500,292 +1814,43 @@ mmcl_synth(mmcl_context *ctx, const char *outdir, const mmcl_options *opts_in)
     mmcl__blas_kernel_warn_once();
     mmcl_options *tmp = NULL;
     const mmcl_options *opts = NULL;
-    synth_model m = {0};
-    sar_grid grid = {0};
-    synth_job job = {0};
-    synth_names *nm = NULL;
-    char *opt_wkt = NULL, *json = NULL;
-    char path[N_OUT][4096];
-    char *sar_tmp_path = NULL;
-    mmcl__files *files = NULL;
-    mmcl__stage *json_stage = NULL;
-    int made_dir = 0;
-    OGRSpatialReferenceH opt_srs = NULL;
-    int blas_single = 0;
-    char **co = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "synth", &tmp, &opts);
     if (st != MMCL_OK)
         return st;
     if (!outdir || !*outdir) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output folder given");
-        goto done;
+        mmcl_options_free(tmp);
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output folder given");
     }
-
-    /* Options. */
-    m.specific = strcmp(mmcl__opt_str(opts, "PRESET"), "specific") == 0;
-    m.size = (int)mmcl__opt_int(opts, "SIZE");
-    m.seed = (uint64_t)mmcl__opt_int(opts, "SEED");
-    m.pixel_size = mmcl__opt_double(opts, "PIXEL_SIZE");
-    m.B1 = (int)mmcl__opt_int(opts, "OPTICAL_BANDS");
-    m.B2 = (int)mmcl__opt_int(opts, "SAR_BANDS");
-    m.S = (int)mmcl__opt_int(opts, "SHARED");
-    m.P1 = m.specific ? (int)mmcl__opt_int(opts, "OPTICAL_SPECIFIC") : 0;
-    m.P2 = m.specific ? (int)mmcl__opt_int(opts, "SAR_SPECIFIC") : 0;
-    m.noise = mmcl__opt_double(opts, "NOISE");
-    m.gain = mmcl__opt_double(opts, "SPECIFIC_GAIN");
-    m.n_classes = (int)mmcl__opt_int(opts, "CLASSES");
-    m.frame = (int)mmcl__opt_int(opts, "NODATA_FRAME");
-    m.n_holes = (int)mmcl__opt_int(opts, "SAR_HOLES");
-    const char *srs_text = mmcl__opt_str(opts, "SAR_SRS");
-    double sar_res = mmcl__opt_given(opts, "SAR_RES")
-                         ? mmcl__opt_double(opts, "SAR_RES")
-                         : 0.0;
-    int overwrite = mmcl__opt_bool(opts, "OVERWRITE");
-    /* DEFLATE at level 1 unless the user chose: as small as level 6 on
-     * these noisy floats (predictor 3), and a third faster. */
-    co = CSLDuplicate(mmcl__opt_list(opts, "CO"));
-    const char *compress = CSLFetchNameValue(co, "COMPRESS");
-    if (!CSLFetchNameValue(co, "ZLEVEL") &&
-        (!compress || EQUAL(compress, "DEFLATE")))
-        co = CSLSetNameValue(co, "ZLEVEL", "1");
-    int threads = mmcl__opt_threads(opts);
-    if (srs_text && !*srs_text)
-        srs_text = NULL;
-
-    if (m.size - 2 * m.frame < 16) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "NODATA_FRAME %d leaves less than 16 valid pixels "
-                         "across a %d pixel scene",
-                         m.frame, m.size);
-        goto done;
+    /* Large (the output paths): on the heap. */
+    synth_run *r = calloc(1, sizeof(*r));
+    if (!r) {
+        mmcl_options_free(tmp);
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     }
-    if (!m.specific && (mmcl__opt_given(opts, "OPTICAL_SPECIFIC") ||
-                        mmcl__opt_given(opts, "SAR_SPECIFIC")))
-        mmcl__log(ctx, MMCL_LOG_WARNING,
-                  "synth: preset redundant has no specific factors; "
-                  "OPTICAL_SPECIFIC and SAR_SPECIFIC are ignored");
-    /* The counting caveat (design 3.7): a modality with SHARED bands or
-     * fewer fits whole into a SHARED-dimensional embedding. */
-    if (m.B1 <= m.S || m.B2 <= m.S)
-        mmcl__log(ctx, MMCL_LOG_WARNING,
-                  "synth: %d optical and %d SAR bands for %d shared factors: "
-                  "a modality with no more bands than shared factors fits "
-                  "whole into a %d-dimensional embedding, and shows no loss",
-                  m.B1, m.B2, m.S, m.S);
-    if (m.S + m.P1 > m.B1 || m.S + m.P2 > m.B2)
-        mmcl__log(ctx, MMCL_LOG_WARNING,
-                  "synth: more factors than bands in a modality; its "
-                  "specific factors overlap its shared ones in band space");
-
-    /* Grids. */
-    double opt_gt[6] = {ORIGIN_X, m.pixel_size, 0.0,
-                        ORIGIN_Y, 0.0,          -m.pixel_size};
-    opt_srs = OSRNewSpatialReference(NULL);
-    if (!opt_srs || OSRImportFromEPSG(opt_srs, OPTICAL_EPSG) != OGRERR_NONE ||
-        OSRExportToWkt(opt_srs, &opt_wkt) != OGRERR_NONE) {
-        st = mmcl__error(ctx, MMCL_ERR_IO,
-                         "cannot build EPSG:%d (is PROJ's database "
-                         "installed?)",
-                         OPTICAL_EPSG);
-        goto done;
-    }
-    st = sar_grid_plan(ctx, &m, opt_wkt, opt_gt, srs_text, sar_res, &grid);
-    if (st != MMCL_OK)
-        goto done;
-
-    /* The folder, and every target, before any work. */
-    VSIStatBufL sb;
-    if (VSIStatL(outdir, &sb) == 0) {
-        if (!VSI_ISDIR(sb.st_mode)) {
-            st = mmcl__error(ctx, MMCL_ERR_IO,
-                             "'%s' exists and is not a folder", outdir);
-            goto done;
-        }
-    } else if (VSIMkdir(outdir, 0755) != 0) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot create the folder '%s'",
-                         outdir);
-        goto done;
-    } else {
-        made_dir = 1;
-    }
-    for (int i = 0; i < N_OUT; i++) {
-        if (snprintf(path[i], sizeof(path[i]), "%s/%s", outdir, out_names[i]) >=
-            (int)sizeof(path[i])) {
-            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "output folder name too long");
-            goto done;
-        }
-    }
-    files = mmcl__files_create(ctx, overwrite);
-    if (!files) {
-        st = MMCL_ERR_NO_MEMORY;
-        goto done;
-    }
-    for (int i = 0; i < OUT_JSON && st == MMCL_OK; i++)
-        st = mmcl__output_check(ctx, files, path[i], "GTiff", co,
-                                i == OUT_LABELS ? GDT_Byte : GDT_Float32,
-                                out_products[i]);
+    r->outdir = outdir;
+    st = run_options(ctx, r, opts);
     if (st == MMCL_OK)
-        st = mmcl__files_add_output(ctx, files, path[OUT_JSON], "output",
-                                    MMCL__OUT_SYNTH_JSON, NULL, NULL);
-    if (st != MMCL_OK)
-        goto done;
-
-    /* The scene. Its GEMMs are small and run inside the tile workers: one
-     * level of parallelism (style section 7), so BLAS runs on one thread. */
-    mmcl__blas_threads_enter(1);
-    blas_single = 1;
-    st = model_draw(ctx, &m);
+        st = run_grids(ctx, r);
     if (st == MMCL_OK)
-        st = model_standardize(ctx, &m);
-    if (st != MMCL_OK)
-        goto done;
-    nm = calloc(1, sizeof(*nm));
-    if (!nm) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
+        st = run_targets(ctx, r);
+    if (st == MMCL_OK) {
+        /* The scene's GEMMs are small and run inside the tile workers:
+         * one level of parallelism (style section 7), so BLAS runs on one
+         * thread. */
+        mmcl__blas_threads_enter(1);
+        r->blas_single = 1;
+        st = run_model(ctx, r);
     }
-    names_make(nm, &m);
-
-    /* The outputs, under temporary names. */
-    job.m = &m;
-    job.w_opt = open_output(ctx, files, OUT_OPTICAL, path[OUT_OPTICAL], co,
-                            m.size, m.size, m.B1, GDT_Float32, opt_gt, opt_wkt,
-                            NAN, nm->opt_p, threads);
-    job.w_lab = job.w_opt ? open_output(ctx, files, OUT_LABELS,
-                                        path[OUT_LABELS], co, m.size, m.size, 1,
-                                        GDT_Byte, opt_gt, opt_wkt, LABEL_NODATA,
-                                        (const char *const[]){"class"}, threads)
-                          : NULL;
-    job.w_truth = job.w_lab
-                      ? open_output(ctx, files, OUT_TRUTH, path[OUT_TRUTH], co,
-                                    m.size, m.size, nm->n_truth, GDT_Float32,
-                                    opt_gt, opt_wkt, NAN, nm->truth_p, threads)
-                      : NULL;
-    job.w_sar = job.w_truth
-                    ? open_output(ctx, files, OUT_SAR, path[OUT_SAR], co,
-                                  grid.width, grid.height, m.B2, GDT_Float32,
-                                  grid.gt, grid.wkt, NAN, nm->sar_p, threads)
-                    : NULL;
-    if (!job.w_sar) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
-    st = set_metadata(ctx, job.w_opt, "synthetic_optical", &m);
     if (st == MMCL_OK)
-        st = set_metadata(ctx, job.w_sar, "synthetic_sar", &m);
+        st = run_open_outputs(ctx, r);
+    if (st == MMCL_OK && r->grid.warp)
+        st = run_grid_sar(ctx, r);
     if (st == MMCL_OK)
-        st = mmcl__writer_set_metadata(ctx, job.w_sar, "SAR_UNITS", "dB");
+        st = run_generate(ctx, r);
     if (st == MMCL_OK)
-        st = set_metadata(ctx, job.w_lab, "synthetic_labels", &m);
-    if (st == MMCL_OK)
-        st = set_metadata(ctx, job.w_truth, "synthetic_truth", &m);
-    if (st != MMCL_OK)
-        goto done;
-    if (grid.warp) {
-        /* The SAR is made on the optical grid, then warped: in the private
-         * stage of sar.tif. */
-        sar_tmp_path = mmcl__stage_path(ctx, mmcl__writer_stage(job.w_sar),
-                                        ".grid.tif");
-        if (!sar_tmp_path) {
-            st = MMCL_ERR_NO_MEMORY;
-            goto done;
-        }
-        char **tmp_co = NULL;
-        tmp_co = CSLSetNameValue(tmp_co, "TILED", "YES");
-        tmp_co = CSLSetNameValue(tmp_co, "BLOCKXSIZE", "256");
-        tmp_co = CSLSetNameValue(tmp_co, "BLOCKYSIZE", "256");
-        tmp_co = CSLSetNameValue(tmp_co, "BIGTIFF", "IF_SAFER");
-        mmcl__gdal_capture cap;
-        mmcl__gdal_capture_begin(&cap, ctx);
-        GDALDriverH gtiff = GDALGetDriverByName("GTiff");
-        job.sar_tmp = gtiff ? GDALCreate(gtiff, sar_tmp_path, m.size, m.size,
-                                         m.B2, GDT_Float32, tmp_co)
-                            : NULL;
-        if (job.sar_tmp) {
-            GDALSetGeoTransform(job.sar_tmp, opt_gt);
-            GDALSetProjection(job.sar_tmp, opt_wkt);
-            for (int b = 0; b < m.B2; b++)
-                GDALSetRasterNoDataValue(GDALGetRasterBand(job.sar_tmp, b + 1),
-                                         NAN);
-        }
-        mmcl__gdal_capture_end(&cap);
-        CSLDestroy(tmp_co);
-        if (!job.sar_tmp) {
-            st = mmcl__error(ctx, MMCL_ERR_IO, "cannot create '%s': %s",
-                             sar_tmp_path, mmcl__gdal_msg(&cap));
-            goto done;
-        }
-        job.sar_tmp_path = sar_tmp_path;
-    }
-
-    /* Generate. */
-    void *puser = NULL;
-    mmcl_progress_fn progress = mmcl__opt_progress(opts, &puser);
-    double p_gen = grid.warp ? 0.6 : 0.97;
-    mmcl__tile_job tj = {synth_start, synth_work, synth_commit, synth_stop,
-                         &job};
-    st = mmcl__run_tiles(ctx, m.size, m.size, TILE, threads, &tj, progress,
-                         puser, 0.0, p_gen);
-    if (st != MMCL_OK)
-        goto done;
-    if (grid.warp) {
-        scaled_progress sp = {progress, puser, p_gen, 0.97, 0};
-        st = sar_warp(ctx, job.sar_tmp, job.w_sar, threads, &sp);
-        if (st != MMCL_OK)
-            goto done;
-    }
-
-    /* synth.json beside the outputs, then everything under final names. */
-    json = json_make(&m, nm, &grid, opt_gt, srs_text);
-    if (!json) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    json_stage = mmcl__stage_create(ctx, files, path[OUT_JSON]);
-    st = json_stage ? text_write(ctx, json_stage, json)
-                    : mmcl_context_errcode(ctx);
-    if (job.sar_tmp) {
-        GDALClose(job.sar_tmp); /* no longer read */
-        job.sar_tmp = NULL;
-    }
-    mmcl__writer *order[4] = {job.w_opt, job.w_sar, job.w_lab, job.w_truth};
-    for (int i = 0; i < 4 && st == MMCL_OK; i++)
-        st = mmcl__writer_finish(ctx, order[i], NULL, NULL, 0.0, 0.0);
-    /* All or nothing: the five files in place together. */
-    mmcl__stage *stages[N_OUT] = {
-        mmcl__writer_stage(job.w_opt), mmcl__writer_stage(job.w_sar),
-        mmcl__writer_stage(job.w_lab), mmcl__writer_stage(job.w_truth),
-        json_stage};
-    if (st == MMCL_OK)
-        st = mmcl__stages_commit(ctx, stages, N_OUT, progress, puser, 1.0);
-
-done:
-    if (blas_single)
-        mmcl__blas_threads_leave(1);
-    if (job.sar_tmp) {
-        CPLPushErrorHandler(CPLQuietErrorHandler);
-        GDALClose(job.sar_tmp);
-        CPLPopErrorHandler();
-    }
-    free(sar_tmp_path);
-    /* The stages go (with the grid SAR in sar.tif's); then the folder this
-     * run made, which is empty again after a failure. */
-    mmcl__writer_abort(job.w_opt);
-    mmcl__writer_abort(job.w_sar);
-    mmcl__writer_abort(job.w_lab);
-    mmcl__writer_abort(job.w_truth);
-    mmcl__stage_destroy(json_stage);
-    mmcl__files_destroy(files);
-    if (st != MMCL_OK && made_dir)
-        VSIRmdir(outdir);
-    cJSON_free(json);
-    CSLDestroy(co);
-    free(nm);
-    CPLFree(opt_wkt);
-    CPLFree(grid.wkt);
-    OSRDestroySpatialReference(opt_srs);
-    model_free(&m);
+        st = run_commit(ctx, r);
+    run_free(r, st);
+    free(r);
     mmcl_options_free(tmp);
     return st;
 }
