@@ -432,6 +432,14 @@ INPUTS = [
           "--sar", "sar_vv.tif", "--sar", "sar_vh.tif", "sar_vh.tif"], 1,
          r"output 'sar_vh\.tif' is also an input of this command",
          setup=sar_files_and_model),
+    Case("rgb_lazy_over_a_sar_file_of_its_descriptor",
+         ["rgb", "-q", "--lazy", "--overwrite", "e2.mmcl.json",
+          "sar_vh.tif"], 1,
+         r"output 'sar_vh\.tif' is also an input of this command",
+         setup=also(sar_files_and_model, write(
+             "e2.mmcl.json",
+             '{"product": "embedding", "model": "m12.mmcl", "optical": '
+             '"opt.tif", "sar": ["sar_vv.tif", "sar_vh.tif"]}\n'))),
     Case("align_out_is_the_second_sar_file",
          ALIGN + ["--overwrite", "opt.tif", "--sar", "sar_vv.tif", "--sar",
                   "sar_vh.tif", "sar_vh.tif"], 1,
