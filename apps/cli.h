@@ -26,12 +26,19 @@ typedef struct cli_positional {
     cli_kind kind;
     int multiple; /* may be given several times (at most one per command) */
     const char *help;
+    /* Also given by this repeatable option ("--sar"), or NULL. When the
+     * option is given, the argument is not positional: every value of the
+     * option, in order, and none of the positional arguments. */
+    const char *flag;
+    const char *flag_help; /* the option's line in --help */
 } cli_positional;
 
 /* What the generic parser hands to a command. */
 typedef struct cli_args {
     const char **pos; /* positional arguments, in order */
     size_t n_pos;
+    const char **flagged; /* the values of the positional's flag, in order */
+    size_t n_flagged;
     char **kv;        /* KEY=VALUE list for mmcl_options_new (CSL) */
     int quiet;
     int json;
@@ -65,6 +72,18 @@ void cli_set_progress(mmcl_options *opts, const cli_args *a);
 
 /* Whether SIGINT or SIGTERM asked the program to stop. */
 int cli_interrupted(void);
+
+/* The SAR of a command taking the pair, and the optical before it: the
+ * --sar files when given (every positional from @p first to the
+ * @p n_after last is then optical), else the positional argument before
+ * the @p n_after last. */
+typedef struct cli_pair {
+    const char *const *optical;
+    size_t n_optical;
+    const char *const *sar;
+    size_t n_sar;
+} cli_pair;
+cli_pair cli_get_pair(const cli_args *a, size_t first, size_t n_after);
 
 /* Prints "ERROR <code>: mmcl <cmd>: <message>" on stderr; returns 1. */
 int cli_fail(const char *cmd, mmcl_context *ctx);

@@ -22,8 +22,9 @@ run_align(const cli_command *cmd, const cli_args *a)
     if (!opts)
         goto report;
     cli_set_progress(opts, a);
-    /* OPTICAL... SAR OUT */
-    if (mmcl_align(ctx, a->pos, a->n_pos - 2, a->pos[a->n_pos - 2],
+    /* OPTICAL... SAR OUT, or OPTICAL... --sar SAR... OUT */
+    cli_pair p = cli_get_pair(a, 0, 1);
+    if (mmcl_align(ctx, p.optical, p.n_optical, p.sar, p.n_sar,
                    a->pos[a->n_pos - 1], opts) == MMCL_OK)
         rc = CLI_EXIT_OK;
 report:
@@ -112,9 +113,10 @@ run_train(const cli_command *cmd, const cli_args *a)
     /* Refuse the model file before the work, not after. */
     if (mmcl_model_save_check(ctx, out, overwrite) != MMCL_OK)
         goto report;
-    /* OPTICAL... SAR MODEL */
-    if (mmcl_train(ctx, a->pos, a->n_pos - 2, a->pos[a->n_pos - 2], opts,
-                   &model) != MMCL_OK)
+    /* OPTICAL... SAR MODEL, or OPTICAL... --sar SAR... MODEL */
+    cli_pair p = cli_get_pair(a, 0, 1);
+    if (mmcl_train(ctx, p.optical, p.n_optical, p.sar, p.n_sar, opts, &model) !=
+        MMCL_OK)
         goto report;
     /* Stopped after the last progress step: nothing is written. */
     if (cli_interrupted())
@@ -246,10 +248,9 @@ run_map(const cli_command *cmd, const cli_args *a)
         goto report;
     /* With --json, stdout is the JSON alone: progress goes to stderr. */
     cli_set_progress(opts, a);
-    /* MODEL OPTICAL... SAR OUT */
-    const char *const *optical = a->pos + 1;
-    size_t n_optical = a->n_pos - 3;
-    const char *sar = a->pos[a->n_pos - 2], *out = a->pos[a->n_pos - 1];
+    /* MODEL OPTICAL... SAR OUT, or MODEL OPTICAL... --sar SAR... OUT */
+    cli_pair p = cli_get_pair(a, 1, 1);
+    const char *out = a->pos[a->n_pos - 1];
     mmcl_status st;
     if (strcmp(mmcl_options_get(opts, "LAZY"), "YES") == 0) {
         /* --lazy: the descriptor, computed when GDAL reads it. */
@@ -260,8 +261,9 @@ run_map(const cli_command *cmd, const cli_args *a)
             rc = CLI_EXIT_USAGE;
             goto done;
         }
-        if (mmcl_product_write_descriptor(ctx, out, a->pos[0], optical,
-                                          n_optical, sar, opts) != MMCL_OK)
+        if (mmcl_product_write_descriptor(ctx, out, a->pos[0], p.optical,
+                                          p.n_optical, p.sar, p.n_sar,
+                                          opts) != MMCL_OK)
             goto report;
         rc = CLI_EXIT_OK;
         goto done;
@@ -270,10 +272,11 @@ run_map(const cli_command *cmd, const cli_args *a)
     if (!model)
         goto report;
     if (strcmp(cmd->operation, "embed") == 0)
-        st = mmcl_embed(ctx, model, optical, n_optical, sar, out, opts);
+        st = mmcl_embed(ctx, model, p.optical, p.n_optical, p.sar, p.n_sar, out,
+                        opts);
     else
-        st = mmcl_infoloss(ctx, model, optical, n_optical, sar, out, opts,
-                           a->json ? &report : NULL);
+        st = mmcl_infoloss(ctx, model, p.optical, p.n_optical, p.sar, p.n_sar,
+                           out, opts, a->json ? &report : NULL);
     if (st != MMCL_OK)
         goto report;
     if (report)
@@ -348,8 +351,9 @@ run_probe(const cli_command *cmd, const cli_args *a)
     model = load_model(ctx, a->pos[0]);
     if (!model)
         goto report;
-    /* MODEL OPTICAL... SAR LABELS */
-    if (mmcl_probe(ctx, model, a->pos + 1, a->n_pos - 3, a->pos[a->n_pos - 2],
+    /* MODEL OPTICAL... SAR LABELS, or MODEL OPTICAL... --sar SAR... LABELS */
+    cli_pair p = cli_get_pair(a, 1, 1);
+    if (mmcl_probe(ctx, model, p.optical, p.n_optical, p.sar, p.n_sar,
                    a->pos[a->n_pos - 1], opts, &report) != MMCL_OK)
         goto report;
     flush_log(&notes);
@@ -399,57 +403,78 @@ report:
     return rc;
 }
 
+/* The --sar option of the commands that take the pair. */
+#define SAR_FLAG_HELP                                                          \
+    "SAR file; repeat for several on one grid (--sar VV.tif --sar VH.tif: "    \
+    "SAR bands 1, 2), stacked in the order given; every positional raster "    \
+    "before the output is then optical"
+
 static const cli_positional align_pos[] = {
     {"OPTICAL", CLI_RASTER_IN, 1,
      "optical raster: one dataset, or several single-band files stacked on "
-     "the finest grid among them"},
-    {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
-    {"OUT", CLI_RASTER_OUT, 0, "output: the SAR on the optical grid"},
+     "the finest grid among them",
+     NULL, NULL},
+    {"SAR", CLI_RASTER_IN, 0,
+     "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
+     SAR_FLAG_HELP},
+    {"OUT", CLI_RASTER_OUT, 0, "output: the SAR on the optical grid", NULL,
+     NULL},
 };
 
 static const cli_positional synth_pos[] = {
     {"OUTDIR", CLI_FOLDER_OUT, 0,
-     "folder for optical.tif, sar.tif, labels.tif, truth.tif, synth.json"},
+     "folder for optical.tif, sar.tif, labels.tif, truth.tif, synth.json", NULL,
+     NULL},
 };
 
 static const cli_positional train_pos[] = {
     {"OPTICAL", CLI_RASTER_IN, 1,
-     "optical raster: one dataset, or several single-band files"},
-    {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
-    {"MODEL", CLI_FILE_OUT, 0, "model file to write (.mmcl)"},
+     "optical raster: one dataset, or several single-band files", NULL, NULL},
+    {"SAR", CLI_RASTER_IN, 0,
+     "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
+     SAR_FLAG_HELP},
+    {"MODEL", CLI_FILE_OUT, 0, "model file to write (.mmcl)", NULL, NULL},
 };
 
 static const cli_positional info_pos[] = {
-    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl)"},
+    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl)", NULL, NULL},
 };
 
 static const cli_positional embed_pos[] = {
-    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl) from mmcl train"},
+    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl) from mmcl train", NULL, NULL},
     {"OPTICAL", CLI_RASTER_IN, 1,
-     "optical raster: one dataset, or several single-band files"},
-    {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
+     "optical raster: one dataset, or several single-band files", NULL, NULL},
+    {"SAR", CLI_RASTER_IN, 0,
+     "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
+     SAR_FLAG_HELP},
     {"OUT", CLI_RASTER_OUT, 0,
      "output raster on the optical grid (with --lazy: the .mmcl.json "
-     "descriptor)"},
+     "descriptor)",
+     NULL, NULL},
 };
 
 static const cli_positional probe_pos[] = {
-    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl) from mmcl train"},
+    {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl) from mmcl train", NULL, NULL},
     {"OPTICAL", CLI_RASTER_IN, 1,
-     "optical raster: one dataset, or several single-band files"},
-    {"SAR", CLI_RASTER_IN, 0, "SAR raster, on any CRS and resolution"},
+     "optical raster: one dataset, or several single-band files", NULL, NULL},
+    {"SAR", CLI_RASTER_IN, 0,
+     "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
+     SAR_FLAG_HELP},
     {"LABELS", CLI_RASTER_IN, 0,
      "label raster: classes or a continuous target (warped onto the "
-     "optical grid when on another grid)"},
+     "optical grid when on another grid)",
+     NULL, NULL},
 };
 
 static const cli_positional rgb_pos[] = {
     {"IN", CLI_RASTER_IN, 0,
      "raster to picture: an embedding, an info-loss map, any raster, or a "
-     "lazy descriptor (.mmcl.json)"},
+     "lazy descriptor (.mmcl.json)",
+     NULL, NULL},
     {"OUT", CLI_RASTER_OUT, 0,
      "RGBA picture on the same grid (GeoTIFF, or PNG with -of PNG; with "
-     "--lazy: the .mmcl.json descriptor)"},
+     "--lazy: the .mmcl.json descriptor)",
+     NULL, NULL},
 };
 
 #define N(a) (sizeof(a) / sizeof(a[0]))

@@ -276,14 +276,52 @@ match_flag(const char *flags, const char *arg, const char **value)
     return 0;
 }
 
+cli_pair
+cli_get_pair(const cli_args *a, size_t first, size_t n_after)
+{
+    cli_pair p;
+    p.optical = a->pos + first;
+    if (a->n_flagged > 0) {
+        p.n_optical = a->n_pos - first - n_after;
+        p.sar = a->flagged;
+        p.n_sar = a->n_flagged;
+    } else {
+        p.n_optical = a->n_pos - first - n_after - 1;
+        p.sar = a->pos + a->n_pos - n_after - 1;
+        p.n_sar = 1;
+    }
+    return p;
+}
+
+/* The positional argument that may be given by a flag, or NULL. */
+static const cli_positional *
+flagged_positional(const cli_command *cmd)
+{
+    for (size_t i = 0; i < cmd->n_positional; i++)
+        if (cmd->positional[i].flag)
+            return &cmd->positional[i];
+    return NULL;
+}
+
 static void
 print_usage_line(FILE *f, const cli_command *cmd)
 {
-    fprintf(f, "Usage: mmcl %s [options]", cmd->name);
-    for (size_t i = 0; i < cmd->n_positional; i++)
-        fprintf(f, cmd->positional[i].multiple ? " %s [%s...]" : " %s",
-                cmd->positional[i].name, cmd->positional[i].name);
-    fputc('\n', f);
+    const cli_positional *fp = flagged_positional(cmd);
+    for (int form = 0; form < (fp ? 2 : 1); form++) {
+        fprintf(f,
+                form ? "   or: mmcl %s [options]" : "Usage: mmcl %s [options]",
+                cmd->name);
+        for (size_t i = 0; i < cmd->n_positional; i++) {
+            const cli_positional *p = &cmd->positional[i];
+            if (form && p == fp)
+                fprintf(f, " %s %s [%s %s...]", p->flag, p->name, p->flag,
+                        p->name);
+            else
+                fprintf(f, p->multiple ? " %s [%s...]" : " %s", p->name,
+                        p->name);
+        }
+        fputc('\n', f);
+    }
 }
 
 static void
@@ -295,6 +333,12 @@ print_help(const cli_command *cmd)
         printf("  %-24s %s\n", cmd->positional[i].name,
                cmd->positional[i].help);
     printf("\nOptions:\n");
+    const cli_positional *fp = flagged_positional(cmd);
+    if (fp) {
+        char head[64];
+        snprintf(head, sizeof(head), "%s %s", fp->flag, fp->name);
+        printf("  %-24s %s\n", head, fp->flag_help);
+    }
     size_t n = 0;
     const mmcl_option_def *defs = mmcl_option_defs(cmd->operation, &n);
     for (size_t i = 0; i < n; i++) {
@@ -336,6 +380,11 @@ usage_json(const cli_command *cmd)
         cJSON_AddStringToObject(p, "kind", kind_names[cmd->positional[i].kind]);
         cJSON_AddBoolToObject(p, "multiple", cmd->positional[i].multiple);
         cJSON_AddStringToObject(p, "help", cmd->positional[i].help);
+        if (cmd->positional[i].flag) {
+            cJSON_AddStringToObject(p, "flag", cmd->positional[i].flag);
+            cJSON_AddStringToObject(p, "flag_help",
+                                    cmd->positional[i].flag_help);
+        }
         cJSON_AddItemToArray(pos, p);
     }
     cJSON *opts = cJSON_AddArrayToObject(c, "options");
@@ -497,6 +546,7 @@ parse_args(const cli_command *cmd, int argc, char **argv, cli_args *a)
 {
     size_t n_defs = 0;
     const mmcl_option_def *defs = mmcl_option_defs(cmd->operation, &n_defs);
+    const cli_positional *fp = flagged_positional(cmd);
     int only_positional = 0;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -520,6 +570,15 @@ parse_args(const cli_command *cmd, int argc, char **argv, cli_args *a)
         }
         if (cmd->has_json && strcmp(arg, "--json") == 0) {
             a->json = 1;
+            continue;
+        }
+        if (fp && strcmp(arg, fp->flag) == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ERROR 1: mmcl %s: option %s needs a value\n",
+                        cmd->name, arg);
+                return CLI_EXIT_USAGE;
+            }
+            a->flagged[a->n_flagged++] = argv[++i];
             continue;
         }
         size_t k;
@@ -547,11 +606,13 @@ parse_args(const cli_command *cmd, int argc, char **argv, cli_args *a)
         a->kv = CSLAddString(a->kv, CPLSPrintf("%s=%s", defs[k].name, value));
     }
 
-    /* Count check: a 'multiple' positional takes what the others leave. */
+    /* Count check: a 'multiple' positional takes what the others leave;
+     * one given by its flag is not counted. */
     size_t min = 0;
     int has_multiple = 0;
     for (size_t i = 0; i < cmd->n_positional; i++) {
-        min++;
+        if (a->n_flagged == 0 || &cmd->positional[i] != fp)
+            min++;
         has_multiple |= cmd->positional[i].multiple;
     }
     if (a->n_pos < min || (!has_multiple && a->n_pos > min)) {
@@ -636,7 +697,8 @@ main(int argc, char **argv)
     }
     snprintf(cmd_name, sizeof(cmd_name), "%s", cmd->name);
     a.pos = calloc((size_t)argc, sizeof(char *));
-    if (!a.pos) {
+    a.flagged = calloc((size_t)argc, sizeof(char *));
+    if (!a.pos || !a.flagged) {
         rc = CLI_EXIT_FAILURE;
         goto done;
     }
@@ -652,6 +714,7 @@ main(int argc, char **argv)
 
 done:
     free(a.pos);
+    free(a.flagged);
     CSLDestroy(a.kv);
     CSLDestroy(argv);
     GDALDestroyDriverManager();

@@ -79,7 +79,8 @@ align_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 
 mmcl_status
 mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
-           const char *sar, const char *out, const mmcl_options *opts_in)
+           const char *const *sar, size_t n_sar, const char *out,
+           const mmcl_options *opts_in)
 {
     mmcl__error_clear(ctx);
     mmcl_options *tmp = NULL;
@@ -103,14 +104,14 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     }
     for (size_t i = 0; i < n_optical && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, optical[i]);
-    if (st == MMCL_OK)
-        st = mmcl__files_add_input(ctx, files, sar);
+    for (size_t i = 0; sar && i < n_sar && st == MMCL_OK; i++)
+        st = mmcl__files_add_input(ctx, files, sar[i]);
     if (st == MMCL_OK)
         st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
                                 "aligned_sar");
     if (st != MMCL_OK)
         goto done;
-    st = mmcl__pair_open(ctx, optical, n_optical, sar, opts, &job.pair);
+    st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, opts, &job.pair);
     if (st != MMCL_OK)
         goto done;
 
@@ -168,9 +169,10 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                          progress, puser, 0.0, split);
     if (st == MMCL_OK && job.n_valid == 0)
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "the SAR '%s' has no valid pixel over the optical "
+                         "the SAR '%s'%s has no valid pixel over the optical "
                          "grid (empty, all nodata, or outside)",
-                         sar);
+                         sar[0],
+                         n_sar > 1 ? " and the others stacked with it" : "");
     if (st == MMCL_OK) {
         st = mmcl__writer_commit(ctx, job.writer, progress, puser, split,
                                  1.0);

@@ -70,8 +70,8 @@ embed_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 
 mmcl_status
 mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
-           const char *const *optical, size_t n_optical, const char *sar,
-           const char *out, const mmcl_options *opts_in)
+           const char *const *optical, size_t n_optical, const char *const *sar,
+           size_t n_sar, const char *out, const mmcl_options *opts_in)
 {
     mmcl__error_clear(ctx);
     mmcl__blas_kernel_warn_once();
@@ -93,13 +93,14 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     }
     const char *format = mmcl__opt_str(o, "FORMAT");
     char **co = mmcl__opt_list(o, "CO");
-    st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
+    st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar,
                           mmcl__opt_bool(o, "OVERWRITE"), &files);
     if (st == MMCL_OK)
         st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
                                 "embedding");
     if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, &enc,
+                             &pair);
     if (st != MMCL_OK)
         goto done;
 

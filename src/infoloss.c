@@ -75,9 +75,9 @@ loss_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 
 mmcl_status
 mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
-              const char *const *optical, size_t n_optical, const char *sar,
-              const char *out, const mmcl_options *opts_in,
-              char **report_json)
+              const char *const *optical, size_t n_optical,
+              const char *const *sar, size_t n_sar, const char *out,
+              const mmcl_options *opts_in, char **report_json)
 {
     mmcl__error_clear(ctx);
     mmcl__blas_kernel_warn_once();
@@ -104,7 +104,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     const char *format = mmcl__opt_str(o, "FORMAT");
     char **co = mmcl__opt_list(o, "CO");
     const char *report = mmcl__opt_str(o, "REPORT");
-    st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
+    st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar,
                           mmcl__opt_bool(o, "OVERWRITE"), &files);
     if (st == MMCL_OK)
         st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
@@ -113,7 +113,8 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
         st = mmcl__files_add_output(ctx, files, report, "report",
                                     MMCL__OUT_REPORT, NULL, NULL);
     if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, &enc,
+                             &pair);
     if (st != MMCL_OK)
         goto done;
     st = mmcl__map_def_init(ctx, &job.def, enc, MMCL__MAP_INFOLOSS, NULL,

@@ -17,8 +17,9 @@
 
 mmcl_status
 mmcl__maps_files(mmcl_context *ctx, const mmcl_model *model,
-                 const char *const *optical, size_t n_optical, const char *sar,
-                 int overwrite, mmcl__files **out)
+                 const char *const *optical, size_t n_optical,
+                 const char *const *sar, size_t n_sar, int overwrite,
+                 mmcl__files **out)
 {
     *out = mmcl__files_create(ctx, overwrite);
     if (!*out)
@@ -27,8 +28,8 @@ mmcl__maps_files(mmcl_context *ctx, const mmcl_model *model,
                                                 mmcl__model_source(model));
     for (size_t i = 0; optical && i < n_optical && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, *out, optical[i]);
-    if (st == MMCL_OK)
-        st = mmcl__files_add_input(ctx, *out, sar);
+    for (size_t i = 0; sar && i < n_sar && st == MMCL_OK; i++)
+        st = mmcl__files_add_input(ctx, *out, sar[i]);
     return st;
 }
 
@@ -63,8 +64,9 @@ pair_options(mmcl_context *ctx, const mmcl_model *model)
 
 mmcl_status
 mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
-                const char *const *optical, size_t n_optical, const char *sar,
-                mmcl__encoder **enc_out, mmcl__pair **pair_out)
+                const char *const *optical, size_t n_optical,
+                const char *const *sar, size_t n_sar, mmcl__encoder **enc_out,
+                mmcl__pair **pair_out)
 {
     *enc_out = NULL;
     *pair_out = NULL;
@@ -81,7 +83,7 @@ mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
         st = mmcl_context_errcode(ctx);
         goto fail;
     }
-    st = mmcl__pair_open(ctx, optical, n_optical, sar, po, &pair);
+    st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, po, &pair);
     if (st != MMCL_OK)
         goto fail;
     int nb[2] = {mmcl__pair_optical_bands(pair), mmcl__pair_sar_bands(pair)};

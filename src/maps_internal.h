@@ -20,15 +20,15 @@
  * its band counts against the model's. */
 mmcl_status mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
                             const char *const *optical, size_t n_optical,
-                            const char *sar, mmcl__encoder **enc,
-                            mmcl__pair **pair);
+                            const char *const *sar, size_t n_sar,
+                            mmcl__encoder **enc, mmcl__pair **pair);
 
 /* A new set of the files of a map operation with inputs: the model's file,
  * the optical and the SAR rasters (and what GDAL reads with them). */
 mmcl_status mmcl__maps_files(mmcl_context *ctx, const mmcl_model *model,
                              const char *const *optical, size_t n_optical,
-                             const char *sar, int overwrite,
-                             mmcl__files **out);
+                             const char *const *sar, size_t n_sar,
+                             int overwrite, mmcl__files **out);
 
 /*
  * centre[j*w + i] = 1 when every pixel of the P x P window around tile

@@ -228,9 +228,9 @@ static mmcl_status
 add_descriptor_refs(mmcl_context *ctx, mmcl__files *f, const cJSON *j,
                     const char *dir, int depth)
 {
-    static const char *const keys[] = {"model", "sar", "source"};
+    static const char *const keys[] = {"model", "source"};
     mmcl_status st = MMCL_OK;
-    for (size_t k = 0; k < 3 && st == MMCL_OK; k++) {
+    for (size_t k = 0; k < 2 && st == MMCL_OK; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         if (cJSON_IsString(v) && *v->valuestring) {
             char *p = mmcl__product_resolve_path(dir, v->valuestring);
@@ -238,20 +238,24 @@ add_descriptor_refs(mmcl_context *ctx, mmcl__files *f, const cJSON *j,
             CPLFree(p);
         }
     }
-    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optical");
-    const cJSON *v;
-    if (cJSON_IsString(opt) && *opt->valuestring && st == MMCL_OK) {
-        char *p = mmcl__product_resolve_path(dir, opt->valuestring);
-        st = add_input(ctx, f, p, depth + 1);
-        CPLFree(p);
-    } else if (cJSON_IsArray(opt)) {
-        cJSON_ArrayForEach(v, opt)
-        {
-            if (st != MMCL_OK || !cJSON_IsString(v))
-                continue;
-            char *p = mmcl__product_resolve_path(dir, v->valuestring);
+    /* "optical" and "sar": a path or an array of paths. */
+    static const char *const lists[] = {"optical", "sar"};
+    for (size_t k = 0; k < 2 && st == MMCL_OK; k++) {
+        const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, lists[k]);
+        const cJSON *v;
+        if (cJSON_IsString(opt) && *opt->valuestring) {
+            char *p = mmcl__product_resolve_path(dir, opt->valuestring);
             st = add_input(ctx, f, p, depth + 1);
             CPLFree(p);
+        } else if (cJSON_IsArray(opt)) {
+            cJSON_ArrayForEach(v, opt)
+            {
+                if (st != MMCL_OK || !cJSON_IsString(v))
+                    continue;
+                char *p = mmcl__product_resolve_path(dir, v->valuestring);
+                st = add_input(ctx, f, p, depth + 1);
+                CPLFree(p);
+            }
         }
     }
     return st;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cpl_conv.h>
@@ -109,6 +110,104 @@ band_names(GDALDatasetH ds, const char *prefix, char **names)
     return names;
 }
 
+/* Refuses a complex band (CInt16, CInt32, CFloat32, CFloat64): GDAL
+ * would hand over its real part, which is neither an intensity nor a
+ * reflectance. The message gives a GDAL command that converts it. */
+static mmcl_status
+check_real(mmcl_context *ctx, GDALDatasetH ds, int sar, const char *path)
+{
+    for (int b = 1; b <= GDALGetRasterCount(ds); b++) {
+        GDALDataType t = GDALGetRasterDataType(GDALGetRasterBand(ds, b));
+        if (!GDALDataTypeIsComplex(t))
+            continue;
+        if (sar)
+            return mmcl__error(
+                ctx, MMCL_ERR_UNSUPPORTED,
+                "SAR '%s' band %d is complex (%s): mmcl needs intensity or "
+                "amplitude in dB or linear power; convert it first (e.g. "
+                "gdal_translate -ot Float32 DERIVED_SUBDATASET:INTENSITY:%s "
+                "intensity.tif gives the linear power |z|^2; add --sar-db "
+                "for dB)",
+                path, b, GDALGetDataTypeName(t), path);
+        return mmcl__error(
+            ctx, MMCL_ERR_UNSUPPORTED,
+            "optical '%s' band %d is complex (%s): mmcl needs real-valued "
+            "bands (reflectances or digital numbers); convert it first (e.g. "
+            "gdal_translate -ot Float32 DERIVED_SUBDATASET:AMPLITUDE:%s "
+            "amplitude.tif)",
+            path, b, GDALGetDataTypeName(t), path);
+    }
+    return MMCL_OK;
+}
+
+/* Several files are stacked one band each: a file of more bands would
+ * lose all but its first without a word. */
+static mmcl_status
+check_single_band(mmcl_context *ctx, GDALDatasetH ds, const char *role,
+                  const char *path)
+{
+    int n = GDALGetRasterCount(ds);
+    if (n == 1)
+        return MMCL_OK;
+    return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                       "%s file '%s' has %d bands: several %s files are "
+                       "stacked one band each; give a multi-band %s raster "
+                       "alone, or one file per band",
+                       role, path, n, role, role);
+}
+
+/*
+ * Refuses one file given twice, or as both optical and SAR: the same file
+ * by device and inode, so a symbolic link, a hard link and another
+ * spelling of the name are caught. Names that are no file (VRT text,
+ * /vsi paths, connection strings) are left to GDAL.
+ */
+static mmcl_status
+check_distinct(mmcl_context *ctx, const char *const *optical, size_t n_optical,
+               const char *const *sar, size_t n_sar)
+{
+    size_t n = n_optical + n_sar;
+    struct stat *sb = mmcl__calloc_array(ctx, n, 1, sizeof(*sb));
+    char *is_file = mmcl__calloc_array(ctx, n, 1, 1);
+    mmcl_status st = sb && is_file ? MMCL_OK : MMCL_ERR_NO_MEMORY;
+    for (size_t i = 0; i < n && st == MMCL_OK; i++) {
+        const char *name = i < n_optical ? optical[i] : sar[i - n_optical];
+        is_file[i] = name && *name && stat(name, &sb[i]) == 0;
+    }
+    for (size_t j = 0; j < n && st == MMCL_OK; j++) {
+        for (size_t i = 0; i < j && st == MMCL_OK; i++) {
+            if (!is_file[i] || !is_file[j] || sb[i].st_dev != sb[j].st_dev ||
+                sb[i].st_ino != sb[j].st_ino)
+                continue;
+            int sar_i = i >= n_optical, sar_j = j >= n_optical;
+            const char *a = sar_i ? sar[i - n_optical] : optical[i];
+            const char *b = sar_j ? sar[j - n_optical] : optical[j];
+            int same_name = strcmp(a, b) == 0;
+            if (sar_i != sar_j && same_name)
+                st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                                 "'%s' is given as both optical and SAR: the "
+                                 "two modalities must be different rasters",
+                                 a);
+            else if (sar_i != sar_j)
+                st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                                 "optical '%s' and SAR '%s' are the same file "
+                                 "(a link or another name of it): the two "
+                                 "modalities must be different rasters",
+                                 a, b);
+            else
+                st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                                 "%s file '%s' is given twice%s%s%s; give "
+                                 "each file once",
+                                 sar_i ? "SAR" : "optical", a,
+                                 same_name ? "" : " (also as '",
+                                 same_name ? "" : b, same_name ? "" : "')");
+        }
+    }
+    free(sb);
+    free(is_file);
+    return st;
+}
+
 /* Builds the optical stack: one dataset as is, several on the finest grid
  * among them through a VRT whose XML each reader opens on its own. */
 static mmcl_status
@@ -128,6 +227,10 @@ open_optical(mmcl_context *ctx, mmcl__pair *p, const char *const *paths,
             break;
         }
         st = check_georef(ctx, ds[i], "optical", paths[i], gt);
+        if (st == MMCL_OK)
+            st = check_real(ctx, ds[i], 0, paths[i]);
+        if (st == MMCL_OK && n > 1)
+            st = check_single_band(ctx, ds[i], "optical", paths[i]);
         if (st != MMCL_OK)
             break;
         OGRSpatialReferenceH srs = GDALGetSpatialRef(ds[i]);
@@ -250,8 +353,138 @@ write_preprocessed_sar(mmcl_context *ctx, mmcl__pair *p, GDALDatasetH ds,
     return p->sar_name ? MMCL_OK : MMCL_ERR_NO_MEMORY;
 }
 
+/* Whether two geotransforms place pixels alike (to a millionth of a
+ * pixel over the raster). */
+static int
+same_geotransform(const double a[6], const double b[6], int w, int h)
+{
+    double px = fabs(a[1]) + fabs(a[2]) + fabs(a[4]) + fabs(a[5]);
+    double tol = 1e-6 * px;
+    if (fabs(a[0] - b[0]) > tol || fabs(a[3] - b[3]) > tol)
+        return 0;
+    double n = w > h ? w : h;
+    for (int k = 1; k < 6; k++)
+        if (k != 3 && fabs(a[k] - b[k]) * n > tol)
+            return 0;
+    return 1;
+}
+
+static int
+same_nodata(int has_a, double a, int has_b, double b)
+{
+    return has_a == has_b && (!has_a || a == b || (isnan(a) && isnan(b)));
+}
+
+/*
+ * Stacks several SAR files band after band, in the order given (VV.tif,
+ * VH.tif: bands 1, 2), through a VRT whose XML goes to *xml. They must
+ * share one CRS, grid and nodata value: the SAR is resampled once, onto
+ * the optical grid, and not first onto a grid of its own. Band names are
+ * each file's band description, else its name. Sets the SAR grid of @p p.
+ */
 static mmcl_status
-open_sar(mmcl_context *ctx, mmcl__pair *p, const char *path,
+stack_sar(mmcl_context *ctx, mmcl__pair *p, const char *const *paths, size_t n,
+          char **xml)
+{
+    *xml = NULL;
+    mmcl_status st = MMCL_OK;
+    GDALDatasetH *ds = mmcl__calloc_array(ctx, n, 1, sizeof(GDALDatasetH));
+    if (!ds)
+        return MMCL_ERR_NO_MEMORY;
+    int has0 = 0;
+    double nd0 = 0;
+    for (size_t i = 0; i < n && st == MMCL_OK; i++) {
+        double gt[6];
+        ds[i] = mmcl__open_raster(ctx, paths[i], "SAR");
+        if (!ds[i]) {
+            st = mmcl_context_errcode(ctx);
+            break;
+        }
+        st = check_georef(ctx, ds[i], "SAR", paths[i], i ? gt : p->sar_gt);
+        if (st == MMCL_OK)
+            st = check_real(ctx, ds[i], 1, paths[i]);
+        if (st == MMCL_OK)
+            st = check_single_band(ctx, ds[i], "SAR", paths[i]);
+        if (st != MMCL_OK)
+            break;
+        int has;
+        double nd = GDALGetRasterNoDataValue(GDALGetRasterBand(ds[i], 1), &has);
+        int w = GDALGetRasterXSize(ds[i]), h = GDALGetRasterYSize(ds[i]);
+        if (i == 0) {
+            p->sar_width = w;
+            p->sar_height = h;
+            has0 = has;
+            nd0 = nd;
+        } else if (!OSRIsSame(GDALGetSpatialRef(ds[0]),
+                              GDALGetSpatialRef(ds[i]))) {
+            st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                             "SAR files '%s' and '%s' are on different CRS; "
+                             "stacking SAR files needs one CRS and grid "
+                             "(warp them onto one grid first, e.g. with "
+                             "gdalwarp)",
+                             paths[0], paths[i]);
+        } else if (w != p->sar_width || h != p->sar_height ||
+                   !same_geotransform(p->sar_gt, gt, w, h)) {
+            st = mmcl__error(
+                ctx, MMCL_ERR_UNSUPPORTED,
+                "SAR files '%s' and '%s' are on different grids (%d x %d "
+                "pixels of %g x %g from (%.10g, %.10g), and %d x %d pixels "
+                "of %g x %g from (%.10g, %.10g)); stacking SAR files needs "
+                "one grid, so that the SAR is resampled once (warp them onto "
+                "one grid first, e.g. with gdalwarp)",
+                paths[0], paths[i], p->sar_width, p->sar_height, p->sar_gt[1],
+                fabs(p->sar_gt[5]), p->sar_gt[0], p->sar_gt[3], w, h, gt[1],
+                fabs(gt[5]), gt[0], gt[3]);
+        } else if (!same_nodata(has0, nd0, has, nd)) {
+            char a[32] = "none", b[32] = "none";
+            if (has0)
+                snprintf(a, sizeof(a), "%g", nd0);
+            if (has)
+                snprintf(b, sizeof(b), "%g", nd);
+            st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                             "SAR files '%s' and '%s' have different nodata "
+                             "values (%s and %s); stacking SAR files needs "
+                             "one (set it with gdal_edit.py -a_nodata)",
+                             paths[0], paths[i], a, b);
+        }
+    }
+    if (st != MMCL_OK)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        /* Band names: the file's band description, else its name. */
+        const char *d = GDALGetDescription(GDALGetRasterBand(ds[i], 1));
+        p->sar_names =
+            CSLAddString(p->sar_names, d && *d ? d : CPLGetBasename(paths[i]));
+    }
+    char **argv = CSLAddString(NULL, "-separate");
+    GDALBuildVRTOptions *vo = GDALBuildVRTOptionsNew(argv, NULL);
+    CSLDestroy(argv);
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    int usage_error = 0;
+    GDALDatasetH vrt =
+        vo ? GDALBuildVRT("", (int)n, ds, NULL, vo, &usage_error) : NULL;
+    char **text = vrt ? GDALGetMetadata(vrt, "xml:VRT") : NULL;
+    if (text && text[0])
+        *xml = mmcl__strdup(ctx, text[0]);
+    mmcl__gdal_capture_end(&cap);
+    GDALBuildVRTOptionsFree(vo);
+    if (vrt)
+        GDALClose(vrt);
+    if (!*xml)
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot stack the %zu SAR files: %s",
+                         n, mmcl__gdal_msg(&cap));
+done:
+    for (size_t i = 0; i < n; i++)
+        if (ds[i])
+            GDALClose(ds[i]);
+    free(ds);
+    return st;
+}
+
+/* Opens the SAR: one dataset as is, several files stacked (stack_sar). */
+static mmcl_status
+open_sar(mmcl_context *ctx, mmcl__pair *p, const char *const *paths, size_t n,
          const mmcl_options *opts)
 {
     mmcl__speckle sp;
@@ -266,17 +499,31 @@ open_sar(mmcl_context *ctx, mmcl__pair *p, const char *path,
     else if (trs && strcmp(trs, "linear") == 0)
         tr = MMCL__SAR_TO_LINEAR;
 
-    GDALDatasetH ds = mmcl__open_raster(ctx, path, "SAR");
-    if (!ds)
+    char *stack = NULL; /* several files: the stacking VRT's XML */
+    GDALDatasetH ds = NULL;
+    if (n > 1) {
+        st = stack_sar(ctx, p, paths, n, &stack);
+        if (st != MMCL_OK)
+            return st;
+        ds = mmcl__open_raster(ctx, stack, "SAR stack");
+    } else {
+        ds = mmcl__open_raster(ctx, paths[0], "SAR");
+    }
+    if (!ds) {
+        free(stack);
         return mmcl_context_errcode(ctx);
-    st = check_georef(ctx, ds, "SAR", path, p->sar_gt);
+    }
+    st = check_georef(ctx, ds, "SAR", paths[0], p->sar_gt);
+    if (st == MMCL_OK && !stack)
+        st = check_real(ctx, ds, 1, paths[0]);
     if (st != MMCL_OK)
         goto done;
     p->sar_wkt = mmcl__strdup(ctx, GDALGetProjectionRef(ds));
     p->sar_width = GDALGetRasterXSize(ds);
     p->sar_height = GDALGetRasterYSize(ds);
     p->n_sar = GDALGetRasterCount(ds);
-    p->sar_names = band_names(ds, "sar", NULL);
+    if (!stack)
+        p->sar_names = band_names(ds, "sar", NULL);
     GDALRasterBandH b1 = GDALGetRasterBand(ds, 1);
     p->sar_nodata = GDALGetRasterNoDataValue(b1, &p->sar_has_nodata);
 
@@ -287,12 +534,13 @@ open_sar(mmcl_context *ctx, mmcl__pair *p, const char *path,
         p->sar_has_nodata = 1;
         p->sar_nodata = NAN;
     } else {
-        p->sar_name = mmcl__strdup(ctx, path);
+        p->sar_name = mmcl__strdup(ctx, stack ? stack : paths[0]);
     }
     if (!p->sar_name || !p->sar_wkt)
         st = MMCL_ERR_NO_MEMORY;
 done:
     GDALClose(ds);
+    free(stack);
     return st;
 }
 
@@ -624,22 +872,25 @@ done:
 }
 
 mmcl_status
-mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
-                size_t n_optical, const char *sar, const mmcl_options *opts,
+mmcl__pair_open(mmcl_context *ctx, const char *const *optical, size_t n_optical,
+                const char *const *sar, size_t n_sar, const mmcl_options *opts,
                 mmcl__pair **out)
 {
     *out = NULL;
-    if (!optical || n_optical == 0 || !sar)
+    if (!optical || n_optical == 0 || !sar || n_sar == 0)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "an optical and a SAR raster are needed");
+    mmcl_status st = check_distinct(ctx, optical, n_optical, sar, n_sar);
+    if (st != MMCL_OK)
+        return st;
     mmcl__pair *p = calloc(1, sizeof(*p));
     if (!p)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     p->sar_fd = -1;
-    mmcl_status st = open_optical(ctx, p, optical, n_optical,
-                                  mmcl__opt_str(opts, "STACK_RESAMPLING"));
+    st = open_optical(ctx, p, optical, n_optical,
+                      mmcl__opt_str(opts, "STACK_RESAMPLING"));
     if (st == MMCL_OK)
-        st = open_sar(ctx, p, sar, opts);
+        st = open_sar(ctx, p, sar, n_sar, opts);
     if (st != MMCL_OK)
         goto fail;
     snprintf(p->resampling_opt, sizeof(p->resampling_opt), "%s",

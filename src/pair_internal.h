@@ -26,10 +26,14 @@ typedef struct mmcl__pair mmcl__pair;
 typedef struct mmcl__pair_reader mmcl__pair_reader;
 
 /* Opens the pair with the pair options of @p opts (RESAMPLING,
- * SAR_TRANSFORM, SPECKLE, STACK_RESAMPLING, ERROR_THRESHOLD). */
+ * SAR_TRANSFORM, SPECKLE, STACK_RESAMPLING, ERROR_THRESHOLD). The SAR is
+ * one dataset or @p n_sar files on one grid, stacked in order. A file
+ * given twice, or as both optical and SAR, and complex rasters are
+ * refused. */
 mmcl_status mmcl__pair_open(mmcl_context *ctx, const char *const *optical,
-                            size_t n_optical, const char *sar,
-                            const mmcl_options *opts, mmcl__pair **out);
+                            size_t n_optical, const char *const *sar,
+                            size_t n_sar, const mmcl_options *opts,
+                            mmcl__pair **out);
 void mmcl__pair_close(mmcl__pair *pair);
 
 /*

@@ -1025,8 +1025,8 @@ report_progress(mmcl_progress_fn progress, void *user, double p)
 
 mmcl_status
 mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
-           const char *const *optical, size_t n_optical, const char *sar,
-           const char *labels, const mmcl_options *opts_in,
+           const char *const *optical, size_t n_optical, const char *const *sar,
+           size_t n_sar, const char *labels, const mmcl_options *opts_in,
            char **report_json)
 {
     mmcl__error_clear(ctx);
@@ -1064,7 +1064,8 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
 
-    st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
+    st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, &enc,
+                         &pair);
     if (st == MMCL_OK)
         st = label_open(ctx, pair, labels, o, classes, &lab);
     if (st != MMCL_OK)

@@ -257,7 +257,7 @@ typedef struct descriptor {
     mmcl__map_kind kind;
     char *model;      /* CPLFree */
     char **optical;   /* CSL */
-    char *sar;        /* CPLFree */
+    char **sar;       /* CSL */
     mmcl_options *opts;
     int overviews;
     int figures; /* infoloss: compute the figures */
@@ -268,7 +268,7 @@ descriptor_clear(descriptor *d)
 {
     CPLFree(d->model);
     CSLDestroy(d->optical);
-    CPLFree(d->sar);
+    CSLDestroy(d->sar);
     mmcl_options_free(d->opts);
     cJSON_Delete(d->rgb);
     memset(d, 0, sizeof(*d));
@@ -280,6 +280,36 @@ bad_key(mmcl_context *ctx, const char *name, const char *key,
 {
     return mmcl__error(ctx, MMCL_ERR_FORMAT, "descriptor '%s': %s \"%s\"",
                        name, what, key);
+}
+
+/* "optical" and "sar": a path, or a non-empty array of paths, resolved
+ * against @p dir into the CSL *out. */
+static mmcl_status
+parse_paths(mmcl_context *ctx, const cJSON *j, const char *key,
+            const char *name, const char *dir, char ***out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v)
+        return bad_key(ctx, name, key, "missing key");
+    if (cJSON_IsString(v) && *v->valuestring) {
+        char *r = mmcl__product_resolve_path(dir, v->valuestring);
+        *out = CSLAddString(*out, r);
+        CPLFree(r);
+        return MMCL_OK;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0)
+        return bad_key(ctx, name, key,
+                       "expected a path or an array of paths for");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v)
+    {
+        if (!cJSON_IsString(e) || !*e->valuestring)
+            return bad_key(ctx, name, key, "expected paths in the array");
+        char *r = mmcl__product_resolve_path(dir, e->valuestring);
+        *out = CSLAddString(*out, r);
+        CPLFree(r);
+    }
+    return MMCL_OK;
 }
 
 static mmcl_status
@@ -348,47 +378,21 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
                          name);
         goto done;
     }
-    static const char *const strings[] = {"model", "sar"};
-    char **dst[2] = {&d->model, &d->sar};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, strings[i]);
-        if (!v) {
-            st = bad_key(ctx, name, strings[i], "missing key");
-            goto done;
-        }
-        if (!cJSON_IsString(v) || !*v->valuestring) {
-            st = bad_key(ctx, name, strings[i], "expected a path for");
-            goto done;
-        }
-        *dst[i] = mmcl__product_resolve_path(dir, v->valuestring);
-    }
-    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optical");
-    if (!opt) {
-        st = bad_key(ctx, name, "optical", "missing key");
+    const cJSON *mv = cJSON_GetObjectItemCaseSensitive(j, "model");
+    if (!mv) {
+        st = bad_key(ctx, name, "model", "missing key");
         goto done;
     }
-    if (cJSON_IsString(opt) && *opt->valuestring) {
-        char *r = mmcl__product_resolve_path(dir, opt->valuestring);
-        d->optical = CSLAddString(d->optical, r);
-        CPLFree(r);
-    } else if (cJSON_IsArray(opt) && cJSON_GetArraySize(opt) > 0) {
-        const cJSON *v;
-        cJSON_ArrayForEach(v, opt)
-        {
-            if (!cJSON_IsString(v) || !*v->valuestring) {
-                st = bad_key(ctx, name, "optical",
-                             "expected paths in the array");
-                goto done;
-            }
-            char *r = mmcl__product_resolve_path(dir, v->valuestring);
-            d->optical = CSLAddString(d->optical, r);
-            CPLFree(r);
-        }
-    } else {
-        st = bad_key(ctx, name, "optical",
-                     "expected a path or an array of paths for");
+    if (!cJSON_IsString(mv) || !*mv->valuestring) {
+        st = bad_key(ctx, name, "model", "expected a path for");
         goto done;
     }
+    d->model = mmcl__product_resolve_path(dir, mv->valuestring);
+    st = parse_paths(ctx, j, "sar", name, dir, &d->sar);
+    if (st == MMCL_OK)
+        st = parse_paths(ctx, j, "optical", name, dir, &d->optical);
+    if (st != MMCL_OK)
+        goto done;
     const cJSON *ov = cJSON_GetObjectItemCaseSensitive(j, "overviews");
     if (ov && !cJSON_IsBool(ov)) {
         st = bad_key(ctx, name, "overviews", "expected true or false for");
@@ -543,9 +547,10 @@ product_open_text(mmcl_context *ctx, const char *text, const char *name,
 
     st = mmcl_model_load(ctx, d.model, &p->model);
     if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, p->model, (const char *const *)d.optical,
-                             (size_t)CSLCount(d.optical), d.sar, &p->enc,
-                             &p->levels[0].pair);
+        st = mmcl__maps_open(
+            ctx, p->model, (const char *const *)d.optical,
+            (size_t)CSLCount(d.optical), (const char *const *)d.sar,
+            (size_t)CSLCount(d.sar), &p->enc, &p->levels[0].pair);
     if (st == MMCL_OK)
         st = mmcl__map_def_init(ctx, &p->def, p->enc, d.kind,
                                 mmcl__opt_str(d.opts, "MODALITY"),
@@ -1093,15 +1098,30 @@ done:
     return st;
 }
 
+/* "optical" and "sar" as written: a string for one path, else an array. */
+static void
+add_paths(cJSON *j, const char *key, const char *path, const char *const *paths,
+          size_t n)
+{
+    if (n == 1) {
+        cJSON_AddItemToObject(j, key,
+                              mmcl__product_stored_path(path, paths[0]));
+        return;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(j, key);
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, mmcl__product_stored_path(path, paths[i]));
+}
+
 mmcl_status
 mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
                               const char *model, const char *const *optical,
-                              size_t n_optical, const char *sar,
-                              const mmcl_options *opts)
+                              size_t n_optical, const char *const *sar,
+                              size_t n_sar, const mmcl_options *opts)
 {
     mmcl__error_clear(ctx);
     if (!path || !*path || !model || !optical || n_optical == 0 || !sar ||
-        !opts)
+        n_sar == 0 || !opts)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "mmcl_product_write_descriptor: a path, a model, "
                            "rasters and options are needed");
@@ -1126,16 +1146,8 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
     cJSON_AddNumberToObject(j, "mmcl_descriptor", DESCRIPTOR_VERSION);
     cJSON_AddStringToObject(j, "product", kind);
     cJSON_AddItemToObject(j, "model", mmcl__product_stored_path(path, model));
-    if (n_optical == 1) {
-        cJSON_AddItemToObject(j, "optical",
-                              mmcl__product_stored_path(path, optical[0]));
-    } else {
-        cJSON *arr = cJSON_AddArrayToObject(j, "optical");
-        for (size_t i = 0; i < n_optical; i++)
-            cJSON_AddItemToArray(arr,
-                                 mmcl__product_stored_path(path, optical[i]));
-    }
-    cJSON_AddItemToObject(j, "sar", mmcl__product_stored_path(path, sar));
+    add_paths(j, "optical", path, optical, n_optical);
+    add_paths(j, "sar", path, sar, n_sar);
     if (strcmp(kind, "embedding") == 0)
         cJSON_AddStringToObject(j, "modality", mmcl__opt_str(opts, "MODALITY"));
     else
@@ -1154,8 +1166,8 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
                            : MMCL_ERR_NO_MEMORY;
     for (size_t i = 0; i < n_optical && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, optical[i]);
-    if (st == MMCL_OK)
-        st = mmcl__files_add_input(ctx, files, sar);
+    for (size_t i = 0; i < n_sar && st == MMCL_OK; i++)
+        st = mmcl__files_add_input(ctx, files, sar[i]);
     if (st == MMCL_OK)
         st = mmcl__files_add_output(ctx, files, path, "output",
                                     MMCL__OUT_DESCRIPTOR, kind, NULL);

@@ -743,7 +743,7 @@ training_json(const mmcl_options *o)
 
 mmcl_status
 mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
-           const char *sar, const mmcl_options *opts_in,
+           const char *const *sar, size_t n_sar, const mmcl_options *opts_in,
            mmcl_model **out_model)
 {
     mmcl__error_clear(ctx);
@@ -791,7 +791,7 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         goto done;
     }
 
-    st = mmcl__pair_open(ctx, optical, n_optical, sar, o, &pair);
+    st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, o, &pair);
     if (st != MMCL_OK)
         goto done;
     int B1 = mmcl__pair_optical_bands(pair), B2 = mmcl__pair_sar_bands(pair);

@@ -14,6 +14,7 @@
 #include <cpl_conv.h>
 #include <cpl_string.h>
 #include <gdal.h>
+#include <gdal_utils.h>
 #include <ogr_srs_api.h>
 
 #include "mmcl/align.h"
@@ -93,7 +94,8 @@ run_align(mmcl_context *ctx, const char *opt, const char *sar,
     if (!o)
         return mmcl_context_errcode(ctx);
     const char *optical[1] = {opt};
-    mmcl_status st = mmcl_align(ctx, optical, 1, sar, out, o);
+    mmcl_status st =
+        mmcl_align(ctx, optical, 1, (const char *const[]){sar}, 1, out, o);
     mmcl_options_free(o);
     return st;
 }
@@ -374,7 +376,8 @@ cancelled_write_leaves_no_output(void)
     const char *optical[1] = {optical_path};
     const char *out = test_path("cancelled.tif");
     calls = 0;
-    mmcl_status st = mmcl_align(ctx, optical, 1, sar_path, out, o);
+    mmcl_status st =
+        mmcl_align(ctx, optical, 1, (const char *const[]){sar_path}, 1, out, o);
     printf("  -> %s (%d progress calls)\n", mmcl_context_errmsg(ctx), calls);
     CU_ASSERT_EQUAL(st, MMCL_ERR_CANCELLED);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), "cancelled"));
@@ -434,8 +437,9 @@ a_window_read_gives_each_output_alone_as_in_a_full_read(void)
     mmcl_options *o = mmcl_options_new(ctx, "align", NULL);
     mmcl__pair *pair = NULL;
     CU_ASSERT_EQUAL_FATAL(mmcl__pair_open(ctx, optical, 1,
-                                          test_scene_file(scene, "sar.tif"),
-                                          o, &pair),
+                                          (const char *const[]){test_scene_file(
+                                              scene, "sar.tif")},
+                                          1, o, &pair),
                           MMCL_OK);
     mmcl__pair_reader *r = mmcl__pair_reader_create(ctx, pair);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
@@ -478,6 +482,148 @@ a_window_read_gives_each_output_alone_as_in_a_full_read(void)
     mmcl_context_destroy(ctx);
 }
 
+/* gdal_translate @p src @p dst with @p args (NULL-terminated). */
+static void
+translate(const char *src, const char *dst, const char *const *args)
+{
+    GDALDatasetH in = GDALOpen(src, GA_ReadOnly);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    GDALTranslateOptions *to = GDALTranslateOptionsNew((char **)args, NULL);
+    GDALDatasetH out = GDALTranslate(dst, in, to, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    GDALClose(out);
+    GDALTranslateOptionsFree(to);
+    GDALClose(in);
+}
+
+/* Every band of @p path as float (malloc'd); *n receives the count. */
+static float *
+read_all(const char *path, size_t *n, int *bands)
+{
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    int w = GDALGetRasterXSize(ds), h = GDALGetRasterYSize(ds);
+    *bands = GDALGetRasterCount(ds);
+    *n = (size_t)w * h * *bands;
+    float *v = malloc(*n * sizeof(float));
+    CU_ASSERT_EQUAL(GDALDatasetRasterIO(ds, GF_Read, 0, 0, w, h, v, w, h,
+                                        GDT_Float32, *bands, NULL, 0, 0, 0),
+                    CE_None);
+    GDALClose(ds);
+    return v;
+}
+
+/* Same values, NaN where NaN. */
+static int
+same_values(const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i]))))
+            return 0;
+    return 1;
+}
+
+/* mmcl_align on @p n_sar SAR files; expects @p want and, on error, a
+ * message holding @p msg and no output. */
+static void
+expect_align(const char *const *sar, size_t n_sar, const char *optical,
+             const char *out, const char *const *kv, mmcl_status want,
+             const char *msg)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(ctx, "align", kv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    mmcl_status st =
+        mmcl_align(ctx, (const char *const[]){optical}, 1, sar, n_sar, out, o);
+    if (st != MMCL_OK)
+        printf("  -> %s\n", mmcl_context_errmsg(ctx));
+    CU_ASSERT_EQUAL(st, want);
+    if (msg)
+        CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), msg));
+    struct stat sb;
+    if (want != MMCL_OK)
+        CU_ASSERT_NOT_EQUAL(stat(out, &sb), 0);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
+static void
+sar_given_as_several_files_equals_the_stacked_sar(void)
+{
+    make_pair();
+    char vv[1024], vh[1024];
+    snprintf(vv, sizeof(vv), "%s", test_path("vv.tif"));
+    snprintf(vh, sizeof(vh), "%s", test_path("vh.tif"));
+    translate(sar_path, vv, (const char *const[]){"-b", "1", NULL});
+    translate(sar_path, vh, (const char *const[]){"-b", "2", NULL});
+    const char *two[2] = {vv, vh};
+    /* As given, and through the preprocessed copy (SAR_TRANSFORM). */
+    const char *plain[] = {NULL};
+    const char *linear[] = {"SAR_TRANSFORM=linear", NULL};
+    const char *const *kvs[2] = {plain, linear};
+    for (int k = 0; k < 2; k++) {
+        char a[1024], b[1024];
+        snprintf(a, sizeof(a), "%s", test_path(k ? "two_lin.tif" : "two.tif"));
+        snprintf(b, sizeof(b), "%s", test_path(k ? "one_lin.tif" : "one.tif"));
+        expect_align(two, 2, optical_path, a, kvs[k], MMCL_OK, NULL);
+        expect_align((const char *const[]){sar_path}, 1, optical_path, b,
+                     kvs[k], MMCL_OK, NULL);
+        size_t na, nb;
+        int ba, bb;
+        float *va = read_all(a, &na, &ba), *vb = read_all(b, &nb, &bb);
+        CU_ASSERT_EQUAL(ba, 2);
+        CU_ASSERT_EQUAL(na, nb);
+        CU_ASSERT_TRUE(na == nb && same_values(va, vb, na));
+        free(va);
+        free(vb);
+        /* Band names: the files' names (they have no description). */
+        GDALDatasetH ds = GDALOpen(a, GA_ReadOnly);
+        CU_ASSERT_STRING_EQUAL(GDALGetDescription(GDALGetRasterBand(ds, 1)),
+                               "vv");
+        CU_ASSERT_STRING_EQUAL(GDALGetDescription(GDALGetRasterBand(ds, 2)),
+                               "vh");
+        GDALClose(ds);
+    }
+}
+
+static void
+same_file_twice_complex_and_mixed_grids_are_refused(void)
+{
+    make_pair();
+    const char *out = test_path("refused.tif");
+    char vv[1024], vh2[1024], link[1024], cplx[1024];
+    snprintf(vv, sizeof(vv), "%s", test_path("vv1.tif"));
+    snprintf(vh2, sizeof(vh2), "%s", test_path("vh_crop.tif"));
+    snprintf(link, sizeof(link), "%s", test_path("optical_link.tif"));
+    snprintf(cplx, sizeof(cplx), "%s", test_path("complex.tif"));
+    translate(sar_path, vv, (const char *const[]){"-b", "1", NULL});
+    translate(sar_path, vh2,
+              (const char *const[]){"-b", "2", "-srcwin", "0", "0", "100",
+                                    "100", NULL});
+    translate(sar_path, cplx, (const char *const[]){"-ot", "CFloat32", NULL});
+    CU_ASSERT_EQUAL(symlink(optical_path, link), 0);
+    /* The optical as SAR, directly and through a link. */
+    expect_align((const char *const[]){optical_path}, 1, optical_path, out,
+                 NULL, MMCL_ERR_INVALID_ARG, "both optical and SAR");
+    expect_align((const char *const[]){link}, 1, optical_path, out, NULL,
+                 MMCL_ERR_INVALID_ARG, "are the same file");
+    /* One SAR file twice. */
+    expect_align((const char *const[]){vv, vv}, 2, optical_path, out, NULL,
+                 MMCL_ERR_INVALID_ARG, "is given twice");
+    /* Complex SAR: its real part is no intensity. */
+    expect_align((const char *const[]){cplx}, 1, optical_path, out, NULL,
+                 MMCL_ERR_UNSUPPORTED, "is complex (CFloat32)");
+    expect_align((const char *const[]){cplx}, 1, optical_path, out, NULL,
+                 MMCL_ERR_UNSUPPORTED, "DERIVED_SUBDATASET:INTENSITY:");
+    /* Several SAR files on different grids, or one of several bands. */
+    expect_align((const char *const[]){vv, vh2}, 2, optical_path, out, NULL,
+                 MMCL_ERR_UNSUPPORTED, "on different grids");
+    expect_align((const char *const[]){vv, sar_path}, 2, optical_path, out,
+                 NULL, MMCL_ERR_INVALID_ARG, "stacked one band each");
+    expect_align((const char *const[]){sar_path}, 0, optical_path, out, NULL,
+                 MMCL_ERR_INVALID_ARG, "a SAR raster are needed");
+}
+
 int
 main(void)
 {
@@ -505,6 +651,10 @@ main(void)
          lee_filter_and_db_conversion_run_and_are_recorded},
         {"a_window_read_gives_each_output_alone_as_in_a_full_read",
          a_window_read_gives_each_output_alone_as_in_a_full_read},
+        {"sar_given_as_several_files_equals_the_stacked_sar",
+         sar_given_as_several_files_equals_the_stacked_sar},
+        {"same_file_twice_complex_and_mixed_grids_are_refused",
+         same_file_twice_complex_and_mixed_grids_are_refused},
         {NULL, NULL}};
     int rc = test_run_suite("align", cases);
     GDALDestroyDriverManager();

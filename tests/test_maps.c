@@ -32,11 +32,15 @@ run_map(int infoloss, const mmcl_model *model, const char *scene,
                                        kv);
     mmcl_status st = mmcl_context_errcode(ctx);
     if (o) {
-        st = infoloss ? mmcl_infoloss(ctx, model, optical, 1,
-                                      test_scene_file(scene, "sar.tif"), out, o,
-                                      NULL)
-                      : mmcl_embed(ctx, model, optical, 1,
-                                   test_scene_file(scene, "sar.tif"), out, o);
+        st = infoloss
+                 ? mmcl_infoloss(
+                       ctx, model, optical, 1,
+                       (const char *const[]){test_scene_file(scene, "sar.tif")},
+                       1, out, o, NULL)
+                 : mmcl_embed(
+                       ctx, model, optical, 1,
+                       (const char *const[]){test_scene_file(scene, "sar.tif")},
+                       1, out, o);
     }
     if (msg)
         snprintf(msg, msg_size, "%s", mmcl_context_errmsg(ctx));
@@ -232,9 +236,11 @@ a_cancelled_map_stops_and_leaves_no_output(void)
         int calls = 0;
         mmcl_options_set_progress(o, cancel_after, &calls);
         const char *out = test_path("cancelled.tif");
-        CU_ASSERT_EQUAL(mmcl_embed(ctx, m, optical, 1,
-                                   test_scene_file(scene, "sar.tif"), out, o),
-                        MMCL_ERR_CANCELLED);
+        CU_ASSERT_EQUAL(
+            mmcl_embed(ctx, m, optical, 1,
+                       (const char *const[]){test_scene_file(scene, "sar.tif")},
+                       1, out, o),
+            MMCL_ERR_CANCELLED);
         printf("  -> %s\n", mmcl_context_errmsg(ctx));
         CU_ASSERT_FALSE(test_file_exists(out));
         mmcl_options_free(o);
@@ -307,9 +313,11 @@ a_read_error_mid_map_stops_and_leaves_no_output(void)
             const char *out = test_path("readerr.tif");
             const char *sar = test_scene_file(scene, "sar.tif");
             mmcl_status st =
-                infoloss ? mmcl_infoloss(ctx, m, optical, 1, sar, out, o,
-                                         NULL)
-                         : mmcl_embed(ctx, m, optical, 1, sar, out, o);
+                infoloss
+                    ? mmcl_infoloss(ctx, m, optical, 1,
+                                    (const char *const[]){sar}, 1, out, o, NULL)
+                    : mmcl_embed(ctx, m, optical, 1, (const char *const[]){sar},
+                                 1, out, o);
             const char *msg = mmcl_context_errmsg(ctx);
             printf("  -> %s\n", msg);
             CU_ASSERT_NOT_EQUAL(st, MMCL_OK);
@@ -550,10 +558,11 @@ infoloss_is_near_zero_on_a_redundant_scene(void)
     char *report = NULL;
     const char *optical[1] = {test_scene_file(scene, "optical.tif")};
     mmcl_context *ctx = mmcl_context_create();
-    CU_ASSERT_EQUAL(mmcl_infoloss(ctx, m, optical, 1,
-                                  test_scene_file(scene, "sar.tif"), out, NULL,
-                                  &report),
-                    MMCL_OK);
+    CU_ASSERT_EQUAL(
+        mmcl_infoloss(ctx, m, optical, 1,
+                      (const char *const[]){test_scene_file(scene, "sar.tif")},
+                      1, out, NULL, &report),
+        MMCL_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(report);
     int w, h, nb;
     float *l = test_read_raster(out, &w, &h, &nb);

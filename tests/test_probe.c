@@ -70,8 +70,9 @@ train(const char *const *kv)
     mmcl_options *o = mmcl_options_new(ctx, "train", kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     mmcl_model *model = NULL;
-    mmcl_status st = mmcl_train(ctx, optical, 1, in_scene("sar.tif"), o,
-                                &model);
+    mmcl_status st =
+        mmcl_train(ctx, optical, 1, (const char *const[]){in_scene("sar.tif")},
+                   1, o, &model);
     if (st != MMCL_OK)
         printf("  train failed: %s\n", mmcl_context_errmsg(ctx));
     CU_ASSERT_EQUAL(st, MMCL_OK);
@@ -120,7 +121,8 @@ run_probe_ex(const mmcl_model *model, const char *labels,
     mmcl_options *o = mmcl_options_new(ctx, "probe", kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     char *report = NULL;
-    mmcl_status st = mmcl_probe(ctx, model, optical, 1, in_scene("sar.tif"),
+    mmcl_status st = mmcl_probe(ctx, model, optical, 1,
+                                (const char *const[]){in_scene("sar.tif")}, 1,
                                 labels, o, &report);
     if (status)
         *status = st;
@@ -514,20 +516,24 @@ bad_input_is_refused_with_a_message(void)
     char *report = NULL;
 
     /* API misuse. */
-    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1, in_scene("sar.tif"),
+    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1,
+                               (const char *const[]){in_scene("sar.tif")}, 1,
                                labels, NULL, NULL),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_TRUE(mmcl_context_errmsg(ctx)[0] != '\0');
-    CU_ASSERT_EQUAL(mmcl_probe(ctx, NULL, optical, 1, in_scene("sar.tif"),
+    CU_ASSERT_EQUAL(mmcl_probe(ctx, NULL, optical, 1,
+                               (const char *const[]){in_scene("sar.tif")}, 1,
                                labels, NULL, &report),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_PTR_NULL(report);
-    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1, in_scene("sar.tif"), NULL,
-                               NULL, &report),
+    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1,
+                               (const char *const[]){in_scene("sar.tif")}, 1,
+                               NULL, NULL, &report),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_TRUE(strstr(mmcl_context_errmsg(ctx), "label") != NULL);
     mmcl_options *eo = mmcl_options_new(ctx, "embed", NULL);
-    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1, in_scene("sar.tif"),
+    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1,
+                               (const char *const[]){in_scene("sar.tif")}, 1,
                                labels, eo, &report),
                     MMCL_ERR_INVALID_ARG);
     mmcl_options_free(eo);
@@ -539,7 +545,8 @@ bad_input_is_refused_with_a_message(void)
     /* Cancellation. */
     mmcl_options *co = mmcl_options_new(ctx, "probe", NULL);
     mmcl_options_set_progress(co, cancel_at_half, NULL);
-    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1, in_scene("sar.tif"),
+    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, optical, 1,
+                               (const char *const[]){in_scene("sar.tif")}, 1,
                                labels, co, &report),
                     MMCL_ERR_CANCELLED);
     CU_ASSERT_PTR_NULL(report);
@@ -548,8 +555,9 @@ bad_input_is_refused_with_a_message(void)
     /* Model and rasters that do not match: truth.tif has 7 bands, the
      * model expects 8 optical bands. */
     const char *wrong[1] = {in_scene("truth.tif")};
-    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, wrong, 1, in_scene("sar.tif"), labels,
-                               NULL, &report),
+    CU_ASSERT_EQUAL(mmcl_probe(ctx, m, wrong, 1,
+                               (const char *const[]){in_scene("sar.tif")}, 1,
+                               labels, NULL, &report),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_TRUE(strstr(mmcl_context_errmsg(ctx), "bands") != NULL);
     mmcl_context_destroy(ctx);

@@ -45,7 +45,9 @@ setup_model(void)
     mmcl_model *model = NULL;
     const char *optical[1] = {optical_path};
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    CU_ASSERT_EQUAL_FATAL(mmcl_train(ctx, optical, 1, sar_path, o, &model),
+    CU_ASSERT_EQUAL_FATAL(mmcl_train(ctx, optical, 1,
+                                     (const char *const[]){sar_path}, 1, o,
+                                     &model),
                           MMCL_OK);
     CU_ASSERT_EQUAL_FATAL(mmcl_model_save(ctx, model, model_path, 1), MMCL_OK);
     mmcl_model_destroy(model);
@@ -126,10 +128,11 @@ write_map(const char *product, const char *out, const char *const *kv)
     mmcl_options *o = mmcl_options_new(ctx, loss ? "infoloss" : "embed", kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     CU_ASSERT_EQUAL_FATAL(mmcl_model_load(ctx, model_path, &model), MMCL_OK);
-    mmcl_status st = loss ? mmcl_infoloss(ctx, model, optical, 1, sar_path,
-                                          out, o, NULL)
-                          : mmcl_embed(ctx, model, optical, 1, sar_path, out,
-                                       o);
+    mmcl_status st =
+        loss ? mmcl_infoloss(ctx, model, optical, 1,
+                             (const char *const[]){sar_path}, 1, out, o, NULL)
+             : mmcl_embed(ctx, model, optical, 1,
+                          (const char *const[]){sar_path}, 1, out, o);
     CU_ASSERT_EQUAL_FATAL(st, MMCL_OK);
     mmcl_model_destroy(model);
     mmcl_options_free(o);
@@ -401,6 +404,12 @@ bad_descriptors_are_refused_with_a_clear_message(void)
              "{\"product\": \"embedding\", \"model\": \"%s\", \"optical\": "
              "\"%s\", \"sar\": \"%s\"}",
              model_path, sar_path, sar_path);
+    expect_refused(buf, "is given as both optical and SAR");
+    /* truth.tif: 7 bands, where the model expects 8 optical. */
+    snprintf(buf, sizeof(buf),
+             "{\"product\": \"embedding\", \"model\": \"%s\", \"optical\": "
+             "\"%s/sample_data/truth.tif\", \"sar\": \"%s\"}",
+             model_path, test_source_dir(), sar_path);
     expect_refused(buf, "expects 8 optical bands");
     expect_refused(descriptor("maps", NULL), "\"product\" must be");
     expect_refused(descriptor("embedding", ", \"colour\": 1"),
@@ -427,6 +436,73 @@ bad_descriptors_are_refused_with_a_clear_message(void)
     mmcl_context_destroy(ctx);
 }
 
+/* The SAR as four single-band files: the descriptor stores them as an
+ * array, opens, and reads as the map written from the stacked SAR. */
+static void
+sar_as_several_files_in_a_descriptor(void)
+{
+    setup_model();
+    mmcl_context *ctx = mmcl_context_create();
+    static char band[4][1024];
+    const char *sar[4];
+    GDALDatasetH src = GDALOpen(sar_path, GA_ReadOnly);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    for (int b = 0; b < 4; b++) {
+        char name[32], num[8];
+        snprintf(name, sizeof(name), "sar_band%d.tif", b + 1);
+        snprintf(band[b], sizeof(band[b]), "%s", test_path(name));
+        snprintf(num, sizeof(num), "%d", b + 1);
+        char *args[] = {"-b", num, NULL};
+        GDALTranslateOptions *to = GDALTranslateOptionsNew(args, NULL);
+        GDALDatasetH out = GDALTranslate(band[b], src, to, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+        GDALClose(out);
+        GDALTranslateOptionsFree(to);
+        sar[b] = band[b];
+    }
+    GDALClose(src);
+    const char *path = test_path("stack.mmcl.json");
+    const char *optical[1] = {optical_path};
+    mmcl_options *o = mmcl_options_new(ctx, "embed", NULL);
+    CU_ASSERT_EQUAL_FATAL(mmcl_product_write_descriptor(ctx, path, model_path,
+                                                        optical, 1, sar, 4, o),
+                          MMCL_OK);
+    FILE *f = fopen(path, "rb");
+    char text[4096] = "";
+    size_t len = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+    text[len] = '\0';
+    if (f)
+        fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"sar\":\t[\"sar_band1.tif\", "
+                                        "\"sar_band2.tif\", \"sar_band3.tif\", "
+                                        "\"sar_band4.tif\"]"));
+    const char *written = test_path("stacked_emb.tif");
+    write_map("embedding", written, NULL);
+    int W = 0, H = 0, n = 0;
+    float *full = read_file(written, &W, &H, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+    mmcl_product *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(mmcl_product_open(ctx, path, &p), MMCL_OK);
+    float *got = malloc((size_t)n * W * H * sizeof(float));
+    CU_ASSERT_EQUAL(mmcl_product_read(ctx, p, 0, 0, 0, W, H, got), MMCL_OK);
+    CU_ASSERT_TRUE(window_equals(full, W, H, n, got, 0, 0, W, H));
+    free(got);
+    free(full);
+    mmcl_product_destroy(p);
+    /* A SAR file among the optical ones: refused, nothing written. */
+    const char *mixed[2] = {optical_path, sar[0]};
+    const char *path2 = test_path("mixed.mmcl.json");
+    CU_ASSERT_EQUAL(mmcl_product_write_descriptor(ctx, path2, model_path,
+                                                  optical, 1, mixed, 2, o),
+                    MMCL_ERR_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(mmcl_context_errmsg(ctx), "is given as both optical and SAR"));
+    struct stat sb;
+    CU_ASSERT_NOT_EQUAL(stat(path2, &sb), 0);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
 static void
 written_descriptors_open_and_outputs_are_kept(void)
 {
@@ -436,9 +512,10 @@ written_descriptors_open_and_outputs_are_kept(void)
     const char *optical[1] = {optical_path};
     const char *kv[] = {"MODALITY=optical", "TILE=128", NULL};
     mmcl_options *o = mmcl_options_new(ctx, "embed", kv);
-    CU_ASSERT_EQUAL(mmcl_product_write_descriptor(ctx, path, model_path,
-                                                  optical, 1, sar_path, o),
-                    MMCL_OK);
+    CU_ASSERT_EQUAL(
+        mmcl_product_write_descriptor(ctx, path, model_path, optical, 1,
+                                      (const char *const[]){sar_path}, 1, o),
+        MMCL_OK);
     mmcl_product *p = NULL;
     CU_ASSERT_EQUAL_FATAL(mmcl_product_open(ctx, path, &p), MMCL_OK);
     CU_ASSERT_STRING_EQUAL(mmcl_product_kind(p), "embedding");
@@ -456,24 +533,27 @@ written_descriptors_open_and_outputs_are_kept(void)
         fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"model\":\t\"cca.mmcl\""));
     /* Exists: kept. */
-    CU_ASSERT_EQUAL(mmcl_product_write_descriptor(ctx, path, model_path,
-                                                  optical, 1, sar_path, o),
-                    MMCL_ERR_EXISTS);
+    CU_ASSERT_EQUAL(
+        mmcl_product_write_descriptor(ctx, path, model_path, optical, 1,
+                                      (const char *const[]){sar_path}, 1, o),
+        MMCL_ERR_EXISTS);
     mmcl_options_free(o);
     /* FORMAT does not apply; a descriptor that would not open is not
      * written. */
     const char *kv2[] = {"FORMAT=COG", NULL};
     o = mmcl_options_new(ctx, "embed", kv2);
     const char *path2 = test_path("never.mmcl.json");
-    CU_ASSERT_EQUAL(mmcl_product_write_descriptor(ctx, path2, model_path,
-                                                  optical, 1, sar_path, o),
-                    MMCL_ERR_INVALID_ARG);
+    CU_ASSERT_EQUAL(
+        mmcl_product_write_descriptor(ctx, path2, model_path, optical, 1,
+                                      (const char *const[]){sar_path}, 1, o),
+        MMCL_ERR_INVALID_ARG);
     mmcl_options_free(o);
     o = mmcl_options_new(ctx, "infoloss", NULL);
     const char *wrong[1] = {sar_path};
-    CU_ASSERT_NOT_EQUAL(mmcl_product_write_descriptor(ctx, path2, model_path,
-                                                      wrong, 1, sar_path, o),
-                        MMCL_OK);
+    CU_ASSERT_NOT_EQUAL(
+        mmcl_product_write_descriptor(ctx, path2, model_path, wrong, 1,
+                                      (const char *const[]){sar_path}, 1, o),
+        MMCL_OK);
     struct stat sb;
     CU_ASSERT_NOT_EQUAL(stat(path2, &sb), 0);
     mmcl_options_free(o);
@@ -482,7 +562,8 @@ written_descriptors_open_and_outputs_are_kept(void)
     o = mmcl_options_new(ctx, "embed", kv3);
     mmcl_model *model = NULL;
     CU_ASSERT_EQUAL(mmcl_model_load(ctx, model_path, &model), MMCL_OK);
-    CU_ASSERT_EQUAL(mmcl_embed(ctx, model, optical, 1, sar_path,
+    CU_ASSERT_EQUAL(mmcl_embed(ctx, model, optical, 1,
+                               (const char *const[]){sar_path}, 1,
                                test_path("x.tif"), o),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx),
@@ -524,10 +605,10 @@ lazy_pictures_equal_the_written_files_byte_for_byte(void)
     mmcl_context *ctx = mmcl_context_create();
     const char *optical[1] = {optical_path};
     mmcl_options *o = mmcl_options_new(ctx, "embed", emb_kv);
-    CU_ASSERT_EQUAL_FATAL(mmcl_product_write_descriptor(
-                              ctx, emb_lazy, model_path, optical, 1,
-                              sar_path, o),
-                          MMCL_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mmcl_product_write_descriptor(ctx, emb_lazy, model_path, optical, 1,
+                                      (const char *const[]){sar_path}, 1, o),
+        MMCL_OK);
     mmcl_options_free(o);
     /* Sources: the written map, and the lazy one (read through the
      * library); PCA and a colour-mapped band. */
@@ -636,6 +717,8 @@ main(void)
          bad_descriptors_are_refused_with_a_clear_message},
         {"written_descriptors_open_and_outputs_are_kept",
          written_descriptors_open_and_outputs_are_kept},
+        {"sar_as_several_files_in_a_descriptor",
+         sar_as_several_files_in_a_descriptor},
         {"lazy_pictures_equal_the_written_files_byte_for_byte",
          lazy_pictures_equal_the_written_files_byte_for_byte},
         {NULL, NULL}};

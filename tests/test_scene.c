@@ -58,8 +58,9 @@ test_train_model(const char *scene, const char *const *kv)
     mmcl_options *o = mmcl_options_new(ctx, "train", kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     mmcl_model *model = NULL;
-    mmcl_status st = mmcl_train(ctx, optical, 1,
-                                test_scene_file(scene, "sar.tif"), o, &model);
+    mmcl_status st = mmcl_train(
+        ctx, optical, 1,
+        (const char *const[]){test_scene_file(scene, "sar.tif")}, 1, o, &model);
     if (st != MMCL_OK)
         printf("  train failed: %s\n", mmcl_context_errmsg(ctx));
     CU_ASSERT_EQUAL_FATAL(st, MMCL_OK);

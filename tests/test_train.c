@@ -106,8 +106,9 @@ probe_r2(const char *scene, const mmcl_model *model, int use_unimodal,
     const char *optical[1] = {opt};
     mmcl__pair *pair = NULL;
     mmcl_options *defaults = mmcl_options_new(ctx, "train", NULL);
-    CU_ASSERT_EQUAL_FATAL(mmcl__pair_open(ctx, optical, 1, sar, defaults,
-                                          &pair),
+    CU_ASSERT_EQUAL_FATAL(mmcl__pair_open(ctx, optical, 1,
+                                          (const char *const[]){sar}, 1,
+                                          defaults, &pair),
                           MMCL_OK);
     mmcl_options_free(defaults);
     mmcl__sample *s = NULL;
@@ -365,8 +366,9 @@ expect_train_failure(const char *scene, const char *sar_override,
     mmcl_options *o = mmcl_options_new(ctx, "train", kv);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     mmcl_model *model = (mmcl_model *)1;
-    mmcl_status st = mmcl_train(ctx, optical, 1,
-                                sar_override ? sar_override : sar, o, &model);
+    mmcl_status st = mmcl_train(
+        ctx, optical, 1,
+        (const char *const[]){sar_override ? sar_override : sar}, 1, o, &model);
     printf("  -> %s\n", mmcl_context_errmsg(ctx));
     CU_ASSERT_NOT_EQUAL(st, MMCL_OK);
     CU_ASSERT_PTR_NULL(model);

@@ -14,7 +14,7 @@
 MMCL_BEGIN_DECLS
 
 /**
- * Writes the SAR raster @p sar resampled onto the grid of the optical
+ * Writes the SAR raster (@p sar) resampled onto the grid of the optical
  * raster (size, geotransform and CRS) as @p out, one float32 band per SAR
  * channel, NaN where the SAR is invalid (nodata, NaN, masked, or outside its
  * footprint).
@@ -22,7 +22,9 @@ MMCL_BEGIN_DECLS
  * @param optical    @p n_optical paths (GDAL dataset names); one dataset, or
  *                   several single-band files stacked on the finest grid
  *                   among them (as Sentinel-2 is delivered). Not NULL.
- * @param sar        Path of the SAR dataset, any CRS and resolution.
+ * @param sar        @p n_sar SAR paths, any CRS and resolution: one
+ *                   dataset, or several single-band files on one grid
+ *                   (VV.tif, VH.tif), stacked in the order given. Not NULL.
  * @param out        Output path. Written in a private folder beside it and
  *                   moved into place when complete. An existing file is
  *                   kept (MMCL_ERR_EXISTS), also one that appears while the
@@ -39,8 +41,9 @@ MMCL_BEGIN_DECLS
  * @since 0.1
  */
 MMCL_API mmcl_status mmcl_align(mmcl_context *ctx, const char *const *optical,
-                                size_t n_optical, const char *sar,
-                                const char *out, const mmcl_options *opts);
+                                size_t n_optical, const char *const *sar,
+                                size_t n_sar, const char *out,
+                                const mmcl_options *opts);
 
 MMCL_END_DECLS
 

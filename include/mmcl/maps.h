@@ -26,6 +26,7 @@ MMCL_BEGIN_DECLS
  *
  * @param model   A model from mmcl_train() or mmcl_model_load(); borrowed.
  * @param optical @p n_optical optical paths, as for mmcl_train(). Not NULL.
+ * @param sar     @p n_sar SAR paths, as for mmcl_train(). Not NULL.
  * @param opts    Options built for "embed" (MODALITY, FORMAT, CO,
  *                OVERWRITE, TILE, THREADS); NULL for defaults. The output
  *                is written as mmcl_align() writes its own: OVERWRITE
@@ -38,8 +39,8 @@ MMCL_BEGIN_DECLS
  */
 MMCL_API mmcl_status mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
                                 const char *const *optical, size_t n_optical,
-                                const char *sar, const char *out,
-                                const mmcl_options *opts);
+                                const char *const *sar, size_t n_sar,
+                                const char *out, const mmcl_options *opts);
 
 /**
  * Writes the information-loss maps of @p model on the pair: for each
@@ -62,8 +63,8 @@ MMCL_API mmcl_status mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
  * @since 0.1
  */
 MMCL_API mmcl_status mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
-                                   const char *const *optical,
-                                   size_t n_optical, const char *sar,
+                                   const char *const *optical, size_t n_optical,
+                                   const char *const *sar, size_t n_sar,
                                    const char *out, const mmcl_options *opts,
                                    char **report_json);
 

@@ -67,8 +67,8 @@ MMCL_BEGIN_DECLS
  * @param model       A model from mmcl_train() or mmcl_model_load();
  *                    borrowed. Not NULL.
  * @param optical     @p n_optical optical paths, as for mmcl_train().
- * @param sar         SAR path (aligned on the fly with the pair options
- *                    recorded in the model).
+ * @param sar         @p n_sar SAR paths, as for mmcl_train() (aligned on
+ *                    the fly with the pair options recorded in the model).
  * @param labels      Label raster path (band LABEL_BAND is used). Not NULL.
  * @param opts        Options built for "probe" (TASK, BLOCKS, SAMPLES, SEED,
  *                    LABEL_NODATA, LABEL_BAND, RIDGE, TILE, THREADS); NULL
@@ -86,8 +86,9 @@ MMCL_BEGIN_DECLS
  */
 MMCL_API mmcl_status mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
                                 const char *const *optical, size_t n_optical,
-                                const char *sar, const char *labels,
-                                const mmcl_options *opts, char **report_json);
+                                const char *const *sar, size_t n_sar,
+                                const char *labels, const mmcl_options *opts,
+                                char **report_json);
 
 MMCL_END_DECLS
 

@@ -11,7 +11,7 @@
  *   "product"   "embedding" or "infoloss"                        (required)
  *   "model"     the model file (.mmcl)                           (required)
  *   "optical"   a raster, or an array of single-band rasters     (required)
- *   "sar"       the SAR raster                                   (required)
+ *   "sar"       a raster, or an array of single-band rasters     (required)
  *   "mmcl_descriptor"  format version, 1 (optional; newer is refused)
  *   "overviews" true (default) or false: offer the decimated levels
  *   "figures"   infoloss only: false to leave out the global figures
@@ -242,7 +242,8 @@ MMCL_API mmcl_status mmcl_product_read(mmcl_context *ctx,
  *                  moved into place. Not NULL.
  * @param model     The model file. Not NULL.
  * @param optical   @p n_optical optical rasters, as for mmcl_embed().
- * @param sar       The SAR raster. Not NULL.
+ * @param sar       @p n_sar SAR rasters, as for mmcl_embed(); stored as a
+ *                  string when there is one, else as an array. Not NULL.
  * @param opts      Options built for "embed" or "infoloss" (they choose
  *                  the product); not NULL. FORMAT, CO and REPORT do not
  *                  apply and are refused when given.
@@ -251,8 +252,8 @@ MMCL_API mmcl_status mmcl_product_read(mmcl_context *ctx,
  */
 MMCL_API mmcl_status mmcl_product_write_descriptor(
     mmcl_context *ctx, const char *path, const char *model,
-    const char *const *optical, size_t n_optical, const char *sar,
-    const mmcl_options *opts);
+    const char *const *optical, size_t n_optical, const char *const *sar,
+    size_t n_sar, const mmcl_options *opts);
 
 MMCL_END_DECLS
 

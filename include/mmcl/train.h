@@ -25,7 +25,13 @@ MMCL_BEGIN_DECLS
  *
  * @param optical    @p n_optical optical paths (one dataset, or single-band
  *                   files stacked on the finest grid). Not NULL.
- * @param sar        SAR path, any CRS and resolution (aligned on the fly).
+ * @param sar        @p n_sar SAR paths, any CRS and resolution (aligned on
+ *                   the fly): one dataset, or several single-band files on
+ *                   one grid (VV.tif, VH.tif), stacked in the order given;
+ *                   the band names are the files' band descriptions, else
+ *                   their names. No file may be given twice, nor as both
+ *                   optical and SAR (compared by device and inode); complex
+ *                   rasters are refused. Not NULL.
  * @param opts       Options built for "train"; NULL for defaults. Its log
  *                   callback (on @p ctx) receives the loss per epoch.
  * @param out_model  Receives a new model the caller owns (free with
@@ -37,8 +43,8 @@ MMCL_BEGIN_DECLS
  * @since 0.1
  */
 MMCL_API mmcl_status mmcl_train(mmcl_context *ctx, const char *const *optical,
-                                size_t n_optical, const char *sar,
-                                const mmcl_options *opts,
+                                size_t n_optical, const char *const *sar,
+                                size_t n_sar, const mmcl_options *opts,
                                 mmcl_model **out_model);
 
 MMCL_END_DECLS

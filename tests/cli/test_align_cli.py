@@ -340,6 +340,12 @@ class CommandLine(Workdir):
         self.assertIn("average", r["choices"])
         self.assertEqual([p["name"] for p in u["positional"]],
                          ["OPTICAL", "SAR", "OUT"])
+        # The SAR may also be given as several files with --sar.
+        self.assertEqual([p.get("flag") for p in u["positional"]],
+                         [None, "--sar", None])
+        self.assertIn("   or: mmcl align [options] OPTICAL [OPTICAL...] "
+                      "--sar SAR [--sar SAR...] OUT",
+                      run("align", "--help").stdout)
         allu = json.loads(run("--json-usage").stdout)
         self.assertIn("synth", [c["command"] for c in allu["commands"]])
 

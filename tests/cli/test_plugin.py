@@ -473,6 +473,9 @@ sys.exit(0 if not errors and before == after == 2 else 1)
         with open(self.emb[1]) as f:
             good = json.load(f)
         good["model"] = self.sample.model
+        # A 4-band raster that is not the SAR file itself.
+        sar_copy = os.path.join(self.root, "sar_copy.tif")
+        shutil.copyfile(self.sample.sar, sar_copy)
         cases = {
             "missing_sar": ({k: v for k, v in good.items() if k != "sar"},
                             'missing key "sar"'),
@@ -480,8 +483,10 @@ sys.exit(0 if not errors and before == after == 2 else 1)
                                  if k != "product"}, 'missing key "product"'),
             "no_model": (dict(good, model=os.path.join(self.root, "no.mmcl")),
                          "no.mmcl"),
-            "bad_rasters": (dict(good, optical=self.sample.sar),
+            "bad_rasters": (dict(good, optical=sar_copy),
                             "expects 8 optical bands"),
+            "same_file": (dict(good, optical=self.sample.sar),
+                          "is given as both optical and SAR"),
             "unknown_key": (dict(good, colour="red"), "unknown option"),
             "bad_value": (dict(good, modality="both"), "MODALITY"),
             "output_key": (dict(good, format="GTiff"), "does not apply"),

@@ -16,6 +16,7 @@ test_readme_lists_every_case checks that.
     MMCL=build/mmcl python3 tests/cli/test_trust.py -v
 """
 import hashlib
+import json
 import os
 import re
 import resource
@@ -137,6 +138,87 @@ def is_model(t, d):
         head = f.read(64)
     t.assertIn(b'"__metadata__"', head)
 
+
+
+def sar_files(d):
+    """sar_vv.tif and sar_vh.tif (bands 1 and 2 of sar.tif, described VV
+    and VH), and sar12.tif, the two stacked in one file."""
+    sar = gdal.Open(os.path.join(d, "sar.tif"))
+    gdal.Translate(os.path.join(d, "sar_vv.tif"), sar, bandList=[1])
+    gdal.Translate(os.path.join(d, "sar_vh.tif"), sar, bandList=[2])
+    gdal.Translate(os.path.join(d, "sar12.tif"), sar, bandList=[1, 2])
+
+
+def sar_files_and_model(d):
+    """sar_files and m12.mmcl, a model trained on opt.tif and sar12.tif."""
+    sar_files(d)
+    p = subprocess.run([MMCL, "train", "-q"] + TRAIN +
+                       ["opt.tif", "sar12.tif", "m12.mmcl"], cwd=d,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def also(*setups):
+    def f(d):
+        for s in setups:
+            s(d)
+    return f
+
+
+def translated(src, dst, **kw):
+    return lambda d: gdal.Translate(os.path.join(d, dst),
+                                    os.path.join(d, src), **kw)
+
+
+def model_sar_is_vv_vh(t, d):
+    p = subprocess.run([MMCL, "info", "--json", "m2.mmcl"], cwd=d,
+                       capture_output=True, text=True)
+    t.assertEqual(p.returncode, 0, p.stderr)
+    meta = json.loads(p.stdout)["metadata"]
+    t.assertEqual(meta["sar"]["bands"], 2)
+    t.assertEqual(meta["sar"]["band_names"], ["VV", "VH"])
+    t.assertEqual(meta["optical"]["bands"], 3)
+
+
+def read_bands(path):
+    ds = gdal.Open(path)
+    names = [ds.GetRasterBand(k + 1).GetDescription()
+             for k in range(ds.RasterCount)]
+    return ds.ReadAsArray(), names
+
+
+def aligned_as_bands_1_2_of_al(t, d):
+    got, names = read_bands(os.path.join(d, "al2.tif"))
+    want, _ = read_bands(os.path.join(d, "al.tif"))
+    t.assertEqual(names, ["VV", "VH"])
+    np.testing.assert_array_equal(got, want[:2])
+
+
+def embed_equals_the_stacked_sar(t, d):
+    """The embedding of the two files is byte for byte the one of the
+    stacked file."""
+    p = subprocess.run([MMCL, "embed", "-q", "m12.mmcl", "opt.tif",
+                        "sar12.tif", "e_stacked.tif"], cwd=d,
+                       capture_output=True, text=True)
+    t.assertEqual(p.returncode, 0, p.stderr)
+    with open(os.path.join(d, "e2.tif"), "rb") as a, \
+            open(os.path.join(d, "e_stacked.tif"), "rb") as b:
+        t.assertEqual(a.read(), b.read())
+
+
+def descriptor_has_a_sar_array(t, d):
+    with open(os.path.join(d, "e2.mmcl.json")) as f:
+        j = json.load(f)
+    t.assertEqual(j["sar"], ["sar_vv.tif", "sar_vh.tif"])
+    t.assertEqual(j["optical"], "opt.tif")
+
+
+def picture_of_the_sar_array_descriptor(t, d):
+    ds = gdal.Open(os.path.join(d, "p2.tif"))
+    opt = gdal.Open(os.path.join(d, "opt.tif"))
+    t.assertEqual(ds.RasterCount, 4)  # RGBA
+    t.assertEqual((ds.RasterXSize, ds.RasterYSize),
+                  (opt.RasterXSize, opt.RasterYSize))
 
 ALIGN = ["align", "-q"]
 INFOLOSS = ["infoloss", "-q", "--overwrite", "model.mmcl", "opt.tif",
@@ -320,6 +402,126 @@ DESCRIPTORS = [
 
 # Inputs an analyst mixes up, and inputs that make no sense.
 INPUTS = [
+    # The pair: SAR files, complex SAR, one file as both.
+    Case("train_vv_vh_as_two_sar_files",
+         ["train", "-q"] + TRAIN + ["B01.tif", "B02.tif", "B03.tif",
+                                    "--sar", "sar_vv.tif", "--sar",
+                                    "sar_vh.tif", "m2.mmcl"], 0,
+         setup=sar_files, check=model_sar_is_vv_vh),
+    Case("align_vv_vh_as_two_sar_files",
+         ALIGN + ["opt.tif", "--sar", "sar_vv.tif", "--sar", "sar_vh.tif",
+                  "al2.tif"], 0,
+         setup=sar_files, check=aligned_as_bands_1_2_of_al),
+    Case("embed_two_sar_files_equals_the_stacked_sar",
+         ["embed", "-q", "m12.mmcl", "opt.tif", "--sar", "sar_vv.tif",
+          "--sar", "sar_vh.tif", "e2.tif"], 0,
+         setup=sar_files_and_model, check=embed_equals_the_stacked_sar),
+    Case("lazy_descriptor_written_with_a_sar_array",
+         ["embed", "-q", "--lazy", "m12.mmcl", "opt.tif", "--sar",
+          "sar_vv.tif", "--sar", "sar_vh.tif", "e2.mmcl.json"], 0,
+         setup=sar_files_and_model, check=descriptor_has_a_sar_array),
+    Case("lazy_descriptor_with_a_sar_array_is_read",
+         ["rgb", "-q", "e2.mmcl.json", "p2.tif"], 0,
+         setup=also(sar_files_and_model, write(
+             "e2.mmcl.json",
+             '{"product": "embedding", "model": "m12.mmcl", "optical": '
+             '"opt.tif", "sar": ["sar_vv.tif", "sar_vh.tif"]}\n')),
+         check=picture_of_the_sar_array_descriptor),
+    Case("lazy_out_is_one_of_the_sar_files",
+         ["embed", "-q", "--lazy", "--overwrite", "m12.mmcl", "opt.tif",
+          "--sar", "sar_vv.tif", "--sar", "sar_vh.tif", "sar_vh.tif"], 1,
+         r"output 'sar_vh\.tif' is also an input of this command",
+         setup=sar_files_and_model),
+    Case("rgb_lazy_over_a_sar_file_of_its_descriptor",
+         ["rgb", "-q", "--lazy", "--overwrite", "e2.mmcl.json",
+          "sar_vh.tif"], 1,
+         r"output 'sar_vh\.tif' is also an input of this command",
+         setup=also(sar_files_and_model, write(
+             "e2.mmcl.json",
+             '{"product": "embedding", "model": "m12.mmcl", "optical": '
+             '"opt.tif", "sar": ["sar_vv.tif", "sar_vh.tif"]}\n'))),
+    Case("align_out_is_the_second_sar_file",
+         ALIGN + ["--overwrite", "opt.tif", "--sar", "sar_vv.tif", "--sar",
+                  "sar_vh.tif", "sar_vh.tif"], 1,
+         r"output 'sar_vh\.tif' is also an input of this command",
+         setup=sar_files),
+    Case("sar_files_on_different_grids",
+         ALIGN + ["opt.tif", "--sar", "sar_vv.tif", "--sar", "vh_crop.tif",
+                  "x.tif"], 1,
+         r"SAR files 'sar_vv\.tif' and 'vh_crop\.tif' are on different "
+         r"grids \(120 x 88 pixels .* and 100 x 80 pixels .*\); stacking SAR "
+         r"files needs one grid",
+         setup=also(sar_files, translated("sar_vh.tif", "vh_crop.tif",
+                                          srcWin=[0, 0, 100, 80]))),
+    Case("sar_files_with_different_nodata",
+         ALIGN + ["opt.tif", "--sar", "sar_vv.tif", "--sar", "vh_nd.tif",
+                  "x.tif"], 1,
+         r"SAR files 'sar_vv\.tif' and 'vh_nd\.tif' have different nodata "
+         r"values \(nan and -9999\)",
+         setup=also(sar_files, translated("sar_vh.tif", "vh_nd.tif",
+                                          noData=-9999))),
+    Case("multi_band_file_among_sar_files",
+         ALIGN + ["opt.tif", "--sar", "sar_vv.tif", "--sar", "sar.tif",
+                  "x.tif"], 1,
+         r"SAR file 'sar\.tif' has 4 bands: several SAR files are stacked "
+         r"one band each", setup=sar_files),
+    Case("multi_band_file_among_optical_files",
+         ALIGN + ["B01.tif", "opt.tif", "sar.tif", "x.tif"], 1,
+         r"optical file 'opt\.tif' has 8 bands: several optical files are "
+         r"stacked one band each"),
+    Case("complex_sar_refused",
+         ["train", "-q"] + TRAIN + ["opt.tif", "sar_c.tif", "m.mmcl"], 1,
+         r"SAR 'sar_c\.tif' band 1 is complex \(CFloat32\): mmcl needs "
+         r"intensity or amplitude in dB or linear power; convert it first "
+         r"\(e\.g\. gdal_translate -ot Float32 "
+         r"DERIVED_SUBDATASET:INTENSITY:sar_c\.tif intensity\.tif",
+         setup=translated("sar.tif", "sar_c.tif",
+                          outputType=gdal.GDT_CFloat32)),
+    Case("complex_sar_file_among_sar_files",
+         ["embed", "-q", "m12.mmcl", "opt.tif", "--sar", "sar_vv.tif",
+          "--sar", "vh_c.tif", "e.tif"], 1,
+         r"SAR 'vh_c\.tif' band 1 is complex \(CInt16\)",
+         setup=also(sar_files_and_model,
+                    translated("sar_vh.tif", "vh_c.tif",
+                               outputType=gdal.GDT_CInt16))),
+    Case("complex_optical_refused",
+         ["embed", "-q", "model.mmcl", "opt_c.tif", "sar.tif", "e.tif"], 1,
+         r"optical 'opt_c\.tif' band 1 is complex \(CInt16\): mmcl needs "
+         r"real-valued bands",
+         setup=translated("opt.tif", "opt_c.tif",
+                          outputType=gdal.GDT_CInt16)),
+    Case("same_file_as_optical_and_sar",
+         ["embed", "-q", "model.mmcl", "opt.tif", "opt.tif", "e.tif"], 1,
+         r"'opt\.tif' is given as both optical and SAR: the two modalities "
+         r"must be different rasters"),
+    Case("same_file_via_symlink",
+         ["train", "-q"] + TRAIN + ["opt.tif", "link.tif", "m.mmcl"], 1,
+         r"optical 'opt\.tif' and SAR 'link\.tif' are the same file \(a "
+         r"link or another name of it\)",
+         setup=symlink("opt.tif", "link.tif")),
+    Case("same_file_via_hard_link_among_sar_files",
+         ALIGN + ["B01.tif", "B02.tif", "--sar", "sar_vv.tif", "--sar",
+                  "b2.tif", "x.tif"], 1,
+         r"optical 'B02\.tif' and SAR 'b2\.tif' are the same file",
+         setup=also(sar_files, hardlink("B02.tif", "b2.tif"))),
+    Case("optical_file_given_twice",
+         ["train", "-q"] + TRAIN + ["B01.tif", "B02.tif", "B01.tif",
+                                    "sar.tif", "m.mmcl"], 1,
+         r"optical file 'B01\.tif' is given twice; give each file once"),
+    Case("sar_file_given_twice_as_dot_slash",
+         ALIGN + ["opt.tif", "--sar", "sar_vv.tif", "--sar",
+                  "./sar_vv.tif", "x.tif"], 1,
+         r"SAR file 'sar_vv\.tif' is given twice \(also as "
+         r"'\./sar_vv\.tif'\)", setup=sar_files),
+    Case("sar_given_positionally_and_by_option",
+         ["train", "-q"] + TRAIN + ["opt.tif", "sar.tif", "--sar",
+                                    "sar.tif", "m.mmcl"], 1,
+         r"'sar\.tif' is given as both optical and SAR"),
+    Case("sar_option_and_the_output_forgotten",
+         ["train", "-q", "--overwrite"] + TRAIN +
+         ["B01.tif", "B02.tif", "--sar", "sar.tif"], 1,
+         r"output 'B02\.tif' is .*--overwrite replaces only an mmcl model "
+         r"file"),
 ]
 
 TABLE = OUTPUTS + DESCRIPTORS + INPUTS

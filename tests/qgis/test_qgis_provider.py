@@ -324,7 +324,7 @@ class QgisProvider(unittest.TestCase):
         # A model that does not fit the rasters (4 SAR bands for 8 optical).
         self.expect_failure(
             ["mmcl:embed", "--", "MODEL=" + model, "OPTICAL=" + sar,
-             "SAR=" + sar, "OUT=" + out],
+             "SAR=" + os.path.join(d, "scene", "labels.tif"), "OUT=" + out],
             "ERROR 1: mmcl embed: the model expects 8 optical bands, the "
             "optical input has 4")
         # A missing model file.
