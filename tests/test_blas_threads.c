@@ -94,7 +94,8 @@ embed_main(void *arg)
     const char *kv[] = {"THREADS=2", "TILE=32", NULL};
     mmcl_options *o = mmcl_options_new(ctx, "embed", kv);
     const char *optical[1] = {r->optical};
-    r->status = o ? mmcl_embed(ctx, r->model, optical, 1, r->sar, r->out, o)
+    r->status = o ? mmcl_embed(ctx, r->model, optical, 1,
+                              (const char *const[]){r->sar}, 1, r->out, o)
                   : MMCL_ERR_INVALID_ARG;
     snprintf(r->message, sizeof(r->message), "%s",
              mmcl_context_errmsg(ctx));
