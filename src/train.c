@@ -813,9 +813,19 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         }
     }
 
+    char label_opt[600], label_sar[600];
+    if (n_optical == 1)
+        snprintf(label_opt, sizeof(label_opt), "optical '%s'", optical[0]);
+    else
+        snprintf(label_opt, sizeof(label_opt),
+                 "optical '%s' ... '%s' (%zu files)", optical[0],
+                 optical[n_optical - 1], n_optical);
+    snprintf(label_sar, sizeof(label_sar), "SAR '%s'", sar);
+    const char *const labels[2] = {label_opt, label_sar};
     /* The default sample size is a ceiling; a size the user asked for is
      * a demand. */
-    st = mmcl__sample_draw(ctx, pair, t.P, (int)mmcl__opt_int(o, "SAMPLES"),
+    st = mmcl__sample_draw(ctx, pair, labels, t.P,
+                           (int)mmcl__opt_int(o, "SAMPLES"),
                            !mmcl__opt_given(o, "SAMPLES"),
                            (uint64_t)mmcl__opt_int(o, "SEED"),
                            (int)mmcl__opt_int(o, "TILE"), t.n_threads,
