@@ -93,7 +93,11 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output path given");
         goto done;
     }
-    const char *format = mmcl__opt_str(opts, "FORMAT");
+    const char *format = mmcl__output_format(ctx, opts, out);
+    if (!format) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
     char **co = mmcl__opt_list(opts, "CO");
     /* Fail on the output before any reading or resampling. */
     files = mmcl__files_create(ctx, mmcl__opt_bool(opts, "OVERWRITE"));

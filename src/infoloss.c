@@ -101,7 +101,11 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
                          "model file: use mmcl_product_write_descriptor()");
         goto done;
     }
-    const char *format = mmcl__opt_str(o, "FORMAT");
+    const char *format = mmcl__output_format(ctx, o, out);
+    if (!format) {
+        st = mmcl_context_errcode(ctx);
+        goto done;
+    }
     char **co = mmcl__opt_list(o, "CO");
     const char *report = mmcl__opt_str(o, "REPORT");
     st = mmcl__maps_files(ctx, model, optical, n_optical, sar,

@@ -1371,7 +1371,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     }
 
     /* Options that need no input. */
-    const char *format = mmcl__opt_str(o, "FORMAT");
+    const char *format = NULL; /* the output's, once known not lazy */
     char **co = mmcl__opt_list(o, "CO");
     int overwrite = mmcl__opt_bool(o, "OVERWRITE");
     int lazy = mmcl__opt_bool(o, "LAZY");
@@ -1393,11 +1393,20 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
                          mmcl__opt_str(o, "RANGE"));
         goto done;
     }
+    if (!lazy) {
+        format = mmcl__output_format(ctx, o, out);
+        if (!format) {
+            st = mmcl_context_errcode(ctx);
+            goto done;
+        }
+    }
     if (format && strcasecmp(format, "JPEG") == 0) {
         /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
         st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                         "JPEG cannot hold the alpha band of the picture; "
-                         "use PNG, GTiff or COG");
+                         "output '%s': JPEG cannot hold the alpha band of "
+                         "the picture; name it .png or .tif, or give -of "
+                         "PNG, GTiff or COG",
+                         out);
         goto done;
     }
     /* The input (and what it reads), and the output, before any work. */
