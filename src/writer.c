@@ -176,6 +176,14 @@ mmcl__output_format(mmcl_context *ctx, const mmcl_options *o, const char *path)
         else if (!second)
             second = GDALGetDriverShortName(drv);
     }
+    size_t n = strlen(path);
+    if (!first && n > 10 && EQUAL(path + n - 10, ".mmcl.json")) {
+        mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                    "output '%s' has the name of a lazy descriptor: give "
+                    "--lazy to write one, or name the raster .tif",
+                    path);
+        return NULL;
+    }
     if (!first) {
         mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                     "output '%s': no GDAL raster format that can write "
