@@ -93,11 +93,7 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output path given");
         goto done;
     }
-    const char *format = mmcl__output_format(ctx, opts, out);
-    if (!format) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
+    const char *format = NULL;
     char **co = mmcl__opt_list(opts, "CO");
     /* Fail on the output before any reading or resampling. */
     files = mmcl__files_create(ctx, mmcl__opt_bool(opts, "OVERWRITE"));
@@ -110,8 +106,8 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     if (st == MMCL_OK)
         st = mmcl__files_add_input(ctx, files, sar);
     if (st == MMCL_OK)
-        st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
-                                "aligned_sar");
+        st = mmcl__output_check_options(ctx, files, out, opts, co,
+                                        GDT_Float32, "aligned_sar", &format);
     if (st != MMCL_OK)
         goto done;
     st = mmcl__pair_open(ctx, optical, n_optical, sar, opts, &job.pair);

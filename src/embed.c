@@ -91,17 +91,13 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
                          "model file: use mmcl_product_write_descriptor()");
         goto done;
     }
-    const char *format = mmcl__output_format(ctx, o, out);
-    if (!format) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
+    const char *format = NULL;
     char **co = mmcl__opt_list(o, "CO");
     st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
                           mmcl__opt_bool(o, "OVERWRITE"), &files);
     if (st == MMCL_OK)
-        st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
-                                "embedding");
+        st = mmcl__output_check_options(ctx, files, out, o, co,
+                                        GDT_Float32, "embedding", &format);
     if (st == MMCL_OK)
         st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
     if (st != MMCL_OK)

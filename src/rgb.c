@@ -1393,22 +1393,6 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
                          mmcl__opt_str(o, "RANGE"));
         goto done;
     }
-    if (!lazy) {
-        format = mmcl__output_format(ctx, o, out);
-        if (!format) {
-            st = mmcl_context_errcode(ctx);
-            goto done;
-        }
-    }
-    if (format && strcasecmp(format, "JPEG") == 0) {
-        /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
-        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                         "output '%s': JPEG cannot hold the alpha band of "
-                         "the picture; name it .png or .tif, or give -of "
-                         "PNG, GTiff or COG",
-                         out);
-        goto done;
-    }
     /* The input (and what it reads), and the output, before any work. */
     files = mmcl__files_create(ctx, overwrite);
     if (!files) {
@@ -1422,7 +1406,16 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         st = mmcl__files_add_output(ctx, files, out, "output",
                                     MMCL__OUT_DESCRIPTOR, "rgb", NULL);
     else if (st == MMCL_OK)
-        st = mmcl__output_check(ctx, files, out, format, co, GDT_Byte, "rgb");
+        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Byte,
+                                        "rgb", &format);
+    if (st == MMCL_OK && format && strcasecmp(format, "JPEG") == 0) {
+        /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "output '%s': JPEG cannot hold the alpha band of "
+                         "the picture; name it .png or .tif, or give -of "
+                         "PNG, GTiff or COG",
+                         out);
+    }
     if (st != MMCL_OK)
         goto done;
 

@@ -248,6 +248,26 @@ mmcl__output_check(mmcl_context *ctx, mmcl__files *files, const char *path,
                                   MMCL__OUT_RASTER, product, format);
 }
 
+mmcl_status
+mmcl__output_check_options(mmcl_context *ctx, mmcl__files *files,
+                           const char *path, const mmcl_options *o,
+                           char **creation_options, GDALDataType type,
+                           const char *product, const char **format)
+{
+    *format = mmcl__output_format(ctx, o, path);
+    if (*format)
+        return mmcl__output_check(ctx, files, path, *format,
+                                  creation_options, type, product);
+    if (!path || !*path)
+        return mmcl_context_errcode(ctx);
+    mmcl_status st = mmcl__files_add_output(ctx, files, path, "output",
+                                            MMCL__OUT_RASTER, product, NULL);
+    if (st != MMCL_OK)
+        return st;
+    mmcl__output_format(ctx, o, path); /* its message again */
+    return mmcl_context_errcode(ctx);
+}
+
 mmcl__writer *
 mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
 {

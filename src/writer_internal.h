@@ -68,6 +68,19 @@ mmcl_status mmcl__output_check(mmcl_context *ctx, mmcl__files *files,
                                char **creation_options, GDALDataType type,
                                const char *product);
 
+/*
+ * mmcl__output_check() for the format of mmcl__output_format(@p o, @p path),
+ * which goes to *@p format. When that format cannot be told (an unknown
+ * extension), the output's other refusals come first (an input, a folder,
+ * an existing file of another kind), then the format's.
+ */
+mmcl_status mmcl__output_check_options(mmcl_context *ctx, mmcl__files *files,
+                                       const char *path,
+                                       const mmcl_options *o,
+                                       char **creation_options,
+                                       GDALDataType type, const char *product,
+                                       const char **format);
+
 /* Creates the temporary dataset. Returns NULL with an error set. */
 mmcl__writer *mmcl__writer_open(mmcl_context *ctx,
                                 const mmcl__raster_spec *spec);
