@@ -106,8 +106,8 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     if (st == MMCL_OK)
         st = mmcl__files_add_input(ctx, files, sar);
     if (st == MMCL_OK)
-        st = mmcl__output_check_options(ctx, files, out, opts, co,
-                                        GDT_Float32, "aligned_sar", &format);
+        st = mmcl__output_check_options(ctx, files, out, opts, co, GDT_Float32,
+                                        "aligned_sar", &format);
     if (st != MMCL_OK)
         goto done;
     st = mmcl__pair_open(ctx, optical, n_optical, sar, opts, &job.pair);

@@ -96,8 +96,8 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
                           mmcl__opt_bool(o, "OVERWRITE"), &files);
     if (st == MMCL_OK)
-        st = mmcl__output_check_options(ctx, files, out, o, co,
-                                        GDT_Float32, "embedding", &format);
+        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Float32,
+                                        "embedding", &format);
     if (st == MMCL_OK)
         st = mmcl__maps_open(ctx, model, optical, n_optical, sar, &enc, &pair);
     if (st != MMCL_OK)

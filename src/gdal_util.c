@@ -211,8 +211,8 @@ append_bounds(char *buf, size_t size, const double b[4],
     if (n + 1 >= size)
         return;
     snprintf(buf + n, size - n, "%s %.*f .. %.*f, %s %.*f .. %.*f",
-             lonlat ? "lon" : "x", dec, b[0], dec, b[1],
-             lonlat ? "lat" : "y", dec, b[2], dec, b[3]);
+             lonlat ? "lon" : "x", dec, b[0], dec, b[1], lonlat ? "lat" : "y",
+             dec, b[2], dec, b[3]);
 }
 
 static void

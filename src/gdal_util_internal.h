@@ -47,8 +47,8 @@ GDALDatasetH mmcl__open_raster(mmcl_context *ctx, const char *path,
  * is said so, never printed as a number.
  */
 void mmcl__footprint_describe(char *buf, size_t size, const char *label,
-                              const char *wkt, const double gt[6], int w,
-                              int h, const char *ref_wkt);
+                              const char *wkt, const double gt[6], int w, int h,
+                              const char *ref_wkt);
 
 /* GDAL's name for a resampling method ("near", "bilinear", ...). */
 GDALResampleAlg mmcl__resample_alg(const char *name);

@@ -107,8 +107,8 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
                           mmcl__opt_bool(o, "OVERWRITE"), &files);
     if (st == MMCL_OK)
-        st = mmcl__output_check_options(ctx, files, out, o, co,
-                                        GDT_Float32, "infoloss", &format);
+        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Float32,
+                                        "infoloss", &format);
     if (st == MMCL_OK && report)
         st = mmcl__files_add_output(ctx, files, report, "report",
                                     MMCL__OUT_REPORT, NULL, NULL);

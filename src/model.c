@@ -936,9 +936,9 @@ first_nonfinite(const model_tensor *ts, size_t n, const model_tensor **tensor,
             if (!isfinite(ts[i].data[j])) {
                 *tensor = &ts[i];
                 *at = j;
-                *what = isnan(ts[i].data[j])       ? "NaN"
+                *what = isnan(ts[i].data[j])   ? "NaN"
                         : ts[i].data[j] > 0.0f ? "+Inf"
-                                                   : "-Inf";
+                                               : "-Inf";
                 return 1;
             }
     return 0;
@@ -962,8 +962,7 @@ mmcl_model_save(mmcl_context *ctx, const mmcl_model *model, const char *path,
         const model_tensor *bad;
         size_t at;
         const char *what;
-        if (first_nonfinite(model->tensors, model->ntensors, &bad, &at,
-                            &what))
+        if (first_nonfinite(model->tensors, model->ntensors, &bad, &at, &what))
             return mmcl__error(ctx, MMCL_ERR_NUMERIC,
                                "model '%s' not written: tensor '%s' holds "
                                "%s at element %zu",
@@ -1492,8 +1491,7 @@ raster_driver(const char *path, char *out, size_t size)
     if (GDALGetDriverCount() == 0)
         return 0;
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL,
-                    NULL);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
     CPLPopErrorHandler();
     CPLErrorReset();
     if (!ds)
@@ -1527,8 +1525,8 @@ not_a_model(mmcl_context *ctx, const char *path, const unsigned char *head,
 
     if (raster_driver(path, drv, sizeof(drv)))
         return mmcl__error(ctx, MMCL_ERR_FORMAT,
-                           "'%s' is a raster (%s), not an mmcl model",
-                           path, drv);
+                           "'%s' is a raster (%s), not an mmcl model", path,
+                           drv);
     for (int k = 0; k < 4; k++)
         if (n >= 4 && memcmp(head, tiff[k], 4) == 0)
             return mmcl__error(ctx, MMCL_ERR_FORMAT,
@@ -1537,26 +1535,25 @@ not_a_model(mmcl_context *ctx, const char *path, const unsigned char *head,
     while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\n' ||
                      head[i] == '\r'))
         i++;
-    if (i < n && head[i] == '{' &&
-        has_bytes(head, n, "\"mmcl_descriptor\"")) {
+    if (i < n && head[i] == '{' && has_bytes(head, n, "\"mmcl_descriptor\"")) {
         /* A descriptor is small: when all of it was read, name its
          * product and model. */
         cJSON *d = n < MODEL_SNIFF_BYTES
                        ? cJSON_ParseWithLength((const char *)head, n)
                        : NULL;
-        const char *product =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d,
-                                                                  "product"));
+        const char *product = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(d, "product"));
         const char *model =
             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "model"));
         mmcl_status st;
         if (product && model)
-            st = mmcl__error(ctx, MMCL_ERR_FORMAT,
-                             "'%s' is an mmcl lazy descriptor (a%s %s "
-                             "computed when read, with the model '%s'), "
-                             "not an mmcl model",
-                             path, product[0] && strchr("aeiou", product[0]) ? "n" : "",
-                             product, model);
+            st = mmcl__error(
+                ctx, MMCL_ERR_FORMAT,
+                "'%s' is an mmcl lazy descriptor (a%s %s "
+                "computed when read, with the model '%s'), "
+                "not an mmcl model",
+                path, product[0] && strchr("aeiou", product[0]) ? "n" : "",
+                product, model);
         else
             st = mmcl__error(ctx, MMCL_ERR_FORMAT,
                              "'%s' is an mmcl lazy descriptor (a product "

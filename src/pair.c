@@ -539,8 +539,8 @@ check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
         /* Both footprints, in each CRS and in lon/lat: a SAR in another
          * UTM zone or with its axes swapped shows at a glance. */
         char opt[900], sar[1000];
-        mmcl__footprint_describe(opt, sizeof(opt), p->opt_label, p->wkt,
-                                 p->gt, p->width, p->height, NULL);
+        mmcl__footprint_describe(opt, sizeof(opt), p->opt_label, p->wkt, p->gt,
+                                 p->width, p->height, NULL);
         mmcl__footprint_describe(sar, sizeof(sar), p->sar_label, p->sar_wkt,
                                  p->sar_gt, p->sar_width, p->sar_height,
                                  p->wkt);

@@ -1406,8 +1406,8 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         st = mmcl__files_add_output(ctx, files, out, "output",
                                     MMCL__OUT_DESCRIPTOR, "rgb", NULL);
     else if (st == MMCL_OK)
-        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Byte,
-                                        "rgb", &format);
+        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Byte, "rgb",
+                                        &format);
     if (st == MMCL_OK && format && strcasecmp(format, "JPEG") == 0) {
         /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
         st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,

@@ -230,7 +230,8 @@ finish_stats(mmcl_context *ctx, const mmcl_welford *acc, double *mean,
 
 mmcl_status
 mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
-                  const char *const labels[2], int P, int N, int at_most, uint64_t seed, int tile, int n_threads,
+                  const char *const labels[2], int P, int N, int at_most,
+                  uint64_t seed, int tile, int n_threads,
                   mmcl_progress_fn progress, void *progress_user, double p0,
                   double p1, mmcl__sample **out)
 {
@@ -295,8 +296,7 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
                          "%s and %s: only %lld valid %dx%d patch%s (%lld "
                          "valid pixel%s); training needs at least %d",
                          labels[0], labels[1], V, P, P, V == 1 ? "" : "es",
-                         job.n_valid_pixels,
-                         job.n_valid_pixels == 1 ? "" : "s",
+                         job.n_valid_pixels, job.n_valid_pixels == 1 ? "" : "s",
                          MMCL__SAMPLE_MIN_PATCHES);
         goto done;
     }

@@ -53,9 +53,8 @@ typedef struct mmcl__sample {
  * in zero_variance1/2 and left to the caller to warn about).
  */
 mmcl_status mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
-                              const char *const labels[2],
-                              int P, int N, int at_most, uint64_t seed,
-                              int tile,
+                              const char *const labels[2], int P, int N,
+                              int at_most, uint64_t seed, int tile,
                               int n_threads, mmcl_progress_fn progress,
                               void *progress_user, double p0, double p1,
                               mmcl__sample **out);

@@ -222,8 +222,8 @@ mmcl__output_check(mmcl_context *ctx, mmcl__files *files, const char *path,
                            "output format '%s' cannot write rasters", format);
     if (!driver_holds_type(drv, type)) {
         char types[256];
-        const char *t = GDALGetMetadataItem(drv, GDAL_DMD_CREATIONDATATYPES,
-                                            NULL);
+        const char *t =
+            GDALGetMetadataItem(drv, GDAL_DMD_CREATIONDATATYPES, NULL);
         size_t k = 0;
         for (; t && *t && k + 3 < sizeof(types); t++) {
             if (*t == ' ')
@@ -256,8 +256,8 @@ mmcl__output_check_options(mmcl_context *ctx, mmcl__files *files,
 {
     *format = mmcl__output_format(ctx, o, path);
     if (*format)
-        return mmcl__output_check(ctx, files, path, *format,
-                                  creation_options, type, product);
+        return mmcl__output_check(ctx, files, path, *format, creation_options,
+                                  type, product);
     if (!path || !*path)
         return mmcl_context_errcode(ctx);
     mmcl_status st = mmcl__files_add_output(ctx, files, path, "output",

@@ -75,8 +75,7 @@ mmcl_status mmcl__output_check(mmcl_context *ctx, mmcl__files *files,
  * an existing file of another kind), then the format's.
  */
 mmcl_status mmcl__output_check_options(mmcl_context *ctx, mmcl__files *files,
-                                       const char *path,
-                                       const mmcl_options *o,
+                                       const char *path, const mmcl_options *o,
                                        char **creation_options,
                                        GDALDataType type, const char *product,
                                        const char **format);
