@@ -156,6 +156,26 @@ def model_with(src, dst, tensor, element, value):
     return f
 
 
+def model_std(src, dst, modality, band, value):
+    """A copy of the model @p src whose recorded std of @p band (0-based)
+    of @p modality is @p value: its header rewritten, the data kept."""
+    def f(d):
+        import json
+        import struct
+        with open(os.path.join(d, src), "rb") as fp:
+            raw = fp.read()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n].decode())
+        meta = json.loads(header["__metadata__"]["mmcl"])
+        meta[modality]["std"][band] = value
+        header["__metadata__"]["mmcl"] = json.dumps(meta)
+        text = json.dumps(header).encode()
+        text += b" " * (-(8 + len(text)) % 8)
+        with open(os.path.join(d, dst), "wb") as fp:
+            fp.write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    return f
+
+
 def window(src, dst, xoff, yoff, w, h):
     """@p dst: the @p w x @p h window of @p src at (xoff, yoff)."""
     return lambda d: gdal.Translate(os.path.join(d, dst),
@@ -410,6 +430,11 @@ INPUTS = [
          r"holds \+Inf at element 3",
          setup=model_with("model.mmcl", "inf.mmcl",
                           "decoder.sar.unimodal.bias", 3, float("inf"))),
+    Case("model_with_a_zero_std",
+         ["embed", "-q", "std0.mmcl", "opt.tif", "sar.tif", "e.tif"], 1,
+         r"model '[^']*std0\.mmcl': the sar std of band 2 is 0; the "
+         r"standardization divides by it, so it must be positive",
+         setup=model_std("model.mmcl", "std0.mmcl", "sar", 1, 0.0)),
     Case("sar_in_another_utm_zone",
          ALIGN + ["opt.tif", "sar32.tif", "a.tif"], 1,
          r"the SAR footprint does not overlap the optical raster: no pixel "
