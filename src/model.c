@@ -34,6 +34,7 @@
 
 #include <cjson/cJSON.h>
 #include <cpl_error.h>
+#include <cpl_string.h>
 #include <gdal.h>
 
 #include "context_internal.h"
@@ -1480,24 +1481,40 @@ has_bytes(const unsigned char *b, size_t n, const char *s)
     return 0;
 }
 
-/* The raster driver GDAL opens @p path with ("GTiff"), in @p out, or 0
- * when GDAL has no driver registered or opens no raster. Quiet. */
+/*
+ * The raster driver GDAL opens @p path with ("PNG"), in @p out, or 0 when
+ * GDAL has no driver registered or opens no raster. Quiet. Never through
+ * mmcl's own driver, and never nested: a file opened here may lead GDAL to
+ * load a model (a VRT whose source is a descriptor), whose failure must
+ * not open files again (a cycle of such files would never end).
+ */
 static int
 raster_driver(const char *path, char *out, size_t size)
 {
+    static _Thread_local int depth;
     GDALDatasetH ds;
     GDALDriverH drv;
+    char **allowed = NULL;
     int ok = 0;
-    if (GDALGetDriverCount() == 0)
+    if (depth > 0 || GDALGetDriverCount() == 0)
         return 0;
+    for (int i = 0; i < GDALGetDriverCount(); i++) {
+        const char *name = GDALGetDriverShortName(GDALGetDriver(i));
+        if (strcmp(name, "MMCL") != 0)
+            allowed = CSLAddString(allowed, name);
+    }
+    depth++;
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY,
+                    (const char *const *)allowed, NULL, NULL);
     CPLPopErrorHandler();
     CPLErrorReset();
+    depth--;
+    CSLDestroy(allowed);
     if (!ds)
         return 0;
     drv = GDALGetDatasetDriver(ds);
-    if (drv && strcmp(GDALGetDriverShortName(drv), "MMCL") != 0) {
+    if (drv) {
         snprintf(out, size, "%s", GDALGetDriverShortName(drv));
         ok = 1;
     }
@@ -1507,10 +1524,11 @@ raster_driver(const char *path, char *out, size_t size)
 
 /*
  * Says what @p path is when its first bytes (@p head, @p n of them) are not
- * a model's start: a raster (by its TIFF signature or as GDAL opens it), an
- * mmcl lazy descriptor, a text file, or else unknown binary, showing the
- * first 8 bytes (never as a length: they are none). The common mistake is a
- * raster given in the model's place (the model argument forgotten).
+ * a model's start: a raster (by its TIFF signature), an mmcl lazy
+ * descriptor, a raster GDAL opens, a text file, or else unknown binary,
+ * showing the first 8 bytes (never as a length: they are none). The common
+ * mistake is a raster given in the model's place (the model argument
+ * forgotten).
  */
 static mmcl_status
 not_a_model(mmcl_context *ctx, const char *path, const unsigned char *head,
@@ -1523,15 +1541,12 @@ not_a_model(mmcl_context *ctx, const char *path, const unsigned char *head,
                                              {'M', 'M', 0, 43}};
     size_t i = 0;
 
-    if (raster_driver(path, drv, sizeof(drv)))
-        return mmcl__error(ctx, MMCL_ERR_FORMAT,
-                           "'%s' is a raster (%s), not an mmcl model", path,
-                           drv);
+    /* By signature first: no need to open it. */
     for (int k = 0; k < 4; k++)
         if (n >= 4 && memcmp(head, tiff[k], 4) == 0)
             return mmcl__error(ctx, MMCL_ERR_FORMAT,
-                               "'%s' is a %sTIFF raster, not an mmcl model",
-                               path, k >= 2 ? "Big" : "");
+                               "'%s' is a raster (GTiff%s), not an mmcl model",
+                               path, k >= 2 ? ", BigTIFF" : "");
     while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\n' ||
                      head[i] == '\r'))
         i++;
@@ -1562,6 +1577,10 @@ not_a_model(mmcl_context *ctx, const char *path, const unsigned char *head,
         cJSON_Delete(d);
         return st;
     }
+    if (raster_driver(path, drv, sizeof(drv)))
+        return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                           "'%s' is a raster (%s), not an mmcl model", path,
+                           drv);
     if (looks_like_text(head, n)) {
         char start[48];
         size_t k = 0;

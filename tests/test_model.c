@@ -849,9 +849,10 @@ model_load_says_what_a_non_model_file_is(void)
 
     snprintf(path, sizeof(path), "%s", test_path("notamodel"));
     write_file(path, tiff, sizeof(tiff));
-    expect_load_rejected(path, "is a TIFF raster, not an mmcl model");
+    expect_load_rejected(path, "is a raster (GTiff), not an mmcl model");
     write_file(path, bigtiff, sizeof(bigtiff));
-    expect_load_rejected(path, "is a BigTIFF raster, not an mmcl model");
+    expect_load_rejected(path,
+                         "is a raster (GTiff, BigTIFF), not an mmcl model");
     write_file(path, passwd, strlen(passwd));
     expect_load_rejected(path, "not an mmcl model (it starts with text, "
                                "\"root:x:0:0:root:/root:/bin/bash\")");
