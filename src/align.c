@@ -94,7 +94,7 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output path given");
         goto done;
     }
-    const char *format = mmcl__opt_str(opts, "FORMAT");
+    const char *format = NULL;
     char **co = mmcl__opt_list(opts, "CO");
     /* Fail on the output before any reading or resampling. */
     files = mmcl__files_create(ctx, mmcl__opt_bool(opts, "OVERWRITE"));
@@ -107,8 +107,8 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     for (size_t i = 0; sar && i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, sar[i]);
     if (st == MMCL_OK)
-        st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
-                                "aligned_sar");
+        st = mmcl__output_check_options(ctx, files, out, opts, co, GDT_Float32,
+                                        "aligned_sar", &format);
     if (st != MMCL_OK)
         goto done;
     st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, opts, &job.pair);

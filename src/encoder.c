@@ -116,9 +116,18 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
     mod->std = json_doubles(ctx, j, "std", mod->B);
     if (!mod->mean || !mod->std)
         return bad_metadata(ctx, "mean/std");
+    /* Standardization divides by std: a std of 0 or less writes +-Inf or
+     * NaN bands. */
     for (int b = 0; b < mod->B; b++)
-        if (!(mod->std[b] > 0))
-            return bad_metadata(ctx, "std");
+        if (!(mod->std[b] > 0)) {
+            const char *src = mmcl__model_source(enc->model);
+            return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                               "model%s%s%s: the %s std of band %d is %g; "
+                               "the standardization divides by it, so it "
+                               "must be positive",
+                               src ? " '" : "", src ? src : "",
+                               src ? "'" : "", name, b + 1, mod->std[b]);
+        }
 
     /* The aligned encoder: an MLP whose sizes are in the metadata. */
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(j, "layers");

@@ -35,6 +35,21 @@ const char *mmcl__gdal_msg(const mmcl__gdal_capture *cap);
 GDALDatasetH mmcl__open_raster(mmcl_context *ctx, const char *path,
                                const char *role);
 
+/*
+ * Where a raster lies, for the message of a footprint mismatch: into @p buf,
+ * "<label> (EPSG:32631, WGS 84 / UTM zone 31N): x 500000 .. 501920, y
+ * 4798080 .. 4800000 m; lon 3.00000 .. 3.02350, lat 43.33450 .. 43.35180",
+ * from the raster's @p wkt, geotransform @p gt and size @p w x @p h (its
+ * edges, 16 points each). With @p ref_wkt (the optical CRS) another CRS
+ * than @p wkt, the bounds in it follow ("in the optical CRS: x .. , y ..").
+ * Coordinates are rounded: 1 unit for a projected CRS, 1e-5 degree
+ * (about a metre) for lon/lat. A CRS or a point that cannot be transformed
+ * is said so, never printed as a number.
+ */
+void mmcl__footprint_describe(char *buf, size_t size, const char *label,
+                              const char *wkt, const double gt[6], int w, int h,
+                              const char *ref_wkt);
+
 /* GDAL's name for a resampling method ("near", "bilinear", ...). */
 GDALResampleAlg mmcl__resample_alg(const char *name);
 

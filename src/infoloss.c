@@ -101,14 +101,14 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
                          "model file: use mmcl_product_write_descriptor()");
         goto done;
     }
-    const char *format = mmcl__opt_str(o, "FORMAT");
+    const char *format = NULL;
     char **co = mmcl__opt_list(o, "CO");
     const char *report = mmcl__opt_str(o, "REPORT");
     st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar,
                           mmcl__opt_bool(o, "OVERWRITE"), &files);
     if (st == MMCL_OK)
-        st = mmcl__output_check(ctx, files, out, format, co, GDT_Float32,
-                                "infoloss");
+        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Float32,
+                                        "infoloss", &format);
     if (st == MMCL_OK && report)
         st = mmcl__files_add_output(ctx, files, report, "report",
                                     MMCL__OUT_REPORT, NULL, NULL);

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,9 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <cpl_error.h>
+#include <cpl_string.h>
+#include <gdal.h>
 
 #include "context_internal.h"
 #include "model_internal.h"
@@ -919,6 +923,28 @@ mmcl_model_save_check(mmcl_context *ctx, const char *path, int overwrite)
     return st;
 }
 
+/*
+ * The first element of a tensor that is not finite (NaN or +-Inf): a model
+ * holding one writes NaN embeddings, so it is neither written nor loaded.
+ * Returns 1 and sets *tensor, *at and *what when there is one.
+ */
+static int
+first_nonfinite(const model_tensor *ts, size_t n, const model_tensor **tensor,
+                size_t *at, const char **what)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < ts[i].count; j++)
+            if (!isfinite(ts[i].data[j])) {
+                *tensor = &ts[i];
+                *at = j;
+                *what = isnan(ts[i].data[j])   ? "NaN"
+                        : ts[i].data[j] > 0.0f ? "+Inf"
+                                               : "-Inf";
+                return 1;
+            }
+    return 0;
+}
+
 mmcl_status
 mmcl_model_save(mmcl_context *ctx, const mmcl_model *model, const char *path,
                 int overwrite)
@@ -933,6 +959,16 @@ mmcl_model_save(mmcl_context *ctx, const mmcl_model *model, const char *path,
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "mmcl_model_save: model and path must not be "
                            "NULL or empty");
+    {
+        const model_tensor *bad;
+        size_t at;
+        const char *what;
+        if (first_nonfinite(model->tensors, model->ntensors, &bad, &at, &what))
+            return mmcl__error(ctx, MMCL_ERR_NUMERIC,
+                               "model '%s' not written: tensor '%s' holds "
+                               "%s at element %zu",
+                               path, bad->name, what, at);
+    }
     /* The file the model was read from is an input: never written over. */
     st = save_files(ctx, path, overwrite, model->source, &files);
     if (st != MMCL_OK)
@@ -1416,13 +1452,168 @@ read_exact(mmcl_context *ctx, FILE *fp, const char *path, void *buf, size_t n)
                     "while being read)");
 }
 
+/* Bytes of a file's start looked at to say what a non-model file is. */
+enum { MODEL_SNIFF_BYTES = 512 };
+
+/* 1 when @p b (@p n bytes) is text: UTF-8 without control characters but
+ * tab, CR and LF (a multi-byte character cut at the end is accepted). */
+static int
+looks_like_text(const unsigned char *b, size_t n)
+{
+    size_t bad = 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((b[i] < 0x20 && b[i] != '\t' && b[i] != '\n' && b[i] != '\r') ||
+            b[i] == 0x7f)
+            return 0;
+    return utf8_valid(b, n, &bad) || n - bad < 4;
+}
+
+/* 1 when @p b (@p n bytes) holds the string @p s. */
+static int
+has_bytes(const unsigned char *b, size_t n, const char *s)
+{
+    size_t m = strlen(s);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(b + i, s, m) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * The raster driver GDAL opens @p path with ("PNG"), in @p out, or 0 when
+ * GDAL has no driver registered or opens no raster. Quiet. Never through
+ * mmcl's own driver, and never nested: a file opened here may lead GDAL to
+ * load a model (a VRT whose source is a descriptor), whose failure must
+ * not open files again (a cycle of such files would never end).
+ */
+static int
+raster_driver(const char *path, char *out, size_t size)
+{
+    static _Thread_local int depth;
+    GDALDatasetH ds;
+    GDALDriverH drv;
+    char **allowed = NULL;
+    int ok = 0;
+    if (depth > 0 || GDALGetDriverCount() == 0)
+        return 0;
+    for (int i = 0; i < GDALGetDriverCount(); i++) {
+        const char *name = GDALGetDriverShortName(GDALGetDriver(i));
+        if (strcmp(name, "MMCL") != 0)
+            allowed = CSLAddString(allowed, name);
+    }
+    depth++;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY,
+                    (const char *const *)allowed, NULL, NULL);
+    CPLPopErrorHandler();
+    CPLErrorReset();
+    depth--;
+    CSLDestroy(allowed);
+    if (!ds)
+        return 0;
+    drv = GDALGetDatasetDriver(ds);
+    if (drv) {
+        snprintf(out, size, "%s", GDALGetDriverShortName(drv));
+        ok = 1;
+    }
+    GDALClose(ds);
+    return ok;
+}
+
+/*
+ * Says what @p path is when its first bytes (@p head, @p n of them) are not
+ * a model's start: a raster (by its TIFF signature), an mmcl lazy
+ * descriptor, a raster GDAL opens, a text file, or else unknown binary,
+ * showing the first 8 bytes (never as a length: they are none). The common
+ * mistake is a raster given in the model's place (the model argument
+ * forgotten).
+ */
+static mmcl_status
+not_a_model(mmcl_context *ctx, const char *path, const unsigned char *head,
+            size_t n)
+{
+    char drv[64];
+    static const unsigned char tiff[4][4] = {{'I', 'I', 42, 0},
+                                             {'M', 'M', 0, 42},
+                                             {'I', 'I', 43, 0},
+                                             {'M', 'M', 0, 43}};
+    size_t i = 0;
+
+    /* By signature first: no need to open it. */
+    for (int k = 0; k < 4; k++)
+        if (n >= 4 && memcmp(head, tiff[k], 4) == 0)
+            return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                               "'%s' is a raster (GTiff%s), not an mmcl model",
+                               path, k >= 2 ? ", BigTIFF" : "");
+    while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\n' ||
+                     head[i] == '\r'))
+        i++;
+    if (i < n && head[i] == '{' && has_bytes(head, n, "\"mmcl_descriptor\"")) {
+        /* A descriptor is small: when all of it was read, name its
+         * product and model. */
+        cJSON *d = n < MODEL_SNIFF_BYTES
+                       ? cJSON_ParseWithLength((const char *)head, n)
+                       : NULL;
+        const char *product = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(d, "product"));
+        const char *model =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "model"));
+        mmcl_status st;
+        if (product && model)
+            st = mmcl__error(
+                ctx, MMCL_ERR_FORMAT,
+                "'%s' is an mmcl lazy descriptor (a%s %s "
+                "computed when read, with the model '%s'), "
+                "not an mmcl model",
+                path, product[0] && strchr("aeiou", product[0]) ? "n" : "",
+                product, model);
+        else
+            st = mmcl__error(ctx, MMCL_ERR_FORMAT,
+                             "'%s' is an mmcl lazy descriptor (a product "
+                             "computed when read), not an mmcl model",
+                             path);
+        cJSON_Delete(d);
+        return st;
+    }
+    if (raster_driver(path, drv, sizeof(drv)))
+        return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                           "'%s' is a raster (%s), not an mmcl model", path,
+                           drv);
+    if (looks_like_text(head, n)) {
+        char start[48];
+        size_t k = 0;
+        for (size_t j = 0; j < n && k + 1 < sizeof(start) && k < 40; j++) {
+            if (head[j] == '\n' || head[j] == '\r')
+                break;
+            /* Whole characters only: stop before a cut UTF-8 sequence. */
+            if ((head[j] & 0xc0) != 0x80 && head[j] >= 0x80 && k + 5 > 40)
+                break;
+            start[k++] = head[j] == '\t' ? ' ' : (char)head[j];
+        }
+        start[k] = '\0';
+        return mmcl__error(ctx, MMCL_ERR_FORMAT,
+                           "'%s' is not an mmcl model (it starts with text, "
+                           "\"%s%s\")",
+                           path, start, k < n && head[k] != '\n' ? "..." : "");
+    }
+    return bad_file(ctx, path,
+                    "not an mmcl model, or a corrupt one: its first 8 bytes "
+                    "(%02x %02x %02x %02x %02x %02x %02x %02x) are no "
+                    "header length under the 100 MB limit",
+                    head[0], head[1], head[2], head[3], head[4], head[5],
+                    head[6], head[7]);
+}
+
 mmcl_status
 mmcl_model_load(mmcl_context *ctx, const char *path, mmcl_model **out)
 {
     mmcl_status st = MMCL_OK;
     FILE *fp = NULL;
     struct stat sb;
-    unsigned char len_bytes[8];
+    unsigned char head[MODEL_SNIFF_BYTES];
+    size_t head_n;
     uint64_t file_size, header_len, buffer_len;
     char *header = NULL;
     load_entry *entries = NULL;
@@ -1459,23 +1650,35 @@ mmcl_model_load(mmcl_context *ctx, const char *path, mmcl_model **out)
                       file_size);
         goto done;
     }
-    st = read_exact(ctx, fp, path, len_bytes, sizeof(len_bytes));
-    if (st != MMCL_OK)
-        goto done;
-    header_len = get_le64(len_bytes);
-    if (header_len > MODEL_MAX_HEADER) {
-        st = bad_file(ctx, path,
-                      "header length %" PRIu64 " is over the "
-                      "100 MB limit (corrupt, or not a model file)",
-                      header_len);
+    head_n = fread(head, 1, sizeof(head), fp);
+    if (head_n < 8) {
+        st = read_exact(ctx, fp, path, head, 8); /* the read error */
         goto done;
     }
-    if (header_len > file_size - 8) {
-        st = bad_file(ctx, path,
-                      "header length %" PRIu64 " runs past the "
-                      "end of the file (%" PRIu64 " bytes, so at most %" PRIu64
-                      "; truncated?)",
-                      header_len, file_size, file_size - 8);
+    header_len = get_le64(head);
+    /* A model's header is a JSON object: '{' follows the length. */
+    if (header_len > MODEL_MAX_HEADER || header_len > file_size - 8 ||
+        head[8] != '{') {
+        if (header_len <= MODEL_MAX_HEADER && head[8] == '{') {
+            st = bad_file(ctx, path,
+                          "header length %" PRIu64 " runs past the "
+                          "end of the file (%" PRIu64 " bytes, so at most "
+                          "%" PRIu64 "; truncated?)",
+                          header_len, file_size, file_size - 8);
+            goto done;
+        }
+        if (header_len <= MODEL_MAX_HEADER && header_len <= file_size - 8 &&
+            !looks_like_text(head, head_n)) {
+            /* A plausible length before a header that is no JSON object:
+             * the header parser says what is wrong. */
+        } else {
+            st = not_a_model(ctx, path, head, head_n);
+            goto done;
+        }
+    }
+    if (fseek(fp, 8, SEEK_SET) != 0) {
+        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot read '%s': %s", path,
+                         strerror(errno));
         goto done;
     }
     buffer_len = file_size - 8 - header_len;
@@ -1512,6 +1715,20 @@ mmcl_model_load(mmcl_context *ctx, const char *path, mmcl_model **out)
         /* In place: element j only reads and writes bytes 4j..4j+3. */
         for (size_t j = 0; j < t->count; j++)
             t->data[j] = get_le_f32(bytes + 4 * j);
+    }
+    {
+        const model_tensor *bad;
+        size_t at;
+        const char *what;
+        /* One pass over the values: little next to reading them. */
+        for (size_t i = 0; i < n; i++)
+            if (first_nonfinite(&entries[i].t, 1, &bad, &at, &what)) {
+                st = bad_file(ctx, path,
+                              "tensor '%s' holds %s at element %zu (a "
+                              "diverged training, or a damaged file)",
+                              bad->name, what, at);
+                goto done;
+            }
     }
 
     model = mmcl_model_create(ctx);

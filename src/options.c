@@ -19,8 +19,9 @@
 
 /* Output options shared by every operation that writes a raster. */
 #define MMCL__OUTPUT_DEFS                                                      \
-    {"FORMAT", MMCL_OPT_STRING, "GTiff", NULL, NULL, NULL, "-of", "FORMAT",   \
-     "GDAL output format (GTiff, COG, ...)"},                                  \
+    {"FORMAT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "-of", "FORMAT",       \
+     "GDAL output format (GTiff, COG, PNG, ...); when not given, from the "    \
+     "output's extension, as GDAL's utilities (no extension: GTiff)"},         \
     {"CO", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "-co", "NAME=VALUE",         \
      "GDAL creation option; repeat for several"},                              \
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,  \

@@ -29,6 +29,7 @@
 
 struct mmcl__pair {
     char *optical_name; /* a path, or the XML of the stacking VRT */
+    char opt_label[600], sar_label[600]; /* the inputs, for messages */
     int width, height;
     double gt[6];
     char *wkt;
@@ -782,10 +783,20 @@ check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
     double fb[4];
     edge_bounds(exact, 0, p->sar_width, p->sar_height, 32, fb);
     double xmin = fb[0], xmax = fb[1], ymin = fb[2], ymax = fb[3];
-    if (!(xmax > 0 && ymax > 0 && xmin < p->width && ymin < p->height))
+    if (!(xmax > 0 && ymax > 0 && xmin < p->width && ymin < p->height)) {
+        /* Both footprints, in each CRS and in lon/lat: a SAR in another
+         * UTM zone or with its axes swapped shows at a glance. */
+        char opt[900], sar[1000];
+        mmcl__footprint_describe(opt, sizeof(opt), p->opt_label, p->wkt, p->gt,
+                                 p->width, p->height, NULL);
+        mmcl__footprint_describe(sar, sizeof(sar), p->sar_label, p->sar_wkt,
+                                 p->sar_gt, p->sar_width, p->sar_height,
+                                 p->wkt);
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "the SAR footprint does not overlap the optical "
-                           "raster: no pixel in common");
+                           "raster: no pixel in common.\n  %s\n  %s",
+                           opt, sar);
+    }
 
     /* SAR pixels per optical pixel at the centre of the overlap. */
     double cx = (fmax(xmin, 0) + fmin(xmax, p->width)) / 2;
@@ -887,6 +898,19 @@ mmcl__pair_open(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     if (!p)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     p->sar_fd = -1;
+    if (n_optical == 1)
+        snprintf(p->opt_label, sizeof(p->opt_label), "optical '%s'",
+                 optical[0]);
+    else
+        snprintf(p->opt_label, sizeof(p->opt_label),
+                 "optical '%s' ... '%s' (%zu files)", optical[0],
+                 optical[n_optical - 1], n_optical);
+    if (n_sar == 1)
+        snprintf(p->sar_label, sizeof(p->sar_label), "SAR '%s'", sar[0]);
+    else
+        snprintf(p->sar_label, sizeof(p->sar_label),
+                 "SAR '%s' ... '%s' (%zu files)", sar[0], sar[n_sar - 1],
+                 n_sar);
     st = open_optical(ctx, p, optical, n_optical,
                       mmcl__opt_str(opts, "STACK_RESAMPLING"));
     if (st == MMCL_OK)
@@ -1057,6 +1081,8 @@ mmcl__pair_open_decimated(mmcl_context *ctx, const mmcl__pair *base,
     p->gt[2] *= sy;
     p->gt[5] *= sy;
     p->n_opt = base->n_opt;
+    memcpy(p->opt_label, base->opt_label, sizeof(p->opt_label));
+    memcpy(p->sar_label, base->sar_label, sizeof(p->sar_label));
     p->wkt = mmcl__strdup(ctx, base->wkt);
     p->opt_names = csl_copy(base->opt_names);
 
@@ -1107,6 +1133,18 @@ mmcl__pair_close(mmcl__pair *p)
     free(p->lat_x);
     free(p->lat_y);
     free(p);
+}
+
+const char *
+mmcl__pair_optical_label(const mmcl__pair *p)
+{
+    return p->opt_label;
+}
+
+const char *
+mmcl__pair_sar_label(const mmcl__pair *p)
+{
+    return p->sar_label;
 }
 
 int mmcl__pair_width(const mmcl__pair *p) { return p->width; }

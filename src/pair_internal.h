@@ -57,6 +57,10 @@ int mmcl__pair_optical_bands(const mmcl__pair *pair);
 int mmcl__pair_sar_bands(const mmcl__pair *pair);
 const char *const *mmcl__pair_optical_band_names(const mmcl__pair *pair);
 const char *const *mmcl__pair_sar_band_names(const mmcl__pair *pair);
+/* The inputs for messages: "optical 'opt.tif'", "SAR 'sar.tif'", or the
+ * first and last files when stacked. */
+const char *mmcl__pair_optical_label(const mmcl__pair *pair);
+const char *mmcl__pair_sar_label(const mmcl__pair *pair);
 /* Resampling actually used ("bilinear", "average", ...). */
 const char *mmcl__pair_resampling(const mmcl__pair *pair);
 /* Transform step in pixels of the interpolation lattice (0 = exact). */

@@ -252,10 +252,17 @@ label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
         ymax = fmax(ymax, y[k]);
     }
     if (!(xmax > 0 && ymax > 0 && xmin < W && ymin < H)) {
+        char opt[900], lab_fp[1000], name[600];
+        snprintf(name, sizeof(name), "labels '%s'", path);
+        mmcl__footprint_describe(opt, sizeof(opt),
+                                 mmcl__pair_optical_label(pair),
+                                 mmcl__pair_srs_wkt(pair), ogt, W, H, NULL);
+        mmcl__footprint_describe(lab_fp, sizeof(lab_fp), name, lab->wkt,
+                                 lab->gt, lw, lh, mmcl__pair_srs_wkt(pair));
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "the label raster '%s' does not overlap the optical "
-                         "raster: no pixel in common",
-                         path);
+                         "raster: no pixel in common.\n  %s\n  %s",
+                         path, opt, lab_fp);
         goto done;
     }
     mmcl__log(ctx, MMCL_LOG_INFO,

@@ -1371,7 +1371,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     }
 
     /* Options that need no input. */
-    const char *format = mmcl__opt_str(o, "FORMAT");
+    const char *format = NULL; /* the output's, once known not lazy */
     char **co = mmcl__opt_list(o, "CO");
     int overwrite = mmcl__opt_bool(o, "OVERWRITE");
     int lazy = mmcl__opt_bool(o, "LAZY");
@@ -1393,13 +1393,6 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
                          mmcl__opt_str(o, "RANGE"));
         goto done;
     }
-    if (format && strcasecmp(format, "JPEG") == 0) {
-        /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
-        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                         "JPEG cannot hold the alpha band of the picture; "
-                         "use PNG, GTiff or COG");
-        goto done;
-    }
     /* The input (and what it reads), and the output, before any work. */
     files = mmcl__files_create(ctx, overwrite);
     if (!files) {
@@ -1413,7 +1406,16 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         st = mmcl__files_add_output(ctx, files, out, "output",
                                     MMCL__OUT_DESCRIPTOR, "rgb", NULL);
     else if (st == MMCL_OK)
-        st = mmcl__output_check(ctx, files, out, format, co, GDT_Byte, "rgb");
+        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Byte, "rgb",
+                                        &format);
+    if (st == MMCL_OK && format && strcasecmp(format, "JPEG") == 0) {
+        /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "output '%s': JPEG cannot hold the alpha band of "
+                         "the picture; name it .png or .tif, or give -of "
+                         "PNG, GTiff or COG",
+                         out);
+    }
     if (st != MMCL_OK)
         goto done;
 

@@ -229,8 +229,9 @@ finish_stats(mmcl_context *ctx, const mmcl_welford *acc, double *mean,
 }
 
 mmcl_status
-mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair, int P, int N,
-                  int at_most, uint64_t seed, int tile, int n_threads,
+mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
+                  const char *const labels[2], int P, int N, int at_most,
+                  uint64_t seed, int tile, int n_threads,
                   mmcl_progress_fn progress, void *progress_user, double p0,
                   double p1, mmcl__sample **out)
 {
@@ -241,8 +242,9 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair, int P, int N,
                            "patch size %d must be odd (1, 3, 5, ...)", P);
     if (P > width || P > height)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "patch size %d is larger than the %d x %d raster",
-                           P, width, height);
+                           "patch size %d is larger than the %d x %d raster "
+                           "of %s (a smaller --patch, or a larger raster)",
+                           P, width, height, labels[0]);
 
     mmcl_status st = MMCL_OK;
     sample_job job = {0};
@@ -283,9 +285,19 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair, int P, int N,
     }
     if (job.n_valid_pixels == 0) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "no valid pixel: every pixel has an invalid optical "
-                         "or SAR value (nodata, NaN, masked or outside the "
-                         "SAR footprint)");
+                         "%s and %s: no valid pixel: every pixel has an "
+                         "invalid optical or SAR value (nodata, NaN, masked "
+                         "or outside the SAR footprint)",
+                         labels[0], labels[1]);
+        goto done;
+    }
+    if (V < MMCL__SAMPLE_MIN_PATCHES) {
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "%s and %s: only %lld valid %dx%d patch%s (%lld "
+                         "valid pixel%s); training needs at least %d",
+                         labels[0], labels[1], V, P, P, V == 1 ? "" : "es",
+                         job.n_valid_pixels, job.n_valid_pixels == 1 ? "" : "s",
+                         MMCL__SAMPLE_MIN_PATCHES);
         goto done;
     }
     if (V < N && at_most)
@@ -326,6 +338,19 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair, int P, int N,
                           &s->zero_variance2);
     if (st != MMCL_OK)
         goto done;
+    for (int m = 0; m < 2; m++) {
+        int nz = m == 0 ? s->zero_variance1 : s->zero_variance2;
+        int nb = m == 0 ? s->B1 : s->B2;
+        if (nz == nb) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "%s: %s constant over the %lld valid pixels; "
+                             "nothing to learn",
+                             labels[m],
+                             nb == 1 ? "its band is" : "every band is",
+                             job.n_valid_pixels);
+            goto done;
+        }
+    }
 
     /* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
      * of the V ranks is kept with probability (N - kept) / (V - seen),

@@ -36,15 +36,25 @@ typedef struct mmcl__sample {
     long long n_valid_centres;
 } mmcl__sample;
 
+/* Fewest valid patches training accepts. The standard error of a sample
+ * correlation is about 1 / sqrt(N - 3): under 32 patches it is over 0.19,
+ * so the correlations learned would be mostly noise (and a raster that
+ * small is more likely the wrong file than a training scene). */
+#define MMCL__SAMPLE_MIN_PATCHES 32
+
 /*
  * Draws @p N patches of edge @p P (odd) from @p pair; with @p at_most set,
  * all valid patches when there are fewer than N. Progress goes from @p p0
- * to @p p1. Errors: no valid pixel, fewer valid centres than N (unless
- * at_most), patch larger than the raster.
+ * to @p p1. @p labels name the optical and the SAR in messages ("optical
+ * 'opt.tif'"). Errors: no valid pixel, fewer than MMCL__SAMPLE_MIN_PATCHES
+ * valid patches, fewer valid centres than N (unless at_most), patch larger
+ * than the raster, a modality whose every band is constant over the valid
+ * pixels (nothing to learn; some constant bands among others are counted
+ * in zero_variance1/2 and left to the caller to warn about).
  */
 mmcl_status mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
-                              int P, int N, int at_most, uint64_t seed,
-                              int tile,
+                              const char *const labels[2], int P, int N,
+                              int at_most, uint64_t seed, int tile,
                               int n_threads, mmcl_progress_fn progress,
                               void *progress_user, double p0, double p1,
                               mmcl__sample **out);

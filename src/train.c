@@ -823,13 +823,15 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         }
     }
 
+    const char *const labels[2] = {mmcl__pair_optical_label(pair),
+                                   mmcl__pair_sar_label(pair)};
     /* The default sample size is a ceiling; a size the user asked for is
      * a demand. */
-    st = mmcl__sample_draw(ctx, pair, t.P, (int)mmcl__opt_int(o, "SAMPLES"),
-                           !mmcl__opt_given(o, "SAMPLES"),
-                           (uint64_t)mmcl__opt_int(o, "SEED"),
-                           (int)mmcl__opt_int(o, "TILE"), t.n_threads,
-                           t.progress, t.progress_user, 0.0, 0.4, &t.s);
+    st = mmcl__sample_draw(
+        ctx, pair, labels, t.P, (int)mmcl__opt_int(o, "SAMPLES"),
+        !mmcl__opt_given(o, "SAMPLES"), (uint64_t)mmcl__opt_int(o, "SEED"),
+        (int)mmcl__opt_int(o, "TILE"), t.n_threads, t.progress, t.progress_user,
+        0.0, 0.4, &t.s);
     if (st != MMCL_OK)
         goto done;
     for (int m = 0; m < 2; m++) {

@@ -14,6 +14,7 @@
 
 #include "context_internal.h"
 #include "gdal_util_internal.h"
+#include "options_internal.h"
 #include "output_internal.h"
 #include "writer_internal.h"
 
@@ -142,6 +143,64 @@ check_creation_options(mmcl_context *ctx, GDALDriverH drv, const char *format,
     return MMCL_OK;
 }
 
+const char *
+mmcl__output_format(mmcl_context *ctx, const mmcl_options *o, const char *path)
+{
+    if (mmcl__opt_given(o, "FORMAT"))
+        return mmcl__opt_str(o, "FORMAT");
+    if (!path || !*path) {
+        mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output path given");
+        return NULL;
+    }
+    /* The extension of the file name, not of a folder: CPLGetExtension. */
+    const char *ext = CPLGetExtension(path);
+    if (!*ext)
+        return "GTiff";
+    char ext_copy[64];
+    snprintf(ext_copy, sizeof(ext_copy), "%s", ext);
+    const char *first = NULL, *second = NULL;
+    for (int i = 0; i < GDALGetDriverCount(); i++) {
+        GDALDriverH drv = GDALGetDriver(i);
+        if (!driver_can(drv, GDAL_DCAP_RASTER) ||
+            (!driver_can(drv, GDAL_DCAP_CREATE) &&
+             !driver_can(drv, GDAL_DCAP_CREATECOPY)))
+            continue;
+        const char *exts = GDALGetMetadataItem(drv, GDAL_DMD_EXTENSIONS, NULL);
+        char **list = exts ? CSLTokenizeString(exts) : NULL;
+        int match = CSLFindString(list, ext_copy) >= 0; /* case-blind */
+        CSLDestroy(list);
+        if (!match)
+            continue;
+        if (!first)
+            first = GDALGetDriverShortName(drv);
+        else if (!second)
+            second = GDALGetDriverShortName(drv);
+    }
+    size_t n = strlen(path);
+    if (!first && n > 10 && EQUAL(path + n - 10, ".mmcl.json")) {
+        mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                    "output '%s' has the name of a lazy descriptor: give "
+                    "--lazy to write one, or name the raster .tif",
+                    path);
+        return NULL;
+    }
+    if (!first) {
+        mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                    "output '%s': no GDAL raster format that can write "
+                    "takes the extension '.%s'; give the format with -of "
+                    "(GTiff, COG, PNG, ...), or name the output .tif",
+                    path, ext_copy);
+        return NULL;
+    }
+    /* GTiff and COG both take .tif: GTiff, as GDAL's utilities choose. */
+    if (second && !(EQUAL(first, "GTiff") && EQUAL(second, "COG")))
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "several GDAL formats take the extension '.%s' of output "
+                  "'%s'; using %s (give -of to choose)",
+                  ext_copy, path, first);
+    return first;
+}
+
 mmcl_status
 mmcl__output_check(mmcl_context *ctx, mmcl__files *files, const char *path,
                    const char *format, char **creation_options,
@@ -161,17 +220,52 @@ mmcl__output_check(mmcl_context *ctx, mmcl__files *files, const char *path,
          !driver_can(drv, GDAL_DCAP_CREATECOPY)))
         return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
                            "output format '%s' cannot write rasters", format);
-    if (!driver_holds_type(drv, type))
+    if (!driver_holds_type(drv, type)) {
+        char types[256];
+        const char *t =
+            GDALGetMetadataItem(drv, GDAL_DMD_CREATIONDATATYPES, NULL);
+        size_t k = 0;
+        for (; t && *t && k + 3 < sizeof(types); t++) {
+            if (*t == ' ')
+                types[k++] = ',';
+            types[k++] = *t;
+        }
+        types[k] = '\0';
         return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                           "output format '%s' cannot hold %s data; use "
-                           "GTiff or COG",
-                           format, GDALGetDataTypeName(type));
+                           "output '%s': format %s cannot hold %s values, "
+                           "which this product has (%s writes %s only); "
+                           "name the output .tif, or give -of GTiff or "
+                           "-of COG",
+                           path, GDALGetDriverShortName(drv),
+                           GDALGetDataTypeName(type),
+                           GDALGetDriverShortName(drv), types);
+    }
     mmcl_status st = check_creation_options(ctx, drv, format,
                                             creation_options);
     if (st != MMCL_OK)
         return st;
     return mmcl__files_add_output(ctx, files, path, "output",
                                   MMCL__OUT_RASTER, product, format);
+}
+
+mmcl_status
+mmcl__output_check_options(mmcl_context *ctx, mmcl__files *files,
+                           const char *path, const mmcl_options *o,
+                           char **creation_options, GDALDataType type,
+                           const char *product, const char **format)
+{
+    *format = mmcl__output_format(ctx, o, path);
+    if (*format)
+        return mmcl__output_check(ctx, files, path, *format, creation_options,
+                                  type, product);
+    if (!path || !*path)
+        return mmcl_context_errcode(ctx);
+    mmcl_status st = mmcl__files_add_output(ctx, files, path, "output",
+                                            MMCL__OUT_RASTER, product, NULL);
+    if (st != MMCL_OK)
+        return st;
+    mmcl__output_format(ctx, o, path); /* its message again */
+    return mmcl_context_errcode(ctx);
 }
 
 mmcl__writer *

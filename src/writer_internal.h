@@ -43,6 +43,19 @@ typedef struct mmcl__raster_spec {
 typedef struct mmcl__writer mmcl__writer;
 
 /*
+ * The output format of @p path: FORMAT of @p o when it was given (-of),
+ * else chosen from the extension as GDAL 3.6's utilities choose it: no
+ * extension gives GTiff; otherwise the first raster driver that can write
+ * (DCAP_CREATE or DCAP_CREATECOPY) and lists the extension in
+ * DMD_EXTENSIONS (.tif and .tiff give GTiff, not COG; a warning names the
+ * driver taken when several others match). An extension no such driver
+ * lists is MMCL_ERR_INVALID_ARG asking for -of. Returns a string owned by
+ * @p o or by GDAL, or NULL with the error set.
+ */
+const char *mmcl__output_format(mmcl_context *ctx, const mmcl_options *o,
+                                const char *path);
+
+/*
  * Checks, before any work is done, that @p path can be written as @p format
  * with @p creation_options (the format exists and can hold @p type, the
  * options are valid), and records it in @p files as a raster output of
@@ -54,6 +67,18 @@ mmcl_status mmcl__output_check(mmcl_context *ctx, mmcl__files *files,
                                const char *path, const char *format,
                                char **creation_options, GDALDataType type,
                                const char *product);
+
+/*
+ * mmcl__output_check() for the format of mmcl__output_format(@p o, @p path),
+ * which goes to *@p format. When that format cannot be told (an unknown
+ * extension), the output's other refusals come first (an input, a folder,
+ * an existing file of another kind), then the format's.
+ */
+mmcl_status mmcl__output_check_options(mmcl_context *ctx, mmcl__files *files,
+                                       const char *path, const mmcl_options *o,
+                                       char **creation_options,
+                                       GDALDataType type, const char *product,
+                                       const char **format);
 
 /* Creates the temporary dataset. Returns NULL with an error set. */
 mmcl__writer *mmcl__writer_open(mmcl_context *ctx,

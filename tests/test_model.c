@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "mmcl/context.h"
 #include "mmcl/model.h"
@@ -46,14 +47,15 @@ contains(const char *hay, const char *needle)
     return hay && needle && strstr(hay, needle) != NULL;
 }
 
-/* Deterministic values with awkward bit patterns for exact round trips. */
+/* Deterministic values with awkward bit patterns for exact round trips
+ * (finite only: a model holding NaN or Inf is neither saved nor loaded). */
 static float
 sample_value(size_t i)
 {
     static const float special[] = {-0.0f,       1e-45f /* denormal */,
                                     FLT_MAX,     -FLT_MIN,
-                                    1.0f / 3.0f, -INFINITY,
-                                    INFINITY,    16777217.0f};
+                                    1.0f / 3.0f, -FLT_MAX,
+                                    FLT_MIN,     16777217.0f};
     if (i < sizeof(special) / sizeof(special[0]))
         return special[i];
     return (float)i * 0.1f - 3.0f;
@@ -775,6 +777,100 @@ model_load_survives_single_byte_corruption(void)
     free(b);
 }
 
+/* A model file holding a NaN or an Inf is refused, naming the tensor and
+ * the element; saving such a model is refused too (nothing written). */
+static void
+model_load_rejects_non_finite_values(void)
+{
+    char path[1024], saved[1024];
+    size_t n = 0, at;
+    unsigned char *b;
+    const unsigned char *hit;
+    float one = 1.0f / 3.0f; /* sample_value(4), head.w element 4 */
+    unsigned char le[4], nan_le[4] = {0x00, 0x00, 0xc0, 0x7f};
+    unsigned char inf_le[4] = {0x00, 0x00, 0x80, 0xff};
+    uint32_t u;
+
+    snprintf(path, sizeof(path), "%s", test_path("nan.mmcl"));
+    b = saved_sample(path, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    memcpy(&u, &one, 4);
+    for (int i = 0; i < 4; i++)
+        le[i] = (unsigned char)(u >> (8 * i));
+    hit = NULL;
+    for (at = 8; at + 4 <= n; at++)
+        if (memcmp(b + at, le, 4) == 0) {
+            hit = b + at;
+            break;
+        }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hit);
+    memcpy(b + at, nan_le, 4);
+    write_file(path, b, n);
+    expect_load_rejected(path, "tensor 'head.w' holds NaN at element 4");
+    memcpy(b + at, inf_le, 4);
+    write_file(path, b, n);
+    expect_load_rejected(path, "tensor 'head.w' holds -Inf at element 4");
+    free(b);
+
+    {
+        mmcl_context *ctx = mmcl_context_create();
+        mmcl_model *m = sample_model(ctx);
+        const float w[3] = {1.0f, 2.0f, NAN};
+        const int64_t shape[] = {3};
+        struct stat sb;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        CU_ASSERT_EQUAL(mmcl_model_set_tensor(ctx, m, "bad", w, 1, shape),
+                        MMCL_OK);
+        snprintf(saved, sizeof(saved), "%s", test_path("nan_saved.mmcl"));
+        unlink(saved);
+        CU_ASSERT_EQUAL(mmcl_model_save(ctx, m, saved, 1), MMCL_ERR_NUMERIC);
+        CU_ASSERT(contains(mmcl_context_errmsg(ctx),
+                           "tensor 'bad' holds NaN at element 2"));
+        CU_ASSERT_NOT_EQUAL(stat(saved, &sb), 0);
+        mmcl_model_destroy(m);
+        mmcl_context_destroy(ctx);
+    }
+}
+
+/* A file that is no model is named for what it is, and its first bytes
+ * are never printed as a header length. */
+static void
+model_load_says_what_a_non_model_file_is(void)
+{
+    char path[1024];
+    static const unsigned char tiff[16] = {'I', 'I', 42, 0, 8, 0, 0, 0};
+    static const unsigned char bigtiff[16] = {'M', 'M', 0, 43, 0, 8, 0, 0};
+    static const char passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
+                                 "daemon:x:1:1:daemon:/usr/sbin\n";
+    static const char descriptor[] =
+        "{\n\t\"mmcl_descriptor\":\t1,\n\t\"product\":\t\"embedding\",\n"
+        "\t\"model\":\t\"m.mmcl\",\n\t\"optical\":\t\"o.tif\",\n"
+        "\t\"sar\":\t\"s.tif\"\n}\n";
+
+    snprintf(path, sizeof(path), "%s", test_path("notamodel"));
+    write_file(path, tiff, sizeof(tiff));
+    expect_load_rejected(path, "is a raster (GTiff), not an mmcl model");
+    write_file(path, bigtiff, sizeof(bigtiff));
+    expect_load_rejected(path,
+                         "is a raster (GTiff, BigTIFF), not an mmcl model");
+    write_file(path, passwd, strlen(passwd));
+    expect_load_rejected(path, "not an mmcl model (it starts with text, "
+                               "\"root:x:0:0:root:/root:/bin/bash\")");
+    write_file(path, descriptor, strlen(descriptor));
+    expect_load_rejected(path, "is an mmcl lazy descriptor (an embedding "
+                               "computed when read, with the model "
+                               "'m.mmcl'), not an mmcl model");
+    {
+        mmcl_context *ctx = mmcl_context_create();
+        mmcl_model *m = NULL;
+        write_file(path, passwd, strlen(passwd));
+        CU_ASSERT_EQUAL(mmcl_model_load(ctx, path, &m), MMCL_ERR_FORMAT);
+        CU_ASSERT(!contains(mmcl_context_errmsg(ctx), "header length"));
+        mmcl_model_destroy(m);
+        mmcl_context_destroy(ctx);
+    }
+}
+
 static void
 model_load_rejects_invalid_json_header(void)
 {
@@ -1235,6 +1331,10 @@ main(int argc, char **argv)
          model_load_rejects_every_truncation},
         {"model_load_survives_single_byte_corruption",
          model_load_survives_single_byte_corruption},
+        {"model_load_rejects_non_finite_values",
+         model_load_rejects_non_finite_values},
+        {"model_load_says_what_a_non_model_file_is",
+         model_load_says_what_a_non_model_file_is},
         {"model_load_rejects_invalid_json_header",
          model_load_rejects_invalid_json_header},
         {"model_load_rejects_tensor_entry_missing_a_field",

@@ -113,8 +113,9 @@ probe_r2(const char *scene, const mmcl_model *model, int use_unimodal,
     mmcl_options_free(defaults);
     mmcl__sample *s = NULL;
     /* A different seed from training: fresh pixels. */
-    CU_ASSERT_EQUAL_FATAL(mmcl__sample_draw(ctx, pair, enc->P, 8000, 0, 4242,
-                                            256, 2, NULL, NULL, 0, 1, &s),
+    const char *const labels[2] = {"optical", "SAR"};
+    CU_ASSERT_EQUAL_FATAL(mmcl__sample_draw(ctx, pair, labels, enc->P, 8000, 0,
+                                            4242, 256, 2, NULL, NULL, 0, 1, &s),
                           MMCL_OK);
     /* Standardize with the model's statistics, not the sample's. */
     const mmcl__modality *mod = &enc->mod[MMCL__OPTICAL];
@@ -419,6 +420,21 @@ bad_training_input_is_refused_with_a_clear_message(void)
     GDALClose(dst);
     const char *kv_ok[] = {"SAMPLES=100", NULL};
     expect_train_failure(scene, nan_sar, kv_ok, "no valid pixel");
+
+    /* A constant SAR (every band): nothing to learn, whatever the
+     * objective would make of it. */
+    char const_sar[1100];
+    snprintf(const_sar, sizeof(const_sar), "%s/const_sar.tif", scene);
+    src = GDALOpen(sar, GA_ReadOnly);
+    dst = GDALCreateCopy(GDALGetDriverByName("GTiff"), const_sar, src, FALSE,
+                         NULL, NULL, NULL);
+    GDALClose(src);
+    for (int b = 1; b <= GDALGetRasterCount(dst); b++)
+        CU_ASSERT_EQUAL(GDALFillRaster(GDALGetRasterBand(dst, b), -12.5, 0),
+                        CE_None);
+    GDALClose(dst);
+    expect_train_failure(scene, const_sar, kv_ok,
+                         "every band is constant over the");
 }
 
 static void

@@ -62,8 +62,10 @@ MMCL_BEGIN_DECLS
  *             picture (legend) of an earlier call is replaced, never the
  *             input or a file it reads (a descriptor's model and
  *             rasters). FORMAT may be any GDAL raster format that holds
- *             Byte data, e.g. GTiff (default), COG or PNG (with GDAL's
- *             .aux.xml sidecar for the georeferencing).
+ *             Byte data, e.g. GTiff, COG or PNG (with GDAL's .aux.xml
+ *             sidecar for the georeferencing); without FORMAT, the format
+ *             follows the extension of @p out as in GDAL's utilities
+ *             (.png: PNG, .tif or none: GTiff; an unknown one is an error).
  * @param opts Options built for "rgb" (see mmcl_option_defs("rgb")); NULL
  *             for defaults.
  * @return MMCL_OK, or an error with the reason in mmcl_context_errmsg(ctx):

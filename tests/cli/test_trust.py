@@ -220,6 +220,76 @@ def picture_of_the_sar_array_descriptor(t, d):
     t.assertEqual((ds.RasterXSize, ds.RasterYSize),
                   (opt.RasterXSize, opt.RasterYSize))
 
+def model_with(src, dst, tensor, element, value):
+    """A copy of the model @p src whose float32 @p element of @p tensor is
+    @p value (NaN, Inf): the bytes edited in place, as a damaged file or a
+    diverged training would hold them."""
+    def f(d):
+        import json
+        import struct
+        with open(os.path.join(d, src), "rb") as fp:
+            raw = bytearray(fp.read())
+        (n,) = struct.unpack("<Q", raw[:8])
+        begin = json.loads(raw[8:8 + n].decode())[tensor]["data_offsets"][0]
+        at = 8 + n + begin + 4 * element
+        raw[at:at + 4] = struct.pack("<f", value)
+        with open(os.path.join(d, dst), "wb") as fp:
+            fp.write(raw)
+    return f
+
+
+def model_std(src, dst, modality, band, value):
+    """A copy of the model @p src whose recorded std of @p band (0-based)
+    of @p modality is @p value: its header rewritten, the data kept."""
+    def f(d):
+        import json
+        import struct
+        with open(os.path.join(d, src), "rb") as fp:
+            raw = fp.read()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n].decode())
+        meta = json.loads(header["__metadata__"]["mmcl"])
+        meta[modality]["std"][band] = value
+        header["__metadata__"]["mmcl"] = json.dumps(meta)
+        text = json.dumps(header).encode()
+        text += b" " * (-(8 + len(text)) % 8)
+        with open(os.path.join(d, dst), "wb") as fp:
+            fp.write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    return f
+
+
+def window(src, dst, xoff, yoff, w, h):
+    """@p dst: the @p w x @p h window of @p src at (xoff, yoff)."""
+    return lambda d: gdal.Translate(os.path.join(d, dst),
+                                    os.path.join(d, src),
+                                    srcWin=[xoff, yoff, w, h])
+
+
+def constant(src, dst, value):
+    """@p dst: @p src with every band filled with @p value."""
+    def f(d):
+        ds = gdal.GetDriverByName("GTiff").CreateCopy(
+            os.path.join(d, dst), gdal.Open(os.path.join(d, src)))
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).Fill(value)
+        ds = None
+    return f
+
+
+def placed(src, dst, srs, ullr):
+    """@p dst: @p src said to be in @p srs at the corners @p ullr."""
+    return lambda d: gdal.Translate(os.path.join(d, dst),
+                                    os.path.join(d, src), outputSRS=srs,
+                                    outputBounds=ullr)
+
+
+def starts_with(name, magic):
+    def f(t, d):
+        with open(os.path.join(d, name), "rb") as fp:
+            t.assertEqual(fp.read(len(magic)), magic)
+    return f
+
+
 ALIGN = ["align", "-q"]
 INFOLOSS = ["infoloss", "-q", "--overwrite", "model.mmcl", "opt.tif",
             "sar.tif"]
@@ -402,6 +472,119 @@ DESCRIPTORS = [
 
 # Inputs an analyst mixes up, and inputs that make no sense.
 INPUTS = [
+    # Messages and degenerate inputs.
+    Case("info_on_a_raster", ["info", "opt.tif"], 1,
+         r"'opt\.tif' is a raster \(GTiff\), not an mmcl model"),
+    Case("info_on_a_png_picture", ["info", "pic.png"], 1,
+         r"'pic\.png' is a raster \(PNG\), not an mmcl model",
+         setup=lambda d: gdal.Translate(os.path.join(d, "pic.png"),
+                                        os.path.join(d, "pic.tif"),
+                                        format="PNG")),
+    Case("info_on_a_descriptor", ["info", "emb.mmcl.json"], 1,
+         r"'emb\.mmcl\.json' is an mmcl lazy descriptor \(an embedding "
+         r"computed when read, with the model 'model\.mmcl'\), not an mmcl "
+         r"model"),
+    Case("info_on_a_text_file", ["info", "notes.txt"], 1,
+         r"'notes\.txt' is not an mmcl model \(it starts with text, "
+         r"\"Scene of 2024-05-01, tile 31TCJ\"\)",
+         setup=write("notes.txt", "Scene of 2024-05-01, tile 31TCJ\n"
+                                  "cloud cover 3 %\n")),
+    Case("info_on_etc_passwd_like_text", ["info", "passwd"], 1,
+         r"(?s)\A(?!.*header length).*'passwd' is not an mmcl model \(it "
+         r"starts with text, \"root:x:0:0:root:/root:/bin/bash\"\)",
+         setup=write("passwd", "root:x:0:0:root:/root:/bin/bash\n"
+                               "daemon:x:1:1:daemon:/usr/sbin\n")),
+    Case("embed_model_forgotten",
+         ["embed", "-q", "B01.tif", "B02.tif", "B03.tif", "sar.tif",
+          "e.tif"], 1,
+         r"'B01\.tif' is a raster \(GTiff\), not an mmcl model"),
+    Case("infoloss_model_forgotten",
+         ["infoloss", "-q", "opt.tif", "opt.tif", "sar.tif", "l.tif"], 1,
+         r"'opt\.tif' is a raster \(GTiff\), not an mmcl model"),
+    Case("model_with_nan_weights",
+         ["embed", "-q", "nan.mmcl", "opt.tif", "sar.tif", "e.tif"], 1,
+         r"model file 'nan\.mmcl': tensor 'encoder\.optical\.0\.weight' "
+         r"holds NaN at element 17",
+         setup=model_with("model.mmcl", "nan.mmcl",
+                          "encoder.optical.0.weight", 17, float("nan"))),
+    Case("model_with_inf_weights", ["info", "inf.mmcl"], 1,
+         r"model file 'inf\.mmcl': tensor 'decoder\.sar\.unimodal\.bias' "
+         r"holds \+Inf at element 3",
+         setup=model_with("model.mmcl", "inf.mmcl",
+                          "decoder.sar.unimodal.bias", 3, float("inf"))),
+    Case("model_with_a_zero_std",
+         ["embed", "-q", "std0.mmcl", "opt.tif", "sar.tif", "e.tif"], 1,
+         r"model '[^']*std0\.mmcl': the sar std of band 2 is 0; the "
+         r"standardization divides by it, so it must be positive",
+         setup=model_std("model.mmcl", "std0.mmcl", "sar", 1, 0.0)),
+    Case("sar_in_another_utm_zone",
+         ALIGN + ["opt.tif", "sar32.tif", "a.tif"], 1,
+         r"the SAR footprint does not overlap the optical raster: no pixel "
+         r"in common\.\n  optical 'opt\.tif' \(EPSG:32631, WGS 84 / UTM zone "
+         r"31N\): x 500000 \.\. 501920, y 4798080 \.\. 4800000; lon 3\.00000 "
+         r"\.\. 3\.02369, lat 43\.33556 \.\. 43\.35286\n  SAR 'sar32\.tif' "
+         r"\(EPSG:32632, WGS 84 / UTM zone 32N\): x 500000 \.\. 501200, y "
+         r"4799120 \.\. 4800000; in the optical CRS: x 986294 \.\. 987558, "
+         r"y 4816632 \.\. 4817599; lon 9\.00000 \.\. 9\.01481",
+         setup=placed("sar.tif", "sar32.tif", "EPSG:32632",
+                      [500000, 4800000, 501200, 4799120])),
+    Case("sar_with_latitude_and_longitude_swapped",
+         ALIGN + ["opt.tif", "sarxy.tif", "a.tif"], 1,
+         r"SAR 'sarxy\.tif' \(EPSG:4326, WGS 84\): lon 43\.35300 \.\. "
+         r"43\.37060, lat 2\.99980 \.\. 3\.02380; in the optical CRS",
+         setup=placed("sar.tif", "sarxy.tif", "EPSG:4326",
+                      [43.353, 2.9998, 43.3706, 3.0238])),
+    Case("train_on_1x1",
+         ["train", "-q", "--patch", "1", "--dim", "2", "one.tif", "sar.tif",
+          "m.mmcl"], 1,
+         r"optical 'one\.tif' and SAR 'sar\.tif': only 1 valid 1x1 patch "
+         r"\(1 valid pixel\); training needs at least 32",
+         setup=window("opt.tif", "one.tif", 96, 96, 1, 1)),
+    Case("train_patch_larger_than_the_raster",
+         ["train", "-q"] + TRAIN + ["two.tif", "sar.tif", "m.mmcl"], 1,
+         r"patch size 3 is larger than the 2 x 2 raster of optical "
+         r"'two\.tif'",
+         setup=window("opt.tif", "two.tif", 96, 96, 2, 2)),
+    Case("train_on_too_few_valid_pixels",
+         ["train", "-q", "--dim", "2", "--patch", "3", "five.tif",
+          "sar.tif", "m.mmcl"], 1,
+         r"optical 'five\.tif' and SAR 'sar\.tif': only 25 valid 3x3 "
+         r"patches \(25 valid pixels\); training needs at least 32",
+         setup=window("opt.tif", "five.tif", 96, 96, 5, 5)),
+    Case("train_on_constant_optical",
+         ["train", "-q"] + TRAIN + ["c.tif", "sar.tif", "m.mmcl"], 1,
+         r"optical 'c\.tif': every band is constant over the \d+ valid "
+         r"pixels; nothing to learn",
+         setup=constant("opt.tif", "c.tif", 1234)),
+    Case("train_on_constant_sar",
+         ["train", "-q"] + TRAIN + ["opt.tif", "c.tif", "m.mmcl"], 1,
+         r"SAR 'c\.tif': every band is constant over the \d+ valid pixels; "
+         r"nothing to learn",
+         setup=constant("sar.tif", "c.tif", -12.5)),
+    Case("rgb_png_from_extension", ["rgb", "-q", "emb.tif", "out.png"], 0,
+         check=starts_with("out.png", b"\x89PNG\r\n\x1a\n")),
+    Case("rgb_of_gtiff_named_png", ["rgb", "-q", "-of", "GTiff", "emb.tif",
+                                    "out.png"], 0,
+         check=starts_with("out.png", b"II*\x00")),
+    Case("embed_to_png_refused",
+         ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif", "e.png"], 1,
+         r"output 'e\.png': format PNG cannot hold Float32 values, which "
+         r"this product has \(PNG writes Byte, UInt16 only\); name the "
+         r"output \.tif"),
+    Case("infoloss_to_jpg_refused", INFOLOSS + ["l.jpg"], 1,
+         r"output 'l\.jpg': format JPEG cannot hold Float32 values"),
+    Case("rgb_to_jpg_refused", ["rgb", "-q", "emb.tif", "out.jpg"], 1,
+         r"output 'out\.jpg': JPEG cannot hold the alpha band of the "
+         r"picture"),
+    Case("unknown_extension_refused",
+         ALIGN + ["opt.tif", "sar.tif", "al.foo"], 1,
+         r"output 'al\.foo': no GDAL raster format that can write takes "
+         r"the extension '\.foo'; give the format with -of"),
+    Case("raster_named_like_a_descriptor_refused",
+         ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif",
+          "e.mmcl.json"], 1,
+         r"output 'e\.mmcl\.json' has the name of a lazy descriptor: give "
+         r"--lazy to write one"),
     # The pair: SAR files, complex SAR, one file as both.
     Case("train_vv_vh_as_two_sar_files",
          ["train", "-q"] + TRAIN + ["B01.tif", "B02.tif", "B03.tif",
