@@ -7,6 +7,8 @@ How the description maps onto Processing parameters:
 
     positional raster_in            QgsProcessingParameterRasterLayer
     positional raster_in, multiple  QgsProcessingParameterMultipleLayers (rasters)
+    positional raster_in with a     the same: one layer goes as the positional,
+      "flag" (SAR: --sar)           several as one flag each (--sar a --sar b)
     positional file_in              QgsProcessingParameterFile (*.mmcl for MODEL)
     positional raster_out           QgsProcessingParameterRasterDestination
     positional file_out             QgsProcessingParameterFileDestination (*.mmcl)
@@ -264,7 +266,7 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
 
     def _positional_parameter(self, p):
         name, kind = p["name"], p["kind"]
-        if kind == "raster_in" and p.get("multiple"):
+        if kind == "raster_in" and (p.get("multiple") or p.get("flag")):
             return QgsProcessingParameterMultipleLayers(
                 name, _label(name), QgsProcessing.TypeRaster)
         if kind == "raster_in":
@@ -417,11 +419,28 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
 
     def _positional_values(self, p, parameters, context, folders, results):
         name, kind = p["name"], p["kind"]
-        if kind == "raster_in":
-            files = _plain_files(parameters.get(name))
-            if files:
+        if kind == "raster_in" and p.get("flag"):
+            # The SAR: one layer is the positional argument; several go as
+            # one --sar each, in the order given (the program then reads
+            # every positional raster as optical).
+            files = self._raster_values(dict(p, multiple=True), parameters,
+                                        context)
+            if len(files) == 1:
                 return files
-        if kind == "raster_in" and p.get("multiple"):
+            words = []
+            for f in files:
+                words += [p["flag"], f]
+            return words
+        if kind == "raster_in":
+            return self._raster_values(p, parameters, context)
+        return self._output_value(p, parameters, context, folders, results)
+
+    def _raster_values(self, p, parameters, context):
+        name = p["name"]
+        files = _plain_files(parameters.get(name))
+        if files:
+            return files
+        if p.get("multiple"):
             layers = self.parameterAsLayerList(parameters, name, context)
             raw = parameters.get(name)
             items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
@@ -434,12 +453,14 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(_cannot_open(name, bad or
                                                           items))
             return [self._raster_source(layer, name) for layer in layers]
-        if kind == "raster_in":
-            layer = self.parameterAsRasterLayer(parameters, name, context)
-            if layer is None:
-                raise QgsProcessingException(
-                    _cannot_open(name, [parameters.get(name)]))
-            return [self._raster_source(layer, name)]
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(
+                _cannot_open(name, [parameters.get(name)]))
+        return [self._raster_source(layer, name)]
+
+    def _output_value(self, p, parameters, context, folders, results):
+        name, kind = p["name"], p["kind"]
         if kind == "file_in":
             path = self.parameterAsFile(parameters, name, context)
             if not path:

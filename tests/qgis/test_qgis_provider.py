@@ -249,6 +249,39 @@ class QgisProvider(unittest.TestCase):
                     gdal.Open(a).ReadAsArray(), gdal.Open(b).ReadAsArray()),
                     1e-6, name)
 
+    def test_sar_as_several_layers_goes_as_sar_flags(self):
+        """SAR=VV SAR=VH ... (one single-band layer per band of the
+        scene's SAR): the program gets one --sar each and writes the
+        embedding of the stacked SAR."""
+        q = os.path.join(self.root, "sar_layers")
+        os.makedirs(q)
+        scene = os.path.join(self.direct, "scene")
+        sar = os.path.join(scene, "sar.tif")
+        bands = []
+        for b in range(1, gdal.Open(sar).RasterCount + 1):
+            bands.append(os.path.join(q, "sar_%d.tif" % b))
+            gdal.Translate(bands[-1], sar, bandList=[b])
+        self.assertGreater(len(bands), 1)
+        out = os.path.join(q, "emb.tif")
+        self.qgis_json("run", "mmcl:embed", "--",
+                       "MODEL=" + os.path.join(self.direct, "model.mmcl"),
+                       "OPTICAL=" + os.path.join(scene, "optical.tif"),
+                       *["SAR=" + b for b in bands], "OUT=" + out)
+        self.assertEqual(max_abs_diff(
+            gdal.Open(out).ReadAsArray(),
+            gdal.Open(os.path.join(self.direct, "emb.tif")).ReadAsArray()),
+            0.0)
+        # One layer only: still the positional SAR (a 1-band SAR does not
+        # fit this model, which the program says).
+        p = self.qgis("run", "mmcl:embed", "--",
+                      "MODEL=" + os.path.join(self.direct, "model.mmcl"),
+                      "OPTICAL=" + os.path.join(scene, "optical.tif"),
+                      "SAR=" + bands[0], "OUT=" + os.path.join(q, "e1.tif"),
+                      check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("SAR", p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(q, "e1.tif")))
+
     def test_probe_writes_an_html_report_and_its_figures(self):
         d = self.direct
         out = os.path.join(self.root, "probe.html")
