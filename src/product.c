@@ -65,7 +65,8 @@ typedef struct chain_frame {
     const char *name;             /* as given, for messages */
     const char *path;             /* for identity without an inode */
     unsigned long long dev, ino;  /* ino 0: no file identity */
-    int allow_remote;
+    int allow_remote; /* ALLOW_REMOTE=YES here or in an outer frame */
+    int text;         /* descriptor text given by the caller */
 } chain_frame;
 
 struct mmcl__product_chain {
@@ -109,14 +110,15 @@ frame_same(const chain_frame *a, const chain_frame *b)
     return a->path && b->path && strcmp(a->path, b->path) == 0;
 }
 
-/* Whether this thread opens descriptors under ALLOW_REMOTE=YES. */
+/* Whether the descriptor this thread is opening may name remote and
+ * inline paths: opened with ALLOW_REMOTE=YES (or inside one that was), or
+ * text given by the calling program, as trusted as the program (a file
+ * it names is checked in turn). */
 static int
 chain_allows_remote(void)
 {
-    for (int i = 0; i < tls_chain.n; i++)
-        if (tls_chain.f[i].allow_remote)
-            return 1;
-    return 0;
+    const mmcl__product_chain *c = &tls_chain;
+    return c->n > 0 && (c->f[c->n - 1].allow_remote || c->f[c->n - 1].text);
 }
 
 /* Enters descriptor @p f: refused when it is already being opened or read
@@ -153,7 +155,10 @@ chain_enter(mmcl_context *ctx, const chain_frame *f)
                            "descriptors nested deeper than %d: %s'%s'",
                            MAX_NESTING, chain, f->name);
     }
-    c->f[c->n++] = *f;
+    c->f[c->n] = *f;
+    if (c->n > 0 && c->f[c->n - 1].allow_remote)
+        c->f[c->n].allow_remote = 1;
+    c->n++;
     return MMCL_OK;
 }
 
@@ -864,6 +869,7 @@ mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
     chain_frame f = {0};
     f.name = *t == '{' ? "(text)" : s;
     f.allow_remote = allow_remote;
+    f.text = *t == '{';
     if (*t != '{')
         frame_identify(&f, s);
     mmcl_status st = chain_enter(ctx, &f);
@@ -1355,8 +1361,15 @@ mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
-    /* Open what we are about to write, as GDAL will. */
+    /* Open what we are about to write, as GDAL will: as a file. */
+    chain_frame self = {0};
+    self.name = path;
+    self.path = path;
+    st = chain_enter(ctx, &self);
+    if (st != MMCL_OK)
+        goto done;
     st = product_open_text(ctx, text, path, dir_abs, -1, &check);
+    chain_leave();
     if (st != MMCL_OK)
         goto done;
     FILE *f = mmcl__stage_fopen(ctx, stage);
