@@ -218,14 +218,21 @@ remote_kind(const char *path)
     return NULL;
 }
 
+int
+mmcl__product_path_allowed(const char *path)
+{
+    return !remote_kind(path) || chain_allows_remote() ||
+           CPLTestBool(CPLGetConfigOption("MMCL_DESCRIPTOR_ALLOW_REMOTE",
+                                          "NO"));
+}
+
 mmcl_status
 mmcl__product_check_path(mmcl_context *ctx, const char *name,
                          const char *key, const char *path)
 {
-    const char *kind = remote_kind(path);
-    if (!kind || chain_allows_remote() ||
-        CPLTestBool(CPLGetConfigOption("MMCL_DESCRIPTOR_ALLOW_REMOTE", "NO")))
+    if (mmcl__product_path_allowed(path))
         return MMCL_OK;
+    const char *kind = remote_kind(path);
     return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                        "descriptor '%s': \"%s\" '%.200s%s' is %s; a "
                        "descriptor names local files unless remote and "

@@ -38,6 +38,8 @@ void mmcl__product_chain_adopt(const mmcl__product_chain *chain);
  * key and the path otherwise. */
 mmcl_status mmcl__product_check_path(mmcl_context *ctx, const char *name,
                                      const char *key, const char *path);
+/* The same test without a message: 1 when @p path may be opened. */
+int mmcl__product_path_allowed(const char *path);
 
 /* @p path of a descriptor in folder @p dir made usable: relative names are
  * taken relative to @p dir (NULL or "": kept), special names (VRT text,
