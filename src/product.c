@@ -1157,6 +1157,9 @@ read_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 
 static mmcl_status read_map(mmcl_context *ctx, mmcl_product *p, int level,
                             int x, int y, int w, int h, void *buf);
+static mmcl_status product_read(mmcl_context *ctx, mmcl_product *p,
+                                int level, int x, int y, int w, int h,
+                                void *buf);
 
 /* A read of @p p enters the thread's chain as its descriptor (a product
  * opened from text, or by mmcl__product_write_json, as "(text)"). */
@@ -1174,6 +1177,20 @@ mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
                   int w, int h, void *buf)
 {
     mmcl__error_clear(ctx);
+    mmcl_status st = p ? product_enter(ctx, p) : MMCL_OK;
+    if (st != MMCL_OK)
+        return st;
+    st = product_read(ctx, p, level, x, y, w, h, buf);
+    if (p)
+        chain_leave();
+    return st;
+}
+
+/* mmcl_product_read once the product has entered the thread's chain. */
+static mmcl_status
+product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
+             int w, int h, void *buf)
+{
     const product_level *L = level_at(p, level);
     if (!L)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
@@ -1186,14 +1203,11 @@ mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
                            "mmcl_product_read: window %d,%d %dx%d is not "
                            "inside the %d x %d grid of level %d",
                            x, y, w, h, L->width, L->height, level);
-    mmcl_status st = product_enter(ctx, p);
-    if (st != MMCL_OK)
-        return st;
     mmcl__product_blas_enter();
-    st = p->rgb ? mmcl__rgb_view_read(ctx, p->rgb, level, x, y, w, h, buf)
-                : read_map(ctx, p, level, x, y, w, h, buf);
+    mmcl_status st = p->rgb ? mmcl__rgb_view_read(ctx, p->rgb, level, x, y,
+                                                  w, h, buf)
+                            : read_map(ctx, p, level, x, y, w, h, buf);
     mmcl__product_blas_leave();
-    chain_leave();
     return st;
 }
 
@@ -1249,6 +1263,10 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
                            "mmcl_product_figures: no product");
     if (!p->figures_wanted)
         return MMCL_OK;
+    /* Its pass reads the inputs: the product enters the thread's chain. */
+    mmcl_status entered = product_enter(ctx, p);
+    if (entered != MMCL_OK)
+        return entered;
     mtx_lock(&p->figures_lock);
     if (!p->figures_done) {
         read_job job = {0};
@@ -1267,14 +1285,10 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
                              .commit = read_commit,
                              .stop = read_stop,
                              .user = &job};
-        mmcl_status st = product_enter(ctx, p);
-        if (st == MMCL_OK) {
-            mmcl__product_blas_enter();
-            st = mmcl__run_tiles(ctx, n_blocks, 1, 1, p->threads, &tj, NULL,
-                                 NULL, 0.0, 1.0);
-            mmcl__product_blas_leave();
-            chain_leave();
-        }
+        mmcl__product_blas_enter();
+        mmcl_status st = mmcl__run_tiles(ctx, n_blocks, 1, 1, p->threads,
+                                         &tj, NULL, NULL, 0.0, 1.0);
+        mmcl__product_blas_leave();
         if (st == MMCL_OK && job.total[0].n + job.total[1].n == 0)
             st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                              "no valid patch in the pair: nothing to "
@@ -1297,6 +1311,7 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
         mmcl__error(ctx, st, "%s",
                     p->figures_error ? p->figures_error : "figures failed");
     mtx_unlock(&p->figures_lock);
+    chain_leave();
     return st;
 }
 
