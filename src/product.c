@@ -171,7 +171,9 @@ chain_leave(void)
 
 /* ---- paths that reach out --------------------------------------------- */
 
-/* What makes @p path more than a local file, or NULL for a local file. */
+/* What makes @p path more than a local file, or NULL for a local file.
+ * Prefixes are peeled in a loop, never by recursion: a descriptor may
+ * hold a megabyte of "MMCL:" or "/vsizip/". */
 static const char *
 remote_kind(const char *path)
 {
@@ -181,34 +183,40 @@ remote_kind(const char *path)
     static const char *const network[] = {
         "/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss",
         "/vsiswift", "/vsiwebhdfs", "/vsihdfs", NULL};
-    const char *t = path;
-    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
-        t++;
-    if (*t == '<')
-        return "inline XML (a dataset given as text)";
-    if (*t == '{')
-        return "inline JSON (a descriptor given as text)";
-    if (strncasecmp(path, "MMCL:", 5) == 0)
-        return remote_kind(path + 5);
-    if (strncmp(path, "/vsi", 4) == 0) {
+    int in_archive = 0;
+    for (;;) {
+        const char *t = path;
+        while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
+            t++;
+        if (*t == '<')
+            return "inline XML (a dataset given as text)";
+        if (*t == '{')
+            return "inline JSON (a descriptor given as text)";
+        if (strncasecmp(path, "MMCL:", 5) == 0) {
+            path += 5;
+            continue;
+        }
+        if (strncmp(path, "/vsi", 4) != 0)
+            break;
         /* A local archive is read like a folder; what it is read from is
          * checked in turn. */
-        for (int i = 0; archives[i]; i++) {
+        const char *rest = NULL;
+        for (int i = 0; archives[i] && !rest; i++) {
             size_t n = strlen(archives[i]);
-            if (strncmp(path, archives[i], n) != 0)
-                continue;
-            const char *rest = path + n;
-            if (*rest == '{')
-                rest++;
-            if (strncmp(rest, "/vsi", 4) == 0 || strchr(rest, ':'))
-                return remote_kind(rest) ? remote_kind(rest)
-                                         : "a GDAL virtual file path";
-            return NULL;
+            if (strncmp(path, archives[i], n) == 0)
+                rest = path + n;
+        }
+        if (rest) {
+            path = *rest == '{' ? rest + 1 : rest;
+            in_archive = 1;
+            continue;
         }
         for (int i = 0; network[i]; i++)
             if (strncmp(path, network[i], strlen(network[i])) == 0)
                 return "a network path";
-        return "a GDAL virtual file path other than a local archive";
+        return in_archive ? "a GDAL virtual file path"
+                          : "a GDAL virtual file path other than a local "
+                            "archive";
     }
     const char *colon = strchr(path, ':');
     if (colon && !memchr(path, '/', (size_t)(colon - path)))
