@@ -425,6 +425,13 @@ DESCRIPTORS = [
          setup=embedding("net.mmcl.json",
                          sar="/vsizip//vsicurl/http://127.0.0.1:9/a.zip/"
                              "s.tif"), absent=["out.tif"]),
+    Case("descriptor_path_of_many_archive_prefixes",
+         ["rgb", "-q", "net.mmcl.json", "out.tif"], 1,
+         r"\"sar\" '(/vsizip/){25}\.\.\.' is a network path",
+         setup=embedding("net.mmcl.json",
+                         sar="/vsizip/" * 100000 +
+                             "/vsicurl/http://127.0.0.1:9/a.zip/s.tif"),
+         absent=["out.tif"]),
     Case("descriptor_inline_xml_refused",
          ["rgb", "-q", "x.mmcl.json", "out.tif"], 1,
          r"\"sar\" '<VRTDataset rasterXSize=\"1\" .*' is inline XML",
