@@ -263,6 +263,47 @@ names_descriptor(const char *path)
            (len >= 10 && strcasecmp(path + len - 10, ".mmcl.json") == 0);
 }
 
+/* A map's input @p path under @p key: a local file (unless remote paths
+ * are allowed), and a raster or a model rather than another descriptor. */
+static mmcl_status
+input_path_check(mmcl_context *ctx, const char *name, const char *key,
+                 const char *path)
+{
+    if (names_descriptor(path))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "descriptor '%s': \"%s\" '%.200s' is an mmcl "
+                           "descriptor, not %s: a map is computed from "
+                           "rasters and a model file, never from another "
+                           "lazy product",
+                           name, key, path,
+                           strcmp(key, "model") == 0 ? "a model file"
+                                                     : "a raster");
+    return mmcl__product_check_path(ctx, name, key, path);
+}
+
+/* The inputs a map's descriptor @p j names ("model", "optical", "sar",
+ * each a path or an array of paths): local files (unless remote paths are
+ * allowed), rasters and a model rather than other descriptors. Values of
+ * the wrong type are left to the parser. */
+static mmcl_status
+check_inputs(mmcl_context *ctx, const cJSON *j, const char *name)
+{
+    static const char *const keys[] = {"model", "optical", "sar"};
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        const cJSON *e = cJSON_IsArray(v) ? v->child : v;
+        for (; e; e = cJSON_IsArray(v) ? e->next : NULL) {
+            if (!cJSON_IsString(e) || !*e->valuestring)
+                continue;
+            mmcl_status st = input_path_check(ctx, name, keys[k],
+                                              e->valuestring);
+            if (st != MMCL_OK)
+                return st;
+        }
+    }
+    return MMCL_OK;
+}
+
 /* Read state: one per concurrent reader of a level. */
 typedef struct read_state {
     mmcl__map_worker *map;
@@ -503,24 +544,6 @@ bad_key(mmcl_context *ctx, const char *name, const char *key,
                        name, what, key);
 }
 
-/* A map's input @p path under @p key: a local file (unless remote paths
- * are allowed), and a raster or a model rather than another descriptor. */
-static mmcl_status
-input_path_check(mmcl_context *ctx, const char *name, const char *key,
-                 const char *path)
-{
-    if (names_descriptor(path))
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "descriptor '%s': \"%s\" '%.200s' is an mmcl "
-                           "descriptor, not %s: a map is computed from "
-                           "rasters and a model file, never from another "
-                           "lazy product",
-                           name, key, path,
-                           strcmp(key, "model") == 0 ? "a model file"
-                                                     : "a raster");
-    return mmcl__product_check_path(ctx, name, key, path);
-}
-
 static mmcl_status
 descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
                  const char *dir, descriptor *d)
@@ -559,6 +582,12 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
                                  "(readers disagree on which one counts)",
                                  name, dup);
         goto done;
+    }
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "product");
+    if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "rgb") != 0) {
+        st = check_inputs(ctx, j, name);
+        if (st != MMCL_OK)
+            goto done;
     }
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "mmcl_descriptor");
     if (ver && (!cJSON_IsNumber(ver) || ver->valuedouble < 1)) {
@@ -609,9 +638,6 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
             st = bad_key(ctx, name, strings[i], "expected a path for");
             goto done;
         }
-        st = input_path_check(ctx, name, strings[i], v->valuestring);
-        if (st != MMCL_OK)
-            goto done;
         *dst[i] = mmcl__product_resolve_path(dir, v->valuestring);
     }
     const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optical");
@@ -620,9 +646,6 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
         goto done;
     }
     if (cJSON_IsString(opt) && *opt->valuestring) {
-        st = input_path_check(ctx, name, "optical", opt->valuestring);
-        if (st != MMCL_OK)
-            goto done;
         char *r = mmcl__product_resolve_path(dir, opt->valuestring);
         d->optical = CSLAddString(d->optical, r);
         CPLFree(r);
@@ -635,9 +658,6 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
                              "expected paths in the array");
                 goto done;
             }
-            st = input_path_check(ctx, name, "optical", v->valuestring);
-            if (st != MMCL_OK)
-                goto done;
             char *r = mmcl__product_resolve_path(dir, v->valuestring);
             d->optical = CSLAddString(d->optical, r);
             CPLFree(r);
