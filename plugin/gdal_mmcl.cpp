@@ -21,7 +21,9 @@
  *   (APPROXIMATE=YES, OVERVIEW_FACTOR in their MMCL metadata).
  * - The global figures of an information-loss map are computed on the
  *   first request of the MMCL metadata domain (they need a full pass).
- * - Open options: THREADS, described from the library's option table.
+ * - Open options: THREADS, described from the library's option table;
+ *   ALLOW_REMOTE=YES lets the descriptor name network and inline paths
+ *   (include/mmcl/product.h).
  *
  * Thread-safety: the mmcl product is safe for concurrent reads; each
  * dataset keeps GDAL's rule (one handle per thread), and its lazily added
@@ -627,7 +629,8 @@ MMCLRasterBand::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h,
 
 /* GDAL's open-option list: the library options a descriptor's values can
  * be overridden with at open time (THREADS), described from the library's
- * option table, so that the plugin, the program and QGIS agree. */
+ * option table, so that the plugin, the program and QGIS agree; and
+ * ALLOW_REMOTE. */
 std::string
 OpenOptionList()
 {
@@ -650,7 +653,12 @@ OpenOptionList()
                           help);
         CPLFree(help);
     }
-    return xml.empty() ? xml : "<OpenOptionList>\n" + xml + "</OpenOptionList>";
+    xml += "  <Option name='ALLOW_REMOTE' type='boolean' default='NO' "
+           "description='Let the descriptor name network paths (/vsicurl/, "
+           "/vsis3/, URLs), other GDAL virtual files, connection strings "
+           "and inline datasets; the configuration option "
+           "MMCL_DESCRIPTOR_ALLOW_REMOTE does the same for every open'/>\n";
+    return "<OpenOptionList>\n" + xml + "</OpenOptionList>";
 }
 
 /* The file this plugin was loaded from, for mmcl --check-plugin. */

@@ -38,6 +38,7 @@
 #include <gdal.h>
 
 #include "context_internal.h"
+#include "json_internal.h"
 #include "model_internal.h"
 #include "output_internal.h"
 
@@ -267,57 +268,6 @@ tensor_clear(model_tensor *t)
 /* Metadata JSON                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int
-key_cmp(const void *a, const void *b)
-{
-    const char *const *x = a;
-    const char *const *y = b;
-    return strcmp(*x, *y);
-}
-
-/*
- * Looks for a key present twice in one object, at any depth of @p item
- * (cJSON keeps duplicates, and readers disagree on which one wins).
- * Returns 0 when there is none, 1 with the key in *dup (borrowed from
- * @p item), -1 when out of memory. Depth is bounded by cJSON's nesting limit.
- */
-static int
-json_find_duplicate(const cJSON *item, const char **dup)
-{
-    const cJSON *c;
-    if (cJSON_IsObject(item)) {
-        size_t n = 0, i = 0;
-        for (c = item->child; c; c = c->next)
-            n++;
-        if (n > 1) {
-            int found = 0;
-            const char **keys = malloc(n * sizeof(*keys));
-            if (!keys)
-                return -1;
-            for (c = item->child; c; c = c->next)
-                keys[i++] = c->string ? c->string : "";
-            qsort(keys, n, sizeof(*keys), key_cmp);
-            for (i = 1; i < n && !found; i++) {
-                if (strcmp(keys[i - 1], keys[i]) == 0) {
-                    *dup = keys[i];
-                    found = 1;
-                }
-            }
-            free(keys);
-            if (found)
-                return 1;
-        }
-    }
-    if (cJSON_IsObject(item) || cJSON_IsArray(item)) {
-        for (c = item->child; c; c = c->next) {
-            int r = json_find_duplicate(c, dup);
-            if (r)
-                return r;
-        }
-    }
-    return 0;
-}
-
 /* Why metadata_parse() failed. */
 typedef enum metadata_problem {
     METADATA_OK = 0,
@@ -361,7 +311,7 @@ metadata_parse(const char *json, metadata_problem *problem, size_t *at,
         *problem = METADATA_NOT_OBJECT;
         return NULL;
     }
-    r = json_find_duplicate(obj, &dup_key);
+    r = mmcl__json_find_duplicate(obj, &dup_key);
     if (r != 0) {
         if (r > 0)
             snprintf(dup, dup_size, "%s", dup_key);
@@ -1179,7 +1129,7 @@ parse_metadata_entry(mmcl_context *ctx, const char *path, const cJSON *item,
     *out = NULL;
     if (!cJSON_IsObject(item))
         return bad_file(ctx, path, "__metadata__ is not a JSON object");
-    r = json_find_duplicate(item, &dup_key);
+    r = mmcl__json_find_duplicate(item, &dup_key);
     if (r < 0)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY,
                            "out of memory reading model file '%s'", path);

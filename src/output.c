@@ -266,6 +266,10 @@ add_input(mmcl_context *ctx, mmcl__files *f, const char *path, int depth)
 {
     if (!path || !*path || depth > MAX_INPUT_DEPTH)
         return MMCL_OK;
+    /* A path a descriptor names is not looked at when opening the
+     * descriptor will refuse it (network, inline): no request is made. */
+    if (depth > 0 && !mmcl__product_path_allowed(path))
+        return MMCL_OK;
     if (mmcl__product_is_descriptor(path)) {
         const char *s = path;
         if (strncasecmp(s, "MMCL:", 5) == 0)

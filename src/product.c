@@ -31,6 +31,7 @@
 
 #include "blas_info_internal.h"
 #include "context_internal.h"
+#include "json_internal.h"
 #include "maps_internal.h"
 #include "blas_threads.h"
 #include "options_internal.h"
@@ -43,6 +44,265 @@ enum {
     MAX_DESCRIPTOR_BYTES = 1 << 20,
     OVERVIEW_MIN_EDGE = 256 /* the last overview is about this long */
 };
+
+/* ---- descriptors being opened or read on this thread ------------------ */
+
+/*
+ * A descriptor names other files (a picture its source; a VRT named as a
+ * map's optical or SAR may wrap a descriptor, opened through GDAL and the
+ * plugin), so opening or reading one can come back to it. Each thread
+ * keeps the chain of descriptors it is opening or reading, each known by
+ * device and inode (by its name when it is no file); a descriptor already
+ * in the chain is a cycle, and a chain longer than MAX_NESTING is refused.
+ * The tile pool hands the chain of the thread that starts a run to its
+ * workers (mmcl__product_chain_adopt), so that reads on worker threads
+ * see it too. A frame also carries ALLOW_REMOTE given as an open option,
+ * which the descriptors opened beneath it inherit.
+ */
+enum { MAX_NESTING = MMCL__DESCRIPTOR_MAX_NESTING };
+
+typedef struct chain_frame {
+    const char *name;             /* as given, for messages */
+    const char *path;             /* for identity without an inode */
+    unsigned long long dev, ino;  /* ino 0: no file identity */
+    int allow_remote; /* ALLOW_REMOTE=YES here or in an outer frame */
+    int text;         /* descriptor text given by the caller */
+} chain_frame;
+
+struct mmcl__product_chain {
+    int n;
+    chain_frame f[MAX_NESTING];
+};
+
+static _Thread_local mmcl__product_chain tls_chain;
+
+const mmcl__product_chain *
+mmcl__product_chain_current(void)
+{
+    return &tls_chain;
+}
+
+void
+mmcl__product_chain_adopt(const mmcl__product_chain *c)
+{
+    if (c && c != &tls_chain)
+        tls_chain = *c;
+}
+
+/* The identity of @p path (a descriptor file) into @p f. */
+static void
+frame_identify(chain_frame *f, const char *path)
+{
+    VSIStatBufL sb;
+    f->path = path;
+    f->dev = f->ino = 0;
+    if (path && VSIStatL(path, &sb) == 0 && sb.st_ino != 0) {
+        f->dev = (unsigned long long)sb.st_dev;
+        f->ino = (unsigned long long)sb.st_ino;
+    }
+}
+
+static int
+frame_same(const chain_frame *a, const chain_frame *b)
+{
+    if (a->ino || b->ino)
+        return a->ino == b->ino && a->dev == b->dev;
+    return a->path && b->path && strcmp(a->path, b->path) == 0;
+}
+
+/* Whether the descriptor this thread is opening may name remote and
+ * inline paths: opened with ALLOW_REMOTE=YES (or inside one that was), or
+ * text given by the calling program, as trusted as the program (a file
+ * it names is checked in turn). */
+static int
+chain_allows_remote(void)
+{
+    const mmcl__product_chain *c = &tls_chain;
+    return c->n > 0 && (c->f[c->n - 1].allow_remote || c->f[c->n - 1].text);
+}
+
+/* Enters descriptor @p f: refused when it is already being opened or read
+ * on this thread (a cycle) or the chain is full. */
+static mmcl_status
+chain_enter(mmcl_context *ctx, const chain_frame *f)
+{
+    mmcl__product_chain *c = &tls_chain;
+    for (int i = 0; i < c->n; i++) {
+        if (!frame_same(&c->f[i], f))
+            continue;
+        if (i == c->n - 1)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "descriptor '%s' refers to itself (a cycle)",
+                               c->f[i].name);
+        char through[1024] = "";
+        size_t len = 0;
+        for (int k = i + 1; k < c->n && len < sizeof(through); k++)
+            len += (size_t)snprintf(through + len, sizeof(through) - len,
+                                    "%s'%s'", k > i + 1 ? " and " : "",
+                                    c->f[k].name);
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "descriptor '%s' refers to itself through %s (a "
+                           "cycle)",
+                           c->f[i].name, through);
+    }
+    if (c->n == MAX_NESTING) {
+        char chain[1024] = "";
+        size_t len = 0;
+        for (int k = 0; k < c->n && len < sizeof(chain); k++)
+            len += (size_t)snprintf(chain + len, sizeof(chain) - len,
+                                    "'%s' > ", c->f[k].name);
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "descriptors nested deeper than %d: %s'%s'",
+                           MAX_NESTING, chain, f->name);
+    }
+    c->f[c->n] = *f;
+    if (c->n > 0 && c->f[c->n - 1].allow_remote)
+        c->f[c->n].allow_remote = 1;
+    c->n++;
+    return MMCL_OK;
+}
+
+static void
+chain_leave(void)
+{
+    if (tls_chain.n > 0)
+        tls_chain.n--;
+}
+
+/* ---- paths that reach out --------------------------------------------- */
+
+/* What makes @p path more than a local file, or NULL for a local file.
+ * Prefixes are peeled in a loop, never by recursion: a descriptor may
+ * hold a megabyte of "MMCL:" or "/vsizip/". */
+static const char *
+remote_kind(const char *path)
+{
+    static const char *const archives[] = {"/vsizip/", "/vsitar/",
+                                           "/vsigzip/", "/vsi7z/",
+                                           "/vsirar/", NULL};
+    static const char *const network[] = {
+        "/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss",
+        "/vsiswift", "/vsiwebhdfs", "/vsihdfs", NULL};
+    int in_archive = 0;
+    for (;;) {
+        const char *t = path;
+        while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
+            t++;
+        if (*t == '<')
+            return "inline XML (a dataset given as text)";
+        if (*t == '{')
+            return "inline JSON (a descriptor given as text)";
+        if (strncasecmp(path, "MMCL:", 5) == 0) {
+            path += 5;
+            continue;
+        }
+        if (strncmp(path, "/vsi", 4) != 0)
+            break;
+        /* A local archive is read like a folder; what it is read from is
+         * checked in turn. */
+        const char *rest = NULL;
+        for (int i = 0; archives[i] && !rest; i++) {
+            size_t n = strlen(archives[i]);
+            if (strncmp(path, archives[i], n) == 0)
+                rest = path + n;
+        }
+        if (rest) {
+            path = *rest == '{' ? rest + 1 : rest;
+            in_archive = 1;
+            continue;
+        }
+        for (int i = 0; network[i]; i++)
+            if (strncmp(path, network[i], strlen(network[i])) == 0)
+                return "a network path";
+        return in_archive ? "a GDAL virtual file path"
+                          : "a GDAL virtual file path other than a local "
+                            "archive";
+    }
+    const char *colon = strchr(path, ':');
+    if (colon && !memchr(path, '/', (size_t)(colon - path)))
+        return strncmp(colon, "://", 3) == 0
+                   ? "a URL"
+                   : "a GDAL connection string (DRIVER:...)";
+    return NULL;
+}
+
+int
+mmcl__product_path_allowed(const char *path)
+{
+    return !remote_kind(path) || chain_allows_remote() ||
+           CPLTestBool(CPLGetConfigOption("MMCL_DESCRIPTOR_ALLOW_REMOTE",
+                                          "NO"));
+}
+
+mmcl_status
+mmcl__product_check_path(mmcl_context *ctx, const char *name,
+                         const char *key, const char *path)
+{
+    if (mmcl__product_path_allowed(path))
+        return MMCL_OK;
+    const char *kind = remote_kind(path);
+    return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                       "descriptor '%s': \"%s\" '%.200s%s' is %s; a "
+                       "descriptor names local files unless remote and "
+                       "inline paths are allowed (GDAL configuration option "
+                       "MMCL_DESCRIPTOR_ALLOW_REMOTE=YES, or the open "
+                       "option ALLOW_REMOTE=YES)",
+                       name, key, path, strlen(path) > 200 ? "..." : "",
+                       kind);
+}
+
+/* A map's input named by @p key that is itself a descriptor. */
+static int
+names_descriptor(const char *path)
+{
+    const char *t = path;
+    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
+        t++;
+    size_t len = strlen(path);
+    return strncasecmp(path, "MMCL:", 5) == 0 || *t == '{' ||
+           (len >= 10 && strcasecmp(path + len - 10, ".mmcl.json") == 0);
+}
+
+/* A map's input @p path under @p key: a local file (unless remote paths
+ * are allowed), and a raster or a model rather than another descriptor. */
+static mmcl_status
+input_path_check(mmcl_context *ctx, const char *name, const char *key,
+                 const char *path)
+{
+    if (names_descriptor(path))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "descriptor '%s': \"%s\" '%.200s' is an mmcl "
+                           "descriptor, not %s: a map is computed from "
+                           "rasters and a model file, never from another "
+                           "lazy product",
+                           name, key, path,
+                           strcmp(key, "model") == 0 ? "a model file"
+                                                     : "a raster");
+    return mmcl__product_check_path(ctx, name, key, path);
+}
+
+/* The inputs a map's descriptor @p j names ("model", "optical", "sar",
+ * each a path or an array of paths): local files (unless remote paths are
+ * allowed), rasters and a model rather than other descriptors. Values of
+ * the wrong type are left to the parser. */
+static mmcl_status
+check_inputs(mmcl_context *ctx, const cJSON *j, const char *name)
+{
+    static const char *const keys[] = {"model", "optical", "sar"};
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        const cJSON *e = cJSON_IsArray(v) ? v->child : v;
+        for (; e; e = cJSON_IsArray(v) ? e->next : NULL) {
+            if (!cJSON_IsString(e) || !*e->valuestring)
+                continue;
+            mmcl_status st = input_path_check(ctx, name, keys[k],
+                                              e->valuestring);
+            if (st != MMCL_OK)
+                return st;
+        }
+    }
+    return MMCL_OK;
+}
 
 /* Read state: one per concurrent reader of a level. */
 typedef struct read_state {
@@ -63,6 +323,8 @@ typedef struct product_level {
 } product_level;
 
 struct mmcl_product {
+    chain_frame self;    /* this descriptor in a thread's chain (reads) */
+    char *self_name;     /* self.name and self.path */
     mmcl__rgb_view *rgb; /* a picture: everything below is unused */
     mmcl_model *model;
     mmcl__encoder *enc;
@@ -341,6 +603,22 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
                          "descriptor '%s' is not a JSON object", name);
         goto done;
     }
+    const char *dup = NULL;
+    int dup_found = mmcl__json_find_duplicate(j, &dup);
+    if (dup_found != 0) {
+        st = dup_found < 0 ? mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory")
+                   : mmcl__error(ctx, MMCL_ERR_FORMAT,
+                                 "descriptor '%s': key \"%s\" appears twice "
+                                 "(readers disagree on which one counts)",
+                                 name, dup);
+        goto done;
+    }
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "product");
+    if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "rgb") != 0) {
+        st = check_inputs(ctx, j, name);
+        if (st != MMCL_OK)
+            goto done;
+    }
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "mmcl_descriptor");
     if (ver && (!cJSON_IsNumber(ver) || ver->valuedouble < 1)) {
         st = bad_key(ctx, name, "mmcl_descriptor",
@@ -599,15 +877,21 @@ mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
     if (!descriptor_in || !out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "mmcl_product_open: no descriptor given");
-    /* Open options: THREADS, checked by the option table. */
-    int threads = -1;
+    /* Open options: THREADS, checked by the option table, and
+     * ALLOW_REMOTE. */
+    int threads = -1, allow_remote = 0;
     for (int i = 0; options && options[i]; i++) {
         const char *eq = strchr(options[i], '=');
+        if (eq && (size_t)(eq - options[i]) == 12 &&
+            strncasecmp(options[i], "ALLOW_REMOTE", 12) == 0) {
+            allow_remote = CPLTestBool(eq + 1);
+            continue;
+        }
         if (!eq || (size_t)(eq - options[i]) != 7 ||
             strncasecmp(options[i], "THREADS", 7) != 0)
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "unknown open option '%s'; the only one is "
-                               "THREADS=N",
+                               "unknown open option '%s'; the open options "
+                               "are THREADS=N and ALLOW_REMOTE=YES/NO",
                                options[i]);
         mmcl_options *o = mmcl_options_new(
             ctx, "embed", (const char *const[]){options[i], NULL});
@@ -622,16 +906,35 @@ mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
     const char *t = s;
     while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
         t++;
-    if (*t == '{')
-        return product_open_text(ctx, t, "(text)", NULL, threads, out);
-    char *text = read_text(ctx, s);
-    if (!text)
-        return mmcl_context_errcode(ctx);
-    char *dir = CPLStrdup(CPLGetPath(s));
-    mmcl_status st = product_open_text(ctx, text, s, dir, threads, out);
-    CPLFree(dir);
-    free(text);
-    return st;
+    chain_frame f = {0};
+    f.name = *t == '{' ? "(text)" : s;
+    f.allow_remote = allow_remote;
+    f.text = *t == '{';
+    if (*t != '{')
+        frame_identify(&f, s);
+    mmcl_status st = chain_enter(ctx, &f);
+    if (st != MMCL_OK)
+        return st;
+    if (*t == '{') {
+        st = product_open_text(ctx, t, "(text)", NULL, threads, out);
+    } else {
+        char *text = read_text(ctx, s);
+        char *dir = CPLStrdup(CPLGetPath(s));
+        st = text ? product_open_text(ctx, text, s, dir, threads, out)
+                  : mmcl_context_errcode(ctx);
+        CPLFree(dir);
+        free(text);
+    }
+    chain_leave();
+    if (st != MMCL_OK)
+        return st;
+    /* Its reads enter the chain as this descriptor. */
+    mmcl_product *p = *out;
+    p->self = f;
+    p->self_name = CPLStrdup(f.name);
+    p->self.name = p->self_name;
+    p->self.path = p->self_name;
+    return MMCL_OK;
 }
 
 void
@@ -640,6 +943,7 @@ mmcl_product_destroy(mmcl_product *p)
     if (!p)
         return;
     mmcl__rgb_view_destroy(p->rgb);
+    CPLFree(p->self_name);
     /* Overview pairs borrow the SAR copy of level 0: close them first. */
     for (int l = MAX_LEVELS - 1; l >= 0; l--) {
         product_level *L = &p->levels[l];
@@ -886,12 +1190,40 @@ read_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 
 static mmcl_status read_map(mmcl_context *ctx, mmcl_product *p, int level,
                             int x, int y, int w, int h, void *buf);
+static mmcl_status product_read(mmcl_context *ctx, mmcl_product *p,
+                                int level, int x, int y, int w, int h,
+                                void *buf);
+
+/* A read of @p p enters the thread's chain as its descriptor (a product
+ * opened from text, or by mmcl__product_write_json, as "(text)"). */
+static mmcl_status
+product_enter(mmcl_context *ctx, const mmcl_product *p)
+{
+    chain_frame f = p->self;
+    if (!f.name)
+        f.name = "(text)";
+    return chain_enter(ctx, &f);
+}
 
 mmcl_status
 mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
                   int w, int h, void *buf)
 {
     mmcl__error_clear(ctx);
+    mmcl_status st = p ? product_enter(ctx, p) : MMCL_OK;
+    if (st != MMCL_OK)
+        return st;
+    st = product_read(ctx, p, level, x, y, w, h, buf);
+    if (p)
+        chain_leave();
+    return st;
+}
+
+/* mmcl_product_read once the product has entered the thread's chain. */
+static mmcl_status
+product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
+             int w, int h, void *buf)
+{
     const product_level *L = level_at(p, level);
     if (!L)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
@@ -964,6 +1296,10 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
                            "mmcl_product_figures: no product");
     if (!p->figures_wanted)
         return MMCL_OK;
+    /* Its pass reads the inputs: the product enters the thread's chain. */
+    mmcl_status entered = product_enter(ctx, p);
+    if (entered != MMCL_OK)
+        return entered;
     mtx_lock(&p->figures_lock);
     if (!p->figures_done) {
         read_job job = {0};
@@ -1008,6 +1344,7 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
         mmcl__error(ctx, st, "%s",
                     p->figures_error ? p->figures_error : "figures failed");
     mtx_unlock(&p->figures_lock);
+    chain_leave();
     return st;
 }
 
@@ -1079,8 +1416,15 @@ mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
-    /* Open what we are about to write, as GDAL will. */
+    /* Open what we are about to write, as GDAL will: as a file. */
+    chain_frame self = {0};
+    self.name = path;
+    self.path = path;
+    st = chain_enter(ctx, &self);
+    if (st != MMCL_OK)
+        goto done;
     st = product_open_text(ctx, text, path, dir_abs, -1, &check);
+    chain_leave();
     if (st != MMCL_OK)
         goto done;
     FILE *f = mmcl__stage_fopen(ctx, stage);

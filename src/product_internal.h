@@ -15,7 +15,31 @@
 
 /* ---- product.c -------------------------------------------------------- */
 
-enum { MMCL__DESCRIPTOR_VERSION = 1 };
+enum {
+    MMCL__DESCRIPTOR_VERSION = 1,
+    /* Descriptors opened or read inside one another on one thread, at
+     * most (include/mmcl/product.h: a picture of a map is 2). */
+    MMCL__DESCRIPTOR_MAX_NESTING = 4
+};
+
+/* The descriptors the calling thread is opening or reading, innermost
+ * last (product.c). A run of the tile pool hands it to its workers:
+ * mmcl__product_chain_current() on the thread that starts the run (valid
+ * while the run lasts), mmcl__product_chain_adopt() first thing on each
+ * worker thread. */
+typedef struct mmcl__product_chain mmcl__product_chain;
+const mmcl__product_chain *mmcl__product_chain_current(void);
+void mmcl__product_chain_adopt(const mmcl__product_chain *chain);
+
+/* Checks a path that descriptor @p name gives under @p key: a local file
+ * (a plain path, or inside a local archive through /vsizip/, /vsitar/,
+ * /vsigzip/, /vsi7z/, /vsirar/), or anything when remote and inline paths
+ * are allowed (include/mmcl/product.h). MMCL_ERR_INVALID_ARG naming the
+ * key and the path otherwise. */
+mmcl_status mmcl__product_check_path(mmcl_context *ctx, const char *name,
+                                     const char *key, const char *path);
+/* The same test without a message: 1 when @p path may be opened. */
+int mmcl__product_path_allowed(const char *path);
 
 /* @p path of a descriptor in folder @p dir made usable: relative names are
  * taken relative to @p dir (NULL or "": kept), special names (VRT text,

@@ -1908,6 +1908,11 @@ mmcl__rgb_view_open(mmcl_context *ctx, const cJSON *j, const char *name,
     v->threads = mmcl__opt_threads(o);
     mmcl_options_free(o);
 
+    st = mmcl__product_check_path(ctx, name, "source", source->valuestring);
+    if (st != MMCL_OK) {
+        mmcl__rgb_view_destroy(v);
+        return st;
+    }
     char *path = mmcl__product_resolve_path(dir, source->valuestring);
     st = source_open(ctx, path, &v->src);
     CPLFree(path);

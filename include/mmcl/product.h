@@ -34,6 +34,31 @@
  * mmcl_rgb writes byte for byte; its levels are the source's (for a raster
  * source, GDAL's decimated reads of it).
  *
+ * What a descriptor may name (it may come from anywhere, so opening it
+ * is kept to what it says on disk):
+ * - Local files only. A path that is inline XML or JSON text, a /vsi
+ *   path other than a file inside a local archive (/vsizip/, /vsitar/,
+ *   /vsigzip/, /vsi7z/, /vsirar/ of a plain path: read like a folder,
+ *   no request made), or a "NAME:..." connection string or URL (a ':'
+ *   with no '/' before it) is refused before anything is opened, with
+ *   MMCL_ERR_INVALID_ARG naming the key and the path, unless the GDAL
+ *   configuration option MMCL_DESCRIPTOR_ALLOW_REMOTE is YES or the
+ *   descriptor is opened with the open option ALLOW_REMOTE=YES (which
+ *   the descriptors it names inherit). Descriptor text given to
+ *   mmcl_product_open() is as trusted as its caller: its own paths are
+ *   not checked, the files it names are.
+ * - No cycles. Each thread keeps the chain of descriptors it is opening
+ *   or reading (by device and inode; the tile pool hands it to its
+ *   workers); a descriptor already in the chain, reached directly (a
+ *   picture's source) or through GDAL (a VRT wrapping it, opened by the
+ *   plugin), is refused: "descriptor 'a.mmcl.json' refers to itself
+ *   through 'b.mmcl.json' (a cycle)". A chain of more than 4 is refused
+ *   ("descriptors nested deeper than 4"); a picture of a map is 2.
+ * - A map's "model", "optical" and "sar" are never descriptors (a name
+ *   with the MMCL: prefix, JSON text or ending in .mmcl.json): refused as
+ *   "not a raster" / "not a model file".
+ * - A key present twice in one object, at any depth, is refused.
+ *
  * Levels: level 0 is the full-resolution map on the optical grid, equal
  * bit for bit to what mmcl_embed() / mmcl_infoloss() write with the same
  * model, rasters and options. Levels 1..n are overviews by factors 2, 4,
@@ -86,8 +111,10 @@ typedef enum mmcl_sample_type {
  * @param out        Receives the product, to be freed with
  *                   mmcl_product_destroy(); NULL on error. Not NULL.
  * @return MMCL_OK, or MMCL_ERR_FORMAT (not JSON, a missing or mistyped
- *         key, a newer descriptor version), MMCL_ERR_INVALID_ARG (unknown
- *         key or option, bad value, rasters that do not match the model),
+ *         key, a duplicate key, a newer descriptor version),
+ *         MMCL_ERR_INVALID_ARG (unknown key or option, bad value, rasters
+ *         that do not match the model, a cycle, nesting too deep, a
+ *         remote or inline path not allowed),
  *         MMCL_ERR_IO (a file that cannot be read) or what loading the
  *         model reports; the message names the key or file.
  * Thread-safety: reentrant; one context per thread.
@@ -100,9 +127,10 @@ MMCL_API mmcl_status mmcl_product_open(mmcl_context *ctx,
 /**
  * As mmcl_product_open(), with open options that override the descriptor:
  * a NULL-terminated list of "KEY=VALUE" strings (a GDAL open-option list),
- * NULL for none. The one key is THREADS (threads of a read of several
- * blocks; 0 = one per core), with the range of mmcl_option_defs("embed").
- * Options change how a product is computed, never its values.
+ * NULL for none. The keys are THREADS (threads of a read of several
+ * blocks; 0 = one per core), with the range of mmcl_option_defs("embed"),
+ * and ALLOW_REMOTE (YES: the descriptor may name remote and inline paths,
+ * see above). Options change how a product is computed, never its values.
  * @return As mmcl_product_open(); MMCL_ERR_INVALID_ARG for an unknown key
  *         or a bad value.
  * @since 0.1

@@ -503,6 +503,81 @@ sys.exit(0 if not errors and before == after == 2 else 1)
         self.expect_open_failure(os.path.join(self.root, "absent.mmcl.json"),
                                  "cannot open descriptor")
 
+    def test_descriptor_cycles_fail_cleanly_in_gdal_programs(self):
+        """A descriptor that comes back to itself, directly, through
+        another or through a VRT opened by GDAL: gdalinfo reports it
+        (MMCL: ...) and exits non-zero, never crashes."""
+        d = os.path.join(self.root, "cycles")
+        os.makedirs(d, exist_ok=True)
+
+        def put(name, content):
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write(content if isinstance(content, str)
+                        else json.dumps(content))
+            return path
+
+        self_ = put("self.mmcl.json", {"product": "rgb",
+                                       "source": "self.mmcl.json"})
+        a = put("a.mmcl.json", {"product": "rgb", "source": "b.mmcl.json"})
+        put("b.mmcl.json", {"product": "rgb", "source": "a.mmcl.json"})
+        self.expect_open_failure(self_, "descriptor '%s' refers to itself "
+                                 "(a cycle)" % self_)
+        self.expect_open_failure(a, "descriptor '%s' refers to itself "
+                                 "through '%s' (a cycle)" %
+                                 (a, os.path.join(d, "b.mmcl.json")))
+        # A map whose optical is a VRT of the map itself, opened by GDAL
+        # when the map is read: the read fails, naming the cycle.
+        with open(self.emb[1]) as f:
+            m = json.load(f)
+        m.update(model=self.sample.model, sar=self.sample.sar,
+                 optical="loop.vrt")
+        mpath = put("loop.mmcl.json", m)
+        opt = gdal.Open(self.sample.optical)
+        bands = "".join(
+            '<VRTRasterBand dataType="Float32" band="%d"><SimpleSource>'
+            '<SourceFilename relativeToVRT="1">loop.mmcl.json'
+            '</SourceFilename><SourceBand>1</SourceBand>'
+            '<SourceProperties RasterXSize="%d" RasterYSize="%d" '
+            'DataType="Float32" BlockXSize="256" BlockYSize="256"/>'
+            '</SimpleSource></VRTRasterBand>' %
+            (b + 1, opt.RasterXSize, opt.RasterYSize)
+            for b in range(opt.RasterCount))
+        put("loop.vrt", '<VRTDataset rasterXSize="%d" rasterYSize="%d">'
+            '<SRS>%s</SRS><GeoTransform>%s</GeoTransform>%s</VRTDataset>' %
+            (opt.RasterXSize, opt.RasterYSize,
+             opt.GetProjection().replace('"', "&quot;"),
+             ", ".join(repr(v) for v in opt.GetGeoTransform()), bands))
+        opt = None
+        p = run("gdal_translate", "-q", mpath,
+                os.path.join(d, "loop_out.tif"), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertLess(p.returncode, 128, "crashed: " + p.stderr)
+        self.assertIn("descriptor '%s' refers to itself (a cycle)" % mpath,
+                      p.stderr)
+
+    def test_remote_paths_only_when_allowed(self):
+        """A descriptor naming /vsicurl/ is refused by name; the
+        configuration option and the open option let GDAL try it."""
+        with open(self.emb[1]) as f:
+            m = json.load(f)
+        url = "/vsicurl/http://127.0.0.1:9/x.tif"
+        m.update(model=self.sample.model, sar=self.sample.sar, optical=url)
+        path = os.path.join(self.root, "remote.mmcl.json")
+        with open(path, "w") as f:
+            json.dump(m, f)
+        self.expect_open_failure(path, "\"optical\" '%s' is a network path"
+                                 % url)
+        for extra in (["--config", "MMCL_DESCRIPTOR_ALLOW_REMOTE", "YES"],
+                      ["-oo", "ALLOW_REMOTE=YES"]):
+            p = run("gdalinfo", *extra, path, check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertLess(p.returncode, 128, "crashed: " + p.stderr)
+            self.assertNotIn("is a network path", p.stderr)
+            self.assertIn("cannot open optical raster '%s'" % url, p.stderr)
+        p = run("gdalinfo", "--format", "MMCL")
+        self.assertIn("ALLOW_REMOTE", p.stdout)
+
     def expect_open_failure(self, path, expect):
         with self.assertRaises(RuntimeError) as cm:
             gdal.Open(path)

@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import zipfile
 
 import numpy as np
 from osgeo import gdal
@@ -466,8 +467,168 @@ OUTPUTS = [
          check=is_model),
 ]
 
+def descriptor(name, **keys):
+    """A descriptor file holding @p keys."""
+    return write(name, json.dumps(keys))
+
+
+def embedding(name, **keys):
+    """A map descriptor of the folder's files, with @p keys replaced."""
+    d = {"product": "embedding", "model": "model.mmcl",
+         "optical": "opt.tif", "sar": "sar.tif"}
+    d.update(keys)
+    return descriptor(name, **d)
+
+
+def picture_chain(n):
+    """p1.mmcl.json, a picture of p2.mmcl.json, ..., pn of emb.mmcl.json."""
+    def f(d):
+        for k in range(1, n + 1):
+            src = "p%d.mmcl.json" % (k + 1) if k < n else "emb.mmcl.json"
+            descriptor("p%d.mmcl.json" % k, product="rgb", source=src)(d)
+    return f
+
+
+def both(*setups):
+    def f(d):
+        for s in setups:
+            s(d)
+    return f
+
+
+def local_zip(d):
+    """in.zip holding copies of opt.tif and sar.tif."""
+    with zipfile.ZipFile(os.path.join(d, "in.zip"), "w") as z:
+        z.write(os.path.join(d, "opt.tif"), "opt.tif")
+        z.write(os.path.join(d, "sar.tif"), "sar.tif")
+
+
+def has(name):
+    return lambda t, d: t.assertTrue(os.path.exists(os.path.join(d, name)))
+
+
+CURL = "/vsicurl/http://127.0.0.1:9/x.tif"  # port 9: nothing listens
+ALLOW = ["--config", "MMCL_DESCRIPTOR_ALLOW_REMOTE", "YES"]
+# The refusal's words, absent when the path is allowed.
+REFUSED = "a descriptor names local files"
+
 # Lazy descriptors: cycles, nesting, paths that reach out, duplicate keys.
 DESCRIPTORS = [
+    Case("descriptor_source_is_itself",
+         ["rgb", "-q", "self.mmcl.json", "out.tif"], 1,
+         r"descriptor 'self\.mmcl\.json' refers to itself \(a cycle\)",
+         setup=descriptor("self.mmcl.json", product="rgb",
+                          source="self.mmcl.json"), absent=["out.tif"]),
+    Case("descriptor_cycle_of_two",
+         ["rgb", "-q", "a.mmcl.json", "out.tif"], 1,
+         r"descriptor 'a\.mmcl\.json' refers to itself through "
+         r"'b\.mmcl\.json' \(a cycle\)",
+         setup=both(descriptor("a.mmcl.json", product="rgb",
+                               source="b.mmcl.json"),
+                    descriptor("b.mmcl.json", product="rgb",
+                               source="a.mmcl.json")), absent=["out.tif"]),
+    Case("descriptor_cycle_through_a_subfolder",
+         ["rgb", "-q", "a.mmcl.json", "out.tif"], 1,
+         r"descriptor 'a\.mmcl\.json' refers to itself through "
+         r"'sub/b\.mmcl\.json' \(a cycle\)",
+         setup=both(lambda d: os.mkdir(os.path.join(d, "sub")),
+                    descriptor("a.mmcl.json", product="rgb",
+                               source="sub/b.mmcl.json"),
+                    descriptor("sub/b.mmcl.json", product="rgb",
+                               source="../a.mmcl.json")),
+         absent=["out.tif"]),
+    Case("map_descriptor_optical_is_a_descriptor",
+         ["rgb", "-q", "m.mmcl.json", "out.tif"], 1,
+         r"descriptor 'm\.mmcl\.json': \"optical\" 'emb\.mmcl\.json' is "
+         r"an mmcl descriptor, not a raster",
+         setup=embedding("m.mmcl.json", optical="emb.mmcl.json"),
+         absent=["out.tif"]),
+    Case("map_descriptor_model_is_itself",
+         ["rgb", "-q", "m.mmcl.json", "out.tif"], 1,
+         r"\"model\" 'm\.mmcl\.json' is an mmcl descriptor, not a model "
+         r"file", setup=embedding("m.mmcl.json", model="m.mmcl.json"),
+         absent=["out.tif"]),
+    Case("descriptors_nested_too_deep",
+         ["rgb", "-q", "p1.mmcl.json", "out.tif"], 1,
+         r"descriptors nested deeper than 4: 'p1\.mmcl\.json' > "
+         r"'p2\.mmcl\.json' > 'p3\.mmcl\.json' > 'p4\.mmcl\.json' > "
+         r"'p5\.mmcl\.json'",
+         setup=picture_chain(6), absent=["out.tif"]),
+    Case("descriptor_vsicurl_refused",
+         ["rgb", "-q", "net.mmcl.json", "out.tif"], 1,
+         r"descriptor 'net\.mmcl\.json': \"optical\" "
+         r"'/vsicurl/http://127\.0\.0\.1:9/x\.tif' is a network path; "
+         r"a descriptor names local files unless .*"
+         r"MMCL_DESCRIPTOR_ALLOW_REMOTE=YES",
+         setup=embedding("net.mmcl.json", optical=CURL),
+         absent=["out.tif"]),
+    Case("descriptor_vsicurl_allowed_fails_in_gdal",
+         ["rgb", "-q"] + ALLOW + ["net.mmcl.json", "out.tif"], 1,
+         r"^(?![\s\S]*%s)[\s\S]*cannot open optical raster "
+         r"'/vsicurl/http://127\.0\.0\.1:9/x\.tif': .*does not exist in "
+         r"the file system" % REFUSED,
+         setup=embedding("net.mmcl.json", optical=CURL),
+         absent=["out.tif"]),
+    Case("descriptor_vsicurl_inside_vsizip_refused",
+         ["rgb", "-q", "net.mmcl.json", "out.tif"], 1,
+         r"\"sar\" '/vsizip//vsicurl/http://127\.0\.0\.1:9/a\.zip/s\.tif' "
+         r"is a network path",
+         setup=embedding("net.mmcl.json",
+                         sar="/vsizip//vsicurl/http://127.0.0.1:9/a.zip/"
+                             "s.tif"), absent=["out.tif"]),
+    Case("descriptor_path_of_many_archive_prefixes",
+         ["rgb", "-q", "net.mmcl.json", "out.tif"], 1,
+         r"\"sar\" '(/vsizip/){25}\.\.\.' is a network path",
+         setup=embedding("net.mmcl.json",
+                         sar="/vsizip/" * 100000 +
+                             "/vsicurl/http://127.0.0.1:9/a.zip/s.tif"),
+         absent=["out.tif"]),
+    Case("descriptor_inline_xml_refused",
+         ["rgb", "-q", "x.mmcl.json", "out.tif"], 1,
+         r"\"sar\" '<VRTDataset rasterXSize=\"1\" .*' is inline XML",
+         setup=embedding("x.mmcl.json",
+                         sar='<VRTDataset rasterXSize="1" rasterYSize="1">'
+                             '<VRTRasterBand dataType="Byte" band="1"/>'
+                             '</VRTDataset>'), absent=["out.tif"]),
+    Case("descriptor_connection_string_refused",
+         ["rgb", "-q", "w.mmcl.json", "out.tif"], 1,
+         r"\"source\" 'WMS:http://127\.0\.0\.1:9/wms' is a GDAL "
+         r"connection string",
+         setup=descriptor("w.mmcl.json", product="rgb",
+                          source="WMS:http://127.0.0.1:9/wms"),
+         absent=["out.tif"]),
+    Case("descriptor_vsimem_refused",
+         ["rgb", "-q", "v.mmcl.json", "out.tif"], 1,
+         r"\"source\" '/vsimem/x\.tif' is a GDAL virtual file path other "
+         r"than a local archive",
+         setup=descriptor("v.mmcl.json", product="rgb",
+                          source="/vsimem/x.tif"), absent=["out.tif"]),
+    Case("descriptor_duplicate_key_refused",
+         ["rgb", "-q", "dup.mmcl.json", "out.tif"], 1,
+         r"descriptor 'dup\.mmcl\.json': key \"sar\" appears twice",
+         setup=write("dup.mmcl.json",
+                     '{"product": "embedding", "model": "model.mmcl", '
+                     '"optical": "opt.tif", "sar": "sar.tif", '
+                     '"sar": "B01.tif"}'), absent=["out.tif"]),
+    Case("descriptor_duplicate_key_in_a_nested_object",
+         ["rgb", "-q", "pd.mmcl.json", "out.tif"], 1,
+         r"descriptor 'pd\.mmcl\.json': key \"mean\" appears twice",
+         setup=write("pd.mmcl.json",
+                     '{"product": "rgb", "source": "emb.mmcl.json", '
+                     '"pca": {"mean": [0, 0], "mean": [1, 1]}}'),
+         absent=["out.tif"]),
+    # What descriptors are for keeps working.
+    Case("picture_of_an_embedding_descriptor",
+         ["rgb", "-q", "emb.mmcl.json", "out.tif"], 0, check=has("out.tif")),
+    Case("lazy_picture_of_an_embedding_descriptor",
+         ["rgb", "-q", "--lazy", "emb.mmcl.json", "out.mmcl.json"], 0,
+         check=has("out.mmcl.json")),
+    Case("map_descriptor_reads_a_local_zip",
+         ["rgb", "-q", "z.mmcl.json", "out.tif"], 0,
+         setup=both(local_zip,
+                    embedding("z.mmcl.json", optical="/vsizip/in.zip/opt.tif",
+                              sar="/vsizip/in.zip/sar.tif")),
+         check=has("out.tif")),
 ]
 
 # Inputs an analyst mixes up, and inputs that make no sense.
@@ -1131,6 +1292,49 @@ class Special(Fixture):
                           "was reached", p.stderr)
             self.assertEqual(snapshot(d), before)
             self.assert_clean(d, tmp)
+
+
+class Descriptors(Fixture):
+    """Descriptor cases that need more than one command."""
+
+    def test_vsicurl_makes_no_request_unless_allowed(self):
+        import http.server
+        import threading
+        requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                requests.append(self.path)
+                self.send_error(404)
+
+            do_GET = do_HEAD
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = "/vsicurl/http://127.0.0.1:%d/x.tif" % server.server_port
+            d, tmp = self.fresh("vsicurl_makes_no_request_unless_allowed")
+            embedding("net.mmcl.json", optical=url)(d)
+            before = snapshot(d)
+            p = self.mmcl(["rgb", "-q", "net.mmcl.json", "out.tif"], d, tmp)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("\"optical\" '%s' is a network path" % url,
+                          p.stderr)
+            self.assertEqual(requests, [], "a request was made")
+            p = self.mmcl(["rgb", "-q"] + ALLOW + ["net.mmcl.json",
+                                                   "out.tif"], d, tmp)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertNotIn(REFUSED, p.stderr)
+            self.assertIn("cannot open optical raster '%s'" % url, p.stderr)
+            self.assertIn("/x.tif", requests)  # GDAL asked, got a 404
+            self.assertEqual(snapshot(d), before)
+            self.assert_clean(d, tmp)
+        finally:
+            server.shutdown()
+            server.server_close()
 
 
 class Readme(unittest.TestCase):
