@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <cpl_string.h>
 
 #include "mmcl/train.h"
 
@@ -17,6 +18,7 @@
 #include "clip.h"
 #include "context_internal.h"
 #include "encoder_internal.h"
+#include "input_check_internal.h"
 #include "linalg.h"
 #include "options_internal.h"
 #include "pair_internal.h"
@@ -745,6 +747,7 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     mmcl__pair *pair = NULL;
     train_state t = {0};
     float *H[2] = {NULL, NULL};
+    char **input_notes = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "train", &tmp, &o);
     if (st != MMCL_OK)
         return st;
@@ -782,6 +785,9 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     }
 
     st = mmcl__pair_open(ctx, optical, n_optical, sar, o, &pair);
+    if (st == MMCL_OK)
+        st = mmcl__input_check_train_names(ctx, pair, optical, n_optical,
+                                           sar);
     if (st != MMCL_OK)
         goto done;
     int B1 = mmcl__pair_optical_bands(pair), B2 = mmcl__pair_sar_bands(pair);
@@ -832,6 +838,10 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                       nz, mod_names[m]);
     }
 
+    mmcl__input_check_train_values(ctx, t.s->mean1, t.s->B1, t.s->mean2,
+                                   t.s->B2, optical, n_optical, sar,
+                                   &input_notes);
+
     t.model = mmcl_model_create(ctx);
     t.meta = cJSON_CreateObject();
     t.figures = cJSON_CreateObject();
@@ -858,6 +868,12 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                                         0,
                                         mmcl__pair_sar_band_names(pair)));
     cJSON_AddItemToObject(t.meta, "pair", pair_json(o, pair));
+    if (input_notes) {
+        /* What the input checks warned about (input_check.c). */
+        cJSON *notes = cJSON_AddArrayToObject(t.meta, "input_notes");
+        for (int i = 0; input_notes[i]; i++)
+            cJSON_AddItemToArray(notes, cJSON_CreateString(input_notes[i]));
+    }
     cJSON_AddItemToObject(t.meta, "training", training_json(o));
     cJSON_AddNumberToObject(t.meta, "seed", (double)mmcl__opt_int(o, "SEED"));
 
@@ -934,6 +950,7 @@ done:
     mmcl_model_destroy(t.model);
     mmcl__sample_free(t.s);
     mmcl__pair_close(pair);
+    CSLDestroy(input_notes);
     mmcl_options_free(tmp);
     return st;
 }
