@@ -51,12 +51,18 @@ static const char *const mod_label[2] = {"optical", "SAR"};
  * backscatter coefficients above 1 are rare and a scene mean above 2 does
  * not happen. */
 #define LINEAR_MAX 2.0
-/* The sample: up to SAMPLE_GRID x SAMPLE_GRID windows of SAMPLE_EDGE
- * pixels spread evenly over the optical grid (at most 262144 pixels read
- * through the pair, whatever the scene size), and statistics are used only
- * from MIN_VALUES valid values on. */
-#define SAMPLE_GRID 8
-#define SAMPLE_EDGE 64
+/*
+ * The sample: up to SAMPLE_GRID x SAMPLE_GRID windows of SAMPLE_EDGE
+ * pixels spread evenly over the grid, at offsets that are multiples of
+ * SAMPLE_EDGE. What a read costs is the blocks it decodes (a tiled
+ * GeoTIFF decodes whole 256 x 256 blocks, and the floating-point
+ * predictor dominates), not the pixels: so a window lies inside one block
+ * of any tiling in powers of two from 128 on, and there are few windows.
+ * 9 windows of 16384 pixels, at most 147456 values a band, whatever the
+ * scene size. Statistics are used from MIN_VALUES valid values on.
+ */
+#define SAMPLE_GRID 3
+#define SAMPLE_EDGE 128
 #define MIN_VALUES 256
 
 /* ---- band names ------------------------------------------------------- */
@@ -131,6 +137,73 @@ format_names(char *buf, size_t size, const char *const *names, int n)
             return;
         len += (size_t)w;
     }
+}
+
+/* The words of @p name (runs of letters and digits): their starts and
+ * ends, at most @p max; returns the count. */
+static int
+words(const char *name, int *start, int *end, int max)
+{
+    int n = 0;
+    for (int i = 0; name[i] && n < max;) {
+        while (name[i] && !isalnum((unsigned char)name[i]))
+            i++;
+        if (!name[i])
+            break;
+        start[n] = i;
+        while (isalnum((unsigned char)name[i]))
+            i++;
+        end[n++] = i;
+    }
+    return n;
+}
+
+enum { MAX_WORDS = 32 };
+
+/*
+ * What tells the bands of a list apart: each name without the leading and
+ * trailing words that every name of the list shares. Several optical files
+ * are named by their base names, which carry the scene's date and tile
+ * (S2A_MSIL2A_20170613T101031_87_48_B01 ...): two scenes' lists then
+ * compare by B01, B02, ... A list of one name is kept whole. CSLDestroy.
+ */
+static char **
+band_keys(const char *const *names, int n)
+{
+    int lead = MAX_WORDS, trail = MAX_WORDS;
+    int s0[MAX_WORDS], e0[MAX_WORDS], s[MAX_WORDS], e[MAX_WORDS];
+    int n0 = n > 1 ? words(names[0], s0, e0, MAX_WORDS) : 0;
+    if (n0 == 0)
+        lead = trail = 0;
+    for (int i = 1; i < n && (lead || trail); i++) {
+        int k = words(names[i], s, e, MAX_WORDS);
+        int l = 0, t = 0;
+        while (l < lead && l < k - 1 && l < n0 - 1 &&
+               e[l] - s[l] == e0[l] - s0[l] &&
+               memcmp(names[i] + s[l], names[0] + s0[l],
+                      (size_t)(e[l] - s[l])) == 0)
+            l++;
+        while (t < trail && l + t < k - 1 && l + t < n0 - 1 &&
+               e[k - 1 - t] - s[k - 1 - t] ==
+                   e0[n0 - 1 - t] - s0[n0 - 1 - t] &&
+               memcmp(names[i] + s[k - 1 - t], names[0] + s0[n0 - 1 - t],
+                      (size_t)(e[k - 1 - t] - s[k - 1 - t])) == 0)
+            t++;
+        lead = l;
+        trail = t;
+    }
+    char **keys = NULL;
+    for (int i = 0; i < n; i++) {
+        int k = words(names[i], s, e, MAX_WORDS);
+        if (k == 0 || lead + trail >= k) {
+            keys = CSLAddString(keys, names[i]);
+            continue;
+        }
+        int from = s[lead], to = e[k - 1 - trail];
+        keys = CSLAddString(keys,
+                            CPLSPrintf("%.*s", to - from, names[i] + from));
+    }
+    return keys;
 }
 
 /* 'a.tif', or 'a.tif' .. 'c.tif' (3 files). */
@@ -215,6 +288,20 @@ typedef struct band_stats {
     long long n;
 } band_stats;
 
+/* Offset of window @p i of @p n of edge @p e on an axis of @p len pixels:
+ * evenly spread, then down to a multiple of e where they are far enough
+ * apart to stay apart. */
+static int
+window_offset(int i, int n, int e, int len)
+{
+    if (n < 2)
+        return 0;
+    long long x = (long long)i * (len - e) / (n - 1);
+    if ((len - e) / (n - 1) >= e) /* windows a window apart or more */
+        x -= x % e;
+    return (int)x;
+}
+
 /* Per-band statistics of a sparse sample of windows read through the pair
  * (Welford, in double). @p stats[m] has the modality's bands. */
 static mmcl_status
@@ -250,9 +337,9 @@ sample_stats(mmcl_context *ctx, const mmcl__pair *pair, band_stats *stats[2])
         goto done;
     }
     for (int j = 0; j < ny && st == MMCL_OK; j++) {
-        int y = ny > 1 ? (int)((long long)j * (H - eh) / (ny - 1)) : 0;
+        int y = window_offset(j, ny, eh, H);
         for (int i = 0; i < nx && st == MMCL_OK; i++) {
-            int x = nx > 1 ? (int)((long long)i * (W - ew) / (nx - 1)) : 0;
+            int x = window_offset(i, nx, ew, W);
             st = mmcl__pair_read(ctx, r, x, y, ew, eh, 0, buf[0], buf[1],
                                  valid);
             for (int m = 0; m < 2 && st == MMCL_OK; m++) {
@@ -337,7 +424,7 @@ warn(mmcl_context *ctx, char ***notes, const char *note)
 static mmcl_status
 check_names_swapped(mmcl_context *ctx, char **mnames[2],
                     const char *const *in[2], const int nb[2],
-                    const char *files[2])
+                    const int enc_bands[2], const char *files[2])
 {
     int perm[256];
     for (int m = 0; m < 2; m++) {
@@ -349,6 +436,25 @@ check_names_swapped(mmcl_context *ctx, char **mnames[2],
             names_permutation(in[m], (const char *const *)mnames[m], nb[m],
                               perm))
             continue;
+        /* The other input has its own modality's bands: the same kind of
+         * raster given twice, not swapped. Band counts that differ say
+         * it (the caller); equal ones are said here. */
+        if (nb[o] == CSLCount(mnames[o]) &&
+            names_permutation(in[o], (const char *const *)mnames[o], nb[o],
+                              perm)) {
+            if (nb[m] != enc_bands[m])
+                return MMCL_OK;
+            char mine[512];
+            format_names(mine, sizeof(mine), (const char *const *)mnames[o],
+                         nb[m]);
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "the %s input %s has the bands the model was "
+                               "trained with as %s (%s), as the %s input %s "
+                               "has: it is not %s raster",
+                               mod_label[m], files[m], mod_label[o], mine,
+                               mod_label[o], files[o],
+                               m == 0 ? "an optical" : "a SAR");
+        }
         if (!names_permutation(in[m], (const char *const *)mnames[o], nb[m],
                                perm))
             continue;
@@ -381,15 +487,31 @@ check_band_names(mmcl_context *ctx, int m, char **mnames,
 {
     if (!mnames || names_equal(in, (const char *const *)mnames, B))
         return MMCL_OK;
-    char have[768], want[768];
-    format_names(have, sizeof(have), in, B);
-    format_names(want, sizeof(want), (const char *const *)mnames, B);
+    char **kin = band_keys(in, B);
+    char **kmodel = band_keys((const char *const *)mnames, B);
+    int same = kin && kmodel &&
+               names_equal((const char *const *)kin,
+                           (const char *const *)kmodel, B);
     int *perm = malloc(sizeof(int) * (size_t)B);
+    int permuted = perm && !same && !all_generated(in, m, B) &&
+                   names_permutation((const char *const *)kin,
+                                     (const char *const *)kmodel, B, perm);
+    char have[768], want[768];
+    /* An order is shown by what tells the bands apart. */
+    format_names(have, sizeof(have),
+                 permuted ? (const char *const *)kin : in, B);
+    format_names(want, sizeof(want),
+                 permuted ? (const char *const *)kmodel
+                          : (const char *const *)mnames,
+                 B);
+    CSLDestroy(kin);
+    CSLDestroy(kmodel);
+    if (same) { /* the same bands of another scene */
+        free(perm);
+        return MMCL_OK;
+    }
     if (!perm)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-    int permuted = !all_generated(in, m, B) &&
-                   names_permutation(in, (const char *const *)mnames, B,
-                                     perm);
     if (permuted) {
         /* The input's band holding each of the model's bands. */
         char how[512] = "";
@@ -489,10 +611,9 @@ sample_raw_sar(mmcl_context *ctx, const char *path, int B, band_stats *s)
         double sum = 0;
         long long n = 0, neg = 0;
         for (int j = 0; j < ny && st == MMCL_OK; j++) {
-            int y = ny > 1 ? (int)((long long)j * (H - eh) / (ny - 1)) : 0;
+            int y = window_offset(j, ny, eh, H);
             for (int i = 0; i < nx; i++) {
-                int x = nx > 1 ? (int)((long long)i * (W - ew) / (nx - 1))
-                               : 0;
+                int x = window_offset(i, nx, ew, W);
                 if (GDALRasterIO(band, GF_Read, x, y, ew, eh, buf, ew, eh,
                                  GDT_Float32, 0, 0) != CE_None) {
                     st = mmcl__error(ctx, MMCL_ERR_IO,
@@ -688,7 +809,9 @@ mmcl__input_check_model(mmcl_context *ctx, const mmcl__encoder *enc,
     const char *tr = cJSON_GetStringValue(
         cJSON_GetObjectItemCaseSensitive(pj, "sar_transform"));
     band_stats *stats[2] = {NULL, NULL}, *raw = NULL;
-    mmcl_status st = check_names_swapped(ctx, mnames, in, nb, files);
+    int enc_bands[2] = {mod[0].B, mod[1].B};
+    mmcl_status st = check_names_swapped(ctx, mnames, in, nb, enc_bands,
+                                         files);
     if (st != MMCL_OK)
         goto done;
     if (nb[0] != mod[0].B || nb[1] != mod[1].B) {
@@ -743,12 +866,15 @@ mmcl__input_check_model(mmcl_context *ctx, const mmcl__encoder *enc,
                          ofile, sfile);
         goto done;
     }
-    /* The units from the SAR file itself: a transform the model applies
-     * (dB of values already in dB) would hide them. */
-    raw = mmcl__calloc_array(ctx, (size_t)nb[1], 1, sizeof(band_stats));
-    st = raw ? sample_raw_sar(ctx, sar, nb[1], raw) : MMCL_ERR_NO_MEMORY;
+    /* The units of the SAR file itself: where the model transforms its
+     * SAR (dB of values already in dB would hide them), from a sample of
+     * the file; otherwise the pair's values are the file's. */
+    if (tr && strcmp(tr, "none") != 0) {
+        raw = mmcl__calloc_array(ctx, (size_t)nb[1], 1, sizeof(band_stats));
+        st = raw ? sample_raw_sar(ctx, sar, nb[1], raw) : MMCL_ERR_NO_MEMORY;
+    }
     if (st == MMCL_OK)
-        st = check_sar_units(ctx, &mod[1], raw, sfile, tr);
+        st = check_sar_units(ctx, &mod[1], raw ? raw : stats[1], sfile, tr);
     if (st == MMCL_OK && enough[0])
         st = check_optical_scale(ctx, &mod[0], stats[0], ofile);
     if (st != MMCL_OK)
