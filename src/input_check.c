@@ -850,13 +850,17 @@ mmcl__input_check_model(mmcl_context *ctx, const mmcl__encoder *enc,
             enough[m] &= stats[m][b].n >= MIN_VALUES;
     }
     /* Swapped, seen from the values alone (equal band counts, names that
-     * say nothing): each modality far from its own statistics and near the
-     * other's. Both ways at once is not a change of scene. */
+     * say nothing): each modality near the other's statistics and not near
+     * its own, and one of them far from its own. Both ways at once is not
+     * a change of scene. (SAR in dB has wide statistics: reflectance given
+     * as SAR may lie only 3 to 5 of its stds from them.) */
     if (enough[0] && enough[1] && nb[0] == nb[1] &&
-        bands_beyond(stats[0], &mod[0], nb[0], FAR_STD) * 2 > nb[0] &&
-        bands_beyond(stats[1], &mod[1], nb[1], FAR_STD) * 2 > nb[1] &&
         bands_within(stats[0], &mod[1], nb[0], NEAR_STD) * 2 > nb[0] &&
-        bands_within(stats[1], &mod[0], nb[1], NEAR_STD) * 2 > nb[1]) {
+        bands_within(stats[1], &mod[0], nb[1], NEAR_STD) * 2 > nb[1] &&
+        bands_beyond(stats[0], &mod[0], nb[0], NEAR_STD) * 2 > nb[0] &&
+        bands_beyond(stats[1], &mod[1], nb[1], NEAR_STD) * 2 > nb[1] &&
+        (bands_beyond(stats[0], &mod[0], nb[0], FAR_STD) * 2 > nb[0] ||
+         bands_beyond(stats[1], &mod[1], nb[1], FAR_STD) * 2 > nb[1])) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "the optical and SAR look swapped: the values of "
                          "the optical input %s match the model's SAR "
