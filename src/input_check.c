@@ -67,7 +67,7 @@ static const char *const mod_label[2] = {"optical", "SAR"};
 
 /* ---- band names ------------------------------------------------------- */
 
-/* Compares two names; an empty list never equals. */
+/* The @p n names of @p a and @p b are the same, in the same order. */
 static int
 names_equal(const char *const *a, const char *const *b, int n)
 {
@@ -120,7 +120,7 @@ all_generated(const char *const *names, int m, int n)
     return 1;
 }
 
-/* "a, b, c" (at most 16 names, then "..."), in a static-free buffer. */
+/* "a, b, c" into @p buf (at most 16 names, then "..."). */
 static void
 format_names(char *buf, size_t size, const char *const *names, int n)
 {
@@ -436,10 +436,14 @@ check_names_swapped(mmcl_context *ctx, char **mnames[2],
             names_permutation(in[m], (const char *const *)mnames[m], nb[m],
                               perm))
             continue;
+        /* The input has the other modality's bands. */
+        if (!names_permutation(in[m], (const char *const *)mnames[o], nb[m],
+                               perm))
+            continue;
         /* The other input has its own modality's bands: the same kind of
          * raster given twice, not swapped. Band counts that differ say
          * it (the caller); equal ones are said here. */
-        if (nb[o] == CSLCount(mnames[o]) &&
+        if (nb[o] == CSLCount(mnames[o]) && nb[o] <= 256 &&
             names_permutation(in[o], (const char *const *)mnames[o], nb[o],
                               perm)) {
             if (nb[m] != enc_bands[m])
@@ -455,9 +459,6 @@ check_names_swapped(mmcl_context *ctx, char **mnames[2],
                                mod_label[o], files[o],
                                m == 0 ? "an optical" : "a SAR");
         }
-        if (!names_permutation(in[m], (const char *const *)mnames[o], nb[m],
-                               perm))
-            continue;
         char mine[512], other[512];
         format_names(mine, sizeof(mine), (const char *const *)mnames[o],
                      nb[m]);

@@ -439,6 +439,25 @@ MODEL_CHECKS = [
                      mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
                                "m4.mmcl")),
          absent=["e.tif"]),
+    Case("embed_sar_given_as_both_inputs",
+         ["embed", "-q", "m4.mmcl", "sar.tif", "sar.tif", "e.tif"], 1,
+         r"the optical input 'sar\.tif' has the bands the model was trained "
+         r"with as SAR \(VV, VH, C3, C4\), as the SAR input 'sar\.tif' has: "
+         r"it is not an optical raster",
+         setup=steps(raster_copy("opt.tif", "opt4.tif", bands=[1, 2, 3, 4]),
+                     mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
+                               "m4.mmcl")),
+         absent=["e.tif"]),
+    Case("embed_band_names_differ_same_band_counts_warns",
+         ["embed", "-q", "m4.mmcl", "ren4.tif", "sar.tif", "e.tif"], 0,
+         warning=r"the optical band names of 'ren4\.tif' differ from the "
+         r"model's: band 1 'B01' where the model has 'B1'",
+         setup=steps(raster_copy("opt.tif", "opt4.tif", bands=[1, 2, 3, 4]),
+                     raster_copy("opt.tif", "ren4.tif", bands=[1, 2, 3, 4],
+                                 names=["B01", "B02", "B03", "B04"]),
+                     mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
+                               "m4.mmcl")),
+         check=note("e.tif", r"band 1 'B01'")),
     Case("embed_band_counts_swapped",
          ["embed", "-q", "model.mmcl", "sarnd.tif", "optnd.tif", "e.tif"], 1,
          r"the optical and SAR look swapped: the model expects 8 optical and "
