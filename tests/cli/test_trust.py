@@ -377,6 +377,18 @@ def note(name, pattern):
     return f
 
 
+def plugin_env(plugin):
+    """The environment for a GDAL program that loads @p plugin: in a
+    sanitizer build, its runtimes preloaded (they must come first)."""
+    env = dict(os.environ)
+    ldd = subprocess.run(["ldd", plugin], capture_output=True, text=True)
+    runtimes = re.findall(r"=> (\S*lib(?:asan|ubsan)\.so\S*)", ldd.stdout)
+    if runtimes:
+        env["LD_PRELOAD"] = ":".join(runtimes)
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return env
+
+
 def lazy_note(name, pattern):
     """The lazy product, opened by GDAL through the plugin, has the note in
     its MMCL metadata."""
@@ -385,7 +397,9 @@ def lazy_note(name, pattern):
                               "plugin")
         p = subprocess.run(["gdalinfo", "-mdd", "MMCL", "--config",
                             "GDAL_DRIVER_PATH", plugin, name], cwd=d,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True,
+                           env=plugin_env(os.path.join(plugin,
+                                                       "gdal_MMCL.so")))
         t.assertEqual(p.returncode, 0, p.stderr)
         t.assertRegex(p.stdout, r"INPUT_NOTE_1=.*" + pattern)
         t.assertRegex(p.stderr, r"Warning \d+: MMCL: .*" + pattern)
