@@ -80,8 +80,7 @@ names_equal(const char *const *a, const char *const *b, int n)
 /* @p perm[i] = index in @p b of a[i] when @p a is a permutation of the
  * distinct names @p b; returns 0 otherwise. */
 static int
-names_permutation(const char *const *a, const char *const *b, int n,
-                  int *perm)
+names_permutation(const char *const *a, const char *const *b, int n, int *perm)
 {
     for (int i = 0; i < n; i++) {
         perm[i] = -1;
@@ -106,8 +105,7 @@ static int
 generated_name(const char *name, int m, int index)
 {
     char buf[32];
-    snprintf(buf, sizeof(buf), "%s_%d", m == 0 ? "optical" : "sar",
-             index + 1);
+    snprintf(buf, sizeof(buf), "%s_%d", m == 0 ? "optical" : "sar", index + 1);
     return strcmp(name, buf) == 0;
 }
 
@@ -131,8 +129,8 @@ format_names(char *buf, size_t size, const char *const *names, int n)
             snprintf(buf + len, size - len, ", ...");
             return;
         }
-        int w = snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
-                         names[i]);
+        int w =
+            snprintf(buf + len, size - len, "%s%s", i ? ", " : "", names[i]);
         if (w < 0)
             return;
         len += (size_t)w;
@@ -184,8 +182,7 @@ band_keys(const char *const *names, int n)
                       (size_t)(e[l] - s[l])) == 0)
             l++;
         while (t < trail && l + t < k - 1 && l + t < n0 - 1 &&
-               e[k - 1 - t] - s[k - 1 - t] ==
-                   e0[n0 - 1 - t] - s0[n0 - 1 - t] &&
+               e[k - 1 - t] - s[k - 1 - t] == e0[n0 - 1 - t] - s0[n0 - 1 - t] &&
                memcmp(names[i] + s[k - 1 - t], names[0] + s0[n0 - 1 - t],
                       (size_t)(e[k - 1 - t] - s[k - 1 - t])) == 0)
             t++;
@@ -200,8 +197,8 @@ band_keys(const char *const *names, int n)
             continue;
         }
         int from = s[lead], to = e[k - 1 - trail];
-        keys = CSLAddString(keys,
-                            CPLSPrintf("%.*s", to - from, names[i] + from));
+        keys =
+            CSLAddString(keys, CPLSPrintf("%.*s", to - from, names[i] + from));
     }
     return keys;
 }
@@ -213,8 +210,8 @@ format_files(char *buf, size_t size, const char *const *paths, size_t n)
     if (n == 1)
         snprintf(buf, size, "'%s'", paths[0]);
     else
-        snprintf(buf, size, "'%s' .. '%s' (%zu files)", paths[0],
-                 paths[n - 1], n);
+        snprintf(buf, size, "'%s' .. '%s' (%zu files)", paths[0], paths[n - 1],
+                 n);
 }
 
 /* The band names of modality @p m in the model's metadata; NULL when the
@@ -222,8 +219,8 @@ format_files(char *buf, size_t size, const char *const *paths, size_t n)
 static char **
 model_names(const cJSON *meta, int m, int B)
 {
-    const cJSON *mod = cJSON_GetObjectItemCaseSensitive(
-        meta, m == 0 ? "optical" : "sar");
+    const cJSON *mod =
+        cJSON_GetObjectItemCaseSensitive(meta, m == 0 ? "optical" : "sar");
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(mod, "band_names");
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != B)
         return NULL;
@@ -273,10 +270,10 @@ sar_like_name(const char *name)
 static int
 optical_like_name(const char *name)
 {
-    static const char *const s2[] = {
-        "B1",  "B2",  "B3",  "B4",  "B5",  "B6",  "B7",  "B8",  "B9",
-        "B10", "B11", "B12", "B01", "B02", "B03", "B04", "B05", "B06",
-        "B07", "B08", "B09", "B8A", NULL};
+    static const char *const s2[] = {"B1",  "B2",  "B3",  "B4",  "B5",  "B6",
+                                     "B7",  "B8",  "B9",  "B10", "B11", "B12",
+                                     "B01", "B02", "B03", "B04", "B05", "B06",
+                                     "B07", "B08", "B09", "B8A", NULL};
     return has_word(name, s2);
 }
 
@@ -340,8 +337,8 @@ sample_stats(mmcl_context *ctx, const mmcl__pair *pair, band_stats *stats[2])
         int y = window_offset(j, ny, eh, H);
         for (int i = 0; i < nx && st == MMCL_OK; i++) {
             int x = window_offset(i, nx, ew, W);
-            st = mmcl__pair_read(ctx, r, x, y, ew, eh, 0, buf[0], buf[1],
-                                 valid);
+            st =
+                mmcl__pair_read(ctx, r, x, y, ew, eh, 0, buf[0], buf[1], valid);
             for (int m = 0; m < 2 && st == MMCL_OK; m++) {
                 uint8_t need = m == 0 ? MMCL__VALID_OPTICAL : MMCL__VALID_SAR;
                 for (int b = 0; b < B[m]; b++) {
@@ -377,8 +374,8 @@ done:
     return st;
 }
 
-/* Bands of modality @p m whose input mean is more than @p k model stds
- * from the model's mean of modality @p mm. */
+/* How many of the @p B bands have an input mean (@p s) more than @p k of
+ * @p mod's standard deviations from @p mod's mean; and within that. */
 static int
 bands_beyond(const band_stats *s, const mmcl__modality *mod, int B, double k)
 {
@@ -460,11 +457,9 @@ check_names_swapped(mmcl_context *ctx, char **mnames[2],
                                m == 0 ? "an optical" : "a SAR");
         }
         char mine[512], other[512];
-        format_names(mine, sizeof(mine), (const char *const *)mnames[o],
-                     nb[m]);
+        format_names(mine, sizeof(mine), (const char *const *)mnames[o], nb[m]);
         if (mnames[m])
-            format_names(other, sizeof(other),
-                         (const char *const *)mnames[m],
+            format_names(other, sizeof(other), (const char *const *)mnames[m],
                          CSLCount(mnames[m]));
         return mmcl__error(
             ctx, MMCL_ERR_INVALID_ARG,
@@ -482,25 +477,24 @@ check_names_swapped(mmcl_context *ctx, char **mnames[2],
 /* Band names of modality @p m against the model's: another order is an
  * error, other names a warning. */
 static mmcl_status
-check_band_names(mmcl_context *ctx, int m, char **mnames,
-                 const char *const *in, int B, const char *file,
-                 size_t n_files, char ***notes)
+check_band_names(mmcl_context *ctx, int m, char **mnames, const char *const *in,
+                 int B, const char *file, size_t n_files, char ***notes)
 {
     if (!mnames || names_equal(in, (const char *const *)mnames, B))
         return MMCL_OK;
     char **kin = band_keys(in, B);
     char **kmodel = band_keys((const char *const *)mnames, B);
-    int same = kin && kmodel &&
-               names_equal((const char *const *)kin,
-                           (const char *const *)kmodel, B);
+    int same =
+        kin && kmodel &&
+        names_equal((const char *const *)kin, (const char *const *)kmodel, B);
     int *perm = malloc(sizeof(int) * (size_t)B);
     int permuted = perm && !same && !all_generated(in, m, B) &&
                    names_permutation((const char *const *)kin,
                                      (const char *const *)kmodel, B, perm);
     char have[768], want[768];
     /* An order is shown by what tells the bands apart. */
-    format_names(have, sizeof(have),
-                 permuted ? (const char *const *)kin : in, B);
+    format_names(have, sizeof(have), permuted ? (const char *const *)kin : in,
+                 B);
     format_names(want, sizeof(want),
                  permuted ? (const char *const *)kmodel
                           : (const char *const *)mnames,
@@ -520,8 +514,9 @@ check_band_names(mmcl_context *ctx, int m, char **mnames,
         if (n_files > 1) {
             snprintf(how, sizeof(how), "give the files in the model's order");
         } else {
-            len = (size_t)snprintf(how, sizeof(how), "reorder them, e.g. "
-                                                     "gdal_translate");
+            len = (size_t)snprintf(how, sizeof(how),
+                                   "reorder them, e.g. "
+                                   "gdal_translate");
             for (int b = 0; b < B && len < sizeof(how); b++)
                 for (int i = 0; i < B; i++)
                     if (perm[i] == b) {
@@ -623,8 +618,7 @@ sample_raw_sar(mmcl_context *ctx, const char *path, int B, band_stats *s)
                     break;
                 }
                 for (size_t k = 0; k < (size_t)ew * eh; k++) {
-                    if (!isfinite(buf[k]) ||
-                        (has_nd && buf[k] == (float)nd))
+                    if (!isfinite(buf[k]) || (has_nd && buf[k] == (float)nd))
                         continue;
                     sum += buf[k];
                     n++;
@@ -659,16 +653,15 @@ check_sar_units(mmcl_context *ctx, const mmcl__modality *mod,
                 const band_stats *raw, const char *file,
                 const char *sar_transform)
 {
-    int B = mod->B, model_db = 0, model_linear = 1, in_db = 0,
-        in_linear = 1;
+    int B = mod->B, model_db = 0, model_linear = 1, in_db = 0, in_linear = 1;
     for (int b = 0; b < B; b++) {
         if (raw[b].n < MIN_VALUES)
             return MMCL_OK;
         model_db += mod->mean[b] < 0;
         model_linear &= mod->mean[b] > 0 && mod->mean[b] < LINEAR_MAX;
         in_db += raw[b].negative > 0.5;
-        in_linear &= raw[b].negative == 0 && raw[b].mean > 0 &&
-                     raw[b].mean < LINEAR_MAX;
+        in_linear &=
+            raw[b].negative == 0 && raw[b].mean > 0 && raw[b].mean < LINEAR_MAX;
     }
     model_db = model_db * 2 > B;
     in_db = in_db * 2 > B;
@@ -811,8 +804,7 @@ mmcl__input_check_model(mmcl_context *ctx, const mmcl__encoder *enc,
         cJSON_GetObjectItemCaseSensitive(pj, "sar_transform"));
     band_stats *stats[2] = {NULL, NULL}, *raw = NULL;
     int enc_bands[2] = {mod[0].B, mod[1].B};
-    mmcl_status st = check_names_swapped(ctx, mnames, in, nb, enc_bands,
-                                         files);
+    mmcl_status st = check_names_swapped(ctx, mnames, in, nb, enc_bands, files);
     if (st != MMCL_OK)
         goto done;
     if (nb[0] != mod[0].B || nb[1] != mod[1].B) {
@@ -834,8 +826,8 @@ mmcl__input_check_model(mmcl_context *ctx, const mmcl__encoder *enc,
 
     /* The values. */
     for (int m = 0; m < 2; m++) {
-        stats[m] = mmcl__calloc_array(ctx, (size_t)nb[m], 1,
-                                      sizeof(band_stats));
+        stats[m] =
+            mmcl__calloc_array(ctx, (size_t)nb[m], 1, sizeof(band_stats));
         if (!stats[m]) {
             st = MMCL_ERR_NO_MEMORY;
             goto done;
@@ -936,25 +928,28 @@ mmcl__input_check_train_names(mmcl_context *ctx, const mmcl__pair *pair,
 }
 
 /*
- * Values alone are a warning: an optical input whose band means are
- * mostly negative looks like SAR in dB, since reflectance, radiance and
- * their integer scalings are not negative on average. But the optical
- * input may legitimately be something else (standardized bands, indices,
- * differences of two dates): the model is trained, with a warning and a
- * note in its metadata. The SAR's values alone say nothing: linear SAR
+ * Values alone are a warning: an optical input whose bands are mostly
+ * negative (mean more than one standard deviation below 0, as backscatter
+ * in dB is: means -25 to -5 dB, stds 2 to 5 dB) looks like SAR in dB,
+ * since reflectance, radiance and their integer scalings are not negative.
+ * Bands centred on 0 (standardized bands, differences of two dates: mean
+ * about 0 against their std) do not count. But even mostly negative
+ * optical bands may be legitimate (an index, a log transform of the
+ * user's): the model is trained, with a warning and a note in its
+ * metadata. The SAR's values alone say nothing: linear SAR
  * looks like reflectance.
  */
 void
 mmcl__input_check_train_values(mmcl_context *ctx, const double *mean1,
-                               int B1, const double *mean2, int B2,
-                               const char *const *optical, size_t n_optical,
-                               const char *sar, char ***notes)
+                               const double *std1, int B1, const double *mean2,
+                               int B2, const char *const *optical,
+                               size_t n_optical, const char *sar, char ***notes)
 {
     char ofile[1024];
     format_files(ofile, sizeof(ofile), optical, n_optical);
     int neg1 = 0, neg2 = 0;
     for (int b = 0; b < B1; b++)
-        neg1 += mean1[b] < 0;
+        neg1 += mean1[b] + std1[b] < 0;
     for (int b = 0; b < B2; b++)
         neg2 += mean2[b] < 0;
     if (neg1 * 2 <= B1)
@@ -963,12 +958,13 @@ mmcl__input_check_train_values(mmcl_context *ctx, const double *mean1,
     format_range(have, sizeof(have), mean1, sizeof(double), B1);
     format_range(other, sizeof(other), mean2, sizeof(double), B2);
     snprintf(note, sizeof(note),
-             "%d of the %d optical bands of %s have a negative mean (%s), as "
-             "SAR in dB has%s (the SAR '%s': %s): are the optical and SAR "
+             "%d of the %d optical bands of %s have mostly negative values "
+             "(means %s, each more than a standard deviation below 0), as SAR "
+             "in dB has%s (the SAR '%s': %s): are the optical and SAR "
              "swapped? The model is trained as given",
              neg1, B1, ofile, have,
-             neg2 == 0 ? ", and the SAR's are all positive, as reflectance"
-                         " is"
+             neg2 == 0 ? ", and the SAR's band means are all positive, as "
+                         "reflectance is"
                        : "",
              sar, other);
     warn(ctx, notes, note);

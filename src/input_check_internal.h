@@ -34,8 +34,7 @@
  * the count error to the caller. Notes are added to @p notes (a CSL of
  * sentences; CSLDestroy).
  */
-mmcl_status mmcl__input_check_model(mmcl_context *ctx,
-                                    const mmcl__encoder *enc,
+mmcl_status mmcl__input_check_model(mmcl_context *ctx, const mmcl__encoder *enc,
                                     const char *metadata_json,
                                     const mmcl__pair *pair,
                                     const char *const *optical,
@@ -55,12 +54,13 @@ mmcl_status mmcl__input_check_train_names(mmcl_context *ctx,
 
 /*
  * In mmcl_train, once the statistics of the valid area are known (per band
- * means, @p B1 optical and @p B2 SAR): optical values that look like SAR
- * in dB (most band means negative). Values alone are a warning and a note
- * (for the model's metadata), not an error: see input_check.c.
+ * means and stds, @p B1 optical and @p B2 SAR): optical values that look
+ * like SAR in dB (most bands a std or more below 0). Values alone are a warning
+ * and a note (for the model's metadata), not an error: see input_check.c.
  */
 void mmcl__input_check_train_values(mmcl_context *ctx, const double *mean1,
-                                    int B1, const double *mean2, int B2,
+                                    const double *std1, int B1,
+                                    const double *mean2, int B2,
                                     const char *const *optical,
                                     size_t n_optical, const char *sar,
                                     char ***notes);

@@ -838,9 +838,9 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                       nz, mod_names[m]);
     }
 
-    mmcl__input_check_train_values(ctx, t.s->mean1, t.s->B1, t.s->mean2,
-                                   t.s->B2, optical, n_optical, sar,
-                                   &input_notes);
+    mmcl__input_check_train_values(ctx, t.s->mean1, t.s->std1, t.s->B1,
+                                   t.s->mean2, t.s->B2, optical, n_optical,
+                                   sar, &input_notes);
 
     t.model = mmcl_model_create(ctx);
     t.meta = cJSON_CreateObject();

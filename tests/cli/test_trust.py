@@ -604,8 +604,8 @@ MODEL_CHECKS = [
          absent=["m.mmcl"]),
     Case("train_optical_values_look_like_db_warns",
          ["train", "-q"] + TRAIN + ["sarnd.tif", "optnd.tif", "m.mmcl"], 0,
-         warning=r"4 of the 4 optical bands of 'sarnd\.tif' have a negative "
-         r"mean .*are the optical and SAR swapped\?",
+         warning=r"4 of the 4 optical bands of 'sarnd\.tif' have mostly "
+         r"negative values .*are the optical and SAR swapped\?",
          setup=steps(raster_copy("opt.tif", "optnd.tif", names=""),
                      raster_copy("sar.tif", "sarnd.tif", names="")),
          check=model_note("m.mmcl", r"are the optical and SAR swapped")),
