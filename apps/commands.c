@@ -107,8 +107,9 @@ run_train(const cli_command *cmd, const cli_args *a)
     if (!opts)
         goto report;
     cli_set_progress(opts, a);
-    if (!a->quiet)
-        mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
+    /* -q hides the notes, not the warnings (as in GDAL's utilities). */
+    mmcl_context_set_log(ctx, keep_log, &notes,
+                         a->quiet ? MMCL_LOG_WARNING : MMCL_LOG_INFO);
     int overwrite = strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") == 0;
     /* Refuse the model file before the work, not after. */
     if (mmcl_model_save_check(ctx, out, overwrite) != MMCL_OK)
@@ -242,12 +243,15 @@ run_map(const cli_command *cmd, const cli_args *a)
     mmcl_context *ctx = mmcl_context_create();
     mmcl_model *model = NULL;
     char *report = NULL;
+    char **notes = NULL;
     mmcl_options *opts = mmcl_options_new(ctx, cmd->operation,
                                           (const char *const *)a->kv);
     if (!opts)
         goto report;
     /* With --json, stdout is the JSON alone: progress goes to stderr. */
     cli_set_progress(opts, a);
+    /* Warnings (inputs that differ from the model's) on stderr. */
+    mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_WARNING);
     /* MODEL OPTICAL... SAR OUT, or MODEL OPTICAL... --sar SAR... OUT */
     cli_pair p = cli_get_pair(a, 1, 1);
     const char *out = a->pos[a->n_pos - 1];
@@ -286,6 +290,7 @@ report:
     if (rc != CLI_EXIT_OK)
         cli_fail(cmd->name, ctx);
 done:
+    flush_log(&notes);
     mmcl_free(report);
     mmcl_model_destroy(model);
     mmcl_options_free(opts);
@@ -346,8 +351,9 @@ run_probe(const cli_command *cmd, const cli_args *a)
         goto report;
     /* With --json, stdout holds the report only: progress goes to stderr. */
     cli_set_progress(opts, a);
-    if (!a->quiet)
-        mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
+    /* -q hides the notes, not the warnings (as in GDAL's utilities). */
+    mmcl_context_set_log(ctx, keep_log, &notes,
+                         a->quiet ? MMCL_LOG_WARNING : MMCL_LOG_INFO);
     model = load_model(ctx, a->pos[0]);
     if (!model)
         goto report;
@@ -389,8 +395,9 @@ run_rgb(const cli_command *cmd, const cli_args *a)
     if (!opts)
         goto report;
     cli_set_progress(opts, a);
-    if (!a->quiet)
-        mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_INFO);
+    /* -q hides the notes, not the warnings (as in GDAL's utilities). */
+    mmcl_context_set_log(ctx, keep_log, &notes,
+                         a->quiet ? MMCL_LOG_WARNING : MMCL_LOG_INFO);
     /* IN OUT */
     if (mmcl_rgb(ctx, a->pos[0], a->pos[1], opts) == MMCL_OK)
         rc = CLI_EXIT_OK;

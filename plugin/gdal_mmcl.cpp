@@ -66,6 +66,9 @@ class Context
   public:
     Context() : ctx_(mmcl_context_create())
     {
+        /* The library's warnings (inputs that differ from what the model
+         * was trained on) become GDAL warnings; its notes are dropped. */
+        mmcl_context_set_log(ctx_, Warn, nullptr, MMCL_LOG_WARNING);
     }
     ~Context()
     {
@@ -86,6 +89,11 @@ class Context
     }
 
   private:
+    static void Warn(mmcl_log_level level, const char *msg, void *)
+    {
+        if (level == MMCL_LOG_WARNING)
+            CPLError(CE_Warning, CPLE_AppDefined, "MMCL: %s", msg);
+    }
     mmcl_context *ctx_;
 };
 

@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <cpl_string.h>
 
 #include "context_internal.h"
 #include "model_schema.h"
@@ -263,6 +264,7 @@ mmcl__encoder_free(mmcl__encoder *enc)
         free(enc->mod[m].mean);
         free(enc->mod[m].std);
     }
+    CSLDestroy(enc->input_notes);
     free(enc);
 }
 

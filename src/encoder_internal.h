@@ -54,6 +54,9 @@ typedef struct mmcl__encoder {
     int k;
     mmcl__modality mod[2];
     char hash[17];
+    /* Notes from checking the inputs against the model (mmcl__maps_open),
+     * for the outputs' metadata: a CSL, or NULL. */
+    char **input_notes;
 } mmcl__encoder;
 
 /* Builds the encoder of @p model (which must outlive it), checking every

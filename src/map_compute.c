@@ -101,14 +101,18 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
         md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
         md = CSLSetNameValue(md, "MODALITY", def->modality);
         md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
-        return md;
+    } else {
+        md = CSLSetNameValue(md, "PRODUCT", "infoloss");
+        md = CSLSetNameValue(md, "UNITS", "standardized band variance");
+        md = CSLSetNameValue(md, "MODEL_HASH", enc->hash);
+        md = CSLSetNameValue(md, "OBJECTIVE", enc->objective);
+        md = CSLSetNameValue(md, "K", CPLSPrintf("%d", enc->k));
+        md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
     }
-    md = CSLSetNameValue(md, "PRODUCT", "infoloss");
-    md = CSLSetNameValue(md, "UNITS", "standardized band variance");
-    md = CSLSetNameValue(md, "MODEL_HASH", enc->hash);
-    md = CSLSetNameValue(md, "OBJECTIVE", enc->objective);
-    md = CSLSetNameValue(md, "K", CPLSPrintf("%d", enc->k));
-    md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
+    /* What the input checks warned about (input_check.c). */
+    for (int i = 0; enc->input_notes && enc->input_notes[i]; i++)
+        md = CSLSetNameValue(md, CPLSPrintf("INPUT_NOTE_%d", i + 1),
+                             enc->input_notes[i]);
     return md;
 }
 

@@ -12,6 +12,7 @@
 #include <cpl_string.h>
 
 #include "context_internal.h"
+#include "input_check_internal.h"
 #include "maps_internal.h"
 #include "model_internal.h"
 
@@ -84,6 +85,13 @@ mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
         goto fail;
     }
     st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, po, &pair);
+    if (st != MMCL_OK)
+        goto fail;
+    /* The inputs against what the model recorded: swapped modalities, band
+     * order, units; notes go into the outputs' metadata. */
+    st = mmcl__input_check_model(ctx, enc, mmcl_model_metadata_json(model),
+                                 pair, optical, n_optical, sar, n_sar,
+                                 &enc->input_notes);
     if (st != MMCL_OK)
         goto fail;
     int nb[2] = {mmcl__pair_optical_bands(pair), mmcl__pair_sar_bands(pair)};

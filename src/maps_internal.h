@@ -17,7 +17,8 @@
 #include "tiles_internal.h"
 
 /* Opens the pair with the pair options recorded in the model and checks
- * its band counts against the model's. */
+ * it against the model: band counts, and what mmcl__input_check_model
+ * checks (whose notes it keeps in the encoder's input_notes). */
 mmcl_status mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
                             const char *const *optical, size_t n_optical,
                             const char *const *sar, size_t n_sar,
@@ -73,7 +74,8 @@ mmcl_status mmcl__map_def_init(mmcl_context *ctx, mmcl__map_def *def,
 char **mmcl__map_band_names(const mmcl__map_def *def);
 
 /* The MMCL metadata of the map other than the global figures, as a CSL of
- * KEY=VALUE in the order the writers set them (CSLDestroy). */
+ * KEY=VALUE in the order the writers set them (CSLDestroy); the notes of
+ * the input checks are INPUT_NOTE_1, INPUT_NOTE_2, ... */
 char **mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc);
 
 /* Sums over the valid pixels of a window, for the global figures of one

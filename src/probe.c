@@ -1298,6 +1298,13 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
         cJSON_AddNullToObject(rep, "label_nodata");
     cJSON_AddNumberToObject(rep, "label_band", lab.band);
     cJSON_AddBoolToObject(rep, "label_warped", lab.warp);
+    if (enc->input_notes) {
+        /* What the input checks warned about (input_check.c). */
+        cJSON *notes = cJSON_AddArrayToObject(rep, "input_notes");
+        for (int i = 0; enc->input_notes[i]; i++)
+            cJSON_AddItemToArray(notes,
+                                 cJSON_CreateString(enc->input_notes[i]));
+    }
     char *text = cJSON_Print(rep);
     if (!text) {
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <cpl_string.h>
 
 #include "mmcl/train.h"
 
@@ -18,6 +19,7 @@
 #include "context_internal.h"
 #include "model_schema.h"
 #include "encoder_internal.h"
+#include "input_check_internal.h"
 #include "linalg.h"
 #include "options_internal.h"
 #include "pair_internal.h"
@@ -755,6 +757,7 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     mmcl__pair *pair = NULL;
     train_state t = {0};
     float *H[2] = {NULL, NULL};
+    char **input_notes = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "train", &tmp, &o);
     if (st != MMCL_OK)
         return st;
@@ -792,6 +795,9 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     }
 
     st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, o, &pair);
+    if (st == MMCL_OK)
+        st = mmcl__input_check_train_names(ctx, pair, optical, n_optical,
+                                           sar, n_sar);
     if (st != MMCL_OK)
         goto done;
     int B1 = mmcl__pair_optical_bands(pair), B2 = mmcl__pair_sar_bands(pair);
@@ -844,6 +850,10 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                       nz, mmcl__modality_name(m));
     }
 
+    mmcl__input_check_train_values(ctx, t.s->mean1, t.s->std1, t.s->B1,
+                                   t.s->mean2, t.s->B2, optical, n_optical,
+                                   sar, n_sar, &input_notes);
+
     t.model = mmcl_model_create(ctx);
     t.meta = cJSON_CreateObject();
     t.figures = cJSON_CreateObject();
@@ -870,6 +880,12 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                                         0,
                                         mmcl__pair_sar_band_names(pair)));
     cJSON_AddItemToObject(t.meta, "pair", pair_json(o, pair));
+    if (input_notes) {
+        /* What the input checks warned about (input_check.c). */
+        cJSON *notes = cJSON_AddArrayToObject(t.meta, "input_notes");
+        for (int i = 0; input_notes[i]; i++)
+            cJSON_AddItemToArray(notes, cJSON_CreateString(input_notes[i]));
+    }
     cJSON_AddItemToObject(t.meta, "training", training_json(o));
     cJSON_AddNumberToObject(t.meta, "seed", (double)mmcl__opt_int(o, "SEED"));
 
@@ -946,6 +962,7 @@ done:
     mmcl_model_destroy(t.model);
     mmcl__sample_free(t.s);
     mmcl__pair_close(pair);
+    CSLDestroy(input_notes);
     mmcl_options_free(tmp);
     return st;
 }

@@ -32,7 +32,7 @@ import zipfile
 import numpy as np
 from osgeo import gdal
 
-from mmcl_cli import HERE, MMCL, SAMPLE
+from mmcl_cli import HERE, MMCL, SAMPLE, read_safetensors
 
 gdal.UseExceptions()
 
@@ -44,11 +44,15 @@ class Case:
     """One command and what it must do."""
 
     def __init__(self, name, args, rc, message=None, setup=None,
-                 replaced=(), removed=(), absent=(), check=None):
+                 replaced=(), removed=(), absent=(), check=None,
+                 warning=None):
         self.name = name
         self.args = args
         self.rc = rc
         self.message = message
+        # A regex the program's warnings on stderr must match, or False:
+        # no warning from mmcl ("Warning: " lines) at all.
+        self.warning = warning
         self.setup = setup        # f(folder) before the run
         self.replaced = replaced  # files the command may change (rc 0)
         self.removed = removed    # files the command must remove (rc 0)
@@ -868,7 +872,295 @@ INPUTS = [
          r"file"),
 ]
 
-TABLE = OUTPUTS + DESCRIPTORS + INPUTS
+
+# Inputs checked against what the model recorded (band names, statistics),
+# and training inputs given the wrong way round (src/input_check.c).
+def raster_copy(src, dst, values=None, names=None, bands=None):
+    """A GeoTIFF copy of @p src: bands reordered (1-based list), values
+    mapped by @p values(array), band descriptions set (None: kept; "": none)."""
+    def f(d):
+        gdal.Translate(os.path.join(d, dst), os.path.join(d, src),
+                       bandList=bands)
+        ds = gdal.Open(os.path.join(d, dst), gdal.GA_Update)
+        for b in range(ds.RasterCount):
+            band = ds.GetRasterBand(b + 1)
+            if values:
+                band.WriteArray(values(band.ReadAsArray()))
+            if names is not None:
+                band.SetDescription(names[b] if names else "")
+        ds = None
+    return f
+
+
+def linear(a):
+    return np.power(10.0, a / 10.0).astype(np.float32)
+
+
+def steps(*fs):
+    def f(d):
+        for g in fs:
+            g(d)
+    return f
+
+
+def mmcl_step(*args):
+    """Runs mmcl in the case's folder as part of its setup."""
+    def f(d):
+        p = subprocess.run([MMCL, args[0], "-q"] + list(args[1:]),
+                           cwd=d, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("setup: mmcl %s: %s" % (args, p.stderr))
+    return f
+
+
+def note(name, pattern):
+    """The output's MMCL metadata holds a note matching @p pattern."""
+    def f(t, d):
+        ds = gdal.Open(os.path.join(d, name))
+        notes = [v for k, v in ds.GetMetadata("MMCL").items()
+                 if k.startswith("INPUT_NOTE_")]
+        t.assertTrue(any(re.search(pattern, v) for v in notes), notes)
+    return f
+
+
+def plugin_env(plugin):
+    """The environment for a GDAL program that loads @p plugin: in a
+    sanitizer build, its runtimes preloaded (they must come first)."""
+    env = dict(os.environ)
+    ldd = subprocess.run(["ldd", plugin], capture_output=True, text=True)
+    runtimes = re.findall(r"=> (\S*lib(?:asan|ubsan)\.so\S*)", ldd.stdout)
+    if runtimes:
+        env["LD_PRELOAD"] = ":".join(runtimes)
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return env
+
+
+def lazy_note(name, pattern):
+    """The lazy product, opened by GDAL through the plugin, has the note in
+    its MMCL metadata."""
+    def f(t, d):
+        plugin = os.path.join(os.path.dirname(os.path.abspath(MMCL)),
+                              "plugin")
+        p = subprocess.run(["gdalinfo", "-mdd", "MMCL", "--config",
+                            "GDAL_DRIVER_PATH", plugin, name], cwd=d,
+                           capture_output=True, text=True,
+                           env=plugin_env(os.path.join(plugin,
+                                                       "gdal_MMCL.so")))
+        t.assertEqual(p.returncode, 0, p.stderr)
+        t.assertRegex(p.stdout, r"INPUT_NOTE_1=.*" + pattern)
+        t.assertRegex(p.stderr, r"Warning \d+: MMCL: .*" + pattern)
+    return f
+
+
+def model_note(name, pattern):
+    def f(t, d):
+        meta = read_safetensors(os.path.join(d, name))[0]
+        t.assertTrue(any(re.search(pattern, n)
+                         for n in meta.get("input_notes", [])), meta)
+    return f
+
+
+def no_model_note(name):
+    def f(t, d):
+        t.assertNotIn("input_notes", read_safetensors(
+            os.path.join(d, name))[0])
+    return f
+
+
+PERMUTED = raster_copy("opt.tif", "perm.tif", bands=[2, 1] + list(range(3, 9)),
+                       names=["B2", "B1"] + ["B%d" % k for k in range(3, 9)])
+RENAMED = raster_copy("opt.tif", "renamed.tif",
+                      names=["B%02d" % k for k in range(1, 9)])
+LINEAR = raster_copy("sar.tif", "lin.tif", values=linear)
+EMBED = ["embed", "-q", "model.mmcl"]
+
+MODEL_CHECKS = [
+    Case("embed_modalities_swapped",
+         EMBED + ["sar.tif", "opt.tif", "e.tif"], 1,
+         r"the optical and SAR look swapped: the optical input 'sar\.tif' "
+         r"has the bands the model was trained with as SAR \(VV, VH, C3, "
+         r"C4\)", absent=["e.tif"]),
+    Case("embed_modalities_swapped_same_band_counts",
+         ["embed", "-q", "m4.mmcl", "sar.tif", "opt4.tif", "e.tif"], 1,
+         r"the optical and SAR look swapped: the optical input 'sar\.tif' "
+         r"has the bands the model was trained with as SAR",
+         setup=steps(raster_copy("opt.tif", "opt4.tif", bands=[1, 2, 3, 4]),
+                     mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
+                               "m4.mmcl")),
+         absent=["e.tif"]),
+    Case("embed_modalities_swapped_seen_from_values",
+         ["embed", "-q", "m4.mmcl", "sarnd.tif", "opt4nd.tif", "e.tif"], 1,
+         r"the optical and SAR look swapped: the values of the optical "
+         r"input 'sarnd\.tif' match the model's SAR statistics",
+         setup=steps(raster_copy("opt.tif", "opt4.tif", bands=[1, 2, 3, 4]),
+                     raster_copy("opt.tif", "opt4nd.tif", bands=[1, 2, 3, 4],
+                                 names=""),
+                     raster_copy("sar.tif", "sarnd.tif", names=""),
+                     mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
+                               "m4.mmcl")),
+         absent=["e.tif"]),
+    Case("embed_sar_given_as_both_inputs",
+         ["embed", "-q", "m4.mmcl", "sar.tif", "sar.tif", "e.tif"], 1,
+         r"the optical input 'sar\.tif' has the bands the model was trained "
+         r"with as SAR \(VV, VH, C3, C4\), as the SAR input 'sar\.tif' has: "
+         r"it is not an optical raster",
+         setup=steps(raster_copy("opt.tif", "opt4.tif", bands=[1, 2, 3, 4]),
+                     mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
+                               "m4.mmcl")),
+         absent=["e.tif"]),
+    Case("embed_band_names_differ_same_band_counts_warns",
+         ["embed", "-q", "m4.mmcl", "ren4.tif", "sar.tif", "e.tif"], 0,
+         warning=r"the optical band names of 'ren4\.tif' differ from the "
+         r"model's: band 1 'B01' where the model has 'B1'",
+         setup=steps(raster_copy("opt.tif", "opt4.tif", bands=[1, 2, 3, 4]),
+                     raster_copy("opt.tif", "ren4.tif", bands=[1, 2, 3, 4],
+                                 names=["B01", "B02", "B03", "B04"]),
+                     mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
+                               "m4.mmcl")),
+         check=note("e.tif", r"band 1 'B01'")),
+    Case("embed_band_counts_swapped",
+         ["embed", "-q", "model.mmcl", "sarnd.tif", "optnd.tif", "e.tif"], 1,
+         r"the optical and SAR look swapped: the model expects 8 optical and "
+         r"4 SAR bands, the optical input 'sarnd\.tif' has 4",
+         setup=steps(raster_copy("opt.tif", "optnd.tif", names=""),
+                     raster_copy("sar.tif", "sarnd.tif", names="")),
+         absent=["e.tif"]),
+    Case("embed_bands_reordered",
+         EMBED + ["perm.tif", "sar.tif", "e.tif"], 1,
+         r"the optical bands of 'perm\.tif' are in another order than the "
+         r"model's: the input has B2, B1, B3, .*the model was trained with "
+         r"B1, B2, B3, .*gdal_translate -b 2 -b 1 -b 3 -b 4",
+         setup=PERMUTED, absent=["e.tif"]),
+    Case("embed_stacked_files_reordered",
+         ["embed", "-q", "m3.mmcl", "B02.tif", "B01.tif", "B03.tif",
+          "sar.tif", "e.tif"], 1,
+         r"the optical bands of 'B02\.tif' \.\. 'B03\.tif' \(3 files\) are "
+         r"in another order than the model's: the input has B2, B1, B3.*"
+         r"give the files in the model's order",
+         setup=mmcl_step("train", *TRAIN, "B01.tif", "B02.tif", "B03.tif",
+                         "sar.tif", "m3.mmcl"),
+         absent=["e.tif"]),
+    Case("embed_band_names_differ_warns",
+         EMBED + ["renamed.tif", "sar.tif", "e.tif"], 0,
+         warning=r"the optical band names of 'renamed\.tif' differ from the "
+         r"model's: band 1 'B01' where the model has 'B1'",
+         setup=RENAMED, check=note("e.tif", r"band 1 'B01' where the model "
+                                   r"has 'B1'")),
+    Case("embed_without_band_descriptions_warns",
+         EMBED + ["optnd.tif", "sar.tif", "e.tif"], 0,
+         warning=r"the optical input 'optnd\.tif' has no band descriptions, "
+         r"so its band order cannot be checked",
+         setup=raster_copy("opt.tif", "optnd.tif", names=""),
+         check=note("e.tif", r"no band descriptions")),
+    Case("embed_the_same_inputs_give_no_warning",
+         EMBED + ["opt.tif", "sar.tif", "e.tif"], 0, warning=False,
+         check=lambda t, d: t.assertEqual(
+             [k for k in gdal.Open(os.path.join(d, "e.tif")).GetMetadata(
+                 "MMCL") if k.startswith("INPUT_NOTE")], [])),
+    Case("embed_linear_sar_to_db_model",
+         EMBED + ["opt.tif", "lin.tif", "e.tif"], 1,
+         r"the SAR 'lin\.tif' looks like linear power \(no negative value, "
+         r"band means .*\) but the model was trained on SAR in dB \(band "
+         r"means .*\): convert it to dB first \(mmcl align --sar-db",
+         setup=LINEAR, absent=["e.tif"]),
+    Case("embed_linear_sar_with_sar_db_ok",
+         ["embed", "-q", "mlin.mmcl", "opt.tif", "lin.tif", "e.tif"], 0,
+         warning=False,
+         setup=steps(LINEAR, mmcl_step("train", "--sar-db", *TRAIN,
+                                       "opt.tif", "lin.tif", "mlin.mmcl"))),
+    Case("embed_linear_sar_aligned_with_sar_db_ok",
+         EMBED + ["opt.tif", "lindb.tif", "e.tif"], 0, warning=False,
+         setup=steps(LINEAR, mmcl_step("align", "--sar-db", "opt.tif",
+                                       "lin.tif", "lindb.tif"))),
+    Case("embed_db_sar_to_a_sar_db_model",
+         ["embed", "-q", "mlin.mmcl", "opt.tif", "sar.tif", "e.tif"], 1,
+         r"the SAR 'sar\.tif' looks like dB \(mostly negative values, band "
+         r"means .*\) but the model converts its SAR from linear power to dB "
+         r"\(it was trained with --sar-db\): give the SAR in linear power",
+         setup=steps(LINEAR, mmcl_step("train", "--sar-db", *TRAIN,
+                                       "opt.tif", "lin.tif", "mlin.mmcl")),
+         absent=["e.tif"]),
+    Case("embed_db_sar_to_a_linear_model",
+         ["embed", "-q", "mlin.mmcl", "opt.tif", "sar.tif", "e.tif"], 1,
+         r"the SAR 'sar\.tif' looks like dB .* but the model was trained on "
+         r"SAR in linear power .*--sar-linear",
+         setup=steps(LINEAR, mmcl_step("train", *TRAIN, "opt.tif",
+                                       "lin.tif", "mlin.mmcl")),
+         absent=["e.tif"]),
+    Case("embed_reflectance_scaled_by_10000",
+         EMBED + ["dn.tif", "sar.tif", "e.tif"], 1,
+         r"the optical values of 'dn\.tif' look scaled up by about 10000 "
+         r"against the model's .*gdal_translate -ot Float32 -scale 0 10000 "
+         r"0 1",
+         setup=raster_copy("opt.tif", "dn.tif", values=lambda a: a * 10000),
+         absent=["e.tif"]),
+    Case("embed_values_far_from_training_warns",
+         EMBED + ["bright.tif", "sar.tif", "e.tif"], 0,
+         warning=r"the optical values of 'bright\.tif' are far from those "
+         r"the model was trained on: 8 of 8 bands",
+         setup=raster_copy("opt.tif", "bright.tif", values=lambda a: a + 0.5),
+         check=note("e.tif", r"another season or sensor may be legitimate")),
+    Case("infoloss_bands_reordered",
+         ["infoloss", "-q", "model.mmcl", "perm.tif", "sar.tif", "l.tif",
+          "--report", "l.json"], 1,
+         r"the optical bands of 'perm\.tif' are in another order",
+         setup=PERMUTED, absent=["l.tif", "l.json"]),
+    Case("infoloss_linear_sar_to_db_model",
+         ["infoloss", "-q", "model.mmcl", "opt.tif", "lin.tif", "l.tif"], 1,
+         r"the SAR 'lin\.tif' looks like linear power", setup=LINEAR,
+         absent=["l.tif"]),
+    Case("infoloss_band_names_differ_warns",
+         ["infoloss", "-q", "model.mmcl", "renamed.tif", "sar.tif",
+          "l.tif"], 0, warning=r"the optical band names of 'renamed\.tif' "
+         r"differ", setup=RENAMED,
+         check=note("l.tif", r"band 1 'B01' where the model has 'B1'")),
+    Case("probe_bands_reordered",
+         ["probe", "-q", "model.mmcl", "perm.tif", "sar.tif", "labels.tif"],
+         1, r"the optical bands of 'perm\.tif' are in another order",
+         setup=steps(PERMUTED, lambda d: shutil.copyfile(
+             os.path.join(SAMPLE, "labels.tif"),
+             os.path.join(d, "labels.tif")))),
+    Case("lazy_embed_modalities_swapped",
+         EMBED + ["--lazy", "sar.tif", "opt.tif", "l.mmcl.json"], 1,
+         r"the optical and SAR look swapped", absent=["l.mmcl.json"]),
+    Case("lazy_infoloss_linear_sar_to_db_model",
+         ["infoloss", "-q", "--lazy", "model.mmcl", "opt.tif", "lin.tif",
+          "l.mmcl.json"], 1, r"the SAR '.*/lin\.tif' looks like linear "
+         r"power",
+         setup=LINEAR, absent=["l.mmcl.json"]),
+    Case("lazy_embed_band_names_differ_warns",
+         EMBED + ["--lazy", "renamed.tif", "sar.tif", "l.mmcl.json"], 0,
+         warning=r"the optical band names of '.*renamed\.tif' differ",
+         setup=RENAMED,
+         check=lazy_note("l.mmcl.json", r"band 1 'B01' where the model has "
+                         r"'B1'")),
+    Case("train_modalities_swapped_by_names",
+         ["train", "-q"] + TRAIN + ["sar.tif", "opt.tif", "m.mmcl"], 1,
+         r"optical band 1 of 'sar\.tif' is named 'VV', a SAR polarisation: "
+         r"the optical and SAR look swapped", absent=["m.mmcl"]),
+    Case("train_sar_named_as_optical_bands",
+         ["train", "-q"] + TRAIN + ["opt.tif", "B01.tif", "m.mmcl"], 1,
+         r"the SAR 'B01\.tif' has bands named as optical \(Sentinel-2\) "
+         r"bands, B1: the optical and SAR look swapped", absent=["m.mmcl"]),
+    Case("train_sar_file_among_the_optical_files",
+         ["train", "-q"] + TRAIN + ["B01.tif", "B02.tif", "vv.tif",
+                                    "sar.tif", "m.mmcl"], 1,
+         r"optical band 3 of 'B01\.tif' \.\. 'vv\.tif' \(3 files\) is named "
+         r"'VV'", setup=raster_copy("al.tif", "vv.tif", bands=[1]),
+         absent=["m.mmcl"]),
+    Case("train_optical_values_look_like_db_warns",
+         ["train", "-q"] + TRAIN + ["sarnd.tif", "optnd.tif", "m.mmcl"], 0,
+         warning=r"4 of the 4 optical bands of 'sarnd\.tif' have mostly "
+         r"negative values .*are the optical and SAR swapped\?",
+         setup=steps(raster_copy("opt.tif", "optnd.tif", names=""),
+                     raster_copy("sar.tif", "sarnd.tif", names="")),
+         check=model_note("m.mmcl", r"are the optical and SAR swapped")),
+    Case("train_legitimate_inputs_give_no_note",
+         ["train", "-q"] + TRAIN + ["opt.tif", "sar.tif", "m.mmcl"], 0,
+         warning=False, check=no_model_note("m.mmcl")),
+]
+
+TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS
 
 
 def snapshot(folder, but_temporary=False):
@@ -986,6 +1278,10 @@ class Table(Fixture):
         if case.message:
             self.assertRegex(p.stderr, case.message)
             self.assertRegex(p.stderr, r"^ERROR \d+: mmcl ")
+        if case.warning:
+            self.assertRegex(p.stderr, r"(?m)^Warning: " + case.warning)
+        elif case.warning is False:
+            self.assertNotRegex(p.stderr, r"(?m)^Warning: ")
         after = snapshot(d)
         self.assert_unchanged(before, after,
                               set(case.replaced) | set(case.removed))
