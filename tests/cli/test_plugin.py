@@ -15,6 +15,7 @@ saying so, without it.
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -527,7 +528,9 @@ sys.exit(0 if not errors and before == after == 2 else 1)
                                  "through '%s' (a cycle)" %
                                  (a, os.path.join(d, "b.mmcl.json")))
         # A map whose optical is a VRT of the map itself, opened by GDAL
-        # when the map is read: the read fails, naming the cycle.
+        # when the map is read (the input checks read a sample of it while
+        # the map opens): the open fails, naming the cycle, ours or GDAL's
+        # own guard against a dataset opened within its own open.
         with open(self.emb[1]) as f:
             m = json.load(f)
         m.update(model=self.sample.model, sar=self.sample.sar,
@@ -553,8 +556,9 @@ sys.exit(0 if not errors and before == after == 2 else 1)
                 os.path.join(d, "loop_out.tif"), check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertLess(p.returncode, 128, "crashed: " + p.stderr)
-        self.assertIn("descriptor '%s' refers to itself (a cycle)" % mpath,
-                      p.stderr)
+        self.assertRegex(p.stderr, "(descriptor '%s' refers to itself \\(a "
+                         "cycle\\)|GDALOpen\\(\\) called on %s recursively)" %
+                         (re.escape(mpath), re.escape(mpath)))
 
     def test_remote_paths_only_when_allowed(self):
         """A descriptor naming /vsicurl/ is refused by name; the

@@ -999,12 +999,15 @@ MODEL_CHECKS = [
                      mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
                                "m4.mmcl")),
          absent=["e.tif"]),
-    Case("embed_sar_given_as_both_inputs",
-         ["embed", "-q", "m4.mmcl", "sar.tif", "sar.tif", "e.tif"], 1,
-         r"the optical input 'sar\.tif' has the bands the model was trained "
+    # The same file as both is refused by the pair (same_file_as_optical_
+    # and_sar); a copy of the SAR given as optical is caught by its bands.
+    Case("embed_a_copy_of_the_sar_as_optical",
+         ["embed", "-q", "m4.mmcl", "sar2.tif", "sar.tif", "e.tif"], 1,
+         r"the optical input 'sar2\.tif' has the bands the model was trained "
          r"with as SAR \(VV, VH, C3, C4\), as the SAR input 'sar\.tif' has: "
          r"it is not an optical raster",
          setup=steps(raster_copy("opt.tif", "opt4.tif", bands=[1, 2, 3, 4]),
+                     copy("sar.tif", "sar2.tif"),
                      mmcl_step("train", *TRAIN, "opt4.tif", "sar.tif",
                                "m4.mmcl")),
          absent=["e.tif"]),

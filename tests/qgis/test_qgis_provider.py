@@ -354,12 +354,13 @@ class QgisProvider(unittest.TestCase):
         model = os.path.join(d, "model.mmcl")
         sar = os.path.join(d, "scene", "sar.tif")
         out = os.path.join(self.root, "failed.tif")
-        # A model that does not fit the rasters (4 SAR bands for 8 optical).
+        # The SAR given as optical: the model's SAR band names say so.
         self.expect_failure(
             ["mmcl:embed", "--", "MODEL=" + model, "OPTICAL=" + sar,
              "SAR=" + os.path.join(d, "scene", "labels.tif"), "OUT=" + out],
-            "ERROR 1: mmcl embed: the model expects 8 optical bands, the "
-            "optical input has 4")
+            "ERROR 1: mmcl embed: the optical and SAR look swapped: the "
+            "optical input '%s' has the bands the model was trained with as "
+            "SAR" % sar)
         # A missing model file.
         self.expect_failure(
             ["mmcl:embed", "--", "MODEL=" + os.path.join(d, "absent.mmcl"),
