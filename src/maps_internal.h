@@ -217,4 +217,52 @@ mmcl_status mmcl__map_compute_tile(mmcl_context *ctx, mmcl__map_slots *s,
                                    const mmcl__tile *t, float *out,
                                    mmcl__loss_sums *sums);
 
+/* ---- map_run.c: one map written tile by tile (embed, infoloss) ------- */
+
+/*
+ * A map run. The caller sets product ("embedding" or "infoloss") and
+ * def.kind, then calls mmcl__map_run_open, mmcl__map_run_tiles, writes
+ * the metadata and commits the writer (infoloss: with its report), and
+ * always ends with mmcl__map_run_close.
+ */
+typedef struct mmcl__map_run {
+    const char *product; /* the output's kind (output.c) */
+    mmcl__map_def def;   /* def.kind set by the caller, the rest by open */
+    mmcl__encoder *enc;
+    mmcl__pair *pair;
+    mmcl__files *files;
+    struct mmcl__writer *writer;
+    mmcl__tile_reader *reader; /* reads the tiles ahead of the workers */
+    char **names;              /* band names (CSL) */
+    char **metadata;           /* the map's metadata (CSL) */
+    const char *report;        /* infoloss: REPORT, or NULL */
+    int tile, threads;
+    mmcl_progress_fn progress;
+    void *progress_user;
+    double split; /* progress at the end of the tiles */
+    mmcl__loss_sums total[2]; /* infoloss: the tiles' sums, in tile order */
+    /* For --debug: the workers' times (added by the pool's stop, from one
+     * thread) and the writer's. */
+    mmcl__map_timing timing;
+    double write_s;
+} mmcl__map_run;
+
+/* Checks the inputs and the output (and the report), opens the model and
+ * the pair, and creates the output raster; a LAZY option is refused. */
+mmcl_status mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
+                               const mmcl_model *model,
+                               const char *const *optical, size_t n_optical,
+                               const char *const *sar, size_t n_sar,
+                               const char *out, const mmcl_options *o);
+
+/* Starts the reader and runs the tiles into the writer (progress 0 to
+ * r->split). */
+mmcl_status mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r);
+
+/* Stops the reader and posts where the time went (GDAL debug). */
+void mmcl__map_run_report_timing(mmcl__map_run *r, const char *what);
+
+/* Frees the run; an output not committed is removed. */
+void mmcl__map_run_close(mmcl__map_run *r);
+
 #endif /* MMCL_MAPS_INTERNAL_H */
