@@ -430,6 +430,17 @@ usage_json(const cli_command *cmd)
         if (d->metavar)
             cJSON_AddStringToObject(o, "metavar", d->metavar);
         cJSON_AddStringToObject(o, "help", d->help);
+        static const struct {
+            unsigned bit;
+            const char *word;
+        } usages[] = {{MMCL_OPT_USAGE_LIBRARY, "library"},
+                      {MMCL_OPT_USAGE_PROGRAM, "program"},
+                      {MMCL_OPT_USAGE_OUTPUT, "output"},
+                      {MMCL_OPT_USAGE_OPEN, "open"}};
+        cJSON *us = cJSON_AddArrayToObject(o, "usage");
+        for (size_t k = 0; k < sizeof(usages) / sizeof(usages[0]); k++)
+            if (d->usage & usages[k].bit)
+                cJSON_AddItemToArray(us, cJSON_CreateString(usages[k].word));
         cJSON_AddItemToArray(opts, o);
     }
     return c;

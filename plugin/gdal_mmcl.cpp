@@ -636,9 +636,9 @@ MMCLRasterBand::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h,
 }
 
 /* GDAL's open-option list: the library options a descriptor's values can
- * be overridden with at open time (THREADS), described from the library's
- * option table, so that the plugin, the program and QGIS agree; and
- * ALLOW_REMOTE. */
+ * be overridden with at open time (MMCL_OPT_USAGE_OPEN in the library's
+ * option table: THREADS), described from that table, so that the plugin,
+ * the program and QGIS agree; and ALLOW_REMOTE. */
 std::string
 OpenOptionList()
 {
@@ -647,7 +647,7 @@ OpenOptionList()
     std::string xml;
     for (size_t i = 0; defs && i < n; i++) {
         const mmcl_option_def &d = defs[i];
-        if (!EQUAL(d.name, "THREADS"))
+        if (!(d.usage & MMCL_OPT_USAGE_OPEN) || d.type != MMCL_OPT_INT)
             continue;
         char *help = CPLEscapeString(d.help ? d.help : "", -1, CPLES_XML);
         xml += CPLSPrintf("  <Option name='%s' type='int'", d.name);

@@ -21,11 +21,14 @@
 #define MMCL__OUTPUT_DEFS                                                      \
     {"FORMAT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "-of", "FORMAT",       \
      "GDAL output format (GTiff, COG, PNG, ...); when not given, from the "    \
-     "output's extension, as GDAL's utilities (no extension: GTiff)"},         \
+     "output's extension, as GDAL's utilities (no extension: GTiff)",          \
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},                          \
     {"CO", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "-co", "NAME=VALUE",         \
-     "GDAL creation option; repeat for several"},                              \
+     "GDAL creation option; repeat for several",                               \
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},                          \
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,  \
-     "replace an existing output of the same kind (never an input)"}
+     "replace an existing output of the same kind (never an input)",           \
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT}
 
 /* How the SAR is put on the optical grid; shared by every operation that
  * reads a raster pair. */
@@ -35,33 +38,39 @@
      "q1|q3",                                                                  \
      "-r", "METHOD",                                                           \
      "SAR resampling; auto = average when the SAR is finer than the optical "  \
-     "grid, else bilinear"},                                                   \
+     "grid, else bilinear",                                                    \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
     {"SAR_TRANSFORM", MMCL_OPT_ENUM, "none", NULL, NULL, "none|db|linear",     \
      "--sar-db=db --sar-linear=linear --sar-transform", "none|db|linear",      \
      "convert SAR power to dB (--sar-db) or dB to linear (--sar-linear) "      \
-     "before resampling"},                                                     \
+     "before resampling",                                                      \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
     {"SPECKLE", MMCL_OPT_STRING, "none", NULL, NULL, NULL, "--speckle",        \
      "lee:N[:ENL]",                                                            \
      "speckle filter applied on the SAR grid before resampling: Lee with an "  \
-     "N x N window (odd N) and equivalent number of looks ENL (default 4.4)"}, \
+     "N x N window (odd N) and equivalent number of looks ENL (default 4.4)",  \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
     {"STACK_RESAMPLING", MMCL_OPT_ENUM, "near", NULL, NULL,                    \
      "near|bilinear|cubic|average", "--stack-r", "METHOD",                     \
-     "resampling of coarser optical files stacked onto the finest grid"},      \
+     "resampling of coarser optical files stacked onto the finest grid",       \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
     {"ERROR_THRESHOLD", MMCL_OPT_DOUBLE, "0.125", "0", "10", NULL, "-et",      \
      "PIXELS",                                                                 \
      "maximum error of the interpolated coordinate transform, in pixels "      \
-     "(0 = exact for every pixel)"}
+     "(0 = exact for every pixel)", MMCL_OPT_USAGE_LIBRARY}
 
-#define MMCL__LAZY_DEF                                                         \
+#define MMCL__LAZY_DEF(usage)                                                  \
     {"LAZY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--lazy", NULL,            \
      "write OUT as a JSON descriptor (.mmcl.json) that GDAL's MMCL driver "    \
-     "computes block by block when read, instead of the pixels"}
+     "computes block by block when read, instead of the pixels", usage}
 
 #define MMCL__RUN_DEFS                                                         \
     {"TILE", MMCL_OPT_INT, "256", "16", "8192", NULL, "--tile", "N",           \
-     "tile edge in pixels (a multiple of 16 for tiled GeoTIFF blocks)"},       \
+     "tile edge in pixels (a multiple of 16 for tiled GeoTIFF blocks)",        \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
     {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",         \
-     "worker threads; 0 = one per core"}
+     "worker threads; 0 = one per core",                                       \
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OPEN}
 
 static const mmcl_option_def align_defs[] = {
     MMCL__PAIR_DEFS,
@@ -73,49 +82,59 @@ static const mmcl_option_def synth_defs[] = {
     {"PRESET", MMCL_OPT_ENUM, "specific", NULL, NULL, "redundant|specific",
      "--preset", "NAME",
      "redundant: no modality-specific factors; specific: optical- and "
-     "SAR-specific factors switched on in known regions"},
+     "SAR-specific factors switched on in known regions",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SIZE", MMCL_OPT_INT, "256", "32", "65536", NULL, "--size", "N",
-     "width and height of the optical grid in pixels"},
+     "width and height of the optical grid in pixels", MMCL_OPT_USAGE_LIBRARY},
     {"SEED", MMCL_OPT_INT, "1", "0", "9007199254740991", NULL, "--seed", "S",
-     "random seed; the same seed writes identical files"},
+     "random seed; the same seed writes identical files",
+     MMCL_OPT_USAGE_LIBRARY},
     {"PIXEL_SIZE", MMCL_OPT_DOUBLE, "10", "0.001", "100000", NULL,
-     "--pixel-size", "METRES", "optical pixel size (UTM 31N grid)"},
+     "--pixel-size", "METRES", "optical pixel size (UTM 31N grid)",
+     MMCL_OPT_USAGE_LIBRARY},
     {"OPTICAL_BANDS", MMCL_OPT_INT, "8", "1", "64", NULL, "--optical-bands",
-     "N", "number of optical bands"},
+     "N", "number of optical bands", MMCL_OPT_USAGE_LIBRARY},
     {"SAR_BANDS", MMCL_OPT_INT, "4", "1", "64", NULL, "--sar-bands", "N",
-     "number of SAR channels"},
+     "number of SAR channels", MMCL_OPT_USAGE_LIBRARY},
     {"SHARED", MMCL_OPT_INT, "2", "1", "16", NULL, "--shared", "N",
-     "number of shared latent factors"},
+     "number of shared latent factors", MMCL_OPT_USAGE_LIBRARY},
     {"OPTICAL_SPECIFIC", MMCL_OPT_INT, "2", "0", "16", NULL,
      "--optical-specific", "N",
-     "number of optical-specific factors (preset specific)"},
+     "number of optical-specific factors (preset specific)",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SAR_SPECIFIC", MMCL_OPT_INT, "1", "0", "16", NULL, "--sar-specific",
-     "N", "number of SAR-specific factors (preset specific)"},
+     "N", "number of SAR-specific factors (preset specific)",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SPECIFIC_GAIN", MMCL_OPT_DOUBLE, "2", "0", "100", NULL,
      "--specific-gain", "G",
      "standard deviation of the specific part of each band inside its "
-     "region, relative to the shared part (1)"},
+     "region, relative to the shared part (1)", MMCL_OPT_USAGE_LIBRARY},
     {"NOISE", MMCL_OPT_DOUBLE, "0.1", "0", "10", NULL, "--noise", "SIGMA",
-     "standard deviation of the per-band noise, relative to the signal"},
+     "standard deviation of the per-band noise, relative to the signal",
+     MMCL_OPT_USAGE_LIBRARY},
     {"CLASSES", MMCL_OPT_INT, "5", "2", "64", NULL, "--classes", "N",
-     "number of land-cover classes in the label raster"},
+     "number of land-cover classes in the label raster",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SAR_SRS", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--sar-srs", "SRS",
      "write the SAR on this CRS (any GDAL SRS definition) instead of the "
-     "optical grid"},
+     "optical grid", MMCL_OPT_USAGE_LIBRARY},
     {"SAR_RES", MMCL_OPT_DOUBLE, NULL, "0", NULL, NULL, "--sar-res", "RES",
      "SAR pixel size in units of --sar-srs (or of the optical CRS); 0 or "
-     "unset: about the optical ground resolution"},
+     "unset: about the optical ground resolution", MMCL_OPT_USAGE_LIBRARY},
     {"NODATA_FRAME", MMCL_OPT_INT, "0", "0", "4096", NULL, "--nodata-frame",
-     "N", "width in pixels of a nodata frame around the optical raster"},
+     "N", "width in pixels of a nodata frame around the optical raster",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SAR_HOLES", MMCL_OPT_INT, "0", "0", "1000", NULL, "--sar-holes", "N",
-     "number of NaN holes punched into the SAR"},
+     "number of NaN holes punched into the SAR", MMCL_OPT_USAGE_LIBRARY},
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
-     "replace the files of an earlier mmcl synth"},
+     "replace the files of an earlier mmcl synth",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     {"CO", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "-co", "NAME=VALUE",
      "GeoTIFF creation option for every raster (default tiled, DEFLATE); "
-     "repeat for several"},
+     "repeat for several", MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",
-     "worker threads; 0 = one per core (the files do not depend on it)"},
+     "worker threads; 0 = one per core (the files do not depend on it)",
+     MMCL_OPT_USAGE_LIBRARY},
 };
 
 static const mmcl_option_def train_defs[] = {
@@ -123,43 +142,51 @@ static const mmcl_option_def train_defs[] = {
      "cca|clip|pca|shared-private", "--objective", "NAME",
      "cca: closed-form linear CCA; clip: contrastive InfoNCE; pca: each "
      "modality's own PCA (unimodal baseline); shared-private: aligned part "
-     "plus each modality's private PCA"},
+     "plus each modality's private PCA", MMCL_OPT_USAGE_LIBRARY},
     {"DIM", MMCL_OPT_INT, "8", "1", "1024", NULL, "--dim", "K",
-     "embedding dimension k"},
+     "embedding dimension k", MMCL_OPT_USAGE_LIBRARY},
     {"PATCH", MMCL_OPT_INT, "3", "1", "63", NULL, "--patch", "P",
-     "patch edge in pixels (odd): each sample is a P x P x bands vector"},
+     "patch edge in pixels (odd): each sample is a P x P x bands vector",
+     MMCL_OPT_USAGE_LIBRARY},
     {"ENCODER", MMCL_OPT_STRING, "linear", NULL, NULL, NULL, "--encoder",
      "linear|mlp:H1,H2,...", "clip encoder: linear, or an MLP with these "
-     "hidden sizes"},
+     "hidden sizes", MMCL_OPT_USAGE_LIBRARY},
     {"ACTIVATION", MMCL_OPT_ENUM, "relu", NULL, NULL, "relu|gelu",
-     "--activation", "NAME", "activation of the MLP hidden layers"},
+     "--activation", "NAME", "activation of the MLP hidden layers",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SAMPLES", MMCL_OPT_INT, "100000", "16", "100000000", NULL, "--samples",
      "N", "patch pairs drawn uniformly over the valid area (when not "
-     "given: 100000, or every valid patch if there are fewer)"},
+     "given: 100000, or every valid patch if there are fewer)",
+     MMCL_OPT_USAGE_LIBRARY},
     {"EPOCHS", MMCL_OPT_INT, "20", "1", "100000", NULL, "--epochs", "E",
-     "clip: passes over the samples"},
+     "clip: passes over the samples", MMCL_OPT_USAGE_LIBRARY},
     {"BATCH", MMCL_OPT_INT, "1024", "2", "65536", NULL, "--batch", "B",
-     "clip: pairs per step (negatives = B - 1)"},
+     "clip: pairs per step (negatives = B - 1)", MMCL_OPT_USAGE_LIBRARY},
     {"LR", MMCL_OPT_DOUBLE, "0.001", "0", "10", NULL, "--lr", "LR",
-     "clip: AdamW learning rate"},
+     "clip: AdamW learning rate", MMCL_OPT_USAGE_LIBRARY},
     {"WEIGHT_DECAY", MMCL_OPT_DOUBLE, "0.0001", "0", "10", NULL,
-     "--weight-decay", "WD", "clip: AdamW decoupled weight decay"},
+     "--weight-decay", "WD", "clip: AdamW decoupled weight decay",
+     MMCL_OPT_USAGE_LIBRARY},
     {"TEMPERATURE", MMCL_OPT_STRING, "0.1", NULL, NULL, NULL,
      "--temperature", "T|learned",
-     "clip: InfoNCE temperature, or 'learned' (starts at 0.1)"},
+     "clip: InfoNCE temperature, or 'learned' (starts at 0.1)",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SEED", MMCL_OPT_INT, "0", "0", "9007199254740991", NULL, "--seed", "S",
      "random seed (sampling, initialization, batches); recorded in the "
-     "model"},
+     "model", MMCL_OPT_USAGE_LIBRARY},
     {"RIDGE", MMCL_OPT_DOUBLE, "0.001", "0", "1000", NULL, "--ridge",
      "EPS", "ridge added to the covariances (CCA) and to the decoders, in "
-     "units of standardized band variance"},
+     "units of standardized band variance", MMCL_OPT_USAGE_LIBRARY},
     {"PRIVATE_DIM", MMCL_OPT_INT, "0", "0", "1024", NULL, "--private-dim",
-     "K", "shared-private: private dimensions per modality (0 = DIM)"},
+     "K", "shared-private: private dimensions per modality (0 = DIM)",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SHARED_OBJECTIVE", MMCL_OPT_ENUM, "cca", NULL, NULL, "cca|clip",
-     "--shared", "NAME", "shared-private: how the shared part is aligned"},
+     "--shared", "NAME", "shared-private: how the shared part is aligned",
+     MMCL_OPT_USAGE_LIBRARY},
     MMCL__PAIR_DEFS,
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
-     "replace an existing model file (nothing else)"},
+     "replace an existing model file (nothing else)",
+     MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT},
     MMCL__RUN_DEFS,
 };
 
@@ -168,8 +195,8 @@ static const mmcl_option_def embed_defs[] = {
      "--modality", "NAME",
      "which encoder: optical (h1), sar (h2), or joint (their mean where both "
      "are valid; for shared-private models the shared mean followed by both "
-     "private parts)"},
-    MMCL__LAZY_DEF,
+     "private parts)", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -178,10 +205,11 @@ static const mmcl_option_def infoloss_defs[] = {
     {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,
      "--non-redundancy", NULL,
      "add the non-redundancy band of each modality: the part the other "
-     "modality cannot predict linearly"},
+     "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY},
     {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
-     "FILE.json", "also write the global figures as JSON to this file"},
-    MMCL__LAZY_DEF,
+     "FILE.json", "also write the global figures as JSON to this file",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -190,25 +218,28 @@ static const mmcl_option_def probe_defs[] = {
     {"TASK", MMCL_OPT_ENUM, "classes", NULL, NULL, "classes|regression",
      "--task", "classes|regression",
      "classes: the label holds class values (accuracy of a ridge "
-     "one-vs-rest probe); regression: a continuous target (R2)"},
+     "one-vs-rest probe); regression: a continuous target (R2)",
+     MMCL_OPT_USAGE_LIBRARY},
     {"BLOCKS", MMCL_OPT_INT, "4", "2", "64", NULL, "--blocks", "N",
      "cross-validation over N x N spatial blocks of the optical grid: each "
-     "block is predicted by the probe fitted on the others"},
+     "block is predicted by the probe fitted on the others",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SAMPLES", MMCL_OPT_INT, "50000", "0", "100000000", NULL, "--samples",
      "N", "pixels drawn uniformly among those with a valid patch in both "
-     "modalities and a valid label; 0 = every such pixel"},
+     "modalities and a valid label; 0 = every such pixel",
+     MMCL_OPT_USAGE_LIBRARY},
     {"SEED", MMCL_OPT_INT, "0", "0", "9007199254740991", NULL, "--seed", "S",
-     "random seed of the sampling"},
+     "random seed of the sampling", MMCL_OPT_USAGE_LIBRARY},
     {"LABEL_BAND", MMCL_OPT_INT, "1", "1", "65536", NULL, "--label-band", "N",
-     "band of the label raster to probe"},
+     "band of the label raster to probe", MMCL_OPT_USAGE_LIBRARY},
     {"LABEL_NODATA", MMCL_OPT_DOUBLE, NULL, NULL, NULL, NULL,
      "--label-nodata", "VALUE",
      "label value that marks invalid pixels (default: the band's nodata "
      "value; for classes without one, -1); for classes, negative values "
-     "are always invalid"},
+     "are always invalid", MMCL_OPT_USAGE_LIBRARY},
     {"RIDGE", MMCL_OPT_DOUBLE, "0.001", "0", "1000", NULL, "--ridge", "EPS",
      "ridge penalty of the probes, on features standardized with the "
-     "training fold's statistics"},
+     "training fold's statistics", MMCL_OPT_USAGE_LIBRARY},
     MMCL__RUN_DEFS,
 };
 
@@ -216,28 +247,29 @@ static const mmcl_option_def rgb_defs[] = {
     {"BANDS", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--bands", "LIST",
      "bands to show, by number or description, comma separated (1,2,5 or "
      "infoloss_optical); default: every band (on an info-loss map: the "
-     "first)"},
+     "first)", MMCL_OPT_USAGE_LIBRARY},
     {"MODE", MMCL_OPT_ENUM, "auto", NULL, NULL, "auto|pca|direct|colormap",
      "--mode", "NAME",
      "pca: first three principal components as red, green, blue; direct: "
      "three bands as red, green, blue; colormap: one band through a colour "
      "map; auto: colormap for one band, direct for three bands given with "
-     "--bands, else pca"},
+     "--bands, else pca", MMCL_OPT_USAGE_LIBRARY},
     {"COLORMAP", MMCL_OPT_ENUM, "auto", NULL, NULL,
      "auto|viridis|magma|gray|rdbu_r", "--colormap", "NAME",
      "colour map of one band; rdbu_r is blue-white-red centred on 0; auto: "
-     "rdbu_r for bands named excess*, else viridis"},
+     "rdbu_r for bands named excess*, else viridis", MMCL_OPT_USAGE_LIBRARY},
     {"STRETCH", MMCL_OPT_STRING, "2,98", NULL, NULL, NULL, "--stretch",
      "LOW,HIGH",
      "percentiles of the valid values mapped to the ends of each channel "
-     "(0 and 255) or of the colour map"},
+     "(0 and 255) or of the colour map", MMCL_OPT_USAGE_LIBRARY},
     {"RANGE", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--range", "MIN,MAX",
      "fixed value range instead of the percentiles (colormap and direct "
-     "modes)"},
+     "modes)", MMCL_OPT_USAGE_LIBRARY},
     {"LEGEND", MMCL_OPT_BOOL, "YES", NULL, NULL, NULL, "--no-legend=NO", NULL,
      "colormap mode: write the colour scale beside OUT as <OUT "
-     "base>.legend.png and .legend.json (--no-legend: do not)"},
-    MMCL__LAZY_DEF,
+     "base>.legend.png and .legend.json (--no-legend: do not)",
+     MMCL_OPT_USAGE_LIBRARY},
+    MMCL__LAZY_DEF(MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };

@@ -350,9 +350,19 @@ static const char *const own_keys[] = {"mmcl_descriptor", "product", "model",
                                        "optical", "sar", "overviews",
                                        "figures", NULL};
 
-/* Options that concern a written output, not a product. */
-static const char *const output_only[] = {"FORMAT", "CO", "OVERWRITE", "LAZY",
-                                          "REPORT", NULL};
+/* Whether @p key is an option of @p operation that concerns a written
+ * output or only the program (its table's usage), not a product. */
+static int
+written_output_option(const char *operation, const char *key)
+{
+    size_t n = 0;
+    const mmcl_option_def *defs = mmcl_option_defs(operation, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(defs[i].name, key) == 0)
+            return (defs[i].usage & (MMCL_OPT_USAGE_OUTPUT |
+                                     MMCL_OPT_USAGE_PROGRAM)) != 0;
+    return 0;
+}
 
 static int
 in_list(const char *const *list, const char *s, int nocase)
@@ -691,7 +701,7 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
         if (in_list(own_keys, item->string, 0))
             continue;
         char value[512];
-        if (in_list(output_only, item->string, 1)) {
+        if (written_output_option(operation, item->string)) {
             st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                              "descriptor '%s': option \"%s\" concerns a "
                              "written output and does not apply to a "

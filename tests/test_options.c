@@ -123,6 +123,66 @@ options_built_for_one_operation_are_refused_by_another(void)
     mmcl_context_destroy(ctx);
 }
 
+/* Who reads each option: the library or the program (one of the two);
+ * the output options are exactly those that say how and where a file is
+ * written; the lazy products' open options are THREADS of the maps. */
+static void
+every_option_says_who_reads_it(void)
+{
+    const unsigned known = MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_PROGRAM |
+                           MMCL_OPT_USAGE_OUTPUT | MMCL_OPT_USAGE_OPEN;
+    static const char *const output[] = {"FORMAT", "CO", "OVERWRITE",
+                                         "REPORT", "LAZY"};
+    for (const char *const *op = mmcl_operations(); *op; op++) {
+        size_t n = 0;
+        const mmcl_option_def *defs = mmcl_option_defs(*op, &n);
+        for (size_t i = 0; i < n; i++) {
+            unsigned u = defs[i].usage;
+            int lib = (u & MMCL_OPT_USAGE_LIBRARY) != 0;
+            int prog = (u & MMCL_OPT_USAGE_PROGRAM) != 0;
+            int is_output = 0;
+            for (size_t k = 0; k < sizeof(output) / sizeof(output[0]); k++)
+                is_output |= strcmp(defs[i].name, output[k]) == 0;
+            /* Only THREADS overrides a descriptor when it is opened. */
+            int open = strcmp(defs[i].name, "THREADS") == 0 &&
+                       strcmp(*op, "synth") != 0;
+            if ((u & ~known) || lib == prog ||
+                is_output != ((u & MMCL_OPT_USAGE_OUTPUT) != 0) ||
+                open != ((u & MMCL_OPT_USAGE_OPEN) != 0))
+                printf("  -> %s %s: usage %#x\n", *op, defs[i].name, u);
+            CU_ASSERT_EQUAL(u & ~known, 0);
+            CU_ASSERT_NOT_EQUAL(lib, prog);
+            CU_ASSERT_EQUAL(is_output, (u & MMCL_OPT_USAGE_OUTPUT) != 0);
+            CU_ASSERT_EQUAL(open, (u & MMCL_OPT_USAGE_OPEN) != 0);
+        }
+    }
+    /* What only the program reads: LAZY of the maps (the program writes a
+     * descriptor instead) and OVERWRITE of train (the program saves). */
+    static const struct {
+        const char *op, *key;
+        unsigned usage;
+    } expect[] = {
+        {"embed", "LAZY", MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT},
+        {"infoloss", "LAZY", MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT},
+        {"rgb", "LAZY", MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+        {"train", "OVERWRITE", MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT},
+        {"embed", "OVERWRITE", MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+        {"embed", "THREADS", MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OPEN},
+        {"embed", "TILE", MMCL_OPT_USAGE_LIBRARY},
+    };
+    for (size_t k = 0; k < sizeof(expect) / sizeof(expect[0]); k++) {
+        size_t n = 0;
+        const mmcl_option_def *defs = mmcl_option_defs(expect[k].op, &n);
+        int found = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(defs[i].name, expect[k].key) == 0) {
+                found = 1;
+                CU_ASSERT_EQUAL(defs[i].usage, expect[k].usage);
+            }
+        CU_ASSERT_TRUE(found);
+    }
+}
+
 int
 main(void)
 {
@@ -139,6 +199,7 @@ main(void)
          unknown_operation_fails_and_tables_cover_every_operation},
         {"options_built_for_one_operation_are_refused_by_another",
          options_built_for_one_operation_are_refused_by_another},
+        {"every_option_says_who_reads_it", every_option_says_who_reads_it},
         {NULL, NULL}};
     return test_run_suite("options", cases);
 }

@@ -32,6 +32,27 @@ typedef enum mmcl_option_type {
     MMCL_OPT_LIST = 6    /* may be given several times; values accumulate */
 } mmcl_option_type;
 
+/**
+ * Who reads an option (a set of these bits). Every option is one of the
+ * operation's (the library function's, or the program's), may concern only
+ * the written output, and may be an open option of the lazy products.
+ */
+typedef enum mmcl_option_usage {
+    /* Read by the library function of the operation (mmcl_embed, ...). */
+    MMCL_OPT_USAGE_LIBRARY = 1,
+    /* Read by the mmcl program only, around the library call (LAZY of
+     * embed and infoloss, which writes a descriptor instead; OVERWRITE of
+     * train, whose model the program saves). */
+    MMCL_OPT_USAGE_PROGRAM = 2,
+    /* Concerns how and where an output is written (FORMAT, CO, OVERWRITE,
+     * REPORT, LAZY): meaningless for a product computed when read, so not
+     * a key of a lazy descriptor. */
+    MMCL_OPT_USAGE_OUTPUT = 4,
+    /* For an operation with lazy products (embed, infoloss, rgb), also an
+     * open option of them (GDAL -oo), overriding the descriptor's value. */
+    MMCL_OPT_USAGE_OPEN = 8
+} mmcl_option_usage;
+
 /** One option of an operation. All strings are static. */
 typedef struct mmcl_option_def {
     const char *name;          /* KEY, upper case */
@@ -48,6 +69,7 @@ typedef struct mmcl_option_def {
     const char *flags;
     const char *metavar; /* name of the argument in usage text, or NULL */
     const char *help;    /* one line */
+    unsigned usage;      /* mmcl_option_usage bits (@since 0.1) */
 } mmcl_option_def;
 
 typedef struct mmcl_options mmcl_options;
