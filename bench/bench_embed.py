@@ -125,7 +125,7 @@ def torch_worker(model, optical, sar, out, threads, tile=256):
             ds[1].GetGeoTransform() != ds[0].GetGeoTransform():
         raise SystemExit("torch worker: the SAR must be on the optical grid")
     k = meta["k"]
-    # the creation options mmcl embed uses by default (src/writer.c), and
+    # the creation options mmcl embed uses by default (src/core/writer.c), and
     # GDAL's compression threads: this loop writes on the thread that
     # computes, so they let the compression overlap the next windows
     # (mmcl compresses on its own commit thread instead)

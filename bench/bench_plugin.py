@@ -146,7 +146,7 @@ def main():
     out_embed = os.path.join(work, "out_embed.tif")
     out_lazy = os.path.join(work, "out_lazy.tif")
     out_ovr = os.path.join(work, "out_overview.tif")
-    # The creation options mmcl embed uses by default (src/writer.c), and
+    # The creation options mmcl embed uses by default (src/core/writer.c), and
     # GDAL's compression threads: gdal_translate compresses on the thread
     # that reads, mmcl embed on its own commit thread.
     co = ["-co", "TILED=YES", "-co", "BLOCKXSIZE=256", "-co",

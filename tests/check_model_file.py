@@ -6,7 +6,7 @@ model_file_python_reader.
 Written from the published safetensors layout only (8-byte little-endian
 header length N, N bytes of UTF-8 JSON header, then the byte buffer), with
 Python's json and struct plus numpy; it deliberately does not import the
-`safetensors` package or share code with src/model.c. It checks the layout
+`safetensors` package or share code with src/model/model.c. It checks the layout
 rules strictly, then compares every tensor bit for bit, and the metadata,
 with what test_model --write-fixture says it stored.
 

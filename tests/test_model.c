@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tests of the model layer (src/model.c): round trips, the file layout,
+ * Tests of the model layer (src/model/model.c): round trips, the file layout,
  * overwrite rules, the hash, and the reader's rejection of malformed files,
  * which are crafted byte by byte here (hand-written headers, truncations,
  * patched lengths, and a sweep of single-byte corruptions that must never

@@ -874,7 +874,7 @@ INPUTS = [
 
 
 # Inputs checked against what the model recorded (band names, statistics),
-# and training inputs given the wrong way round (src/input_check.c).
+# and training inputs given the wrong way round (src/model/input_check.c).
 def raster_copy(src, dst, values=None, names=None, bands=None):
     """A GeoTIFF copy of @p src: bands reordered (1-based list), values
     mapped by @p values(array), band descriptions set (None: kept; "": none)."""

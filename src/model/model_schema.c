@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The tensors of a model file: see model_schema.h. */
-#include "model_schema.h"
+/* The tensors of a model file: see model_schema_internal.h. */
+#include "model_schema_internal.h"
 
 #include <stdio.h>
 

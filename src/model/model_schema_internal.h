@@ -17,8 +17,8 @@
  * <prefix>.bias (out); mmcl__tensor_name() gives the prefix of a layer, or
  * a whole name.
  */
-#ifndef MMCL_MODEL_SCHEMA_H
-#define MMCL_MODEL_SCHEMA_H
+#ifndef MMCL_MODEL_SCHEMA_INTERNAL_H
+#define MMCL_MODEL_SCHEMA_INTERNAL_H
 
 #include <stddef.h>
 
@@ -54,4 +54,4 @@ const char *mmcl__tensor_name(char *buf, mmcl__tensor t, int m, int layer,
  * @p weight and @p bias (MMCL__TENSOR_NAME_SIZE bytes each). */
 void mmcl__linear_names(const char *prefix, char *weight, char *bias);
 
-#endif /* MMCL_MODEL_SCHEMA_H */
+#endif /* MMCL_MODEL_SCHEMA_INTERNAL_H */

@@ -13,7 +13,7 @@
 #include <cpl_string.h>
 
 #include "context_internal.h"
-#include "model_schema.h"
+#include "model_schema_internal.h"
 #include "encoder_internal.h"
 #include "model_internal.h"
 

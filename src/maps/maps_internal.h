@@ -14,6 +14,7 @@
 #include "encoder_internal.h"
 #include "output_internal.h"
 #include "pair_internal.h"
+#include "tile_reader_internal.h"
 #include "tiles_internal.h"
 
 /* Opens the pair with the pair options recorded in the model and checks
@@ -132,37 +133,6 @@ mmcl__map_worker *mmcl__map_worker_create(mmcl_context *ctx,
                                           const mmcl__pair *pair,
                                           const mmcl__map_def *def, int tile);
 void mmcl__map_worker_destroy(mmcl__map_worker *w);
-
-/*
- * The tile reader of a pool (tile_reader.c): a thread that reads the
- * windows of the tiles of mmcl__tile_at(width, height, @p tile) of the
- * pair's grid, with @p halo pixels around them, in tile order and ahead of
- * the @p n_workers workers, into a ring of window buffers. Reading then
- * overlaps the compute, and each input block is decoded once for the
- * windows of all workers (neighbouring tiles share their halo blocks in
- * one GDAL block cache). The thread starts at creation.
- */
-typedef struct mmcl__tile_reader mmcl__tile_reader;
-mmcl__tile_reader *mmcl__tile_reader_create(mmcl_context *ctx,
-                                            const mmcl__pair *pair, int tile,
-                                            int halo, int n_workers);
-/* Stops the thread (when not done) and returns its CPU seconds. */
-double mmcl__tile_reader_stop(mmcl__tile_reader *r);
-void mmcl__tile_reader_destroy(mmcl__tile_reader *r);
-
-/* Waits for the window of tile @p index (mmcl__pair_read's outputs, stride
- * w + 2 halo) and lends it until mmcl__tile_reader_release(). A read error
- * of this tile or an earlier one is copied to @p ctx. */
-mmcl_status mmcl__tile_reader_get(mmcl_context *ctx, mmcl__tile_reader *r,
-                                  int index, float *pad[2], uint8_t **valid);
-void mmcl__tile_reader_release(mmcl__tile_reader *r, int index);
-
-/* Takes and gives back the reader's turn at GDAL, for a writer whose
- * output goes through GDAL's block cache: a read that needs room in the
- * cache may write out a dirty output block, which must not happen while
- * the writer is filling that block on its own thread. */
-void mmcl__tile_reader_lock(mmcl__tile_reader *r);
-void mmcl__tile_reader_unlock(mmcl__tile_reader *r);
 
 /* GDAL's compression threads for a map written by @p workers workers.
  * The commit thread compresses while the workers compute, and keeps up

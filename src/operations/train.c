@@ -17,7 +17,7 @@
 #include "cca.h"
 #include "clip.h"
 #include "context_internal.h"
-#include "model_schema.h"
+#include "model_schema_internal.h"
 #include "encoder_internal.h"
 #include "input_check_internal.h"
 #include "linalg.h"

@@ -19,7 +19,7 @@
 #include <cpl_string.h>
 
 #include "context_internal.h"
-#include "model_schema.h"
+#include "model_schema_internal.h"
 #include "maps_internal.h"
 #include "sample_internal.h"
 #include "writer_internal.h"

@@ -25,7 +25,8 @@
 #include <threads.h>
 
 #include "context_internal.h"
-#include "maps_internal.h"
+#include "tile_reader_internal.h"
+#include "tiles_internal.h"
 
 typedef struct window_slot {
     float *pad[2];  /* (B_m, H, W) */
