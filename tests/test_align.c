@@ -381,7 +381,10 @@ cancelled_write_leaves_no_output(void)
     printf("  -> %s (%d progress calls)\n", mmcl_context_errmsg(ctx), calls);
     CU_ASSERT_EQUAL(st, MMCL_ERR_CANCELLED);
     CU_ASSERT_PTR_NOT_NULL(strstr(mmcl_context_errmsg(ctx), "cancelled"));
-    CU_ASSERT_TRUE(calls > 2);
+    /* At least one report below halfway, then the one that cancelled: how
+     * many tiles each report covers depends on the machine's load (a busy
+     * machine commits tiles in bursts), so no more is asserted. */
+    CU_ASSERT_TRUE(calls >= 2);
     CU_ASSERT_FALSE(test_file_exists(out));
     CU_ASSERT_EQUAL(test_count_files_like("mmcl-tmp"), 0);
     mmcl_options_free(o);
