@@ -1030,6 +1030,357 @@ report_progress(mmcl_progress_fn progress, void *user, double p)
     return !progress || progress(p, NULL, user);
 }
 
+/* One run of mmcl_probe: what its steps share, freed by run_free(). */
+typedef struct probe_run {
+    const char *labels;
+    int classes;    /* TASK=classes, else regression */
+    int B;          /* BLOCKS */
+    long long want; /* SAMPLES, 0: all */
+    uint64_t seed;
+    double lambda;
+    int threads;
+    mmcl_progress_fn progress;
+    void *puser;
+    mmcl__encoder *enc;
+    mmcl__pair *pair;
+    mmcl__encoder_work *ew;
+    label_src lab;
+    probe_job job;
+    int width, height;
+    long long V; /* valid labelled centres */
+    uint64_t *ranks;
+    probe_data data;
+    probe_folds folds;
+    int q;                /* classes, or 1 */
+    int *cls;             /* (N) class index of each sample (classes) */
+    double *class_values; /* (MAX_CLASSES) sorted values (classes) */
+    double sst;           /* total sum of squares (regression) */
+    fit_work fw;
+    int n_reps;
+    double figure[N_REPS];
+} probe_run;
+
+/* The options the steps read. */
+static void
+run_options(probe_run *r, const mmcl_options *o)
+{
+    r->classes = strcmp(mmcl__opt_str(o, "TASK"), "classes") == 0;
+    r->B = (int)mmcl__opt_int(o, "BLOCKS");
+    r->want = mmcl__opt_int(o, "SAMPLES");
+    r->seed = (uint64_t)mmcl__opt_int(o, "SEED");
+    r->lambda = mmcl__opt_double(o, "RIDGE");
+    r->job.tile = (int)mmcl__opt_int(o, "TILE");
+    r->threads = mmcl__opt_threads(o);
+    r->progress = mmcl__opt_progress(o, &r->puser);
+}
+
+/* One pass of the tiles over the optical grid (1: counts, 2: extraction),
+ * its progress from @p p0 to @p p1. */
+static mmcl_status
+run_pass(mmcl_context *ctx, probe_run *r, int pass, double p0, double p1)
+{
+    r->job.pass = pass;
+    mmcl__tile_job tj = {probe_start, probe_work, probe_commit, probe_stop,
+                         &r->job};
+    return mmcl__run_tiles(ctx, r->width, r->height, r->job.tile, r->threads,
+                           &tj, r->progress, r->puser, p0, p1);
+}
+
+/* Pass 1: the valid labelled centres of each tile row, and the
+ * raster-order rank of each row's first one; none is an error. */
+static mmcl_status
+run_count(mmcl_context *ctx, probe_run *r)
+{
+    probe_job *job = &r->job;
+    r->width = mmcl__pair_width(r->pair);
+    r->height = mmcl__pair_height(r->pair);
+    job->enc = r->enc;
+    job->pair = r->pair;
+    job->lab = &r->lab;
+    job->halo = r->enc->P / 2;
+    int nx = (r->width + job->tile - 1) / job->tile;
+    int ny = (r->height + job->tile - 1) / job->tile;
+    size_t n_rows = (size_t)nx * ny * job->tile;
+    job->row_count = mmcl__calloc_array(ctx, n_rows, 1, sizeof(int));
+    job->row_first = mmcl__calloc_array(ctx, n_rows, 1, sizeof(long long));
+    if (!job->row_count || !job->row_first)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = run_pass(ctx, r, 1, 0.0, 0.4);
+    if (st != MMCL_OK)
+        return st;
+    /* Raster-order rank of each tile row's first valid labelled centre. */
+    long long V = 0;
+    for (int ty = 0; ty < ny; ty++) {
+        int th = r->height - ty * job->tile < job->tile
+                     ? r->height - ty * job->tile
+                     : job->tile;
+        for (int j = 0; j < th; j++)
+            for (int tx = 0; tx < nx; tx++) {
+                size_t k = (size_t)(ty * nx + tx) * job->tile + j;
+                job->row_first[k] = V;
+                V += job->row_count[k];
+            }
+    }
+    r->V = V;
+    if (V > 0)
+        return MMCL_OK;
+    if (job->n_labelled == 0)
+        return mmcl__error(
+            ctx, MMCL_ERR_INVALID_ARG,
+            "no pixel of the label raster '%s' holds a "
+            "valid label on the optical grid (nodata%s, "
+            "NaN%s)",
+            r->labels,
+            r->lab.has_nodata ? CPLSPrintf(" = %g", r->lab.nodata) : "",
+            r->classes ? ", negative values" : "");
+    return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                       "none of the %lld labelled pixels has a valid "
+                       "%dx%d patch in both the optical and the SAR "
+                       "raster",
+                       job->n_labelled, r->enc->P, r->enc->P);
+}
+
+/* The sample's size and arrays, and its ranks. */
+static mmcl_status
+run_sample(mmcl_context *ctx, probe_run *r)
+{
+    probe_job *job = &r->job;
+    long long V = r->V;
+    long long N = r->want == 0 || r->want > V ? V : r->want;
+    if (N > 2147483647LL / 64)
+        return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                           "%lld samples are too many for one probe: lower "
+                           "--samples",
+                           N);
+    job->N = (int)N;
+    const mmcl__modality *m1 = &r->enc->mod[0], *m2 = &r->enc->mod[1];
+    r->ranks = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(uint64_t));
+    job->X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m1->d, sizeof(float));
+    job->X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m2->d, sizeof(float));
+    job->y = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(double));
+    job->px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    job->py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    r->data.H1 =
+        mmcl__malloc_array(ctx, (size_t)N, (size_t)m1->K, sizeof(float));
+    r->data.H2 =
+        mmcl__malloc_array(ctx, (size_t)N, (size_t)m2->K, sizeof(float));
+    if (!r->ranks || !job->X1 || !job->X2 || !job->y || !job->px || !job->py ||
+        !r->data.H1 || !r->data.H2)
+        return MMCL_ERR_NO_MEMORY;
+    /* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
+     * of the V ranks is kept with probability (N - kept) / (V - seen): a
+     * uniform N-subset, already sorted. */
+    uint64_t rng = r->seed ^ 0x6d6d636c70726f62ULL; /* "mmclprob" */
+    long long kept = 0;
+    for (long long i = 0; i < V && kept < N; i++)
+        if (N == V ||
+            (double)(V - i) * mmcl__rng_uniform(&rng) < (double)(N - kept))
+            r->ranks[kept++] = (uint64_t)i;
+    return MMCL_OK;
+}
+
+/* Pass 2: the chosen patch vectors and labels; then their encodings. */
+static mmcl_status
+run_extract(mmcl_context *ctx, probe_run *r)
+{
+    probe_job *job = &r->job;
+    job->ranks = r->ranks;
+    mmcl_status st = run_pass(ctx, r, 2, 0.4, 0.8);
+    if (st != MMCL_OK)
+        return st;
+
+    r->ew = mmcl__encoder_work_create(ctx, r->enc);
+    if (!r->ew)
+        return mmcl_context_errcode(ctx);
+    st =
+        mmcl__encoder_embed(ctx, r->enc, r->ew, 0, job->X1, job->N, r->data.H1);
+    if (st == MMCL_OK)
+        st = mmcl__encoder_embed(ctx, r->enc, r->ew, 1, job->X2, job->N,
+                                 r->data.H2);
+    if (st != MMCL_OK)
+        return st;
+    r->data.enc = r->enc;
+    r->data.N = job->N;
+    r->data.X1 = job->X1;
+    r->data.X2 = job->X2;
+    r->data.sp = r->enc->mod[0].kp > 0 || r->enc->mod[1].kp > 0;
+    return MMCL_OK;
+}
+
+/* The folds, and the targets: class indices, or the regression's total
+ * sum of squares. */
+static mmcl_status
+run_targets(mmcl_context *ctx, probe_run *r)
+{
+    const probe_job *job = &r->job;
+    mmcl_status st = make_folds(ctx, job->px, job->py, job->N, r->B, r->width,
+                                r->height, &r->folds);
+    if (st != MMCL_OK)
+        return st;
+    r->q = 1;
+    if (r->classes) {
+        r->class_values =
+            mmcl__malloc_array(ctx, MAX_CLASSES, 1, sizeof(double));
+        r->cls = mmcl__malloc_array(ctx, (size_t)job->N, 1, sizeof(int));
+        if (!r->class_values || !r->cls)
+            return MMCL_ERR_NO_MEMORY;
+        return make_classes(ctx, job->y, job->N, r->class_values, &r->q,
+                            r->cls);
+    }
+    double mean = 0.0;
+    for (int n = 0; n < job->N; n++)
+        mean += job->y[n];
+    mean /= job->N;
+    for (int n = 0; n < job->N; n++)
+        r->sst += (job->y[n] - mean) * (job->y[n] - mean);
+    if (!(r->sst > 0.0))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "the target is constant (%.17g) over the %d "
+                           "samples: R2 is undefined",
+                           mean, job->N);
+    return MMCL_OK;
+}
+
+/* The probe of every representation, into r->figure. */
+static mmcl_status
+run_probes(mmcl_context *ctx, probe_run *r)
+{
+    r->n_reps = r->data.sp ? N_REPS : N_REPS - 1;
+    int D_max = 0;
+    for (int i = 0; i < r->n_reps; i++)
+        if (rep_dim(&r->data, i) > D_max)
+            D_max = rep_dim(&r->data, i);
+    mmcl_status st = fit_work_init(ctx, &r->fw, D_max, r->q);
+    if (st != MMCL_OK)
+        return st;
+    for (int i = 0; i < r->n_reps; i++) {
+        st = probe_rep(ctx, &r->fw, &r->data, i, &r->folds, r->cls,
+                       r->classes ? NULL : r->job.y, r->sst, r->lambda,
+                       &r->figure[i]);
+        if (st != MMCL_OK)
+            return st;
+        if (!report_progress(r->progress, r->puser,
+                             0.8 + 0.2 * (i + 1) / r->n_reps))
+            return mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled");
+    }
+    return MMCL_OK;
+}
+
+/* The report's class values, their counts and the chance accuracy. */
+static mmcl_status
+report_classes(mmcl_context *ctx, const probe_run *r, cJSON *rep)
+{
+    int *class_counts = mmcl__calloc_array(ctx, (size_t)r->q, 1, sizeof(int));
+    if (!class_counts)
+        return MMCL_ERR_NO_MEMORY;
+    for (int n = 0; n < r->job.N; n++)
+        class_counts[r->cls[n]]++;
+    double chance = 0.0;
+    cJSON *cv = cJSON_AddArrayToObject(rep, "classes");
+    cJSON *cc = cJSON_AddArrayToObject(rep, "class_counts");
+    for (int c = 0; c < r->q; c++) {
+        cJSON_AddItemToArray(cv, cJSON_CreateNumber(r->class_values[c]));
+        cJSON_AddItemToArray(cc, cJSON_CreateNumber(class_counts[c]));
+        if (class_counts[c] > chance)
+            chance = class_counts[c];
+    }
+    free(class_counts);
+    cJSON_AddNumberToObject(rep, "chance", chance / r->job.N);
+    return MMCL_OK;
+}
+
+/* The figures, and what they were computed from. */
+static void
+report_figures(const probe_run *r, cJSON *rep)
+{
+    const mmcl__encoder *enc = r->enc;
+    cJSON *reps = cJSON_AddObjectToObject(rep, "representations");
+    for (int i = 0; i < r->n_reps; i++) {
+        cJSON *e = cJSON_AddObjectToObject(reps, rep_names[i]);
+        cJSON_AddNumberToObject(e, "dim", rep_dim(&r->data, i));
+        cJSON_AddNumberToObject(e, r->classes ? "accuracy" : "r2",
+                                r->figure[i]);
+        cJSON_AddNumberToObject(e, "error", 1.0 - r->figure[i]);
+    }
+    /* sigma-informativeness gap: error(aligned_m) - error(raw_m). */
+    cJSON *gap = cJSON_AddObjectToObject(rep, "gap");
+    cJSON_AddNumberToObject(gap, "optical",
+                            r->figure[REP_RAW_OPTICAL] -
+                                r->figure[REP_ALIGNED_OPTICAL]);
+    cJSON_AddNumberToObject(
+        gap, "sar", r->figure[REP_RAW_SAR] - r->figure[REP_ALIGNED_SAR]);
+    cJSON_AddStringToObject(rep, "model_hash", enc->hash);
+    cJSON_AddStringToObject(rep, "objective", enc->objective);
+    cJSON_AddNumberToObject(rep, "k", enc->k);
+    cJSON_AddNumberToObject(rep, "patch", enc->P);
+    cJSON_AddNumberToObject(rep, "ridge", r->lambda);
+    cJSON_AddNumberToObject(rep, "seed", (double)r->seed);
+    if (r->lab.has_nodata)
+        cJSON_AddNumberToObject(rep, "label_nodata", r->lab.nodata);
+    else
+        cJSON_AddNullToObject(rep, "label_nodata");
+    cJSON_AddNumberToObject(rep, "label_band", r->lab.band);
+    cJSON_AddBoolToObject(rep, "label_warped", r->lab.warp);
+    if (enc->input_notes) {
+        /* What the input checks warned about (input_check.c). */
+        cJSON *notes = cJSON_AddArrayToObject(rep, "input_notes");
+        for (int i = 0; enc->input_notes[i]; i++)
+            cJSON_AddItemToArray(notes,
+                                 cJSON_CreateString(enc->input_notes[i]));
+    }
+}
+
+/* The report, as JSON text in *report_json (mmcl_free). */
+static mmcl_status
+run_report(mmcl_context *ctx, const probe_run *r, char **report_json)
+{
+    cJSON *rep = cJSON_CreateObject();
+    cJSON_AddStringToObject(rep, "task", r->classes ? "classes" : "regression");
+    cJSON_AddNumberToObject(rep, "blocks", r->B);
+    cJSON_AddNumberToObject(rep, "folds", r->folds.n_folds);
+    cJSON_AddNumberToObject(rep, "samples", r->job.N);
+    cJSON_AddNumberToObject(rep, "valid_labelled_pixels", (double)r->V);
+    cJSON_AddNumberToObject(rep, "labelled_pixels", (double)r->job.n_labelled);
+    mmcl_status st = r->classes ? report_classes(ctx, r, rep) : MMCL_OK;
+    if (st != MMCL_OK) {
+        cJSON_Delete(rep);
+        return st;
+    }
+    report_figures(r, rep);
+    char *text = cJSON_Print(rep);
+    cJSON_Delete(rep);
+    if (!text)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    *report_json = mmcl__strdup(ctx, text);
+    cJSON_free(text);
+    return *report_json ? MMCL_OK : MMCL_ERR_NO_MEMORY;
+}
+
+/* Frees what the steps made, whichever step stopped the run. */
+static void
+run_free(probe_run *r)
+{
+    free(r->fw.arena);
+    free(r->folds.order);
+    free(r->folds.start);
+    free(r->cls);
+    free(r->class_values);
+    free(r->data.H1);
+    free(r->data.H2);
+    free(r->ranks);
+    free(r->job.X1);
+    free(r->job.X2);
+    free(r->job.y);
+    free(r->job.px);
+    free(r->job.py);
+    free(r->job.row_count);
+    free(r->job.row_first);
+    free(r->lab.wkt);
+    mmcl__encoder_work_free(r->ew);
+    mmcl__pair_close(r->pair);
+    mmcl__encoder_free(r->enc);
+}
+
 mmcl_status
 mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
            const char *const *optical, size_t n_optical, const char *const *sar,
@@ -1044,298 +1395,34 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
     *report_json = NULL;
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
-    mmcl__encoder *enc = NULL;
-    mmcl__pair *pair = NULL;
-    mmcl__encoder_work *ew = NULL;
-    label_src lab = {0};
-    probe_job job = {0};
-    probe_folds folds = {0};
-    fit_work fw = {0};
-    uint64_t *ranks = NULL;
-    int *cls = NULL;
-    double *class_values = NULL;
-    cJSON *rep = NULL;
-    probe_data data = {0};
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "probe", &tmp, &o);
     if (st != MMCL_OK)
         return st;
     if (!labels) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no label raster given");
-        goto done;
+        mmcl_options_free(tmp);
+        return st;
     }
-    int classes = strcmp(mmcl__opt_str(o, "TASK"), "classes") == 0;
-    int B = (int)mmcl__opt_int(o, "BLOCKS");
-    long long want = mmcl__opt_int(o, "SAMPLES");
-    uint64_t seed = (uint64_t)mmcl__opt_int(o, "SEED");
-    double lambda = mmcl__opt_double(o, "RIDGE");
-    void *puser;
-    mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
-
-    st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, &enc,
-                         &pair);
+    probe_run r = {0};
+    r.labels = labels;
+    run_options(&r, o);
+    st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, &r.enc,
+                         &r.pair);
     if (st == MMCL_OK)
-        st = label_open(ctx, pair, labels, o, classes, &lab);
-    if (st != MMCL_OK)
-        goto done;
-
-    int width = mmcl__pair_width(pair), height = mmcl__pair_height(pair);
-    job.enc = enc;
-    job.pair = pair;
-    job.lab = &lab;
-    job.tile = (int)mmcl__opt_int(o, "TILE");
-    job.halo = enc->P / 2;
-    int nx = (width + job.tile - 1) / job.tile;
-    int ny = (height + job.tile - 1) / job.tile;
-    size_t n_rows = (size_t)nx * ny * job.tile;
-    job.row_count = mmcl__calloc_array(ctx, n_rows, 1, sizeof(int));
-    job.row_first = mmcl__calloc_array(ctx, n_rows, 1, sizeof(long long));
-    if (!job.row_count || !job.row_first) {
-        st = MMCL_ERR_NO_MEMORY;
-        goto done;
-    }
-
-    /* Pass 1: counts. */
-    mmcl__tile_job tj = {probe_start, probe_work, probe_commit, probe_stop,
-                         &job};
-    int threads = mmcl__opt_threads(o);
-    job.pass = 1;
-    st = mmcl__run_tiles(ctx, width, height, job.tile, threads, &tj, progress,
-                         puser, 0.0, 0.4);
-    if (st != MMCL_OK)
-        goto done;
-    /* Raster-order rank of each tile row's first valid labelled centre. */
-    long long V = 0;
-    for (int ty = 0; ty < ny; ty++) {
-        int th = height - ty * job.tile < job.tile ? height - ty * job.tile
-                                                   : job.tile;
-        for (int j = 0; j < th; j++)
-            for (int tx = 0; tx < nx; tx++) {
-                size_t k = (size_t)(ty * nx + tx) * job.tile + j;
-                job.row_first[k] = V;
-                V += job.row_count[k];
-            }
-    }
-    if (V == 0) {
-        if (job.n_labelled == 0)
-            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "no pixel of the label raster '%s' holds a "
-                             "valid label on the optical grid (nodata%s, "
-                             "NaN%s)",
-                             labels,
-                             lab.has_nodata ? CPLSPrintf(" = %g", lab.nodata)
-                                            : "",
-                             classes ? ", negative values" : "");
-        else
-            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "none of the %lld labelled pixels has a valid "
-                             "%dx%d patch in both the optical and the SAR "
-                             "raster",
-                             job.n_labelled, enc->P, enc->P);
-        goto done;
-    }
-    long long N = want == 0 || want > V ? V : want;
-    if (N > 2147483647LL / 64) {
-        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                         "%lld samples are too many for one probe: lower "
-                         "--samples",
-                         N);
-        goto done;
-    }
-    job.N = (int)N;
-    const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
-    ranks = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(uint64_t));
-    job.X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m1->d, sizeof(float));
-    job.X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m2->d, sizeof(float));
-    job.y = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(double));
-    job.px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
-    job.py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
-    data.H1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m1->K, sizeof(float));
-    data.H2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)m2->K, sizeof(float));
-    if (!ranks || !job.X1 || !job.X2 || !job.y || !job.px || !job.py ||
-        !data.H1 || !data.H2) {
-        st = MMCL_ERR_NO_MEMORY;
-        goto done;
-    }
-    /* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
-     * of the V ranks is kept with probability (N - kept) / (V - seen): a
-     * uniform N-subset, already sorted. */
-    uint64_t rng = seed ^ 0x6d6d636c70726f62ULL; /* "mmclprob" */
-    long long kept = 0;
-    for (long long i = 0; i < V && kept < N; i++)
-        if (N == V ||
-            (double)(V - i) * mmcl__rng_uniform(&rng) < (double)(N - kept))
-            ranks[kept++] = (uint64_t)i;
-
-    /* Pass 2: extraction. */
-    job.pass = 2;
-    job.ranks = ranks;
-    st = mmcl__run_tiles(ctx, width, height, job.tile, threads, &tj, progress,
-                         puser, 0.4, 0.8);
-    if (st != MMCL_OK)
-        goto done;
-
-    /* Encodings. */
-    ew = mmcl__encoder_work_create(ctx, enc);
-    if (!ew) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
-    st = mmcl__encoder_embed(ctx, enc, ew, 0, job.X1, job.N, data.H1);
+        st = label_open(ctx, r.pair, labels, o, r.classes, &r.lab);
     if (st == MMCL_OK)
-        st = mmcl__encoder_embed(ctx, enc, ew, 1, job.X2, job.N, data.H2);
-    if (st != MMCL_OK)
-        goto done;
-    data.enc = enc;
-    data.N = job.N;
-    data.X1 = job.X1;
-    data.X2 = job.X2;
-    data.sp = m1->kp > 0 || m2->kp > 0;
-
-    /* Folds and targets. */
-    st = make_folds(ctx, job.px, job.py, job.N, B, width, height, &folds);
-    if (st != MMCL_OK)
-        goto done;
-    int q = 1;
-    double sst = 0.0, chance = 0.0;
-    int *class_counts = NULL;
-    if (classes) {
-        class_values = mmcl__malloc_array(ctx, MAX_CLASSES, 1, sizeof(double));
-        cls = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
-        if (!class_values || !cls) {
-            st = MMCL_ERR_NO_MEMORY;
-            goto done;
-        }
-        st = make_classes(ctx, job.y, job.N, class_values, &q, cls);
-        if (st != MMCL_OK)
-            goto done;
-    } else {
-        double mean = 0.0;
-        for (int n = 0; n < job.N; n++)
-            mean += job.y[n];
-        mean /= job.N;
-        for (int n = 0; n < job.N; n++)
-            sst += (job.y[n] - mean) * (job.y[n] - mean);
-        if (!(sst > 0.0)) {
-            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "the target is constant (%.17g) over the %d "
-                             "samples: R2 is undefined",
-                             mean, job.N);
-            goto done;
-        }
-    }
-
-    /* Probes. */
-    int n_reps = data.sp ? N_REPS : N_REPS - 1;
-    int D_max = 0;
-    for (int r = 0; r < n_reps; r++)
-        if (rep_dim(&data, r) > D_max)
-            D_max = rep_dim(&data, r);
-    st = fit_work_init(ctx, &fw, D_max, q);
-    if (st != MMCL_OK)
-        goto done;
-    double figure[N_REPS] = {0};
-    for (int r = 0; r < n_reps; r++) {
-        st = probe_rep(ctx, &fw, &data, r, &folds, cls, classes ? NULL : job.y,
-                       sst, lambda, &figure[r]);
-        if (st != MMCL_OK)
-            goto done;
-        if (!report_progress(progress, puser, 0.8 + 0.2 * (r + 1) / n_reps)) {
-            st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled");
-            goto done;
-        }
-    }
-
-    /* Report. */
-    rep = cJSON_CreateObject();
-    cJSON_AddStringToObject(rep, "task", classes ? "classes" : "regression");
-    cJSON_AddNumberToObject(rep, "blocks", B);
-    cJSON_AddNumberToObject(rep, "folds", folds.n_folds);
-    cJSON_AddNumberToObject(rep, "samples", job.N);
-    cJSON_AddNumberToObject(rep, "valid_labelled_pixels", (double)V);
-    cJSON_AddNumberToObject(rep, "labelled_pixels", (double)job.n_labelled);
-    if (classes) {
-        class_counts = mmcl__calloc_array(ctx, (size_t)q, 1, sizeof(int));
-        if (!class_counts) {
-            st = MMCL_ERR_NO_MEMORY;
-            goto done;
-        }
-        for (int n = 0; n < job.N; n++)
-            class_counts[cls[n]]++;
-        cJSON *cv = cJSON_AddArrayToObject(rep, "classes");
-        cJSON *cc = cJSON_AddArrayToObject(rep, "class_counts");
-        for (int c = 0; c < q; c++) {
-            cJSON_AddItemToArray(cv, cJSON_CreateNumber(class_values[c]));
-            cJSON_AddItemToArray(cc, cJSON_CreateNumber(class_counts[c]));
-            if (class_counts[c] > chance)
-                chance = class_counts[c];
-        }
-        free(class_counts);
-        cJSON_AddNumberToObject(rep, "chance", chance / job.N);
-    }
-    cJSON *reps = cJSON_AddObjectToObject(rep, "representations");
-    for (int r = 0; r < n_reps; r++) {
-        cJSON *e = cJSON_AddObjectToObject(reps, rep_names[r]);
-        cJSON_AddNumberToObject(e, "dim", rep_dim(&data, r));
-        cJSON_AddNumberToObject(e, classes ? "accuracy" : "r2", figure[r]);
-        cJSON_AddNumberToObject(e, "error", 1.0 - figure[r]);
-    }
-    /* sigma-informativeness gap: error(aligned_m) - error(raw_m). */
-    cJSON *gap = cJSON_AddObjectToObject(rep, "gap");
-    cJSON_AddNumberToObject(gap, "optical",
-                            figure[REP_RAW_OPTICAL] -
-                                figure[REP_ALIGNED_OPTICAL]);
-    cJSON_AddNumberToObject(gap, "sar",
-                            figure[REP_RAW_SAR] - figure[REP_ALIGNED_SAR]);
-    cJSON_AddStringToObject(rep, "model_hash", enc->hash);
-    cJSON_AddStringToObject(rep, "objective", enc->objective);
-    cJSON_AddNumberToObject(rep, "k", enc->k);
-    cJSON_AddNumberToObject(rep, "patch", enc->P);
-    cJSON_AddNumberToObject(rep, "ridge", lambda);
-    cJSON_AddNumberToObject(rep, "seed", (double)seed);
-    if (lab.has_nodata)
-        cJSON_AddNumberToObject(rep, "label_nodata", lab.nodata);
-    else
-        cJSON_AddNullToObject(rep, "label_nodata");
-    cJSON_AddNumberToObject(rep, "label_band", lab.band);
-    cJSON_AddBoolToObject(rep, "label_warped", lab.warp);
-    if (enc->input_notes) {
-        /* What the input checks warned about (input_check.c). */
-        cJSON *notes = cJSON_AddArrayToObject(rep, "input_notes");
-        for (int i = 0; enc->input_notes[i]; i++)
-            cJSON_AddItemToArray(notes,
-                                 cJSON_CreateString(enc->input_notes[i]));
-    }
-    char *text = cJSON_Print(rep);
-    if (!text) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    *report_json = mmcl__strdup(ctx, text);
-    cJSON_free(text);
-    if (!*report_json)
-        st = MMCL_ERR_NO_MEMORY;
-
-done:
-    cJSON_Delete(rep);
-    free(fw.arena);
-    free(folds.order);
-    free(folds.start);
-    free(cls);
-    free(class_values);
-    free(data.H1);
-    free(data.H2);
-    free(ranks);
-    free(job.X1);
-    free(job.X2);
-    free(job.y);
-    free(job.px);
-    free(job.py);
-    free(job.row_count);
-    free(job.row_first);
-    free(lab.wkt);
-    mmcl__encoder_work_free(ew);
-    mmcl__pair_close(pair);
-    mmcl__encoder_free(enc);
+        st = run_count(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_sample(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_extract(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_targets(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_probes(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_report(ctx, &r, report_json);
+    run_free(&r);
     mmcl_options_free(tmp);
     return st;
 }

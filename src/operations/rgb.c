@@ -1346,6 +1346,274 @@ write_lazy(mmcl_context *ctx, mmcl__files *files, const rgb_job *job,
     return st;
 }
 
+/* One run of mmcl_rgb: what its steps share, freed by run_free(). */
+typedef struct rgb_run {
+    const char *in, *out;
+    const mmcl_options *o;
+    char **co; /* CO (the options own it) */
+    int lazy;
+    double range_lo, range_hi; /* RANGE */
+    const char *format;        /* the output's, once known not lazy */
+    mmcl__files *files;
+    rgb_source src;
+    rgb_job job;
+    rgb_info info;
+    char *first_name; /* description of the first selected band */
+    char *legend_png, *legend_json;
+    int n_threads;
+    double p_end1, p_end2; /* progress at the end of passes 1 and 2 */
+    char **band_names;
+    mmcl__stage *legend_stage[2];
+} rgb_run;
+
+/* Options that need no input. */
+static mmcl_status
+run_options(mmcl_context *ctx, rgb_run *r)
+{
+    const mmcl_options *o = r->o;
+    rgb_info *info = &r->info;
+    r->co = mmcl__opt_list(o, "CO");
+    r->lazy = mmcl__opt_bool(o, "LAZY");
+    info->range_given = mmcl__opt_str(o, "RANGE") != NULL;
+    if (!parse_pair(mmcl__opt_str(o, "STRETCH"), &info->p_lo, &info->p_hi) ||
+        info->p_lo < 0.0 || info->p_hi > 100.0 || info->p_lo >= info->p_hi)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "STRETCH must be two percentiles LOW,HIGH with 0 <= "
+                           "LOW < HIGH <= 100, got '%s'",
+                           mmcl__opt_str(o, "STRETCH"));
+    if (info->range_given &&
+        (!parse_pair(mmcl__opt_str(o, "RANGE"), &r->range_lo, &r->range_hi) ||
+         r->range_lo >= r->range_hi))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "RANGE must be MIN,MAX with MIN < MAX, got '%s'",
+                           mmcl__opt_str(o, "RANGE"));
+    return MMCL_OK;
+}
+
+/* The input (and what it reads), and the output, before any work. */
+static mmcl_status
+run_targets(mmcl_context *ctx, rgb_run *r)
+{
+    r->files = mmcl__files_create(ctx, mmcl__opt_bool(r->o, "OVERWRITE"));
+    if (!r->files)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = r->lazy ? lazy_check(ctx, r->o, r->out) : MMCL_OK;
+    if (st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, r->files, r->in);
+    if (st == MMCL_OK && r->lazy)
+        st = mmcl__files_add_output(ctx, r->files, r->out, "output",
+                                    MMCL__OUT_DESCRIPTOR, "rgb", NULL);
+    else if (st == MMCL_OK)
+        st = mmcl__output_check_options(ctx, r->files, r->out, r->o, r->co,
+                                        GDT_Byte, "rgb", &r->format);
+    if (st == MMCL_OK && r->format && strcasecmp(r->format, "JPEG") == 0) {
+        /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "output '%s': JPEG cannot hold the alpha band of "
+                         "the picture; name it .png or .tif, or give -of "
+                         "PNG, GTiff or COG",
+                         r->out);
+    }
+    return st;
+}
+
+/* The input (a raster or a lazy product), the bands to show and the
+ * mode. */
+static mmcl_status
+run_source(mmcl_context *ctx, rgb_run *r)
+{
+    rgb_source *src = &r->src;
+    rgb_info *info = &r->info;
+    mmcl_status st = source_open(ctx, r->in, src);
+    if (st != MMCL_OK)
+        return st;
+    r->job.src = src;
+    info->source_product =
+        src->product_kind ? CPLStrdup(src->product_kind) : NULL;
+    info->units = src->units ? CPLStrdup(src->units) : NULL;
+    const char *bands_spec = mmcl__opt_str(r->o, "BANDS");
+    const char *mode_opt = mmcl__opt_str(r->o, "MODE");
+    int n_in = src->n_bands;
+    /* An info-loss map is a stack of related maps, not a feature vector:
+     * without BANDS its primary band (the first) is shown. */
+    int loss_default =
+        !bands_spec && n_in > 1 && info->source_product &&
+        strcmp(info->source_product, "infoloss") == 0 &&
+        (strcmp(mode_opt, "auto") == 0 || strcmp(mode_opt, "colormap") == 0);
+    st = select_bands(ctx, src, r->in, loss_default ? "1" : bands_spec,
+                      &r->job.sel, &r->job.B);
+    if (st == MMCL_OK)
+        st = check_types(ctx, src, r->in, &r->job);
+    if (st == MMCL_OK)
+        st = choose_mode(ctx, &r->job, mode_opt, bands_spec != NULL,
+                         info->range_given);
+    if (st != MMCL_OK)
+        return st;
+    r->first_name = CPLStrdup(band_label(src, r->job.sel[0]));
+    return MMCL_OK;
+}
+
+/* Colormap mode: the colour map (auto: diverging for an excess loss),
+ * and the legend files beside the output. */
+static mmcl_status
+run_colormap(mmcl_context *ctx, rgb_run *r)
+{
+    const char *cm = mmcl__opt_str(r->o, "COLORMAP");
+    if (strcmp(cm, "auto") == 0)
+        cm =
+            strncasecmp(r->first_name, "excess", 6) == 0 ? "rdbu_r" : "viridis";
+    r->info.colormap = cm;
+    r->info.diverging = strcmp(cm, "rdbu_r") == 0;
+    r->job.lut = mmcl__colormap(cm);
+    if (!mmcl__opt_bool(r->o, "LEGEND"))
+        return MMCL_OK;
+    return legend_paths(ctx, r->files, r->out, &r->legend_png, &r->legend_json);
+}
+
+/* Pass 1: statistics; then the histogram ranges: the band ranges, or
+ * bounds of the components. */
+static mmcl_status
+run_stats(mmcl_context *ctx, rgb_run *r)
+{
+    rgb_job *job = &r->job;
+    r->n_threads = mmcl__opt_threads(r->o);
+    job->in = r->in;
+    job->tile = (int)mmcl__opt_int(r->o, "TILE");
+    mmcl_status st = job_alloc(ctx, job, &r->info);
+    if (st != MMCL_OK)
+        return st;
+    int use_hist = !r->info.range_given;
+    r->p_end1 = use_hist ? 0.3 : 0.4;
+    r->p_end2 = use_hist ? 0.6 : r->p_end1;
+    st = run_pass(ctx, job, PASS_STATS, r->src.width, r->src.height,
+                  r->n_threads, r->o, 0.0, r->p_end1);
+    if (st != MMCL_OK)
+        return st;
+    if (job->count == 0.0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "'%s' has no valid pixel in the selected band%s "
+                           "(all nodata, NaN or masked): nothing to show",
+                           r->in, job->B == 1 ? "" : "s");
+    st = job->mode == MODE_PCA ? components(ctx, job, &r->info) : MMCL_OK;
+    if (st != MMCL_OK)
+        return st;
+    hist_ranges(job);
+    return MMCL_OK;
+}
+
+/* Pass 2: percentiles, or the fixed range. */
+static mmcl_status
+run_limits(mmcl_context *ctx, rgb_run *r)
+{
+    if (!r->info.range_given) {
+        mmcl_status st =
+            run_pass(ctx, &r->job, PASS_HIST, r->src.width, r->src.height,
+                     r->n_threads, r->o, r->p_end1, r->p_end2);
+        if (st != MMCL_OK)
+            return st;
+    }
+    stretch_limits(ctx, &r->job, &r->info, r->range_lo, r->range_hi);
+    return MMCL_OK;
+}
+
+/* The picture's writer: four Byte bands, RGBA, on the input's grid. */
+static mmcl_status
+run_open_picture(mmcl_context *ctx, rgb_run *r)
+{
+    r->band_names = picture_band_names(&r->src, &r->job);
+    mmcl__raster_spec spec = {0};
+    spec.path = r->out;
+    spec.format = r->format;
+    spec.creation_options = r->co;
+    spec.files = r->files;
+    spec.product = "rgb";
+    spec.width = r->src.width;
+    spec.height = r->src.height;
+    spec.n_bands = 4;
+    spec.type = GDT_Byte;
+    memcpy(spec.geotransform, r->src.gt, sizeof(r->src.gt));
+    spec.srs_wkt = r->src.wkt;
+    spec.band_names = (const char *const *)r->band_names;
+    spec.block = r->job.tile;
+    spec.n_threads = r->n_threads;
+    r->job.writer = mmcl__writer_open(ctx, &spec);
+    if (!r->job.writer)
+        return mmcl_context_errcode(ctx);
+    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
+                                          GCI_BlueBand, GCI_AlphaBand};
+    GDALDatasetH wds = mmcl__writer_dataset(r->job.writer);
+    for (int b = 0; b < 4; b++)
+        GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
+    return MMCL_OK;
+}
+
+/* The legend, staged beside the picture. */
+static mmcl_status
+run_legend(mmcl_context *ctx, rgb_run *r)
+{
+    r->legend_stage[0] = mmcl__stage_create(ctx, r->files, r->legend_png);
+    r->legend_stage[1] = r->legend_stage[0]
+                             ? mmcl__stage_create(ctx, r->files, r->legend_json)
+                             : NULL;
+    return r->legend_stage[1]
+               ? write_legend(ctx, &r->job, &r->info, r->first_name, r->out,
+                              r->legend_png, r->legend_stage[0],
+                              r->legend_stage[1])
+               : mmcl_context_errcode(ctx);
+}
+
+/* Pass 3: the picture and its legend, then both under their final names
+ * together, or neither. */
+static mmcl_status
+run_picture(mmcl_context *ctx, rgb_run *r)
+{
+    rgb_job *job = &r->job;
+    double split = mmcl__writer_progress_split(job->writer, r->p_end2, 1.0);
+    mmcl_status st = write_metadata(ctx, job, &r->info, r->legend_png);
+    if (st == MMCL_OK)
+        st = run_pass(ctx, job, PASS_WRITE, r->src.width, r->src.height,
+                      r->n_threads, r->o, r->p_end2, split);
+    if (st == MMCL_OK && r->legend_png)
+        st = run_legend(ctx, r);
+    void *puser = NULL;
+    mmcl_progress_fn progress = mmcl__opt_progress(r->o, &puser);
+    if (st == MMCL_OK)
+        st = mmcl__writer_finish(ctx, job->writer, progress, puser, split, 1.0);
+    mmcl__stage *stages[3] = {job->writer ? mmcl__writer_stage(job->writer)
+                                          : NULL,
+                              r->legend_stage[0], r->legend_stage[1]};
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, r->legend_png ? 3 : 1, progress,
+                                 puser, 1.0);
+    if (st == MMCL_OK && job->mode == MODE_PCA)
+        mmcl__log(ctx, MMCL_LOG_INFO,
+                  "PCA of %d bands: the components shown explain %.1f%%, "
+                  "%.1f%%, %.1f%% of the variance",
+                  job->B, 100.0 * r->info.explained[0],
+                  100.0 * r->info.explained[1],
+                  job->n_ch > 2 ? 100.0 * r->info.explained[2] : 0.0);
+    return st;
+}
+
+/* Frees what the steps made; an output not committed is removed. */
+static void
+run_free(rgb_run *r)
+{
+    mmcl__writer_abort(r->job.writer);
+    mmcl__stage_destroy(r->legend_stage[0]);
+    mmcl__stage_destroy(r->legend_stage[1]);
+    free(r->legend_png);
+    free(r->legend_json);
+    CSLDestroy(r->band_names);
+    free(r->info.loadings);
+    CPLFree(r->info.source_product);
+    CPLFree(r->info.units);
+    CPLFree(r->first_name);
+    job_free(&r->job);
+    source_close(&r->src);
+    mmcl__files_destroy(r->files);
+}
+
 mmcl_status
 mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
          const mmcl_options *opts_in)
@@ -1354,231 +1622,39 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     mmcl__blas_kernel_warn_once();
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
-    rgb_source src = {0};
-    rgb_job job = {0};
-    rgb_info info = {0};
-    char *legend_png = NULL, *legend_json = NULL;
-    mmcl__stage *legend_stage[2] = {NULL, NULL};
-    mmcl__files *files = NULL;
-    char **band_names = NULL;
-    char *first_name = NULL; /* description of the first selected band */
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "rgb", &tmp, &o);
     if (st != MMCL_OK)
         return st;
     if (!in || !*in) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no input raster given");
-        goto done;
+        mmcl_options_free(tmp);
+        return st;
     }
-
-    /* Options that need no input. */
-    const char *format = NULL; /* the output's, once known not lazy */
-    char **co = mmcl__opt_list(o, "CO");
-    int overwrite = mmcl__opt_bool(o, "OVERWRITE");
-    int lazy = mmcl__opt_bool(o, "LAZY");
-    double range_lo = 0.0, range_hi = 0.0;
-    info.range_given = mmcl__opt_str(o, "RANGE") != NULL;
-    if (!parse_pair(mmcl__opt_str(o, "STRETCH"), &info.p_lo, &info.p_hi) ||
-        info.p_lo < 0.0 || info.p_hi > 100.0 || info.p_lo >= info.p_hi) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "STRETCH must be two percentiles LOW,HIGH with 0 <= "
-                         "LOW < HIGH <= 100, got '%s'",
-                         mmcl__opt_str(o, "STRETCH"));
-        goto done;
-    }
-    if (info.range_given &&
-        (!parse_pair(mmcl__opt_str(o, "RANGE"), &range_lo, &range_hi) ||
-         range_lo >= range_hi)) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "RANGE must be MIN,MAX with MIN < MAX, got '%s'",
-                         mmcl__opt_str(o, "RANGE"));
-        goto done;
-    }
-    /* The input (and what it reads), and the output, before any work. */
-    files = mmcl__files_create(ctx, overwrite);
-    if (!files) {
-        st = MMCL_ERR_NO_MEMORY;
-        goto done;
-    }
-    st = lazy ? lazy_check(ctx, o, out) : MMCL_OK;
+    rgb_run r = {0};
+    r.in = in;
+    r.out = out;
+    r.o = o;
+    st = run_options(ctx, &r);
     if (st == MMCL_OK)
-        st = mmcl__files_add_input(ctx, files, in);
-    if (st == MMCL_OK && lazy)
-        st = mmcl__files_add_output(ctx, files, out, "output",
-                                    MMCL__OUT_DESCRIPTOR, "rgb", NULL);
-    else if (st == MMCL_OK)
-        st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Byte, "rgb",
-                                        &format);
-    if (st == MMCL_OK && format && strcasecmp(format, "JPEG") == 0) {
-        /* GDAL writes four JPEG bands as CMYK: a wrong picture. */
-        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                         "output '%s': JPEG cannot hold the alpha band of "
-                         "the picture; name it .png or .tif, or give -of "
-                         "PNG, GTiff or COG",
-                         out);
-    }
-    if (st != MMCL_OK)
-        goto done;
-
-    /* The input (a raster or a lazy product) and the bands to show. */
-    st = source_open(ctx, in, &src);
-    if (st != MMCL_OK)
-        goto done;
-    job.src = &src;
-    info.source_product =
-        src.product_kind ? CPLStrdup(src.product_kind) : NULL;
-    info.units = src.units ? CPLStrdup(src.units) : NULL;
-    const char *bands_spec = mmcl__opt_str(o, "BANDS");
-    const char *mode_opt = mmcl__opt_str(o, "MODE");
-    int n_in = src.n_bands;
-    /* An info-loss map is a stack of related maps, not a feature vector:
-     * without BANDS its primary band (the first) is shown. */
-    int loss_default =
-        !bands_spec && n_in > 1 && info.source_product &&
-        strcmp(info.source_product, "infoloss") == 0 &&
-        (strcmp(mode_opt, "auto") == 0 || strcmp(mode_opt, "colormap") == 0);
-    st = select_bands(ctx, &src, in, loss_default ? "1" : bands_spec, &job.sel,
-                      &job.B);
-    if (st != MMCL_OK)
-        goto done;
-    st = check_types(ctx, &src, in, &job);
-    if (st != MMCL_OK)
-        goto done;
-    st = choose_mode(ctx, &job, mode_opt, bands_spec != NULL, info.range_given);
-    if (st != MMCL_OK)
-        goto done;
-    first_name = CPLStrdup(band_label(&src, job.sel[0]));
-    if (job.mode == MODE_COLORMAP) {
-        const char *cm = mmcl__opt_str(o, "COLORMAP");
-        if (strcmp(cm, "auto") == 0)
-            cm = strncasecmp(first_name, "excess", 6) == 0 ? "rdbu_r"
-                                                           : "viridis";
-        info.colormap = cm;
-        info.diverging = strcmp(cm, "rdbu_r") == 0;
-        job.lut = mmcl__colormap(cm);
-        if (mmcl__opt_bool(o, "LEGEND"))
-            st = legend_paths(ctx, files, out, &legend_png, &legend_json);
-        if (st != MMCL_OK)
-            goto done;
-    }
-
-    /* Pass 1: statistics. */
-    int width = src.width, height = src.height;
-    int n_threads = mmcl__opt_threads(o);
-    int B = job.B;
-    job.in = in;
-    job.tile = (int)mmcl__opt_int(o, "TILE");
-    st = job_alloc(ctx, &job, &info);
-    if (st != MMCL_OK)
-        goto done;
-    int use_hist = !info.range_given;
-    double p_end1 = use_hist ? 0.3 : 0.4, p_end2 = use_hist ? 0.6 : p_end1;
-    st = run_pass(ctx, &job, PASS_STATS, width, height, n_threads, o, 0.0,
-                  p_end1);
-    if (st != MMCL_OK)
-        goto done;
-    if (job.count == 0.0) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "'%s' has no valid pixel in the selected band%s "
-                         "(all nodata, NaN or masked): nothing to show",
-                         in, B == 1 ? "" : "s");
-        goto done;
-    }
-
-    /* Histogram ranges: the band ranges, or bounds of the components. */
-    st = job.mode == MODE_PCA ? components(ctx, &job, &info) : MMCL_OK;
-    if (st != MMCL_OK)
-        goto done;
-    hist_ranges(&job);
-
-    /* Pass 2: percentiles, or the fixed range. */
-    if (use_hist) {
-        st = run_pass(ctx, &job, PASS_HIST, width, height, n_threads, o, p_end1,
-                      p_end2);
-        if (st != MMCL_OK)
-            goto done;
-    }
-    stretch_limits(ctx, &job, &info, range_lo, range_hi);
-
-    if (lazy) {
+        st = run_targets(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_source(ctx, &r);
+    if (st == MMCL_OK && r.job.mode == MODE_COLORMAP)
+        st = run_colormap(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_stats(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_limits(ctx, &r);
+    if (st == MMCL_OK && r.lazy) {
         /* The descriptor: the statistics, rendered when read. */
-        st = write_lazy(ctx, files, &job, &info, o, out, first_name,
-                        legend_png, legend_json);
-        goto done;
+        st = write_lazy(ctx, r.files, &r.job, &r.info, o, out, r.first_name,
+                        r.legend_png, r.legend_json);
+    } else if (st == MMCL_OK) {
+        st = run_open_picture(ctx, &r);
+        if (st == MMCL_OK)
+            st = run_picture(ctx, &r);
     }
-
-    /* Pass 3: the picture. */
-    band_names = picture_band_names(&src, &job);
-    mmcl__raster_spec spec = {0};
-    spec.path = out;
-    spec.format = format;
-    spec.creation_options = co;
-    spec.files = files;
-    spec.product = "rgb";
-    spec.width = width;
-    spec.height = height;
-    spec.n_bands = 4;
-    spec.type = GDT_Byte;
-    memcpy(spec.geotransform, src.gt, sizeof(src.gt));
-    spec.srs_wkt = src.wkt;
-    spec.band_names = (const char *const *)band_names;
-    spec.block = job.tile;
-    spec.n_threads = n_threads;
-    job.writer = mmcl__writer_open(ctx, &spec);
-    if (!job.writer) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
-    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
-                                          GCI_BlueBand, GCI_AlphaBand};
-    GDALDatasetH wds = mmcl__writer_dataset(job.writer);
-    for (int b = 0; b < 4; b++)
-        GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
-    double split = mmcl__writer_progress_split(job.writer, p_end2, 1.0);
-    st = write_metadata(ctx, &job, &info, legend_png);
-    if (st == MMCL_OK)
-        st = run_pass(ctx, &job, PASS_WRITE, width, height, n_threads, o,
-                      p_end2, split);
-    if (st == MMCL_OK && legend_png) {
-        legend_stage[0] = mmcl__stage_create(ctx, files, legend_png);
-        legend_stage[1] = legend_stage[0]
-                              ? mmcl__stage_create(ctx, files, legend_json)
-                              : NULL;
-        st = legend_stage[1]
-                 ? write_legend(ctx, &job, &info, first_name, out, legend_png,
-                                legend_stage[0], legend_stage[1])
-                 : mmcl_context_errcode(ctx);
-    }
-    void *puser = NULL;
-    mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
-    if (st == MMCL_OK)
-        st = mmcl__writer_finish(ctx, job.writer, progress, puser, split, 1.0);
-    mmcl__stage *stages[3] = {job.writer ? mmcl__writer_stage(job.writer)
-                                         : NULL,
-                              legend_stage[0], legend_stage[1]};
-    if (st == MMCL_OK)
-        st = mmcl__stages_commit(ctx, stages, legend_png ? 3 : 1, progress,
-                                 puser, 1.0);
-    if (st == MMCL_OK && job.mode == MODE_PCA)
-        mmcl__log(ctx, MMCL_LOG_INFO,
-                  "PCA of %d bands: the components shown explain %.1f%%, "
-                  "%.1f%%, %.1f%% of the variance",
-                  B, 100.0 * info.explained[0], 100.0 * info.explained[1],
-                  job.n_ch > 2 ? 100.0 * info.explained[2] : 0.0);
-
-done:
-    mmcl__writer_abort(job.writer);
-    mmcl__stage_destroy(legend_stage[0]);
-    mmcl__stage_destroy(legend_stage[1]);
-    free(legend_png);
-    free(legend_json);
-    CSLDestroy(band_names);
-    free(info.loadings);
-    CPLFree(info.source_product);
-    CPLFree(info.units);
-    CPLFree(first_name);
-    job_free(&job);
-    source_close(&src);
-    mmcl__files_destroy(files);
+    run_free(&r);
     mmcl_options_free(tmp);
     return st;
 }
