@@ -228,6 +228,132 @@ finish_stats(mmcl_context *ctx, const mmcl_welford *acc, double *mean,
     return MMCL_OK;
 }
 
+/* After pass 1: each tile's first rank, and the number V of valid patch
+ * centres checked against what training needs; *N is lowered to V when
+ * the sample size is a ceiling (@p at_most). */
+static mmcl_status
+count_centres(mmcl_context *ctx, sample_job *job, size_t n_tiles,
+              const char *const labels[2], int at_most, int *N, long long *V_out)
+{
+    int P = job->P;
+    long long V = 0;
+    for (size_t i = 0; i < n_tiles; i++) {
+        job->tile_first[i] = V;
+        V += job->tile_count[i];
+    }
+    *V_out = V;
+    if (job->n_valid_pixels == 0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s and %s: no valid pixel: every pixel has an "
+                           "invalid optical or SAR value (nodata, NaN, masked "
+                           "or outside the SAR footprint)",
+                           labels[0], labels[1]);
+    if (V < MMCL__SAMPLE_MIN_PATCHES)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s and %s: only %lld valid %dx%d patch%s (%lld "
+                           "valid pixel%s); training needs at least %d",
+                           labels[0], labels[1], V, P, P, V == 1 ? "" : "es",
+                           job->n_valid_pixels,
+                           job->n_valid_pixels == 1 ? "" : "s",
+                           MMCL__SAMPLE_MIN_PATCHES);
+    if (V < *N && at_most)
+        *N = (int)V;
+    if (V < *N)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "only %lld valid %dx%d patches, fewer than the %d "
+                           "samples asked for (lower --samples)",
+                           V, P, P, *N);
+    return MMCL_OK;
+}
+
+/* The sample's shape and buffers for N patches of V valid centres. */
+static mmcl_status
+sample_alloc(mmcl_context *ctx, mmcl__sample *s, const sample_job *job, int N,
+             long long V)
+{
+    int P = job->P;
+    s->N = N;
+    s->P = P;
+    s->B1 = job->B1;
+    s->B2 = job->B2;
+    s->d1 = job->B1 * P * P;
+    s->d2 = job->B2 * P * P;
+    s->n_valid_pixels = job->n_valid_pixels;
+    s->n_valid_centres = V;
+    s->mean1 = mmcl__malloc_array(ctx, (size_t)job->B1, 1, sizeof(double));
+    s->std1 = mmcl__malloc_array(ctx, (size_t)job->B1, 1, sizeof(double));
+    s->mean2 = mmcl__malloc_array(ctx, (size_t)job->B2, 1, sizeof(double));
+    s->std2 = mmcl__malloc_array(ctx, (size_t)job->B2, 1, sizeof(double));
+    s->X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d1, sizeof(float));
+    s->X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d2, sizeof(float));
+    s->px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    s->py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    if (!s->mean1 || !s->std1 || !s->mean2 || !s->std2 || !s->X1 || !s->X2 ||
+        !s->px || !s->py)
+        return MMCL_ERR_NO_MEMORY;
+    return MMCL_OK;
+}
+
+/* Band statistics of pass 1 into the sample; a modality whose every band
+ * is constant has nothing to learn. */
+static mmcl_status
+sample_stats(mmcl_context *ctx, mmcl__sample *s, const sample_job *job,
+             const char *const labels[2])
+{
+    mmcl_status st =
+        finish_stats(ctx, job->acc1, s->mean1, s->std1, &s->zero_variance1);
+    if (st == MMCL_OK)
+        st = finish_stats(ctx, job->acc2, s->mean2, s->std2,
+                          &s->zero_variance2);
+    if (st != MMCL_OK)
+        return st;
+    for (int m = 0; m < 2; m++) {
+        int nz = m == 0 ? s->zero_variance1 : s->zero_variance2;
+        int nb = m == 0 ? s->B1 : s->B2;
+        if (nz == nb)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: %s constant over the %lld valid pixels; "
+                               "nothing to learn",
+                               labels[m],
+                               nb == 1 ? "its band is" : "every band is",
+                               job->n_valid_pixels);
+    }
+    return MMCL_OK;
+}
+
+/* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
+ * of the V ranks is kept with probability (N - kept) / (V - seen),
+ * which gives a uniform N-subset, already sorted. */
+static void
+select_ranks(uint64_t *ranks, uint64_t seed, long long V, int N)
+{
+    uint64_t rng = seed ^ 0x6d6d636c73616d70ULL; /* "mmclsamp" */
+    long long kept = 0;
+    for (long long i = 0; i < V && kept < N; i++) {
+        if ((double)(V - i) * mmcl__rng_uniform(&rng) < (double)(N - kept))
+            ranks[kept++] = (uint64_t)i;
+    }
+}
+
+/* Standardize: every entry of band b by the band's statistics. */
+static void
+standardize(mmcl__sample *s)
+{
+    int PP = s->P * s->P;
+    for (int n = 0; n < s->N; n++) {
+        float *x1 = s->X1 + (size_t)n * s->d1;
+        float *x2 = s->X2 + (size_t)n * s->d2;
+        for (int b = 0; b < s->B1; b++)
+            for (int k = 0; k < PP; k++)
+                x1[b * PP + k] = (float)((x1[b * PP + k] - s->mean1[b]) /
+                                         s->std1[b]);
+        for (int b = 0; b < s->B2; b++)
+            for (int k = 0; k < PP; k++)
+                x2[b * PP + k] = (float)((x2[b * PP + k] - s->mean2[b]) /
+                                         s->std2[b]);
+    }
+}
+
 mmcl_status
 mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
                   const char *const labels[2], int P, int N, int at_most,
@@ -258,6 +384,7 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
     size_t n_tiles = (size_t)nx * ny;
     mmcl__sample *s = calloc(1, sizeof(*s));
     uint64_t *ranks = NULL;
+    long long V = 0;
     if (!s)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     job.tile_count = mmcl__calloc_array(ctx, n_tiles, 1, sizeof(long long));
@@ -275,92 +402,21 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
     job.pass = 1;
     st = mmcl__run_tiles(ctx, width, height, tile, n_threads, &tj, progress,
                          progress_user, p0, mid);
+    if (st == MMCL_OK)
+        st = count_centres(ctx, &job, n_tiles, labels, at_most, &N, &V);
     if (st != MMCL_OK)
         goto done;
 
-    long long V = 0;
-    for (size_t i = 0; i < n_tiles; i++) {
-        job.tile_first[i] = V;
-        V += job.tile_count[i];
-    }
-    if (job.n_valid_pixels == 0) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "%s and %s: no valid pixel: every pixel has an "
-                         "invalid optical or SAR value (nodata, NaN, masked "
-                         "or outside the SAR footprint)",
-                         labels[0], labels[1]);
-        goto done;
-    }
-    if (V < MMCL__SAMPLE_MIN_PATCHES) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "%s and %s: only %lld valid %dx%d patch%s (%lld "
-                         "valid pixel%s); training needs at least %d",
-                         labels[0], labels[1], V, P, P, V == 1 ? "" : "es",
-                         job.n_valid_pixels, job.n_valid_pixels == 1 ? "" : "s",
-                         MMCL__SAMPLE_MIN_PATCHES);
-        goto done;
-    }
-    if (V < N && at_most)
-        N = (int)V;
-    if (V < N) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "only %lld valid %dx%d patches, fewer than the %d "
-                         "samples asked for (lower --samples)",
-                         V, P, P, N);
-        goto done;
-    }
-
-    s->N = N;
-    s->P = P;
-    s->B1 = job.B1;
-    s->B2 = job.B2;
-    s->d1 = job.B1 * P * P;
-    s->d2 = job.B2 * P * P;
-    s->n_valid_pixels = job.n_valid_pixels;
-    s->n_valid_centres = V;
-    s->mean1 = mmcl__malloc_array(ctx, (size_t)job.B1, 1, sizeof(double));
-    s->std1 = mmcl__malloc_array(ctx, (size_t)job.B1, 1, sizeof(double));
-    s->mean2 = mmcl__malloc_array(ctx, (size_t)job.B2, 1, sizeof(double));
-    s->std2 = mmcl__malloc_array(ctx, (size_t)job.B2, 1, sizeof(double));
-    s->X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d1, sizeof(float));
-    s->X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d2, sizeof(float));
-    s->px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
-    s->py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    st = sample_alloc(ctx, s, &job, N, V);
     ranks = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(uint64_t));
-    if (!s->mean1 || !s->std1 || !s->mean2 || !s->std2 || !s->X1 || !s->X2 ||
-        !s->px || !s->py || !ranks) {
+    if (st != MMCL_OK || !ranks) {
         st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
-    st = finish_stats(ctx, job.acc1, s->mean1, s->std1, &s->zero_variance1);
-    if (st == MMCL_OK)
-        st = finish_stats(ctx, job.acc2, s->mean2, s->std2,
-                          &s->zero_variance2);
+    st = sample_stats(ctx, s, &job, labels);
     if (st != MMCL_OK)
         goto done;
-    for (int m = 0; m < 2; m++) {
-        int nz = m == 0 ? s->zero_variance1 : s->zero_variance2;
-        int nb = m == 0 ? s->B1 : s->B2;
-        if (nz == nb) {
-            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "%s: %s constant over the %lld valid pixels; "
-                             "nothing to learn",
-                             labels[m],
-                             nb == 1 ? "its band is" : "every band is",
-                             job.n_valid_pixels);
-            goto done;
-        }
-    }
-
-    /* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
-     * of the V ranks is kept with probability (N - kept) / (V - seen),
-     * which gives a uniform N-subset, already sorted. */
-    uint64_t rng = seed ^ 0x6d6d636c73616d70ULL; /* "mmclsamp" */
-    long long kept = 0;
-    for (long long i = 0; i < V && kept < N; i++) {
-        if ((double)(V - i) * mmcl__rng_uniform(&rng) < (double)(N - kept))
-            ranks[kept++] = (uint64_t)i;
-    }
+    select_ranks(ranks, seed, V, N);
 
     job.pass = 2;
     job.ranks = ranks;
@@ -370,21 +426,7 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
                          progress_user, mid, p1);
     if (st != MMCL_OK)
         goto done;
-
-    /* Standardize: every entry of band b by the band's statistics. */
-    int PP = P * P;
-    for (int n = 0; n < N; n++) {
-        float *x1 = s->X1 + (size_t)n * s->d1;
-        float *x2 = s->X2 + (size_t)n * s->d2;
-        for (int b = 0; b < s->B1; b++)
-            for (int k = 0; k < PP; k++)
-                x1[b * PP + k] = (float)((x1[b * PP + k] - s->mean1[b]) /
-                                         s->std1[b]);
-        for (int b = 0; b < s->B2; b++)
-            for (int k = 0; k < PP; k++)
-                x2[b * PP + k] = (float)((x2[b * PP + k] - s->mean2[b]) /
-                                         s->std2[b]);
-    }
+    standardize(s);
     *out = s;
     s = NULL;
 

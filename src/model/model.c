@@ -1556,20 +1556,175 @@ not_a_model(mmcl_context *ctx, const char *path, const unsigned char *head,
                     head[6], head[7]);
 }
 
+/* What mmcl_model_load holds while it reads; freed by load_clear. */
+typedef struct model_reader {
+    const char *path;
+    FILE *fp;
+    uint64_t file_size, header_len, buffer_len;
+    load_entry *entries;
+    load_entry **order;
+    size_t n;
+    char *metadata;
+} model_reader;
+
+static void
+load_clear(model_reader *r)
+{
+    if (r->entries) {
+        for (size_t i = 0; i < r->n; i++)
+            tensor_clear(&r->entries[i].t);
+        free(r->entries);
+    }
+    free(r->order);
+    free(r->metadata);
+    if (r->fp)
+        fclose(r->fp);
+}
+
+/* The file's size, checked to be a regular file with a header length. */
+static mmcl_status
+load_stat(mmcl_context *ctx, model_reader *r)
+{
+    struct stat sb;
+    if (fstat(fileno(r->fp), &sb) != 0)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot read '%s': %s", r->path,
+                           strerror(errno));
+    if (!S_ISREG(sb.st_mode) || sb.st_size < 0)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "model '%s' is not a regular file", r->path);
+    r->file_size = (uint64_t)sb.st_size;
+    if (r->file_size < 8)
+        return bad_file(ctx, r->path,
+                        "file is %" PRIu64 " bytes long, shorter "
+                        "than the 8-byte header length (truncated?)",
+                        r->file_size);
+    return MMCL_OK;
+}
+
+/* The header length, from the file's first bytes; what the file is when
+ * they are no model's start. Leaves the file at the header. */
+static mmcl_status
+load_sniff(mmcl_context *ctx, model_reader *r)
+{
+    unsigned char head[MODEL_SNIFF_BYTES];
+    size_t head_n = fread(head, 1, sizeof(head), r->fp);
+    uint64_t file_size = r->file_size, header_len;
+    if (head_n < 8)
+        return read_exact(ctx, r->fp, r->path, head, 8); /* the read error */
+    header_len = get_le64(head);
+    /* A model's header is a JSON object: '{' follows the length. */
+    if (header_len > MODEL_MAX_HEADER || header_len > file_size - 8 ||
+        head[8] != '{') {
+        if (header_len <= MODEL_MAX_HEADER && head[8] == '{')
+            return bad_file(ctx, r->path,
+                            "header length %" PRIu64 " runs past the "
+                            "end of the file (%" PRIu64 " bytes, so at most "
+                            "%" PRIu64 "; truncated?)",
+                            header_len, file_size, file_size - 8);
+        if (header_len <= MODEL_MAX_HEADER && header_len <= file_size - 8 &&
+            !looks_like_text(head, head_n)) {
+            /* A plausible length before a header that is no JSON object:
+             * the header parser says what is wrong. */
+        } else {
+            return not_a_model(ctx, r->path, head, head_n);
+        }
+    }
+    if (fseek(r->fp, 8, SEEK_SET) != 0)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot read '%s': %s", r->path,
+                           strerror(errno));
+    r->header_len = header_len;
+    r->buffer_len = file_size - 8 - header_len;
+    return MMCL_OK;
+}
+
+/* The JSON header: the tensor entries, their order in the buffer, and the
+ * metadata. */
+static mmcl_status
+load_header(mmcl_context *ctx, model_reader *r)
+{
+    char *header = mmcl__malloc_array(ctx, (size_t)r->header_len + 1, 1, 1);
+    if (!header)
+        return MMCL_ERR_NO_MEMORY;
+    mmcl_status st = read_exact(ctx, r->fp, r->path, header,
+                                (size_t)r->header_len);
+    if (st == MMCL_OK) {
+        header[r->header_len] = '\0';
+        st = parse_header(ctx, r->path, header, (size_t)r->header_len,
+                          r->buffer_len, &r->entries, &r->order, &r->n,
+                          &r->metadata);
+    }
+    free(header);
+    return st;
+}
+
+/* The tensors' values, then a check that all of them are finite. */
+static mmcl_status
+load_tensors(mmcl_context *ctx, model_reader *r)
+{
+    /* The ranges tile the buffer in this order: read it front to back. */
+    for (size_t i = 0; i < r->n; i++) {
+        model_tensor *t = &r->order[i]->t;
+        unsigned char *bytes;
+        t->data = mmcl__malloc_array(ctx, t->count, sizeof(float), 1);
+        if (!t->data)
+            return MMCL_ERR_NO_MEMORY;
+        bytes = (unsigned char *)t->data;
+        mmcl_status st = read_exact(ctx, r->fp, r->path, bytes,
+                                    t->count * sizeof(float));
+        if (st != MMCL_OK)
+            return st;
+        /* In place: element j only reads and writes bytes 4j..4j+3. */
+        for (size_t j = 0; j < t->count; j++)
+            t->data[j] = get_le_f32(bytes + 4 * j);
+    }
+    const model_tensor *bad;
+    size_t at;
+    const char *what;
+    /* One pass over the values: little next to reading them. */
+    for (size_t i = 0; i < r->n; i++)
+        if (first_nonfinite(&r->entries[i].t, 1, &bad, &at, &what))
+            return bad_file(ctx, r->path,
+                            "tensor '%s' holds %s at element %zu (a "
+                            "diverged training, or a damaged file)",
+                            bad->name, what, at);
+    return MMCL_OK;
+}
+
+/* Moves the tensors and metadata read into @p model. */
+static mmcl_status
+load_into(mmcl_context *ctx, model_reader *r, mmcl_model *model)
+{
+    size_t n = r->n;
+    if (n > 0) {
+        model->tensors = mmcl__malloc_array(ctx, n, 1, sizeof(model_tensor));
+        if (!model->tensors)
+            return MMCL_ERR_NO_MEMORY;
+        for (size_t i = 0; i < n; i++) { /* entries are sorted by name */
+            model->tensors[i] = r->entries[i].t;
+            r->entries[i].t.name = NULL;
+            r->entries[i].t.data = NULL;
+        }
+        model->ntensors = n;
+        model->cap = n;
+    }
+    free(model->metadata);
+    model->metadata = r->metadata;
+    r->metadata = NULL;
+
+    /* Absolute, so that it names the same file whatever the folder. */
+    model->source = realpath(r->path, NULL);
+    if (!model->source)
+        model->source = strdup(r->path);
+    if (!model->source)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    return MMCL_OK;
+}
+
 mmcl_status
 mmcl_model_load(mmcl_context *ctx, const char *path, mmcl_model **out)
 {
-    mmcl_status st = MMCL_OK;
-    FILE *fp = NULL;
-    struct stat sb;
-    unsigned char head[MODEL_SNIFF_BYTES];
-    size_t head_n;
-    uint64_t file_size, header_len, buffer_len;
-    char *header = NULL;
-    load_entry *entries = NULL;
-    load_entry **order = NULL;
-    size_t n = 0;
-    char *metadata = NULL;
+    mmcl_status st;
+    model_reader r = {0};
     mmcl_model *model = NULL;
 
     if (out)
@@ -1578,154 +1733,34 @@ mmcl_model_load(mmcl_context *ctx, const char *path, mmcl_model **out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "mmcl_model_load: path and out must not be NULL");
 
-    fp = fopen(path, "rb");
-    if (!fp)
+    r.path = path;
+    r.fp = fopen(path, "rb");
+    if (!r.fp)
         return mmcl__error(ctx, MMCL_ERR_IO, "cannot open model '%s': %s", path,
                            strerror(errno));
-    if (fstat(fileno(fp), &sb) != 0) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot read '%s': %s", path,
-                         strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(sb.st_mode) || sb.st_size < 0) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "model '%s' is not a regular file",
-                         path);
-        goto done;
-    }
-    file_size = (uint64_t)sb.st_size;
-    if (file_size < 8) {
-        st = bad_file(ctx, path,
-                      "file is %" PRIu64 " bytes long, shorter "
-                      "than the 8-byte header length (truncated?)",
-                      file_size);
-        goto done;
-    }
-    head_n = fread(head, 1, sizeof(head), fp);
-    if (head_n < 8) {
-        st = read_exact(ctx, fp, path, head, 8); /* the read error */
-        goto done;
-    }
-    header_len = get_le64(head);
-    /* A model's header is a JSON object: '{' follows the length. */
-    if (header_len > MODEL_MAX_HEADER || header_len > file_size - 8 ||
-        head[8] != '{') {
-        if (header_len <= MODEL_MAX_HEADER && head[8] == '{') {
-            st = bad_file(ctx, path,
-                          "header length %" PRIu64 " runs past the "
-                          "end of the file (%" PRIu64 " bytes, so at most "
-                          "%" PRIu64 "; truncated?)",
-                          header_len, file_size, file_size - 8);
-            goto done;
-        }
-        if (header_len <= MODEL_MAX_HEADER && header_len <= file_size - 8 &&
-            !looks_like_text(head, head_n)) {
-            /* A plausible length before a header that is no JSON object:
-             * the header parser says what is wrong. */
-        } else {
-            st = not_a_model(ctx, path, head, head_n);
-            goto done;
-        }
-    }
-    if (fseek(fp, 8, SEEK_SET) != 0) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot read '%s': %s", path,
-                         strerror(errno));
-        goto done;
-    }
-    buffer_len = file_size - 8 - header_len;
-
-    header = mmcl__malloc_array(ctx, (size_t)header_len + 1, 1, 1);
-    if (!header) {
-        st = MMCL_ERR_NO_MEMORY;
-        goto done;
-    }
-    st = read_exact(ctx, fp, path, header, (size_t)header_len);
+    st = load_stat(ctx, &r);
+    if (st == MMCL_OK)
+        st = load_sniff(ctx, &r);
+    if (st == MMCL_OK)
+        st = load_header(ctx, &r);
+    if (st == MMCL_OK)
+        st = load_tensors(ctx, &r);
     if (st != MMCL_OK)
         goto done;
-    header[header_len] = '\0';
-    st = parse_header(ctx, path, header, (size_t)header_len, buffer_len,
-                      &entries, &order, &n, &metadata);
-    if (st != MMCL_OK)
-        goto done;
-    free(header);
-    header = NULL;
-
-    /* The ranges tile the buffer in this order: read it front to back. */
-    for (size_t i = 0; i < n; i++) {
-        model_tensor *t = &order[i]->t;
-        unsigned char *bytes;
-        t->data = mmcl__malloc_array(ctx, t->count, sizeof(float), 1);
-        if (!t->data) {
-            st = MMCL_ERR_NO_MEMORY;
-            goto done;
-        }
-        bytes = (unsigned char *)t->data;
-        st = read_exact(ctx, fp, path, bytes, t->count * sizeof(float));
-        if (st != MMCL_OK)
-            goto done;
-        /* In place: element j only reads and writes bytes 4j..4j+3. */
-        for (size_t j = 0; j < t->count; j++)
-            t->data[j] = get_le_f32(bytes + 4 * j);
-    }
-    {
-        const model_tensor *bad;
-        size_t at;
-        const char *what;
-        /* One pass over the values: little next to reading them. */
-        for (size_t i = 0; i < n; i++)
-            if (first_nonfinite(&entries[i].t, 1, &bad, &at, &what)) {
-                st = bad_file(ctx, path,
-                              "tensor '%s' holds %s at element %zu (a "
-                              "diverged training, or a damaged file)",
-                              bad->name, what, at);
-                goto done;
-            }
-    }
 
     model = mmcl_model_create(ctx);
     if (!model) {
         st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
-    if (n > 0) {
-        model->tensors = mmcl__malloc_array(ctx, n, 1, sizeof(model_tensor));
-        if (!model->tensors) {
-            st = MMCL_ERR_NO_MEMORY;
-            goto done;
-        }
-        for (size_t i = 0; i < n; i++) { /* entries are sorted by name */
-            model->tensors[i] = entries[i].t;
-            entries[i].t.name = NULL;
-            entries[i].t.data = NULL;
-        }
-        model->ntensors = n;
-        model->cap = n;
-    }
-    free(model->metadata);
-    model->metadata = metadata;
-    metadata = NULL;
-
-    /* Absolute, so that it names the same file whatever the folder. */
-    model->source = realpath(path, NULL);
-    if (!model->source)
-        model->source = strdup(path);
-    if (!model->source) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    st = load_into(ctx, &r, model);
+    if (st != MMCL_OK)
         goto done;
-    }
     *out = model;
     model = NULL;
 
 done:
     mmcl_model_destroy(model);
-    if (entries) {
-        for (size_t i = 0; i < n; i++)
-            tensor_clear(&entries[i].t);
-        free(entries);
-    }
-    free(order);
-    free(metadata);
-    free(header);
-    if (fp)
-        fclose(fp);
+    load_clear(&r);
     return st;
 }

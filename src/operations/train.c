@@ -743,6 +743,269 @@ training_json(const mmcl_options *o)
     return j;
 }
 
+/* What mmcl_train holds besides the train_state its fits share. */
+typedef struct train_run {
+    train_state t;
+    const char *const *optical;
+    const char *const *sar;
+    size_t n_optical, n_sar;
+    mmcl__pair *pair;
+    char **input_notes;
+    float *H[2];
+    int sizes[2][MMCL_MLP_MAX_LAYERS + 1], n_sizes;
+    int d1, d2;
+    int shared_private;
+    mmcl_activation act;
+    const char *encoder;
+} train_run;
+
+static void
+train_run_clear(train_run *r)
+{
+    free(r->H[0]);
+    free(r->H[1]);
+    cJSON_Delete(r->t.figures);
+    cJSON_Delete(r->t.meta);
+    mmcl_model_destroy(r->t.model);
+    mmcl__sample_free(r->t.s);
+    mmcl__pair_close(r->pair);
+    CSLDestroy(r->input_notes);
+}
+
+/* The options into the state, and the checks that need no input. */
+static mmcl_status
+run_options(mmcl_context *ctx, train_run *r, const mmcl_options *o)
+{
+    train_state *t = &r->t;
+    t->opts = o;
+    t->objective = mmcl__opt_str(o, "OBJECTIVE");
+    t->k = (int)mmcl__opt_int(o, "DIM");
+    t->P = (int)mmcl__opt_int(o, "PATCH");
+    t->ridge = mmcl__opt_double(o, "RIDGE");
+    t->kp = (int)mmcl__opt_int(o, "PRIVATE_DIM");
+    if (t->kp == 0)
+        t->kp = t->k;
+    t->n_threads = mmcl__opt_threads(o);
+    t->progress = mmcl__opt_progress(o, &t->progress_user);
+    r->shared_private = strcmp(t->objective, "shared-private") == 0;
+    t->aligned = r->shared_private ? mmcl__opt_str(o, "SHARED_OBJECTIVE")
+                                   : t->objective;
+    if (t->P % 2 == 0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "patch size %d must be odd (1, 3, 5, ...)", t->P);
+    mmcl__activation_from_name(mmcl__opt_str(o, "ACTIVATION"), &r->act);
+    r->encoder = mmcl__opt_str(o, "ENCODER");
+    if (strcmp(t->aligned, "clip") != 0 && strcmp(r->encoder, "linear") != 0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "--encoder %s needs --objective clip (cca and pca "
+                           "are linear)",
+                           r->encoder);
+    return MMCL_OK;
+}
+
+/* The pair opened and checked, the patch dimensions and the encoders'
+ * layer sizes. */
+static mmcl_status
+run_pair(mmcl_context *ctx, train_run *r)
+{
+    train_state *t = &r->t;
+    mmcl_status st = mmcl__pair_open(ctx, r->optical, r->n_optical, r->sar,
+                                     r->n_sar, t->opts, &r->pair);
+    if (st == MMCL_OK)
+        st = mmcl__input_check_train_names(ctx, r->pair, r->optical,
+                                           r->n_optical, r->sar, r->n_sar);
+    if (st != MMCL_OK)
+        return st;
+    int B1 = mmcl__pair_optical_bands(r->pair);
+    int B2 = mmcl__pair_sar_bands(r->pair);
+    int d1 = B1 * t->P * t->P, d2 = B2 * t->P * t->P;
+    int dmin = d1 < d2 ? d1 : d2;
+    r->d1 = d1;
+    r->d2 = d2;
+    /* A linear encoder cannot make more than d independent outputs; an MLP
+     * (clip) may widen a small patch, as the common 64-dimensional heads
+     * on 2-channel SAR do. */
+    if (t->k > dmin && !(strcmp(t->objective, "clip") == 0))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "--dim %d is larger than what a modality can give: "
+                           "the %s patch has %d values (%d bands x %dx%d)",
+                           t->k, d1 < d2 ? "optical" : "SAR", dmin,
+                           d1 < d2 ? B1 : B2, t->P, t->P);
+    r->n_sizes = 2;
+    for (int m = 0; m < 2; m++) {
+        int d = m == 0 ? d1 : d2;
+        if (strcmp(t->aligned, "clip") == 0) {
+            r->n_sizes = parse_encoder(ctx, r->encoder, d, t->k, r->sizes[m]);
+            if (!r->n_sizes)
+                return MMCL_ERR_INVALID_ARG;
+        } else {
+            r->sizes[m][0] = d;
+            r->sizes[m][1] = t->k;
+        }
+    }
+    return MMCL_OK;
+}
+
+/* The training sample, and what the input checks say about its values. */
+static mmcl_status
+run_sample(mmcl_context *ctx, train_run *r)
+{
+    train_state *t = &r->t;
+    const mmcl_options *o = t->opts;
+    const char *const labels[2] = {mmcl__pair_optical_label(r->pair),
+                                   mmcl__pair_sar_label(r->pair)};
+    /* The default sample size is a ceiling; a size the user asked for is
+     * a demand. */
+    mmcl_status st = mmcl__sample_draw(
+        ctx, r->pair, labels, t->P, (int)mmcl__opt_int(o, "SAMPLES"),
+        !mmcl__opt_given(o, "SAMPLES"), (uint64_t)mmcl__opt_int(o, "SEED"),
+        (int)mmcl__opt_int(o, "TILE"), t->n_threads, t->progress,
+        t->progress_user, 0.0, 0.4, &t->s);
+    if (st != MMCL_OK)
+        return st;
+    for (int m = 0; m < 2; m++) {
+        int nz = m == 0 ? t->s->zero_variance1 : t->s->zero_variance2;
+        if (nz)
+            mmcl__log(ctx, MMCL_LOG_WARNING,
+                      "%d %s band(s) are constant over the valid area; they "
+                      "carry no signal and are kept at 0 after "
+                      "standardization",
+                      nz, mmcl__modality_name(m));
+    }
+
+    mmcl__input_check_train_values(ctx, t->s->mean1, t->s->std1, t->s->B1,
+                                   t->s->mean2, t->s->B2, r->optical,
+                                   r->n_optical, r->sar, r->n_sar,
+                                   &r->input_notes);
+    return MMCL_OK;
+}
+
+/* The model, and the metadata known before fitting. */
+static mmcl_status
+run_metadata(mmcl_context *ctx, train_run *r)
+{
+    train_state *t = &r->t;
+    const mmcl_options *o = t->opts;
+    t->model = mmcl_model_create(ctx);
+    t->meta = cJSON_CreateObject();
+    t->figures = cJSON_CreateObject();
+    if (!t->model || !t->meta || !t->figures)
+        return MMCL_ERR_NO_MEMORY;
+    cJSON_AddStringToObject(t->meta, "objective", t->objective);
+    cJSON_AddStringToObject(t->meta, "aligned_objective", t->aligned);
+    cJSON_AddNumberToObject(t->meta, "k", t->k);
+    cJSON_AddNumberToObject(t->meta, "patch", t->P);
+    cJSON_AddStringToObject(t->meta, "patch_layout", "band,row,col");
+    cJSON_AddStringToObject(t->meta, "mmcl_version", mmcl_version());
+    /* The embedding is the encoder output f(x); InfoNCE compares its
+     * L2-normalized version (CLIP), but the map keeps the norm, which a
+     * k-dimensional unit sphere would lose (a circle for k = 2). */
+    const char *act_name = mmcl__opt_str(o, "ACTIVATION");
+    cJSON_AddItemToObject(
+        t->meta, "optical",
+        modality_json(t, 0, r->sizes[0], r->n_sizes, act_name, 0,
+                      mmcl__pair_optical_band_names(r->pair)));
+    cJSON_AddItemToObject(t->meta, "sar",
+                          modality_json(t, 1, r->sizes[1], r->n_sizes,
+                                        act_name, 0,
+                                        mmcl__pair_sar_band_names(r->pair)));
+    cJSON_AddItemToObject(t->meta, "pair", pair_json(o, r->pair));
+    if (r->input_notes) {
+        /* What the input checks warned about (input_check.c). */
+        cJSON *notes = cJSON_AddArrayToObject(t->meta, "input_notes");
+        for (int i = 0; r->input_notes[i]; i++)
+            cJSON_AddItemToArray(notes,
+                                 cJSON_CreateString(r->input_notes[i]));
+    }
+    cJSON_AddItemToObject(t->meta, "training", training_json(o));
+    cJSON_AddNumberToObject(t->meta, "seed",
+                            (double)mmcl__opt_int(o, "SEED"));
+    return MMCL_OK;
+}
+
+/* The private parts of shared-private, on the representations of the
+ * model as fitted so far. */
+static mmcl_status
+run_private(mmcl_context *ctx, train_run *r)
+{
+    train_state *t = &r->t;
+    mmcl_status st = embed_with_model(ctx, t, r->H);
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        int d = m == 0 ? r->d1 : r->d2;
+        if (t->k + t->kp > d) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "--dim %d plus --private-dim %d exceeds the "
+                             "%d values of a %s patch",
+                             t->k, t->kp, d, mmcl__modality_name(m));
+            break;
+        }
+        st = fit_private(ctx, t, m, r->H[m]);
+        cJSON_SetNumberValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(t->meta,
+                                                    mmcl__modality_name(m)),
+                                "private_dim"),
+            t->kp);
+    }
+    free(r->H[0]);
+    free(r->H[1]);
+    r->H[0] = r->H[1] = NULL;
+    return st;
+}
+
+/* The aligned part, the private parts and the decoders. */
+static mmcl_status
+run_fit(mmcl_context *ctx, train_run *r)
+{
+    train_state *t = &r->t;
+    mmcl_status st;
+    if (strcmp(t->aligned, "cca") == 0)
+        st = fit_cca(ctx, t);
+    else if (strcmp(t->aligned, "pca") == 0)
+        st = fit_pca(ctx, t);
+    else
+        st = fit_clip(ctx, t, r->sizes[0], r->sizes[1], r->n_sizes, r->act);
+    if (st != MMCL_OK)
+        return st;
+    if (t->progress && !t->progress(0.9, NULL, t->progress_user))
+        return mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
+
+    if (r->shared_private) {
+        st = run_private(ctx, r);
+        if (st != MMCL_OK)
+            return st;
+    }
+    st = embed_with_model(ctx, t, r->H);
+    if (st == MMCL_OK)
+        st = fit_decoders(ctx, t, r->H);
+    return st;
+}
+
+/* The sample figures and the metadata into the model, checked. */
+static mmcl_status
+run_finish(mmcl_context *ctx, train_run *r)
+{
+    train_state *t = &r->t;
+    cJSON_AddNumberToObject(t->figures, "samples", t->s->N);
+    cJSON_AddNumberToObject(t->figures, "valid_pixels",
+                            (double)t->s->n_valid_pixels);
+    cJSON_AddNumberToObject(t->figures, "valid_patches",
+                            (double)t->s->n_valid_centres);
+    cJSON_AddItemToObject(t->meta, "figures", t->figures);
+    t->figures = NULL;
+    mmcl_status st = set_metadata(ctx, t->model, t->meta);
+    if (st != MMCL_OK)
+        return st;
+    /* The final check: the model loads as any reader will load it. */
+    mmcl__encoder *check = NULL;
+    st = mmcl__encoder_create(ctx, t->model, &check);
+    mmcl__encoder_free(check);
+    if (st != MMCL_OK)
+        return st;
+    if (t->progress && !t->progress(1.0, NULL, t->progress_user))
+        return mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
+    return MMCL_OK;
+}
+
 mmcl_status
 mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
            const char *const *sar, size_t n_sar, const mmcl_options *opts_in,
@@ -754,10 +1017,7 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         *out_model = NULL;
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
-    mmcl__pair *pair = NULL;
-    train_state t = {0};
-    float *H[2] = {NULL, NULL};
-    char **input_notes = NULL;
+    train_run r = {0};
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "train", &tmp, &o);
     if (st != MMCL_OK)
         return st;
@@ -765,204 +1025,28 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "out_model is NULL");
         goto done;
     }
-    t.opts = o;
-    t.objective = mmcl__opt_str(o, "OBJECTIVE");
-    t.k = (int)mmcl__opt_int(o, "DIM");
-    t.P = (int)mmcl__opt_int(o, "PATCH");
-    t.ridge = mmcl__opt_double(o, "RIDGE");
-    t.kp = (int)mmcl__opt_int(o, "PRIVATE_DIM");
-    if (t.kp == 0)
-        t.kp = t.k;
-    t.n_threads = mmcl__opt_threads(o);
-    t.progress = mmcl__opt_progress(o, &t.progress_user);
-    int shared_private = strcmp(t.objective, "shared-private") == 0;
-    t.aligned = shared_private ? mmcl__opt_str(o, "SHARED_OBJECTIVE")
-                               : t.objective;
-    if (t.P % 2 == 0) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "patch size %d must be odd (1, 3, 5, ...)", t.P);
-        goto done;
-    }
-    mmcl_activation act;
-    mmcl__activation_from_name(mmcl__opt_str(o, "ACTIVATION"), &act);
-    const char *encoder = mmcl__opt_str(o, "ENCODER");
-    if (strcmp(t.aligned, "clip") != 0 && strcmp(encoder, "linear") != 0) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "--encoder %s needs --objective clip (cca and pca "
-                         "are linear)",
-                         encoder);
-        goto done;
-    }
-
-    st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, o, &pair);
+    r.optical = optical;
+    r.n_optical = n_optical;
+    r.sar = sar;
+    r.n_sar = n_sar;
+    st = run_options(ctx, &r, o);
     if (st == MMCL_OK)
-        st = mmcl__input_check_train_names(ctx, pair, optical, n_optical,
-                                           sar, n_sar);
-    if (st != MMCL_OK)
-        goto done;
-    int B1 = mmcl__pair_optical_bands(pair), B2 = mmcl__pair_sar_bands(pair);
-    int d1 = B1 * t.P * t.P, d2 = B2 * t.P * t.P;
-    int dmin = d1 < d2 ? d1 : d2;
-    /* A linear encoder cannot make more than d independent outputs; an MLP
-     * (clip) may widen a small patch, as the common 64-dimensional heads
-     * on 2-channel SAR do. */
-    if (t.k > dmin && !(strcmp(t.objective, "clip") == 0)) {
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "--dim %d is larger than what a modality can give: "
-                         "the %s patch has %d values (%d bands x %dx%d)",
-                         t.k, d1 < d2 ? "optical" : "SAR", dmin,
-                         d1 < d2 ? B1 : B2, t.P, t.P);
-        goto done;
-    }
-    int sizes[2][MMCL_MLP_MAX_LAYERS + 1], n_sizes = 2;
-    for (int m = 0; m < 2; m++) {
-        int d = m == 0 ? d1 : d2;
-        if (strcmp(t.aligned, "clip") == 0) {
-            n_sizes = parse_encoder(ctx, encoder, d, t.k, sizes[m]);
-            if (!n_sizes) {
-                st = MMCL_ERR_INVALID_ARG;
-                goto done;
-            }
-        } else {
-            sizes[m][0] = d;
-            sizes[m][1] = t.k;
-        }
-    }
-
-    const char *const labels[2] = {mmcl__pair_optical_label(pair),
-                                   mmcl__pair_sar_label(pair)};
-    /* The default sample size is a ceiling; a size the user asked for is
-     * a demand. */
-    st = mmcl__sample_draw(
-        ctx, pair, labels, t.P, (int)mmcl__opt_int(o, "SAMPLES"),
-        !mmcl__opt_given(o, "SAMPLES"), (uint64_t)mmcl__opt_int(o, "SEED"),
-        (int)mmcl__opt_int(o, "TILE"), t.n_threads, t.progress, t.progress_user,
-        0.0, 0.4, &t.s);
-    if (st != MMCL_OK)
-        goto done;
-    for (int m = 0; m < 2; m++) {
-        int nz = m == 0 ? t.s->zero_variance1 : t.s->zero_variance2;
-        if (nz)
-            mmcl__log(ctx, MMCL_LOG_WARNING,
-                      "%d %s band(s) are constant over the valid area; they "
-                      "carry no signal and are kept at 0 after "
-                      "standardization",
-                      nz, mmcl__modality_name(m));
-    }
-
-    mmcl__input_check_train_values(ctx, t.s->mean1, t.s->std1, t.s->B1,
-                                   t.s->mean2, t.s->B2, optical, n_optical,
-                                   sar, n_sar, &input_notes);
-
-    t.model = mmcl_model_create(ctx);
-    t.meta = cJSON_CreateObject();
-    t.figures = cJSON_CreateObject();
-    if (!t.model || !t.meta || !t.figures) {
-        st = MMCL_ERR_NO_MEMORY;
-        goto done;
-    }
-    cJSON_AddStringToObject(t.meta, "objective", t.objective);
-    cJSON_AddStringToObject(t.meta, "aligned_objective", t.aligned);
-    cJSON_AddNumberToObject(t.meta, "k", t.k);
-    cJSON_AddNumberToObject(t.meta, "patch", t.P);
-    cJSON_AddStringToObject(t.meta, "patch_layout", "band,row,col");
-    cJSON_AddStringToObject(t.meta, "mmcl_version", mmcl_version());
-    /* The embedding is the encoder output f(x); InfoNCE compares its
-     * L2-normalized version (CLIP), but the map keeps the norm, which a
-     * k-dimensional unit sphere would lose (a circle for k = 2). */
-    const char *act_name = mmcl__opt_str(o, "ACTIVATION");
-    cJSON_AddItemToObject(
-        t.meta, "optical",
-        modality_json(&t, 0, sizes[0], n_sizes, act_name, 0,
-                      mmcl__pair_optical_band_names(pair)));
-    cJSON_AddItemToObject(t.meta, "sar",
-                          modality_json(&t, 1, sizes[1], n_sizes, act_name,
-                                        0,
-                                        mmcl__pair_sar_band_names(pair)));
-    cJSON_AddItemToObject(t.meta, "pair", pair_json(o, pair));
-    if (input_notes) {
-        /* What the input checks warned about (input_check.c). */
-        cJSON *notes = cJSON_AddArrayToObject(t.meta, "input_notes");
-        for (int i = 0; input_notes[i]; i++)
-            cJSON_AddItemToArray(notes, cJSON_CreateString(input_notes[i]));
-    }
-    cJSON_AddItemToObject(t.meta, "training", training_json(o));
-    cJSON_AddNumberToObject(t.meta, "seed", (double)mmcl__opt_int(o, "SEED"));
-
-    if (strcmp(t.aligned, "cca") == 0)
-        st = fit_cca(ctx, &t);
-    else if (strcmp(t.aligned, "pca") == 0)
-        st = fit_pca(ctx, &t);
-    else
-        st = fit_clip(ctx, &t, sizes[0], sizes[1], n_sizes, act);
-    if (st != MMCL_OK)
-        goto done;
-    if (t.progress && !t.progress(0.9, NULL, t.progress_user)) {
-        st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
-        goto done;
-    }
-
-    if (shared_private) {
-        st = embed_with_model(ctx, &t, H);
-        for (int m = 0; m < 2 && st == MMCL_OK; m++) {
-            int d = m == 0 ? d1 : d2;
-            if (t.k + t.kp > d) {
-                st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                                 "--dim %d plus --private-dim %d exceeds the "
-                                 "%d values of a %s patch",
-                                 t.k, t.kp, d, mmcl__modality_name(m));
-                break;
-            }
-            st = fit_private(ctx, &t, m, H[m]);
-            cJSON_SetNumberValue(
-                cJSON_GetObjectItem(cJSON_GetObjectItem(t.meta, mmcl__modality_name(m)),
-                                    "private_dim"),
-                t.kp);
-        }
-        free(H[0]);
-        free(H[1]);
-        H[0] = H[1] = NULL;
-        if (st != MMCL_OK)
-            goto done;
-    }
-    st = embed_with_model(ctx, &t, H);
+        st = run_pair(ctx, &r);
     if (st == MMCL_OK)
-        st = fit_decoders(ctx, &t, H);
+        st = run_sample(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_metadata(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_fit(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_finish(ctx, &r);
     if (st != MMCL_OK)
         goto done;
-
-    cJSON_AddNumberToObject(t.figures, "samples", t.s->N);
-    cJSON_AddNumberToObject(t.figures, "valid_pixels",
-                            (double)t.s->n_valid_pixels);
-    cJSON_AddNumberToObject(t.figures, "valid_patches",
-                            (double)t.s->n_valid_centres);
-    cJSON_AddItemToObject(t.meta, "figures", t.figures);
-    t.figures = NULL;
-    st = set_metadata(ctx, t.model, t.meta);
-    if (st != MMCL_OK)
-        goto done;
-    /* The final check: the model loads as any reader will load it. */
-    mmcl__encoder *check = NULL;
-    st = mmcl__encoder_create(ctx, t.model, &check);
-    mmcl__encoder_free(check);
-    if (st != MMCL_OK)
-        goto done;
-    if (t.progress && !t.progress(1.0, NULL, t.progress_user)) {
-        st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled by the caller");
-        goto done;
-    }
-    *out_model = t.model;
-    t.model = NULL;
+    *out_model = r.t.model;
+    r.t.model = NULL;
 
 done:
-    free(H[0]);
-    free(H[1]);
-    cJSON_Delete(t.figures);
-    cJSON_Delete(t.meta);
-    mmcl_model_destroy(t.model);
-    mmcl__sample_free(t.s);
-    mmcl__pair_close(pair);
-    CSLDestroy(input_notes);
+    train_run_clear(&r);
     mmcl_options_free(tmp);
     return st;
 }
