@@ -127,6 +127,28 @@ same_geotransform(const double a[6], const double b[6])
 
 /* Opens the label raster once to decide how to read it: same grid, or
  * warped (after checking that it overlaps). */
+/* Which label values are invalid: LABEL_NODATA, else the band's nodata
+ * value, else (classes without one) -1; and whether the band has a mask. */
+static void
+label_validity(label_src *lab, GDALRasterBandH band, const mmcl_options *o,
+               int classes)
+{
+    int has_nd = 0;
+    double nd = GDALGetRasterNoDataValue(band, &has_nd);
+    if (mmcl__opt_given(o, "LABEL_NODATA")) {
+        lab->has_nodata = 1;
+        lab->nodata = mmcl__opt_double(o, "LABEL_NODATA");
+    } else if (has_nd && !isnan(nd)) {
+        lab->has_nodata = 1;
+        lab->nodata = nd;
+    } else if (classes && !has_nd) {
+        lab->has_nodata = 1;
+        lab->nodata = -1.0;
+    }
+    int flags = GDALGetMaskFlags(band);
+    lab->use_mask = !(flags & (GMF_ALL_VALID | GMF_NODATA));
+}
+
 static mmcl_status
 label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
            const mmcl_options *o, int classes, label_src *lab)
@@ -152,21 +174,7 @@ label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
                          path, n_bands, n_bands == 1 ? "" : "s", lab->band);
         goto done;
     }
-    GDALRasterBandH band = GDALGetRasterBand(ds, lab->band);
-    int has_nd = 0;
-    double nd = GDALGetRasterNoDataValue(band, &has_nd);
-    if (mmcl__opt_given(o, "LABEL_NODATA")) {
-        lab->has_nodata = 1;
-        lab->nodata = mmcl__opt_double(o, "LABEL_NODATA");
-    } else if (has_nd && !isnan(nd)) {
-        lab->has_nodata = 1;
-        lab->nodata = nd;
-    } else if (classes && !has_nd) {
-        lab->has_nodata = 1;
-        lab->nodata = -1.0;
-    }
-    int flags = GDALGetMaskFlags(band);
-    lab->use_mask = !(flags & (GMF_ALL_VALID | GMF_NODATA));
+    label_validity(lab, GDALGetRasterBand(ds, lab->band), o, classes);
 
     /* Same grid, or warp? */
     int W = mmcl__pair_width(pair), H = mmcl__pair_height(pair);

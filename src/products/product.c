@@ -584,6 +584,18 @@ parse_paths(mmcl_context *ctx, const cJSON *j, const char *key,
     return MMCL_OK;
 }
 
+/* The boolean @p key of @p j into *flag (true when absent). */
+static mmcl_status
+parse_flag(mmcl_context *ctx, const cJSON *j, const char *key,
+           const char *name, int *flag)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (v && !cJSON_IsBool(v))
+        return bad_key(ctx, name, key, "expected true or false for");
+    *flag = !v || cJSON_IsTrue(v);
+    return MMCL_OK;
+}
+
 static mmcl_status
 descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
                  const char *dir, descriptor *d)
@@ -681,18 +693,12 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
         st = parse_paths(ctx, j, "optical", name, dir, &d->optical);
     if (st != MMCL_OK)
         goto done;
-    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(j, "overviews");
-    if (ov && !cJSON_IsBool(ov)) {
-        st = bad_key(ctx, name, "overviews", "expected true or false for");
+    st = parse_flag(ctx, j, "overviews", name, &d->overviews);
+    if (st == MMCL_OK)
+        st = parse_flag(ctx, j, "figures", name, &d->figures);
+    if (st != MMCL_OK)
         goto done;
-    }
-    d->overviews = !ov || cJSON_IsTrue(ov);
-    const cJSON *fig = cJSON_GetObjectItemCaseSensitive(j, "figures");
-    if (fig && !cJSON_IsBool(fig)) {
-        st = bad_key(ctx, name, "figures", "expected true or false for");
-        goto done;
-    }
-    d->figures = d->kind == MMCL__MAP_INFOLOSS && (!fig || cJSON_IsTrue(fig));
+    d->figures = d->kind == MMCL__MAP_INFOLOSS && d->figures;
 
     /* Everything else: options of the operation, checked by its table. */
     const cJSON *item;
