@@ -223,6 +223,28 @@ append(char *buf, size_t size, const char *s)
         snprintf(buf + n, size - n, "%s", s);
 }
 
+/* Appends @p head and the bounds of the w x h raster (@p gt, @p srs) in
+ * @p dst (lon/lat for EPSG:4326 in GIS order), or @p fail when they cannot
+ * be transformed. */
+static void
+append_transformed(char *buf, size_t size, const char *head, const char *fail,
+                   OGRSpatialReferenceH srs, OGRSpatialReferenceH dst,
+                   const double gt[6], int w, int h)
+{
+    double b[4];
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(srs, dst);
+    CPLPopErrorHandler();
+    CPLErrorReset();
+    append(buf, size, head);
+    if (ct && edge_bounds_in(ct, gt, w, h, b))
+        append_bounds(buf, size, b, dst, OSRIsGeographic(dst));
+    else
+        append(buf, size, fail);
+    if (ct)
+        OCTDestroyCoordinateTransformation(ct);
+}
+
 void
 mmcl__footprint_describe(char *buf, size_t size, const char *label,
                          const char *wkt, const double gt[6], int w, int h,
@@ -238,20 +260,9 @@ mmcl__footprint_describe(char *buf, size_t size, const char *label,
     snprintf(buf, size, "%s (%s): ", label, crs);
     edge_bounds_in(NULL, gt, w, h, b);
     append_bounds(buf, size, b, srs, srs && OSRIsGeographic(srs));
-    if (srs && ref && !OSRIsSame(srs, ref)) {
-        OGRCoordinateTransformationH ct;
-        CPLPushErrorHandler(CPLQuietErrorHandler);
-        ct = OCTNewCoordinateTransformation(srs, ref);
-        CPLPopErrorHandler();
-        CPLErrorReset();
-        append(buf, size, "; in the optical CRS: ");
-        if (ct && edge_bounds_in(ct, gt, w, h, b))
-            append_bounds(buf, size, b, ref, OSRIsGeographic(ref));
-        else
-            append(buf, size, "cannot be transformed");
-        if (ct)
-            OCTDestroyCoordinateTransformation(ct);
-    }
+    if (srs && ref && !OSRIsSame(srs, ref))
+        append_transformed(buf, size, "; in the optical CRS: ",
+                           "cannot be transformed", srs, ref, gt, w, h);
     if (ll && OSRImportFromEPSG(ll, 4326) == OGRERR_NONE)
         OSRSetAxisMappingStrategy(ll, OAMS_TRADITIONAL_GIS_ORDER);
     else if (ll) {
@@ -259,20 +270,10 @@ mmcl__footprint_describe(char *buf, size_t size, const char *label,
         ll = NULL;
     }
     /* Lon/lat, unless the raster's own or optical coordinates are. */
-    if (srs && ll && !OSRIsSame(srs, ll) && !(ref && OSRIsSame(ref, ll))) {
-        OGRCoordinateTransformationH ct;
-        CPLPushErrorHandler(CPLQuietErrorHandler);
-        ct = OCTNewCoordinateTransformation(srs, ll);
-        CPLPopErrorHandler();
-        CPLErrorReset();
-        append(buf, size, "; ");
-        if (ct && edge_bounds_in(ct, gt, w, h, b))
-            append_bounds(buf, size, b, NULL, 1);
-        else
-            append(buf, size, "no lon/lat (cannot be transformed)");
-        if (ct)
-            OCTDestroyCoordinateTransformation(ct);
-    }
+    if (srs && ll && !OSRIsSame(srs, ll) && !(ref && OSRIsSame(ref, ll)))
+        append_transformed(buf, size, "; ",
+                           "no lon/lat (cannot be transformed)", srs, ll, gt,
+                           w, h);
     if (ll)
         OSRDestroySpatialReference(ll);
     if (ref)

@@ -127,8 +127,8 @@ check_real(mmcl_context *ctx, GDALDatasetH ds, int sar, const char *path)
                 "SAR '%s' band %d is complex (%s): mmcl needs intensity or "
                 "amplitude in dB or linear power; convert it first (e.g. "
                 "gdal_translate -ot Float32 DERIVED_SUBDATASET:INTENSITY:%s "
-                "intensity.tif gives the linear power |z|^2; add --sar-db "
-                "for dB)",
+                "intensity.tif gives the linear power |z|^2, which "
+                "align and train turn into dB with --sar-db)",
                 path, b, GDALGetDataTypeName(t), path);
         return mmcl__error(
             ctx, MMCL_ERR_UNSUPPORTED,
