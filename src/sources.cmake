@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
 # The library's GDAL side, by layer (docs/architecture.md); each layer uses
-# only those above it in this list. Paths relative to the project root.
+# only those above it in this list, but for the exceptions named there.
+# Paths relative to the project root.
 set(MMCL_SRC_LAYERS
-    core        # context and errors, options, GDAL helpers, the tile pool,
-                # the output rules and the raster writer
+    core        # context and errors, options, GDAL helpers, the tile pool
+                # (and the descriptor chain it hands to its workers), the
+                # output rules and the raster writer
     grid        # the optical stack and the SAR on its grid, read by window
     model       # the model file, its schema, the encoders, input checks
     maps        # embeddings and losses of windows; training samples
@@ -13,6 +15,7 @@ set(MMCL_SRC_LAYERS
 
 set(MMCL_CORE_SOURCES
     src/core/context.c
+    src/core/chain.c
     src/core/options.c
     src/core/json.c
     src/core/gdal_util.c

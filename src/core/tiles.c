@@ -8,7 +8,7 @@
 
 #include "blas_threads.h"
 #include "context_internal.h"
-#include "product_internal.h"
+#include "chain_internal.h"
 #include "tiles_internal.h"
 
 void
@@ -27,7 +27,7 @@ typedef struct worker worker;
 
 typedef struct pool {
     const mmcl__tile_job *job;
-    const mmcl__product_chain *chain; /* of the thread that started it */
+    const mmcl__chain *chain; /* of the thread that started it */
     int width, height, tile, n_tiles;
     mtx_t lock;
     cnd_t changed;   /* a tile was computed or committed, or the pool
@@ -148,7 +148,7 @@ worker_main(void *arg)
     pool *p = w->pool;
     const mmcl__tile_job *job = p->job;
     /* The descriptors the starting thread is in (cycles, nesting). */
-    mmcl__product_chain_adopt(p->chain);
+    mmcl__chain_adopt(p->chain);
     void *state = job->start ? job->start(w->ctx, job->user) : NULL;
 
     mtx_lock(&p->lock);
@@ -224,7 +224,7 @@ run_tiles(mmcl_context *ctx, int width, int height, int tile, int n_threads,
                            height, tile);
     pool p = {0};
     p.job = job;
-    p.chain = mmcl__product_chain_current();
+    p.chain = mmcl__chain_current();
     p.width = width;
     p.height = height;
     p.tile = tile;

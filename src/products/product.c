@@ -35,6 +35,7 @@
 #include "maps_internal.h"
 #include "blas_threads.h"
 #include "options_internal.h"
+#include "chain_internal.h"
 #include "product_internal.h"
 #include "tiles_internal.h"
 
@@ -44,130 +45,6 @@ enum {
     MAX_DESCRIPTOR_BYTES = 1 << 20,
     OVERVIEW_MIN_EDGE = 256 /* the last overview is about this long */
 };
-
-/* ---- descriptors being opened or read on this thread ------------------ */
-
-/*
- * A descriptor names other files (a picture its source; a VRT named as a
- * map's optical or SAR may wrap a descriptor, opened through GDAL and the
- * plugin), so opening or reading one can come back to it. Each thread
- * keeps the chain of descriptors it is opening or reading, each known by
- * device and inode (by its name when it is no file); a descriptor already
- * in the chain is a cycle, and a chain longer than MAX_NESTING is refused.
- * The tile pool hands the chain of the thread that starts a run to its
- * workers (mmcl__product_chain_adopt), so that reads on worker threads
- * see it too. A frame also carries ALLOW_REMOTE given as an open option,
- * which the descriptors opened beneath it inherit.
- */
-enum { MAX_NESTING = MMCL__DESCRIPTOR_MAX_NESTING };
-
-typedef struct chain_frame {
-    const char *name;             /* as given, for messages */
-    const char *path;             /* for identity without an inode */
-    unsigned long long dev, ino;  /* ino 0: no file identity */
-    int allow_remote; /* ALLOW_REMOTE=YES here or in an outer frame */
-    int text;         /* descriptor text given by the caller */
-} chain_frame;
-
-struct mmcl__product_chain {
-    int n;
-    chain_frame f[MAX_NESTING];
-};
-
-static _Thread_local mmcl__product_chain tls_chain;
-
-const mmcl__product_chain *
-mmcl__product_chain_current(void)
-{
-    return &tls_chain;
-}
-
-void
-mmcl__product_chain_adopt(const mmcl__product_chain *c)
-{
-    if (c && c != &tls_chain)
-        tls_chain = *c;
-}
-
-/* The identity of @p path (a descriptor file) into @p f. */
-static void
-frame_identify(chain_frame *f, const char *path)
-{
-    VSIStatBufL sb;
-    f->path = path;
-    f->dev = f->ino = 0;
-    if (path && VSIStatL(path, &sb) == 0 && sb.st_ino != 0) {
-        f->dev = (unsigned long long)sb.st_dev;
-        f->ino = (unsigned long long)sb.st_ino;
-    }
-}
-
-static int
-frame_same(const chain_frame *a, const chain_frame *b)
-{
-    if (a->ino || b->ino)
-        return a->ino == b->ino && a->dev == b->dev;
-    return a->path && b->path && strcmp(a->path, b->path) == 0;
-}
-
-/* Whether the descriptor this thread is opening may name remote and
- * inline paths: opened with ALLOW_REMOTE=YES (or inside one that was), or
- * text given by the calling program, as trusted as the program (a file
- * it names is checked in turn). */
-static int
-chain_allows_remote(void)
-{
-    const mmcl__product_chain *c = &tls_chain;
-    return c->n > 0 && (c->f[c->n - 1].allow_remote || c->f[c->n - 1].text);
-}
-
-/* Enters descriptor @p f: refused when it is already being opened or read
- * on this thread (a cycle) or the chain is full. */
-static mmcl_status
-chain_enter(mmcl_context *ctx, const chain_frame *f)
-{
-    mmcl__product_chain *c = &tls_chain;
-    for (int i = 0; i < c->n; i++) {
-        if (!frame_same(&c->f[i], f))
-            continue;
-        if (i == c->n - 1)
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "descriptor '%s' refers to itself (a cycle)",
-                               c->f[i].name);
-        char through[1024] = "";
-        size_t len = 0;
-        for (int k = i + 1; k < c->n && len < sizeof(through); k++)
-            len += (size_t)snprintf(through + len, sizeof(through) - len,
-                                    "%s'%s'", k > i + 1 ? " and " : "",
-                                    c->f[k].name);
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "descriptor '%s' refers to itself through %s (a "
-                           "cycle)",
-                           c->f[i].name, through);
-    }
-    if (c->n == MAX_NESTING) {
-        char chain[1024] = "";
-        size_t len = 0;
-        for (int k = 0; k < c->n && len < sizeof(chain); k++)
-            len += (size_t)snprintf(chain + len, sizeof(chain) - len,
-                                    "'%s' > ", c->f[k].name);
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "descriptors nested deeper than %d: %s'%s'",
-                           MAX_NESTING, chain, f->name);
-    }
-    c->f[c->n] = *f;
-    if (c->n > 0 && c->f[c->n - 1].allow_remote)
-        c->f[c->n].allow_remote = 1;
-    c->n++;
-    return MMCL_OK;
-}
-
-static void
-chain_leave(void)
-{
-    if (tls_chain.n > 0)
-        tls_chain.n--;
-}
 
 /* ---- paths that reach out --------------------------------------------- */
 
@@ -229,7 +106,7 @@ remote_kind(const char *path)
 int
 mmcl__product_path_allowed(const char *path)
 {
-    return !remote_kind(path) || chain_allows_remote() ||
+    return !remote_kind(path) || mmcl__chain_allows_remote() ||
            CPLTestBool(CPLGetConfigOption("MMCL_DESCRIPTOR_ALLOW_REMOTE",
                                           "NO"));
 }
@@ -323,7 +200,7 @@ typedef struct product_level {
 } product_level;
 
 struct mmcl_product {
-    chain_frame self;    /* this descriptor in a thread's chain (reads) */
+    mmcl__chain_frame self;    /* this descriptor in a thread's chain (reads) */
     char *self_name;     /* self.name and self.path */
     mmcl__rgb_view *rgb; /* a picture: everything below is unused */
     mmcl_model *model;
@@ -922,13 +799,13 @@ mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
     const char *t = s;
     while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
         t++;
-    chain_frame f = {0};
+    mmcl__chain_frame f = {0};
     f.name = *t == '{' ? "(text)" : s;
     f.allow_remote = allow_remote;
     f.text = *t == '{';
     if (*t != '{')
-        frame_identify(&f, s);
-    mmcl_status st = chain_enter(ctx, &f);
+        mmcl__chain_frame_identify(&f, s);
+    mmcl_status st = mmcl__chain_enter(ctx, &f);
     if (st != MMCL_OK)
         return st;
     if (*t == '{') {
@@ -941,7 +818,7 @@ mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
         CPLFree(dir);
         free(text);
     }
-    chain_leave();
+    mmcl__chain_leave();
     if (st != MMCL_OK)
         return st;
     /* Its reads enter the chain as this descriptor. */
@@ -1215,10 +1092,10 @@ static mmcl_status product_read(mmcl_context *ctx, mmcl_product *p,
 static mmcl_status
 product_enter(mmcl_context *ctx, const mmcl_product *p)
 {
-    chain_frame f = p->self;
+    mmcl__chain_frame f = p->self;
     if (!f.name)
         f.name = "(text)";
-    return chain_enter(ctx, &f);
+    return mmcl__chain_enter(ctx, &f);
 }
 
 mmcl_status
@@ -1231,7 +1108,7 @@ mmcl_product_read(mmcl_context *ctx, mmcl_product *p, int level, int x, int y,
         return st;
     st = product_read(ctx, p, level, x, y, w, h, buf);
     if (p)
-        chain_leave();
+        mmcl__chain_leave();
     return st;
 }
 
@@ -1360,7 +1237,7 @@ mmcl_product_figures(mmcl_context *ctx, mmcl_product *p,
         mmcl__error(ctx, st, "%s",
                     p->figures_error ? p->figures_error : "figures failed");
     mtx_unlock(&p->figures_lock);
-    chain_leave();
+    mmcl__chain_leave();
     return st;
 }
 
@@ -1433,14 +1310,14 @@ mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
         goto done;
     }
     /* Open what we are about to write, as GDAL will: as a file. */
-    chain_frame self = {0};
+    mmcl__chain_frame self = {0};
     self.name = path;
     self.path = path;
-    st = chain_enter(ctx, &self);
+    st = mmcl__chain_enter(ctx, &self);
     if (st != MMCL_OK)
         goto done;
     st = product_open_text(ctx, text, path, dir_abs, -1, &check);
-    chain_leave();
+    mmcl__chain_leave();
     if (st != MMCL_OK)
         goto done;
     FILE *f = mmcl__stage_fopen(ctx, stage);

@@ -15,21 +15,7 @@
 
 /* ---- product.c -------------------------------------------------------- */
 
-enum {
-    MMCL__DESCRIPTOR_VERSION = 1,
-    /* Descriptors opened or read inside one another on one thread, at
-     * most (include/mmcl/product.h: a picture of a map is 2). */
-    MMCL__DESCRIPTOR_MAX_NESTING = 4
-};
-
-/* The descriptors the calling thread is opening or reading, innermost
- * last (product.c). A run of the tile pool hands it to its workers:
- * mmcl__product_chain_current() on the thread that starts the run (valid
- * while the run lasts), mmcl__product_chain_adopt() first thing on each
- * worker thread. */
-typedef struct mmcl__product_chain mmcl__product_chain;
-const mmcl__product_chain *mmcl__product_chain_current(void);
-void mmcl__product_chain_adopt(const mmcl__product_chain *chain);
+enum { MMCL__DESCRIPTOR_VERSION = 1 };
 
 /* Checks a path that descriptor @p name gives under @p key: a local file
  * (a plain path, or inside a local archive through /vsizip/, /vsitar/,
