@@ -837,7 +837,7 @@ mmcl__input_check_model(mmcl_context *ctx, const mmcl__encoder *enc,
     }
     for (int m = 0; m < 2 && st == MMCL_OK; m++)
         st = check_band_names(ctx, m, mnames[m], in[m], nb[m], files[m],
-                              m == 0 ? n_optical : 1, notes);
+                              m == 0 ? n_optical : n_sar, notes);
     if (st != MMCL_OK)
         goto done;
 

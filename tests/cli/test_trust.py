@@ -793,6 +793,13 @@ INPUTS = [
                   "sar_vh.tif", "sar_vh.tif"], 1,
          r"output 'sar_vh\.tif' is also an input of this command",
          setup=sar_files),
+    Case("embed_sar_files_in_another_order",
+         ["embed", "-q", "m12.mmcl", "opt.tif", "--sar", "sar_vh.tif",
+          "--sar", "sar_vv.tif", "e.tif"], 1,
+         r"the SAR bands of 'sar_vh\.tif' \.\. 'sar_vv\.tif' \(2 files\) are "
+         r"in another order than the model's: the input has VH, VV, the "
+         r"model was trained with VV, VH; give the files in the model's "
+         r"order", setup=sar_files_and_model, absent=["e.tif"]),
     Case("sar_files_on_different_grids",
          ALIGN + ["opt.tif", "--sar", "sar_vv.tif", "--sar", "vh_crop.tif",
                   "x.tif"], 1,
