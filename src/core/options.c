@@ -112,6 +112,10 @@ static const mmcl_option_def synth_defs[] = {
     {"NOISE", MMCL_OPT_DOUBLE, "0.1", "0", "10", NULL, "--noise", "SIGMA",
      "standard deviation of the per-band noise, relative to the signal",
      MMCL_OPT_USAGE_LIBRARY},
+    {"CLASS_BLEND", MMCL_OPT_DOUBLE, "192", "0", "100000", NULL,
+     "--class-blend", "PX",
+     "distance in pixels over which the land-cover classes blend into each "
+     "other; 0: sharp class edges", MMCL_OPT_USAGE_LIBRARY},
     {"CLASSES", MMCL_OPT_INT, "5", "2", "64", NULL, "--classes", "N",
      "number of land-cover classes in the label raster",
      MMCL_OPT_USAGE_LIBRARY},

@@ -82,10 +82,10 @@ enum {
  * shorter, so that they show structure inside their regions. */
 #define SPECIFIC_WL_MIN 48.0
 #define SPECIFIC_WL_MAX 192.0
-/* Class offsets blend over CLASS_BLEND px of distance difference to the
- * nearest site (about half that on each side of a cell edge), for the
- * same reason. */
-#define CLASS_BLEND 192.0
+/* Class offsets blend over CLASS_BLEND px (default) of distance
+ * difference to the nearest site (about half that on each side of a cell
+ * edge), for the same reason. 0 makes sharp class edges, which patch
+ * encoders see as structure shared by both modalities. */
 #define CLASS_OFFSET_STD 1.5 /* per-class offsets, against unit fields */
 #define HOLE_R_MIN 3.0       /* SAR hole radius range, px */
 #define HOLE_R_MAX 10.0
@@ -214,7 +214,7 @@ typedef struct synth_stage {
 
 typedef struct synth_model {
     int size, S, P1, P2, B1, B2, n_classes, frame, specific;
-    double noise, pixel_size;
+    double noise, pixel_size, class_blend;
     double gain; /* std of the specific part relative to the shared part */
     uint64_t seed, noise_key;
     int n_sites;
@@ -459,7 +459,7 @@ prune_sites(const synth_model *m, double x0, double x1, double y0, double y1,
     for (int i = 0; i < m->n_sites; i++) {
         double nx = fmax(0.0, fmax(x0 - m->sites[i].x, m->sites[i].x - x1));
         double ny = fmax(0.0, fmax(y0 - m->sites[i].y, m->sites[i].y - y1));
-        if (sqrt(nx * nx + ny * ny) <= best_far + CLASS_BLEND + 1.0)
+        if (sqrt(nx * nx + ny * ny) <= best_far + m->class_blend + 1.0)
             cand[n++] = i;
     }
     return n;
@@ -484,9 +484,10 @@ eval_latent(const synth_model *m, synth_scratch *s, const double *xs, int nx,
     size_t n = (size_t)nx * ny;
     int nc = prune_sites(m, xs[0], xs[nx - 1], ys[0], ys[ny - 1], s->cand);
 
-    /* Land cover and class offsets. The offsets blend over CLASS_BLEND px
-     * of distance difference (weights (1 - (d - dmin) / CLASS_BLEND)^2),
-     * so zc has no step at cell edges that a 3x3 patch would see. */
+    /* Land cover and class offsets. The offsets blend over class_blend px
+     * of distance difference (weights (1 - (d - dmin) / class_blend)^2),
+     * so zc has no step at cell edges that a 3x3 patch would see; with
+     * class_blend 0, the nearest site's class only. */
     for (int j = 0; j < ny; j++) {
         for (int k = 0; k < nc; k++) {
             const synth_site *site = &m->sites[s->cand[k]];
@@ -510,10 +511,11 @@ eval_latent(const synth_model *m, synth_scratch *s, const double *xs, int nx,
             label[p] = (uint8_t)m->sites[s->cand[best]].cls;
             double acc[16] = {0}, wsum = 0.0;
             for (int k = 0; k < nc; k++) {
-                double t =
-                    (s->dist[(size_t)k * s->cap + i] - dmin) / CLASS_BLEND;
-                if (t >= 1.0)
+                double dd = s->dist[(size_t)k * s->cap + i] - dmin;
+                if (m->class_blend <= 0.0 ? k != best
+                                          : dd >= m->class_blend)
                     continue;
+                double t = m->class_blend > 0.0 ? dd / m->class_blend : 0.0;
                 double w = (1.0 - t) * (1.0 - t);
                 const double *off =
                     m->class_off + (size_t)m->sites[s->cand[k]].cls * S;
@@ -1365,7 +1367,7 @@ json_make(const synth_model *m, const synth_names *nm, const sar_grid *g,
     for (int c = 0; c < m->n_classes; c++)
         cJSON_AddItemToArray(
             off, json_doubles(m->class_off + (size_t)c * m->S, m->S));
-    cJSON_AddNumberToObject(l, "class_blend_px", CLASS_BLEND);
+    cJSON_AddNumberToObject(l, "class_blend_px", m->class_blend);
 
     cJSON *f = cJSON_AddObjectToObject(root, "fields");
     cJSON_AddNumberToObject(f, "cosines", N_COS);
@@ -1533,6 +1535,7 @@ run_options(mmcl_context *ctx, synth_run *r, const mmcl_options *opts)
     m->P1 = m->specific ? (int)mmcl__opt_int(opts, "OPTICAL_SPECIFIC") : 0;
     m->P2 = m->specific ? (int)mmcl__opt_int(opts, "SAR_SPECIFIC") : 0;
     m->noise = mmcl__opt_double(opts, "NOISE");
+    m->class_blend = mmcl__opt_double(opts, "CLASS_BLEND");
     m->gain = mmcl__opt_double(opts, "SPECIFIC_GAIN");
     m->n_classes = (int)mmcl__opt_int(opts, "CLASSES");
     m->frame = (int)mmcl__opt_int(opts, "NODATA_FRAME");
