@@ -34,6 +34,7 @@ set(MMCL_CORE_SOURCES
     src/maps/map_compute.c
     src/maps/map_run.c
     src/maps/sample.c
+    src/maps/noise.c
     src/operations/align.c
     src/operations/synth.c
     src/operations/train.c

@@ -341,6 +341,11 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
                 GDALSetRasterNoDataValue(band, spec->nodata);
             if (spec->band_names && spec->band_names[b])
                 GDALSetDescription(band, spec->band_names[b]);
+            if (spec->band_units && spec->band_units[b])
+                GDALSetRasterUnitType(band, spec->band_units[b]);
+            if (spec->band_meanings && spec->band_meanings[b])
+                GDALSetMetadataItem(band, "LONG_NAME",
+                                    spec->band_meanings[b], NULL);
         }
     }
     mmcl__gdal_capture_end(&cap);

@@ -32,6 +32,8 @@ typedef struct mmcl__raster_spec {
     int has_nodata;
     double nodata;
     const char *const *band_names; /* n_bands descriptions, or NULL */
+    const char *const *band_units; /* n_bands unit types, or NULL */
+    const char *const *band_meanings; /* n_bands LONG_NAME items, or NULL */
     int block;                /* preferred block edge (the tile size) */
     int n_threads;            /* compression threads */
     /* Compression threads of a format written tile by tile while the

@@ -40,8 +40,19 @@ mmcl__map_def_init(mmcl_context *ctx, mmcl__map_def *def,
                                    "modality",
                                    MMCL__LOSS_MAX_BANDS);
         def->nonred = nonred != 0;
-        def->per_mod = def->nonred ? 4 : 3;
+        def->loss_bands = def->nonred ? 4 : 3;
+        def->per_mod = def->loss_bands + 3;
+        def->reach = MMCL__STRUCTURE_WINDOW / 2;
         def->n_out = 2 * def->per_mod;
+        for (int m = 0; m < 2; m++)
+            if (!isfinite(enc->mod[m].floor_infoloss))
+                mmcl__log(ctx, MMCL_LOG_WARNING,
+                          "the model has no noise estimate of the %s bands "
+                          "(it was trained before mmcl estimated noise, or "
+                          "on too small an area): its noise_floor, "
+                          "structured_loss and structured_excess bands are "
+                          "NaN; train it again to get them",
+                          mmcl__modality_name(m));
         return MMCL_OK;
     }
     if (!modality || strcmp(modality, "joint") == 0) {
@@ -69,6 +80,12 @@ mmcl__map_def_init(mmcl_context *ctx, mmcl__map_def *def,
     return MMCL_OK;
 }
 
+int
+mmcl__map_halo(const mmcl__map_def *def, const mmcl__encoder *enc)
+{
+    return enc->P / 2 + def->reach;
+}
+
 char **
 mmcl__map_band_names(const mmcl__map_def *def)
 {
@@ -85,8 +102,66 @@ mmcl__map_band_names(const mmcl__map_def *def)
         if (def->nonred)
             names = CSLAddString(names,
                                  CPLSPrintf("nonredundancy_%s", mmcl__modality_name(m)));
+        names = CSLAddString(names, CPLSPrintf("noise_floor_%s", mmcl__modality_name(m)));
+        names = CSLAddString(names,
+                             CPLSPrintf("structured_loss_%s", mmcl__modality_name(m)));
+        names = CSLAddString(names,
+                             CPLSPrintf("structured_excess_%s", mmcl__modality_name(m)));
     }
     return names;
+}
+
+/* The unit of the loss bands. */
+#define LOSS_UNIT "standardized band variance"
+
+char **
+mmcl__map_band_units(const mmcl__map_def *def)
+{
+    char **units = NULL;
+    for (int b = 0; b < def->n_out; b++)
+        units = CSLAddString(units, def->kind == MMCL__MAP_EMBEDDING
+                                        ? "dimensionless"
+                                        : LOSS_UNIT);
+    return units;
+}
+
+char **
+mmcl__map_band_meanings(const mmcl__map_def *def, const mmcl__encoder *enc)
+{
+    char **out = NULL;
+    if (def->kind == MMCL__MAP_EMBEDDING) {
+        for (int b = 0; b < def->n_out; b++)
+            out = CSLAddString(out, CPLSPrintf("%s embedding, component %d",
+                                               def->modality, b + 1));
+        return out;
+    }
+    int w = 2 * def->reach + 1;
+    for (int m = 0; m < 2; m++) {
+        const char *mn = mmcl__modality_name(m);
+        int K = enc->mod[m].Ku;
+        out = CSLAddString(out, CPLSPrintf(
+            "share of the %s signal that the aligned embedding does not "
+            "carry, noise included", mn));
+        out = CSLAddString(out, CPLSPrintf(
+            "what the top-%d PCA of the %s bands alone loses", K, mn));
+        out = CSLAddString(out, CPLSPrintf(
+            "%s infoloss minus unimodal: what alignment lost beyond any "
+            "%d-dimensional summary, noise included (signed)", mn, K));
+        if (def->nonred)
+            out = CSLAddString(out, CPLSPrintf(
+                "part of the %s signal that the other modality cannot "
+                "predict linearly", mn));
+        out = CSLAddString(out, CPLSPrintf(
+            "what sensor noise alone makes the %s infoloss read", mn));
+        out = CSLAddString(out, CPLSPrintf(
+            "%s infoloss above the noise floor, mean over %dx%d pixels", mn,
+            w, w));
+        out = CSLAddString(out, CPLSPrintf(
+            "%s excess above the noise, mean over %dx%d pixels: ground "
+            "signal that alignment lost beyond any %d-dimensional summary "
+            "(signed)", mn, w, w, K));
+    }
+    return out;
 }
 
 char **
@@ -103,11 +178,13 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
         md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
     } else {
         md = CSLSetNameValue(md, "PRODUCT", "infoloss");
-        md = CSLSetNameValue(md, "UNITS", "standardized band variance");
+        md = CSLSetNameValue(md, "UNITS", LOSS_UNIT);
         md = CSLSetNameValue(md, "MODEL_HASH", enc->hash);
         md = CSLSetNameValue(md, "OBJECTIVE", enc->objective);
         md = CSLSetNameValue(md, "K", CPLSPrintf("%d", enc->k));
         md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
+        md = CSLSetNameValue(md, "STRUCTURE_WINDOW",
+                             CPLSPrintf("%d", 2 * def->reach + 1));
     }
     /* What the input checks warned about (input_check.c). */
     for (int i = 0; enc->input_notes && enc->input_notes[i]; i++)
@@ -143,6 +220,31 @@ total_ss(const double *sum, const double *sum2, double n, int B)
     return sst;
 }
 
+/* The split of a modality's mean loss into noise and structure (absent
+ * when the model has no noise estimate). */
+static void
+noise_figures(cJSON *o, const mmcl__modality *mod, double mean_infoloss,
+              double mean_excess)
+{
+    double fa = mod->floor_infoloss, fu = mod->floor_unimodal;
+    if (!isfinite(fa) || !isfinite(fu))
+        return;
+    double structured = mean_infoloss - fa;
+    cJSON_AddNumberToObject(o, "noise_floor", fa);
+    cJSON_AddNumberToObject(o, "noise_floor_unimodal", fu);
+    cJSON_AddNumberToObject(o, "mean_structured_loss", structured);
+    cJSON_AddNumberToObject(o, "mean_structured_excess",
+                            mean_excess - (fa - fu));
+    /* Shares of the mean infoloss: what noise alone makes it read, and
+     * the rest (the structured share is at least 0: a loss below its
+     * floor is noise). */
+    double share = mean_infoloss > 0 ? fa / mean_infoloss : 1;
+    if (share > 1)
+        share = 1;
+    cJSON_AddNumberToObject(o, "noise_share", share);
+    cJSON_AddNumberToObject(o, "structured_share", 1 - share);
+}
+
 cJSON *
 mmcl__loss_figures_json(const mmcl__encoder *enc, int nonred,
                         const mmcl__loss_sums total[2])
@@ -152,7 +254,7 @@ mmcl__loss_figures_json(const mmcl__encoder *enc, int nonred,
     cJSON_AddStringToObject(j, "objective", enc->objective);
     cJSON_AddNumberToObject(j, "k", enc->k);
     cJSON_AddNumberToObject(j, "patch", enc->P);
-    cJSON_AddStringToObject(j, "units", "standardized band variance");
+    cJSON_AddStringToObject(j, "units", LOSS_UNIT);
     for (int m = 0; m < 2; m++) {
         const mmcl__loss_sums *s = &total[m];
         int B = enc->mod[m].B;
@@ -166,6 +268,11 @@ mmcl__loss_figures_json(const mmcl__encoder *enc, int nonred,
         cJSON_AddNumberToObject(o, "r2_unimodal", r2u);
         cJSON_AddNumberToObject(o, "loss_fraction",
                                 r2u > 0 ? (r2u - r2a) / r2u : 0);
+        /* The plain fractions of the variance lost, beside the relative
+         * loss_fraction. */
+        cJSON_AddNumberToObject(o, "fraction_lost", sst > 0 ? 1 - r2a : 0);
+        cJSON_AddNumberToObject(o, "fraction_lost_unimodal",
+                                sst > 0 ? 1 - r2u : 0);
         double nb = s->n * B;
         cJSON_AddNumberToObject(o, "mean_infoloss",
                                 nb > 0 ? s->sse_aligned / nb : 0);
@@ -175,6 +282,8 @@ mmcl__loss_figures_json(const mmcl__encoder *enc, int nonred,
                                 nb > 0 ? (s->sse_aligned - s->sse_unimodal) /
                                              nb
                                        : 0);
+        noise_figures(o, &enc->mod[m], nb > 0 ? s->sse_aligned / nb : 0,
+                      nb > 0 ? (s->sse_aligned - s->sse_unimodal) / nb : 0);
         if (nonred) {
             double sst_nr = total_ss(s->sum_c_nr, s->sum_c2_nr, s->n_nonred,
                                      B);
@@ -193,8 +302,10 @@ char **
 mmcl__loss_figures_md(const cJSON *fig)
 {
     static const char *const keys[] = {
-        "r2_aligned", "r2_unimodal", "loss_fraction", "mean_infoloss",
-        "mean_unimodal", "mean_excess", "mean_nonredundancy",
+        "r2_aligned", "r2_unimodal", "loss_fraction", "fraction_lost",
+        "fraction_lost_unimodal", "mean_infoloss", "mean_unimodal",
+        "mean_excess", "noise_floor", "noise_share", "mean_structured_loss",
+        "mean_structured_excess", "mean_nonredundancy",
         "r2_from_other_modality", "valid_pixels", NULL};
     char **md = NULL;
     for (int m = 0; m < 2; m++) {
@@ -260,6 +371,10 @@ struct mmcl__map_worker {
     float *H[2];     /* (R, K_m) representations */
     float *U, *C, *pred; /* infoloss: (R, max K), (R, max B) x 2 */
     float *L;            /* infoloss: (3, R) losses of a block */
+    float *raw;          /* infoloss: (2 loss_bands, (tile + 2 reach)^2) */
+    int sum_x0, sum_y0, sum_x1, sum_y1; /* infoloss: pixels summed, window
+                                         * coordinates */
+    int width, height;                  /* of the raster */
     double flop_per_row[2]; /* encoder m, per GEMM row */
     mmcl__map_timing timing;
 };
@@ -283,6 +398,7 @@ mmcl__map_worker_destroy(mmcl__map_worker *w)
     free(w->C);
     free(w->pred);
     free(w->L);
+    free(w->raw);
     free(w);
 }
 
@@ -313,7 +429,12 @@ worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
     w->enc = enc;
     w->def = def;
     w->tile = tile;
-    size_t T = (size_t)tile, Wp = T + 2 * (size_t)(enc->P / 2);
+    w->width = mmcl__pair_width(pair);
+    w->height = mmcl__pair_height(pair);
+    /* An information-loss map computes its losses on the window grown by
+     * the structured bands' reach. */
+    size_t T = (size_t)tile + 2 * (size_t)def->reach;
+    size_t Wp = (size_t)tile + 2 * (size_t)mmcl__map_halo(def, enc);
     size_t R = MMCL__GEMM_ROWS;
     size_t Kmax = (size_t)(enc->mod[0].K > enc->mod[1].K ? enc->mod[0].K
                                                            : enc->mod[1].K);
@@ -341,7 +462,9 @@ worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
         w->C = mmcl__malloc_array(ctx, R, Bmax, 4);
         w->pred = mmcl__malloc_array(ctx, R, Bmax, 4);
         w->L = mmcl__malloc_array(ctx, 3, R, 4);
-        fail = !w->H[0] || !w->U || !w->C || !w->pred || !w->L;
+        w->raw = mmcl__malloc_array(ctx, T * T, 2 * (size_t)def->loss_bands,
+                                    4);
+        fail = !w->H[0] || !w->U || !w->C || !w->pred || !w->L || !w->raw;
     }
     for (int m = 0; m < 2 && !fail; m++) {
         const mmcl__modality *mod = &enc->mod[m];
@@ -636,27 +759,37 @@ row_loss(float *loss, const float *C, const float *pred, size_t n, int B)
     }
 }
 
-/* The information-loss bands of modality @p m for @p nb window pixels
- * from @p i0, whose losses are the block rows from @p s0 on, into @p o
- * (per_mod, n), and their sums (added to @p s, in pixel order). */
+/* The loss bands of modality @p m for @p nb window pixels from @p i0
+ * (window row @p row, column @p col), whose losses are the block rows from
+ * @p s0 on, into @p o (loss_bands, n), and the sums of the pixels in the
+ * worker's summed rectangle (added to @p s, in pixel order). */
 static void
-loss_run(const mmcl__map_worker *w, int m, size_t s0, size_t i0, size_t nb,
-         size_t n, float *o, mmcl__loss_sums *s)
+loss_run(const mmcl__map_worker *w, int m, size_t s0, size_t i0, int col,
+         int row, size_t nb, size_t n, float *o, mmcl__loss_sums *s)
 {
     const mmcl__map_def *def = w->def;
     const size_t R = MMCL__GEMM_ROWS;
     const int B = w->enc->mod[m].B;
+    int summed_row = row >= w->sum_y0 && row < w->sum_y1;
     for (size_t q = 0; q < nb; q++) {
         size_t i = i0 + q, r = s0 + q;
+        int cq = col + (int)q;
         float *oq = o + i;
         if (!w->ok[m][i]) {
-            for (int k = 0; k < def->per_mod; k++)
+            for (int k = 0; k < def->loss_bands; k++)
                 oq[k * n] = NAN;
             continue;
         }
         oq[0] = w->L[r];
         oq[n] = w->L[R + r];
         oq[2 * n] = oq[0] - oq[n];
+        int summed = summed_row && cq >= w->sum_x0 && cq < w->sum_x1;
+        if (def->nonred && (w->ok[0][i] && w->ok[1][i]))
+            oq[3 * n] = w->L[2 * R + r];
+        else if (def->nonred)
+            oq[3 * n] = NAN;
+        if (!summed)
+            continue;
         s->n += 1;
         s->sse_aligned += (double)oq[0] * B;
         s->sse_unimodal += (double)oq[n] * B;
@@ -665,13 +798,8 @@ loss_run(const mmcl__map_worker *w, int m, size_t s0, size_t i0, size_t nb,
             s->sum_c[b] += c[b];
             s->sum_c2[b] += (double)c[b] * c[b];
         }
-        if (!def->nonred)
+        if (!def->nonred || !(w->ok[0][i] && w->ok[1][i]))
             continue;
-        if (!(w->ok[0][i] && w->ok[1][i])) {
-            oq[3 * n] = NAN;
-            continue;
-        }
-        oq[3 * n] = w->L[2 * R + r];
         s->n_nonred += 1;
         s->sse_nonred += (double)oq[3 * n] * B;
         for (int b = 0; b < B; b++) {
@@ -718,21 +846,32 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, const cell *c,
             mmcl__linear_apply(w->pred, &mod->dec_nonred, w->X[1 - m], R);
             row_loss(w->L + 2 * R, w->C, w->pred, R, B);
         }
-        float *o = out + (size_t)m * def->per_mod * n;
+        float *o = out + (size_t)m * def->loss_bands * n;
         for (int r = 0; r < c->h; r++)
             loss_run(w, m, (size_t)(c->s0 + r * MMCL__CELL),
-                     (size_t)(c->j + r) * tw + c->i, (size_t)c->w, n, o,
-                     &sums[m]);
+                     (size_t)(c->j + r) * tw + c->i, c->i, c->j + r,
+                     (size_t)c->w, n, o, &sums[m]);
     }
     return st;
 }
 
-/* The map of the window [x, x+tw) x [y, y+th) read into @p pad and
- * @p valid (stride tw + 2 halo). */
+/* floor(a / b) * b for b > 0: the cell grid's line at or before a, also
+ * left of or above the raster (a window grown by the structured reach). */
+static int
+cell_origin(int a, int b)
+{
+    int q = a / b;
+    if (a % b != 0 && a < 0)
+        q--;
+    return q * b;
+}
+
+/* The embedding or the loss bands of the window [x, x+tw) x [y, y+th)
+ * read into @p pad and @p valid (stride tw + 2 halo). */
 static mmcl_status
-compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
-               const uint8_t *valid, int x, int y, int tw, int th,
-               float *out, mmcl__loss_sums *sums)
+compute_cells(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
+              const uint8_t *valid, int x, int y, int tw, int th,
+              float *out, mmcl__loss_sums *sums)
 {
     const mmcl__encoder *enc = w->enc;
     const mmcl__map_def *def = w->def;
@@ -756,8 +895,9 @@ compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
                               w->scratch);
     int joint = def->use == MMCL__USE_JOINT && !enc->mod[0].kp &&
                 !enc->mod[1].kp;
-    for (int gy = y / S * S; gy < y + th && st == MMCL_OK; gy += S) {
-        for (int gx = x / S * S; gx < x + tw && st == MMCL_OK; gx += S) {
+    for (int gy = cell_origin(y, S); gy < y + th && st == MMCL_OK; gy += S) {
+        for (int gx = cell_origin(x, S); gx < x + tw && st == MMCL_OK;
+             gx += S) {
             /* The cell's part of the window. */
             int x0 = gx > x ? gx : x, y0 = gy > y ? gy : y;
             int x1 = gx + S < x + tw ? gx + S : x + tw;
@@ -803,6 +943,96 @@ compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
     return st;
 }
 
+/*
+ * The noise bands of the information-loss map of the window [x, x+tw) x
+ * [y, y+th) from its loss bands in w->raw, computed on the window grown by
+ * the reach S (docs/noise.md): per modality, the loss bands of the
+ * window's pixels, then
+ *   noise_floor       = the model's floor of the infoloss band,
+ *   structured_loss   = mean infoloss over the (2S+1)^2 window - floor,
+ *   structured_excess = mean excess over the window - (floor - unimodal
+ *                       floor),
+ * the means over the window's pixels whose loss is valid and that lie on
+ * the raster, in a fixed order (so tiles do not change a bit); NaN where
+ * the pixel's own loss is NaN.
+ */
+static void
+noise_bands(const mmcl__map_worker *w, int x, int y, int tw, int th,
+            float *out)
+{
+    const mmcl__map_def *def = w->def;
+    const int S = def->reach, ew = tw + 2 * S, eh = th + 2 * S;
+    const int L = def->loss_bands;
+    const size_t n = (size_t)tw * th, ne = (size_t)ew * eh;
+    for (int m = 0; m < 2; m++) {
+        const mmcl__modality *mod = &w->enc->mod[m];
+        const float *raw = w->raw + (size_t)m * L * ne;
+        float *o = out + (size_t)m * def->per_mod * n;
+        const double fa = mod->floor_infoloss;
+        const double fu = mod->floor_unimodal;
+        for (int k = 0; k < L; k++)
+            for (int j = 0; j < th; j++)
+                memcpy(o + k * n + (size_t)j * tw,
+                       raw + k * ne + (size_t)(j + S) * ew + S,
+                       (size_t)tw * sizeof(float));
+        float *nf = o + L * n, *sl = nf + n, *se = sl + n;
+        for (int j = 0; j < th; j++) {
+            int j0 = y + j - S < 0 ? S - (y + j) : 0;
+            int j1 = y + j + S >= w->height ? S + w->height - 1 - (y + j)
+                                             : 2 * S;
+            for (int i = 0; i < tw; i++) {
+                size_t p = (size_t)j * tw + i;
+                if (isnan(o[p])) {
+                    nf[p] = sl[p] = se[p] = NAN;
+                    continue;
+                }
+                int i0 = x + i - S < 0 ? S - (x + i) : 0;
+                int i1 = x + i + S >= w->width ? S + w->width - 1 - (x + i)
+                                                : 2 * S;
+                double sum_l = 0, sum_e = 0;
+                int count = 0;
+                for (int dj = j0; dj <= j1; dj++) {
+                    const float *rl = raw + (size_t)(j + dj) * ew + i;
+                    const float *re = rl + 2 * ne;
+                    for (int di = i0; di <= i1; di++) {
+                        if (isnan(rl[di]))
+                            continue;
+                        sum_l += rl[di];
+                        sum_e += re[di];
+                        count++;
+                    }
+                }
+                nf[p] = (float)fa;
+                sl[p] = (float)(sum_l / count - fa);
+                se[p] = (float)(sum_e / count - (fa - fu));
+            }
+        }
+    }
+}
+
+/* The map of the window [x, x+tw) x [y, y+th) read into @p pad and
+ * @p valid (stride tw + 2 halo, halo mmcl__map_halo). */
+static mmcl_status
+compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
+               const uint8_t *valid, int x, int y, int tw, int th,
+               float *out, mmcl__loss_sums *sums)
+{
+    if (w->def->kind != MMCL__MAP_INFOLOSS)
+        return compute_cells(ctx, w, pad, valid, x, y, tw, th, out, sums);
+    /* The loss bands on the window grown by the reach, of which only the
+     * window's own pixels are summed. */
+    int S = w->def->reach;
+    w->sum_x0 = S;
+    w->sum_y0 = S;
+    w->sum_x1 = S + tw;
+    w->sum_y1 = S + th;
+    mmcl_status st = compute_cells(ctx, w, pad, valid, x - S, y - S,
+                                   tw + 2 * S, th + 2 * S, w->raw, sums);
+    if (st == MMCL_OK)
+        noise_bands(w, x, y, tw, th, out);
+    return st;
+}
+
 static mmcl_status
 check_window(mmcl_context *ctx, const mmcl__map_worker *w, int tw, int th)
 {
@@ -824,8 +1054,9 @@ mmcl__map_compute(mmcl_context *ctx, mmcl__map_worker *w, int x, int y,
     if (st != MMCL_OK)
         return st;
     double t0 = mmcl__thread_seconds();
-    st = mmcl__pair_read(ctx, w->reader, x, y, tw, th, w->enc->P / 2,
-                         w->pad[0], w->pad[1], w->valid);
+    st = mmcl__pair_read(ctx, w->reader, x, y, tw, th,
+                         mmcl__map_halo(w->def, w->enc), w->pad[0], w->pad[1],
+                         w->valid);
     w->timing.read_s += mmcl__thread_seconds() - t0;
     if (st != MMCL_OK)
         return st;

@@ -77,6 +77,8 @@ run_open_writer(mmcl_context *ctx, mmcl__map_run *r, const char *out,
     spec.has_nodata = 1;
     spec.nodata = NAN;
     spec.band_names = (const char *const *)r->names;
+    spec.band_units = (const char *const *)r->units;
+    spec.band_meanings = (const char *const *)r->meanings;
     spec.block = r->tile;
     spec.n_threads = r->threads;
     spec.stream_threads = mmcl__map_compress_threads(spec.n_threads);
@@ -121,6 +123,8 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     if (st != MMCL_OK)
         return st;
     r->names = mmcl__map_band_names(&r->def);
+    r->units = mmcl__map_band_units(&r->def);
+    r->meanings = mmcl__map_band_meanings(&r->def, r->enc);
     r->metadata = mmcl__map_metadata(&r->def, r->enc);
     st = run_open_writer(ctx, r, out, format, co);
     return st;
@@ -130,8 +134,8 @@ mmcl_status
 mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r)
 {
     /* Reading starts here, once the output exists. */
-    r->reader = mmcl__tile_reader_create(ctx, r->pair, r->tile, r->enc->P / 2,
-                                         r->threads);
+    r->reader = mmcl__tile_reader_create(
+        ctx, r->pair, r->tile, mmcl__map_halo(&r->def, r->enc), r->threads);
     if (!r->reader)
         return mmcl_context_errcode(ctx);
     mmcl__tile_job tj = {run_start, run_work, run_commit, run_stop, r};
@@ -156,6 +160,8 @@ mmcl__map_run_close(mmcl__map_run *r)
     mmcl__tile_reader_destroy(r->reader);
     mmcl__writer_abort(r->writer);
     CSLDestroy(r->names);
+    CSLDestroy(r->units);
+    CSLDestroy(r->meanings);
     CSLDestroy(r->metadata);
     mmcl__pair_close(r->pair);
     mmcl__encoder_free(r->enc);

@@ -55,14 +55,25 @@ typedef enum mmcl__embed_use {
 
 enum { MMCL__LOSS_MAX_BANDS = 64 };
 
+/* The structured bands of an information-loss map average the loss over
+ * a window of this edge (odd) around each pixel (docs/noise.md). */
+#define MMCL__STRUCTURE_WINDOW 5
+
 typedef struct mmcl__map_def {
     mmcl__map_kind kind;
     mmcl__embed_use use;  /* embedding: which encoder */
     const char *modality; /* embedding: "joint", "optical" or "sar" */
     int nonred;           /* infoloss: non-redundancy bands */
-    int per_mod;          /* infoloss: bands per modality (3 or 4) */
+    int loss_bands;       /* infoloss: infoloss, unimodal, excess[, nonred] */
+    int per_mod;          /* infoloss: bands per modality (loss_bands and
+                           * noise_floor, structured_loss, structured_excess) */
+    int reach;            /* infoloss: the structured bands' window radius */
     int n_out;            /* output bands */
 } mmcl__map_def;
+
+/* The halo a window of the map is read with: the patch's, and for an
+ * information-loss map the structured bands' window radius. */
+int mmcl__map_halo(const mmcl__map_def *def, const mmcl__encoder *enc);
 
 /* Fills @p def for @p enc. @p modality (embedding) is "optical", "sar" or
  * "joint" (NULL = joint); @p nonred (infoloss) adds the non-redundancy
@@ -73,6 +84,12 @@ mmcl_status mmcl__map_def_init(mmcl_context *ctx, mmcl__map_def *def,
 
 /* Band descriptions (emb_000.., infoloss_optical..): CSL, CSLDestroy. */
 char **mmcl__map_band_names(const mmcl__map_def *def);
+
+/* Each band's unit (for GDALSetRasterUnitType) and what it means in a
+ * sentence (the band's LONG_NAME metadata): CSLs of n_out (CSLDestroy). */
+char **mmcl__map_band_units(const mmcl__map_def *def);
+char **mmcl__map_band_meanings(const mmcl__map_def *def,
+                               const mmcl__encoder *enc);
 
 /* The MMCL metadata of the map other than the global figures, as a CSL of
  * KEY=VALUE in the order the writers set them (CSLDestroy); the notes of
@@ -204,6 +221,7 @@ typedef struct mmcl__map_run {
     struct mmcl__writer *writer;
     mmcl__tile_reader *reader; /* reads the tiles ahead of the workers */
     char **names;              /* band names (CSL) */
+    char **units, **meanings;  /* band units and LONG_NAMEs (CSL) */
     char **metadata;           /* the map's metadata (CSL) */
     const char *report;        /* infoloss: REPORT, or NULL */
     int tile, threads;

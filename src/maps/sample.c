@@ -9,6 +9,7 @@
 
 #include "context_internal.h"
 #include "maps_internal.h"
+#include "noise_internal.h"
 #include "rng.h"
 #include "sample_internal.h"
 #include "stats.h"
@@ -21,6 +22,8 @@ typedef struct sample_job {
     mmcl_welford *acc1, *acc2;
     long long *tile_count;   /* valid centres per tile */
     long long n_valid_pixels;
+    mmcl__noise_diffs nd1, nd2; /* second differences, in tile order */
+    int noise_step;
     /* Pass 2. */
     const uint64_t *ranks;   /* sorted selected ranks, (N) */
     int N;
@@ -37,6 +40,7 @@ typedef struct sample_worker {
     mmcl_welford *acc1, *acc2;
     long long count;         /* valid centres in the last tile */
     long long n_pixels;
+    mmcl__noise_diffs nd1, nd2; /* of the last tile */
 } sample_worker;
 
 static void
@@ -53,6 +57,8 @@ worker_stop(void *state, void *user)
     free(w->rowrun);
     mmcl__welford_destroy(w->acc1);
     mmcl__welford_destroy(w->acc2);
+    mmcl__noise_diffs_free(&w->nd1);
+    mmcl__noise_diffs_free(&w->nd2);
     free(w);
 }
 
@@ -75,6 +81,8 @@ worker_start(mmcl_context *ctx, void *user)
     w->rowrun = mmcl__malloc_array(ctx, W, (size_t)job->tile, 1);
     w->acc1 = mmcl__welford_create(ctx, job->B1);
     w->acc2 = mmcl__welford_create(ctx, job->B2);
+    mmcl__noise_diffs_init(&w->nd1, job->B1);
+    mmcl__noise_diffs_init(&w->nd2, job->B2);
     if (!w->reader || !w->opt || !w->sar || !w->valid || !w->centre ||
         !w->rowrun || !w->acc1 || !w->acc2) {
         worker_stop(w, user);
@@ -135,7 +143,17 @@ sample_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
         }
         for (size_t i = 0; i < (size_t)t->w * t->h; i++)
             w->count += w->centre[i];
-        return MMCL_OK;
+        /* The noise's second differences (noise_internal.h). */
+        size_t origin = (size_t)halo * W + (size_t)halo;
+        w->nd1.n = w->nd2.n = 0;
+        mmcl_status st1 = mmcl__noise_diffs_collect(
+            ctx, &w->nd1, w->opt, plane, W, origin, w->valid, t->x, t->y,
+            t->w, t->h, job->noise_step);
+        if (st1 == MMCL_OK)
+            st1 = mmcl__noise_diffs_collect(ctx, &w->nd2, w->sar, plane, W,
+                                            origin, w->valid, t->x, t->y,
+                                            t->w, t->h, job->noise_step);
+        return st1;
     }
 
     /* Pass 2: extract the selected centres of this tile. */
@@ -190,6 +208,10 @@ sample_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     mmcl_status st = mmcl__welford_merge(ctx, job->acc1, w->acc1);
     if (st == MMCL_OK)
         st = mmcl__welford_merge(ctx, job->acc2, w->acc2);
+    if (st == MMCL_OK)
+        st = mmcl__noise_diffs_append(ctx, &job->nd1, &w->nd1);
+    if (st == MMCL_OK)
+        st = mmcl__noise_diffs_append(ctx, &job->nd2, &w->nd2);
     return st;
 }
 
@@ -206,6 +228,8 @@ mmcl__sample_free(mmcl__sample *s)
     free(s->std1);
     free(s->mean2);
     free(s->std2);
+    free(s->noise1);
+    free(s->noise2);
     free(s);
 }
 
@@ -284,12 +308,14 @@ sample_alloc(mmcl_context *ctx, mmcl__sample *s, const sample_job *job, int N,
     s->std1 = mmcl__malloc_array(ctx, (size_t)job->B1, 1, sizeof(double));
     s->mean2 = mmcl__malloc_array(ctx, (size_t)job->B2, 1, sizeof(double));
     s->std2 = mmcl__malloc_array(ctx, (size_t)job->B2, 1, sizeof(double));
+    s->noise1 = mmcl__malloc_array(ctx, (size_t)job->B1, 1, sizeof(double));
+    s->noise2 = mmcl__malloc_array(ctx, (size_t)job->B2, 1, sizeof(double));
     s->X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d1, sizeof(float));
     s->X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d2, sizeof(float));
     s->px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
     s->py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
-    if (!s->mean1 || !s->std1 || !s->mean2 || !s->std2 || !s->X1 || !s->X2 ||
-        !s->px || !s->py)
+    if (!s->mean1 || !s->std1 || !s->mean2 || !s->std2 || !s->noise1 ||
+        !s->noise2 || !s->X1 || !s->X2 || !s->px || !s->py)
         return MMCL_ERR_NO_MEMORY;
     return MMCL_OK;
 }
@@ -297,7 +323,7 @@ sample_alloc(mmcl_context *ctx, mmcl__sample *s, const sample_job *job, int N,
 /* Band statistics of pass 1 into the sample; a modality whose every band
  * is constant has nothing to learn. */
 static mmcl_status
-sample_stats(mmcl_context *ctx, mmcl__sample *s, const sample_job *job,
+sample_stats(mmcl_context *ctx, mmcl__sample *s, sample_job *job,
              const char *const labels[2])
 {
     mmcl_status st =
@@ -305,8 +331,13 @@ sample_stats(mmcl_context *ctx, mmcl__sample *s, const sample_job *job,
     if (st == MMCL_OK)
         st = finish_stats(ctx, job->acc2, s->mean2, s->std2,
                           &s->zero_variance2);
+    if (st == MMCL_OK)
+        st = mmcl__noise_sigma(ctx, &job->nd1, s->noise1);
+    if (st == MMCL_OK)
+        st = mmcl__noise_sigma(ctx, &job->nd2, s->noise2);
     if (st != MMCL_OK)
         return st;
+    s->n_noise_diffs = (long long)job->nd1.n;
     for (int m = 0; m < 2; m++) {
         int nz = m == 0 ? s->zero_variance1 : s->zero_variance2;
         int nb = m == 0 ? s->B1 : s->B2;
@@ -391,6 +422,9 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
     job.tile_first = mmcl__calloc_array(ctx, n_tiles, 1, sizeof(long long));
     job.acc1 = mmcl__welford_create(ctx, job.B1);
     job.acc2 = mmcl__welford_create(ctx, job.B2);
+    mmcl__noise_diffs_init(&job.nd1, job.B1);
+    mmcl__noise_diffs_init(&job.nd2, job.B2);
+    job.noise_step = mmcl__noise_block_step(width, height);
     if (!job.tile_count || !job.tile_first || !job.acc1 || !job.acc2) {
         st = mmcl_context_errcode(ctx);
         goto done;
@@ -437,5 +471,7 @@ done:
     free(job.tile_first);
     mmcl__welford_destroy(job.acc1);
     mmcl__welford_destroy(job.acc2);
+    mmcl__noise_diffs_free(&job.nd1);
+    mmcl__noise_diffs_free(&job.nd2);
     return st;
 }

@@ -3,7 +3,8 @@
  * Private: drawing training samples from a raster pair (design 3.3).
  *
  * Pass 1 streams every tile: per-band mean and standard deviation over the
- * valid pixels (Welford in double, merged in tile order) and the number of
+ * valid pixels (Welford in double, merged in tile order), the second
+ * differences that estimate each band's noise, and the number of
  * valid patch centres per tile (a centre is valid when every pixel of its
  * P x P patch is valid, with reflect padding at the raster border). Then
  * SAMPLES ranks are chosen uniformly without replacement among the valid
@@ -32,6 +33,11 @@ typedef struct mmcl__sample {
      * band gets std 1, see zero_variance). */
     double *mean1, *std1, *mean2, *std2;
     int zero_variance1, zero_variance2; /* bands found constant */
+    /* Per-band noise standard deviation in the rasters' units, from
+     * second differences over the valid area (noise_internal.h); NaN when
+     * the area gives too few. */
+    double *noise1, *noise2;
+    long long n_noise_diffs; /* second differences per band */
     long long n_valid_pixels;
     long long n_valid_centres;
 } mmcl__sample;

@@ -93,6 +93,27 @@ bad_metadata(mmcl_context *ctx, const char *what)
                        what);
 }
 
+/* The noise floors of a modality, when the model has them (models
+ * trained before they were estimated have none): 0 when the record is
+ * there but invalid. */
+static int
+load_noise(const cJSON *j, mmcl__modality *mod)
+{
+    mod->floor_infoloss = mod->floor_unimodal = NAN;
+    const cJSON *noise = cJSON_GetObjectItemCaseSensitive(j, "noise");
+    if (!noise)
+        return 1;
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(noise, "floor_infoloss");
+    const cJSON *fu = cJSON_GetObjectItemCaseSensitive(noise, "floor_unimodal");
+    if (!cJSON_IsNumber(fa) || !cJSON_IsNumber(fu) ||
+        !(fa->valuedouble >= 0) || !(fu->valuedouble >= 0) ||
+        !isfinite(fa->valuedouble) || !isfinite(fu->valuedouble))
+        return 0;
+    mod->floor_infoloss = fa->valuedouble;
+    mod->floor_unimodal = fu->valuedouble;
+    return 1;
+}
+
 static mmcl_status
 load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
               int m)
@@ -113,6 +134,8 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
     mod->Ku = mod->K < mod->d ? mod->K : mod->d;
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(j, "normalize");
     mod->normalize = cJSON_IsTrue(norm);
+    if (!load_noise(j, mod))
+        return bad_metadata(ctx, "noise");
     mod->mean = json_doubles(ctx, j, "mean", mod->B);
     mod->std = json_doubles(ctx, j, "std", mod->B);
     if (!mod->mean || !mod->std)

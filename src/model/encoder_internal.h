@@ -45,6 +45,9 @@ typedef struct mmcl__modality {
     mmcl__linear priv_x, priv_h; /* private part (W may be NULL) */
     mmcl__linear unimodal;       /* PCA_K */
     mmcl__linear dec_aligned, dec_unimodal, dec_nonred;
+    /* What noise alone makes the infoloss and unimodal bands read
+     * (noise_internal.h); NaN when the model has no noise estimate. */
+    double floor_infoloss, floor_unimodal;
 } mmcl__modality;
 
 typedef struct mmcl__encoder {

@@ -21,6 +21,7 @@
 #include "encoder_internal.h"
 #include "input_check_internal.h"
 #include "linalg.h"
+#include "noise_internal.h"
 #include "options_internal.h"
 #include "pair_internal.h"
 #include "pca.h"
@@ -713,6 +714,62 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
     return st;
 }
 
+/* The noise of each band (estimated in the sample's statistics pass) and
+ * the floors it puts under the loss bands, into the modality's metadata
+ * (noise_internal.h). A modality whose noise could not be estimated gets
+ * no "noise" record, and its maps no noise bands. */
+static mmcl_status
+fit_noise(mmcl_context *ctx, train_state *t)
+{
+    const mmcl__sample *s = t->s;
+    mmcl__encoder *enc = NULL;
+    mmcl_status st = set_metadata(ctx, t->model, t->meta);
+    if (st == MMCL_OK)
+        st = mmcl__encoder_create(ctx, t->model, &enc);
+    for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+        int B = m == 0 ? s->B1 : s->B2;
+        const double *sigma = m == 0 ? s->noise1 : s->noise2;
+        const double *std = m == 0 ? s->std1 : s->std2;
+        double var[MMCL__NOISE_MAX_BANDS];
+        int known = B <= MMCL__NOISE_MAX_BANDS;
+        for (int b = 0; b < B && known; b++) {
+            var[b] = (sigma[b] / std[b]) * (sigma[b] / std[b]);
+            known = isfinite(var[b]);
+        }
+        if (!known) {
+            mmcl__log(ctx, MMCL_LOG_WARNING,
+                      "%s: too few valid neighbouring pixels (%lld second "
+                      "differences) to estimate the noise; the loss maps "
+                      "will have no noise floor",
+                      mmcl__modality_name(m), s->n_noise_diffs);
+            continue;
+        }
+        double f_al = 0, f_uni = 0;
+        st = mmcl__noise_floors(ctx, enc, m, m == 0 ? s->X1 : s->X2, s->N,
+                                var, (uint64_t)mmcl__opt_int(t->opts, "SEED"),
+                                &f_al, &f_uni);
+        if (st != MMCL_OK)
+            break;
+        cJSON *mj = cJSON_GetObjectItem(t->meta, mmcl__modality_name(m));
+        cJSON *j = cJSON_AddObjectToObject(mj, "noise");
+        cJSON_AddStringToObject(j, "method",
+                                "second differences of neighbouring pixels, "
+                                "1.4826 MAD / sqrt(6)");
+        cJSON_AddNumberToObject(j, "differences", (double)s->n_noise_diffs);
+        cJSON_AddItemToObject(j, "band_std", doubles_json(sigma, B));
+        cJSON_AddItemToObject(j, "band_variance_standardized",
+                              doubles_json(var, B));
+        cJSON_AddNumberToObject(j, "floor_infoloss", f_al);
+        cJSON_AddNumberToObject(j, "floor_unimodal", f_uni);
+        mmcl__log(ctx, MMCL_LOG_INFO,
+                  "%s: noise floor %.4f of the information loss, %.4f of "
+                  "the unimodal loss (standardized band variance)",
+                  mmcl__modality_name(m), f_al, f_uni);
+    }
+    mmcl__encoder_free(enc);
+    return st;
+}
+
 static cJSON *
 pair_json(const mmcl_options *o, const mmcl__pair *pair)
 {
@@ -977,6 +1034,8 @@ run_fit(mmcl_context *ctx, train_run *r)
     st = embed_with_model(ctx, t, r->H);
     if (st == MMCL_OK)
         st = fit_decoders(ctx, t, r->H);
+    if (st == MMCL_OK)
+        st = fit_noise(ctx, t);
     return st;
 }
 
