@@ -181,6 +181,11 @@ static const mmcl_option_def train_defs[] = {
     {"RIDGE", MMCL_OPT_DOUBLE, "0.001", "0", "1000", NULL, "--ridge",
      "EPS", "ridge added to the covariances (CCA) and to the decoders, in "
      "units of standardized band variance", MMCL_OPT_USAGE_LIBRARY},
+    {"SAR_ENL", MMCL_OPT_DOUBLE, "0", "0", "10000", NULL, "--sar-enl", "L",
+     "equivalent number of looks of the SAR in dB (e.g. 4.4 for Sentinel-1 "
+     "IW GRD): its speckle sets the SAR noise floor where it is above the "
+     "noise seen between neighbouring pixels; 0: the data's only",
+     MMCL_OPT_USAGE_LIBRARY},
     {"PRIVATE_DIM", MMCL_OPT_INT, "0", "0", "1024", NULL, "--private-dim",
      "K", "shared-private: private dimensions per modality (0 = DIM)",
      MMCL_OPT_USAGE_LIBRARY},

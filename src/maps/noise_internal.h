@@ -77,6 +77,11 @@ mmcl_status mmcl__noise_diffs_append(mmcl_context *ctx, mmcl__noise_diffs *dst,
 mmcl_status mmcl__noise_sigma(mmcl_context *ctx, mmcl__noise_diffs *nd,
                               double *sigma);
 
+/* The standard deviation in dB of the speckle of SAR intensity with
+ * @p enl equivalent looks (Gamma distributed: in dB, 10 / ln 10 times the
+ * square root of the trigamma function of the ENL). */
+double mmcl__speckle_std_db(double enl);
+
 /*
  * The noise floors of modality @p m's infoloss (through the aligned
  * representation) and unimodal bands, in standardized band variance, for

@@ -714,6 +714,29 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
     return st;
 }
 
+/* SAR_ENL describes speckle in dB (most SAR band means negative, as the
+ * input checks read it) of SAR that no filter has smoothed. */
+static mmcl_status
+check_enl(mmcl_context *ctx, const train_state *t)
+{
+    const mmcl__sample *s = t->s;
+    int negative = 0;
+    for (int b = 0; b < s->B2; b++)
+        negative += s->mean2[b] < 0;
+    if (strcmp(mmcl__opt_str(t->opts, "SPECKLE"), "none") != 0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "--sar-enl gives the speckle of the SAR as it is, "
+                           "not after --speckle's filter: give one of them "
+                           "(with --speckle, the noise left is estimated "
+                           "from the filtered data)");
+    if (2 * negative <= s->B2)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "--sar-enl needs the SAR in dB, and most SAR band "
+                           "means are not negative (linear power?): convert "
+                           "it with --sar-db");
+    return MMCL_OK;
+}
+
 /* The noise of each band (estimated in the sample's statistics pass) and
  * the floors it puts under the loss bands, into the modality's metadata
  * (noise_internal.h). A modality whose noise could not be estimated gets
@@ -723,17 +746,26 @@ fit_noise(mmcl_context *ctx, train_state *t)
 {
     const mmcl__sample *s = t->s;
     mmcl__encoder *enc = NULL;
-    mmcl_status st = set_metadata(ctx, t->model, t->meta);
+    double enl = mmcl__opt_double(t->opts, "SAR_ENL");
+    mmcl_status st = enl > 0 ? check_enl(ctx, t) : MMCL_OK;
+    if (st == MMCL_OK)
+        st = set_metadata(ctx, t->model, t->meta);
     if (st == MMCL_OK)
         st = mmcl__encoder_create(ctx, t->model, &enc);
     for (int m = 0; m < 2 && st == MMCL_OK; m++) {
         int B = m == 0 ? s->B1 : s->B2;
         const double *sigma = m == 0 ? s->noise1 : s->noise2;
         const double *std = m == 0 ? s->std1 : s->std2;
-        double var[MMCL__NOISE_MAX_BANDS];
+        double var[MMCL__NOISE_MAX_BANDS], used[MMCL__NOISE_MAX_BANDS];
+        double speckle = m == 1 && enl > 0 ? mmcl__speckle_std_db(enl) : 0;
         int known = B <= MMCL__NOISE_MAX_BANDS;
         for (int b = 0; b < B && known; b++) {
-            var[b] = (sigma[b] / std[b]) * (sigma[b] / std[b]);
+            /* Speckle correlated between neighbouring pixels (as in
+             * Sentinel-1 GRD) is only partly seen by the differences; the
+             * ENL gives all of it. */
+            used[b] = sigma[b] > speckle || std[b] == 1.0 ? sigma[b]
+                                                           : speckle;
+            var[b] = (used[b] / std[b]) * (used[b] / std[b]);
             known = isfinite(var[b]);
         }
         if (!known) {
@@ -756,7 +788,13 @@ fit_noise(mmcl_context *ctx, train_state *t)
                                 "second differences of neighbouring pixels, "
                                 "1.4826 MAD / sqrt(6)");
         cJSON_AddNumberToObject(j, "differences", (double)s->n_noise_diffs);
-        cJSON_AddItemToObject(j, "band_std", doubles_json(sigma, B));
+        cJSON_AddItemToObject(j, "band_std", doubles_json(used, B));
+        cJSON_AddItemToObject(j, "band_std_between_neighbours",
+                              doubles_json(sigma, B));
+        if (speckle > 0) {
+            cJSON_AddNumberToObject(j, "enl", enl);
+            cJSON_AddNumberToObject(j, "speckle_std_db", speckle);
+        }
         cJSON_AddItemToObject(j, "band_variance_standardized",
                               doubles_json(var, B));
         cJSON_AddNumberToObject(j, "floor_infoloss", f_al);

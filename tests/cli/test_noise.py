@@ -179,6 +179,45 @@ class NoiseFloor(Workdir):
                 self.assertAlmostEqual(noise["floor_unimodal"] / uni, 1,
                                        delta=0.05)
 
+    def test_sar_enl_sets_the_speckle_floor(self):
+        """--sar-enl L: the SAR noise is the speckle of L looks in dB,
+        10 / ln 10 sqrt(trigamma(L)), where it is above the noise between
+        neighbours (trigamma here: a direct sum with an Euler-Maclaurin
+        tail, not the series mmcl uses)."""
+        def trigamma(x, n=2000):
+            s = sum(1.0 / (x + k) ** 2 for k in range(n))
+            y = x + n
+            return s + 1 / y + 1 / (2 * y * y) + 1 / (6 * y ** 3)
+
+        path = self.noisy.file("enl.mmcl")
+        run("train", "-q", self.noisy.optical, self.noisy.sar, path,
+            "--dim", "2", "--patch", "3", "--sar-enl", "4.4")
+        meta, _ = read_safetensors(path)
+        want = 10 / np.log(10) * np.sqrt(trigamma(4.4))
+        noise = meta["sar"]["noise"]
+        self.assertAlmostEqual(noise["speckle_std_db"] / want, 1,
+                               delta=1e-9)
+        # The scene's 0.75 dB are below 2.19 dB: the speckle is used.
+        np.testing.assert_allclose(noise["band_std"], want, rtol=1e-9)
+        self.assertLess(max(noise["band_std_between_neighbours"]), 1.0)
+        base, _ = read_safetensors(self.noisy.model("cca"))
+        self.assertGreater(noise["floor_infoloss"],
+                           4 * base["sar"]["noise"]["floor_infoloss"])
+        # The optical noise is not touched.
+        self.assertEqual(meta["optical"]["noise"]["band_std"],
+                         base["optical"]["noise"]["band_std"])
+
+    def test_sar_enl_is_refused_where_it_cannot_hold(self):
+        for args, message in (
+                (["--sar-linear"], "needs the SAR in dB"),
+                (["--speckle", "lee:5"], "not after --speckle's filter")):
+            out = self.path("m.mmcl")
+            p = run("train", "-q", self.noisy.optical, self.noisy.sar, out,
+                    "--sar-enl", "4.4", *args, check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(message, p.stderr)
+            self.assertFalse(os.path.exists(out))
+
     def test_structured_bands_are_window_means_above_the_floor(self):
         b = self.noisy.loss("cca")
         meta, _ = read_safetensors(self.noisy.model("cca"))
