@@ -266,7 +266,8 @@ static const mmcl_option_def rgb_defs[] = {
     {"COLORMAP", MMCL_OPT_ENUM, "auto", NULL, NULL,
      "auto|viridis|magma|gray|rdbu_r", "--colormap", "NAME",
      "colour map of one band; rdbu_r is blue-white-red centred on 0; auto: "
-     "rdbu_r for bands named excess*, else viridis", MMCL_OPT_USAGE_LIBRARY},
+     "rdbu_r for bands named excess* or structured_*, else viridis",
+     MMCL_OPT_USAGE_LIBRARY},
     {"STRETCH", MMCL_OPT_STRING, "2,98", NULL, NULL, NULL, "--stretch",
      "LOW,HIGH",
      "percentiles of the valid values mapped to the ends of each channel "

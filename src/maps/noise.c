@@ -179,6 +179,57 @@ mmcl__speckle_std_db(double enl)
     return 10 / log(10.0) * sqrt(trigamma(enl));
 }
 
+double
+mmcl__speckle_rho(double sigma, double sigma_diff)
+{
+    if (!(sigma > sigma_diff))
+        return 0;
+    /* 2 rho^2 - 8 rho + 6 (1 - q) = 0, q = sigma_diff^2 / sigma^2, root
+     * in [0, 1]: rho = 2 - sqrt(1 + 3 q). */
+    double q = sigma_diff * sigma_diff / (sigma * sigma);
+    double rho = 2 - sqrt(1 + 3 * q);
+    return rho > 0.99 ? 0.99 : rho < 0 ? 0 : rho;
+}
+
+/* L (P, P), the lower Cholesky factor of the correlations rho^|i - j| of a
+ * patch's row (or column); L Z L^T then has the separable correlations. */
+static void
+row_factor(double *L, int P, double rho)
+{
+    for (int i = 0; i < P; i++)
+        for (int j = 0; j < P; j++)
+            L[i * P + j] = j > i ? 0 : pow(rho, i - j);
+    /* The AR(1) correlation matrix's factor in closed form: column j
+     * below the diagonal is rho^(i-j) sqrt(1 - rho^2), but the first. */
+    double c = sqrt(1 - rho * rho);
+    for (int i = 0; i < P; i++)
+        for (int j = 1; j <= i; j++)
+            L[i * P + j] *= c;
+}
+
+/* One band's noise over a P x P patch (@p z: P * P standard normals)
+ * with standard deviation @p sd and row factor @p L, into @p e. */
+static void
+correlated_patch(float *e, const double *z, const double *L, int P,
+                 double sd)
+{
+    double t[MMCL__NOISE_MAX_PATCH * MMCL__NOISE_MAX_PATCH];
+    for (int i = 0; i < P; i++) /* t = L z */
+        for (int j = 0; j < P; j++) {
+            double s = 0;
+            for (int k = 0; k <= i; k++)
+                s += L[i * P + k] * z[k * P + j];
+            t[i * P + j] = s;
+        }
+    for (int i = 0; i < P; i++) /* e = t L^T */
+        for (int j = 0; j < P; j++) {
+            double s = 0;
+            for (int k = 0; k <= j; k++)
+                s += t[i * P + k] * L[j * P + k];
+            e[i * P + j] = (float)(sd * s);
+        }
+}
+
 /* sum ||e_c - (pred(x + e) - pred(x))||^2 over n rows of B bands. */
 static double
 residual_noise(const float *ec, const float *p0, const float *pn, size_t n,
@@ -194,8 +245,9 @@ residual_noise(const float *ec, const float *p0, const float *pn, size_t n,
 
 mmcl_status
 mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc, int m,
-                   const float *X, int N, const double *var, uint64_t seed,
-                   double *floor_aligned, double *floor_unimodal)
+                   const float *X, int N, const double *var,
+                   const double *rho, uint64_t seed, double *floor_aligned,
+                   double *floor_unimodal)
 {
     const mmcl__modality *mod = &enc->mod[m];
     int n = N < FLOOR_ROWS ? N : FLOOR_ROWS, d = mod->d, B = mod->B;
@@ -206,8 +258,15 @@ mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc, int m,
     float *H = mmcl__malloc_array(ctx, (size_t)n * Kmax, 2, sizeof(float));
     float *pred = mmcl__malloc_array(ctx, (size_t)n * B, 3, sizeof(float));
     mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc);
+    double *L = mmcl__malloc_array(ctx, (size_t)B * PP, 1, sizeof(double));
     mmcl_status st = MMCL_OK;
-    if (!X0 || !H || !pred || !w) {
+    if (P > MMCL__NOISE_MAX_PATCH) {
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "noise floors handle patches up to %d pixels",
+                         MMCL__NOISE_MAX_PATCH);
+        goto done;
+    }
+    if (!X0 || !H || !pred || !w || !L) {
         st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
@@ -216,13 +275,19 @@ mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc, int m,
     /* Rows spread over the sample (which is in raster order), and the
      * same rows with noise added. */
     uint64_t rng = seed ^ 0x6d6d636c6e6f6973ULL; /* "mmclnois" */
+    for (int b = 0; b < B; b++)
+        row_factor(L + (size_t)b * PP, P, rho[b]);
     for (int i = 0; i < n; i++) {
         const float *x = X + (size_t)((long long)i * N / n) * d;
         memcpy(X0 + (size_t)i * d, x, (size_t)d * sizeof(float));
         float *xn = Xn + (size_t)i * d;
-        for (int b = 0; b < B; b++)
-            mmcl__rng_fill_normal(&rng, xn + b * PP, 0.0, sqrt(var[b]),
-                                  (size_t)PP);
+        for (int b = 0; b < B; b++) {
+            double z[MMCL__NOISE_MAX_PATCH * MMCL__NOISE_MAX_PATCH];
+            for (int k = 0; k < PP; k++)
+                z[k] = mmcl__rng_normal(&rng);
+            correlated_patch(xn + b * PP, z, L + (size_t)b * PP, P,
+                             sqrt(var[b]));
+        }
         for (int b = 0; b < B; b++)
             ec[(size_t)i * B + b] = xn[mmcl__patch_index(b, halo, halo, P)];
         for (int k = 0; k < d; k++)
@@ -245,6 +310,7 @@ mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc, int m,
     *floor_unimodal = residual_noise(ec, pred, pn, (size_t)n, B) / ((double)n * B);
 done:
     mmcl__encoder_work_free(w);
+    free(L);
     free(X0);
     free(H);
     free(pred);

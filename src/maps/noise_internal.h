@@ -22,9 +22,12 @@
  * The noise floor of a loss band is what noise alone makes it read: for a
  * residual r(x) = c - D f(x) of the standardized centre bands c,
  * E ||r(x + e) - r(x)||^2 / B over the training sample and noise e drawn
- * with the estimated variances, white across the patch's pixels. For a
- * linear encoder it is exactly tr(R S R^T) / B (R = the residual's matrix,
- * S the noise covariance); for an MLP it is the same average, measured.
+ * with the estimated variances. Noise of band b is correlated between
+ * pixels of a patch as rho_b^(|dr| + |dc|) (separable first-order
+ * autoregressive; rho_b = 0, white, unless the SAR's ENL says more noise
+ * than the differences see, see mmcl__speckle_rho). For a linear encoder
+ * the floor is exactly tr(R S R^T) / B (R = the residual's matrix, S the
+ * noise covariance); for an MLP it is the same average, measured.
  */
 #ifndef MMCL_NOISE_INTERNAL_H
 #define MMCL_NOISE_INTERNAL_H
@@ -44,6 +47,9 @@ typedef struct mmcl__noise_diffs {
 
 /* Most bands per modality with a noise estimate (the loss maps' limit). */
 #define MMCL__NOISE_MAX_BANDS 64
+
+/* Largest patch edge the floors handle. */
+#define MMCL__NOISE_MAX_PATCH 31
 
 /* Fewest second differences for an estimate (fewer: unknown, NaN). */
 #define MMCL__NOISE_MIN_DIFFS 64
@@ -83,15 +89,25 @@ mmcl_status mmcl__noise_sigma(mmcl_context *ctx, mmcl__noise_diffs *nd,
 double mmcl__speckle_std_db(double enl);
 
 /*
+ * The neighbour correlation rho of noise of standard deviation @p sigma
+ * whose second differences read as white noise of @p sigma_diff: for the
+ * separable first-order autoregressive model a second difference has
+ * variance sigma^2 (6 - 8 rho + 2 rho^2), which equals 6 sigma_diff^2.
+ * 0 when sigma_diff >= sigma; at most 0.99.
+ */
+double mmcl__speckle_rho(double sigma, double sigma_diff);
+
+/*
  * The noise floors of modality @p m's infoloss (through the aligned
  * representation) and unimodal bands, in standardized band variance, for
- * the standardized noise variances @p var (B) of its bands, measured on
- * (at most 4096 rows of) the standardized sample X (N, d). Deterministic
- * for @p seed.
+ * the standardized noise variances @p var (B) of its bands and their
+ * neighbour correlations @p rho (B), measured on (at most 4096 rows of)
+ * the standardized sample X (N, d). Deterministic for @p seed.
  */
 mmcl_status mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc,
                                int m, const float *X, int N,
-                               const double *var, uint64_t seed,
-                               double *floor_aligned, double *floor_unimodal);
+                               const double *var, const double *rho,
+                               uint64_t seed, double *floor_aligned,
+                               double *floor_unimodal);
 
 #endif /* MMCL_NOISE_INTERNAL_H */

@@ -1453,15 +1453,18 @@ run_source(mmcl_context *ctx, rgb_run *r)
     return MMCL_OK;
 }
 
-/* Colormap mode: the colour map (auto: diverging for an excess loss),
- * and the legend files beside the output. */
+/* Colormap mode: the colour map (auto: diverging for the signed loss
+ * bands: excess and the structured bands), and the legend files beside
+ * the output. */
 static mmcl_status
 run_colormap(mmcl_context *ctx, rgb_run *r)
 {
     const char *cm = mmcl__opt_str(r->o, "COLORMAP");
     if (strcmp(cm, "auto") == 0)
-        cm =
-            strncasecmp(r->first_name, "excess", 6) == 0 ? "rdbu_r" : "viridis";
+        cm = strncasecmp(r->first_name, "excess", 6) == 0 ||
+                     strncasecmp(r->first_name, "structured_", 11) == 0
+                 ? "rdbu_r"
+                 : "viridis";
     r->info.colormap = cm;
     r->info.diverging = strcmp(cm, "rdbu_r") == 0;
     r->job.lut = mmcl__colormap(cm);

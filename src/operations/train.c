@@ -757,6 +757,7 @@ fit_noise(mmcl_context *ctx, train_state *t)
         const double *sigma = m == 0 ? s->noise1 : s->noise2;
         const double *std = m == 0 ? s->std1 : s->std2;
         double var[MMCL__NOISE_MAX_BANDS], used[MMCL__NOISE_MAX_BANDS];
+        double rho[MMCL__NOISE_MAX_BANDS];
         double speckle = m == 1 && enl > 0 ? mmcl__speckle_std_db(enl) : 0;
         int known = B <= MMCL__NOISE_MAX_BANDS;
         for (int b = 0; b < B && known; b++) {
@@ -765,6 +766,7 @@ fit_noise(mmcl_context *ctx, train_state *t)
              * ENL gives all of it. */
             used[b] = sigma[b] > speckle || std[b] == 1.0 ? sigma[b]
                                                            : speckle;
+            rho[b] = mmcl__speckle_rho(used[b], sigma[b]);
             var[b] = (used[b] / std[b]) * (used[b] / std[b]);
             known = isfinite(var[b]);
         }
@@ -778,7 +780,8 @@ fit_noise(mmcl_context *ctx, train_state *t)
         }
         double f_al = 0, f_uni = 0;
         st = mmcl__noise_floors(ctx, enc, m, m == 0 ? s->X1 : s->X2, s->N,
-                                var, (uint64_t)mmcl__opt_int(t->opts, "SEED"),
+                                var, rho,
+                                (uint64_t)mmcl__opt_int(t->opts, "SEED"),
                                 &f_al, &f_uni);
         if (st != MMCL_OK)
             break;
@@ -791,6 +794,8 @@ fit_noise(mmcl_context *ctx, train_state *t)
         cJSON_AddItemToObject(j, "band_std", doubles_json(used, B));
         cJSON_AddItemToObject(j, "band_std_between_neighbours",
                               doubles_json(sigma, B));
+        cJSON_AddItemToObject(j, "band_neighbour_correlation",
+                              doubles_json(rho, B));
         if (speckle > 0) {
             cJSON_AddNumberToObject(j, "enl", enl);
             cJSON_AddNumberToObject(j, "speckle_std_db", speckle);

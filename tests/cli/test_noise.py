@@ -146,23 +146,31 @@ class NoiseFloor(Workdir):
                 np.testing.assert_array_less(np.abs(got / want - 1), 0.2)
 
     def closed_form_floor(self, meta, t, mod, enc_w, dec):
-        """tr(R S R^T) / B, R = [centre selection] - D W, S = diag of the
-        bands' standardized noise variances over the patch's pixels."""
-        var = np.array(meta[mod]["noise"]["band_variance_standardized"])
+        """tr(R S R^T) / B, R = [centre selection] - D W, S the noise
+        covariance of a patch: per band b, its standardized variance times
+        rho_b^(|dr| + |dc|) between the patch's pixels."""
+        noise = meta[mod]["noise"]
+        var = np.array(noise["band_variance_standardized"])
+        rho = np.array(noise["band_neighbour_correlation"])
         B, P = len(var), meta["patch"]
         d = B * P * P
         R = -t[dec + ".weight"].astype(np.float64) @ \
             t[enc_w].astype(np.float64)
         for b in range(B):  # the centre pixel of band b in (band, row, col)
             R[b, (b * P + P // 2) * P + P // 2] += 1.0
-        s = np.repeat(var, P * P)
+        S = np.zeros((d, d))
+        i = np.arange(P)
+        for b in range(B):
+            c1 = rho[b] ** np.abs(i[:, None] - i[None, :])
+            S[b * P * P:(b + 1) * P * P, b * P * P:(b + 1) * P * P] = \
+                var[b] * np.kron(c1, c1)
         self.assertEqual(R.shape, (B, d))
-        return float(np.sum(R * R * s) / B)
+        return float(np.trace(R @ S @ R.T) / B)
 
     def test_floors_are_the_closed_form_of_a_linear_encoder(self):
-        for obj in ("cca", "pca"):
-            meta, t = read_safetensors(
-                self.noisy.model(obj, "--objective", obj))
+        for obj, args in (("cca", ()), ("pca", ("--objective", "pca")),
+                          ("enl", ("--sar-enl", "4.4"))):
+            meta, t = read_safetensors(self.noisy.model(obj, *args))
             for mod in ("optical", "sar"):
                 noise = meta[mod]["noise"]
                 al = self.closed_form_floor(meta, t, mod,
@@ -189,10 +197,8 @@ class NoiseFloor(Workdir):
             y = x + n
             return s + 1 / y + 1 / (2 * y * y) + 1 / (6 * y ** 3)
 
-        path = self.noisy.file("enl.mmcl")
-        run("train", "-q", self.noisy.optical, self.noisy.sar, path,
-            "--dim", "2", "--patch", "3", "--sar-enl", "4.4")
-        meta, _ = read_safetensors(path)
+        meta, _ = read_safetensors(self.noisy.model("enl", "--sar-enl",
+                                                    "4.4"))
         want = 10 / np.log(10) * np.sqrt(trigamma(4.4))
         noise = meta["sar"]["noise"]
         self.assertAlmostEqual(noise["speckle_std_db"] / want, 1,
@@ -200,9 +206,16 @@ class NoiseFloor(Workdir):
         # The scene's 0.75 dB are below 2.19 dB: the speckle is used.
         np.testing.assert_allclose(noise["band_std"], want, rtol=1e-9)
         self.assertLess(max(noise["band_std_between_neighbours"]), 1.0)
+        # The neighbour correlation that makes the differences read
+        # sigma_diff: 6 sigma_diff^2 = sigma^2 (6 - 8 rho + 2 rho^2).
+        for sd, rho in zip(noise["band_std_between_neighbours"],
+                           noise["band_neighbour_correlation"]):
+            self.assertAlmostEqual(6 * sd * sd,
+                                   want * want * (6 - 8 * rho + 2 * rho * rho),
+                                   places=9)
         base, _ = read_safetensors(self.noisy.model("cca"))
         self.assertGreater(noise["floor_infoloss"],
-                           4 * base["sar"]["noise"]["floor_infoloss"])
+                           base["sar"]["noise"]["floor_infoloss"])
         # The optical noise is not touched.
         self.assertEqual(meta["optical"]["noise"]["band_std"],
                          base["optical"]["noise"]["band_std"])
