@@ -356,6 +356,11 @@ mmcl__map_write_tile(mmcl_context *ctx, struct mmcl__writer *writer,
     return st;
 }
 
+/* Sums over the structured bands' window, row by row (noise_bands). */
+typedef struct box_sums {
+    double *loss, *excess, *count;
+} box_sums;
+
 struct mmcl__map_worker {
     const mmcl__encoder *enc;
     const mmcl__map_def *def;
@@ -375,6 +380,7 @@ struct mmcl__map_worker {
     int sum_x0, sum_y0, sum_x1, sum_y1; /* infoloss: pixels summed, window
                                          * coordinates */
     int width, height;                  /* of the raster */
+    box_sums box;                       /* infoloss: (tile + 2 reach, tile) */
     double flop_per_row[2]; /* encoder m, per GEMM row */
     mmcl__map_timing timing;
 };
@@ -399,6 +405,9 @@ mmcl__map_worker_destroy(mmcl__map_worker *w)
     free(w->pred);
     free(w->L);
     free(w->raw);
+    free(w->box.loss);
+    free(w->box.excess);
+    free(w->box.count);
     free(w);
 }
 
@@ -464,7 +473,11 @@ worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
         w->L = mmcl__malloc_array(ctx, 3, R, 4);
         w->raw = mmcl__malloc_array(ctx, T * T, 2 * (size_t)def->loss_bands,
                                     4);
-        fail = !w->H[0] || !w->U || !w->C || !w->pred || !w->L || !w->raw;
+        w->box.loss = mmcl__malloc_array(ctx, T, (size_t)tile, 8);
+        w->box.excess = mmcl__malloc_array(ctx, T, (size_t)tile, 8);
+        w->box.count = mmcl__malloc_array(ctx, T, (size_t)tile, 8);
+        fail = !w->H[0] || !w->U || !w->C || !w->pred || !w->L || !w->raw ||
+               !w->box.loss || !w->box.excess || !w->box.count;
     }
     for (int m = 0; m < 2 && !fail; m++) {
         const mmcl__modality *mod = &enc->mod[m];
@@ -944,6 +957,43 @@ compute_cells(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
 }
 
 /*
+ * Sums over the structured bands' window, separably: hsum (eh, tw) holds
+ * for each row of the grown window the sums over the 2S + 1 columns around
+ * each of the window's columns (of the values that are valid and on the
+ * raster), then each pixel adds the 2S + 1 rows around it. A pixel's sum
+ * is thus always added in the same order, whatever the window.
+ */
+
+static void
+box_rows(box_sums *h, const float *loss, const float *excess, int x, int tw,
+         int eh, int S, int width)
+{
+    const int ew = tw + 2 * S;
+    for (int r = 0; r < eh; r++) {
+        const float *l = loss + (size_t)r * ew, *e = excess + (size_t)r * ew;
+        double *hl = h->loss + (size_t)r * tw, *he = h->excess + (size_t)r * tw;
+        double *hc = h->count + (size_t)r * tw;
+        for (int i = 0; i < tw; i++) {
+            /* Columns i .. i + 2S of the grown window that are on the
+             * raster: x + i - S + di in [0, width). */
+            int d0 = x + i - S < 0 ? S - (x + i) : 0;
+            int d1 = x + i + S >= width ? S + width - 1 - (x + i) : 2 * S;
+            double sl = 0, se = 0, c = 0;
+            for (int di = d0; di <= d1; di++) {
+                if (isnan(l[i + di]))
+                    continue;
+                sl += l[i + di];
+                se += e[i + di];
+                c += 1;
+            }
+            hl[i] = sl;
+            he[i] = se;
+            hc[i] = c;
+        }
+    }
+}
+
+/*
  * The noise bands of the information-loss map of the window [x, x+tw) x
  * [y, y+th) from its loss bands in w->raw, computed on the window grown by
  * the reach S (docs/noise.md): per modality, the loss bands of the
@@ -953,17 +1003,16 @@ compute_cells(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
  *   structured_excess = mean excess over the window - (floor - unimodal
  *                       floor),
  * the means over the window's pixels whose loss is valid and that lie on
- * the raster, in a fixed order (so tiles do not change a bit); NaN where
- * the pixel's own loss is NaN.
+ * the raster; NaN where the pixel's own loss is NaN.
  */
 static void
-noise_bands(const mmcl__map_worker *w, int x, int y, int tw, int th,
-            float *out)
+noise_bands(mmcl__map_worker *w, int x, int y, int tw, int th, float *out)
 {
     const mmcl__map_def *def = w->def;
     const int S = def->reach, ew = tw + 2 * S, eh = th + 2 * S;
     const int L = def->loss_bands;
     const size_t n = (size_t)tw * th, ne = (size_t)ew * eh;
+    double t0 = mmcl__thread_seconds();
     for (int m = 0; m < 2; m++) {
         const mmcl__modality *mod = &w->enc->mod[m];
         const float *raw = w->raw + (size_t)m * L * ne;
@@ -975,10 +1024,11 @@ noise_bands(const mmcl__map_worker *w, int x, int y, int tw, int th,
                 memcpy(o + k * n + (size_t)j * tw,
                        raw + k * ne + (size_t)(j + S) * ew + S,
                        (size_t)tw * sizeof(float));
+        box_rows(&w->box, raw, raw + 2 * ne, x, tw, eh, S, w->width);
         float *nf = o + L * n, *sl = nf + n, *se = sl + n;
         for (int j = 0; j < th; j++) {
-            int j0 = y + j - S < 0 ? S - (y + j) : 0;
-            int j1 = y + j + S >= w->height ? S + w->height - 1 - (y + j)
+            int d0 = y + j - S < 0 ? S - (y + j) : 0;
+            int d1 = y + j + S >= w->height ? S + w->height - 1 - (y + j)
                                              : 2 * S;
             for (int i = 0; i < tw; i++) {
                 size_t p = (size_t)j * tw + i;
@@ -986,21 +1036,12 @@ noise_bands(const mmcl__map_worker *w, int x, int y, int tw, int th,
                     nf[p] = sl[p] = se[p] = NAN;
                     continue;
                 }
-                int i0 = x + i - S < 0 ? S - (x + i) : 0;
-                int i1 = x + i + S >= w->width ? S + w->width - 1 - (x + i)
-                                                : 2 * S;
-                double sum_l = 0, sum_e = 0;
-                int count = 0;
-                for (int dj = j0; dj <= j1; dj++) {
-                    const float *rl = raw + (size_t)(j + dj) * ew + i;
-                    const float *re = rl + 2 * ne;
-                    for (int di = i0; di <= i1; di++) {
-                        if (isnan(rl[di]))
-                            continue;
-                        sum_l += rl[di];
-                        sum_e += re[di];
-                        count++;
-                    }
+                double sum_l = 0, sum_e = 0, count = 0;
+                for (int dj = d0; dj <= d1; dj++) {
+                    size_t q = (size_t)(j + dj) * tw + i;
+                    sum_l += w->box.loss[q];
+                    sum_e += w->box.excess[q];
+                    count += w->box.count[q];
                 }
                 nf[p] = (float)fa;
                 sl[p] = (float)(sum_l / count - fa);
@@ -1008,6 +1049,7 @@ noise_bands(const mmcl__map_worker *w, int x, int y, int tw, int th,
             }
         }
     }
+    w->timing.compose_s += mmcl__thread_seconds() - t0;
 }
 
 /* The map of the window [x, x+tw) x [y, y+th) read into @p pad and

@@ -208,12 +208,12 @@ row_factor(double *L, int P, double rho)
 }
 
 /* One band's noise over a P x P patch (@p z: P * P standard normals)
- * with standard deviation @p sd and row factor @p L, into @p e. */
+ * with standard deviation @p sd and row factor @p L, into @p e (@p t:
+ * P * P scratch). */
 static void
-correlated_patch(float *e, const double *z, const double *L, int P,
-                 double sd)
+correlated_patch(float *e, const double *z, double *t, const double *L,
+                 int P, double sd)
 {
-    double t[MMCL__NOISE_MAX_PATCH * MMCL__NOISE_MAX_PATCH];
     for (int i = 0; i < P; i++) /* t = L z */
         for (int j = 0; j < P; j++) {
             double s = 0;
@@ -258,14 +258,10 @@ mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc, int m,
     float *H = mmcl__malloc_array(ctx, (size_t)n * Kmax, 2, sizeof(float));
     float *pred = mmcl__malloc_array(ctx, (size_t)n * B, 3, sizeof(float));
     mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc);
-    double *L = mmcl__malloc_array(ctx, (size_t)B * PP, 1, sizeof(double));
+    /* Per band row factors (B, P, P), then z and t (P, P) each. */
+    double *L = mmcl__malloc_array(ctx, (size_t)(B + 2) * PP, 1,
+                                   sizeof(double));
     mmcl_status st = MMCL_OK;
-    if (P > MMCL__NOISE_MAX_PATCH) {
-        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                         "noise floors handle patches up to %d pixels",
-                         MMCL__NOISE_MAX_PATCH);
-        goto done;
-    }
     if (!X0 || !H || !pred || !w || !L) {
         st = MMCL_ERR_NO_MEMORY;
         goto done;
@@ -281,11 +277,11 @@ mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc, int m,
         const float *x = X + (size_t)((long long)i * N / n) * d;
         memcpy(X0 + (size_t)i * d, x, (size_t)d * sizeof(float));
         float *xn = Xn + (size_t)i * d;
+        double *z = L + (size_t)B * PP, *t = z + PP;
         for (int b = 0; b < B; b++) {
-            double z[MMCL__NOISE_MAX_PATCH * MMCL__NOISE_MAX_PATCH];
             for (int k = 0; k < PP; k++)
                 z[k] = mmcl__rng_normal(&rng);
-            correlated_patch(xn + b * PP, z, L + (size_t)b * PP, P,
+            correlated_patch(xn + b * PP, z, t, L + (size_t)b * PP, P,
                              sqrt(var[b]));
         }
         for (int b = 0; b < B; b++)

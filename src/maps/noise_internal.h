@@ -48,9 +48,6 @@ typedef struct mmcl__noise_diffs {
 /* Most bands per modality with a noise estimate (the loss maps' limit). */
 #define MMCL__NOISE_MAX_BANDS 64
 
-/* Largest patch edge the floors handle. */
-#define MMCL__NOISE_MAX_PATCH 31
-
 /* Fewest second differences for an estimate (fewer: unknown, NaN). */
 #define MMCL__NOISE_MIN_DIFFS 64
 
