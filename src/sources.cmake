@@ -23,6 +23,7 @@ set(MMCL_CORE_SOURCES
     src/core/tiles.c
     src/core/output.c
     src/core/writer.c
+    src/grid/grid_source.c
     src/grid/pair.c
     src/grid/sar.c
     src/grid/tile_reader.c
