@@ -484,7 +484,8 @@ mmcl__grid_source_resampling(const mmcl__grid_source *s)
     return s->resampling_name;
 }
 
-int mmcl__grid_source_lattice_step(const mmcl__grid_source *s)
+int
+mmcl__grid_source_lattice_step(const mmcl__grid_source *s)
 {
     return s->step;
 }
