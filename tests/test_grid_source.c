@@ -22,6 +22,7 @@
 /* The grid: 120 x 90 pixels of 10 m in UTM 31N. */
 enum { GW = 120, GH = 90 };
 static const double grid_gt[6] = {500000, 10, 0, 4800000, 0, -10};
+static char *utm; /* its CRS */
 
 static char *
 wkt_of(const char *srs)
@@ -75,41 +76,32 @@ make_raster(const char *path, const char *wkt, const double gt[6], int w,
     GDALClose(ds);
 }
 
-/* The description of a one-band float source @p path (its georeferencing
- * read from the file). */
-static mmcl__grid_raster
-describe(const char *path, char *wkt, double gt[6], int *w, int *h)
+/* Opens the one-band float source @p path (its georeferencing read from
+ * the file) on the grid, bilinear and exact, with @p validity. */
+static mmcl_status
+open_on_grid(mmcl_context *ctx, const char *path,
+             mmcl__grid_validity validity, mmcl__grid_source **src)
 {
     GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
-    CU_ASSERT_PTR_NOT_NULL(ds);
-    snprintf(wkt, 2048, "%s", ds ? GDALGetProjectionRef(ds) : "");
-    if (ds)
-        GDALGetGeoTransform(ds, gt);
-    *w = ds ? GDALGetRasterXSize(ds) : 0;
-    *h = ds ? GDALGetRasterYSize(ds) : 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
     int has = 0;
-    double nd = ds ? GDALGetRasterNoDataValue(GDALGetRasterBand(ds, 1), &has)
-                   : 0;
-    if (ds)
-        GDALClose(ds);
+    double nd = GDALGetRasterNoDataValue(GDALGetRasterBand(ds, 1), &has);
     mmcl__grid_raster r = {
         .name = path, .role = "test", .label = "test source",
-        .wkt = wkt, .width = *w, .height = *h, .band = 1, .n_bands = 1,
-        .type = GDT_Float32, .validity = MMCL__GRID_NODATA,
+        .wkt = GDALGetProjectionRef(ds), .width = GDALGetRasterXSize(ds),
+        .height = GDALGetRasterYSize(ds), .band = 1, .n_bands = 1,
+        .type = GDT_Float32, .validity = validity,
         .has_nodata = has, .nodata = nd, .place = MMCL__GRID_AUTO,
         .resampling = "bilinear", .error_threshold = 0,
         .no_overlap = "the test source", .read_failed = "cannot read",
         .warp_failed = "cannot warp"};
-    memcpy(r.gt, gt, 6 * sizeof(double));
-    return r;
-}
-
-static mmcl__grid
-the_grid(const char *wkt)
-{
-    mmcl__grid g = {GW, GH, {0}, wkt, "grid 'test'"};
+    GDALGetGeoTransform(ds, r.gt);
+    mmcl__grid g = {GW, GH, {0}, utm, "grid 'test'"};
     memcpy(g.gt, grid_gt, sizeof(g.gt));
-    return g;
+    *src = NULL;
+    mmcl_status st = mmcl__grid_source_open(ctx, &r, &g, src);
+    GDALClose(ds);
+    return st;
 }
 
 /* Reads the whole grid through @p src in windows of @p tile pixels. */
@@ -181,15 +173,9 @@ a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
     char *wkt4326 = wkt_of("EPSG:4326");
     double gt[6] = {2.9990, 0.00009, 0, 43.3510, 0, -0.000065};
     make_raster(path, wkt4326, gt, 120, 160, 0, 0, 0);
-    char *utm = wkt_of("EPSG:32631");
-    char wkt[2048];
-    double sgt[6];
-    int sw, sh;
-    mmcl__grid_raster desc = describe(path, wkt, sgt, &sw, &sh);
-    mmcl__grid g = the_grid(utm);
     mmcl_context *ctx = mmcl_context_create();
-    mmcl__grid_source *src = NULL;
-    CU_ASSERT_EQUAL_FATAL(mmcl__grid_source_open(ctx, &desc, &g, &src),
+    mmcl__grid_source *src;
+    CU_ASSERT_EQUAL_FATAL(open_on_grid(ctx, path, MMCL__GRID_NODATA, &src),
                           MMCL_OK);
     CU_ASSERT_STRING_EQUAL(mmcl__grid_source_resampling(src), "bilinear");
     uint8_t *valid = malloc((size_t)GW * GH);
@@ -216,7 +202,6 @@ a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
     mmcl__grid_source_close(src);
     mmcl_context_destroy(ctx);
     CPLFree(wkt4326);
-    CPLFree(utm);
 }
 
 static void
@@ -226,21 +211,16 @@ nodata_is_invalid_and_a_mask_source_keeps_it_for_the_caller(void)
      * every 5th: a nodata source reads the nodata as NaN (the mask
      * unread), a mask source the masked pixels (the nodata as it is). */
     const char *path = test_path("ongrid.tif");
-    char *utm = wkt_of("EPSG:32631");
     make_raster(path, utm, grid_gt, GW, GH, 1, -9999, 1);
-    char wkt[2048];
-    double sgt[6];
-    int sw, sh;
-    mmcl__grid_raster desc = describe(path, wkt, sgt, &sw, &sh);
-    mmcl__grid g = the_grid(utm);
     mmcl_context *ctx = mmcl_context_create();
     size_t n = (size_t)GW * GH;
     uint8_t *valid = malloc(n);
     for (int kind = 0; kind < 2; kind++) {
-        desc.validity = kind ? MMCL__GRID_MASK : MMCL__GRID_NODATA;
-        mmcl__grid_source *src = NULL;
-        CU_ASSERT_EQUAL_FATAL(mmcl__grid_source_open(ctx, &desc, &g, &src),
-                              MMCL_OK);
+        mmcl__grid_source *src;
+        CU_ASSERT_EQUAL_FATAL(
+            open_on_grid(ctx, path,
+                         kind ? MMCL__GRID_MASK : MMCL__GRID_NODATA, &src),
+            MMCL_OK);
         CU_ASSERT_EQUAL(mmcl__grid_source_lattice_step(src), 0);
         float *got = read_tiled(ctx, src, 50, valid);
         size_t wrong = 0;
@@ -261,24 +241,17 @@ nodata_is_invalid_and_a_mask_source_keeps_it_for_the_caller(void)
     }
     free(valid);
     mmcl_context_destroy(ctx);
-    CPLFree(utm);
 }
 
 static void
 a_source_with_no_pixel_in_common_is_refused(void)
 {
     const char *path = test_path("away.tif");
-    char *utm = wkt_of("EPSG:32631");
     double gt[6] = {700000, 10, 0, 4800000, 0, -10};
     make_raster(path, utm, gt, GW, GH, 0, 0, 0);
-    char wkt[2048];
-    double sgt[6];
-    int sw, sh;
-    mmcl__grid_raster desc = describe(path, wkt, sgt, &sw, &sh);
-    mmcl__grid g = the_grid(utm);
     mmcl_context *ctx = mmcl_context_create();
-    mmcl__grid_source *src = NULL;
-    CU_ASSERT_EQUAL(mmcl__grid_source_open(ctx, &desc, &g, &src),
+    mmcl__grid_source *src;
+    CU_ASSERT_EQUAL(open_on_grid(ctx, path, MMCL__GRID_NODATA, &src),
                     MMCL_ERR_INVALID_ARG);
     CU_ASSERT_PTR_NULL(src);
     printf("  -> %s\n", mmcl_context_errmsg(ctx));
@@ -286,13 +259,13 @@ a_source_with_no_pixel_in_common_is_refused(void)
                                   "the test source does not overlap the "
                                   "optical raster"));
     mmcl_context_destroy(ctx);
-    CPLFree(utm);
 }
 
 int
 main(void)
 {
     GDALAllRegister();
+    utm = wkt_of("EPSG:32631");
     static const test_case cases[] = {
         {"a_source_on_another_crs_read_by_window_equals_gdalwarp",
          a_source_on_another_crs_read_by_window_equals_gdalwarp},
@@ -302,6 +275,7 @@ main(void)
          a_source_with_no_pixel_in_common_is_refused},
         {NULL, NULL}};
     int rc = test_run_suite("grid_source", cases);
+    CPLFree(utm);
     GDALDestroyDriverManager();
     return rc;
 }
