@@ -6,7 +6,8 @@ set(MMCL_SRC_LAYERS
     core        # context and errors, options, GDAL helpers, the tile pool
                 # (and the descriptor chain it hands to its workers), the
                 # output rules and the raster writer
-    grid        # the optical stack and the SAR on its grid, read by window
+    grid        # rasters on the optical grid (the grid source), the optical
+                # stack and the SAR, read by window
     model       # the model file, its schema, the encoders, input checks
     maps        # embeddings and losses of windows; training samples
     operations  # the mmcl_* operations: align, synth, train, embed, ...
@@ -23,6 +24,7 @@ set(MMCL_CORE_SOURCES
     src/core/tiles.c
     src/core/output.c
     src/core/writer.c
+    src/grid/grid_source.c
     src/grid/pair.c
     src/grid/sar.c
     src/grid/tile_reader.c

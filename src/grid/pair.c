@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The raster pair: opening and checking both modalities, stacking optical
- * files, the lattice transform, and window reads (optical, warped SAR and
- * the joint validity mask) with reflect padding.
+ * files, the SAR put on the optical grid (a grid source), and window reads
+ * (optical, SAR and the joint validity mask) with reflect padding.
  */
 #define _DEFAULT_SOURCE /* O_CLOEXEC */
 #include <fcntl.h>
@@ -15,9 +15,7 @@
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
-#include <gdal_alg.h>
 #include <gdal_utils.h>
-#include <gdalwarper.h>
 #include <ogr_srs_api.h>
 
 #include "context_internal.h"
@@ -51,27 +49,15 @@ struct mmcl__pair {
     int sar_has_nodata;
     double sar_nodata;
 
-    GDALResampleAlg resampling;
-    char resampling_name[16];
     char resampling_opt[16]; /* as asked ("auto", ...), for derived pairs */
     double error_threshold;
-    /* The warper's XSCALE / YSCALE, for the whole grid (warp_scales). */
-    double xscale, yscale;
-    /* The SAR is on the optical grid (same size, pixels onto pixels): it
-     * is read as it is, without the warper, whatever the resampling. */
-    int sar_on_grid;
-
-    /* Lattice of SAR pixel coordinates at optical pixel positions
-     * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
-    int step, nx, ny;
-    double *lat_x, *lat_y;
+    mmcl__grid_source *sar_src; /* the SAR on the optical grid */
 };
 
 struct mmcl__pair_reader {
     const mmcl__pair *pair;
     GDALDatasetH opt;
-    GDALDatasetH sar;
-    void *exact; /* GenImgProj transformer optical pixel -> SAR pixel */
+    mmcl__grid_reader *sar;
     float *scratch_opt; /* clipped window before reflect padding */
     float *scratch_sar;
     uint8_t *scratch_mask;
@@ -545,341 +531,50 @@ done:
     return st;
 }
 
-/* ---- transform -------------------------------------------------------- */
+/* ---- the SAR on the optical grid ------------------------------------ */
 
-static void *
-create_exact(mmcl_context *ctx, const mmcl__pair *p)
+/* The optical grid, for a grid source. */
+void
+mmcl__pair_grid(const mmcl__pair *p, mmcl__grid *g)
 {
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    /* GenImgProj from SAR pixels (source) to optical pixels (destination);
-     * the warper calls it with bDstToSrc = TRUE. */
-    void *t = GDALCreateGenImgProjTransformer3(p->sar_wkt, p->sar_gt, p->wkt,
-                                               p->gt);
-    mmcl__gdal_capture_end(&cap);
-    if (!t)
-        mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                    "cannot transform between the SAR and optical CRS: %s",
-                    mmcl__gdal_msg(&cap));
-    return t;
+    g->width = p->width;
+    g->height = p->height;
+    memcpy(g->gt, p->gt, sizeof(g->gt));
+    g->wkt = p->wkt;
+    g->label = p->opt_label;
 }
 
-/* Exact SAR pixel coordinates of optical pixel positions (x, y), in place;
- * failed points become NaN. */
-static void
-exact_to_sar(void *exact, int n, double *x, double *y, int *ok)
-{
-    double *z = calloc((size_t)n, sizeof(double));
-    if (!z) {
-        for (int i = 0; i < n; i++)
-            ok[i] = 0;
-        return;
-    }
-    GDALGenImgProjTransform(exact, TRUE, n, x, y, z, ok);
-    for (int i = 0; i < n; i++)
-        if (!ok[i])
-            x[i] = y[i] = NAN;
-    free(z);
-}
-
-static int
-lattice_eval(const mmcl__pair *p, double x, double y, double *sx, double *sy)
-{
-    double fx = x / p->step, fy = y / p->step;
-    int i = (int)floor(fx), j = (int)floor(fy);
-    if (i < 0)
-        i = 0;
-    if (i > p->nx - 2)
-        i = p->nx - 2;
-    if (j < 0)
-        j = 0;
-    if (j > p->ny - 2)
-        j = p->ny - 2;
-    double u = fx - i, v = fy - j;
-    size_t k = (size_t)j * p->nx + i;
-    const double *lx = p->lat_x, *ly = p->lat_y;
-    size_t nx = (size_t)p->nx;
-    *sx = (1 - v) * ((1 - u) * lx[k] + u * lx[k + 1]) +
-          v * ((1 - u) * lx[k + nx] + u * lx[k + nx + 1]);
-    *sy = (1 - v) * ((1 - u) * ly[k] + u * ly[k + 1]) +
-          v * ((1 - u) * ly[k + nx] + u * ly[k + nx + 1]);
-    return !isnan(*sx) && !isnan(*sy);
-}
-
-/* Fills the lattice for @p step; returns the max interpolation error at
- * the cell centres (in SAR pixels), or -1 on allocation failure. */
-static double
-lattice_build(mmcl__pair *p, void *exact, int step)
-{
-    free(p->lat_x);
-    free(p->lat_y);
-    p->step = step;
-    p->nx = (p->width + step - 1) / step + 1;
-    p->ny = (p->height + step - 1) / step + 1;
-    if (p->nx < 2)
-        p->nx = 2;
-    if (p->ny < 2)
-        p->ny = 2;
-    size_t n = (size_t)p->nx * p->ny;
-    p->lat_x = malloc(n * sizeof(double));
-    p->lat_y = malloc(n * sizeof(double));
-    int *ok = malloc(n * sizeof(int));
-    if (!p->lat_x || !p->lat_y || !ok) {
-        free(ok);
-        return -1.0;
-    }
-    for (int j = 0; j < p->ny; j++)
-        for (int i = 0; i < p->nx; i++) {
-            p->lat_x[(size_t)j * p->nx + i] = (double)i * step;
-            p->lat_y[(size_t)j * p->nx + i] = (double)j * step;
-        }
-    exact_to_sar(exact, (int)n, p->lat_x, p->lat_y, ok);
-    free(ok);
-
-    /* Error check on the centres of up to ~4096 cells spread evenly. */
-    int cells_x = p->nx - 1, cells_y = p->ny - 1;
-    int sx = cells_x > 64 ? cells_x / 64 : 1;
-    int sy = cells_y > 64 ? cells_y / 64 : 1;
-    double max_err = 0.0;
-    for (int j = 0; j < cells_y; j += sy) {
-        for (int i = 0; i < cells_x; i += sx) {
-            double x = (i + 0.5) * step, y = (j + 0.5) * step;
-            double ex = x, ey = y, ix, iy;
-            int good;
-            exact_to_sar(exact, 1, &ex, &ey, &good);
-            if (!good)
-                continue;
-            if (!lattice_eval(p, x, y, &ix, &iy))
-                continue;
-            double e = fmax(fabs(ix - ex), fabs(iy - ey));
-            if (e > max_err)
-                max_err = e;
-        }
-    }
-    return max_err;
-}
-
-/* The warper's transformer: optical pixel positions of the window starting
- * at (x0, y0) to SAR pixels, through the lattice or exactly. */
-typedef struct window_transform {
-    const mmcl__pair *pair;
-    void *exact;
-    int x0, y0;
-} window_transform;
-
-static int
-window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
-                    double *z, int *ok)
-{
-    window_transform *t = arg;
-    const mmcl__pair *p = t->pair;
-    if (!dst_to_src || p->step == 0) {
-        if (dst_to_src)
-            for (int i = 0; i < n; i++) {
-                x[i] += t->x0;
-                y[i] += t->y0;
-            }
-        int r = GDALGenImgProjTransform(t->exact, dst_to_src, n, x, y, z, ok);
-        if (!dst_to_src)
-            for (int i = 0; i < n; i++) {
-                x[i] -= t->x0;
-                y[i] -= t->y0;
-            }
-        return r;
-    }
-    for (int i = 0; i < n; i++) {
-        double sx, sy;
-        ok[i] = lattice_eval(p, x[i] + t->x0, y[i] + t->y0, &sx, &sy);
-        x[i] = sx;
-        y[i] = sy;
-    }
-    return TRUE;
-}
-
-/* Optical pixels per SAR pixel over a source extent [lo, hi] of a SAR
- * axis of n_src pixels for n_dst optical pixels, as GDAL's warp kernel
- * computes it for a window (gdalwarpkernel.cpp): the extent clamped to
- * the raster, and a downsampling factor near 1/n snapped to it. */
-static double
-warp_scale(int n_dst, double lo, double hi, int n_src)
-{
-    if (!(hi > lo))
-        return 1.0;
-    int lo_clamped = (int)fmax(0.0, lo);
-    double raw = fmax(0.0, fmin((double)(n_src - lo_clamped), hi - lo));
-    if (raw <= 0)
-        return 1.0;
-    double s = n_dst / raw;
-    if (s < 1.0) {
-        double r = 1.0 / s;
-        int n = (int)(r + 0.5);
-        if (fabs(r - n) < 0.05)
-            s = 1.0 / n;
-    }
-    return s;
-}
-
-/*
- * Bounds b = {x0, x1, y0, y1} of the edges of the w x h pixel rectangle of
- * one raster (@p steps points per edge, at most 32) in the pixels of the
- * other: SAR pixels when @p to_sar, else optical pixels. Points that do
- * not transform are left out (all of them: an empty box, x0 > x1).
- */
-static void
-edge_bounds(void *exact, int to_sar, int w, int h, int steps, double b[4])
-{
-    enum { MAX = 32 };
-    double x[4 * MAX], y[4 * MAX], z[4 * MAX] = {0};
-    int ok[4 * MAX];
-    steps = steps < 2 ? 2 : (steps > MAX ? MAX : steps);
-    for (int k = 0; k < steps; k++) {
-        double f = (double)k / (steps - 1);
-        x[4 * k] = x[4 * k + 1] = f * w;
-        y[4 * k] = 0;
-        y[4 * k + 1] = h;
-        x[4 * k + 2] = 0;
-        x[4 * k + 3] = w;
-        y[4 * k + 2] = y[4 * k + 3] = f * h;
-    }
-    if (to_sar)
-        exact_to_sar(exact, 4 * steps, x, y, ok);
-    else
-        GDALGenImgProjTransform(exact, FALSE, 4 * steps, x, y, z, ok);
-    b[0] = b[2] = INFINITY;
-    b[1] = b[3] = -INFINITY;
-    for (int k = 0; k < 4 * steps; k++) {
-        if (!ok[k])
-            continue;
-        b[0] = fmin(b[0], x[k]);
-        b[1] = fmax(b[1], x[k]);
-        b[2] = fmin(b[2], y[k]);
-        b[3] = fmax(b[3], y[k]);
-    }
-}
-
-/*
- * The warper's XSCALE / YSCALE for the whole optical grid, measured as GDAL
- * measures them for one window (the SAR extent of 21 points along each
- * edge). Left to GDAL, they are estimated for each window from its own
- * extent, so a downsampling bilinear or cubic kernel would change from
- * window to window and tiles would show seams; fixed, every window
- * resamples with the kernel a one-window gdalwarp of the grid uses.
- */
-static void
-warp_scales(mmcl__pair *p, void *exact)
-{
-    double b[4];
-    edge_bounds(exact, 1, p->width, p->height, 21, b);
-    p->xscale = warp_scale(p->width, b[0], b[1], p->sar_width);
-    p->yscale = warp_scale(p->height, b[2], b[3], p->sar_height);
-}
-
-/* Checks the overlap of the footprints and picks the resampling. */
-static mmcl_status
-check_overlap_and_resampling(mmcl_context *ctx, mmcl__pair *p, void *exact,
-                             const char *resampling)
-{
-    /* SAR footprint edges in optical pixels. */
-    double fb[4];
-    edge_bounds(exact, 0, p->sar_width, p->sar_height, 32, fb);
-    double xmin = fb[0], xmax = fb[1], ymin = fb[2], ymax = fb[3];
-    if (!(xmax > 0 && ymax > 0 && xmin < p->width && ymin < p->height)) {
-        /* Both footprints, in each CRS and in lon/lat: a SAR in another
-         * UTM zone or with its axes swapped shows at a glance. */
-        char opt[900], sar[1000];
-        mmcl__footprint_describe(opt, sizeof(opt), p->opt_label, p->wkt, p->gt,
-                                 p->width, p->height, NULL);
-        mmcl__footprint_describe(sar, sizeof(sar), p->sar_label, p->sar_wkt,
-                                 p->sar_gt, p->sar_width, p->sar_height,
-                                 p->wkt);
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "the SAR footprint does not overlap the optical "
-                           "raster: no pixel in common.\n  %s\n  %s",
-                           opt, sar);
-    }
-
-    /* SAR pixels per optical pixel at the centre of the overlap. */
-    double cx = (fmax(xmin, 0) + fmin(xmax, p->width)) / 2;
-    double cy = (fmax(ymin, 0) + fmin(ymax, p->height)) / 2;
-    double px[3] = {cx, cx + 1, cx}, py[3] = {cy, cy, cy + 1};
-    int pok[3];
-    exact_to_sar(exact, 3, px, py, pok);
-    int known = pok[0] && pok[1] && pok[2];
-    warp_scales(p, exact);
-    if (strcmp(resampling, "auto") != 0) {
-        snprintf(p->resampling_name, sizeof(p->resampling_name), "%s",
-                 resampling);
-    } else {
-        double det = fabs((px[1] - px[0]) * (py[2] - py[0]) -
-                          (px[2] - px[0]) * (py[1] - py[0]));
-        int finer = known && det > 1.0 + 1e-6;
-        snprintf(p->resampling_name, sizeof(p->resampling_name), "%s",
-                 finer ? "average" : "bilinear");
-    }
-    p->resampling = mmcl__resample_alg(p->resampling_name);
-    return MMCL_OK;
-}
-
-/* Whether the SAR grid is the optical grid: the same size, and the corners
- * and the centre of the optical grid land on the same SAR pixel positions
- * (to 1e-9 pixel). Every resampling then gives the SAR pixel itself. */
-static int
-on_grid(const mmcl__pair *p, void *exact)
-{
-    if (p->sar_width != p->width || p->sar_height != p->height)
-        return 0;
-    double W = p->width, H = p->height;
-    double x[5] = {0, W, 0, W, W / 2}, y[5] = {0, 0, H, H, H / 2};
-    double x0[5], y0[5];
-    int ok[5];
-    memcpy(x0, x, sizeof(x));
-    memcpy(y0, y, sizeof(y));
-    exact_to_sar(exact, 5, x, y, ok);
-    for (int k = 0; k < 5; k++)
-        if (!ok[k] || fabs(x[k] - x0[k]) > 1e-9 || fabs(y[k] - y0[k]) > 1e-9)
-            return 0;
-    return 1;
-}
-
-/* With both rasters known: the transform, the overlap check, the
- * resampling and the lattice. */
+/* With both rasters known: the SAR as a grid source on the optical grid
+ * (the transform, the overlap check, the resampling and the lattice). */
 static mmcl_status
 finish_open(mmcl_context *ctx, mmcl__pair *p)
 {
-    void *exact = create_exact(ctx, p);
-    if (!exact)
-        return mmcl_context_errcode(ctx);
-    mmcl_status st = check_overlap_and_resampling(ctx, p, exact,
-                                                  p->resampling_opt);
-    if (st != MMCL_OK)
-        goto done;
-    p->sar_on_grid = on_grid(p, exact);
-
-    double et = p->error_threshold;
-    if (et > 0) {
-        /* Coarsest lattice whose interpolation error stays within et. */
-        int chosen = 0;
-        for (int step = 64; step >= 2; step /= 2) {
-            double err = lattice_build(p, exact, step);
-            if (err < 0) {
-                st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-                goto done;
-            }
-            if (err <= et) {
-                chosen = step;
-                break;
-            }
-        }
-        if (!chosen) {
-            free(p->lat_x);
-            free(p->lat_y);
-            p->lat_x = p->lat_y = NULL;
-        }
-        p->step = chosen;
-    }
-done:
-    GDALDestroyGenImgProjTransformer(exact);
-    return st;
+    mmcl__grid g;
+    mmcl__pair_grid(p, &g);
+    mmcl__grid_raster r = {
+        .name = p->sar_name,
+        .role = "SAR",
+        .label = p->sar_label,
+        .wkt = p->sar_wkt,
+        .width = p->sar_width,
+        .height = p->sar_height,
+        .band = 1,
+        .n_bands = p->n_sar,
+        .type = GDT_Float32,
+        .validity = MMCL__GRID_NODATA,
+        .has_nodata = p->sar_has_nodata,
+        .nodata = p->sar_nodata,
+        .place = MMCL__GRID_AUTO,
+        .resampling = p->resampling_opt,
+        .error_threshold = p->error_threshold,
+        .no_overlap = "the SAR footprint",
+        .read_failed = "cannot read SAR window",
+        .warp_failed = "cannot resample the SAR onto window",
+    };
+    memcpy(r.gt, p->sar_gt, sizeof(r.gt));
+    mmcl__grid_source_close(p->sar_src);
+    p->sar_src = NULL;
+    return mmcl__grid_source_open(ctx, &r, &g, &p->sar_src);
 }
 
 mmcl_status
@@ -1007,28 +702,19 @@ decimated_vrt(mmcl_context *ctx, const char *name, const char *role, int w,
 }
 
 /*
- * For a decimated pair: when the SAR is at least twice finer than the
- * (coarse) optical grid, replaces it by a VRT averaging it by that whole
- * factor on its own grid, so that the warp reads (and GDAL decodes, using
- * the SAR's own overviews when it has some) about as many SAR pixels as
- * the grid has.
+ * For a decimated pair: the SAR on the (coarse) optical grid. When it is
+ * at least twice finer than the grid, it is replaced by a VRT averaging it
+ * by that whole factor on its own grid, so that the warp reads (and GDAL
+ * decodes, using the SAR's own overviews when it has some) about as many
+ * SAR pixels as the grid has.
  */
 static mmcl_status
-decimate_sar(mmcl_context *ctx, mmcl__pair *p)
+open_decimated_sar(mmcl_context *ctx, mmcl__pair *p)
 {
-    void *exact = create_exact(ctx, p);
-    if (!exact)
-        return mmcl_context_errcode(ctx);
-    double cx = p->width / 2.0, cy = p->height / 2.0;
-    double px[3] = {cx, cx + 1, cx}, py[3] = {cy, cy, cy + 1};
-    int ok[3];
-    exact_to_sar(exact, 3, px, py, ok);
-    GDALDestroyGenImgProjTransformer(exact);
-    if (!(ok[0] && ok[1] && ok[2]))
-        return MMCL_OK;
-    double det = fabs((px[1] - px[0]) * (py[2] - py[0]) -
-                      (px[2] - px[0]) * (py[1] - py[0]));
-    int f = (int)floor(sqrt(det));
+    mmcl_status st = finish_open(ctx, p);
+    if (st != MMCL_OK)
+        return st;
+    int f = (int)floor(sqrt(mmcl__grid_source_centre_ratio(p->sar_src)));
     if (f < 2)
         return MMCL_OK;
     int w = (p->sar_width + f - 1) / f, h = (p->sar_height + f - 1) / f;
@@ -1044,7 +730,7 @@ decimate_sar(mmcl_context *ctx, mmcl__pair *p)
     p->sar_height = h;
     free(p->sar_name);
     p->sar_name = name;
-    return MMCL_OK;
+    return finish_open(ctx, p);
 }
 
 mmcl_status
@@ -1103,9 +789,7 @@ mmcl__pair_open_decimated(mmcl_context *ctx, const mmcl__pair *base,
         st = MMCL_ERR_NO_MEMORY;
         goto fail;
     }
-    st = decimate_sar(ctx, p);
-    if (st == MMCL_OK)
-        st = finish_open(ctx, p);
+    st = open_decimated_sar(ctx, p);
     if (st != MMCL_OK)
         goto fail;
     *out = p;
@@ -1130,8 +814,7 @@ mmcl__pair_close(mmcl__pair *p)
     free(p->sar_name);
     free(p->sar_wkt);
     CSLDestroy(p->sar_names);
-    free(p->lat_x);
-    free(p->lat_y);
+    mmcl__grid_source_close(p->sar_src);
     free(p);
 }
 
@@ -1169,9 +852,13 @@ mmcl__pair_sar_band_names(const mmcl__pair *p)
 }
 const char *mmcl__pair_resampling(const mmcl__pair *p)
 {
-    return p->resampling_name;
+    return mmcl__grid_source_resampling(p->sar_src);
 }
-int mmcl__pair_lattice_step(const mmcl__pair *p) { return p->step; }
+int
+mmcl__pair_lattice_step(const mmcl__pair *p)
+{
+    return mmcl__grid_source_lattice_step(p->sar_src);
+}
 
 /* ---- reading ---------------------------------------------------------- */
 
@@ -1185,9 +872,8 @@ mmcl__pair_reader_create(mmcl_context *ctx, const mmcl__pair *pair)
     }
     r->pair = pair;
     r->opt = mmcl__open_raster(ctx, pair->optical_name, "optical");
-    r->sar = r->opt ? mmcl__open_raster(ctx, pair->sar_name, "SAR") : NULL;
-    r->exact = r->sar ? create_exact(ctx, pair) : NULL;
-    if (!r->exact) {
+    r->sar = r->opt ? mmcl__grid_reader_create(ctx, pair->sar_src) : NULL;
+    if (!r->sar) {
         mmcl__pair_reader_destroy(r);
         return NULL;
     }
@@ -1199,110 +885,13 @@ mmcl__pair_reader_destroy(mmcl__pair_reader *r)
 {
     if (!r)
         return;
-    if (r->exact)
-        GDALDestroyGenImgProjTransformer(r->exact);
     if (r->opt)
         GDALClose(r->opt);
-    if (r->sar)
-        GDALClose(r->sar);
+    mmcl__grid_reader_destroy(r->sar);
     free(r->scratch_opt);
     free(r->scratch_sar);
     free(r->scratch_mask);
     free(r);
-}
-
-/* The SAR window (x, y, w, h) of a SAR on the optical grid into @p out
- * (n_sar, h, w), NaN at its nodata: what the warper gives there. */
-static mmcl_status
-read_sar_on_grid(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y,
-                 int w, int h, float *out)
-{
-    const mmcl__pair *p = r->pair;
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    CPLErr err = GDALDatasetRasterIO(r->sar, GF_Read, x, y, w, h, out, w, h,
-                                     GDT_Float32, p->n_sar, NULL, 0, 0, 0);
-    mmcl__gdal_capture_end(&cap);
-    if (err != CE_None)
-        return mmcl__error(ctx, MMCL_ERR_IO,
-                           "cannot read SAR window %d,%d %dx%d: %s", x, y, w,
-                           h, mmcl__gdal_msg(&cap));
-    if (p->sar_has_nodata && !isnan(p->sar_nodata)) {
-        float nd = (float)p->sar_nodata;
-        for (size_t i = 0; i < (size_t)w * h * p->n_sar; i++)
-            if (out[i] == nd)
-                out[i] = NAN;
-    }
-    return MMCL_OK;
-}
-
-/* Warps the SAR onto the optical window (x, y, w, h) into @p out
- * (n_sar, h, w); invalid pixels are NaN. */
-static mmcl_status
-warp_sar(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w, int h,
-         float *out)
-{
-    const mmcl__pair *p = r->pair;
-    if (p->sar_on_grid)
-        return read_sar_on_grid(ctx, r, x, y, w, h, out);
-    mmcl_status st = MMCL_OK;
-    size_t plane = (size_t)w * h;
-    for (size_t i = 0; i < plane * p->n_sar; i++)
-        out[i] = NAN;
-
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    GDALDatasetH mem = GDALCreate(GDALGetDriverByName("MEM"), "", w, h, 0,
-                                  GDT_Float32, NULL);
-    for (int b = 0; mem && b < p->n_sar; b++) {
-        char ptr[64], line[64];
-        char *opts[4] = {ptr, "PIXELOFFSET=4", line, NULL};
-        snprintf(ptr, sizeof(ptr), "DATAPOINTER=%p", (void *)(out + plane * b));
-        snprintf(line, sizeof(line), "LINEOFFSET=%d", w * 4);
-        GDALAddBand(mem, GDT_Float32, opts);
-        GDALSetRasterNoDataValue(GDALGetRasterBand(mem, b + 1), NAN);
-    }
-
-    window_transform tf = {p, r->exact, x, y};
-    GDALWarpOptions *wo = GDALCreateWarpOptions();
-    wo->hSrcDS = r->sar;
-    wo->hDstDS = mem;
-    wo->nBandCount = p->n_sar;
-    wo->panSrcBands = CPLMalloc(sizeof(int) * (size_t)p->n_sar);
-    wo->panDstBands = CPLMalloc(sizeof(int) * (size_t)p->n_sar);
-    wo->padfSrcNoDataReal = CPLMalloc(sizeof(double) * (size_t)p->n_sar);
-    wo->padfDstNoDataReal = CPLMalloc(sizeof(double) * (size_t)p->n_sar);
-    for (int b = 0; b < p->n_sar; b++) {
-        wo->panSrcBands[b] = b + 1;
-        wo->panDstBands[b] = b + 1;
-        /* Float SAR without declared nodata: NaN marks the invalid. */
-        wo->padfSrcNoDataReal[b] = p->sar_has_nodata ? p->sar_nodata : NAN;
-        wo->padfDstNoDataReal[b] = NAN;
-    }
-    wo->eResampleAlg = p->resampling;
-    wo->eWorkingDataType = GDT_Float32;
-    wo->pfnTransformer = window_transform_fn;
-    wo->pTransformerArg = &tf;
-    wo->papszWarpOptions = CSLSetNameValue(NULL, "INIT_DEST", "NO_DATA");
-    wo->papszWarpOptions = CSLSetNameValue(
-        wo->papszWarpOptions, "XSCALE", CPLSPrintf("%.17g", p->xscale));
-    wo->papszWarpOptions = CSLSetNameValue(
-        wo->papszWarpOptions, "YSCALE", CPLSPrintf("%.17g", p->yscale));
-
-    GDALWarpOperationH op = mem ? GDALCreateWarpOperation(wo) : NULL;
-    CPLErr err = op ? GDALChunkAndWarpImage(op, 0, 0, w, h) : CE_Failure;
-    if (op)
-        GDALDestroyWarpOperation(op);
-    wo->pTransformerArg = NULL;
-    GDALDestroyWarpOptions(wo);
-    if (mem)
-        GDALClose(mem);
-    mmcl__gdal_capture_end(&cap);
-    if (err != CE_None)
-        st = mmcl__error(ctx, MMCL_ERR_IO,
-                         "cannot resample the SAR onto window %d,%d %dx%d: %s",
-                         x, y, w, h, mmcl__gdal_msg(&cap));
-    return st;
 }
 
 /* Optical window into @p out (n_opt, h, w), NaN where invalid. */
@@ -1434,19 +1023,19 @@ mmcl__pair_read(mmcl_context *ctx, mmcl__pair_reader *r, int x, int y, int w,
     }
     if (o)
         st = read_optical(ctx, r, cx, cy, cw, ch, o, maskbuf);
+    /* The SAR's validity goes to maskbuf, free once the optical is read. */
+    uint8_t *sar_ok = m ? maskbuf : NULL;
     if (st == MMCL_OK && s)
-        st = warp_sar(ctx, r, cx, cy, cw, ch, s);
+        st = mmcl__grid_reader_read(ctx, r->sar, cx, cy, cw, ch, s, sar_ok);
     if (st != MMCL_OK)
         goto done;
     if (m) {
         for (size_t i = 0; i < cpix; i++) {
-            uint8_t ok1 = 1, ok2 = 1;
-            for (int b = 0; b < p->n_opt && ok1; b++)
-                ok1 = !isnan(o[cpix * b + i]);
-            for (int b = 0; b < p->n_sar && ok2; b++)
-                ok2 = !isnan(s[cpix * b + i]);
-            m[i] = (uint8_t)((ok1 ? MMCL__VALID_OPTICAL : 0) |
-                             (ok2 ? MMCL__VALID_SAR : 0));
+            uint8_t ok = 1;
+            for (int b = 0; b < p->n_opt && ok; b++)
+                ok = !isnan(o[cpix * b + i]);
+            m[i] = (uint8_t)((ok ? MMCL__VALID_OPTICAL : 0) |
+                             (sar_ok[i] ? MMCL__VALID_SAR : 0));
         }
     }
     if (!direct) {

@@ -5,10 +5,8 @@
  * The optical raster (one dataset, or several files stacked on the finest
  * grid among them) defines the grid. The SAR, on any CRS and resolution, is
  * optionally preprocessed on its own grid (dB <-> linear, Lee filter) and
- * warped onto the optical grid window by window with GDAL's warper. The
- * pixel transform is interpolated on a lattice fixed to the whole optical
- * grid (or exact when the error threshold is 0), so a pixel's value does
- * not depend on the window it was computed in: tiled output is seamless.
+ * read on the optical grid as a grid source (grid_source_internal.h):
+ * warped window by window, seamlessly.
  *
  * A pair is immutable once opened and may be shared by threads; each
  * thread reads through its own mmcl__pair_reader (own GDAL handles).
@@ -21,6 +19,8 @@
 #include <gdal.h>
 
 #include "mmcl/options.h"
+
+#include "grid_source_internal.h"
 
 typedef struct mmcl__pair mmcl__pair;
 typedef struct mmcl__pair_reader mmcl__pair_reader;
@@ -48,7 +48,9 @@ mmcl_status mmcl__pair_open_decimated(mmcl_context *ctx,
                                       const mmcl__pair *base, int width,
                                       int height, mmcl__pair **out);
 
-/* The optical grid. */
+/* The optical grid, for another grid source (@p g borrows the pair's
+ * strings). */
+void mmcl__pair_grid(const mmcl__pair *pair, mmcl__grid *g);
 int mmcl__pair_width(const mmcl__pair *pair);
 int mmcl__pair_height(const mmcl__pair *pair);
 void mmcl__pair_geotransform(const mmcl__pair *pair, double gt[6]);

@@ -23,8 +23,6 @@
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <cpl_string.h>
-#include <gdal_alg.h>
-#include <gdalwarper.h>
 #include <ogr_srs_api.h>
 
 #include "mmcl/probe.h"
@@ -54,10 +52,11 @@ typedef struct label_src {
     int warp;        /* on another grid: warped with nearest neighbour */
     char *wkt;       /* label CRS (warp only) */
     double gt[6];    /* label geotransform (warp only) */
-    int use_mask;    /* the band has a real mask (not nodata, not all valid) */
+    int width, height;
     int has_nodata;  /* nodata: the value that marks invalid labels */
     double nodata;
     int classes;     /* negative values are invalid */
+    mmcl__grid_source *src; /* the band on the optical grid */
 } label_src;
 
 static int
@@ -68,50 +67,6 @@ label_ok(const label_src *l, double v)
     if (l->has_nodata && v == l->nodata)
         return 0;
     return !(l->classes && v < 0);
-}
-
-/* The warper's transformer for a window at (x0, y0) of the optical grid:
- * exact GenImgProj from label pixels (source) to optical pixels. */
-typedef struct window_tf {
-    void *exact;
-    int x0, y0;
-} window_tf;
-
-static int
-window_tf_fn(void *arg, int dst_to_src, int n, double *x, double *y,
-             double *z, int *ok)
-{
-    window_tf *t = arg;
-    if (dst_to_src)
-        for (int i = 0; i < n; i++) {
-            x[i] += t->x0;
-            y[i] += t->y0;
-        }
-    int r = GDALGenImgProjTransform(t->exact, dst_to_src, n, x, y, z, ok);
-    if (!dst_to_src)
-        for (int i = 0; i < n; i++) {
-            x[i] -= t->x0;
-            y[i] -= t->y0;
-        }
-    return r;
-}
-
-static void *
-label_transformer(mmcl_context *ctx, const label_src *lab,
-                  const mmcl__pair *pair)
-{
-    double gt[6];
-    mmcl__pair_geotransform(pair, gt);
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    void *t = GDALCreateGenImgProjTransformer3(lab->wkt, lab->gt,
-                                               mmcl__pair_srs_wkt(pair), gt);
-    mmcl__gdal_capture_end(&cap);
-    if (!t)
-        mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                    "cannot transform between the label and optical CRS: %s",
-                    mmcl__gdal_msg(&cap));
-    return t;
 }
 
 /* 1 when the label grid is the optical grid to a thousandth of a pixel. */
@@ -125,10 +80,8 @@ same_geotransform(const double a[6], const double b[6])
     return 1;
 }
 
-/* Opens the label raster once to decide how to read it: same grid, or
- * warped (after checking that it overlaps). */
 /* Which label values are invalid: LABEL_NODATA, else the band's nodata
- * value, else (classes without one) -1; and whether the band has a mask. */
+ * value, else (classes without one) -1. */
 static void
 label_validity(label_src *lab, GDALRasterBandH band, const mmcl_options *o,
                int classes)
@@ -145,10 +98,115 @@ label_validity(label_src *lab, GDALRasterBandH band, const mmcl_options *o,
         lab->has_nodata = 1;
         lab->nodata = -1.0;
     }
-    int flags = GDALGetMaskFlags(band);
-    lab->use_mask = !(flags & (GMF_ALL_VALID | GMF_NODATA));
 }
 
+/* Where the label raster @p ds lies: on the optical grid (same size, CRS
+ * and geotransform, or no geotransform and the same size), or on another
+ * grid, to be warped (lab->warp, its CRS in lab->wkt). */
+static mmcl_status
+label_place(mmcl_context *ctx, const mmcl__pair *pair, GDALDatasetH ds,
+            label_src *lab)
+{
+    const char *path = lab->path;
+    int W = mmcl__pair_width(pair), H = mmcl__pair_height(pair);
+    int lw = lab->width, lh = lab->height;
+    double ogt[6];
+    mmcl__pair_geotransform(pair, ogt);
+    int has_gt = GDALGetGeoTransform(ds, lab->gt) == CE_None;
+    OGRSpatialReferenceH lsrs = GDALGetSpatialRef(ds);
+    if (!has_gt) {
+        if (lw != W || lh != H)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "label raster '%s' has no geotransform and is "
+                               "%d x %d, not the %d x %d optical grid: it "
+                               "cannot be placed",
+                               path, lw, lh, W, H);
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "label raster '%s' has no geotransform; taken to be on "
+                  "the optical grid (same size)",
+                  path);
+        return MMCL_OK;
+    }
+    OGRSpatialReferenceH opt_srs =
+        OSRNewSpatialReference(mmcl__pair_srs_wkt(pair));
+    /* Datasets' SRS use the GIS axis order; compare like with like. */
+    if (opt_srs)
+        OSRSetAxisMappingStrategy(opt_srs, OAMS_TRADITIONAL_GIS_ORDER);
+    int same_crs = !lsrs || !opt_srs || OSRIsSame(lsrs, opt_srs);
+    if (opt_srs)
+        OSRDestroySpatialReference(opt_srs);
+    if (lw == W && lh == H && same_crs && same_geotransform(lab->gt, ogt)) {
+        if (!lsrs)
+            mmcl__log(ctx, MMCL_LOG_WARNING,
+                      "label raster '%s' has no CRS; taken to be on the "
+                      "optical grid (same size and geotransform)",
+                      path);
+        return MMCL_OK;
+    }
+
+    /* Another grid: warp it. */
+    lab->warp = 1;
+    if (lsrs) {
+        char *wkt = NULL;
+        OSRExportToWkt(lsrs, &wkt);
+        lab->wkt = wkt ? mmcl__strdup(ctx, wkt) : NULL;
+        CPLFree(wkt);
+    } else {
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "label raster '%s' has no CRS; taken to be in the optical "
+                  "CRS",
+                  path);
+        lab->wkt = mmcl__strdup(ctx, mmcl__pair_srs_wkt(pair));
+    }
+    if (!lab->wkt)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    return MMCL_OK;
+}
+
+/* The label band as a grid source on the optical grid: read as it is, or
+ * warped with nearest neighbour (after checking that it overlaps). Its
+ * mask band makes labels invalid; its values, nodata included, are
+ * judged by label_ok. */
+static mmcl_status
+label_source(mmcl_context *ctx, const mmcl__pair *pair, label_src *lab)
+{
+    const char *path = lab->path;
+    char name[600], subject[4200], read_failed[4200];
+    snprintf(name, sizeof(name), "labels '%s'", path);
+    snprintf(subject, sizeof(subject), "the label raster '%s'", path);
+    snprintf(read_failed, sizeof(read_failed),
+             "cannot read the label raster '%s' at window", path);
+    mmcl__grid_raster r = {
+        .name = path,
+        .role = "label",
+        .label = name,
+        .wkt = lab->wkt,
+        .width = lab->width,
+        .height = lab->height,
+        .band = lab->band,
+        .n_bands = 1,
+        .type = GDT_Float64,
+        .validity = MMCL__GRID_MASK,
+        .place = lab->warp ? MMCL__GRID_WARP : MMCL__GRID_SAME,
+        .resampling = "near",
+        .no_overlap = subject,
+        .read_failed = read_failed,
+        .warp_failed = "cannot warp the label raster onto window",
+    };
+    memcpy(r.gt, lab->gt, sizeof(r.gt));
+    mmcl__grid g;
+    mmcl__pair_grid(pair, &g);
+    mmcl_status st = mmcl__grid_source_open(ctx, &r, &g, &lab->src);
+    if (st == MMCL_OK && lab->warp)
+        mmcl__log(ctx, MMCL_LOG_INFO,
+                  "label raster '%s' (%d x %d) is on another grid than the "
+                  "optical raster (%d x %d); it is warped onto the optical "
+                  "grid with nearest neighbour",
+                  path, lab->width, lab->height, g.width, g.height);
+    return st;
+}
+
+/* Opens the label raster once to decide how to read it. */
 static mmcl_status
 label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
            const mmcl_options *o, int classes, label_src *lab)
@@ -164,127 +222,20 @@ label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
     if (!ds)
         return mmcl_context_errcode(ctx);
     mmcl_status st = MMCL_OK;
-    void *tf = NULL;
-    OGRSpatialReferenceH opt_srs = NULL;
     int n_bands = GDALGetRasterCount(ds);
+    lab->width = GDALGetRasterXSize(ds);
+    lab->height = GDALGetRasterYSize(ds);
     if (lab->band > n_bands) {
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "label raster '%s' has %d band%s; band %d was asked "
                          "for",
                          path, n_bands, n_bands == 1 ? "" : "s", lab->band);
-        goto done;
-    }
-    label_validity(lab, GDALGetRasterBand(ds, lab->band), o, classes);
-
-    /* Same grid, or warp? */
-    int W = mmcl__pair_width(pair), H = mmcl__pair_height(pair);
-    int lw = GDALGetRasterXSize(ds), lh = GDALGetRasterYSize(ds);
-    double ogt[6];
-    mmcl__pair_geotransform(pair, ogt);
-    int has_gt = GDALGetGeoTransform(ds, lab->gt) == CE_None;
-    OGRSpatialReferenceH lsrs = GDALGetSpatialRef(ds);
-    if (!has_gt) {
-        if (lw != W || lh != H) {
-            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "label raster '%s' has no geotransform and is "
-                             "%d x %d, not the %d x %d optical grid: it "
-                             "cannot be placed",
-                             path, lw, lh, W, H);
-            goto done;
-        }
-        mmcl__log(ctx, MMCL_LOG_WARNING,
-                  "label raster '%s' has no geotransform; taken to be on "
-                  "the optical grid (same size)",
-                  path);
-        goto done;
-    }
-    opt_srs = OSRNewSpatialReference(mmcl__pair_srs_wkt(pair));
-    /* Datasets' SRS use the GIS axis order; compare like with like. */
-    if (opt_srs)
-        OSRSetAxisMappingStrategy(opt_srs, OAMS_TRADITIONAL_GIS_ORDER);
-    int same_crs = !lsrs || !opt_srs || OSRIsSame(lsrs, opt_srs);
-    if (lw == W && lh == H && same_crs && same_geotransform(lab->gt, ogt)) {
-        if (!lsrs)
-            mmcl__log(ctx, MMCL_LOG_WARNING,
-                      "label raster '%s' has no CRS; taken to be on the "
-                      "optical grid (same size and geotransform)",
-                      path);
-        goto done;
-    }
-
-    /* Another grid: warp it, if it overlaps. */
-    lab->warp = 1;
-    if (lsrs) {
-        char *wkt = NULL;
-        OSRExportToWkt(lsrs, &wkt);
-        lab->wkt = wkt ? mmcl__strdup(ctx, wkt) : NULL;
-        CPLFree(wkt);
     } else {
-        mmcl__log(ctx, MMCL_LOG_WARNING,
-                  "label raster '%s' has no CRS; taken to be in the optical "
-                  "CRS",
-                  path);
-        lab->wkt = mmcl__strdup(ctx, mmcl__pair_srs_wkt(pair));
+        label_validity(lab, GDALGetRasterBand(ds, lab->band), o, classes);
+        st = label_place(ctx, pair, ds, lab);
     }
-    if (!lab->wkt) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    tf = label_transformer(ctx, lab, pair);
-    if (!tf) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
-    enum { K = 32 };
-    double x[4 * K], y[4 * K], z[4 * K];
-    int ok[4 * K];
-    for (int k = 0; k < K; k++) {
-        double f = (double)k / (K - 1);
-        x[k] = x[K + k] = f * lw;
-        y[k] = 0;
-        y[K + k] = lh;
-        x[2 * K + k] = 0;
-        x[3 * K + k] = lw;
-        y[2 * K + k] = y[3 * K + k] = f * lh;
-    }
-    memset(z, 0, sizeof(z));
-    GDALGenImgProjTransform(tf, FALSE, 4 * K, x, y, z, ok);
-    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY,
-           ymax = -INFINITY;
-    for (int k = 0; k < 4 * K; k++) {
-        if (!ok[k])
-            continue;
-        xmin = fmin(xmin, x[k]);
-        xmax = fmax(xmax, x[k]);
-        ymin = fmin(ymin, y[k]);
-        ymax = fmax(ymax, y[k]);
-    }
-    if (!(xmax > 0 && ymax > 0 && xmin < W && ymin < H)) {
-        char opt[900], lab_fp[1000], name[600];
-        snprintf(name, sizeof(name), "labels '%s'", path);
-        mmcl__footprint_describe(opt, sizeof(opt),
-                                 mmcl__pair_optical_label(pair),
-                                 mmcl__pair_srs_wkt(pair), ogt, W, H, NULL);
-        mmcl__footprint_describe(lab_fp, sizeof(lab_fp), name, lab->wkt,
-                                 lab->gt, lw, lh, mmcl__pair_srs_wkt(pair));
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "the label raster '%s' does not overlap the optical "
-                         "raster: no pixel in common.\n  %s\n  %s",
-                         path, opt, lab_fp);
-        goto done;
-    }
-    mmcl__log(ctx, MMCL_LOG_INFO,
-              "label raster '%s' (%d x %d) is on another grid than the "
-              "optical raster (%d x %d); it is warped onto the optical grid "
-              "with nearest neighbour",
-              path, lw, lh, W, H);
-done:
-    if (tf)
-        GDALDestroyGenImgProjTransformer(tf);
-    if (opt_srs)
-        OSRDestroySpatialReference(opt_srs);
     GDALClose(ds);
-    return st;
+    return st == MMCL_OK ? label_source(ctx, pair, lab) : st;
 }
 
 /* ---- sampling --------------------------------------------------------- */
@@ -309,13 +260,11 @@ typedef struct probe_job {
 
 typedef struct probe_worker {
     mmcl__pair_reader *reader;
-    GDALDatasetH lab_ds;
-    void *lab_tf;         /* warp only */
+    mmcl__grid_reader *lab; /* the label band on the optical grid */
     float *opt, *sar;     /* padded windows (B, Wp, Wp) */
     uint8_t *valid;       /* (Wp, Wp) */
     uint8_t *centre;      /* (tile, tile) */
     uint8_t *scratch;     /* (Wp, tile) */
-    uint8_t *mask;        /* (tile, tile) */
     double *label;        /* (tile, tile) */
     int *rows;            /* (tile) counts of the last tile */
     long long n_labelled; /* of the last tile */
@@ -329,16 +278,12 @@ probe_stop(void *state, void *user)
     if (!w)
         return;
     mmcl__pair_reader_destroy(w->reader);
-    if (w->lab_tf)
-        GDALDestroyGenImgProjTransformer(w->lab_tf);
-    if (w->lab_ds)
-        GDALClose(w->lab_ds);
+    mmcl__grid_reader_destroy(w->lab);
     free(w->opt);
     free(w->sar);
     free(w->valid);
     free(w->centre);
     free(w->scratch);
-    free(w->mask);
     free(w->label);
     free(w->rows);
     free(w);
@@ -356,117 +301,24 @@ probe_start(mmcl_context *ctx, void *user)
     size_t T = (size_t)job->tile, Wp = T + 2 * (size_t)job->halo;
     const mmcl__encoder *enc = job->enc;
     w->reader = mmcl__pair_reader_create(ctx, job->pair);
-    w->lab_ds = w->reader ? mmcl__open_raster(ctx, job->lab->path, "label")
-                          : NULL;
-    int fail = !w->reader || !w->lab_ds;
-    if (!fail && job->lab->warp) {
-        w->lab_tf = label_transformer(ctx, job->lab, job->pair);
-        fail = !w->lab_tf;
-    }
+    w->lab = w->reader ? mmcl__grid_reader_create(ctx, job->lab->src) : NULL;
+    int fail = !w->reader || !w->lab;
     if (!fail) {
         w->opt = mmcl__malloc_array(ctx, Wp * Wp, (size_t)enc->mod[0].B, 4);
         w->sar = mmcl__malloc_array(ctx, Wp * Wp, (size_t)enc->mod[1].B, 4);
         w->valid = mmcl__malloc_array(ctx, Wp, Wp, 1);
         w->centre = mmcl__malloc_array(ctx, T, T, 1);
         w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
-        w->mask = mmcl__malloc_array(ctx, T, T, 1);
         w->label = mmcl__malloc_array(ctx, T, T, sizeof(double));
         w->rows = mmcl__malloc_array(ctx, T, 1, sizeof(int));
         fail = !w->opt || !w->sar || !w->valid || !w->centre ||
-               !w->scratch || !w->mask || !w->label || !w->rows;
+               !w->scratch || !w->label || !w->rows;
     }
     if (fail) {
         probe_stop(w, user);
         return NULL;
     }
     return w;
-}
-
-/* Warps the label band onto the tile into @p out (h, w), NaN outside the
- * label's footprint. */
-static mmcl_status
-label_warp(mmcl_context *ctx, probe_worker *w, const label_src *lab,
-           const mmcl__tile *t, double *out)
-{
-    size_t n = (size_t)t->w * t->h;
-    for (size_t i = 0; i < n; i++)
-        out[i] = NAN;
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    GDALDatasetH mem = GDALCreate(GDALGetDriverByName("MEM"), "", t->w, t->h,
-                                  0, GDT_Float64, NULL);
-    if (mem) {
-        char ptr[64], pix[32], line[64];
-        char *opts[4] = {ptr, pix, line, NULL};
-        snprintf(ptr, sizeof(ptr), "DATAPOINTER=%p", (void *)out);
-        snprintf(pix, sizeof(pix), "PIXELOFFSET=%d", (int)sizeof(double));
-        snprintf(line, sizeof(line), "LINEOFFSET=%d",
-                 t->w * (int)sizeof(double));
-        GDALAddBand(mem, GDT_Float64, opts);
-        GDALSetRasterNoDataValue(GDALGetRasterBand(mem, 1), NAN);
-    }
-    window_tf tf = {w->lab_tf, t->x, t->y};
-    GDALWarpOptions *wo = GDALCreateWarpOptions();
-    wo->hSrcDS = w->lab_ds;
-    wo->hDstDS = mem;
-    wo->nBandCount = 1;
-    wo->panSrcBands = CPLMalloc(sizeof(int));
-    wo->panDstBands = CPLMalloc(sizeof(int));
-    wo->padfDstNoDataReal = CPLMalloc(sizeof(double));
-    wo->panSrcBands[0] = lab->band;
-    wo->panDstBands[0] = 1;
-    wo->padfDstNoDataReal[0] = NAN;
-    wo->eResampleAlg = GRA_NearestNeighbour;
-    wo->eWorkingDataType = GDT_Float64;
-    wo->pfnTransformer = window_tf_fn;
-    wo->pTransformerArg = &tf;
-    wo->papszWarpOptions = CSLSetNameValue(NULL, "INIT_DEST", "NO_DATA");
-    GDALWarpOperationH op = mem ? GDALCreateWarpOperation(wo) : NULL;
-    CPLErr err = op ? GDALChunkAndWarpImage(op, 0, 0, t->w, t->h)
-                    : CE_Failure;
-    if (op)
-        GDALDestroyWarpOperation(op);
-    wo->pTransformerArg = NULL;
-    GDALDestroyWarpOptions(wo);
-    if (mem)
-        GDALClose(mem);
-    mmcl__gdal_capture_end(&cap);
-    if (err != CE_None)
-        return mmcl__error(ctx, MMCL_ERR_IO,
-                           "cannot warp the label raster onto window %d,%d "
-                           "%dx%d: %s",
-                           t->x, t->y, t->w, t->h, mmcl__gdal_msg(&cap));
-    return MMCL_OK;
-}
-
-/* The label of every tile pixel (h, w), NaN where masked. */
-static mmcl_status
-label_read(mmcl_context *ctx, probe_worker *w, const label_src *lab,
-           const mmcl__tile *t)
-{
-    if (lab->warp)
-        return label_warp(ctx, w, lab, t, w->label);
-    size_t n = (size_t)t->w * t->h;
-    GDALRasterBandH band = GDALGetRasterBand(w->lab_ds, lab->band);
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    CPLErr err = GDALRasterIO(band, GF_Read, t->x, t->y, t->w, t->h,
-                              w->label, t->w, t->h, GDT_Float64, 0, 0);
-    if (err == CE_None && lab->use_mask) {
-        err = GDALRasterIO(GDALGetMaskBand(band), GF_Read, t->x, t->y, t->w,
-                           t->h, w->mask, t->w, t->h, GDT_Byte, 0, 0);
-        for (size_t i = 0; i < n && err == CE_None; i++)
-            if (!w->mask[i])
-                w->label[i] = NAN;
-    }
-    mmcl__gdal_capture_end(&cap);
-    if (err != CE_None)
-        return mmcl__error(ctx, MMCL_ERR_IO,
-                           "cannot read the label raster '%s' at window "
-                           "%d,%d %dx%d: %s",
-                           lab->path, t->x, t->y, t->w, t->h,
-                           mmcl__gdal_msg(&cap));
-    return MMCL_OK;
 }
 
 /* First index of the sorted @p ranks (n) that is >= @p r. */
@@ -530,7 +382,8 @@ probe_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     mmcl_status st = mmcl__pair_read(ctx, w->reader, t->x, t->y, t->w, t->h,
                                      halo, w->opt, w->sar, w->valid);
     if (st == MMCL_OK)
-        st = label_read(ctx, w, job->lab, t);
+        st = mmcl__grid_reader_read(ctx, w->lab, t->x, t->y, t->w, t->h,
+                                    w->label, NULL);
     if (st != MMCL_OK)
         return st;
     mmcl__patch_valid(w->centre, w->valid, MMCL__VALID_BOTH, t->w, t->h, halo,
@@ -1384,6 +1237,7 @@ run_free(probe_run *r)
     free(r->job.row_count);
     free(r->job.row_first);
     free(r->lab.wkt);
+    mmcl__grid_source_close(r->lab.src);
     mmcl__encoder_work_free(r->ew);
     mmcl__pair_close(r->pair);
     mmcl__encoder_free(r->enc);
