@@ -188,6 +188,20 @@ check_inputs(mmcl_context *ctx, const cJSON *j, const char *name)
     return MMCL_OK;
 }
 
+/* @p name of a descriptor without its "MMCL:" prefix into *file; returns
+ * where its text starts, after white space: '{' for a descriptor given as
+ * text rather than a file's name. */
+static const char *
+descriptor_start(const char *name, const char **file)
+{
+    if (strncasecmp(name, "MMCL:", 5) == 0)
+        name += 5;
+    *file = name;
+    while (*name == ' ' || *name == '\t' || *name == '\n' || *name == '\r')
+        name++;
+    return name;
+}
+
 /* ---- pool of read states ---------------------------------------------- */
 
 void *
@@ -503,12 +517,8 @@ mmcl_product_open_with_options(mmcl_context *ctx, const char *descriptor_in,
         threads = (int)mmcl__opt_int(o, "THREADS");
         mmcl_options_free(o);
     }
-    const char *s = descriptor_in;
-    if (strncasecmp(s, "MMCL:", 5) == 0)
-        s += 5;
-    const char *t = s;
-    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
-        t++;
+    const char *s = NULL;
+    const char *t = descriptor_start(descriptor_in, &s);
     mmcl__chain_frame f = {0};
     f.name = *t == '{' ? "(text)" : s;
     f.allow_remote = allow_remote;
@@ -973,12 +983,8 @@ static mmcl_status
 add_descriptor_input(mmcl_context *ctx, mmcl__files *f, const char *path,
                      int depth)
 {
-    const char *s = path;
-    if (strncasecmp(s, "MMCL:", 5) == 0)
-        s += 5;
-    const char *t = s;
-    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
-        t++;
+    const char *s = NULL;
+    const char *t = descriptor_start(path, &s);
     char *text = NULL, *dir = NULL;
     mmcl_status st = MMCL_OK;
     if (*t != '{') {

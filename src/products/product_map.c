@@ -578,31 +578,18 @@ map_figures(mmcl_context *ctx, mmcl_product *p, const char *const **kv)
 
 /* ---- the kinds -------------------------------------------------------- */
 
-const mmcl__product_kind mmcl__product_embedding = {
-    .name = "embedding",
-    .sample_type = MMCL_SAMPLE_FLOAT32,
-    .has_nodata = 1,
-    .open = map_open,
-    .destroy = map_destroy,
-    .level_prepare = level_prepare,
-    .state_create = state_create,
-    .state_free = state_free,
-    .read_block = map_read_block,
-    .figures = map_figures,
-};
+/* The two kinds of map differ only by name (and so by operation). */
+#define MAP_KIND(kind_name)                                                  \
+    {                                                                        \
+        .name = kind_name, .sample_type = MMCL_SAMPLE_FLOAT32,               \
+        .has_nodata = 1, .open = map_open, .destroy = map_destroy,           \
+        .level_prepare = level_prepare, .state_create = state_create,        \
+        .state_free = state_free, .read_block = map_read_block,              \
+        .figures = map_figures                                               \
+    }
 
-const mmcl__product_kind mmcl__product_infoloss = {
-    .name = "infoloss",
-    .sample_type = MMCL_SAMPLE_FLOAT32,
-    .has_nodata = 1,
-    .open = map_open,
-    .destroy = map_destroy,
-    .level_prepare = level_prepare,
-    .state_create = state_create,
-    .state_free = state_free,
-    .read_block = map_read_block,
-    .figures = map_figures,
-};
+const mmcl__product_kind mmcl__product_embedding = MAP_KIND("embedding");
+const mmcl__product_kind mmcl__product_infoloss = MAP_KIND("infoloss");
 
 /* ---- writing a map's descriptor --------------------------------------- */
 
