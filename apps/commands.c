@@ -12,50 +12,6 @@
 
 #include "cli.h"
 
-static int
-run_align(const cli_command *cmd, const cli_args *a)
-{
-    int rc = CLI_EXIT_FAILURE;
-    mmcl_context *ctx = mmcl_context_create();
-    mmcl_options *opts = mmcl_options_new(ctx, "align",
-                                          (const char *const *)a->kv);
-    if (!opts)
-        goto report;
-    cli_set_progress(opts, a);
-    /* OPTICAL... SAR OUT, or OPTICAL... --sar SAR... OUT */
-    cli_pair p = cli_get_pair(a, 0, 1);
-    if (mmcl_align(ctx, p.optical, p.n_optical, p.sar, p.n_sar,
-                   a->pos[a->n_pos - 1], opts) == MMCL_OK)
-        rc = CLI_EXIT_OK;
-report:
-    if (rc != CLI_EXIT_OK)
-        cli_fail(cmd->name, ctx);
-    mmcl_options_free(opts);
-    mmcl_context_destroy(ctx);
-    return rc;
-}
-
-static int
-run_synth(const cli_command *cmd, const cli_args *a)
-{
-    int rc = CLI_EXIT_FAILURE;
-    mmcl_context *ctx = mmcl_context_create();
-    mmcl_options *opts = mmcl_options_new(ctx, "synth",
-                                          (const char *const *)a->kv);
-    if (!opts)
-        goto report;
-    cli_set_progress(opts, a);
-    if (mmcl_synth(ctx, a->pos[0], opts) == MMCL_OK)
-        rc = CLI_EXIT_OK;
-report:
-    if (rc != CLI_EXIT_OK)
-        cli_fail(cmd->name, ctx);
-    mmcl_options_free(opts);
-    mmcl_context_destroy(ctx);
-    return rc;
-}
-
-
 /* Library notes (loss per epoch, canonical correlations, R2) are kept and
  * printed on stderr once the progress bar has finished its line. */
 static void
@@ -80,6 +36,72 @@ flush_log(char ***lines)
     *lines = NULL;
 }
 
+/*
+ * What every command starts with: the options of @p operation from the
+ * arguments, with the progress bar (NULL on a bad option: @p ctx holds the
+ * error), and when @p notes is not NULL the library's messages from
+ * @p level up kept there, for flush_log.
+ */
+static mmcl_options *
+command_options(mmcl_context *ctx, const char *operation, const cli_args *a,
+                char ***notes, mmcl_log_level level)
+{
+    mmcl_options *opts = mmcl_options_new(ctx, operation,
+                                          (const char *const *)a->kv);
+    if (!opts)
+        return NULL;
+    cli_set_progress(opts, a);
+    if (notes)
+        mmcl_context_set_log(ctx, keep_log, notes, level);
+    return opts;
+}
+
+/* -q hides the notes, not the warnings (as in GDAL's utilities). */
+static mmcl_log_level
+notes_level(const cli_args *a)
+{
+    return a->quiet ? MMCL_LOG_WARNING : MMCL_LOG_INFO;
+}
+
+static int
+run_align(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *opts = command_options(ctx, "align", a, NULL, 0);
+    if (!opts)
+        goto report;
+    /* OPTICAL... SAR OUT, or OPTICAL... --sar SAR... OUT */
+    cli_pair p = cli_get_pair(a, 0, 1);
+    if (mmcl_align(ctx, p.optical, p.n_optical, p.sar, p.n_sar,
+                   a->pos[a->n_pos - 1], opts) == MMCL_OK)
+        rc = CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
+static int
+run_synth(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *opts = command_options(ctx, "synth", a, NULL, 0);
+    if (!opts)
+        goto report;
+    if (mmcl_synth(ctx, a->pos[0], opts) == MMCL_OK)
+        rc = CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
 static int
 print_figures(const mmcl_model *model)
 {
@@ -102,14 +124,10 @@ run_train(const cli_command *cmd, const cli_args *a)
     mmcl_model *model = NULL;
     char **notes = NULL;
     const char *out = a->pos[a->n_pos - 1];
-    mmcl_options *opts = mmcl_options_new(ctx, "train",
-                                          (const char *const *)a->kv);
+    mmcl_options *opts = command_options(ctx, "train", a, &notes,
+                                         notes_level(a));
     if (!opts)
         goto report;
-    cli_set_progress(opts, a);
-    /* -q hides the notes, not the warnings (as in GDAL's utilities). */
-    mmcl_context_set_log(ctx, keep_log, &notes,
-                         a->quiet ? MMCL_LOG_WARNING : MMCL_LOG_INFO);
     int overwrite = strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") == 0;
     /* Refuse the model file before the work, not after. */
     if (mmcl_model_save_check(ctx, out, overwrite) != MMCL_OK)
@@ -244,14 +262,12 @@ run_map(const cli_command *cmd, const cli_args *a)
     mmcl_model *model = NULL;
     char *report = NULL;
     char **notes = NULL;
-    mmcl_options *opts = mmcl_options_new(ctx, cmd->operation,
-                                          (const char *const *)a->kv);
+    /* With --json, stdout is the JSON alone: progress goes to stderr;
+     * warnings (inputs that differ from the model's) too. */
+    mmcl_options *opts = command_options(ctx, cmd->operation, a, &notes,
+                                         MMCL_LOG_WARNING);
     if (!opts)
         goto report;
-    /* With --json, stdout is the JSON alone: progress goes to stderr. */
-    cli_set_progress(opts, a);
-    /* Warnings (inputs that differ from the model's) on stderr. */
-    mmcl_context_set_log(ctx, keep_log, &notes, MMCL_LOG_WARNING);
     /* MODEL OPTICAL... SAR OUT, or MODEL OPTICAL... --sar SAR... OUT */
     cli_pair p = cli_get_pair(a, 1, 1);
     const char *out = a->pos[a->n_pos - 1];
@@ -345,15 +361,12 @@ run_probe(const cli_command *cmd, const cli_args *a)
     mmcl_model *model = NULL;
     char *report = NULL;
     char **notes = NULL;
-    mmcl_options *opts = mmcl_options_new(ctx, cmd->operation,
-                                          (const char *const *)a->kv);
+    /* With --json, stdout holds the report only: progress goes to
+     * stderr. */
+    mmcl_options *opts = command_options(ctx, cmd->operation, a, &notes,
+                                         notes_level(a));
     if (!opts)
         goto report;
-    /* With --json, stdout holds the report only: progress goes to stderr. */
-    cli_set_progress(opts, a);
-    /* -q hides the notes, not the warnings (as in GDAL's utilities). */
-    mmcl_context_set_log(ctx, keep_log, &notes,
-                         a->quiet ? MMCL_LOG_WARNING : MMCL_LOG_INFO);
     model = load_model(ctx, a->pos[0]);
     if (!model)
         goto report;
@@ -390,14 +403,10 @@ run_rgb(const cli_command *cmd, const cli_args *a)
     int rc = CLI_EXIT_FAILURE;
     mmcl_context *ctx = mmcl_context_create();
     char **notes = NULL;
-    mmcl_options *opts = mmcl_options_new(ctx, "rgb",
-                                          (const char *const *)a->kv);
+    mmcl_options *opts = command_options(ctx, "rgb", a, &notes,
+                                         notes_level(a));
     if (!opts)
         goto report;
-    cli_set_progress(opts, a);
-    /* -q hides the notes, not the warnings (as in GDAL's utilities). */
-    mmcl_context_set_log(ctx, keep_log, &notes,
-                         a->quiet ? MMCL_LOG_WARNING : MMCL_LOG_INFO);
     /* IN OUT */
     if (mmcl_rgb(ctx, a->pos[0], a->pos[1], opts) == MMCL_OK)
         rc = CLI_EXIT_OK;

@@ -46,6 +46,8 @@ set(MMCL_CORE_SOURCES
     src/operations/colormaps.c
     src/operations/rgb.c
     src/products/product.c
+    src/products/product_map.c
+    src/products/product_rgb.c
 )
 
 # The folders of the internal headers, for the library and for the tests,

@@ -418,6 +418,36 @@ match_choice(const char *choices, const char *s, char *out, size_t out_size)
     return 0;
 }
 
+/* Checks @p text as a value of the integer or real option @p def: a
+ * number of its type within its range. */
+static mmcl_status
+check_number(mmcl_context *ctx, const char *operation,
+             const mmcl_option_def *def, const char *text)
+{
+    int is_int = def->type == MMCL_OPT_INT;
+    long long xi = 0, li;
+    double xd = 0.0, ld;
+    if (is_int ? !parse_ll(text, &xi) : !parse_double(text, &xd))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s: option %s expects %s, got '%s'", operation,
+                           def->name, is_int ? "an integer" : "a number",
+                           text);
+    int out;
+    if (is_int)
+        out = (def->min && parse_ll(def->min, &li) && xi < li) ||
+              (def->max && parse_ll(def->max, &li) && xi > li);
+    else
+        out = (def->min && parse_double(def->min, &ld) && xd < ld) ||
+              (def->max && parse_double(def->max, &ld) && xd > ld);
+    if (out)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s: option %s=%s is out of range [%s, %s]",
+                           operation, def->name, text,
+                           def->min ? def->min : "-inf",
+                           def->max ? def->max : "inf");
+    return MMCL_OK;
+}
+
 /* Checks @p text against @p def and stores its canonical form in @p v. */
 static mmcl_status
 set_value(mmcl_context *ctx, const char *operation, const mmcl_option_def *def,
@@ -427,34 +457,11 @@ set_value(mmcl_context *ctx, const char *operation, const mmcl_option_def *def,
     const char *store = text;
 
     switch (def->type) {
-    case MMCL_OPT_INT: {
-        long long x, lim;
-        if (!parse_ll(text, &x))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s: option %s expects an integer, got '%s'",
-                               operation, def->name, text);
-        if ((def->min && parse_ll(def->min, &lim) && x < lim) ||
-            (def->max && parse_ll(def->max, &lim) && x > lim))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s: option %s=%s is out of range [%s, %s]",
-                               operation, def->name, text,
-                               def->min ? def->min : "-inf",
-                               def->max ? def->max : "inf");
-        break;
-    }
+    case MMCL_OPT_INT:
     case MMCL_OPT_DOUBLE: {
-        double x, lim;
-        if (!parse_double(text, &x))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s: option %s expects a number, got '%s'",
-                               operation, def->name, text);
-        if ((def->min && parse_double(def->min, &lim) && x < lim) ||
-            (def->max && parse_double(def->max, &lim) && x > lim))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s: option %s=%s is out of range [%s, %s]",
-                               operation, def->name, text,
-                               def->min ? def->min : "-inf",
-                               def->max ? def->max : "inf");
+        mmcl_status st = check_number(ctx, operation, def, text);
+        if (st != MMCL_OK)
+            return st;
         break;
     }
     case MMCL_OPT_BOOL: {

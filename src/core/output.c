@@ -29,10 +29,7 @@
 
 #include "context_internal.h"
 #include "output_internal.h"
-#include "product_internal.h"
 
-/* Largest JSON file (report, descriptor, legend) read to check its kind. */
-#define MAX_JSON_BYTES (16 * 1024 * 1024)
 /* Descriptors naming descriptors: how deep their inputs are followed. */
 #define MAX_INPUT_DEPTH 8
 
@@ -188,10 +185,8 @@ mmcl__files_add_input_file(mmcl_context *ctx, mmcl__files *f,
     return MMCL_OK;
 }
 
-/* The whole of a small file, NUL-terminated, or NULL (absent, not a
- * regular file, larger than @p limit). Never blocks on a FIFO. */
-static char *
-read_small(const char *path, size_t limit, size_t *len, int follow)
+char *
+mmcl__read_small_file(const char *path, size_t limit, size_t *len, int follow)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
                             (follow ? 0 : O_NOFOLLOW));
@@ -220,78 +215,36 @@ done:
     return buf;
 }
 
-static mmcl_status add_input(mmcl_context *ctx, mmcl__files *f,
-                             const char *path, int depth);
+/* Set by the products layer when the library is loaded. */
+static const mmcl__descriptor_hooks *descriptor_hooks;
 
-/* The files a descriptor @p j (in folder @p dir) names. */
-static mmcl_status
-add_descriptor_refs(mmcl_context *ctx, mmcl__files *f, const cJSON *j,
-                    const char *dir, int depth)
+void
+mmcl__descriptor_hooks_set(const mmcl__descriptor_hooks *h)
 {
-    static const char *const keys[] = {"model", "source"};
-    mmcl_status st = MMCL_OK;
-    for (size_t k = 0; k < 2 && st == MMCL_OK; k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
-        if (cJSON_IsString(v) && *v->valuestring) {
-            char *p = mmcl__product_resolve_path(dir, v->valuestring);
-            st = add_input(ctx, f, p, depth + 1);
-            CPLFree(p);
-        }
-    }
-    /* "optical" and "sar": a path or an array of paths. */
-    static const char *const lists[] = {"optical", "sar"};
-    for (size_t k = 0; k < 2 && st == MMCL_OK; k++) {
-        const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, lists[k]);
-        const cJSON *v;
-        if (cJSON_IsString(opt) && *opt->valuestring) {
-            char *p = mmcl__product_resolve_path(dir, opt->valuestring);
-            st = add_input(ctx, f, p, depth + 1);
-            CPLFree(p);
-        } else if (cJSON_IsArray(opt)) {
-            cJSON_ArrayForEach(v, opt)
-            {
-                if (st != MMCL_OK || !cJSON_IsString(v))
-                    continue;
-                char *p = mmcl__product_resolve_path(dir, v->valuestring);
-                st = add_input(ctx, f, p, depth + 1);
-                CPLFree(p);
-            }
-        }
-    }
-    return st;
+    descriptor_hooks = h;
 }
 
-static mmcl_status
-add_input(mmcl_context *ctx, mmcl__files *f, const char *path, int depth)
+const mmcl__descriptor_hooks *
+mmcl__descriptor_hooks_get(void)
+{
+    return descriptor_hooks;
+}
+
+int
+mmcl__is_descriptor(const char *name)
+{
+    return descriptor_hooks && descriptor_hooks->is_descriptor(name);
+}
+
+mmcl_status
+mmcl__files_add_named_input(mmcl_context *ctx, mmcl__files *f,
+                            const char *path, int depth)
 {
     if (!path || !*path || depth > MAX_INPUT_DEPTH)
         return MMCL_OK;
-    /* A path a descriptor names is not looked at when opening the
-     * descriptor will refuse it (network, inline): no request is made. */
-    if (depth > 0 && !mmcl__product_path_allowed(path))
-        return MMCL_OK;
-    if (mmcl__product_is_descriptor(path)) {
-        const char *s = path;
-        if (strncasecmp(s, "MMCL:", 5) == 0)
-            s += 5;
-        const char *t = s;
-        while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
-            t++;
-        char *text = NULL, *dir = NULL;
-        mmcl_status st = MMCL_OK;
-        if (*t != '{') {
-            st = mmcl__files_add_input_file(ctx, f, s);
-            text = read_small(s, MAX_JSON_BYTES, NULL, 1);
-            dir = CPLStrdup(CPLGetPath(s));
-        }
-        cJSON *j = cJSON_Parse(text ? text : t);
-        if (st == MMCL_OK && j)
-            st = add_descriptor_refs(ctx, f, j, dir, depth);
-        cJSON_Delete(j);
-        free(text);
-        CPLFree(dir);
-        return st;
-    }
+    /* A descriptor: the products layer records it and what it names. */
+    if (mmcl__is_descriptor(path))
+        return descriptor_hooks->add_input(ctx, f, path, depth);
     mmcl_status st = mmcl__files_add_input_file(ctx, f, path);
     struct stat sb;
     if (st != MMCL_OK ||
@@ -314,7 +267,7 @@ add_input(mmcl_context *ctx, mmcl__files *f, const char *path, int depth)
 mmcl_status
 mmcl__files_add_input(mmcl_context *ctx, mmcl__files *f, const char *path)
 {
-    return add_input(ctx, f, path, 0);
+    return mmcl__files_add_named_input(ctx, f, path, 0);
 }
 
 /* ---- kinds ------------------------------------------------------------ */
@@ -465,7 +418,7 @@ is_kind(const out_rec *o)
                 GDALClose(ds);
             return ds != NULL;
         }
-        char *text = read_small(o->path, MAX_JSON_BYTES, NULL, 0);
+        char *text = mmcl__read_small_file(o->path, MMCL__MAX_JSON_BYTES, NULL, 0);
         const char *t = text;
         while (t && (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r'))
             t++;
@@ -479,7 +432,7 @@ is_kind(const out_rec *o)
     case MMCL__OUT_DESCRIPTOR:
     case MMCL__OUT_LEGEND_JSON:
     case MMCL__OUT_SYNTH_JSON: {
-        char *text = read_small(o->path, MAX_JSON_BYTES, NULL, 0);
+        char *text = mmcl__read_small_file(o->path, MMCL__MAX_JSON_BYTES, NULL, 0);
         int ok = json_is_kind(text, o->kind, o->product);
         free(text);
         return ok;
@@ -492,7 +445,7 @@ is_kind(const out_rec *o)
 static void
 describe(const char *path, char *buf, size_t n)
 {
-    char *text = read_small(path, MAX_JSON_BYTES, NULL, 0);
+    char *text = mmcl__read_small_file(path, MMCL__MAX_JSON_BYTES, NULL, 0);
     const char *t = text;
     while (t && (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r'))
         t++;

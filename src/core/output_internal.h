@@ -166,4 +166,62 @@ char *mmcl__tempdir_create(mmcl_context *ctx, const char *what);
  * allowed. Does not follow symbolic links. */
 void mmcl__tempdir_remove(const char *dir);
 
+/* ---- lazy descriptors: the products layer's part ---------------------- */
+
+/*
+ * What a lazy descriptor is (which names are descriptors, which files one
+ * names, how one is written) belongs to the products layer, above core
+ * and the operations. Core records the files a descriptor names and the
+ * operations write one through these hooks, which the products layer
+ * (products/product.c) sets when the library is loaded. Without them no
+ * name is a descriptor and none can be written.
+ */
+enum {
+    MMCL__DESCRIPTOR_VERSION = 1,       /* the version written and read */
+    MMCL__MAX_JSON_BYTES = 16 * 1024 * 1024 /* largest JSON file (report,
+                                               descriptor, legend) read to
+                                               check its kind */
+};
+
+struct cJSON;
+
+typedef struct mmcl__descriptor_hooks {
+    /* Whether @p name names a descriptor rather than a raster: "MMCL:"
+     * prefix, JSON text, or a name ending in ".json". */
+    int (*is_descriptor)(const char *name);
+    /* Records the descriptor @p path as an input of @p f, and the files
+     * it names, each with mmcl__files_add_named_input at @p depth + 1. */
+    mmcl_status (*add_input)(mmcl_context *ctx, mmcl__files *f,
+                             const char *path, int depth);
+    /* @p path as a descriptor written at @p descriptor_path stores it (a
+     * JSON string), NULL on no memory. */
+    struct cJSON *(*stored_path)(const char *descriptor_path,
+                                 const char *path);
+    /* Writes the descriptor @p j of the output @p path into its @p stage,
+     * after checking that it opens; the caller commits the stage. */
+    mmcl_status (*write)(mmcl_context *ctx, mmcl__stage *stage,
+                         const char *path, const struct cJSON *j);
+} mmcl__descriptor_hooks;
+
+/* Sets the hooks (@p h is kept; it must outlive the library's use). */
+void mmcl__descriptor_hooks_set(const mmcl__descriptor_hooks *h);
+
+/* The hooks, or NULL before the products layer set them. */
+const mmcl__descriptor_hooks *mmcl__descriptor_hooks_get(void);
+
+/* is_descriptor through the hooks (0 without them). */
+int mmcl__is_descriptor(const char *name);
+
+/* Records @p path, named by a descriptor @p depth levels down from an
+ * input, as mmcl__files_add_input does (too deep: skipped). */
+mmcl_status mmcl__files_add_named_input(mmcl_context *ctx, mmcl__files *f,
+                                        const char *path, int depth);
+
+/* The whole of a small file, NUL-terminated (malloc'd; its length into
+ * @p len when not NULL), or NULL: absent, not a regular file, larger than
+ * @p limit. Never blocks on a FIFO; symbolic links are followed when
+ * @p follow. */
+char *mmcl__read_small_file(const char *path, size_t limit, size_t *len,
+                            int follow);
+
 #endif /* MMCL_OUTPUT_INTERNAL_H */

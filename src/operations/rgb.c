@@ -29,9 +29,11 @@
  *
  * The input is a GDAL raster or a lazy product (a descriptor, read through
  * mmcl_product_read). With LAZY, passes 1 and 2 run and their results go
- * into a descriptor instead of pass 3; the lazy picture (an
- * mmcl__rgb_view, served by product.c) runs pass 3 per block when read, on
- * the same tile grid, so its bytes equal the written picture's.
+ * into a descriptor instead of pass 3; the lazy picture (the product kind
+ * "rgb", products/product_rgb.c, with the code of rgb_internal.h) runs
+ * pass 3 per block when read, on the same tile grid, so its bytes equal the
+ * written picture's. The descriptor is written through the products
+ * layer's hooks (output_internal.h).
  */
 #define _DEFAULT_SOURCE /* strcasecmp */
 #include <math.h>
@@ -59,88 +61,22 @@
 #include "gdal_util_internal.h"
 #include "linalg.h"
 #include "options_internal.h"
+#include "output_internal.h"
 #include "pca.h"
-#include "product_internal.h"
+#include "rgb_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
 enum {
     HIST_BINS = 16384, /* stretch error <= 1/16384 of the histogram range */
     CHUNK = 1024,      /* centred rows per dsyrk call */
-    MAX_CH = 3,
     MAX_PCA_BANDS = 1024 /* co-moments: B * B doubles (8 MiB) */
 };
 
-typedef enum rgb_mode { MODE_PCA, MODE_DIRECT, MODE_COLORMAP } rgb_mode;
-typedef enum rgb_pass { PASS_STATS, PASS_HIST, PASS_WRITE } rgb_pass;
-
 static const char *const mode_names[] = {"pca", "direct", "colormap"};
 
-/*
- * The raster a picture is made of: a GDAL raster, or a lazy product (a
- * descriptor, read through mmcl_product_read so that no GDAL plugin is
- * needed). What the picture needs to know of it is copied at open.
- */
-typedef struct rgb_source {
-    char *name;            /* as given; CPLFree */
-    mmcl_product *product; /* a descriptor's product, or NULL; owned */
-    int width, height, n_bands;
-    double gt[6];
-    char *wkt;         /* CPLFree */
-    char **band_desc;  /* (n_bands) descriptions, "" when none; CSL */
-    int *complex_band; /* (n_bands) GDAL complex types */
-    char *product_kind; /* the MMCL PRODUCT metadata, or NULL; CPLFree */
-    char *units;        /* the MMCL UNITS metadata, or NULL; CPLFree */
-} rgb_source;
-
-typedef struct rgb_job {
-    const rgb_source *src;
-    const char *in; /* src->name */
-    int B;    /* selected bands */
-    int *sel; /* (B) 1-based band numbers in the input */
-    rgb_mode mode;
-    int n_ch; /* channels computed: PCs (2 or 3), 3 bands, or 1 band */
-    int tile;
-    rgb_pass pass;
-    /* Pass 1 totals, merged in tile order. */
-    double count;
-    double *mean;        /* (B) */
-    double *m2;          /* (B, B) co-moments sum (x - mean)(x - mean)^T; PCA */
-    double *vmin, *vmax; /* (B) */
-    double *delta;       /* (B) merge scratch */
-    /* PCA: channel j = proj[j] . (x - center). */
-    float *proj;   /* (n_ch, B) */
-    float *center; /* (B) */
-    /* Pass 2: histogram ranges and counts. */
-    double hlo[MAX_CH], hhi[MAX_CH];
-    uint64_t *hist; /* (n_ch, HIST_BINS) */
-    /* Pass 3: stretch limits, colour map, output. */
-    double lo[MAX_CH], hi[MAX_CH];
-    const mmcl__rgb8 *lut;
-    mmcl__writer *writer;
-} rgb_job;
-
-typedef struct rgb_worker {
-    int level, factor;    /* level read; its decimation factor */
-    GDALDatasetH ds;      /* a GDAL source: this worker's own handle */
-    float *all;           /* a product source: (n_bands, n) of a read */
-    int *has_nd;     /* (B) */
-    double *nd;      /* (B) */
-    int *mask_flags; /* (B) GDALGetMaskFlags */
-    float *x;        /* (B, n) band-sequential values of the tile */
-    uint8_t *valid;  /* (n) */
-    uint8_t *mask;   /* (n) scratch for mask bands */
-    float *y;        /* (n_ch, n) principal components */
-    double *work;    /* (CHUNK, B) centred rows */
-    /* Statistics of the current tile (pass 1). */
-    double count;
-    double *mean, *m2, *vmin, *vmax;
-    uint64_t *hist; /* (n_ch, HIST_BINS) of the current tile (pass 2) */
-    uint8_t *out;   /* (4, n) RGBA (pass 3) */
-} rgb_worker;
-
-static void
-source_close(rgb_source *s)
+void
+mmcl__rgb_source_close(mmcl__rgb_source *s)
 {
     CPLFree(s->name);
     mmcl_product_destroy(s->product);
@@ -154,15 +90,15 @@ source_close(rgb_source *s)
 
 /* Opens @p in (a raster, or a descriptor) and copies what the picture
  * needs to know of it. */
-static mmcl_status
-source_open(mmcl_context *ctx, const char *in, rgb_source *s)
+mmcl_status
+mmcl__rgb_source_open(mmcl_context *ctx, const char *in, mmcl__rgb_source *s)
 {
     memset(s, 0, sizeof(*s));
     s->name = CPLStrdup(in);
-    if (mmcl__product_is_descriptor(in)) {
+    if (mmcl__is_descriptor(in)) {
         mmcl_status st = mmcl_product_open(ctx, in, &s->product);
         if (st != MMCL_OK) {
-            source_close(s);
+            mmcl__rgb_source_close(s);
             return st;
         }
         const mmcl_product *p = s->product;
@@ -172,7 +108,7 @@ source_open(mmcl_context *ctx, const char *in, rgb_source *s)
                              "embedding, an information-loss map or a "
                              "raster",
                              in, mmcl_product_kind(p));
-            source_close(s);
+            mmcl__rgb_source_close(s);
             return st;
         }
         s->width = mmcl_product_width(p, 0);
@@ -187,7 +123,7 @@ source_open(mmcl_context *ctx, const char *in, rgb_source *s)
         s->complex_band =
             mmcl__calloc_array(ctx, (size_t)s->n_bands, 1, sizeof(int));
         if (!s->complex_band) {
-            source_close(s);
+            mmcl__rgb_source_close(s);
             return MMCL_ERR_NO_MEMORY;
         }
         char **md = (char **)mmcl_product_metadata(p, 0);
@@ -199,7 +135,7 @@ source_open(mmcl_context *ctx, const char *in, rgb_source *s)
     }
     GDALDatasetH ds = mmcl__open_raster(ctx, in, "input");
     if (!ds) {
-        source_close(s);
+        mmcl__rgb_source_close(s);
         return mmcl_context_errcode(ctx);
     }
     s->width = GDALGetRasterXSize(ds);
@@ -225,17 +161,15 @@ source_open(mmcl_context *ctx, const char *in, rgb_source *s)
     s->units = v ? CPLStrdup(v) : NULL;
     GDALClose(ds);
     if (!s->complex_band) {
-        source_close(s);
+        mmcl__rgb_source_close(s);
         return MMCL_ERR_NO_MEMORY;
     }
     return MMCL_OK;
 }
 
-static void
-rgb_stop(void *state, void *user)
+void
+mmcl__rgb_worker_free(mmcl__rgb_worker *w)
 {
-    rgb_worker *w = state;
-    (void)user;
     if (!w)
         return;
     if (w->ds)
@@ -258,13 +192,21 @@ rgb_stop(void *state, void *user)
     free(w);
 }
 
-/* A worker reading @p level of the source (decimated by @p factor). */
-static rgb_worker *
-worker_create(mmcl_context *ctx, const rgb_job *job, int level, int factor)
+static void
+rgb_stop(void *state, void *user)
 {
-    const rgb_source *src = job->src;
+    (void)user;
+    mmcl__rgb_worker_free(state);
+}
+
+/* A worker reading @p level of the source (decimated by @p factor). */
+mmcl__rgb_worker *
+mmcl__rgb_worker_create(mmcl_context *ctx, const mmcl__rgb_job *job, int level,
+                        int factor)
+{
+    const mmcl__rgb_source *src = job->src;
     size_t B = (size_t)job->B, n = (size_t)job->tile * (size_t)job->tile;
-    rgb_worker *w = calloc(1, sizeof(*w));
+    mmcl__rgb_worker *w = calloc(1, sizeof(*w));
     if (!w) {
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
@@ -289,10 +231,10 @@ worker_create(mmcl_context *ctx, const rgb_job *job, int level, int factor)
     w->hist =
         mmcl__calloc_array(ctx, (size_t)job->n_ch, HIST_BINS, sizeof(uint64_t));
     w->out = mmcl__malloc_array(ctx, 4, n, 1);
-    int fail = !(w->ds || w->all) || !w->has_nd || !w->nd || !w->mask_flags || !w->x ||
-               !w->valid || !w->mask || !w->mean || !w->vmin || !w->vmax ||
-               !w->hist || !w->out;
-    if (!fail && job->mode == MODE_PCA) {
+    int fail = !(w->ds || w->all) || !w->has_nd || !w->nd || !w->mask_flags ||
+               !w->x || !w->valid || !w->mask || !w->mean || !w->vmin ||
+               !w->vmax || !w->hist || !w->out;
+    if (!fail && job->mode == MMCL__RGB_PCA) {
         w->y = mmcl__malloc_array(ctx, (size_t)job->n_ch, n, sizeof(float));
         w->work = mmcl__malloc_array(ctx, CHUNK, B, sizeof(double));
         w->m2 = mmcl__calloc_array(ctx, B, B, sizeof(double));
@@ -308,7 +250,7 @@ worker_create(mmcl_context *ctx, const rgb_job *job, int level, int factor)
         w->mask_flags[b] = GDALGetMaskFlags(band);
     }
     if (fail) {
-        rgb_stop(w, NULL);
+        mmcl__rgb_worker_free(w);
         return NULL;
     }
     return w;
@@ -317,7 +259,7 @@ worker_create(mmcl_context *ctx, const rgb_job *job, int level, int factor)
 static void *
 rgb_start(mmcl_context *ctx, void *user)
 {
-    return worker_create(ctx, user, 0, 1);
+    return mmcl__rgb_worker_create(ctx, user, 0, 1);
 }
 
 /*
@@ -326,9 +268,9 @@ rgb_start(mmcl_context *ctx, void *user)
  * nodata value and is not masked (GDAL mask band, alpha or per-dataset
  * mask).
  */
-static mmcl_status
-read_tile(mmcl_context *ctx, rgb_worker *w, const rgb_job *job,
-          const mmcl__tile *t)
+mmcl_status
+mmcl__rgb_read_tile(mmcl_context *ctx, mmcl__rgb_worker *w,
+                    const mmcl__rgb_job *job, const mmcl__tile *t)
 {
     size_t n = (size_t)t->w * (size_t)t->h;
     memset(w->valid, 1, n);
@@ -399,10 +341,10 @@ read_tile(mmcl_context *ctx, rgb_worker *w, const rgb_job *job,
  * on the tile's size and the pixel's place in it (OpenBLAS's Haswell
  * kernel): a lazy picture read in any window then equals the written one.
  */
-static const float *
-channels(rgb_worker *w, const rgb_job *job, size_t n)
+const float *
+mmcl__rgb_channels(mmcl__rgb_worker *w, const mmcl__rgb_job *job, size_t n)
 {
-    if (job->mode != MODE_PCA)
+    if (job->mode != MMCL__RGB_PCA)
         return w->x;
     for (int b = 0; b < job->B; b++) {
         float *x = w->x + (size_t)b * n;
@@ -426,7 +368,7 @@ channels(rgb_worker *w, const rgb_job *job, size_t n)
 
 /* Pass 1: count, mean, min, max and (PCA) co-moments of the tile. */
 static void
-tile_stats(rgb_worker *w, const rgb_job *job, size_t n)
+tile_stats(mmcl__rgb_worker *w, const mmcl__rgb_job *job, size_t n)
 {
     int B = job->B;
     double count = 0.0;
@@ -449,7 +391,7 @@ tile_stats(rgb_worker *w, const rgb_job *job, size_t n)
         w->vmin[b] = lo;
         w->vmax[b] = hi;
     }
-    if (job->mode != MODE_PCA)
+    if (job->mode != MMCL__RGB_PCA)
         return;
     /* m2 (B, B) = sum over valid pixels of (x - mean)(x - mean)^T, by
      * CHUNK rows of centred values at a time. */
@@ -481,24 +423,21 @@ bin_of(double v, double lo, double hi)
     return f >= HIST_BINS - 1 ? HIST_BINS - 1 : (int)f;
 }
 
-static void render(rgb_worker *w, const rgb_job *job, const float *y,
-                   size_t n);
-
 static mmcl_status
 rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
-    rgb_job *job = user;
-    rgb_worker *w = state;
+    mmcl__rgb_job *job = user;
+    mmcl__rgb_worker *w = state;
     size_t n = (size_t)t->w * (size_t)t->h;
-    mmcl_status st = read_tile(ctx, w, job, t);
+    mmcl_status st = mmcl__rgb_read_tile(ctx, w, job, t);
     if (st != MMCL_OK)
         return st;
-    if (job->pass == PASS_STATS) {
+    if (job->pass == MMCL__RGB_PASS_STATS) {
         tile_stats(w, job, n);
         return MMCL_OK;
     }
-    const float *y = channels(w, job, n);
-    if (job->pass == PASS_HIST) {
+    const float *y = mmcl__rgb_channels(w, job, n);
+    if (job->pass == MMCL__RGB_PASS_HIST) {
         memset(w->hist, 0, (size_t)job->n_ch * HIST_BINS * sizeof(uint64_t));
         for (int c = 0; c < job->n_ch; c++) {
             const float *v = y + (size_t)c * n;
@@ -509,19 +448,20 @@ rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
         }
         return MMCL_OK;
     }
-    render(w, job, y, n);
+    mmcl__rgb_render(w, job, y, n);
     return MMCL_OK;
 }
 
 /* The picture of the tile just read, from its channels @p y: RGBA into
  * w->out, band-sequential; invalid pixels (0, 0, 0, 0). */
-static void
-render(rgb_worker *w, const rgb_job *job, const float *y, size_t n)
+void
+mmcl__rgb_render(mmcl__rgb_worker *w, const mmcl__rgb_job *job, const float *y,
+                 size_t n)
 {
     uint8_t *alpha = w->out + 3 * n;
     for (size_t i = 0; i < n; i++)
         alpha[i] = w->valid[i] ? 255 : 0;
-    if (job->mode == MODE_COLORMAP) {
+    if (job->mode == MMCL__RGB_COLORMAP) {
         for (size_t i = 0; i < n; i++) {
             const unsigned char *rgb =
                 job->lut[w->valid[i] ? mmcl__colormap_index(y[i], job->lo[0],
@@ -550,13 +490,13 @@ render(rgb_worker *w, const rgb_job *job, const float *y, size_t n)
 static mmcl_status
 rgb_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
-    rgb_job *job = user;
-    rgb_worker *w = state;
+    mmcl__rgb_job *job = user;
+    mmcl__rgb_worker *w = state;
     int B = job->B;
-    if (job->pass == PASS_WRITE)
+    if (job->pass == MMCL__RGB_PASS_WRITE)
         return mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w, t->h,
                                   w->out);
-    if (job->pass == PASS_HIST) {
+    if (job->pass == MMCL__RGB_PASS_HIST) {
         size_t nh = (size_t)job->n_ch * HIST_BINS;
         for (size_t k = 0; k < nh; k++)
             job->hist[k] += w->hist[k];
@@ -570,7 +510,7 @@ rgb_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     double n = job->count + w->count;
     for (int b = 0; b < B; b++)
         job->delta[b] = w->mean[b] - job->mean[b];
-    if (job->mode == MODE_PCA) {
+    if (job->mode == MMCL__RGB_PCA) {
         for (int r = 0; r < B; r++)
             cblas_daxpy(B, 1.0, w->m2 + (size_t)r * B, 1,
                         job->m2 + (size_t)r * B, 1);
@@ -629,7 +569,7 @@ parse_pair(const char *s, double *a, double *b)
 /* Description of band @p b (1-based) of @p src, or "band N" when it has
  * none. */
 static const char *
-band_label(const rgb_source *src, int b)
+band_label(const mmcl__rgb_source *src, int b)
 {
     const char *d = b >= 1 && b <= src->n_bands ? src->band_desc[b - 1] : "";
     return d && *d ? d : CPLSPrintf("band %d", b);
@@ -640,7 +580,7 @@ band_label(const rgb_source *src, int b)
  * @p ds into *sel (1-based numbers, to be freed); NULL @p spec: every band.
  */
 static mmcl_status
-select_bands(mmcl_context *ctx, const rgb_source *src, const char *in,
+select_bands(mmcl_context *ctx, const mmcl__rgb_source *src, const char *in,
              const char *spec, int **sel, int *n_sel)
 {
     int n_bands = src->n_bands;
@@ -722,8 +662,8 @@ select_bands(mmcl_context *ctx, const rgb_source *src, const char *in,
 
 /* Runs one pass over the raster. */
 static mmcl_status
-run_pass(mmcl_context *ctx, rgb_job *job, rgb_pass pass, int width, int height,
-         int n_threads, const mmcl_options *o, double p0, double p1)
+run_pass(mmcl_context *ctx, mmcl__rgb_job *job, mmcl__rgb_pass pass, int width,
+         int height, int n_threads, const mmcl_options *o, double p0, double p1)
 {
     job->pass = pass;
     mmcl__tile_job tj = {.start = rgb_start,
@@ -754,20 +694,6 @@ join_doubles(mmcl_context *ctx, const double *v, int n, int prec)
     }
     return s;
 }
-
-/* What the picture shows, for the metadata and the legend. */
-typedef struct rgb_info {
-    char *source_product; /* the input's MMCL PRODUCT, or NULL; CPLFree */
-    const char *colormap; /* colormap mode */
-    char *units;          /* the input's MMCL UNITS, or NULL; CPLFree */
-    int diverging;
-    int range_given;
-    double p_lo, p_hi;
-    double lambda[MAX_CH];    /* PCA eigenvalues */
-    double explained[MAX_CH]; /* PCA: lambda / total variance */
-    double total_var;
-    double *loadings; /* PCA: (n_ch, B) */
-} rgb_info;
 
 /* Adds "KEY=<printf>" to the list @p md. */
 static char **md_add(char **md, const char *key, const char *fmt, ...)
@@ -800,11 +726,13 @@ md_add_list(char **md, const char *key, const double *v, int n, int prec)
  * bands, the mode, the stretch limits of each channel, and the PCA figures
  * or the colour map. The written file and the lazy picture both have it.
  */
-static char **
-rgb_metadata(const rgb_job *job, const rgb_info *info, const char *legend)
+char **
+mmcl__rgb_metadata(const mmcl__rgb_job *job, const mmcl__rgb_info *info,
+                   const char *legend)
 {
-    const rgb_source *src = job->src;
-    static const char *const ch_keys[MAX_CH] = {"RED", "GREEN", "BLUE"};
+    const mmcl__rgb_source *src = job->src;
+    static const char *const ch_keys[MMCL__RGB_MAX_CH] = {"RED", "GREEN",
+                                                          "BLUE"};
     char *names_s = CPLStrdup(""), *nums_s = CPLStrdup("");
     for (int b = 0; b < job->B; b++) {
         char *grown = CPLStrdup(CPLSPrintf("%s%s%s", names_s, b ? "," : "",
@@ -830,7 +758,7 @@ rgb_metadata(const rgb_job *job, const rgb_info *info, const char *legend)
     else
         md = md_add(md, "STRETCH", "percentiles %g,%g", info->p_lo,
                     info->p_hi);
-    if (job->mode == MODE_PCA) {
+    if (job->mode == MMCL__RGB_PCA) {
         md = md_add_list(md, "PCA_EIGENVALUES", info->lambda, job->n_ch, 6);
         md = md_add_list(md, "PCA_EXPLAINED_VARIANCE", info->explained,
                          job->n_ch, 4);
@@ -840,7 +768,7 @@ rgb_metadata(const rgb_job *job, const rgb_info *info, const char *legend)
             md = md_add_list(md, CPLSPrintf("PC%d_LOADINGS", c + 1),
                              info->loadings + (size_t)c * job->B, job->B, 4);
     }
-    if (job->mode == MODE_COLORMAP) {
+    if (job->mode == MMCL__RGB_COLORMAP) {
         md = CSLSetNameValue(md, "COLORMAP", info->colormap);
         md = CSLSetNameValue(md, "VALUE_BAND", names_s);
         md = md_add(md, "VALUE_RANGE", "%.10g,%.10g", job->lo[0], job->hi[0]);
@@ -855,7 +783,7 @@ rgb_metadata(const rgb_job *job, const rgb_info *info, const char *legend)
                 md = CSLSetNameValue(md, key, "none (0)");
                 continue;
             }
-            if (job->mode == MODE_PCA)
+            if (job->mode == MMCL__RGB_PCA)
                 md = md_add(md, key, "PC%d", c + 1);
             else
                 md = CSLSetNameValue(md, key, band_label(src, job->sel[c]));
@@ -870,10 +798,10 @@ rgb_metadata(const rgb_job *job, const rgb_info *info, const char *legend)
 }
 
 static mmcl_status
-write_metadata(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
-               const char *legend_png)
+write_metadata(mmcl_context *ctx, const mmcl__rgb_job *job,
+               const mmcl__rgb_info *info, const char *legend_png)
 {
-    char **md = rgb_metadata(job, info, legend_png);
+    char **md = mmcl__rgb_metadata(job, info, legend_png);
     mmcl_status st = MMCL_OK;
     for (int i = 0; md && md[i] && st == MMCL_OK; i++) {
         char *key = NULL;
@@ -891,9 +819,10 @@ write_metadata(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
  * (output_internal.h), committed by the caller with the picture.
  */
 static mmcl_status
-write_legend(mmcl_context *ctx, const rgb_job *job, const rgb_info *info,
-             const char *band_name, const char *out, const char *legend_png,
-             mmcl__stage *png_stage, mmcl__stage *json_stage)
+write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
+             const mmcl__rgb_info *info, const char *band_name, const char *out,
+             const char *legend_png, mmcl__stage *png_stage,
+             mmcl__stage *json_stage)
 {
     unsigned char *rgba = NULL;
     double ticks[MMCL__LEGEND_TICKS];
@@ -990,9 +919,9 @@ done:
 }
 
 /* Checks that the selected bands hold real numbers. */
-static mmcl_status
-check_types(mmcl_context *ctx, const rgb_source *src, const char *in,
-            const rgb_job *job)
+mmcl_status
+mmcl__rgb_check_types(mmcl_context *ctx, const mmcl__rgb_source *src,
+                      const char *in, const mmcl__rgb_job *job)
 {
     for (int b = 0; b < job->B; b++)
         if (src->complex_band[job->sel[b] - 1])
@@ -1008,49 +937,49 @@ check_types(mmcl_context *ctx, const rgb_source *src, const char *in,
  * direct for three bands the user chose, PCA otherwise), checked against
  * the number of bands; sets job->mode and job->n_ch.
  */
-static mmcl_status
-choose_mode(mmcl_context *ctx, rgb_job *job, const char *mode_opt,
-            int bands_given, int range_given)
+mmcl_status
+mmcl__rgb_choose_mode(mmcl_context *ctx, mmcl__rgb_job *job,
+                      const char *mode_opt, int bands_given, int range_given)
 {
     int B = job->B;
     if (strcmp(mode_opt, "pca") == 0)
-        job->mode = MODE_PCA;
+        job->mode = MMCL__RGB_PCA;
     else if (strcmp(mode_opt, "direct") == 0)
-        job->mode = MODE_DIRECT;
+        job->mode = MMCL__RGB_DIRECT;
     else if (strcmp(mode_opt, "colormap") == 0 || B == 1)
-        job->mode = MODE_COLORMAP;
+        job->mode = MMCL__RGB_COLORMAP;
     else if (B == 3 && bands_given)
-        job->mode = MODE_DIRECT;
+        job->mode = MMCL__RGB_DIRECT;
     else
-        job->mode = MODE_PCA;
+        job->mode = MMCL__RGB_PCA;
 
-    if (job->mode == MODE_COLORMAP && B != 1)
+    if (job->mode == MMCL__RGB_COLORMAP && B != 1)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "colormap mode shows one band, but %d are "
                            "selected; choose one with BANDS (--bands)",
                            B);
-    if (job->mode == MODE_DIRECT && B != 3)
+    if (job->mode == MMCL__RGB_DIRECT && B != 3)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "direct mode shows three bands as red, green and "
                            "blue, but %d %s selected; choose three with "
                            "BANDS (--bands)",
                            B, B == 1 ? "is" : "are");
-    if (job->mode == MODE_PCA && B < 2)
+    if (job->mode == MMCL__RGB_PCA && B < 2)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "PCA needs at least two bands, but one is "
                            "selected; use the colormap mode for one band");
-    if (job->mode == MODE_PCA && B > MAX_PCA_BANDS)
+    if (job->mode == MMCL__RGB_PCA && B > MAX_PCA_BANDS)
         return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
                            "PCA of %d bands: at most %d are supported; "
                            "choose bands with BANDS (--bands)",
                            B, MAX_PCA_BANDS);
-    if (job->mode == MODE_PCA && range_given)
+    if (job->mode == MMCL__RGB_PCA && range_given)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "RANGE applies to the colormap and direct modes; "
                            "principal components are stretched by "
                            "percentiles (STRETCH)");
-    job->n_ch = job->mode == MODE_PCA      ? (B < 3 ? B : 3)
-                : job->mode == MODE_DIRECT ? 3
+    job->n_ch = job->mode == MMCL__RGB_PCA      ? (B < 3 ? B : 3)
+                : job->mode == MMCL__RGB_DIRECT ? 3
                                            : 1;
     return MMCL_OK;
 }
@@ -1087,8 +1016,8 @@ legend_paths(mmcl_context *ctx, mmcl__files *files, const char *out,
 }
 
 /* The job's arrays for @p job->B bands and @p job->n_ch channels. */
-static mmcl_status
-job_alloc(mmcl_context *ctx, rgb_job *job, rgb_info *info)
+mmcl_status
+mmcl__rgb_job_alloc(mmcl_context *ctx, mmcl__rgb_job *job, mmcl__rgb_info *info)
 {
     size_t B = (size_t)job->B, C = (size_t)job->n_ch;
     job->mean = mmcl__calloc_array(ctx, B, 1, sizeof(double));
@@ -1098,7 +1027,7 @@ job_alloc(mmcl_context *ctx, rgb_job *job, rgb_info *info)
     job->hist = mmcl__calloc_array(ctx, C, HIST_BINS, sizeof(uint64_t));
     if (!job->mean || !job->vmin || !job->vmax || !job->delta || !job->hist)
         return MMCL_ERR_NO_MEMORY;
-    if (job->mode != MODE_PCA)
+    if (job->mode != MMCL__RGB_PCA)
         return MMCL_OK;
     job->m2 = mmcl__calloc_array(ctx, B, B, sizeof(double));
     job->proj = mmcl__calloc_array(ctx, C, B, sizeof(float));
@@ -1109,8 +1038,8 @@ job_alloc(mmcl_context *ctx, rgb_job *job, rgb_info *info)
     return MMCL_OK;
 }
 
-static void
-job_free(rgb_job *job)
+void
+mmcl__rgb_job_free(mmcl__rgb_job *job)
 {
     free(job->sel);
     free(job->mean);
@@ -1131,7 +1060,7 @@ job_free(rgb_job *job)
  * which is the range of its histogram.
  */
 static mmcl_status
-components(mmcl_context *ctx, rgb_job *job, rgb_info *info)
+components(mmcl_context *ctx, mmcl__rgb_job *job, mmcl__rgb_info *info)
 {
     int B = job->B, C = job->n_ch;
     double *cov = mmcl__malloc_array(ctx, (size_t)B, (size_t)B, sizeof(double));
@@ -1172,10 +1101,10 @@ done:
 /* Histogram ranges of band channels (their min and max); a constant
  * channel gets a unit range. */
 static void
-hist_ranges(rgb_job *job)
+hist_ranges(mmcl__rgb_job *job)
 {
     for (int c = 0; c < job->n_ch; c++) {
-        if (job->mode != MODE_PCA) {
+        if (job->mode != MMCL__RGB_PCA) {
             job->hlo[c] = job->vmin[c];
             job->hhi[c] = job->vmax[c];
         }
@@ -1190,8 +1119,8 @@ hist_ranges(rgb_job *job)
  * (so that its middle colour is 0).
  */
 static void
-stretch_limits(mmcl_context *ctx, rgb_job *job, const rgb_info *info,
-               double range_lo, double range_hi)
+stretch_limits(mmcl_context *ctx, mmcl__rgb_job *job,
+               const mmcl__rgb_info *info, double range_lo, double range_hi)
 {
     for (int c = 0; c < job->n_ch; c++) {
         const uint64_t *h = job->hist + (size_t)c * HIST_BINS;
@@ -1220,15 +1149,15 @@ stretch_limits(mmcl_context *ctx, rgb_job *job, const rgb_info *info,
 }
 
 /* Descriptions of the four output bands (a CSL to be destroyed). */
-static char **
-picture_band_names(const rgb_source *src, const rgb_job *job)
+char **
+mmcl__rgb_band_names(const mmcl__rgb_source *src, const mmcl__rgb_job *job)
 {
     char **names = NULL;
     for (int c = 0; c < 3; c++) {
-        if (job->mode == MODE_PCA)
+        if (job->mode == MMCL__RGB_PCA)
             names = CSLAddString(
                 names, c < job->n_ch ? CPLSPrintf("PC%d", c + 1) : "none");
-        else if (job->mode == MODE_DIRECT)
+        else if (job->mode == MMCL__RGB_DIRECT)
             names = CSLAddString(names, band_label(src, job->sel[c]));
         else
             names = CSLAddString(names, c == 0   ? "red"
@@ -1269,18 +1198,22 @@ json_doubles(const double *v, int n)
  * bits), then the legend, renamed once the descriptor is in place.
  */
 static mmcl_status
-write_lazy(mmcl_context *ctx, mmcl__files *files, const rgb_job *job,
-           const rgb_info *info, const mmcl_options *o, const char *out,
+write_lazy(mmcl_context *ctx, mmcl__files *files, const mmcl__rgb_job *job,
+           const mmcl__rgb_info *info, const mmcl_options *o, const char *out,
            const char *first_name, const char *legend_png,
            const char *legend_json)
 {
+    const mmcl__descriptor_hooks *dh = mmcl__descriptor_hooks_get();
+    if (!dh)
+        return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                           "'%s': lazy descriptors are not available", out);
     mmcl__stage *stages[3] = {NULL, NULL, NULL};
     mmcl_status st = MMCL_OK;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "mmcl_descriptor", MMCL__DESCRIPTOR_VERSION);
     cJSON_AddStringToObject(j, "product", "rgb");
     cJSON_AddItemToObject(j, "source",
-                          mmcl__product_stored_path(out, job->in));
+                          dh->stored_path(out, job->in));
     cJSON *bands = cJSON_AddArrayToObject(j, "bands");
     for (int b = 0; b < job->B; b++)
         cJSON_AddItemToArray(bands, cJSON_CreateNumber(job->sel[b]));
@@ -1299,9 +1232,9 @@ write_lazy(mmcl_context *ctx, mmcl__files *files, const rgb_job *job,
         cJSON_AddItemToArray(limits, json_doubles(lh, 2));
     }
     cJSON_AddNumberToObject(j, "valid_pixels", job->count);
-    if (job->mode == MODE_COLORMAP)
+    if (job->mode == MMCL__RGB_COLORMAP)
         cJSON_AddStringToObject(j, "colormap", info->colormap);
-    if (job->mode == MODE_PCA) {
+    if (job->mode == MMCL__RGB_PCA) {
         cJSON *pca = cJSON_AddObjectToObject(j, "pca");
         cJSON_AddItemToObject(pca, "mean", json_doubles(job->mean, job->B));
         cJSON *comp = cJSON_AddArrayToObject(pca, "components");
@@ -1337,7 +1270,7 @@ write_lazy(mmcl_context *ctx, mmcl__files *files, const rgb_job *job,
         st = write_legend(ctx, job, info, first_name, out, legend_png,
                           stages[1], stages[2]);
     if (st == MMCL_OK)
-        st = mmcl__product_write_json(ctx, stages[0], out, j);
+        st = dh->write(ctx, stages[0], out, j);
     if (st == MMCL_OK)
         st = mmcl__stages_commit(ctx, stages, n, NULL, NULL, 1.0);
     for (size_t i = 0; i < 3; i++)
@@ -1355,9 +1288,9 @@ typedef struct rgb_run {
     double range_lo, range_hi; /* RANGE */
     const char *format;        /* the output's, once known not lazy */
     mmcl__files *files;
-    rgb_source src;
-    rgb_job job;
-    rgb_info info;
+    mmcl__rgb_source src;
+    mmcl__rgb_job job;
+    mmcl__rgb_info info;
     char *first_name; /* description of the first selected band */
     char *legend_png, *legend_json;
     int n_threads;
@@ -1371,7 +1304,7 @@ static mmcl_status
 run_options(mmcl_context *ctx, rgb_run *r)
 {
     const mmcl_options *o = r->o;
-    rgb_info *info = &r->info;
+    mmcl__rgb_info *info = &r->info;
     r->co = mmcl__opt_list(o, "CO");
     r->lazy = mmcl__opt_bool(o, "LAZY");
     info->range_given = mmcl__opt_str(o, "RANGE") != NULL;
@@ -1422,9 +1355,9 @@ run_targets(mmcl_context *ctx, rgb_run *r)
 static mmcl_status
 run_source(mmcl_context *ctx, rgb_run *r)
 {
-    rgb_source *src = &r->src;
-    rgb_info *info = &r->info;
-    mmcl_status st = source_open(ctx, r->in, src);
+    mmcl__rgb_source *src = &r->src;
+    mmcl__rgb_info *info = &r->info;
+    mmcl_status st = mmcl__rgb_source_open(ctx, r->in, src);
     if (st != MMCL_OK)
         return st;
     r->job.src = src;
@@ -1443,9 +1376,9 @@ run_source(mmcl_context *ctx, rgb_run *r)
     st = select_bands(ctx, src, r->in, loss_default ? "1" : bands_spec,
                       &r->job.sel, &r->job.B);
     if (st == MMCL_OK)
-        st = check_types(ctx, src, r->in, &r->job);
+        st = mmcl__rgb_check_types(ctx, src, r->in, &r->job);
     if (st == MMCL_OK)
-        st = choose_mode(ctx, &r->job, mode_opt, bands_spec != NULL,
+        st = mmcl__rgb_choose_mode(ctx, &r->job, mode_opt, bands_spec != NULL,
                          info->range_given);
     if (st != MMCL_OK)
         return st;
@@ -1478,17 +1411,17 @@ run_colormap(mmcl_context *ctx, rgb_run *r)
 static mmcl_status
 run_stats(mmcl_context *ctx, rgb_run *r)
 {
-    rgb_job *job = &r->job;
+    mmcl__rgb_job *job = &r->job;
     r->n_threads = mmcl__opt_threads(r->o);
     job->in = r->in;
     job->tile = (int)mmcl__opt_int(r->o, "TILE");
-    mmcl_status st = job_alloc(ctx, job, &r->info);
+    mmcl_status st = mmcl__rgb_job_alloc(ctx, job, &r->info);
     if (st != MMCL_OK)
         return st;
     int use_hist = !r->info.range_given;
     r->p_end1 = use_hist ? 0.3 : 0.4;
     r->p_end2 = use_hist ? 0.6 : r->p_end1;
-    st = run_pass(ctx, job, PASS_STATS, r->src.width, r->src.height,
+    st = run_pass(ctx, job, MMCL__RGB_PASS_STATS, r->src.width, r->src.height,
                   r->n_threads, r->o, 0.0, r->p_end1);
     if (st != MMCL_OK)
         return st;
@@ -1497,7 +1430,7 @@ run_stats(mmcl_context *ctx, rgb_run *r)
                            "'%s' has no valid pixel in the selected band%s "
                            "(all nodata, NaN or masked): nothing to show",
                            r->in, job->B == 1 ? "" : "s");
-    st = job->mode == MODE_PCA ? components(ctx, job, &r->info) : MMCL_OK;
+    st = job->mode == MMCL__RGB_PCA ? components(ctx, job, &r->info) : MMCL_OK;
     if (st != MMCL_OK)
         return st;
     hist_ranges(job);
@@ -1510,8 +1443,8 @@ run_limits(mmcl_context *ctx, rgb_run *r)
 {
     if (!r->info.range_given) {
         mmcl_status st =
-            run_pass(ctx, &r->job, PASS_HIST, r->src.width, r->src.height,
-                     r->n_threads, r->o, r->p_end1, r->p_end2);
+            run_pass(ctx, &r->job, MMCL__RGB_PASS_HIST, r->src.width,
+                     r->src.height, r->n_threads, r->o, r->p_end1, r->p_end2);
         if (st != MMCL_OK)
             return st;
     }
@@ -1523,7 +1456,7 @@ run_limits(mmcl_context *ctx, rgb_run *r)
 static mmcl_status
 run_open_picture(mmcl_context *ctx, rgb_run *r)
 {
-    r->band_names = picture_band_names(&r->src, &r->job);
+    r->band_names = mmcl__rgb_band_names(&r->src, &r->job);
     mmcl__raster_spec spec = {0};
     spec.path = r->out;
     spec.format = r->format;
@@ -1570,12 +1503,12 @@ run_legend(mmcl_context *ctx, rgb_run *r)
 static mmcl_status
 run_picture(mmcl_context *ctx, rgb_run *r)
 {
-    rgb_job *job = &r->job;
+    mmcl__rgb_job *job = &r->job;
     double split = mmcl__writer_progress_split(job->writer, r->p_end2, 1.0);
     mmcl_status st = write_metadata(ctx, job, &r->info, r->legend_png);
     if (st == MMCL_OK)
-        st = run_pass(ctx, job, PASS_WRITE, r->src.width, r->src.height,
-                      r->n_threads, r->o, r->p_end2, split);
+        st = run_pass(ctx, job, MMCL__RGB_PASS_WRITE, r->src.width,
+                      r->src.height, r->n_threads, r->o, r->p_end2, split);
     if (st == MMCL_OK && r->legend_png)
         st = run_legend(ctx, r);
     void *puser = NULL;
@@ -1588,7 +1521,7 @@ run_picture(mmcl_context *ctx, rgb_run *r)
     if (st == MMCL_OK)
         st = mmcl__stages_commit(ctx, stages, r->legend_png ? 3 : 1, progress,
                                  puser, 1.0);
-    if (st == MMCL_OK && job->mode == MODE_PCA)
+    if (st == MMCL_OK && job->mode == MMCL__RGB_PCA)
         mmcl__log(ctx, MMCL_LOG_INFO,
                   "PCA of %d bands: the components shown explain %.1f%%, "
                   "%.1f%%, %.1f%% of the variance",
@@ -1612,8 +1545,8 @@ run_free(rgb_run *r)
     CPLFree(r->info.source_product);
     CPLFree(r->info.units);
     CPLFree(r->first_name);
-    job_free(&r->job);
-    source_close(&r->src);
+    mmcl__rgb_job_free(&r->job);
+    mmcl__rgb_source_close(&r->src);
     mmcl__files_destroy(r->files);
 }
 
@@ -1642,7 +1575,7 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         st = run_targets(ctx, &r);
     if (st == MMCL_OK)
         st = run_source(ctx, &r);
-    if (st == MMCL_OK && r.job.mode == MODE_COLORMAP)
+    if (st == MMCL_OK && r.job.mode == MMCL__RGB_COLORMAP)
         st = run_colormap(ctx, &r);
     if (st == MMCL_OK)
         st = run_stats(ctx, &r);
@@ -1660,546 +1593,4 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
     run_free(&r);
     mmcl_options_free(tmp);
     return st;
-}
-
-/* ---- lazy pictures (product "rgb", see product_internal.h) ------------ */
-
-enum {
-    VIEW_MAX_LEVELS = 24,
-    VIEW_OVERVIEW_MIN_EDGE = 256 /* as the maps' overviews */
-};
-
-typedef struct view_level {
-    int factor, width, height;
-    double gt[6];
-    char **metadata;   /* MMCL domain */
-    rgb_worker **idle; /* pool of idle workers */
-    int n_idle, cap_idle;
-} view_level;
-
-struct mmcl__rgb_view {
-    rgb_source src;
-    rgb_job job;
-    rgb_info info;
-    int threads;
-    int n_levels;
-    view_level levels[VIEW_MAX_LEVELS];
-    char **band_names;
-    mtx_t lock; /* the pools */
-};
-
-void
-mmcl__rgb_view_destroy(mmcl__rgb_view *v)
-{
-    if (!v)
-        return;
-    for (int l = 0; l < VIEW_MAX_LEVELS; l++) {
-        view_level *L = &v->levels[l];
-        for (int i = 0; i < L->n_idle; i++)
-            rgb_stop(L->idle[i], NULL);
-        free(L->idle);
-        CSLDestroy(L->metadata);
-    }
-    CSLDestroy(v->band_names);
-    free(v->info.loadings);
-    CPLFree(v->info.source_product);
-    CPLFree(v->info.units);
-    job_free(&v->job);
-    source_close(&v->src);
-    mtx_destroy(&v->lock);
-    free(v);
-}
-
-/* Reads the number array @p a of exactly @p n finite values into @p v. */
-static int
-json_numbers(const cJSON *a, double *v, int n)
-{
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
-        return 0;
-    int i = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble))
-            return 0;
-        v[i++] = e->valuedouble;
-    }
-    return 1;
-}
-
-static mmcl_status
-view_bad(mmcl_context *ctx, const char *name, const char *key,
-         const char *what)
-{
-    return mmcl__error(ctx, MMCL_ERR_FORMAT, "descriptor '%s': %s \"%s\"",
-                       name, what, key);
-}
-
-/* Keys of an rgb descriptor. */
-static const char *const view_keys[] = {
-    "mmcl_descriptor", "product", "source", "bands", "mode", "stretch",
-    "range", "limits", "valid_pixels", "colormap", "pca", "legend",
-    "overviews", "tile", "threads", NULL};
-
-/* The statistics of the descriptor into v->job and v->info. */
-static mmcl_status
-view_parse_stats(mmcl_context *ctx, mmcl__rgb_view *v, const cJSON *j,
-                 const char *name)
-{
-    rgb_job *job = &v->job;
-    rgb_info *info = &v->info;
-    const cJSON *bands = cJSON_GetObjectItemCaseSensitive(j, "bands");
-    int B = cJSON_IsArray(bands) ? cJSON_GetArraySize(bands) : 0;
-    if (B < 1)
-        return view_bad(ctx, name, "bands", "expected band numbers for");
-    job->sel = mmcl__malloc_array(ctx, (size_t)B, 1, sizeof(int));
-    if (!job->sel)
-        return MMCL_ERR_NO_MEMORY;
-    job->B = B;
-    int i = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, bands)
-    {
-        double d = cJSON_IsNumber(e) ? e->valuedouble : -1.0;
-        if (d != floor(d) || d < 1 || d > v->src.n_bands)
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "descriptor '%s': \"bands\": no band %g in "
-                               "'%s', which has %d",
-                               name, d, v->src.name, v->src.n_bands);
-        job->sel[i++] = (int)d;
-    }
-    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(j, "mode");
-    if (!cJSON_IsString(mode) || strcmp(mode->valuestring, "auto") == 0 ||
-        (strcmp(mode->valuestring, "pca") != 0 &&
-         strcmp(mode->valuestring, "direct") != 0 &&
-         strcmp(mode->valuestring, "colormap") != 0))
-        return view_bad(ctx, name, "mode",
-                        "expected \"pca\", \"direct\" or \"colormap\" for");
-    const cJSON *range = cJSON_GetObjectItemCaseSensitive(j, "range");
-    const cJSON *stretch = cJSON_GetObjectItemCaseSensitive(j, "stretch");
-    info->range_given = range != NULL;
-    double pr[2];
-    if (range ? !json_numbers(range, pr, 2) || pr[0] >= pr[1]
-              : !json_numbers(stretch, pr, 2) || pr[0] < 0 ||
-                    pr[1] > 100 || pr[0] >= pr[1])
-        return view_bad(ctx, name, range ? "range" : "stretch",
-                        "expected [LOW, HIGH] (percentiles, or a value "
-                        "range given instead) for");
-    if (range && stretch)
-        return view_bad(ctx, name, "stretch",
-                        "a descriptor has \"range\" or");
-    if (!range) {
-        info->p_lo = pr[0];
-        info->p_hi = pr[1];
-    }
-    mmcl_status st = check_types(ctx, &v->src, v->src.name, job);
-    if (st == MMCL_OK)
-        st = choose_mode(ctx, job, mode->valuestring, 1, info->range_given);
-    if (st != MMCL_OK) {
-        char *msg = mmcl__strdup(NULL, mmcl_context_errmsg(ctx));
-        st = mmcl__error(ctx, st, "descriptor '%s': %s", name,
-                         msg ? msg : "");
-        free(msg);
-        return st;
-    }
-    int C = job->n_ch;
-    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(j, "limits");
-    if (!cJSON_IsArray(limits) || cJSON_GetArraySize(limits) != C)
-        return mmcl__error(ctx, MMCL_ERR_FORMAT,
-                           "descriptor '%s': \"limits\" must hold %d [LOW, "
-                           "HIGH] pair%s (one per channel)",
-                           name, C, C == 1 ? "" : "s");
-    for (int c = 0; c < C; c++) {
-        double lh[2];
-        if (!json_numbers(cJSON_GetArrayItem(limits, c), lh, 2) ||
-            !(lh[1] > lh[0]))
-            return view_bad(ctx, name, "limits",
-                            "expected [LOW, HIGH] with LOW < HIGH in");
-        job->lo[c] = lh[0];
-        job->hi[c] = lh[1];
-    }
-    const cJSON *vp = cJSON_GetObjectItemCaseSensitive(j, "valid_pixels");
-    if (!cJSON_IsNumber(vp) || !(vp->valuedouble >= 1))
-        return view_bad(ctx, name, "valid_pixels",
-                        "expected a pixel count for");
-    job->count = vp->valuedouble;
-    const cJSON *cm = cJSON_GetObjectItemCaseSensitive(j, "colormap");
-    if (job->mode == MODE_COLORMAP) {
-        if (!cJSON_IsString(cm) || strcmp(cm->valuestring, "auto") == 0 ||
-            !mmcl__colormap(cm->valuestring))
-            return view_bad(ctx, name, "colormap",
-                            "expected viridis, magma, gray or rdbu_r for");
-        job->lut = mmcl__colormap(cm->valuestring);
-        info->colormap = mmcl__colormap_name(cm->valuestring);
-        info->diverging = strcmp(info->colormap, "rdbu_r") == 0;
-    } else if (cm) {
-        return view_bad(ctx, name, "colormap",
-                        "only the colormap mode has the key");
-    }
-    const cJSON *pca = cJSON_GetObjectItemCaseSensitive(j, "pca");
-    if (job->mode != MODE_PCA) {
-        if (pca)
-            return view_bad(ctx, name, "pca", "only the pca mode has the key");
-        return MMCL_OK;
-    }
-    if (job_alloc(ctx, job, info) != MMCL_OK)
-        return MMCL_ERR_NO_MEMORY;
-    const cJSON *comp = cJSON_GetObjectItemCaseSensitive(pca, "components");
-    const cJSON *tv = cJSON_GetObjectItemCaseSensitive(pca, "total_variance");
-    int ok = cJSON_IsObject(pca) &&
-             json_numbers(cJSON_GetObjectItemCaseSensitive(pca, "mean"),
-                          job->mean, B) &&
-             json_numbers(cJSON_GetObjectItemCaseSensitive(pca, "eigenvalues"),
-                          info->lambda, C) &&
-             json_numbers(cJSON_GetObjectItemCaseSensitive(
-                              pca, "explained_variance"),
-                          info->explained, C) &&
-             cJSON_IsNumber(tv) && cJSON_IsArray(comp) &&
-             cJSON_GetArraySize(comp) == C;
-    for (int c = 0; ok && c < C; c++)
-        ok = json_numbers(cJSON_GetArrayItem(comp, c),
-                          info->loadings + (size_t)c * B, B);
-    if (!ok)
-        return mmcl__error(ctx, MMCL_ERR_FORMAT,
-                           "descriptor '%s': \"pca\" must hold \"mean\" (%d "
-                           "numbers), \"components\" (%d arrays of %d), "
-                           "\"eigenvalues\" and \"explained_variance\" (%d "
-                           "each) and \"total_variance\"",
-                           name, B, C, B, C);
-    info->total_var = tv->valuedouble;
-    /* As components() sets them after pass 1. */
-    for (int b = 0; b < B; b++)
-        job->center[b] = (float)job->mean[b];
-    for (size_t k = 0; k < (size_t)C * B; k++)
-        job->proj[k] = (float)info->loadings[k];
-    return MMCL_OK;
-}
-
-/* Levels: the source product's; for a raster, factors 2, 4, ... down to
- * about VIEW_OVERVIEW_MIN_EDGE pixels, read decimated by GDAL. */
-static void
-view_plan_levels(mmcl__rgb_view *v, int overviews)
-{
-    const rgb_source *src = &v->src;
-    view_level *L0 = &v->levels[0];
-    L0->factor = 1;
-    L0->width = src->width;
-    L0->height = src->height;
-    memcpy(L0->gt, src->gt, sizeof(L0->gt));
-    v->n_levels = 1;
-    if (src->product) {
-        int n = mmcl_product_level_count(src->product);
-        for (int l = 1; overviews && l < n && l < VIEW_MAX_LEVELS; l++) {
-            view_level *L = &v->levels[l];
-            L->factor = mmcl_product_overview_factor(src->product, l);
-            L->width = mmcl_product_width(src->product, l);
-            L->height = mmcl_product_height(src->product, l);
-            mmcl_product_geotransform(src->product, l, L->gt);
-            v->n_levels++;
-        }
-        return;
-    }
-    for (int l = 1; overviews && l < VIEW_MAX_LEVELS; l++) {
-        const view_level *prev = &v->levels[l - 1];
-        int edge = prev->width > prev->height ? prev->width : prev->height;
-        if (edge <= VIEW_OVERVIEW_MIN_EDGE)
-            break;
-        view_level *L = &v->levels[l];
-        L->factor = prev->factor * 2;
-        L->width = (L0->width + L->factor - 1) / L->factor;
-        L->height = (L0->height + L->factor - 1) / L->factor;
-        memcpy(L->gt, L0->gt, sizeof(L->gt));
-        double sx = (double)L0->width / L->width;
-        double sy = (double)L0->height / L->height;
-        L->gt[1] *= sx;
-        L->gt[4] *= sx;
-        L->gt[2] *= sy;
-        L->gt[5] *= sy;
-        v->n_levels++;
-    }
-}
-
-mmcl_status
-mmcl__rgb_view_open(mmcl_context *ctx, const cJSON *j, const char *name,
-                    const char *dir, int threads_override,
-                    mmcl__rgb_view **out)
-{
-    *out = NULL;
-    mmcl_status st = MMCL_OK;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, j)
-    {
-        int known = 0;
-        for (int k = 0; view_keys[k] && !known; k++)
-            known = strcmp(view_keys[k], item->string) == 0;
-        if (!known)
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "descriptor '%s': unknown key \"%s\" for an "
-                               "rgb product",
-                               name, item->string);
-    }
-    const cJSON *source = cJSON_GetObjectItemCaseSensitive(j, "source");
-    if (!source)
-        return view_bad(ctx, name, "source", "missing key");
-    if (!cJSON_IsString(source) || !*source->valuestring)
-        return view_bad(ctx, name, "source", "expected a path for");
-    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(j, "overviews");
-    if (ov && !cJSON_IsBool(ov))
-        return view_bad(ctx, name, "overviews", "expected true or false for");
-    const cJSON *legend = cJSON_GetObjectItemCaseSensitive(j, "legend");
-    if (legend && !cJSON_IsString(legend))
-        return view_bad(ctx, name, "legend", "expected a file name for");
-    /* TILE and THREADS: through the option table (ranges, defaults). */
-    char **kv = NULL;
-    static const char *const run_keys[2][2] = {{"tile", "TILE"},
-                                               {"threads", "THREADS"}};
-    for (int k = 0; k < 2; k++) {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, run_keys[k][0]);
-        if (!n)
-            continue;
-        if (!cJSON_IsNumber(n)) {
-            CSLDestroy(kv);
-            return view_bad(ctx, name, run_keys[k][0],
-                            "expected a number for");
-        }
-        kv = CSLAddString(kv, CPLSPrintf("%s=%.17g", run_keys[k][1],
-                                         n->valuedouble));
-    }
-    if (threads_override >= 0)
-        kv = CSLSetNameValue(kv, "THREADS",
-                             CPLSPrintf("%d", threads_override));
-    mmcl_options *o = mmcl_options_new(ctx, "rgb", (const char *const *)kv);
-    CSLDestroy(kv);
-    if (!o) {
-        char *msg = mmcl__strdup(NULL, mmcl_context_errmsg(ctx));
-        st = mmcl__error(ctx, mmcl_context_errcode(ctx),
-                         "descriptor '%s': %s", name, msg ? msg : "");
-        free(msg);
-        return st;
-    }
-    mmcl__rgb_view *v = calloc(1, sizeof(*v));
-    if (!v || mtx_init(&v->lock, mtx_plain) != thrd_success) {
-        free(v);
-        mmcl_options_free(o);
-        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-    }
-    v->job.tile = (int)mmcl__opt_int(o, "TILE");
-    v->threads = mmcl__opt_threads(o);
-    mmcl_options_free(o);
-
-    st = mmcl__product_check_path(ctx, name, "source", source->valuestring);
-    if (st != MMCL_OK) {
-        mmcl__rgb_view_destroy(v);
-        return st;
-    }
-    char *path = mmcl__product_resolve_path(dir, source->valuestring);
-    st = source_open(ctx, path, &v->src);
-    CPLFree(path);
-    if (st == MMCL_OK) {
-        v->job.src = &v->src;
-        v->job.in = v->src.name;
-        st = view_parse_stats(ctx, v, j, name);
-    }
-    if (st != MMCL_OK) {
-        mmcl__rgb_view_destroy(v);
-        return st;
-    }
-    v->info.source_product =
-        v->src.product_kind ? CPLStrdup(v->src.product_kind) : NULL;
-    v->info.units = v->src.units ? CPLStrdup(v->src.units) : NULL;
-    view_plan_levels(v, !ov || cJSON_IsTrue(ov));
-    char **md = rgb_metadata(&v->job, &v->info,
-                             legend ? legend->valuestring : NULL);
-    for (int l = 0; l < v->n_levels; l++) {
-        view_level *L = &v->levels[l];
-        L->metadata = CSLDuplicate(md);
-        if (l > 0) {
-            L->metadata = CSLSetNameValue(L->metadata, "APPROXIMATE", "YES");
-            L->metadata = CSLSetNameValue(L->metadata, "OVERVIEW_FACTOR",
-                                          CPLSPrintf("%d", L->factor));
-        }
-    }
-    CSLDestroy(md);
-    v->band_names = picture_band_names(&v->src, &v->job);
-    *out = v;
-    return MMCL_OK;
-}
-
-int
-mmcl__rgb_view_level_count(const mmcl__rgb_view *v)
-{
-    return v->n_levels;
-}
-
-void
-mmcl__rgb_view_level(const mmcl__rgb_view *v, int level, int *factor,
-                     int *width, int *height, double gt[6])
-{
-    const view_level *L = &v->levels[level];
-    if (factor)
-        *factor = L->factor;
-    if (width)
-        *width = L->width;
-    if (height)
-        *height = L->height;
-    if (gt)
-        memcpy(gt, L->gt, sizeof(L->gt));
-}
-
-const char *
-mmcl__rgb_view_srs_wkt(const mmcl__rgb_view *v)
-{
-    return v->src.wkt ? v->src.wkt : "";
-}
-
-const char *const *
-mmcl__rgb_view_band_names(const mmcl__rgb_view *v)
-{
-    return (const char *const *)v->band_names;
-}
-
-const char *const *
-mmcl__rgb_view_metadata(const mmcl__rgb_view *v, int level)
-{
-    return (const char *const *)v->levels[level].metadata;
-}
-
-int
-mmcl__rgb_view_block_size(const mmcl__rgb_view *v)
-{
-    return v->job.tile;
-}
-
-/* An idle worker of @p level, or a new one; NULL with an error set. */
-static rgb_worker *
-view_take(mmcl_context *ctx, mmcl__rgb_view *v, int level)
-{
-    view_level *L = &v->levels[level];
-    rgb_worker *w = NULL;
-    mtx_lock(&v->lock);
-    if (L->n_idle > 0)
-        w = L->idle[--L->n_idle];
-    mtx_unlock(&v->lock);
-    return w ? w : worker_create(ctx, &v->job, level, L->factor);
-}
-
-static void
-view_give(mmcl__rgb_view *v, int level, rgb_worker *w)
-{
-    view_level *L = &v->levels[level];
-    if (!w)
-        return;
-    mtx_lock(&v->lock);
-    if (L->n_idle == L->cap_idle) {
-        int cap = L->cap_idle ? 2 * L->cap_idle : 4;
-        rgb_worker **grown = realloc(L->idle, (size_t)cap * sizeof(*grown));
-        if (grown) {
-            L->idle = grown;
-            L->cap_idle = cap;
-        }
-    }
-    if (L->n_idle < L->cap_idle) {
-        L->idle[L->n_idle++] = w;
-        w = NULL;
-    }
-    mtx_unlock(&v->lock);
-    rgb_stop(w, NULL); /* no room to keep it */
-}
-
-/* A read of a window, cut into the blocks of the level's grid. */
-typedef struct view_job {
-    mmcl__rgb_view *v;
-    int level;
-    int x, y, w, h;    /* the window */
-    int bx0, by0, nbx; /* first block and blocks per row */
-    unsigned char *buf; /* (4, h, w) */
-} view_job;
-
-/*
- * Renders block @p index of the job's window whole, as mmcl_rgb renders
- * the tile (the same tile grid, so the same GEMM shapes and bits), and
- * copies its part of the window into the job's buffer.
- */
-static mmcl_status
-view_block(mmcl_context *ctx, const view_job *vj, rgb_worker *w, int index)
-{
-    const mmcl__rgb_view *v = vj->v;
-    const view_level *L = &v->levels[vj->level];
-    int T = v->job.tile;
-    mmcl__tile t = {0};
-    t.index = index;
-    t.x = (vj->bx0 + index % vj->nbx) * T;
-    t.y = (vj->by0 + index / vj->nbx) * T;
-    t.w = L->width - t.x < T ? L->width - t.x : T;
-    t.h = L->height - t.y < T ? L->height - t.y : T;
-    size_t n = (size_t)t.w * (size_t)t.h;
-    mmcl_status st = read_tile(ctx, w, &v->job, &t);
-    if (st != MMCL_OK)
-        return st;
-    render(w, &v->job, channels(w, &v->job, n), n);
-    int x0 = t.x > vj->x ? t.x : vj->x, y0 = t.y > vj->y ? t.y : vj->y;
-    int x1 = t.x + t.w < vj->x + vj->w ? t.x + t.w : vj->x + vj->w;
-    int y1 = t.y + t.h < vj->y + vj->h ? t.y + t.h : vj->y + vj->h;
-    size_t plane = (size_t)vj->w * vj->h;
-    for (int c = 0; c < 4; c++)
-        for (int r = y0; r < y1; r++)
-            memcpy(vj->buf + plane * c + (size_t)(r - vj->y) * vj->w +
-                       (x0 - vj->x),
-                   w->out + n * c + (size_t)(r - t.y) * t.w + (x0 - t.x),
-                   (size_t)(x1 - x0));
-    return MMCL_OK;
-}
-
-static void *
-view_start(mmcl_context *ctx, void *user)
-{
-    view_job *vj = user;
-    return view_take(ctx, vj->v, vj->level);
-}
-
-static mmcl_status
-view_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
-{
-    return view_block(ctx, user, state, t->x);
-}
-
-static void
-view_stop(void *state, void *user)
-{
-    view_job *vj = user;
-    view_give(vj->v, vj->level, state);
-}
-
-mmcl_status
-mmcl__rgb_view_read(mmcl_context *ctx, mmcl__rgb_view *v, int level, int x,
-                    int y, int w, int h, unsigned char *buf)
-{
-    int T = v->job.tile;
-    view_job vj = {0};
-    vj.v = v;
-    vj.level = level;
-    vj.x = x;
-    vj.y = y;
-    vj.w = w;
-    vj.h = h;
-    vj.buf = buf;
-    vj.bx0 = x / T;
-    vj.by0 = y / T;
-    vj.nbx = (x + w - 1) / T - vj.bx0 + 1;
-    int n_blocks = vj.nbx * ((y + h - 1) / T - vj.by0 + 1);
-    if (n_blocks == 1) {
-        rgb_worker *wk = view_take(ctx, v, level);
-        if (!wk)
-            return mmcl_context_errcode(ctx);
-        mmcl_status st = view_block(ctx, &vj, wk, 0);
-        view_give(v, level, wk);
-        return st;
-    }
-    /* "Tile" i of a 1-pixel grid of n_blocks x 1 is block i. */
-    mmcl__tile_job tj = {.start = view_start,
-                         .work = view_work,
-                         .stop = view_stop,
-                         .user = &vj};
-    return mmcl__run_tiles(ctx, n_blocks, 1, 1, v->threads, &tj, NULL, NULL,
-                           0.0, 1.0);
 }

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private: the picture of a raster as mmcl_rgb (rgb.c) computes it, shared
+ * with the lazy picture (products/product_rgb.c), which renders the same
+ * tiles when read: the source, the statistics and limits of a picture
+ * (a job), and the per-thread worker that reads a tile and renders it.
+ */
+#ifndef MMCL_RGB_INTERNAL_H
+#define MMCL_RGB_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <gdal.h>
+
+#include "mmcl/product.h"
+
+#include "colormaps_internal.h"
+#include "tiles_internal.h"
+#include "writer_internal.h"
+
+enum { MMCL__RGB_MAX_CH = 3 };
+
+typedef enum mmcl__rgb_mode {
+    MMCL__RGB_PCA,
+    MMCL__RGB_DIRECT,
+    MMCL__RGB_COLORMAP
+} mmcl__rgb_mode;
+
+typedef enum mmcl__rgb_pass {
+    MMCL__RGB_PASS_STATS,
+    MMCL__RGB_PASS_HIST,
+    MMCL__RGB_PASS_WRITE
+} mmcl__rgb_pass;
+
+/*
+ * The raster a picture is made of: a GDAL raster, or a lazy product (a
+ * descriptor, read through mmcl_product_read so that no GDAL plugin is
+ * needed). What the picture needs to know of it is copied at open.
+ */
+typedef struct mmcl__rgb_source {
+    char *name;            /* as given; CPLFree */
+    mmcl_product *product; /* a descriptor's product, or NULL; owned */
+    int width, height, n_bands;
+    double gt[6];
+    char *wkt;         /* CPLFree */
+    char **band_desc;  /* (n_bands) descriptions, "" when none; CSL */
+    int *complex_band; /* (n_bands) GDAL complex types */
+    char *product_kind; /* the MMCL PRODUCT metadata, or NULL; CPLFree */
+    char *units;        /* the MMCL UNITS metadata, or NULL; CPLFree */
+} mmcl__rgb_source;
+
+typedef struct mmcl__rgb_job {
+    const mmcl__rgb_source *src;
+    const char *in; /* src->name */
+    int B;    /* selected bands */
+    int *sel; /* (B) 1-based band numbers in the input */
+    mmcl__rgb_mode mode;
+    int n_ch; /* channels computed: PCs (2 or 3), 3 bands, or 1 band */
+    int tile;
+    mmcl__rgb_pass pass;
+    /* Pass 1 totals, merged in tile order. */
+    double count;
+    double *mean;        /* (B) */
+    double *m2;          /* (B, B) co-moments sum (x - mean)(x - mean)^T; PCA */
+    double *vmin, *vmax; /* (B) */
+    double *delta;       /* (B) merge scratch */
+    /* PCA: channel j = proj[j] . (x - center). */
+    float *proj;   /* (n_ch, B) */
+    float *center; /* (B) */
+    /* Pass 2: histogram ranges and counts. */
+    double hlo[MMCL__RGB_MAX_CH], hhi[MMCL__RGB_MAX_CH];
+    uint64_t *hist; /* (n_ch, HIST_BINS) */
+    /* Pass 3: stretch limits, colour map, output. */
+    double lo[MMCL__RGB_MAX_CH], hi[MMCL__RGB_MAX_CH];
+    const mmcl__rgb8 *lut;
+    mmcl__writer *writer;
+} mmcl__rgb_job;
+
+typedef struct mmcl__rgb_worker {
+    int level, factor;    /* level read; its decimation factor */
+    GDALDatasetH ds;      /* a GDAL source: this worker's own handle */
+    float *all;           /* a product source: (n_bands, n) of a read */
+    int *has_nd;     /* (B) */
+    double *nd;      /* (B) */
+    int *mask_flags; /* (B) GDALGetMaskFlags */
+    float *x;        /* (B, n) band-sequential values of the tile */
+    uint8_t *valid;  /* (n) */
+    uint8_t *mask;   /* (n) scratch for mask bands */
+    float *y;        /* (n_ch, n) principal components */
+    double *work;    /* (CHUNK, B) centred rows */
+    /* Statistics of the current tile (pass 1). */
+    double count;
+    double *mean, *m2, *vmin, *vmax;
+    uint64_t *hist; /* (n_ch, HIST_BINS) of the current tile (pass 2) */
+    uint8_t *out;   /* (4, n) RGBA (pass 3) */
+} mmcl__rgb_worker;
+
+/* What the picture shows, for the metadata and the legend. */
+typedef struct mmcl__rgb_info {
+    char *source_product; /* the input's MMCL PRODUCT, or NULL; CPLFree */
+    const char *colormap; /* colormap mode */
+    char *units;          /* the input's MMCL UNITS, or NULL; CPLFree */
+    int diverging;
+    int range_given;
+    double p_lo, p_hi;
+    double lambda[MMCL__RGB_MAX_CH];    /* PCA eigenvalues */
+    double explained[MMCL__RGB_MAX_CH]; /* PCA: lambda / total variance */
+    double total_var;
+    double *loadings; /* PCA: (n_ch, B) */
+} mmcl__rgb_info;
+
+/* Opens @p in (a raster, or a descriptor) and copies what the picture
+ * needs to know of it into @p s; mmcl__rgb_source_close() frees it. */
+mmcl_status mmcl__rgb_source_open(mmcl_context *ctx, const char *in,
+                                  mmcl__rgb_source *s);
+void mmcl__rgb_source_close(mmcl__rgb_source *s);
+
+/* Checks that the selected bands of @p src (named @p in) are real. */
+mmcl_status mmcl__rgb_check_types(mmcl_context *ctx,
+                                  const mmcl__rgb_source *src, const char *in,
+                                  const mmcl__rgb_job *job);
+
+/* The mode from @p mode_opt ("auto", "pca", "direct", "colormap") and the
+ * selected bands, checked against their number; sets job->mode and
+ * job->n_ch. */
+mmcl_status mmcl__rgb_choose_mode(mmcl_context *ctx, mmcl__rgb_job *job,
+                                  const char *mode_opt, int bands_given,
+                                  int range_given);
+
+/* The job's arrays for job->B bands and job->n_ch channels (and the PCA
+ * loadings of @p info); mmcl__rgb_job_free() frees the job's. */
+mmcl_status mmcl__rgb_job_alloc(mmcl_context *ctx, mmcl__rgb_job *job,
+                                mmcl__rgb_info *info);
+void mmcl__rgb_job_free(mmcl__rgb_job *job);
+
+/* A worker reading @p level of the job's source (decimated by @p factor),
+ * with the buffers of every pass; NULL with an error set.
+ * mmcl__rgb_worker_free() frees it (NULL is allowed). */
+mmcl__rgb_worker *mmcl__rgb_worker_create(mmcl_context *ctx,
+                                          const mmcl__rgb_job *job, int level,
+                                          int factor);
+void mmcl__rgb_worker_free(mmcl__rgb_worker *w);
+
+/* Reads the selected bands of tile @p t into w->x and sets w->valid. */
+mmcl_status mmcl__rgb_read_tile(mmcl_context *ctx, mmcl__rgb_worker *w,
+                                const mmcl__rgb_job *job, const mmcl__tile *t);
+
+/* The output channels of the tile just read (n pixels): (n_ch, n). */
+const float *mmcl__rgb_channels(mmcl__rgb_worker *w, const mmcl__rgb_job *job,
+                                size_t n);
+
+/* The RGBA picture of the tile from its channels @p y into w->out. */
+void mmcl__rgb_render(mmcl__rgb_worker *w, const mmcl__rgb_job *job,
+                      const float *y, size_t n);
+
+/* The MMCL metadata of a picture (a CSL to be destroyed); @p legend: the
+ * legend's file, or NULL. */
+char **mmcl__rgb_metadata(const mmcl__rgb_job *job, const mmcl__rgb_info *info,
+                          const char *legend);
+
+/* Descriptions of the four output bands (a CSL to be destroyed). */
+char **mmcl__rgb_band_names(const mmcl__rgb_source *src,
+                            const mmcl__rgb_job *job);
+
+#endif /* MMCL_RGB_INTERNAL_H */
