@@ -918,6 +918,17 @@ mmcl__stage_fclose(mmcl_context *ctx, mmcl__stage *s, FILE *fp)
                        mmcl__stage_io_hint(s));
 }
 
+mmcl_status
+mmcl__stage_write_text(mmcl_context *ctx, mmcl__stage *s, const char *text)
+{
+    FILE *fp = mmcl__stage_fopen(ctx, s);
+    if (!fp)
+        return mmcl_context_errcode(ctx);
+    fputs(text, fp); /* a failed write is reported by the close */
+    fputc('\n', fp);
+    return mmcl__stage_fclose(ctx, s, fp);
+}
+
 static int
 unsupported(int e)
 {

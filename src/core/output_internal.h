@@ -125,6 +125,11 @@ FILE *mmcl__stage_fopen(mmcl_context *ctx, mmcl__stage *s);
  * naming the output (and a full disk or file size limit) on failure. */
 mmcl_status mmcl__stage_fclose(mmcl_context *ctx, mmcl__stage *s, FILE *fp);
 
+/* @p text and a newline into the stage @p s (a report, a descriptor, a
+ * legend's JSON), with mmcl__stage_fopen's and fclose's errors. */
+mmcl_status mmcl__stage_write_text(mmcl_context *ctx, mmcl__stage *s,
+                                   const char *text);
+
 /*
  * "; the disk holding '<folder>' is full" or "; the file size limit
  * (ulimit -f) of N bytes was reached" when either explains a failed

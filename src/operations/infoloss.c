@@ -34,17 +34,9 @@ commit_with_report(mmcl_context *ctx, mmcl__map_run *r, const char *text,
     mmcl__stage *stages[2] = {mmcl__writer_stage(r->writer), NULL};
     if (st == MMCL_OK && r->report) {
         *report_stage = mmcl__stage_create(ctx, r->files, r->report);
-        FILE *f =
-            *report_stage ? mmcl__stage_fopen(ctx, *report_stage) : NULL;
-        if (f) {
-            /* A failed write leaves the stream's error set: the close
-             * reports it. */
-            fputs(text, f);
-            fputc('\n', f);
-            st = mmcl__stage_fclose(ctx, *report_stage, f);
-        } else {
-            st = mmcl_context_errcode(ctx);
-        }
+        st = *report_stage
+                 ? mmcl__stage_write_text(ctx, *report_stage, text)
+                 : mmcl_context_errcode(ctx);
         stages[1] = *report_stage;
     }
     if (st == MMCL_OK)

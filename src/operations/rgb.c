@@ -899,18 +899,8 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
     cJSON_AddNumberToObject(bar, "width", MMCL__LUT_SIZE);
     cJSON_AddNumberToObject(bar, "height", MMCL__LEGEND_BAR_H);
     text = cJSON_Print(j);
-    if (!text) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    FILE *fp = mmcl__stage_fopen(ctx, json_stage);
-    if (!fp) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
-    fputs(text, fp); /* a failed write is reported by the close */
-    fputc('\n', fp);
-    st = mmcl__stage_fclose(ctx, json_stage, fp);
+    st = text ? mmcl__stage_write_text(ctx, json_stage, text)
+              : mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
 done:
     cJSON_free(text);
     cJSON_Delete(j);

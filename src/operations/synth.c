@@ -1427,18 +1427,6 @@ json_make(const synth_model *m, const synth_names *nm, const sar_grid *g,
     return text;
 }
 
-/* @p text and a newline into the stage @p s. */
-static mmcl_status
-text_write(mmcl_context *ctx, mmcl__stage *s, const char *text)
-{
-    FILE *fp = mmcl__stage_fopen(ctx, s);
-    if (!fp)
-        return mmcl_context_errcode(ctx);
-    fputs(text, fp); /* a failed write is reported by the close */
-    fputc('\n', fp);
-    return mmcl__stage_fclose(ctx, s, fp);
-}
-
 /* ---- The operation
  * ------------------------------------------------------------ */
 
@@ -1760,8 +1748,9 @@ run_commit(mmcl_context *ctx, synth_run *r)
     if (!r->json)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     r->json_stage = mmcl__stage_create(ctx, r->files, r->path[OUT_JSON]);
-    mmcl_status st = r->json_stage ? text_write(ctx, r->json_stage, r->json)
-                                   : mmcl_context_errcode(ctx);
+    mmcl_status st = r->json_stage
+                         ? mmcl__stage_write_text(ctx, r->json_stage, r->json)
+                         : mmcl_context_errcode(ctx);
     if (job->sar_tmp) {
         GDALClose(job->sar_tmp); /* no longer read */
         job->sar_tmp = NULL;

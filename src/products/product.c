@@ -914,14 +914,7 @@ mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
     mmcl__chain_leave();
     if (st != MMCL_OK)
         goto done;
-    FILE *f = mmcl__stage_fopen(ctx, stage);
-    if (!f) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
-    }
-    fputs(text, f); /* a failed write is reported by the close */
-    fputc('\n', f);
-    st = mmcl__stage_fclose(ctx, stage, f);
+    st = mmcl__stage_write_text(ctx, stage, text);
 done:
     mmcl_product_destroy(check);
     cJSON_free(text);
