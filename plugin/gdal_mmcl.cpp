@@ -183,6 +183,7 @@ class MMCLRasterBand final : public GDALRasterBand
     CPLErr IReadBlock(int bx, int by, void *image) override;
     double GetNoDataValue(int *success = nullptr) override;
     GDALColorInterp GetColorInterpretation() override;
+    const char *GetUnitType() override;
     int GetOverviewCount() override;
     GDALRasterBand *GetOverview(int i) override;
 
@@ -568,6 +569,10 @@ MMCLRasterBand::MMCLRasterBand(MMCLDataset *ds, int band,
     nBlockYSize = std::min(ds->BlockEdge(), ds->GetRasterYSize());
     if (description)
         SetDescription(description);
+    const char *long_name =
+        mmcl_product_band_long_name(ds->product_->get(), band - 1);
+    if (long_name)
+        SetMetadataItem("LONG_NAME", long_name);
 }
 
 CPLErr
@@ -585,6 +590,14 @@ MMCLRasterBand::GetNoDataValue(int *success)
     if (success)
         *success = has;
     return nodata;
+}
+
+const char *
+MMCLRasterBand::GetUnitType()
+{
+    const char *unit = mmcl_product_band_unit(
+        static_cast<MMCLDataset *>(poDS)->product_->get(), nBand - 1);
+    return unit ? unit : "";
 }
 
 GDALColorInterp

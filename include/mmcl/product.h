@@ -177,6 +177,18 @@ MMCL_API int mmcl_product_band_count(const mmcl_product *product);
 MMCL_API const char *mmcl_product_band_description(
     const mmcl_product *product, int band);
 
+/** Unit of band @p band (0-based): "standardized band variance" for the
+ * information-loss bands, "dimensionless" for embeddings; NULL for a
+ * picture or out of range. Owned by @p product. @since 0.1 */
+MMCL_API const char *mmcl_product_band_unit(const mmcl_product *product,
+                                            int band);
+
+/** What band @p band (0-based) means, in a sentence (the written file's
+ * LONG_NAME band metadata); NULL for a picture or out of range. Owned by
+ * @p product. @since 0.1 */
+MMCL_API const char *mmcl_product_band_long_name(
+    const mmcl_product *product, int band);
+
 /** Sample type of every band (MMCL_SAMPLE_FLOAT32 for embedding and
  * infoloss, MMCL_SAMPLE_BYTE for rgb). @since 0.1 */
 MMCL_API mmcl_sample_type mmcl_product_sample_type(

@@ -567,6 +567,8 @@ mmcl_product_destroy(mmcl_product *p)
     for (int l = 0; l < MAX_LEVELS; l++)
         CSLDestroy(p->levels[l].metadata);
     CSLDestroy(p->band_names);
+    CSLDestroy(p->band_units);
+    CSLDestroy(p->band_long_names);
     free(p->wkt);
     mtx_destroy(&p->lock);
     free(p);
@@ -639,6 +641,22 @@ mmcl_product_band_description(const mmcl_product *p, int band)
     if (!p || band < 0 || band >= p->n_bands)
         return NULL;
     return p->band_names[band];
+}
+
+const char *
+mmcl_product_band_unit(const mmcl_product *p, int band)
+{
+    if (!p || !p->band_units || band < 0 || band >= p->n_bands)
+        return NULL;
+    return p->band_units[band];
+}
+
+const char *
+mmcl_product_band_long_name(const mmcl_product *p, int band)
+{
+    if (!p || !p->band_long_names || band < 0 || band >= p->n_bands)
+        return NULL;
+    return p->band_long_names[band];
 }
 
 const char *

@@ -46,6 +46,8 @@ struct mmcl_product {
     char *self_name;          /* self.name and self.path */
     int n_bands;
     char **band_names;        /* (n_bands) CSL */
+    char **band_units;        /* (n_bands) CSL, or NULL */
+    char **band_long_names;   /* (n_bands) CSL, or NULL */
     char *wkt;
     int tile, threads;
     int n_levels;

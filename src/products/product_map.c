@@ -382,6 +382,8 @@ map_open(mmcl_context *ctx, mmcl_product *p, const cJSON *j,
     p->wkt = mmcl__strdup(ctx, mmcl__pair_srs_wkt(m->pair[0]));
     p->n_bands = m->def.n_out;
     p->band_names = mmcl__map_band_names(&m->def);
+    p->band_units = mmcl__map_band_units(&m->def);
+    p->band_long_names = mmcl__map_band_meanings(&m->def, m->enc);
     char **md = mmcl__map_metadata(&m->def, m->enc);
     if (!p->wkt) {
         CSLDestroy(md);

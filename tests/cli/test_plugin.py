@@ -442,6 +442,13 @@ sys.exit(0 if not errors and before == after == 2 else 1)
         self.assertEqual(names, [written.GetRasterBand(i + 1).GetDescription()
                                  for i in range(written.RasterCount)])
         self.assertEqual(names[0], "infoloss_optical")
+        # Units and what each band means, as the written file has them.
+        for i, b in enumerate(info["bands"]):
+            wb = written.GetRasterBand(i + 1)
+            self.assertEqual(b["unit"], "standardized band variance")
+            self.assertEqual(b["unit"], wb.GetUnitType())
+            self.assertEqual(b["metadata"][""]["LONG_NAME"],
+                             wb.GetMetadataItem("LONG_NAME"))
         for b in info["bands"]:
             self.assertEqual(b["type"], "Float32")
             self.assertEqual(str(b["noDataValue"]).lower(), "nan")
