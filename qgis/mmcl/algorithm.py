@@ -95,6 +95,8 @@ LABELS = {
     "RESAMPLING": "SAR resampling",
     "SAR_TRANSFORM": "SAR transform",
     "SPECKLE": "Speckle filter",
+    "SAR_ENL": "SAR looks (ENL) for the noise floor (0: from the data; "
+               "4.4: Sentinel-1 IW GRD)",
     "TILE": "Tile edge (pixels)",
     "THREADS": "Threads (0: one per core)",
     "LAZY": "Lazy product (.mmcl.json descriptor, needs the MMCL GDAL driver)",
@@ -123,7 +125,8 @@ ADVANCED = {
               "PRIVATE_DIM", "RESAMPLING", "SAR_TRANSFORM", "SPECKLE"},
     "synth": {"PIXEL_SIZE", "OPTICAL_BANDS", "SAR_BANDS", "SHARED",
               "OPTICAL_SPECIFIC", "SAR_SPECIFIC", "SPECIFIC_GAIN", "NOISE",
-              "CLASSES", "SAR_SRS", "SAR_RES", "NODATA_FRAME", "SAR_HOLES"},
+              "CLASSES", "SAR_SRS", "SAR_RES", "NODATA_FRAME", "SAR_HOLES",
+              "CLASS_BLEND"},
     "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS"},
     "rgb": {"BANDS", "RANGE", "STRETCH"},
 }
