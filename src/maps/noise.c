@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "context_internal.h"
+#include "model_schema_internal.h"
 #include "noise_internal.h"
 #include "rng.h"
-#include "sample_internal.h"
 
 enum {
     BLOCK = 16,            /* lattice block edge (tiles are multiples) */

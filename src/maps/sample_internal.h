@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "mmcl/context.h"
+#include "model_schema_internal.h" /* mmcl__patch_index */
 #include "pair_internal.h"
 
 typedef struct mmcl__sample {
@@ -66,15 +67,5 @@ mmcl_status mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
                               mmcl__sample **out);
 
 void mmcl__sample_free(mmcl__sample *s);
-
-/*
- * Index in a patch vector of band b, row r, column c (layout band, row,
- * col) for patch edge P.
- */
-static inline int
-mmcl__patch_index(int b, int r, int c, int P)
-{
-    return (b * P + r) * P + c;
-}
 
 #endif /* MMCL_SAMPLE_INTERNAL_H */

@@ -54,4 +54,14 @@ const char *mmcl__tensor_name(char *buf, mmcl__tensor t, int m, int layer,
  * @p weight and @p bias (MMCL__TENSOR_NAME_SIZE bytes each). */
 void mmcl__linear_names(const char *prefix, char *weight, char *bias);
 
+/*
+ * Index in a patch vector of band b, row r, column c for patch edge P:
+ * the layout (band, row, col) that model files record as "patch_layout".
+ */
+static inline int
+mmcl__patch_index(int b, int r, int c, int P)
+{
+    return (b * P + r) * P + c;
+}
+
 #endif /* MMCL_MODEL_SCHEMA_INTERNAL_H */
