@@ -197,6 +197,46 @@ check_distinct(mmcl_context *ctx, const char *const *optical, size_t n_optical,
 
 /* Builds the optical stack: one dataset as is, several on the finest grid
  * among them through a VRT whose XML each reader opens on its own. */
+/*
+ * The VRT (XML in *@p xml) that stacks the single-band files @p ds (opened
+ * from @p paths) as its bands, with gdalbuildvrt's -separate and the
+ * @p args (NULL-terminated, may be NULL), and their band names added to
+ * *@p names: each file's band description, else its name. @p what names
+ * the files in the message ("optical", "SAR").
+ */
+static mmcl_status
+stack_files(mmcl_context *ctx, GDALDatasetH *ds, const char *const *paths,
+            size_t n, const char *const *args, const char *what, char **xml,
+            char ***names)
+{
+    char **argv = CSLAddString(NULL, "-separate");
+    for (size_t i = 0; args && args[i]; i++)
+        argv = CSLAddString(argv, args[i]);
+    GDALBuildVRTOptions *vo = GDALBuildVRTOptionsNew(argv, NULL);
+    CSLDestroy(argv);
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    int usage_error = 0;
+    GDALDatasetH vrt =
+        vo ? GDALBuildVRT("", (int)n, ds, NULL, vo, &usage_error) : NULL;
+    char **text = vrt ? GDALGetMetadata(vrt, "xml:VRT") : NULL;
+    if (text && text[0])
+        *xml = mmcl__strdup(ctx, text[0]);
+    mmcl__gdal_capture_end(&cap);
+    GDALBuildVRTOptionsFree(vo);
+    for (size_t i = 0; i < n; i++) {
+        const char *d = GDALGetDescription(GDALGetRasterBand(ds[i], 1));
+        *names = CSLAddString(*names, d && *d ? d : CPLGetBasename(paths[i]));
+    }
+    if (vrt)
+        GDALClose(vrt);
+    if (!*xml)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot stack the %zu %s files: %s", n, what,
+                           mmcl__gdal_msg(&cap));
+    return MMCL_OK;
+}
+
 static mmcl_status
 open_optical(mmcl_context *ctx, mmcl__pair *p, const char *const *paths,
              size_t n, const char *stack_resampling)
@@ -236,39 +276,12 @@ open_optical(mmcl_context *ctx, mmcl__pair *p, const char *const *paths,
         p->optical_name = mmcl__strdup(ctx, paths[0]);
         p->opt_names = band_names(ds[0], "optical", NULL);
     } else {
-        char **argv = NULL;
-        argv = CSLAddString(argv, "-separate");
-        argv = CSLAddString(argv, "-resolution");
-        argv = CSLAddString(argv, "highest");
-        argv = CSLAddString(argv, "-r");
-        argv = CSLAddString(argv, stack_resampling);
-        GDALBuildVRTOptions *vo = GDALBuildVRTOptionsNew(argv, NULL);
-        CSLDestroy(argv);
-        mmcl__gdal_capture cap;
-        mmcl__gdal_capture_begin(&cap, ctx);
-        int usage_error = 0;
-        GDALDatasetH vrt = vo ? GDALBuildVRT("", (int)n, ds, NULL, vo,
-                                             &usage_error)
-                              : NULL;
-        char **xml = vrt ? GDALGetMetadata(vrt, "xml:VRT") : NULL;
-        if (xml && xml[0])
-            p->optical_name = mmcl__strdup(ctx, xml[0]);
-        mmcl__gdal_capture_end(&cap);
-        GDALBuildVRTOptionsFree(vo);
-        for (size_t i = 0; i < n; i++) {
-            /* Band names: the file's band description, else its name. */
-            const char *d = GDALGetDescription(GDALGetRasterBand(ds[i], 1));
-            p->opt_names = CSLAddString(p->opt_names,
-                                        d && *d ? d : CPLGetBasename(paths[i]));
-        }
-        if (vrt)
-            GDALClose(vrt);
-        if (!p->optical_name) {
-            st = mmcl__error(ctx, MMCL_ERR_IO,
-                             "cannot stack the %zu optical files: %s", n,
-                             mmcl__gdal_msg(&cap));
+        const char *args[] = {"-resolution", "highest", "-r",
+                              stack_resampling, NULL};
+        st = stack_files(ctx, ds, paths, n, args, "optical",
+                         &p->optical_name, &p->opt_names);
+        if (st != MMCL_OK)
             goto done;
-        }
     }
     GDALDatasetH o = mmcl__open_raster(ctx, p->optical_name, "optical stack");
     if (!o) {
@@ -437,30 +450,7 @@ stack_sar(mmcl_context *ctx, mmcl__pair *p, const char *const *paths, size_t n,
     }
     if (st != MMCL_OK)
         goto done;
-    for (size_t i = 0; i < n; i++) {
-        /* Band names: the file's band description, else its name. */
-        const char *d = GDALGetDescription(GDALGetRasterBand(ds[i], 1));
-        p->sar_names =
-            CSLAddString(p->sar_names, d && *d ? d : CPLGetBasename(paths[i]));
-    }
-    char **argv = CSLAddString(NULL, "-separate");
-    GDALBuildVRTOptions *vo = GDALBuildVRTOptionsNew(argv, NULL);
-    CSLDestroy(argv);
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    int usage_error = 0;
-    GDALDatasetH vrt =
-        vo ? GDALBuildVRT("", (int)n, ds, NULL, vo, &usage_error) : NULL;
-    char **text = vrt ? GDALGetMetadata(vrt, "xml:VRT") : NULL;
-    if (text && text[0])
-        *xml = mmcl__strdup(ctx, text[0]);
-    mmcl__gdal_capture_end(&cap);
-    GDALBuildVRTOptionsFree(vo);
-    if (vrt)
-        GDALClose(vrt);
-    if (!*xml)
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot stack the %zu SAR files: %s",
-                         n, mmcl__gdal_msg(&cap));
+    st = stack_files(ctx, ds, paths, n, NULL, "SAR", xml, &p->sar_names);
 done:
     for (size_t i = 0; i < n; i++)
         if (ds[i])
