@@ -55,7 +55,7 @@ reserve(mmcl_context *ctx, mmcl__noise_diffs *nd, size_t more)
     float *d = mmcl__malloc_array(ctx, cap, (size_t)nd->B, sizeof(float));
     if (!d)
         return MMCL_ERR_NO_MEMORY;
-    for (int b = 0; b < nd->B; b++)
+    for (int b = 0; b < nd->B && nd->n > 0; b++)
         memcpy(d + (size_t)b * cap, nd->d + (size_t)b * nd->cap,
                nd->n * sizeof(float));
     free(nd->d);
@@ -111,6 +111,8 @@ mmcl_status
 mmcl__noise_diffs_append(mmcl_context *ctx, mmcl__noise_diffs *dst,
                          const mmcl__noise_diffs *src)
 {
+    if (src->n == 0)
+        return MMCL_OK;
     mmcl_status st = reserve(ctx, dst, src->n);
     if (st != MMCL_OK)
         return st;
