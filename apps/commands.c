@@ -217,6 +217,17 @@ run_info(const cli_command *cmd, const cli_args *a)
     cJSON_free(pair);
     cJSON_free(train);
     cJSON_free(figs);
+    /* What training warned about (train.c). */
+    const cJSON *w;
+    const cJSON *ws = cJSON_GetObjectItem(meta, "warnings");
+    if (cJSON_GetArraySize(ws) > 0)
+        printf("Warnings (%d):\n", cJSON_GetArraySize(ws));
+    cJSON_ArrayForEach(w, ws)
+    {
+        printf("  %s: %s\n",
+               cJSON_GetStringValue(cJSON_GetObjectItem(w, "code")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(w, "message")));
+    }
     printf("Tensors (%zu):\n", mmcl_model_tensor_count(model));
     for (size_t i = 0; i < mmcl_model_tensor_count(model); i++)
         print_shape(model, i);

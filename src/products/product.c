@@ -728,6 +728,7 @@ product_open_text(mmcl_context *ctx, const char *text, const char *name,
                                 mmcl__opt_bool(d.opts, "NON_REDUNDANCY"));
     if (st != MMCL_OK)
         goto fail;
+    mmcl__map_def_set_mask(&p->def, mmcl__opt_str(d.opts, "MASK"));
     product_level *L0 = &p->levels[0];
     L0->width = mmcl__pair_width(L0->pair);
     L0->height = mmcl__pair_height(L0->pair);
@@ -735,6 +736,7 @@ product_open_text(mmcl_context *ctx, const char *text, const char *name,
     p->wkt = mmcl__strdup(ctx, mmcl__pair_srs_wkt(L0->pair));
     p->band_names = mmcl__map_band_names(&p->def);
     L0->metadata = mmcl__map_metadata(&p->def, p->enc);
+    L0->metadata = mmcl__map_metadata_checks(L0->metadata, &p->def, p->enc);
     if (!p->wkt) {
         st = MMCL_ERR_NO_MEMORY;
         goto fail;
@@ -1390,6 +1392,8 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
     else
         cJSON_AddBoolToObject(j, "non_redundancy",
                               mmcl__opt_bool(opts, "NON_REDUNDANCY"));
+    if (mmcl__opt_given(opts, "MASK"))
+        cJSON_AddStringToObject(j, "mask", mmcl__opt_str(opts, "MASK"));
     if (mmcl__opt_given(opts, "TILE"))
         cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
     if (mmcl__opt_given(opts, "THREADS"))
