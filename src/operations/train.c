@@ -1064,12 +1064,12 @@ run_warnings(mmcl_context *ctx, train_run *r)
         if (!(last <= chance - MMCL__CLIP_LEARNED_NATS))
             add_warning(ctx, t, "training_did_not_learn",
                         "clip training did not learn: its final InfoNCE "
-                        "loss %.3f (mean of the last epoch) is not clearly "
-                        "below the chance level log(batch %.0f) = %.3f (by "
-                        "%.2f at least); the embeddings are not aligned: "
-                        "try a larger --dim, another --lr or --temperature, "
-                        "or more --epochs",
-                        last, exp(chance), chance, MMCL__CLIP_LEARNED_NATS);
+                        "loss %.3f (mean of the last epoch) is not %.2f or "
+                        "more below the chance level log(batch %.0f) = "
+                        "%.3f; the embeddings are not aligned: try a larger "
+                        "--dim, another --lr or --temperature, or more "
+                        "--epochs",
+                        last, MMCL__CLIP_LEARNED_NATS, exp(chance), chance);
     }
     long long need = (long long)MMCL__SAMPLES_PER_VALUE * (r->d1 + r->d2);
     if (s->N < need)
