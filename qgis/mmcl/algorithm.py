@@ -126,6 +126,8 @@ ADVANCED = {
               "OPTICAL_SPECIFIC", "SAR_SPECIFIC", "SPECIFIC_GAIN", "NOISE",
               "CLASSES", "SAR_SRS", "SAR_RES", "NODATA_FRAME", "SAR_HOLES"},
     "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS"},
+    "embed": {"MASK"},
+    "infoloss": {"MASK"},
     "rgb": {"BANDS", "RANGE", "STRETCH"},
 }
 
