@@ -85,6 +85,12 @@ print_figures(const mmcl_model *model)
 {
     cJSON *meta = cJSON_Parse(mmcl_model_metadata_json(model));
     cJSON *fig = cJSON_DetachItemFromObject(meta, "figures");
+    /* and what training warned about, when it did */
+    cJSON *ws = cJSON_DetachItemFromObject(meta, "warnings");
+    if (fig && ws)
+        cJSON_AddItemToObject(fig, "warnings", ws);
+    else
+        cJSON_Delete(ws);
     char *s = fig ? cJSON_Print(fig) : NULL;
     if (s)
         printf("%s\n", s);
