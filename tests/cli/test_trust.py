@@ -1232,6 +1232,20 @@ def checks(*fs):
     return f
 
 
+def nan_where(name, like, nonempty=True):
+    """Every band of @p name is NaN exactly where band 1 of @p like is
+    (the fixture's joint embedding: where either patch is invalid)."""
+    def f(t, d):
+        ref = gdal.Open(os.path.join(d, like))  # alive while read
+        want = np.isnan(ref.GetRasterBand(1).ReadAsArray())
+        ds = gdal.Open(os.path.join(d, name))
+        for b in range(ds.RasterCount):
+            got = np.isnan(ds.GetRasterBand(b + 1).ReadAsArray())
+            t.assertTrue((got == want).all(), "band %d" % (b + 1))
+        t.assertEqual(bool(want.any()), nonempty)
+    return f
+
+
 # SAR of sample_data: 4 bands, so a 1 x 1 patch has 4 values.
 AS_LARGE = ["--objective", "cca", "--dim", "4", "--patch", "1", "--samples",
             "2000"]
@@ -1298,6 +1312,15 @@ MODEL_WARNINGS = [
          check=mmcl_metadata("e.mmcl.json", {
              "MODEL_WARNING_1": r"^representation_as_large_as_modality: ",
              "MASK": "^any$"}, plugin=True)),
+    Case("embed_optical_with_mask_any_is_nan_where_the_sar_is_invalid",
+         ["embed", "-q", "--mask", "any", "--modality", "optical",
+          "model.mmcl", "opt.tif", "sar.tif", "e.tif"], 0, warning=False,
+         check=checks(nan_where("e.tif", "emb.tif"),
+                      mmcl_metadata("e.tif", {"MASK": "^any$"}))),
+    Case("embed_optical_with_mask_own_is_valid_where_the_optical_is",
+         ["embed", "-q", "--modality", "optical", "model.mmcl", "opt.tif",
+          "sar.tif", "e.tif"], 0, warning=False,
+         check=nan_where("e.tif", "e.tif", nonempty=False)),
     Case("embed_mask_unknown_value",
          ["embed", "-q", "--mask", "both", "model.mmcl", "opt.tif",
           "sar.tif", "e.tif"], 1,
