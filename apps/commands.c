@@ -107,6 +107,12 @@ print_figures(const mmcl_model *model)
 {
     cJSON *meta = cJSON_Parse(mmcl_model_metadata_json(model));
     cJSON *fig = cJSON_DetachItemFromObject(meta, "figures");
+    /* and what training warned about, when it did */
+    cJSON *ws = cJSON_DetachItemFromObject(meta, "warnings");
+    if (fig && ws)
+        cJSON_AddItemToObject(fig, "warnings", ws);
+    else
+        cJSON_Delete(ws);
     char *s = fig ? cJSON_Print(fig) : NULL;
     if (s)
         printf("%s\n", s);
@@ -235,6 +241,17 @@ run_info(const cli_command *cmd, const cli_args *a)
     cJSON_free(pair);
     cJSON_free(train);
     cJSON_free(figs);
+    /* What training warned about (train.c). */
+    const cJSON *w;
+    const cJSON *ws = cJSON_GetObjectItem(meta, "warnings");
+    if (cJSON_GetArraySize(ws) > 0)
+        printf("Warnings (%d):\n", cJSON_GetArraySize(ws));
+    cJSON_ArrayForEach(w, ws)
+    {
+        printf("  %s: %s\n",
+               cJSON_GetStringValue(cJSON_GetObjectItem(w, "code")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(w, "message")));
+    }
     printf("Tensors (%zu):\n", mmcl_model_tensor_count(model));
     for (size_t i = 0; i < mmcl_model_tensor_count(model); i++)
         print_shape(model, i);

@@ -421,6 +421,125 @@ outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid(
     mmcl_model_destroy(m);
 }
 
+/*
+ * The validity rule (README, "Validity"): a value is valid exactly where
+ * every input value it is computed from is valid. With MASK=own a
+ * modality's bands (embed --modality optical|sar; infoloss bands named
+ * *_optical, *_sar) need their own patch, the joint embedding and the
+ * non-redundancy bands both; with MASK=any every band needs both. Checked
+ * pixel by pixel for every objective against the masks computed here from
+ * the inputs' NaNs and the patch size, on a scene with SAR holes and an
+ * optical nodata frame.
+ */
+static size_t
+mask_mismatches(const char *path, const uint8_t *const want[3], int any,
+                const char *what)
+{
+    int w, h, nb;
+    float *x = test_read_raster(path, &w, &h, &nb);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    const char *mask = GDALGetMetadataItem(ds, "MASK", "MMCL");
+    CU_ASSERT_TRUE(mask && strcmp(mask, any ? "any" : "own") == 0);
+    size_t n = (size_t)w * h, bad = 0;
+    for (int b = 0; b < nb; b++) {
+        const char *name =
+            GDALGetDescription(GDALGetRasterBand(ds, b + 1));
+        /* want: 0 optical, 1 SAR, 2 both */
+        int which = 2;
+        if (!any && strncmp(name, "nonredundancy", 13) != 0) {
+            size_t len = strlen(name);
+            if (len > 8 && strcmp(name + len - 8, "_optical") == 0)
+                which = 0;
+            else if (len > 4 && strcmp(name + len - 4, "_sar") == 0)
+                which = 1;
+        }
+        if (strncmp(name, "emb_", 4) == 0)
+            which = strstr(what, "optical") ? 0 : strstr(what, "sar") ? 1 : 2;
+        if (any)
+            which = 2;
+        size_t bb = 0;
+        for (size_t i = 0; i < n; i++)
+            bb += (isnan(x[(size_t)b * n + i]) ? 0 : 1) != want[which][i];
+        if (bb)
+            printf("  %s band %s: %zu pixels break the rule\n", what, name,
+                   bb);
+        bad += bb;
+    }
+    GDALClose(ds);
+    free(x);
+    return bad;
+}
+
+static void
+validity_is_one_rule_for_every_objective_modality_and_band(void)
+{
+    const char *kv_s[] = {"SIZE=96", "SEED=5", "NODATA_FRAME=4",
+                          "SAR_HOLES=5", NULL};
+    const char *scene = test_make_scene("validity", kv_s);
+    int w, h, w2, h2;
+    uint8_t *v1 = expected_valid(test_scene_file(scene, "optical.tif"), 3, &w,
+                                 &h);
+    uint8_t *v2 = expected_valid(test_scene_file(scene, "sar.tif"), 3, &w2,
+                                 &h2);
+    CU_ASSERT_FATAL(w == w2 && h == h2);
+    size_t n = (size_t)w * h, only1 = 0, only2 = 0, none = 0;
+    uint8_t *both = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        both[i] = v1[i] && v2[i];
+        only1 += v1[i] && !v2[i];
+        only2 += !v1[i] && v2[i];
+        none += !v1[i] && !v2[i];
+    }
+    /* The scene tells the rules apart: pixels valid in one modality only,
+     * in each, and in neither. */
+    printf("  valid in optical only %zu, SAR only %zu, neither %zu\n", only1,
+           only2, none);
+    CU_ASSERT_TRUE(only1 > 0 && only2 > 0 && none > 0);
+    const uint8_t *const want[3] = {v1, v2, both};
+    static const char *const objectives[][6] = {
+        {"OBJECTIVE=cca", NULL},
+        {"OBJECTIVE=clip", "EPOCHS=1", "BATCH=256", NULL},
+        {"OBJECTIVE=pca", NULL},
+        {"OBJECTIVE=shared-private", "PRIVATE_DIM=1", NULL},
+    };
+    for (size_t o = 0; o < sizeof(objectives) / sizeof(objectives[0]); o++) {
+        const char *kv_t[8] = {"DIM=2", "SAMPLES=2000", NULL};
+        for (int k = 0; objectives[o][k]; k++)
+            kv_t[2 + k] = objectives[o][k];
+        mmcl_model *m = test_train_model(scene, kv_t);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        for (int any = 0; any < 2; any++) {
+            const char *mask = any ? "MASK=any" : "MASK=own";
+            static const char *const mods[3] = {"optical", "sar", "joint"};
+            for (int k = 0; k < 3; k++) {
+                char mod[32], what[96];
+                snprintf(mod, sizeof(mod), "MODALITY=%s", mods[k]);
+                snprintf(what, sizeof(what), "%s %s embed %s",
+                         objectives[o][0], mask, mods[k]);
+                const char *kv[] = {mod, mask, "OVERWRITE=YES", NULL};
+                const char *out = test_path("validity_emb.tif");
+                CU_ASSERT_EQUAL_FATAL(run_map(0, m, scene, out, kv, NULL, 0),
+                                      MMCL_OK);
+                CU_ASSERT_EQUAL(mask_mismatches(out, want, any, what), 0);
+            }
+            const char *kv[] = {"NON_REDUNDANCY=YES", mask, "OVERWRITE=YES",
+                                NULL};
+            const char *out = test_path("validity_loss.tif");
+            CU_ASSERT_EQUAL_FATAL(run_map(1, m, scene, out, kv, NULL, 0),
+                                  MMCL_OK);
+            char what[96];
+            snprintf(what, sizeof(what), "%s %s infoloss", objectives[o][0],
+                     mask);
+            CU_ASSERT_EQUAL(mask_mismatches(out, want, any, what), 0);
+        }
+        mmcl_model_destroy(m);
+    }
+    free(both);
+    free(v1);
+    free(v2);
+}
+
 /* Spearman rank correlation with average ranks for ties, over pixels
  * where both are finite. */
 static double *rank_keys;
@@ -647,6 +766,8 @@ main(void)
         {"outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_"
          "are_invalid",
          outputs_are_on_the_optical_grid_with_nodata_exactly_where_inputs_are_invalid},
+        {"validity_is_one_rule_for_every_objective_modality_and_band",
+         validity_is_one_rule_for_every_objective_modality_and_band},
         {"infoloss_lights_up_where_the_specific_factors_are",
          infoloss_lights_up_where_the_specific_factors_are},
         {"infoloss_is_near_zero_on_a_redundant_scene",

@@ -19,15 +19,18 @@ MMCL_BEGIN_DECLS
 /**
  * Writes the embedding map of @p model on the pair (@p optical, @p sar):
  * one float32 band per embedding dimension (emb_000, ...) on the optical
- * grid, NaN where any input value the patch uses is invalid, with the
- * model hash, objective, k, patch and modality in the MMCL metadata domain.
+ * grid, NaN where any input value it is computed from is invalid (MODALITY
+ * optical or sar: that modality's patch; joint: both patches; MASK=any:
+ * both patches for every modality), with the model hash, objective, k,
+ * patch, modality, mask and the model's training warnings
+ * (MODEL_WARNING_n) in the MMCL metadata domain.
  * The SAR is aligned on the fly with the pair options recorded in the
  * model. The output does not depend on TILE or THREADS.
  *
  * @param model   A model from mmcl_train() or mmcl_model_load(); borrowed.
  * @param optical @p n_optical optical paths, as for mmcl_train(). Not NULL.
  * @param sar     @p n_sar SAR paths, as for mmcl_train(). Not NULL.
- * @param opts    Options built for "embed" (MODALITY, FORMAT, CO,
+ * @param opts    Options built for "embed" (MODALITY, MASK, FORMAT, CO,
  *                OVERWRITE, TILE, THREADS); NULL for defaults. The output
  *                is written as mmcl_align() writes its own: OVERWRITE
  *                replaces only an embedding map, never an input (the
@@ -51,9 +54,12 @@ MMCL_API mmcl_status mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
  *   nonredundancy_m (with NON_REDUNDANCY) = ||c_m - E[c_m | x_other]||^2 / B_m
  * where c_m are the standardized centre-pixel bands and the linear decoders
  * were fitted at training time. Units: standardized band variance (0 =
- * fully kept). The global figures (per modality: R^2 kept by h_m and by
- * PCA_K, and the loss fraction) go into the MMCL metadata and, when asked,
- * into a JSON report (option REPORT). The map and the report are moved
+ * fully kept). A modality's bands are NaN where its patch is invalid,
+ * nonredundancy_m where either patch is, and every band where either patch
+ * is with MASK=any. The global figures (per modality: R^2 kept by h_m and
+ * by PCA_K, and the loss fraction), the mask and the model's training
+ * warnings go into the MMCL metadata and, when asked, into a JSON report
+ * (option REPORT; "mask", "warnings": [{"code", "message"}]). The map and the report are moved
  * into place together, or neither is; the report is never the map, an
  * input or the model's file, and OVERWRITE replaces only an earlier
  * information-loss map and report.

@@ -101,6 +101,7 @@ LABELS = {
     "THREADS": "Threads (0: one per core)",
     "LAZY": "Lazy product (.mmcl.json descriptor, needs the MMCL GDAL driver)",
     "NON_REDUNDANCY": "Also write the non-redundancy bands",
+    "MASK": "Validity mask",
     "LEGEND": "Write the colour scale beside the picture",
     "SAR_SRS": "SAR CRS (e.g. EPSG:32630)",
     "SAR_RES": "SAR pixel size (in SAR CRS units)",
@@ -128,6 +129,8 @@ ADVANCED = {
               "CLASSES", "SAR_SRS", "SAR_RES", "NODATA_FRAME", "SAR_HOLES",
               "CLASS_BLEND"},
     "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS"},
+    "embed": {"MASK"},
+    "infoloss": {"MASK"},
     "rgb": {"BANDS", "RANGE", "STRETCH"},
 }
 

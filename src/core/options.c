@@ -59,6 +59,13 @@
      "maximum error of the interpolated coordinate transform, in pixels "      \
      "(0 = exact for every pixel)", MMCL_OPT_USAGE_LIBRARY}
 
+#define MMCL__MASK_DEF                                                         \
+    {"MASK", MMCL_OPT_ENUM, "own", NULL, NULL, "own|any", "--mask", "own|any", \
+     "where a value is NaN: own = where an input value it is computed from "  \
+     "is invalid (a modality's bands use its own patch, the joint embedding "  \
+     "both); any = every band where either modality's patch is invalid",      \
+     MMCL_OPT_USAGE_LIBRARY}
+
 #define MMCL__LAZY_DEF(usage)                                                  \
     {"LAZY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--lazy", NULL,            \
      "write OUT as a JSON descriptor (.mmcl.json) that GDAL's MMCL driver "    \
@@ -202,9 +209,10 @@ static const mmcl_option_def train_defs[] = {
 static const mmcl_option_def embed_defs[] = {
     {"MODALITY", MMCL_OPT_ENUM, "joint", NULL, NULL, "optical|sar|joint",
      "--modality", "NAME",
-     "which encoder: optical (h1), sar (h2), or joint (their mean where both "
-     "are valid; for shared-private models the shared mean followed by both "
-     "private parts)", MMCL_OPT_USAGE_LIBRARY},
+     "which encoder: optical (h1), sar (h2), or joint (their mean, valid "
+     "where both patches are; for shared-private models the shared mean "
+     "followed by both private parts)", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__MASK_DEF,
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
@@ -215,6 +223,7 @@ static const mmcl_option_def infoloss_defs[] = {
      "--non-redundancy", NULL,
      "add the non-redundancy band of each modality: the part the other "
      "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__MASK_DEF,
     {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
      "FILE.json", "also write the global figures as JSON to this file",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},

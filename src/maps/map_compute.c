@@ -193,6 +193,24 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
     return md;
 }
 
+void
+mmcl__map_def_set_mask(mmcl__map_def *def, const char *mask)
+{
+    def->mask_any = mask && strcmp(mask, "any") == 0;
+}
+
+char **
+mmcl__map_metadata_checks(char **md, const mmcl__map_def *def,
+                          const mmcl__encoder *enc)
+{
+    md = CSLSetNameValue(md, "MASK", def->mask_any ? "any" : "own");
+    for (int i = 0; enc->warning_codes && enc->warning_codes[i]; i++)
+        md = CSLSetNameValue(md, CPLSPrintf("MODEL_WARNING_%d", i + 1),
+                             CPLSPrintf("%s: %s", enc->warning_codes[i],
+                                        enc->warning_messages[i]));
+    return md;
+}
+
 /* ---- global figures of the information-loss maps ---------------------- */
 
 void
@@ -701,17 +719,9 @@ compose_embedding(const mmcl__map_worker *w, size_t s0, size_t i0, size_t nb,
                 o[(k + m1->kp + b) * n] = h2[k + b];
             continue;
         }
-        /* Aligned spaces: the mean where both are valid, else the one. */
-        for (int b = 0; b < def->n_out; b++) {
-            float v = NAN;
-            if (ok1 && ok2)
-                v = 0.5f * (h1[b] + h2[b]);
-            else if (ok1)
-                v = h1[b];
-            else if (ok2)
-                v = h2[b];
-            o[b * n] = v;
-        }
+        /* Aligned spaces: the mean, valid where both patches are. */
+        for (int b = 0; b < def->n_out; b++)
+            o[b * n] = ok1 && ok2 ? 0.5f * (h1[b] + h2[b]) : NAN;
     }
 }
 
@@ -745,16 +755,10 @@ compose_joint(const mmcl__map_worker *w, size_t s0, size_t i0, size_t nb,
     }
     for (int b = 0; b < w->def->n_out; b++) {
         float *o = out + (size_t)b * n + i0;
-        for (size_t q = 0; q < nb; q++) {
-            float v = NAN;
-            if (ok1[q] && ok2[q])
-                v = 0.5f * (H1[q * K1 + b] + H2[q * K2 + b]);
-            else if (ok1[q])
-                v = H1[q * K1 + b];
-            else if (ok2[q])
-                v = H2[q * K2 + b];
-            o[q] = v;
-        }
+        for (size_t q = 0; q < nb; q++)
+            o[q] = ok1[q] && ok2[q]
+                       ? 0.5f * (H1[q * K1 + b] + H2[q * K2 + b])
+                       : NAN;
     }
 }
 
@@ -868,6 +872,18 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, const cell *c,
     return st;
 }
 
+/* MASK=any: a pixel of either modality is valid only where both patches
+ * are. */
+static void
+mask_any(mmcl__map_worker *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t both = w->ok[0][i] && w->ok[1][i];
+        w->ok[0][i] = both;
+        w->ok[1][i] = both;
+    }
+}
+
 /* floor(a / b) * b for b > 0: the cell grid's line at or before a, also
  * left of or above the raster (a window grown by the structured reach). */
 static int
@@ -903,9 +919,11 @@ compute_cells(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
                    loss || def->use != MMCL__USE_OPTICAL};
     static const uint8_t bit[2] = {MMCL__VALID_OPTICAL, MMCL__VALID_SAR};
     for (int m = 0; m < 2; m++)
-        if (need[m])
+        if (need[m] || def->mask_any)
             mmcl__patch_valid(w->ok[m], valid, bit[m], tw, th, halo,
                               w->scratch);
+    if (def->mask_any)
+        mask_any(w, n);
     int joint = def->use == MMCL__USE_JOINT && !enc->mod[0].kp &&
                 !enc->mod[1].kp;
     for (int gy = cell_origin(y, S); gy < y + th && st == MMCL_OK; gy += S) {

@@ -122,10 +122,12 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
             infoloss ? mmcl__opt_bool(o, "NON_REDUNDANCY") : 0);
     if (st != MMCL_OK)
         return st;
+    mmcl__map_def_set_mask(&r->def, mmcl__opt_str(o, "MASK"));
     r->names = mmcl__map_band_names(&r->def);
     r->units = mmcl__map_band_units(&r->def);
     r->meanings = mmcl__map_band_meanings(&r->def, r->enc);
     r->metadata = mmcl__map_metadata(&r->def, r->enc);
+    r->metadata = mmcl__map_metadata_checks(r->metadata, &r->def, r->enc);
     st = run_open_writer(ctx, r, out, format, co);
     return st;
 }

@@ -94,6 +94,10 @@ mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
                                  &enc->input_notes);
     if (st != MMCL_OK)
         goto fail;
+    /* What training warned about, again where its outputs are made. */
+    for (int i = 0; enc->warning_messages && enc->warning_messages[i]; i++)
+        mmcl__log(ctx, MMCL_LOG_WARNING, "the model was trained with a "
+                  "warning: %s", enc->warning_messages[i]);
     int nb[2] = {mmcl__pair_optical_bands(pair), mmcl__pair_sar_bands(pair)};
     const char *names[2] = {"optical", "SAR"};
     for (int m = 0; m < 2; m++) {

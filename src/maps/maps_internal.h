@@ -69,6 +69,8 @@ typedef struct mmcl__map_def {
                            * noise_floor, structured_loss, structured_excess) */
     int reach;            /* infoloss: the structured bands' window radius */
     int n_out;            /* output bands */
+    int mask_any;         /* MASK=any: every band NaN where either patch is
+                             invalid (set by the caller after init) */
 } mmcl__map_def;
 
 /* The halo a window of the map is read with: the patch's, and for an
@@ -95,6 +97,21 @@ char **mmcl__map_band_meanings(const mmcl__map_def *def,
  * KEY=VALUE in the order the writers set them (CSLDestroy); the notes of
  * the input checks are INPUT_NOTE_1, INPUT_NOTE_2, ... */
 char **mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc);
+
+/*
+ * The validity rule (README, "Validity"): a value is valid when every input
+ * value it is computed from is valid. A modality's bands use its own patch,
+ * the joint embedding and the non-redundancy bands both patches; with
+ * MASK=any (def->mask_any) every band needs both. Sets def->mask_any from
+ * the MASK option @p mask ("own" or "any"; NULL = own).
+ */
+void mmcl__map_def_set_mask(mmcl__map_def *def, const char *mask);
+
+/* Appends to @p md (a CSL of KEY=VALUE, returned) what the map's validity
+ * and the model's training say: MASK=own|any and the warnings recorded in
+ * the model as MODEL_WARNING_1=<code>: <message>, ... */
+char **mmcl__map_metadata_checks(char **md, const mmcl__map_def *def,
+                                 const mmcl__encoder *enc);
 
 /* Sums over the valid pixels of a window, for the global figures of one
  * modality of an information-loss map. */

@@ -228,6 +228,31 @@ load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
     return st;
 }
 
+/* The warnings training recorded (optional; models written before them
+ * have none). */
+static mmcl_status
+load_warnings(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta)
+{
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(meta, "warnings");
+    if (!ws)
+        return MMCL_OK;
+    if (!cJSON_IsArray(ws))
+        return bad_metadata(ctx, "warnings");
+    const cJSON *w;
+    cJSON_ArrayForEach(w, ws)
+    {
+        const char *code = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(w, "code"));
+        const char *msg = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(w, "message"));
+        if (!code || !msg)
+            return bad_metadata(ctx, "warnings");
+        enc->warning_codes = CSLAddString(enc->warning_codes, code);
+        enc->warning_messages = CSLAddString(enc->warning_messages, msg);
+    }
+    return MMCL_OK;
+}
+
 mmcl_status
 mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
                      mmcl__encoder **out)
@@ -267,6 +292,8 @@ mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
                         &enc->mod[m].dec_nonred);
     }
     if (st == MMCL_OK)
+        st = load_warnings(ctx, enc, meta);
+    if (st == MMCL_OK)
         st = mmcl_model_hash(ctx, model, enc->hash);
 done:
     cJSON_Delete(meta);
@@ -288,6 +315,8 @@ mmcl__encoder_free(mmcl__encoder *enc)
         free(enc->mod[m].std);
     }
     CSLDestroy(enc->input_notes);
+    CSLDestroy(enc->warning_codes);
+    CSLDestroy(enc->warning_messages);
     free(enc);
 }
 

@@ -60,6 +60,9 @@ typedef struct mmcl__encoder {
     /* Notes from checking the inputs against the model (mmcl__maps_open),
      * for the outputs' metadata: a CSL, or NULL. */
     char **input_notes;
+    /* What training warned about, from the model's metadata ("warnings":
+     * [{"code", "message"}]): two CSLs of the same length, or NULL. */
+    char **warning_codes, **warning_messages;
 } mmcl__encoder;
 
 /* Builds the encoder of @p model (which must outlive it), checking every

@@ -45,6 +45,22 @@ commit_with_report(mmcl_context *ctx, mmcl__map_run *r, const char *text,
     return st;
 }
 
+/* The validity rule the map used and what training warned about
+ * (design section 3.5; the raster's MASK and MODEL_WARNING_n). */
+static void
+add_checks(cJSON *fig, const mmcl__map_run *r)
+{
+    cJSON_AddStringToObject(fig, "mask", r->def.mask_any ? "any" : "own");
+    cJSON *ws = cJSON_AddArrayToObject(fig, "warnings");
+    const mmcl__encoder *enc = r->enc;
+    for (int i = 0; enc->warning_codes && enc->warning_codes[i]; i++) {
+        cJSON *w = cJSON_CreateObject();
+        cJSON_AddStringToObject(w, "code", enc->warning_codes[i]);
+        cJSON_AddStringToObject(w, "message", enc->warning_messages[i]);
+        cJSON_AddItemToArray(ws, w);
+    }
+}
+
 mmcl_status
 mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
               const char *const *optical, size_t n_optical,
@@ -78,6 +94,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
         goto done;
     }
     fig = mmcl__loss_figures_json(r.enc, r.def.nonred, r.total);
+    add_checks(fig, &r);
     fig_md = mmcl__loss_figures_md(fig);
     st = mmcl__writer_set_metadata_list(ctx, r.writer, r.metadata);
     if (st == MMCL_OK)

@@ -4,6 +4,7 @@
  * of section 3.5, and the model file's tensors and metadata.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1082,6 +1083,108 @@ run_fit(mmcl_context *ctx, train_run *r)
     return st;
 }
 
+/*
+ * The clip fit counts as learned when its final InfoNCE loss (the mean of
+ * the last epoch) is at least this many nats below the chance level
+ * log(batch), the loss of embeddings that tell no pair from another.
+ * log(batch) - loss is a lower bound on the mutual information between h1
+ * and h2 (the InfoNCE bound), so the rule reads: the aligned embeddings
+ * must show at least 0.15 nat of shared information. Measured with the
+ * default training (20 epochs, batch 1024): runs that learned end 0.22 to
+ * 0.38 (the three BigEarthNet pairs of ../shared/data, --dim 8, two seeds,
+ * 20 or 60 epochs), 0.42 to 0.79 (Spain pair,
+ * --dim 2 to 8, --patch 1 or 3) and 1.8 to 3.6 nats (sample_data, linear
+ * or MLP encoders) below log(batch); runs that did not end above it
+ * (--dim 1: 4.9 to 7.9 nats above; --lr 1e-7: 2.1 above; BigEarthNet with
+ * --dim 2: 3.0 above) or barely below after a single epoch (-0.13 and
+ * 0.10).
+ */
+#define MMCL__CLIP_LEARNED_NATS 0.15
+
+/*
+ * Fewer drawn patch pairs than this many times the values of an optical and
+ * a SAR patch (d1 + d2) is too few. Every objective's figures rest on the
+ * covariance of those d1 + d2 values (CCA's blocks, the PCA baselines, the
+ * decoder from the other modality): with N samples, independent data show
+ * a top canonical correlation near sqrt(2 (d1 + d2) / N) (the edge of
+ * Wachter's distribution for d1, d2 << N) and a ridge decoder from d
+ * inputs an in-sample R2 inflated by about d / N. At N = 10 (d1 + d2) those
+ * are 0.45 and 0.1: beyond them, the alignment and the loss maps mostly
+ * fit sampling noise.
+ */
+#define MMCL__SAMPLES_PER_VALUE 10
+
+/* Warns (a warning of the program) and records the warning in the model's
+ * metadata ("warnings": [{"code", "message"}]). */
+static void
+add_warning(mmcl_context *ctx, train_state *t, const char *code,
+            const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    mmcl__log(ctx, MMCL_LOG_WARNING, "%s", msg);
+    cJSON *ws = cJSON_GetObjectItem(t->meta, "warnings");
+    if (!ws)
+        ws = cJSON_AddArrayToObject(t->meta, "warnings");
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddStringToObject(w, "code", code);
+    cJSON_AddStringToObject(w, "message", msg);
+    cJSON_AddItemToArray(ws, w);
+}
+
+/* Settings under which the model's figures and maps mean little: what the
+ * model is told and keeps (design section 3.5). */
+static void
+run_warnings(mmcl_context *ctx, train_run *r)
+{
+    train_state *t = &r->t;
+    const mmcl__sample *s = t->s;
+    for (int m = 0; m < 2; m++) {
+        int K = rep_dim(t, m), d = m == 0 ? r->d1 : r->d2;
+        int B = m == 0 ? s->B1 : s->B2;
+        if (K >= d)
+            add_warning(ctx, t, "representation_as_large_as_modality",
+                        "the %s representation has K = %d dimensions for "
+                        "a %s patch of d = %d values (%d bands x %dx%d): "
+                        "it can carry the whole patch, so the %s "
+                        "information loss is 0 by construction; use a "
+                        "smaller --dim or a larger --patch",
+                        m == 0 ? "optical" : "SAR", K,
+                        m == 0 ? "optical" : "SAR", d, B, t->P, t->P,
+                        m == 0 ? "optical" : "SAR");
+    }
+    const cJSON *curve = cJSON_GetObjectItem(t->figures, "loss_curve");
+    const cJSON *bound = cJSON_GetObjectItem(t->figures,
+                                             "initial_loss_bound");
+    int n_epochs = cJSON_GetArraySize(curve);
+    if (n_epochs > 0 && cJSON_IsNumber(bound)) {
+        double last = cJSON_GetArrayItem(curve, n_epochs - 1)->valuedouble;
+        double chance = bound->valuedouble;
+        if (!(last <= chance - MMCL__CLIP_LEARNED_NATS))
+            add_warning(ctx, t, "training_did_not_learn",
+                        "clip training did not learn: its final InfoNCE "
+                        "loss %.3f (mean of the last epoch) is not %.2f or "
+                        "more below the chance level log(batch %.0f) = "
+                        "%.3f; the embeddings are not aligned: try a larger "
+                        "--dim, another --lr or --temperature, or more "
+                        "--epochs",
+                        last, MMCL__CLIP_LEARNED_NATS, exp(chance), chance);
+    }
+    long long need = (long long)MMCL__SAMPLES_PER_VALUE * (r->d1 + r->d2);
+    if (s->N < need)
+        add_warning(ctx, t, "too_few_samples",
+                    "only %d valid patch pairs were drawn for the %d + %d "
+                    "values of an optical and a SAR patch (fewer than "
+                    "%d x %d = %lld): the alignment, the decoders and the "
+                    "figures mostly fit sampling noise; give more "
+                    "--samples, a smaller --patch, or a larger valid area",
+                    s->N, r->d1, r->d2, MMCL__SAMPLES_PER_VALUE,
+                    r->d1 + r->d2, need);
+}
+
 /* The sample figures and the metadata into the model, checked. */
 static mmcl_status
 run_finish(mmcl_context *ctx, train_run *r)
@@ -1140,6 +1243,8 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = run_metadata(ctx, &r);
     if (st == MMCL_OK)
         st = run_fit(ctx, &r);
+    if (st == MMCL_OK)
+        run_warnings(ctx, &r);
     if (st == MMCL_OK)
         st = run_finish(ctx, &r);
     if (st != MMCL_OK)

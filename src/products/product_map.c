@@ -342,6 +342,8 @@ open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
         st = mmcl__map_def_init(ctx, &m->def, m->enc, d->kind,
                                 mmcl__opt_str(d->opts, "MODALITY"),
                                 mmcl__opt_bool(d->opts, "NON_REDUNDANCY"));
+    if (st == MMCL_OK)
+        mmcl__map_def_set_mask(&m->def, mmcl__opt_str(d->opts, "MASK"));
     return st;
 }
 
@@ -385,6 +387,7 @@ map_open(mmcl_context *ctx, mmcl_product *p, const cJSON *j,
     p->band_units = mmcl__map_band_units(&m->def);
     p->band_long_names = mmcl__map_band_meanings(&m->def, m->enc);
     char **md = mmcl__map_metadata(&m->def, m->enc);
+    md = mmcl__map_metadata_checks(md, &m->def, m->enc);
     if (!p->wkt) {
         CSLDestroy(md);
         descriptor_clear(&d);
@@ -650,6 +653,8 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
     else
         cJSON_AddBoolToObject(j, "non_redundancy",
                               mmcl__opt_bool(opts, "NON_REDUNDANCY"));
+    if (mmcl__opt_given(opts, "MASK"))
+        cJSON_AddStringToObject(j, "mask", mmcl__opt_str(opts, "MASK"));
     if (mmcl__opt_given(opts, "TILE"))
         cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
     if (mmcl__opt_given(opts, "THREADS"))

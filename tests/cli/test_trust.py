@@ -1170,7 +1170,165 @@ MODEL_CHECKS = [
          warning=False, check=no_model_note("m.mmcl")),
 ]
 
-TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS
+
+
+# Training settings whose figures mean little: warned about at train, kept
+# in the model ("warnings") and carried into every output made with it
+# (src/operations/train.c, run_warnings); and the validity mask (MASK).
+def model_warning(name, code, pattern):
+    """The model's metadata has the warning @p code, message @p pattern."""
+    def f(t, d):
+        ws = read_safetensors(os.path.join(d, name))[0].get("warnings", [])
+        t.assertTrue(any(w["code"] == code and re.search(pattern,
+                                                        w["message"])
+                         for w in ws), ws)
+    return f
+
+
+def model_warning_codes(name, codes):
+    """The model's metadata has exactly these warning codes (none: no
+    "warnings" key)."""
+    def f(t, d):
+        meta = read_safetensors(os.path.join(d, name))[0]
+        t.assertEqual([w["code"] for w in meta.get("warnings", [])], codes)
+    return f
+
+
+def mmcl_metadata(name, items, plugin=False):
+    """The MMCL metadata of @p name (a lazy product: opened through the
+    plugin) has each KEY=regex of @p items."""
+    def f(t, d):
+        if plugin:
+            pdir = os.path.join(os.path.dirname(os.path.abspath(MMCL)),
+                                "plugin")
+            p = subprocess.run(["gdalinfo", "-mdd", "MMCL", "--config",
+                                "GDAL_DRIVER_PATH", pdir, name], cwd=d,
+                               capture_output=True, text=True,
+                               env=plugin_env(os.path.join(pdir,
+                                                           "gdal_MMCL.so")))
+            t.assertEqual(p.returncode, 0, p.stderr)
+            md = dict(re.findall(r"(?m)^  ([A-Z0-9_]+)=(.*)$", p.stdout))
+        else:
+            md = gdal.Open(os.path.join(d, name)).GetMetadata("MMCL")
+        for k, pattern in items.items():
+            t.assertIn(k, md)
+            t.assertRegex(md[k], pattern)
+    return f
+
+
+def report_warnings(name, codes, mask="own"):
+    def f(t, d):
+        with open(os.path.join(d, name)) as fp:
+            r = json.load(fp)
+        t.assertEqual([w["code"] for w in r["warnings"]], codes)
+        t.assertEqual(r["mask"], mask)
+    return f
+
+
+def checks(*fs):
+    def f(t, d):
+        for g in fs:
+            g(t, d)
+    return f
+
+
+def nan_where(name, like, nonempty=True):
+    """Every band of @p name is NaN exactly where band 1 of @p like is
+    (the fixture's joint embedding: where either patch is invalid)."""
+    def f(t, d):
+        ref = gdal.Open(os.path.join(d, like))  # alive while read
+        want = np.isnan(ref.GetRasterBand(1).ReadAsArray())
+        ds = gdal.Open(os.path.join(d, name))
+        for b in range(ds.RasterCount):
+            got = np.isnan(ds.GetRasterBand(b + 1).ReadAsArray())
+            t.assertTrue((got == want).all(), "band %d" % (b + 1))
+        t.assertEqual(bool(want.any()), nonempty)
+    return f
+
+
+# SAR of sample_data: 4 bands, so a 1 x 1 patch has 4 values.
+AS_LARGE = ["--objective", "cca", "--dim", "4", "--patch", "1", "--samples",
+            "2000"]
+AS_LARGE_MSG = (r"the SAR representation has K = 4 dimensions for a SAR "
+                r"patch of d = 4 values \(4 bands x 1x1\): .*information "
+                r"loss is 0 by construction; use a smaller --dim or a "
+                r"larger --patch")
+WIDE = mmcl_step("train", *AS_LARGE, "opt.tif", "sar.tif", "wide.mmcl")
+
+MODEL_WARNINGS = [
+    Case("train_representation_as_large_as_the_sar_warns",
+         ["train", "-q"] + AS_LARGE + ["opt.tif", "sar.tif", "m.mmcl"], 0,
+         warning=AS_LARGE_MSG,
+         check=model_warning("m.mmcl", "representation_as_large_as_modality",
+                             AS_LARGE_MSG)),
+    Case("train_clip_that_did_not_learn_warns",
+         ["train", "-q", "--objective", "clip", "--dim", "1", "--epochs",
+          "2", "--batch", "256", "--samples", "2000", "opt.tif", "sar.tif",
+          "m.mmcl"], 0,
+         warning=r"clip training did not learn: its final InfoNCE loss "
+         r"[0-9.]+ \(mean of the last epoch\) is not 0\.15 or more below "
+         r"the chance level log\(batch 256\) = 5\.545",
+         check=model_warning_codes("m.mmcl", ["training_did_not_learn"])),
+    Case("train_clip_that_learned_gives_no_warning",
+         ["train", "-q", "--objective", "clip", "--epochs", "5", "--batch",
+          "256", "--samples", "4000", "opt.tif", "sar.tif", "m.mmcl"], 0,
+         warning=False, check=model_warning_codes("m.mmcl", [])),
+    Case("train_too_few_samples_warns",
+         ["train", "-q", "--objective", "cca", "--dim", "2", "--samples",
+          "500", "opt.tif", "sar.tif", "m.mmcl"], 0,
+         warning=r"only 500 valid patch pairs were drawn for the 72 \+ 36 "
+         r"values of an optical and a SAR patch \(fewer than 10 x 108 = "
+         r"1080\)",
+         check=model_warning_codes("m.mmcl", ["too_few_samples"])),
+    Case("train_enough_samples_give_no_warning",
+         ["train", "-q", "--objective", "cca", "--dim", "2", "--samples",
+          "1080", "opt.tif", "sar.tif", "m.mmcl"], 0,
+         warning=False, check=model_warning_codes("m.mmcl", [])),
+    Case("infoloss_carries_the_models_warnings",
+         ["infoloss", "-q", "wide.mmcl", "opt.tif", "sar.tif", "l.tif",
+          "--report", "r.json"], 0, setup=WIDE,
+         warning=r"the model was trained with a warning: " + AS_LARGE_MSG,
+         check=checks(
+             report_warnings("r.json",
+                             ["representation_as_large_as_modality"]),
+             mmcl_metadata("l.tif", {
+                 "MODEL_WARNING_1": r"^representation_as_large_as_modality: "
+                                    + AS_LARGE_MSG,
+                 "MASK": "^own$"}))),
+    Case("infoloss_of_a_model_without_warnings_reports_none",
+         ["infoloss", "-q", "--mask", "any", "model.mmcl", "opt.tif",
+          "sar.tif", "l.tif", "--report", "r.json"], 0, warning=False,
+         check=checks(report_warnings("r.json", [], "any"),
+                      mmcl_metadata("l.tif", {"MASK": "^any$"}))),
+    Case("embed_carries_the_models_warnings",
+         ["embed", "-q", "wide.mmcl", "opt.tif", "sar.tif", "e.tif"], 0,
+         setup=WIDE,
+         warning=r"the model was trained with a warning: " + AS_LARGE_MSG,
+         check=mmcl_metadata("e.tif", {
+             "MODEL_WARNING_1": r"^representation_as_large_as_modality: "})),
+    Case("embed_lazy_carries_the_models_warnings_and_mask",
+         ["embed", "-q", "--lazy", "--mask", "any", "wide.mmcl", "opt.tif",
+          "sar.tif", "e.mmcl.json"], 0, setup=WIDE,
+         check=mmcl_metadata("e.mmcl.json", {
+             "MODEL_WARNING_1": r"^representation_as_large_as_modality: ",
+             "MASK": "^any$"}, plugin=True)),
+    Case("embed_optical_with_mask_any_is_nan_where_the_sar_is_invalid",
+         ["embed", "-q", "--mask", "any", "--modality", "optical",
+          "model.mmcl", "opt.tif", "sar.tif", "e.tif"], 0, warning=False,
+         check=checks(nan_where("e.tif", "emb.tif"),
+                      mmcl_metadata("e.tif", {"MASK": "^any$"}))),
+    Case("embed_optical_with_mask_own_is_valid_where_the_optical_is",
+         ["embed", "-q", "--modality", "optical", "model.mmcl", "opt.tif",
+          "sar.tif", "e.tif"], 0, warning=False,
+         check=nan_where("e.tif", "e.tif", nonempty=False)),
+    Case("embed_mask_unknown_value",
+         ["embed", "-q", "--mask", "both", "model.mmcl", "opt.tif",
+          "sar.tif", "e.tif"], 1,
+         r"option MASK must be one of own\|any, got 'both'",
+         absent=["e.tif"]),
+]
+
+TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS
 
 
 def snapshot(folder, but_temporary=False):
