@@ -249,6 +249,22 @@ static const mmcl_option_def probe_defs[] = {
     {"RIDGE", MMCL_OPT_DOUBLE, "0.001", "0", "1000", NULL, "--ridge", "EPS",
      "ridge penalty of the probes, on features standardized with the "
      "training fold's statistics", MMCL_OPT_USAGE_LIBRARY},
+    {"CSV", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--csv", "FILE.csv",
+     "also write the figures as CSV: one row per representation and class "
+     "(classes) or per representation (regression), the baseline included",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    {"MAP", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--map", "OUT",
+     "also write the cross-validated predictions as a raster on the optical "
+     "grid: each pixel predicted by the probe fitted without its spatial "
+     "block (classes: the class value, Int32, nodata -1; regression: "
+     "Float32, nodata NaN); nodata where the label or the patch is invalid",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    {"MAP_REPRESENTATION", MMCL_OPT_ENUM, "joint", NULL, NULL,
+     "raw_optical|raw_sar|aligned_optical|aligned_sar|joint|full",
+     "--map-representation", "NAME",
+     "the representation whose probe --map maps (full: shared-private "
+     "models only)", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
 
