@@ -2016,8 +2016,9 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
     if (st == MMCL_OK && r.map && r.map_rep == REP_FULL &&
         r.enc->mod[0].kp == 0 && r.enc->mod[1].kp == 0)
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "MAP_REPRESENTATION=full needs a shared-private "
-                         "model; this one is %s",
+                         "the full representation (--map-representation "
+                         "full) exists for shared-private models only; "
+                         "this model is %s",
                          r.enc->objective);
     if (st == MMCL_OK)
         st = label_open(ctx, r.pair, labels, o, r.classes, &r.lab);
