@@ -226,8 +226,10 @@ static const mmcl_option_def infoloss_defs[] = {
 static const mmcl_option_def probe_defs[] = {
     {"TASK", MMCL_OPT_ENUM, "classes", NULL, NULL, "classes|regression",
      "--task", "classes|regression",
-     "classes: the label holds class values (accuracy of a ridge "
-     "one-vs-rest probe); regression: a continuous target (R2)",
+     "classes: the label holds class values (ridge one-vs-rest probe: "
+     "accuracy, balanced accuracy, per-class precision, recall, F1, IoU, "
+     "the confusion matrix); regression: a continuous target (R2, RMSE, "
+     "MAE)",
      MMCL_OPT_USAGE_LIBRARY},
     {"BLOCKS", MMCL_OPT_INT, "4", "2", "64", NULL, "--blocks", "N",
      "cross-validation over N x N spatial blocks of the optical grid: each "
