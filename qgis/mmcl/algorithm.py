@@ -129,8 +129,7 @@ ADVANCED = {
               "OPTICAL_SPECIFIC", "SAR_SPECIFIC", "SPECIFIC_GAIN", "NOISE",
               "CLASSES", "SAR_SRS", "SAR_RES", "NODATA_FRAME", "SAR_HOLES",
               "CLASS_BLEND"},
-    "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS",
-              "MAP_REPRESENTATION"},
+    "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS"},
     "rgb": {"BANDS", "RANGE", "STRETCH"},
 }
 
