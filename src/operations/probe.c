@@ -1852,9 +1852,13 @@ map_metadata(mmcl_context *ctx, const probe_run *r)
                                                 (unsigned long long)r->seed));
     if (r->classes) {
         char *list = NULL;
-        for (int c = 0; c < r->q; c++)
-            list = CPLStrdup(CPLSPrintf("%s%s%.17g", list ? list : "",
-                                        c ? "," : "", r->class_values[c]));
+        for (int c = 0; c < r->q; c++) {
+            char *longer = CPLStrdup(CPLSPrintf(
+                "%s%s%.17g", list ? list : "", c ? "," : "",
+                r->class_values[c]));
+            CPLFree(list);
+            list = longer;
+        }
         md = CSLSetNameValue(md, "CLASSES", list);
         CPLFree(list);
         md = CSLSetNameValue(md, "ACCURACY", CPLSPrintf("%.6f", s->accuracy));
