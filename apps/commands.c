@@ -3,6 +3,7 @@
  * The commands: each parses nothing itself (the generic parser did), opens
  * nothing it does not need, calls one library function, and reports.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -331,13 +332,46 @@ done:
     return rc;
 }
 
-/* The probe table: one line per representation. */
+static double
+num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Per class of one representation (or of the baseline): support,
+ * precision, recall, F1, IoU and its row of the confusion matrix (up to
+ * eight classes; the JSON and the CSV have them all). */
+static void
+print_probe_classes(const char *name, const cJSON *e)
+{
+    const cJSON *c;
+    const cJSON *conf = cJSON_GetObjectItem(e, "confusion");
+    int row = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(e, "per_class"))
+    {
+        printf("%-18s %6g %8.0f %9.4f %7.4f %7.4f %7.4f ",
+               row == 0 ? name : "", num(c, "class"), num(c, "support"),
+               num(c, "precision"), num(c, "recall"), num(c, "f1"),
+               num(c, "iou"));
+        const cJSON *v;
+        int k = 0;
+        cJSON_ArrayForEach(v, cJSON_GetArrayItem(conf, row))
+            if (k++ < 8)
+                printf(" %8.0f", v->valuedouble);
+        printf("\n");
+        row++;
+    }
+}
+
+/* The probe tables: one line per representation, then one per
+ * representation and class. */
 static void
 print_probe_table(const cJSON *r)
 {
     const char *task = cJSON_GetStringValue(cJSON_GetObjectItem(r, "task"));
     int classes = task && strcmp(task, "classes") == 0;
-    const char *figure = classes ? "accuracy" : "r2";
+    const cJSON *base = cJSON_GetObjectItem(r, "baseline");
     printf("Probe: %s, %d samples, %d x %d spatial blocks (%d folds), model "
            "%s (%s, k=%d)\n",
            task ? task : "?",
@@ -348,26 +382,65 @@ print_probe_table(const cJSON *r)
            cJSON_GetStringValue(cJSON_GetObjectItem(r, "model_hash")),
            cJSON_GetStringValue(cJSON_GetObjectItem(r, "objective")),
            cJSON_GetObjectItem(r, "k")->valueint);
-    if (classes) {
-        const cJSON *c;
-        printf("Classes:");
-        cJSON_ArrayForEach(c, cJSON_GetObjectItem(r, "classes"))
-            printf(" %g", c->valuedouble);
-        printf(" (largest class: %.4f of the samples)\n",
-               cJSON_GetObjectItem(r, "chance")->valuedouble);
-    }
-    printf("\n%-18s %6s  %s\n", "representation", "dim",
-           classes ? "accuracy" : "R2");
     const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "representations"))
-        printf("%-18s %6d  %.4f\n", e->string,
-               cJSON_GetObjectItem(e, "dim")->valueint,
-               cJSON_GetObjectItem(e, figure)->valuedouble);
+    if (classes) {
+        const cJSON *c, *n = cJSON_GetObjectItem(r, "class_counts");
+        int i = 0;
+        printf("Classes (samples):");
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(r, "classes"))
+            printf(" %g (%.0f)", c->valuedouble,
+                   cJSON_GetArrayItem(n, i++)->valuedouble);
+        printf("\nBaseline, always the majority class %g: accuracy %.4f, "
+               "balanced accuracy %.4f, macro F1 %.4f, mean IoU %.4f\n",
+               num(base, "class"), num(base, "accuracy"),
+               num(base, "balanced_accuracy"), num(base, "macro_f1"),
+               num(base, "mean_iou"));
+        printf("\n%-18s %6s %9s %9s %9s %9s\n", "representation", "dim",
+               "accuracy", "balanced", "macro F1", "mean IoU");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "representations"))
+            printf("%-18s %6d %9.4f %9.4f %9.4f %9.4f\n", e->string,
+                   cJSON_GetObjectItem(e, "dim")->valueint,
+                   num(e, "accuracy"), num(e, "balanced_accuracy"),
+                   num(e, "macro_f1"), num(e, "mean_iou"));
+        printf("\nPer class; pred=c: the class's samples predicted as c "
+               "(the confusion matrix)\n%-18s %6s %8s %9s %7s %7s %7s ",
+               "representation", "class", "support", "precision", "recall",
+               "F1", "IoU");
+        const cJSON *c2;
+        int k = 0;
+        cJSON_ArrayForEach(c2, cJSON_GetObjectItem(r, "classes"))
+            if (k++ < 8)
+                printf(" %8s", CPLSPrintf("pred=%g", c2->valuedouble));
+        printf("\n");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "representations"))
+            print_probe_classes(e->string, e);
+        print_probe_classes("majority baseline", base);
+    } else {
+        printf("Baseline, always the mean %g: R2 %.4f, RMSE %.4g, MAE "
+               "%.4g\n",
+               num(base, "value"), num(base, "r2"), num(base, "rmse"),
+               num(base, "mae"));
+        printf("\n%-18s %6s %9s %11s %11s\n", "representation", "dim", "R2",
+               "RMSE", "MAE");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "representations"))
+            printf("%-18s %6d %9.4f %11.4g %11.4g\n", e->string,
+                   cJSON_GetObjectItem(e, "dim")->valueint, num(e, "r2"),
+                   num(e, "rmse"), num(e, "mae"));
+    }
     const cJSON *gap = cJSON_GetObjectItem(r, "gap");
     printf("\nsigma-informativeness gap (error aligned - error raw): optical "
            "%+.4f, sar %+.4f\n",
            cJSON_GetObjectItem(gap, "optical")->valuedouble,
            cJSON_GetObjectItem(gap, "sar")->valuedouble);
+    const cJSON *out = cJSON_GetObjectItem(r, "outputs");
+    if (cJSON_GetObjectItem(out, "map"))
+        printf("Prediction map (%s): %s\n",
+               cJSON_GetStringValue(
+                   cJSON_GetObjectItem(out, "map_representation")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(out, "map")));
+    if (cJSON_GetObjectItem(out, "csv"))
+        printf("Figures as CSV: %s\n",
+               cJSON_GetStringValue(cJSON_GetObjectItem(out, "csv")));
 }
 
 static int

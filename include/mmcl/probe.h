@@ -56,13 +56,48 @@ MMCL_BEGIN_DECLS
  * integer division); each non-empty block is held out once and predicted
  * by the probe fitted on all other blocks.
  *
+ * Figures, from the pooled held-out predictions (as scikit-learn's
+ * metrics, zero_division=0). Classes: "confusion" (q x q counts, rows the
+ * true class, columns the predicted one, in the order of "classes");
+ * "per_class" [{"class", "support", "precision" = TP / (TP + FP), 0 when
+ * the class is never predicted, "recall" = TP / support, "f1" =
+ * 2TP / (2TP + FP + FN), "iou" = TP / (TP + FP + FN)}]; "accuracy",
+ * "balanced_accuracy" (mean recall), "macro_precision", "macro_recall",
+ * "macro_f1" and "mean_iou" (means over the classes). Regression: "r2" =
+ * 1 - SSE/SST, "rmse" = sqrt(SSE / N), "mae" = mean |error|.
+ *
  * The report is a JSON object: "task", "blocks", "folds", "samples",
- * "valid_labelled_pixels", "classes" (the label values, classes only),
- * "chance" (largest class share, classes only), "representations" (each
- * {"dim", "accuracy" or "r2", "error"}), "gap" ({"optical", "sar"}:
- * error(aligned_m) - error(raw_m), error = 1 - accuracy or 1 - R2),
- * "model_hash", "objective", "k", "patch", "ridge", "seed", "label_nodata"
- * and "label_warped".
+ * "valid_labelled_pixels", "labelled_pixels", "classes" (the label values,
+ * classes only), "class_counts" and "chance" (largest class share, classes
+ * only), "baseline" (classes: {"method": "majority_class", "class", and
+ * the class figures of predicting it everywhere}; regression: {"method":
+ * "mean", "value", "r2" (0), "rmse", "mae"} of predicting the samples'
+ * mean), "representations" (each {"dim", "accuracy" or "r2", "error", and
+ * the figures above}), "gap" ({"optical", "sar"}: error(aligned_m) -
+ * error(raw_m), error = 1 - accuracy or 1 - R2), "model_hash",
+ * "objective", "k", "patch", "ridge", "seed", "label_nodata",
+ * "label_band", "label_warped", and with CSV or MAP "outputs" ({"map",
+ * "map_representation", "csv"}).
+ *
+ * Outputs (checked before any work, written complete and put in place
+ * together, or not at all; an existing one is replaced only with
+ * OVERWRITE=YES and only when it is of the same kind):
+ *   CSV   the figures, one row per representation (then the baseline,
+ *         "majority_baseline" or "mean_baseline", dim 0) and class.
+ *         Classes: representation, dim, class, support, precision, recall,
+ *         f1, iou, accuracy, balanced_accuracy, macro_f1, mean_iou, then
+ *         predicted_<class> for each class (the class's row of the
+ *         confusion matrix). Regression: representation, dim, samples,
+ *         r2, rmse, mae.
+ *   MAP   a raster on the optical grid (FORMAT, CO): the prediction of
+ *         the MAP_REPRESENTATION probe (default joint) at every pixel
+ *         whose label and P x P patch in both modalities are valid, by
+ *         the probe fitted without the pixel's spatial block; a sampled
+ *         pixel holds exactly the held-out prediction the figures count
+ *         (so with SAMPLES=0 the figures are those of the map). Classes:
+ *         Int32 class values, nodata -1; regression: Float32, nodata NaN.
+ *         MMCL metadata PRODUCT=probe_map, the probe's settings and the
+ *         mapped representation's figures.
  *
  * @param model       A model from mmcl_train() or mmcl_model_load();
  *                    borrowed. Not NULL.
@@ -71,14 +106,18 @@ MMCL_BEGIN_DECLS
  *                    the fly with the pair options recorded in the model).
  * @param labels      Label raster path (band LABEL_BAND is used). Not NULL.
  * @param opts        Options built for "probe" (TASK, BLOCKS, SAMPLES, SEED,
- *                    LABEL_NODATA, LABEL_BAND, RIDGE, TILE, THREADS); NULL
- *                    for defaults.
+ *                    LABEL_NODATA, LABEL_BAND, RIDGE, CSV, MAP,
+ *                    MAP_REPRESENTATION, FORMAT, CO, OVERWRITE, TILE,
+ *                    THREADS); NULL for defaults.
  * @param report_json Receives the report (must be freed with mmcl_free());
  *                    set to NULL on error. Not NULL.
  * @return MMCL_OK or an error with its message in mmcl_context_errmsg(ctx):
  *         bands that do not match the model, no valid labelled pixel, fewer
  *         than two classes, every sample in one block, a label raster that
- *         does not overlap, cancellation.
+ *         does not overlap, an output refused (an input, an existing file
+ *         without OVERWRITE, a folder that does not exist, ...),
+ *         MAP_REPRESENTATION=full without a shared-private model,
+ *         cancellation.
  * Thread-safety: @p model may be shared; use @p ctx from one thread. The
  * result does not depend on THREADS or TILE. Memory grows with the number
  * of samples (their patch vectors are kept).

@@ -31,8 +31,10 @@ What QGIS decides rather than the program:
 - infoloss always writes its JSON report (to a temporary file when the
   REPORT output is skipped), and train reads its figures back with
   `mmcl info --json`, so that the figures come back as outputs.
-- probe runs with --json (its only machine-readable output) and writes the
-  table as an HTML report (OUT) for the results viewer.
+- probe runs with --json (its only machine-readable output); its outputs
+  are all optional: the CSV and the prediction map (MAP, loaded as a
+  layer) that mmcl writes, and the table as an HTML report (OUT) for the
+  results viewer and the JSON report (REPORT), which the provider writes.
 """
 import html
 import json
@@ -138,8 +140,13 @@ ADVANCED = {
 HIDDEN = {"OVERWRITE"}
 
 # Options whose value is a file the program writes: a destination, not a
-# string (the JSON description has no kind for options).
-FILE_OPTIONS = {("infoloss", "REPORT"): "JSON report (*.json)"}
+# string (the JSON description has no kind for options): (label, filter).
+FILE_OPTIONS = {("infoloss", "REPORT"): ("JSON report",
+                                         "JSON report (*.json)"),
+                ("probe", "CSV"): ("Figures (CSV)", "CSV files (*.csv)")}
+# Options whose value is a raster the program writes: optional raster
+# destinations, loaded as layers when given.
+RASTER_OPTIONS = {("probe", "MAP"): "Prediction map (held-out blocks)"}
 
 # What `mmcl synth OUTDIR` writes into OUTDIR (its help text names them).
 SYNTH_PRODUCTS = (("OPTICAL", "optical.tif", "Optical raster"),
@@ -299,9 +306,13 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
         name, kind, default = o["name"], o["type"], o.get("default")
         label = _label(name)
         if (self._command, name) in FILE_OPTIONS:
+            title, filt = FILE_OPTIONS[(self._command, name)]
             return QgsProcessingParameterFileDestination(
-                name, "JSON report", FILE_OPTIONS[(self._command, name)],
-                optional=True, createByDefault=False)
+                name, title, filt, optional=True, createByDefault=False)
+        if (self._command, name) in RASTER_OPTIONS:
+            return QgsProcessingParameterRasterDestination(
+                name, RASTER_OPTIONS[(self._command, name)], optional=True,
+                createByDefault=False)
         if kind == "enum":
             # The choices themselves are the values (OBJECTIVE=cca), not
             # their indices, as on the command line.
@@ -362,14 +373,17 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                 self.addOutput(QgsProcessingOutputNumber(name, label))
         elif cmd == "probe":
             self.addParameter(QgsProcessingParameterFileDestination(
-                "OUT", "Probe report", "HTML files (*.html)"))
+                "OUT", "Probe report", "HTML files (*.html)",
+                optional=True, createByDefault=False))
             self.addParameter(QgsProcessingParameterFileDestination(
                 "REPORT", "JSON report", "JSON report (*.json)",
                 optional=True, createByDefault=False))
             for name, label in (
                     ("GAP_OPTICAL", "Optical sigma-informativeness gap"),
                     ("GAP_SAR", "SAR sigma-informativeness gap"),
-                    ("CHANCE", "Largest class share (classes) or 0")):
+                    ("CHANCE", "Largest class share (classes) or 0"),
+                    ("BASELINE_MACRO_F1", "Macro F1 of the majority class "
+                     "(classes) or 0")):
                 self.addOutput(QgsProcessingOutputNumber(name, label))
         elif cmd == "rgb":
             self.addOutput(QgsProcessingOutputFile(
@@ -412,6 +426,8 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
             args += ["--report", report]
         capture = cmd == "probe"
         if capture:
+            args += self._probe_output_args(parameters, context, folders,
+                                            results)
             args.append("--json")
             feedback.pushInfo("mmcl probe prints no progress bar with "
                               "--json; the bar moves when it is done.")
@@ -422,6 +438,23 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
         if cmd == "infoloss":
             self._infoloss_figures(report, results)
         return results
+
+    def _probe_output_args(self, parameters, context, folders, results):
+        """--csv and --map of probe, when those outputs are asked for."""
+        args = []
+        for name, flag in (("CSV", "--csv"), ("MAP", "--map")):
+            if name not in self._options:
+                continue
+            if name == "MAP":
+                path = self.parameterAsOutputLayer(parameters, name, context)
+            else:
+                path = self.parameterAsFileOutput(parameters, name, context)
+            if not path:
+                continue
+            folders.append(os.path.dirname(os.path.abspath(path)))
+            results[name] = path
+            args += [flag, path]
+        return args
 
     def _positional_values(self, p, parameters, context, folders, results):
         name, kind = p["name"], p["kind"]
@@ -496,7 +529,8 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
     def _option_args(self, o, parameters, context):
         """The command-line words for option @p o, or [] for its default."""
         name, kind, default = o["name"], o["type"], o.get("default")
-        if name in HIDDEN or (self._command, name) in FILE_OPTIONS:
+        if (name in HIDDEN or (self._command, name) in FILE_OPTIONS or
+                (self._command, name) in RASTER_OPTIONS):
             return []
         value = parameters.get(name)
         if value is None or (isinstance(value, str) and value == ""):
@@ -585,13 +619,20 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                     json.dump(report, f, indent=2)
                 results["REPORT"] = json_path
             html_path = self.parameterAsFileOutput(parameters, "OUT", context)
-            with open(html_path, "w", encoding="utf-8") as f:
-                f.write(probe_html(report))
-            results["OUT"] = html_path
+            if html_path:
+                with open(html_path, "w", encoding="utf-8") as f:
+                    f.write(probe_html(report))
+                results["OUT"] = html_path
+            if results.get("MAP"):
+                context.addLayerToLoadOnCompletion(
+                    results["MAP"], context.LayerDetails(
+                        "probe prediction", context.project(), "MAP"))
             gap = report.get("gap", {})
             results["GAP_OPTICAL"] = gap.get("optical")
             results["GAP_SAR"] = gap.get("sar")
             results["CHANCE"] = report.get("chance", 0.0)
+            results["BASELINE_MACRO_F1"] = report.get("baseline", {}).get(
+                "macro_f1", 0.0)
             for line in probe_text(report):
                 feedback.pushInfo(line)
         elif cmd == "rgb":
@@ -649,13 +690,37 @@ def _flag_words(o, value):
         (o["name"], value))
 
 
+def _probe_columns(report):
+    """The figures of the probe table, by task: (key, heading) pairs."""
+    if report.get("task") == "classes":
+        return [("accuracy", "accuracy"),
+                ("balanced_accuracy", "balanced accuracy"),
+                ("macro_f1", "macro F1"), ("mean_iou", "mean IoU")]
+    return [("r2", "R2"), ("rmse", "RMSE"), ("mae", "MAE")]
+
+
+def _baseline_line(report):
+    b = report.get("baseline", {})
+    nan = float("nan")
+    if report.get("task") == "classes":
+        return ("baseline, always the majority class %s: accuracy %.4f, "
+                "balanced accuracy %.4f, macro F1 %.4f, mean IoU %.4f" %
+                (b.get("class"), b.get("accuracy", nan),
+                 b.get("balanced_accuracy", nan), b.get("macro_f1", nan),
+                 b.get("mean_iou", nan)))
+    return ("baseline, always the mean: R2 %.4f, RMSE %.4g, MAE %.4g" %
+            (b.get("r2", nan), b.get("rmse", nan), b.get("mae", nan)))
+
+
 def probe_text(report):
     """The probe table as text lines, for the log."""
-    score = "accuracy" if report.get("task") == "classes" else "r2"
-    lines = ["%-20s %5s  %s" % ("representation", "dim", score)]
+    cols = _probe_columns(report)
+    lines = ["%-20s %5s  %s" % ("representation", "dim", "  ".join(
+        "%10s" % h for _, h in cols))]
     for name, rep in report.get("representations", {}).items():
-        lines.append("%-20s %5d  %.4f" % (name, rep.get("dim", 0),
-                                          rep.get(score, float("nan"))))
+        lines.append("%-20s %5d  %s" % (name, rep.get("dim", 0), "  ".join(
+            "%10.4f" % rep.get(k, float("nan")) for k, _ in cols)))
+    lines.append(_baseline_line(report))
     gap = report.get("gap", {})
     lines.append("sigma-informativeness gap: optical %+.4f, sar %+.4f" %
                  (gap.get("optical", float("nan")),
@@ -664,16 +729,41 @@ def probe_text(report):
 
 
 def probe_html(report):
-    """The probe table as an HTML page for the results viewer."""
+    """The probe tables as an HTML page for the results viewer."""
     task = report.get("task", "classes")
-    score = "accuracy" if task == "classes" else "r2"
+    cols = _probe_columns(report)
     e = html.escape
+    nan = float("nan")
     rows = []
     for name, rep in report.get("representations", {}).items():
-        rows.append("<tr><td>%s</td><td>%d</td><td>%.4f</td><td>%.4f</td>"
-                    "</tr>" % (e(name), rep.get("dim", 0),
-                               rep.get(score, float("nan")),
-                               rep.get("error", float("nan"))))
+        rows.append("<tr><td>%s</td><td>%d</td>%s</tr>" % (
+            e(name), rep.get("dim", 0), "".join(
+                "<td>%.4f</td>" % rep.get(k, nan) for k, _ in cols)))
+    per_class = []
+    if task == "classes":
+        classes = report.get("classes", [])
+        for name, rep in list(report.get("representations", {}).items()) + [
+                ("majority baseline", report.get("baseline", {}))]:
+            conf = rep.get("confusion", [])
+            for i, pc in enumerate(rep.get("per_class", [])):
+                counts = conf[i] if i < len(conf) else []
+                per_class.append(
+                    "<tr><td>%s</td><td>%g</td><td>%d</td>%s%s</tr>" % (
+                        e(name) if i == 0 else "", pc.get("class", nan),
+                        pc.get("support", 0), "".join(
+                            "<td>%.4f</td>" % pc.get(k, nan)
+                            for k in ("precision", "recall", "f1", "iou")),
+                        "".join("<td>%d</td>" % c for c in counts)))
+        per_class_table = (
+            "<h3>Per class</h3><p>pred=c: the samples of the class "
+            "predicted as c (the confusion matrix).</p>"
+            "<table><tr><th>representation</th><th>class</th>"
+            "<th>support</th><th>precision</th><th>recall</th><th>F1</th>"
+            "<th>IoU</th>%s</tr>\n%s\n</table>" % (
+                "".join("<th>pred=%g</th>" % c for c in classes),
+                "\n".join(per_class)))
+    else:
+        per_class_table = ""
     gap = report.get("gap", {})
     facts = [("task", task), ("model", "%s (%s, k=%s, patch %s)" % (
         report.get("model_hash", "?"), report.get("objective", "?"),
@@ -684,7 +774,7 @@ def probe_html(report):
             report.get("folds")))]
     if task == "classes":
         facts.append(("largest class share", "%.4f" %
-                      report.get("chance", float("nan"))))
+                      report.get("chance", nan)))
     return """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>mmcl probe</title>
 <style>body{font-family:sans-serif}table{border-collapse:collapse}
@@ -692,12 +782,15 @@ td,th{border:1px solid #999;padding:2px 8px;text-align:right}
 td:first-child{text-align:left}</style></head><body>
 <h2>mmcl probe</h2>
 <p>%s</p>
-<table><tr><th>representation</th><th>dim</th><th>%s</th><th>error</th></tr>
+<table><tr><th>representation</th><th>dim</th>%s</tr>
 %s
 </table>
+<p>%s.</p>
+%s
 <p>Sigma-informativeness gap (error of the aligned embedding minus error of
 the raw modality): optical %+.4f, SAR %+.4f.</p>
 </body></html>
-""" % ("<br>".join("%s: %s" % (e(k), e(str(v))) for k, v in facts), score,
-       "\n".join(rows), gap.get("optical", float("nan")),
-       gap.get("sar", float("nan")))
+""" % ("<br>".join("%s: %s" % (e(k), e(str(v))) for k, v in facts),
+       "".join("<th>%s</th>" % e(h) for _, h in cols), "\n".join(rows),
+       e(_baseline_line(report).capitalize()), per_class_table,
+       gap.get("optical", nan), gap.get("sar", nan))

@@ -235,8 +235,10 @@ static const mmcl_option_def infoloss_defs[] = {
 static const mmcl_option_def probe_defs[] = {
     {"TASK", MMCL_OPT_ENUM, "classes", NULL, NULL, "classes|regression",
      "--task", "classes|regression",
-     "classes: the label holds class values (accuracy of a ridge "
-     "one-vs-rest probe); regression: a continuous target (R2)",
+     "classes: the label holds class values (ridge one-vs-rest probe: "
+     "accuracy, balanced accuracy, per-class precision, recall, F1, IoU, "
+     "the confusion matrix); regression: a continuous target (R2, RMSE, "
+     "MAE)",
      MMCL_OPT_USAGE_LIBRARY},
     {"BLOCKS", MMCL_OPT_INT, "4", "2", "64", NULL, "--blocks", "N",
      "cross-validation over N x N spatial blocks of the optical grid: each "
@@ -258,6 +260,22 @@ static const mmcl_option_def probe_defs[] = {
     {"RIDGE", MMCL_OPT_DOUBLE, "0.001", "0", "1000", NULL, "--ridge", "EPS",
      "ridge penalty of the probes, on features standardized with the "
      "training fold's statistics", MMCL_OPT_USAGE_LIBRARY},
+    {"CSV", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--csv", "FILE.csv",
+     "also write the figures as CSV: one row per representation and class "
+     "(classes) or per representation (regression), the baseline included",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    {"MAP", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--map", "OUT",
+     "also write the cross-validated predictions as a raster on the optical "
+     "grid: each pixel predicted by the probe fitted without its spatial "
+     "block (classes: the class value, Int32, nodata -1; regression: "
+     "Float32, nodata NaN); nodata where the label or the patch is invalid",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    {"MAP_REPRESENTATION", MMCL_OPT_ENUM, "joint", NULL, NULL,
+     "raw_optical|raw_sar|aligned_optical|aligned_sar|joint|full",
+     "--map-representation", "NAME",
+     "the representation whose probe --map maps (full: shared-private "
+     "models only)", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
 

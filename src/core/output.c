@@ -280,6 +280,7 @@ product_phrase(const char *product, char *buf, size_t n)
         {"embedding", "an embedding map written by mmcl embed"},
         {"infoloss", "an information-loss map written by mmcl infoloss"},
         {"rgb", "a picture written by mmcl rgb"},
+        {"probe_map", "a prediction map written by mmcl probe"},
         {"synthetic_optical", "a synthetic optical raster of mmcl synth"},
         {"synthetic_sar", "a synthetic SAR raster of mmcl synth"},
         {"synthetic_labels", "a synthetic label raster of mmcl synth"},
@@ -315,6 +316,8 @@ kind_phrase(const out_rec *o, char *buf, size_t n)
         return "a legend description (JSON) of mmcl rgb";
     case MMCL__OUT_SYNTH_JSON:
         return "a synth.json of mmcl synth";
+    case MMCL__OUT_PROBE_CSV:
+        return "a CSV of figures written by mmcl probe";
     }
     return "a file of the same kind";
 }
@@ -428,6 +431,14 @@ is_kind(const out_rec *o)
     }
     case MMCL__OUT_MODEL:
         return is_model_file(o->path);
+    case MMCL__OUT_PROBE_CSV: {
+        /* The header mmcl probe writes first. */
+        char *text = mmcl__read_small_file(o->path, MMCL__MAX_JSON_BYTES, NULL, 0);
+        int ok = text && strncmp(text, MMCL__PROBE_CSV_HEAD,
+                                 strlen(MMCL__PROBE_CSV_HEAD)) == 0;
+        free(text);
+        return ok;
+    }
     case MMCL__OUT_REPORT:
     case MMCL__OUT_DESCRIPTOR:
     case MMCL__OUT_LEGEND_JSON:

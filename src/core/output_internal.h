@@ -51,8 +51,13 @@ typedef enum mmcl__out_kind {
     MMCL__OUT_DESCRIPTOR,  /* a lazy descriptor of the same product */
     MMCL__OUT_LEGEND_PNG,  /* a colour scale picture (PNG) */
     MMCL__OUT_LEGEND_JSON, /* its description (JSON) */
-    MMCL__OUT_SYNTH_JSON   /* synth.json of mmcl synth */
+    MMCL__OUT_SYNTH_JSON,  /* synth.json of mmcl synth */
+    MMCL__OUT_PROBE_CSV    /* the figures of mmcl probe (CSV) */
 } mmcl__out_kind;
+
+/* How a CSV of mmcl probe begins (its first columns), which tells it from
+ * other files. */
+#define MMCL__PROBE_CSV_HEAD "representation,dim,"
 
 typedef struct mmcl__files mmcl__files;
 

@@ -13,8 +13,18 @@
  * ridge regression: the fit of the fold that holds block b out comes from
  * the sufficient statistics of all samples minus those of block b, in
  * double. Memory grows with the sample (its patch vectors are kept).
+ *
+ * The held-out predictions of every representation are kept, and the
+ * figures analysts report come from them: per class the confusion matrix,
+ * precision, recall, F1 and IoU, and overall and balanced accuracy, macro
+ * F1 and mean IoU, beside the majority-class baseline; R2, RMSE and MAE
+ * for a continuous target. With MAP, pass 3 streams the tiles once more and
+ * writes the prediction of one representation at every valid labelled
+ * pixel: a sampled pixel gets its held-out prediction (the one the figures
+ * count), any other the prediction of the probe fitted without its block.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +43,12 @@
 #include "linalg.h"
 #include "maps_internal.h"
 #include "options_internal.h"
+#include "output_internal.h"
 #include "ridge.h"
 #include "rng.h"
 #include "sample_internal.h"
 #include "tiles_internal.h"
+#include "writer_internal.h"
 
 enum {
     PROBE_CHUNK = 1024, /* rows per BLAS call in the fits */
@@ -240,12 +252,16 @@ label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
 
 /* ---- sampling --------------------------------------------------------- */
 
+struct probe_map;
+
 typedef struct probe_job {
     const mmcl__encoder *enc;
     const mmcl__pair *pair;
     const label_src *lab;
     int tile, halo;
-    int pass; /* 1: counts, 2: extraction */
+    int pass; /* 1: counts, 2: extraction, 3: the prediction map */
+    int B, width, height;  /* spatial blocks: B x B over the grid */
+    long long *block_count; /* (B*B) valid labelled centres per block */
     /* Per tile row: entry t * tile + j is row j of tile t. */
     int *row_count;        /* valid labelled centres */
     long long *row_first;  /* raster-order rank of the row's first one */
@@ -256,6 +272,7 @@ typedef struct probe_job {
     float *X1, *X2;        /* (N, d1), (N, d2) */
     double *y;             /* (N) */
     int *px, *py;          /* (N) */
+    const struct probe_map *map; /* pass 3 */
 } probe_job;
 
 typedef struct probe_worker {
@@ -268,6 +285,15 @@ typedef struct probe_worker {
     double *label;        /* (tile, tile) */
     int *rows;            /* (tile) counts of the last tile */
     long long n_labelled; /* of the last tile */
+    long long *blocks;    /* (B*B) counts of the last tile per block */
+    /* Pass 3: the predictions of the tile, and a chunk of pixels that
+     * are not in the sample, encoded together. */
+    void *out;                /* (tile, tile) Int32 or Float32 */
+    mmcl__encoder_work *ew;
+    float *X1c, *X2c;         /* (PROBE_CHUNK, d1), (PROBE_CHUNK, d2) */
+    float *H1c, *H2c;         /* (PROBE_CHUNK, K1), (PROBE_CHUNK, K2) */
+    double *z, *p;            /* (D), (q) */
+    int *ci;                  /* (PROBE_CHUNK) tile pixel of each row */
 } probe_worker;
 
 static void
@@ -286,8 +312,21 @@ probe_stop(void *state, void *user)
     free(w->scratch);
     free(w->label);
     free(w->rows);
+    free(w->blocks);
+    free(w->out);
+    mmcl__encoder_work_free(w->ew);
+    free(w->X1c);
+    free(w->X2c);
+    free(w->H1c);
+    free(w->H2c);
+    free(w->z);
+    free(w->p);
+    free(w->ci);
     free(w);
 }
+
+static mmcl_status map_alloc(mmcl_context *ctx, probe_worker *w,
+                             const probe_job *job);
 
 static void *
 probe_start(mmcl_context *ctx, void *user)
@@ -311,9 +350,13 @@ probe_start(mmcl_context *ctx, void *user)
         w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
         w->label = mmcl__malloc_array(ctx, T, T, sizeof(double));
         w->rows = mmcl__malloc_array(ctx, T, 1, sizeof(int));
+        w->blocks = mmcl__calloc_array(ctx, (size_t)job->B * job->B, 1,
+                                       sizeof(long long));
         fail = !w->opt || !w->sar || !w->valid || !w->centre ||
-               !w->scratch || !w->label || !w->rows;
+               !w->scratch || !w->label || !w->rows || !w->blocks;
     }
+    if (!fail && job->pass == 3)
+        fail = map_alloc(ctx, w, job) != MMCL_OK;
     if (fail) {
         probe_stop(w, user);
         return NULL;
@@ -355,6 +398,19 @@ extract_patch(float *x, const float *pad, int B, int P, int Wp, int Hp, int i,
     }
 }
 
+/* Spatial block of pixel (x, y): (x * B / width, y * B / height). */
+static int
+block_of(const probe_job *job, int x, int y)
+{
+    int bx = (int)((long long)x * job->B / job->width);
+    int by = (int)((long long)y * job->B / job->height);
+    return by * job->B + bx;
+}
+
+static mmcl_status map_tile(mmcl_context *ctx, probe_worker *w,
+                            const probe_job *job, const mmcl__tile *t, int Wp,
+                            int Hp);
+
 static mmcl_status
 probe_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
@@ -391,18 +447,24 @@ probe_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 
     if (job->pass == 1) {
         w->n_labelled = 0;
+        memset(w->blocks, 0, sizeof(long long) * (size_t)job->B * job->B);
         for (int j = 0; j < t->h; j++) {
             int count = 0;
             for (int i = 0; i < t->w; i++) {
                 size_t k = (size_t)j * t->w + i;
                 int ok = label_ok(job->lab, w->label[k]);
                 w->n_labelled += ok;
-                count += ok && w->centre[k];
+                if (ok && w->centre[k]) {
+                    count++;
+                    w->blocks[block_of(job, t->x + i, t->y + j)]++;
+                }
             }
             w->rows[j] = count;
         }
         return MMCL_OK;
     }
+    if (job->pass == 3)
+        return map_tile(ctx, w, job, t, Wp, Hp);
 
     /* Pass 2: the chosen centres of each row, in raster order. */
     const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
@@ -430,17 +492,23 @@ probe_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     return MMCL_OK;
 }
 
+static mmcl_status map_commit(mmcl_context *ctx, probe_worker *w,
+                              const probe_job *job, const mmcl__tile *t);
+
 static mmcl_status
 probe_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
-    (void)ctx;
     probe_job *job = user;
     probe_worker *w = state;
+    if (job->pass == 3)
+        return map_commit(ctx, w, job, t);
     if (job->pass != 1)
         return MMCL_OK;
     memcpy(job->row_count + (size_t)t->index * job->tile, w->rows,
            (size_t)t->h * sizeof(int));
     job->n_labelled += w->n_labelled;
+    for (int b = 0; b < job->B * job->B; b++)
+        job->block_count[b] += w->blocks[b];
     return MMCL_OK;
 }
 
@@ -720,15 +788,36 @@ typedef struct probe_folds {
     int n_folds;      /* non-empty blocks */
 } probe_folds;
 
+/* Where a probe puts what it found besides its figure: the held-out
+ * prediction of each sample (pred_cls: class index, or pred_val), and,
+ * for the mapped representation, the fitted probe of every block that
+ * holds a valid labelled pixel (B (n_blocks, D, q), b0 (n_blocks, q);
+ * a block without a sample gets the probe fitted on every sample). */
+typedef struct probe_out {
+    int *pred_cls;    /* (N), classes */
+    double *pred_val; /* (N), regression */
+    double *B, *b0;   /* the mapped representation only, else NULL */
+    const long long *block_count; /* (n_blocks) */
+} probe_out;
+
+/* Keeps the fitted probe of block @p b for the map. */
+static void
+keep_fold(const fit_work *fw, const probe_out *out, int b, int D)
+{
+    size_t Dq = (size_t)D * fw->q;
+    memcpy(out->B + (size_t)b * Dq, fw->B, sizeof(double) * Dq);
+    memcpy(out->b0 + (size_t)b * fw->q, fw->b0, sizeof(double) * fw->q);
+}
+
 /*
  * Cross-validated figure of one representation: accuracy (classes: cls,
  * q classes) or R2 (value, q = 1; sst = total sum of squares about the
- * mean of all samples).
+ * mean of all samples), and the held-out predictions into @p out.
  */
 static mmcl_status
 probe_rep(mmcl_context *ctx, fit_work *fw, const probe_data *d, int rep,
           const probe_folds *f, const int *cls, const double *value,
-          double sst, double lambda, double *figure)
+          double sst, double lambda, const probe_out *out, double *figure)
 {
     int D = rep_dim(d, rep), q = fw->q;
     suff_zero(&fw->total, D, q);
@@ -738,10 +827,25 @@ probe_rep(mmcl_context *ctx, fit_work *fw, const probe_data *d, int rep,
         suff_add(&fw->total, fw, D, n);
     }
     double correct = 0.0, sse = 0.0;
+    int all_fitted = 0; /* fw->B holds the probe fitted on every sample */
     for (int b = 0; b < f->n_blocks; b++) {
         int s0 = f->start[b], s1 = f->start[b + 1];
-        if (s1 == s0)
+        if (s1 == s0) {
+            /* No sample to hold out; the map still predicts the block's
+             * pixels, with the probe fitted on every sample. */
+            if (!out->B || out->block_count[b] == 0)
+                continue;
+            if (!all_fitted) {
+                suff_zero(&fw->block, D, q);
+                mmcl_status st = fit_fold(ctx, fw, D, lambda);
+                if (st != MMCL_OK)
+                    return st;
+                all_fitted = 1;
+            }
+            keep_fold(fw, out, b, D);
             continue;
+        }
+        all_fitted = 0;
         suff_zero(&fw->block, D, q);
         for (int i0 = s0; i0 < s1; i0 += PROBE_CHUNK) {
             int n = s1 - i0 < PROBE_CHUNK ? s1 - i0 : PROBE_CHUNK;
@@ -751,6 +855,8 @@ probe_rep(mmcl_context *ctx, fit_work *fw, const probe_data *d, int rep,
         mmcl_status st = fit_fold(ctx, fw, D, lambda);
         if (st != MMCL_OK)
             return st;
+        if (out->B)
+            keep_fold(fw, out, b, D);
         /* Held-out predictions: pred (n, q) = Z B + b0. */
         for (int i0 = s0; i0 < s1; i0 += PROBE_CHUNK) {
             int n = s1 - i0 < PROBE_CHUNK ? s1 - i0 : PROBE_CHUNK;
@@ -769,15 +875,245 @@ probe_rep(mmcl_context *ctx, fit_work *fw, const probe_data *d, int rep,
                         if (p[c] > p[best])
                             best = c;
                     correct += best == cls[idx];
+                    out->pred_cls[idx] = best;
                 } else {
                     double e = value[idx] - p[0];
                     sse += e * e;
+                    out->pred_val[idx] = p[0];
                 }
             }
         }
     }
     *figure = cls ? correct / d->N : 1.0 - sse / sst;
     return MMCL_OK;
+}
+
+/* ---- the prediction map (pass 3) -------------------------------------- */
+
+/* What pass 3 maps: one representation's probes and predictions. */
+typedef struct probe_map {
+    int rep, D, q, classes, sp;
+    const double *B, *b0;         /* per block, as probe_out */
+    const double *class_values;   /* (q) */
+    const int *pred_cls;          /* (N) held-out predictions */
+    const double *pred_val;
+    mmcl__writer *writer;
+} probe_map;
+
+static mmcl_status
+map_alloc(mmcl_context *ctx, probe_worker *w, const probe_job *job)
+{
+    const probe_map *m = job->map;
+    const mmcl__modality *m1 = &job->enc->mod[0], *m2 = &job->enc->mod[1];
+    size_t T = (size_t)job->tile, C = PROBE_CHUNK;
+    w->out = mmcl__malloc_array(ctx, T * T, 1, 4); /* Int32 or Float32 */
+    w->X1c = mmcl__malloc_array(ctx, C, (size_t)m1->d, sizeof(float));
+    w->X2c = mmcl__malloc_array(ctx, C, (size_t)m2->d, sizeof(float));
+    w->H1c = mmcl__malloc_array(ctx, C, (size_t)m1->K, sizeof(float));
+    w->H2c = mmcl__malloc_array(ctx, C, (size_t)m2->K, sizeof(float));
+    w->z = mmcl__malloc_array(ctx, (size_t)m->D, 1, sizeof(double));
+    w->p = mmcl__malloc_array(ctx, (size_t)m->q, 1, sizeof(double));
+    w->ci = mmcl__malloc_array(ctx, C, 1, sizeof(int));
+    if (!w->out || !w->X1c || !w->X2c || !w->H1c || !w->H2c || !w->z ||
+        !w->p || !w->ci)
+        return MMCL_ERR_NO_MEMORY;
+    if (m->rep >= REP_ALIGNED_OPTICAL) {
+        w->ew = mmcl__encoder_work_create(ctx, job->enc);
+        if (!w->ew)
+            return mmcl_context_errcode(ctx);
+    }
+    return MMCL_OK;
+}
+
+/* Tile pixel @p k gets class index (or value) @p v. */
+static void
+map_put(const probe_map *m, void *out, size_t k, int c, double v)
+{
+    if (m->classes)
+        ((int32_t *)out)[k] = (int32_t)m->class_values[c];
+    else
+        ((float *)out)[k] = (float)v;
+}
+
+/* Predicts the @p n gathered pixels that are not in the sample. */
+static mmcl_status
+map_chunk(mmcl_context *ctx, probe_worker *w, const probe_job *job,
+          const mmcl__tile *t, int n)
+{
+    const probe_map *m = job->map;
+    const mmcl__encoder *enc = job->enc;
+    if (m->rep >= REP_ALIGNED_OPTICAL) {
+        mmcl_status st = mmcl__encoder_embed(ctx, enc, w->ew, 0, w->X1c, n,
+                                             w->H1c);
+        if (st == MMCL_OK)
+            st = mmcl__encoder_embed(ctx, enc, w->ew, 1, w->X2c, n, w->H2c);
+        if (st != MMCL_OK)
+            return st;
+    }
+    probe_data d = {enc, n, w->X1c, w->X2c, w->H1c, w->H2c, m->sp};
+    int D = m->D, q = m->q;
+    for (int r = 0; r < n; r++) {
+        rep_row(w->z, &d, m->rep, r);
+        int k = w->ci[r];
+        int b = block_of(job, t->x + k % t->w, t->y + k / t->w);
+        const double *B = m->B + (size_t)b * D * q, *b0 = m->b0 + (size_t)b * q;
+        for (int c = 0; c < q; c++) {
+            double v = b0[c];
+            for (int j = 0; j < D; j++)
+                v += w->z[j] * B[(size_t)j * q + c];
+            w->p[c] = v;
+        }
+        int best = 0;
+        for (int c = 1; m->classes && c < q; c++)
+            if (w->p[c] > w->p[best])
+                best = c;
+        map_put(m, w->out, (size_t)k, best, w->p[0]);
+    }
+    return MMCL_OK;
+}
+
+/* The predictions of one tile: nodata, then every valid labelled centre
+ * (ranked in raster order as in pass 2). */
+static mmcl_status
+map_tile(mmcl_context *ctx, probe_worker *w, const probe_job *job,
+         const mmcl__tile *t, int Wp, int Hp)
+{
+    const probe_map *m = job->map;
+    const mmcl__encoder *enc = job->enc;
+    const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
+    size_t n_pix = (size_t)t->w * t->h, N = (size_t)job->N;
+    size_t base = (size_t)t->index * job->tile;
+    for (size_t k = 0; k < n_pix; k++)
+        if (m->classes)
+            ((int32_t *)w->out)[k] = -1;
+        else
+            ((float *)w->out)[k] = NAN;
+    mmcl_status st = MMCL_OK;
+    int n = 0;
+    for (int j = 0; j < t->h && st == MMCL_OK; j++) {
+        long long rank = job->row_first[base + j];
+        size_t lo = lower_bound(job->ranks, N, rank);
+        for (int i = 0; i < t->w && st == MMCL_OK; i++) {
+            size_t k = (size_t)j * t->w + i;
+            if (!w->centre[k] || !label_ok(job->lab, w->label[k]))
+                continue;
+            if (lo < N && (long long)job->ranks[lo] == rank) {
+                /* A sample: its held-out prediction, as the figures
+                 * count it. */
+                map_put(m, w->out, k, m->classes ? m->pred_cls[lo] : 0,
+                        m->classes ? 0.0 : m->pred_val[lo]);
+                lo++;
+            } else {
+                extract_patch(w->X1c + (size_t)n * m1->d, w->opt, m1->B,
+                              enc->P, Wp, Hp, i, j, m1->mean, m1->std);
+                extract_patch(w->X2c + (size_t)n * m2->d, w->sar, m2->B,
+                              enc->P, Wp, Hp, i, j, m2->mean, m2->std);
+                w->ci[n++] = (int)k;
+                if (n == PROBE_CHUNK) {
+                    st = map_chunk(ctx, w, job, t, n);
+                    n = 0;
+                }
+            }
+            rank++;
+        }
+    }
+    if (st == MMCL_OK && n > 0)
+        st = map_chunk(ctx, w, job, t, n);
+    return st;
+}
+
+static mmcl_status
+map_commit(mmcl_context *ctx, probe_worker *w, const probe_job *job,
+           const mmcl__tile *t)
+{
+    return mmcl__writer_write(ctx, job->map->writer, t->x, t->y, t->w, t->h,
+                              w->out);
+}
+
+/* ---- figures from the held-out predictions ---------------------------- */
+
+/*
+ * The figures of one set of predictions. Classes (as scikit-learn's
+ * metrics with zero_division=0): conf (q, q) counts, rows the true class,
+ * columns the predicted one; per class c with TP, FP, FN from it:
+ * precision TP / (TP + FP) (0 when nothing is predicted c), recall
+ * TP / support, F1 2TP / (2TP + FP + FN), IoU TP / (TP + FP + FN);
+ * accuracy = trace / N, balanced accuracy = mean recall, macro F1 and
+ * mean IoU the means over the q classes. Regression: R2 = 1 - SSE/SST,
+ * RMSE = sqrt(SSE / N), MAE = mean |error|.
+ */
+typedef struct probe_scores {
+    double accuracy, balanced_accuracy, macro_precision, macro_recall;
+    double macro_f1, mean_iou;
+    double *conf;                                /* (q, q) */
+    double *support, *precision, *recall, *f1, *iou; /* (q) */
+    double r2, rmse, mae;
+} probe_scores;
+
+static mmcl_status
+scores_alloc(mmcl_context *ctx, probe_scores *s, int q)
+{
+    size_t Q = (size_t)q;
+    double *a = mmcl__calloc_array(ctx, Q * Q + 5 * Q, 1, sizeof(double));
+    if (!a)
+        return MMCL_ERR_NO_MEMORY;
+    s->conf = a;
+    s->support = a + Q * Q;
+    s->precision = s->support + Q;
+    s->recall = s->precision + Q;
+    s->f1 = s->recall + Q;
+    s->iou = s->f1 + Q;
+    return MMCL_OK;
+}
+
+/* Classes: from the true class indices @p cls and the predicted ones
+ * @p pred (or, when NULL, class @p constant everywhere). */
+static void
+scores_classes(probe_scores *s, int q, int N, const int *cls, const int *pred,
+               int constant)
+{
+    for (int n = 0; n < N; n++)
+        s->conf[(size_t)cls[n] * q + (pred ? pred[n] : constant)] += 1.0;
+    double trace = 0.0;
+    s->balanced_accuracy = s->macro_precision = s->macro_recall = 0.0;
+    s->macro_f1 = s->mean_iou = 0.0;
+    for (int c = 0; c < q; c++) {
+        double tp = s->conf[(size_t)c * q + c], sup = 0.0, predicted = 0.0;
+        for (int k = 0; k < q; k++) {
+            sup += s->conf[(size_t)c * q + k];
+            predicted += s->conf[(size_t)k * q + c];
+        }
+        double fp = predicted - tp, fn = sup - tp;
+        trace += tp;
+        s->support[c] = sup;
+        s->precision[c] = predicted > 0 ? tp / predicted : 0.0;
+        s->recall[c] = sup > 0 ? tp / sup : 0.0;
+        s->f1[c] = 2 * tp + fp + fn > 0 ? 2 * tp / (2 * tp + fp + fn) : 0.0;
+        s->iou[c] = tp + fp + fn > 0 ? tp / (tp + fp + fn) : 0.0;
+        s->balanced_accuracy += s->recall[c] / q;
+        s->macro_precision += s->precision[c] / q;
+        s->macro_recall += s->recall[c] / q;
+        s->macro_f1 += s->f1[c] / q;
+        s->mean_iou += s->iou[c] / q;
+    }
+    s->accuracy = trace / N;
+}
+
+/* Regression: from the targets @p y and the predictions @p pred (or, when
+ * NULL, @p constant everywhere); @p sst about the mean of @p y. */
+static void
+scores_regression(probe_scores *s, int N, const double *y, const double *pred,
+                  double constant, double sst)
+{
+    double sse = 0.0, sae = 0.0;
+    for (int n = 0; n < N; n++) {
+        double e = y[n] - (pred ? pred[n] : constant);
+        sse += e * e;
+        sae += fabs(e);
+    }
+    s->r2 = 1.0 - sse / sst;
+    s->rmse = sqrt(sse / N);
+    s->mae = sae / N;
 }
 
 /* ---- driver ----------------------------------------------------------- */
@@ -902,6 +1238,7 @@ typedef struct probe_run {
     int threads;
     mmcl_progress_fn progress;
     void *puser;
+    double p_count, p_extract, p_probes; /* where each step's progress ends */
     mmcl__encoder *enc;
     mmcl__pair *pair;
     mmcl__encoder_work *ew;
@@ -915,10 +1252,23 @@ typedef struct probe_run {
     int q;                /* classes, or 1 */
     int *cls;             /* (N) class index of each sample (classes) */
     double *class_values; /* (MAX_CLASSES) sorted values (classes) */
-    double sst;           /* total sum of squares (regression) */
+    double mean, sst;     /* of the target (regression) */
+    int majority;         /* the largest class (classes) */
     fit_work fw;
     int n_reps;
     double figure[N_REPS];
+    int *pred_cls;        /* (n_reps, N) held-out predictions (classes) */
+    double *pred_val;     /* (n_reps, N) (regression) */
+    probe_scores scores[N_REPS + 1]; /* the last: the baseline */
+    /* Outputs. */
+    const char *csv, *map, *map_format;
+    char **co;
+    int map_rep;
+    mmcl__files *files;
+    double *map_B, *map_b0; /* per block, the mapped representation */
+    probe_map pm;
+    mmcl__writer *writer;
+    mmcl__stage *csv_stage;
 } probe_run;
 
 /* The options the steps read. */
@@ -933,10 +1283,48 @@ run_options(probe_run *r, const mmcl_options *o)
     r->job.tile = (int)mmcl__opt_int(o, "TILE");
     r->threads = mmcl__opt_threads(o);
     r->progress = mmcl__opt_progress(o, &r->puser);
+    r->csv = mmcl__opt_str(o, "CSV");
+    r->map = mmcl__opt_str(o, "MAP");
+    if (r->csv && !*r->csv)
+        r->csv = NULL;
+    if (r->map && !*r->map)
+        r->map = NULL;
+    r->co = mmcl__opt_list(o, "CO");
+    const char *mr = mmcl__opt_str(o, "MAP_REPRESENTATION");
+    for (int i = 0; i < N_REPS; i++)
+        if (strcmp(mr, rep_names[i]) == 0)
+            r->map_rep = i;
+    /* The map's pass and its writing take the last part of the bar. */
+    r->p_count = r->map ? 0.25 : 0.4;
+    r->p_extract = r->map ? 0.5 : 0.8;
+    r->p_probes = r->map ? 0.6 : 1.0;
 }
 
-/* One pass of the tiles over the optical grid (1: counts, 2: extraction),
- * its progress from @p p0 to @p p1. */
+/* The files of a run that writes: its inputs, and its outputs checked
+ * before any work (mmcl__files_add_output). */
+static mmcl_status
+run_files(mmcl_context *ctx, probe_run *r, const mmcl_model *model,
+          const char *const *optical, size_t n_optical, const char *const *sar,
+          size_t n_sar, const mmcl_options *o)
+{
+    mmcl_status st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
+                                      n_sar, mmcl__opt_bool(o, "OVERWRITE"),
+                                      &r->files);
+    if (st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, r->files, r->labels);
+    if (st == MMCL_OK && r->map)
+        st = mmcl__output_check_options(
+            ctx, r->files, r->map, o, r->co,
+            r->classes ? GDT_Int32 : GDT_Float32, "probe_map",
+            &r->map_format);
+    if (st == MMCL_OK && r->csv)
+        st = mmcl__files_add_output(ctx, r->files, r->csv, "CSV",
+                                    MMCL__OUT_PROBE_CSV, NULL, NULL);
+    return st;
+}
+
+/* One pass of the tiles over the optical grid (1: counts, 2: extraction,
+ * 3: the map), its progress from @p p0 to @p p1. */
 static mmcl_status
 run_pass(mmcl_context *ctx, probe_run *r, int pass, double p0, double p1)
 {
@@ -959,14 +1347,19 @@ run_count(mmcl_context *ctx, probe_run *r)
     job->pair = r->pair;
     job->lab = &r->lab;
     job->halo = r->enc->P / 2;
+    job->B = r->B;
+    job->width = r->width;
+    job->height = r->height;
     int nx = (r->width + job->tile - 1) / job->tile;
     int ny = (r->height + job->tile - 1) / job->tile;
     size_t n_rows = (size_t)nx * ny * job->tile;
     job->row_count = mmcl__calloc_array(ctx, n_rows, 1, sizeof(int));
     job->row_first = mmcl__calloc_array(ctx, n_rows, 1, sizeof(long long));
-    if (!job->row_count || !job->row_first)
+    job->block_count = mmcl__calloc_array(ctx, (size_t)r->B * r->B, 1,
+                                          sizeof(long long));
+    if (!job->row_count || !job->row_first || !job->block_count)
         return MMCL_ERR_NO_MEMORY;
-    mmcl_status st = run_pass(ctx, r, 1, 0.0, 0.4);
+    mmcl_status st = run_pass(ctx, r, 1, 0.0, r->p_count);
     if (st != MMCL_OK)
         return st;
     /* Raster-order rank of each tile row's first valid labelled centre. */
@@ -1046,7 +1439,7 @@ run_extract(mmcl_context *ctx, probe_run *r)
 {
     probe_job *job = &r->job;
     job->ranks = r->ranks;
-    mmcl_status st = run_pass(ctx, r, 2, 0.4, 0.8);
+    mmcl_status st = run_pass(ctx, r, 2, r->p_count, r->p_extract);
     if (st != MMCL_OK)
         return st;
 
@@ -1092,6 +1485,7 @@ run_targets(mmcl_context *ctx, probe_run *r)
     for (int n = 0; n < job->N; n++)
         mean += job->y[n];
     mean /= job->N;
+    r->mean = mean;
     for (int n = 0; n < job->N; n++)
         r->sst += (job->y[n] - mean) * (job->y[n] - mean);
     if (!(r->sst > 0.0))
@@ -1102,11 +1496,13 @@ run_targets(mmcl_context *ctx, probe_run *r)
     return MMCL_OK;
 }
 
-/* The probe of every representation, into r->figure. */
+/* The probe of every representation, into r->figure and its held-out
+ * predictions; the mapped one also keeps its probe of every block. */
 static mmcl_status
 run_probes(mmcl_context *ctx, probe_run *r)
 {
     r->n_reps = r->data.sp ? N_REPS : N_REPS - 1;
+    size_t N = (size_t)r->job.N, NB = (size_t)r->B * r->B;
     int D_max = 0;
     for (int i = 0; i < r->n_reps; i++)
         if (rep_dim(&r->data, i) > D_max)
@@ -1114,40 +1510,144 @@ run_probes(mmcl_context *ctx, probe_run *r)
     mmcl_status st = fit_work_init(ctx, &r->fw, D_max, r->q);
     if (st != MMCL_OK)
         return st;
+    if (r->classes)
+        r->pred_cls = mmcl__malloc_array(ctx, (size_t)r->n_reps * N, 1,
+                                         sizeof(int));
+    else
+        r->pred_val = mmcl__malloc_array(ctx, (size_t)r->n_reps * N, 1,
+                                         sizeof(double));
+    if (!r->pred_cls && !r->pred_val)
+        return MMCL_ERR_NO_MEMORY;
+    if (r->map) {
+        size_t D = (size_t)rep_dim(&r->data, r->map_rep);
+        r->map_B = mmcl__malloc_array(ctx, NB, D * (size_t)r->q,
+                                      sizeof(double));
+        r->map_b0 = mmcl__malloc_array(ctx, NB, (size_t)r->q, sizeof(double));
+        if (!r->map_B || !r->map_b0)
+            return MMCL_ERR_NO_MEMORY;
+    }
     for (int i = 0; i < r->n_reps; i++) {
+        int mapped = r->map && i == r->map_rep;
+        probe_out out = {
+            r->pred_cls ? r->pred_cls + (size_t)i * N : NULL,
+            r->pred_val ? r->pred_val + (size_t)i * N : NULL,
+            mapped ? r->map_B : NULL, mapped ? r->map_b0 : NULL,
+            r->job.block_count};
         st = probe_rep(ctx, &r->fw, &r->data, i, &r->folds, r->cls,
-                       r->classes ? NULL : r->job.y, r->sst, r->lambda,
+                       r->classes ? NULL : r->job.y, r->sst, r->lambda, &out,
                        &r->figure[i]);
         if (st != MMCL_OK)
             return st;
-        if (!report_progress(r->progress, r->puser,
-                             0.8 + 0.2 * (i + 1) / r->n_reps))
+        double p = r->p_extract +
+                   (r->p_probes - r->p_extract) * (i + 1) / r->n_reps;
+        if (!report_progress(r->progress, r->puser, p))
             return mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled");
     }
     return MMCL_OK;
 }
 
-/* The report's class values, their counts and the chance accuracy. */
+/* The figures of every representation and of the baseline (classes: the
+ * majority class everywhere; regression: the mean of the samples). */
 static mmcl_status
-report_classes(mmcl_context *ctx, const probe_run *r, cJSON *rep)
+run_scores(mmcl_context *ctx, probe_run *r)
 {
-    int *class_counts = mmcl__calloc_array(ctx, (size_t)r->q, 1, sizeof(int));
-    if (!class_counts)
-        return MMCL_ERR_NO_MEMORY;
-    for (int n = 0; n < r->job.N; n++)
-        class_counts[r->cls[n]]++;
-    double chance = 0.0;
+    int N = r->job.N;
+    for (int i = 0; i <= r->n_reps; i++) {
+        probe_scores *s = &r->scores[i == r->n_reps ? N_REPS : i];
+        mmcl_status st = scores_alloc(ctx, s, r->q);
+        if (st != MMCL_OK)
+            return st;
+        int base = i == r->n_reps;
+        if (r->classes) {
+            if (base) {
+                /* The largest class (the first of equals). */
+                double *count = r->scores[0].support;
+                r->majority = 0;
+                for (int c = 1; c < r->q; c++)
+                    if (count[c] > count[r->majority])
+                        r->majority = c;
+            }
+            scores_classes(s, r->q, N, r->cls,
+                           base ? NULL : r->pred_cls + (size_t)i * N,
+                           r->majority);
+        } else {
+            scores_regression(s, N, r->job.y,
+                              base ? NULL : r->pred_val + (size_t)i * N,
+                              r->mean, r->sst);
+        }
+    }
+    return MMCL_OK;
+}
+
+static cJSON *
+json_numbers(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+/* The figures of @p s into the report object @p e. */
+static void
+report_scores(const probe_run *r, const probe_scores *s, cJSON *e)
+{
+    if (!r->classes) {
+        cJSON_AddNumberToObject(e, "rmse", s->rmse);
+        cJSON_AddNumberToObject(e, "mae", s->mae);
+        return;
+    }
+    cJSON_AddNumberToObject(e, "balanced_accuracy", s->balanced_accuracy);
+    cJSON_AddNumberToObject(e, "macro_precision", s->macro_precision);
+    cJSON_AddNumberToObject(e, "macro_recall", s->macro_recall);
+    cJSON_AddNumberToObject(e, "macro_f1", s->macro_f1);
+    cJSON_AddNumberToObject(e, "mean_iou", s->mean_iou);
+    cJSON *pc = cJSON_AddArrayToObject(e, "per_class");
+    cJSON *conf = cJSON_AddArrayToObject(e, "confusion");
+    for (int c = 0; c < r->q; c++) {
+        cJSON *k = cJSON_CreateObject();
+        cJSON_AddNumberToObject(k, "class", r->class_values[c]);
+        cJSON_AddNumberToObject(k, "support", s->support[c]);
+        cJSON_AddNumberToObject(k, "precision", s->precision[c]);
+        cJSON_AddNumberToObject(k, "recall", s->recall[c]);
+        cJSON_AddNumberToObject(k, "f1", s->f1[c]);
+        cJSON_AddNumberToObject(k, "iou", s->iou[c]);
+        cJSON_AddItemToArray(pc, k);
+        cJSON_AddItemToArray(conf,
+                             json_numbers(s->conf + (size_t)c * r->q, r->q));
+    }
+}
+
+/* The report's class values, their counts and the chance accuracy. */
+static void
+report_classes(const probe_run *r, cJSON *rep)
+{
+    const double *count = r->scores[N_REPS].support;
     cJSON *cv = cJSON_AddArrayToObject(rep, "classes");
     cJSON *cc = cJSON_AddArrayToObject(rep, "class_counts");
     for (int c = 0; c < r->q; c++) {
         cJSON_AddItemToArray(cv, cJSON_CreateNumber(r->class_values[c]));
-        cJSON_AddItemToArray(cc, cJSON_CreateNumber(class_counts[c]));
-        if (class_counts[c] > chance)
-            chance = class_counts[c];
+        cJSON_AddItemToArray(cc, cJSON_CreateNumber(count[c]));
     }
-    free(class_counts);
-    cJSON_AddNumberToObject(rep, "chance", chance / r->job.N);
-    return MMCL_OK;
+    cJSON_AddNumberToObject(rep, "chance", count[r->majority] / r->job.N);
+}
+
+/* The baseline: what a probe must beat. */
+static void
+report_baseline(const probe_run *r, cJSON *rep)
+{
+    const probe_scores *s = &r->scores[N_REPS];
+    cJSON *b = cJSON_AddObjectToObject(rep, "baseline");
+    if (r->classes) {
+        cJSON_AddStringToObject(b, "method", "majority_class");
+        cJSON_AddNumberToObject(b, "class", r->class_values[r->majority]);
+        cJSON_AddNumberToObject(b, "accuracy", s->accuracy);
+    } else {
+        cJSON_AddStringToObject(b, "method", "mean");
+        cJSON_AddNumberToObject(b, "value", r->mean);
+        cJSON_AddNumberToObject(b, "r2", s->r2);
+    }
+    report_scores(r, s, b);
 }
 
 /* The figures, and what they were computed from. */
@@ -1162,6 +1662,7 @@ report_figures(const probe_run *r, cJSON *rep)
         cJSON_AddNumberToObject(e, r->classes ? "accuracy" : "r2",
                                 r->figure[i]);
         cJSON_AddNumberToObject(e, "error", 1.0 - r->figure[i]);
+        report_scores(r, &r->scores[i], e);
     }
     /* sigma-informativeness gap: error(aligned_m) - error(raw_m). */
     cJSON *gap = cJSON_AddObjectToObject(rep, "gap");
@@ -1182,6 +1683,16 @@ report_figures(const probe_run *r, cJSON *rep)
         cJSON_AddNullToObject(rep, "label_nodata");
     cJSON_AddNumberToObject(rep, "label_band", r->lab.band);
     cJSON_AddBoolToObject(rep, "label_warped", r->lab.warp);
+    if (r->map || r->csv) {
+        cJSON *out = cJSON_AddObjectToObject(rep, "outputs");
+        if (r->map) {
+            cJSON_AddStringToObject(out, "map", r->map);
+            cJSON_AddStringToObject(out, "map_representation",
+                                    rep_names[r->map_rep]);
+        }
+        if (r->csv)
+            cJSON_AddStringToObject(out, "csv", r->csv);
+    }
     if (enc->input_notes) {
         /* What the input checks warned about (input_check.c). */
         cJSON *notes = cJSON_AddArrayToObject(rep, "input_notes");
@@ -1191,9 +1702,9 @@ report_figures(const probe_run *r, cJSON *rep)
     }
 }
 
-/* The report, as JSON text in *report_json (mmcl_free). */
+/* The report, as JSON text in *text (cJSON_free). */
 static mmcl_status
-run_report(mmcl_context *ctx, const probe_run *r, char **report_json)
+run_report(mmcl_context *ctx, const probe_run *r, char **text)
 {
     cJSON *rep = cJSON_CreateObject();
     cJSON_AddStringToObject(rep, "task", r->classes ? "classes" : "regression");
@@ -1202,25 +1713,252 @@ run_report(mmcl_context *ctx, const probe_run *r, char **report_json)
     cJSON_AddNumberToObject(rep, "samples", r->job.N);
     cJSON_AddNumberToObject(rep, "valid_labelled_pixels", (double)r->V);
     cJSON_AddNumberToObject(rep, "labelled_pixels", (double)r->job.n_labelled);
-    mmcl_status st = r->classes ? report_classes(ctx, r, rep) : MMCL_OK;
-    if (st != MMCL_OK) {
-        cJSON_Delete(rep);
-        return st;
-    }
+    if (r->classes)
+        report_classes(r, rep);
+    report_baseline(r, rep);
     report_figures(r, rep);
-    char *text = cJSON_Print(rep);
+    *text = cJSON_Print(rep);
     cJSON_Delete(rep);
-    if (!text)
+    if (!*text)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-    *report_json = mmcl__strdup(ctx, text);
-    cJSON_free(text);
-    return *report_json ? MMCL_OK : MMCL_ERR_NO_MEMORY;
+    return MMCL_OK;
+}
+
+/* ---- the CSV ---------------------------------------------------------- */
+
+typedef struct text_buf {
+    char *s;
+    size_t len, cap;
+    int failed;
+} text_buf;
+
+static void tb_printf(text_buf *t, const char *fmt, ...) MMCL__PRINTF(2, 3);
+
+static void
+tb_printf(text_buf *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->s ? t->s + t->len : NULL,
+                          t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if (t->s && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = (t->cap + (size_t)n + 1) * 2;
+        char *s = realloc(t->s, cap);
+        if (!s) {
+            t->failed = 1;
+            return;
+        }
+        t->s = s;
+        t->cap = cap;
+    }
+}
+
+/* One row per representation (then the baseline) and class: its figures
+ * and its row of the confusion matrix (predicted_<class>); for a
+ * continuous target one row per representation. */
+static void
+csv_rows(const probe_run *r, text_buf *t)
+{
+    if (!r->classes) {
+        tb_printf(t, MMCL__PROBE_CSV_HEAD "samples,r2,rmse,mae\n");
+        for (int i = 0; i <= r->n_reps; i++) {
+            int base = i == r->n_reps;
+            const probe_scores *s = &r->scores[base ? N_REPS : i];
+            tb_printf(t, "%s,%d,%d,%.10g,%.10g,%.10g\n",
+                      base ? "mean_baseline" : rep_names[i],
+                      base ? 0 : rep_dim(&r->data, i), r->job.N, s->r2,
+                      s->rmse, s->mae);
+        }
+        return;
+    }
+    tb_printf(t, MMCL__PROBE_CSV_HEAD "class,support,precision,recall,f1,iou,"
+                 "accuracy,balanced_accuracy,macro_f1,mean_iou");
+    for (int c = 0; c < r->q; c++)
+        tb_printf(t, ",predicted_%.17g", r->class_values[c]);
+    tb_printf(t, "\n");
+    for (int i = 0; i <= r->n_reps; i++) {
+        int base = i == r->n_reps;
+        const probe_scores *s = &r->scores[base ? N_REPS : i];
+        for (int c = 0; c < r->q; c++) {
+            tb_printf(t,
+                      "%s,%d,%.17g,%.17g,%.10g,%.10g,%.10g,%.10g,%.10g,"
+                      "%.10g,%.10g,%.10g",
+                      base ? "majority_baseline" : rep_names[i],
+                      base ? 0 : rep_dim(&r->data, i), r->class_values[c],
+                      s->support[c], s->precision[c], s->recall[c], s->f1[c],
+                      s->iou[c], s->accuracy, s->balanced_accuracy,
+                      s->macro_f1, s->mean_iou);
+            for (int k = 0; k < r->q; k++)
+                tb_printf(t, ",%.17g", s->conf[(size_t)c * r->q + k]);
+            tb_printf(t, "\n");
+        }
+    }
+}
+
+/* The CSV into its stage. */
+static mmcl_status
+run_csv(mmcl_context *ctx, probe_run *r)
+{
+    text_buf t = {0};
+    csv_rows(r, &t);
+    if (t.failed || !t.s) {
+        free(t.s);
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    }
+    /* mmcl__stage_write_text ends the text with a newline of its own. */
+    if (t.len > 0 && t.s[t.len - 1] == '\n')
+        t.s[--t.len] = '\0';
+    r->csv_stage = mmcl__stage_create(ctx, r->files, r->csv);
+    mmcl_status st = r->csv_stage
+                         ? mmcl__stage_write_text(ctx, r->csv_stage, t.s)
+                         : mmcl_context_errcode(ctx);
+    free(t.s);
+    return st;
+}
+
+/* ---- the map ---------------------------------------------------------- */
+
+/* The map's MMCL metadata: what it is and the mapped probe's figures. */
+static mmcl_status
+map_metadata(mmcl_context *ctx, const probe_run *r)
+{
+    const mmcl__encoder *enc = r->enc;
+    const probe_scores *s = &r->scores[r->map_rep];
+    char **md = NULL;
+    md = CSLSetNameValue(md, "PRODUCT", "probe_map");
+    md = CSLSetNameValue(md, "TASK", r->classes ? "classes" : "regression");
+    md = CSLSetNameValue(md, "REPRESENTATION", rep_names[r->map_rep]);
+    md = CSLSetNameValue(md, "MODEL_HASH", enc->hash);
+    md = CSLSetNameValue(md, "OBJECTIVE", enc->objective);
+    md = CSLSetNameValue(md, "K", CPLSPrintf("%d", enc->k));
+    md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
+    md = CSLSetNameValue(md, "LABELS", r->labels);
+    md = CSLSetNameValue(md, "LABEL_BAND", CPLSPrintf("%d", r->lab.band));
+    md = CSLSetNameValue(md, "BLOCKS", CPLSPrintf("%d", r->B));
+    md = CSLSetNameValue(md, "RIDGE", CPLSPrintf("%.17g", r->lambda));
+    md = CSLSetNameValue(md, "SAMPLES", CPLSPrintf("%d", r->job.N));
+    md = CSLSetNameValue(md, "SEED", CPLSPrintf("%llu",
+                                                (unsigned long long)r->seed));
+    if (r->classes) {
+        char *list = NULL;
+        for (int c = 0; c < r->q; c++) {
+            char *longer = CPLStrdup(CPLSPrintf(
+                "%s%s%.17g", list ? list : "", c ? "," : "",
+                r->class_values[c]));
+            CPLFree(list);
+            list = longer;
+        }
+        md = CSLSetNameValue(md, "CLASSES", list);
+        CPLFree(list);
+        md = CSLSetNameValue(md, "ACCURACY", CPLSPrintf("%.6f", s->accuracy));
+        md = CSLSetNameValue(md, "BALANCED_ACCURACY",
+                             CPLSPrintf("%.6f", s->balanced_accuracy));
+        md = CSLSetNameValue(md, "MACRO_F1", CPLSPrintf("%.6f", s->macro_f1));
+        md = CSLSetNameValue(md, "MEAN_IOU", CPLSPrintf("%.6f", s->mean_iou));
+    } else {
+        md = CSLSetNameValue(md, "R2", CPLSPrintf("%.6f", s->r2));
+        md = CSLSetNameValue(md, "RMSE", CPLSPrintf("%.6g", s->rmse));
+        md = CSLSetNameValue(md, "MAE", CPLSPrintf("%.6g", s->mae));
+    }
+    md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
+    mmcl_status st = mmcl__writer_set_metadata_list(ctx, r->writer, md);
+    CSLDestroy(md);
+    return st;
+}
+
+/* Pass 3: the predictions of the mapped representation, tile by tile,
+ * into the map's writer (completed, not yet in place). */
+static mmcl_status
+run_map(mmcl_context *ctx, probe_run *r)
+{
+    static const char *const class_name[] = {"predicted_class", NULL};
+    static const char *const value_name[] = {"predicted_value", NULL};
+    char meaning[256];
+    snprintf(meaning, sizeof(meaning),
+             "%s predicted by the ridge probe of the %s representation "
+             "fitted without the pixel's spatial block",
+             r->classes ? "class" : "value", rep_names[r->map_rep]);
+    const char *meanings[] = {meaning, NULL};
+    mmcl__raster_spec spec = {0};
+    spec.path = r->map;
+    spec.format = r->map_format;
+    spec.creation_options = r->co;
+    spec.files = r->files;
+    spec.product = "probe_map";
+    spec.width = r->width;
+    spec.height = r->height;
+    spec.n_bands = 1;
+    spec.type = r->classes ? GDT_Int32 : GDT_Float32;
+    mmcl__pair_geotransform(r->pair, spec.geotransform);
+    spec.srs_wkt = mmcl__pair_srs_wkt(r->pair);
+    spec.has_nodata = 1;
+    spec.nodata = r->classes ? -1.0 : NAN;
+    spec.band_names = r->classes ? class_name : value_name;
+    spec.band_meanings = meanings;
+    spec.block = r->job.tile;
+    spec.n_threads = r->threads;
+    r->writer = mmcl__writer_open(ctx, &spec);
+    if (!r->writer)
+        return mmcl_context_errcode(ctx);
+    mmcl_status st = map_metadata(ctx, r);
+    if (st != MMCL_OK)
+        return st;
+    size_t N = (size_t)r->job.N;
+    probe_map *m = &r->pm;
+    m->rep = r->map_rep;
+    m->D = rep_dim(&r->data, r->map_rep);
+    m->q = r->q;
+    m->classes = r->classes;
+    m->sp = r->data.sp;
+    m->B = r->map_B;
+    m->b0 = r->map_b0;
+    m->class_values = r->class_values;
+    m->pred_cls = r->pred_cls ? r->pred_cls + (size_t)r->map_rep * N : NULL;
+    m->pred_val = r->pred_val ? r->pred_val + (size_t)r->map_rep * N : NULL;
+    m->writer = r->writer;
+    r->job.map = m;
+    double split = mmcl__writer_progress_split(r->writer, r->p_probes, 1.0);
+    st = run_pass(ctx, r, 3, r->p_probes, split);
+    if (st == MMCL_OK)
+        st = mmcl__writer_finish(ctx, r->writer, r->progress, r->puser, split,
+                                 1.0);
+    return st;
+}
+
+/* The map and the CSV in place together, or neither. */
+static mmcl_status
+run_commit(mmcl_context *ctx, probe_run *r)
+{
+    mmcl__stage *stages[2];
+    size_t n = 0;
+    if (r->writer)
+        stages[n++] = mmcl__writer_stage(r->writer);
+    if (r->csv_stage)
+        stages[n++] = r->csv_stage;
+    return mmcl__stages_commit(ctx, stages, n, r->progress, r->puser, 1.0);
 }
 
 /* Frees what the steps made, whichever step stopped the run. */
 static void
 run_free(probe_run *r)
 {
+    for (int i = 0; i <= N_REPS; i++)
+        free(r->scores[i].conf);
+    free(r->pred_cls);
+    free(r->pred_val);
+    free(r->map_B);
+    free(r->map_b0);
     free(r->fw.arena);
     free(r->folds.order);
     free(r->folds.start);
@@ -1236,9 +1974,14 @@ run_free(probe_run *r)
     free(r->job.py);
     free(r->job.row_count);
     free(r->job.row_first);
+    free(r->job.block_count);
     free(r->lab.wkt);
     mmcl__grid_source_close(r->lab.src);
     mmcl__encoder_work_free(r->ew);
+    /* The stages go before the files that recorded them. */
+    mmcl__stage_destroy(r->csv_stage);
+    mmcl__writer_abort(r->writer);
+    mmcl__files_destroy(r->files);
     mmcl__pair_close(r->pair);
     mmcl__encoder_free(r->enc);
 }
@@ -1266,10 +2009,21 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
         return st;
     }
     probe_run r = {0};
+    char *text = NULL;
     r.labels = labels;
     run_options(&r, o);
-    st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, &r.enc,
-                         &r.pair);
+    if (r.csv || r.map)
+        st = run_files(ctx, &r, model, optical, n_optical, sar, n_sar, o);
+    if (st == MMCL_OK)
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar,
+                             &r.enc, &r.pair);
+    if (st == MMCL_OK && r.map && r.map_rep == REP_FULL &&
+        r.enc->mod[0].kp == 0 && r.enc->mod[1].kp == 0)
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "the full representation (--map-representation "
+                         "full) exists for shared-private models only; "
+                         "this model is %s",
+                         r.enc->objective);
     if (st == MMCL_OK)
         st = label_open(ctx, r.pair, labels, o, r.classes, &r.lab);
     if (st == MMCL_OK)
@@ -1283,7 +2037,21 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
     if (st == MMCL_OK)
         st = run_probes(ctx, &r);
     if (st == MMCL_OK)
-        st = run_report(ctx, &r, report_json);
+        st = run_scores(ctx, &r);
+    if (st == MMCL_OK)
+        st = run_report(ctx, &r, &text);
+    if (st == MMCL_OK && r.map)
+        st = run_map(ctx, &r);
+    if (st == MMCL_OK && r.csv)
+        st = run_csv(ctx, &r);
+    if (st == MMCL_OK && (r.map || r.csv))
+        st = run_commit(ctx, &r);
+    if (st == MMCL_OK) {
+        *report_json = mmcl__strdup(ctx, text);
+        if (!*report_json)
+            st = MMCL_ERR_NO_MEMORY;
+    }
+    cJSON_free(text);
     run_free(&r);
     mmcl_options_free(tmp);
     return st;

@@ -1328,7 +1328,109 @@ MODEL_WARNINGS = [
          absent=["e.tif"]),
 ]
 
-TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS
+PROBE = ["probe", "-q", "model.mmcl", "opt.tif", "sar.tif", "labels.tif"]
+
+
+def sample_labels(d):
+    shutil.copyfile(os.path.join(SAMPLE, "labels.tif"),
+                    os.path.join(d, "labels.tif"))
+
+
+def earlier_probe(d):
+    """The labels, and the CSV and map of an earlier probe (another
+    sample, so other figures)."""
+    sample_labels(d)
+    p = subprocess.run([MMCL] + PROBE + ["--samples", "500", "--csv",
+                                         "p.csv", "--map", "p.tif"],
+                       cwd=d, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("setup: %s" % p.stderr)
+
+
+def no_valid_label(d):
+    """labels.tif on the optical grid, every pixel -1 (invalid)."""
+    src = gdal.Open(os.path.join(d, "opt.tif"))
+    ds = gdal.GetDriverByName("GTiff").Create(
+        os.path.join(d, "labels.tif"), src.RasterXSize, src.RasterYSize, 1,
+        gdal.GDT_Int16)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds.GetRasterBand(1).Fill(-1)
+    ds = None
+
+
+def probe_outputs(t, d):
+    m = gdal.Open(os.path.join(d, "p.tif"))
+    o = gdal.Open(os.path.join(d, "opt.tif"))
+    t.assertEqual(m.GetMetadataItem("PRODUCT", "MMCL"), "probe_map")
+    t.assertEqual(m.GetGeoTransform(), o.GetGeoTransform())
+    t.assertEqual(m.GetRasterBand(1).DataType, gdal.GDT_Int32)
+    t.assertEqual(m.GetRasterBand(1).GetNoDataValue(), -1)
+    with open(os.path.join(d, "p.csv")) as f:
+        t.assertTrue(f.readline().startswith(
+            "representation,dim,class,support,precision,recall,f1,iou,"))
+
+
+PROBE_CASES = [
+    Case("probe_writes_csv_and_map",
+         PROBE + ["--csv", "p.csv", "--map", "p.tif"], 0,
+         setup=sample_labels, check=probe_outputs),
+    Case("probe_csv_exists_refused",
+         PROBE + ["--csv", "p.csv", "--map", "q.tif"], 1,
+         r"CSV 'p\.csv' exists; use --overwrite to replace it",
+         setup=earlier_probe, absent=["q.tif"]),
+    Case("probe_map_exists_refused",
+         PROBE + ["--csv", "q.csv", "--map", "p.tif"], 1,
+         r"output 'p\.tif' exists; use --overwrite to replace it",
+         setup=earlier_probe, absent=["q.csv"]),
+    Case("probe_overwrite_replaces_its_outputs",
+         PROBE + ["--overwrite", "--csv", "p.csv", "--map", "p.tif"], 0,
+         setup=earlier_probe, replaced=["p.csv", "p.tif"],
+         check=probe_outputs),
+    Case("probe_map_overwrite_not_a_probe_map",
+         PROBE + ["--overwrite", "--map", "emb.tif"], 1,
+         r"output 'emb\.tif' is an embedding map written by mmcl embed; "
+         r"--overwrite replaces only a prediction map written by mmcl probe",
+         setup=sample_labels),
+    Case("probe_csv_overwrite_not_a_probe_csv",
+         PROBE + ["--overwrite", "--csv", "report.json"], 1,
+         r"CSV 'report\.json' is an information-loss report; --overwrite "
+         r"replaces only a CSV of figures written by mmcl probe",
+         setup=sample_labels),
+    Case("probe_csv_is_the_label_raster",
+         PROBE + ["--overwrite", "--csv", "labels.tif"], 1,
+         r"CSV 'labels\.tif' is also an input of this command",
+         setup=sample_labels),
+    Case("probe_map_is_an_input",
+         PROBE + ["--overwrite", "--map", "opt.tif"], 1,
+         r"output 'opt\.tif' is also an input of this command",
+         setup=sample_labels),
+    Case("probe_csv_and_map_same_file",
+         PROBE + ["--csv", "x.tif", "--map", "x.tif"], 1,
+         r"CSV 'x\.tif' and output 'x\.tif' are the same file",
+         setup=sample_labels, absent=["x.tif"]),
+    Case("probe_csv_folder_missing",
+         PROBE + ["--csv", "nofolder/p.csv", "--map", "p.tif"], 1,
+         r"output folder 'nofolder' of CSV 'nofolder/p\.csv' does not exist",
+         setup=sample_labels, absent=["p.tif"]),
+    Case("probe_map_format_cannot_hold_classes",
+         PROBE + ["--csv", "p.csv", "--map", "p.png"], 1,
+         r"format PNG cannot hold Int32 values",
+         setup=sample_labels, absent=["p.csv", "p.png"]),
+    Case("probe_map_full_needs_shared_private",
+         PROBE + ["--csv", "p.csv", "--map", "p.tif",
+                  "--map-representation", "full"], 1,
+         r"--map-representation full\) exists for shared-private models "
+         r"only",
+         setup=sample_labels, absent=["p.csv", "p.tif"]),
+    Case("probe_error_leaves_no_output",
+         PROBE + ["--csv", "p.csv", "--map", "p.tif"], 1,
+         r"no pixel of the label raster 'labels\.tif' holds a valid label",
+         setup=no_valid_label, absent=["p.csv", "p.tif"]),
+]
+
+TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
+         PROBE_CASES)
 
 
 def snapshot(folder, but_temporary=False):

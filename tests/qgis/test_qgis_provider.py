@@ -306,6 +306,44 @@ class QgisProvider(unittest.TestCase):
         self.assertIn("<table>", page)
         self.assertIn("aligned_optical", page)
 
+    def test_probe_runs_headless_with_only_the_required_arguments(self):
+        """No HTML report asked for: none written, the figures returned;
+        CSV and MAP when asked for: what mmcl writes with --csv and
+        --map."""
+        d = self.direct
+        q = os.path.join(self.root, "probe_headless")
+        os.makedirs(q)
+        inputs = ["MODEL=" + os.path.join(d, "model.mmcl"),
+                  "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
+                  "SAR=" + os.path.join(d, "scene", "sar.tif"),
+                  "LABELS=" + os.path.join(d, "scene", "labels.tif")]
+        res = self.qgis_json("run", "mmcl:probe", "--", *inputs)["results"]
+        self.assertFalse(res.get("OUT"))
+        self.assertEqual(os.listdir(q), [])
+        want_dir = os.path.join(self.root, "probe_direct")
+        os.makedirs(want_dir)
+        want = json.loads(mmcl(
+            "probe", "--json", "--csv", os.path.join(want_dir, "p.csv"),
+            "--map", os.path.join(want_dir, "p.tif"),
+            os.path.join(d, "model.mmcl"),
+            os.path.join(d, "scene", "optical.tif"),
+            os.path.join(d, "scene", "sar.tif"),
+            os.path.join(d, "scene", "labels.tif")).stdout)
+        self.assertEqual(res["GAP_OPTICAL"], want["gap"]["optical"])
+        self.assertEqual(res["BASELINE_MACRO_F1"],
+                         want["baseline"]["macro_f1"])
+        csv_path, map_path = os.path.join(q, "p.csv"), os.path.join(q, "p.tif")
+        res = self.qgis_json("run", "mmcl:probe", "--", *inputs,
+                             "CSV=" + csv_path, "MAP=" + map_path)["results"]
+        self.assertEqual(res["CSV"], csv_path)
+        self.assertEqual(res["MAP"], map_path)
+        self.assertEqual(sorted(os.listdir(q)), ["p.csv", "p.tif"])
+        self.assertTrue(filecmp.cmp(csv_path, os.path.join(want_dir, "p.csv"),
+                                    shallow=False))
+        np.testing.assert_array_equal(
+            gdal.Open(map_path).ReadAsArray(),
+            gdal.Open(os.path.join(want_dir, "p.tif")).ReadAsArray())
+
     # PyQGIS -------------------------------------------------------------------
 
     def test_pyqgis_processing_run_embed_returns_the_layer(self):
