@@ -46,6 +46,8 @@ static mmcl_options *
 command_options(mmcl_context *ctx, const char *operation, const cli_args *a,
                 char ***notes, mmcl_log_level level)
 {
+    /* The library's messages name the flags the user typed. */
+    mmcl_context_set_option_spelling(ctx, MMCL_OPTION_SPELLING_FLAG);
     mmcl_options *opts = mmcl_options_new(ctx, operation,
                                           (const char *const *)a->kv);
     if (!opts)

@@ -180,8 +180,8 @@ mmcl__output_format(mmcl_context *ctx, const mmcl_options *o, const char *path)
     if (!first && n > 10 && EQUAL(path + n - 10, ".mmcl.json")) {
         mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                     "output '%s' has the name of a lazy descriptor: give "
-                    "--lazy to write one, or name the raster .tif",
-                    path);
+                    "%s to write one, or name the raster .tif",
+                    path, mmcl__opt_setting(ctx, "LAZY", "YES"));
         return NULL;
     }
     if (!first) {
