@@ -30,6 +30,8 @@ keep_log(mmcl_log_level level, const char *msg, void *user)
 static void
 flush_log(char ***lines)
 {
+    if (*lines)
+        cli_end_progress_line();
     for (int i = 0; *lines && (*lines)[i]; i++)
         fprintf(stderr, "%s\n", (*lines)[i]);
     CSLDestroy(*lines);

@@ -200,7 +200,24 @@ cli_progress(double complete, const char *message, void *user)
     if (mode != CLI_PROGRESS_STDOUT)
         return TRUE;
     progress_open = complete < 1.0;
-    return GDALTermProgress(complete, message, NULL);
+    int go_on = GDALTermProgress(complete, message, NULL);
+    /* GDALTermProgress leaves its last " - done." in the buffer of a
+     * piped stdout, where the notes printed on stderr next would pass it
+     * ("...90canonical correlations: ..."). */
+    fflush(stdout);
+    return go_on;
+}
+
+void
+cli_end_progress_line(void)
+{
+    if (progress_open)
+        fputc('\n', stdout);
+    progress_open = 0;
+    fflush(stdout);
+    if (stderr_step >= 0 && stderr_step <= 40) /* an open line on stderr */
+        fputc('\n', stderr);
+    stderr_step = -1;
 }
 
 void
@@ -219,13 +236,7 @@ cli_fail(const char *cmd, mmcl_context *ctx)
     const char *msg = mmcl_context_errmsg(ctx);
     /* End a progress line the failure interrupted (progress is on stdout,
      * as in GDAL's utilities). */
-    if (progress_open)
-        fputc('\n', stdout);
-    progress_open = 0;
-    fflush(stdout);
-    if (stderr_step >= 0 && stderr_step <= 40) /* an open line on stderr */
-        fputc('\n', stderr);
-    stderr_step = -1;
+    cli_end_progress_line();
     if (stop_signal)
         fprintf(stderr, "ERROR %d: mmcl %s: interrupted by %s; nothing was "
                         "written\n",

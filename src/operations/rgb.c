@@ -1582,6 +1582,11 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         /* The descriptor: the statistics, rendered when read. */
         st = write_lazy(ctx, r.files, &r.job, &r.info, o, out, r.first_name,
                         r.legend_png, r.legend_json);
+        /* The passes over the input were the work: done. */
+        void *puser = NULL;
+        mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
+        if (st == MMCL_OK && progress)
+            progress(1.0, NULL, puser);
     } else if (st == MMCL_OK) {
         st = run_open_picture(ctx, &r);
         if (st == MMCL_OK)
