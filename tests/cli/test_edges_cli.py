@@ -6,7 +6,8 @@ reaches 100, and every output carries the mmcl version in its metadata,
 with the product and the version also in GDAL's default domain (what
 gdalinfo and QGIS show without -mdd MMCL).
 
-    MMCL=build/mmcl GDAL_DRIVER_PATH=build/plugin python3 tests/cli/test_edges_cli.py -v
+    MMCL=build/mmcl GDAL_DRIVER_PATH=build/plugin \
+        python3 tests/cli/test_edges_cli.py -v
 """
 import json
 import os
@@ -171,10 +172,10 @@ class Metadata(Workdir):
         run("infoloss", "-q", m, opt, sar, self.path("l.tif"))
         run("rgb", "-q", self.path("e.tif"), self.path("p.tif"))
         run("rgb", "-q", self.path("l.tif"), self.path("pl.png"))
-        outputs = {"scene/optical.tif": "synth_optical",
-                   "scene/sar.tif": "synth_sar",
-                   "scene/labels.tif": "synth_labels",
-                   "scene/truth.tif": "synth_truth",
+        outputs = {"scene/optical.tif": "synthetic_optical",
+                   "scene/sar.tif": "synthetic_sar",
+                   "scene/labels.tif": "synthetic_labels",
+                   "scene/truth.tif": "synthetic_truth",
                    "a.tif": "aligned_sar", "cog.tif": "aligned_sar",
                    "e.tif": "embedding", "l.tif": "infoloss",
                    "p.tif": "rgb", "pl.png": "rgb"}
