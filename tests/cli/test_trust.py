@@ -1170,7 +1170,24 @@ MODEL_CHECKS = [
          warning=False, check=no_model_note("m.mmcl")),
 ]
 
-TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS
+# A refused option is named by the flag given, and nothing is written
+# (the library's callers get the key: tests/test_options.c).
+EDGE_CASES = [
+    Case("embed_choice_refused_naming_the_flag",
+         ["embed", "-q", "--modality", "both", "model.mmcl", "opt.tif",
+          "sar.tif", "e.tif"], 1,
+         r"mmcl embed: --modality must be one of optical\|sar\|joint, got "
+         r"'both'", absent=["e.tif"]),
+    Case("train_value_out_of_range_naming_the_flag",
+         ["train", "-q", "--dim", "0", "opt.tif", "sar.tif", "m.mmcl"], 1,
+         r"mmcl train: --dim 0 is out of range \[1, 1024\]",
+         absent=["m.mmcl"]),
+    Case("rgb_stretch_refused_naming_the_flag",
+         ["rgb", "-q", "--stretch", "98,2", "emb.tif", "p.tif"], 1,
+         r"mmcl rgb: --stretch must be two percentiles", absent=["p.tif"]),
+]
+
+TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + EDGE_CASES
 
 
 def snapshot(folder, but_temporary=False):
