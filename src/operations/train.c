@@ -726,7 +726,7 @@ check_enl(mmcl_context *ctx, const train_state *t)
     if (strcmp(mmcl__opt_str(t->opts, "SPECKLE"), "none") != 0)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "%s gives the speckle of the SAR as it is, "
-                           "not after the filter of %s: give one of them "
+                           "not after %s's filter: give one of them "
                            "(with %s, the noise left is estimated "
                            "from the filtered data)",
                            mmcl__opt_name(ctx, "SAR_ENL"), mmcl__opt_name(ctx, "SPECKLE"), mmcl__opt_name(ctx, "SPECKLE"));
