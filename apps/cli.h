@@ -70,6 +70,10 @@ typedef enum cli_progress_mode {
  * removes its temporary files and leaves no output. */
 void cli_set_progress(mmcl_options *opts, const cli_args *a);
 
+/* Ends a progress line that is still open (a newline on its stream) and
+ * flushes stdout: what is printed next starts a line of its own. */
+void cli_end_progress_line(void);
+
 /* Whether SIGINT or SIGTERM asked the program to stop. */
 int cli_interrupted(void);
 

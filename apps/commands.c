@@ -31,6 +31,8 @@ keep_log(mmcl_log_level level, const char *msg, void *user)
 static void
 flush_log(char ***lines)
 {
+    if (*lines)
+        cli_end_progress_line();
     for (int i = 0; *lines && (*lines)[i]; i++)
         fprintf(stderr, "%s\n", (*lines)[i]);
     CSLDestroy(*lines);
@@ -47,6 +49,8 @@ static mmcl_options *
 command_options(mmcl_context *ctx, const char *operation, const cli_args *a,
                 char ***notes, mmcl_log_level level)
 {
+    /* The library's messages name the flags the user typed. */
+    mmcl_context_set_option_spelling(ctx, MMCL_OPTION_SPELLING_FLAG);
     mmcl_options *opts = mmcl_options_new(ctx, operation,
                                           (const char *const *)a->kv);
     if (!opts)

@@ -200,7 +200,24 @@ cli_progress(double complete, const char *message, void *user)
     if (mode != CLI_PROGRESS_STDOUT)
         return TRUE;
     progress_open = complete < 1.0;
-    return GDALTermProgress(complete, message, NULL);
+    int go_on = GDALTermProgress(complete, message, NULL);
+    /* GDALTermProgress leaves its last " - done." in the buffer of a
+     * piped stdout, where the notes printed on stderr next would pass it
+     * ("...90canonical correlations: ..."). */
+    fflush(stdout);
+    return go_on;
+}
+
+void
+cli_end_progress_line(void)
+{
+    if (progress_open)
+        fputc('\n', stdout);
+    progress_open = 0;
+    fflush(stdout);
+    if (stderr_step >= 0 && stderr_step <= 40) /* an open line on stderr */
+        fputc('\n', stderr);
+    stderr_step = -1;
 }
 
 void
@@ -219,13 +236,7 @@ cli_fail(const char *cmd, mmcl_context *ctx)
     const char *msg = mmcl_context_errmsg(ctx);
     /* End a progress line the failure interrupted (progress is on stdout,
      * as in GDAL's utilities). */
-    if (progress_open)
-        fputc('\n', stdout);
-    progress_open = 0;
-    fflush(stdout);
-    if (stderr_step >= 0 && stderr_step <= 40) /* an open line on stderr */
-        fputc('\n', stderr);
-    stderr_step = -1;
+    cli_end_progress_line();
     if (stop_signal)
         fprintf(stderr, "ERROR %d: mmcl %s: interrupted by %s; nothing was "
                         "written\n",
@@ -324,6 +335,30 @@ print_usage_line(FILE *f, const cli_command *cmd)
     }
 }
 
+/* The head of an option's line in --help: its spellings as the user
+ * types them ("--sar-db, --sar-linear, --sar-transform none|db|linear"),
+ * switches without the value they set (the table's "--sar-db=db"). */
+static void
+option_head(const mmcl_option_def *d, char *head, size_t size)
+{
+    size_t used = 0;
+    head[0] = '\0';
+    char **f = CSLTokenizeString2(d->flags ? d->flags : "", " ", 0);
+    for (int k = 0; f && f[k] && used < size; k++) {
+        char *eq = strchr(f[k], '=');
+        if (eq)
+            *eq = '\0';
+        int takes_value = !eq && d->type != MMCL_OPT_BOOL && d->metavar;
+        int w = snprintf(head + used, size - used, "%s%s%s%s",
+                         k ? ", " : "", f[k], takes_value ? " " : "",
+                         takes_value ? d->metavar : "");
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    CSLDestroy(f);
+}
+
 static void
 print_help(const cli_command *cmd)
 {
@@ -344,13 +379,11 @@ print_help(const cli_command *cmd)
     for (size_t i = 0; i < n; i++) {
         const mmcl_option_def *d = &defs[i];
         char head[192];
-        char flags[128];
-        snprintf(flags, sizeof(flags), "%s", d->flags ? d->flags : "");
-        if (d->metavar && d->type != MMCL_OPT_BOOL && !strchr(flags, '='))
-            snprintf(head, sizeof(head), "%s %s", flags, d->metavar);
+        option_head(d, head, sizeof(head));
+        if (strlen(head) > 24)
+            printf("  %s\n  %-24s %s", head, "", d->help);
         else
-            snprintf(head, sizeof(head), "%s", flags);
-        printf("  %-24s %s", head, d->help);
+            printf("  %-24s %s", head, d->help);
         if (d->default_value && d->type != MMCL_OPT_BOOL)
             printf(" [default: %s]", d->default_value);
         if (d->type == MMCL_OPT_ENUM && !(d->metavar && strchr(d->metavar, '|')))

@@ -214,6 +214,12 @@ MMCLDataset::MMCLDataset(std::shared_ptr<Product> product, int level)
 
     const char *const *md = mmcl_product_metadata(p, level);
     GDALDataset::SetMetadata(const_cast<char **>(md), "MMCL");
+    /* What the product is and which mmcl computes it, also in the default
+     * domain that gdalinfo and QGIS show, as in the files mmcl writes. */
+    const char *kind = CSLFetchNameValue(const_cast<char **>(md), "PRODUCT");
+    if (kind)
+        SetMetadataItem("MMCL_PRODUCT", kind);
+    SetMetadataItem("MMCL_VERSION", mmcl_version());
     if (level > 0) {
         SetMetadataItem("APPROXIMATE", "YES");
         SetMetadataItem("OVERVIEW_FACTOR",

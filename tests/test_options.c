@@ -183,6 +183,89 @@ every_option_says_who_reads_it(void)
     }
 }
 
+/* The message of options built from one KEY=VALUE with @p spelling. */
+static void
+expect_message(mmcl_option_spelling spelling, const char *op,
+               const char *item, const char *want)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_context_set_option_spelling(ctx, spelling);
+    const char *kv[] = {item, NULL};
+    mmcl_options *o = mmcl_options_new(ctx, op, kv);
+    CU_ASSERT_PTR_NULL(o);
+    if (strcmp(mmcl_context_errmsg(ctx), want) != 0)
+        printf("  message '%s', want '%s'\n", mmcl_context_errmsg(ctx), want);
+    CU_ASSERT_STRING_EQUAL(mmcl_context_errmsg(ctx), want);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
+static void
+messages_name_options_as_the_front_end_spells_them(void)
+{
+    /* C callers and GDAL open options: the keys they gave. */
+    expect_message(MMCL_OPTION_SPELLING_KEY, "train", "DIM=0",
+                   "train: option DIM=0 is out of range [1, 1024]");
+    expect_message(MMCL_OPTION_SPELLING_KEY, "embed", "MODALITY=foo",
+                   "embed: option MODALITY must be one of "
+                   "optical|sar|joint, got 'foo'");
+    /* The program: the flags its user typed. */
+    expect_message(MMCL_OPTION_SPELLING_FLAG, "train", "DIM=0",
+                   "--dim 0 is out of range [1, 1024]");
+    expect_message(MMCL_OPTION_SPELLING_FLAG, "embed", "MODALITY=foo",
+                   "--modality must be one of optical|sar|joint, got 'foo'");
+    expect_message(MMCL_OPTION_SPELLING_FLAG, "align",
+                   "ERROR_THRESHOLD=x", "-et expects a number, got 'x'");
+
+    mmcl_context *ctx = mmcl_context_create();
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_name(ctx, "SAR_TRANSFORM"),
+                           "SAR_TRANSFORM");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_setting(ctx, "LEGEND", "NO"),
+                           "LEGEND=NO");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_setting(NULL, "DIM", "3"), "DIM=3");
+    mmcl_context_set_option_spelling(ctx, MMCL_OPTION_SPELLING_FLAG);
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_name(ctx, "SAR_TRANSFORM"),
+                           "--sar-transform");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_setting(ctx, "SAR_TRANSFORM", "db"),
+                           "--sar-db");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_setting(ctx, "SAR_TRANSFORM", "none"),
+                           "--sar-transform none");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_setting(ctx, "LEGEND", "NO"),
+                           "--no-legend");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_setting(ctx, "OVERWRITE", "YES"),
+                           "--overwrite");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_name(ctx, "ERROR_THRESHOLD"), "-et");
+    CU_ASSERT_STRING_EQUAL(mmcl__opt_name(ctx, "NO_SUCH_KEY"), "NO_SUCH_KEY");
+    mmcl_context_destroy(ctx);
+}
+
+/* Messages look an option up by its key alone: a key must have the same
+ * flags in every table. */
+static void
+a_key_has_the_same_flags_in_every_table(void)
+{
+    const char *const *ops = mmcl_operations();
+    for (size_t a = 0; ops[a]; a++) {
+        size_t na = 0;
+        const mmcl_option_def *da = mmcl_option_defs(ops[a], &na);
+        for (size_t b = a + 1; ops[b]; b++) {
+            size_t nb = 0;
+            const mmcl_option_def *db = mmcl_option_defs(ops[b], &nb);
+            for (size_t i = 0; i < na; i++)
+                for (size_t j = 0; j < nb; j++) {
+                    if (strcmp(da[i].name, db[j].name) != 0)
+                        continue;
+                    const char *fa = da[i].flags ? da[i].flags : "";
+                    const char *fb = db[j].flags ? db[j].flags : "";
+                    if (strcmp(fa, fb) != 0)
+                        printf("  %s: '%s' in %s, '%s' in %s\n", da[i].name,
+                               fa, ops[a], fb, ops[b]);
+                    CU_ASSERT_STRING_EQUAL(fa, fb);
+                }
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -200,6 +283,10 @@ main(void)
         {"options_built_for_one_operation_are_refused_by_another",
          options_built_for_one_operation_are_refused_by_another},
         {"every_option_says_who_reads_it", every_option_says_who_reads_it},
+        {"messages_name_options_as_the_front_end_spells_them",
+         messages_name_options_as_the_front_end_spells_them},
+        {"a_key_has_the_same_flags_in_every_table",
+         a_key_has_the_same_flags_in_every_table},
         {NULL, NULL}};
     return test_run_suite("options", cases);
 }

@@ -677,7 +677,8 @@ bad_inputs_are_refused_with_clear_errors_and_no_output(void)
     const char *kv4[] = {"MODE=direct", "BANDS=1,2", NULL};
     expect_failure(pca_path, out, kv4, MMCL_ERR_INVALID_ARG, "three bands");
     const char *kv5[] = {"MODE=colormap", NULL};
-    expect_failure(pca_path, out, kv5, MMCL_ERR_INVALID_ARG, "--bands");
+    expect_failure(pca_path, out, kv5, MMCL_ERR_INVALID_ARG,
+                   "choose one with BANDS");
     const char *kv6[] = {"RANGE=0,1", NULL};
     expect_failure(pca_path, out, kv6, MMCL_ERR_INVALID_ARG, "RANGE");
     const char *kv7[] = {"STRETCH=98,2", NULL};

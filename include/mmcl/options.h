@@ -75,6 +75,28 @@ typedef struct mmcl_option_def {
 typedef struct mmcl_options mmcl_options;
 
 /**
+ * How the library's messages name an option. A C program, and GDAL's open
+ * options of the lazy products, give options as KEY=VALUE, and the
+ * messages name them so ("option DIM=0 is out of range"). A front end with
+ * its own spelling tells the context: the mmcl program's messages name the
+ * flag the user typed ("--dim 0 is out of range"), from the option
+ * tables' flags.
+ * @since 0.1
+ */
+typedef enum mmcl_option_spelling {
+    MMCL_OPTION_SPELLING_KEY = 0, /* KEY=VALUE (default) */
+    MMCL_OPTION_SPELLING_FLAG = 1 /* the mmcl program's flags */
+} mmcl_option_spelling;
+
+/**
+ * Sets how the messages of calls made with @p ctx name options. NULL
+ * @p ctx is a no-op.
+ * @since 0.1
+ */
+MMCL_API void mmcl_context_set_option_spelling(mmcl_context *ctx,
+                                               mmcl_option_spelling spelling);
+
+/**
  * The option table of @p operation ("align", "synth", ...).
  * @param n  Receives the number of entries (0 for an unknown operation).
  *           Must not be NULL.

@@ -39,8 +39,10 @@ What QGIS decides rather than the program:
 import html
 import json
 import os
+import sys
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm,
+from qgis.core import (QgsApplication, QgsProcessing,
+                       QgsProcessingAlgorithm,
                        QgsProcessingException, QgsProcessingFeedback,
                        QgsProcessingOutputFile,
                        QgsProcessingOutputNumber,
@@ -58,6 +60,8 @@ from qgis.core import (QgsProcessing, QgsProcessingAlgorithm,
                        QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsProcessingUtils,
                        QgsRasterFileWriter)
+
+from qgis.PyQt.QtCore import QCoreApplication
 
 from . import runner
 
@@ -184,8 +188,10 @@ def _label(name):
     return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
-def _help_line(name, text):
-    return "<b>%s</b>: %s" % (html.escape(name), html.escape(text))
+def _plain_help():
+    """Whether help text is shown as it is (qgis_process, PyQGIS): the
+    desktop's dialogs read it as HTML, one paragraph a line."""
+    return QgsApplication.platform() != "desktop"
 
 
 def _default_note(o):
@@ -236,23 +242,27 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
         return self._usage.get("summary", "")
 
     def shortHelpString(self):
+        """Plain text, one paragraph a line: qgis_process prints it as it
+        is, and the desktop's dialogs make each line a paragraph (there
+        the text is escaped, as they read it as HTML)."""
         u = self._usage
-        lines = ["<p>%s (<code>mmcl %s</code>).</p>" %
-                 (html.escape(u.get("summary", "").capitalize()),
-                  self._command), "<p>"]
+        summary = u.get("summary", "")
+        lines = ["%s%s (mmcl %s)." % (summary[:1].upper(), summary[1:],
+                                      self._command), ""]
         for p in u.get("positional", []):
-            lines.append(_help_line(p["name"], p.get("help", "")) + "<br>")
+            lines.append("%s: %s" % (p["name"], p.get("help", "")))
         for o in u.get("options", []):
             if o["name"] in HIDDEN:
                 continue
-            lines.append("<b>%s</b>: %s%s<br>" % (
-                html.escape(o["name"]), html.escape(o.get("help", "")),
-                html.escape(_default_note(o))))
-        lines.append("</p><p>Outputs are always replaced (--overwrite): "
-                     "QGIS asks before it replaces a file. mmcl replaces "
-                     "only an earlier output of the same kind, never an "
-                     "input.</p>")
-        return "".join(lines)
+            lines.append("%s: %s%s" % (o["name"], o.get("help", ""),
+                                       _default_note(o)))
+        lines += ["", "A choice is given by its name or by its number in "
+                  "the list (0 for the first).",
+                  "Outputs are always replaced (--overwrite): QGIS asks "
+                  "before it replaces a file. mmcl replaces only an earlier "
+                  "output of the same kind, never an input."]
+        text = "\n".join(lines)
+        return text if _plain_help() else html.escape(text)
 
     def helpUrl(self):
         return ""
@@ -391,15 +401,34 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
 
     # Running -------------------------------------------------------------
 
+    def _choices_by_name(self, parameters):
+        """@p parameters with each choice given by its number (MODALITY=2,
+        as qgis_process help lists them) replaced by its name."""
+        named = dict(parameters)
+        for name, o in self._options.items():
+            if o["type"] == "enum" and name in named:
+                named[name] = _choice_name(o, named[name])
+        return named
+
+    def checkParameterValues(self, parameters, context):
+        return super().checkParameterValues(
+            self._choices_by_name(parameters), context)
+
     def canExecute(self):
         program = self._program_getter()
         if not program:
             return False, ("The mmcl program was not found. Set its path in "
-                           "Settings > Options > Processing > Providers > "
-                           "mmcl, or put it on PATH.")
+                           "%s, or put it on PATH." % runner.SETTING)
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):
+        try:
+            return self._process(parameters, context, feedback)
+        except QgsProcessingException as e:
+            _show_error_once(str(e))
+            raise
+
+    def _process(self, parameters, context, feedback):
         program = self._program_getter()
         if not program:
             raise QgsProcessingException(self.canExecute()[1])
@@ -538,7 +567,9 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                 return self._format_from_extension(o, parameters, context)
             return []
         if kind == "enum":
-            text = self.parameterAsEnumString(parameters, name, context)
+            text = _choice_name(o, value)
+            if text not in o["choices"]:
+                text = self.parameterAsEnumString(parameters, name, context)
             return [] if text == default else _flag_words(o, text)
         if kind == "bool":
             flag = self.parameterAsBoolean(parameters, name, context)
@@ -665,6 +696,38 @@ def _plain_files(value):
                             for i in items):
         return None
     return [os.path.abspath(i) for i in items]
+
+
+def _show_error_once(message):
+    """Before a failure is raised: in qgis_process, show it once.
+
+    qgis_process prints every critical message of QGIS's log on stderr, and
+    a raised error goes there twice (QGIS logs it, and its feedback logs it
+    again), besides the feedback's own "ERROR:" line: three copies, or two
+    with --json, which prints no "ERROR:" line. There the run ends with
+    this error, so the log is silenced for the little that is left, and
+    with --json the message is printed here instead. The desktop and
+    PyQGIS scripts are left as they are.
+    """
+    if QgsApplication.platform() != "qgis_process":
+        return
+    if "--json" in QCoreApplication.arguments():
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    QgsApplication.messageLog().blockSignals(True)
+
+
+def _choice_name(o, value):
+    """The choice of enum option @p o that @p value names, by its name (any
+    case) or its number; @p value itself when it names none."""
+    choices = o["choices"]
+    text = str(value).strip() if value is not None else ""
+    if text.isdigit() and int(text) < len(choices):
+        return choices[int(text)]
+    for c in choices:
+        if c.lower() == text.lower():
+            return c
+    return value
 
 
 def _cannot_open(name, values):

@@ -17,6 +17,12 @@ class MmclPlugin:
 
     def initGui(self):
         self.initProcessing()
+        problem = self.provider.problem() if self.provider else ""
+        if problem and self.iface is not None:
+            # In the desktop, say it where the user looks: the message bar.
+            from qgis.core import Qgis
+            self.iface.messageBar().pushMessage(
+                "mmcl", problem, level=Qgis.Warning, duration=0)
 
     def unload(self):
         if self.provider is not None:

@@ -4,9 +4,11 @@
 The algorithms are built from `mmcl --json-usage`, which the program prints
 from the same option tables the library parses. The program is the one set
 in Settings > Options > Processing > Providers > mmcl, else the
-MMCL_PROGRAM environment variable, else the program `cmake --install`
-installed beside the plugin, else `mmcl` on PATH. Changing the setting
-reloads the algorithms.
+MMCL_PROGRAM environment variable, else the program recorded beside the
+plugin (by `cmake --install`, or in the ZIP: where the program installs and
+the program of the build that made the ZIP), else `mmcl` on PATH. When none
+is found, the provider says where it looked. Changing the setting reloads
+the algorithms.
 """
 import json
 import os
@@ -70,6 +72,10 @@ class MmclProvider(QgsProcessingProvider):
         ProcessingConfig.removeSetting(ACTIVATE)
         ProcessingConfig.removeSetting(PROGRAM)
 
+    def problem(self):
+        """Why the provider has no algorithms, or ""."""
+        return self._problem
+
     def isActive(self):
         return bool(ProcessingConfig.getSetting(ACTIVATE))
 
@@ -95,10 +101,10 @@ class MmclProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         self._version, self._problem = "", ""
-        program = configured_program()
+        program, tried = runner.search_program(
+            ProcessingConfig.getSetting(PROGRAM))
         if not program:
-            self._problem = ("the mmcl program was not found: set it in "
-                             "Processing > Providers > mmcl or put it on PATH")
+            self._problem = runner.not_found_message(tried)
             QgsMessageLog.logMessage(self._problem, "mmcl", Qgis.Critical)
             return
         try:

@@ -38,27 +38,62 @@ _POLL = 0.05
 _GRACE = 3.0
 
 
-def find_program(configured=None):
-    """The mmcl program to run, or None.
+# Where the provider setting is, for the messages.
+SETTING = "Settings > Options > Processing > Providers > mmcl"
 
-    In order: the provider setting, the MMCL_PROGRAM environment variable,
-    the program that `cmake --install` recorded beside the plugin
-    (program_path.txt, relative to the plugin folder or absolute), and
-    `mmcl` on PATH.
+
+def recorded_programs():
+    """The programs named in program_path.txt beside the plugin, in order.
+
+    `cmake --install` writes the installed program there, relative to the
+    plugin folder; the ZIP of the qgis_zip target carries the absolute
+    install path, then the program of the build that made the ZIP (a ZIP
+    is installed into a QGIS profile, far from both).
     """
-    for candidate in (configured, os.environ.get("MMCL_PROGRAM")):
-        if candidate:
-            return candidate
     here = os.path.dirname(os.path.abspath(__file__))
     recorded = os.path.join(here, "program_path.txt")
-    if os.path.isfile(recorded):
-        with open(recorded, encoding="utf-8") as f:
-            path = f.read().strip()
-        if path:
-            path = os.path.normpath(os.path.join(here, path))
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                return path
-    return shutil.which("mmcl")
+    if not os.path.isfile(recorded):
+        return []
+    with open(recorded, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    return [os.path.normpath(os.path.join(here, line)) for line in lines
+            if line]
+
+
+def search_program(configured=None):
+    """(the mmcl program to run or None, the places looked at in vain).
+
+    In order: the provider setting, the MMCL_PROGRAM environment variable,
+    the programs recorded beside the plugin (program_path.txt) and `mmcl`
+    on PATH.
+    """
+    if configured:
+        return configured, []
+    tried = ["the provider setting (%s)" % SETTING]
+    if os.environ.get("MMCL_PROGRAM"):
+        return os.environ["MMCL_PROGRAM"], tried
+    tried.append("MMCL_PROGRAM (not set)")
+    for path in recorded_programs():
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, tried
+        tried.append(path)
+    found = shutil.which("mmcl")
+    if found:
+        return found, tried
+    tried.append("mmcl on PATH")
+    return None, tried
+
+
+def find_program(configured=None):
+    """The mmcl program to run, or None (see search_program)."""
+    return search_program(configured)[0]
+
+
+def not_found_message(tried):
+    """What to tell the user when no program was found."""
+    return ("the mmcl program was not found; looked at: %s. Set its path "
+            "in %s (or the MMCL_PROGRAM environment variable), or put mmcl "
+            "on PATH" % ("; ".join(tried), SETTING))
 
 
 def progress_of(line):
@@ -135,9 +170,8 @@ def run(program, command, args, feedback=None, output_folders=(),
                                 stderr=subprocess.PIPE, env=env)
     except OSError as e:
         raise QgsProcessingException(
-            "cannot run the mmcl program '%s': %s. Set its path in "
-            "Settings > Options > Processing > Providers > mmcl, or put it "
-            "on PATH." % (program, e.strerror or e))
+            "cannot run the mmcl program '%s': %s. Set its path in %s, or "
+            "put it on PATH." % (program, e.strerror or e, SETTING))
 
     chunks = queue.Queue()
     readers = [threading.Thread(target=_pump, args=(proc.stdout, 1, chunks),

@@ -16,6 +16,7 @@
 #include <gdal.h>
 
 #include "context_internal.h"
+#include "mmcl/options.h"
 
 enum { MMCL__ERRMSG_SIZE = 2048 };
 
@@ -25,6 +26,7 @@ struct mmcl_context {
     mmcl_log_fn log;
     void *log_user;
     mmcl_log_level log_max;
+    mmcl_option_spelling spelling; /* how messages name options */
 };
 
 /* GDAL's drivers, registered by the library when the program has not
@@ -76,6 +78,20 @@ mmcl_context_set_log(mmcl_context *ctx, mmcl_log_fn fn, void *user,
     ctx->log = fn;
     ctx->log_user = user;
     ctx->log_max = max_level;
+}
+
+void
+mmcl_context_set_option_spelling(mmcl_context *ctx,
+                                 mmcl_option_spelling spelling)
+{
+    if (ctx)
+        ctx->spelling = spelling;
+}
+
+int
+mmcl__context_option_spelling(const mmcl_context *ctx)
+{
+    return ctx ? (int)ctx->spelling : (int)MMCL_OPTION_SPELLING_KEY;
 }
 
 const char *

@@ -28,6 +28,11 @@ mmcl_status mmcl__error(mmcl_context *ctx, mmcl_status code, const char *fmt,
 void mmcl__log(mmcl_context *ctx, mmcl_log_level level, const char *fmt, ...)
     MMCL__PRINTF(3, 4);
 
+/* How messages of calls made with @p ctx name options (an
+ * mmcl_option_spelling; KEY for a NULL @p ctx). Spell them with
+ * mmcl__opt_name() and mmcl__opt_setting() (options_internal.h). */
+int mmcl__context_option_spelling(const mmcl_context *ctx);
+
 /* Copies the error state (code and message) of @p from into @p to. */
 void mmcl__error_copy(mmcl_context *to, const mmcl_context *from);
 

@@ -383,6 +383,139 @@ find_def(const struct op_table *op, const char *key, size_t key_len)
     return -1;
 }
 
+static int parse_bool(const char *s, int *out);
+
+/* The table entry named @p key in any operation's table (one key has the
+ * same flags in every table; test_options checks it), or NULL. */
+static const mmcl_option_def *
+def_by_name(const char *key)
+{
+    for (size_t t = 0; key && t < sizeof(op_tables) / sizeof(op_tables[0]);
+         t++) {
+        int i = find_def(&op_tables[t], key, strlen(key));
+        if (i >= 0)
+            return &op_tables[t].defs[i];
+    }
+    return NULL;
+}
+
+enum { SPELL_RING = 8, SPELL_SIZE = 192 };
+
+/* The next buffer of the per-thread ring the spellings live in. */
+static char *
+spell_buffer(void)
+{
+    static _Thread_local char ring[SPELL_RING][SPELL_SIZE];
+    static _Thread_local unsigned next;
+    return ring[next++ % SPELL_RING];
+}
+
+/* Copies flag number @p k of @p flags ("--sar-db=db --sar-transform") into
+ * @p out without its '=VALUE'; *sets receives that value or NULL. Returns 0
+ * when there is no such flag. */
+static int
+nth_flag(const char *flags, int k, char *out, size_t size, char *sets,
+         size_t sets_size)
+{
+    const char *p = flags;
+    for (int i = 0; p && *p; i++) {
+        const char *end = strchr(p, ' ');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (i == k) {
+            const char *eq = memchr(p, '=', n);
+            size_t name_len = eq ? (size_t)(eq - p) : n;
+            snprintf(out, size, "%.*s", (int)name_len, p);
+            if (eq)
+                snprintf(sets, sets_size, "%.*s", (int)(n - name_len - 1),
+                         eq + 1);
+            else
+                sets[0] = '\0';
+            return 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Writes the flag spelling of @p def with @p value (NULL: the name) into
+ * @p out; 0 when the option has no flag for it. */
+static int
+flag_spelling(const mmcl_option_def *def, const char *value, char *out,
+              size_t size)
+{
+    char flag[64], sets[64];
+    const char *plain = NULL; /* a flag taking a value, or a bool switch */
+    char plain_buf[64];
+    if (!def->flags)
+        return 0;
+    for (int k = 0; nth_flag(def->flags, k, flag, sizeof(flag), sets,
+                             sizeof(sets));
+         k++) {
+        if (sets[0] && value && strcasecmp(sets, value) == 0) {
+            snprintf(out, size, "%s", flag);
+            return 1;
+        }
+        if (!sets[0] && !plain) {
+            snprintf(plain_buf, sizeof(plain_buf), "%s", flag);
+            plain = plain_buf;
+        }
+    }
+    if (!plain)
+        return 0;
+    if (!value)
+        snprintf(out, size, "%s", plain);
+    else if (def->type == MMCL_OPT_BOOL) {
+        int b = 0;
+        if (!parse_bool(value, &b) || !b)
+            return 0;
+        snprintf(out, size, "%s", plain);
+    } else
+        snprintf(out, size, "%s %s", plain, value);
+    return 1;
+}
+
+const char *
+mmcl__opt_name(const mmcl_context *ctx, const char *key)
+{
+    const mmcl_option_def *def = def_by_name(key);
+    if (mmcl__context_option_spelling(ctx) != MMCL_OPTION_SPELLING_FLAG ||
+        !def)
+        return key;
+    char *out = spell_buffer();
+    return flag_spelling(def, NULL, out, SPELL_SIZE) ? out : key;
+}
+
+const char *
+mmcl__opt_setting(const mmcl_context *ctx, const char *key, const char *value)
+{
+    const mmcl_option_def *def = def_by_name(key);
+    char *out = spell_buffer();
+    if (mmcl__context_option_spelling(ctx) == MMCL_OPTION_SPELLING_FLAG &&
+        def && flag_spelling(def, value, out, SPELL_SIZE))
+        return out;
+    snprintf(out, SPELL_SIZE, "%s=%s", key, value ? value : "");
+    return out;
+}
+
+/* What a message about a value of @p def says first: "embed: option
+ * MODALITY" (or with @p value: "train: option DIM=0") for the library's
+ * callers, "--modality" ("--dim 0") for the program's. */
+static const char *
+subject(const mmcl_context *ctx, const char *operation,
+        const mmcl_option_def *def, const char *value)
+{
+    if (mmcl__context_option_spelling(ctx) == MMCL_OPTION_SPELLING_FLAG)
+        return value ? mmcl__opt_setting(ctx, def->name, value)
+                     : mmcl__opt_name(ctx, def->name);
+    char *out = spell_buffer();
+    if (value)
+        snprintf(out, SPELL_SIZE, "%s: option %s=%s", operation, def->name,
+                 value);
+    else
+        snprintf(out, SPELL_SIZE, "%s: option %s", operation, def->name);
+    return out;
+}
+
 static int
 parse_bool(const char *s, int *out)
 {
@@ -456,9 +589,9 @@ check_number(mmcl_context *ctx, const char *operation,
     double xd = 0.0, ld;
     if (is_int ? !parse_ll(text, &xi) : !parse_double(text, &xd))
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "%s: option %s expects %s, got '%s'", operation,
-                           def->name, is_int ? "an integer" : "a number",
-                           text);
+                           "%s expects %s, got '%s'",
+                           subject(ctx, operation, def, NULL),
+                           is_int ? "an integer" : "a number", text);
     int out;
     if (is_int)
         out = (def->min && parse_ll(def->min, &li) && xi < li) ||
@@ -468,8 +601,8 @@ check_number(mmcl_context *ctx, const char *operation,
               (def->max && parse_double(def->max, &ld) && xd > ld);
     if (out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "%s: option %s=%s is out of range [%s, %s]",
-                           operation, def->name, text,
+                           "%s is out of range [%s, %s]",
+                           subject(ctx, operation, def, text),
                            def->min ? def->min : "-inf",
                            def->max ? def->max : "inf");
     return MMCL_OK;
@@ -495,16 +628,17 @@ set_value(mmcl_context *ctx, const char *operation, const mmcl_option_def *def,
         int b;
         if (!parse_bool(text, &b))
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s: option %s expects YES or NO, got '%s'",
-                               operation, def->name, text);
+                               "%s expects YES or NO, got '%s'",
+                               subject(ctx, operation, def, NULL), text);
         store = b ? "YES" : "NO";
         break;
     }
     case MMCL_OPT_ENUM:
         if (!match_choice(def->choices, text, canon, sizeof(canon)))
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s: option %s must be one of %s, got '%s'",
-                               operation, def->name, def->choices, text);
+                               "%s must be one of %s, got '%s'",
+                               subject(ctx, operation, def, NULL),
+                               def->choices, text);
         store = canon;
         break;
     case MMCL_OPT_STRING:

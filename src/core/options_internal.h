@@ -31,6 +31,20 @@ int mmcl__opt_given(const mmcl_options *opts, const char *key);
 
 mmcl_progress_fn mmcl__opt_progress(const mmcl_options *opts, void **user);
 
+/*
+ * How messages name option @p key (a table name, "DIM") for the front end
+ * of @p ctx (mmcl_context_set_option_spelling): "DIM", or the program's
+ * flag "--dim". mmcl__opt_setting spells it with a value: "DIM=0", or
+ * "--dim 0"; a switch that sets the value is named alone ("--sar-db" for
+ * SAR_TRANSFORM=db, "--overwrite" for OVERWRITE=YES, "--no-legend" for
+ * LEGEND=NO). An option without a flag keeps its key. The strings live in
+ * a small per-thread ring: valid for the next few calls, long enough to
+ * format one message.
+ */
+const char *mmcl__opt_name(const mmcl_context *ctx, const char *key);
+const char *mmcl__opt_setting(const mmcl_context *ctx, const char *key,
+                              const char *value);
+
 /* Number of threads to use: THREADS, with 0 meaning every core. */
 int mmcl__opt_threads(const mmcl_options *opts);
 

@@ -180,8 +180,8 @@ mmcl__output_format(mmcl_context *ctx, const mmcl_options *o, const char *path)
     if (!first && n > 10 && EQUAL(path + n - 10, ".mmcl.json")) {
         mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                     "output '%s' has the name of a lazy descriptor: give "
-                    "--lazy to write one, or name the raster .tif",
-                    path);
+                    "%s to write one, or name the raster .tif",
+                    path, mmcl__opt_setting(ctx, "LAZY", "YES"));
         return NULL;
     }
     if (!first) {
@@ -475,11 +475,36 @@ mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
     return MMCL_OK;
 }
 
+/*
+ * The name in GDAL's default metadata domain of MMCL-domain item @p key, or
+ * NULL when it stays in the MMCL domain only. The default domain is what
+ * gdalinfo and QGIS's layer properties show: they tell what the file is
+ * (MMCL_PRODUCT) and which mmcl wrote it (MMCL_VERSION). The rest (model
+ * hash, figures, notes) stays in the MMCL domain, which mmcl reads back
+ * (an output of the same PRODUCT is what --overwrite may replace): the
+ * default domain is shared with every other tool, so only two prefixed
+ * items go there. The GDAL plugin shows lazy products the same way.
+ */
+static const char *
+default_domain_item(const char *key)
+{
+    if (strcmp(key, "PRODUCT") == 0)
+        return "MMCL_PRODUCT";
+    if (strcmp(key, "MMCL_VERSION") == 0)
+        return "MMCL_VERSION";
+    return NULL;
+}
+
 mmcl_status
 mmcl__writer_set_metadata(mmcl_context *ctx, mmcl__writer *w, const char *key,
                           const char *value)
 {
-    if (GDALSetMetadataItem(w->ds, key, value, "MMCL") != CE_None)
+    /* What the output is and which mmcl wrote it also go into the default
+     * domain, the one gdalinfo and QGIS's layer properties show
+     * (default_domain_item). */
+    const char *shown = default_domain_item(key);
+    if (GDALSetMetadataItem(w->ds, key, value, "MMCL") != CE_None ||
+        (shown && GDALSetMetadataItem(w->ds, shown, value, NULL) != CE_None))
         return mmcl__error(ctx, MMCL_ERR_IO,
                            "cannot set metadata %s on '%s'", key, w->path);
     return MMCL_OK;

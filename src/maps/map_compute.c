@@ -185,6 +185,7 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
         md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
         md = CSLSetNameValue(md, "STRUCTURE_WINDOW",
                              CPLSPrintf("%d", 2 * def->reach + 1));
+        md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
     }
     /* What the input checks warned about (input_check.c). */
     for (int i = 0; enc->input_notes && enc->input_notes[i]; i++)

@@ -10,6 +10,7 @@
 #include "context_internal.h"
 #include "maps_internal.h"
 #include "noise_internal.h"
+#include "options_internal.h"
 #include "rng.h"
 #include "sample_internal.h"
 #include "stats.h"
@@ -285,8 +286,8 @@ count_centres(mmcl_context *ctx, sample_job *job, size_t n_tiles,
     if (V < *N)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "only %lld valid %dx%d patches, fewer than the %d "
-                           "samples asked for (lower --samples)",
-                           V, P, P, *N);
+                           "samples asked for (lower %s)",
+                           V, P, P, *N, mmcl__opt_name(ctx, "SAMPLES"));
     return MMCL_OK;
 }
 
@@ -400,8 +401,9 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
     if (P > width || P > height)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "patch size %d is larger than the %d x %d raster "
-                           "of %s (a smaller --patch, or a larger raster)",
-                           P, width, height, labels[0]);
+                           "of %s (a smaller %s, or a larger raster)",
+                           P, width, height, labels[0],
+                           mmcl__opt_name(ctx, "PATCH"));
 
     mmcl_status st = MMCL_OK;
     sample_job job = {0};

@@ -596,7 +596,8 @@ select_bands(mmcl_context *ctx, const mmcl__rgb_source *src, const char *in,
     if (n < 1) {
         CSLDestroy(tok);
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "BANDS: no band given in '%s'", spec ? spec : "");
+                           "%s: no band given in '%s'", mmcl__opt_name(ctx, "BANDS"),
+                           spec ? spec : "");
     }
     int *s = mmcl__malloc_array(ctx, (size_t)n, 1, sizeof(int));
     if (!s) {
@@ -612,16 +613,17 @@ select_bands(mmcl_context *ctx, const mmcl__rgb_source *src, const char *in,
         char *end;
         if (!*t) {
             st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "BANDS: empty band name in '%s'", spec);
+                             "%s: empty band name in '%s'", mmcl__opt_name(ctx, "BANDS"),
+                             spec);
             continue;
         }
         long v = strtol(t, &end, 10);
         if (end != t && !*end) {
             if (v < 1 || v > n_bands)
                 st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                                 "BANDS: band %ld does not exist: '%s' has %d "
+                                 "%s: band %ld does not exist: '%s' has %d "
                                  "band%s",
-                                 v, in, n_bands, n_bands == 1 ? "" : "s");
+                                 mmcl__opt_name(ctx, "BANDS"), v, in, n_bands, n_bands == 1 ? "" : "s");
             s[i] = (int)v;
             continue;
         }
@@ -646,8 +648,8 @@ select_bands(mmcl_context *ctx, const mmcl__rgb_source *src, const char *in,
                 used += (size_t)k;
             }
             st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "BANDS: no band '%s' in '%s'; its bands are: %s",
-                             t, in, names);
+                             "%s: no band '%s' in '%s'; its bands are: %s",
+                             mmcl__opt_name(ctx, "BANDS"), t, in, names);
         }
     }
     CSLDestroy(tok);
@@ -946,14 +948,13 @@ mmcl__rgb_choose_mode(mmcl_context *ctx, mmcl__rgb_job *job,
     if (job->mode == MMCL__RGB_COLORMAP && B != 1)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "colormap mode shows one band, but %d are "
-                           "selected; choose one with BANDS (--bands)",
-                           B);
+                           "selected; choose one with %s",
+                           B, mmcl__opt_name(ctx, "BANDS"));
     if (job->mode == MMCL__RGB_DIRECT && B != 3)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "direct mode shows three bands as red, green and "
-                           "blue, but %d %s selected; choose three with "
-                           "BANDS (--bands)",
-                           B, B == 1 ? "is" : "are");
+                           "blue, but %d %s selected; choose three with %s",
+                           B, B == 1 ? "is" : "are", mmcl__opt_name(ctx, "BANDS"));
     if (job->mode == MMCL__RGB_PCA && B < 2)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "PCA needs at least two bands, but one is "
@@ -961,13 +962,15 @@ mmcl__rgb_choose_mode(mmcl_context *ctx, mmcl__rgb_job *job,
     if (job->mode == MMCL__RGB_PCA && B > MAX_PCA_BANDS)
         return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
                            "PCA of %d bands: at most %d are supported; "
-                           "choose bands with BANDS (--bands)",
-                           B, MAX_PCA_BANDS);
+                           "choose bands with %s",
+                           B, MAX_PCA_BANDS, mmcl__opt_name(ctx, "BANDS"));
     if (job->mode == MMCL__RGB_PCA && range_given)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "RANGE applies to the colormap and direct modes; "
+                           "%s applies to the colormap and direct modes; "
                            "principal components are stretched by "
-                           "percentiles (STRETCH)");
+                           "percentiles (%s)",
+                           mmcl__opt_name(ctx, "RANGE"),
+                           mmcl__opt_name(ctx, "STRETCH"));
     job->n_ch = job->mode == MMCL__RGB_PCA      ? (B < 3 ? B : 3)
                 : job->mode == MMCL__RGB_DIRECT ? 3
                                            : 1;
@@ -999,7 +1002,8 @@ legend_paths(mmcl_context *ctx, mmcl__files *files, const char *out,
                                     MMCL__OUT_LEGEND_JSON, NULL, NULL);
     if (st == MMCL_ERR_EXISTS) {
         char *msg = CPLStrdup(mmcl_context_errmsg(ctx));
-        mmcl__error(ctx, st, "%s (or --no-legend)", msg);
+        mmcl__error(ctx, st, "%s (or %s)", msg,
+                    mmcl__opt_setting(ctx, "LEGEND", "NO"));
         CPLFree(msg);
     }
     return st;
@@ -1166,8 +1170,9 @@ lazy_check(mmcl_context *ctx, const mmcl_options *o, const char *out)
         if (mmcl__opt_given(o, refused[i]))
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                                "%s does not apply to a lazy descriptor "
-                               "(LAZY): the picture is rendered when read",
-                               refused[i]);
+                               "(%s): the picture is rendered when read",
+                               mmcl__opt_name(ctx, refused[i]),
+                               mmcl__opt_name(ctx, "LAZY"));
     if (!out || !*out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output given");
     return MMCL_OK;
@@ -1301,14 +1306,16 @@ run_options(mmcl_context *ctx, rgb_run *r)
     if (!parse_pair(mmcl__opt_str(o, "STRETCH"), &info->p_lo, &info->p_hi) ||
         info->p_lo < 0.0 || info->p_hi > 100.0 || info->p_lo >= info->p_hi)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "STRETCH must be two percentiles LOW,HIGH with 0 <= "
+                           "%s must be two percentiles LOW,HIGH with 0 <= "
                            "LOW < HIGH <= 100, got '%s'",
+                           mmcl__opt_name(ctx, "STRETCH"),
                            mmcl__opt_str(o, "STRETCH"));
     if (info->range_given &&
         (!parse_pair(mmcl__opt_str(o, "RANGE"), &r->range_lo, &r->range_hi) ||
          r->range_lo >= r->range_hi))
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "RANGE must be MIN,MAX with MIN < MAX, got '%s'",
+                           "%s must be MIN,MAX with MIN < MAX, got '%s'",
+                           mmcl__opt_name(ctx, "RANGE"),
                            mmcl__opt_str(o, "RANGE"));
     return MMCL_OK;
 }
@@ -1575,6 +1582,11 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         /* The descriptor: the statistics, rendered when read. */
         st = write_lazy(ctx, r.files, &r.job, &r.info, o, out, r.first_name,
                         r.legend_png, r.legend_json);
+        /* The passes over the input were the work: done. */
+        void *puser = NULL;
+        mmcl_progress_fn progress = mmcl__opt_progress(o, &puser);
+        if (st == MMCL_OK && progress)
+            progress(1.0, NULL, puser);
     } else if (st == MMCL_OK) {
         st = run_open_picture(ctx, &r);
         if (st == MMCL_OK)

@@ -606,8 +606,8 @@ stage_solve(mmcl_context *ctx, synth_stage *st, double *M, int d, int dg,
     if (n < 4LL * d)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "the %s region holds too few pixels (%lld) to "
-                           "standardize its factors; increase SIZE",
-                           what, n);
+                           "standardize its factors; increase %s",
+                           what, n, mmcl__opt_name(ctx, "SIZE"));
     for (int r = 0; r < d; r++) /* mirror the upper triangle */
         for (int c = 0; c < r; c++)
             M[(size_t)r * d + c] = M[(size_t)c * d + r];
@@ -824,8 +824,12 @@ sar_grid_plan(mmcl_context *ctx, const synth_model *m, const char *opt_wkt,
     mmcl__gdal_capture_end(&cap);
     if (err != OGRERR_NONE || !opt_srs || !srs) {
         status = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "SAR_SRS '%s' is not a CRS GDAL understands: %s",
-                             srs_text ? srs_text : "", mmcl__gdal_msg(&cap));
+                             "%s is not a CRS GDAL understands: %s",
+                             mmcl__opt_setting(ctx, "SAR_SRS",
+                                               CPLSPrintf("'%s'",
+                                                          srs_text ? srs_text
+                                                                   : "")),
+                             mmcl__gdal_msg(&cap));
         goto done;
     }
     OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
@@ -862,9 +866,12 @@ sar_grid_plan(mmcl_context *ctx, const synth_model *m, const char *opt_wkt,
     mmcl__gdal_capture_end(&cap);
     if (!ok) {
         status = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "cannot express the optical grid in SAR_SRS "
-                             "'%s': %s",
-                             srs_text ? srs_text : "", mmcl__gdal_msg(&cap));
+                             "cannot express the optical grid in %s: %s",
+                             mmcl__opt_setting(ctx, "SAR_SRS",
+                                               CPLSPrintf("'%s'",
+                                                          srs_text ? srs_text
+                                                                   : "")),
+                             mmcl__gdal_msg(&cap));
         goto done;
     }
     if (res <= 0.0)
@@ -874,10 +881,12 @@ sar_grid_plan(mmcl_context *ctx, const synth_model *m, const char *opt_wkt,
     double w = floor((x1 - x0) / res + 0.5), h = floor((y1 - y0) / res + 0.5);
     if (w < 8 || h < 8 || w > 65536 || h > 65536) {
         status = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "SAR_RES %g gives a %.0f x %.0f pixel SAR; give "
+                             "%s gives a %.0f x %.0f pixel SAR; give "
                              "the pixel size in the units of the SAR CRS "
                              "(about %g here)",
-                             res, w, h, sgt[1]);
+                             mmcl__opt_setting(ctx, "SAR_RES",
+                                               CPLSPrintf("%g", res)),
+                             w, h, sgt[1]);
         goto done;
     }
     g->width = (int)w;
@@ -1547,14 +1556,18 @@ run_options(mmcl_context *ctx, synth_run *r, const mmcl_options *opts)
 
     if (m->size - 2 * m->frame < 16)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "NODATA_FRAME %d leaves less than 16 valid pixels "
+                           "%s leaves less than 16 valid pixels "
                            "across a %d pixel scene",
-                           m->frame, m->size);
+                           mmcl__opt_setting(ctx, "NODATA_FRAME",
+                                             CPLSPrintf("%d", m->frame)),
+                           m->size);
     if (!m->specific && (mmcl__opt_given(opts, "OPTICAL_SPECIFIC") ||
                          mmcl__opt_given(opts, "SAR_SPECIFIC")))
         mmcl__log(ctx, MMCL_LOG_WARNING,
                   "synth: preset redundant has no specific factors; "
-                  "OPTICAL_SPECIFIC and SAR_SPECIFIC are ignored");
+                  "%s and %s are ignored",
+                  mmcl__opt_name(ctx, "OPTICAL_SPECIFIC"),
+                  mmcl__opt_name(ctx, "SAR_SPECIFIC"));
     /* The counting caveat (design 3.7): a modality with SHARED bands or
      * fewer fits whole into a SHARED-dimensional embedding. */
     if (m->B1 <= m->S || m->B2 <= m->S)

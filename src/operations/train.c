@@ -726,15 +726,18 @@ check_enl(mmcl_context *ctx, const train_state *t)
         negative += s->mean2[b] < 0;
     if (strcmp(mmcl__opt_str(t->opts, "SPECKLE"), "none") != 0)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "--sar-enl gives the speckle of the SAR as it is, "
-                           "not after --speckle's filter: give one of them "
-                           "(with --speckle, the noise left is estimated "
-                           "from the filtered data)");
+                           "%s gives the speckle of the SAR as it is, "
+                           "not after %s's filter: give one of them "
+                           "(with %s, the noise left is estimated "
+                           "from the filtered data)",
+                           mmcl__opt_name(ctx, "SAR_ENL"), mmcl__opt_name(ctx, "SPECKLE"), mmcl__opt_name(ctx, "SPECKLE"));
     if (2 * negative <= s->B2)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "--sar-enl needs the SAR in dB, and most SAR band "
+                           "%s needs the SAR in dB, and most SAR band "
                            "means are not negative (linear power?): convert "
-                           "it with --sar-db");
+                           "it with %s",
+                           mmcl__opt_name(ctx, "SAR_ENL"),
+                           mmcl__opt_setting(ctx, "SAR_TRANSFORM", "db"));
     return MMCL_OK;
 }
 
@@ -898,9 +901,9 @@ run_options(mmcl_context *ctx, train_run *r, const mmcl_options *o)
     r->encoder = mmcl__opt_str(o, "ENCODER");
     if (strcmp(t->aligned, "clip") != 0 && strcmp(r->encoder, "linear") != 0)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "--encoder %s needs --objective clip (cca and pca "
-                           "are linear)",
-                           r->encoder);
+                           "%s needs %s (cca and pca are linear)",
+                           mmcl__opt_setting(ctx, "ENCODER", r->encoder),
+                           mmcl__opt_setting(ctx, "OBJECTIVE", "clip"));
     return MMCL_OK;
 }
 
@@ -928,9 +931,10 @@ run_pair(mmcl_context *ctx, train_run *r)
      * on 2-channel SAR do. */
     if (t->k > dmin && !(strcmp(t->objective, "clip") == 0))
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "--dim %d is larger than what a modality can give: "
+                           "%s is larger than what a modality can give: "
                            "the %s patch has %d values (%d bands x %dx%d)",
-                           t->k, d1 < d2 ? "optical" : "SAR", dmin,
+                           mmcl__opt_setting(ctx, "DIM",
+                                             CPLSPrintf("%d", t->k)), d1 < d2 ? "optical" : "SAR", dmin,
                            d1 < d2 ? B1 : B2, t->P, t->P);
     r->n_sizes = 2;
     for (int m = 0; m < 2; m++) {
@@ -1035,9 +1039,13 @@ run_private(mmcl_context *ctx, train_run *r)
         int d = m == 0 ? r->d1 : r->d2;
         if (t->k + t->kp > d) {
             st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                             "--dim %d plus --private-dim %d exceeds the "
-                             "%d values of a %s patch",
-                             t->k, t->kp, d, mmcl__modality_name(m));
+                             "%s plus %s exceeds the %d values of a %s "
+                             "patch",
+                             mmcl__opt_setting(ctx, "DIM",
+                                               CPLSPrintf("%d", t->k)),
+                             mmcl__opt_setting(ctx, "PRIVATE_DIM",
+                                               CPLSPrintf("%d", t->kp)),
+                             d, mmcl__modality_name(m));
             break;
         }
         st = fit_private(ctx, t, m, r->H[m]);

@@ -640,8 +640,9 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
         if (mmcl__opt_given(opts, refused[i]))
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                                "%s does not apply to a lazy descriptor "
-                               "(LAZY): the product is computed when read",
-                               refused[i]);
+                               "(%s): the product is computed when read",
+                               mmcl__opt_name(ctx, refused[i]),
+                               mmcl__opt_name(ctx, "LAZY"));
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "mmcl_descriptor", DESCRIPTOR_VERSION);
     cJSON_AddStringToObject(j, "product", kind);

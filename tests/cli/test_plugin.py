@@ -323,7 +323,8 @@ class Plugin(unittest.TestCase):
         p = mmcl("rgb", "-q", "--lazy", "-of", "PNG", self.emb[0],
                  self.sample.path("x.mmcl.json"), check=False)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("FORMAT does not apply", p.stderr)
+        self.assertIn("-of does not apply to a lazy descriptor (--lazy)",
+                      p.stderr)
         p = mmcl("rgb", "-q", "--lazy", "--no-legend", self.emb[0], d,
                  check=False)
         self.assertIn("exists", p.stderr)
@@ -604,7 +605,8 @@ sys.exit(0 if not errors and before == after == 2 else 1)
                  self.sample.optical, self.sample.sar,
                  os.path.join(self.root, "x.mmcl.json"), check=False)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("FORMAT does not apply", p.stderr)
+        self.assertIn("-of does not apply to a lazy descriptor (--lazy)",
+                      p.stderr)
         p = mmcl("embed", "-q", "--lazy", self.sample.model,
                  self.sample.optical, self.sample.sar, self.emb[1],
                  check=False)

@@ -197,7 +197,7 @@ class ProbeReference(unittest.TestCase):
         p = run("probe", "-q", "--blocks", "1", self.models["cca"], self.opt,
                 self.sar, labels, check=False)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("BLOCKS", p.stderr)
+        self.assertIn("--blocks 1 is out of range", p.stderr)
         # A label raster on another grid: warped, with a note.
         moved = os.path.join(self.dir, "labels_utm_20m.tif")
         gdal.Warp(moved, labels, xRes=20, yRes=20, resampleAlg="near")

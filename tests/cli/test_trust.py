@@ -1324,7 +1324,7 @@ MODEL_WARNINGS = [
     Case("embed_mask_unknown_value",
          ["embed", "-q", "--mask", "both", "model.mmcl", "opt.tif",
           "sar.tif", "e.tif"], 1,
-         r"option MASK must be one of own\|any, got 'both'",
+         r"mmcl embed: --mask must be one of own\|any, got 'both'",
          absent=["e.tif"]),
 ]
 
@@ -1429,8 +1429,26 @@ PROBE_CASES = [
          setup=no_valid_label, absent=["p.csv", "p.tif"]),
 ]
 
+
+# A refused option is named by the flag given, and nothing is written
+# (the library's callers get the key: tests/test_options.c).
+EDGE_CASES = [
+    Case("embed_choice_refused_naming_the_flag",
+         ["embed", "-q", "--modality", "both", "model.mmcl", "opt.tif",
+          "sar.tif", "e.tif"], 1,
+         r"mmcl embed: --modality must be one of optical\|sar\|joint, got "
+         r"'both'", absent=["e.tif"]),
+    Case("train_value_out_of_range_naming_the_flag",
+         ["train", "-q", "--dim", "0", "opt.tif", "sar.tif", "m.mmcl"], 1,
+         r"mmcl train: --dim 0 is out of range \[1, 1024\]",
+         absent=["m.mmcl"]),
+    Case("rgb_stretch_refused_naming_the_flag",
+         ["rgb", "-q", "--stretch", "98,2", "emb.tif", "p.tif"], 1,
+         r"mmcl rgb: --stretch must be two percentiles", absent=["p.tif"]),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
-         PROBE_CASES)
+         PROBE_CASES + EDGE_CASES)
 
 
 def snapshot(folder, but_temporary=False):

@@ -456,6 +456,101 @@ class QgisProvider(unittest.TestCase):
         self.assertEqual(facts["left"], [])
         self.assertLess(facts["seconds_after_cancel"], 5.0)
 
+    # Rough edges: help, choices, an error once, the program found -----------
+
+    def test_help_is_plain_text(self):
+        text = self.qgis("help", "mmcl:embed").stdout
+        for tag in ("<p>", "<b>", "<br>", "<code>", "&#x27;", "&lt;"):
+            self.assertNotIn(tag, text)
+        self.assertIn("MODALITY: which encoder", text)
+        self.assertIn("GDAL's MMCL driver", text)
+        self.assertIn("Write the embedding map of a model on a raster pair "
+                      "(mmcl embed).", text)
+
+    def test_choices_are_taken_by_name_and_by_number(self):
+        """qgis_process help numbers the choices: MODALITY=2 is joint, as
+        MODALITY=joint; MODALITY=0 is optical."""
+        d = self.direct
+        q = os.path.join(self.root, "choices")
+        os.makedirs(q)
+        pair = ["MODEL=" + os.path.join(d, "model.mmcl"),
+                "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
+                "SAR=" + os.path.join(d, "scene", "sar.tif")]
+        for value, name in (("2", "n2"), ("joint", "joint"), ("0", "n0"),
+                            ("optical", "optical")):
+            self.qgis_json("run", "mmcl:embed", "--", *pair,
+                           "MODALITY=" + value,
+                           "OUT=" + os.path.join(q, name + ".tif"))
+        emb = gdal.Open(os.path.join(d, "emb.tif")).ReadAsArray()
+        for name in ("n2", "joint"):
+            self.assertEqual(max_abs_diff(gdal.Open(os.path.join(
+                q, name + ".tif")).ReadAsArray(), emb), 0.0)
+        a = gdal.Open(os.path.join(q, "n0.tif")).ReadAsArray()
+        self.assertEqual(max_abs_diff(a, gdal.Open(os.path.join(
+            q, "optical.tif")).ReadAsArray()), 0.0)
+        self.assertGreater(max_abs_diff(a, emb), 0.0)
+        p = self.qgis("run", "mmcl:embed", "--", *pair, "MODALITY=3",
+                      "OUT=" + os.path.join(q, "n3.tif"), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("MODALITY", p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(q, "n3.tif")))
+
+    def test_an_error_is_shown_once(self):
+        d = self.direct
+        sar = os.path.join(d, "scene", "sar.tif")
+        args = ["run", "mmcl:embed", "--",
+                "MODEL=" + os.path.join(d, "model.mmcl"), "OPTICAL=" + sar,
+                "SAR=" + os.path.join(d, "scene", "labels.tif"),
+                "OUT=" + os.path.join(self.root, "once.tif")]
+        for mode in ([], ["--json"]):
+            with self.subTest(mode=mode):
+                p = self.qgis(*(mode + args), check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertEqual((p.stdout + p.stderr).count(
+                    "the optical and SAR look swapped"), 1,
+                    p.stdout + p.stderr)
+
+    def unzipped_plugin(self, name):
+        """The qgis_zip plugin, unpacked as Install from ZIP does."""
+        if not os.path.exists(os.path.join(BINARY, "CMakeCache.txt")):
+            self.skipTest("MMCL_BINARY_DIR is not a build folder")
+        run("cmake", "--build", BINARY, "--target", "qgis_zip")
+        zip_path = os.path.join(BINARY, "mmcl-qgis-%s.zip" %
+                                self.usage["version"])
+        plugins = os.path.join(self.root, name)
+        with zipfile.ZipFile(zip_path) as z:
+            z.extractall(plugins)
+        home = os.path.join(self.root, "home-" + name)
+        os.makedirs(home)
+        env = dict(self.env, HOME=home, XDG_RUNTIME_DIR=home,
+                   QGIS_PLUGINPATH=plugins, PATH=self.empty_path())
+        del env["MMCL_PROGRAM"]
+        self.qgis("plugins", "enable", "mmcl", env=env)
+        return plugins, env
+
+    def test_zip_finds_the_program_it_was_built_with(self):
+        """No MMCL_PROGRAM, no mmcl on PATH, nothing set: the plugin from
+        the ZIP runs the program of the build that made the ZIP."""
+        plugins, env = self.unzipped_plugin("zip-plugins")
+        res = self.qgis_json("help", "mmcl:synth", env=env)
+        self.assertIn("SIZE", res["parameters"])
+        self.assertIn(self.usage["version"],
+                      res["provider_details"]["long_name"])
+
+    def test_a_program_found_nowhere_is_a_clear_message(self):
+        plugins, env = self.unzipped_plugin("zip-nowhere")
+        recorded = os.path.join(plugins, "mmcl", "program_path.txt")
+        with open(recorded, "w") as f:
+            f.write("/nonexistent/bin/mmcl\n")
+        p = self.qgis("list", env=env)
+        text = p.stdout + p.stderr
+        self.assertNotIn("mmcl:embed", text)
+        self.assertIn("the mmcl program was not found", text)
+        self.assertIn("/nonexistent/bin/mmcl", text)
+        self.assertIn("Settings > Options > Processing > Providers > mmcl",
+                      text)
+        self.assertIn("MMCL_PROGRAM", text)
+
     # Installing -----------------------------------------------------------
 
     def test_install_and_zip_ship_a_plugin_qgis_loads(self):
