@@ -455,14 +455,14 @@ OUTPUTS = [
     # What --overwrite is for keeps working.
     Case("overwrite_an_own_output",
          ALIGN + ["--overwrite", "--sar-db", "opt.tif", "sar.tif", "al.tif"],
-         0, replaced=["al.tif"]),
+         0, replaced=["al.tif", "al.qml"]),
     Case("overwrite_a_cog_drops_its_side_file",
          ALIGN + ["--overwrite", "opt.tif", "sar.tif", "cog.tif"], 0,
          replaced=["cog.tif"], removed=["cog.tif.aux.xml"],
          check=gtiff_without_side_file),
     Case("overwrite_drops_the_replaced_outputs_overviews",
          ALIGN + ["--overwrite", "--sar-db", "opt.tif", "sar.tif", "al.tif"],
-         0, setup=overviews("al.tif"), replaced=["al.tif"],
+         0, setup=overviews("al.tif"), replaced=["al.tif", "al.qml"],
          removed=["al.tif.ovr"]),
     Case("overwrite_an_own_model",
          ["train", "-q", "--overwrite", "--dim", "3", "--patch", "3",
@@ -742,8 +742,8 @@ INPUTS = [
          r"output 'out\.jpg': JPEG cannot hold the alpha band of the "
          r"picture"),
     Case("unknown_extension_refused",
-         ALIGN + ["opt.tif", "sar.tif", "al.foo"], 1,
-         r"output 'al\.foo': no GDAL raster format that can write takes "
+         ALIGN + ["opt.tif", "sar.tif", "other.foo"], 1,
+         r"output 'other\.foo': no GDAL raster format that can write takes "
          r"the extension '\.foo'; give the format with -of"),
     Case("raster_named_like_a_descriptor_refused",
          ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif",
