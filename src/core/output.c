@@ -342,8 +342,12 @@ kind_phrase(const out_rec *o, char *buf, size_t n)
     switch (o->kind) {
     case MMCL__OUT_RASTER:
         return product_phrase(o->product, buf, n);
-    case MMCL__OUT_SIDECAR:
-        return "GDAL's side file of an mmcl output";
+    case MMCL__OUT_SIDECAR: {
+        size_t len = strlen(o->path);
+        return len >= 4 && strcmp(o->path + len - 4, ".qml") == 0
+                   ? "a QGIS style (.qml)"
+                   : "GDAL's side file of an mmcl output";
+    }
     case MMCL__OUT_MODEL:
         return "an mmcl model file";
     case MMCL__OUT_REPORT:
@@ -794,8 +798,9 @@ mmcl__files_add_output(mmcl_context *ctx, mmcl__files *f, const char *path,
         if (!has_side(kind, k))
             continue;
         char *side = side_name(path, k);
-        st = side ? push_output(ctx, f, side, "side file", MMCL__OUT_SIDECAR,
-                                NULL, NULL, &si)
+        st = side ? push_output(ctx, f, side,
+                                k == SIDE_QML ? "QGIS style" : "side file",
+                                MMCL__OUT_SIDECAR, NULL, NULL, &si)
                   : mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         free(side);
         if (st == MMCL_OK) {

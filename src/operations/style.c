@@ -235,10 +235,12 @@ mmcl__style_qml(const char *product, int n_bands,
         band_range(&bands[i], centred, &lo, &hi);
         head(&t);
         pseudocolor(&t, i + 1, centred ? "rdbu_r" : "viridis", lo, hi);
-    } else if (strcmp(product, "embedding") == 0 && n_bands >= 3) {
-        int band[3] = {1, 2, 3};
-        double lo[3], hi[3];
-        for (int c = 0; c < 3; c++)
+    } else if (strcmp(product, "embedding") == 0 && n_bands >= 2) {
+        /* Two components: red and green, blue empty, as `mmcl rgb` draws
+         * the two principal components of two bands. */
+        int band[3] = {1, 2, n_bands >= 3 ? 3 : -1};
+        double lo[3] = {0.0, 0.0, 0.0}, hi[3] = {1.0, 1.0, 1.0};
+        for (int c = 0; c < 3 && c < n_bands; c++)
             band_range(&bands[c], 0, &lo[c], &hi[c]);
         head(&t);
         multiband(&t, band, lo, hi);

@@ -9,8 +9,10 @@
  *     excess band, else band 1), with the colour map `mmcl rgb` gives it:
  *     rdbu_r centred on 0 for the signed bands, viridis otherwise;
  *   - an embedding: its first three components as red, green and blue
- *     (multiband colour), the closest QGIS rendering of `mmcl rgb`'s
- *     picture of the leading components;
+ *     (multiband colour; two: red and green), the closest QGIS rendering
+ *     of `mmcl rgb`'s picture of the leading components (QGIS cannot
+ *     compute a PCA; the components of a CCA or PCA model come in order
+ *     of importance); one component in grey;
  *   - an aligned SAR: its first band in grey.
  * Each range is the band's mean +- 2 standard deviations, within its
  * minimum and maximum (about the 2-98 % stretch of `mmcl rgb`), made

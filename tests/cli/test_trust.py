@@ -1170,7 +1170,71 @@ MODEL_CHECKS = [
          warning=False, check=no_model_note("m.mmcl")),
 ]
 
-TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS
+def style_is(path, renderer):
+    """A check: @p path is a QGIS style whose renderer is @p renderer."""
+    def f(t, d):
+        with open(os.path.join(d, path)) as fp:
+            text = fp.read()
+        t.assertTrue(text.startswith("<!DOCTYPE qgis"), path)
+        t.assertIn('<rasterrenderer type="%s"' % renderer, text)
+    return f
+
+
+def statistics_in_the_map(t, d):
+    ds = gdal.Open(os.path.join(d, "l2.tif"))
+    for b in range(1, ds.RasterCount + 1):
+        md = ds.GetRasterBand(b).GetMetadata()
+        for k in ("MINIMUM", "MAXIMUM", "MEAN", "STDDEV"):
+            t.assertIn("STATISTICS_" + k, md, "band %d" % b)
+    t.assertFalse(os.path.exists(os.path.join(d, "l2.tif.aux.xml")))
+    style_is("l2.qml", "singlebandpseudocolor")(t, d)
+
+
+# The QGIS style (x.qml beside x.tif, x.mmcl.qml beside a descriptor) and
+# the statistics written with every map: side files like GDAL's.
+STYLE_CASES = [
+    Case("map_written_with_its_style_and_statistics",
+         ["infoloss", "-q", "model.mmcl", "opt.tif", "sar.tif", "l2.tif"],
+         0, check=statistics_in_the_map),
+    Case("stale_style_refused",
+         ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif", "e2.tif"], 1,
+         r"'e2\.qml' exists: a QGIS style \(\.qml\), which would describe "
+         r"the new output 'e2\.tif'; remove it, or use --overwrite",
+         setup=write("e2.qml", "<qgis><!-- mine --></qgis>\n"),
+         absent=["e2.tif"]),
+    Case("overwrite_replaces_the_style_with_its_map",
+         ["embed", "-q", "--overwrite", "--modality", "optical",
+          "model.mmcl", "opt.tif", "sar.tif", "emb.tif"], 0,
+         replaced=["emb.tif", "emb.qml"],
+         check=style_is("emb.qml", "multibandcolor")),
+    Case("overwrite_refuses_a_foreign_style",
+         ["embed", "-q", "--overwrite", "model.mmcl", "opt.tif", "sar.tif",
+          "emb.tif"], 1,
+         r"QGIS style 'emb\.qml' is a file of another kind; --overwrite "
+         r"replaces only a QGIS style \(\.qml\)",
+         setup=write("emb.qml", "my notes\n")),
+    Case("style_of_an_input_refused",
+         ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif", "opt.tiff"], 1,
+         r"QGIS style 'opt\.qml' is the QGIS style of the input 'opt\.tif'; "
+         r"writing it would change that input", absent=["opt.qml"]),
+    Case("lazy_descriptor_written_with_its_style",
+         ["infoloss", "-q", "--lazy", "model.mmcl", "opt.tif", "sar.tif",
+          "l3.mmcl.json"], 0,
+         check=style_is("l3.mmcl.qml", "singlebandpseudocolor")),
+    Case("lazy_descriptor_stale_style_refused",
+         ["embed", "-q", "--lazy", "model.mmcl", "opt.tif", "sar.tif",
+          "e3.mmcl.json"], 1,
+         r"'e3\.mmcl\.qml' exists: a QGIS style \(\.qml\), which would "
+         r"describe the new output 'e3\.mmcl\.json'",
+         setup=write("e3.mmcl.qml", "<qgis/>\n")),
+    Case("overwrite_a_descriptor_replaces_its_style",
+         ["embed", "-q", "--lazy", "--overwrite", "--modality", "sar",
+          "model.mmcl", "opt.tif", "sar.tif", "emb.mmcl.json"], 0,
+         replaced=["emb.mmcl.json", "emb.mmcl.qml"],
+         check=style_is("emb.mmcl.qml", "multibandcolor")),
+]
+
+TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + STYLE_CASES
 
 
 def snapshot(folder, but_temporary=False):
