@@ -27,6 +27,9 @@
 /* Colour ramp stops written for a colour map (QGIS interpolates between
  * them): every 16th entry of the 256 and the last. */
 #define RAMP_STEP 17
+/* Buckets of the histograms the percentiles are read from: the stretch
+ * is within 1/16384 of the band's range, as `mmcl rgb`'s. */
+#define HIST_BUCKETS 16384
 
 typedef struct qml_text {
     char *s;
@@ -70,7 +73,10 @@ static void
 band_range(const mmcl__style_band *b, int centred, double *lo, double *hi)
 {
     double l = 0.0, h = 1.0;
-    if (b->valid && isfinite(b->mean) && isfinite(b->std)) {
+    if (b->has_pct && isfinite(b->p_lo) && isfinite(b->p_hi)) {
+        l = b->p_lo;
+        h = b->p_hi;
+    } else if (b->valid && isfinite(b->mean) && isfinite(b->std)) {
         l = b->mean - 2.0 * b->std;
         h = b->mean + 2.0 * b->std;
         if (isfinite(b->min) && l < b->min)
@@ -219,6 +225,108 @@ loss_band(int n, const mmcl__style_band *b)
     return 0;
 }
 
+int
+mmcl__style_bands(const char *product, int n_bands,
+                  const mmcl__style_band *bands, int used[3])
+{
+    used[0] = used[1] = used[2] = -1;
+    if (!product || n_bands < 1)
+        return 0;
+    if (strcmp(product, "infoloss") == 0) {
+        used[0] = loss_band(n_bands, bands);
+        return 1;
+    }
+    if (strcmp(product, "embedding") == 0 && n_bands >= 2) {
+        int n = n_bands >= 3 ? 3 : 2;
+        for (int c = 0; c < n; c++)
+            used[c] = c;
+        return n;
+    }
+    if (strcmp(product, "embedding") == 0 ||
+        strcmp(product, "aligned_sar") == 0) {
+        used[0] = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+double
+mmcl__style_percentile(float *v, size_t n, double p)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(v[i]))
+            v[m++] = v[i];
+    if (!m)
+        return NAN;
+    qsort(v, m, sizeof(*v), cmp_float);
+    double r = p / 100.0 * (double)(m - 1);
+    size_t k = (size_t)r;
+    if (k + 1 >= m)
+        return v[m - 1];
+    return v[k] + (r - (double)k) * ((double)v[k + 1] - v[k]);
+}
+
+/* The value below which @p p percent of the counts of @p h (@p n buckets
+ * over [lo, hi]) lie, linear inside the bucket where the cumulative count
+ * crosses it (as `mmcl rgb` reads its histograms). */
+static double
+hist_percentile(const GUIntBig *h, int n, double lo, double hi, double p)
+{
+    double total = 0.0, cum = 0.0;
+    for (int k = 0; k < n; k++)
+        total += (double)h[k];
+    double target = p / 100.0 * total, width = (hi - lo) / n;
+    for (int k = 0; k < n; k++) {
+        if (!h[k])
+            continue;
+        if (cum + (double)h[k] >= target)
+            return lo + ((double)k + (target - cum) / (double)h[k]) * width;
+        cum += (double)h[k];
+    }
+    return hi;
+}
+
+/*
+ * The histogram of @p band's finite values in HIST_BUCKETS buckets over
+ * [lo, hi], read by strips of rows. (GDAL's own histogram would be stored
+ * in a new .aux.xml beside the output.)
+ */
+static CPLErr
+band_histogram(GDALRasterBandH band, double lo, double hi, GUIntBig *h)
+{
+    int w = GDALGetRasterBandXSize(band), H = GDALGetRasterBandYSize(band);
+    int rows = 256;
+    float *strip = malloc((size_t)w * (size_t)rows * sizeof(float));
+    if (!strip)
+        return CE_Failure;
+    double scale = HIST_BUCKETS / (hi - lo);
+    CPLErr e = CE_None;
+    for (int y = 0; y < H && e == CE_None; y += rows) {
+        int n = H - y < rows ? H - y : rows;
+        e = GDALRasterIO(band, GF_Read, 0, y, w, n, strip, w, n,
+                         GDT_Float32, 0, 0);
+        for (size_t i = 0; e == CE_None && i < (size_t)w * (size_t)n; i++) {
+            if (!isfinite(strip[i]))
+                continue;
+            double k = floor(((double)strip[i] - lo) * scale);
+            int ki = k < 0.0                  ? 0
+                     : k >= HIST_BUCKETS - 1.0 ? HIST_BUCKETS - 1
+                                              : (int)k;
+            h[ki]++;
+        }
+    }
+    free(strip);
+    return e;
+}
+
 char *
 mmcl__style_qml(const char *product, int n_bands,
                 const mmcl__style_band *bands)
@@ -308,6 +416,29 @@ mmcl__style_write_raster(mmcl_context *ctx, const char *raster,
         b[i].valid = GDALGetRasterStatistics(band, FALSE, FALSE, &b[i].min,
                                              &b[i].max, &b[i].mean,
                                              &b[i].std) == CE_None;
+    }
+    /* The percentiles of the bands shown, from an exact histogram of
+     * HIST_BUCKETS buckets over each band's range. */
+    int used[3];
+    int n_used = mmcl__style_bands(product, n, b, used);
+    for (int c = 0; c < n_used; c++) {
+        mmcl__style_band *sb = &b[used[c]];
+        if (!sb->valid || !(sb->max > sb->min))
+            continue;
+        GUIntBig *h = calloc(HIST_BUCKETS, sizeof(*h));
+        if (!h) {
+            st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+            goto done;
+        }
+        if (band_histogram(GDALGetRasterBand(ds, used[c] + 1), sb->min,
+                           sb->max, h) == CE_None) {
+            sb->p_lo = hist_percentile(h, HIST_BUCKETS, sb->min, sb->max,
+                                       MMCL__STYLE_P_LO);
+            sb->p_hi = hist_percentile(h, HIST_BUCKETS, sb->min, sb->max,
+                                       MMCL__STYLE_P_HI);
+            sb->has_pct = 1;
+        }
+        free(h);
     }
     qtext = mmcl__style_qml(product, n, b);
     if (qtext)

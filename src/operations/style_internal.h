@@ -14,9 +14,10 @@
  *     compute a PCA; the components of a CCA or PCA model come in order
  *     of importance); one component in grey;
  *   - an aligned SAR: its first band in grey.
- * Each range is the band's mean +- 2 standard deviations, within its
- * minimum and maximum (about the 2-98 % stretch of `mmcl rgb`), made
- * symmetric about 0 for a signed band.
+ * Each range is the 2nd to the 98th percentile of the band's valid values,
+ * the default stretch of `mmcl rgb`, made symmetric about 0 for a signed
+ * band as `mmcl rgb` makes it; without percentiles, the mean +- 2 standard
+ * deviations within the minimum and maximum.
  */
 #ifndef MMCL_STYLE_INTERNAL_H
 #define MMCL_STYLE_INTERNAL_H
@@ -28,7 +29,27 @@ typedef struct mmcl__style_band {
     const char *name; /* may be NULL */
     double min, max, mean, std;
     int valid; /* the statistics are known (the band has valid pixels) */
+    double p_lo, p_hi; /* the 2nd and 98th percentiles, when has_pct */
+    int has_pct;
 } mmcl__style_band;
+
+/* The stretch of `mmcl rgb`: percentiles MMCL__STYLE_P_LO, _P_HI. */
+#define MMCL__STYLE_P_LO 2.0
+#define MMCL__STYLE_P_HI 98.0
+
+/*
+ * Which bands (0-based, into @p used, at most 3; -1 for none) the style of
+ * @p product shows: their ranges are needed. Returns how many, 0 for a
+ * product without a style.
+ */
+int mmcl__style_bands(const char *product, int n_bands,
+                      const mmcl__style_band *bands, int used[3]);
+
+/*
+ * The value below which @p p percent of the @p n finite values of @p v
+ * lie (linear between order statistics); @p v is reordered. NaN when none.
+ */
+double mmcl__style_percentile(float *v, size_t n, double p);
 
 /*
  * The style of a raster of @p product (the MMCL PRODUCT) with @p n_bands

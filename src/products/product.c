@@ -912,7 +912,7 @@ is_descriptor(const char *name)
 
 /*
  * The QGIS style of the lazy product @p p, written beside its descriptor
- * @p path into @p stage: its ranges come from the statistics of the
+ * @p path into @p stage: its ranges come from the percentiles of the
  * smallest overview (a few hundred pixels a side), computed here, so that
  * QGIS draws the layer right at once without computing the whole map.
  */
@@ -961,6 +961,17 @@ write_product_style(mmcl_context *ctx, mmcl_product *p, mmcl__stage *stage,
             b[i].min = mn;
             b[i].max = mx;
         }
+    }
+    /* The percentiles of the bands shown (their values are reordered). */
+    int used[3];
+    int n_used = st == MMCL_OK ? mmcl__style_bands(kind, n, b, used) : 0;
+    for (int c = 0; c < n_used; c++) {
+        float *v = buf + (size_t)used[c] * npix;
+        double p_lo = mmcl__style_percentile(v, npix, MMCL__STYLE_P_LO);
+        double p_hi = mmcl__style_percentile(v, npix, MMCL__STYLE_P_HI);
+        b[used[c]].p_lo = p_lo;
+        b[used[c]].p_hi = p_hi;
+        b[used[c]].has_pct = isfinite(p_lo) && isfinite(p_hi);
     }
     if (st == MMCL_OK)
         text = mmcl__style_qml(kind, n, b);
