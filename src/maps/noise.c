@@ -55,7 +55,7 @@ reserve(mmcl_context *ctx, mmcl__noise_diffs *nd, size_t more)
     float *d = mmcl__malloc_array(ctx, cap, (size_t)nd->B, sizeof(float));
     if (!d)
         return MMCL_ERR_NO_MEMORY;
-    for (int b = 0; b < nd->B; b++)
+    for (int b = 0; nd->n && b < nd->B; b++) /* nd->d is NULL at first */
         memcpy(d + (size_t)b * cap, nd->d + (size_t)b * nd->cap,
                nd->n * sizeof(float));
     free(nd->d);
