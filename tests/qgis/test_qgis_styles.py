@@ -2,8 +2,8 @@
 """Maps open right in QGIS: every raster mmcl writes (embed, infoloss,
 align; GeoTIFF and COG) and every lazy descriptor (through the GDAL plugin)
 is loaded by PyQGIS 3.22, headless, with the renderer its QGIS style
-(x.qml, x.mmcl.qml) asks for, ranges from the statistics stored with the
-raster; QGIS draws each one (QgsMapRendererSequentialJob) into a PNG whose
+(x.qml, x.mmcl.qml) asks for (also when Processing loads it), with the
+ranges of `mmcl rgb`'s stretch; QGIS draws each one (QgsMapRendererSequentialJob) into a PNG whose
 colours are the style's; and `mmcl rgb`'s legend says what it shows.
 
     MMCL=build/mmcl /usr/bin/python3 tests/qgis/test_qgis_styles.py -v
@@ -107,6 +107,26 @@ def pyqgis_main(out_json, picture_dir, layers):
         json.dump(facts, fp)
     # QGIS 3.22 may crash while tearing down with the GDAL plugin loaded;
     # everything is written, so leave without the tear-down.
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def processing_main(out_json, model, optical, sar, out):
+    """In a PyQGIS process: mmcl:infoloss run as the Processing dialog runs
+    it (processing.runAndLoadResults), and the renderer of the layer it
+    loads into the project."""
+    sys.path.insert(0, HERE)
+    import pyqgis_helper
+    app, provider = pyqgis_helper.start_qgis()
+    import processing
+    from qgis.core import QgsProject
+    processing.runAndLoadResults("mmcl:infoloss", {
+        "MODEL": model, "OPTICAL": [optical], "SAR": sar, "OUT": out})
+    types = {layer.source(): layer.renderer().type()
+             for layer in QgsProject.instance().mapLayers().values()
+             if hasattr(layer, "renderer") and layer.renderer()}
+    with open(out_json, "w") as fp:
+        json.dump(types, fp)
     sys.stdout.flush()
     os._exit(0)
 
@@ -342,6 +362,25 @@ class Styles(unittest.TestCase):
                 self.assertGreater(len(np.unique(px, axis=0)), 500)
                 self.assertGreater(np.mean(np.ptp(px, axis=1) > 30), 0.2)
 
+    def test_processing_loads_its_result_with_the_style(self):
+        """Processing loads results without their default style: the mmcl
+        provider applies it."""
+        out = self.path("ploss.tif")
+        facts = self.path("processing.json")
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+                   HOME=os.path.join(self.d, "home"),
+                   QGIS_PLUGINPATH=os.path.join(SOURCE, "qgis"),
+                   MMCL_PROGRAM=MMCL, OPENBLAS_NUM_THREADS="1")
+        p = subprocess.run([PYTHON, os.path.abspath(__file__), "--processing",
+                            facts, self.path("model.mmcl"),
+                            self.path("opt.tif"), self.path("sar.tif"), out],
+                           capture_output=True, text=True, env=env,
+                           timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(facts) as fp:
+            types = json.load(fp)
+        self.assertEqual(types, {out: "singlebandpseudocolor"})
+
     def test_legend_says_what_it_shows(self):
         with open(self.path("lpic.legend.json")) as f:
             j = json.load(f)
@@ -371,5 +410,7 @@ class Styles(unittest.TestCase):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--pyqgis":
         pyqgis_main(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--processing":
+        processing_main(*sys.argv[2:7])
     else:
         unittest.main()
