@@ -70,16 +70,21 @@ side_name(const char *path, int k)
     return s;
 }
 
-/* Whether an output of @p kind has side file @p k: rasters all, legend
- * pictures GDAL's, lazy descriptors the style. */
+/* Whether an output of @p kind and @p product has side file @p k: a
+ * raster GDAL's, a legend picture too; the style, the maps mmcl writes one
+ * for (the operations' style hook, style_internal.h) and their lazy
+ * descriptors. A picture ("rgb"), which QGIS draws as it is, has none, so
+ * `mmcl rgb emb.tif emb.png` leaves emb.tif's style alone. */
 static int
-has_side(mmcl__out_kind kind, int k)
+has_side(mmcl__out_kind kind, const char *product, int k)
 {
-    if (kind == MMCL__OUT_RASTER)
-        return 1;
-    if (kind == MMCL__OUT_LEGEND_PNG)
-        return k != SIDE_QML;
-    return kind == MMCL__OUT_DESCRIPTOR && k == SIDE_QML;
+    if (k == SIDE_QML)
+        return (kind == MMCL__OUT_RASTER || kind == MMCL__OUT_DESCRIPTOR) &&
+               product &&
+               (strcmp(product, "embedding") == 0 ||
+                strcmp(product, "infoloss") == 0 ||
+                strcmp(product, "aligned_sar") == 0);
+    return kind == MMCL__OUT_RASTER || kind == MMCL__OUT_LEGEND_PNG;
 }
 
 typedef struct file_id {
@@ -795,7 +800,7 @@ mmcl__files_add_output(mmcl_context *ctx, mmcl__files *f, const char *path,
         st = check_output(ctx, f, oi);
     /* A raster's side files, which GDAL writes or reads beside it. */
     for (int k = 0; k < N_SIDES && st == MMCL_OK; k++) {
-        if (!has_side(kind, k))
+        if (!has_side(kind, product, k))
             continue;
         char *side = side_name(path, k);
         st = side ? push_output(ctx, f, side,

@@ -84,7 +84,8 @@ mmcl_status mmcl__files_add_input_file(mmcl_context *ctx, mmcl__files *f,
  * @p product: the PRODUCT of a raster or the product of a descriptor, or
  * NULL; @p format: a raster's GDAL driver (NULL = GTiff). A raster (and a
  * legend picture) also records its side files "<path>.aux.xml", ".ovr"
- * and ".msk", and a raster or descriptor its QGIS style "<path without
+ * and ".msk", and a map mmcl styles (@p product embedding, infoloss,
+ * aligned_sar; raster or descriptor) its QGIS style "<path without
  * extension>.qml": a stale one is refused without overwriting, and with
  * it goes with the file it describes.
  * Refused (message naming the file and why): a path naming a folder or in

@@ -1232,6 +1232,8 @@ STYLE_CASES = [
           "model.mmcl", "opt.tif", "sar.tif", "emb.mmcl.json"], 0,
          replaced=["emb.mmcl.json", "emb.mmcl.qml"],
          check=style_is("emb.mmcl.qml", "multibandcolor")),
+    Case("picture_beside_its_source_keeps_the_sources_style",
+         ["rgb", "-q", "emb.tif", "emb.png"], 0),
 ]
 
 TABLE = OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + STYLE_CASES
