@@ -114,7 +114,8 @@ mmcl__noise_diffs_append(mmcl_context *ctx, mmcl__noise_diffs *dst,
     mmcl_status st = reserve(ctx, dst, src->n);
     if (st != MMCL_OK)
         return st;
-    for (int b = 0; b < dst->B; b++)
+    for (int b = 0; src->n && b < dst->B; b++) /* both may be NULL when
+                                                 empty */
         memcpy(dst->d + (size_t)b * dst->cap + dst->n,
                src->d + (size_t)b * src->cap, src->n * sizeof(float));
     dst->n += src->n;
