@@ -38,6 +38,13 @@ endif()
 pkg_check_modules(MMCL_CJSON REQUIRED IMPORTED_TARGET libcjson)
 add_library(mmcl::cjson ALIAS PkgConfig::MMCL_CJSON)
 
+# FreeType draws the text of legends (Debian libfreetype-dev), in the
+# DejaVu Sans font (Debian fonts-dejavu-core), looked for at run time.
+pkg_check_modules(MMCL_FREETYPE REQUIRED IMPORTED_TARGET freetype2)
+add_library(mmcl::freetype ALIAS PkgConfig::MMCL_FREETYPE)
+set(MMCL_LEGEND_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    CACHE FILEPATH "TrueType font of legend text (DejaVu Sans)")
+
 if(MMCL_BUILD_TESTS)
     pkg_check_modules(MMCL_CUNIT REQUIRED IMPORTED_TARGET cunit)
     add_library(mmcl::cunit ALIAS PkgConfig::MMCL_CUNIT)

@@ -389,6 +389,14 @@ colormap_gives_the_lut_colour_of_the_stretched_value(void)
     const char *cmap = cJSON_GetStringValue(cJSON_GetObjectItem(j, "colormap"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(cmap);
     CU_ASSERT_STRING_EQUAL(cmap, "viridis");
+    const char *title = cJSON_GetStringValue(cJSON_GetObjectItem(j, "title"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(title);
+    CU_ASSERT_PTR_NOT_NULL(strstr(title, cJSON_GetStringValue(
+                                             cJSON_GetObjectItem(j, "band"))));
+    CU_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(j, "clipped"), "above_max")));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(j, "ticks")),
+                    MMCL__LEGEND_TICKS);
     CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(j, "min")->valuedouble, 0.0,
                            0.0);
     CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(j, "max")->valuedouble, 1.0,
@@ -721,7 +729,10 @@ legend_bar_shows_the_lut_between_frame_and_ticks(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(img);
     double tv[MMCL__LEGEND_TICKS];
     int tx[MMCL__LEGEND_TICKS];
-    mmcl__legend_draw(img, lut, -2.0, 6.0, tv, tx);
+    const char *font = mmcl__legend_draw(img, lut, -2.0, 6.0,
+                                         "excess_optical (optical modality)",
+                                         "standardized band variance", tv, tx);
+    CU_ASSERT_STRING_EQUAL(font, "DejaVu Sans");
     int ok = 1;
     int y = MMCL__LEGEND_BAR_Y + MMCL__LEGEND_BAR_H / 2;
     for (int i = 0; i < MMCL__LUT_SIZE; i++) {
@@ -746,6 +757,37 @@ legend_bar_shows_the_lut_between_frame_and_ticks(void)
         for (int x = 0; x < MMCL__LEGEND_W; x++)
             ink += img[(size_t)yy * MMCL__LEGEND_W + x] == 0;
     CU_ASSERT_TRUE(ink > 50);
+    /* The title above the bar, in the font's grey-levels of ink. */
+    int title_ink = 0;
+    for (int yy = 0; yy < MMCL__LEGEND_BAR_Y - 8; yy++)
+        for (int x = 0; x < MMCL__LEGEND_W; x++)
+            title_ink += img[(size_t)yy * MMCL__LEGEND_W + x] < 128;
+    CU_ASSERT_TRUE(title_ink > 200);
+    /* Each tick has its value under it (not only the ends and middle). */
+    for (int t = 0; t < MMCL__LEGEND_TICKS; t++) {
+        int near = 0;
+        for (int yy = MMCL__LEGEND_BAR_Y + MMCL__LEGEND_BAR_H + 7;
+             yy < MMCL__LEGEND_BAR_Y + MMCL__LEGEND_BAR_H + 22; yy++)
+            for (int x = tx[t] - 6; x <= tx[t] + 6; x++)
+                near += img[(size_t)yy * MMCL__LEGEND_W + x] < 128;
+        CU_ASSERT_TRUE(near > 5);
+    }
+    /* The clipping triangles take the end colours. */
+    int mid = MMCL__LEGEND_BAR_Y + MMCL__LEGEND_BAR_H / 2;
+    size_t left = (size_t)mid * MMCL__LEGEND_W + MMCL__LEGEND_BAR_X - 3 - 4;
+    size_t right = (size_t)mid * MMCL__LEGEND_W + MMCL__LEGEND_BAR_X +
+                   MMCL__LUT_SIZE + 2 + 4;
+    for (int c = 0; c < 3; c++) {
+        CU_ASSERT_EQUAL(img[c * plane + left], lut[0][c]);
+        CU_ASSERT_EQUAL(img[c * plane + right], lut[MMCL__LUT_SIZE - 1][c]);
+    }
+    /* The unit and the clipping note under the labels. */
+    int note_ink = 0;
+    for (int yy = MMCL__LEGEND_BAR_Y + MMCL__LEGEND_BAR_H + 26;
+         yy < MMCL__LEGEND_H; yy++)
+        for (int x = 0; x < MMCL__LEGEND_W; x++)
+            note_ink += img[(size_t)yy * MMCL__LEGEND_W + x] < 128;
+    CU_ASSERT_TRUE(note_ink > 300);
     free(img);
     /* Index rounding and clamping. */
     CU_ASSERT_EQUAL(mmcl__colormap_index(-5.0, 0.0, 1.0), 0);

@@ -17,7 +17,8 @@ MMCL_BEGIN_DECLS
  * Writes the SAR raster (@p sar) resampled onto the grid of the optical
  * raster (size, geotransform and CRS) as @p out, one float32 band per SAR
  * channel, NaN where the SAR is invalid (nodata, NaN, masked, or outside its
- * footprint).
+ * footprint), with every band's statistics (GDAL's STATISTICS_*) and, beside
+ * it, its QGIS style "<out without extension>.qml" (band 1 in grey).
  *
  * @param optical    @p n_optical paths (GDAL dataset names); one dataset, or
  *                   several single-band files stacked on the finest grid

@@ -25,7 +25,10 @@ MMCL_BEGIN_DECLS
  * patch, modality, mask and the model's training warnings
  * (MODEL_WARNING_n) in the MMCL metadata domain.
  * The SAR is aligned on the fly with the pair options recorded in the
- * model. The output does not depend on TILE or THREADS.
+ * model. The output does not depend on TILE or THREADS. Every band's
+ * statistics (GDAL's STATISTICS_*) are stored with it, and its QGIS style
+ * beside it, "<out without extension>.qml": the first three components
+ * as red, green and blue.
  *
  * @param model   A model from mmcl_train() or mmcl_model_load(); borrowed.
  * @param optical @p n_optical optical paths, as for mmcl_train(). Not NULL.
@@ -62,7 +65,10 @@ MMCL_API mmcl_status mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
  * (option REPORT; "mask", "warnings": [{"code", "message"}]). The map and the report are moved
  * into place together, or neither is; the report is never the map, an
  * input or the model's file, and OVERWRITE replaces only an earlier
- * information-loss map and report.
+ * information-loss map and report. Every band's statistics are stored
+ * with the map, and its QGIS style beside it ("<out without
+ * extension>.qml"): structured_excess_optical in a diverging ramp centred
+ * on 0.
  *
  * @param report_json Receives the global figures as a JSON string (free
  *                    with mmcl_free()); may be NULL. Set to NULL on error.

@@ -273,7 +273,9 @@ MMCL_API mmcl_status mmcl_product_read(mmcl_context *ctx,
  * it, else absolute; names that are not files (VRT text, /vsi paths) are
  * stored as given. The options given in @p opts are stored under their
  * lower-case names (MODALITY, NON_REDUNDANCY always; TILE and THREADS when
- * given).
+ * given). Its QGIS style is written beside it, "<path without
+ * extension>.qml" (x.mmcl.qml for x.mmcl.json), with ranges from the
+ * product's smallest overview, which is computed for it.
  *
  * @param path      The descriptor to write; an existing file is kept unless
  *                  OVERWRITE is set, and then only a descriptor of the

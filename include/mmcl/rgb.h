@@ -33,7 +33,9 @@ MMCL_BEGIN_DECLS
  *     a blue-white-red map centred on 0, the automatic choice for bands
  *     whose description starts with "excess"), and, unless LEGEND=NO, its
  *     colour scale written beside @p out as <OUT without extension>
- *     .legend.png (a colour bar with ticks and values) and .legend.json;
+ *     .legend.png (480 x 120: a title naming the band, a colour bar with
+ *     a triangle at each end for the values clipped to the end colours,
+ *     five ticks with their values, the unit) and .legend.json;
  *   - auto (default): colormap for one band, direct for exactly three
  *     bands given in BANDS, pca otherwise.
  * Each channel is stretched linearly from the STRETCH percentiles of its

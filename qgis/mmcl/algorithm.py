@@ -63,7 +63,7 @@ from qgis.core import (QgsApplication, QgsProcessing,
 
 from qgis.PyQt.QtCore import QCoreApplication
 
-from . import runner
+from . import runner, styles
 
 # The commands offered in Processing, in the toolbox's order, with their
 # titles and groups. `mmcl info` only prints a model's description and has
@@ -464,6 +464,7 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                          output_folders=folders, capture_stdout=capture)
         feedback.setProgress(100)
         self._finish(program, out, parameters, context, feedback, results)
+        styles.apply_on_load(context, results)
         if cmd == "infoloss":
             self._infoloss_figures(report, results)
         return results

@@ -33,11 +33,59 @@
 /* Descriptors naming descriptors: how deep their inputs are followed. */
 #define MAX_INPUT_DEPTH 8
 
-/* GDAL's side files of a raster: PAM metadata (which mmcl writes for COG
- * and PNG), external overviews and masks (which gdaladdo and others add).
- * They describe the raster they sit beside, so they are outputs too. */
-enum { N_SIDES = 3 };
-static const char *const side_ext[N_SIDES] = {".aux.xml", ".ovr", ".msk"};
+/* The side files of a raster: GDAL's PAM metadata (which mmcl writes for
+ * COG and PNG, and the statistics of formats that cannot hold them),
+ * external overviews and masks (which gdaladdo and others add), and the
+ * QGIS style "<name without extension>.qml" that QGIS applies when it
+ * loads the raster (mmcl writes it for its maps and lazy descriptors).
+ * They describe the file they sit beside, so they are outputs too. */
+enum { N_SIDES = 4, SIDE_QML = 3 };
+static const char *const side_ext[N_SIDES] = {".aux.xml", ".ovr", ".msk",
+                                              ".qml"};
+
+/* The side file @p k of @p path, malloc'd, or NULL: "<path><ext>", but
+ * the style replaces the extension, as QGIS looks for it ("x.tif" ->
+ * "x.qml", "x.mmcl.json" -> "x.mmcl.qml"). */
+static char *
+side_name(const char *path, int k)
+{
+    if (k != SIDE_QML) {
+        size_t na = strlen(path), nb = strlen(side_ext[k]);
+        char *s = malloc(na + nb + 1);
+        if (s) {
+            memcpy(s, path, na);
+            memcpy(s + na, side_ext[k], nb + 1);
+        }
+        return s;
+    }
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    const char *dot = strrchr(name, '.');
+    size_t keep = dot && dot != name ? (size_t)(dot - path) : strlen(path);
+    char *s = malloc(keep + 5);
+    if (s) {
+        memcpy(s, path, keep);
+        memcpy(s + keep, ".qml", 5);
+    }
+    return s;
+}
+
+/* Whether an output of @p kind and @p product has side file @p k: a
+ * raster GDAL's, a legend picture too; the style, the maps mmcl writes one
+ * for (the operations' style hook, style_internal.h) and their lazy
+ * descriptors. A picture ("rgb"), which QGIS draws as it is, has none, so
+ * `mmcl rgb emb.tif emb.png` leaves emb.tif's style alone. */
+static int
+has_side(mmcl__out_kind kind, const char *product, int k)
+{
+    if (k == SIDE_QML)
+        return (kind == MMCL__OUT_RASTER || kind == MMCL__OUT_DESCRIPTOR) &&
+               product &&
+               (strcmp(product, "embedding") == 0 ||
+                strcmp(product, "infoloss") == 0 ||
+                strcmp(product, "aligned_sar") == 0);
+    return kind == MMCL__OUT_RASTER || kind == MMCL__OUT_LEGEND_PNG;
+}
 
 typedef struct file_id {
     dev_t dev;
@@ -300,8 +348,12 @@ kind_phrase(const out_rec *o, char *buf, size_t n)
     switch (o->kind) {
     case MMCL__OUT_RASTER:
         return product_phrase(o->product, buf, n);
-    case MMCL__OUT_SIDECAR:
-        return "GDAL's side file of an mmcl output";
+    case MMCL__OUT_SIDECAR: {
+        size_t len = strlen(o->path);
+        return len >= 4 && strcmp(o->path + len - 4, ".qml") == 0
+                   ? "a QGIS style (.qml)"
+                   : "GDAL's side file of an mmcl output";
+    }
     case MMCL__OUT_MODEL:
         return "an mmcl model file";
     case MMCL__OUT_REPORT:
@@ -413,6 +465,16 @@ is_kind(const out_rec *o)
     }
     case MMCL__OUT_SIDECAR: {
         size_t n = strlen(o->path);
+        if (n >= 4 && strcmp(o->path + n - 4, ".qml") == 0) {
+            /* a QGIS style (XML whose root is <qgis>) */
+            char *text =
+                mmcl__read_small_file(o->path, MMCL__MAX_JSON_BYTES, NULL, 0);
+            int ok = text && strstr(text, "<qgis") &&
+                     (strncmp(text, "<!DOCTYPE qgis", 14) == 0 ||
+                      strncmp(text, "<qgis", 5) == 0);
+            free(text);
+            return ok;
+        }
         if (n < 8 || strcmp(o->path + n - 8, ".aux.xml") != 0) {
             /* .ovr, .msk: TIFF files GDAL reads as such */
             const char *drv[2] = {"GTiff", NULL};
@@ -563,13 +625,17 @@ check_existing(mmcl_context *ctx, const mmcl__files *f, size_t oi,
                            "file to write)",
                            o->role, o->path, type_name(lst->st_mode));
     if (!f->overwrite) {
-        if (o->kind == MMCL__OUT_SIDECAR)
+        if (o->kind == MMCL__OUT_SIDECAR) {
+            size_t n = strlen(o->path);
+            int qml = n >= 4 && strcmp(o->path + n - 4, ".qml") == 0;
             return mmcl__error(ctx, MMCL_ERR_EXISTS,
-                               "'%s' exists: GDAL's side file, which would "
+                               "'%s' exists: %s, which would "
                                "describe the new %s '%s'; remove it, or use "
                                "--overwrite to replace it",
-                               o->path, f->outs[o->main].role,
-                               f->outs[o->main].path);
+                               o->path,
+                               qml ? "a QGIS style (.qml)" : "GDAL's side file",
+                               f->outs[o->main].role, f->outs[o->main].path);
+        }
         return mmcl__error(ctx, MMCL_ERR_EXISTS,
                            "%s '%s' exists; use --overwrite to replace it",
                            o->role, o->path);
@@ -670,17 +736,24 @@ push_output(mmcl_context *ctx, mmcl__files *f, const char *path,
     for (size_t i = 0; i < f->n_ins; i++) {
         const char *in = f->ins[i].canon;
         size_t n = in ? strlen(in) : 0;
-        for (size_t k = 0; in && k < N_SIDES; k++)
-            if (strncmp(canon, in, n) == 0 &&
-                strcmp(canon + n, side_ext[k]) == 0) {
+        for (int k = 0; in && k < N_SIDES; k++) {
+            char *side = k == SIDE_QML ? side_name(in, k) : NULL;
+            int hit = k == SIDE_QML ? side && strcmp(canon, side) == 0
+                                    : strncmp(canon, in, n) == 0 &&
+                                          strcmp(canon + n, side_ext[k]) == 0;
+            free(side);
+            if (hit) {
                 mmcl_status st = mmcl__error(
                     ctx, MMCL_ERR_INVALID_ARG,
-                    "%s '%s' is GDAL's side file of the input '%s'; writing "
-                    "it would change that input",
-                    role, path, f->ins[i].name);
+                    "%s '%s' is %s of the input '%s'; writing it would "
+                    "change that input",
+                    role, path,
+                    k == SIDE_QML ? "the QGIS style" : "GDAL's side file",
+                    f->ins[i].name);
                 free(canon);
                 return st;
             }
+        }
     }
 
     if (f->n_outs == f->cap_outs) {
@@ -737,11 +810,13 @@ mmcl__files_add_output(mmcl_context *ctx, mmcl__files *f, const char *path,
     if (st == MMCL_OK)
         st = check_output(ctx, f, oi);
     /* A raster's side files, which GDAL writes or reads beside it. */
-    int has_sides = kind == MMCL__OUT_RASTER || kind == MMCL__OUT_LEGEND_PNG;
-    for (int k = 0; has_sides && k < N_SIDES && st == MMCL_OK; k++) {
-        char *side = concat(path, side_ext[k]);
-        st = side ? push_output(ctx, f, side, "side file", MMCL__OUT_SIDECAR,
-                                NULL, NULL, &si)
+    for (int k = 0; k < N_SIDES && st == MMCL_OK; k++) {
+        if (!has_side(kind, product, k))
+            continue;
+        char *side = side_name(path, k);
+        st = side ? push_output(ctx, f, side,
+                                k == SIDE_QML ? "QGIS style" : "side file",
+                                MMCL__OUT_SIDECAR, NULL, NULL, &si)
                   : mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         free(side);
         if (st == MMCL_OK) {
@@ -861,7 +936,7 @@ mmcl__stage_create(mmcl_context *ctx, mmcl__files *f, const char *path)
     int ok = s->backup != NULL;
     for (int k = 0; k < N_SIDES && ok; k++) {
         struct stage_side *sd = &s->sides[k];
-        sd->file = concat(s->file, side_ext[k]);
+        sd->file = side_name(s->file, k);
         sd->backup = sd->file ? concat(sd->file, ".replaced") : NULL;
         ok = sd->backup != NULL;
     }
@@ -877,6 +952,12 @@ const char *
 mmcl__stage_file(const mmcl__stage *s)
 {
     return s->file;
+}
+
+const char *
+mmcl__stage_style_file(const mmcl__stage *s)
+{
+    return s->sides[SIDE_QML].file;
 }
 
 char *

@@ -43,9 +43,11 @@ typedef enum mmcl__out_kind {
     MMCL__OUT_RASTER,      /* a raster GDAL opens with the output format's
                               driver, whose MMCL metadata PRODUCT is the
                               output's product */
-    MMCL__OUT_SIDECAR,     /* GDAL's side file of a raster output:
+    MMCL__OUT_SIDECAR,     /* a side file of a raster output:
                               "<raster>.aux.xml" (a PAMDataset), ".ovr"
-                              or ".msk" (TIFF) */
+                              or ".msk" (TIFF), or its QGIS style
+                              "<raster without extension>.qml" (also
+                              of a lazy descriptor) */
     MMCL__OUT_MODEL,       /* a model file mmcl_model_load() accepts */
     MMCL__OUT_REPORT,      /* an information-loss report (JSON) */
     MMCL__OUT_DESCRIPTOR,  /* a lazy descriptor of the same product */
@@ -87,8 +89,10 @@ mmcl_status mmcl__files_add_input_file(mmcl_context *ctx, mmcl__files *f,
  * @p product: the PRODUCT of a raster or the product of a descriptor, or
  * NULL; @p format: a raster's GDAL driver (NULL = GTiff). A raster (and a
  * legend picture) also records its side files "<path>.aux.xml", ".ovr"
- * and ".msk": a stale one is refused without overwriting, and with it
- * goes with the file it describes.
+ * and ".msk", and a map mmcl styles (@p product embedding, infoloss,
+ * aligned_sar; raster or descriptor) its QGIS style "<path without
+ * extension>.qml": a stale one is refused without overwriting, and with
+ * it goes with the file it describes.
  * Refused (message naming the file and why): a path naming a folder or in
  * a folder that does not exist (MMCL_ERR_IO); an input or another output
  * of the operation (MMCL_ERR_INVALID_ARG); an existing file without
@@ -115,6 +119,11 @@ mmcl__stage *mmcl__stage_create(mmcl_context *ctx, mmcl__files *f,
 
 /* Where the output is written: "<stage>/<output's name>". */
 const char *mmcl__stage_file(const mmcl__stage *s);
+
+/* Where the output's QGIS style is written, committed with it:
+ * "<stage>/<output's name without extension>.qml" (rasters and lazy
+ * descriptors; QGIS applies "x.qml" when it loads "x.tif"). */
+const char *mmcl__stage_style_file(const mmcl__stage *s);
 
 /* Another file in the stage, "<stage>/<output's name><suffix>" (a work
  * file): malloc'd, NULL with MMCL_ERR_NO_MEMORY. */

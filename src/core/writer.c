@@ -37,6 +37,7 @@ struct mmcl__writer {
     int direct;    /* whole blocks go straight to the driver */
     double nodata; /* fills the outside of edge blocks */
     void *edge;    /* (block_h, block_w) staging for edge blocks */
+    mmcl__style_fn style;
 };
 
 static int
@@ -290,6 +291,7 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
     w->stage = mmcl__stage_create(ctx, files, spec->path);
     if (!w->stage)
         goto fail;
+    w->style = spec->style;
     w->width = spec->width;
     w->height = spec->height;
     w->n_bands = spec->n_bands;
@@ -557,6 +559,16 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
     GDALFlushCache(w->ds);
+    /* The statistics of every band, exact and stored with the output, so
+     * that a viewer (QGIS) need not scan it; a band without any valid
+     * pixel has none. */
+    for (int b = 1; b <= w->n_bands && !cap.n_failures; b++) {
+        double mn, mx, mean, sd;
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        GDALComputeRasterStatistics(GDALGetRasterBand(w->ds, b), FALSE, &mn,
+                                    &mx, &mean, &sd, NULL, NULL);
+        CPLPopErrorHandler();
+    }
     GDALClose(w->ds);
     w->ds = NULL;
     copy_progress cp = {progress, progress_user, p0, p1, 0};
@@ -598,6 +610,12 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
                            "cannot complete output '%s': %s%s", w->path,
                            mmcl__gdal_msg(&cap),
                            mmcl__stage_io_hint(w->stage));
+    if (w->style) {
+        mmcl_status st = w->style(ctx, final,
+                                  mmcl__stage_style_file(w->stage), w->path);
+        if (st != MMCL_OK)
+            return st;
+    }
     w->finished = 1;
     return MMCL_OK;
 }

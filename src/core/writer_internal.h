@@ -15,6 +15,12 @@
 #include "mmcl/options.h"
 #include "output_internal.h"
 
+/* Writes the QGIS style of the complete staged raster @p raster into the
+ * file @p qml (or nothing, for a product without one); @p shown names the
+ * output in messages. */
+typedef mmcl_status (*mmcl__style_fn)(mmcl_context *ctx, const char *raster,
+                                      const char *qml, const char *shown);
+
 typedef struct mmcl__raster_spec {
     const char *path;
     const char *format;       /* GDAL driver short name; NULL = GTiff */
@@ -40,6 +46,9 @@ typedef struct mmcl__raster_spec {
      * tiles are computed (GeoTIFF); 0 = n_threads. A copy-only format
      * (COG) is compressed at the end with n_threads. */
     int stream_threads;
+    /* The output's QGIS style, written when it is complete, after the
+     * statistics of every band are stored with it; NULL = none. */
+    mmcl__style_fn style;
 } mmcl__raster_spec;
 
 typedef struct mmcl__writer mmcl__writer;
@@ -115,8 +124,11 @@ double mmcl__writer_progress_split(const mmcl__writer *w, double p0,
                                    double p1);
 
 /*
- * Completes the output in its stage: closes it and converts it to the
- * final format when that format can only copy (COG, PNG, ...), reporting
+ * Completes the output in its stage: computes and stores the statistics
+ * of every band (GDAL's STATISTICS_* items: in the GeoTIFF, or in the
+ * "<name>.aux.xml" a format without room for them gets), closes it and
+ * converts it to the final format when that format can only copy (COG,
+ * PNG, ...), then writes its QGIS style (spec's style hook), reporting
  * [p0, p1] through @p progress (may be NULL), which may cancel
  * (MMCL_ERR_CANCELLED). Nothing is in place yet: see mmcl__writer_stage.
  */

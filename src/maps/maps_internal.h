@@ -231,6 +231,9 @@ mmcl_status mmcl__map_compute_tile(mmcl_context *ctx, mmcl__map_slots *s,
  */
 typedef struct mmcl__map_run {
     const char *product; /* the output's kind (output.c) */
+    /* The output's QGIS style (writer_internal.h), set by the caller. */
+    mmcl_status (*style)(mmcl_context *ctx, const char *raster,
+                         const char *qml, const char *shown);
     mmcl__map_def def;   /* def.kind set by the caller, the rest by open */
     mmcl__encoder *enc;
     mmcl__pair *pair;

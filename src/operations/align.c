@@ -11,6 +11,7 @@
 #include "context_internal.h"
 #include "options_internal.h"
 #include "pair_internal.h"
+#include "style_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
@@ -134,6 +135,7 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     spec.band_names = mmcl__pair_sar_band_names(job.pair);
     spec.block = job.tile;
     spec.n_threads = threads;
+    spec.style = mmcl__style_write_raster;
     job.writer = mmcl__writer_open(ctx, &spec);
     if (!job.writer) {
         st = mmcl_context_errcode(ctx);

@@ -25,6 +25,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <ft2build.h>
+#include FT_FREETYPE_H
+
 /* clang-format off */
 static const mmcl__rgb8 viridis_lut[MMCL__LUT_SIZE] = {
     { 68,   1,  84}, { 68,   2,  86}, { 69,   4,  87}, { 69,   5,  89},
@@ -382,9 +385,9 @@ put(unsigned char *rgba, int x, int y, const unsigned char rgb[3])
     rgba[3 * plane + i] = 255;
 }
 
-/* @p text centred on column @p cx, top row @p y. */
+/* @p text centred on column @p cx, top row @p y, in the built-in font. */
 static void
-draw_text(unsigned char *rgba, const char *text, int cx, int y)
+draw_digits(unsigned char *rgba, const char *text, int cx, int y)
 {
     static const unsigned char ink[3] = {0, 0, 0};
     int n = (int)strlen(text);
@@ -408,14 +411,114 @@ draw_text(unsigned char *rgba, const char *text, int cx, int y)
     }
 }
 
-void
+/* ---- text in a TrueType font (FreeType) ------------------------------- */
+
+/* The next code point of UTF-8 @p *s (advanced); '?' for a bad byte. */
+static unsigned long
+utf8_next(const char **s)
+{
+    const unsigned char *p = (const unsigned char *)*s;
+    unsigned long c = *p++;
+    int more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+    if (c >= 0x80 && !more) {
+        *s = (const char *)p;
+        return '?';
+    }
+    if (more)
+        c &= 0x3Fu >> more;
+    while (more-- > 0 && (*p & 0xC0) == 0x80)
+        c = (c << 6) | (*p++ & 0x3F);
+    *s = (const char *)p;
+    return c;
+}
+
+/* Width in pixels of @p text at the face's size. */
+static int
+text_width(FT_Face face, const char *text)
+{
+    long w = 0;
+    for (const char *s = text; *s;) {
+        unsigned long c = utf8_next(&s);
+        if (FT_Load_Char(face, c, FT_LOAD_DEFAULT) == 0)
+            w += face->glyph->advance.x;
+    }
+    return (int)(w >> 6);
+}
+
+/* @p text in @p px pixel high letters, its left at @p x (or centred on
+ * @p x when @p centre), its baseline at @p base; kept inside the image. */
+static void
+draw_text(unsigned char *rgba, FT_Face face, int px, const char *text, int x,
+          int base, int centre)
+{
+    size_t plane = (size_t)MMCL__LEGEND_W * MMCL__LEGEND_H;
+    if (FT_Set_Pixel_Sizes(face, 0, (FT_UInt)px) != 0)
+        return;
+    int w = text_width(face, text);
+    int pen = centre ? x - w / 2 : x;
+    if (pen + w > MMCL__LEGEND_W - 2)
+        pen = MMCL__LEGEND_W - 2 - w;
+    if (pen < 2)
+        pen = 2;
+    for (const char *s = text; *s;) {
+        unsigned long c = utf8_next(&s);
+        if (FT_Load_Char(face, c, FT_LOAD_RENDER) != 0)
+            continue;
+        FT_GlyphSlot g = face->glyph;
+        const FT_Bitmap *bm = &g->bitmap;
+        for (unsigned r = 0; r < bm->rows; r++)
+            for (unsigned col = 0; col < bm->width; col++) {
+                int xx = pen + g->bitmap_left + (int)col;
+                int yy = base - g->bitmap_top + (int)r;
+                if (xx < 0 || xx >= MMCL__LEGEND_W || yy < 0 ||
+                    yy >= MMCL__LEGEND_H)
+                    continue;
+                unsigned a = bm->buffer[(size_t)r * (size_t)bm->pitch + col];
+                size_t i = (size_t)yy * MMCL__LEGEND_W + (size_t)xx;
+                /* Black ink over what is there, by coverage. */
+                for (int k = 0; k < 3; k++)
+                    rgba[(size_t)k * plane + i] = (unsigned char)(
+                        rgba[(size_t)k * plane + i] * (255u - a) / 255u);
+            }
+        pen += (int)(g->advance.x >> 6);
+    }
+}
+
+/* A filled triangle pointing left (@p dir -1) or right (+1) from the
+ * bar's side at column @p x0, framed in black: the clipping mark. */
+static void
+draw_arrow(unsigned char *rgba, int x0, int dir, const mmcl__rgb8 colour)
+{
+    static const unsigned char ink[3] = {0, 0, 0};
+    const int by = MMCL__LEGEND_BAR_Y, bh = MMCL__LEGEND_BAR_H;
+    const int len = MMCL__LEGEND_ARROW;
+    double mid = by + (bh - 1) / 2.0;
+    for (int d = 0; d <= len; d++) {
+        /* Half height shrinks linearly to 0 at the tip. */
+        double half = (bh + 1) / 2.0 * (1.0 - (double)d / len);
+        int x = x0 + dir * d;
+        int y0 = (int)ceil(mid - half), y1 = (int)floor(mid + half);
+        for (int y = y0; y <= y1; y++)
+            put(rgba, x, y, (y == y0 || y == y1 || d == len) ? ink : colour);
+    }
+}
+
+const char *
 mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut, double lo,
-                  double hi, double *tick_values, int *tick_x)
+                  double hi, const char *title, const char *units,
+                  double *tick_values, int *tick_x)
 {
     static const unsigned char ink[3] = {0, 0, 0};
     const int bx = MMCL__LEGEND_BAR_X, by = MMCL__LEGEND_BAR_Y;
     const int bh = MMCL__LEGEND_BAR_H, bw = MMCL__LUT_SIZE;
     memset(rgba, 255, (size_t)4 * MMCL__LEGEND_W * MMCL__LEGEND_H);
+
+    FT_Library ft = NULL;
+    FT_Face face = NULL;
+    if (FT_Init_FreeType(&ft) != 0)
+        ft = NULL;
+    if (ft && FT_New_Face(ft, MMCL_LEGEND_FONT, 0, &face) != 0)
+        face = NULL;
 
     /* The bar: column bx + i is LUT entry i, i.e. value
      * lo + i / 255 * (hi - lo). */
@@ -431,21 +534,45 @@ mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut, double lo,
         put(rgba, bx - 1, y, ink);
         put(rgba, bx + bw, y, ink);
     }
-    /* Ticks below the bar, labels under the ends and the middle. */
+    /* Values beyond the range are clipped to the end colours. */
+    draw_arrow(rgba, bx - 3, -1, lut[0]);
+    draw_arrow(rgba, bx + bw + 2, +1, lut[MMCL__LUT_SIZE - 1]);
+    /* Ticks below the bar, each with its value. */
     for (int t = 0; t < MMCL__LEGEND_TICKS; t++) {
         double f = (double)t / (MMCL__LEGEND_TICKS - 1);
         int x = bx + (int)floor(f * (bw - 1) + 0.5);
         double v = lo + f * (hi - lo);
         for (int y = by + bh + 1; y <= by + bh + 5; y++)
             put(rgba, x, y, ink);
-        if (t % 2 == 0) {
-            char label[32];
-            snprintf(label, sizeof(label), "%.3g", v);
-            draw_text(rgba, label, x, by + bh + 8);
-        }
+        char label[32];
+        snprintf(label, sizeof(label), "%.3g", v);
+        if (face)
+            draw_text(rgba, face, 13, label, x, by + bh + 20, 1);
+        else if (t % 2 == 0)
+            draw_digits(rgba, label, x, by + bh + 8);
         if (tick_values)
             tick_values[t] = v;
         if (tick_x)
             tick_x[t] = x;
     }
+    if (face) {
+        if (title && *title)
+            draw_text(rgba, face, 16, title, MMCL__LEGEND_W / 2, 22, 1);
+        if (units && *units) {
+            char line[256];
+            snprintf(line, sizeof(line), "unit: %s", units);
+            draw_text(rgba, face, 13, line, MMCL__LEGEND_W / 2,
+                      by + bh + 40, 1);
+        }
+        draw_text(rgba, face, 12,
+                  "\u25C0 \u25B6 values beyond the range take the end "
+                  "colours",
+                  MMCL__LEGEND_W / 2, MMCL__LEGEND_H - 6, 1);
+    }
+    const char *font = face ? "DejaVu Sans" : "built-in digits";
+    if (face)
+        FT_Done_Face(face);
+    if (ft)
+        FT_Done_FreeType(ft);
+    return font;
 }

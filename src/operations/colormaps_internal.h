@@ -34,26 +34,36 @@ const char *mmcl__colormap_name(const char *name);
 int mmcl__colormap_index(double v, double lo, double hi);
 
 /* Size of the legend image mmcl__legend_draw() makes. */
-enum { MMCL__LEGEND_W = 352, MMCL__LEGEND_H = 60 };
+enum { MMCL__LEGEND_W = 480, MMCL__LEGEND_H = 120 };
 /* Where its colour bar is: LUT entry i is column LEGEND_BAR_X + i. */
 enum {
-    MMCL__LEGEND_BAR_X = 48,
-    MMCL__LEGEND_BAR_Y = 8,
-    MMCL__LEGEND_BAR_H = 24
+    MMCL__LEGEND_BAR_X = 112,
+    MMCL__LEGEND_BAR_Y = 36,
+    MMCL__LEGEND_BAR_H = 24,
+    /* The clipping arrows: triangles this long left and right of the bar,
+     * in the end colours: values beyond the range take those colours. */
+    MMCL__LEGEND_ARROW = 16
 };
-/* Ticks at 0, 1/4, 1/2, 3/4 and 1 of the range; labels under 0, 1/2, 1. */
+/* Ticks and labels at 0, 1/4, 1/2, 3/4 and 1 of the range. */
 enum { MMCL__LEGEND_TICKS = 5 };
 
 /*
  * Draws the colour scale of @p lut over [lo, hi] into @p rgba, a
- * band-sequential (4, MMCL__LEGEND_H, MMCL__LEGEND_W) byte buffer: on an
- * opaque white background a 256 x 24 px colour bar framed in black, five
- * tick marks, and the values at the ends and the middle written with a
- * built-in 5 x 7 digit font at twice its size (printf "%.3g").
+ * band-sequential (4, MMCL__LEGEND_H, MMCL__LEGEND_W) byte buffer, on an
+ * opaque white background: @p title (may be NULL) above; a 256 x 24 px
+ * colour bar framed in black with a triangle at each end in the end
+ * colour (the values beyond the range are clipped to it); five ticks with
+ * their values (printf "%.3g"); under them "unit: @p units" (when not
+ * NULL) and what the triangles mean. Text is drawn with FreeType in
+ * DejaVu Sans (MMCL_LEGEND_FONT); without that font, the numbers with a
+ * built-in 5 x 7 digit font and no words.
  * tick_values (MMCL__LEGEND_TICKS) and tick_x (MMCL__LEGEND_TICKS), when
  * not NULL, receive the value and the pixel column of each tick.
+ * Returns the font used: "DejaVu Sans" or "built-in digits" (static).
  */
-void mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut, double lo,
-                       double hi, double *tick_values, int *tick_x);
+const char *mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut,
+                              double lo, double hi, const char *title,
+                              const char *units, double *tick_values,
+                              int *tick_x);
 
 #endif /* MMCL_COLORMAPS_INTERNAL_H */

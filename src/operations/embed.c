@@ -8,6 +8,7 @@
 #include "blas_info_internal.h"
 #include "context_internal.h"
 #include "maps_internal.h"
+#include "style_internal.h"
 #include "options_internal.h"
 #include "writer_internal.h"
 
@@ -24,6 +25,7 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
     if (st != MMCL_OK)
         return st;
     mmcl__map_run r = {.product = "embedding",
+                       .style = mmcl__style_write_raster,
                        .def = {.kind = MMCL__MAP_EMBEDDING}};
     st = mmcl__map_run_open(ctx, &r, model, optical, n_optical, sar, n_sar,
                             out, o);

@@ -19,6 +19,7 @@
 #include "blas_info_internal.h"
 #include "context_internal.h"
 #include "maps_internal.h"
+#include "style_internal.h"
 #include "options_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
@@ -80,6 +81,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     if (st != MMCL_OK)
         return st;
     mmcl__map_run r = {.product = "infoloss",
+                       .style = mmcl__style_write_raster,
                        .def = {.kind = MMCL__MAP_INFOLOSS}};
     st = mmcl__map_run_open(ctx, &r, model, optical, n_optical, sar, n_sar,
                             out, o);

@@ -816,6 +816,20 @@ write_metadata(mmcl_context *ctx, const mmcl__rgb_job *job,
     return st;
 }
 
+/* The legend's title: the band and, for a band of one modality
+ * ("..._optical", "..._sar"), that modality. */
+static void
+legend_title(const char *band, char *buf, size_t n)
+{
+    size_t len = strlen(band);
+    if (len > 8 && strcasecmp(band + len - 8, "_optical") == 0)
+        snprintf(buf, n, "%s (optical modality)", band);
+    else if (len > 4 && strcasecmp(band + len - 4, "_sar") == 0)
+        snprintf(buf, n, "%s (SAR modality)", band);
+    else
+        snprintf(buf, n, "%s", band);
+}
+
 /*
  * Writes the legend image and its JSON description into their stages
  * (output_internal.h), committed by the caller with the picture.
@@ -840,7 +854,11 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
         st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
-    mmcl__legend_draw(rgba, job->lut, job->lo[0], job->hi[0], ticks, tick_x);
+    char title[256];
+    legend_title(band_name, title, sizeof(title));
+    const char *font = mmcl__legend_draw(rgba, job->lut, job->lo[0],
+                                         job->hi[0], title, info->units,
+                                         ticks, tick_x);
 
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
@@ -872,6 +890,8 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
     cJSON_AddStringToObject(j, "picture", CPLGetFilename(out));
     cJSON_AddStringToObject(j, "source", job->in);
     cJSON_AddStringToObject(j, "band", band_name);
+    cJSON_AddStringToObject(j, "title", title);
+    cJSON_AddStringToObject(j, "font", font);
     if (info->units)
         cJSON_AddStringToObject(j, "units", info->units);
     cJSON_AddStringToObject(j, "colormap", info->colormap);
@@ -887,7 +907,11 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
     cJSON_AddBoolToObject(j, "centred_on_zero", info->diverging);
     cJSON_AddStringToObject(j, "note",
                             "values below min take the first colour, above "
-                            "max the last; transparent pixels are nodata");
+                            "max the last (the triangles at the ends of the "
+                            "bar); transparent pixels are nodata");
+    cJSON *clip = cJSON_AddObjectToObject(j, "clipped");
+    cJSON_AddBoolToObject(clip, "below_min", 1);
+    cJSON_AddBoolToObject(clip, "above_max", 1);
     cJSON *ta = cJSON_AddArrayToObject(j, "ticks");
     for (int t = 0; t < MMCL__LEGEND_TICKS; t++) {
         cJSON *o = cJSON_CreateObject();

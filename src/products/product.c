@@ -39,6 +39,7 @@
 #include "json_internal.h"
 #include "options_internal.h"
 #include "product_internal.h"
+#include "style_internal.h"
 #include "tiles_internal.h"
 
 enum {
@@ -909,6 +910,80 @@ is_descriptor(const char *name)
     return len > 5 && strcasecmp(name + len - 5, ".json") == 0;
 }
 
+/*
+ * The QGIS style of the lazy product @p p, written beside its descriptor
+ * @p path into @p stage: its ranges come from the percentiles of the
+ * smallest overview (a few hundred pixels a side), computed here, so that
+ * QGIS draws the layer right at once without computing the whole map.
+ */
+static mmcl_status
+write_product_style(mmcl_context *ctx, mmcl_product *p, mmcl__stage *stage,
+                    const char *path)
+{
+    const char *kind = mmcl_product_kind(p);
+    int n = mmcl_product_band_count(p);
+    if (!kind || n < 1 || mmcl_product_sample_type(p) != MMCL_SAMPLE_FLOAT32 ||
+        (strcmp(kind, "embedding") != 0 && strcmp(kind, "infoloss") != 0))
+        return MMCL_OK;
+    int level = mmcl_product_level_count(p) - 1;
+    int w = mmcl_product_width(p, level), h = mmcl_product_height(p, level);
+    size_t npix = (size_t)w * (size_t)h;
+    float *buf = mmcl__malloc_array(ctx, (size_t)n, npix, sizeof(float));
+    mmcl__style_band *b = calloc((size_t)n, sizeof(*b));
+    char *text = NULL;
+    mmcl_status st = MMCL_OK;
+    if (!buf)
+        st = MMCL_ERR_NO_MEMORY; /* the message is set */
+    else if (!b)
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    if (st == MMCL_OK)
+        st = mmcl_product_read(ctx, p, level, 0, 0, w, h, buf);
+    for (int i = 0; st == MMCL_OK && i < n; i++) {
+        const float *v = buf + (size_t)i * npix;
+        double sum = 0.0, sum2 = 0.0, mn = INFINITY, mx = -INFINITY;
+        size_t count = 0;
+        for (size_t k = 0; k < npix; k++) {
+            if (!isfinite(v[k]))
+                continue;
+            double x = v[k];
+            sum += x;
+            sum2 += x * x;
+            mn = x < mn ? x : mn;
+            mx = x > mx ? x : mx;
+            count++;
+        }
+        b[i].name = mmcl_product_band_description(p, i);
+        b[i].valid = count > 0;
+        if (count) {
+            b[i].mean = sum / (double)count;
+            double var = sum2 / (double)count - b[i].mean * b[i].mean;
+            b[i].std = var > 0.0 ? sqrt(var) : 0.0;
+            b[i].min = mn;
+            b[i].max = mx;
+        }
+    }
+    /* The percentiles of the bands shown (their values are reordered). */
+    int used[3];
+    int n_used = st == MMCL_OK ? mmcl__style_bands(kind, n, b, used) : 0;
+    for (int c = 0; c < n_used; c++) {
+        float *v = buf + (size_t)used[c] * npix;
+        double p_lo = mmcl__style_percentile(v, npix, MMCL__STYLE_P_LO);
+        double p_hi = mmcl__style_percentile(v, npix, MMCL__STYLE_P_HI);
+        b[used[c]].p_lo = p_lo;
+        b[used[c]].p_hi = p_hi;
+        b[used[c]].has_pct = isfinite(p_lo) && isfinite(p_hi);
+    }
+    if (st == MMCL_OK)
+        text = mmcl__style_qml(kind, n, b);
+    if (st == MMCL_OK && text)
+        st = mmcl__style_write_file(ctx, mmcl__stage_style_file(stage), text,
+                                    path);
+    free(text);
+    free(b);
+    free(buf);
+    return st;
+}
+
 mmcl_status
 mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
                          const char *path, const cJSON *j)
@@ -930,6 +1005,8 @@ mmcl__product_write_json(mmcl_context *ctx, mmcl__stage *stage,
         goto done;
     st = product_open_text(ctx, text, path, dir_abs, -1, &check);
     mmcl__chain_leave();
+    if (st == MMCL_OK)
+        st = write_product_style(ctx, check, stage, path);
     if (st != MMCL_OK)
         goto done;
     st = mmcl__stage_write_text(ctx, stage, text);

@@ -455,14 +455,14 @@ OUTPUTS = [
     # What --overwrite is for keeps working.
     Case("overwrite_an_own_output",
          ALIGN + ["--overwrite", "--sar-db", "opt.tif", "sar.tif", "al.tif"],
-         0, replaced=["al.tif"]),
+         0, replaced=["al.tif", "al.qml"]),
     Case("overwrite_a_cog_drops_its_side_file",
          ALIGN + ["--overwrite", "opt.tif", "sar.tif", "cog.tif"], 0,
          replaced=["cog.tif"], removed=["cog.tif.aux.xml"],
          check=gtiff_without_side_file),
     Case("overwrite_drops_the_replaced_outputs_overviews",
          ALIGN + ["--overwrite", "--sar-db", "opt.tif", "sar.tif", "al.tif"],
-         0, setup=overviews("al.tif"), replaced=["al.tif"],
+         0, setup=overviews("al.tif"), replaced=["al.tif", "al.qml"],
          removed=["al.tif.ovr"]),
     Case("overwrite_an_own_model",
          ["train", "-q", "--overwrite", "--dim", "3", "--patch", "3",
@@ -742,8 +742,8 @@ INPUTS = [
          r"output 'out\.jpg': JPEG cannot hold the alpha band of the "
          r"picture"),
     Case("unknown_extension_refused",
-         ALIGN + ["opt.tif", "sar.tif", "al.foo"], 1,
-         r"output 'al\.foo': no GDAL raster format that can write takes "
+         ALIGN + ["opt.tif", "sar.tif", "other.foo"], 1,
+         r"output 'other\.foo': no GDAL raster format that can write takes "
          r"the extension '\.foo'; give the format with -of"),
     Case("raster_named_like_a_descriptor_refused",
          ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif",
@@ -1447,8 +1447,75 @@ EDGE_CASES = [
          r"mmcl rgb: --stretch must be two percentiles", absent=["p.tif"]),
 ]
 
+
+def style_is(path, renderer):
+    """A check: @p path is a QGIS style whose renderer is @p renderer."""
+    def f(t, d):
+        with open(os.path.join(d, path)) as fp:
+            text = fp.read()
+        t.assertTrue(text.startswith("<!DOCTYPE qgis"), path)
+        t.assertIn('<rasterrenderer type="%s"' % renderer, text)
+    return f
+
+
+def statistics_in_the_map(t, d):
+    ds = gdal.Open(os.path.join(d, "l2.tif"))
+    for b in range(1, ds.RasterCount + 1):
+        md = ds.GetRasterBand(b).GetMetadata()
+        for k in ("MINIMUM", "MAXIMUM", "MEAN", "STDDEV"):
+            t.assertIn("STATISTICS_" + k, md, "band %d" % b)
+    t.assertFalse(os.path.exists(os.path.join(d, "l2.tif.aux.xml")))
+    style_is("l2.qml", "singlebandpseudocolor")(t, d)
+
+
+# The QGIS style (x.qml beside x.tif, x.mmcl.qml beside a descriptor) and
+# the statistics written with every map: side files like GDAL's.
+STYLE_CASES = [
+    Case("map_written_with_its_style_and_statistics",
+         ["infoloss", "-q", "model.mmcl", "opt.tif", "sar.tif", "l2.tif"],
+         0, check=statistics_in_the_map),
+    Case("stale_style_refused",
+         ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif", "e2.tif"], 1,
+         r"'e2\.qml' exists: a QGIS style \(\.qml\), which would describe "
+         r"the new output 'e2\.tif'; remove it, or use --overwrite",
+         setup=write("e2.qml", "<qgis><!-- mine --></qgis>\n"),
+         absent=["e2.tif"]),
+    Case("overwrite_replaces_the_style_with_its_map",
+         ["embed", "-q", "--overwrite", "--modality", "optical",
+          "model.mmcl", "opt.tif", "sar.tif", "emb.tif"], 0,
+         replaced=["emb.tif", "emb.qml"],
+         check=style_is("emb.qml", "multibandcolor")),
+    Case("overwrite_refuses_a_foreign_style",
+         ["embed", "-q", "--overwrite", "model.mmcl", "opt.tif", "sar.tif",
+          "emb.tif"], 1,
+         r"QGIS style 'emb\.qml' is a file of another kind; --overwrite "
+         r"replaces only a QGIS style \(\.qml\)",
+         setup=write("emb.qml", "my notes\n")),
+    Case("style_of_an_input_refused",
+         ["embed", "-q", "model.mmcl", "opt.tif", "sar.tif", "opt.tiff"], 1,
+         r"QGIS style 'opt\.qml' is the QGIS style of the input 'opt\.tif'; "
+         r"writing it would change that input", absent=["opt.qml"]),
+    Case("lazy_descriptor_written_with_its_style",
+         ["infoloss", "-q", "--lazy", "model.mmcl", "opt.tif", "sar.tif",
+          "l3.mmcl.json"], 0,
+         check=style_is("l3.mmcl.qml", "singlebandpseudocolor")),
+    Case("lazy_descriptor_stale_style_refused",
+         ["embed", "-q", "--lazy", "model.mmcl", "opt.tif", "sar.tif",
+          "e3.mmcl.json"], 1,
+         r"'e3\.mmcl\.qml' exists: a QGIS style \(\.qml\), which would "
+         r"describe the new output 'e3\.mmcl\.json'",
+         setup=write("e3.mmcl.qml", "<qgis/>\n")),
+    Case("overwrite_a_descriptor_replaces_its_style",
+         ["embed", "-q", "--lazy", "--overwrite", "--modality", "sar",
+          "model.mmcl", "opt.tif", "sar.tif", "emb.mmcl.json"], 0,
+         replaced=["emb.mmcl.json", "emb.mmcl.qml"],
+         check=style_is("emb.mmcl.qml", "multibandcolor")),
+    Case("picture_beside_its_source_keeps_the_sources_style",
+         ["rgb", "-q", "emb.tif", "emb.png"], 0),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
-         PROBE_CASES + EDGE_CASES)
+         PROBE_CASES + EDGE_CASES + STYLE_CASES)
 
 
 def snapshot(folder, but_temporary=False):

@@ -585,7 +585,8 @@ class QgisProvider(unittest.TestCase):
         with zipfile.ZipFile(zip_path) as z:
             names = set(z.namelist())
         for f in ("__init__.py", "metadata.txt", "provider.py",
-                  "algorithm.py", "runner.py", "plugin.py", "icon.svg"):
+                  "algorithm.py", "runner.py", "styles.py", "plugin.py",
+                  "icon.svg"):
             self.assertIn("mmcl/" + f, names)
         self.assertFalse([n for n in names if "__pycache__" in n])
 
