@@ -257,21 +257,32 @@ cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-double
-mmcl__style_percentile(float *v, size_t n, double p)
+/* The p-th percentile of the m sorted values of v. */
+static double
+sorted_percentile(const float *v, size_t m, double p)
 {
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (isfinite(v[i]))
-            v[m++] = v[i];
-    if (!m)
-        return NAN;
-    qsort(v, m, sizeof(*v), cmp_float);
     double r = p / 100.0 * (double)(m - 1);
     size_t k = (size_t)r;
     if (k + 1 >= m)
         return v[m - 1];
     return v[k] + (r - (double)k) * ((double)v[k + 1] - v[k]);
+}
+
+void
+mmcl__style_percentiles(float *v, size_t n, double p_lo, double p_hi,
+                        double *lo, double *hi)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(v[i]))
+            v[m++] = v[i];
+    if (!m) {
+        *lo = *hi = NAN;
+        return;
+    }
+    qsort(v, m, sizeof(*v), cmp_float);
+    *lo = sorted_percentile(v, m, p_lo);
+    *hi = sorted_percentile(v, m, p_hi);
 }
 
 /* The value below which @p p percent of the counts of @p h (@p n buckets

@@ -46,10 +46,13 @@ int mmcl__style_bands(const char *product, int n_bands,
                       const mmcl__style_band *bands, int used[3]);
 
 /*
- * The value below which @p p percent of the @p n finite values of @p v
- * lie (linear between order statistics); @p v is reordered. NaN when none.
+ * The values below which @p p_lo and @p p_hi percent of the finite values
+ * among the @p n of @p v lie (linear between order statistics), into *lo
+ * and *hi; NaN when there is none. @p v is reordered (and its tail past
+ * the finite values left as it was: call it once per array).
  */
-double mmcl__style_percentile(float *v, size_t n, double p);
+void mmcl__style_percentiles(float *v, size_t n, double p_lo, double p_hi,
+                             double *lo, double *hi);
 
 /*
  * The style of a raster of @p product (the MMCL PRODUCT) with @p n_bands

@@ -967,8 +967,9 @@ write_product_style(mmcl_context *ctx, mmcl_product *p, mmcl__stage *stage,
     int n_used = st == MMCL_OK ? mmcl__style_bands(kind, n, b, used) : 0;
     for (int c = 0; c < n_used; c++) {
         float *v = buf + (size_t)used[c] * npix;
-        double p_lo = mmcl__style_percentile(v, npix, MMCL__STYLE_P_LO);
-        double p_hi = mmcl__style_percentile(v, npix, MMCL__STYLE_P_HI);
+        double p_lo, p_hi;
+        mmcl__style_percentiles(v, npix, MMCL__STYLE_P_LO, MMCL__STYLE_P_HI,
+                                &p_lo, &p_hi);
         b[used[c]].p_lo = p_lo;
         b[used[c]].p_hi = p_hi;
         b[used[c]].has_pct = isfinite(p_lo) && isfinite(p_hi);
