@@ -54,4 +54,15 @@ char *mmcl__strdup(mmcl_context *ctx, const char *s);
 /* CPU seconds used by the calling thread so far (for timing reports). */
 double mmcl__thread_seconds(void);
 
+/* Text grown by printf-style additions (a CSV, a QML style): s is
+ * NUL-terminated, n its length; after a failed addition (no memory) the
+ * text is left as it was and failed is set. free(s) when done. */
+typedef struct mmcl__text {
+    char *s;
+    size_t n, cap;
+    int failed;
+} mmcl__text;
+
+void mmcl__text_add(mmcl__text *t, const char *fmt, ...) MMCL__PRINTF(2, 3);
+
 #endif /* MMCL_CONTEXT_INTERNAL_H */

@@ -24,7 +24,6 @@
  * count), any other the prediction of the probe fitted without its block.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1726,72 +1725,34 @@ run_report(mmcl_context *ctx, const probe_run *r, char **text)
 
 /* ---- the CSV ---------------------------------------------------------- */
 
-typedef struct text_buf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} text_buf;
-
-static void tb_printf(text_buf *t, const char *fmt, ...) MMCL__PRINTF(2, 3);
-
-static void
-tb_printf(text_buf *t, const char *fmt, ...)
-{
-    if (t->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->s ? t->s + t->len : NULL,
-                          t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
-        }
-        if (t->s && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = (t->cap + (size_t)n + 1) * 2;
-        char *s = realloc(t->s, cap);
-        if (!s) {
-            t->failed = 1;
-            return;
-        }
-        t->s = s;
-        t->cap = cap;
-    }
-}
-
 /* One row per representation (then the baseline) and class: its figures
  * and its row of the confusion matrix (predicted_<class>); for a
  * continuous target one row per representation. */
 static void
-csv_rows(const probe_run *r, text_buf *t)
+csv_rows(const probe_run *r, mmcl__text *t)
 {
     if (!r->classes) {
-        tb_printf(t, MMCL__PROBE_CSV_HEAD "samples,r2,rmse,mae\n");
+        mmcl__text_add(t, MMCL__PROBE_CSV_HEAD "samples,r2,rmse,mae\n");
         for (int i = 0; i <= r->n_reps; i++) {
             int base = i == r->n_reps;
             const probe_scores *s = &r->scores[base ? N_REPS : i];
-            tb_printf(t, "%s,%d,%d,%.10g,%.10g,%.10g\n",
+            mmcl__text_add(t, "%s,%d,%d,%.10g,%.10g,%.10g\n",
                       base ? "mean_baseline" : rep_names[i],
                       base ? 0 : rep_dim(&r->data, i), r->job.N, s->r2,
                       s->rmse, s->mae);
         }
         return;
     }
-    tb_printf(t, MMCL__PROBE_CSV_HEAD "class,support,precision,recall,f1,iou,"
+    mmcl__text_add(t, MMCL__PROBE_CSV_HEAD "class,support,precision,recall,f1,iou,"
                  "accuracy,balanced_accuracy,macro_f1,mean_iou");
     for (int c = 0; c < r->q; c++)
-        tb_printf(t, ",predicted_%.17g", r->class_values[c]);
-    tb_printf(t, "\n");
+        mmcl__text_add(t, ",predicted_%.17g", r->class_values[c]);
+    mmcl__text_add(t, "\n");
     for (int i = 0; i <= r->n_reps; i++) {
         int base = i == r->n_reps;
         const probe_scores *s = &r->scores[base ? N_REPS : i];
         for (int c = 0; c < r->q; c++) {
-            tb_printf(t,
+            mmcl__text_add(t,
                       "%s,%d,%.17g,%.17g,%.10g,%.10g,%.10g,%.10g,%.10g,"
                       "%.10g,%.10g,%.10g",
                       base ? "majority_baseline" : rep_names[i],
@@ -1800,8 +1761,8 @@ csv_rows(const probe_run *r, text_buf *t)
                       s->iou[c], s->accuracy, s->balanced_accuracy,
                       s->macro_f1, s->mean_iou);
             for (int k = 0; k < r->q; k++)
-                tb_printf(t, ",%.17g", s->conf[(size_t)c * r->q + k]);
-            tb_printf(t, "\n");
+                mmcl__text_add(t, ",%.17g", s->conf[(size_t)c * r->q + k]);
+            mmcl__text_add(t, "\n");
         }
     }
 }
@@ -1810,15 +1771,15 @@ csv_rows(const probe_run *r, text_buf *t)
 static mmcl_status
 run_csv(mmcl_context *ctx, probe_run *r)
 {
-    text_buf t = {0};
+    mmcl__text t = {0};
     csv_rows(r, &t);
     if (t.failed || !t.s) {
         free(t.s);
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     }
     /* mmcl__stage_write_text ends the text with a newline of its own. */
-    if (t.len > 0 && t.s[t.len - 1] == '\n')
-        t.s[--t.len] = '\0';
+    if (t.n > 0 && t.s[t.n - 1] == '\n')
+        t.s[--t.n] = '\0';
     r->csv_stage = mmcl__stage_create(ctx, r->files, r->csv);
     mmcl_status st = r->csv_stage
                          ? mmcl__stage_write_text(ctx, r->csv_stage, t.s)

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,42 +29,6 @@
 /* Buckets of the histograms the percentiles are read from: the stretch
  * is within 1/16384 of the band's range, as `mmcl rgb`'s. */
 #define HIST_BUCKETS 16384
-
-typedef struct qml_text {
-    char *s;
-    size_t n, cap;
-    int failed;
-} qml_text;
-
-static void MMCL__PRINTF(2, 3)
-add(qml_text *t, const char *fmt, ...)
-{
-    if (t->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(t->s ? t->s + t->n : NULL, t->s ? t->cap - t->n : 0,
-                          fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            t->failed = 1;
-            return;
-        }
-        if (t->s && t->n + (size_t)k < t->cap) {
-            t->n += (size_t)k;
-            return;
-        }
-        size_t cap = (t->cap ? 2 * t->cap : 4096) + (size_t)k;
-        char *s = realloc(t->s, cap);
-        if (!s) {
-            t->failed = 1;
-            return;
-        }
-        t->s = s;
-        t->cap = cap;
-    }
-}
 
 /* The band's display range: mean +- 2 sd within [min, max]; symmetric
  * about 0 when @p centred. Never empty. */
@@ -100,9 +63,9 @@ band_range(const mmcl__style_band *b, int centred, double *lo, double *hi)
 }
 
 static void
-head(qml_text *t)
+head(mmcl__text *t)
 {
-    add(t, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+    mmcl__text_add(t, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
            "<!-- written by mmcl: the layer's default style -->\n"
            "<qgis version=\"3.22.0\" styleCategories=\"AllStyleCategories\" "
            "hasScaleBasedVisibilityFlag=\"0\" minScale=\"1e+08\" "
@@ -111,9 +74,9 @@ head(qml_text *t)
 }
 
 static void
-tail(qml_text *t)
+tail(mmcl__text *t)
 {
-    add(t, "    <brightnesscontrast brightness=\"0\" contrast=\"0\" "
+    mmcl__text_add(t, "    <brightnesscontrast brightness=\"0\" contrast=\"0\" "
            "gamma=\"1\"/>\n"
            "    <huesaturation saturation=\"0\" grayscaleMode=\"0\" "
            "colorizeOn=\"0\" colorizeRed=\"255\" colorizeGreen=\"128\" "
@@ -127,9 +90,9 @@ tail(qml_text *t)
 }
 
 static void
-min_max_origin(qml_text *t)
+min_max_origin(mmcl__text *t)
 {
-    add(t, "      <minMaxOrigin>\n"
+    mmcl__text_add(t, "      <minMaxOrigin>\n"
            "        <limits>None</limits>\n"
            "        <extent>WholeRaster</extent>\n"
            "        <statAccuracy>Exact</statAccuracy>\n"
@@ -140,15 +103,15 @@ min_max_origin(qml_text *t)
 }
 
 static void
-pseudocolor(qml_text *t, int band, const char *colormap, double lo, double hi)
+pseudocolor(mmcl__text *t, int band, const char *colormap, double lo, double hi)
 {
     const mmcl__rgb8 *lut = mmcl__colormap(colormap);
-    add(t, "    <rasterrenderer type=\"singlebandpseudocolor\" band=\"%d\" "
+    mmcl__text_add(t, "    <rasterrenderer type=\"singlebandpseudocolor\" band=\"%d\" "
            "opacity=\"1\" alphaBand=\"-1\" nodataColor=\"\" "
            "classificationMin=\"%.9g\" classificationMax=\"%.9g\">\n",
         band, lo, hi);
     min_max_origin(t);
-    add(t, "      <rastershader>\n"
+    mmcl__text_add(t, "      <rastershader>\n"
            "        <colorrampshader colorRampType=\"INTERPOLATED\" "
            "classificationMode=\"1\" clip=\"0\" minimumValue=\"%.9g\" "
            "maximumValue=\"%.9g\" labelPrecision=\"4\">\n",
@@ -156,45 +119,45 @@ pseudocolor(qml_text *t, int band, const char *colormap, double lo, double hi)
     for (int i = 0; i < MMCL__LUT_SIZE; i += RAMP_STEP - 1) {
         int k = i + RAMP_STEP - 1 >= MMCL__LUT_SIZE ? MMCL__LUT_SIZE - 1 : i;
         double v = lo + (hi - lo) * k / (MMCL__LUT_SIZE - 1);
-        add(t, "          <item value=\"%.9g\" color=\"#%02x%02x%02x\" "
+        mmcl__text_add(t, "          <item value=\"%.9g\" color=\"#%02x%02x%02x\" "
                "alpha=\"255\" label=\"%.4g\"/>\n",
             v, lut[k][0], lut[k][1], lut[k][2], v);
         if (k == MMCL__LUT_SIZE - 1)
             break;
     }
-    add(t, "        </colorrampshader>\n"
+    mmcl__text_add(t, "        </colorrampshader>\n"
            "      </rastershader>\n"
            "    </rasterrenderer>\n");
 }
 
 static void
-multiband(qml_text *t, const int band[3], const double lo[3], const double hi[3])
+multiband(mmcl__text *t, const int band[3], const double lo[3], const double hi[3])
 {
     static const char *const ch[3] = {"red", "green", "blue"};
-    add(t, "    <rasterrenderer type=\"multibandcolor\" opacity=\"1\" "
+    mmcl__text_add(t, "    <rasterrenderer type=\"multibandcolor\" opacity=\"1\" "
            "alphaBand=\"-1\" nodataColor=\"\" redBand=\"%d\" "
            "greenBand=\"%d\" blueBand=\"%d\">\n",
         band[0], band[1], band[2]);
     min_max_origin(t);
     for (int c = 0; c < 3; c++)
-        add(t, "      <%sContrastEnhancement>\n"
+        mmcl__text_add(t, "      <%sContrastEnhancement>\n"
                "        <minValue>%.9g</minValue>\n"
                "        <maxValue>%.9g</maxValue>\n"
                "        <algorithm>StretchToMinimumMaximum</algorithm>\n"
                "      </%sContrastEnhancement>\n",
             ch[c], lo[c], hi[c], ch[c]);
-    add(t, "    </rasterrenderer>\n");
+    mmcl__text_add(t, "    </rasterrenderer>\n");
 }
 
 static void
-gray(qml_text *t, int band, double lo, double hi)
+gray(mmcl__text *t, int band, double lo, double hi)
 {
-    add(t, "    <rasterrenderer type=\"singlebandgray\" grayBand=\"%d\" "
+    mmcl__text_add(t, "    <rasterrenderer type=\"singlebandgray\" grayBand=\"%d\" "
            "gradient=\"BlackToWhite\" opacity=\"1\" alphaBand=\"-1\" "
            "nodataColor=\"\">\n",
         band);
     min_max_origin(t);
-    add(t, "      <contrastEnhancement>\n"
+    mmcl__text_add(t, "      <contrastEnhancement>\n"
            "        <minValue>%.9g</minValue>\n"
            "        <maxValue>%.9g</maxValue>\n"
            "        <algorithm>StretchToMinimumMaximum</algorithm>\n"
@@ -344,7 +307,7 @@ mmcl__style_qml(const char *product, int n_bands,
 {
     if (!product || n_bands < 1)
         return NULL;
-    qml_text t = {0};
+    mmcl__text t = {0};
     if (strcmp(product, "infoloss") == 0) {
         int i = loss_band(n_bands, bands);
         /* The signed bands, as `mmcl rgb` chooses its colour map. */
