@@ -109,6 +109,7 @@ LABELS = {
     "NON_REDUNDANCY": "Also write the non-redundancy bands",
     "MASK": "Validity mask",
     "LEGEND": "Write the colour scale beside the picture",
+    "LEGEND_INSET": "Also draw the colour scale into the picture",
     "SAR_SRS": "SAR CRS (e.g. EPSG:32630)",
     "SAR_RES": "SAR pixel size (in SAR CRS units)",
     "LR": "Learning rate",

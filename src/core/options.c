@@ -306,6 +306,11 @@ static const mmcl_option_def rgb_defs[] = {
      "colormap mode: write the colour scale beside OUT as <OUT "
      "base>.legend.png and .legend.json (--no-legend: do not)",
      MMCL_OPT_USAGE_LIBRARY},
+    {"LEGEND_INSET", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--legend-inset",
+     NULL,
+     "colormap mode: also draw the colour scale into the picture's lower "
+     "left corner (a written picture of at least 496 x 136 pixels)",
+     MMCL_OPT_USAGE_LIBRARY},
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,

@@ -830,6 +830,24 @@ legend_title(const char *band, char *buf, size_t n)
         snprintf(buf, n, "%s", band);
 }
 
+/* The legend of the picture as a band-sequential (4, MMCL__LEGEND_H,
+ * MMCL__LEGEND_W) RGBA image (free()), its title into @p title and the
+ * font used into *font; NULL when out of memory (the message set). */
+static unsigned char *
+legend_image(mmcl_context *ctx, const mmcl__rgb_job *job,
+             const mmcl__rgb_info *info, const char *band_name, char *title,
+             size_t title_size, double *ticks, int *tick_x, const char **font)
+{
+    unsigned char *rgba =
+        mmcl__malloc_array(ctx, 4, (size_t)MMCL__LEGEND_W * MMCL__LEGEND_H, 1);
+    if (!rgba)
+        return NULL;
+    legend_title(band_name, title, title_size);
+    *font = mmcl__legend_draw(rgba, job->lut, job->lo[0], job->hi[0], title,
+                              info->units, ticks, tick_x);
+    return rgba;
+}
+
 /*
  * Writes the legend image and its JSON description into their stages
  * (output_internal.h), committed by the caller with the picture.
@@ -848,17 +866,14 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
     cJSON *j = NULL;
     char *text = NULL;
 
-    rgba =
-        mmcl__malloc_array(ctx, 4, (size_t)MMCL__LEGEND_W * MMCL__LEGEND_H, 1);
+    char title[256];
+    const char *font = NULL;
+    rgba = legend_image(ctx, job, info, band_name, title, sizeof(title),
+                        ticks, tick_x, &font);
     if (!rgba) {
         st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
-    char title[256];
-    legend_title(band_name, title, sizeof(title));
-    const char *font = mmcl__legend_draw(rgba, job->lut, job->lo[0],
-                                         job->hi[0], title, info->units,
-                                         ticks, tick_x);
 
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
@@ -1519,6 +1534,75 @@ run_legend(mmcl_context *ctx, rgb_run *r)
                : mmcl_context_errcode(ctx);
 }
 
+/* The margin of the legend drawn into a picture, pixels. */
+enum { INSET_MARGIN = 8 };
+
+/* LEGEND_INSET: a colour scale, and room for it in a written picture. */
+static mmcl_status
+check_inset(mmcl_context *ctx, const rgb_run *r)
+{
+    if (!mmcl__opt_bool(r->o, "LEGEND_INSET"))
+        return MMCL_OK;
+    if (r->job.mode != MMCL__RGB_COLORMAP)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s draws a colour scale, which only a picture of "
+                           "one band through a colour map has",
+                           mmcl__opt_name(ctx, "LEGEND_INSET"));
+    if (r->lazy)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s draws into a written picture, not a lazy one "
+                           "(its legend is written beside the descriptor)",
+                           mmcl__opt_name(ctx, "LEGEND_INSET"));
+    if (r->src.width < MMCL__LEGEND_W + 2 * INSET_MARGIN ||
+        r->src.height < MMCL__LEGEND_H + 2 * INSET_MARGIN)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "the %d x %d picture is too small for the %d x %d "
+                           "colour scale inset (at least %d x %d pixels); "
+                           "the legend beside it is written without %s",
+                           r->src.width, r->src.height, MMCL__LEGEND_W,
+                           MMCL__LEGEND_H, MMCL__LEGEND_W + 2 * INSET_MARGIN,
+                           MMCL__LEGEND_H + 2 * INSET_MARGIN,
+                           mmcl__opt_name(ctx, "LEGEND_INSET"));
+    return MMCL_OK;
+}
+
+/* LEGEND_INSET: the colour scale drawn over the written picture's lower
+ * left corner, opaque, INSET_MARGIN pixels from the edges. */
+static mmcl_status
+draw_inset(mmcl_context *ctx, rgb_run *r)
+{
+    double ticks[MMCL__LEGEND_TICKS];
+    int tick_x[MMCL__LEGEND_TICKS];
+    char title[256];
+    const char *font = NULL;
+    unsigned char *rgba = legend_image(ctx, &r->job, &r->info, r->first_name,
+                                       title, sizeof(title), ticks, tick_x,
+                                       &font);
+    if (!rgba)
+        return MMCL_ERR_NO_MEMORY;
+    GDALDatasetH wds = mmcl__writer_dataset(r->job.writer);
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err = GDALDatasetRasterIO(
+        wds, GF_Write, INSET_MARGIN,
+        r->src.height - MMCL__LEGEND_H - INSET_MARGIN, MMCL__LEGEND_W,
+        MMCL__LEGEND_H, rgba, MMCL__LEGEND_W, MMCL__LEGEND_H, GDT_Byte, 4,
+        NULL, 0, 0, 0);
+    mmcl__gdal_capture_end(&cap);
+    free(rgba);
+    if (err != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot draw the colour scale into '%s': %s",
+                           r->out, mmcl__gdal_msg(&cap));
+    GDALSetMetadataItem(wds, "LEGEND_INSET",
+                        CPLSPrintf("%d,%d,%d,%d", INSET_MARGIN,
+                                   r->src.height - MMCL__LEGEND_H -
+                                       INSET_MARGIN,
+                                   MMCL__LEGEND_W, MMCL__LEGEND_H),
+                        "MMCL");
+    return MMCL_OK;
+}
+
 /* Pass 3: the picture and its legend, then both under their final names
  * together, or neither. */
 static mmcl_status
@@ -1530,6 +1614,8 @@ run_picture(mmcl_context *ctx, rgb_run *r)
     if (st == MMCL_OK)
         st = run_pass(ctx, job, MMCL__RGB_PASS_WRITE, r->src.width,
                       r->src.height, r->n_threads, r->o, r->p_end2, split);
+    if (st == MMCL_OK && mmcl__opt_bool(r->o, "LEGEND_INSET"))
+        st = draw_inset(ctx, r);
     if (st == MMCL_OK && r->legend_png)
         st = run_legend(ctx, r);
     void *puser = NULL;
@@ -1598,6 +1684,8 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         st = run_source(ctx, &r);
     if (st == MMCL_OK && r.job.mode == MMCL__RGB_COLORMAP)
         st = run_colormap(ctx, &r);
+    if (st == MMCL_OK)
+        st = check_inset(ctx, &r);
     if (st == MMCL_OK)
         st = run_stats(ctx, &r);
     if (st == MMCL_OK)

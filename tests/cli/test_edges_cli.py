@@ -205,5 +205,64 @@ class Metadata(Workdir):
         self.assertIn("MMCL_VERSION=" + version, info)
 
 
+class LegendInset(Workdir):
+    """rgb --legend-inset: the colour scale drawn into the picture's lower
+    left corner, pixel for pixel the legend written beside it, and the
+    rest of the picture as without it."""
+
+    def setUp(self):
+        super().setUp()
+        # A 600 x 600 single-band raster: room for the 480 x 120 inset.
+        src = gdal.GetDriverByName("GTiff").Create(self.path("b.tif"), 600,
+                                                   600, 1, gdal.GDT_Float32)
+        src.SetGeoTransform([500000, 10, 0, 4800000, 0, -10])
+        import numpy as np
+        y, x = np.mgrid[0:600, 0:600]
+        src.GetRasterBand(1).WriteArray((np.sin(x / 40.0) + y / 300.0)
+                                        .astype(np.float32))
+        src.GetRasterBand(1).SetDescription("excess_optical")
+        src = None
+
+    def test_inset_is_the_legend_and_leaves_the_rest(self):
+        import numpy as np
+        run("rgb", "-q", "-of", "PNG", "--legend-inset", self.path("b.tif"),
+            self.path("in.png"))
+        run("rgb", "-q", "-of", "PNG", self.path("b.tif"),
+            self.path("plain.png"))
+        ds = gdal.Open(self.path("in.png"))
+        inset = ds.ReadAsArray()
+        self.assertEqual(ds.GetMetadataItem("LEGEND_INSET", "MMCL"),
+                         "8,472,480,120")
+        plain = gdal.Open(self.path("plain.png")).ReadAsArray()
+        legend = gdal.Open(self.path("in.legend.png")).ReadAsArray()
+        self.assertEqual(legend.shape, (4, 120, 480))
+        np.testing.assert_array_equal(inset[:, 472:592, 8:488], legend)
+        outside = np.ones((600, 600), bool)
+        outside[472:592, 8:488] = False
+        np.testing.assert_array_equal(inset[:, outside], plain[:, outside])
+
+    def test_inset_refused_where_it_cannot_be(self):
+        run("synth", "-q", "--size", "192", self.path("s"))
+        optical = os.path.join(self.path("s"), "optical.tif")
+        for args, message in (
+                (["--mode", "pca", optical], "only a picture of one band"),
+                (["--lazy", self.path("b.tif")], "not a lazy one")):
+            out = "p.mmcl.json" if "--lazy" in args else "p.png"
+            p = subprocess.run([MMCL, "rgb", "-q", "--legend-inset"] + args +
+                               [self.path(out)],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(message, p.stderr)
+            self.assertFalse(os.path.exists(self.path(out)))
+        small = self.path("small.tif")
+        p = subprocess.run([MMCL, "rgb", "-q", "--legend-inset", "--bands",
+                            "B1", optical, small], capture_output=True,
+                           text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("too small for the 480 x 120 colour scale inset",
+                      p.stderr)
+        self.assertFalse(os.path.exists(small))
+
+
 if __name__ == "__main__":
     unittest.main()
