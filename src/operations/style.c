@@ -172,18 +172,24 @@ starts(const char *s, const char *prefix)
     return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* The band an information-loss map is shown by (0-based). */
+/* The band an information-loss map is shown by (0-based): the headline
+ * band, else (a model without a noise estimate leaves it NaN) the first
+ * excess band with values. */
 static int
 loss_band(int n, const mmcl__style_band *b)
 {
     for (int i = 0; i < n; i++)
-        if (b[i].name && strcasecmp(b[i].name, "structured_excess_optical") == 0)
+        if (b[i].valid && b[i].name &&
+            strcasecmp(b[i].name, "structured_excess_optical") == 0)
             return i;
     for (int i = 0; i < n; i++)
-        if (starts(b[i].name, "structured_excess"))
+        if (b[i].valid && starts(b[i].name, "structured_excess"))
             return i;
     for (int i = 0; i < n; i++)
-        if (starts(b[i].name, "excess"))
+        if (b[i].valid && starts(b[i].name, "excess"))
+            return i;
+    for (int i = 0; i < n; i++)
+        if (b[i].valid)
             return i;
     return 0;
 }
