@@ -736,7 +736,12 @@ push_output(mmcl_context *ctx, mmcl__files *f, const char *path,
     for (size_t i = 0; i < f->n_ins; i++) {
         const char *in = f->ins[i].canon;
         size_t n = in ? strlen(in) : 0;
+        /* A model file (.mmcl) is no layer of QGIS: "m.qml" is not its
+         * style, and a map "m.tif" of model "m.mmcl" may have it. */
+        int model = n > 5 && strcmp(in + n - 5, ".mmcl") == 0;
         for (int k = 0; in && k < N_SIDES; k++) {
+            if (k == SIDE_QML && model)
+                continue;
             char *side = k == SIDE_QML ? side_name(in, k) : NULL;
             int hit = k == SIDE_QML ? side && strcmp(canon, side) == 0
                                     : strncmp(canon, in, n) == 0 &&

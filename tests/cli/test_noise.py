@@ -250,6 +250,42 @@ class NoiseFloor(Workdir):
                                        window_mean(b["excess_" + mod]) -
                                        (fa - fu), atol=2e-6, equal_nan=True)
 
+    def test_model_without_noise_estimate_gives_nan_noise_bands(self):
+        """A model trained before the noise was estimated (its metadata
+        without the "noise" records, rewritten here with the safetensors
+        layout): a warning per modality, the three noise bands NaN, the
+        other bands as with the noise, and the QGIS style on the excess.
+        The model is old.mmcl and its map old.tif: the map's style old.qml
+        is no style of the model, which is no QGIS layer."""
+        import struct
+        with open(self.noisy.model("cca"), "rb") as f:
+            raw = f.read()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n])
+        meta = json.loads(header["__metadata__"]["mmcl"])
+        for mod in ("optical", "sar"):
+            del meta[mod]["noise"]
+        header["__metadata__"]["mmcl"] = json.dumps(meta)
+        text = json.dumps(header).encode()
+        text += b" " * (-len(text) % 8)
+        old = self.path("old.mmcl")
+        with open(old, "wb") as f:
+            f.write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+        out = self.path("old.tif")
+        p = run("infoloss", "-q", old, self.noisy.optical, self.noisy.sar,
+                out)
+        for mod in ("optical", "sar"):
+            self.assertIn("no noise estimate of the %s bands" % mod, p.stderr)
+        b, ref = bands(out), self.noisy.loss("cca")
+        for mod in ("optical", "sar"):
+            for band in ("noise_floor_", "structured_loss_",
+                         "structured_excess_"):
+                self.assertTrue(np.isnan(b[band + mod]).all())
+            np.testing.assert_array_equal(b["excess_" + mod],
+                                          ref["excess_" + mod])
+        with open(self.path("old.qml")) as f:
+            self.assertIn('type="singlebandpseudocolor" band="3"', f.read())
+
     def test_report_splits_the_loss_into_noise_and_structure(self):
         self.noisy.loss("cca")
         with open(self.noisy.file("loss_cca.tif.json")) as f:
