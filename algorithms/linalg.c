@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Double-precision building blocks on CBLAS/LAPACKE: moment accumulation
- * (dsyrk/dgemm), Cholesky (dpotrf), triangular solves (dtrsm), SVD
- * (dgesvd) and the symmetric eigensolver (dsyevd). No hand-written matrix
- * products; the loops here are element-wise (conversion, symmetrisation,
- * diagonal updates, column sums).
+ * (one float SYRK per batch of centred rows, summed in double), Cholesky
+ * (dpotrf), triangular solves (dtrsm), SVD (dgesvd) and the symmetric
+ * eigensolver (dsyevd). No hand-written matrix products; the loops here
+ * are element-wise (centring, symmetrisation, diagonal updates, column
+ * sums).
  */
 #include "linalg.h"
 
@@ -38,19 +39,13 @@ lapack_status(mmcl_context *ctx, lapack_int info, const char *routine,
     return MMCL_OK;
 }
 
-/* dst (rows, cols) double <- src float; column sums (cols) += when sum. */
-static void
-to_double(double *dst, double *sum, const float *src, int rows, int cols)
+size_t
+mmcl__moments_work_size(int N, int d1, int d2)
 {
-    for (int n = 0; n < rows; n++) {
-        const float *s_n = src + (size_t)n * cols;
-        double *d_n = dst + (size_t)n * cols;
-        for (int j = 0; j < cols; j++)
-            d_n[j] = (double)s_n[j];
-        if (sum)
-            for (int j = 0; j < cols; j++)
-                sum[j] += d_n[j];
-    }
+    size_t d = (size_t)d1 + (size_t)(d2 > 0 ? d2 : 0);
+    size_t floats = (N > 0 ? (size_t)N : 0) * d + d * d;
+    /* The column means (d doubles), then the floats: Y (N, d), P (d, d). */
+    return d + (floats + 1) / 2;
 }
 
 void
@@ -60,25 +55,69 @@ mmcl__moments_accumulate(double *S11, double *S22, double *S12, double *s1,
 {
     if (N <= 0)
         return;
-    double *A1 = work;                  /* (N, d1) */
-    double *A2 = work + (size_t)N * d1; /* (N, d2) */
-
-    to_double(A1, s1, X1, N, d1);
-    /* S11 += A1^T A1 (upper triangle), then mirror it: O(d^2) per batch
-     * against O(N d^2) for the product, and S11 stays a full matrix. */
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d1, N, 1.0, A1, d1, 1.0,
-                S11, d1);
-    mmcl__sym_from_upper(S11, d1);
     if (!X2)
-        return;
+        d2 = 0;
+    int d = d1 + d2;
+    double *mean = work;               /* (d) */
+    float *Y = (float *)(work + d);    /* (N, d): [X1 X2] - mean */
+    float *P = Y + (size_t)N * d;      /* (d, d): Y^T Y, upper triangle */
 
-    to_double(A2, s2, X2, N, d2);
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d2, N, 1.0, A2, d2, 1.0,
-                S22, d2);
-    mmcl__sym_from_upper(S22, d2);
-    /* S12 (d1, d2) += A1^T A2 */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, N, 1.0, A1, d1,
-                A2, d2, 1.0, S12, d2);
+    /* Column sums in double, row by row (a fixed order). */
+    for (int j = 0; j < d; j++)
+        mean[j] = 0.0;
+    for (int n = 0; n < N; n++) {
+        const float *a = X1 + (size_t)n * d1;
+        for (int j = 0; j < d1; j++)
+            mean[j] += a[j];
+        if (d2) {
+            const float *b = X2 + (size_t)n * d2;
+            for (int j = 0; j < d2; j++)
+                mean[d1 + j] += b[j];
+        }
+    }
+    if (s1)
+        for (int j = 0; j < d1; j++)
+            s1[j] += mean[j];
+    if (s2 && d2)
+        for (int j = 0; j < d2; j++)
+            s2[j] += mean[d1 + j];
+    for (int j = 0; j < d; j++)
+        mean[j] /= N;
+
+    for (int n = 0; n < N; n++) {
+        const float *a = X1 + (size_t)n * d1;
+        float *y = Y + (size_t)n * d;
+        for (int j = 0; j < d1; j++)
+            y[j] = (float)((double)a[j] - mean[j]);
+        if (d2) {
+            const float *b = X2 + (size_t)n * d2;
+            for (int j = 0; j < d2; j++)
+                y[d1 + j] = (float)((double)b[j] - mean[d1 + j]);
+        }
+    }
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, N, 1.0f, Y, d, 0.0f,
+                P, d);
+
+    /* X^T X = Y^T Y + N m m^T, added to the blocks in double: S11 and S22
+     * on both triangles, S12 from the upper triangle's off-diagonal block. */
+    double n_rows = (double)N;
+    for (int i = 0; i < d; i++) {
+        for (int j = i; j < d; j++) {
+            double v = (double)P[(size_t)i * d + j] + n_rows * mean[i] * mean[j];
+            if (j < d1) {
+                S11[(size_t)i * d1 + j] += v;
+                if (j != i)
+                    S11[(size_t)j * d1 + i] += v;
+            } else if (i < d1) {
+                S12[(size_t)i * d2 + (j - d1)] += v;
+            } else {
+                int a = i - d1, b = j - d1;
+                S22[(size_t)a * d2 + b] += v;
+                if (b != a)
+                    S22[(size_t)b * d2 + a] += v;
+            }
+        }
+    }
 }
 
 void

@@ -27,13 +27,23 @@
  * S11 and S22 are kept full (both triangles equal).
  * X2 == NULL accumulates only S11 and s1 (one modality; S22, S12 and s2
  * are then not touched and may be NULL). s1 and s2 may be NULL.
- * work: (N, d1 + d2) doubles of scratch (N * d1 when X2 is NULL).
- * Converting the batch to double before dsyrk/dgemm keeps the products
- * and their accumulation over millions of rows in double.
+ * work: mmcl__moments_work_size(N, d1, d2) doubles of scratch (d2 = 0
+ * when X2 is NULL).
+ *
+ * One pass of one float SYRK over the joint batch [X1 X2]: the batch's
+ * column means m are taken in double, the centred rows Y = X - m go to
+ * float, and X^T X = Y^T Y + N m m^T is added in double. Centring first
+ * keeps the float products at the scale of the spread, not of the mean:
+ * each added entry is within a few float ulps (times sqrt(N)) of the
+ * centred sum, and the sums over batches stay in double.
  */
 void mmcl__moments_accumulate(double *S11, double *S22, double *S12, double *s1,
                               double *s2, double *work, const float *X1,
                               const float *X2, int N, int d1, int d2);
+
+/* Doubles of scratch that mmcl__moments_accumulate needs for a batch of
+ * N rows (d2 = 0 for one modality). */
+size_t mmcl__moments_work_size(int N, int d1, int d2);
 
 /*
  * Centred covariance from raw moments over @p count rows:

@@ -225,6 +225,10 @@ def main():
     ap.add_argument("--sk-tol", type=float, default=1e-10)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument("--same-kernel", action="store_true",
+                    help="give NumPy and scikit-learn the OPENBLAS_CORETYPE "
+                         "set for mmcl too (default: they run the kernel "
+                         "OpenBLAS picks for them, as a user's would)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: N = 20000, 3 runs")
     ap.add_argument("--json", help="also write the results to this file")
@@ -246,7 +250,8 @@ def main():
     x1, x2 = make_data(args.workdir, args.n)
     coretype = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE",
                                                "OPENBLAS_L2_SIZE")}
-    unset = any(v is not None for v in coretype.values())
+    unset = (any(v is not None for v in coretype.values())
+             and not args.same_kernel)
     common = ["--n", str(args.n), "--k", str(args.k), "--x1", x1,
               "--x2", x2]
     me = [sys.executable, os.path.abspath(__file__)]
@@ -307,7 +312,7 @@ def main():
         f"{p.get('architecture') or ''}".strip()
         for p in rows[0]["numpy_pools"] or []))
     print(f"OPENBLAS_CORETYPE/L2_SIZE: {coretype} "
-          f"({'unset for numpy/sklearn' if unset else 'not set'})")
+          f"({'unset for numpy/sklearn' if unset else 'the same for all' if args.same_kernel else 'not set'})")
     print(f"N = {args.n}, d1 = {D1}, d2 = {D2}, k = {args.k}, ridge eps = "
           f"{args.eps}; medians of {args.runs} fits (sklearn: "
           f"{args.sk_runs}, max_iter {args.sk_max_iter}, tol {args.sk_tol})")

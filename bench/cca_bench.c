@@ -5,8 +5,8 @@
  * little-endian float32 files X1 (N, d1) and X2 (N, d2) (written once by
  * the script, so NumPy and scikit-learn see the same samples), then times
  * the whole fit as the library runs it:
- *   moments in double over row chunks (mmcl__moments_accumulate: float ->
- *   double conversion, dsyrk, dgemm), centred covariances
+ *   moments over row chunks (mmcl__moments_accumulate: one float SYRK of
+ *   the chunk's centred rows, summed in double), centred covariances
  *   (mmcl__cov_from_moments), Cholesky whitening + SVD (mmcl__cca).
  * Allocations are inside the timed region (a user's call makes them too).
  * Prints JSON lines: one per run ({"kind": "cca_run", "seconds", and the
@@ -70,10 +70,11 @@ fit(mmcl_context *ctx, double *rho, double *t_moments, double *t_solve,
     double t0 = now();
     mmcl_status st = MMCL_ERR_NO_MEMORY;
     size_t n11 = (size_t)d1 * d1, n22 = (size_t)d2 * d2, n12 = (size_t)d1 * d2;
-    /* S11 | S22 | S12 | s1 | s2 zeroed together; work (chunk, d1 + d2). */
+    /* S11 | S22 | S12 | s1 | s2 zeroed together; work for a chunk. */
     double *S =
         calloc(n11 + n22 + n12 + (size_t)d1 + (size_t)d2, sizeof(double));
-    double *work = malloc((size_t)chunk * (d1 + d2) * sizeof(double));
+    double *work =
+        malloc(mmcl__moments_work_size(chunk, d1, d2) * sizeof(double));
     double *W1 = malloc((size_t)d1 * k * sizeof(double));
     double *W2 = malloc((size_t)d2 * k * sizeof(double));
     if (!S || !work || !W1 || !W2)

@@ -167,7 +167,7 @@ probe_r2(const char *scene, const mmcl_model *model, int use_unimodal,
     }
     double *Cxx = calloc((size_t)K * K, 8), *Cyy = calloc(1, 8),
            *Cxy = calloc((size_t)K, 8), *mx = calloc((size_t)K, 8),
-           *my = calloc(1, 8), *work = malloc((size_t)ntr * (K + 1) * 8);
+           *my = calloc(1, 8), *work = malloc(mmcl__moments_work_size(ntr, K, 1) * 8);
     double *B = malloc((size_t)K * 8), b0;
     mmcl__moments_accumulate(Cxx, Cyy, Cxy, mx, my, work, Xtr, ytr, ntr, K,
                              1);

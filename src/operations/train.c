@@ -68,8 +68,8 @@ moments_compute(mmcl_context *ctx, moments *m, const float *X1, int d1,
                                     sizeof(double));
         m->m2 = mmcl__calloc_array(ctx, (size_t)dd2, 1, sizeof(double));
     }
-    double *work = mmcl__malloc_array(ctx, BATCH, (size_t)(d1 + dd2),
-                                      sizeof(double));
+    double *work = mmcl__malloc_array(
+        ctx, mmcl__moments_work_size(BATCH, d1, dd2), 1, sizeof(double));
     if (!m->C11 || !m->m1 || !work ||
         (X2 && (!m->C22 || !m->C12 || !m->m2))) {
         free(work);
