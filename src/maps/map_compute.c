@@ -853,15 +853,26 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, const cell *c,
             break;
         w->timing.encode_s += mmcl__thread_seconds() - t0;
         w->timing.encode_flop += w->flop_per_row[m] * R;
-        mmcl__linear_apply(w->pred, &mod->dec_aligned, w->H[0], R);
+        st = mmcl__linear_apply(ctx, w->work, w->pred, &mod->dec_aligned,
+                                w->H[0], R);
+        if (st != MMCL_OK)
+            break;
         row_loss(w->L, w->C, w->pred, R, B);
         /* unimodal: through PCA_K of the modality itself. */
-        mmcl__linear_apply(w->U, &mod->unimodal, w->X[m], R);
-        mmcl__linear_apply(w->pred, &mod->dec_unimodal, w->U, R);
+        st = mmcl__linear_apply(ctx, w->work, w->U, &mod->unimodal, w->X[m],
+                                R);
+        if (st == MMCL_OK)
+            st = mmcl__linear_apply(ctx, w->work, w->pred, &mod->dec_unimodal,
+                                    w->U, R);
+        if (st != MMCL_OK)
+            break;
         row_loss(w->L + R, w->C, w->pred, R, B);
         /* non-redundancy: predicted from the other modality's patch. */
         if (def->nonred) {
-            mmcl__linear_apply(w->pred, &mod->dec_nonred, w->X[1 - m], R);
+            st = mmcl__linear_apply(ctx, w->work, w->pred, &mod->dec_nonred,
+                                    w->X[1 - m], R);
+            if (st != MMCL_OK)
+                break;
             row_loss(w->L + 2 * R, w->C, w->pred, R, B);
         }
         float *o = out + (size_t)m * def->loss_bands * n;
