@@ -70,7 +70,7 @@ mmcl__bf16_round(unsigned short *restrict dst, const float *restrict src,
 /* ---- the engine, chosen once per process ----------------------------- */
 
 static once_flag engine_once = ONCE_FLAG_INIT;
-static mmcl__engine_info engine_info;
+static mmcl_engine_info engine_info;
 #ifdef MMCL_HAVE_DNNL
 static dnnl_engine_t engine;
 #endif
@@ -138,7 +138,7 @@ one_thread_end(int saved)
 static void
 engine_init(void)
 {
-    mmcl__engine_info *e = &engine_info;
+    mmcl_engine_info *e = &engine_info;
     memset(e, 0, sizeof(*e));
     snprintf(e->name, sizeof(e->name), "OpenBLAS (cblas_sgemm)");
 #ifdef MMCL_HAVE_DNNL
@@ -177,7 +177,7 @@ engine_init(void)
 }
 
 void
-mmcl__engine_info_get(mmcl__engine_info *info)
+mmcl__engine_info_get(mmcl_engine_info *info)
 {
     call_once(&engine_once, engine_init);
     *info = engine_info;
@@ -187,22 +187,22 @@ mmcl_status
 mmcl__precision_check(mmcl_context *ctx, mmcl__precision p,
                       const char *option)
 {
-    mmcl__engine_info e;
+    mmcl_engine_info e;
     mmcl__engine_info_get(&e);
     if (p == MMCL__PRECISION_F32 || e.bf16)
         return MMCL_OK;
     if (!e.dnnl)
         return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                           "%s needs oneDNN's bf16 products, and the "
-                           "products run on %s here (%s); use f32",
+                           "%s needs oneDNN's bf16 products; the "
+                           "encoders run on %s here (%s): use f32",
                            option, e.name, e.why);
     const char *max = getenv("ONEDNN_MAX_CPU_ISA");
     if (!max)
         max = getenv("DNNL_MAX_CPU_ISA");
     return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
-                       "%s needs a CPU with AVX-512 BF16 or AMX, and "
-                       "oneDNN runs %s here%s%s%s (bf16 would be emulated, "
-                       "slower than f32); use f32",
+                       "%s needs a CPU with AVX-512 BF16 or AMX; oneDNN "
+                       "runs %s here%s%s%s, where bf16 would be emulated "
+                       "more slowly than f32: use f32",
                        option, e.isa, max ? " (ONEDNN_MAX_CPU_ISA=" : "",
                        max ? max : "", max ? ")" : "");
 }
@@ -377,7 +377,7 @@ mmcl__matmul_create(mmcl_context *ctx, int M, int K, int N, const float *W,
     mm->W = W;
     mm->b = b;
 #ifdef MMCL_HAVE_DNNL
-    mmcl__engine_info e;
+    mmcl_engine_info e;
     mmcl__engine_info_get(&e);
     if (e.dnnl && dnnl_build(ctx, mm, W, b) != MMCL_OK) {
         mmcl__matmul_destroy(mm);
@@ -411,7 +411,7 @@ mmcl__matmul_exec_create(mmcl_context *ctx, size_t max_in)
         return NULL;
     ex->max_in = max_in;
 #ifdef MMCL_HAVE_DNNL
-    mmcl__engine_info e;
+    mmcl_engine_info e;
     mmcl__engine_info_get(&e);
     if (e.dnnl) {
         int saved = one_thread_begin();

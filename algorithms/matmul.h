@@ -27,6 +27,7 @@
 #include <stddef.h>
 
 #include "context_internal.h"
+#include "mmcl/blas.h"
 
 typedef enum mmcl__precision {
     MMCL__PRECISION_F32 = 0,
@@ -39,18 +40,9 @@ const char *mmcl__precision_name(mmcl__precision p);
 /* Parses "f32" / "bf16"; returns 0 when unknown. */
 int mmcl__precision_from_name(const char *name, mmcl__precision *p);
 
-/* The engine the products run on in this process. */
-typedef struct mmcl__engine_info {
-    int dnnl;          /* 1: oneDNN, 0: cblas_sgemm */
-    char name[64];     /* "oneDNN 2.6.3" or "OpenBLAS (cblas_sgemm)" */
-    char isa[32];      /* oneDNN's effective ISA ("avx512_core_amx"), or "" */
-    char runtime[16];  /* oneDNN's threading runtime ("OpenMP"), or "" */
-    int bf16;          /* 1 when --precision bf16 runs natively here */
-    char why[160];     /* why the engine is not oneDNN, or "" */
-} mmcl__engine_info;
-
-/* Fills @p info (thread-safe; the engine is chosen once per process). */
-void mmcl__engine_info_get(mmcl__engine_info *info);
+/* The engine the products run on in this process (mmcl/blas.h's
+ * mmcl_engine_info; thread-safe, chosen once per process). */
+void mmcl__engine_info_get(mmcl_engine_info *info);
 
 /*
  * MMCL_OK when @p p can run here; else MMCL_ERR_UNSUPPORTED naming

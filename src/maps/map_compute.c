@@ -21,6 +21,7 @@
 #include "context_internal.h"
 #include "model_schema_internal.h"
 #include "maps_internal.h"
+#include "options_internal.h"
 #include "sample_internal.h"
 #include "writer_internal.h"
 
@@ -175,6 +176,8 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
         md = CSLSetNameValue(md, "K", CPLSPrintf("%d", enc->k));
         md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
         md = CSLSetNameValue(md, "MODALITY", def->modality);
+        md = CSLSetNameValue(md, "PRECISION",
+                             mmcl__precision_name(enc->precision));
         md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
     } else {
         md = CSLSetNameValue(md, "PRODUCT", "infoloss");
@@ -185,6 +188,8 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
         md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
         md = CSLSetNameValue(md, "STRUCTURE_WINDOW",
                              CPLSPrintf("%d", 2 * def->reach + 1));
+        md = CSLSetNameValue(md, "PRECISION",
+                             mmcl__precision_name(enc->precision));
         md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
     }
     /* What the input checks warned about (input_check.c). */
@@ -198,6 +203,22 @@ void
 mmcl__map_def_set_mask(mmcl__map_def *def, const char *mask)
 {
     def->mask_any = mask && strcmp(mask, "any") == 0;
+}
+
+mmcl_status
+mmcl__map_set_precision(mmcl_context *ctx, mmcl__encoder *enc,
+                        const char *value, const char *where)
+{
+    mmcl__precision p = MMCL__PRECISION_F32;
+    if (value && !mmcl__precision_from_name(value, &p))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%sPRECISION '%s': expected f32 or bf16",
+                           where ? where : "", value);
+    char opt[256];
+    snprintf(opt, sizeof(opt), "%s%s", where ? where : "",
+             mmcl__opt_setting(ctx, "PRECISION", mmcl__precision_name(p)));
+    return enc ? mmcl__encoder_set_precision(ctx, enc, p, opt)
+               : mmcl__precision_check(ctx, p, opt);
 }
 
 char **

@@ -83,7 +83,8 @@ def blas_line(env):
     # The first line is read by scripts: unchanged.
     assert re.fullmatch(r"mmcl \d+\.\d+\.\d+ \(GDAL [^)]+\)", lines[0]), \
         lines[0]
-    assert len(lines) == 2 and lines[1].startswith("BLAS: "), p.stdout
+    assert len(lines) == 3 and lines[1].startswith("BLAS: "), p.stdout
+    assert lines[2].startswith("Encoders: "), p.stdout
     return lines[1]
 
 
