@@ -214,9 +214,14 @@ mmcl__map_set_precision(mmcl_context *ctx, mmcl__encoder *enc,
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "%sPRECISION '%s': expected f32 or bf16",
                            where ? where : "", value);
-    char opt[256];
-    snprintf(opt, sizeof(opt), "%s%s", where ? where : "",
-             mmcl__opt_setting(ctx, "PRECISION", mmcl__precision_name(p)));
+    /* A descriptor's key as written there, else the option as given. */
+    char opt[1400];
+    if (where)
+        snprintf(opt, sizeof(opt), "%s\"precision\": \"%s\"", where,
+                 mmcl__precision_name(p));
+    else
+        snprintf(opt, sizeof(opt), "%s",
+                 mmcl__opt_setting(ctx, "PRECISION", mmcl__precision_name(p)));
     return enc ? mmcl__encoder_set_precision(ctx, enc, p, opt)
                : mmcl__precision_check(ctx, p, opt);
 }

@@ -643,6 +643,11 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
                            "infoloss (rgb: mmcl_rgb with LAZY), not for "
                            "options built for '%s'",
                            op);
+    /* A precision this CPU cannot run: refused before the descriptor is
+     * written, naming the option as given. */
+    if (mmcl__map_set_precision(ctx, NULL, mmcl__opt_str(opts, "PRECISION"),
+                                NULL) != MMCL_OK)
+        return mmcl_context_errcode(ctx);
     static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
         if (mmcl__opt_given(opts, refused[i]))
