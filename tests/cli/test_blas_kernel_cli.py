@@ -29,17 +29,9 @@ import tempfile
 import time
 import unittest
 
-from mmcl_cli import MMCL, SAMPLE
+from mmcl_cli import MMCL, SAMPLE, cpu_flags
 
 HOOK = "MMCL_BLAS_TEST_DETECTED"
-
-
-def cpu_flags():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def expected_kernel(flags):

@@ -31,7 +31,7 @@ import unittest
 import numpy as np
 from osgeo import gdal
 
-from mmcl_cli import MMCL
+from mmcl_cli import MMCL, cpu_flags
 
 gdal.UseExceptions()
 
@@ -40,17 +40,6 @@ BF16_EMB = 1e-2
 BF16_EMB_CCA = 2e-2
 BF16_LOSS = 2e-3
 FIGURES_TOL = 0.01
-
-
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def engine_line(env=None):
