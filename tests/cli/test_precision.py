@@ -22,7 +22,6 @@ where the CPU has them (skipped, saying so, where it does not).
 """
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
