@@ -26,7 +26,6 @@ struct mmcl__encoder_work {
     mmcl__matmul_exec *exec; /* this thread's oneDNN stream, bf16 input */
 };
 
-
 static int
 json_int(const cJSON *obj, const char *key, int *out)
 {
