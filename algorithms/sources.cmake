@@ -8,6 +8,7 @@ set(MMCL_ALGORITHM_SOURCES
     algorithms/pca.c
     algorithms/ridge.c
     algorithms/nn.c
+    algorithms/matmul.c
     algorithms/infonce.c
     algorithms/adamw.c
     algorithms/blas_threads.c
@@ -36,6 +37,6 @@ endif()
 if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
     set_source_files_properties(
         algorithms/nn.c algorithms/infonce.c algorithms/adamw.c
-        algorithms/clip.c
+        algorithms/clip.c algorithms/matmul.c
         PROPERTIES COMPILE_OPTIONS "${MMCL_VEC_OPTIONS}")
 endif()

@@ -127,6 +127,22 @@ print_blas_kernel(const mmcl_blas_info *b)
     }
 }
 
+/* "Encoders: ..." for --version: the engine of the encoders' products,
+ * oneDNN's ISA and the precisions this CPU runs. */
+static void
+print_engine(void)
+{
+    mmcl_engine_info e;
+    mmcl_engine_info_get(&e);
+    if (e.dnnl)
+        printf("Encoders: %s (%s, one thread per worker), ISA %s; "
+               "--precision f32%s\n",
+               e.name, e.runtime, e.isa,
+               e.bf16 ? "|bf16" : " (bf16 needs AVX-512 BF16 or AMX)");
+    else
+        printf("Encoders: %s (%s); --precision f32\n", e.name, e.why);
+}
+
 /* mmcl --version: the first line is read by scripts; keep it as it is. */
 static void
 print_version(void)
@@ -138,6 +154,7 @@ print_version(void)
     printf("BLAS: %s", b.library);
     print_blas_kernel(&b);
     printf(", %d thread%s\n", b.threads, b.threads == 1 ? "" : "s");
+    print_engine();
 }
 
 /* Whether a progress line is open (started and not at 100%). */

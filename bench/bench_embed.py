@@ -15,6 +15,13 @@ Usage (Debian python: numpy, osgeo.gdal, torch from python3-torch):
     /usr/bin/python3 bench/bench_embed.py --build build-embed --work /tmp/be \
         --sizes 1024,2048,4096 --threads 1,2 --repeat 3,3,1
 
+With --precisions f32,bf16 (the default) mmcl runs once per precision
+(bf16 where the CPU runs it), and the roofline line is the same run's
+oneDNN peak (bench/matmul_bench, built with -DMMCL_BUILD_BENCH=ON: one
+4096 x 1024 x 1024 product split over the threads, each on one thread as
+mmcl's workers run) in f32 and bf16; each mmcl row's encoders are quoted
+as a share of the peak of their precision.
+
 Modes:
     (default)          set up, run both tools, sgemm peak, print the table
     --worker torch     the PyTorch + GDAL script alone:
@@ -232,6 +239,54 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def cpu_id():
+    """'family F model M' and the flags that matter for the products."""
+    fam = mod = "?"
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            k = k.strip()
+            if k == "cpu family":
+                fam = v.strip()
+            elif k == "model":
+                mod = v.strip()
+            elif k == "flags":
+                flags = set(v.split())
+    have = [x for x in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+            if x in flags]
+    return f"family {fam} model {mod} ({', '.join(have)})"
+
+
+def mmcl_engine(mmcl):
+    out = subprocess.run([mmcl, "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    return next((l.strip() for l in out.splitlines()
+                 if l.startswith("Encoders:")), "Encoders: ?")
+
+
+def roofline(build, coretype, threads):
+    """The same run's oneDNN peak: {(precision, threads): GFLOP/s} and the
+    driver's JSON lines."""
+    exe = os.path.join(build, "bench", "matmul_bench")
+    if not os.path.exists(exe):
+        print(f"no {exe}: configure with -DMMCL_BUILD_BENCH=ON for the "
+              "roofline")
+        return {}, []
+    env = dict(os.environ)
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    out = subprocess.run([exe, "--threads", ",".join(map(str, threads))],
+                         capture_output=True, text=True, check=True,
+                         env=env).stdout
+    lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    # Per CPU second of a thread, as mmcl's timing line counts the
+    # encoders (a shared machine's waits are not counted in either).
+    peaks = {(l["precision"], l["threads"]): l["gflops_cpu"] for l in lines
+             if l["kind"] == "peak"}
+    return peaks, lines
+
+
 def mmcl_blas(mmcl):
     """mmcl's BLAS line and the kernel it runs, from `mmcl --version` in
     the environment the benchmark runs it in."""
@@ -315,6 +370,9 @@ def main():
     ap.add_argument("--repeat", default="3",
                     help="runs per size: one number, or one per size "
                          "(e.g. 3,3,1)")
+    ap.add_argument("--precisions", default="f32,bf16",
+                    help="mmcl's --precision values to run (bf16 only "
+                         "where the CPU runs it)")
     ap.add_argument("--torch-max-size", type=int, default=4096,
                     help="skip the PyTorch script above this size")
     ap.add_argument("args", nargs="*")
@@ -356,6 +414,9 @@ def main():
                        check=True)
         widen_model(m18, model, 64)
 
+    precisions = a.precisions.split(",")
+    if "|bf16" not in mmcl_engine(mmcl):
+        precisions = [p for p in precisions if p != "bf16"]
     reps = [int(r) for r in a.repeat.split(",")]
     reps += [reps[-1]] * (len(sizes) - len(reps))
     rows = []
@@ -363,16 +424,19 @@ def main():
         d = os.path.join(a.work, f"s{n}")
         for t in threads:
             res = {}
-            for tool in ("mmcl", "pytorch"):
+            tools = ["mmcl " + p for p in precisions] + ["pytorch"]
+            for tool in tools:
                 if tool == "pytorch" and n > a.torch_max_size:
                     continue
-                out = os.path.join(a.work, f"out_{tool}_{n}.tif")
-                if tool == "mmcl":
+                out = os.path.join(a.work,
+                                   f"out_{tool.replace(' ', '_')}_{n}.tif")
+                if tool.startswith("mmcl"):
                     # CPL_DEBUG MMCL: the CPU seconds of each step, and the
                     # rate of the encoders (the compute part)
                     cmd = [mmcl, "embed", model, f"{d}/optical.tif",
                            f"{d}/sar.tif", out, "--modality", "joint",
                            "--threads", str(t), "-q", "--overwrite",
+                           "--precision", tool.split()[1],
                            "--config", "CPL_DEBUG", "MMCL"]
                 else:
                     cmd = [PY, os.path.abspath(__file__), "--worker", "torch",
@@ -399,9 +463,12 @@ def main():
                          if runs[0][4] else None)
                 res[tool] = (wall, rss, cpu, load, enc, share, len(runs))
             if "pytorch" in res:
-                diff = max_abs_diff(os.path.join(a.work, f"out_mmcl_{n}.tif"),
-                                    os.path.join(a.work, f"out_pytorch_{n}.tif"))
-                print(f"  max abs diff {diff[0]:.2e}, NaN mismatches {diff[1]}")
+                for p in precisions:
+                    diff = max_abs_diff(
+                        os.path.join(a.work, f"out_mmcl_{p}_{n}.tif"),
+                        os.path.join(a.work, f"out_pytorch_{n}.tif"))
+                    print(f"  mmcl {p} vs PyTorch: max abs diff "
+                          f"{diff[0]:.2e}, NaN mismatches {diff[1]}")
             for tool, (wall, rss, cpu, load, enc, share, k) in res.items():
                 wr = res["pytorch"][0] / wall if "pytorch" in res else None
                 cr = res["pytorch"][2] / cpu if "pytorch" in res else None
@@ -411,6 +478,9 @@ def main():
     # The sgemm peak of the kernel mmcl runs (the encoders' roof), and of
     # the kernel PyTorch gets in its default environment.
     mline, mkernel = mmcl_blas(mmcl)
+    peaks, rlines = roofline(a.build, mkernel, threads)
+    for l in rlines:
+        print("  matmul_bench:", json.dumps(l))
     tblas = json.loads(subprocess.run(
         [PY, os.path.abspath(__file__), "--blas-info"], capture_output=True,
         text=True, check=True).stdout)
@@ -418,8 +488,15 @@ def main():
     print("sgemm peak with mmcl's kernel:", json.dumps(peak, indent=1))
     tpeak = run_sgemm_peak()
     p1 = peak["torch.mm t1"]
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, "
+    print(f"CPU: {cpu_model()}, {cpu_id()}, {os.cpu_count()} cores, "
           f"load average now {os.getloadavg()}")
+    print(f"mmcl: {mmcl_engine(mmcl)}")
+    if peaks:
+        print("roofline (oneDNN, 4096 x 1024 x 1024, this run, GFLOP per "
+              "CPU second of a thread): " +
+              ", ".join(f"{p} {peaks[(p, t)]:.1f} on {t} thread"
+                        f"{'s' if t > 1 else ''}" for p in ("f32", "bf16")
+                        for t in threads if (p, t) in peaks))
     print(f"mmcl: {mline}; 1-thread sgemm peak of that kernel "
           f"{p1:.1f} GFLOP/s (2 threads {peak['torch.mm t2']:.1f})")
     print(f"PyTorch script (default environment): BLAS {tblas}; 1-thread "
@@ -430,13 +507,16 @@ def main():
     # inside them (GEMM blocks, bias, ReLU, L2 norm), from mmcl's timing.
     print("| tool | threads | size | runs | wall s | CPU s | Mpx/s (wall) | "
           "Mpx per CPU-s | peak RSS MB | wall vs PyTorch | CPU vs PyTorch | "
-          "GFLOP per CPU-s (whole run) | encoders GFLOP/s (% of 1-thread "
-          "sgemm peak) | encoders' share of CPU | load |")
+          "GFLOP per CPU-s (whole run) | encoders GFLOP/s per thread-CPU-s "
+          "(% of the same precision's 1-thread oneDNN peak; of the "
+          "1-thread sgemm peak without it) | encoders' share of CPU | "
+          "load |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (tool, t, n, k, wall, cpu, mpx, mpc, rss, wr, cr, gf, enc, share,
          load) in rows:
         f = lambda v: f"{v:.2f}x" if v else "-"
-        e = f"{enc:.1f} ({100 * enc / p1:.0f} %)" if enc else "-"
+        roof = peaks.get((tool.split()[-1], 1), p1)
+        e = f"{enc:.1f} ({100 * enc / roof:.0f} %)" if enc else "-"
         sh = f"{100 * share:.0f} %" if share else "-"
         print(f"| {tool} | {t} | {n}^2 | {k} | {wall:.2f} | {cpu:.2f} | "
               f"{mpx:.3f} | {mpc:.3f} | {rss:.0f} | {f(wr)} | {f(cr)} | "

@@ -51,3 +51,27 @@ if(MMCL_BUILD_TESTS)
 endif()
 
 find_library(MMCL_LIBM m)
+
+# oneDNN (Debian libdnnl-dev) runs the encoders' matrix products
+# (algorithms/matmul.c): optional, since OpenBLAS computes the same
+# products (more slowly) and a build without oneDNN, or on a CPU it does
+# not serve, must keep working. Found: the imported target mmcl::dnnl,
+# and the library is compiled with MMCL_HAVE_DNNL. Debian's libdnnl2 threads with OpenMP (libgomp), whose
+# per-thread count mmcl sets, so libgomp is linked too.
+option(MMCL_WITH_ONEDNN "Run the encoders on oneDNN when it is found" ON)
+if(MMCL_WITH_ONEDNN)
+    find_path(MMCL_DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.h)
+    find_library(MMCL_DNNL_LIBRARY NAMES dnnl)
+    find_library(MMCL_GOMP_LIBRARY NAMES gomp libgomp.so.1)
+    if(MMCL_DNNL_INCLUDE_DIR AND MMCL_DNNL_LIBRARY AND MMCL_GOMP_LIBRARY)
+        add_library(mmcl::dnnl INTERFACE IMPORTED)
+        set_target_properties(mmcl::dnnl PROPERTIES
+            INTERFACE_INCLUDE_DIRECTORIES "${MMCL_DNNL_INCLUDE_DIR}"
+            INTERFACE_LINK_LIBRARIES
+                "${MMCL_DNNL_LIBRARY};${MMCL_GOMP_LIBRARY}")
+        message(STATUS "oneDNN: ${MMCL_DNNL_LIBRARY} (encoders on oneDNN)")
+    else()
+        message(STATUS "oneDNN not found (libdnnl-dev): the encoders run "
+            "on OpenBLAS and --precision bf16 is refused")
+    endif()
+endif()

@@ -129,15 +129,17 @@ probe_r2(const char *scene, const mmcl_model *model, int use_unimodal,
             }
     int K = mod->K;
     float *H = malloc((size_t)s->N * K * sizeof(float));
+    mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc);
     if (use_unimodal) {
-        mmcl__linear_apply(H, &mod->unimodal, s->X1, s->N);
+        CU_ASSERT_EQUAL(mmcl__linear_apply(ctx, w, H, &mod->unimodal, s->X1,
+                                           s->N),
+                        MMCL_OK);
     } else {
-        mmcl__encoder_work *w = mmcl__encoder_work_create(ctx, enc);
         CU_ASSERT_EQUAL(mmcl__encoder_embed(ctx, enc, w, MMCL__OPTICAL, s->X1,
                                             s->N, H),
                         MMCL_OK);
-        mmcl__encoder_work_free(w);
     }
+    mmcl__encoder_work_free(w);
     /* Target at the sample positions. */
     GDALDatasetH tds = GDALOpen(truth, GA_ReadOnly);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tds);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The BLAS library mmcl computes with, and the OpenBLAS kernel it runs.
+ * The BLAS library mmcl computes with, the OpenBLAS kernel it runs, and
+ * the engine of the encoders' products (oneDNN, when built with it).
  *
  * OpenBLAS built for several CPUs (DYNAMIC_ARCH, as Debian's is) picks its
  * kernel once, when it is loaded, from the CPU model. A release older than
@@ -84,6 +85,35 @@ typedef struct mmcl_blas_info {
  * @since 0.1
  */
 MMCL_API void mmcl_blas_info_get(mmcl_blas_info *info);
+
+/** The engine of the encoders' matrix products (embed, infoloss, the lazy
+ * products, probe): oneDNN's matmul when mmcl was built with it, else the
+ * BLAS. Strings are empty ("") when they do not apply. */
+typedef struct mmcl_engine_info {
+    /** 1: oneDNN; 0: the BLAS (cblas_sgemm). */
+    int dnnl;
+    /** "oneDNN 2.6.3", or "OpenBLAS (cblas_sgemm)". */
+    char name[64];
+    /** oneDNN's effective ISA (dnnl_get_effective_cpu_isa(), which
+     * honours ONEDNN_MAX_CPU_ISA), e.g. "avx512_core_amx". */
+    char isa[32];
+    /** oneDNN's threading runtime, e.g. "OpenMP". */
+    char runtime[16];
+    /** 1 when PRECISION=bf16 runs natively here (AVX-512 BF16 or AMX). */
+    int bf16;
+    /** Why the engine is not oneDNN (built without it, MMCL_ENGINE=openblas,
+     * no CPU engine). */
+    char why[160];
+} mmcl_engine_info;
+
+/**
+ * Fills @p info (not NULL; NULL is a no-op) with the engine of the
+ * encoders' products in this process, chosen once per process: oneDNN
+ * unless mmcl was built without it or MMCL_ENGINE=openblas is set.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+MMCL_API void mmcl_engine_info_get(mmcl_engine_info *info);
 
 MMCL_END_DECLS
 

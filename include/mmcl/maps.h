@@ -33,8 +33,12 @@ MMCL_BEGIN_DECLS
  * @param model   A model from mmcl_train() or mmcl_model_load(); borrowed.
  * @param optical @p n_optical optical paths, as for mmcl_train(). Not NULL.
  * @param sar     @p n_sar SAR paths, as for mmcl_train(). Not NULL.
- * @param opts    Options built for "embed" (MODALITY, MASK, FORMAT, CO,
- *                OVERWRITE, TILE, THREADS); NULL for defaults. The output
+ * @param opts    Options built for "embed" (MODALITY, MASK, PRECISION,
+ *                FORMAT, CO, OVERWRITE, TILE, THREADS); NULL for defaults.
+ *                PRECISION=bf16 (bfloat16 inputs and weights of the
+ *                encoders, f32 sums) is refused (MMCL_ERR_UNSUPPORTED)
+ *                where the CPU has no native bf16 products; the output's
+ *                PRECISION metadata records it. The output
  *                is written as mmcl_align() writes its own: OVERWRITE
  *                replaces only an embedding map, never an input (the
  *                model's file included).
@@ -68,7 +72,8 @@ MMCL_API mmcl_status mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
  * information-loss map and report. Every band's statistics are stored
  * with the map, and its QGIS style beside it ("<out without
  * extension>.qml"): structured_excess_optical in a diverging ramp centred
- * on 0.
+ * on 0. PRECISION is as for mmcl_embed() (the decoders stay f32); the
+ * report's "precision" and the PRECISION metadata record it.
  *
  * @param report_json Receives the global figures as a JSON string (free
  *                    with mmcl_free()); may be NULL. Set to NULL on error.

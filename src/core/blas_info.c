@@ -17,6 +17,7 @@
 #include "blas_info_internal.h"
 #include "blas_kernel.h"
 #include "blas_threads.h"
+#include "matmul.h"
 #include "mmcl/blas.h"
 
 /* For tests only: stands for the kernel OpenBLAS picked (README). */
@@ -99,4 +100,11 @@ void
 mmcl__blas_kernel_warn_once(void)
 {
     call_once(&warn_once, warn_kernel);
+}
+
+void
+mmcl_engine_info_get(mmcl_engine_info *info)
+{
+    if (info)
+        mmcl__engine_info_get(info);
 }

@@ -21,6 +21,7 @@
 #include "context_internal.h"
 #include "model_schema_internal.h"
 #include "maps_internal.h"
+#include "options_internal.h"
 #include "sample_internal.h"
 #include "writer_internal.h"
 
@@ -175,6 +176,8 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
         md = CSLSetNameValue(md, "K", CPLSPrintf("%d", enc->k));
         md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
         md = CSLSetNameValue(md, "MODALITY", def->modality);
+        md = CSLSetNameValue(md, "PRECISION",
+                             mmcl__precision_name(enc->precision));
         md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
     } else {
         md = CSLSetNameValue(md, "PRODUCT", "infoloss");
@@ -185,6 +188,8 @@ mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc)
         md = CSLSetNameValue(md, "PATCH", CPLSPrintf("%d", enc->P));
         md = CSLSetNameValue(md, "STRUCTURE_WINDOW",
                              CPLSPrintf("%d", 2 * def->reach + 1));
+        md = CSLSetNameValue(md, "PRECISION",
+                             mmcl__precision_name(enc->precision));
         md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
     }
     /* What the input checks warned about (input_check.c). */
@@ -198,6 +203,27 @@ void
 mmcl__map_def_set_mask(mmcl__map_def *def, const char *mask)
 {
     def->mask_any = mask && strcmp(mask, "any") == 0;
+}
+
+mmcl_status
+mmcl__map_set_precision(mmcl_context *ctx, mmcl__encoder *enc,
+                        const char *value, const char *where)
+{
+    mmcl__precision p = MMCL__PRECISION_F32;
+    if (value && !mmcl__precision_from_name(value, &p))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%sPRECISION '%s': expected f32 or bf16",
+                           where ? where : "", value);
+    /* A descriptor's key as written there, else the option as given. */
+    char opt[1400];
+    if (where)
+        snprintf(opt, sizeof(opt), "%s\"precision\": \"%s\"", where,
+                 mmcl__precision_name(p));
+    else
+        snprintf(opt, sizeof(opt), "%s",
+                 mmcl__opt_setting(ctx, "PRECISION", mmcl__precision_name(p)));
+    return enc ? mmcl__encoder_set_precision(ctx, enc, p, opt)
+               : mmcl__precision_check(ctx, p, opt);
 }
 
 char **
@@ -853,15 +879,26 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, const cell *c,
             break;
         w->timing.encode_s += mmcl__thread_seconds() - t0;
         w->timing.encode_flop += w->flop_per_row[m] * R;
-        mmcl__linear_apply(w->pred, &mod->dec_aligned, w->H[0], R);
+        st = mmcl__linear_apply(ctx, w->work, w->pred, &mod->dec_aligned,
+                                w->H[0], R);
+        if (st != MMCL_OK)
+            break;
         row_loss(w->L, w->C, w->pred, R, B);
         /* unimodal: through PCA_K of the modality itself. */
-        mmcl__linear_apply(w->U, &mod->unimodal, w->X[m], R);
-        mmcl__linear_apply(w->pred, &mod->dec_unimodal, w->U, R);
+        st = mmcl__linear_apply(ctx, w->work, w->U, &mod->unimodal, w->X[m],
+                                R);
+        if (st == MMCL_OK)
+            st = mmcl__linear_apply(ctx, w->work, w->pred, &mod->dec_unimodal,
+                                    w->U, R);
+        if (st != MMCL_OK)
+            break;
         row_loss(w->L + R, w->C, w->pred, R, B);
         /* non-redundancy: predicted from the other modality's patch. */
         if (def->nonred) {
-            mmcl__linear_apply(w->pred, &mod->dec_nonred, w->X[1 - m], R);
+            st = mmcl__linear_apply(ctx, w->work, w->pred, &mod->dec_nonred,
+                                    w->X[1 - m], R);
+            if (st != MMCL_OK)
+                break;
             row_loss(w->L + 2 * R, w->C, w->pred, R, B);
         }
         float *o = out + (size_t)m * def->loss_bands * n;

@@ -104,9 +104,12 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     r->tile = (int)mmcl__opt_int(o, "TILE");
     r->threads = mmcl__opt_threads(o);
     r->progress = mmcl__opt_progress(o, &r->progress_user);
-    mmcl_status st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
-                                      n_sar, mmcl__opt_bool(o, "OVERWRITE"),
-                                      &r->files);
+    const char *precision = mmcl__opt_str(o, "PRECISION");
+    /* A precision this CPU cannot run is refused before any work. */
+    mmcl_status st = mmcl__map_set_precision(ctx, NULL, precision, NULL);
+    if (st == MMCL_OK)
+        st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar,
+                              mmcl__opt_bool(o, "OVERWRITE"), &r->files);
     if (st == MMCL_OK)
         st = mmcl__output_check_options(ctx, r->files, out, o, co,
                                         GDT_Float32, r->product, &format);
@@ -116,6 +119,8 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     if (st == MMCL_OK)
         st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar,
                              &r->enc, &r->pair);
+    if (st == MMCL_OK)
+        st = mmcl__map_set_precision(ctx, r->enc, precision, NULL);
     if (st == MMCL_OK)
         st = mmcl__map_def_init(
             ctx, &r->def, r->enc, r->def.kind,

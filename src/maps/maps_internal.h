@@ -107,6 +107,15 @@ char **mmcl__map_metadata(const mmcl__map_def *def, const mmcl__encoder *enc);
  */
 void mmcl__map_def_set_mask(mmcl__map_def *def, const char *mask);
 
+/*
+ * The PRECISION option @p value ("f32" or "bf16"; NULL = f32) of a map:
+ * checked against the CPU, and with @p enc not NULL set on it (before any
+ * worker exists). The message names the option as the user gave it,
+ * after @p where (NULL, or e.g. "descriptor 'x.mmcl.json': ").
+ */
+mmcl_status mmcl__map_set_precision(mmcl_context *ctx, mmcl__encoder *enc,
+                                    const char *value, const char *where);
+
 /* Appends to @p md (a CSL of KEY=VALUE, returned) what the map's validity
  * and the model's training say: MASK=own|any and the warnings recorded in
  * the model as MODEL_WARNING_1=<code>: <message>, ... */

@@ -297,14 +297,22 @@ mmcl__noise_floors(mmcl_context *ctx, const mmcl__encoder *enc, int m,
         st = mmcl__encoder_embed(ctx, enc, w, m, Xn, n, Hn);
     if (st != MMCL_OK)
         goto done;
-    mmcl__linear_apply(pred, &mod->dec_aligned, H, n);
-    mmcl__linear_apply(pn, &mod->dec_aligned, Hn, n);
+    st = mmcl__linear_apply(ctx, w, pred, &mod->dec_aligned, H, n);
+    if (st == MMCL_OK)
+        st = mmcl__linear_apply(ctx, w, pn, &mod->dec_aligned, Hn, n);
+    if (st != MMCL_OK)
+        goto done;
     *floor_aligned = residual_noise(ec, pred, pn, (size_t)n, B) / ((double)n * B);
     /* Through the unimodal PCA. */
-    mmcl__linear_apply(H, &mod->unimodal, X0, n);
-    mmcl__linear_apply(Hn, &mod->unimodal, Xn, n);
-    mmcl__linear_apply(pred, &mod->dec_unimodal, H, n);
-    mmcl__linear_apply(pn, &mod->dec_unimodal, Hn, n);
+    st = mmcl__linear_apply(ctx, w, H, &mod->unimodal, X0, n);
+    if (st == MMCL_OK)
+        st = mmcl__linear_apply(ctx, w, Hn, &mod->unimodal, Xn, n);
+    if (st == MMCL_OK)
+        st = mmcl__linear_apply(ctx, w, pred, &mod->dec_unimodal, H, n);
+    if (st == MMCL_OK)
+        st = mmcl__linear_apply(ctx, w, pn, &mod->dec_unimodal, Hn, n);
+    if (st != MMCL_OK)
+        goto done;
     *floor_unimodal = residual_noise(ec, pred, pn, (size_t)n, B) / ((double)n * B);
 done:
     mmcl__encoder_work_free(w);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <cpl_string.h>
 
@@ -20,8 +19,11 @@
 
 struct mmcl__encoder_work {
     mmcl_mlp_acts *acts[2]; /* for MMCL__GEMM_ROWS rows */
-    float *x_pad;           /* (GEMM_ROWS, max d): a short last block */
-    float *priv;            /* (GEMM_ROWS, max kp + k) private-part scratch */
+    float *x_pad;           /* (GEMM_ROWS, max d, K): a short last block */
+    float *y_pad;           /* (GEMM_ROWS, max K, B): its output */
+    float *priv;            /* (GEMM_ROWS, max 2 kp + k) private-part
+                               scratch */
+    mmcl__matmul_exec *exec; /* this thread's oneDNN stream, bf16 input */
 };
 
 static int
@@ -113,6 +115,9 @@ load_noise(const cJSON *j, mmcl__modality *mod)
     mod->floor_unimodal = fu->valuedouble;
     return 1;
 }
+
+static mmcl_status make_products(mmcl_context *ctx, mmcl__encoder *enc,
+                                 mmcl__precision p);
 
 static mmcl_status
 load_modality(mmcl_context *ctx, mmcl__encoder *enc, const cJSON *meta,
@@ -295,6 +300,8 @@ mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
         st = load_warnings(ctx, enc, meta);
     if (st == MMCL_OK)
         st = mmcl_model_hash(ctx, model, enc->hash);
+    if (st == MMCL_OK)
+        st = make_products(ctx, enc, MMCL__PRECISION_F32);
 done:
     cJSON_Delete(meta);
     if (st == MMCL_OK)
@@ -304,11 +311,93 @@ done:
     return st;
 }
 
+/* The products of every linear map of @p mod that the encoder runs. */
+static void
+linears(mmcl__modality *mod, mmcl__linear *out[6])
+{
+    out[0] = &mod->priv_x;
+    out[1] = &mod->priv_h;
+    out[2] = &mod->unimodal;
+    out[3] = &mod->dec_aligned;
+    out[4] = &mod->dec_unimodal;
+    out[5] = &mod->dec_nonred;
+}
+
+static void
+free_products(mmcl__encoder *enc)
+{
+    for (int m = 0; m < 2; m++) {
+        mmcl__modality *mod = &enc->mod[m];
+        mmcl__linear *l[6];
+        linears(mod, l);
+        for (int i = 0; i < 6; i++) {
+            mmcl__matmul_destroy(l[i]->mm);
+            l[i]->mm = NULL;
+        }
+        for (int i = 0; i < MMCL_MLP_MAX_LAYERS; i++) {
+            mmcl__matmul_destroy(mod->layer_mm[i]);
+            mod->layer_mm[i] = NULL;
+        }
+    }
+}
+
+/* Makes the products of @p enc in precision @p p: the encoders' (aligned
+ * layers, private part, unimodal PCA) in @p p, the decoders' in f32. */
+static mmcl_status
+make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
+{
+    const int R = MMCL__GEMM_ROWS;
+    free_products(enc);
+    enc->precision = p;
+    for (int m = 0; m < 2; m++) {
+        mmcl__modality *mod = &enc->mod[m];
+        const mmcl_mlp *mlp = mod->mlp;
+        if (!mlp)
+            continue;
+        for (int l = 0; l < mlp->n_layers; l++) {
+            /* ReLU is fused into the product; GELU follows it. */
+            int hidden = l < mlp->n_layers - 1;
+            mmcl__matmul_act act = hidden && mlp->act == MMCL_ACTIVATION_RELU
+                                       ? MMCL__MATMUL_RELU
+                                       : MMCL__MATMUL_NONE;
+            mod->layer_mm[l] =
+                mmcl__matmul_create(ctx, R, mlp->sizes[l], mlp->sizes[l + 1],
+                                    mlp->W[l], mlp->b[l], act, p);
+            if (!mod->layer_mm[l])
+                return mmcl_context_errcode(ctx);
+        }
+        mmcl__linear *ls[6];
+        linears(mod, ls);
+        for (int i = 0; i < 6; i++) {
+            mmcl__linear *l = ls[i];
+            if (!l->W)
+                continue;
+            mmcl__precision lp = i < 3 ? p : MMCL__PRECISION_F32;
+            l->mm = mmcl__matmul_create(ctx, R, l->in, l->out, l->W, l->b,
+                                        MMCL__MATMUL_NONE, lp);
+            if (!l->mm)
+                return mmcl_context_errcode(ctx);
+        }
+    }
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__encoder_set_precision(mmcl_context *ctx, mmcl__encoder *enc,
+                            mmcl__precision p, const char *option)
+{
+    if (p == enc->precision && enc->mod[0].layer_mm[0])
+        return MMCL_OK;
+    mmcl_status st = mmcl__precision_check(ctx, p, option);
+    return st == MMCL_OK ? make_products(ctx, enc, p) : st;
+}
+
 void
 mmcl__encoder_free(mmcl__encoder *enc)
 {
     if (!enc)
         return;
+    free_products(enc);
     for (int m = 0; m < 2; m++) {
         mmcl__mlp_destroy(enc->mod[m].mlp);
         free(enc->mod[m].mean);
@@ -328,23 +417,42 @@ mmcl__encoder_work_create(mmcl_context *ctx, const mmcl__encoder *enc)
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
-    size_t dmax = 1, wide = 1;
+    size_t dmax = 1, wide = 1, ymax = 1, widest_in = 1;
     for (int m = 0; m < 2; m++) {
         const mmcl__modality *mod = &enc->mod[m];
+        size_t K = (size_t)mod->K, B = (size_t)mod->B;
         if ((size_t)mod->d > dmax)
             dmax = (size_t)mod->d;
-        if ((size_t)(mod->kp + mod->k) > wide)
-            wide = (size_t)(mod->kp + mod->k);
+        if (K > dmax)
+            dmax = K;
+        if ((size_t)(2 * mod->kp + mod->k) > wide)
+            wide = (size_t)(2 * mod->kp + mod->k);
+        if (K > ymax)
+            ymax = K;
+        if (B > ymax)
+            ymax = B;
+        for (int l = 0; mod->mlp && l < mod->mlp->n_layers; l++)
+            if ((size_t)mod->mlp->sizes[l] > widest_in)
+                widest_in = (size_t)mod->mlp->sizes[l];
     }
+    if (dmax > widest_in)
+        widest_in = dmax;
     w->x_pad = mmcl__calloc_array(ctx, MMCL__GEMM_ROWS, dmax, sizeof(float));
+    w->y_pad = mmcl__malloc_array(ctx, MMCL__GEMM_ROWS, ymax, sizeof(float));
     w->priv = mmcl__malloc_array(ctx, MMCL__GEMM_ROWS, wide, sizeof(float));
-    for (int m = 0; m < 2 && w->x_pad && w->priv; m++) {
+    w->exec = mmcl__matmul_exec_create(
+        ctx, enc->precision == MMCL__PRECISION_BF16
+                 ? (size_t)MMCL__GEMM_ROWS * widest_in
+                 : 0);
+    for (int m = 0; m < 2 && w->x_pad && w->y_pad && w->priv && w->exec;
+         m++) {
         w->acts[m] = mmcl__mlp_acts_create(ctx, enc->mod[m].mlp,
                                            MMCL__GEMM_ROWS, 0);
         if (!w->acts[m])
             break;
     }
-    if (!w->x_pad || !w->priv || !w->acts[0] || !w->acts[1]) {
+    if (!w->x_pad || !w->y_pad || !w->priv || !w->exec || !w->acts[0] ||
+        !w->acts[1]) {
         mmcl__encoder_work_free(w);
         return NULL;
     }
@@ -359,20 +467,57 @@ mmcl__encoder_work_free(mmcl__encoder_work *w)
     for (int m = 0; m < 2; m++)
         mmcl__mlp_acts_destroy(w->acts[m]);
     free(w->x_pad);
+    free(w->y_pad);
     free(w->priv);
+    mmcl__matmul_exec_destroy(w->exec);
     free(w);
 }
 
-void
-mmcl__linear_apply(float *y, const mmcl__linear *l, const float *x, int N)
+mmcl_status
+mmcl__linear_apply(mmcl_context *ctx, mmcl__encoder_work *w, float *y,
+                   const mmcl__linear *l, const float *x, int N)
 {
     /* Blocks of exactly MMCL__GEMM_ROWS rows (see the header); a shorter
-     * last block is computed as it is. */
-    for (int n0 = 0; n0 < N; n0 += MMCL__GEMM_ROWS) {
-        int n = N - n0 < MMCL__GEMM_ROWS ? N - n0 : MMCL__GEMM_ROWS;
-        mmcl__linear_forward(y + (size_t)n0 * l->out, x + (size_t)n0 * l->in,
-                             l->W, l->b, n, l->in, l->out);
+     * last block is padded with zero rows. */
+    const int R = MMCL__GEMM_ROWS;
+    mmcl_status st = MMCL_OK;
+    for (int n0 = 0; n0 < N && st == MMCL_OK; n0 += R) {
+        int n = N - n0 < R ? N - n0 : R;
+        const float *xb = x + (size_t)n0 * l->in;
+        float *yb = y + (size_t)n0 * l->out;
+        if (n == R) {
+            st = mmcl__matmul_run(ctx, l->mm, w->exec, yb, xb);
+            continue;
+        }
+        memcpy(w->x_pad, xb, sizeof(float) * (size_t)n * l->in);
+        memset(w->x_pad + (size_t)n * l->in, 0,
+               sizeof(float) * (size_t)(R - n) * l->in);
+        st = mmcl__matmul_run(ctx, l->mm, w->exec, w->y_pad, w->x_pad);
+        if (st == MMCL_OK)
+            memcpy(yb, w->y_pad, sizeof(float) * (size_t)n * l->out);
     }
+    return st;
+}
+
+/* out (R, k) = the aligned encoder of modality m on x (R, d), R =
+ * MMCL__GEMM_ROWS: the layers' products (ReLU fused), GELU after them. */
+static mmcl_status
+mlp_forward(mmcl_context *ctx, const mmcl__modality *mod,
+            mmcl__encoder_work *w, mmcl_mlp_acts *acts, const float *x)
+{
+    const mmcl_mlp *mlp = mod->mlp;
+    const float *h = x;
+    for (int l = 0; l < mlp->n_layers; l++) {
+        mmcl_status st =
+            mmcl__matmul_run(ctx, mod->layer_mm[l], w->exec, acts->pre[l], h);
+        if (st != MMCL_OK)
+            return st;
+        if (l < mlp->n_layers - 1 && mlp->act == MMCL_ACTIVATION_GELU)
+            mmcl__gelu_forward(acts->pre[l], acts->pre[l],
+                               (size_t)MMCL__GEMM_ROWS * mlp->sizes[l + 1]);
+        h = acts->pre[l];
+    }
+    return MMCL_OK;
 }
 
 mmcl_status
@@ -394,7 +539,7 @@ mmcl__encoder_embed(mmcl_context *ctx, const mmcl__encoder *enc,
                    sizeof(float) * (size_t)(R - n) * mod->d);
             x = w->x_pad;
         }
-        mmcl_status st = mmcl__mlp_forward(ctx, w->acts[m], mod->mlp, x, R);
+        mmcl_status st = mlp_forward(ctx, mod, w, w->acts[m], x);
         if (st != MMCL_OK)
             return st;
         const float *out = w->acts[m]->out; /* (R, k) */
@@ -413,18 +558,21 @@ mmcl__encoder_embed(mmcl_context *ctx, const mmcl__encoder *enc,
             }
         }
         if (mod->kp > 0) {
-            /* Private part p = wx x + wh h + bias, into columns k..K-1;
-             * (R, kp) then (R, k) in the scratch. */
-            float *p = w->priv, *hk = w->priv + (size_t)R * mod->kp;
+            /* Private part p = wx x + bias + wh h, into columns k..K-1;
+             * (R, kp), (R, kp) and (R, k) in the scratch. */
+            float *p = w->priv, *q = w->priv + (size_t)R * mod->kp;
+            float *hk = q + (size_t)R * mod->kp;
             for (int i = 0; i < R; i++)
                 memcpy(hk + (size_t)i * mod->k,
                        i < n ? h + (size_t)i * mod->K : out + (size_t)i * mod->k,
                        sizeof(float) * mod->k);
-            mmcl__linear_forward(p, x, mod->priv_x.W, mod->priv_x.b, R,
-                                 mod->d, mod->kp);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, mod->kp,
-                        mod->k, 1.0f, hk, mod->k, mod->priv_h.W, mod->k,
-                        1.0f, p, mod->kp);
+            st = mmcl__matmul_run(ctx, mod->priv_x.mm, w->exec, p, x);
+            if (st == MMCL_OK)
+                st = mmcl__matmul_run(ctx, mod->priv_h.mm, w->exec, q, hk);
+            if (st != MMCL_OK)
+                return st;
+            for (size_t i = 0; i < (size_t)R * mod->kp; i++)
+                p[i] += q[i];
             for (int i = 0; i < n; i++)
                 memcpy(h + (size_t)i * mod->K + mod->k,
                        p + (size_t)i * mod->kp, sizeof(float) * mod->kp);

@@ -22,6 +22,7 @@
 #define MMCL_ENCODER_INTERNAL_H
 
 #include "mmcl/model.h"
+#include "matmul.h"
 #include "nn.h"
 
 enum { MMCL__OPTICAL = 0, MMCL__SAR = 1 };
@@ -30,6 +31,7 @@ typedef struct mmcl__linear {
     const float *W; /* (out, in) */
     const float *b; /* (out) */
     int in, out;
+    mmcl__matmul *mm; /* its product on MMCL__GEMM_ROWS rows (matmul.h) */
 } mmcl__linear;
 
 typedef struct mmcl__modality {
@@ -42,6 +44,9 @@ typedef struct mmcl__modality {
     int normalize; /* L2-normalize the aligned output (clip) */
     double *mean, *std; /* (B) standardization */
     mmcl_mlp *mlp; /* aligned encoder, frozen, weights copied in */
+    /* Its layers' products on MMCL__GEMM_ROWS rows, in the encoder's
+     * precision (ReLU fused into the hidden layers). */
+    mmcl__matmul *layer_mm[MMCL_MLP_MAX_LAYERS];
     mmcl__linear priv_x, priv_h; /* private part (W may be NULL) */
     mmcl__linear unimodal;       /* PCA_K */
     mmcl__linear dec_aligned, dec_unimodal, dec_nonred;
@@ -57,6 +62,10 @@ typedef struct mmcl__encoder {
     int k;
     mmcl__modality mod[2];
     char hash[17];
+    /* The precision of the encoders' products (mmcl__encoder_set_
+     * precision): the aligned encoder, the private part and the unimodal
+     * PCA; the decoders are always f32. */
+    mmcl__precision precision;
     /* Notes from checking the inputs against the model (mmcl__maps_open),
      * for the outputs' metadata: a CSL, or NULL. */
     char **input_notes;
@@ -72,12 +81,24 @@ mmcl_status mmcl__encoder_create(mmcl_context *ctx, const mmcl_model *model,
 void mmcl__encoder_free(mmcl__encoder *enc);
 
 /*
+ * Runs the encoders' products of @p enc in precision @p p from now on
+ * (mmcl__encoder_create() makes them f32): builds them again, so call it
+ * before any mmcl__encoder_work exists. Refused, with a message naming
+ * @p option (e.g. "--precision bf16"), where the CPU cannot run @p p.
+ */
+mmcl_status mmcl__encoder_set_precision(mmcl_context *ctx,
+                                        mmcl__encoder *enc, mmcl__precision p,
+                                        const char *option);
+
+/*
  * OpenBLAS's sgemm rounds a row's result differently depending on how many
  * rows the call has (small-matrix paths, edge kernels) and, with some
  * kernels (Haswell's: rows 6-11 of every 12 take another path), on where
- * the row sits among them; never on the other rows' values. So per-tile
- * code runs every GEMM on blocks of exactly this many rows (padding with
- * zero rows) and puts each pixel in a row fixed by its place on the grid
+ * the row sits among them; never on the other rows' values. oneDNN's
+ * kernels likewise depend on the shape they were made for. So per-tile
+ * code runs every product on blocks of exactly this many rows (padding
+ * with zero rows), each with a kernel made once for that shape and run on
+ * one thread, and puts each pixel in a row fixed by its place on the grid
  * (map_compute.c's cells): a pixel's value then does not depend on the
  * tile size or the thread count, whatever the kernel.
  */
@@ -98,9 +119,10 @@ mmcl_status mmcl__encoder_embed(mmcl_context *ctx, const mmcl__encoder *enc,
                                 mmcl__encoder_work *w, int m, const float *X,
                                 int N, float *H);
 
-/* y (N, out) = x (N, in) W^T + b, in blocks of MMCL__GEMM_ROWS rows:
- * callers that need tiling-independent results pass N a multiple of it. */
-void mmcl__linear_apply(float *y, const mmcl__linear *l, const float *x,
-                        int N);
+/* y (N, out) = x (N, in) W^T + b, in blocks of MMCL__GEMM_ROWS rows (a
+ * short last one padded with zero rows in @p w's scratch). */
+mmcl_status mmcl__linear_apply(mmcl_context *ctx, mmcl__encoder_work *w,
+                               float *y, const mmcl__linear *l,
+                               const float *x, int N);
 
 #endif /* MMCL_ENCODER_INTERNAL_H */

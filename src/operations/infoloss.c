@@ -52,6 +52,8 @@ static void
 add_checks(cJSON *fig, const mmcl__map_run *r)
 {
     cJSON_AddStringToObject(fig, "mask", r->def.mask_any ? "any" : "own");
+    cJSON_AddStringToObject(fig, "precision",
+                            mmcl__precision_name(r->enc->precision));
     cJSON *ws = cJSON_AddArrayToObject(fig, "warnings");
     const mmcl__encoder *enc = r->enc;
     for (int i = 0; enc->warning_codes && enc->warning_codes[i]; i++) {

@@ -332,12 +332,20 @@ threads_override(mmcl_context *ctx, mmcl_product *p, int threads)
 static mmcl_status
 open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
 {
-    mmcl_status st = mmcl_model_load(ctx, d->model, &m->model);
+    char where[1200];
+    snprintf(where, sizeof(where), "descriptor '%s': ", d->name);
+    const char *precision = mmcl__opt_str(d->opts, "PRECISION");
+    /* A precision this CPU cannot run is refused before any work. */
+    mmcl_status st = mmcl__map_set_precision(ctx, NULL, precision, where);
+    if (st == MMCL_OK)
+        st = mmcl_model_load(ctx, d->model, &m->model);
     if (st == MMCL_OK)
         st = mmcl__maps_open(
             ctx, m->model, (const char *const *)d->optical,
             (size_t)CSLCount(d->optical), (const char *const *)d->sar,
             (size_t)CSLCount(d->sar), &m->enc, &m->pair[0]);
+    if (st == MMCL_OK)
+        st = mmcl__map_set_precision(ctx, m->enc, precision, where);
     if (st == MMCL_OK)
         st = mmcl__map_def_init(ctx, &m->def, m->enc, d->kind,
                                 mmcl__opt_str(d->opts, "MODALITY"),
@@ -635,6 +643,11 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
                            "infoloss (rgb: mmcl_rgb with LAZY), not for "
                            "options built for '%s'",
                            op);
+    /* A precision this CPU cannot run: refused before the descriptor is
+     * written, naming the option as given. */
+    if (mmcl__map_set_precision(ctx, NULL, mmcl__opt_str(opts, "PRECISION"),
+                                NULL) != MMCL_OK)
+        return mmcl_context_errcode(ctx);
     static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
         if (mmcl__opt_given(opts, refused[i]))
@@ -656,6 +669,9 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
                               mmcl__opt_bool(opts, "NON_REDUNDANCY"));
     if (mmcl__opt_given(opts, "MASK"))
         cJSON_AddStringToObject(j, "mask", mmcl__opt_str(opts, "MASK"));
+    if (mmcl__opt_given(opts, "PRECISION"))
+        cJSON_AddStringToObject(j, "precision",
+                                mmcl__opt_str(opts, "PRECISION"));
     if (mmcl__opt_given(opts, "TILE"))
         cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
     if (mmcl__opt_given(opts, "THREADS"))

@@ -25,6 +25,18 @@ SPAIN = os.path.join(DATA, "sen1floods11_spain_7370579")
 SAMPLE = os.path.join(SOURCE, "sample_data")
 
 
+def cpu_flags():
+    """The CPU's feature flags (/proc/cpuinfo), or an empty set."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def need_data(path):
     """Skip, saying so, when a real data folder is absent."""
     if not os.path.isdir(path):

@@ -29,17 +29,9 @@ import tempfile
 import time
 import unittest
 
-from mmcl_cli import MMCL, SAMPLE
+from mmcl_cli import MMCL, SAMPLE, cpu_flags
 
 HOOK = "MMCL_BLAS_TEST_DETECTED"
-
-
-def cpu_flags():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def expected_kernel(flags):
@@ -83,7 +75,8 @@ def blas_line(env):
     # The first line is read by scripts: unchanged.
     assert re.fullmatch(r"mmcl \d+\.\d+\.\d+ \(GDAL [^)]+\)", lines[0]), \
         lines[0]
-    assert len(lines) == 2 and lines[1].startswith("BLAS: "), p.stdout
+    assert len(lines) == 3 and lines[1].startswith("BLAS: "), p.stdout
+    assert lines[2].startswith("Encoders: "), p.stdout
     return lines[1]
 
 

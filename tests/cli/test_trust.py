@@ -45,7 +45,7 @@ class Case:
 
     def __init__(self, name, args, rc, message=None, setup=None,
                  replaced=(), removed=(), absent=(), check=None,
-                 warning=None):
+                 warning=None, env=None):
         self.name = name
         self.args = args
         self.rc = rc
@@ -58,6 +58,7 @@ class Case:
         self.removed = removed    # files the command must remove (rc 0)
         self.absent = absent      # files that must not exist afterwards
         self.check = check        # f(testcase, folder) after the run
+        self.env = env or {}      # variables added to the environment
 
 
 def symlink(target, name):
@@ -1514,8 +1515,53 @@ STYLE_CASES = [
          ["rgb", "-q", "emb.tif", "emb.png"], 0),
 ]
 
+# --precision bf16 where the CPU (as oneDNN sees it) has no native bf16
+# products: ONEDNN_MAX_CPU_ISA=AVX2 pretends so on any x86-64 CI machine
+# (a build without oneDNN refuses bf16 on every CPU, with its own reason).
+NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+BF16_REFUSED = (r"bf16\" needs (a CPU with AVX-512 BF16 or AMX; oneDNN "
+                r"runs \w+ here \(ONEDNN_MAX_CPU_ISA=AVX2\), where bf16 "
+                r"would be emulated more slowly than f32|oneDNN's bf16 "
+                r"products; the encoders run on [^\n]+): use f32")
+BF16_REFUSED_FLAG = r"--precision bf16 needs (a CPU|oneDNN)"
+
+
+def bf16_descriptor(d):
+    with open(os.path.join(d, "h.mmcl.json"), "w") as f:
+        json.dump({"mmcl_descriptor": 1, "product": "embedding",
+                   "model": "model.mmcl", "optical": "opt.tif",
+                   "sar": "sar.tif", "precision": "bf16"}, f)
+
+
+PRECISION_CASES = [
+    Case("embed_bf16_refused_without_native_bf16",
+         ["embed", "-q", "--precision", "bf16", "model.mmcl", "opt.tif",
+          "sar.tif", "e.tif"], 1,
+         BF16_REFUSED_FLAG + r"[^\n]*: use f32", env=NO_BF16,
+         absent=["e.tif", "e.qml"]),
+    Case("infoloss_bf16_refused_leaves_no_report",
+         ["infoloss", "-q", "--precision", "bf16", "--report", "r.json",
+          "model.mmcl", "opt.tif", "sar.tif", "l.tif"], 1,
+         BF16_REFUSED_FLAG, env=NO_BF16,
+         absent=["l.tif", "l.qml", "r.json"]),
+    Case("lazy_bf16_descriptor_refused_without_native_bf16",
+         ["embed", "-q", "--lazy", "--precision", "bf16", "model.mmcl",
+          "opt.tif", "sar.tif", "h.mmcl.json"], 1,
+         BF16_REFUSED_FLAG, env=NO_BF16,
+         absent=["h.mmcl.json", "h.mmcl.qml"]),
+    Case("bf16_descriptor_read_refused_naming_it",
+         ["rgb", "-q", "h.mmcl.json", "p.tif"], 1,
+         r"descriptor 'h\.mmcl\.json': \"precision\": \"" + BF16_REFUSED,
+         setup=bf16_descriptor, env=NO_BF16, absent=["p.tif", "p.qml"]),
+    Case("precision_unknown_refused",
+         ["embed", "-q", "--precision", "f16", "model.mmcl", "opt.tif",
+          "sar.tif", "e.tif"], 1,
+         r"--precision must be one of f32\|bf16, got 'f16'",
+         absent=["e.tif"]),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
-         PROBE_CASES + EDGE_CASES + STYLE_CASES)
+         PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES)
 
 
 def snapshot(folder, but_temporary=False):
@@ -1590,15 +1636,17 @@ class Fixture(unittest.TestCase):
         os.mkdir(tmp)
         return d, tmp
 
-    def env(self, tmp):
+    def env(self, tmp, extra=None):
         e = dict(os.environ)
         e["TMPDIR"] = tmp
+        e.update(extra or {})
         return e
 
-    def mmcl(self, args, cwd, tmp, **kw):
+    def mmcl(self, args, cwd, tmp, extra_env=None, **kw):
         return subprocess.run([MMCL] + [str(a) for a in args], cwd=cwd,
-                              env=self.env(tmp), capture_output=True,
-                              text=True, timeout=300, **kw)
+                              env=self.env(tmp, extra_env),
+                              capture_output=True, text=True, timeout=300,
+                              **kw)
 
     def assert_clean(self, folder, tmp):
         """No temporary file left, in the folder and in TMPDIR."""
@@ -1625,7 +1673,7 @@ class Table(Fixture):
         if case.setup:
             case.setup(d)
         before = snapshot(d)
-        p = self.mmcl(case.args, d, tmp)
+        p = self.mmcl(case.args, d, tmp, extra_env=case.env)
         print("%-44s exit %d  %s" % (case.name, p.returncode,
                                      p.stderr.strip().splitlines()[-1]
                                      if p.stderr.strip() else ""))
