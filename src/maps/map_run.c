@@ -105,8 +105,7 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     r->threads = mmcl__opt_threads(o);
     r->progress = mmcl__opt_progress(o, &r->progress_user);
     mmcl_status st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
-                                      n_sar, mmcl__opt_bool(o, "OVERWRITE"),
-                                      &r->files);
+                                      n_sar, o, &r->files);
     if (st == MMCL_OK)
         st = mmcl__output_check_options(ctx, r->files, out, o, co,
                                         GDT_Float32, r->product, &format);
@@ -114,7 +113,7 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
         st = mmcl__files_add_output(ctx, r->files, r->report, "report",
                                     MMCL__OUT_REPORT, NULL, NULL);
     if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar,
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, o,
                              &r->enc, &r->pair);
     if (st == MMCL_OK)
         st = mmcl__map_def_init(

@@ -11,6 +11,7 @@
 #include "context_internal.h"
 #include "options_internal.h"
 #include "pair_internal.h"
+#include "shift_internal.h"
 #include "style_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
@@ -107,6 +108,9 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = mmcl__files_add_input(ctx, files, optical[i]);
     for (size_t i = 0; sar && i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, sar[i]);
+    if (st == MMCL_OK && mmcl__opt_str(opts, "SAR_SHIFT_FIELD"))
+        st = mmcl__files_add_input(ctx, files,
+                                   mmcl__opt_str(opts, "SAR_SHIFT_FIELD"));
     if (st == MMCL_OK)
         st = mmcl__output_check_options(ctx, files, out, opts, co, GDT_Float32,
                                         "aligned_sar", &format);
@@ -156,6 +160,13 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     if (st == MMCL_OK)
         st = mmcl__writer_set_metadata(ctx, job.writer, "TRANSFORM_LATTICE",
                                        step);
+    const mmcl__shift *shift = mmcl__pair_shift(job.pair);
+    if (st == MMCL_OK && shift)
+        st = mmcl__writer_set_metadata(ctx, job.writer,
+                                       mmcl__shift_is_field(shift)
+                                           ? "SAR_SHIFT_FIELD"
+                                           : "SAR_SHIFT",
+                                       mmcl__shift_describe(shift));
     if (st == MMCL_OK)
         st = mmcl__writer_set_metadata(ctx, job.writer, "MMCL_VERSION",
                                        mmcl_version());

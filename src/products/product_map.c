@@ -337,7 +337,7 @@ open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
         st = mmcl__maps_open(
             ctx, m->model, (const char *const *)d->optical,
             (size_t)CSLCount(d->optical), (const char *const *)d->sar,
-            (size_t)CSLCount(d->sar), &m->enc, &m->pair[0]);
+            (size_t)CSLCount(d->sar), d->opts, &m->enc, &m->pair[0]);
     if (st == MMCL_OK)
         st = mmcl__map_def_init(ctx, &m->def, m->enc, d->kind,
                                 mmcl__opt_str(d->opts, "MODALITY"),

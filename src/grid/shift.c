@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SAR misregistration correction: a constant shift, or the shift field
+ * of mmcl coreg read and checked against the optical grid, its
+ * low-confidence blocks filled from their confident neighbours, and
+ * interpolated bilinearly between block centres (docs/shift.md).
+ */
+#define _DEFAULT_SOURCE /* strcasecmp */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cpl_string.h>
+#include <ogr_srs_api.h>
+
+#include "context_internal.h"
+#include "gdal_util_internal.h"
+#include "options_internal.h"
+#include "shift_internal.h"
+
+struct mmcl__shift {
+    char *what; /* "DX,DY" or the field's file name */
+    /* Pixels of the grid evaluated per pixel of the field's grid: 1, or
+     * the factors of a decimated grid. */
+    double sx, sy;
+    double dx, dy; /* a constant shift (nbx == 0) */
+    /* A field: nbx x nby blocks (row-major), filled; their centres in
+     * pixels of the field's grid. */
+    int nbx, nby;
+    double *bdx, *bdy;
+    double *cx, *cy;
+};
+
+int
+mmcl__shift_parse(const char *text, double *dx, double *dy)
+{
+    if (!text)
+        return 0;
+    char *end;
+    errno = 0;
+    double a = strtod(text, &end);
+    if (end == text || errno)
+        return 0;
+    while (*end == ' ')
+        end++;
+    if (*end != ',')
+        return 0;
+    const char *second = end + 1;
+    double b = strtod(second, &end);
+    if (end == second || errno)
+        return 0;
+    while (*end == ' ')
+        end++;
+    if (*end || !isfinite(a) || !isfinite(b))
+        return 0;
+    *dx = a;
+    *dy = b;
+    return 1;
+}
+
+void
+mmcl__shift_destroy(mmcl__shift *s)
+{
+    if (!s)
+        return;
+    free(s->what);
+    free(s->bdx);
+    free(s->bdy);
+    free(s->cx);
+    free(s->cy);
+    free(s);
+}
+
+static mmcl__shift *
+shift_new(mmcl_context *ctx, const char *what)
+{
+    mmcl__shift *s = calloc(1, sizeof(*s));
+    if (!s) {
+        mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    s->sx = s->sy = 1.0;
+    s->what = mmcl__strdup(ctx, what);
+    if (!s->what) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+mmcl__shift *
+mmcl__shift_copy_scaled(mmcl_context *ctx, const mmcl__shift *base, double sx,
+                        double sy)
+{
+    mmcl__shift *s = shift_new(ctx, base->what);
+    if (!s)
+        return NULL;
+    s->sx = base->sx * sx;
+    s->sy = base->sy * sy;
+    s->dx = base->dx;
+    s->dy = base->dy;
+    s->nbx = base->nbx;
+    s->nby = base->nby;
+    if (base->nbx > 0) {
+        size_t n = (size_t)base->nbx * base->nby;
+        s->bdx = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+        s->bdy = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+        s->cx = mmcl__malloc_array(ctx, (size_t)base->nbx, 1, sizeof(double));
+        s->cy = mmcl__malloc_array(ctx, (size_t)base->nby, 1, sizeof(double));
+        if (!s->bdx || !s->bdy || !s->cx || !s->cy) {
+            mmcl__shift_destroy(s);
+            return NULL;
+        }
+        memcpy(s->bdx, base->bdx, n * sizeof(double));
+        memcpy(s->bdy, base->bdy, n * sizeof(double));
+        memcpy(s->cx, base->cx, (size_t)base->nbx * sizeof(double));
+        memcpy(s->cy, base->cy, (size_t)base->nby * sizeof(double));
+    }
+    return s;
+}
+
+/* The cell [c[i], c[i+1]] of the centres @p c (n of them, spaced @p block
+ * but for the last) holding @p v, and the weight of c[i+1] in it, clamped
+ * to the first and last centres. */
+static void
+cell_of(const double *c, int n, double block, double v, int *i, double *u)
+{
+    if (n == 1) {
+        *i = 0;
+        *u = 0.0;
+        return;
+    }
+    int k = (int)floor((v - c[0]) / block);
+    if (k < 0)
+        k = 0;
+    if (k > n - 2)
+        k = n - 2;
+    double t = (v - c[k]) / (c[k + 1] - c[k]);
+    *i = k;
+    *u = t < 0 ? 0 : (t > 1 ? 1 : t);
+}
+
+void
+mmcl__shift_eval(const mmcl__shift *s, double x, double y, double *dx,
+                 double *dy)
+{
+    if (s->nbx == 0) {
+        *dx = s->dx / s->sx;
+        *dy = s->dy / s->sy;
+        return;
+    }
+    double fx = x * s->sx, fy = y * s->sy;
+    double block_x = s->nbx > 1 ? s->cx[1] - s->cx[0] : 1.0;
+    double block_y = s->nby > 1 ? s->cy[1] - s->cy[0] : 1.0;
+    int i, j;
+    double u, v;
+    cell_of(s->cx, s->nbx, block_x, fx, &i, &u);
+    cell_of(s->cy, s->nby, block_y, fy, &j, &v);
+    int i1 = s->nbx > 1 ? i + 1 : i, j1 = s->nby > 1 ? j + 1 : j;
+    size_t k00 = (size_t)j * s->nbx + i, k01 = (size_t)j * s->nbx + i1;
+    size_t k10 = (size_t)j1 * s->nbx + i, k11 = (size_t)j1 * s->nbx + i1;
+    double a = (1 - v) * ((1 - u) * s->bdx[k00] + u * s->bdx[k01]) +
+               v * ((1 - u) * s->bdx[k10] + u * s->bdx[k11]);
+    double b = (1 - v) * ((1 - u) * s->bdy[k00] + u * s->bdy[k01]) +
+               v * ((1 - u) * s->bdy[k10] + u * s->bdy[k11]);
+    *dx = a / s->sx;
+    *dy = b / s->sy;
+}
+
+const char *
+mmcl__shift_describe(const mmcl__shift *s)
+{
+    return s->what;
+}
+
+int
+mmcl__shift_is_field(const mmcl__shift *s)
+{
+    return s->nbx > 0;
+}
+
+void
+mmcl__shift_mean(const mmcl__shift *s, double *dx, double *dy)
+{
+    if (s->nbx == 0) {
+        *dx = s->dx;
+        *dy = s->dy;
+        return;
+    }
+    size_t n = (size_t)s->nbx * s->nby;
+    double a = 0, b = 0;
+    for (size_t k = 0; k < n; k++) {
+        a += s->bdx[k];
+        b += s->bdy[k];
+    }
+    *dx = a / (double)n;
+    *dy = b / (double)n;
+}
+
+/* ---- the field -------------------------------------------------------- */
+
+/* The band of @p ds described @p name (case-insensitive), or 0. */
+static int
+band_named(GDALDatasetH ds, const char *name)
+{
+    for (int b = 1; b <= GDALGetRasterCount(ds); b++) {
+        const char *d = GDALGetDescription(GDALGetRasterBand(ds, b));
+        if (d && strcasecmp(d, name) == 0)
+            return b;
+    }
+    return 0;
+}
+
+/* A dataset metadata item, in the default domain or the MMCL one. */
+static const char *
+metadata_item(GDALDatasetH ds, const char *key)
+{
+    const char *v = GDALGetMetadataItem(ds, key, NULL);
+    return v ? v : GDALGetMetadataItem(ds, key, "MMCL");
+}
+
+/* Refuses a raster that is not a shift field: another product, or one
+ * without the bands dx, dy and confidence. */
+static mmcl_status
+check_is_field(mmcl_context *ctx, GDALDatasetH ds, const char *path,
+               int bands[3])
+{
+    const char *product = metadata_item(ds, "MMCL_PRODUCT");
+    if (product && strcasecmp(product, "coreg") != 0)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "shift field '%s' is not a shift field: it is an "
+                           "mmcl %s product (MMCL_PRODUCT=%s), not the "
+                           "output of mmcl coreg",
+                           path, product, product);
+    static const char *const names[3] = {"dx", "dy", "confidence"};
+    for (int k = 0; k < 3; k++) {
+        bands[k] = band_named(ds, names[k]);
+        if (!bands[k])
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "shift field '%s' is not a shift field: it "
+                               "has no band named \"%s\" (a shift field, "
+                               "as mmcl coreg writes it, has the bands dx, "
+                               "dy, dx_m, dy_m and confidence)",
+                               path, names[k]);
+    }
+    return MMCL_OK;
+}
+
+/* The field's CRS against the grid's. */
+static mmcl_status
+check_crs(mmcl_context *ctx, GDALDatasetH ds, const char *path,
+          const mmcl__grid *g)
+{
+    const char *wkt = GDALGetProjectionRef(ds);
+    if (!wkt || !*wkt)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "shift field '%s' has no CRS: it must lie on the "
+                           "optical grid (%s)",
+                           path, g->label);
+    OGRSpatialReferenceH a = OSRNewSpatialReference(wkt);
+    OGRSpatialReferenceH b = OSRNewSpatialReference(g->wkt);
+    int same = a && b && OSRIsSame(a, b);
+    char name_a[200] = "?", name_b[200] = "?";
+    if (a && OSRGetName(a))
+        snprintf(name_a, sizeof(name_a), "%s", OSRGetName(a));
+    if (b && OSRGetName(b))
+        snprintf(name_b, sizeof(name_b), "%s", OSRGetName(b));
+    if (a)
+        OSRDestroySpatialReference(a);
+    if (b)
+        OSRDestroySpatialReference(b);
+    if (!same)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "shift field '%s' is on another CRS (%s) than the "
+                           "%s (%s): a shift field lies on the optical grid "
+                           "(write it with mmcl coreg from this optical "
+                           "raster)",
+                           path, name_a, g->label, name_b);
+    return MMCL_OK;
+}
+
+/* The field's block size, from its geotransform, checked against the grid:
+ * the grid's origin, pixels of block x block grid pixels, and
+ * ceil(W / block) x ceil(H / block) of them. */
+static mmcl_status
+check_on_grid(mmcl_context *ctx, GDALDatasetH ds, const char *path,
+              const mmcl__grid *g, int *block_out)
+{
+    double gt[6];
+    if (GDALGetGeoTransform(ds, gt) != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "shift field '%s' has no geotransform: it must "
+                           "lie on the optical grid (%s)",
+                           path, g->label);
+    const double *o = g->gt;
+    const char *meta = metadata_item(ds, "MMCL_COREG_BLOCK");
+    long block = meta ? strtol(meta, NULL, 10)
+                      : lround(o[1] != 0 ? gt[1] / o[1] : 0);
+    int w = GDALGetRasterXSize(ds), h = GDALGetRasterYSize(ds);
+    /* A thousandth of an optical pixel, in CRS units. */
+    double px = fmax(fabs(o[1]) + fabs(o[2]), fabs(o[4]) + fabs(o[5]));
+    double tol = 1e-3 * px;
+    int ok = block >= 1 && block <= g->width + g->height &&
+             fabs(gt[0] - o[0]) <= tol && fabs(gt[3] - o[3]) <= tol;
+    for (int k = 1; ok && k < 6; k++)
+        if (k != 3 && fabs(gt[k] - block * o[k]) > tol * 1e-3 * block)
+            ok = 0;
+    long want_w = block >= 1 ? (g->width + block - 1) / block : 0;
+    long want_h = block >= 1 ? (g->height + block - 1) / block : 0;
+    if (ok && (w != want_w || h != want_h))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "shift field '%s' has %d x %d blocks of %ld "
+                           "pixels, but the %s of %d x %d pixels has %ld x "
+                           "%ld such blocks: the field was made for another "
+                           "optical raster",
+                           path, w, h, block, g->label, g->width, g->height,
+                           want_w, want_h);
+    if (!ok)
+        return mmcl__error(
+            ctx, MMCL_ERR_INVALID_ARG,
+            "shift field '%s' does not lie on the optical grid at block "
+            "spacing: its origin is (%.10g, %.10g) with pixels of %.10g x "
+            "%.10g%s; a shift field starts at the %s origin (%.10g, "
+            "%.10g) with pixels of a whole number of optical pixels "
+            "(%.10g x %.10g each)%s",
+            path, gt[0], gt[3], gt[1], gt[5],
+            meta ? CPLSPrintf(" (MMCL_COREG_BLOCK=%s)", meta) : "", g->label,
+            o[0], o[3], o[1], o[5],
+            meta ? "" : " (write it with mmcl coreg from this optical raster)");
+    *block_out = (int)block;
+    return MMCL_OK;
+}
+
+/* Reads band @p b of @p ds into @p out (w * h), its nodata as NaN. */
+static mmcl_status
+read_band(mmcl_context *ctx, GDALDatasetH ds, const char *path, int b,
+          double *out)
+{
+    int w = GDALGetRasterXSize(ds), h = GDALGetRasterYSize(ds);
+    GDALRasterBandH band = GDALGetRasterBand(ds, b);
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    CPLErr err = GDALRasterIO(band, GF_Read, 0, 0, w, h, out, w, h,
+                              GDT_Float64, 0, 0);
+    mmcl__gdal_capture_end(&cap);
+    if (err != CE_None)
+        return mmcl__error(ctx, MMCL_ERR_IO,
+                           "cannot read band %d of shift field '%s': %s", b,
+                           path, mmcl__gdal_msg(&cap));
+    int has = 0;
+    double nd = GDALGetRasterNoDataValue(band, &has);
+    if (has && !isnan(nd))
+        for (size_t i = 0; i < (size_t)w * h; i++)
+            if (out[i] == nd)
+                out[i] = NAN;
+    return MMCL_OK;
+}
+
+/*
+ * Fills the blocks of weight 0 of (@p dx, @p dy) from their neighbours:
+ * in passes, every unknown block with known blocks among its 8 neighbours
+ * gets their weighted mean, and the mean of their weights as its own, so
+ * the known region grows outward ring by ring from the confident blocks.
+ */
+static mmcl_status
+fill_blocks(mmcl_context *ctx, int nbx, int nby, double *dx, double *dy,
+            double *weight)
+{
+    size_t n = (size_t)nbx * nby;
+    double *nw = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+    double *ndx = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+    double *ndy = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+    if (!nw || !ndx || !ndy) {
+        free(nw);
+        free(ndx);
+        free(ndy);
+        return MMCL_ERR_NO_MEMORY;
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        memcpy(nw, weight, n * sizeof(double));
+        memcpy(ndx, dx, n * sizeof(double));
+        memcpy(ndy, dy, n * sizeof(double));
+        for (int j = 0; j < nby; j++)
+            for (int i = 0; i < nbx; i++) {
+                size_t k = (size_t)j * nbx + i;
+                if (weight[k] > 0)
+                    continue;
+                double sw = 0, sx = 0, sy = 0;
+                int m = 0;
+                for (int b = j - 1; b <= j + 1; b++)
+                    for (int a = i - 1; a <= i + 1; a++) {
+                        if (a < 0 || b < 0 || a >= nbx || b >= nby)
+                            continue;
+                        size_t q = (size_t)b * nbx + a;
+                        if (!(weight[q] > 0))
+                            continue;
+                        sw += weight[q];
+                        sx += weight[q] * dx[q];
+                        sy += weight[q] * dy[q];
+                        m++;
+                    }
+                if (m == 0)
+                    continue;
+                ndx[k] = sx / sw;
+                ndy[k] = sy / sw;
+                nw[k] = sw / m;
+                changed = 1;
+            }
+        memcpy(weight, nw, n * sizeof(double));
+        memcpy(dx, ndx, n * sizeof(double));
+        memcpy(dy, ndy, n * sizeof(double));
+    }
+    free(nw);
+    free(ndx);
+    free(ndy);
+    return MMCL_OK;
+}
+
+/* The field's blocks (dx, dy, confidence) into @p s, filled where the
+ * confidence is below @p min_conf. */
+static mmcl_status
+read_blocks(mmcl_context *ctx, GDALDatasetH ds, const char *path,
+            const int bands[3], double min_conf, mmcl__shift *s)
+{
+    size_t n = (size_t)s->nbx * s->nby;
+    double *conf = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+    s->bdx = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+    s->bdy = mmcl__malloc_array(ctx, n, 1, sizeof(double));
+    mmcl_status st = conf && s->bdx && s->bdy ? MMCL_OK : MMCL_ERR_NO_MEMORY;
+    if (st == MMCL_OK)
+        st = read_band(ctx, ds, path, bands[0], s->bdx);
+    if (st == MMCL_OK)
+        st = read_band(ctx, ds, path, bands[1], s->bdy);
+    if (st == MMCL_OK)
+        st = read_band(ctx, ds, path, bands[2], conf);
+    if (st != MMCL_OK) {
+        free(conf);
+        return st;
+    }
+    /* The weight of a confident block is its confidence (at least a
+     * tiny one, for a threshold of 0); the others are to be filled. */
+    size_t confident = 0;
+    for (size_t k = 0; k < n; k++) {
+        int ok = isfinite(s->bdx[k]) && isfinite(s->bdy[k]) &&
+                 isfinite(conf[k]) && conf[k] >= min_conf;
+        conf[k] = ok ? fmax(conf[k], 1e-6) : 0.0;
+        if (!ok)
+            s->bdx[k] = s->bdy[k] = 0.0;
+        confident += (size_t)ok;
+    }
+    if (confident == 0) {
+        free(conf);
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "shift field '%s' has no block with an estimate "
+                           "of confidence %g or more (its %zu blocks are "
+                           "NaN or less confident): there is no shift to "
+                           "correct with (lower %s, or leave the SAR "
+                           "uncorrected)",
+                           path, min_conf, n,
+                           mmcl__opt_name(ctx, "SHIFT_MIN_CONFIDENCE"));
+    }
+    st = fill_blocks(ctx, s->nbx, s->nby, s->bdx, s->bdy, conf);
+    free(conf);
+    return st;
+}
+
+/* Block centres along an axis of @p size pixels: the middle of the pixels
+ * each block covers (the last one may be partial). */
+static double *
+centres(mmcl_context *ctx, int nb, int block, int size)
+{
+    double *c = mmcl__malloc_array(ctx, (size_t)nb, 1, sizeof(double));
+    for (int i = 0; c && i < nb; i++) {
+        double lo = (double)i * block;
+        double hi = fmin((double)(i + 1) * block, (double)size);
+        c[i] = (lo + hi) / 2;
+    }
+    return c;
+}
+
+static mmcl_status
+open_field(mmcl_context *ctx, const char *path, const mmcl__grid *g,
+           double min_conf, mmcl__shift **out)
+{
+    GDALDatasetH ds = mmcl__open_raster(ctx, path, "shift field");
+    if (!ds)
+        return mmcl_context_errcode(ctx);
+    int bands[3], block = 0;
+    mmcl_status st = check_is_field(ctx, ds, path, bands);
+    if (st == MMCL_OK)
+        st = check_crs(ctx, ds, path, g);
+    if (st == MMCL_OK)
+        st = check_on_grid(ctx, ds, path, g, &block);
+    mmcl__shift *s = st == MMCL_OK ? shift_new(ctx, path) : NULL;
+    if (st == MMCL_OK && !s)
+        st = MMCL_ERR_NO_MEMORY;
+    if (st == MMCL_OK) {
+        s->nbx = GDALGetRasterXSize(ds);
+        s->nby = GDALGetRasterYSize(ds);
+        s->cx = centres(ctx, s->nbx, block, g->width);
+        s->cy = centres(ctx, s->nby, block, g->height);
+        st = s->cx && s->cy ? read_blocks(ctx, ds, path, bands, min_conf, s)
+                            : MMCL_ERR_NO_MEMORY;
+    }
+    GDALClose(ds);
+    if (st != MMCL_OK) {
+        mmcl__shift_destroy(s);
+        return st;
+    }
+    *out = s;
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__shift_from_options(mmcl_context *ctx, const mmcl_options *opts,
+                         const mmcl__grid *grid, mmcl__shift **out)
+{
+    *out = NULL;
+    const char *constant = mmcl__opt_str(opts, "SAR_SHIFT");
+    const char *field = mmcl__opt_str(opts, "SAR_SHIFT_FIELD");
+    if (constant && field)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s and %s are exclusive: give a constant shift "
+                           "or a shift field, not both",
+                           mmcl__opt_name(ctx, "SAR_SHIFT"),
+                           mmcl__opt_name(ctx, "SAR_SHIFT_FIELD"));
+    if (field)
+        return open_field(ctx, field, grid,
+                          mmcl__opt_double(opts, "SHIFT_MIN_CONFIDENCE"),
+                          out);
+    if (!constant)
+        return MMCL_OK;
+    double dx, dy;
+    if (!mmcl__shift_parse(constant, &dx, &dy))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s expects DX,DY: two numbers, in optical "
+                           "pixels (x east, y down), such as 1.5,-0.7; got "
+                           "'%s'",
+                           mmcl__opt_name(ctx, "SAR_SHIFT"), constant);
+    if (dx == 0 && dy == 0)
+        return MMCL_OK;
+    mmcl__shift *s = shift_new(ctx, CPLSPrintf("%.10g,%.10g", dx, dy));
+    if (!s)
+        return mmcl_context_errcode(ctx);
+    s->dx = dx;
+    s->dy = dy;
+    *out = s;
+    return MMCL_OK;
+}
