@@ -232,10 +232,11 @@ parse_flag(mmcl_context *ctx, const cJSON *j, const char *key,
 }
 
 /* The options of the map: every key but the descriptor's own, as options
- * of @p operation, checked by its table. */
+ * of @p operation, checked by its table ("sar_shift_field" resolved
+ * against @p dir). */
 static mmcl_status
 parse_options(mmcl_context *ctx, const cJSON *j, const char *name,
-              const char *operation, descriptor *d)
+              const char *dir, const char *operation, descriptor *d)
 {
     mmcl_status st = MMCL_OK;
     char **kv = NULL;
@@ -258,6 +259,17 @@ parse_options(mmcl_context *ctx, const cJSON *j, const char *name,
                                        "expected a string, number or "
                                        "boolean for");
             goto done;
+        }
+        /* The shift field is a path: relative to the descriptor's folder,
+         * and local unless remote paths are allowed, as the inputs. */
+        if (strcasecmp(item->string, "sar_shift_field") == 0 &&
+            cJSON_IsString(item)) {
+            st = mmcl__product_check_path(ctx, name, item->string, value);
+            if (st != MMCL_OK)
+                goto done;
+            char *r = mmcl__product_resolve_path(dir, value);
+            snprintf(value, sizeof(value), "%s", r);
+            CPLFree(r);
         }
         char *key = CPLStrdup(item->string);
         for (char *c = key; *c; c++)
@@ -304,7 +316,7 @@ descriptor_parse(mmcl_context *ctx, const cJSON *j, const char *name,
     d->figures = d->kind == MMCL__MAP_INFOLOSS && d->figures;
     /* Everything else: options of the operation, checked by its table. */
     if (st == MMCL_OK)
-        st = parse_options(ctx, j, name, operation, d);
+        st = parse_options(ctx, j, name, dir, operation, d);
     if (st != MMCL_OK)
         descriptor_clear(d);
     return st;
@@ -656,6 +668,17 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
                               mmcl__opt_bool(opts, "NON_REDUNDANCY"));
     if (mmcl__opt_given(opts, "MASK"))
         cJSON_AddStringToObject(j, "mask", mmcl__opt_str(opts, "MASK"));
+    /* The misregistration correction, the field's path as the inputs'. */
+    if (mmcl__opt_given(opts, "SAR_SHIFT"))
+        cJSON_AddStringToObject(j, "sar_shift", mmcl__opt_str(opts, "SAR_SHIFT"));
+    if (mmcl__opt_given(opts, "SAR_SHIFT_FIELD"))
+        cJSON_AddItemToObject(j, "sar_shift_field",
+                              mmcl__product_stored_path(
+                                  path, mmcl__opt_str(opts, "SAR_SHIFT_FIELD")));
+    if (mmcl__opt_given(opts, "SHIFT_MIN_CONFIDENCE"))
+        cJSON_AddNumberToObject(j, "shift_min_confidence",
+                                mmcl__opt_double(opts,
+                                                 "SHIFT_MIN_CONFIDENCE"));
     if (mmcl__opt_given(opts, "TILE"))
         cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
     if (mmcl__opt_given(opts, "THREADS"))
@@ -671,6 +694,9 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
         st = mmcl__files_add_input(ctx, files, optical[i]);
     for (size_t i = 0; i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, sar[i]);
+    if (st == MMCL_OK && mmcl__opt_str(opts, "SAR_SHIFT_FIELD"))
+        st = mmcl__files_add_input(ctx, files,
+                                   mmcl__opt_str(opts, "SAR_SHIFT_FIELD"));
     if (st == MMCL_OK)
         st = mmcl__files_add_output(ctx, files, path, "output",
                                     MMCL__OUT_DESCRIPTOR, kind, NULL);
