@@ -228,22 +228,25 @@ static mmcl_status
 check_is_field(mmcl_context *ctx, GDALDatasetH ds, const char *path,
                int bands[3])
 {
+    /* MMCL_PRODUCT, or the PRODUCT every other mmcl raster records in
+     * its MMCL domain. */
     const char *product = metadata_item(ds, "MMCL_PRODUCT");
+    if (!product)
+        product = GDALGetMetadataItem(ds, "PRODUCT", "MMCL");
     if (product && strcasecmp(product, "coreg") != 0)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "shift field '%s' is not a shift field: it is an "
-                           "mmcl %s product (MMCL_PRODUCT=%s), not the "
-                           "output of mmcl coreg",
-                           path, product, product);
+                           "shift field '%s' is an mmcl %s raster, not a "
+                           "shift field written by mmcl coreg",
+                           path, product);
     static const char *const names[3] = {"dx", "dy", "confidence"};
     for (int k = 0; k < 3; k++) {
         bands[k] = band_named(ds, names[k]);
         if (!bands[k])
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "shift field '%s' is not a shift field: it "
-                               "has no band named \"%s\" (a shift field, "
-                               "as mmcl coreg writes it, has the bands dx, "
-                               "dy, dx_m, dy_m and confidence)",
+                               "shift field '%s' has no band named "
+                               "\"%s\": it is not a shift field written by "
+                               "mmcl coreg (bands dx, dy, dx_m, dy_m, "
+                               "confidence)",
                                path, names[k]);
     }
     return MMCL_OK;

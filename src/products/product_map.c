@@ -31,6 +31,7 @@
 #include "maps_internal.h"
 #include "options_internal.h"
 #include "product_internal.h"
+#include "shift_internal.h"
 #include "tiles_internal.h"
 
 enum {
@@ -258,6 +259,25 @@ parse_options(mmcl_context *ctx, const cJSON *j, const char *name,
             st = mmcl__product_bad_key(ctx, name, item->string,
                                        "expected a string, number or "
                                        "boolean for");
+            goto done;
+        }
+        /* The correction named as the descriptor names it. */
+        double dx, dy;
+        if (strcasecmp(item->string, "sar_shift") == 0 &&
+            !mmcl__shift_parse(value, &dx, &dy)) {
+            st = mmcl__product_bad_key(ctx, name, item->string,
+                                       "expected DX,DY (two numbers, in "
+                                       "optical pixels, such as 1.5,-0.7) "
+                                       "for");
+            goto done;
+        }
+        if (strcasecmp(item->string, "sar_shift") == 0 &&
+            cJSON_GetObjectItem(j, "sar_shift_field")) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "descriptor '%s': \"sar_shift\" and "
+                             "\"sar_shift_field\" are exclusive: give a "
+                             "constant shift or a shift field, not both",
+                             name);
             goto done;
         }
         /* The shift field is a path: relative to the descriptor's folder,

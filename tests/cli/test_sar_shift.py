@@ -341,7 +341,7 @@ class Descriptors(Scene):
                            capture_output=True, text=True)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("labels.tif", p.stderr)
-        self.assertIn("not a shift field", p.stderr)
+        self.assertIn("not a shift field written by mmcl coreg", p.stderr)
 
 
 if __name__ == "__main__":
