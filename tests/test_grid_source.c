@@ -322,7 +322,7 @@ a_shifted_source_equals_gdalwarp_onto_the_moved_grid(void)
                lattice ? "lattice" : "exact", n_valid, max_diff,
                nan_mismatch);
         CU_ASSERT(n_valid > n / 2);
-        CU_ASSERT(max_diff <= (lattice ? 0.05 : 1e-5));
+        CU_ASSERT(max_diff <= (lattice ? 0.005 : 1e-5));
         CU_ASSERT(nan_mismatch <= (lattice ? n / 200 : 0));
         CU_ASSERT_EQUAL(memcmp(whole, tiled, n * sizeof(float)), 0);
         free(whole);
