@@ -176,6 +176,15 @@ mmcl__shift_describe(const mmcl__shift *s)
     return s->what;
 }
 
+char **
+mmcl__shift_metadata(char **md, const mmcl__shift *s)
+{
+    if (!s)
+        return md;
+    return CSLSetNameValue(md, s->nbx > 0 ? "SAR_SHIFT_FIELD" : "SAR_SHIFT",
+                           s->what);
+}
+
 int
 mmcl__shift_is_field(const mmcl__shift *s)
 {

@@ -63,6 +63,10 @@ void mmcl__shift_eval(const mmcl__shift *s, double x, double y, double *dx,
 /* What the shift is, for metadata and messages: "1.5,-0.7" for a constant,
  * the field's file name for a field. Valid while @p s lives. */
 const char *mmcl__shift_describe(const mmcl__shift *s);
+/* @p md (a CSL, may be NULL) with the shift as the outputs record it in
+ * their MMCL metadata: SAR_SHIFT=DX,DY or SAR_SHIFT_FIELD=FILE; unchanged
+ * when @p s is NULL. */
+char **mmcl__shift_metadata(char **md, const mmcl__shift *s);
 /* 1 for a field, 0 for a constant shift. */
 int mmcl__shift_is_field(const mmcl__shift *s);
 /* The mean shift over the blocks after filling (a field) or the constant. */

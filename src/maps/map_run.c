@@ -15,6 +15,7 @@
 #include "context_internal.h"
 #include "maps_internal.h"
 #include "options_internal.h"
+#include "shift_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
@@ -128,6 +129,7 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     r->meanings = mmcl__map_band_meanings(&r->def, r->enc);
     r->metadata = mmcl__map_metadata(&r->def, r->enc);
     r->metadata = mmcl__map_metadata_checks(r->metadata, &r->def, r->enc);
+    r->metadata = mmcl__shift_metadata(r->metadata, mmcl__pair_shift(r->pair));
     st = run_open_writer(ctx, r, out, format, co);
     return st;
 }

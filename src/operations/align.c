@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <cpl_string.h>
+
 #include "mmcl/align.h"
 
 #include "context_internal.h"
@@ -160,13 +162,14 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     if (st == MMCL_OK)
         st = mmcl__writer_set_metadata(ctx, job.writer, "TRANSFORM_LATTICE",
                                        step);
-    const mmcl__shift *shift = mmcl__pair_shift(job.pair);
-    if (st == MMCL_OK && shift)
-        st = mmcl__writer_set_metadata(ctx, job.writer,
-                                       mmcl__shift_is_field(shift)
-                                           ? "SAR_SHIFT_FIELD"
-                                           : "SAR_SHIFT",
-                                       mmcl__shift_describe(shift));
+    char **shift_md = mmcl__shift_metadata(NULL, mmcl__pair_shift(job.pair));
+    for (int i = 0; st == MMCL_OK && shift_md && shift_md[i]; i++) {
+        char *key = NULL;
+        const char *value = CPLParseNameValue(shift_md[i], &key);
+        st = mmcl__writer_set_metadata(ctx, job.writer, key, value);
+        CPLFree(key);
+    }
+    CSLDestroy(shift_md);
     if (st == MMCL_OK)
         st = mmcl__writer_set_metadata(ctx, job.writer, "MMCL_VERSION",
                                        mmcl_version());

@@ -420,6 +420,7 @@ map_open(mmcl_context *ctx, mmcl_product *p, const cJSON *j,
     p->band_long_names = mmcl__map_band_meanings(&m->def, m->enc);
     char **md = mmcl__map_metadata(&m->def, m->enc);
     md = mmcl__map_metadata_checks(md, &m->def, m->enc);
+    md = mmcl__shift_metadata(md, mmcl__pair_shift(m->pair[0]));
     if (!p->wkt) {
         CSLDestroy(md);
         descriptor_clear(&d);

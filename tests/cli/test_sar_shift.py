@@ -236,6 +236,10 @@ class Commands(Scene):
             run(cmd, self.model, self.opt, self.sar, c, "-q")
             self.assertEqual(read(a).tobytes(), read(b).tobytes(), cmd)
             self.assertNotEqual(read(a).tobytes(), read(c).tobytes(), cmd)
+            self.assertEqual(
+                gdal.Open(a).GetMetadataItem("SAR_SHIFT", "MMCL"), "2,-1")
+            self.assertIsNone(
+                gdal.Open(c).GetMetadataItem("SAR_SHIFT", "MMCL"))
 
     def test_probe_accepts_a_shift_field(self):
         write_field(self.path("f.tif"), self.opt, 40, 2, -1)
