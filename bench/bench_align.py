@@ -610,6 +610,10 @@ def main():
     ap.add_argument("--shift", action="store_true",
                     help="also mmcl align with a shift field and a constant "
                     "shift (the misregistration corrected in the warp)")
+    ap.add_argument("--rows", metavar="KEYS",
+                    help="run only these rows, comma separated (e.g. "
+                    "gdalwarp_best,mmcl_none,mmcl_shift_field,mmcl_shift_const,"
+                    "gdalwarp_shift_const)")
     ap.add_argument("--no-otb", action="store_true",
                     help="skip Orfeo ToolBox")
     ap.add_argument("--no-exact-check", action="store_true",
@@ -635,12 +639,18 @@ def main():
             while f.read(1 << 24):
                 pass
     cfgs = configs(args, mmcl, opt, sar, opt_ds, otb)
+    if args.rows:
+        keep = set(args.rows.split(","))
+        unknown = keep - {c["key"] for c in cfgs}
+        if unknown:
+            sys.exit("unknown rows: " + ", ".join(sorted(unknown)))
+        cfgs = [c for c in cfgs if c["key"] in keep]
     log(f"{args.warmup} warm-up + {args.repeat} measured runs of each "
         "(rounds interleaved)")
     results, failed = benchmark(args, cfgs)
 
     med = lambda rs, k: statistics.median(r[k] for r in rs)
-    ref = results["gdalwarp_best"]
+    ref = results.get("gdalwarp_best")
     ref_t = med(ref, "wall") if ref else None
     ref_c = med(ref, "cpu") if ref else None
     sar_ds = gdal.Open(sar)
