@@ -19,7 +19,7 @@ import unittest
 import numpy as np
 from osgeo import gdal
 
-from mmcl_cli import Workdir, run
+from mmcl_cli import DATA, SPAIN, Workdir, need_data, run
 
 gdal.UseExceptions()
 
@@ -209,6 +209,46 @@ class ShiftField(Scene):
             if ref is None:
                 ref = a
             self.assertEqual(a.tobytes(), ref.tobytes(), (tile, threads))
+
+
+class RealData(Workdir):
+    """Real pairs whose SAR is on another CRS: the shifted SAR equals
+    gdalwarp -et 0 onto the optical grid moved by the shift."""
+
+    def check(self, opt, sar, shift):
+        from test_align_cli import gdalwarp_onto
+        out = self.path("a.tif")
+        run("align", "-q", opt, sar, out, "--sar-shift",
+            "%g,%g" % shift, "-et", "0", "-r", "bilinear", "--overwrite")
+        # The grid moved by the shift: its pixel (x, y) on the optical
+        # pixel (x + dx, y + dy).
+        moved(opt, self.path("grid.tif"), -shift[0], -shift[1])
+        gdalwarp_onto(sar, gdal.Open(self.path("grid.tif")),
+                      self.path("w.tif"), "bilinear")
+        a, w = read(out), read(self.path("w.tif"))
+        both = np.isfinite(a) & np.isfinite(w)
+        diff = np.abs(a[both] - w[both]).max()
+        print("%s: %.1f %% valid, max |diff| %.3g against gdalwarp" %
+              (os.path.basename(sar), 100 * both.mean(), diff))
+        self.assertGreater(both.mean(), 0.9)
+        self.assertLessEqual((np.isfinite(a) != np.isfinite(w)).mean(), 1e-3)
+        self.assertLessEqual(diff, 1e-5 * np.abs(w[both]).max())
+
+    def test_spain_sar_on_utm30_shifted(self):
+        need_data(SPAIN)
+        self.check(os.path.join(SPAIN, "Spain_7370579_S2Hand.tif"),
+                   os.path.join(SPAIN, "derived",
+                                "Spain_7370579_S1Hand_EPSG32630_20m.tif"),
+                   (1.3, -0.4))
+
+    def test_bigearthnet_sar_on_lonlat_shifted(self):
+        d = os.path.join(DATA, "bigearthnet_33UUP_87_48")
+        need_data(d)
+        b02 = [f for f in sorted(os.listdir(os.path.join(d, "S2")))
+               if f.endswith("_B02.tif")][0]
+        self.check(os.path.join(d, "S2", b02),
+                   os.path.join(d, "derived", "S1_VV_VH_EPSG4326.tif"),
+                   (-0.7, 1.6))
 
 
 def trained(test, *args):
