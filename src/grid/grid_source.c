@@ -493,7 +493,12 @@ mmcl__grid_source_open(mmcl_context *ctx, const mmcl__grid_raster *raster,
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     mmcl_status st = copy_description(ctx, s, raster, grid);
     void *exact = NULL;
-    if (st == MMCL_OK && raster->place == MMCL__GRID_SAME && !s->shift) {
+    if (st == MMCL_OK && s->shift && raster->place == MMCL__GRID_SAME)
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "a shifted %s is warped: its CRS, geotransform and "
+                         "size are needed (not MMCL__GRID_SAME)",
+                         raster->role);
+    if (st == MMCL_OK && raster->place == MMCL__GRID_SAME) {
         s->on_grid = 1;
         snprintf(s->resampling_name, sizeof(s->resampling_name), "%s",
                  raster->resampling);
