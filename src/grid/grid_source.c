@@ -219,19 +219,6 @@ choose_lattice(mmcl_context *ctx, mmcl__grid_source *s, void *exact,
     return MMCL_OK;
 }
 
-/* Adds the shift to grid positions (x, y) (whole-grid pixels), in
- * place. */
-static void
-shift_forward(const mmcl__shift *sh, int n, double *x, double *y)
-{
-    for (int i = 0; i < n; i++) {
-        double dx, dy;
-        mmcl__shift_eval(sh, x[i], y[i], &dx, &dy);
-        x[i] += dx;
-        y[i] += dy;
-    }
-}
-
 /* The grid positions (x, y) whose shifted positions are the given ones,
  * in place: p + shift(p) = q solved by fixed-point iteration (the shift
  * of a field varies by far less than a pixel per pixel). */
@@ -280,7 +267,7 @@ window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
                 y[i] += t->y0;
             }
             if (s->shift)
-                shift_forward(s->shift, n, x, y);
+                mmcl__shift_apply(s->shift, n, x, y);
         }
         int r = GDALGenImgProjTransform(t->exact, dst_to_src, n, x, y, z, ok);
         if (!dst_to_src) {
@@ -294,14 +281,14 @@ window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
         return r;
     }
     for (int i = 0; i < n; i++) {
-        double sx, sy, gx = x[i] + t->x0, gy = y[i] + t->y0;
-        if (s->shift) {
-            double dx, dy;
-            mmcl__shift_eval(s->shift, gx, gy, &dx, &dy);
-            gx += dx;
-            gy += dy;
-        }
-        ok[i] = lattice_eval(s, gx, gy, &sx, &sy);
+        x[i] += t->x0;
+        y[i] += t->y0;
+    }
+    if (s->shift)
+        mmcl__shift_apply(s->shift, n, x, y);
+    for (int i = 0; i < n; i++) {
+        double sx, sy;
+        ok[i] = lattice_eval(s, x[i], y[i], &sx, &sy);
         x[i] = sx;
         y[i] = sy;
     }

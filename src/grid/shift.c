@@ -28,10 +28,15 @@ struct mmcl__shift {
     double sx, sy;
     double dx, dy; /* a constant shift (nbx == 0) */
     /* A field: nbx x nby blocks (row-major), filled; their centres in
-     * pixels of the field's grid. */
+     * pixels of the field's grid, and the inverses of the block size and
+     * of the widths between centres (a multiply is cheaper than a divide
+     * on the warper's every pixel). */
     int nbx, nby;
     double *bdx, *bdy;
     double *cx, *cy;
+    double inv_bx, inv_by;
+    double *inv_wx, *inv_wy; /* (nbx - 1), (nby - 1) */
+    double inv_sx, inv_sy;
 };
 
 int
@@ -71,6 +76,8 @@ mmcl__shift_destroy(mmcl__shift *s)
     free(s->bdy);
     free(s->cx);
     free(s->cy);
+    free(s->inv_wx);
+    free(s->inv_wy);
     free(s);
 }
 
@@ -82,13 +89,37 @@ shift_new(mmcl_context *ctx, const char *what)
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
-    s->sx = s->sy = 1.0;
+    s->sx = s->sy = s->inv_sx = s->inv_sy = 1.0;
     s->what = mmcl__strdup(ctx, what);
     if (!s->what) {
         free(s);
         return NULL;
     }
     return s;
+}
+
+/* The inverses of the scales, of the block size and of the widths between
+ * centres (a field's centres set). */
+static mmcl_status
+field_inverses(mmcl_context *ctx, mmcl__shift *s)
+{
+    s->inv_sx = 1.0 / s->sx;
+    s->inv_sy = 1.0 / s->sy;
+    if (s->nbx == 0)
+        return MMCL_OK;
+    s->inv_bx = s->nbx > 1 ? 1.0 / (s->cx[1] - s->cx[0]) : 1.0;
+    s->inv_by = s->nby > 1 ? 1.0 / (s->cy[1] - s->cy[0]) : 1.0;
+    free(s->inv_wx);
+    free(s->inv_wy);
+    s->inv_wx = mmcl__malloc_array(ctx, (size_t)s->nbx, 1, sizeof(double));
+    s->inv_wy = mmcl__malloc_array(ctx, (size_t)s->nby, 1, sizeof(double));
+    if (!s->inv_wx || !s->inv_wy)
+        return MMCL_ERR_NO_MEMORY;
+    for (int i = 0; i + 1 < s->nbx; i++)
+        s->inv_wx[i] = 1.0 / (s->cx[i + 1] - s->cx[i]);
+    for (int j = 0; j + 1 < s->nby; j++)
+        s->inv_wy[j] = 1.0 / (s->cy[j + 1] - s->cy[j]);
+    return MMCL_OK;
 }
 
 mmcl__shift *
@@ -119,55 +150,127 @@ mmcl__shift_copy_scaled(mmcl_context *ctx, const mmcl__shift *base, double sx,
         memcpy(s->cx, base->cx, (size_t)base->nbx * sizeof(double));
         memcpy(s->cy, base->cy, (size_t)base->nby * sizeof(double));
     }
+    if (field_inverses(ctx, s) != MMCL_OK) {
+        mmcl__shift_destroy(s);
+        return NULL;
+    }
     return s;
 }
 
-/* The cell [c[i], c[i+1]] of the centres @p c (n of them, spaced @p block
- * but for the last) holding @p v, and the weight of c[i+1] in it, clamped
- * to the first and last centres. */
+/* The cell [c[i], c[i+1]] of the centres @p c (n of them, spaced
+ * 1 / @p inv_block but for the last; @p inv_w the inverses of their
+ * widths) holding @p v, and the weight of c[i+1] in it, clamped to the
+ * first and last centres. */
 static void
-cell_of(const double *c, int n, double block, double v, int *i, double *u)
+cell_of(const double *c, const double *inv_w, int n, double inv_block,
+        double v, int *i, double *u)
 {
     if (n == 1) {
         *i = 0;
         *u = 0.0;
         return;
     }
-    int k = (int)floor((v - c[0]) / block);
-    if (k < 0)
-        k = 0;
-    if (k > n - 2)
-        k = n - 2;
-    double t = (v - c[k]) / (c[k + 1] - c[k]);
+    /* floor() for the non-negative values kept; the others clamp. */
+    double f = (v - c[0]) * inv_block;
+    int k = f < 0 ? 0 : (f >= n - 2 ? n - 2 : (int)f);
+    double t = (v - c[k]) * inv_w[k];
     *i = k;
     *u = t < 0 ? 0 : (t > 1 ? 1 : t);
+}
+
+/*
+ * The field between block centres, in two steps that the row evaluation
+ * (mmcl__shift_apply) shares, so that a position gets the same bits
+ * whichever way it is evaluated: a row of the field's grid at @p fy (its
+ * cell and weight), then along it at @p fx.
+ */
+typedef struct field_row {
+    int j, j1;
+    double v;
+} field_row;
+
+typedef struct field_cell {
+    int i;               /* the cell's left centre; -1: none yet */
+    double c0x, c1x;     /* dx at its two centres, on the row */
+    double c0y, c1y;     /* dy */
+} field_cell;
+
+static field_row
+row_at(const mmcl__shift *s, double fy)
+{
+    field_row r;
+    cell_of(s->cy, s->inv_wy, s->nby, s->inv_by, fy, &r.j, &r.v);
+    r.j1 = s->nby > 1 ? r.j + 1 : r.j;
+    return r;
+}
+
+/* The shift at @p fx on row @p r, through the cache @p c of the cell. */
+static void
+along_row(const mmcl__shift *s, const field_row *r, field_cell *c, double fx,
+          double *dx, double *dy)
+{
+    int i;
+    double u;
+    cell_of(s->cx, s->inv_wx, s->nbx, s->inv_bx, fx, &i, &u);
+    if (i != c->i) {
+        int i1 = s->nbx > 1 ? i + 1 : i;
+        size_t k0 = (size_t)r->j * s->nbx, k1 = (size_t)r->j1 * s->nbx;
+        double v = r->v;
+        c->i = i;
+        c->c0x = (1 - v) * s->bdx[k0 + i] + v * s->bdx[k1 + i];
+        c->c1x = (1 - v) * s->bdx[k0 + i1] + v * s->bdx[k1 + i1];
+        c->c0y = (1 - v) * s->bdy[k0 + i] + v * s->bdy[k1 + i];
+        c->c1y = (1 - v) * s->bdy[k0 + i1] + v * s->bdy[k1 + i1];
+    }
+    *dx = ((1 - u) * c->c0x + u * c->c1x) * s->inv_sx;
+    *dy = ((1 - u) * c->c0y + u * c->c1y) * s->inv_sy;
 }
 
 void
 mmcl__shift_eval(const mmcl__shift *s, double x, double y, double *dx,
                  double *dy)
 {
-    if (s->nbx == 0) {
-        *dx = s->dx / s->sx;
-        *dy = s->dy / s->sy;
+    double fx = x * s->sx, fy = y * s->sy;
+    if (s->nbx == 0 || !isfinite(fx) || !isfinite(fy)) {
+        *dx = s->nbx == 0 ? s->dx * s->inv_sx : 0.0;
+        *dy = s->nbx == 0 ? s->dy * s->inv_sy : 0.0;
         return;
     }
-    double fx = x * s->sx, fy = y * s->sy;
-    double block_x = s->nbx > 1 ? s->cx[1] - s->cx[0] : 1.0;
-    double block_y = s->nby > 1 ? s->cy[1] - s->cy[0] : 1.0;
-    int i, j;
-    double u, v;
-    cell_of(s->cx, s->nbx, block_x, fx, &i, &u);
-    cell_of(s->cy, s->nby, block_y, fy, &j, &v);
-    int i1 = s->nbx > 1 ? i + 1 : i, j1 = s->nby > 1 ? j + 1 : j;
-    size_t k00 = (size_t)j * s->nbx + i, k01 = (size_t)j * s->nbx + i1;
-    size_t k10 = (size_t)j1 * s->nbx + i, k11 = (size_t)j1 * s->nbx + i1;
-    double a = (1 - v) * ((1 - u) * s->bdx[k00] + u * s->bdx[k01]) +
-               v * ((1 - u) * s->bdx[k10] + u * s->bdx[k11]);
-    double b = (1 - v) * ((1 - u) * s->bdy[k00] + u * s->bdy[k01]) +
-               v * ((1 - u) * s->bdy[k10] + u * s->bdy[k11]);
-    *dx = a / s->sx;
-    *dy = b / s->sy;
+    field_row r = row_at(s, fy);
+    field_cell c = {.i = -1};
+    along_row(s, &r, &c, fx, dx, dy);
+}
+
+void
+mmcl__shift_apply(const mmcl__shift *s, int n, double *x, double *y)
+{
+    if (s->nbx == 0) {
+        double dx = s->dx * s->inv_sx, dy = s->dy * s->inv_sy;
+        for (int k = 0; k < n; k++) {
+            x[k] += dx;
+            y[k] += dy;
+        }
+        return;
+    }
+    /* The warper asks row by row: the row's cell and the cell along it
+     * are kept while they hold. */
+    field_row r = {0, 0, 0.0};
+    field_cell c = {.i = -1};
+    double row_fy = NAN;
+    for (int k = 0; k < n; k++) {
+        double fx = x[k] * s->sx, fy = y[k] * s->sy;
+        if (!isfinite(fx) || !isfinite(fy))
+            continue;
+        if (fy != row_fy) {
+            r = row_at(s, fy);
+            c.i = -1;
+            row_fy = fy;
+        }
+        double dx, dy;
+        along_row(s, &r, &c, fx, &dx, &dy);
+        x[k] += dx;
+        y[k] += dy;
+    }
 }
 
 const char *
@@ -515,8 +618,9 @@ open_field(mmcl_context *ctx, const char *path, const mmcl__grid *g,
         s->nby = GDALGetRasterYSize(ds);
         s->cx = centres(ctx, s->nbx, block, g->width);
         s->cy = centres(ctx, s->nby, block, g->height);
-        st = s->cx && s->cy ? read_blocks(ctx, ds, path, bands, min_conf, s)
-                            : MMCL_ERR_NO_MEMORY;
+        st = s->cx && s->cy ? field_inverses(ctx, s) : MMCL_ERR_NO_MEMORY;
+        if (st == MMCL_OK)
+            st = read_blocks(ctx, ds, path, bands, min_conf, s);
     }
     GDALClose(ds);
     if (st != MMCL_OK) {

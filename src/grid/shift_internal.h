@@ -56,9 +56,12 @@ mmcl__shift *mmcl__shift_copy_scaled(mmcl_context *ctx,
 void mmcl__shift_destroy(mmcl__shift *s);
 
 /* The shift (dx, dy) at grid position (x, y) (pixel corners at integers,
- * centres at +0.5), in pixels of the grid. */
+ * centres at +0.5), in pixels of the grid (0 where not finite). */
 void mmcl__shift_eval(const mmcl__shift *s, double x, double y, double *dx,
                       double *dy);
+/* The shift added to the @p n grid positions (x, y), in place: the same
+ * values as mmcl__shift_eval, bit for bit, faster along rows. */
+void mmcl__shift_apply(const mmcl__shift *s, int n, double *x, double *y);
 
 /* What the shift is, for metadata and messages: "1.5,-0.7" for a constant,
  * the field's file name for a field. Valid while @p s lives. */
