@@ -17,6 +17,13 @@ shell script that runs the launcher). The CPU the rest of the machine used
 during the runs is measured from /proc/stat and reported: on a shared
 machine, wall times are inflated and the CPU times are the better guide.
 
+With --shift, also `mmcl align` correcting a SAR misregistration inside
+the warp (docs/shift.md): with a shift field of mmcl coreg's format (a
+smooth field of 64-pixel blocks, 1 in 10 of them below the confidence
+threshold, so filled) and with a constant shift, against the same run
+without one; the time ratio is printed (a shift costs the transform one
+bilinear lookup per pixel, so it should cost a few percent at most).
+
 Then checks that every output is on the optical grid, compares the outputs
 over the pixels valid in both, and (unless --no-exact-check) runs gdalwarp
 and mmcl with -et 0 on a 1024 x 1024 window of the grid, where they should
@@ -253,13 +260,46 @@ def ensure_data(workdir, size):
     return opt, sar
 
 
+def make_shift_field(path, opt, block=64):
+    """A shift field as mmcl coreg writes it (docs/shift.md) on the grid of
+    @p opt: a smooth dx, dy of up to 2 pixels, 1 block in 10 with
+    confidence 0.2 (filled from its neighbours)."""
+    o = gdal.Open(opt)
+    gt = o.GetGeoTransform()
+    nbx = -(-o.RasterXSize // block)
+    nby = -(-o.RasterYSize // block)
+    j, i = np.mgrid[0:nby, 0:nbx].astype(np.float64)
+    dx = 1.5 + 0.5 * np.sin(i / 7.0) * np.cos(j / 11.0)
+    dy = -0.7 + 0.5 * np.cos(i / 9.0 + j / 5.0)
+    conf = np.where(np.random.default_rng(3).random((nby, nbx)) < 0.1, 0.2,
+                    0.9)
+    ds = gdal.GetDriverByName("GTiff").Create(path, nbx, nby, 5,
+                                              gdal.GDT_Float32)
+    ds.SetGeoTransform([gt[0], gt[1] * block, 0, gt[3], 0, gt[5] * block])
+    ds.SetProjection(o.GetProjection())
+    for b, (name, v) in enumerate(zip(
+            ["dx", "dy", "dx_m", "dy_m", "confidence"],
+            [dx, dy, dx * gt[1], dy * gt[5], conf])):
+        band = ds.GetRasterBand(b + 1)
+        band.SetDescription(name)
+        band.SetNoDataValue(float("nan"))
+        band.WriteArray(v)
+    ds.SetMetadata({"MMCL_PRODUCT": "coreg", "MMCL_COREG_BLOCK": str(block),
+                    "MMCL_COREG_DX": "1.5", "MMCL_COREG_DY": "-0.7"})
+    ds = None
+
+
 # ---- the runs --------------------------------------------------------------
 
 def gdalwarp_argv(opt_ds, sar, out, threads, extra_co, et=None,
-                  nodata=True):
+                  nodata=True, shift=(0.0, 0.0)):
+    """gdalwarp onto the optical grid; with @p shift (dx, dy optical
+    pixels) onto that grid moved by the shift, which is how gdalwarp
+    corrects a constant misregistration (the output's geotransform is then
+    set back to the optical grid)."""
     gt = opt_ds.GetGeoTransform()
     w, h = opt_ds.RasterXSize, opt_ds.RasterYSize
-    xmin, ymax = gt[0], gt[3]
+    xmin, ymax = gt[0] + shift[0] * gt[1], gt[3] + shift[1] * gt[5]
     xmax, ymin = xmin + w * gt[1], ymax + h * gt[5]
     argv = ["gdalwarp", "-q", "-overwrite", "-multi",
             "-wo", f"NUM_THREADS={threads}", "-r", "bilinear",
@@ -284,6 +324,38 @@ def configs(args, mmcl, opt, sar, opt_ds, otb):
     wd = args.workdir
     t = args.threads
     out = lambda name: os.path.join(wd, f"out_{name}_{args.size}.tif")
+    mmcl_none = [mmcl, "align", opt, sar, None, "-r", "bilinear",
+                 "--threads", str(t), "-co", "COMPRESS=NONE",
+                 "-co", "PREDICTOR=1", "--overwrite", "-q"]
+
+    def mmcl_row(name, extra):
+        argv = list(mmcl_none)
+        argv[4] = out(name)
+        return argv + extra
+
+    shift_rows = []
+    if args.shift:
+        field = os.path.join(wd, f"shift_field_{args.size}.tif")
+        make_shift_field(field, opt)
+        shift_rows = [
+            dict(key="mmcl_shift_field", tool="mmcl align",
+                 settings="same as the row above, with --sar-shift-field "
+                          "(64-pixel blocks, 10 % filled)",
+                 out=out("mmcl_shift_field"),
+                 argv=mmcl_row("mmcl_shift_field",
+                               ["--sar-shift-field", field])),
+            dict(key="mmcl_shift_const", tool="mmcl align",
+                 settings="same, with --sar-shift 1.5,-0.7",
+                 out=out("mmcl_shift_const"),
+                 argv=mmcl_row("mmcl_shift_const",
+                               ["--sar-shift", "1.5,-0.7"])),
+            dict(key="gdalwarp_shift_const", tool="gdalwarp",
+                 settings="same as best, -te moved by 1.5,-0.7 optical "
+                          "pixels (the constant shift; no field possible)",
+                 out=out("gdalwarp_shift_const"),
+                 argv=gdalwarp_argv(opt_ds, sar, out("gdalwarp_shift_const"),
+                                    t, [], shift=(1.5, -0.7))),
+        ]
     cfg = [
         dict(key="gdalwarp_best", tool="gdalwarp",
              settings=f"-multi -wo NUM_THREADS={t} -r bilinear, "
@@ -294,9 +366,8 @@ def configs(args, mmcl, opt, sar, opt_ds, otb):
              settings=f"-r bilinear --threads {t}, uncompressed tiled "
                       "(-co COMPRESS=NONE)",
              out=out("mmcl"),
-             argv=[mmcl, "align", opt, sar, out("mmcl"), "-r", "bilinear",
-                   "--threads", str(t), "-co", "COMPRESS=NONE",
-                   "-co", "PREDICTOR=1", "--overwrite", "-q"]),
+             argv=mmcl_row("mmcl", [])),
+    ] + shift_rows + [
         dict(key="gdalwarp_nanprop", tool="gdalwarp",
              settings="same, NaN propagation instead of nodata masks "
                       "(-srcnodata None -wo INIT_DEST=NaN, no -dstnodata)",
@@ -536,6 +607,13 @@ def main():
                     help="measure a run again (up to N times, keeping the "
                     "quietest) when other processes used more than 5 %% of "
                     "the machine during it")
+    ap.add_argument("--shift", action="store_true",
+                    help="also mmcl align with a shift field and a constant "
+                    "shift (the misregistration corrected in the warp)")
+    ap.add_argument("--rows", metavar="KEYS",
+                    help="run only these rows, comma separated (e.g. "
+                    "gdalwarp_best,mmcl_none,mmcl_shift_field,mmcl_shift_const,"
+                    "gdalwarp_shift_const)")
     ap.add_argument("--no-otb", action="store_true",
                     help="skip Orfeo ToolBox")
     ap.add_argument("--no-exact-check", action="store_true",
@@ -561,12 +639,18 @@ def main():
             while f.read(1 << 24):
                 pass
     cfgs = configs(args, mmcl, opt, sar, opt_ds, otb)
+    if args.rows:
+        keep = set(args.rows.split(","))
+        unknown = keep - {c["key"] for c in cfgs}
+        if unknown:
+            sys.exit("unknown rows: " + ", ".join(sorted(unknown)))
+        cfgs = [c for c in cfgs if c["key"] in keep]
     log(f"{args.warmup} warm-up + {args.repeat} measured runs of each "
         "(rounds interleaved)")
     results, failed = benchmark(args, cfgs)
 
     med = lambda rs, k: statistics.median(r[k] for r in rs)
-    ref = results["gdalwarp_best"]
+    ref = results.get("gdalwarp_best")
     ref_t = med(ref, "wall") if ref else None
     ref_c = med(ref, "cpu") if ref else None
     sar_ds = gdal.Open(sar)
@@ -611,6 +695,14 @@ def main():
               f"{ratio} | {cp:.2f}{cratio} | {busy_pct:.0f} | {runs} |")
     print()
 
+    # gdalwarp's shifted output put back on the optical grid, as a user
+    # would (gdal_edit.py); not timed, it takes no time.
+    if results.get("gdalwarp_shift_const"):
+        c = [c for c in cfgs if c["key"] == "gdalwarp_shift_const"][0]
+        ds = gdal.Open(c["out"], gdal.GA_Update)
+        ds.SetGeoTransform(opt_ds.GetGeoTransform())
+        ds = None
+
     print("Checks:")
     for c in cfgs:
         if c["argv"] is None or not results[c["key"]]:
@@ -631,6 +723,16 @@ def main():
         print("- gdalwarp NaN propagation vs nodata masks: " +
               fmt_cmp(compare(keys["gdalwarp_nanprop"]["out"],
                               keys["gdalwarp_best"]["out"])))
+    if "gdalwarp_shift_const" in keys and "mmcl_shift_const" in keys:
+        path = keys["gdalwarp_shift_const"]["out"]
+        print("- mmcl --sar-shift 1.5,-0.7 vs gdalwarp onto the moved grid: " +
+              fmt_cmp(compare(keys["mmcl_shift_const"]["out"], path)))
+    for k in ("mmcl_shift_field", "mmcl_shift_const"):
+        if k in keys and "mmcl_none" in keys:
+            a, b = results[k], results["mmcl_none"]
+            print(f"- {k} / mmcl without a shift: wall "
+                  f"{med(a, 'wall') / med(b, 'wall'):.3f}x, cpu "
+                  f"{med(a, 'cpu') / med(b, 'cpu'):.3f}x (medians)")
     if "mmcl_none" in keys and "mmcl_default" in keys:
         c = compare(keys["mmcl_default"]["out"], keys["mmcl_none"]["out"])
         print(f"- mmcl DEFLATE vs uncompressed: max |diff| {c['max']:.3g}")

@@ -26,6 +26,7 @@ set(MMCL_CORE_SOURCES
     src/core/writer.c
     src/grid/grid_source.c
     src/grid/pair.c
+    src/grid/shift.c
     src/grid/sar.c
     src/grid/tile_reader.c
     src/model/model.c

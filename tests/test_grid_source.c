@@ -3,7 +3,10 @@
  * The grid source (src/grid/grid_source.c): a raster on another CRS read
  * window by window on a grid equals gdalwarp of the whole grid; nodata and
  * masks make pixels invalid as the source's validity says; a source with
- * no pixel in common with the grid is refused.
+ * no pixel in common with the grid is refused. A shifted source (the SAR
+ * misregistration corrected, src/grid/shift.c) equals gdalwarp onto the
+ * grid moved by the shift, whatever the windows; a shift field is
+ * interpolated between block centres and filled where unsure.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +20,8 @@
 #include <ogr_srs_api.h>
 
 #include "grid_source_internal.h"
+#include "options_internal.h"
+#include "shift_internal.h"
 #include "test_util.h"
 
 /* The grid: 120 x 90 pixels of 10 m in UTM 31N. */
@@ -77,10 +82,12 @@ make_raster(const char *path, const char *wkt, const double gt[6], int w,
 }
 
 /* Opens the one-band float source @p path (its georeferencing read from
- * the file) on the grid, bilinear and exact, with @p validity. */
+ * the file) on the grid, bilinear, with @p validity, the lattice's error
+ * threshold @p et (0: exact) and @p shift (or NULL). */
 static mmcl_status
-open_on_grid(mmcl_context *ctx, const char *path,
-             mmcl__grid_validity validity, mmcl__grid_source **src)
+open_shifted(mmcl_context *ctx, const char *path,
+             mmcl__grid_validity validity, double et,
+             const mmcl__shift *shift, mmcl__grid_source **src)
 {
     GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
@@ -92,9 +99,9 @@ open_on_grid(mmcl_context *ctx, const char *path,
         .height = GDALGetRasterYSize(ds), .band = 1, .n_bands = 1,
         .type = GDT_Float32, .validity = validity,
         .has_nodata = has, .nodata = nd, .place = MMCL__GRID_AUTO,
-        .resampling = "bilinear", .error_threshold = 0,
+        .resampling = "bilinear", .error_threshold = et,
         .no_overlap = "the test source", .read_failed = "cannot read",
-        .warp_failed = "cannot warp"};
+        .warp_failed = "cannot warp", .shift = shift};
     GDALGetGeoTransform(ds, r.gt);
     mmcl__grid g = {GW, GH, {0}, utm, "grid 'test'"};
     memcpy(g.gt, grid_gt, sizeof(g.gt));
@@ -102,6 +109,14 @@ open_on_grid(mmcl_context *ctx, const char *path,
     mmcl_status st = mmcl__grid_source_open(ctx, &r, &g, src);
     GDALClose(ds);
     return st;
+}
+
+/* The same, exact and without a shift. */
+static mmcl_status
+open_on_grid(mmcl_context *ctx, const char *path,
+             mmcl__grid_validity validity, mmcl__grid_source **src)
+{
+    return open_shifted(ctx, path, validity, 0, NULL, src);
 }
 
 /* Reads the whole grid through @p src in windows of @p tile pixels. */
@@ -133,15 +148,17 @@ read_tiled(mmcl_context *ctx, const mmcl__grid_source *src, int tile,
     return all;
 }
 
-/* gdalwarp of @p path onto the whole grid, bilinear, exact transform. */
+/* gdalwarp of @p path onto the whole grid moved by (@p dx, @p dy) of its
+ * pixels, bilinear, exact transform. */
 static float *
-gdalwarp_grid(const char *path, const char *wkt)
+gdalwarp_grid(const char *path, const char *wkt, double dx, double dy)
 {
+    double x0 = grid_gt[0] + dx * grid_gt[1], y0 = grid_gt[3] + dy * grid_gt[5];
     char te[4][32];
-    snprintf(te[0], 32, "%.17g", grid_gt[0]);
-    snprintf(te[1], 32, "%.17g", grid_gt[3] + GH * grid_gt[5]);
-    snprintf(te[2], 32, "%.17g", grid_gt[0] + GW * grid_gt[1]);
-    snprintf(te[3], 32, "%.17g", grid_gt[3]);
+    snprintf(te[0], 32, "%.17g", x0);
+    snprintf(te[1], 32, "%.17g", y0 + GH * grid_gt[5]);
+    snprintf(te[2], 32, "%.17g", x0 + GW * grid_gt[1]);
+    snprintf(te[3], 32, "%.17g", y0);
     char w[16], h[16];
     snprintf(w, sizeof(w), "%d", GW);
     snprintf(h, sizeof(h), "%d", GH);
@@ -180,7 +197,7 @@ a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
     CU_ASSERT_STRING_EQUAL(mmcl__grid_source_resampling(src), "bilinear");
     uint8_t *valid = malloc((size_t)GW * GH);
     float *got = read_tiled(ctx, src, 32, valid);
-    float *ref = gdalwarp_grid(path, utm);
+    float *ref = gdalwarp_grid(path, utm, 0, 0);
     size_t n = (size_t)GW * GH, n_valid = 0, nan_mismatch = 0;
     double max_diff = 0;
     for (size_t i = 0; i < n; i++) {
@@ -261,6 +278,166 @@ a_source_with_no_pixel_in_common_is_refused(void)
     mmcl_context_destroy(ctx);
 }
 
+static void
+a_shifted_source_equals_gdalwarp_onto_the_moved_grid(void)
+{
+    /* A source on lon/lat corrected by a constant shift: pixel (x, y) of
+     * the grid is the source at the grid position (x + dx, y + dy), which
+     * is gdalwarp onto the grid moved by the shift; exact and through the
+     * lattice, the same values whatever the windows. */
+    const char *path = test_path("lonlat_shift.tif");
+    char *wkt4326 = wkt_of("EPSG:4326");
+    double gt[6] = {2.9985, 0.00009, 0, 43.3515, 0, -0.000065};
+    make_raster(path, wkt4326, gt, 200, 220, 0, 0, 0);
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(
+        ctx, "align", (const char *const[]){"SAR_SHIFT=1.37,-2.61", NULL});
+    mmcl__grid g = {GW, GH, {0}, utm, "grid 'test'"};
+    memcpy(g.gt, grid_gt, sizeof(g.gt));
+    mmcl__shift *shift = NULL;
+    CU_ASSERT_EQUAL_FATAL(mmcl__shift_from_options(ctx, o, &g, &shift),
+                          MMCL_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(shift);
+    float *ref = gdalwarp_grid(path, utm, 1.37, -2.61);
+    size_t n = (size_t)GW * GH;
+    uint8_t *valid = malloc(n);
+    for (int lattice = 0; lattice < 2; lattice++) {
+        mmcl__grid_source *src;
+        CU_ASSERT_EQUAL_FATAL(open_shifted(ctx, path, MMCL__GRID_NODATA,
+                                           lattice ? 0.125 : 0, shift, &src),
+                              MMCL_OK);
+        float *whole = read_tiled(ctx, src, 128, valid);
+        float *tiled = read_tiled(ctx, src, 17, valid);
+        size_t nan_mismatch = 0, n_valid = 0;
+        double max_diff = 0;
+        for (size_t i = 0; i < n; i++) {
+            nan_mismatch += isnan(whole[i]) != isnan(ref[i]);
+            if (isnan(whole[i]) || isnan(ref[i]))
+                continue;
+            n_valid++;
+            max_diff = fmax(max_diff, fabs(whole[i] - ref[i]));
+        }
+        printf("  %s: %zu valid, max |diff| %.3g against gdalwarp, %zu NaN "
+               "mismatches\n",
+               lattice ? "lattice" : "exact", n_valid, max_diff,
+               nan_mismatch);
+        CU_ASSERT(n_valid > n / 2);
+        CU_ASSERT(max_diff <= (lattice ? 0.005 : 1e-5));
+        CU_ASSERT(nan_mismatch <= (lattice ? n / 200 : 0));
+        CU_ASSERT_EQUAL(memcmp(whole, tiled, n * sizeof(float)), 0);
+        free(whole);
+        free(tiled);
+        mmcl__grid_source_close(src);
+    }
+    free(ref);
+    free(valid);
+    mmcl__shift_destroy(shift);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+    CPLFree(wkt4326);
+}
+
+/* A shift field on the grid: blocks of @p B pixels, dx and dy and
+ * confidence of each block (row-major). */
+static void
+make_field(const char *path, int B, int nbx, int nby, const float *dx,
+           const float *dy, const float *conf)
+{
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, nbx,
+                                 nby, 5, GDT_Float32, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    double gt[6] = {grid_gt[0], grid_gt[1] * B, 0, grid_gt[3], 0,
+                    grid_gt[5] * B};
+    GDALSetGeoTransform(ds, gt);
+    GDALSetProjection(ds, utm);
+    const char *names[5] = {"dx", "dy", "dx_m", "dy_m", "confidence"};
+    const float *bands[5] = {dx, dy, dx, dy, conf};
+    for (int b = 0; b < 5; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(ds, b + 1);
+        GDALSetDescription(band, names[b]);
+        GDALSetRasterNoDataValue(band, NAN);
+        CU_ASSERT_EQUAL(GDALRasterIO(band, GF_Write, 0, 0, nbx, nby,
+                                     (void *)bands[b], nbx, nby, GDT_Float32,
+                                     0, 0),
+                        CE_None);
+    }
+    GDALSetMetadataItem(ds, "MMCL_PRODUCT", "coreg", NULL);
+    GDALSetMetadataItem(ds, "MMCL_COREG_BLOCK", CPLSPrintf("%d", B), NULL);
+    GDALClose(ds);
+}
+
+static void
+a_shift_field_is_bilinear_between_block_centres_and_filled(void)
+{
+    /* 50-pixel blocks on the 120 x 90 grid: 3 x 2 blocks, the last column
+     * 20 pixels wide (centre 110), the last row 40 high (centre 70). The
+     * middle top block is unsure: it takes its neighbours' confidence-
+     * weighted mean. */
+    const char *path = test_path("field.tif");
+    const float dx[6] = {0, 99, 4, 2, 6, 8};
+    const float dy[6] = {1, 99, 1, 3, 3, 3};
+    const float conf[6] = {1, 0.1f, 1, 1, 0.5f, 1};
+    make_field(path, 50, 3, 2, dx, dy, conf);
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl_options *o = mmcl_options_new(
+        ctx, "align",
+        (const char *const[]){CPLSPrintf("SAR_SHIFT_FIELD=%s", path), NULL});
+    mmcl__grid g = {GW, GH, {0}, utm, "grid 'test'"};
+    memcpy(g.gt, grid_gt, sizeof(g.gt));
+    mmcl__shift *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mmcl__shift_from_options(ctx, o, &g, &s), MMCL_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT(mmcl__shift_is_field(s));
+    double fill_x = (0 + 4 + 2 + 0.5 * 6 + 8) / 4.5;
+    double fill_y = (1 + 1 + 3 + 0.5 * 3 + 3) / 4.5;
+    struct {
+        double x, y, dx, dy;
+    } at[] = {
+        {25, 25, 0, 1},                     /* a block centre */
+        {75, 25, fill_x, fill_y},           /* the filled block's */
+        {110, 70, 8, 3},                    /* the partial corner block's */
+        {0, 0, 0, 1},                       /* held beyond the centres */
+        {119.9, 89.9, 8, 3},
+        {50, 25, (0 + fill_x) / 2, (1 + fill_y) / 2}, /* halfway */
+        {92.5, 70, 7, 3},                   /* halfway to a partial block */
+        {25, 47.5, 1, 2},                   /* halfway down */
+    };
+    for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+        double gx, gy;
+        mmcl__shift_eval(s, at[k].x, at[k].y, &gx, &gy);
+        printf("  (%g, %g): %.6g, %.6g (want %.6g, %.6g)\n", at[k].x,
+               at[k].y, gx, gy, at[k].dx, at[k].dy);
+        CU_ASSERT_DOUBLE_EQUAL(gx, at[k].dx, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(gy, at[k].dy, 1e-9);
+    }
+    /* Row by row (as the warper asks) and point by point: the same bits. */
+    enum { N = 300 };
+    double px[N], py[N], qx[N], qy[N];
+    for (int k = 0; k < N; k++) {
+        px[k] = qx[k] = -5 + 0.437 * k;
+        py[k] = qy[k] = k < 200 ? 33.5 : 0.31 * k - 4;
+    }
+    mmcl__shift_apply(s, N, qx, qy);
+    int same = 1;
+    for (int k = 0; k < N; k++) {
+        double gx, gy;
+        mmcl__shift_eval(s, px[k], py[k], &gx, &gy);
+        same &= px[k] + gx == qx[k] && py[k] + gy == qy[k];
+    }
+    CU_ASSERT(same);
+    /* On a grid of half the resolution: positions and shifts halved. */
+    mmcl__shift *half = mmcl__shift_copy_scaled(ctx, s, 2, 2);
+    double hx, hy, fx, fy;
+    mmcl__shift_eval(half, 46.25, 35, &hx, &hy);
+    mmcl__shift_eval(s, 92.5, 70, &fx, &fy);
+    CU_ASSERT_DOUBLE_EQUAL(hx, fx / 2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(hy, fy / 2, 1e-12);
+    mmcl__shift_destroy(half);
+    mmcl__shift_destroy(s);
+    mmcl_options_free(o);
+    mmcl_context_destroy(ctx);
+}
+
 int
 main(void)
 {
@@ -273,6 +450,10 @@ main(void)
          nodata_is_invalid_and_a_mask_source_keeps_it_for_the_caller},
         {"a_source_with_no_pixel_in_common_is_refused",
          a_source_with_no_pixel_in_common_is_refused},
+        {"a_shifted_source_equals_gdalwarp_onto_the_moved_grid",
+         a_shifted_source_equals_gdalwarp_onto_the_moved_grid},
+        {"a_shift_field_is_bilinear_between_block_centres_and_filled",
+         a_shift_field_is_bilinear_between_block_centres_and_filled},
         {NULL, NULL}};
     int rc = test_run_suite("grid_source", cases);
     CPLFree(utm);

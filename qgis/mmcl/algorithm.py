@@ -113,6 +113,9 @@ LABELS = {
     "SAR_SRS": "SAR CRS (e.g. EPSG:32630)",
     "SAR_RES": "SAR pixel size (in SAR CRS units)",
     "LR": "Learning rate",
+    "SAR_SHIFT": "SAR misregistration to correct: DX,DY (optical pixels)",
+    "SAR_SHIFT_FIELD": "SAR shift field to correct with (mmcl coreg)",
+    "SHIFT_MIN_CONFIDENCE": "Shift field: minimum confidence of a block",
 }
 # Output labels for the positional outputs, by command.
 OUTPUT_LABELS = {
@@ -126,7 +129,8 @@ OUTPUT_LABELS = {
 
 # Options shown under "Advanced parameters".
 ADVANCED_ALWAYS = {"TILE", "THREADS", "CO", "FORMAT", "LAZY",
-                   "ERROR_THRESHOLD", "STACK_RESAMPLING", "SEED"}
+                   "ERROR_THRESHOLD", "STACK_RESAMPLING", "SEED",
+                   "SHIFT_MIN_CONFIDENCE"}
 ADVANCED = {
     "train": {"ENCODER", "ACTIVATION", "EPOCHS", "BATCH", "LR",
               "WEIGHT_DECAY", "TEMPERATURE", "RIDGE", "SHARED_OBJECTIVE",
@@ -152,6 +156,9 @@ FILE_OPTIONS = {("infoloss", "REPORT"): ("JSON report",
 # Options whose value is a raster the program writes: optional raster
 # destinations, loaded as layers when given.
 RASTER_OPTIONS = {("probe", "MAP"): "Prediction map (held-out blocks)"}
+# Options whose value is a raster the program reads: optional raster
+# layers (any command that has them).
+RASTER_INPUT_OPTIONS = {"SAR_SHIFT_FIELD"}
 
 # What `mmcl synth OUTDIR` writes into OUTDIR (its help text names them).
 SYNTH_PRODUCTS = (("OPTICAL", "optical.tif", "Optical raster"),
@@ -324,6 +331,9 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
             return QgsProcessingParameterRasterDestination(
                 name, RASTER_OPTIONS[(self._command, name)], optional=True,
                 createByDefault=False)
+        if name in RASTER_INPUT_OPTIONS:
+            return QgsProcessingParameterRasterLayer(name, label,
+                                                     optional=True)
         if kind == "enum":
             # The choices themselves are the values (OBJECTIVE=cca), not
             # their indices, as on the command line.
@@ -564,6 +574,12 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                 (self._command, name) in RASTER_OPTIONS):
             return []
         value = parameters.get(name)
+        if name in RASTER_INPUT_OPTIONS and value not in (None, ""):
+            layer = self.parameterAsRasterLayer(parameters, name, context)
+            if layer is None:
+                raise QgsProcessingException(
+                    "%s: cannot open the raster '%s'" % (name, value))
+            return _flag_words(o, self._raster_source(layer, name))
         if value is None or (isinstance(value, str) and value == ""):
             if name == "FORMAT":
                 return self._format_from_extension(o, parameters, context)

@@ -59,6 +59,27 @@
      "maximum error of the interpolated coordinate transform, in pixels "      \
      "(0 = exact for every pixel)", MMCL_OPT_USAGE_LIBRARY}
 
+/* The SAR misregistration corrected inside the warp (docs/shift.md);
+ * shared by every operation that reads a raster pair. */
+#define MMCL__SHIFT_DEFS                                                       \
+    {"SAR_SHIFT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--sar-shift",     \
+     "DX,DY",                                                                  \
+     "correct a constant SAR misregistration: the SAR shows the ground of "   \
+     "optical pixel (x, y) at (x + DX, y + DY), in optical pixels (x east, "  \
+     "y down); applied inside the warp (one resampling)",                     \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
+    {"SAR_SHIFT_FIELD", MMCL_OPT_STRING, NULL, NULL, NULL, NULL,               \
+     "--sar-shift-field", "FILE",                                              \
+     "correct the SAR misregistration with a shift field of mmcl coreg "      \
+     "(one dx, dy per block of the optical grid), interpolated bilinearly "   \
+     "between block centres inside the warp",                                 \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
+    {"SHIFT_MIN_CONFIDENCE", MMCL_OPT_DOUBLE, "0.5", "0", "1", NULL,           \
+     "--shift-min-confidence", "C",                                            \
+     "blocks of the shift field less confident than C (or NaN) take the "     \
+     "confidence-weighted mean of their confident neighbours",                \
+     MMCL_OPT_USAGE_LIBRARY}
+
 #define MMCL__MASK_DEF                                                         \
     {"MASK", MMCL_OPT_ENUM, "own", NULL, NULL, "own|any", "--mask", "own|any", \
      "where a value is NaN: own = where an input value it is computed from "  \
@@ -89,6 +110,7 @@
 
 static const mmcl_option_def align_defs[] = {
     MMCL__PAIR_DEFS,
+    MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -208,6 +230,7 @@ static const mmcl_option_def train_defs[] = {
      "--shared", "NAME", "shared-private: how the shared part is aligned",
      MMCL_OPT_USAGE_LIBRARY},
     MMCL__PAIR_DEFS,
+    MMCL__SHIFT_DEFS,
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
      "replace an existing model file (nothing else)",
      MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT},
@@ -222,6 +245,7 @@ static const mmcl_option_def embed_defs[] = {
      "followed by both private parts)", MMCL_OPT_USAGE_LIBRARY},
     MMCL__MASK_DEF,
     MMCL__PRECISION_DEF,
+    MMCL__SHIFT_DEFS,
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
@@ -237,6 +261,7 @@ static const mmcl_option_def infoloss_defs[] = {
      "FILE.json", "also write the global figures as JSON to this file",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     MMCL__PRECISION_DEF,
+    MMCL__SHIFT_DEFS,
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
@@ -285,6 +310,7 @@ static const mmcl_option_def probe_defs[] = {
      "--map-representation", "NAME",
      "the representation whose probe --map maps (full: shared-private "
      "models only)", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };

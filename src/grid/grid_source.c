@@ -18,6 +18,7 @@
 #include "context_internal.h"
 #include "gdal_util_internal.h"
 #include "grid_source_internal.h"
+#include "shift_internal.h"
 
 struct mmcl__grid_source {
     char *name, *role, *read_failed, *warp_failed;
@@ -49,6 +50,9 @@ struct mmcl__grid_source {
      * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
     int step, nx, ny;
     double *lat_x, *lat_y;
+
+    /* The misregistration corrected, or NULL (shift_internal.h). */
+    mmcl__shift *shift;
 };
 
 struct mmcl__grid_reader {
@@ -215,8 +219,35 @@ choose_lattice(mmcl_context *ctx, mmcl__grid_source *s, void *exact,
     return MMCL_OK;
 }
 
+/* The grid positions (x, y) whose shifted positions are the given ones,
+ * in place: p + shift(p) = q solved by fixed-point iteration (the shift
+ * of a field varies by far less than a pixel per pixel). */
+static void
+shift_inverse(const mmcl__shift *sh, int n, double *x, double *y,
+              const int *ok)
+{
+    for (int i = 0; i < n; i++) {
+        if (!ok[i])
+            continue;
+        double qx = x[i], qy = y[i], px = qx, py = qy;
+        for (int it = 0; it < 16; it++) {
+            double dx, dy;
+            mmcl__shift_eval(sh, px, py, &dx, &dy);
+            double nx = qx - dx, ny = qy - dy;
+            int done = fabs(nx - px) < 1e-9 && fabs(ny - py) < 1e-9;
+            px = nx;
+            py = ny;
+            if (done)
+                break;
+        }
+        x[i] = px;
+        y[i] = py;
+    }
+}
+
 /* The warper's transformer: grid pixel positions of the window starting
- * at (x0, y0) to source pixels, through the lattice or exactly. */
+ * at (x0, y0), shifted when a misregistration is corrected, to source
+ * pixels, through the lattice or exactly. */
 typedef struct window_transform {
     const mmcl__grid_source *src;
     void *exact;
@@ -230,22 +261,34 @@ window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
     window_transform *t = arg;
     const mmcl__grid_source *s = t->src;
     if (!dst_to_src || s->step == 0) {
-        if (dst_to_src)
+        if (dst_to_src) {
             for (int i = 0; i < n; i++) {
                 x[i] += t->x0;
                 y[i] += t->y0;
             }
+            if (s->shift)
+                mmcl__shift_apply(s->shift, n, x, y);
+        }
         int r = GDALGenImgProjTransform(t->exact, dst_to_src, n, x, y, z, ok);
-        if (!dst_to_src)
+        if (!dst_to_src) {
+            if (s->shift)
+                shift_inverse(s->shift, n, x, y, ok);
             for (int i = 0; i < n; i++) {
                 x[i] -= t->x0;
                 y[i] -= t->y0;
             }
+        }
         return r;
     }
     for (int i = 0; i < n; i++) {
+        x[i] += t->x0;
+        y[i] += t->y0;
+    }
+    if (s->shift)
+        mmcl__shift_apply(s->shift, n, x, y);
+    for (int i = 0; i < n; i++) {
         double sx, sy;
-        ok[i] = lattice_eval(s, x[i] + t->x0, y[i] + t->y0, &sx, &sy);
+        ok[i] = lattice_eval(s, x[i], y[i], &sx, &sy);
         x[i] = sx;
         y[i] = sy;
     }
@@ -419,6 +462,11 @@ copy_description(mmcl_context *ctx, mmcl__grid_source *s,
     memcpy(s->grid_gt, g->gt, sizeof(s->grid_gt));
     s->grid_w = g->width;
     s->grid_h = g->height;
+    if (r->shift) {
+        s->shift = mmcl__shift_copy_scaled(ctx, r->shift, 1.0, 1.0);
+        if (!s->shift)
+            return mmcl_context_errcode(ctx);
+    }
     return MMCL_OK;
 }
 
@@ -432,6 +480,11 @@ mmcl__grid_source_open(mmcl_context *ctx, const mmcl__grid_raster *raster,
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     mmcl_status st = copy_description(ctx, s, raster, grid);
     void *exact = NULL;
+    if (st == MMCL_OK && s->shift && raster->place == MMCL__GRID_SAME)
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "a shifted %s is warped: its CRS, geotransform and "
+                         "size are needed (not MMCL__GRID_SAME)",
+                         raster->role);
     if (st == MMCL_OK && raster->place == MMCL__GRID_SAME) {
         s->on_grid = 1;
         snprintf(s->resampling_name, sizeof(s->resampling_name), "%s",
@@ -448,7 +501,9 @@ mmcl__grid_source_open(mmcl_context *ctx, const mmcl__grid_raster *raster,
         goto done;
     s->centre_ratio = pixel_ratio(exact, grid->width / 2.0,
                                   grid->height / 2.0);
-    s->on_grid = raster->place == MMCL__GRID_AUTO && on_grid(s, exact);
+    /* A shift moves the pixels off the grid: warped. */
+    s->on_grid = raster->place == MMCL__GRID_AUTO && !s->shift &&
+                 on_grid(s, exact);
     st = choose_lattice(ctx, s, exact, raster->error_threshold);
 done:
     if (exact)
@@ -475,6 +530,7 @@ mmcl__grid_source_close(mmcl__grid_source *s)
     free(s->bands);
     free(s->lat_x);
     free(s->lat_y);
+    mmcl__shift_destroy(s->shift);
     free(s);
 }
 

@@ -10,7 +10,9 @@
  * error threshold is 0), and the warper's scales are those of the whole
  * grid, so that a pixel's value does not depend on the window it was
  * computed in: tiled output is seamless. The SAR of a pair and the label
- * raster of a probe are grid sources.
+ * raster of a probe are grid sources. A shift (a misregistration to
+ * correct) is added to the grid position before the transform, evaluated
+ * at whole-grid positions too, so the source is still resampled once.
  *
  * A source is immutable once opened and may be shared by threads; each
  * thread reads through its own mmcl__grid_reader (own GDAL handles).
@@ -85,6 +87,11 @@ typedef struct mmcl__grid_raster {
     const char *no_overlap;
     const char *read_failed;
     const char *warp_failed;
+    /* A misregistration to correct (shift_internal.h), or NULL: grid pixel
+     * (x, y) is read from where the transform puts (x + dx, y + dy). A
+     * shift forces the warp (MMCL__GRID_AUTO or MMCL__GRID_WARP; not for
+     * MMCL__GRID_SAME). The source keeps its own copy. */
+    const struct mmcl__shift *shift;
 } mmcl__grid_raster;
 
 typedef struct mmcl__grid_source mmcl__grid_source;

@@ -24,6 +24,7 @@
 #include "output_internal.h"
 #include "pair_internal.h"
 #include "sar_internal.h"
+#include "shift_internal.h"
 
 struct mmcl__pair {
     char *optical_name; /* a path, or the XML of the stacking VRT */
@@ -51,6 +52,7 @@ struct mmcl__pair {
 
     char resampling_opt[16]; /* as asked ("auto", ...), for derived pairs */
     double error_threshold;
+    mmcl__shift *shift;         /* the misregistration corrected, or NULL */
     mmcl__grid_source *sar_src; /* the SAR on the optical grid */
 };
 
@@ -560,6 +562,7 @@ finish_open(mmcl_context *ctx, mmcl__pair *p)
         .no_overlap = "the SAR footprint",
         .read_failed = "cannot read SAR window",
         .warp_failed = "cannot resample the SAR onto window",
+        .shift = p->shift,
     };
     memcpy(r.gt, p->sar_gt, sizeof(r.gt));
     mmcl__grid_source_close(p->sar_src);
@@ -598,6 +601,11 @@ mmcl__pair_open(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                  n_sar);
     st = open_optical(ctx, p, optical, n_optical,
                       mmcl__opt_str(opts, "STACK_RESAMPLING"));
+    if (st == MMCL_OK) { /* the correction, checked against the grid */
+        mmcl__grid g;
+        mmcl__pair_grid(p, &g);
+        st = mmcl__shift_from_options(ctx, opts, &g, &p->shift);
+    }
     if (st == MMCL_OK)
         st = open_sar(ctx, p, sar, n_sar, opts);
     if (st != MMCL_OK)
@@ -775,6 +783,14 @@ mmcl__pair_open_decimated(mmcl_context *ctx, const mmcl__pair *base,
     p->sar_nodata = base->sar_nodata;
     memcpy(p->resampling_opt, base->resampling_opt, sizeof(p->resampling_opt));
     p->error_threshold = base->error_threshold;
+    /* The same ground correction, in pixels of the coarser grid. */
+    if (base->shift) {
+        p->shift = mmcl__shift_copy_scaled(ctx, base->shift, sx, sy);
+        if (!p->shift) {
+            st = mmcl_context_errcode(ctx);
+            goto fail;
+        }
+    }
     if (!p->wkt || !p->sar_name || !p->sar_wkt) {
         st = MMCL_ERR_NO_MEMORY;
         goto fail;
@@ -805,6 +821,7 @@ mmcl__pair_close(mmcl__pair *p)
     free(p->sar_wkt);
     CSLDestroy(p->sar_names);
     mmcl__grid_source_close(p->sar_src);
+    mmcl__shift_destroy(p->shift);
     free(p);
 }
 
@@ -848,6 +865,11 @@ int
 mmcl__pair_lattice_step(const mmcl__pair *p)
 {
     return mmcl__grid_source_lattice_step(p->sar_src);
+}
+const struct mmcl__shift *
+mmcl__pair_shift(const mmcl__pair *p)
+{
+    return p->shift;
 }
 
 /* ---- reading ---------------------------------------------------------- */

@@ -26,7 +26,9 @@ typedef struct mmcl__pair mmcl__pair;
 typedef struct mmcl__pair_reader mmcl__pair_reader;
 
 /* Opens the pair with the pair options of @p opts (RESAMPLING,
- * SAR_TRANSFORM, SPECKLE, STACK_RESAMPLING, ERROR_THRESHOLD). The SAR is
+ * SAR_TRANSFORM, SPECKLE, STACK_RESAMPLING, ERROR_THRESHOLD, and the
+ * misregistration correction SAR_SHIFT or SAR_SHIFT_FIELD with
+ * SHIFT_MIN_CONFIDENCE: shift_internal.h). The SAR is
  * one dataset or @p n_sar files on one grid, stacked in order. A file
  * given twice, or as both optical and SAR, and complex rasters are
  * refused. */
@@ -67,6 +69,8 @@ const char *mmcl__pair_sar_label(const mmcl__pair *pair);
 const char *mmcl__pair_resampling(const mmcl__pair *pair);
 /* Transform step in pixels of the interpolation lattice (0 = exact). */
 int mmcl__pair_lattice_step(const mmcl__pair *pair);
+/* The misregistration corrected (shift_internal.h), or NULL. */
+const struct mmcl__shift *mmcl__pair_shift(const mmcl__pair *pair);
 
 mmcl__pair_reader *mmcl__pair_reader_create(mmcl_context *ctx,
                                             const mmcl__pair *pair);

@@ -15,6 +15,7 @@
 #include "context_internal.h"
 #include "maps_internal.h"
 #include "options_internal.h"
+#include "shift_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
@@ -108,8 +109,8 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     /* A precision this CPU cannot run is refused before any work. */
     mmcl_status st = mmcl__map_set_precision(ctx, NULL, precision, NULL);
     if (st == MMCL_OK)
-        st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar,
-                              mmcl__opt_bool(o, "OVERWRITE"), &r->files);
+        st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar, o,
+                              &r->files);
     if (st == MMCL_OK)
         st = mmcl__output_check_options(ctx, r->files, out, o, co,
                                         GDT_Float32, r->product, &format);
@@ -117,7 +118,7 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
         st = mmcl__files_add_output(ctx, r->files, r->report, "report",
                                     MMCL__OUT_REPORT, NULL, NULL);
     if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar,
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, o,
                              &r->enc, &r->pair);
     if (st == MMCL_OK)
         st = mmcl__map_set_precision(ctx, r->enc, precision, NULL);
@@ -134,6 +135,7 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     r->meanings = mmcl__map_band_meanings(&r->def, r->enc);
     r->metadata = mmcl__map_metadata(&r->def, r->enc);
     r->metadata = mmcl__map_metadata_checks(r->metadata, &r->def, r->enc);
+    r->metadata = mmcl__shift_metadata(r->metadata, mmcl__pair_shift(r->pair));
     st = run_open_writer(ctx, r, out, format, co);
     return st;
 }

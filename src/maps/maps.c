@@ -15,14 +15,15 @@
 #include "input_check_internal.h"
 #include "maps_internal.h"
 #include "model_internal.h"
+#include "options_internal.h"
 
 mmcl_status
 mmcl__maps_files(mmcl_context *ctx, const mmcl_model *model,
                  const char *const *optical, size_t n_optical,
-                 const char *const *sar, size_t n_sar, int overwrite,
-                 mmcl__files **out)
+                 const char *const *sar, size_t n_sar,
+                 const mmcl_options *opts, mmcl__files **out)
 {
-    *out = mmcl__files_create(ctx, overwrite);
+    *out = mmcl__files_create(ctx, mmcl__opt_bool(opts, "OVERWRITE"));
     if (!*out)
         return MMCL_ERR_NO_MEMORY;
     mmcl_status st = mmcl__files_add_input_file(ctx, *out,
@@ -31,12 +32,53 @@ mmcl__maps_files(mmcl_context *ctx, const mmcl_model *model,
         st = mmcl__files_add_input(ctx, *out, optical[i]);
     for (size_t i = 0; sar && i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, *out, sar[i]);
+    const char *field = mmcl__opt_str(opts, "SAR_SHIFT_FIELD");
+    if (field && st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, *out, field);
     return st;
 }
 
-/* Options for mmcl__pair_open from the "pair" object of the model. */
+/*
+ * The misregistration correction of the operation's options @p op (a
+ * shift belongs to the SAR at hand, not to the model) as pair options
+ * into @p kv; a warning when the model was trained on a corrected SAR and
+ * none is given now.
+ */
+static char **
+shift_options(mmcl_context *ctx, const cJSON *pair, const mmcl_options *op,
+              char **kv)
+{
+    static const char *const keys[] = {"SAR_SHIFT", "SAR_SHIFT_FIELD",
+                                       "SHIFT_MIN_CONFIDENCE"};
+    int given = 0;
+    for (size_t i = 0; op && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *v = mmcl__opt_str(op, keys[i]);
+        if (v && mmcl__opt_given(op, keys[i])) {
+            kv = CSLAddString(kv, CPLSPrintf("%s=%s", keys[i], v));
+            given |= i < 2;
+        }
+    }
+    const cJSON *c = cJSON_GetObjectItem(pair, "sar_shift");
+    const cJSON *f = cJSON_GetObjectItem(pair, "sar_shift_field");
+    if (!given && (cJSON_IsString(c) || cJSON_IsString(f)))
+        mmcl__log(ctx, MMCL_LOG_WARNING,
+                  "the model was trained on a SAR corrected for its "
+                  "misregistration (%s %s) and no correction is given now: "
+                  "if this SAR is as misregistered, give %s or %s too, "
+                  "else its maps mix shifted ground",
+                  cJSON_IsString(c) ? mmcl__opt_name(ctx, "SAR_SHIFT")
+                                    : mmcl__opt_name(ctx, "SAR_SHIFT_FIELD"),
+                  cJSON_IsString(c) ? c->valuestring : f->valuestring,
+                  mmcl__opt_name(ctx, "SAR_SHIFT"),
+                  mmcl__opt_name(ctx, "SAR_SHIFT_FIELD"));
+    return kv;
+}
+
+/* Options for mmcl__pair_open from the "pair" object of the model, and
+ * the correction of the operation's options @p op. */
 static mmcl_options *
-pair_options(mmcl_context *ctx, const mmcl_model *model)
+pair_options(mmcl_context *ctx, const mmcl_model *model,
+             const mmcl_options *op)
 {
     static const char *const keys[][2] = {
         {"resampling", "RESAMPLING"},
@@ -57,6 +99,7 @@ pair_options(mmcl_context *ctx, const mmcl_model *model)
     if (cJSON_IsNumber(et))
         kv = CSLAddString(kv, CPLSPrintf("ERROR_THRESHOLD=%.17g",
                                          et->valuedouble));
+    kv = shift_options(ctx, pair, op, kv);
     cJSON_Delete(meta);
     mmcl_options *o = mmcl_options_new(ctx, "align", (const char *const *)kv);
     CSLDestroy(kv);
@@ -66,7 +109,8 @@ pair_options(mmcl_context *ctx, const mmcl_model *model)
 mmcl_status
 mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
                 const char *const *optical, size_t n_optical,
-                const char *const *sar, size_t n_sar, mmcl__encoder **enc_out,
+                const char *const *sar, size_t n_sar,
+                const mmcl_options *opts, mmcl__encoder **enc_out,
                 mmcl__pair **pair_out)
 {
     *enc_out = NULL;
@@ -79,7 +123,7 @@ mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
     mmcl_status st = mmcl__encoder_create(ctx, model, &enc);
     if (st != MMCL_OK)
         return st;
-    po = pair_options(ctx, model);
+    po = pair_options(ctx, model, opts);
     if (!po) {
         st = mmcl_context_errcode(ctx);
         goto fail;

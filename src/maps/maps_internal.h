@@ -17,20 +17,23 @@
 #include "tile_reader_internal.h"
 #include "tiles_internal.h"
 
-/* Opens the pair with the pair options recorded in the model and checks
+/* Opens the pair with the pair options recorded in the model (and the
+ * misregistration correction of the operation's options @p opts) and checks
  * it against the model: band counts, and what mmcl__input_check_model
  * checks (whose notes it keeps in the encoder's input_notes). */
 mmcl_status mmcl__maps_open(mmcl_context *ctx, const mmcl_model *model,
                             const char *const *optical, size_t n_optical,
                             const char *const *sar, size_t n_sar,
-                            mmcl__encoder **enc, mmcl__pair **pair);
+                            const mmcl_options *opts, mmcl__encoder **enc,
+                            mmcl__pair **pair);
 
 /* A new set of the files of a map operation with inputs: the model's file,
- * the optical and the SAR rasters (and what GDAL reads with them). */
+ * the optical and the SAR rasters (and what GDAL reads with them), and the
+ * shift field of @p opts (SAR_SHIFT_FIELD); OVERWRITE of @p opts. */
 mmcl_status mmcl__maps_files(mmcl_context *ctx, const mmcl_model *model,
                              const char *const *optical, size_t n_optical,
                              const char *const *sar, size_t n_sar,
-                             int overwrite, mmcl__files **out);
+                             const mmcl_options *opts, mmcl__files **out);
 
 /*
  * centre[j*w + i] = 1 when every pixel of the P x P window around tile

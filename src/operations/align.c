@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <cpl_string.h>
+
 #include "mmcl/align.h"
 
 #include "context_internal.h"
 #include "options_internal.h"
 #include "pair_internal.h"
+#include "shift_internal.h"
 #include "style_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
@@ -107,6 +110,9 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = mmcl__files_add_input(ctx, files, optical[i]);
     for (size_t i = 0; sar && i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, sar[i]);
+    if (st == MMCL_OK && mmcl__opt_str(opts, "SAR_SHIFT_FIELD"))
+        st = mmcl__files_add_input(ctx, files,
+                                   mmcl__opt_str(opts, "SAR_SHIFT_FIELD"));
     if (st == MMCL_OK)
         st = mmcl__output_check_options(ctx, files, out, opts, co, GDT_Float32,
                                         "aligned_sar", &format);
@@ -156,6 +162,14 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     if (st == MMCL_OK)
         st = mmcl__writer_set_metadata(ctx, job.writer, "TRANSFORM_LATTICE",
                                        step);
+    char **shift_md = mmcl__shift_metadata(NULL, mmcl__pair_shift(job.pair));
+    for (int i = 0; st == MMCL_OK && shift_md && shift_md[i]; i++) {
+        char *key = NULL;
+        const char *value = CPLParseNameValue(shift_md[i], &key);
+        st = mmcl__writer_set_metadata(ctx, job.writer, key, value);
+        CPLFree(key);
+    }
+    CSLDestroy(shift_md);
     if (st == MMCL_OK)
         st = mmcl__writer_set_metadata(ctx, job.writer, "MMCL_VERSION",
                                        mmcl_version());

@@ -1307,8 +1307,7 @@ run_files(mmcl_context *ctx, probe_run *r, const mmcl_model *model,
           size_t n_sar, const mmcl_options *o)
 {
     mmcl_status st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
-                                      n_sar, mmcl__opt_bool(o, "OVERWRITE"),
-                                      &r->files);
+                                      n_sar, o, &r->files);
     if (st == MMCL_OK)
         st = mmcl__files_add_input(ctx, r->files, r->labels);
     if (st == MMCL_OK && r->map)
@@ -1976,7 +1975,7 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
     if (r.csv || r.map)
         st = run_files(ctx, &r, model, optical, n_optical, sar, n_sar, o);
     if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar,
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, o,
                              &r.enc, &r.pair);
     if (st == MMCL_OK && r.map && r.map_rep == REP_FULL &&
         r.enc->mod[0].kp == 0 && r.enc->mod[1].kp == 0)

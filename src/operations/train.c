@@ -29,6 +29,7 @@
 #include "ridge.h"
 #include "rng.h"
 #include "sample_internal.h"
+#include "shift_internal.h"
 
 
 /* Centred covariance blocks of the rows of X1 (N, d1) and X2 (N, d2), in
@@ -831,6 +832,22 @@ pair_json(const mmcl_options *o, const mmcl__pair *pair)
                             mmcl__opt_str(o, "STACK_RESAMPLING"));
     cJSON_AddNumberToObject(j, "error_threshold",
                             mmcl__opt_double(o, "ERROR_THRESHOLD"));
+    /* The misregistration corrected, as given, and its mean shift. */
+    const mmcl__shift *shift = mmcl__pair_shift(pair);
+    if (shift) {
+        double dx, dy;
+        mmcl__shift_mean(shift, &dx, &dy);
+        cJSON_AddStringToObject(j, mmcl__shift_is_field(shift)
+                                       ? "sar_shift_field"
+                                       : "sar_shift",
+                                mmcl__shift_describe(shift));
+        if (mmcl__shift_is_field(shift))
+            cJSON_AddNumberToObject(j, "shift_min_confidence",
+                                    mmcl__opt_double(o,
+                                                     "SHIFT_MIN_CONFIDENCE"));
+        cJSON_AddNumberToObject(j, "sar_shift_mean_dx", dx);
+        cJSON_AddNumberToObject(j, "sar_shift_mean_dy", dy);
+    }
     return j;
 }
 

@@ -31,6 +31,7 @@
 #include "maps_internal.h"
 #include "options_internal.h"
 #include "product_internal.h"
+#include "shift_internal.h"
 #include "tiles_internal.h"
 
 enum {
@@ -232,10 +233,11 @@ parse_flag(mmcl_context *ctx, const cJSON *j, const char *key,
 }
 
 /* The options of the map: every key but the descriptor's own, as options
- * of @p operation, checked by its table. */
+ * of @p operation, checked by its table ("sar_shift_field" resolved
+ * against @p dir). */
 static mmcl_status
 parse_options(mmcl_context *ctx, const cJSON *j, const char *name,
-              const char *operation, descriptor *d)
+              const char *dir, const char *operation, descriptor *d)
 {
     mmcl_status st = MMCL_OK;
     char **kv = NULL;
@@ -258,6 +260,36 @@ parse_options(mmcl_context *ctx, const cJSON *j, const char *name,
                                        "expected a string, number or "
                                        "boolean for");
             goto done;
+        }
+        /* The correction named as the descriptor names it. */
+        double dx, dy;
+        if (strcasecmp(item->string, "sar_shift") == 0 &&
+            !mmcl__shift_parse(value, &dx, &dy)) {
+            st = mmcl__product_bad_key(ctx, name, item->string,
+                                       "expected DX,DY (two numbers, in "
+                                       "optical pixels, such as 1.5,-0.7) "
+                                       "for");
+            goto done;
+        }
+        if (strcasecmp(item->string, "sar_shift") == 0 &&
+            cJSON_GetObjectItem(j, "sar_shift_field")) {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "descriptor '%s': \"sar_shift\" and "
+                             "\"sar_shift_field\" are exclusive: give a "
+                             "constant shift or a shift field, not both",
+                             name);
+            goto done;
+        }
+        /* The shift field is a path: relative to the descriptor's folder,
+         * and local unless remote paths are allowed, as the inputs. */
+        if (strcasecmp(item->string, "sar_shift_field") == 0 &&
+            cJSON_IsString(item)) {
+            st = mmcl__product_check_path(ctx, name, item->string, value);
+            if (st != MMCL_OK)
+                goto done;
+            char *r = mmcl__product_resolve_path(dir, value);
+            snprintf(value, sizeof(value), "%s", r);
+            CPLFree(r);
         }
         char *key = CPLStrdup(item->string);
         for (char *c = key; *c; c++)
@@ -304,7 +336,7 @@ descriptor_parse(mmcl_context *ctx, const cJSON *j, const char *name,
     d->figures = d->kind == MMCL__MAP_INFOLOSS && d->figures;
     /* Everything else: options of the operation, checked by its table. */
     if (st == MMCL_OK)
-        st = parse_options(ctx, j, name, operation, d);
+        st = parse_options(ctx, j, name, dir, operation, d);
     if (st != MMCL_OK)
         descriptor_clear(d);
     return st;
@@ -343,7 +375,7 @@ open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
         st = mmcl__maps_open(
             ctx, m->model, (const char *const *)d->optical,
             (size_t)CSLCount(d->optical), (const char *const *)d->sar,
-            (size_t)CSLCount(d->sar), &m->enc, &m->pair[0]);
+            (size_t)CSLCount(d->sar), d->opts, &m->enc, &m->pair[0]);
     if (st == MMCL_OK)
         st = mmcl__map_set_precision(ctx, m->enc, precision, where);
     if (st == MMCL_OK)
@@ -396,6 +428,7 @@ map_open(mmcl_context *ctx, mmcl_product *p, const cJSON *j,
     p->band_long_names = mmcl__map_band_meanings(&m->def, m->enc);
     char **md = mmcl__map_metadata(&m->def, m->enc);
     md = mmcl__map_metadata_checks(md, &m->def, m->enc);
+    md = mmcl__shift_metadata(md, mmcl__pair_shift(m->pair[0]));
     if (!p->wkt) {
         CSLDestroy(md);
         descriptor_clear(&d);
@@ -672,6 +705,17 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
     if (mmcl__opt_given(opts, "PRECISION"))
         cJSON_AddStringToObject(j, "precision",
                                 mmcl__opt_str(opts, "PRECISION"));
+    /* The misregistration correction, the field's path as the inputs'. */
+    if (mmcl__opt_given(opts, "SAR_SHIFT"))
+        cJSON_AddStringToObject(j, "sar_shift", mmcl__opt_str(opts, "SAR_SHIFT"));
+    if (mmcl__opt_given(opts, "SAR_SHIFT_FIELD"))
+        cJSON_AddItemToObject(j, "sar_shift_field",
+                              mmcl__product_stored_path(
+                                  path, mmcl__opt_str(opts, "SAR_SHIFT_FIELD")));
+    if (mmcl__opt_given(opts, "SHIFT_MIN_CONFIDENCE"))
+        cJSON_AddNumberToObject(j, "shift_min_confidence",
+                                mmcl__opt_double(opts,
+                                                 "SHIFT_MIN_CONFIDENCE"));
     if (mmcl__opt_given(opts, "TILE"))
         cJSON_AddNumberToObject(j, "tile", (double)mmcl__opt_int(opts, "TILE"));
     if (mmcl__opt_given(opts, "THREADS"))
@@ -687,6 +731,9 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
         st = mmcl__files_add_input(ctx, files, optical[i]);
     for (size_t i = 0; i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, sar[i]);
+    if (st == MMCL_OK && mmcl__opt_str(opts, "SAR_SHIFT_FIELD"))
+        st = mmcl__files_add_input(ctx, files,
+                                   mmcl__opt_str(opts, "SAR_SHIFT_FIELD"));
     if (st == MMCL_OK)
         st = mmcl__files_add_output(ctx, files, path, "output",
                                     MMCL__OUT_DESCRIPTOR, kind, NULL);

@@ -1560,8 +1560,128 @@ PRECISION_CASES = [
          absent=["e.tif"]),
 ]
 
+def field(name, source="opt.tif", **kw):
+    """A shift field as mmcl coreg writes it (tests/cli/test_sar_shift.py),
+    on the grid of @p source, 32-pixel blocks, dx 1.5, dy -0.5 unless
+    given."""
+    from test_sar_shift import write_field
+    kw.setdefault("dx", 1.5)
+    kw.setdefault("dy", -0.5)
+    return lambda d: write_field(os.path.join(d, name),
+                                 os.path.join(d, source), 32, **kw)
+
+
+def small_optical(d):
+    gdal.Translate(os.path.join(d, "small.tif"), os.path.join(d, "opt.tif"),
+                   srcWin=[0, 0, 100, 100])
+
+
+def trained_with_a_shift(d):
+    p = subprocess.run([MMCL, "train", "-q"] + TRAIN +
+                       ["--sar-shift", "1,-1", "opt.tif", "sar.tif",
+                        "ms.mmcl"], cwd=d, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def descriptor_keeps_the_field(t, d):
+    with open(os.path.join(d, "e.mmcl.json")) as f:
+        j = json.load(f)
+    t.assertEqual(j["sar_shift_field"], "field.tif")
+    t.assertEqual(j["shift_min_confidence"], 0.3)
+
+
+SHIFT_ALIGN = ["align", "-q", "opt.tif", "sar.tif", "out.tif"]
+UTM30 = ('PROJCS["WGS 84 / UTM zone 30N",GEOGCS["WGS 84",DATUM["WGS_1984",'
+         'SPHEROID["WGS 84",6378137,298.257223563]],PRIMEM["Greenwich",0],'
+         'UNIT["degree",0.0174532925199433]],PROJECTION["Transverse_'
+         'Mercator"],PARAMETER["latitude_of_origin",0],PARAMETER["central_'
+         'meridian",-3],PARAMETER["scale_factor",0.9996],PARAMETER["false_'
+         'easting",500000],PARAMETER["false_northing",0],UNIT["metre",1],'
+         'AUTHORITY["EPSG","32630"]]')
+
+# The SAR misregistration correction (--sar-shift, --sar-shift-field, and
+# the descriptor keys sar_shift and sar_shift_field): a bad shift or a
+# field that is no shift field of this optical grid is refused before any
+# work, naming the file and the problem.
+SHIFT_CASES = [
+    Case("shift_syntax_refused", SHIFT_ALIGN + ["--sar-shift", "1.5"], 1,
+         r"mmcl align: --sar-shift expects DX,DY: two numbers, in optical "
+         r"pixels .*; got '1\.5'", absent=["out.tif"]),
+    Case("shift_field_missing",
+         SHIFT_ALIGN + ["--sar-shift-field", "nofield.tif"], 1,
+         r"shift field raster 'nofield\.tif' does not exist",
+         absent=["out.tif"]),
+    Case("shift_field_is_another_mmcl_raster",
+         SHIFT_ALIGN + ["--sar-shift-field", "al.tif"], 1,
+         r"shift field 'al\.tif' is an mmcl aligned_sar raster, not a "
+         r"shift field written by mmcl coreg", absent=["out.tif"]),
+    Case("shift_field_not_a_coreg_raster",
+         SHIFT_ALIGN + ["--sar-shift-field", "B01.tif"], 1,
+         r"shift field 'B01\.tif' has no band named \"dx\": it is not a "
+         r"shift field written by mmcl coreg", absent=["out.tif"]),
+    Case("shift_field_off_the_grid",
+         SHIFT_ALIGN + ["--sar-shift-field", "field.tif"], 1,
+         r"shift field 'field\.tif' does not lie on the optical grid at "
+         r"block spacing: its origin is \(500005, 4800000\)",
+         setup=field("field.tif", origin_offset=(5.0, 0.0)),
+         absent=["out.tif"]),
+    Case("shift_field_of_another_optical_raster",
+         SHIFT_ALIGN + ["--sar-shift-field", "field.tif"], 1,
+         r"shift field 'field\.tif' has 4 x 4 blocks of 32 pixels, but the "
+         r"optical 'opt\.tif' of 192 x 192 pixels has 6 x 6 such blocks",
+         setup=both(small_optical, field("field.tif", source="small.tif")),
+         absent=["out.tif"]),
+    Case("shift_field_wrong_crs",
+         SHIFT_ALIGN + ["--sar-shift-field", "field.tif"], 1,
+         r"shift field 'field\.tif' is on another CRS \(WGS 84 / UTM zone "
+         r"30N\) than the optical 'opt\.tif' \(WGS 84 / UTM zone 31N\)",
+         setup=field("field.tif", srs=UTM30), absent=["out.tif"]),
+    Case("shift_and_field_both_refused",
+         SHIFT_ALIGN + ["--sar-shift", "1,1", "--sar-shift-field",
+                        "field.tif"], 1,
+         r"--sar-shift and --sar-shift-field are exclusive",
+         setup=field("field.tif"), absent=["out.tif"]),
+    Case("shift_field_nan_everywhere",
+         SHIFT_ALIGN + ["--sar-shift-field", "field.tif"], 1,
+         r"shift field 'field\.tif' has no block with an estimate of "
+         r"confidence 0\.5 or more \(its 36 blocks are NaN or less "
+         r"confident\)",
+         setup=field("field.tif", dx=float("nan"), dy=float("nan"),
+                     conf=0.0), absent=["out.tif"]),
+    Case("shift_field_is_the_output",
+         ["align", "-q", "--overwrite", "--sar-shift-field", "field.tif",
+          "opt.tif", "sar.tif", "field.tif"], 1,
+         r"output 'field\.tif' is also an input of this command",
+         setup=field("field.tif")),
+    Case("shift_refused_in_a_descriptor",
+         ["rgb", "-q", "e.mmcl.json", "p.tif"], 1,
+         r"descriptor 'e\.mmcl\.json': expected DX,DY \(two numbers, in "
+         r"optical pixels, such as 1\.5,-0\.7\) for \"sar_shift\"",
+         setup=embedding("e.mmcl.json", sar_shift="east"),
+         absent=["p.tif"]),
+    Case("shift_field_refused_in_a_descriptor",
+         ["rgb", "-q", "e.mmcl.json", "p.tif"], 1,
+         r"shift field '.*emb\.tif' is an mmcl embedding raster",
+         setup=embedding("e.mmcl.json", sar_shift_field="emb.tif"),
+         absent=["p.tif"]),
+    Case("lazy_descriptor_keeps_the_shift_field",
+         ["embed", "-q", "--lazy", "--sar-shift-field", "field.tif",
+          "--shift-min-confidence", "0.3", "model.mmcl", "opt.tif",
+          "sar.tif", "e.mmcl.json"], 0,
+         setup=field("field.tif"), check=descriptor_keeps_the_field),
+    Case("map_of_a_model_trained_on_a_shifted_sar_warns",
+         ["embed", "ms.mmcl", "opt.tif", "sar.tif", "e.tif"], 0,
+         warning=r"the model was trained on a SAR corrected for its "
+         r"misregistration \(--sar-shift 1,-1\) and no correction is given "
+         r"now", setup=trained_with_a_shift),
+    Case("map_with_the_models_shift_does_not_warn",
+         ["embed", "--sar-shift", "1,-1", "ms.mmcl", "opt.tif", "sar.tif",
+          "e.tif"], 0, warning=False, setup=trained_with_a_shift),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
-         PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES)
+         PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES +
+         SHIFT_CASES)
 
 
 def snapshot(folder, but_temporary=False):

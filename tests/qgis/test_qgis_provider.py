@@ -282,6 +282,28 @@ class QgisProvider(unittest.TestCase):
         self.assertIn("SAR", p.stdout + p.stderr)
         self.assertFalse(os.path.exists(os.path.join(q, "e1.tif")))
 
+    def test_shift_field_is_a_raster_layer_given_to_the_program(self):
+        """SAR_SHIFT_FIELD is an optional raster layer (a shift field of
+        mmcl coreg): mmcl:align with it writes what mmcl align
+        --sar-shift-field writes."""
+        sys.path.insert(0, os.path.join(SOURCE, "tests", "cli"))
+        from test_sar_shift import write_field
+        q = os.path.join(self.root, "shift")
+        os.makedirs(q)
+        scene = os.path.join(self.direct, "scene")
+        opt, sar = (os.path.join(scene, n) for n in ("optical.tif",
+                                                     "sar.tif"))
+        field = os.path.join(q, "field.tif")
+        write_field(field, opt, 16, np.linspace(-1, 1, 4)[None, :], 0.5)
+        mmcl("align", "-q", opt, sar, os.path.join(q, "direct.tif"),
+             "--sar-shift-field", field)
+        self.qgis_json("run", "mmcl:align", "--", "OPTICAL=" + opt,
+                       "SAR=" + sar, "SAR_SHIFT_FIELD=" + field,
+                       "OUT=" + os.path.join(q, "qgis.tif"))
+        self.assertEqual(
+            gdal.Open(os.path.join(q, "qgis.tif")).ReadAsArray().tobytes(),
+            gdal.Open(os.path.join(q, "direct.tif")).ReadAsArray().tobytes())
+
     def test_probe_writes_an_html_report_and_its_figures(self):
         d = self.direct
         out = os.path.join(self.root, "probe.html")
