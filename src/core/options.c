@@ -137,6 +137,16 @@ static const mmcl_option_def synth_defs[] = {
      MMCL_OPT_USAGE_LIBRARY},
     {"SAR_HOLES", MMCL_OPT_INT, "0", "0", "1000", NULL, "--sar-holes", "N",
      "number of NaN holes punched into the SAR", MMCL_OPT_USAGE_LIBRARY},
+    {"SAR_SHIFT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--sar-shift",
+     "DX,DY",
+     "misregister the SAR: a ground feature at optical pixel (x, y) shows "
+     "in the SAR at (x + DX, y + DY), optical pixels (|DX|, |DY| <= 32); "
+     "writes the true shift as shift_truth.tif", MMCL_OPT_USAGE_LIBRARY},
+    {"SAR_SHIFT_FIELD", MMCL_OPT_DOUBLE, NULL, "0", "8", NULL,
+     "--sar-shift-field", "AMPLITUDE",
+     "misregister the SAR by a smooth field (a few seeded low-frequency "
+     "sinusoids) of at most AMPLITUDE optical pixels per component, added "
+     "to --sar-shift; writes it as shift_truth.tif", MMCL_OPT_USAGE_LIBRARY},
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
      "replace the files of an earlier mmcl synth",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},

@@ -333,6 +333,7 @@ product_phrase(const char *product, char *buf, size_t n)
         {"synthetic_sar", "a synthetic SAR raster of mmcl synth"},
         {"synthetic_labels", "a synthetic label raster of mmcl synth"},
         {"synthetic_truth", "a synthetic truth raster of mmcl synth"},
+        {"synthetic_shift", "a synthetic SAR shift raster of mmcl synth"},
     };
     for (size_t i = 0; product && i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(product, known[i][0]) == 0)
