@@ -326,6 +326,29 @@ static const mmcl_option_def rgb_defs[] = {
     MMCL__RUN_DEFS,
 };
 
+static const mmcl_option_def coreg_defs[] = {
+    {"BLOCK", MMCL_OPT_INT, "64", "16", "4096", NULL, "--block", "N",
+     "block edge in optical pixels: one shift per N x N block (at most the "
+     "raster's width and height)", MMCL_OPT_USAGE_LIBRARY},
+    {"SEARCH", MMCL_OPT_INT, "4", "1", "32", NULL, "--search", "PIXELS",
+     "largest shift searched, in optical pixels, each way; a block whose "
+     "best shift lies on that edge gets no estimate",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"MIN_CONFIDENCE", MMCL_OPT_DOUBLE, "0.5", "0", "1", NULL,
+     "--min-confidence", "C",
+     "blocks with at least this confidence make the global shift",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
+     "FILE.json",
+     "also write the report (global shift, spread, share of confident "
+     "blocks) as JSON, with the raster", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__PAIR_DEFS,
+    MMCL__OUTPUT_DEFS,
+    {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",
+     "worker threads; 0 = one per core (the result does not depend on it)",
+     MMCL_OPT_USAGE_LIBRARY},
+};
+
 struct op_table {
     const char *name;
     const mmcl_option_def *defs;
@@ -341,12 +364,13 @@ static const struct op_table op_tables[] = {
     OP("infoloss", infoloss_defs),
     OP("probe", probe_defs),
     OP("rgb", rgb_defs),
+    OP("coreg", coreg_defs),
 };
 #undef OP
 
 static const char *const op_names[] = {"align", "synth",    "train",
                                         "embed", "infoloss", "probe",
-                                        "rgb",   NULL};
+                                        "rgb",   "coreg",    NULL};
 
 typedef struct opt_value {
     char *text;  /* canonical text of the value, NULL when unset */
