@@ -41,7 +41,8 @@ struct mmcl__coreg_scratch {
     float *z;    /* (MAX_DIMS, bh, bw) whitened optical components */
     float *q;    /* (MAX_DIMS, H, W) SAR components */
     float *acc;  /* (N_ACC, bw) per-column sums */
-    double *surface; /* (2 search + 1)^2, rho^2 */
+    double *surface; /* (5, (2 search + 1)^2): rho^2 of the block, then of
+                        its left, right, top and bottom halves */
     double *cov;     /* (Bmax, Bmax) */
     double *vec;     /* (Bmax, Bmax) */
     double *eig;     /* (Bmax) */
@@ -98,7 +99,7 @@ mmcl__coreg_scratch_create(mmcl_context *ctx, int max_bw, int max_bh, int B1,
                               sizeof(float));
     s->q = mmcl__malloc_array(ctx, W * H, DIMS, sizeof(float));
     s->acc = mmcl__malloc_array(ctx, (size_t)max_bw, N_ACC, sizeof(float));
-    s->surface = mmcl__malloc_array(ctx, side, side, sizeof(double));
+    s->surface = mmcl__malloc_array(ctx, side * side, 5, sizeof(double));
     s->cov = mmcl__malloc_array(ctx, bmax, bmax, sizeof(double));
     s->vec = mmcl__malloc_array(ctx, bmax, bmax, sizeof(double));
     s->eig = mmcl__malloc_array(ctx, bmax, 1, sizeof(double));
@@ -308,18 +309,131 @@ components(mmcl__coreg_scratch *s, const float *x, int B, int W, int H,
     return k;
 }
 
-/* rho^2 at one shift: the block of z (r, bh, bw) against the SAR
- * components q (k, H, W) at (margin + sx, margin + sy). */
+/* The statistics of the block's parts whose surfaces are computed: the
+ * whole block, then its left, right, top and bottom halves (the halves
+ * measure the estimate's precision: they see independent pixels). */
+enum { PART_ALL, PART_LEFT, PART_RIGHT, PART_TOP, PART_BOTTOM, N_PARTS };
+
+/* Sums over one part: the z sums and products (fixed per block) and,
+ * per shift, the N_ACC sums of rho2_at; n pixels. */
+typedef struct part_sums {
+    double n;
+    double z[DIMS], zz[DIMS * DIMS];
+    double acc[N_ACC];
+} part_sums;
+
+/*
+ * rho^2 of one part from its sums: the largest eigenvalue of
+ * Czz^-1 Kc Css^-1 Kc^T with Kc the centred cross-covariance, computed as
+ * the largest squared singular value of Lz^-1 Kc Ls^-T (Cholesky factors
+ * of the two covariances, each with a ridge of 1e-9 of its mean
+ * variance). 0 when either side does not vary.
+ */
 static double
-rho2_at(mmcl__coreg_scratch *s, int r, int k, int bw, int bh, int W, int H,
-        int sx, int sy)
+rho2_of(const part_sums *ps, int r, int k)
+{
+    int n_cross = r * k, n_mom = k * (k + 1) / 2;
+    double n = ps->n;
+    double mz[DIMS], ms[DIMS], Czz[DIMS * DIMS], Css[DIMS * DIMS];
+    double Kc[DIMS * DIMS], Lz[DIMS * DIMS] = {0}, Ls[DIMS * DIMS] = {0};
+    for (int i = 0; i < r; i++)
+        mz[i] = ps->z[i] / n;
+    for (int j = 0; j < k; j++)
+        ms[j] = ps->acc[n_cross + n_mom + j] / n;
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < r; j++)
+            Czz[i * r + j] = ps->zz[i * r + j] / n - mz[i] * mz[j];
+    int m = n_cross;
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++, m++)
+            Css[i * k + j] = Css[j * k + i] =
+                ps->acc[m] / n - ms[i] * ms[j];
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < k; j++)
+            Kc[i * k + j] = ps->acc[i * k + j] / n - mz[i] * ms[j];
+    /* Cholesky of both, with the ridge. */
+    double *Cs[2] = {Czz, Css}, *Ls_[2] = {Lz, Ls};
+    int dims[2] = {r, k};
+    for (int c = 0; c < 2; c++) {
+        double *C = Cs[c], *L = Ls_[c];
+        int d = dims[c];
+        double tr = 0.0;
+        for (int i = 0; i < d; i++)
+            tr += C[i * d + i];
+        if (!(tr > 0.0))
+            return 0.0;
+        for (int i = 0; i < d; i++)
+            C[i * d + i] += 1e-9 * tr / d;
+        for (int i = 0; i < d; i++) {
+            for (int j = 0; j <= i; j++) {
+                double v = C[i * d + j];
+                for (int p = 0; p < j; p++)
+                    v -= L[i * d + p] * L[j * d + p];
+                if (i == j) {
+                    if (!(v > 0.0))
+                        return 0.0;
+                    L[i * d + i] = sqrt(v);
+                } else {
+                    L[i * d + j] = v / L[j * d + j];
+                }
+            }
+        }
+    }
+    /* G = Lz^-1 Kc Ls^-T (r, k): columns of Kc through Lz^-1 (forward
+     * substitution), then rows through Ls^-T. */
+    double G[DIMS * DIMS];
+    for (int j = 0; j < k; j++) {
+        for (int i = 0; i < r; i++) {
+            double v = Kc[i * k + j];
+            for (int p = 0; p < i; p++)
+                v -= Lz[i * r + p] * G[p * k + j];
+            G[i * k + j] = v / Lz[i * r + i];
+        }
+    }
+    for (int i = 0; i < r; i++) {
+        for (int j = 0; j < k; j++) {
+            double v = G[i * k + j];
+            for (int p = 0; p < j; p++)
+                v -= Ls[j * k + p] * G[i * k + p];
+            G[i * k + j] = v / Ls[j * k + j];
+        }
+    }
+    double M[DIMS * DIMS], w[DIMS], V[DIMS * DIMS];
+    for (int a = 0; a < k; a++) {
+        for (int b = a; b < k; b++) {
+            double v = 0.0;
+            for (int i = 0; i < r; i++)
+                v += G[i * k + a] * G[i * k + b];
+            M[a * k + b] = M[b * k + a] = v;
+        }
+    }
+    jacobi_eig(M, w, V, k);
+    return w[0] > 0.0 ? w[0] : 0.0;
+}
+
+/*
+ * The sums of one shift for every part: the block of z (r, bh, bw)
+ * against the SAR components q (k, H, W) at (margin + sx, margin + sy).
+ * Products are summed per column over the rows (the top half's are taken
+ * at the middle row), then over the columns in double.
+ */
+static void
+shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
+           int bh, int W, int H, int sx, int sy)
 {
     size_t plane = (size_t)W * H, zplane = (size_t)bw * bh;
-    int n_cross = r * k, n_mom = k * (k + 1) / 2;
-    int n_acc = n_cross + n_mom + k;
+    int n_acc = r * k + k * (k + 1) / 2 + k, half_x = bw / 2;
     float *acc = s->acc;
     memset(acc, 0, (size_t)n_acc * bw * sizeof(float));
     for (int y = 0; y < bh; y++) {
+        if (y == bh / 2) {
+            for (int c = 0; c < n_acc; c++) {
+                double t = 0.0;
+                for (int x = 0; x < bw; x++)
+                    t += acc[(size_t)c * bw + x];
+                ps[PART_TOP].acc[c] = t;
+            }
+        }
         const float *qr[DIMS], *zr[DIMS];
         for (int j = 0; j < k; j++)
             qr[j] = s->q + j * plane + (size_t)(s->margin + sy + y) * W +
@@ -339,69 +453,100 @@ rho2_at(mmcl__coreg_scratch *s, int r, int k, int bw, int bh, int W, int H,
             for (int x = 0; x < bw; x++)
                 a[x] += qr[j][x];
     }
-    double sums[N_ACC];
     for (int c = 0; c < n_acc; c++) {
-        double t = 0.0;
-        for (int x = 0; x < bw; x++)
-            t += acc[(size_t)c * bw + x];
-        sums[c] = t;
+        double left = 0.0, right = 0.0;
+        for (int x = 0; x < half_x; x++)
+            left += acc[(size_t)c * bw + x];
+        for (int x = half_x; x < bw; x++)
+            right += acc[(size_t)c * bw + x];
+        ps[PART_LEFT].acc[c] = left;
+        ps[PART_RIGHT].acc[c] = right;
+        ps[PART_ALL].acc[c] = left + right;
+        ps[PART_BOTTOM].acc[c] = left + right - ps[PART_TOP].acc[c];
     }
-    double n = (double)bw * bh;
-    double K[DIMS * DIMS], C[DIMS * DIMS], mean[DIMS], M[DIMS * DIMS];
-    for (int i = 0; i < r; i++)
-        for (int j = 0; j < k; j++)
-            K[i * k + j] = sums[i * k + j] / n;
-    for (int j = 0; j < k; j++)
-        mean[j] = sums[n_cross + n_mom + j] / n;
-    int m = n_cross;
-    for (int i = 0; i < k; i++)
-        for (int j = i; j < k; j++, m++)
-            C[i * k + j] = C[j * k + i] = sums[m] / n - mean[i] * mean[j];
-    /* Cholesky C = L L^T, with a ridge of 1e-9 of its mean variance. */
-    double tr = 0.0;
-    for (int i = 0; i < k; i++)
-        tr += C[i * k + i];
-    if (!(tr > 0.0))
-        return 0.0;
-    for (int i = 0; i < k; i++)
-        C[i * k + i] += 1e-9 * tr / k;
-    double L[DIMS * DIMS] = {0};
-    for (int i = 0; i < k; i++) {
-        for (int j = 0; j <= i; j++) {
-            double v = C[i * k + j];
-            for (int p = 0; p < j; p++)
-                v -= L[i * k + p] * L[j * k + p];
-            if (i == j) {
-                if (!(v > 0.0))
-                    return 0.0;
-                L[i * k + i] = sqrt(v);
-            } else {
-                L[i * k + j] = v / L[j * k + j];
+}
+
+/* The z sums of every part (they do not depend on the shift). */
+static void
+z_sums(const mmcl__coreg_scratch *s, part_sums *ps, int r, int bw, int bh)
+{
+    size_t zplane = (size_t)bw * bh;
+    memset(ps, 0, N_PARTS * sizeof(*ps));
+    for (int y = 0; y < bh; y++) {
+        for (int x = 0; x < bw; x++) {
+            int part_x = x < bw / 2 ? PART_LEFT : PART_RIGHT;
+            int part_y = y < bh / 2 ? PART_TOP : PART_BOTTOM;
+            int parts[3] = {PART_ALL, part_x, part_y};
+            for (int p = 0; p < 3; p++) {
+                part_sums *q = &ps[parts[p]];
+                q->n += 1.0;
+                for (int i = 0; i < r; i++) {
+                    double zi = s->z[i * zplane + (size_t)y * bw + x];
+                    q->z[i] += zi;
+                    for (int j = 0; j < r; j++)
+                        q->zz[i * r + j] +=
+                            zi * s->z[j * zplane + (size_t)y * bw + x];
+                }
             }
         }
     }
-    /* G = K L^-T (r, k): solve L g = K_row^T per row of K. Then
-     * M = G^T G (k, k), whose largest eigenvalue is rho^2. */
-    double G[DIMS * DIMS];
-    for (int i = 0; i < r; i++) {
-        for (int j = 0; j < k; j++) {
-            double v = K[i * k + j];
-            for (int p = 0; p < j; p++)
-                v -= L[j * k + p] * G[i * k + p];
-            G[i * k + j] = v / L[j * k + j];
+}
+
+/*
+ * The peak of a surface R ((2S+1)^2 values of rho^2): the best integer
+ * shift (bx, by) and the sub-pixel offset of a least-squares quadratic
+ * f = a + b x + c y + d x^2 + e x y + g y^2 through the 3 x 3 values
+ * around it (x, y in -1..1; on this grid the regressors are orthogonal
+ * once x^2, y^2 are centred by 2/3); when that is no maximum within a
+ * pixel, a parabola along each axis. The offsets are kept within half a
+ * pixel. A peak on the edge of the range is fitted with its edge row
+ * or column mirrored.
+ */
+static void
+peak_fit(const double *R, int S, int *bx_out, int *by_out, double *ox_out,
+         double *oy_out)
+{
+    int side = 2 * S + 1, best = 0;
+    for (int i = 1; i < side * side; i++)
+        if (R[i] > R[best])
+            best = i;
+    int bx = best % side - S, by = best / side - S;
+    double f[3][3];
+    for (int j = -1; j <= 1; j++) {
+        for (int i = -1; i <= 1; i++) {
+            int x = bx + i, y = by + j;
+            x = x < -S ? -S : (x > S ? S : x);
+            y = y < -S ? -S : (y > S ? S : y);
+            f[j + 1][i + 1] = R[(y + S) * side + x + S];
         }
     }
-    for (int a = 0; a < k; a++) {
-        for (int b = a; b < k; b++) {
-            double v = 0.0;
-            for (int i = 0; i < r; i++)
-                v += G[i * k + a] * G[i * k + b];
-            M[a * k + b] = M[b * k + a] = v;
+    double b = 0, c = 0, d = 0, e = 0, g = 0;
+    for (int j = -1; j <= 1; j++) {
+        for (int i = -1; i <= 1; i++) {
+            double v = f[j + 1][i + 1];
+            b += i * v / 6.0;
+            c += j * v / 6.0;
+            e += i * j * v / 4.0;
+            d += (i * i - 2.0 / 3.0) * v / 2.0;
+            g += (j * j - 2.0 / 3.0) * v / 2.0;
         }
     }
-    double w[DIMS], V[DIMS * DIMS];
-    jacobi_eig(M, w, V, k);
-    return w[0] > 0.0 ? w[0] : 0.0;
+    double hxx = 2.0 * d, hyy = 2.0 * g, det = hxx * hyy - e * e;
+    double ox = 2.0, oy = 2.0; /* not a maximum: the 1-D fits below */
+    if (hxx < 0.0 && det > 0.0) {
+        ox = (-b * hyy + c * e) / det;
+        oy = (-c * hxx + b * e) / det;
+    }
+    if (!(fabs(ox) <= 1.0 && fabs(oy) <= 1.0)) {
+        double den = f[1][0] - 2.0 * f[1][1] + f[1][2];
+        ox = den < 0.0 ? 0.5 * (f[1][0] - f[1][2]) / den : 0.0;
+        den = f[0][1] - 2.0 * f[1][1] + f[2][1];
+        oy = den < 0.0 ? 0.5 * (f[0][1] - f[2][1]) / den : 0.0;
+    }
+    *ox_out = ox < -0.5 ? -0.5 : (ox > 0.5 ? 0.5 : ox);
+    *oy_out = oy < -0.5 ? -0.5 : (oy > 0.5 ? 0.5 : oy);
+    *bx_out = bx;
+    *by_out = by;
 }
 
 static double
@@ -429,6 +574,7 @@ mmcl__coreg_estimate(mmcl__coreg_scratch *s, const float *opt,
     memset(out, 0, sizeof(*out));
     out->rho = NAN;
     out->sharpness = NAN;
+    out->precision = NAN;
     s->has_surface = 0;
 
     /* Pixels of the block valid in both rasters. */
@@ -464,19 +610,24 @@ mmcl__coreg_estimate(mmcl__coreg_scratch *s, const float *opt,
         return;
     }
 
+    /* The surfaces of the block and of its four halves. */
+    part_sums ps[N_PARTS];
+    z_sums(s, ps, r, bw, bh);
+    int n_shift = side * side;
     double *R = s->surface;
-    int best = 0;
     for (int sy = -S; sy <= S; sy++) {
         for (int sx = -S; sx <= S; sx++) {
             int i = (sy + S) * side + sx + S;
-            R[i] = rho2_at(s, r, k, bw, bh, W, H, sx, sy);
-            if (R[i] > R[best])
-                best = i;
+            shift_sums(s, ps, r, k, bw, bh, W, H, sx, sy);
+            for (int p = 0; p < N_PARTS; p++)
+                R[p * n_shift + i] = rho2_of(&ps[p], r, k);
         }
     }
     s->has_surface = 1;
-    int bx = best % side - S, by = best / side - S;
-    double peak = R[best];
+    int bx, by;
+    double ox, oy;
+    peak_fit(R, S, &bx, &by, &ox, &oy);
+    double peak = R[(by + S) * side + bx + S];
     out->rho = sqrt(peak);
     if (!(peak > 0.0)) {
         no_estimate(out, "no correlation");
@@ -515,50 +666,38 @@ mmcl__coreg_estimate(mmcl__coreg_scratch *s, const float *opt,
         no_estimate(out, "peak at the edge of the search range");
         return;
     }
-
-    /* Least-squares quadratic f = a + b x + c y + d x^2 + e x y + g y^2
-     * through the 3 x 3 values (x, y in -1..1; the regressors are
-     * orthogonal on this grid once x^2, y^2 are centred by 2/3). */
-    double f[3][3];
-    for (int j = -1; j <= 1; j++)
-        for (int i = -1; i <= 1; i++)
-            f[j + 1][i + 1] = R[(by + j + S) * side + bx + i + S];
-    double b = 0, c = 0, d = 0, e = 0, g = 0;
-    for (int j = -1; j <= 1; j++) {
-        for (int i = -1; i <= 1; i++) {
-            double v = f[j + 1][i + 1];
-            b += i * v / 6.0;
-            c += j * v / 6.0;
-            e += i * j * v / 4.0;
-            d += (i * i - 2.0 / 3.0) * v / 2.0;
-            g += (j * j - 2.0 / 3.0) * v / 2.0;
-        }
-    }
-    double hxx = 2.0 * d, hyy = 2.0 * g, det = hxx * hyy - e * e;
-    double ox, oy;
-    if (hxx < 0.0 && det > 0.0) {
-        ox = (-b * hyy + c * e) / det;
-        oy = (-c * hxx + b * e) / det;
-    } else {
-        ox = oy = 2.0; /* not a maximum: the 1-D fits below */
-    }
-    if (!(fabs(ox) <= 1.0 && fabs(oy) <= 1.0)) {
-        double den = f[1][0] - 2.0 * f[1][1] + f[1][2];
-        ox = den < 0.0 ? 0.5 * (f[1][0] - f[1][2]) / den : 0.0;
-        den = f[0][1] - 2.0 * f[1][1] + f[2][1];
-        oy = den < 0.0 ? 0.5 * (f[0][1] - f[2][1]) / den : 0.0;
-    }
-    ox = ox < -0.5 ? -0.5 : (ox > 0.5 ? 0.5 : ox);
-    oy = oy < -0.5 ? -0.5 : (oy > 0.5 ? 0.5 : oy);
     out->dx = bx + ox;
     out->dy = by + oy;
 
+    /* Precision: the halves see disjoint pixels, so half the difference
+     * of their shifts estimates the standard error of the block's (each
+     * half has twice its variance): the root mean square over the
+     * left/right and top/bottom pairs, the larger of the two axes. */
+    double hd[N_PARTS][2];
+    for (int p = PART_LEFT; p < N_PARTS; p++) {
+        int hx, hy;
+        double hox, hoy;
+        peak_fit(R + p * n_shift, S, &hx, &hy, &hox, &hoy);
+        hd[p][0] = hx + hox;
+        hd[p][1] = hy + hoy;
+    }
+    double se = 0.0;
+    for (int a = 0; a < 2; a++) {
+        double lr = hd[PART_LEFT][a] - hd[PART_RIGHT][a];
+        double tb = hd[PART_TOP][a] - hd[PART_BOTTOM][a];
+        double v = 0.5 * sqrt(0.5 * (lr * lr + tb * tb));
+        se = v > se ? v : se;
+    }
+    out->precision = se;
+
     /* Confidence: a clear correlation (rho 0.15 .. 0.45), a peak that
      * stands out (rho^2 two pixels away at least 10 % lower), no rival
-     * peak within 10 % of it, and a mostly valid block. */
+     * peak within 10 % of it, halves that agree (standard error 0.1 px
+     * or less: full; 0.4 or more: none) and a mostly valid block. */
     out->confidence = ramp(out->rho, 0.15, 0.45) *
                       ramp(out->sharpness, 0.0, 0.1) *
                       ramp(1.0 - second / peak, 0.0, 0.1) *
+                      ramp(0.4 - se, 0.0, 0.3) *
                       ramp(out->valid_share, 0.5, 0.8);
 }
 

@@ -40,6 +40,8 @@ typedef struct mmcl__coreg_block {
                            integer shift (NaN: none) */
     double sharpness;   /* 1 - rho^2 two pixels from the peak / peak */
     double valid_share; /* share of the block's pixels valid in both */
+    double precision;   /* standard error of (dx, dy) from the block's
+                           halves, px (NaN: none) */
     const char *why;    /* when there is no estimate: a static reason
                            ("too few valid pixels", "uniform", "peak at the
                            search range's edge"), else NULL */
@@ -70,7 +72,8 @@ void mmcl__coreg_estimate(mmcl__coreg_scratch *s, const float *opt,
 
 /*
  * The rho^2 surface of the last estimate: (2 * search + 1)^2 values,
- * row-major over (sy, sx), or NULL when none was computed. Owned by @p s.
+ * row-major over (sy, sx), or NULL when none was computed (then those of
+ * the block's left, right, top and bottom halves). Owned by @p s.
  */
 const double *mmcl__coreg_surface(const mmcl__coreg_scratch *s);
 
