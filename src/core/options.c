@@ -341,12 +341,13 @@ static const mmcl_option_def coreg_defs[] = {
     {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
      "FILE.json",
      "also write the report (global shift, spread, share of confident "
-     "blocks) as JSON, with the raster", MMCL_OPT_USAGE_LIBRARY},
+     "blocks) as JSON, with the raster",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     MMCL__PAIR_DEFS,
     MMCL__OUTPUT_DEFS,
     {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",
      "worker threads; 0 = one per core (the result does not depend on it)",
-     MMCL_OPT_USAGE_LIBRARY},
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OPEN},
 };
 
 struct op_table {
