@@ -526,17 +526,9 @@ mmcl_coreg(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     }
 
     /* The field and the report in place together, or neither. */
-    st = mmcl__writer_finish(ctx, wr, progress, puser, 0.95, 1.0);
-    mmcl__stage *stages[2] = {mmcl__writer_stage(wr), NULL};
-    if (st == MMCL_OK && report) {
-        report_stage = mmcl__stage_create(ctx, files, report);
-        st = report_stage ? mmcl__stage_write_text(ctx, report_stage, text)
-                          : mmcl_context_errcode(ctx);
-        stages[1] = report_stage;
-    }
-    if (st == MMCL_OK)
-        st = mmcl__stages_commit(ctx, stages, report ? 2 : 1, progress, puser,
-                                 1.0);
+    st = mmcl__writer_commit_with_text(ctx, wr, files, report, text,
+                                       &report_stage, progress, puser, 0.95,
+                                       1.0);
     if (st == MMCL_OK && report_json) {
         *report_json = mmcl__strdup(ctx, text);
         if (!*report_json)

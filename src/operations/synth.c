@@ -1608,17 +1608,17 @@ static const char *const out_products[OUT_JSON] = {
     "synthetic_truth"};
 
 static mmcl__writer *
-open_output(mmcl_context *ctx, mmcl__files *files, int which, const char *path,
-            char **co, int width, int height, int n_bands, GDALDataType type,
-            const double gt[6], const char *wkt, double nodata,
-            const char *const *names, int threads)
+open_product(mmcl_context *ctx, mmcl__files *files, const char *product,
+             const char *path, char **co, int width, int height, int n_bands,
+             GDALDataType type, const double gt[6], const char *wkt,
+             double nodata, const char *const *names, int threads)
 {
     mmcl__raster_spec spec = {0};
     spec.path = path;
     spec.format = "GTiff";
     spec.creation_options = co;
     spec.files = files;
-    spec.product = out_products[which];
+    spec.product = product;
     spec.width = width;
     spec.height = height;
     spec.n_bands = n_bands;
@@ -1631,6 +1631,18 @@ open_output(mmcl_context *ctx, mmcl__files *files, int which, const char *path,
     spec.block = TILE;
     spec.n_threads = threads;
     return mmcl__writer_open(ctx, &spec);
+}
+
+/* One of the scene's rasters (@p which: OUT_OPTICAL .. OUT_TRUTH). */
+static mmcl__writer *
+open_output(mmcl_context *ctx, mmcl__files *files, int which, const char *path,
+            char **co, int width, int height, int n_bands, GDALDataType type,
+            const double gt[6], const char *wkt, double nodata,
+            const char *const *names, int threads)
+{
+    return open_product(ctx, files, out_products[which], path, co, width,
+                        height, n_bands, type, gt, wkt, nodata, names,
+                        threads);
 }
 
 static mmcl_status
@@ -1899,24 +1911,11 @@ run_open_outputs(mmcl_context *ctx, synth_run *r)
         return st;
     /* The true shift of the SAR at each optical pixel (mmcl coreg's
      * bands 1 and 2, per pixel instead of per block). */
-    mmcl__raster_spec spec = {0};
-    spec.path = r->shift_path;
-    spec.format = "GTiff";
-    spec.creation_options = r->co;
-    spec.files = r->files;
-    spec.product = "synthetic_shift";
-    spec.width = m->size;
-    spec.height = m->size;
-    spec.n_bands = 2;
-    spec.type = GDT_Float32;
-    memcpy(spec.geotransform, r->opt_gt, sizeof(spec.geotransform));
-    spec.srs_wkt = r->opt_wkt;
-    spec.has_nodata = 1;
-    spec.nodata = NAN;
-    spec.band_names = (const char *const[]){"dx", "dy"};
-    spec.block = TILE;
-    spec.n_threads = r->threads;
-    job->w_shift = mmcl__writer_open(ctx, &spec);
+    job->w_shift = open_product(ctx, r->files, "synthetic_shift",
+                                r->shift_path, r->co, m->size, m->size, 2,
+                                GDT_Float32, r->opt_gt, r->opt_wkt, NAN,
+                                (const char *const[]){"dx", "dy"},
+                                r->threads);
     if (!job->w_shift)
         return mmcl_context_errcode(ctx);
     return set_metadata(ctx, job->w_shift, "synthetic_shift", m);
