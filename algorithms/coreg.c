@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "coreg.h"
+#include "simd.h"
 
 struct mmcl__coreg_scratch {
     int max_bw, max_bh, B1, B2, search, margin;
@@ -411,6 +412,35 @@ rho2_of(const part_sums *ps, int r, int k)
     return w[0] > 0.0 ? w[0] : 0.0;
 }
 
+/* One row's products into the per-column sums acc (n_acc, bw): z_i s_j,
+ * then s_i s_j (i <= j), then s_j. The hot loop: built for AVX-512, AVX2
+ * and the baseline, which compute the same bits (simd.h). */
+MMCL__VEC_CLONES static void
+accumulate_row(float *restrict acc, const float *const *zr,
+               const float *const *qr, int r, int k, int bw)
+{
+    float *a = acc;
+    for (int i = 0; i < r; i++) {
+        for (int j = 0; j < k; j++, a += bw) {
+            const float *restrict zi = zr[i], *restrict qj = qr[j];
+            for (int x = 0; x < bw; x++)
+                a[x] += zi[x] * qj[x];
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        for (int j = i; j < k; j++, a += bw) {
+            const float *restrict qi = qr[i], *restrict qj = qr[j];
+            for (int x = 0; x < bw; x++)
+                a[x] += qi[x] * qj[x];
+        }
+    }
+    for (int j = 0; j < k; j++, a += bw) {
+        const float *restrict qj = qr[j];
+        for (int x = 0; x < bw; x++)
+            a[x] += qj[x];
+    }
+}
+
 /*
  * The sums of one shift for every part: the block of z (r, bh, bw)
  * against the SAR components q (k, H, W) at (margin + sx, margin + sy).
@@ -440,18 +470,7 @@ shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
                     s->margin + sx;
         for (int i = 0; i < r; i++)
             zr[i] = s->z + i * zplane + (size_t)y * bw;
-        float *a = acc;
-        for (int i = 0; i < r; i++)
-            for (int j = 0; j < k; j++, a += bw)
-                for (int x = 0; x < bw; x++)
-                    a[x] += zr[i][x] * qr[j][x];
-        for (int i = 0; i < k; i++)
-            for (int j = i; j < k; j++, a += bw)
-                for (int x = 0; x < bw; x++)
-                    a[x] += qr[i][x] * qr[j][x];
-        for (int j = 0; j < k; j++, a += bw)
-            for (int x = 0; x < bw; x++)
-                a[x] += qr[j][x];
+        accumulate_row(acc, zr, qr, r, k, bw);
     }
     for (int c = 0; c < n_acc; c++) {
         double left = 0.0, right = 0.0;
