@@ -607,8 +607,9 @@ static const cli_positional coreg_pos[] = {
 
 static const cli_positional synth_pos[] = {
     {"OUTDIR", CLI_FOLDER_OUT, 0,
-     "folder for optical.tif, sar.tif, labels.tif, truth.tif, synth.json", NULL,
-     NULL},
+     "folder for optical.tif, sar.tif, labels.tif, truth.tif, synth.json "
+     "(and shift_truth.tif with --sar-shift or --sar-shift-field)",
+     NULL, NULL},
 };
 
 static const cli_positional train_pos[] = {
