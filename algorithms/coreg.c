@@ -25,7 +25,9 @@
  *     uniqueness (the next local maximum).
  * The products of step 3 are summed per column first (acc[x] += a[x] b[x]
  * over the rows, then over x in double), so the loops vectorise without
- * reassociating a sum: the result does not depend on the SIMD width.
+ * reassociating a sum: the result does not depend on the SIMD width. The
+ * SAR's own moments depend on sy and on the columns only: summed per
+ * column once per sy, then over the bw columns of each sx.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -41,7 +43,8 @@ struct mmcl__coreg_scratch {
     float *tmp;  /* (H, W) x 2: imputation and the smoothing pass */
     float *z;    /* (MAX_DIMS, bh, bw) whitened optical components */
     float *q;    /* (MAX_DIMS, H, W) SAR components */
-    float *acc;  /* (N_ACC, bw) per-column sums */
+    float *acc;  /* (DIMS^2, bw) per-column sums of the cross products */
+    double *colsum; /* (2, N_ACC - DIMS^2, W): sar_columns() */
     double *surface; /* (5, (2 search + 1)^2): rho^2 of the block, then of
                         its left, right, top and bottom halves */
     double *cov;     /* (Bmax, Bmax) */
@@ -67,6 +70,7 @@ mmcl__coreg_scratch_destroy(mmcl__coreg_scratch *s)
     free(s->z);
     free(s->q);
     free(s->acc);
+    free(s->colsum);
     free(s->surface);
     free(s->cov);
     free(s->vec);
@@ -100,12 +104,14 @@ mmcl__coreg_scratch_create(mmcl_context *ctx, int max_bw, int max_bh, int B1,
                               sizeof(float));
     s->q = mmcl__malloc_array(ctx, W * H, DIMS, sizeof(float));
     s->acc = mmcl__malloc_array(ctx, (size_t)max_bw, N_ACC, sizeof(float));
+    s->colsum = mmcl__malloc_array(ctx, W, 2 * (N_ACC - DIMS * DIMS),
+                                   sizeof(double));
     s->surface = mmcl__malloc_array(ctx, side * side, 5, sizeof(double));
     s->cov = mmcl__malloc_array(ctx, bmax, bmax, sizeof(double));
     s->vec = mmcl__malloc_array(ctx, bmax, bmax, sizeof(double));
     s->eig = mmcl__malloc_array(ctx, bmax, 1, sizeof(double));
     if (!s->o || !s->s || !s->tmp || !s->z || !s->q || !s->acc ||
-        !s->surface || !s->cov || !s->vec || !s->eig) {
+        !s->colsum || !s->surface || !s->cov || !s->vec || !s->eig) {
         mmcl__coreg_scratch_destroy(s);
         return NULL;
     }
@@ -412,9 +418,9 @@ rho2_of(const part_sums *ps, int r, int k)
     return w[0] > 0.0 ? w[0] : 0.0;
 }
 
-/* One row's products into the per-column sums acc (n_acc, bw): z_i s_j,
- * then s_i s_j (i <= j), then s_j. The hot loop: built for AVX-512, AVX2
- * and the baseline, which compute the same bits (simd.h). */
+/* One row's cross products z_i q_j into the per-column sums acc
+ * (r * k, bw). The hot loop: built for AVX-512, AVX2 and the baseline,
+ * which compute the same bits (simd.h). */
 MMCL__VEC_CLONES static void
 accumulate_row(float *restrict acc, const float *const *zr,
                const float *const *qr, int r, int k, int bw)
@@ -427,37 +433,62 @@ accumulate_row(float *restrict acc, const float *const *zr,
                 a[x] += zi[x] * qj[x];
         }
     }
-    for (int i = 0; i < k; i++) {
-        for (int j = i; j < k; j++, a += bw) {
-            const float *restrict qi = qr[i], *restrict qj = qr[j];
-            for (int x = 0; x < bw; x++)
-                a[x] += qi[x] * qj[x];
+}
+
+/*
+ * The SAR's moments for one row of shifts sy, per column of the window:
+ * the sums over the block's rows moved by sy of q_i q_j (i <= j), then of
+ * q_j, into s->colsum (N_MOM, W) for the whole block and (N_MOM, W) after
+ * it for its top half. A shift sx then sums bw of these columns: the
+ * moments cost a row of the window per sy instead of the block per shift.
+ */
+MMCL__VEC_CLONES static void
+sar_columns(mmcl__coreg_scratch *s, int k, int bh, int W, int H, int sy)
+{
+    size_t plane = (size_t)W * H;
+    int n_mom = k * (k + 1) / 2 + k;
+    double *all = s->colsum, *top = s->colsum + (size_t)n_mom * W;
+    memset(all, 0, (size_t)n_mom * W * sizeof(double));
+    for (int y = 0; y < bh; y++) {
+        if (y == bh / 2)
+            memcpy(top, all, (size_t)n_mom * W * sizeof(double));
+        const float *q[DIMS];
+        for (int j = 0; j < k; j++)
+            q[j] = s->q + j * plane + (size_t)(s->margin + sy + y) * W;
+        double *restrict a = all;
+        for (int i = 0; i < k; i++) {
+            for (int j = i; j < k; j++, a += W) {
+                const float *restrict qi = q[i], *restrict qj = q[j];
+                for (int x = 0; x < W; x++)
+                    a[x] += (double)qi[x] * qj[x];
+            }
         }
-    }
-    for (int j = 0; j < k; j++, a += bw) {
-        const float *restrict qj = qr[j];
-        for (int x = 0; x < bw; x++)
-            a[x] += qj[x];
+        for (int j = 0; j < k; j++, a += W) {
+            const float *restrict qj = q[j];
+            for (int x = 0; x < W; x++)
+                a[x] += qj[x];
+        }
     }
 }
 
 /*
- * The sums of one shift for every part: the block of z (r, bh, bw)
- * against the SAR components q (k, H, W) at (margin + sx, margin + sy).
- * Products are summed per column over the rows (the top half's are taken
- * at the middle row), then over the columns in double.
+ * The sums of one shift for every part: the cross products of the block
+ * of z (r, bh, bw) with the SAR components q (k, H, W) at (margin + sx,
+ * margin + sy), summed per column over the rows (the top half's taken at
+ * the middle row), then over the columns in double; the SAR's moments
+ * from the columns of sar_columns() for this sy.
  */
 static void
 shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
            int bh, int W, int H, int sx, int sy)
 {
     size_t plane = (size_t)W * H, zplane = (size_t)bw * bh;
-    int n_acc = r * k + k * (k + 1) / 2 + k, half_x = bw / 2;
+    int n_cross = r * k, n_mom = k * (k + 1) / 2 + k, half_x = bw / 2;
     float *acc = s->acc;
-    memset(acc, 0, (size_t)n_acc * bw * sizeof(float));
+    memset(acc, 0, (size_t)n_cross * bw * sizeof(float));
     for (int y = 0; y < bh; y++) {
         if (y == bh / 2) {
-            for (int c = 0; c < n_acc; c++) {
+            for (int c = 0; c < n_cross; c++) {
                 double t = 0.0;
                 for (int x = 0; x < bw; x++)
                     t += acc[(size_t)c * bw + x];
@@ -472,7 +503,7 @@ shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
             zr[i] = s->z + i * zplane + (size_t)y * bw;
         accumulate_row(acc, zr, qr, r, k, bw);
     }
-    for (int c = 0; c < n_acc; c++) {
+    for (int c = 0; c < n_cross; c++) {
         double left = 0.0, right = 0.0;
         for (int x = 0; x < half_x; x++)
             left += acc[(size_t)c * bw + x];
@@ -482,6 +513,23 @@ shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
         ps[PART_RIGHT].acc[c] = right;
         ps[PART_ALL].acc[c] = left + right;
         ps[PART_BOTTOM].acc[c] = left + right - ps[PART_TOP].acc[c];
+    }
+    const double *all = s->colsum, *top = s->colsum + (size_t)n_mom * W;
+    for (int t = 0; t < n_mom; t++) {
+        const double *ca = all + (size_t)t * W + s->margin + sx;
+        const double *ct = top + (size_t)t * W + s->margin + sx;
+        double left = 0.0, right = 0.0, upper = 0.0;
+        for (int x = 0; x < half_x; x++)
+            left += ca[x];
+        for (int x = half_x; x < bw; x++)
+            right += ca[x];
+        for (int x = 0; x < bw; x++)
+            upper += ct[x];
+        ps[PART_LEFT].acc[n_cross + t] = left;
+        ps[PART_RIGHT].acc[n_cross + t] = right;
+        ps[PART_ALL].acc[n_cross + t] = left + right;
+        ps[PART_TOP].acc[n_cross + t] = upper;
+        ps[PART_BOTTOM].acc[n_cross + t] = left + right - upper;
     }
 }
 
@@ -635,6 +683,7 @@ mmcl__coreg_estimate(mmcl__coreg_scratch *s, const float *opt,
     int n_shift = side * side;
     double *R = s->surface;
     for (int sy = -S; sy <= S; sy++) {
+        sar_columns(s, k, bh, W, H, sy);
         for (int sx = -S; sx <= S; sx++) {
             int i = (sy + S) * side + sx + S;
             shift_sums(s, ps, r, k, bw, bh, W, H, sx, sy);
