@@ -418,6 +418,24 @@ rho2_of(const part_sums *ps, int r, int k)
     return w[0] > 0.0 ? w[0] : 0.0;
 }
 
+/* sum of a[0..n) in double, in 8 fixed lanes combined in order: the
+ * loop vectorises, and every clone adds in the same order (simd.h). */
+MMCL__VEC_CLONES static double
+sum_f(const float *restrict a, int n)
+{
+    double lane[8] = {0};
+    int x = 0;
+    for (; x + 8 <= n; x += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += a[x + l];
+    double t = 0.0;
+    for (int l = 0; l < 8; l++)
+        t += lane[l];
+    for (; x < n; x++)
+        t += a[x];
+    return t;
+}
+
 /* One row's cross products z_i q_j into the per-column sums acc
  * (r * k, bw). The hot loop: built for AVX-512, AVX2 and the baseline,
  * which compute the same bits (simd.h). */
@@ -487,14 +505,9 @@ shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
     float *acc = s->acc;
     memset(acc, 0, (size_t)n_cross * bw * sizeof(float));
     for (int y = 0; y < bh; y++) {
-        if (y == bh / 2) {
-            for (int c = 0; c < n_cross; c++) {
-                double t = 0.0;
-                for (int x = 0; x < bw; x++)
-                    t += acc[(size_t)c * bw + x];
-                ps[PART_TOP].acc[c] = t;
-            }
-        }
+        if (y == bh / 2)
+            for (int c = 0; c < n_cross; c++)
+                ps[PART_TOP].acc[c] = sum_f(acc + (size_t)c * bw, bw);
         const float *qr[DIMS], *zr[DIMS];
         for (int j = 0; j < k; j++)
             qr[j] = s->q + j * plane + (size_t)(s->margin + sy + y) * W +
@@ -504,11 +517,8 @@ shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
         accumulate_row(acc, zr, qr, r, k, bw);
     }
     for (int c = 0; c < n_cross; c++) {
-        double left = 0.0, right = 0.0;
-        for (int x = 0; x < half_x; x++)
-            left += acc[(size_t)c * bw + x];
-        for (int x = half_x; x < bw; x++)
-            right += acc[(size_t)c * bw + x];
+        double left = sum_f(acc + (size_t)c * bw, half_x);
+        double right = sum_f(acc + (size_t)c * bw + half_x, bw - half_x);
         ps[PART_LEFT].acc[c] = left;
         ps[PART_RIGHT].acc[c] = right;
         ps[PART_ALL].acc[c] = left + right;
@@ -533,27 +543,67 @@ shift_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int k, int bw,
     }
 }
 
-/* The z sums of every part (they do not depend on the shift). */
+/* One row's z_i z_j (i <= j), then z_i, into the per-column sums acc. */
+MMCL__VEC_CLONES static void
+accumulate_z_row(float *restrict acc, const float *const *zr, int r, int bw)
+{
+    float *a = acc;
+    for (int i = 0; i < r; i++) {
+        for (int j = i; j < r; j++, a += bw) {
+            const float *restrict zi = zr[i], *restrict zj = zr[j];
+            for (int x = 0; x < bw; x++)
+                a[x] += zi[x] * zj[x];
+        }
+    }
+    for (int i = 0; i < r; i++, a += bw) {
+        const float *restrict zi = zr[i];
+        for (int x = 0; x < bw; x++)
+            a[x] += zi[x];
+    }
+}
+
+/* The z sums and products of every part (they do not depend on the
+ * shift), per column first as the cross products are. */
 static void
-z_sums(const mmcl__coreg_scratch *s, part_sums *ps, int r, int bw, int bh)
+z_sums(mmcl__coreg_scratch *s, part_sums *ps, int r, int bw, int bh)
 {
     size_t zplane = (size_t)bw * bh;
+    int n_t = r * (r + 1) / 2 + r, half_x = bw / 2;
+    double top[N_ACC];
+    float *acc = s->acc;
     memset(ps, 0, N_PARTS * sizeof(*ps));
+    memset(acc, 0, (size_t)n_t * bw * sizeof(float));
     for (int y = 0; y < bh; y++) {
-        for (int x = 0; x < bw; x++) {
-            int part_x = x < bw / 2 ? PART_LEFT : PART_RIGHT;
-            int part_y = y < bh / 2 ? PART_TOP : PART_BOTTOM;
-            int parts[3] = {PART_ALL, part_x, part_y};
-            for (int p = 0; p < 3; p++) {
-                part_sums *q = &ps[parts[p]];
-                q->n += 1.0;
-                for (int i = 0; i < r; i++) {
-                    double zi = s->z[i * zplane + (size_t)y * bw + x];
-                    q->z[i] += zi;
-                    for (int j = 0; j < r; j++)
-                        q->zz[i * r + j] +=
-                            zi * s->z[j * zplane + (size_t)y * bw + x];
+        if (y == bh / 2)
+            for (int c = 0; c < n_t; c++)
+                top[c] = sum_f(acc + (size_t)c * bw, bw);
+        const float *zr[DIMS];
+        for (int i = 0; i < r; i++)
+            zr[i] = s->z + i * zplane + (size_t)y * bw;
+        accumulate_z_row(acc, zr, r, bw);
+    }
+    ps[PART_ALL].n = (double)bw * bh;
+    ps[PART_LEFT].n = (double)half_x * bh;
+    ps[PART_RIGHT].n = (double)(bw - half_x) * bh;
+    ps[PART_TOP].n = (double)bw * (bh / 2);
+    ps[PART_BOTTOM].n = (double)bw * (bh - bh / 2);
+    for (int t = 0; t < n_t; t++) {
+        double left = sum_f(acc + (size_t)t * bw, half_x);
+        double right = sum_f(acc + (size_t)t * bw + half_x, bw - half_x);
+        double v[N_PARTS] = {left + right, left, right, top[t],
+                             left + right - top[t]};
+        for (int p = 0; p < N_PARTS; p++) {
+            if (t < n_t - r) {
+                /* the t-th product, in the order of accumulate_z_row */
+                int i = 0, k = t;
+                while (k >= r - i) {
+                    k -= r - i;
+                    i++;
                 }
+                int j = i + k;
+                ps[p].zz[i * r + j] = ps[p].zz[j * r + i] = v[p];
+            } else {
+                ps[p].z[t - (n_t - r)] = v[p];
             }
         }
     }
