@@ -28,7 +28,7 @@ in --workdir): median of --repeat runs of `mmcl coreg`, on every core.
 Every run records the CPU and the OpenBLAS kernel (mmcl --version).
 
     /usr/bin/python3 bench/bench_coreg.py --build build [--repeat 3]
-        [--workdir /tmp/mmcl-bench-coreg] [--no-big]
+        [--workdir /tmp/mmcl-bench-coreg] [--no-big] [--big-repeat 3]
 """
 import argparse
 import json
@@ -250,6 +250,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workdir", default="/tmp/mmcl-bench-coreg")
     ap.add_argument("--no-big", action="store_true")
+    ap.add_argument("--big-repeat", type=int, default=3)
     a = ap.parse_args()
     mmcl = os.path.abspath(os.path.join(a.build, "mmcl"))
     os.makedirs(a.workdir, exist_ok=True)
@@ -283,11 +284,11 @@ def main():
         print("%s: %d of %d blocks confident for mmcl" % (scene, mm[4],
                                                           mm[5]))
     if not a.no_big:
-        t, r = big_scene(mmcl, a.workdir, a.repeat)
+        t, r = big_scene(mmcl, a.workdir, a.big_repeat)
         print("\n%d x %d scene (4 optical bands, 2 SAR): mmcl coreg %.1f s "
               "wall, %.1f s CPU (medians of %d), %d blocks, global shift "
               "%.3f, %.3f (truth 1.5, -0.7)" % (
-                  BIG, BIG, t[0], t[1], a.repeat, r["blocks"]["total"],
+                  BIG, BIG, t[0], t[1], a.big_repeat, r["blocks"]["total"],
                   r["shift"]["dx"], r["shift"]["dy"]))
         print("machine load (1, 5, 15 min): %.1f %.1f %.1f" % os.getloadavg())
 
