@@ -56,14 +56,24 @@ def log(msg):
 
 
 def cpu_model():
+    """The CPU's name, family and model (/proc/cpuinfo), and its AVX-512
+    flags."""
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+                k, _, v = line.partition(":")
+                info[k.strip()] = v.strip()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return platform.processor() or "unknown"
+    flags = info.get("flags", "").split()
+    return "%s (family %s, model %s; %s)" % (
+        info.get("model name", "unknown"), info.get("cpu family", "?"),
+        info.get("model", "?"),
+        " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+                 if f in flags) or "no AVX2")
 
 
 def mmcl_run(mmcl, *args):
