@@ -14,6 +14,7 @@ set(MMCL_ALGORITHM_SOURCES
     algorithms/blas_threads.c
     algorithms/blas_kernel.c
     algorithms/clip.c
+    algorithms/coreg.c
 )
 
 # The element-wise loops of the training kernels (ReLU, the InfoNCE
@@ -37,6 +38,6 @@ endif()
 if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
     set_source_files_properties(
         algorithms/nn.c algorithms/infonce.c algorithms/adamw.c
-        algorithms/clip.c algorithms/matmul.c
+        algorithms/clip.c algorithms/matmul.c algorithms/coreg.c
         PROPERTIES COMPILE_OPTIONS "${MMCL_VEC_OPTIONS}")
 endif()

@@ -491,6 +491,66 @@ report:
     return rc;
 }
 
+/* The figures of a coreg report in a few lines. */
+static void
+print_coreg(const char *text)
+{
+    cJSON *r = cJSON_Parse(text);
+    const cJSON *s = cJSON_GetObjectItem(r, "shift");
+    const cJSON *b = cJSON_GetObjectItem(r, "blocks");
+    if (!s || !b) {
+        cJSON_Delete(r);
+        return;
+    }
+    double dx = num(s, "dx"), dy = num(s, "dy");
+    if (isfinite(dx) && isfinite(dy))
+        printf("Global shift of the SAR: dx %+.3f, dy %+.3f optical pixels "
+               "(%+.2f east, %+.2f north in CRS units); spread (MAD) "
+               "%.3f, %.3f px\n",
+               dx, dy, num(s, "dx_m"), num(s, "dy_m"), num(s, "mad_dx"),
+               num(s, "mad_dy"));
+    else
+        printf("Global shift of the SAR: unknown (no confident block)\n");
+    printf("Blocks of %.0f px, search +-%.0f px: %.0f of %.0f confident "
+           "(%.0f%%), %.0f with an estimate\n",
+           num(r, "block"), num(r, "search"), num(b, "confident"),
+           num(b, "total"), 100.0 * num(b, "confident_share"),
+           num(b, "with_estimate"));
+    cJSON_Delete(r);
+}
+
+static int
+run_coreg(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    char *report = NULL;
+    char **notes = NULL;
+    mmcl_options *opts = command_options(ctx, "coreg", a, &notes,
+                                         notes_level(a));
+    if (!opts)
+        goto report;
+    /* OPTICAL... SAR OUT, or OPTICAL... --sar SAR... OUT */
+    cli_pair p = cli_get_pair(a, 0, 1);
+    if (mmcl_coreg(ctx, p.optical, p.n_optical, p.sar, p.n_sar,
+                   a->pos[a->n_pos - 1], opts, &report) != MMCL_OK)
+        goto report;
+    flush_log(&notes);
+    if (a->json)
+        printf("%s\n", report);
+    else if (!a->quiet)
+        print_coreg(report);
+    rc = CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+    flush_log(&notes);
+    mmcl_free(report);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
 static int
 run_rgb(const cli_command *cmd, const cli_args *a)
 {
@@ -531,10 +591,25 @@ static const cli_positional align_pos[] = {
      NULL},
 };
 
+static const cli_positional coreg_pos[] = {
+    {"OPTICAL", CLI_RASTER_IN, 1,
+     "optical raster: one dataset, or several single-band files stacked on "
+     "the finest grid among them",
+     NULL, NULL},
+    {"SAR", CLI_RASTER_IN, 0,
+     "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
+     SAR_FLAG_HELP},
+    {"OUT", CLI_RASTER_OUT, 0,
+     "shift field: one pixel per block, bands dx, dy (optical pixels), "
+     "dx_m, dy_m, confidence",
+     NULL, NULL},
+};
+
 static const cli_positional synth_pos[] = {
     {"OUTDIR", CLI_FOLDER_OUT, 0,
-     "folder for optical.tif, sar.tif, labels.tif, truth.tif, synth.json", NULL,
-     NULL},
+     "folder for optical.tif, sar.tif, labels.tif, truth.tif, synth.json "
+     "(and shift_truth.tif with --sar-shift or --sar-shift-field)",
+     NULL, NULL},
 };
 
 static const cli_positional train_pos[] = {
@@ -610,6 +685,10 @@ const cli_command cli_commands[] = {
      run_info},
     {"synth", "write a synthetic optical/SAR scene with known truth",
      "synth", synth_pos, N(synth_pos), 0, run_synth},
+    {"coreg",
+     "measure the residual shift of the SAR against the optical, block by "
+     "block",
+     "coreg", coreg_pos, N(coreg_pos), 1, run_coreg},
 };
 const size_t cli_n_commands = N(cli_commands);
 #undef N

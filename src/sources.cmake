@@ -39,6 +39,7 @@ set(MMCL_CORE_SOURCES
     src/maps/sample.c
     src/maps/noise.c
     src/operations/align.c
+    src/operations/coreg.c
     src/operations/synth.c
     src/operations/train.c
     src/operations/embed.c

@@ -24,6 +24,7 @@
 #include "mmcl/options.h"
 #include "mmcl/model.h"
 #include "mmcl/align.h"
+#include "mmcl/coreg.h"
 #include "mmcl/synth.h"
 #include "mmcl/train.h"
 #include "mmcl/maps.h"

@@ -30,8 +30,14 @@ MMCL_BEGIN_DECLS
  *    "optical_specific_<i>", "sar_specific_<i>" (0 outside their regions),
  *    then "optical_specific_energy" = ||A1s z1||^2 / OPTICAL_BANDS and
  *    "sar_specific_energy" = ||A2s z2||^2 / SAR_BANDS per pixel;
+ *  - shift_truth.tif (only with SAR_SHIFT or SAR_SHIFT_FIELD): float32,
+ *    bands "dx", "dy" on the optical grid: the SAR is misregistered so that
+ *    a ground feature at optical pixel (x, y) appears in it at
+ *    (x + dx, y + dy), optical pixels (the convention of mmcl_coreg()); its
+ *    geotransform stays the honest one, only the content is displaced;
  *  - synth.json: every generating parameter (mixing matrices, scaling,
- *    regions, class sites, standardization, truth band numbers).
+ *    regions, class sites, standardization, truth band numbers, the
+ *    shift field).
  * GeoTIFFs are tiled and DEFLATE-compressed unless CO says otherwise, with
  * PRODUCT, PRESET and SEED in their MMCL metadata domain.
  *

@@ -76,9 +76,10 @@ TITLES = {
     "infoloss": "Information-loss map",
     "rgb": "Picture (RGB) of a raster",
     "probe": "Linear probe against labels",
+    "coreg": "Co-registration check (SAR shift field)",
 }
 GROUPS = {
-    "synth": "Data", "align": "Data",
+    "synth": "Data", "align": "Data", "coreg": "Data",
     "train": "Learning", "probe": "Learning",
     "embed": "Maps", "infoloss": "Maps", "rgb": "Maps",
 }
@@ -125,6 +126,7 @@ OUTPUT_LABELS = {
     "rgb": "Picture",
     "train": "Model",
     "synth": "Scene folder",
+    "coreg": "Shift field",
 }
 
 # Options shown under "Advanced parameters".
@@ -143,6 +145,7 @@ ADVANCED = {
     "embed": {"MASK"},
     "infoloss": {"MASK"},
     "rgb": {"BANDS", "RANGE", "STRETCH"},
+    "coreg": {"MIN_CONFIDENCE", "RESAMPLING", "SPECKLE"},
 }
 
 # Options that QGIS sets itself (see the module comment).
@@ -152,6 +155,7 @@ HIDDEN = {"OVERWRITE"}
 # string (the JSON description has no kind for options): (label, filter).
 FILE_OPTIONS = {("infoloss", "REPORT"): ("JSON report",
                                          "JSON report (*.json)"),
+                ("coreg", "REPORT"): ("JSON report", "JSON report (*.json)"),
                 ("probe", "CSV"): ("Figures (CSV)", "CSV files (*.csv)")}
 # Options whose value is a raster the program writes: optional raster
 # destinations, loaded as layers when given.

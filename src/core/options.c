@@ -167,6 +167,16 @@ static const mmcl_option_def synth_defs[] = {
      MMCL_OPT_USAGE_LIBRARY},
     {"SAR_HOLES", MMCL_OPT_INT, "0", "0", "1000", NULL, "--sar-holes", "N",
      "number of NaN holes punched into the SAR", MMCL_OPT_USAGE_LIBRARY},
+    {"SAR_SHIFT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--sar-shift",
+     "DX,DY",
+     "misregister the SAR: a ground feature at optical pixel (x, y) shows "
+     "in the SAR at (x + DX, y + DY), optical pixels (|DX|, |DY| <= 32); "
+     "writes the true shift as shift_truth.tif", MMCL_OPT_USAGE_LIBRARY},
+    {"SAR_SHIFT_FIELD", MMCL_OPT_DOUBLE, NULL, "0", "8", NULL,
+     "--sar-shift-field", "AMPLITUDE",
+     "misregister the SAR by a smooth field (a few seeded low-frequency "
+     "sinusoids) of at most AMPLITUDE optical pixels per component, added "
+     "to --sar-shift; writes it as shift_truth.tif", MMCL_OPT_USAGE_LIBRARY},
     {"OVERWRITE", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--overwrite", NULL,
      "replace the files of an earlier mmcl synth",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
@@ -352,6 +362,30 @@ static const mmcl_option_def rgb_defs[] = {
     MMCL__RUN_DEFS,
 };
 
+static const mmcl_option_def coreg_defs[] = {
+    {"BLOCK", MMCL_OPT_INT, "64", "16", "4096", NULL, "--block", "N",
+     "block edge in optical pixels: one shift per N x N block (at most the "
+     "raster's width and height)", MMCL_OPT_USAGE_LIBRARY},
+    {"SEARCH", MMCL_OPT_INT, "4", "1", "32", NULL, "--search", "PIXELS",
+     "largest shift searched, in optical pixels, each way; a block whose "
+     "best shift lies on that edge gets no estimate",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"MIN_CONFIDENCE", MMCL_OPT_DOUBLE, "0.5", "0", "1", NULL,
+     "--min-confidence", "C",
+     "blocks with at least this confidence make the global shift",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
+     "FILE.json",
+     "also write the report (global shift, spread, share of confident "
+     "blocks) as JSON, with the raster",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    MMCL__PAIR_DEFS,
+    MMCL__OUTPUT_DEFS,
+    {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",
+     "worker threads; 0 = one per core (the result does not depend on it)",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OPEN},
+};
+
 struct op_table {
     const char *name;
     const mmcl_option_def *defs;
@@ -367,12 +401,13 @@ static const struct op_table op_tables[] = {
     OP("infoloss", infoloss_defs),
     OP("probe", probe_defs),
     OP("rgb", rgb_defs),
+    OP("coreg", coreg_defs),
 };
 #undef OP
 
 static const char *const op_names[] = {"align", "synth",    "train",
                                         "embed", "infoloss", "probe",
-                                        "rgb",   NULL};
+                                        "rgb",   "coreg",    NULL};
 
 typedef struct opt_value {
     char *text;  /* canonical text of the value, NULL when unset */

@@ -333,6 +333,8 @@ product_phrase(const char *product, char *buf, size_t n)
         {"synthetic_sar", "a synthetic SAR raster of mmcl synth"},
         {"synthetic_labels", "a synthetic label raster of mmcl synth"},
         {"synthetic_truth", "a synthetic truth raster of mmcl synth"},
+        {"synthetic_shift", "a synthetic SAR shift raster of mmcl synth"},
+        {"coreg", "a shift field written by mmcl coreg"},
     };
     for (size_t i = 0; product && i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(product, known[i][0]) == 0)
@@ -370,6 +372,8 @@ kind_phrase(const out_rec *o, char *buf, size_t n)
         return "a synth.json of mmcl synth";
     case MMCL__OUT_PROBE_CSV:
         return "a CSV of figures written by mmcl probe";
+    case MMCL__OUT_COREG_REPORT:
+        return "a co-registration report (JSON) of mmcl coreg";
     }
     return "a file of the same kind";
 }
@@ -422,6 +426,12 @@ json_is_kind(const char *text, mmcl__out_kind k, const char *product)
             const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "format");
             ok = cJSON_IsString(fm) &&
                  strcmp(fm->valuestring, "mmcl-synth") == 0;
+            break;
+        }
+        case MMCL__OUT_COREG_REPORT: {
+            const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "format");
+            ok = cJSON_IsString(fm) &&
+                 strcmp(fm->valuestring, "mmcl-coreg") == 0;
             break;
         }
         default:
@@ -504,7 +514,8 @@ is_kind(const out_rec *o)
     case MMCL__OUT_REPORT:
     case MMCL__OUT_DESCRIPTOR:
     case MMCL__OUT_LEGEND_JSON:
-    case MMCL__OUT_SYNTH_JSON: {
+    case MMCL__OUT_SYNTH_JSON:
+    case MMCL__OUT_COREG_REPORT: {
         char *text = mmcl__read_small_file(o->path, MMCL__MAX_JSON_BYTES, NULL, 0);
         int ok = json_is_kind(text, o->kind, o->product);
         free(text);
@@ -529,6 +540,8 @@ describe(const char *path, char *buf, size_t n)
             snprintf(buf, n, "a lazy %s descriptor", p->valuestring);
         else if (json_is_kind(t, MMCL__OUT_REPORT, NULL))
             snprintf(buf, n, "an information-loss report");
+        else if (json_is_kind(t, MMCL__OUT_COREG_REPORT, NULL))
+            snprintf(buf, n, "a co-registration report");
         else
             snprintf(buf, n, "a JSON file");
         cJSON_Delete(j);

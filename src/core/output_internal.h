@@ -54,7 +54,8 @@ typedef enum mmcl__out_kind {
     MMCL__OUT_LEGEND_PNG,  /* a colour scale picture (PNG) */
     MMCL__OUT_LEGEND_JSON, /* its description (JSON) */
     MMCL__OUT_SYNTH_JSON,  /* synth.json of mmcl synth */
-    MMCL__OUT_PROBE_CSV    /* the figures of mmcl probe (CSV) */
+    MMCL__OUT_PROBE_CSV,   /* the figures of mmcl probe (CSV) */
+    MMCL__OUT_COREG_REPORT /* the report of mmcl coreg (JSON) */
 } mmcl__out_kind;
 
 /* How a CSV of mmcl probe begins (its first columns), which tells it from

@@ -640,6 +640,29 @@ mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w,
     return st;
 }
 
+mmcl_status
+mmcl__writer_commit_with_text(mmcl_context *ctx, mmcl__writer *w,
+                              mmcl__files *files, const char *text_path,
+                              const char *text, mmcl__stage **text_stage,
+                              mmcl_progress_fn progress, void *progress_user,
+                              double p0, double p1)
+{
+    *text_stage = NULL;
+    mmcl_status st = mmcl__writer_finish(ctx, w, progress, progress_user, p0,
+                                         p1);
+    mmcl__stage *stages[2] = {w->stage, NULL};
+    if (st == MMCL_OK && text_path) {
+        *text_stage = mmcl__stage_create(ctx, files, text_path);
+        st = *text_stage ? mmcl__stage_write_text(ctx, *text_stage, text)
+                         : mmcl_context_errcode(ctx);
+        stages[1] = *text_stage;
+    }
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, text_path ? 2 : 1, progress,
+                                 progress_user, p1);
+    return st;
+}
+
 void
 mmcl__writer_abort(mmcl__writer *w)
 {

@@ -148,6 +148,25 @@ mmcl_status mmcl__writer_commit(mmcl_context *ctx, mmcl__writer *w,
                                 mmcl_progress_fn progress,
                                 void *progress_user, double p0, double p1);
 
+/*
+ * A raster and a text output (a JSON report) in place together, or
+ * neither: mmcl__writer_finish() over [p0, p1], then @p text and a newline
+ * written as @p text_path (recorded in @p files as an output; NULL: no
+ * text, the raster alone), then both moved into place
+ * (mmcl__stages_commit, polling @p progress at p1). *@p text_stage
+ * receives the text's stage (NULL when none), which the caller destroys
+ * with mmcl__stage_destroy() before mmcl__writer_abort(): after a failed
+ * commit the files it put back live there.
+ */
+mmcl_status mmcl__writer_commit_with_text(mmcl_context *ctx, mmcl__writer *w,
+                                          mmcl__files *files,
+                                          const char *text_path,
+                                          const char *text,
+                                          mmcl__stage **text_stage,
+                                          mmcl_progress_fn progress,
+                                          void *progress_user, double p0,
+                                          double p1);
+
 /* Removes the stage (the temporary files; after a commit, the files it
  * replaced) and frees @p w. NULL is allowed. */
 void mmcl__writer_abort(mmcl__writer *w);

@@ -109,7 +109,8 @@ enum {
     STREAM_MIXING,
     STREAM_REGIONS,
     STREAM_HOLES,
-    STREAM_NOISE
+    STREAM_NOISE,
+    STREAM_SHIFT
 };
 
 /* ---- Random numbers: explicit state, splitmix64 (style section 6) ------ */
@@ -212,6 +213,25 @@ typedef struct synth_stage {
     float *K; /* (n, dg): regression on [1; g], whitened */
 } synth_stage;
 
+/*
+ * A known misregistration of the SAR (the convention of `mmcl coreg`): a
+ * ground feature at optical pixel position (x, y) appears in the SAR at
+ * (x + dx, y + dy), optical pixels, with
+ *   d(x, y) = c + A sum_k w_k sin(2 pi (x cos t_k + y sin t_k) / L_k + p_k)
+ * per component (weights w_k summing to 1, so |d - c| <= A).
+ */
+enum { SHIFT_TERMS = 3 };
+typedef struct synth_shift {
+    int on;
+    double c[2]; /* constant part (dx, dy) */
+    double amp;  /* amplitude A of the smooth part */
+    double k[2][SHIFT_TERMS][2]; /* wave vectors 2 pi (cos t, sin t) / L */
+    double phase[2][SHIFT_TERMS];
+    int halo; /* pixels of ground around a tile its SAR may show */
+} synth_shift;
+
+static const double shift_weights[SHIFT_TERMS] = {0.5, 0.3, 0.2};
+
 typedef struct synth_model {
     int size, S, P1, P2, B1, B2, n_classes, frame, specific;
     double noise, pixel_size, class_blend;
@@ -231,6 +251,7 @@ typedef struct synth_model {
     synth_disc r1[2], r2[2]; /* where z1 / z2 are on */
     int n_holes;
     synth_disc *holes; /* SAR holes */
+    synth_shift shift; /* the SAR's misregistration (none when !on) */
 } synth_model;
 
 static void
@@ -385,6 +406,23 @@ model_draw(mmcl_context *ctx, synth_model *m)
     }
     m->noise_key = rng_stream(m->seed, STREAM_NOISE);
 
+    /* The smooth shift field: wavelengths of half to one scene (at least
+     * 128 to 256 px), so that it hardly changes within a block. */
+    rng = rng_stream(m->seed, STREAM_SHIFT);
+    double wl_min = fmax(128.0, 0.5 * m->size), wl_max = 2.0 * wl_min;
+    for (int comp = 0; comp < 2; comp++) {
+        for (int k = 0; k < SHIFT_TERMS; k++) {
+            double t = rng_range(&rng, 0.0, 2.0 * M_PI);
+            double wl = rng_range(&rng, wl_min, wl_max);
+            m->shift.k[comp][k][0] = 2.0 * M_PI * cos(t) / wl;
+            m->shift.k[comp][k][1] = 2.0 * M_PI * sin(t) / wl;
+            m->shift.phase[comp][k] = rng_range(&rng, 0.0, 2.0 * M_PI);
+        }
+    }
+    m->shift.halo = (int)ceil(fmax(fabs(m->shift.c[0]), fabs(m->shift.c[1])) +
+                              m->shift.amp) +
+                    2;
+
     for (int i = 0; i < m->B1; i++) {
         m->opt_offset[i] = (float)OPTICAL_OFFSET;
         m->opt_scale[i] = (float)OPTICAL_SCALE;
@@ -394,6 +432,20 @@ model_draw(mmcl_context *ctx, synth_model *m)
         m->sar_scale[i] = (float)SAR_SCALE;
     }
     return MMCL_OK;
+}
+
+/* The shift (dx, dy) at the optical pixel position (x, y). */
+static void
+shift_at(const synth_shift *sh, double x, double y, double d[2])
+{
+    for (int c = 0; c < 2; c++) {
+        double v = 0.0;
+        for (int k = 0; k < SHIFT_TERMS; k++)
+            v += shift_weights[k] *
+                 sin(sh->k[c][k][0] * x + sh->k[c][k][1] * y +
+                     sh->phase[c][k]);
+        d[c] = sh->c[c] + sh->amp * v;
+    }
 }
 
 /* ---- Evaluation on a grid of pixel centres ------------------------------ */
@@ -914,6 +966,7 @@ done:
 typedef struct synth_job {
     const synth_model *m;
     mmcl__writer *w_opt, *w_sar, *w_lab, *w_truth;
+    mmcl__writer *w_shift; /* shift_truth.tif, when the SAR is shifted */
     GDALDatasetH sar_tmp; /* the SAR on the optical grid, to be warped */
     const char *sar_tmp_path;
 } synth_job;
@@ -928,6 +981,8 @@ typedef struct synth_worker {
     float *truth;     /* (S + P1 + P2 + 2, n): zc, z1, z2, e1, e2 */
     float *opt;       /* (B1, n) */
     float *sar;       /* (B2, n) */
+    float *sar_moved; /* (B2, TILE^2): the shifted SAR of a tile */
+    float *dtruth;    /* (2, TILE^2): the shift at each pixel */
 } synth_worker;
 
 static void
@@ -947,6 +1002,8 @@ synth_stop(void *state, void *user)
     free(w->truth);
     free(w->opt);
     free(w->sar);
+    free(w->sar_moved);
+    free(w->dtruth);
     free(w);
 }
 
@@ -955,14 +1012,16 @@ synth_start(mmcl_context *ctx, void *user)
 {
     const synth_job *job = user;
     const synth_model *m = job->m;
-    size_t n = (size_t)TILE * TILE;
+    /* A shifted SAR is made from the ground around its tile too. */
+    int cap = TILE + 2 * (m->shift.on ? m->shift.halo : 0);
+    size_t n = (size_t)cap * cap;
     synth_worker *w = calloc(1, sizeof(*w));
     if (!w) {
         mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
-    w->xs = mmcl__malloc_array(ctx, TILE, 1, sizeof(double));
-    w->ys = mmcl__malloc_array(ctx, TILE, 1, sizeof(double));
+    w->xs = mmcl__malloc_array(ctx, (size_t)cap, 1, sizeof(double));
+    w->ys = mmcl__malloc_array(ctx, (size_t)cap, 1, sizeof(double));
     w->label = mmcl__malloc_array(ctx, n, 1, 1);
     w->m1 = mmcl__malloc_array(ctx, n, 1, 1);
     w->m2 = mmcl__malloc_array(ctx, n, 1, 1);
@@ -975,7 +1034,17 @@ synth_start(mmcl_context *ctx, void *user)
     w->sar = mmcl__malloc_array(ctx, n, (size_t)m->B2, sizeof(float));
     if (!w->xs || !w->ys || !w->label || !w->m1 || !w->m2 || !w->craw ||
         !w->fspec || !w->truth || !w->opt || !w->sar ||
-        scratch_init(ctx, &w->s, m, TILE) != MMCL_OK) {
+        scratch_init(ctx, &w->s, m, cap) != MMCL_OK) {
+        synth_stop(w, user);
+        return NULL;
+    }
+    if (m->shift.on) {
+        w->sar_moved = mmcl__malloc_array(ctx, (size_t)TILE * TILE,
+                                          (size_t)m->B2, sizeof(float));
+        w->dtruth = mmcl__malloc_array(ctx, (size_t)TILE * TILE, 2,
+                                       sizeof(float));
+    }
+    if (m->shift.on && (!w->sar_moved || !w->dtruth)) {
         synth_stop(w, user);
         return NULL;
     }
@@ -1006,20 +1075,22 @@ mix_modality(float *x, float *e, const float *Ac, const float *zc, int S,
                 Ac, S, zc, (int)n, P ? 1.0f : 0.0f, x, (int)n);
 }
 
-static mmcl_status
-synth_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+/*
+ * The noiseless scene on the window [x0, x0 + nx) x [y0, y0 + ny) of the
+ * optical grid into the worker's buffers (n = nx * ny values each): label,
+ * truth (factors, then specific energies), opt (B1, n), sar (B2, n).
+ */
+static void
+clean_window(const synth_model *m, synth_worker *w, int x0, int y0, int nx,
+             int ny)
 {
-    const synth_job *job = user;
-    const synth_model *m = job->m;
-    synth_worker *w = state;
-    int S = m->S, P1 = m->P1, P2 = m->P2, B1 = m->B1, B2 = m->B2;
-    size_t n = (size_t)t->w * t->h;
-
-    for (int i = 0; i < t->w; i++)
-        w->xs[i] = t->x + i + 0.5;
-    for (int j = 0; j < t->h; j++)
-        w->ys[j] = t->y + j + 0.5;
-    eval_latent(m, &w->s, w->xs, t->w, w->ys, t->h, w->label, w->craw, w->fspec,
+    int S = m->S, P1 = m->P1, P2 = m->P2;
+    size_t n = (size_t)nx * ny;
+    for (int i = 0; i < nx; i++)
+        w->xs[i] = x0 + i + 0.5;
+    for (int j = 0; j < ny; j++)
+        w->ys[j] = y0 + j + 0.5;
+    eval_latent(m, &w->s, w->xs, nx, w->ys, ny, w->label, w->craw, w->fspec,
                 w->m1, w->m2);
 
     float *zc = w->truth, *z1 = zc + (size_t)S * n, *z2 = z1 + (size_t)P1 * n;
@@ -1029,8 +1100,67 @@ synth_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
         stage_apply(z1, &m->stage[1], w->fspec, zc, w->m1, n);
     if (P2)
         stage_apply(z2, &m->stage[2], w->fspec + (size_t)P1 * n, zc, w->m2, n);
-    mix_modality(w->opt, e1, m->A1c, zc, S, m->A1s, z1, P1, B1, n);
-    mix_modality(w->sar, e2, m->A2c, zc, S, m->A2s, z2, P2, B2, n);
+    mix_modality(w->opt, e1, m->A1c, zc, S, m->A1s, z1, P1, m->B1, n);
+    mix_modality(w->sar, e2, m->A2c, zc, S, m->A2s, z2, P2, m->B2, n);
+}
+
+/*
+ * The noiseless SAR of tile @p t displaced by the shift field into
+ * w->sar_moved (B2, t->w * t->h), and the field itself into w->dtruth.
+ * The ground at optical position x shows in the SAR at u = x + d(x), so
+ * the SAR at u is the ground at the x that solves x = u - d(x) (a
+ * contraction for these smooth fields: a few fixed-point steps), sampled
+ * bilinearly from the scene made on the tile and a halo around it.
+ */
+static void
+shift_sar(const synth_model *m, synth_worker *w, const mmcl__tile *t)
+{
+    int H = m->shift.halo, nx = t->w + 2 * H, ny = t->h + 2 * H;
+    size_t nb = (size_t)nx * ny, n = (size_t)t->w * t->h;
+    clean_window(m, w, t->x - H, t->y - H, nx, ny);
+    for (int j = 0; j < t->h; j++) {
+        for (int i = 0; i < t->w; i++) {
+            size_t p = (size_t)j * t->w + i;
+            double u = t->x + i + 0.5, v = t->y + j + 0.5, d[2];
+            shift_at(&m->shift, u, v, d);
+            w->dtruth[p] = (float)d[0];
+            w->dtruth[n + p] = (float)d[1];
+            double x = u - d[0], y = v - d[1];
+            for (int it = 0; it < 8; it++) {
+                shift_at(&m->shift, x, y, d);
+                x = u - d[0];
+                y = v - d[1];
+            }
+            /* Index into the window (pixel centres at integer + 0.5). */
+            double fx = x - (t->x - H) - 0.5, fy = y - (t->y - H) - 0.5;
+            int i0 = (int)floor(fx), j0 = (int)floor(fy);
+            i0 = i0 < 0 ? 0 : (i0 > nx - 2 ? nx - 2 : i0);
+            j0 = j0 < 0 ? 0 : (j0 > ny - 2 ? ny - 2 : j0);
+            double a = fx - i0, b = fy - j0;
+            for (int c = 0; c < m->B2; c++) {
+                const float *s = w->sar + (size_t)c * nb + (size_t)j0 * nx + i0;
+                w->sar_moved[(size_t)c * n + p] =
+                    (float)((1.0 - b) * ((1.0 - a) * s[0] + a * s[1]) +
+                            b * ((1.0 - a) * s[nx] + a * s[nx + 1]));
+            }
+        }
+    }
+}
+
+static mmcl_status
+synth_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    const synth_job *job = user;
+    const synth_model *m = job->m;
+    synth_worker *w = state;
+    int B1 = m->B1, B2 = m->B2;
+    size_t n = (size_t)t->w * t->h;
+
+    if (m->shift.on)
+        shift_sar(m, w, t);
+    clean_window(m, w, t->x, t->y, t->w, t->h);
+    if (m->shift.on)
+        memcpy(w->sar, w->sar_moved, (size_t)B2 * n * sizeof(float));
 
     /* Noise: N(0, NOISE^2) per band, from the pixel's position. */
     if (m->noise > 0.0) {
@@ -1139,6 +1269,9 @@ synth_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     if (st == MMCL_OK)
         st = mmcl__writer_write(ctx, job->w_truth, t->x, t->y, t->w, t->h,
                                 w->truth);
+    if (st == MMCL_OK && job->w_shift)
+        st = mmcl__writer_write(ctx, job->w_shift, t->x, t->y, t->w, t->h,
+                                w->dtruth);
     return st;
 }
 
@@ -1422,6 +1555,33 @@ json_make(const synth_model *m, const synth_names *nm, const sar_grid *g,
     cJSON_AddItemToObject(r, "optical_specific", json_discs(m->r1, m->n_r1));
     cJSON_AddItemToObject(r, "sar_specific", json_discs(m->r2, m->n_r2));
 
+    if (m->shift.on) {
+        const synth_shift *sh = &m->shift;
+        cJSON *j = cJSON_AddObjectToObject(root, "sar_shift");
+        cJSON_AddStringToObject(
+            j, "rule",
+            "a ground feature at optical pixel position (x, y) appears in "
+            "the SAR at (x + dx, y + dy), optical pixels; d = constant + "
+            "amplitude * sum_k weight_k * sin(kx_k x + ky_k y + phase_k) per "
+            "component (x, y: pixel-centre coordinates, col + 0.5, row + "
+            "0.5); the SAR is the noiseless scene sampled bilinearly at the "
+            "ground position, then its noise and holes are added");
+        cJSON_AddStringToObject(j, "file", "shift_truth.tif");
+        cJSON_AddItemToObject(j, "constant", json_doubles(sh->c, 2));
+        cJSON_AddNumberToObject(j, "amplitude", sh->amp);
+        cJSON_AddItemToObject(j, "weights",
+                              json_doubles(shift_weights, SHIFT_TERMS));
+        static const char *const comp[2] = {"dx", "dy"};
+        for (int c = 0; c < 2; c++) {
+            cJSON *terms = cJSON_AddArrayToObject(j, comp[c]);
+            for (int k = 0; k < SHIFT_TERMS; k++) {
+                double v[3] = {sh->k[c][k][0], sh->k[c][k][1],
+                               sh->phase[c][k]};
+                cJSON_AddItemToArray(terms, json_doubles(v, 3));
+            }
+        }
+    }
+
     cJSON *tb = cJSON_AddObjectToObject(root, "truth_bands");
     for (int i = 0; i < nm->n_truth; i++)
         cJSON_AddNumberToObject(tb, nm->truth[i], i + 1);
@@ -1448,17 +1608,17 @@ static const char *const out_products[OUT_JSON] = {
     "synthetic_truth"};
 
 static mmcl__writer *
-open_output(mmcl_context *ctx, mmcl__files *files, int which, const char *path,
-            char **co, int width, int height, int n_bands, GDALDataType type,
-            const double gt[6], const char *wkt, double nodata,
-            const char *const *names, int threads)
+open_product(mmcl_context *ctx, mmcl__files *files, const char *product,
+             const char *path, char **co, int width, int height, int n_bands,
+             GDALDataType type, const double gt[6], const char *wkt,
+             double nodata, const char *const *names, int threads)
 {
     mmcl__raster_spec spec = {0};
     spec.path = path;
     spec.format = "GTiff";
     spec.creation_options = co;
     spec.files = files;
-    spec.product = out_products[which];
+    spec.product = product;
     spec.width = width;
     spec.height = height;
     spec.n_bands = n_bands;
@@ -1471,6 +1631,18 @@ open_output(mmcl_context *ctx, mmcl__files *files, int which, const char *path,
     spec.block = TILE;
     spec.n_threads = threads;
     return mmcl__writer_open(ctx, &spec);
+}
+
+/* One of the scene's rasters (@p which: OUT_OPTICAL .. OUT_TRUTH). */
+static mmcl__writer *
+open_output(mmcl_context *ctx, mmcl__files *files, int which, const char *path,
+            char **co, int width, int height, int n_bands, GDALDataType type,
+            const double gt[6], const char *wkt, double nodata,
+            const char *const *names, int threads)
+{
+    return open_product(ctx, files, out_products[which], path, co, width,
+                        height, n_bands, type, gt, wkt, nodata, names,
+                        threads);
 }
 
 static mmcl_status
@@ -1507,6 +1679,7 @@ typedef struct synth_run {
     int overwrite, threads;
     char **co;
     char path[N_OUT][4096];
+    char shift_path[4096]; /* shift_truth.tif, when the SAR is shifted */
     char *sar_tmp_path;
     char *json; /* cJSON_free */
     mmcl__files *files;
@@ -1516,6 +1689,35 @@ typedef struct synth_run {
     mmcl_progress_fn progress;
     void *progress_user;
 } synth_run;
+
+/* SAR_SHIFT ("DX,DY") and SAR_SHIFT_FIELD (amplitude) into @p sh. */
+static mmcl_status
+shift_options(mmcl_context *ctx, synth_shift *sh, const mmcl_options *opts)
+{
+    const char *text = mmcl__opt_str(opts, "SAR_SHIFT");
+    if (mmcl__opt_given(opts, "SAR_SHIFT") && text) {
+        char *end = NULL;
+        sh->c[0] = strtod(text, &end);
+        int ok = end != text && *end == ',';
+        if (ok) {
+            const char *second = end + 1;
+            sh->c[1] = strtod(second, &end);
+            ok = end != second && *end == '\0';
+        }
+        if (!ok || !isfinite(sh->c[0]) || !isfinite(sh->c[1]) ||
+            fabs(sh->c[0]) > 32.0 || fabs(sh->c[1]) > 32.0)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s: expected DX,DY in optical pixels, each "
+                               "between -32 and 32 (e.g. 1.5,-0.7)",
+                               mmcl__opt_setting(ctx, "SAR_SHIFT", text));
+        sh->on = 1;
+    }
+    if (mmcl__opt_given(opts, "SAR_SHIFT_FIELD")) {
+        sh->amp = mmcl__opt_double(opts, "SAR_SHIFT_FIELD");
+        sh->on = 1;
+    }
+    return MMCL_OK;
+}
 
 /* The scene's options into r->m, and the warnings they call for. */
 static mmcl_status
@@ -1553,6 +1755,9 @@ run_options(mmcl_context *ctx, synth_run *r, const mmcl_options *opts)
         r->co = CSLSetNameValue(r->co, "ZLEVEL", "1");
     r->threads = mmcl__opt_threads(opts);
     r->progress = mmcl__opt_progress(opts, &r->progress_user);
+    mmcl_status st = shift_options(ctx, &m->shift, opts);
+    if (st != MMCL_OK)
+        return st;
 
     if (m->size - 2 * m->frame < 16)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
@@ -1634,7 +1839,14 @@ run_targets(mmcl_context *ctx, synth_run *r)
     if (st == MMCL_OK)
         st = mmcl__files_add_output(ctx, r->files, r->path[OUT_JSON], "output",
                                     MMCL__OUT_SYNTH_JSON, NULL, NULL);
-    return st;
+    if (st != MMCL_OK || !r->m.shift.on)
+        return st;
+    if (snprintf(r->shift_path, sizeof(r->shift_path), "%s/shift_truth.tif",
+                 r->outdir) >= (int)sizeof(r->shift_path))
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "output folder name too long");
+    return mmcl__output_check(ctx, r->files, r->shift_path, "GTiff", r->co,
+                              GDT_Float32, "synthetic_shift");
 }
 
 /* The scene's factors and mixing, and its band names. */
@@ -1695,7 +1907,18 @@ run_open_outputs(mmcl_context *ctx, synth_run *r)
         st = set_metadata(ctx, job->w_lab, "synthetic_labels", m);
     if (st == MMCL_OK)
         st = set_metadata(ctx, job->w_truth, "synthetic_truth", m);
-    return st;
+    if (st != MMCL_OK || !m->shift.on)
+        return st;
+    /* The true shift of the SAR at each optical pixel (mmcl coreg's
+     * bands 1 and 2, per pixel instead of per block). */
+    job->w_shift = open_product(ctx, r->files, "synthetic_shift",
+                                r->shift_path, r->co, m->size, m->size, 2,
+                                GDT_Float32, r->opt_gt, r->opt_wkt, NAN,
+                                (const char *const[]){"dx", "dy"},
+                                r->threads);
+    if (!job->w_shift)
+        return mmcl_context_errcode(ctx);
+    return set_metadata(ctx, job->w_shift, "synthetic_shift", m);
 }
 
 /* A SAR on another grid is made on the optical grid first, then warped:
@@ -1768,17 +1991,19 @@ run_commit(mmcl_context *ctx, synth_run *r)
         GDALClose(job->sar_tmp); /* no longer read */
         job->sar_tmp = NULL;
     }
-    mmcl__writer *order[4] = {job->w_opt, job->w_sar, job->w_lab,
-                              job->w_truth};
-    for (int i = 0; i < 4 && st == MMCL_OK; i++)
+    mmcl__writer *order[5] = {job->w_opt, job->w_sar, job->w_lab,
+                              job->w_truth, job->w_shift};
+    int n_rasters = job->w_shift ? 5 : 4;
+    for (int i = 0; i < n_rasters && st == MMCL_OK; i++)
         st = mmcl__writer_finish(ctx, order[i], NULL, NULL, 0.0, 0.0);
-    mmcl__stage *stages[N_OUT] = {
+    mmcl__stage *stages[N_OUT + 1] = {
         mmcl__writer_stage(job->w_opt), mmcl__writer_stage(job->w_sar),
         mmcl__writer_stage(job->w_lab), mmcl__writer_stage(job->w_truth),
-        r->json_stage};
+        r->json_stage,
+        job->w_shift ? mmcl__writer_stage(job->w_shift) : NULL};
     if (st == MMCL_OK)
-        st = mmcl__stages_commit(ctx, stages, N_OUT, r->progress,
-                                 r->progress_user, 1.0);
+        st = mmcl__stages_commit(ctx, stages, N_OUT + (job->w_shift ? 1 : 0),
+                                 r->progress, r->progress_user, 1.0);
     return st;
 }
 
@@ -1799,6 +2024,7 @@ run_free(synth_run *r, mmcl_status st)
     mmcl__writer_abort(r->job.w_sar);
     mmcl__writer_abort(r->job.w_lab);
     mmcl__writer_abort(r->job.w_truth);
+    mmcl__writer_abort(r->job.w_shift);
     mmcl__stage_destroy(r->json_stage);
     mmcl__files_destroy(r->files);
     if (st != MMCL_OK && r->made_dir)

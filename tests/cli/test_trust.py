@@ -1679,9 +1679,84 @@ SHIFT_CASES = [
           "e.tif"], 0, warning=False, setup=trained_with_a_shift),
 ]
 
+COREG = ["coreg", "-q"]
+NO_CONFIDENT_BLOCK = (r"coreg: no block has a confidence of at least 0\.5: "
+                      r"the global shift is unknown")
+
+
+def coreg_field_and_report(t, d):
+    """c.tif is a shift field with its block size and c.json its report."""
+    ds = gdal.Open(os.path.join(d, "c.tif"))
+    t.assertEqual(ds.GetMetadataItem("MMCL_PRODUCT"), "coreg")
+    t.assertEqual(ds.GetMetadataItem("MMCL_COREG_BLOCK"), "64")
+    t.assertEqual((ds.RasterXSize, ds.RasterYSize, ds.RasterCount),
+                  (3, 3, 5))
+    with open(os.path.join(d, "c.json")) as fp:
+        r = json.load(fp)
+    t.assertEqual((r["format"], r["block"], r["search"]),
+                  ("mmcl-coreg", 64, 4))
+
+
+# mmcl coreg: refusals of its block grid and its two outputs.
+COREG_CASES = [
+    Case("coreg_writes_field_and_report",
+         COREG + ["opt.tif", "sar.tif", "c.tif", "--report", "c.json"], 0,
+         warning=NO_CONFIDENT_BLOCK, check=coreg_field_and_report),
+    Case("coreg_block_larger_than_the_raster",
+         COREG + ["--block", "256", "opt.tif", "sar.tif", "c.tif"], 1,
+         r"mmcl coreg: --block 256 is larger than the optical 'opt\.tif' "
+         r"\(192 x 192 pixels\): a block must fit in the raster; use at most "
+         r"192", absent=["c.tif"]),
+    Case("coreg_block_out_of_range",
+         COREG + ["--block", "8", "opt.tif", "sar.tif", "c.tif"], 1,
+         r"mmcl coreg: --block 8 is out of range \[16, 4096\]",
+         absent=["c.tif"]),
+    Case("coreg_search_out_of_range",
+         COREG + ["--search", "0", "opt.tif", "sar.tif", "c.tif"], 1,
+         r"mmcl coreg: --search 0 is out of range \[1, 32\]",
+         absent=["c.tif"]),
+    Case("coreg_search_wider_than_the_block",
+         COREG + ["--block", "16", "--search", "8", "opt.tif", "sar.tif",
+                  "c.tif"], 1,
+         r"mmcl coreg: --search 8 does not fit in a block of 16 pixels: the "
+         r"search range is at most \(block - 1\) / 2 = 7", absent=["c.tif"]),
+    Case("coreg_out_exists",
+         COREG + ["opt.tif", "sar.tif", "al.tif"], 1,
+         r"output 'al\.tif' exists; use --overwrite to replace it"),
+    Case("coreg_overwrite_not_a_shift_field",
+         COREG + ["--overwrite", "opt.tif", "sar.tif", "al.tif"], 1,
+         r"output 'al\.tif' is an aligned SAR written by mmcl align; "
+         r"--overwrite replaces only a shift field written by mmcl coreg"),
+    Case("coreg_out_is_an_input",
+         COREG + ["--overwrite", "opt.tif", "sar.tif", "sar.tif"], 1,
+         r"output 'sar\.tif' is also an input of this command"),
+    Case("coreg_report_is_an_information_loss_report",
+         COREG + ["--overwrite", "opt.tif", "sar.tif", "c.tif", "--report",
+                  "report.json"], 1,
+         r"report 'report\.json' is an information-loss report; --overwrite "
+         r"replaces only a co-registration report \(JSON\) of mmcl coreg",
+         absent=["c.tif"]),
+    Case("coreg_report_is_the_output",
+         COREG + ["opt.tif", "sar.tif", "c.tif", "--report", "c.tif"], 1,
+         r"'c\.tif' and output 'c\.tif' are the same file", absent=["c.tif"]),
+    Case("coreg_overwrite_replaces_its_outputs",
+         COREG + ["--overwrite", "--block", "96", "opt.tif", "sar.tif",
+                  "c.tif", "--report", "c.json"], 0,
+         warning=NO_CONFIDENT_BLOCK,
+         setup=mmcl_step("coreg", "opt.tif", "sar.tif", "c.tif", "--report",
+                         "c.json"),
+         replaced=["c.tif", "c.json"]),
+    Case("coreg_no_overlap",
+         COREG + ["opt.tif", "sar32.tif", "c.tif"], 1,
+         r"the SAR footprint does not overlap the optical raster: no pixel "
+         r"in common", absent=["c.tif"],
+         setup=placed("sar.tif", "sar32.tif", "EPSG:32632",
+                      [500000, 4800000, 501200, 4799120])),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
          PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES +
-         SHIFT_CASES)
+         SHIFT_CASES + COREG_CASES)
 
 
 def snapshot(folder, but_temporary=False):
