@@ -28,6 +28,7 @@ set(MMCL_CORE_SOURCES
     src/grid/pair.c
     src/grid/sar.c
     src/grid/tile_reader.c
+    src/grid/embedding_raster.c
     src/model/model.c
     src/model/model_schema.c
     src/model/encoder.c

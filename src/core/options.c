@@ -59,6 +59,31 @@
      "maximum error of the interpolated coordinate transform, in pixels "      \
      "(0 = exact for every pixel)", MMCL_OPT_USAGE_LIBRARY}
 
+/* How an embedding raster is read (src/grid/embedding_raster.c); shared by
+ * every operation that reads one. */
+#define MMCL__EMBEDDING_DEFS                                                   \
+    {"DEQUANTIZE", MMCL_OPT_ENUM, "auto", NULL, NULL,                          \
+     "auto|none|linear|alphaearth", "--dequantize",                            \
+     "none|linear|alphaearth|auto",                                            \
+     "how the embedding raster's values become embedding values: none = as "   \
+     "they are; linear = each band's scale and offset; alphaearth = int8 "     \
+     "codes q of the Satellite Embedding dataset, sign(q) (|q|/127.5)^2, "     \
+     "-128 masked; auto = alphaearth for int8 rasters with nodata -128 or "    \
+     "64 bands A00..A63, linear when scale or offset are set, else none",     \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
+    {"EMBEDDING_BANDS", MMCL_OPT_STRING, NULL, NULL, NULL, NULL,               \
+     "--embedding-bands", "LIST",                                              \
+     "bands of the embedding raster to use, by number, range or "             \
+     "description, comma separated (1-8,12 or A00,A01); default: every band", \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
+    {"EMBEDDING_RESAMPLING", MMCL_OPT_ENUM, "auto", NULL, NULL,                \
+     "auto|near|bilinear|cubic|cubicspline|lanczos|average",                   \
+     "--embedding-r", "METHOD",                                                \
+     "resampling of an embedding raster that is not on the optical grid "     \
+     "(of its de-quantized values); auto = average when it is finer than "    \
+     "the optical grid, else bilinear",                                        \
+     MMCL_OPT_USAGE_LIBRARY}
+
 #define MMCL__MASK_DEF                                                         \
     {"MASK", MMCL_OPT_ENUM, "own", NULL, NULL, "own|any", "--mask", "own|any", \
      "where a value is NaN: own = where an input value it is computed from "  \
