@@ -74,13 +74,14 @@ TITLES = {
     "train": "Train a model",
     "embed": "Embedding map",
     "infoloss": "Information-loss map",
+    "audit": "Audit an embedding raster",
     "rgb": "Picture (RGB) of a raster",
     "probe": "Linear probe against labels",
 }
 GROUPS = {
     "synth": "Data", "align": "Data",
     "train": "Learning", "probe": "Learning",
-    "embed": "Maps", "infoloss": "Maps", "rgb": "Maps",
+    "embed": "Maps", "infoloss": "Maps", "audit": "Maps", "rgb": "Maps",
 }
 
 # Short parameter labels; the program's help text becomes the tooltip and

@@ -9,6 +9,7 @@
  * figures do not depend on the threads. See maps_internal.h.
  */
 #include <math.h>
+#include <string.h>
 
 #include <cpl_string.h>
 
@@ -107,7 +108,11 @@ mmcl__map_run_check_outputs(mmcl_context *ctx, mmcl__map_run *r,
                                                 format);
     if (st == MMCL_OK && r->report)
         st = mmcl__files_add_output(ctx, r->files, r->report, "report",
-                                    MMCL__OUT_REPORT, NULL, NULL);
+                                    MMCL__OUT_REPORT,
+                                    strcmp(r->product, "audit") == 0
+                                        ? "audit"
+                                        : NULL,
+                                    NULL);
     return st;
 }
 
