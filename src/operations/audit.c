@@ -735,8 +735,6 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
                            "no embedding raster given");
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
-    mmcl__stage *report_stage = NULL;
-    char **fig_md = NULL, *text = NULL;
     cJSON *fig = NULL;
     audit a = {0};
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "audit", &tmp, &o);
@@ -779,31 +777,12 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
         goto done;
     mmcl__map_run_report_timing(&r, "audit");
     fig = audit_report(&a, &r, embedding, r.pair);
-    fig_md = mmcl__loss_figures_md(fig);
     r.metadata = audit_metadata(r.metadata, &a, embedding);
-    st = mmcl__writer_set_metadata_list(ctx, r.writer, r.metadata);
-    if (st == MMCL_OK)
-        st = mmcl__writer_set_metadata_list(ctx, r.writer, fig_md);
-    if (st != MMCL_OK)
-        goto done;
-    text = cJSON_Print(fig);
-    if (!text) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    st = mmcl__map_run_commit(ctx, &r, text, &report_stage);
-    if (st == MMCL_OK && report_json) {
-        *report_json = mmcl__strdup(ctx, text);
-        if (!*report_json)
-            st = MMCL_ERR_NO_MEMORY;
-    }
+    st = mmcl__map_run_finish(ctx, &r, fig, report_json);
 done:
-    cJSON_free(text);
     cJSON_Delete(fig);
-    mmcl__stage_destroy(report_stage);
     mmcl__map_run_close(&r); /* frees the encoder, whose tensors are a's */
     audit_free(&a);
-    CSLDestroy(fig_md);
     mmcl_options_free(tmp);
     return st;
 }

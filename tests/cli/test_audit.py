@@ -100,6 +100,16 @@ class Scene:
     def file(self, name):
         return os.path.join(self.dir, name)
 
+    def model_maps(self, name, dim):
+        """A cca model of @p dim dimensions on 1 x 1 patches and its
+        information-loss map (bands)."""
+        model = self.file(name + ".mmcl")
+        run("train", "-q", self.optical, self.sar, model, "--dim", str(dim),
+            "--patch", "1")
+        loss = self.file(name + "_loss.tif")
+        run("infoloss", "-q", model, self.optical, self.sar, loss)
+        return model, bands(loss)
+
     def audit(self, name, embedding, *args):
         out = self.file("audit_%s.tif" % name)
         run("audit", "-q", embedding, self.optical, self.sar, out,
@@ -179,12 +189,7 @@ class Audit(unittest.TestCase):
         s = self.scene
         b, rep = s.audit("shared", s.file("truth.tif"),
                          "--embedding-bands", "shared_0,shared_1")
-        model = s.file("cca.mmcl")
-        loss = s.file("cca_loss.tif")
-        run("train", "-q", s.optical, s.sar, model, "--dim", "2",
-            "--patch", "1")
-        run("infoloss", "-q", model, s.optical, s.sar, loss)
-        ref = bands(loss)
+        _, ref = s.model_maps("cca", 2)
         for mod in ("optical", "sar"):
             a, r = b["structured_loss_" + mod], ref["structured_loss_" + mod]
             ok = np.isfinite(a) & np.isfinite(r)
@@ -200,10 +205,8 @@ class Audit(unittest.TestCase):
 
     def test_int8_lonlat_product_audits_as_its_float_original(self):
         s = self.scene
-        model = s.file("cca4p.mmcl")
+        model, _ = s.model_maps("cca4p", 4)
         emb = s.file("emb4p.tif")
-        run("train", "-q", s.optical, s.sar, model, "--dim", "4",
-            "--patch", "1")
         run("embed", "-q", model, s.optical, s.sar, emb)
         e = stack(emb)
         k, h, w = e.shape
@@ -274,12 +277,7 @@ class Audit(unittest.TestCase):
 
     def test_an_mmcl_embedding_audits_as_its_infoloss(self):
         s = self.scene
-        model = s.file("cca2.mmcl")
-        loss = s.file("cca2_loss.tif")
-        run("train", "-q", s.optical, s.sar, model, "--dim", "2",
-            "--patch", "1")
-        run("infoloss", "-q", model, s.optical, s.sar, loss)
-        ref = bands(loss)
+        model, ref = s.model_maps("cca2", 2)
         for mod in ("optical", "sar"):
             emb = s.file("emb2_%s.tif" % mod)
             run("embed", "-q", "--modality", mod, model, s.optical, s.sar,
