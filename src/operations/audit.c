@@ -700,6 +700,21 @@ audit_metadata(char **md, const audit *a, const char *path)
                              mmcl__embedding_raster_dequantize(a->er)));
     md = CSLSetNameValue(md, "SAMPLES", CPLSPrintf("%d", a->N));
     md = CSLSetNameValue(md, "BLOCKS", CPLSPrintf("%d", a->blocks));
+    /* The cross-validated headline figures (all of them in the report). */
+    for (int m = 0; m < 2; m++) {
+        const cv_decoder *al = &a->dec[m][0], *un = &a->dec[m][1];
+        int B = m == 0 ? a->s->B1 : a->s->B2;
+        double r2a = r2_of(al->sse, al->sst, B, -1);
+        double r2u = r2_of(un->sse, un->sst, B, -1);
+        const char *M = m == 0 ? "OPTICAL" : "SAR";
+        md = CSLSetNameValue(md, CPLSPrintf("CV_R2_ALIGNED_%s", M),
+                             CPLSPrintf("%.6g", r2a));
+        md = CSLSetNameValue(md, CPLSPrintf("CV_R2_UNIMODAL_%s", M),
+                             CPLSPrintf("%.6g", r2u));
+        md = CSLSetNameValue(md, CPLSPrintf("CV_LOSS_FRACTION_%s", M),
+                             CPLSPrintf("%.6g",
+                                        r2u > 0 ? (r2u - r2a) / r2u : 0));
+    }
     return md;
 }
 
