@@ -11,7 +11,9 @@ scaled to unit length, quantized to int8 codes sign(v) sqrt(|v|) 127.5
 interleaved, `mmcl audit` of that raster and `mmcl infoloss` of the model
 (the command an analyst runs on a model of their own), each --repeat times
 as a separate process, and prints the medians side by side with the
-machine, the CPU and the BLAS kernel (`mmcl --version`).
+machine, the CPU and the BLAS kernel (`mmcl --version`), and the CPU
+seconds the rest of the machine used during each run (a shared machine
+slows both).
 
     /usr/bin/python3 bench/bench_audit.py --size 4096 --repeat 3
 """
@@ -142,15 +144,17 @@ def main():
     print("- scene: mmcl synth --size %d --seed 3; threads %s; median of %d"
           % (args.size, args.threads, args.repeat))
     print()
-    print("| run | wall (s) | CPU (s) | peak RSS (MB) | wall / infoloss |")
-    print("|---|---:|---:|---:|---:|")
+    print("| run | wall (s) | CPU (s) | peak RSS (MB) | wall / infoloss | "
+          "others' CPU (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
     base = statistics.median(m["wall"] for m in
                              res["mmcl infoloss (cca k 8, patch 3)"])
     for name, ms in res.items():
         wall = statistics.median(m["wall"] for m in ms)
-        print("| %s | %.2f | %.2f | %.0f | %.2f |" % (
+        print("| %s | %.2f | %.2f | %.0f | %.2f | %.1f |" % (
             name, wall, statistics.median(m["cpu"] for m in ms),
-            statistics.median(m["rss"] for m in ms), wall / base))
+            statistics.median(m["rss"] for m in ms), wall / base,
+            statistics.median(m["other"] for m in ms)))
 
 
 if __name__ == "__main__":
