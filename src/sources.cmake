@@ -29,6 +29,7 @@ set(MMCL_CORE_SOURCES
     src/grid/shift.c
     src/grid/sar.c
     src/grid/tile_reader.c
+    src/grid/embedding_raster.c
     src/model/model.c
     src/model/model_schema.c
     src/model/encoder.c
@@ -44,6 +45,7 @@ set(MMCL_CORE_SOURCES
     src/operations/train.c
     src/operations/embed.c
     src/operations/infoloss.c
+    src/operations/audit.c
     src/operations/probe.c
     src/operations/colormaps.c
     src/operations/rgb.c

@@ -74,6 +74,7 @@ TITLES = {
     "train": "Train a model",
     "embed": "Embedding map",
     "infoloss": "Information-loss map",
+    "audit": "Audit an embedding raster",
     "rgb": "Picture (RGB) of a raster",
     "probe": "Linear probe against labels",
     "coreg": "Co-registration check (SAR shift field)",
@@ -81,7 +82,7 @@ TITLES = {
 GROUPS = {
     "synth": "Data", "align": "Data", "coreg": "Data",
     "train": "Learning", "probe": "Learning",
-    "embed": "Maps", "infoloss": "Maps", "rgb": "Maps",
+    "embed": "Maps", "infoloss": "Maps", "audit": "Maps", "rgb": "Maps",
 }
 
 # Short parameter labels; the program's help text becomes the tooltip and

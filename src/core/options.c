@@ -80,6 +80,38 @@
      "confidence-weighted mean of their confident neighbours",                \
      MMCL_OPT_USAGE_LIBRARY}
 
+/* How an embedding raster is read (src/grid/embedding_raster.c); shared by
+ * every operation that reads one. */
+#define MMCL__EMBEDDING_DEFS                                                   \
+    {"DEQUANTIZE", MMCL_OPT_ENUM, "auto", NULL, NULL,                          \
+     "auto|none|linear|alphaearth", "--dequantize",                            \
+     "none|linear|alphaearth|auto",                                            \
+     "how the embedding raster's values become embedding values: none = as "   \
+     "they are; linear = each band's scale and offset; alphaearth = int8 "     \
+     "codes q of the Satellite Embedding dataset, sign(q) (|q|/127.5)^2, "     \
+     "-128 masked; auto = alphaearth for int8 rasters with nodata -128 or "    \
+     "64 bands A00..A63, linear when scale or offset are set, else none",     \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
+    {"EMBEDDING_BANDS", MMCL_OPT_STRING, NULL, NULL, NULL, NULL,               \
+     "--embedding-bands", "LIST",                                              \
+     "bands of the embedding raster to use, by number, range or "             \
+     "description, comma separated (1-8,12 or A00,A01); default: every band", \
+     MMCL_OPT_USAGE_LIBRARY},                                                  \
+    {"EMBEDDING_RESAMPLING", MMCL_OPT_ENUM, "auto", NULL, NULL,                \
+     "auto|near|bilinear|cubic|cubicspline|lanczos|average",                   \
+     "--embedding-r", "METHOD",                                                \
+     "resampling of an embedding raster that is not on the optical grid "     \
+     "(of its de-quantized values); auto = average when it is finer than "    \
+     "the optical grid, else bilinear",                                        \
+     MMCL_OPT_USAGE_LIBRARY}
+
+/* The information-loss maps' optional band. */
+#define MMCL__NON_REDUNDANCY_DEF                                               \
+    {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,                  \
+     "--non-redundancy", NULL,                                                 \
+     "add the non-redundancy band of each modality: the part the other "      \
+     "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY}
+
 #define MMCL__MASK_DEF                                                         \
     {"MASK", MMCL_OPT_ENUM, "own", NULL, NULL, "own|any", "--mask", "own|any", \
      "where a value is NaN: own = where an input value it is computed from "  \
@@ -262,10 +294,7 @@ static const mmcl_option_def embed_defs[] = {
 };
 
 static const mmcl_option_def infoloss_defs[] = {
-    {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,
-     "--non-redundancy", NULL,
-     "add the non-redundancy band of each modality: the part the other "
-     "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__NON_REDUNDANCY_DEF,
     MMCL__MASK_DEF,
     {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
      "FILE.json", "also write the global figures as JSON to this file",
@@ -273,6 +302,31 @@ static const mmcl_option_def infoloss_defs[] = {
     MMCL__PRECISION_DEF,
     MMCL__SHIFT_DEFS,
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
+    MMCL__OUTPUT_DEFS,
+    MMCL__RUN_DEFS,
+};
+
+static const mmcl_option_def audit_defs[] = {
+    MMCL__EMBEDDING_DEFS,
+    {"SAMPLES", MMCL_OPT_INT, "100000", "32", "100000000", NULL, "--samples",
+     "N", "pixels drawn uniformly among those where the optical and the SAR "
+     "are valid (every such pixel if there are fewer) to fit the decoders; "
+     "those where the embedding is invalid are left out",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"BLOCKS", MMCL_OPT_INT, "4", "2", "64", NULL, "--blocks", "N",
+     "cross-validation over N x N spatial blocks of the optical grid: each "
+     "block is predicted by the decoders fitted on the others, to choose "
+     "their ridge penalty and for the cross-validated R2 of the report",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"SEED", MMCL_OPT_INT, "0", "0", "9007199254740991", NULL, "--seed", "S",
+     "random seed of the sampling", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__NON_REDUNDANCY_DEF,
+    MMCL__MASK_DEF,
+    {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
+     "FILE.json", "also write the figures (cross-validated R2 per modality "
+     "and band, loss fractions) as JSON to this file",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    MMCL__PAIR_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -399,6 +453,7 @@ static const struct op_table op_tables[] = {
     OP("train", train_defs),
     OP("embed", embed_defs),
     OP("infoloss", infoloss_defs),
+    OP("audit", audit_defs),
     OP("probe", probe_defs),
     OP("rgb", rgb_defs),
     OP("coreg", coreg_defs),
@@ -406,8 +461,8 @@ static const struct op_table op_tables[] = {
 #undef OP
 
 static const char *const op_names[] = {"align", "synth",    "train",
-                                        "embed", "infoloss", "probe",
-                                        "rgb",   "coreg",    NULL};
+                                        "embed", "infoloss", "audit",
+                                        "probe", "rgb",      "coreg", NULL};
 
 typedef struct opt_value {
     char *text;  /* canonical text of the value, NULL when unset */

@@ -454,7 +454,7 @@ copy_description(mmcl_context *ctx, mmcl__grid_source *s,
     s->height = r->height;
     s->n_bands = r->n_bands;
     for (int b = 0; b < r->n_bands; b++)
-        s->bands[b] = r->band + b;
+        s->bands[b] = r->band_list ? r->band_list[b] : r->band + b;
     s->type = r->type;
     s->validity = r->validity;
     s->has_nodata = r->has_nodata;
@@ -538,6 +538,12 @@ const char *
 mmcl__grid_source_resampling(const mmcl__grid_source *s)
 {
     return s->resampling_name;
+}
+
+int
+mmcl__grid_source_on_grid(const mmcl__grid_source *s)
+{
+    return s->on_grid;
 }
 
 int

@@ -69,6 +69,8 @@ typedef struct mmcl__grid_raster {
     double gt[6];
     int width, height;
     int band, n_bands; /* the bands read: band .. band + n_bands - 1 */
+    /* Or, when not NULL, these n_bands bands (1-based), in this order. */
+    const int *band_list;
     /* GDT_Float32 or GDT_Float64: the resampling's working type and the
      * type of the output. */
     GDALDataType type;
@@ -107,6 +109,8 @@ void mmcl__grid_source_close(mmcl__grid_source *src);
 
 /* The resampling used ("bilinear", "average", ...). */
 const char *mmcl__grid_source_resampling(const mmcl__grid_source *src);
+/* Whether the source is read as it is (it lies on the grid). */
+int mmcl__grid_source_on_grid(const mmcl__grid_source *src);
 /* Transform step in pixels of the interpolation lattice (0 = exact). */
 int mmcl__grid_source_lattice_step(const mmcl__grid_source *src);
 /* Source pixels per grid pixel at the centre of the grid (the area ratio

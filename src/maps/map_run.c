@@ -9,6 +9,7 @@
  * figures do not depend on the threads. See maps_internal.h.
  */
 #include <math.h>
+#include <string.h>
 
 #include <cpl_string.h>
 
@@ -89,46 +90,46 @@ run_open_writer(mmcl_context *ctx, mmcl__map_run *r, const char *out,
 }
 
 mmcl_status
-mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
-                   const mmcl_model *model, const char *const *optical,
-                   size_t n_optical, const char *const *sar, size_t n_sar,
-                   const char *out, const mmcl_options *o)
+mmcl__map_run_check_outputs(mmcl_context *ctx, mmcl__map_run *r,
+                            const char *out, const mmcl_options *o,
+                            const char **format)
 {
     int infoloss = r->def.kind == MMCL__MAP_INFOLOSS;
     if (mmcl__opt_bool(o, "LAZY"))
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "LAZY=YES writes a descriptor, which names the "
                            "model file: use mmcl_product_write_descriptor()");
-    const char *format = NULL;
     char **co = mmcl__opt_list(o, "CO");
     r->report = infoloss ? mmcl__opt_str(o, "REPORT") : NULL;
     r->tile = (int)mmcl__opt_int(o, "TILE");
     r->threads = mmcl__opt_threads(o);
     r->progress = mmcl__opt_progress(o, &r->progress_user);
-    const char *precision = mmcl__opt_str(o, "PRECISION");
-    /* A precision this CPU cannot run is refused before any work. */
-    mmcl_status st = mmcl__map_set_precision(ctx, NULL, precision, NULL);
-    if (st == MMCL_OK)
-        st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar, o,
-                              &r->files);
-    if (st == MMCL_OK)
-        st = mmcl__output_check_options(ctx, r->files, out, o, co,
-                                        GDT_Float32, r->product, &format);
+    mmcl_status st = mmcl__output_check_options(ctx, r->files, out, o, co,
+                                                GDT_Float32, r->product,
+                                                format);
     if (st == MMCL_OK && r->report)
         st = mmcl__files_add_output(ctx, r->files, r->report, "report",
-                                    MMCL__OUT_REPORT, NULL, NULL);
-    if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, o,
-                             &r->enc, &r->pair);
-    if (st == MMCL_OK)
-        st = mmcl__map_set_precision(ctx, r->enc, precision, NULL);
-    if (st == MMCL_OK)
-        st = mmcl__map_def_init(
-            ctx, &r->def, r->enc, r->def.kind,
-            infoloss ? NULL : mmcl__opt_str(o, "MODALITY"),
-            infoloss ? mmcl__opt_bool(o, "NON_REDUNDANCY") : 0);
+                                    MMCL__OUT_REPORT,
+                                    strcmp(r->product, "audit") == 0
+                                        ? "audit"
+                                        : NULL,
+                                    NULL);
+    return st;
+}
+
+mmcl_status
+mmcl__map_run_create(mmcl_context *ctx, mmcl__map_run *r, const char *out,
+                     const mmcl_options *o, const char *format)
+{
+    int infoloss = r->def.kind == MMCL__MAP_INFOLOSS;
+    const mmcl__embedding_raster *embedding = r->def.embedding;
+    mmcl_status st = mmcl__map_def_init(
+        ctx, &r->def, r->enc, r->def.kind,
+        infoloss ? NULL : mmcl__opt_str(o, "MODALITY"),
+        infoloss ? mmcl__opt_bool(o, "NON_REDUNDANCY") : 0);
     if (st != MMCL_OK)
         return st;
+    r->def.embedding = embedding;
     mmcl__map_def_set_mask(&r->def, mmcl__opt_str(o, "MASK"));
     r->names = mmcl__map_band_names(&r->def);
     r->units = mmcl__map_band_units(&r->def);
@@ -136,7 +137,61 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     r->metadata = mmcl__map_metadata(&r->def, r->enc);
     r->metadata = mmcl__map_metadata_checks(r->metadata, &r->def, r->enc);
     r->metadata = mmcl__shift_metadata(r->metadata, mmcl__pair_shift(r->pair));
-    st = run_open_writer(ctx, r, out, format, co);
+    return run_open_writer(ctx, r, out, format, mmcl__opt_list(o, "CO"));
+}
+
+mmcl_status
+mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
+                   const mmcl_model *model, const char *const *optical,
+                   size_t n_optical, const char *const *sar, size_t n_sar,
+                   const char *out, const mmcl_options *o)
+{
+    const char *format = NULL;
+    const char *precision = mmcl__opt_str(o, "PRECISION");
+    /* A precision this CPU cannot run is refused before any work. */
+    mmcl_status st = mmcl__map_set_precision(ctx, NULL, precision, NULL);
+    if (st == MMCL_OK)
+        st = mmcl__maps_files(ctx, model, optical, n_optical, sar, n_sar, o,
+                              &r->files);
+    if (st == MMCL_OK)
+        st = mmcl__map_run_check_outputs(ctx, r, out, o, &format);
+    if (st == MMCL_OK)
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, o,
+                             &r->enc, &r->pair);
+    if (st == MMCL_OK)
+        st = mmcl__map_set_precision(ctx, r->enc, precision, NULL);
+    if (st == MMCL_OK)
+        st = mmcl__map_run_create(ctx, r, out, o, format);
+    return st;
+}
+
+mmcl_status
+mmcl__map_run_finish(mmcl_context *ctx, mmcl__map_run *r, const cJSON *fig,
+                     char **report_json)
+{
+    char **fig_md = mmcl__loss_figures_md(fig);
+    char *text = NULL;
+    mmcl_status st = mmcl__writer_set_metadata_list(ctx, r->writer,
+                                                    r->metadata);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata_list(ctx, r->writer, fig_md);
+    if (st == MMCL_OK) {
+        text = cJSON_Print(fig);
+        if (!text)
+            st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    }
+    /* The map and its report moved into place together, or neither. */
+    if (st == MMCL_OK)
+        st = mmcl__writer_commit_with_text(ctx, r->writer, r->files, r->report,
+                                           text, &r->report_stage, r->progress,
+                                           r->progress_user, r->split, 1.0);
+    if (st == MMCL_OK && report_json) {
+        *report_json = mmcl__strdup(ctx, text);
+        if (!*report_json)
+            st = MMCL_ERR_NO_MEMORY;
+    }
+    cJSON_free(text);
+    CSLDestroy(fig_md);
     return st;
 }
 
@@ -149,10 +204,10 @@ mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r)
     if (!r->reader)
         return mmcl_context_errcode(ctx);
     mmcl__tile_job tj = {run_start, run_work, run_commit, run_stop, r};
-    r->split = mmcl__writer_progress_split(r->writer, 0.0, 1.0);
+    r->split = mmcl__writer_progress_split(r->writer, r->start, 1.0);
     return mmcl__run_tiles_committed(
         ctx, mmcl__pair_width(r->pair), mmcl__pair_height(r->pair), r->tile,
-        r->threads, &tj, r->progress, r->progress_user, 0.0, r->split);
+        r->threads, &tj, r->progress, r->progress_user, r->start, r->split);
 }
 
 void
@@ -168,6 +223,7 @@ mmcl__map_run_close(mmcl__map_run *r)
     /* The reader stops before the output goes: a read that makes room in
      * GDAL's block cache may write out a dirty block of the output. */
     mmcl__tile_reader_destroy(r->reader);
+    mmcl__stage_destroy(r->report_stage); /* before its files go */
     mmcl__writer_abort(r->writer);
     CSLDestroy(r->names);
     CSLDestroy(r->units);

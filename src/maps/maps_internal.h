@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "embedding_raster_internal.h"
 #include "encoder_internal.h"
 #include "output_internal.h"
 #include "pair_internal.h"
@@ -74,6 +75,12 @@ typedef struct mmcl__map_def {
     int n_out;            /* output bands */
     int mask_any;         /* MASK=any: every band NaN where either patch is
                              invalid (set by the caller after init) */
+    /* infoloss of a foreign embedding (mmcl audit): the representation of
+     * both modalities is read from this raster (enc->k bands, on the
+     * grid), not encoded, and is an input of every band (NaN where it is
+     * invalid); the encoder then has no MLP (P = 1, its decoders and PCA
+     * fitted by the audit). Set by the caller after init; else NULL. */
+    const mmcl__embedding_raster *embedding;
 } mmcl__map_def;
 
 /* The halo a window of the map is read with: the patch's, and for an
@@ -256,9 +263,12 @@ typedef struct mmcl__map_run {
     char **units, **meanings;  /* band units and LONG_NAMEs (CSL) */
     char **metadata;           /* the map's metadata (CSL) */
     const char *report;        /* infoloss: REPORT, or NULL */
+    mmcl__stage *report_stage; /* the report's, once it is written */
     int tile, threads;
     mmcl_progress_fn progress;
     void *progress_user;
+    double start; /* progress at the start of the tiles (0 unless the
+                   * caller did work before them) */
     double split; /* progress at the end of the tiles */
     mmcl__loss_sums total[2]; /* infoloss: the tiles' sums, in tile order */
     /* For --debug: the workers' times (added by the pool's stop, from one
@@ -275,8 +285,29 @@ mmcl_status mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
                                const char *const *sar, size_t n_sar,
                                const char *out, const mmcl_options *o);
 
-/* Starts the reader and runs the tiles into the writer (progress 0 to
- * r->split). */
+/* The steps of mmcl__map_run_open, for a run whose caller builds the
+ * encoder and opens the pair itself (mmcl audit): with r->files set, the
+ * options of the outputs checked (a LAZY option refused) and the report
+ * added to the files; then, with r->enc and r->pair set (and
+ * r->def.embedding, kept), the map's definition and the output raster. */
+mmcl_status mmcl__map_run_check_outputs(mmcl_context *ctx, mmcl__map_run *r,
+                                        const char *out,
+                                        const mmcl_options *o,
+                                        const char **format);
+mmcl_status mmcl__map_run_create(mmcl_context *ctx, mmcl__map_run *r,
+                                 const char *out, const mmcl_options *o,
+                                 const char *format);
+
+/* With the tiles written: the map's metadata (r->metadata, then the
+ * figures @p fig as mmcl__loss_figures_md gives them), the map and the
+ * report (@p fig as JSON, when r->report) moved into place together, or
+ * neither (progress r->split to 1); *report_json (when not NULL) receives
+ * the JSON. */
+mmcl_status mmcl__map_run_finish(mmcl_context *ctx, mmcl__map_run *r,
+                                 const cJSON *fig, char **report_json);
+
+/* Starts the reader and runs the tiles into the writer (progress r->start
+ * to r->split). */
 mmcl_status mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r);
 
 /* Stops the reader and posts where the time went (GDAL debug). */

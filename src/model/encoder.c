@@ -352,9 +352,9 @@ make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
     for (int m = 0; m < 2; m++) {
         mmcl__modality *mod = &enc->mod[m];
         const mmcl_mlp *mlp = mod->mlp;
-        if (!mlp)
-            continue;
-        for (int l = 0; l < mlp->n_layers; l++) {
+        /* An encoder without layers (an audit's: the embedding is read,
+         * not computed) still runs its unimodal PCA and decoders. */
+        for (int l = 0; mlp && l < mlp->n_layers; l++) {
             /* ReLU is fused into the product; GELU follows it. */
             int hidden = l < mlp->n_layers - 1;
             mmcl__matmul_act act = hidden && mlp->act == MMCL_ACTIVATION_RELU

@@ -43,8 +43,8 @@ QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 HELPER = os.path.join(HERE, "pyqgis_helper.py")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") \
     else sys.executable
-COMMANDS = ("align", "synth", "train", "embed", "infoloss", "probe", "rgb",
-            "coreg")
+COMMANDS = ("align", "synth", "train", "embed", "infoloss", "audit", "probe",
+            "rgb", "coreg")
 # The scene of the chain: small, so that the whole file runs in a minute.
 SIZE, SEED, DIM = 64, 3, 4
 
