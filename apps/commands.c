@@ -387,6 +387,20 @@ print_probe_table(const cJSON *r)
            cJSON_GetStringValue(cJSON_GetObjectItem(r, "objective")),
            cJSON_GetObjectItem(r, "k")->valueint);
     const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "embeddings"))
+    {
+        const char *rs =
+            cJSON_GetStringValue(cJSON_GetObjectItem(e, "resampling"));
+        int warped = cJSON_IsTrue(cJSON_GetObjectItem(e, "warped"));
+        printf("Embedding raster %s: %s, %d bands, de-quantization %s, %s\n",
+               e->string,
+               cJSON_GetStringValue(cJSON_GetObjectItem(e, "file")),
+               cJSON_GetArraySize(cJSON_GetObjectItem(e, "bands")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(e, "dequantize")),
+               warped ? CPLSPrintf("warped onto the optical grid (%s)",
+                                   rs ? rs : "?")
+                      : "on the optical grid");
+    }
     if (classes) {
         const cJSON *c, *n = cJSON_GetObjectItem(r, "class_counts");
         int i = 0;

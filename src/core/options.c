@@ -295,11 +295,18 @@ static const mmcl_option_def probe_defs[] = {
      "block (classes: the class value, Int32, nodata -1; regression: "
      "Float32, nodata NaN); nodata where the label or the patch is invalid",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
-    {"MAP_REPRESENTATION", MMCL_OPT_ENUM, "joint", NULL, NULL,
-     "raw_optical|raw_sar|aligned_optical|aligned_sar|joint|full",
+    {"MAP_REPRESENTATION", MMCL_OPT_STRING, "joint", NULL, NULL, NULL,
      "--map-representation", "NAME",
-     "the representation whose probe --map maps (full: shared-private "
-     "models only)", MMCL_OPT_USAGE_LIBRARY},
+     "the representation whose probe --map maps: raw_optical, raw_sar, "
+     "aligned_optical, aligned_sar, joint, full (shared-private models "
+     "only) or the name of an --embedding", MMCL_OPT_USAGE_LIBRARY},
+    {"EMBEDDING", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "--embedding",
+     "[NAME=]FILE",
+     "also probe this embedding raster (any CRS and resolution, put on the "
+     "optical grid; quantized bands de-quantized) as a representation named "
+     "NAME, default the file's stem; repeat for several",
+     MMCL_OPT_USAGE_LIBRARY},
+    MMCL__EMBEDDING_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
