@@ -336,6 +336,38 @@ done:
     return rc;
 }
 
+static int
+run_audit(const cli_command *cmd, const cli_args *a)
+{
+    int rc = CLI_EXIT_FAILURE;
+    mmcl_context *ctx = mmcl_context_create();
+    char *report = NULL;
+    char **notes = NULL;
+    /* With --json, stdout is the JSON alone: progress goes to stderr. */
+    mmcl_options *opts = command_options(ctx, "audit", a, &notes,
+                                         notes_level(a));
+    if (!opts)
+        goto report;
+    /* EMBEDDING OPTICAL... SAR OUT, or EMBEDDING OPTICAL... --sar SAR...
+     * OUT */
+    cli_pair p = cli_get_pair(a, 1, 1);
+    if (mmcl_audit(ctx, a->pos[0], p.optical, p.n_optical, p.sar, p.n_sar,
+                   a->pos[a->n_pos - 1], opts,
+                   a->json ? &report : NULL) != MMCL_OK)
+        goto report;
+    if (report)
+        printf("%s\n", report);
+    rc = CLI_EXIT_OK;
+report:
+    if (rc != CLI_EXIT_OK)
+        cli_fail(cmd->name, ctx);
+    flush_log(&notes);
+    mmcl_free(report);
+    mmcl_options_free(opts);
+    mmcl_context_destroy(ctx);
+    return rc;
+}
+
 static double
 num(const cJSON *o, const char *key)
 {
@@ -577,6 +609,21 @@ static const cli_positional embed_pos[] = {
      NULL, NULL},
 };
 
+static const cli_positional audit_pos[] = {
+    {"EMBEDDING", CLI_RASTER_IN, 0,
+     "embedding raster of k bands, on any CRS and resolution (an mmcl "
+     "embedding map, a downloaded product such as the Satellite Embedding "
+     "dataset's int8 COGs)",
+     NULL, NULL},
+    {"OPTICAL", CLI_RASTER_IN, 1,
+     "optical raster: one dataset, or several single-band files", NULL, NULL},
+    {"SAR", CLI_RASTER_IN, 0,
+     "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
+     SAR_FLAG_HELP},
+    {"OUT", CLI_RASTER_OUT, 0, "information-loss map on the optical grid",
+     NULL, NULL},
+};
+
 static const cli_positional probe_pos[] = {
     {"MODEL", CLI_FILE_IN, 0, "model file (.mmcl) from mmcl train", NULL, NULL},
     {"OPTICAL", CLI_RASTER_IN, 1,
@@ -612,6 +659,10 @@ const cli_command cli_commands[] = {
     {"infoloss",
      "write per-pixel information-loss maps of each modality",
      "infoloss", embed_pos, N(embed_pos), 1, run_map},
+    {"audit",
+     "information-loss maps of an embedding raster made elsewhere: what it "
+     "keeps of each modality, per pixel",
+     "audit", audit_pos, N(audit_pos), 1, run_audit},
     {"probe",
      "linear probes of each representation against a label raster, "
      "cross-validated over spatial blocks",

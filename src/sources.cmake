@@ -43,6 +43,7 @@ set(MMCL_CORE_SOURCES
     src/operations/train.c
     src/operations/embed.c
     src/operations/infoloss.c
+    src/operations/audit.c
     src/operations/probe.c
     src/operations/colormaps.c
     src/operations/rgb.c

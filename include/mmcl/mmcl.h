@@ -27,6 +27,7 @@
 #include "mmcl/synth.h"
 #include "mmcl/train.h"
 #include "mmcl/maps.h"
+#include "mmcl/audit.h"
 #include "mmcl/product.h"
 #include "mmcl/probe.h"
 #include "mmcl/rgb.h"

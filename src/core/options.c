@@ -257,6 +257,34 @@ static const mmcl_option_def infoloss_defs[] = {
     MMCL__RUN_DEFS,
 };
 
+static const mmcl_option_def audit_defs[] = {
+    MMCL__EMBEDDING_DEFS,
+    {"SAMPLES", MMCL_OPT_INT, "100000", "32", "100000000", NULL, "--samples",
+     "N", "pixels drawn uniformly among those where the optical and the SAR "
+     "are valid (every such pixel if there are fewer) to fit the decoders; "
+     "those where the embedding is invalid are left out",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"BLOCKS", MMCL_OPT_INT, "4", "2", "64", NULL, "--blocks", "N",
+     "cross-validation over N x N spatial blocks of the optical grid: each "
+     "block is predicted by the decoders fitted on the others, to choose "
+     "their ridge penalty and for the cross-validated R2 of the report",
+     MMCL_OPT_USAGE_LIBRARY},
+    {"SEED", MMCL_OPT_INT, "0", "0", "9007199254740991", NULL, "--seed", "S",
+     "random seed of the sampling", MMCL_OPT_USAGE_LIBRARY},
+    {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,
+     "--non-redundancy", NULL,
+     "add the non-redundancy band of each modality: the part the other "
+     "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__MASK_DEF,
+    {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
+     "FILE.json", "also write the figures (cross-validated R2 per modality "
+     "and band, loss fractions) as JSON to this file",
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    MMCL__PAIR_DEFS,
+    MMCL__OUTPUT_DEFS,
+    MMCL__RUN_DEFS,
+};
+
 static const mmcl_option_def probe_defs[] = {
     {"TASK", MMCL_OPT_ENUM, "classes", NULL, NULL, "classes|regression",
      "--task", "classes|regression",
@@ -361,14 +389,15 @@ static const struct op_table op_tables[] = {
     OP("train", train_defs),
     OP("embed", embed_defs),
     OP("infoloss", infoloss_defs),
+    OP("audit", audit_defs),
     OP("probe", probe_defs),
     OP("rgb", rgb_defs),
 };
 #undef OP
 
 static const char *const op_names[] = {"align", "synth",    "train",
-                                        "embed", "infoloss", "probe",
-                                        "rgb",   NULL};
+                                        "embed", "infoloss", "audit",
+                                        "probe", "rgb",      NULL};
 
 typedef struct opt_value {
     char *text;  /* canonical text of the value, NULL when unset */

@@ -83,6 +83,7 @@ has_side(mmcl__out_kind kind, const char *product, int k)
                product &&
                (strcmp(product, "embedding") == 0 ||
                 strcmp(product, "infoloss") == 0 ||
+                strcmp(product, "audit") == 0 ||
                 strcmp(product, "aligned_sar") == 0);
     return kind == MMCL__OUT_RASTER || kind == MMCL__OUT_LEGEND_PNG;
 }
@@ -327,6 +328,7 @@ product_phrase(const char *product, char *buf, size_t n)
         {"aligned_sar", "an aligned SAR written by mmcl align"},
         {"embedding", "an embedding map written by mmcl embed"},
         {"infoloss", "an information-loss map written by mmcl infoloss"},
+        {"audit", "an information-loss map written by mmcl audit"},
         {"rgb", "a picture written by mmcl rgb"},
         {"probe_map", "a prediction map written by mmcl probe"},
         {"synthetic_optical", "a synthetic optical raster of mmcl synth"},

@@ -459,6 +459,12 @@ mmcl__embedding_raster_close(mmcl__embedding_raster *er)
     free(er);
 }
 
+const char *
+mmcl__embedding_raster_path(const mmcl__embedding_raster *er)
+{
+    return er->path;
+}
+
 int
 mmcl__embedding_raster_bands(const mmcl__embedding_raster *er)
 {

@@ -66,6 +66,8 @@ mmcl_status mmcl__embedding_raster_open(mmcl_context *ctx, const char *path,
                                         mmcl__embedding_raster **out);
 void mmcl__embedding_raster_close(mmcl__embedding_raster *er);
 
+/* The path it was opened with. */
+const char *mmcl__embedding_raster_path(const mmcl__embedding_raster *er);
 /* k: the bands read. */
 int mmcl__embedding_raster_bands(const mmcl__embedding_raster *er);
 /* Band i's (0-based) description, or "band N" when it has none. */

@@ -401,6 +401,11 @@ struct mmcl__map_worker {
     int width, height;                  /* of the raster */
     box_sums box;                       /* infoloss: (tile + 2 reach, tile) */
     double flop_per_row[2]; /* encoder m, per GEMM row */
+    /* def->embedding: its reader, and the grown window read (k, T, T)
+     * with its validity (T, T) */
+    mmcl__embedding_reader *emb;
+    float *E, *E_part; /* E_part: the part on the raster at its borders */
+    uint8_t *E_valid, *E_part_valid;
     mmcl__map_timing timing;
 };
 
@@ -411,6 +416,11 @@ mmcl__map_worker_destroy(mmcl__map_worker *w)
         return;
     mmcl__pair_reader_destroy(w->reader);
     mmcl__encoder_work_free(w->work);
+    mmcl__embedding_reader_destroy(w->emb);
+    free(w->E);
+    free(w->E_valid);
+    free(w->E_part);
+    free(w->E_part_valid);
     for (int m = 0; m < 2; m++) {
         free(w->pad[m]);
         free(w->ok[m]);
@@ -435,7 +445,7 @@ static double
 encoder_flop_per_row(const mmcl__modality *mod)
 {
     double f = 0;
-    for (int l = 0; l < mod->mlp->n_layers; l++)
+    for (int l = 0; mod->mlp && l < mod->mlp->n_layers; l++)
         f += 2.0 * mod->mlp->sizes[l] * mod->mlp->sizes[l + 1];
     if (mod->kp > 0)
         f += 2.0 * mod->kp * ((double)mod->d + mod->k);
@@ -473,8 +483,20 @@ worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
     if (!tiles)
         w->reader = mmcl__pair_reader_create(ctx, pair);
     int fail = !tiles && !w->reader;
-    w->work = fail ? NULL : mmcl__encoder_work_create(ctx, enc);
-    fail = fail || !w->work;
+    if (!fail && def->embedding) {
+        /* The representation is read, not encoded. */
+        w->emb = mmcl__embedding_reader_create(ctx, def->embedding);
+        w->E = mmcl__malloc_array(ctx, T * T, (size_t)enc->k, sizeof(float));
+        w->E_valid = mmcl__malloc_array(ctx, T, T, 1);
+        w->E_part = mmcl__malloc_array(ctx, T * T, (size_t)enc->k,
+                                       sizeof(float));
+        w->E_part_valid = mmcl__malloc_array(ctx, T, T, 1);
+        fail = !w->emb || !w->E || !w->E_valid || !w->E_part ||
+               !w->E_part_valid;
+    } else if (!fail) {
+        w->work = mmcl__encoder_work_create(ctx, enc);
+        fail = !w->work;
+    }
     if (!fail) {
         w->scratch = mmcl__malloc_array(ctx, Wp, T, 1);
         fail = !w->scratch;
@@ -827,6 +849,25 @@ loss_run(const mmcl__map_worker *w, int m, size_t s0, size_t i0, int col,
     }
 }
 
+/* The embedding read for the window (def->embedding) as the rows of the
+ * cell's pixels in w->H[0] (R, k): 0 in the other rows and where it is
+ * NaN (pixels whose bands are NaN anyway). */
+static void
+embedding_rows(mmcl__map_worker *w, const cell *c, int tw, size_t n)
+{
+    const int k = w->enc->k;
+    memset(w->H[0], 0, (size_t)MMCL__GEMM_ROWS * k * sizeof(float));
+    for (int r = 0; r < c->h; r++)
+        for (int q = 0; q < c->w; q++) {
+            float *h = w->H[0] + (size_t)(c->s0 + r * MMCL__CELL + q) * k;
+            size_t i = (size_t)(c->j + r) * tw + c->i + q;
+            for (int b = 0; b < k; b++) {
+                float v = w->E[n * b + i];
+                h[b] = isnan(v) ? 0.0f : v;
+            }
+        }
+}
+
 /* The information-loss bands of the cell's pixels into @p out (n_out, n),
  * and their sums (added to @p sums). */
 static mmcl_status
@@ -848,7 +889,11 @@ compose_infoloss(mmcl_context *ctx, mmcl__map_worker *w, const cell *c,
                     w->X[m][i * mod->d + mmcl__patch_index(b, halo, halo, P)];
         double t0 = mmcl__thread_seconds();
         /* infoloss: through the aligned representation. */
-        st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], R, w->H[0]);
+        if (w->emb)
+            embedding_rows(w, c, tw, n);
+        else
+            st = mmcl__encoder_embed(ctx, enc, w->work, m, w->X[m], R,
+                                     w->H[0]);
         if (st != MMCL_OK)
             break;
         w->timing.encode_s += mmcl__thread_seconds() - t0;
@@ -925,6 +970,10 @@ compute_cells(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
                               w->scratch);
     if (def->mask_any)
         mask_any(w, n);
+    /* A foreign embedding is an input of every band. */
+    for (int m = 0; m < 2 && w->emb; m++)
+        for (size_t i = 0; i < n; i++)
+            w->ok[m][i] = w->ok[m][i] && w->E_valid[i];
     int joint = def->use == MMCL__USE_JOINT && !enc->mod[0].kp &&
                 !enc->mod[1].kp;
     for (int gy = cell_origin(y, S); gy < y + th && st == MMCL_OK; gy += S) {
@@ -1071,6 +1120,50 @@ noise_bands(mmcl__map_worker *w, int x, int y, int tw, int th, float *out)
     w->timing.compose_s += mmcl__thread_seconds() - t0;
 }
 
+/* The embedding of the window [x, x+tw) x [y, y+th), which may reach
+ * beyond the raster (NaN and invalid there), into w->E and w->E_valid. */
+static mmcl_status
+read_embedding(mmcl_context *ctx, mmcl__map_worker *w, int x, int y, int tw,
+               int th)
+{
+    const int k = w->enc->k;
+    const size_t n = (size_t)tw * th;
+    int x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y;
+    int x1 = x + tw > w->width ? w->width : x + tw;
+    int y1 = y + th > w->height ? w->height : y + th;
+    double t0 = mmcl__thread_seconds();
+    mmcl_status st = MMCL_OK;
+    if (x0 == x && y0 == y && x1 == x + tw && y1 == y + th) {
+        st = mmcl__embedding_read(ctx, w->emb, x, y, tw, th, w->E,
+                                  w->E_valid);
+    } else {
+        /* The part on the raster, then spread out. */
+        int cw = x1 - x0, ch = y1 - y0;
+        size_t cn = (size_t)cw * ch;
+        float *part = w->E_part;
+        uint8_t *pv = w->E_part_valid;
+        st = mmcl__embedding_read(ctx, w->emb, x0, y0, cw, ch, part, pv);
+        for (int b = 0; st == MMCL_OK && b < k; b++)
+            for (int j = 0; j < th; j++)
+                for (int i = 0; i < tw; i++) {
+                    int gx = x + i, gy = y + j;
+                    int in = gx >= x0 && gx < x1 && gy >= y0 && gy < y1;
+                    w->E[n * b + (size_t)j * tw + i] =
+                        in ? part[cn * b + (size_t)(gy - y0) * cw + gx - x0]
+                           : NAN;
+                }
+        for (int j = 0; st == MMCL_OK && j < th; j++)
+            for (int i = 0; i < tw; i++) {
+                int gx = x + i, gy = y + j;
+                int in = gx >= x0 && gx < x1 && gy >= y0 && gy < y1;
+                w->E_valid[(size_t)j * tw + i] =
+                    in && pv[(size_t)(gy - y0) * cw + gx - x0];
+            }
+    }
+    w->timing.read_s += mmcl__thread_seconds() - t0;
+    return st;
+}
+
 /* The map of the window [x, x+tw) x [y, y+th) read into @p pad and
  * @p valid (stride tw + 2 halo, halo mmcl__map_halo). */
 static mmcl_status
@@ -1087,7 +1180,11 @@ compute_window(mmcl_context *ctx, mmcl__map_worker *w, float *const pad[2],
     w->sum_y0 = S;
     w->sum_x1 = S + tw;
     w->sum_y1 = S + th;
-    mmcl_status st = compute_cells(ctx, w, pad, valid, x - S, y - S,
+    mmcl_status st = w->emb ? read_embedding(ctx, w, x - S, y - S, tw + 2 * S,
+                                             th + 2 * S)
+                            : MMCL_OK;
+    if (st == MMCL_OK)
+        st = compute_cells(ctx, w, pad, valid, x - S, y - S,
                                    tw + 2 * S, th + 2 * S, w->raw, sums);
     if (st == MMCL_OK)
         noise_bands(w, x, y, tw, th, out);

@@ -88,48 +88,88 @@ run_open_writer(mmcl_context *ctx, mmcl__map_run *r, const char *out,
 }
 
 mmcl_status
-mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
-                   const mmcl_model *model, const char *const *optical,
-                   size_t n_optical, const char *const *sar, size_t n_sar,
-                   const char *out, const mmcl_options *o)
+mmcl__map_run_check_outputs(mmcl_context *ctx, mmcl__map_run *r,
+                            const char *out, const mmcl_options *o,
+                            const char **format)
 {
     int infoloss = r->def.kind == MMCL__MAP_INFOLOSS;
     if (mmcl__opt_bool(o, "LAZY"))
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                            "LAZY=YES writes a descriptor, which names the "
                            "model file: use mmcl_product_write_descriptor()");
-    const char *format = NULL;
     char **co = mmcl__opt_list(o, "CO");
     r->report = infoloss ? mmcl__opt_str(o, "REPORT") : NULL;
     r->tile = (int)mmcl__opt_int(o, "TILE");
     r->threads = mmcl__opt_threads(o);
     r->progress = mmcl__opt_progress(o, &r->progress_user);
-    mmcl_status st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
-                                      n_sar, mmcl__opt_bool(o, "OVERWRITE"),
-                                      &r->files);
-    if (st == MMCL_OK)
-        st = mmcl__output_check_options(ctx, r->files, out, o, co,
-                                        GDT_Float32, r->product, &format);
+    mmcl_status st = mmcl__output_check_options(ctx, r->files, out, o, co,
+                                                GDT_Float32, r->product,
+                                                format);
     if (st == MMCL_OK && r->report)
         st = mmcl__files_add_output(ctx, r->files, r->report, "report",
                                     MMCL__OUT_REPORT, NULL, NULL);
-    if (st == MMCL_OK)
-        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar,
-                             &r->enc, &r->pair);
-    if (st == MMCL_OK)
-        st = mmcl__map_def_init(
-            ctx, &r->def, r->enc, r->def.kind,
-            infoloss ? NULL : mmcl__opt_str(o, "MODALITY"),
-            infoloss ? mmcl__opt_bool(o, "NON_REDUNDANCY") : 0);
+    return st;
+}
+
+mmcl_status
+mmcl__map_run_create(mmcl_context *ctx, mmcl__map_run *r, const char *out,
+                     const mmcl_options *o, const char *format)
+{
+    int infoloss = r->def.kind == MMCL__MAP_INFOLOSS;
+    const mmcl__embedding_raster *embedding = r->def.embedding;
+    mmcl_status st = mmcl__map_def_init(
+        ctx, &r->def, r->enc, r->def.kind,
+        infoloss ? NULL : mmcl__opt_str(o, "MODALITY"),
+        infoloss ? mmcl__opt_bool(o, "NON_REDUNDANCY") : 0);
     if (st != MMCL_OK)
         return st;
+    r->def.embedding = embedding;
     mmcl__map_def_set_mask(&r->def, mmcl__opt_str(o, "MASK"));
     r->names = mmcl__map_band_names(&r->def);
     r->units = mmcl__map_band_units(&r->def);
     r->meanings = mmcl__map_band_meanings(&r->def, r->enc);
     r->metadata = mmcl__map_metadata(&r->def, r->enc);
     r->metadata = mmcl__map_metadata_checks(r->metadata, &r->def, r->enc);
-    st = run_open_writer(ctx, r, out, format, co);
+    return run_open_writer(ctx, r, out, format, mmcl__opt_list(o, "CO"));
+}
+
+mmcl_status
+mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
+                   const mmcl_model *model, const char *const *optical,
+                   size_t n_optical, const char *const *sar, size_t n_sar,
+                   const char *out, const mmcl_options *o)
+{
+    const char *format = NULL;
+    mmcl_status st = mmcl__maps_files(ctx, model, optical, n_optical, sar,
+                                      n_sar, mmcl__opt_bool(o, "OVERWRITE"),
+                                      &r->files);
+    if (st == MMCL_OK)
+        st = mmcl__map_run_check_outputs(ctx, r, out, o, &format);
+    if (st == MMCL_OK)
+        st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar,
+                             &r->enc, &r->pair);
+    if (st == MMCL_OK)
+        st = mmcl__map_run_create(ctx, r, out, o, format);
+    return st;
+}
+
+mmcl_status
+mmcl__map_run_commit(mmcl_context *ctx, mmcl__map_run *r, const char *text,
+                     mmcl__stage **report_stage)
+{
+    mmcl_status st = mmcl__writer_finish(ctx, r->writer, r->progress,
+                                         r->progress_user, r->split, 1.0);
+    mmcl__stage *stages[2] = {mmcl__writer_stage(r->writer), NULL};
+    if (st == MMCL_OK && r->report) {
+        *report_stage = mmcl__stage_create(ctx, r->files, r->report);
+        st = *report_stage
+                 ? mmcl__stage_write_text(ctx, *report_stage, text)
+                 : mmcl_context_errcode(ctx);
+        stages[1] = *report_stage;
+    }
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, r->report ? 2 : 1, r->progress,
+                                 r->progress_user, 1.0);
     return st;
 }
 

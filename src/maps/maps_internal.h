@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "embedding_raster_internal.h"
 #include "encoder_internal.h"
 #include "output_internal.h"
 #include "pair_internal.h"
@@ -71,6 +72,12 @@ typedef struct mmcl__map_def {
     int n_out;            /* output bands */
     int mask_any;         /* MASK=any: every band NaN where either patch is
                              invalid (set by the caller after init) */
+    /* infoloss of a foreign embedding (mmcl audit): the representation of
+     * both modalities is read from this raster (enc->k bands, on the
+     * grid), not encoded, and is an input of every band (NaN where it is
+     * invalid); the encoder then has no MLP (P = 1, its decoders and PCA
+     * fitted by the audit). Set by the caller after init; else NULL. */
+    const mmcl__embedding_raster *embedding;
 } mmcl__map_def;
 
 /* The halo a window of the map is read with: the patch's, and for an
@@ -262,6 +269,26 @@ mmcl_status mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
                                const char *const *optical, size_t n_optical,
                                const char *const *sar, size_t n_sar,
                                const char *out, const mmcl_options *o);
+
+/* The steps of mmcl__map_run_open, for a run whose caller builds the
+ * encoder and opens the pair itself (mmcl audit): with r->files set, the
+ * options of the outputs checked (a LAZY option refused) and the report
+ * added to the files; then, with r->enc and r->pair set (and
+ * r->def.embedding, kept), the map's definition and the output raster. */
+mmcl_status mmcl__map_run_check_outputs(mmcl_context *ctx, mmcl__map_run *r,
+                                        const char *out,
+                                        const mmcl_options *o,
+                                        const char **format);
+mmcl_status mmcl__map_run_create(mmcl_context *ctx, mmcl__map_run *r,
+                                 const char *out, const mmcl_options *o,
+                                 const char *format);
+
+/* Writes the map (progress r->split to 1) and the report @p text beside
+ * it (when r->report) and moves both into place together, or neither;
+ * *report_stage is the report's, for the caller to destroy. */
+mmcl_status mmcl__map_run_commit(mmcl_context *ctx, mmcl__map_run *r,
+                                 const char *text,
+                                 mmcl__stage **report_stage);
 
 /* Starts the reader and runs the tiles into the writer (progress 0 to
  * r->split). */

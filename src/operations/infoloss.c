@@ -24,28 +24,6 @@
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
-/* The figures as a report beside the raster, and both in place together
- * (or neither). */
-static mmcl_status
-commit_with_report(mmcl_context *ctx, mmcl__map_run *r, const char *text,
-                   mmcl__stage **report_stage)
-{
-    mmcl_status st = mmcl__writer_finish(ctx, r->writer, r->progress,
-                                         r->progress_user, r->split, 1.0);
-    mmcl__stage *stages[2] = {mmcl__writer_stage(r->writer), NULL};
-    if (st == MMCL_OK && r->report) {
-        *report_stage = mmcl__stage_create(ctx, r->files, r->report);
-        st = *report_stage
-                 ? mmcl__stage_write_text(ctx, *report_stage, text)
-                 : mmcl_context_errcode(ctx);
-        stages[1] = *report_stage;
-    }
-    if (st == MMCL_OK)
-        st = mmcl__stages_commit(ctx, stages, r->report ? 2 : 1, r->progress,
-                                 r->progress_user, 1.0);
-    return st;
-}
-
 /* The validity rule the map used and what training warned about
  * (design section 3.5; the raster's MASK and MODEL_WARNING_n). */
 static void
@@ -108,7 +86,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
-    st = commit_with_report(ctx, &r, text, &report_stage);
+    st = mmcl__map_run_commit(ctx, &r, text, &report_stage);
     if (st == MMCL_OK && report_json) {
         *report_json = mmcl__strdup(ctx, text);
         if (!*report_json)

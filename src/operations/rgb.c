@@ -1407,7 +1407,8 @@ run_source(mmcl_context *ctx, rgb_run *r)
      * without BANDS its primary band (the first) is shown. */
     int loss_default =
         !bands_spec && n_in > 1 && info->source_product &&
-        strcmp(info->source_product, "infoloss") == 0 &&
+        (strcmp(info->source_product, "infoloss") == 0 ||
+         strcmp(info->source_product, "audit") == 0) &&
         (strcmp(mode_opt, "auto") == 0 || strcmp(mode_opt, "colormap") == 0);
     st = select_bands(ctx, src, r->in, loss_default ? "1" : bands_spec,
                       &r->job.sel, &r->job.B);

@@ -194,6 +194,14 @@ loss_band(int n, const mmcl__style_band *b)
     return 0;
 }
 
+/* An information-loss map: of a model (infoloss) or of an embedding
+ * raster (audit), the same bands. */
+static int
+is_loss_map(const char *product)
+{
+    return strcmp(product, "infoloss") == 0 || strcmp(product, "audit") == 0;
+}
+
 int
 mmcl__style_bands(const char *product, int n_bands,
                   const mmcl__style_band *bands, int used[3])
@@ -201,7 +209,7 @@ mmcl__style_bands(const char *product, int n_bands,
     used[0] = used[1] = used[2] = -1;
     if (!product || n_bands < 1)
         return 0;
-    if (strcmp(product, "infoloss") == 0) {
+    if (is_loss_map(product)) {
         used[0] = loss_band(n_bands, bands);
         return 1;
     }
@@ -314,7 +322,7 @@ mmcl__style_qml(const char *product, int n_bands,
     if (!product || n_bands < 1)
         return NULL;
     mmcl__text t = {0};
-    if (strcmp(product, "infoloss") == 0) {
+    if (is_loss_map(product)) {
         int i = loss_band(n_bands, bands);
         /* The signed bands, as `mmcl rgb` chooses its colour map. */
         int centred = starts(bands[i].name, "excess") ||
