@@ -38,6 +38,7 @@ set(MMCL_CORE_SOURCES
     src/maps/map_run.c
     src/maps/sample.c
     src/maps/noise.c
+    src/maps/audit_fit.c
     src/operations/align.c
     src/operations/synth.c
     src/operations/train.c
