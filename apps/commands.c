@@ -348,6 +348,15 @@ run_audit(const cli_command *cmd, const cli_args *a)
                                          notes_level(a));
     if (!opts)
         goto report;
+    if (a->json && strcmp(mmcl_options_get(opts, "LAZY"), "YES") == 0) {
+        /* --lazy writes the descriptor: the maps' figures are computed
+         * when it is read. */
+        fprintf(stderr, "ERROR 1: mmcl %s: --json needs the figures, "
+                        "which --lazy does not compute\n",
+                cmd->name);
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
     /* EMBEDDING OPTICAL... SAR OUT, or EMBEDDING OPTICAL... --sar SAR...
      * OUT */
     cli_pair p = cli_get_pair(a, 1, 1);
@@ -361,6 +370,7 @@ run_audit(const cli_command *cmd, const cli_args *a)
 report:
     if (rc != CLI_EXIT_OK)
         cli_fail(cmd->name, ctx);
+done:
     flush_log(&notes);
     mmcl_free(report);
     mmcl_options_free(opts);
@@ -620,7 +630,9 @@ static const cli_positional audit_pos[] = {
     {"SAR", CLI_RASTER_IN, 0,
      "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
      SAR_FLAG_HELP},
-    {"OUT", CLI_RASTER_OUT, 0, "information-loss map on the optical grid",
+    {"OUT", CLI_RASTER_OUT, 0,
+     "information-loss map on the optical grid (with --lazy: the .mmcl.json "
+     "descriptor)",
      NULL, NULL},
 };
 

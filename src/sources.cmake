@@ -45,6 +45,7 @@ set(MMCL_CORE_SOURCES
     src/operations/embed.c
     src/operations/infoloss.c
     src/operations/audit.c
+    src/operations/audit_lazy.c
     src/operations/probe.c
     src/operations/colormaps.c
     src/operations/rgb.c

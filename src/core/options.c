@@ -280,6 +280,7 @@ static const mmcl_option_def audit_defs[] = {
      "FILE.json", "also write the figures (cross-validated R2 per modality "
      "and band, loss fractions) as JSON to this file",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    MMCL__LAZY_DEF(MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT),
     MMCL__PAIR_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
