@@ -1470,6 +1470,27 @@ def embedding_probe_outputs(name, path):
     return f
 
 
+AUDIT_LAZY = ["audit", "-q", "--lazy", "emb.tif", "opt.tif", "sar.tif"]
+
+
+def earlier_lazy_audit(d):
+    """a.mmcl.json (and its style a.mmcl.qml): an earlier lazy audit of
+    emb.tif."""
+    p = subprocess.run([MMCL] + AUDIT_LAZY + ["a.mmcl.json"], cwd=d,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("setup: %s" % p.stderr)
+
+
+def audit_descriptor(t, d):
+    with open(os.path.join(d, "a.mmcl.json")) as f:
+        j = json.load(f)
+    t.assertEqual(j["product"], "audit")
+    t.assertEqual(j["embedding"], "emb.tif")
+    t.assertEqual(j["fit"]["k"], 2)
+    t.assertTrue(os.path.exists(os.path.join(d, "a.mmcl.qml")))
+
+
 PROBE_EMB_CASES = [
     Case("probe_embedding_writes_csv_and_map",
          PROBE + ["--embedding", "e=emb.tif", "--csv", "p.csv", "--map",
@@ -1533,6 +1554,33 @@ PROBE_EMB_CASES = [
                   "emb.tif"], 1,
          r"output 'emb\.tif' is also an input of this command",
          setup=sample_labels),
+    # The lazy audit map (audit --lazy).
+    Case("audit_lazy_writes_descriptor_and_style",
+         AUDIT_LAZY + ["a.mmcl.json"], 0, check=audit_descriptor),
+    Case("audit_lazy_format_refused",
+         AUDIT_LAZY + ["-of", "GTiff", "a.mmcl.json"], 1,
+         r"mmcl audit: -of does not apply to a lazy descriptor \(--lazy\): "
+         r"the maps are computed when read", absent=["a.mmcl.json"]),
+    Case("audit_lazy_report_refused",
+         AUDIT_LAZY + ["--report", "r.json", "a.mmcl.json"], 1,
+         r"mmcl audit: --report does not apply to a lazy descriptor",
+         absent=["a.mmcl.json", "r.json"]),
+    Case("audit_lazy_json_refused",
+         AUDIT_LAZY + ["--json", "a.mmcl.json"], 2,
+         r"mmcl audit: --json needs the figures, which --lazy does not "
+         r"compute", absent=["a.mmcl.json"]),
+    Case("audit_lazy_overwrite_replaces_its_descriptor",
+         AUDIT_LAZY + ["--overwrite", "--non-redundancy", "a.mmcl.json"], 0,
+         setup=earlier_lazy_audit, replaced=["a.mmcl.json", "a.mmcl.qml"],
+         check=audit_descriptor),
+    Case("audit_lazy_overwrite_not_an_audit_descriptor",
+         AUDIT_LAZY + ["--overwrite", "emb.mmcl.json"], 1,
+         r"output 'emb\.mmcl\.json' is a lazy embedding descriptor; "
+         r"--overwrite replaces only a lazy audit descriptor"),
+    Case("audit_lazy_descriptor_names_its_embedding_raster",
+         ["rgb", "-q", "--overwrite", "a.mmcl.json", "emb.tif"], 1,
+         r"output 'emb\.tif' is also an input of this command",
+         setup=earlier_lazy_audit),
 ]
 
 
