@@ -268,6 +268,20 @@ done:
     return rc;
 }
 
+/* --json with --lazy: refused (the descriptor's figures are computed when
+ * it is read); returns 1 after saying so. */
+static int
+json_with_lazy(const cli_command *cmd, const cli_args *a,
+               const mmcl_options *opts)
+{
+    if (!a->json || strcmp(mmcl_options_get(opts, "LAZY"), "YES") != 0)
+        return 0;
+    fprintf(stderr, "ERROR 1: mmcl %s: --json needs the figures, which "
+                    "--lazy does not compute\n",
+            cmd->name);
+    return 1;
+}
+
 /* Loads the model named by the first positional argument. */
 static mmcl_model *
 load_model(mmcl_context *ctx, const char *path)
@@ -296,10 +310,7 @@ run_map(const cli_command *cmd, const cli_args *a)
     mmcl_status st;
     if (strcmp(mmcl_options_get(opts, "LAZY"), "YES") == 0) {
         /* --lazy: the descriptor, computed when GDAL reads it. */
-        if (a->json) {
-            fprintf(stderr, "ERROR 1: mmcl %s: --json needs the figures, "
-                            "which --lazy does not compute\n",
-                    cmd->name);
+        if (json_with_lazy(cmd, a, opts)) {
             rc = CLI_EXIT_USAGE;
             goto done;
         }
@@ -348,12 +359,7 @@ run_audit(const cli_command *cmd, const cli_args *a)
                                          notes_level(a));
     if (!opts)
         goto report;
-    if (a->json && strcmp(mmcl_options_get(opts, "LAZY"), "YES") == 0) {
-        /* --lazy writes the descriptor: the maps' figures are computed
-         * when it is read. */
-        fprintf(stderr, "ERROR 1: mmcl %s: --json needs the figures, "
-                        "which --lazy does not compute\n",
-                cmd->name);
+    if (json_with_lazy(cmd, a, opts)) {
         rc = CLI_EXIT_USAGE;
         goto done;
     }

@@ -18,31 +18,13 @@ static const char *const mod_names[2] = {"optical", "sar"};
 /* ---- writing ---------------------------------------------------------- */
 
 static cJSON *
-floats(const float *v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
-static cJSON *
-doubles(const double *v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
-static cJSON *
 layer_json(const mmcl__linear *l)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "in", l->in);
     cJSON_AddNumberToObject(j, "out", l->out);
-    cJSON_AddItemToObject(j, "W", floats(l->W, (size_t)l->in * l->out));
-    cJSON_AddItemToObject(j, "b", floats(l->b, (size_t)l->out));
+    cJSON_AddItemToObject(j, "W", cJSON_CreateFloatArray(l->W, l->in * l->out));
+    cJSON_AddItemToObject(j, "b", cJSON_CreateFloatArray(l->b, l->out));
     return j;
 }
 
@@ -67,8 +49,10 @@ mmcl__audit_fit_json(const mmcl__encoder *enc)
         const mmcl__modality *mod = &enc->mod[m];
         cJSON *j = cJSON_AddObjectToObject(fit, mod_names[m]);
         cJSON_AddNumberToObject(j, "bands", mod->B);
-        cJSON_AddItemToObject(j, "mean", doubles(mod->mean, (size_t)mod->B));
-        cJSON_AddItemToObject(j, "std", doubles(mod->std, (size_t)mod->B));
+        cJSON_AddItemToObject(j, "mean",
+                              cJSON_CreateDoubleArray(mod->mean, mod->B));
+        cJSON_AddItemToObject(j, "std",
+                              cJSON_CreateDoubleArray(mod->std, mod->B));
         cJSON_AddItemToObject(j, "pca", layer_json(&mod->unimodal));
         cJSON_AddItemToObject(j, "decoder_aligned",
                               layer_json(&mod->dec_aligned));

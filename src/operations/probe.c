@@ -298,6 +298,17 @@ path_exists(const char *path)
     return VSIStatL(path, &st) == 0;
 }
 
+/* Refuses the name @p e would take, for the reason @p why. */
+static mmcl_status
+emb_name_refused(mmcl_context *ctx, const probe_emb *e, const char *why)
+{
+    return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                       "the embedding raster '%s' would be named '%s', %s: "
+                       "name it with %s NAME=FILE",
+                       e->path, e->name, why,
+                       mmcl__opt_name(ctx, "EMBEDDING"));
+}
+
 /* The name and file of one EMBEDDING value: NAME=FILE when the part before
  * the first '=' is a name without '/' (and the whole value is not itself an
  * existing file while FILE is not), else FILE named by its stem (the file
@@ -331,12 +342,9 @@ emb_parse(mmcl_context *ctx, const char *value, probe_emb *e)
                            "%s '%s' names no file",
                            mmcl__opt_name(ctx, "EMBEDDING"), value);
     if (!emb_name_ok(e->name, strlen(e->name)))
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "the embedding raster '%s' would be named '%s', "
-                           "which is empty or holds a comma, a quote or '=': "
-                           "name it with %s NAME=FILE",
-                           e->path, e->name,
-                           mmcl__opt_name(ctx, "EMBEDDING"));
+        return emb_name_refused(ctx, e,
+                                "which is empty or holds a comma, a quote "
+                                "or '='");
     return MMCL_OK;
 }
 
@@ -1522,12 +1530,8 @@ run_emb_parse(mmcl_context *ctx, probe_run *r, const mmcl_options *o)
         for (int i = 0; i < N_REPS && !taken; i++)
             taken = strcmp(pe->name, rep_names[i]) == 0;
         if (taken)
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "the embedding raster '%s' would be named "
-                               "'%s', a name the probe report already uses: "
-                               "name it with %s NAME=FILE",
-                               pe->path, pe->name,
-                               mmcl__opt_name(ctx, "EMBEDDING"));
+            return emb_name_refused(ctx, pe,
+                                    "a name the probe report already uses");
         for (int f = 0; f < e; f++)
             if (strcmp(pe->name, r->emb[f].name) == 0)
                 return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
@@ -1926,15 +1930,6 @@ run_scores(mmcl_context *ctx, probe_run *r)
     return MMCL_OK;
 }
 
-static cJSON *
-json_numbers(const double *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
 /* The figures of @p s into the report object @p e. */
 static void
 report_scores(const probe_run *r, const probe_scores *s, cJSON *e)
@@ -1960,8 +1955,8 @@ report_scores(const probe_run *r, const probe_scores *s, cJSON *e)
         cJSON_AddNumberToObject(k, "f1", s->f1[c]);
         cJSON_AddNumberToObject(k, "iou", s->iou[c]);
         cJSON_AddItemToArray(pc, k);
-        cJSON_AddItemToArray(conf,
-                             json_numbers(s->conf + (size_t)c * r->q, r->q));
+        cJSON_AddItemToArray(conf, cJSON_CreateDoubleArray(
+                                       s->conf + (size_t)c * r->q, r->q));
     }
 }
 

@@ -29,22 +29,11 @@ import unittest
 import numpy as np
 from osgeo import gdal
 
-from test_plugin import gdal_side_blas_env, max_abs_diff
+# The program runs the OpenBLAS kernel this process (the plugin) runs.
+from test_plugin import MMCL_ENV as ENV
+from test_plugin import mmcl
 
 gdal.UseExceptions()
-
-MMCL = os.environ.get("MMCL", "build/mmcl")
-ENV = gdal_side_blas_env()
-
-
-def mmcl(*args, check=True):
-    p = subprocess.run([MMCL] + [str(a) for a in args], capture_output=True,
-                       text=True, env=ENV)
-    if check and p.returncode != 0:
-        raise AssertionError("mmcl %s failed (%d): %s" %
-                             (" ".join(map(str, args)), p.returncode,
-                              p.stderr))
-    return p
 
 
 def quantize_alphaearth(x):
