@@ -925,6 +925,20 @@ mmcl__opt_progress(const mmcl_options *opts, void **user)
     return opts ? opts->progress : NULL;
 }
 
+mmcl_status
+mmcl__opt_refuse_for_lazy(mmcl_context *ctx, const mmcl_options *opts,
+                          const char *const *keys, const char *why)
+{
+    for (size_t i = 0; keys[i]; i++)
+        if (mmcl__opt_given(opts, keys[i]))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s does not apply to a lazy descriptor "
+                               "(%s): %s",
+                               mmcl__opt_name(ctx, keys[i]),
+                               mmcl__opt_name(ctx, "LAZY"), why);
+    return MMCL_OK;
+}
+
 int
 mmcl__opt_threads(const mmcl_options *opts)
 {

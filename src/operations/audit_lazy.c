@@ -21,14 +21,11 @@ mmcl_status
 mmcl__audit_lazy_check(mmcl_context *ctx, mmcl__files *files, const char *out,
                        const mmcl_options *o)
 {
-    static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (mmcl__opt_given(o, refused[i]))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s does not apply to a lazy descriptor "
-                               "(%s): the maps are computed when read",
-                               mmcl__opt_name(ctx, refused[i]),
-                               mmcl__opt_name(ctx, "LAZY"));
+    static const char *const refused[] = {"FORMAT", "CO", "REPORT", NULL};
+    mmcl_status st = mmcl__opt_refuse_for_lazy(
+        ctx, o, refused, "the maps are computed when read");
+    if (st != MMCL_OK)
+        return st;
     if (!out || !*out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output given");
     return mmcl__files_add_output(ctx, files, out, "output",

@@ -781,14 +781,11 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
                            "infoloss (rgb: mmcl_rgb with LAZY), not for "
                            "options built for '%s'",
                            op);
-    static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (mmcl__opt_given(opts, refused[i]))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s does not apply to a lazy descriptor "
-                               "(%s): the product is computed when read",
-                               mmcl__opt_name(ctx, refused[i]),
-                               mmcl__opt_name(ctx, "LAZY"));
+    static const char *const refused[] = {"FORMAT", "CO", "REPORT", NULL};
+    mmcl_status refusal = mmcl__opt_refuse_for_lazy(
+        ctx, opts, refused, "the product is computed when read");
+    if (refusal != MMCL_OK)
+        return refusal;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "mmcl_descriptor", DESCRIPTOR_VERSION);
     cJSON_AddStringToObject(j, "product", kind);
