@@ -24,17 +24,6 @@ enum { GW = 120, GH = 90, K = 3 };
 static const double grid_gt[6] = {500000, 10, 0, 4800000, 0, -10};
 static char *utm, *lonlat;
 
-static char *
-wkt_of(const char *srs)
-{
-    OGRSpatialReferenceH s = OSRNewSpatialReference(NULL);
-    OSRSetFromUserInput(s, srs);
-    char *wkt = NULL;
-    OSRExportToWkt(s, &wkt);
-    OSRDestroySpatialReference(s);
-    return wkt;
-}
-
 /* The AlphaEarth value of code q, written independently of the library. */
 static double
 aef(int q)
@@ -371,8 +360,8 @@ int
 main(void)
 {
     GDALAllRegister();
-    utm = wkt_of("EPSG:32631");
-    lonlat = wkt_of("EPSG:4326");
+    utm = test_wkt_of("EPSG:32631");
+    lonlat = test_wkt_of("EPSG:4326");
     static const test_case cases[] = {
         {"a_float_embedding_on_the_grid_is_read_as_it_is",
          a_float_embedding_on_the_grid_is_read_as_it_is},

@@ -24,17 +24,6 @@ enum { GW = 120, GH = 90 };
 static const double grid_gt[6] = {500000, 10, 0, 4800000, 0, -10};
 static char *utm; /* its CRS */
 
-static char *
-wkt_of(const char *srs)
-{
-    OGRSpatialReferenceH s = OSRNewSpatialReference(NULL);
-    OSRSetFromUserInput(s, srs);
-    char *wkt = NULL;
-    OSRExportToWkt(s, &wkt);
-    OSRDestroySpatialReference(s);
-    return wkt;
-}
-
 /* A one-band float32 GeoTIFF of a smooth pattern; values equal to
  * @p nodata at every 7th pixel when @p has_nodata; with @p masked, a
  * per-dataset mask that hides every 5th pixel. */
@@ -170,7 +159,7 @@ a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
     /* About 7 m pixels in lon/lat over the west half of the grid and
      * beyond: outside the source, the grid is NaN and not valid. */
     const char *path = test_path("lonlat.tif");
-    char *wkt4326 = wkt_of("EPSG:4326");
+    char *wkt4326 = test_wkt_of("EPSG:4326");
     double gt[6] = {2.9990, 0.00009, 0, 43.3510, 0, -0.000065};
     make_raster(path, wkt4326, gt, 120, 160, 0, 0, 0);
     mmcl_context *ctx = mmcl_context_create();
@@ -265,7 +254,7 @@ int
 main(void)
 {
     GDALAllRegister();
-    utm = wkt_of("EPSG:32631");
+    utm = test_wkt_of("EPSG:32631");
     static const test_case cases[] = {
         {"a_source_on_another_crs_read_by_window_equals_gdalwarp",
          a_source_on_another_crs_read_by_window_equals_gdalwarp},

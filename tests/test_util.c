@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
+#include <ogr_srs_api.h>
 
 int
 test_run_suite(const char *suite_name, const test_case *cases)
@@ -136,4 +137,15 @@ test_shared_data(void)
         return NULL;
     }
     return dir;
+}
+
+char *
+test_wkt_of(const char *srs)
+{
+    OGRSpatialReferenceH s = OSRNewSpatialReference(NULL);
+    OSRSetFromUserInput(s, srs);
+    char *wkt = NULL;
+    OSRExportToWkt(s, &wkt);
+    OSRDestroySpatialReference(s);
+    return wkt;
 }

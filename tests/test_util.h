@@ -44,6 +44,10 @@ const char *test_path(const char *name);
  */
 const char *test_shared_data(void);
 
+/* The WKT of the CRS @p srs (any GDAL SRS definition: "EPSG:32631"), or
+ * NULL; free with CPLFree. */
+char *test_wkt_of(const char *srs);
+
 /* The source tree ($MMCL_SOURCE_DIR) and build tree ($MMCL_BINARY_DIR). */
 const char *test_source_dir(void);
 const char *test_binary_dir(void);

@@ -75,7 +75,7 @@ TITLES = {
     "train": "Train a model",
     "embed": "Embedding map",
     "infoloss": "Information-loss map",
-    "audit": "Audit an embedding raster (information loss)",
+    "audit": "Audit an embedding raster",
     "rgb": "Picture (RGB) of a raster",
     "probe": "Linear probe against labels",
 }

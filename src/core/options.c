@@ -84,6 +84,13 @@
      "the optical grid, else bilinear",                                        \
      MMCL_OPT_USAGE_LIBRARY}
 
+/* The information-loss maps' optional band. */
+#define MMCL__NON_REDUNDANCY_DEF                                               \
+    {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,                  \
+     "--non-redundancy", NULL,                                                 \
+     "add the non-redundancy band of each modality: the part the other "      \
+     "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY}
+
 #define MMCL__MASK_DEF                                                         \
     {"MASK", MMCL_OPT_ENUM, "own", NULL, NULL, "own|any", "--mask", "own|any", \
      "where a value is NaN: own = where an input value it is computed from "  \
@@ -244,10 +251,7 @@ static const mmcl_option_def embed_defs[] = {
 };
 
 static const mmcl_option_def infoloss_defs[] = {
-    {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,
-     "--non-redundancy", NULL,
-     "add the non-redundancy band of each modality: the part the other "
-     "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__NON_REDUNDANCY_DEF,
     MMCL__MASK_DEF,
     {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
      "FILE.json", "also write the global figures as JSON to this file",
@@ -271,10 +275,7 @@ static const mmcl_option_def audit_defs[] = {
      MMCL_OPT_USAGE_LIBRARY},
     {"SEED", MMCL_OPT_INT, "0", "0", "9007199254740991", NULL, "--seed", "S",
      "random seed of the sampling", MMCL_OPT_USAGE_LIBRARY},
-    {"NON_REDUNDANCY", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL,
-     "--non-redundancy", NULL,
-     "add the non-redundancy band of each modality: the part the other "
-     "modality cannot predict linearly", MMCL_OPT_USAGE_LIBRARY},
+    MMCL__NON_REDUNDANCY_DEF,
     MMCL__MASK_DEF,
     {"REPORT", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--report",
      "FILE.json", "also write the figures (cross-validated R2 per modality "

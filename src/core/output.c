@@ -359,7 +359,9 @@ kind_phrase(const out_rec *o, char *buf, size_t n)
     case MMCL__OUT_MODEL:
         return "an mmcl model file";
     case MMCL__OUT_REPORT:
-        return "an information-loss report (JSON)";
+        return o->product && strcmp(o->product, "audit") == 0
+                   ? "an audit report (JSON) written by mmcl audit"
+                   : "an information-loss report (JSON)";
     case MMCL__OUT_DESCRIPTOR:
         snprintf(buf, n, "a lazy %s descriptor (.mmcl.json)",
                  o->product ? o->product : "product");
@@ -403,12 +405,18 @@ json_is_kind(const char *text, mmcl__out_kind k, const char *product)
     int ok = 0;
     if (cJSON_IsObject(j)) {
         switch (k) {
-        case MMCL__OUT_REPORT:
-            ok = json_has(j, "model_hash", 1) &&
+        case MMCL__OUT_REPORT: {
+            /* infoloss's names the model; audit's says it is one */
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "product");
+            int audit = product && strcmp(product, "audit") == 0;
+            ok = (audit ? cJSON_IsString(p) &&
+                              strcmp(p->valuestring, "audit") == 0
+                        : json_has(j, "model_hash", 1)) &&
                  cJSON_IsObject(cJSON_GetObjectItem(j, "optical")) &&
                  cJSON_IsObject(cJSON_GetObjectItem(j, "sar")) &&
                  !json_has(j, "mmcl_descriptor", 0);
             break;
+        }
         case MMCL__OUT_DESCRIPTOR: {
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "product");
             ok = cJSON_IsNumber(cJSON_GetObjectItem(j, "mmcl_descriptor")) &&
@@ -531,6 +539,8 @@ describe(const char *path, char *buf, size_t n)
             snprintf(buf, n, "a lazy %s descriptor", p->valuestring);
         else if (json_is_kind(t, MMCL__OUT_REPORT, NULL))
             snprintf(buf, n, "an information-loss report");
+        else if (json_is_kind(t, MMCL__OUT_REPORT, "audit"))
+            snprintf(buf, n, "an audit report");
         else
             snprintf(buf, n, "a JSON file");
         cJSON_Delete(j);

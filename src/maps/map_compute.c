@@ -44,8 +44,16 @@ mmcl__map_def_init(mmcl_context *ctx, mmcl__map_def *def,
         def->per_mod = def->loss_bands + 3;
         def->reach = MMCL__STRUCTURE_WINDOW / 2;
         def->n_out = 2 * def->per_mod;
+        int audit = strcmp(enc->objective, "audit") == 0;
         for (int m = 0; m < 2; m++)
-            if (!isfinite(enc->mod[m].floor_infoloss))
+            if (!isfinite(enc->mod[m].floor_infoloss) && audit)
+                mmcl__log(ctx, MMCL_LOG_WARNING,
+                          "the pair's area is too small to estimate the "
+                          "noise of the %s bands: the noise_floor, "
+                          "structured_loss and structured_excess bands are "
+                          "NaN",
+                          mmcl__modality_name(m));
+            else if (!isfinite(enc->mod[m].floor_infoloss))
                 mmcl__log(ctx, MMCL_LOG_WARNING,
                           "the model has no noise estimate of the %s bands "
                           "(it was trained before mmcl estimated noise, or "
@@ -139,14 +147,19 @@ mmcl__map_band_meanings(const mmcl__map_def *def, const mmcl__encoder *enc)
     for (int m = 0; m < 2; m++) {
         const char *mn = mmcl__modality_name(m);
         int K = enc->mod[m].Ku;
+        /* An audit measures an embedding made elsewhere, not an
+         * alignment. */
+        const char *h = def->embedding ? "the embedding raster"
+                                       : "the aligned embedding";
+        const char *lost = def->embedding ? "the embedding" : "alignment";
         out = CSLAddString(out, CPLSPrintf(
-            "share of the %s signal that the aligned embedding does not "
-            "carry, noise included", mn));
+            "share of the %s signal that %s does not carry, noise included",
+            mn, h));
         out = CSLAddString(out, CPLSPrintf(
             "what the top-%d PCA of the %s bands alone loses", K, mn));
         out = CSLAddString(out, CPLSPrintf(
-            "%s infoloss minus unimodal: what alignment lost beyond any "
-            "%d-dimensional summary, noise included (signed)", mn, K));
+            "%s infoloss minus unimodal: what %s lost beyond any "
+            "%d-dimensional summary, noise included (signed)", mn, lost, K));
         if (def->nonred)
             out = CSLAddString(out, CPLSPrintf(
                 "part of the %s signal that the other modality cannot "
@@ -158,8 +171,8 @@ mmcl__map_band_meanings(const mmcl__map_def *def, const mmcl__encoder *enc)
             w, w));
         out = CSLAddString(out, CPLSPrintf(
             "%s excess above the noise, mean over %dx%d pixels: ground "
-            "signal that alignment lost beyond any %d-dimensional summary "
-            "(signed)", mn, w, w, K));
+            "signal that %s lost beyond any %d-dimensional summary "
+            "(signed)", mn, w, w, lost, K));
     }
     return out;
 }

@@ -9,6 +9,7 @@
  * figures do not depend on the threads. See maps_internal.h.
  */
 #include <math.h>
+#include <string.h>
 
 #include <cpl_string.h>
 
@@ -107,7 +108,11 @@ mmcl__map_run_check_outputs(mmcl_context *ctx, mmcl__map_run *r,
                                                 format);
     if (st == MMCL_OK && r->report)
         st = mmcl__files_add_output(ctx, r->files, r->report, "report",
-                                    MMCL__OUT_REPORT, NULL, NULL);
+                                    MMCL__OUT_REPORT,
+                                    strcmp(r->product, "audit") == 0
+                                        ? "audit"
+                                        : NULL,
+                                    NULL);
     return st;
 }
 
@@ -153,23 +158,51 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
     return st;
 }
 
-mmcl_status
-mmcl__map_run_commit(mmcl_context *ctx, mmcl__map_run *r, const char *text,
-                     mmcl__stage **report_stage)
+/* Writes the map (progress r->split to 1) and the report @p text beside
+ * it (when r->report) and moves both into place together, or neither. */
+static mmcl_status
+run_commit_outputs(mmcl_context *ctx, mmcl__map_run *r, const char *text)
 {
     mmcl_status st = mmcl__writer_finish(ctx, r->writer, r->progress,
                                          r->progress_user, r->split, 1.0);
     mmcl__stage *stages[2] = {mmcl__writer_stage(r->writer), NULL};
     if (st == MMCL_OK && r->report) {
-        *report_stage = mmcl__stage_create(ctx, r->files, r->report);
-        st = *report_stage
-                 ? mmcl__stage_write_text(ctx, *report_stage, text)
+        r->report_stage = mmcl__stage_create(ctx, r->files, r->report);
+        st = r->report_stage
+                 ? mmcl__stage_write_text(ctx, r->report_stage, text)
                  : mmcl_context_errcode(ctx);
-        stages[1] = *report_stage;
+        stages[1] = r->report_stage;
     }
     if (st == MMCL_OK)
         st = mmcl__stages_commit(ctx, stages, r->report ? 2 : 1, r->progress,
                                  r->progress_user, 1.0);
+    return st;
+}
+
+mmcl_status
+mmcl__map_run_finish(mmcl_context *ctx, mmcl__map_run *r, const cJSON *fig,
+                     char **report_json)
+{
+    char **fig_md = mmcl__loss_figures_md(fig);
+    char *text = NULL;
+    mmcl_status st = mmcl__writer_set_metadata_list(ctx, r->writer,
+                                                    r->metadata);
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata_list(ctx, r->writer, fig_md);
+    if (st == MMCL_OK) {
+        text = cJSON_Print(fig);
+        if (!text)
+            st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    }
+    if (st == MMCL_OK)
+        st = run_commit_outputs(ctx, r, text);
+    if (st == MMCL_OK && report_json) {
+        *report_json = mmcl__strdup(ctx, text);
+        if (!*report_json)
+            st = MMCL_ERR_NO_MEMORY;
+    }
+    cJSON_free(text);
+    CSLDestroy(fig_md);
     return st;
 }
 
@@ -201,6 +234,7 @@ mmcl__map_run_close(mmcl__map_run *r)
     /* The reader stops before the output goes: a read that makes room in
      * GDAL's block cache may write out a dirty block of the output. */
     mmcl__tile_reader_destroy(r->reader);
+    mmcl__stage_destroy(r->report_stage); /* before its files go */
     mmcl__writer_abort(r->writer);
     CSLDestroy(r->names);
     CSLDestroy(r->units);

@@ -251,6 +251,7 @@ typedef struct mmcl__map_run {
     char **units, **meanings;  /* band units and LONG_NAMEs (CSL) */
     char **metadata;           /* the map's metadata (CSL) */
     const char *report;        /* infoloss: REPORT, or NULL */
+    mmcl__stage *report_stage; /* the report's, once it is written */
     int tile, threads;
     mmcl_progress_fn progress;
     void *progress_user;
@@ -283,12 +284,13 @@ mmcl_status mmcl__map_run_create(mmcl_context *ctx, mmcl__map_run *r,
                                  const char *out, const mmcl_options *o,
                                  const char *format);
 
-/* Writes the map (progress r->split to 1) and the report @p text beside
- * it (when r->report) and moves both into place together, or neither;
- * *report_stage is the report's, for the caller to destroy. */
-mmcl_status mmcl__map_run_commit(mmcl_context *ctx, mmcl__map_run *r,
-                                 const char *text,
-                                 mmcl__stage **report_stage);
+/* With the tiles written: the map's metadata (r->metadata, then the
+ * figures @p fig as mmcl__loss_figures_md gives them), the map and the
+ * report (@p fig as JSON, when r->report) moved into place together, or
+ * neither (progress r->split to 1); *report_json (when not NULL) receives
+ * the JSON. */
+mmcl_status mmcl__map_run_finish(mmcl_context *ctx, mmcl__map_run *r,
+                                 const cJSON *fig, char **report_json);
 
 /* Starts the reader and runs the tiles into the writer (progress 0 to
  * r->split). */

@@ -701,6 +701,21 @@ audit_metadata(char **md, const audit *a, const char *path)
                              mmcl__embedding_raster_dequantize(a->er)));
     md = CSLSetNameValue(md, "SAMPLES", CPLSPrintf("%d", a->N));
     md = CSLSetNameValue(md, "BLOCKS", CPLSPrintf("%d", a->blocks));
+    /* The cross-validated headline figures (all of them in the report). */
+    for (int m = 0; m < 2; m++) {
+        const cv_decoder *al = &a->dec[m][0], *un = &a->dec[m][1];
+        int B = m == 0 ? a->s->B1 : a->s->B2;
+        double r2a = r2_of(al->sse, al->sst, B, -1);
+        double r2u = r2_of(un->sse, un->sst, B, -1);
+        const char *M = m == 0 ? "OPTICAL" : "SAR";
+        md = CSLSetNameValue(md, CPLSPrintf("CV_R2_ALIGNED_%s", M),
+                             CPLSPrintf("%.6g", r2a));
+        md = CSLSetNameValue(md, CPLSPrintf("CV_R2_UNIMODAL_%s", M),
+                             CPLSPrintf("%.6g", r2u));
+        md = CSLSetNameValue(md, CPLSPrintf("CV_LOSS_FRACTION_%s", M),
+                             CPLSPrintf("%.6g",
+                                        r2u > 0 ? (r2u - r2a) / r2u : 0));
+    }
     return md;
 }
 
@@ -736,8 +751,6 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
                            "no embedding raster given");
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
-    mmcl__stage *report_stage = NULL;
-    char **fig_md = NULL, *text = NULL;
     cJSON *fig = NULL;
     audit a = {0};
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "audit", &tmp, &o);
@@ -793,31 +806,12 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
         goto done;
     mmcl__map_run_report_timing(&r, "audit");
     fig = audit_report(&a, &r, embedding, r.pair);
-    fig_md = mmcl__loss_figures_md(fig);
     r.metadata = audit_metadata(r.metadata, &a, embedding);
-    st = mmcl__writer_set_metadata_list(ctx, r.writer, r.metadata);
-    if (st == MMCL_OK)
-        st = mmcl__writer_set_metadata_list(ctx, r.writer, fig_md);
-    if (st != MMCL_OK)
-        goto done;
-    text = cJSON_Print(fig);
-    if (!text) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    st = mmcl__map_run_commit(ctx, &r, text, &report_stage);
-    if (st == MMCL_OK && report_json) {
-        *report_json = mmcl__strdup(ctx, text);
-        if (!*report_json)
-            st = MMCL_ERR_NO_MEMORY;
-    }
+    st = mmcl__map_run_finish(ctx, &r, fig, report_json);
 done:
-    cJSON_free(text);
     cJSON_Delete(fig);
-    mmcl__stage_destroy(report_stage);
     mmcl__map_run_close(&r); /* frees the encoder, whose tensors are a's */
     audit_free(&a);
-    CSLDestroy(fig_md);
     mmcl_options_free(tmp);
     return st;
 }

@@ -52,8 +52,6 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
         *report_json = NULL;
     mmcl_options *tmp = NULL;
     const mmcl_options *o = NULL;
-    mmcl__stage *report_stage = NULL;
-    char **fig_md = NULL, *text = NULL;
     cJSON *fig = NULL;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "infoloss", &tmp, &o);
     if (st != MMCL_OK)
@@ -75,29 +73,10 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     }
     fig = mmcl__loss_figures_json(r.enc, r.def.nonred, r.total);
     add_checks(fig, &r);
-    fig_md = mmcl__loss_figures_md(fig);
-    st = mmcl__writer_set_metadata_list(ctx, r.writer, r.metadata);
-    if (st == MMCL_OK)
-        st = mmcl__writer_set_metadata_list(ctx, r.writer, fig_md);
-    if (st != MMCL_OK)
-        goto done;
-    text = cJSON_Print(fig);
-    if (!text) {
-        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
-        goto done;
-    }
-    st = mmcl__map_run_commit(ctx, &r, text, &report_stage);
-    if (st == MMCL_OK && report_json) {
-        *report_json = mmcl__strdup(ctx, text);
-        if (!*report_json)
-            st = MMCL_ERR_NO_MEMORY;
-    }
+    st = mmcl__map_run_finish(ctx, &r, fig, report_json);
 done:
-    cJSON_free(text);
     cJSON_Delete(fig);
-    mmcl__stage_destroy(report_stage); /* before its files go */
     mmcl__map_run_close(&r);
-    CSLDestroy(fig_md);
     mmcl_options_free(tmp);
     return st;
 }

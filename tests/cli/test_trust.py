@@ -1668,8 +1668,90 @@ STYLE_CASES = [
          ["rgb", "-q", "emb.tif", "emb.png"], 0),
 ]
 
+def moved_embedding(d):
+    """emb.tif 100 km east: no pixel in common with opt.tif."""
+    src = gdal.Open(os.path.join(d, "emb.tif"))
+    x0, dx, _, y0, _, dy = src.GetGeoTransform()
+    w, h = src.RasterXSize, src.RasterYSize
+    gdal.Translate(os.path.join(d, "far.tif"), src,
+                   outputBounds=[x0 + 1e5, y0, x0 + 1e5 + dx * w, y0 + dy * h])
+
+
+def invalid_embedding(d):
+    """emb.tif with every value NaN."""
+    ds = gdal.Translate(os.path.join(d, "nan.tif"),
+                        gdal.Open(os.path.join(d, "emb.tif")))
+    for b in range(ds.RasterCount):
+        ds.GetRasterBand(b + 1).Fill(float("nan"))
+    ds = None
+
+
+def audit_written(t, d):
+    ds = gdal.Open(os.path.join(d, "a.tif"))
+    t.assertEqual(ds.GetMetadataItem("PRODUCT", "MMCL"), "audit")
+    t.assertEqual(ds.GetRasterBand(1).GetDescription(), "infoloss_optical")
+    style_is("a.qml", "singlebandpseudocolor")(t, d)
+    with open(os.path.join(d, "a.json")) as f:
+        rep = json.load(f)
+    t.assertEqual(rep["product"], "audit")
+    t.assertEqual(rep["embedding"]["dequantize"], "none")
+    for mod in ("optical", "sar"):
+        t.assertIn("r2_aligned", rep[mod]["cross_validated"])
+
+
+AUDIT = ["audit", "-q", "emb.tif", "opt.tif", "sar.tif"]
+
+# mmcl audit: an embedding raster made elsewhere, read on the optical grid.
+AUDIT_CASES = [
+    Case("audit_writes_map_report_and_style",
+         AUDIT + ["a.tif", "--report", "a.json"], 0, check=audit_written),
+    Case("audit_embedding_not_a_raster",
+         ["audit", "-q", "notes.txt", "opt.tif", "sar.tif", "a.tif"], 1,
+         r"cannot open embedding raster 'notes\.txt': .*not recognized",
+         setup=write("notes.txt", "my notes\n"), absent=["a.tif"]),
+    Case("audit_embedding_does_not_overlap",
+         ["audit", "-q", "far.tif", "opt.tif", "sar.tif", "a.tif"], 1,
+         r"the embedding raster 'far\.tif' does not overlap the optical "
+         r"raster: no pixel in common", setup=moved_embedding,
+         absent=["a.tif"]),
+    Case("audit_embedding_without_valid_value",
+         ["audit", "-q", "nan.tif", "opt.tif", "sar.tif", "a.tif"], 1,
+         r"the embedding raster 'nan\.tif' has no valid value where the "
+         r"optical and the SAR are valid", setup=invalid_embedding,
+         absent=["a.tif"]),
+    Case("audit_bad_dequantize_refused_naming_the_flag",
+         ["audit", "-q", "--dequantize", "sqrt", "emb.tif", "opt.tif",
+          "sar.tif", "a.tif"], 1,
+         r"mmcl audit: --dequantize must be one of "
+         r"auto\|none\|linear\|alphaearth, got 'sqrt'", absent=["a.tif"]),
+    Case("audit_out_exists_refused",
+         AUDIT + ["loss.tif"], 1,
+         r"output 'loss\.tif' exists; use --overwrite to replace it"),
+    Case("audit_overwrite_not_an_audit_map",
+         AUDIT + ["--overwrite", "loss.tif"], 1,
+         r"output 'loss\.tif' is an information-loss map written by mmcl "
+         r"infoloss; --overwrite replaces only an information-loss map "
+         r"written by mmcl audit"),
+    Case("audit_overwrite_not_an_audit_report",
+         AUDIT + ["--overwrite", "a.tif", "--report", "report.json"], 1,
+         r"report 'report\.json' is an information-loss report; --overwrite "
+         r"replaces only an audit report \(JSON\) written by mmcl audit",
+         absent=["a.tif"]),
+    Case("audit_out_is_the_embedding",
+         AUDIT + ["--overwrite", "emb.tif"], 1,
+         r"output 'emb\.tif' is also an input of this command"),
+    Case("audit_out_is_the_optical",
+         AUDIT + ["--overwrite", "opt.tif"], 1,
+         r"output 'opt\.tif' is also an input of this command"),
+    Case("audit_report_is_the_embedding",
+         AUDIT + ["a.tif", "--report", "emb.tif"], 1,
+         r"report 'emb\.tif' is also an input of this command",
+         absent=["a.tif"]),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
-         PROBE_CASES + EDGE_CASES + STYLE_CASES + PROBE_EMB_CASES)
+         PROBE_CASES + EDGE_CASES + STYLE_CASES + AUDIT_CASES +
+         PROBE_EMB_CASES)
 
 
 def snapshot(folder, but_temporary=False):
