@@ -17,6 +17,9 @@
  *   "b": [q]}: pca (B -> Ku), decoder_aligned (K -> B), decoder_unimodal
  *   (Ku -> B), decoder_nonredundant (the other modality's bands -> B).
  *
+ * The lazy descriptor adds "metadata" to it (audit_lazy.c): what the
+ * written map's MMCL metadata says of the audit, as strings.
+ *
  * Numbers are printed so that they read back to the same bits (cJSON's
  * shortest round trip), so the lazy maps equal the written ones.
  */

@@ -791,11 +791,15 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
                    r.progress_user, 0.0, 0.2);
     if (st == MMCL_OK)
         st = audit_encoder(ctx, &a, &r.enc);
-    if (st == MMCL_OK && lazy)
+    if (st == MMCL_OK && lazy) {
+        /* The descriptor carries what the map's metadata says of the
+         * audit (the fit's figures). */
+        char **md = audit_metadata(NULL, &a, embedding);
         st = mmcl__audit_lazy_write(ctx, r.files, out, embedding, optical,
-                                    n_optical, sar, n_sar, r.enc, a.N,
-                                    a.blocks, o, r.progress,
-                                    r.progress_user);
+                                    n_optical, sar, n_sar, r.enc, md, o,
+                                    r.progress, r.progress_user);
+        CSLDestroy(md);
+    }
     if (st != MMCL_OK || lazy)
         goto done;
     r.def.embedding = a.er;

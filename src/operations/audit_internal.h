@@ -20,16 +20,16 @@ mmcl_status mmcl__audit_lazy_check(mmcl_context *ctx, mmcl__files *files,
 
 /* Writes the descriptor of the lazy audit map to @p out: the embedding
  * raster and the pair, the options that decide how they are read and what
- * the map holds, and the fit of @p enc (audit_fit_internal.h) with the
- * @p samples it was fitted on over @p blocks x @p blocks spatial blocks;
+ * the map holds, and the fit of @p enc (audit_fit_internal.h) with
+ * @p metadata, what the written map's MMCL metadata says of the audit
+ * (KEY=VALUE list: the samples, the blocks, the cross-validated figures);
  * then puts it in place with its QGIS style, the progress ending at 1. */
 mmcl_status mmcl__audit_lazy_write(mmcl_context *ctx, mmcl__files *files,
                                    const char *out, const char *embedding,
                                    const char *const *optical,
                                    size_t n_optical, const char *const *sar,
                                    size_t n_sar, const mmcl__encoder *enc,
-                                   int samples, int blocks,
-                                   const mmcl_options *o,
+                                   char **metadata, const mmcl_options *o,
                                    mmcl_progress_fn progress, void *user);
 
 #endif /* MMCL_AUDIT_INTERNAL_H */

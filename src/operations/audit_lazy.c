@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <cpl_string.h>
 
 #include "audit_fit_internal.h"
 #include "audit_internal.h"
@@ -84,7 +85,7 @@ mmcl_status
 mmcl__audit_lazy_write(mmcl_context *ctx, mmcl__files *files, const char *out,
                        const char *embedding, const char *const *optical,
                        size_t n_optical, const char *const *sar, size_t n_sar,
-                       const mmcl__encoder *enc, int samples, int blocks,
+                       const mmcl__encoder *enc, char **metadata,
                        const mmcl_options *o, mmcl_progress_fn progress,
                        void *user)
 {
@@ -104,8 +105,14 @@ mmcl__audit_lazy_write(mmcl_context *ctx, mmcl__files *files, const char *out,
     add_paths(dh, j, "optical", out, optical, n_optical);
     add_paths(dh, j, "sar", out, sar, n_sar);
     add_options(j, o);
-    cJSON_AddNumberToObject(fit, "samples", samples);
-    cJSON_AddNumberToObject(fit, "blocks", blocks);
+    cJSON *md = cJSON_AddObjectToObject(fit, "metadata");
+    for (int i = 0; metadata && metadata[i]; i++) {
+        char *key = NULL;
+        const char *value = CPLParseNameValue(metadata[i], &key);
+        if (key && value)
+            cJSON_AddStringToObject(md, key, value);
+        CPLFree(key);
+    }
     cJSON_AddItemToObject(j, "fit", fit);
     mmcl__stage *stage = mmcl__stage_create(ctx, files, out);
     mmcl_status st = stage ? dh->write(ctx, stage, out, j)

@@ -430,7 +430,10 @@ open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
         mmcl__map_def_set_mask(&m->def, mmcl__opt_str(d->opts, "MASK"));
         for (int l = 0; l < MAX_LEVELS; l++)
             m->level_def[l] = m->def;
-        return open_level_embedding(ctx, m, 0);
+        st = open_level_embedding(ctx, m, 0);
+        /* The map's bands and metadata speak of the embedding raster. */
+        m->def.embedding = m->er[0];
+        return st;
     }
     mmcl_status st = mmcl_model_load(ctx, d->model, &m->model);
     if (st == MMCL_OK)
@@ -450,27 +453,29 @@ open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
 }
 
 /* An audit map's metadata: an information-loss map's, as mmcl audit
- * writes it (no model; the embedding raster, its de-quantization, the
- * samples and blocks of the fit). */
+ * writes it: no model, and what the fit's "metadata" says of the audit
+ * (the samples, the blocks, the cross-validated figures; strings), with
+ * the embedding raster as the descriptor names it. */
 static char **
 audit_metadata(char **md, const map_product *m, const descriptor *d)
 {
-    const cJSON *samples = cJSON_GetObjectItemCaseSensitive(d->fit, "samples");
-    const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(d->fit, "blocks");
     md = CSLSetNameValue(md, "PRODUCT", "audit");
     md = CSLSetNameValue(md, "MODEL_HASH", NULL);
     md = CSLSetNameValue(md, "OBJECTIVE", NULL);
     md = CSLSetNameValue(md, "PATCH", NULL);
+    const cJSON *item;
+    cJSON_ArrayForEach(item,
+                       cJSON_GetObjectItemCaseSensitive(d->fit, "metadata"))
+    {
+        if (cJSON_IsString(item) && item->string && *item->string &&
+            !strchr(item->string, '='))
+            md = CSLSetNameValue(md, item->string, item->valuestring);
+    }
+    md = CSLSetNameValue(md, "PRODUCT", "audit");
     md = CSLSetNameValue(md, "EMBEDDING", m->er_path);
     md = CSLSetNameValue(md, "DEQUANTIZE",
                          mmcl__dequantize_name(
                              mmcl__embedding_raster_dequantize(m->er[0])));
-    if (cJSON_IsNumber(samples))
-        md = CSLSetNameValue(md, "SAMPLES",
-                             CPLSPrintf("%.0f", samples->valuedouble));
-    if (cJSON_IsNumber(blocks))
-        md = CSLSetNameValue(md, "BLOCKS",
-                             CPLSPrintf("%.0f", blocks->valuedouble));
     return md;
 }
 

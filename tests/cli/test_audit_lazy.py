@@ -7,8 +7,10 @@ driver from the fit the descriptor holds.
   the map `mmcl audit` writes bit for bit when both run the same OpenBLAS
   kernel: for an `mmcl embed` map with --non-redundancy, and for an int8
   EPSG:4326 copy of it quantized as the Satellite Embedding (warped and
-  de-quantized when read); the MMCL metadata (PRODUCT=audit, EMBEDDING,
-  DEQUANTIZE, the figures) is the written map's.
+  de-quantized when read); the band descriptions, units and meanings and
+  the MMCL metadata (PRODUCT=audit, EMBEDDING, DEQUANTIZE, the
+  cross-validated figures of the fit, the maps' figures) are the written
+  map's.
 - The overviews (a 384 px scene has one, factor 2) are marked
   APPROXIMATE=YES, read the embedding raster on their own grid, and their
   information loss is within 0.05 of level 0's mean.
@@ -106,8 +108,11 @@ class AuditLazy(unittest.TestCase):
         self.assertEqual(b.RasterCount, a.RasterCount)
         self.assertEqual(b.GetGeoTransform(), a.GetGeoTransform())
         for i in range(a.RasterCount):
-            self.assertEqual(b.GetRasterBand(i + 1).GetDescription(),
-                             a.GetRasterBand(i + 1).GetDescription())
+            ba, bb = a.GetRasterBand(i + 1), b.GetRasterBand(i + 1)
+            self.assertEqual(bb.GetDescription(), ba.GetDescription())
+            self.assertEqual(bb.GetUnitType(), ba.GetUnitType())
+            self.assertEqual(bb.GetMetadataItem("LONG_NAME"),
+                             ba.GetMetadataItem("LONG_NAME"))
         x, y = a.ReadAsArray(), b.ReadAsArray()
         np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
         np.testing.assert_array_equal(x, y)
