@@ -698,14 +698,19 @@ main(int argc, char **argv)
      * and GDAL's default (5% of the RAM) only holds memory. Unless the
      * user set GDAL_CACHEMAX (environment or --config), use 256 MB: less
      * makes wide rasters decode their input blocks up to three times.
-     * The maps (embed, infoloss, audit) write their output around the cache and
+     * The maps (embed, infoloss) write their output around the cache and
      * read through one shared reader, so the cache holds input blocks
      * only, and decoding an input block again costs little next to the
-     * encoders (bench/README.md): 64 MB keeps their memory flat. */
+     * encoders (bench/README.md): 64 MB keeps their memory flat. An
+     * audit reads an embedding raster of up to a hundred bands whose
+     * blocks, decoded, are megabytes each (4 MB for 64 int8 bands of
+     * 256 x 256): its windows' halo reaches into the row of blocks above,
+     * which 64 MB does not keep for a 4096-pixel-wide raster, and
+     * decoding them again tripled its reading time; it keeps the 256 MB
+     * (bench/README.md, "mmcl audit"). */
     if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL)) {
         int map = argc >= 2 && (strcmp(argv[1], "embed") == 0 ||
-                                strcmp(argv[1], "infoloss") == 0 ||
-                                strcmp(argv[1], "audit") == 0);
+                                strcmp(argv[1], "infoloss") == 0);
         GIntBig mb = map ? MMCL_CLI_MAP_CACHE_MB : MMCL_CLI_CACHE_MB;
         GDALSetCacheMax64(mb * 1024 * 1024);
     }

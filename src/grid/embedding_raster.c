@@ -212,7 +212,7 @@ auto_dequantize(GDALDatasetH ds, int any_scale)
     if (n != 64)
         return MMCL__DEQ_NONE;
     for (int i = 0; i < n; i++) {
-        char want[8];
+        char want[16];
         snprintf(want, sizeof(want), "A%02d", i);
         if (strcmp(GDALGetDescription(GDALGetRasterBand(ds, i + 1)), want))
             return MMCL__DEQ_NONE;

@@ -215,10 +215,10 @@ mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r)
     if (!r->reader)
         return mmcl_context_errcode(ctx);
     mmcl__tile_job tj = {run_start, run_work, run_commit, run_stop, r};
-    r->split = mmcl__writer_progress_split(r->writer, 0.0, 1.0);
+    r->split = mmcl__writer_progress_split(r->writer, r->start, 1.0);
     return mmcl__run_tiles_committed(
         ctx, mmcl__pair_width(r->pair), mmcl__pair_height(r->pair), r->tile,
-        r->threads, &tj, r->progress, r->progress_user, 0.0, r->split);
+        r->threads, &tj, r->progress, r->progress_user, r->start, r->split);
 }
 
 void

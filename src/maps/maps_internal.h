@@ -255,6 +255,8 @@ typedef struct mmcl__map_run {
     int tile, threads;
     mmcl_progress_fn progress;
     void *progress_user;
+    double start; /* progress at the start of the tiles (0 unless the
+                   * caller did work before them) */
     double split; /* progress at the end of the tiles */
     mmcl__loss_sums total[2]; /* infoloss: the tiles' sums, in tile order */
     /* For --debug: the workers' times (added by the pool's stop, from one
@@ -292,8 +294,8 @@ mmcl_status mmcl__map_run_create(mmcl_context *ctx, mmcl__map_run *r,
 mmcl_status mmcl__map_run_finish(mmcl_context *ctx, mmcl__map_run *r,
                                  const cJSON *fig, char **report_json);
 
-/* Starts the reader and runs the tiles into the writer (progress 0 to
- * r->split). */
+/* Starts the reader and runs the tiles into the writer (progress r->start
+ * to r->split). */
 mmcl_status mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r);
 
 /* Stops the reader and posts where the time went (GDAL debug). */

@@ -803,6 +803,7 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
     if (st != MMCL_OK || lazy)
         goto done;
     r.def.embedding = a.er;
+    r.start = 0.2;
     st = mmcl__map_run_create(ctx, &r, out, o, format);
     if (st == MMCL_OK)
         st = mmcl__map_run_tiles(ctx, &r);
