@@ -34,7 +34,7 @@ import tempfile
 import unittest
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 from sklearn import metrics
 
 from mmcl_cli import run
@@ -222,10 +222,10 @@ class ProbeEmbedding(unittest.TestCase):
         vrt = gdal.Warp("", src, format="VRT", dstSRS="EPSG:4326")
         gt = vrt.GetGeoTransform()
         vrt = None
-        ds = gdal.Warp(dst, src, dstSRS="EPSG:4326", resampleAlg="bilinear",
-                       xRes=gt[1] / 2, yRes=-gt[5] / 2,
-                       dstNodata=float("nan"), outputType=gdal.GDT_Float32)
-        ds = None  # written
+        # Written when the returned dataset goes (at once).
+        gdal.Warp(dst, src, dstSRS="EPSG:4326", resampleAlg="bilinear",
+                  xRes=gt[1] / 2, yRes=-gt[5] / 2,
+                  dstNodata=float("nan"), outputType=gdal.GDT_Float32)
 
     def test_int8_epsg4326_copy_scores_as_the_float_original(self):
         f4326 = self.path("emb_4326.tif")
@@ -251,8 +251,7 @@ class ProbeEmbedding(unittest.TestCase):
             band.SetDescription("A%02d" % b)
         out = None
         q8 = self.path("emb_4326_int8.tif")
-        cog = gdal.Translate(q8, tmp, format="COG")
-        cog = None  # written
+        gdal.Translate(q8, tmp, format="COG")  # written when it goes
         qds = gdal.Open(q8)
         band = qds.GetRasterBand(1)
         self.assertEqual(band.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE"),

@@ -283,16 +283,20 @@ class QgisProvider(unittest.TestCase):
         self.assertIn("SAR", p.stdout + p.stderr)
         self.assertFalse(os.path.exists(os.path.join(q, "e1.tif")))
 
+    def probe_inputs(self):
+        """The required parameters of mmcl:probe on the chain's scene."""
+        d = self.direct
+        return ["MODEL=" + os.path.join(d, "model.mmcl"),
+                "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
+                "SAR=" + os.path.join(d, "scene", "sar.tif"),
+                "LABELS=" + os.path.join(d, "scene", "labels.tif")]
+
     def test_probe_writes_an_html_report_and_its_figures(self):
         d = self.direct
         out = os.path.join(self.root, "probe.html")
         report = os.path.join(self.root, "probe.json")
         res = self.qgis_json(
-            "run", "mmcl:probe", "--",
-            "MODEL=" + os.path.join(d, "model.mmcl"),
-            "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
-            "SAR=" + os.path.join(d, "scene", "sar.tif"),
-            "LABELS=" + os.path.join(d, "scene", "labels.tif"),
+            "run", "mmcl:probe", "--", *self.probe_inputs(),
             "BLOCKS=2", "OUT=" + out, "REPORT=" + report)["results"]
         want = json.loads(mmcl(
             "probe", "--json", "--blocks", "2", os.path.join(d, "model.mmcl"),
@@ -314,10 +318,7 @@ class QgisProvider(unittest.TestCase):
         d = self.direct
         q = os.path.join(self.root, "probe_headless")
         os.makedirs(q)
-        inputs = ["MODEL=" + os.path.join(d, "model.mmcl"),
-                  "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
-                  "SAR=" + os.path.join(d, "scene", "sar.tif"),
-                  "LABELS=" + os.path.join(d, "scene", "labels.tif")]
+        inputs = self.probe_inputs()
         res = self.qgis_json("run", "mmcl:probe", "--", *inputs)["results"]
         self.assertFalse(res.get("OUT"))
         self.assertEqual(os.listdir(q), [])
@@ -356,11 +357,7 @@ class QgisProvider(unittest.TestCase):
         report = os.path.join(q, "p.json")
         map_path = os.path.join(q, "p.tif")
         res = self.qgis_json(
-            "run", "mmcl:probe", "--",
-            "MODEL=" + os.path.join(d, "model.mmcl"),
-            "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
-            "SAR=" + os.path.join(d, "scene", "sar.tif"),
-            "LABELS=" + os.path.join(d, "scene", "labels.tif"),
+            "run", "mmcl:probe", "--", *self.probe_inputs(),
             "EMBEDDING=%s|second=%s" % (emb, emb),
             "MAP_REPRESENTATION=second", "MAP=" + map_path,
             "REPORT=" + report)["results"]
