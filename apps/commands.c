@@ -268,6 +268,20 @@ done:
     return rc;
 }
 
+/* --json with --lazy: refused (the descriptor's figures are computed when
+ * it is read); returns 1 after saying so. */
+static int
+json_with_lazy(const cli_command *cmd, const cli_args *a,
+               const mmcl_options *opts)
+{
+    if (!a->json || strcmp(mmcl_options_get(opts, "LAZY"), "YES") != 0)
+        return 0;
+    fprintf(stderr, "ERROR 1: mmcl %s: --json needs the figures, which "
+                    "--lazy does not compute\n",
+            cmd->name);
+    return 1;
+}
+
 /* Loads the model named by the first positional argument. */
 static mmcl_model *
 load_model(mmcl_context *ctx, const char *path)
@@ -296,10 +310,7 @@ run_map(const cli_command *cmd, const cli_args *a)
     mmcl_status st;
     if (strcmp(mmcl_options_get(opts, "LAZY"), "YES") == 0) {
         /* --lazy: the descriptor, computed when GDAL reads it. */
-        if (a->json) {
-            fprintf(stderr, "ERROR 1: mmcl %s: --json needs the figures, "
-                            "which --lazy does not compute\n",
-                    cmd->name);
+        if (json_with_lazy(cmd, a, opts)) {
             rc = CLI_EXIT_USAGE;
             goto done;
         }
@@ -348,6 +359,10 @@ run_audit(const cli_command *cmd, const cli_args *a)
                                          notes_level(a));
     if (!opts)
         goto report;
+    if (json_with_lazy(cmd, a, opts)) {
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
     /* EMBEDDING OPTICAL... SAR OUT, or EMBEDDING OPTICAL... --sar SAR...
      * OUT */
     cli_pair p = cli_get_pair(a, 1, 1);
@@ -361,6 +376,7 @@ run_audit(const cli_command *cmd, const cli_args *a)
 report:
     if (rc != CLI_EXIT_OK)
         cli_fail(cmd->name, ctx);
+done:
     flush_log(&notes);
     mmcl_free(report);
     mmcl_options_free(opts);
@@ -419,6 +435,20 @@ print_probe_table(const cJSON *r)
            cJSON_GetStringValue(cJSON_GetObjectItem(r, "objective")),
            cJSON_GetObjectItem(r, "k")->valueint);
     const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "embeddings"))
+    {
+        const char *rs =
+            cJSON_GetStringValue(cJSON_GetObjectItem(e, "resampling"));
+        int warped = cJSON_IsTrue(cJSON_GetObjectItem(e, "warped"));
+        printf("Embedding raster %s: %s, %d bands, de-quantization %s, %s\n",
+               e->string,
+               cJSON_GetStringValue(cJSON_GetObjectItem(e, "file")),
+               cJSON_GetArraySize(cJSON_GetObjectItem(e, "bands")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(e, "dequantize")),
+               warped ? CPLSPrintf("warped onto the optical grid (%s)",
+                                   rs ? rs : "?")
+                      : "on the optical grid");
+    }
     if (classes) {
         const cJSON *c, *n = cJSON_GetObjectItem(r, "class_counts");
         int i = 0;
@@ -681,7 +711,9 @@ static const cli_positional audit_pos[] = {
     {"SAR", CLI_RASTER_IN, 0,
      "SAR raster, on any CRS and resolution (or the --sar files)", "--sar",
      SAR_FLAG_HELP},
-    {"OUT", CLI_RASTER_OUT, 0, "information-loss map on the optical grid",
+    {"OUT", CLI_RASTER_OUT, 0,
+     "information-loss map on the optical grid (with --lazy: the .mmcl.json "
+     "descriptor)",
      NULL, NULL},
 };
 

@@ -39,6 +39,7 @@ set(MMCL_CORE_SOURCES
     src/maps/map_run.c
     src/maps/sample.c
     src/maps/noise.c
+    src/maps/audit_fit.c
     src/operations/align.c
     src/operations/coreg.c
     src/operations/synth.c
@@ -46,6 +47,7 @@ set(MMCL_CORE_SOURCES
     src/operations/embed.c
     src/operations/infoloss.c
     src/operations/audit.c
+    src/operations/audit_lazy.c
     src/operations/probe.c
     src/operations/colormaps.c
     src/operations/rgb.c

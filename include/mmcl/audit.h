@@ -39,6 +39,12 @@ MMCL_BEGIN_DECLS
  * Outputs as mmcl_infoloss(): the map and the report are moved into place
  * together, or neither; OVERWRITE replaces only an earlier audit map and
  * report, never an input.
+ * With LAZY=YES, @p out is the lazy descriptor of the map instead
+ * (include/mmcl/product.h, "product": "audit"): the decoders are fitted as
+ * above and the descriptor holds them, so that GDAL's MMCL driver computes
+ * the maps when they are read, level 0 equal to the written map; FORMAT,
+ * CO and REPORT do not apply to it and are refused, and @p report_json is
+ * left NULL.
  *
  * @param embedding   The embedding raster. Not NULL.
  * @param report_json Receives the report (free with mmcl_free()); may be

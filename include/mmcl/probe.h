@@ -43,7 +43,23 @@ MMCL_BEGIN_DECLS
  *                          and h2, or for shared-private models
  *                          [mean of the shared parts | private 1 | private 2];
  *   full                   shared-private models only: [h1 | h2] with both
- *                          shared and both private parts.
+ *                          shared and both private parts;
+ *   NAME                   one per EMBEDDING value ("NAME=FILE", or "FILE"
+ *                          named by its stem: the file name without its
+ *                          extension, "x.mmcl.json" giving "x"): the k
+ *                          values of that embedding raster at the pixel
+ *                          (EMBEDDING_BANDS of them, default every band),
+ *                          read on the optical grid (warped when on
+ *                          another grid) and de-quantized as DEQUANTIZE
+ *                          says before any resampling. A downloaded
+ *                          product (Google's Satellite Embedding, ...) is
+ *                          so probed on the same samples and folds as the
+ *                          model. A name may hold no comma, quote or '='
+ *                          and may not be one of the names above.
+ *
+ * With embedding rasters, a pixel is a sample only where each of them is
+ * valid too (not nodata, NaN or masked), so that every representation is
+ * probed on the same pixels.
  *
  * Probe: ridge regression with an unpenalised intercept on features
  * standardized with the training fold's mean and (population) standard
@@ -76,7 +92,9 @@ MMCL_BEGIN_DECLS
  * the figures above}), "gap" ({"optical", "sar"}: error(aligned_m) -
  * error(raw_m), error = 1 - accuracy or 1 - R2), "model_hash",
  * "objective", "k", "patch", "ridge", "seed", "label_nodata",
- * "label_band", "label_warped", and with CSV or MAP "outputs" ({"map",
+ * "label_band", "label_warped", with embedding rasters "embeddings" (per
+ * name {"file", "bands" (1-based numbers), "band_names", "dequantize",
+ * "warped", "resampling"}), and with CSV or MAP "outputs" ({"map",
  * "map_representation", "csv"}).
  *
  * Outputs (checked before any work, written complete and put in place
@@ -90,14 +108,16 @@ MMCL_BEGIN_DECLS
  *         confusion matrix). Regression: representation, dim, samples,
  *         r2, rmse, mae.
  *   MAP   a raster on the optical grid (FORMAT, CO): the prediction of
- *         the MAP_REPRESENTATION probe (default joint) at every pixel
+ *         the MAP_REPRESENTATION probe (default joint; a name above, an
+ *         embedding raster's included) at every pixel
  *         whose label and P x P patch in both modalities are valid, by
  *         the probe fitted without the pixel's spatial block; a sampled
  *         pixel holds exactly the held-out prediction the figures count
  *         (so with SAMPLES=0 the figures are those of the map). Classes:
  *         Int32 class values, nodata -1; regression: Float32, nodata NaN.
  *         MMCL metadata PRODUCT=probe_map, the probe's settings and the
- *         mapped representation's figures.
+ *         mapped representation's figures (and EMBEDDING, its file, when
+ *         it is an embedding raster's).
  *
  * @param model       A model from mmcl_train() or mmcl_model_load();
  *                    borrowed. Not NULL.
@@ -107,7 +127,8 @@ MMCL_BEGIN_DECLS
  * @param labels      Label raster path (band LABEL_BAND is used). Not NULL.
  * @param opts        Options built for "probe" (TASK, BLOCKS, SAMPLES, SEED,
  *                    LABEL_NODATA, LABEL_BAND, RIDGE, CSV, MAP,
- *                    MAP_REPRESENTATION, FORMAT, CO, OVERWRITE, TILE,
+ *                    MAP_REPRESENTATION, EMBEDDING, DEQUANTIZE,
+ *                    EMBEDDING_BANDS, FORMAT, CO, OVERWRITE, TILE,
  *                    THREADS); NULL for defaults.
  * @param report_json Receives the report (must be freed with mmcl_free());
  *                    set to NULL on error. Not NULL.
@@ -116,7 +137,10 @@ MMCL_BEGIN_DECLS
  *         than two classes, every sample in one block, a label raster that
  *         does not overlap, an output refused (an input, an existing file
  *         without OVERWRITE, a folder that does not exist, ...),
- *         MAP_REPRESENTATION=full without a shared-private model,
+ *         MAP_REPRESENTATION=full without a shared-private model or naming
+ *         no representation, an embedding raster that is no raster, does
+ *         not overlap the optical raster, lacks an EMBEDDING_BANDS band or
+ *         does not fit its DEQUANTIZE, two representations of one name,
  *         cancellation.
  * Thread-safety: @p model may be shared; use @p ctx from one thread. The
  * result does not depend on THREADS or TILE. Memory grows with the number

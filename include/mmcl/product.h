@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Lazy products (design sections 4.2 and 6): an embedding, an
- * information-loss map or a picture of either described by a small JSON
+ * information-loss map (of a model, or the audit of an embedding raster
+ * made elsewhere) or a picture of either described by a small JSON
  * descriptor (model + optical + SAR + product + options, or source +
  * statistics) and computed window by window when it is read, never written
  * whole. This is what the GDAL driver plugin (gdal_MMCL.so) serves to GDAL
- * programs and QGIS, and what `mmcl embed|infoloss|rgb --lazy` writes.
+ * programs and QGIS, and what `mmcl embed|infoloss|audit|rgb --lazy`
+ * writes.
  *
  * A map's descriptor (*.mmcl.json) is a JSON object:
  *   "product"   "embedding" or "infoloss"                        (required)
@@ -22,6 +24,19 @@
  * and the output-only options (format, co, overwrite, lazy, report), are
  * errors that name the key. Relative paths are relative to the folder of
  * the descriptor (to the current folder for descriptor text).
+ *
+ * An audit map's descriptor ("product": "audit", written by mmcl_audit()
+ * with LAZY=YES) names no model: it names the "embedding" raster, the
+ * "optical" and "sar" rasters, and holds the "fit" of the audit (the
+ * pair's standardization, the unimodal PCA and the three decoders of each
+ * modality, their noise floors, and the samples and blocks they were fitted
+ * on: src/maps/audit_fit_internal.h), with the options of
+ * mmcl_option_defs("audit") that decide the maps (dequantize,
+ * embedding_bands, embedding_resampling, non_redundancy, mask, the pair's
+ * resampling, sar_transform, speckle, stack_resampling, error_threshold;
+ * tile, threads). Its bands and level 0 are those mmcl_audit() writes with
+ * the same rasters and options; each overview reads the embedding raster
+ * on its own coarser grid.
  *
  * A picture's descriptor ("product": "rgb", written by mmcl_rgb() with
  * LAZY=YES) holds its "source" (a raster, or another descriptor, read
@@ -54,7 +69,8 @@
  *   plugin), is refused: "descriptor 'a.mmcl.json' refers to itself
  *   through 'b.mmcl.json' (a cycle)". A chain of more than 4 is refused
  *   ("descriptors nested deeper than 4"); a picture of a map is 2.
- * - A map's "model", "optical" and "sar" are never descriptors (a name
+ * - A map's "model", "embedding", "optical" and "sar" are never
+ *   descriptors (a name
  *   with the MMCL: prefix, JSON text or ending in .mmcl.json): refused as
  *   "not a raster" / "not a model file".
  * - A key present twice in one object, at any depth, is refused.
@@ -143,7 +159,8 @@ MMCL_API mmcl_status mmcl_product_open_with_options(
  * No read may be running on it. @since 0.1 */
 MMCL_API void mmcl_product_destroy(mmcl_product *product);
 
-/** "embedding", "infoloss" or "rgb" (static string). @since 0.1 */
+/** "embedding", "infoloss", "audit" or "rgb" (static string).
+ * @since 0.1 */
 MMCL_API const char *mmcl_product_kind(const mmcl_product *product);
 
 /** Number of levels: 1 (full resolution) + the overviews. @since 0.1 */

@@ -28,8 +28,9 @@ What QGIS decides rather than the program:
 - FORMAT is empty by default, which means "from the output file's
   extension" (.tif: GTiff, .png: PNG), as in QGIS's GDAL provider.
 - -q is never passed: the progress bar feeds the Processing progress bar.
-- infoloss always writes its JSON report (to a temporary file when the
-  REPORT output is skipped), and train reads its figures back with
+- infoloss and audit always write their JSON report (to a temporary file
+  when the REPORT output is skipped; not for a lazy descriptor, which has
+  no figures yet), and train reads its figures back with
   `mmcl info --json`, so that the figures come back as outputs.
 - probe runs with --json (its only machine-readable output); its outputs
   are all optional: the CSV and the prediction map (MAP, loaded as a
@@ -92,6 +93,7 @@ LABELS = {
     "OPTICAL": "Optical raster(s)",
     "SAR": "SAR raster",
     "LABELS": "Label raster",
+    "EMBEDDING": "Embedding raster",
     "IN": "Input raster",
     "MODEL": "Model (.mmcl)",
     "OUTDIR": "Output folder",
@@ -124,6 +126,7 @@ OUTPUT_LABELS = {
     "align": "Aligned SAR",
     "embed": "Embedding",
     "infoloss": "Information loss",
+    "audit": "Audit map (information loss)",
     "rgb": "Picture",
     "train": "Model",
     "synth": "Scene folder",
@@ -142,9 +145,12 @@ ADVANCED = {
               "OPTICAL_SPECIFIC", "SAR_SPECIFIC", "SPECIFIC_GAIN", "NOISE",
               "CLASSES", "SAR_SRS", "SAR_RES", "NODATA_FRAME", "SAR_HOLES",
               "CLASS_BLEND"},
-    "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS"},
+    "probe": {"LABEL_BAND", "LABEL_NODATA", "RIDGE", "BLOCKS", "DEQUANTIZE",
+              "EMBEDDING_BANDS", "EMBEDDING_RESAMPLING"},
     "embed": {"MASK"},
     "infoloss": {"MASK"},
+    "audit": {"MASK", "DEQUANTIZE", "EMBEDDING_BANDS", "EMBEDDING_RESAMPLING",
+              "SAMPLES", "BLOCKS", "RESAMPLING", "SAR_TRANSFORM", "SPECKLE"},
     "rgb": {"BANDS", "RANGE", "STRETCH"},
     "coreg": {"MIN_CONFIDENCE", "RESAMPLING", "SPECKLE"},
 }
@@ -157,6 +163,7 @@ HIDDEN = {"OVERWRITE"}
 FILE_OPTIONS = {("infoloss", "REPORT"): ("JSON report",
                                          "JSON report (*.json)"),
                 ("coreg", "REPORT"): ("JSON report", "JSON report (*.json)"),
+                ("audit", "REPORT"): ("JSON report", "JSON report (*.json)"),
                 ("probe", "CSV"): ("Figures (CSV)", "CSV files (*.csv)")}
 # Options whose value is a raster the program writes: optional raster
 # destinations, loaded as layers when given.
@@ -390,7 +397,14 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                 self.addOutput(QgsProcessingOutputNumber(name, label))
             self.addOutput(QgsProcessingOutputString(
                 "FIGURES", "Training figures (JSON)"))
-        elif cmd == "infoloss":
+        elif cmd in ("infoloss", "audit"):
+            if cmd == "audit":
+                for name, label in (
+                        ("R2_ALIGNED_OPTICAL", "Optical R2 kept by the "
+                         "embedding (cross-validated)"),
+                        ("R2_ALIGNED_SAR", "SAR R2 kept by the embedding "
+                         "(cross-validated)")):
+                    self.addOutput(QgsProcessingOutputNumber(name, label))
             for name, label in (
                     ("LOSS_FRACTION_OPTICAL", "Optical loss fraction"),
                     ("LOSS_FRACTION_SAR", "SAR loss fraction"),
@@ -460,11 +474,16 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
             args += self._option_args(o, parameters, context)
         if "OVERWRITE" in self._options:
             args += _flag_words(self._options["OVERWRITE"], "YES")
-        if cmd == "infoloss":
+        # infoloss and audit write their JSON report for the figures; a
+        # lazy descriptor has none (its figures are computed when read).
+        lazy = "LAZY" in self._options and self.parameterAsBoolean(
+            parameters, "LAZY", context)
+        report = None
+        if cmd in ("infoloss", "audit") and not lazy:
             report = self.parameterAsFileOutput(parameters, "REPORT", context)
             if not report:
                 report = os.path.join(QgsProcessingUtils.tempFolder(),
-                                      "mmcl_infoloss_report.json")
+                                      "mmcl_%s_report.json" % cmd)
             else:
                 results["REPORT"] = report
                 folders.append(os.path.dirname(os.path.abspath(report)))
@@ -481,7 +500,7 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
         feedback.setProgress(100)
         self._finish(program, out, parameters, context, feedback, results)
         styles.apply_on_load(context, results)
-        if cmd == "infoloss":
+        if report:
             self._infoloss_figures(report, results)
         return results
 
@@ -704,6 +723,9 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
             fig = figures.get(m, {})
             results["LOSS_FRACTION_" + m.upper()] = fig.get("loss_fraction")
             results["MEAN_INFOLOSS_" + m.upper()] = fig.get("mean_infoloss")
+            cv = fig.get("cross_validated")
+            if cv is not None:  # an audit's report
+                results["R2_ALIGNED_" + m.upper()] = cv.get("r2_aligned")
 
 
 def _plain_files(value):

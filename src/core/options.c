@@ -326,6 +326,7 @@ static const mmcl_option_def audit_defs[] = {
      "FILE.json", "also write the figures (cross-validated R2 per modality "
      "and band, loss fractions) as JSON to this file",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
+    MMCL__LAZY_DEF(MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT),
     MMCL__PAIR_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
@@ -369,11 +370,18 @@ static const mmcl_option_def probe_defs[] = {
      "block (classes: the class value, Int32, nodata -1; regression: "
      "Float32, nodata NaN); nodata where the label or the patch is invalid",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
-    {"MAP_REPRESENTATION", MMCL_OPT_ENUM, "joint", NULL, NULL,
-     "raw_optical|raw_sar|aligned_optical|aligned_sar|joint|full",
+    {"MAP_REPRESENTATION", MMCL_OPT_STRING, "joint", NULL, NULL, NULL,
      "--map-representation", "NAME",
-     "the representation whose probe --map maps (full: shared-private "
-     "models only)", MMCL_OPT_USAGE_LIBRARY},
+     "the representation whose probe --map maps: raw_optical, raw_sar, "
+     "aligned_optical, aligned_sar, joint, full (shared-private models "
+     "only) or the name of an --embedding", MMCL_OPT_USAGE_LIBRARY},
+    {"EMBEDDING", MMCL_OPT_LIST, NULL, NULL, NULL, NULL, "--embedding",
+     "[NAME=]FILE",
+     "also probe this embedding raster (any CRS and resolution, put on the "
+     "optical grid; quantized bands de-quantized) as a representation named "
+     "NAME, default the file's stem; repeat for several",
+     MMCL_OPT_USAGE_LIBRARY},
+    MMCL__EMBEDDING_DEFS,
     MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
@@ -987,6 +995,20 @@ mmcl__opt_progress(const mmcl_options *opts, void **user)
 {
     *user = opts ? opts->progress_user : NULL;
     return opts ? opts->progress : NULL;
+}
+
+mmcl_status
+mmcl__opt_refuse_for_lazy(mmcl_context *ctx, const mmcl_options *opts,
+                          const char *const *keys, const char *why)
+{
+    for (size_t i = 0; keys[i]; i++)
+        if (mmcl__opt_given(opts, keys[i]))
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "%s does not apply to a lazy descriptor "
+                               "(%s): %s",
+                               mmcl__opt_name(ctx, keys[i]),
+                               mmcl__opt_name(ctx, "LAZY"), why);
+    return MMCL_OK;
 }
 
 int

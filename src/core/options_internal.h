@@ -45,6 +45,14 @@ const char *mmcl__opt_name(const mmcl_context *ctx, const char *key);
 const char *mmcl__opt_setting(const mmcl_context *ctx, const char *key,
                               const char *value);
 
+/* LAZY=YES: refuses the first of @p keys (NULL-terminated) given in
+ * @p opts, as an option that does not apply to a lazy descriptor, "...:
+ * @p why" ("the maps are computed when read"). */
+mmcl_status mmcl__opt_refuse_for_lazy(mmcl_context *ctx,
+                                      const mmcl_options *opts,
+                                      const char *const *keys,
+                                      const char *why);
+
 /* Number of threads to use: THREADS, with 0 meaning every core. */
 int mmcl__opt_threads(const mmcl_options *opts);
 

@@ -34,6 +34,7 @@
 
 #include "mmcl/audit.h"
 
+#include "audit_internal.h"
 #include "blas_info_internal.h"
 #include "context_internal.h"
 #include "embedding_raster_internal.h"
@@ -769,10 +770,18 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
                        .style = mmcl__style_write_raster,
                        .def = {.kind = MMCL__MAP_INFOLOSS}};
     const char *format = NULL;
+    int lazy = mmcl__opt_bool(o, "LAZY");
     st = audit_files(ctx, &r, embedding, optical, n_optical, sar, n_sar,
                      mmcl__opt_bool(o, "OVERWRITE"));
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && lazy) {
+        /* LAZY: the descriptor (audit_lazy.c) instead of the map. */
+        st = mmcl__audit_lazy_check(ctx, r.files, out, o);
+        r.tile = (int)mmcl__opt_int(o, "TILE");
+        r.threads = mmcl__opt_threads(o);
+        r.progress = mmcl__opt_progress(o, &r.progress_user);
+    } else if (st == MMCL_OK) {
         st = mmcl__map_run_check_outputs(ctx, &r, out, o, &format);
+    }
     if (st == MMCL_OK)
         st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, o, &r.pair);
     if (st == MMCL_OK) {
@@ -790,7 +799,16 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
                    r.progress_user, 0.0, 0.2);
     if (st == MMCL_OK)
         st = audit_encoder(ctx, &a, &r.enc);
-    if (st != MMCL_OK)
+    if (st == MMCL_OK && lazy) {
+        /* The descriptor carries what the map's metadata says of the
+         * audit (the fit's figures). */
+        char **md = audit_metadata(NULL, &a, embedding);
+        st = mmcl__audit_lazy_write(ctx, r.files, out, embedding, optical,
+                                    n_optical, sar, n_sar, r.enc, md, o,
+                                    r.progress, r.progress_user);
+        CSLDestroy(md);
+    }
+    if (st != MMCL_OK || lazy)
         goto done;
     r.def.embedding = a.er;
     r.start = 0.2;

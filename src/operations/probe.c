@@ -38,6 +38,7 @@
 
 #include "blas_info_internal.h"
 #include "context_internal.h"
+#include "embedding_raster_internal.h"
 #include "gdal_util_internal.h"
 #include "linalg.h"
 #include "maps_internal.h"
@@ -249,6 +250,104 @@ label_open(mmcl_context *ctx, const mmcl__pair *pair, const char *path,
     return st == MMCL_OK ? label_source(ctx, pair, lab) : st;
 }
 
+/* ---- embedding rasters ------------------------------------------------ */
+
+/* An embedding raster probed as one more representation (EMBEDDING),
+ * read on the optical grid (warped and de-quantized as needed). */
+typedef struct probe_emb {
+    char *name;  /* the representation's name: NAME of NAME=FILE, else the
+                  * file's stem */
+    char *path;
+    int k;       /* bands read */
+    mmcl__embedding_raster *raster;
+} probe_emb;
+
+/* A name an embedding representation may have: not empty, and nothing
+ * that a CSV cell or NAME=FILE would read otherwise (comma, quote, '=',
+ * control characters). */
+static int
+emb_name_ok(const char *name, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || c == ',' || c == '"' || c == '=')
+            return 0;
+    }
+    return 1;
+}
+
+/* A copy of the first @p n characters of @p s (free). */
+static char *
+strndup_ctx(mmcl_context *ctx, const char *s, size_t n)
+{
+    char *c = mmcl__malloc_array(ctx, n + 1, 1, 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = '\0';
+    }
+    return c;
+}
+
+/* Whether @p path names something GDAL's file layer finds. */
+static int
+path_exists(const char *path)
+{
+    VSIStatBufL st;
+    return VSIStatL(path, &st) == 0;
+}
+
+/* Refuses the name @p e would take, for the reason @p why. */
+static mmcl_status
+emb_name_refused(mmcl_context *ctx, const probe_emb *e, const char *why)
+{
+    return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                       "the embedding raster '%s' would be named '%s', %s: "
+                       "name it with %s NAME=FILE",
+                       e->path, e->name, why,
+                       mmcl__opt_name(ctx, "EMBEDDING"));
+}
+
+/* The name and file of one EMBEDDING value: NAME=FILE when the part before
+ * the first '=' is a name without '/' (and the whole value is not itself an
+ * existing file while FILE is not), else FILE named by its stem (the file
+ * name without its extension; "x.mmcl.json" gives "x"). */
+static mmcl_status
+emb_parse(mmcl_context *ctx, const char *value, probe_emb *e)
+{
+    const char *eq = strchr(value, '=');
+    size_t n = eq ? (size_t)(eq - value) : 0;
+    int named = eq && emb_name_ok(value, n) && !memchr(value, '/', n) &&
+                !(path_exists(value) && !path_exists(eq + 1));
+    if (named) {
+        e->name = strndup_ctx(ctx, value, n);
+        e->path = mmcl__strdup(ctx, eq + 1);
+    } else {
+        const char *file = CPLGetFilename(value);
+        size_t len = strlen(file);
+        static const char lazy[] = ".mmcl.json";
+        size_t lz = sizeof(lazy) - 1;
+        if (len > lz && strcasecmp(file + len - lz, lazy) == 0)
+            len -= lz;
+        else if (strrchr(file, '.') && strrchr(file, '.') != file)
+            len = (size_t)(strrchr(file, '.') - file);
+        e->name = strndup_ctx(ctx, file, len);
+        e->path = mmcl__strdup(ctx, value);
+    }
+    if (!e->name || !e->path)
+        return MMCL_ERR_NO_MEMORY;
+    if (!*e->path)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "%s '%s' names no file",
+                           mmcl__opt_name(ctx, "EMBEDDING"), value);
+    if (!emb_name_ok(e->name, strlen(e->name)))
+        return emb_name_refused(ctx, e,
+                                "which is empty or holds a comma, a quote "
+                                "or '='");
+    return MMCL_OK;
+}
+
 /* ---- sampling --------------------------------------------------------- */
 
 struct probe_map;
@@ -272,6 +371,11 @@ typedef struct probe_job {
     double *y;             /* (N) */
     int *px, *py;          /* (N) */
     const struct probe_map *map; /* pass 3 */
+    /* The embedding rasters (EMBEDDING): a pixel is a sample only where
+     * each of them is valid; pass 2 keeps their values. */
+    int n_emb;
+    const struct probe_emb *emb; /* (n_emb) */
+    float **E;             /* (n_emb) of (N, k_e) */
 } probe_job;
 
 typedef struct probe_worker {
@@ -282,6 +386,9 @@ typedef struct probe_worker {
     uint8_t *centre;      /* (tile, tile) */
     uint8_t *scratch;     /* (Wp, tile) */
     double *label;        /* (tile, tile) */
+    mmcl__embedding_reader **er; /* (n_emb) */
+    float **ebuf;         /* (n_emb) of (k_e, tile, tile) */
+    uint8_t *evalid;      /* (tile, tile) */
     int *rows;            /* (tile) counts of the last tile */
     long long n_labelled; /* of the last tile */
     long long *blocks;    /* (B*B) counts of the last tile per block */
@@ -291,6 +398,7 @@ typedef struct probe_worker {
     mmcl__encoder_work *ew;
     float *X1c, *X2c;         /* (PROBE_CHUNK, d1), (PROBE_CHUNK, d2) */
     float *H1c, *H2c;         /* (PROBE_CHUNK, K1), (PROBE_CHUNK, K2) */
+    float **Ec;               /* (n_emb) of (PROBE_CHUNK, k_e) */
     double *z, *p;            /* (D), (q) */
     int *ci;                  /* (PROBE_CHUNK) tile pixel of each row */
 } probe_worker;
@@ -298,10 +406,22 @@ typedef struct probe_worker {
 static void
 probe_stop(void *state, void *user)
 {
-    (void)user;
+    const probe_job *job = user;
     probe_worker *w = state;
     if (!w)
         return;
+    for (int e = 0; e < job->n_emb; e++) {
+        if (w->er)
+            mmcl__embedding_reader_destroy(w->er[e]);
+        if (w->ebuf)
+            free(w->ebuf[e]);
+        if (w->Ec)
+            free(w->Ec[e]);
+    }
+    free(w->er);
+    free(w->ebuf);
+    free(w->Ec);
+    free(w->evalid);
     mmcl__pair_reader_destroy(w->reader);
     mmcl__grid_reader_destroy(w->lab);
     free(w->opt);
@@ -354,6 +474,19 @@ probe_start(mmcl_context *ctx, void *user)
         fail = !w->opt || !w->sar || !w->valid || !w->centre ||
                !w->scratch || !w->label || !w->rows || !w->blocks;
     }
+    if (!fail && job->n_emb > 0) {
+        int n = job->n_emb;
+        w->er = mmcl__calloc_array(ctx, (size_t)n, 1, sizeof(*w->er));
+        w->ebuf = mmcl__calloc_array(ctx, (size_t)n, 1, sizeof(*w->ebuf));
+        w->evalid = mmcl__malloc_array(ctx, T, T, 1);
+        fail = !w->er || !w->ebuf || !w->evalid;
+        for (int e = 0; e < n && !fail; e++) {
+            w->er[e] = mmcl__embedding_reader_create(ctx, job->emb[e].raster);
+            w->ebuf[e] = mmcl__malloc_array(ctx, T * T, (size_t)job->emb[e].k,
+                                            sizeof(float));
+            fail = !w->er[e] || !w->ebuf[e];
+        }
+    }
     if (!fail && job->pass == 3)
         fail = map_alloc(ctx, w, job) != MMCL_OK;
     if (fail) {
@@ -395,6 +528,15 @@ extract_patch(float *x, const float *pad, int B, int P, int Wp, int Hp, int i,
                 x[mmcl__patch_index(b, r, c, P)] =
                     (src[(size_t)(j + r) * Wp + (size_t)(i + c)] - m) * inv;
     }
+}
+
+/* Copies the @p k values of window pixel @p at of the embedding window
+ * @p win (k, plane) into e (k). */
+static void
+emb_pixel(float *e, const float *win, int k, int plane, size_t at)
+{
+    for (int b = 0; b < k; b++)
+        e[b] = win[(size_t)b * plane + at];
 }
 
 /* Spatial block of pixel (x, y): (x * B / width, y * B / height). */
@@ -443,6 +585,16 @@ probe_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
         return st;
     mmcl__patch_valid(w->centre, w->valid, MMCL__VALID_BOTH, t->w, t->h, halo,
                       w->scratch);
+    /* A sample needs a value in every embedding raster too, so that every
+     * representation is probed on the same pixels. */
+    for (int e = 0; e < job->n_emb; e++) {
+        st = mmcl__embedding_read(ctx, w->er[e], t->x, t->y, t->w, t->h,
+                                  w->ebuf[e], w->evalid);
+        if (st != MMCL_OK)
+            return st;
+        for (size_t k = 0; k < (size_t)t->w * t->h; k++)
+            w->centre[k] &= w->evalid[k];
+    }
 
     if (job->pass == 1) {
         w->n_labelled = 0;
@@ -480,6 +632,9 @@ probe_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                               enc->P, Wp, Hp, i, j, m1->mean, m1->std);
                 extract_patch(job->X2 + lo * (size_t)m2->d, w->sar, m2->B,
                               enc->P, Wp, Hp, i, j, m2->mean, m2->std);
+                for (int e = 0; e < job->n_emb; e++)
+                    emb_pixel(job->E[e] + lo * (size_t)job->emb[e].k,
+                              w->ebuf[e], job->emb[e].k, t->w * t->h, k);
                 job->y[lo] = w->label[k];
                 job->px[lo] = t->x + i;
                 job->py[lo] = t->y + j;
@@ -527,20 +682,35 @@ static const char *const rep_names[N_REPS] = {
     "raw_optical", "raw_sar", "aligned_optical", "aligned_sar", "joint",
     "full"};
 
-/* The sample and its encodings. */
+/* The sample and its encodings. Representations 0 .. n_model - 1 are the
+ * model's (REP_*; REP_FULL for shared-private models only), then one per
+ * embedding raster. */
 typedef struct probe_data {
     const mmcl__encoder *enc;
     int N;
     const float *X1, *X2; /* (N, d1), (N, d2) */
     float *H1, *H2;       /* (N, K1), (N, K2) */
     int sp;               /* shared-private model */
+    int n_model;          /* the model's representations */
+    int n_emb;
+    float *const *E;      /* (n_emb) of (N, k_e): the embedding rasters */
+    const probe_emb *emb; /* (n_emb) */
 } probe_data;
+
+/* Whether representation @p rep needs the encoders. */
+static int
+rep_encoded(const probe_data *d, int rep)
+{
+    return rep >= REP_ALIGNED_OPTICAL && rep < d->n_model;
+}
 
 static int
 rep_dim(const probe_data *d, int rep)
 {
     const mmcl__encoder *enc = d->enc;
     const mmcl__modality *m1 = &enc->mod[0], *m2 = &enc->mod[1];
+    if (rep >= d->n_model)
+        return d->emb[rep - d->n_model].k;
     switch (rep) {
     case REP_RAW_OPTICAL:
         return m1->d;
@@ -567,6 +737,14 @@ rep_row(double *z, const probe_data *d, int rep, int n)
     const float *h2 = d->H2 + (size_t)n * m2->K;
     const float *src = NULL;
     int D = 0;
+    if (rep >= d->n_model) {
+        int e = rep - d->n_model;
+        D = d->emb[e].k;
+        src = d->E[e] + (size_t)n * D;
+        for (int b = 0; b < D; b++)
+            z[b] = src[b];
+        return;
+    }
     switch (rep) {
     case REP_RAW_OPTICAL:
         src = d->X1 + (size_t)n * m1->d;
@@ -891,7 +1069,7 @@ probe_rep(mmcl_context *ctx, fit_work *fw, const probe_data *d, int rep,
 
 /* What pass 3 maps: one representation's probes and predictions. */
 typedef struct probe_map {
-    int rep, D, q, classes, sp;
+    int rep, D, q, classes, sp, n_model;
     const double *B, *b0;         /* per block, as probe_out */
     const double *class_values;   /* (q) */
     const int *pred_cls;          /* (N) held-out predictions */
@@ -916,7 +1094,19 @@ map_alloc(mmcl_context *ctx, probe_worker *w, const probe_job *job)
     if (!w->out || !w->X1c || !w->X2c || !w->H1c || !w->H2c || !w->z ||
         !w->p || !w->ci)
         return MMCL_ERR_NO_MEMORY;
-    if (m->rep >= REP_ALIGNED_OPTICAL) {
+    if (job->n_emb > 0) {
+        w->Ec = mmcl__calloc_array(ctx, (size_t)job->n_emb, 1,
+                                   sizeof(*w->Ec));
+        if (!w->Ec)
+            return MMCL_ERR_NO_MEMORY;
+        for (int e = 0; e < job->n_emb; e++) {
+            w->Ec[e] = mmcl__malloc_array(ctx, C, (size_t)job->emb[e].k,
+                                          sizeof(float));
+            if (!w->Ec[e])
+                return MMCL_ERR_NO_MEMORY;
+        }
+    }
+    if (m->rep >= REP_ALIGNED_OPTICAL && m->rep < m->n_model) {
         w->ew = mmcl__encoder_work_create(ctx, job->enc);
         if (!w->ew)
             return mmcl_context_errcode(ctx);
@@ -941,7 +1131,10 @@ map_chunk(mmcl_context *ctx, probe_worker *w, const probe_job *job,
 {
     const probe_map *m = job->map;
     const mmcl__encoder *enc = job->enc;
-    if (m->rep >= REP_ALIGNED_OPTICAL) {
+    probe_data d = {enc,        n,          w->X1c,   w->X2c,
+                    w->H1c,     w->H2c,     m->sp,    m->n_model,
+                    job->n_emb, w->Ec,      job->emb};
+    if (rep_encoded(&d, m->rep)) {
         mmcl_status st = mmcl__encoder_embed(ctx, enc, w->ew, 0, w->X1c, n,
                                              w->H1c);
         if (st == MMCL_OK)
@@ -949,7 +1142,6 @@ map_chunk(mmcl_context *ctx, probe_worker *w, const probe_job *job,
         if (st != MMCL_OK)
             return st;
     }
-    probe_data d = {enc, n, w->X1c, w->X2c, w->H1c, w->H2c, m->sp};
     int D = m->D, q = m->q;
     for (int r = 0; r < n; r++) {
         rep_row(w->z, &d, m->rep, r);
@@ -1007,6 +1199,9 @@ map_tile(mmcl_context *ctx, probe_worker *w, const probe_job *job,
                               enc->P, Wp, Hp, i, j, m1->mean, m1->std);
                 extract_patch(w->X2c + (size_t)n * m2->d, w->sar, m2->B,
                               enc->P, Wp, Hp, i, j, m2->mean, m2->std);
+                for (int e = 0; e < job->n_emb; e++)
+                    emb_pixel(w->Ec[e] + (size_t)n * job->emb[e].k,
+                              w->ebuf[e], job->emb[e].k, t->w * t->h, k);
                 w->ci[n++] = (int)k;
                 if (n == PROBE_CHUNK) {
                     st = map_chunk(ctx, w, job, t, n);
@@ -1254,14 +1449,19 @@ typedef struct probe_run {
     double mean, sst;     /* of the target (regression) */
     int majority;         /* the largest class (classes) */
     fit_work fw;
-    int n_reps;
-    double figure[N_REPS];
+    int n_reps;           /* the model's, then one per embedding raster */
+    double *figure;       /* (n_reps) */
     int *pred_cls;        /* (n_reps, N) held-out predictions (classes) */
     double *pred_val;     /* (n_reps, N) (regression) */
-    probe_scores scores[N_REPS + 1]; /* the last: the baseline */
+    probe_scores *scores; /* (n_reps + 1): the last is the baseline's */
+    /* Embedding rasters. */
+    int n_emb;
+    probe_emb *emb;
+    float **E;            /* (n_emb) of (N, k_e) */
     /* Outputs. */
     const char *csv, *map, *map_format;
     char **co;
+    const char *map_rep_name; /* MAP_REPRESENTATION */
     int map_rep;
     mmcl__files *files;
     double *map_B, *map_b0; /* per block, the mapped representation */
@@ -1269,6 +1469,14 @@ typedef struct probe_run {
     mmcl__writer *writer;
     mmcl__stage *csv_stage;
 } probe_run;
+
+/* The name of representation @p i of the run. */
+static const char *
+rep_name(const probe_run *r, int i)
+{
+    int n_model = r->data.n_model;
+    return i < n_model ? rep_names[i] : r->emb[i - n_model].name;
+}
 
 /* The options the steps read. */
 static void
@@ -1289,14 +1497,129 @@ run_options(probe_run *r, const mmcl_options *o)
     if (r->map && !*r->map)
         r->map = NULL;
     r->co = mmcl__opt_list(o, "CO");
-    const char *mr = mmcl__opt_str(o, "MAP_REPRESENTATION");
-    for (int i = 0; i < N_REPS; i++)
-        if (strcmp(mr, rep_names[i]) == 0)
-            r->map_rep = i;
+    r->map_rep_name = mmcl__opt_str(o, "MAP_REPRESENTATION");
     /* The map's pass and its writing take the last part of the bar. */
     r->p_count = r->map ? 0.25 : 0.4;
     r->p_extract = r->map ? 0.5 : 0.8;
     r->p_probes = r->map ? 0.6 : 1.0;
+}
+
+/* The EMBEDDING values: each one's name and file. Two representations
+ * cannot share a name, and an embedding cannot take the name of one of the
+ * model's representations or of a baseline row of the CSV. */
+static mmcl_status
+run_emb_parse(mmcl_context *ctx, probe_run *r, const mmcl_options *o)
+{
+    char **list = mmcl__opt_list(o, "EMBEDDING");
+    int n = 0;
+    while (list[n])
+        n++;
+    if (n == 0)
+        return MMCL_OK;
+    r->emb = mmcl__calloc_array(ctx, (size_t)n, 1, sizeof(*r->emb));
+    if (!r->emb)
+        return MMCL_ERR_NO_MEMORY;
+    r->n_emb = n;
+    for (int e = 0; e < n; e++) {
+        probe_emb *pe = &r->emb[e];
+        mmcl_status st = emb_parse(ctx, list[e], pe);
+        if (st != MMCL_OK)
+            return st;
+        int taken = strcmp(pe->name, "majority_baseline") == 0 ||
+                    strcmp(pe->name, "mean_baseline") == 0;
+        for (int i = 0; i < N_REPS && !taken; i++)
+            taken = strcmp(pe->name, rep_names[i]) == 0;
+        if (taken)
+            return emb_name_refused(ctx, pe,
+                                    "a name the probe report already uses");
+        for (int f = 0; f < e; f++)
+            if (strcmp(pe->name, r->emb[f].name) == 0)
+                return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                                   "the embedding rasters '%s' and '%s' "
+                                   "would both be named '%s': name them "
+                                   "with %s NAME=FILE",
+                                   r->emb[f].path, pe->path, pe->name,
+                                   mmcl__opt_name(ctx, "EMBEDDING"));
+    }
+    return MMCL_OK;
+}
+
+/* Opens the embedding rasters on the optical grid (de-quantized, chosen
+ * and warped as DEQUANTIZE, EMBEDDING_BANDS and EMBEDDING_RESAMPLING
+ * say). */
+static mmcl_status
+run_emb_open(mmcl_context *ctx, probe_run *r, const mmcl_options *o)
+{
+    mmcl__grid g;
+    mmcl__pair_grid(r->pair, &g);
+    mmcl__embedding_options eo;
+    mmcl__embedding_options_get(&eo, o);
+    /* probe takes the pair's options from the model and has no
+     * ERROR_THRESHOLD of its own: the embedding rasters are warped with
+     * that option's default. */
+    eo.error_threshold = 0.125;
+    if (eo.bands && !*eo.bands)
+        eo.bands = NULL;
+    for (int e = 0; e < r->n_emb; e++) {
+        probe_emb *pe = &r->emb[e];
+        mmcl_status st = mmcl__embedding_raster_open(ctx, pe->path, &g, &eo,
+                                                     &pe->raster);
+        if (st != MMCL_OK)
+            return st;
+        pe->k = mmcl__embedding_raster_bands(pe->raster);
+        const mmcl__embedding_raster *er = pe->raster;
+        mmcl__log(ctx, MMCL_LOG_INFO,
+                  "embedding raster '%s' (%s): %d band%s, de-quantization "
+                  "%s, %s",
+                  pe->path, pe->name, pe->k, pe->k == 1 ? "" : "s",
+                  mmcl__dequantize_name(mmcl__embedding_raster_dequantize(er)),
+                  mmcl__embedding_raster_on_grid(er)
+                      ? "on the optical grid"
+                      : CPLSPrintf("warped onto the optical grid (%s)",
+                                   mmcl__embedding_raster_resampling(er)));
+    }
+    return MMCL_OK;
+}
+
+/* Which representation MAP_REPRESENTATION names: one of the model's (full
+ * for shared-private models only) or an embedding raster's name. */
+static mmcl_status
+run_map_rep(mmcl_context *ctx, probe_run *r)
+{
+    const char *name = r->map_rep_name ? r->map_rep_name : "joint";
+    for (int i = 0; i < N_REPS; i++)
+        if (strcmp(name, rep_names[i]) == 0) {
+            if (i >= r->data.n_model)
+                return mmcl__error(
+                    ctx, MMCL_ERR_INVALID_ARG,
+                    "the full representation (%s) exists for "
+                    "shared-private models only; this model is %s",
+                    mmcl__opt_setting(ctx, "MAP_REPRESENTATION", "full"),
+                    r->enc->objective);
+            r->map_rep = i;
+            return MMCL_OK;
+        }
+    for (int e = 0; e < r->n_emb; e++)
+        if (strcmp(name, r->emb[e].name) == 0) {
+            r->map_rep = r->data.n_model + e;
+            return MMCL_OK;
+        }
+    char names[1024];
+    size_t used = 0;
+    names[0] = '\0';
+    for (int i = 0; i < r->data.n_model + r->n_emb && used + 1 < sizeof(names);
+         i++) {
+        int w = snprintf(names + used, sizeof(names) - used, "%s%s",
+                         i ? ", " : "", rep_name(r, i));
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                       "%s names no representation of this probe; it has "
+                       "%s",
+                       mmcl__opt_setting(ctx, "MAP_REPRESENTATION", name),
+                       names);
 }
 
 /* The files of a run that writes: its inputs, and its outputs checked
@@ -1310,6 +1633,8 @@ run_files(mmcl_context *ctx, probe_run *r, const mmcl_model *model,
                                       n_sar, o, &r->files);
     if (st == MMCL_OK)
         st = mmcl__files_add_input(ctx, r->files, r->labels);
+    for (int e = 0; e < r->n_emb && st == MMCL_OK; e++)
+        st = mmcl__files_add_input(ctx, r->files, r->emb[e].path);
     if (st == MMCL_OK && r->map)
         st = mmcl__output_check_options(
             ctx, r->files, r->map, o, r->co,
@@ -1346,6 +1671,8 @@ run_count(mmcl_context *ctx, probe_run *r)
     job->lab = &r->lab;
     job->halo = r->enc->P / 2;
     job->B = r->B;
+    job->n_emb = r->n_emb;
+    job->emb = r->emb;
     job->width = r->width;
     job->height = r->height;
     int nx = (r->width + job->tile - 1) / job->tile;
@@ -1388,8 +1715,13 @@ run_count(mmcl_context *ctx, probe_run *r)
     return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                        "none of the %lld labelled pixels has a valid "
                        "%dx%d patch in both the optical and the SAR "
-                       "raster",
-                       job->n_labelled, r->enc->P, r->enc->P);
+                       "raster%s",
+                       job->n_labelled, r->enc->P, r->enc->P,
+                       r->n_emb == 0 ? ""
+                       : r->n_emb == 1
+                           ? " and a valid value in the embedding raster"
+                           : " and a valid value in every embedding "
+                             "raster");
 }
 
 /* The sample's size and arrays, and its ranks. */
@@ -1419,6 +1751,18 @@ run_sample(mmcl_context *ctx, probe_run *r)
     if (!r->ranks || !job->X1 || !job->X2 || !job->y || !job->px || !job->py ||
         !r->data.H1 || !r->data.H2)
         return MMCL_ERR_NO_MEMORY;
+    if (r->n_emb > 0) {
+        r->E = mmcl__calloc_array(ctx, (size_t)r->n_emb, 1, sizeof(*r->E));
+        if (!r->E)
+            return MMCL_ERR_NO_MEMORY;
+        for (int e = 0; e < r->n_emb; e++) {
+            r->E[e] = mmcl__malloc_array(ctx, (size_t)N, (size_t)r->emb[e].k,
+                                         sizeof(float));
+            if (!r->E[e])
+                return MMCL_ERR_NO_MEMORY;
+        }
+        job->E = r->E;
+    }
     /* Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): each
      * of the V ranks is kept with probability (N - kept) / (V - seen): a
      * uniform N-subset, already sorted. */
@@ -1455,7 +1799,9 @@ run_extract(mmcl_context *ctx, probe_run *r)
     r->data.N = job->N;
     r->data.X1 = job->X1;
     r->data.X2 = job->X2;
-    r->data.sp = r->enc->mod[0].kp > 0 || r->enc->mod[1].kp > 0;
+    r->data.n_emb = r->n_emb;
+    r->data.E = r->E;
+    r->data.emb = r->emb;
     return MMCL_OK;
 }
 
@@ -1499,8 +1845,14 @@ run_targets(mmcl_context *ctx, probe_run *r)
 static mmcl_status
 run_probes(mmcl_context *ctx, probe_run *r)
 {
-    r->n_reps = r->data.sp ? N_REPS : N_REPS - 1;
+    r->n_reps = r->data.n_model + r->n_emb;
     size_t N = (size_t)r->job.N, NB = (size_t)r->B * r->B;
+    r->figure = mmcl__calloc_array(ctx, (size_t)r->n_reps, 1,
+                                   sizeof(double));
+    r->scores = mmcl__calloc_array(ctx, (size_t)r->n_reps + 1, 1,
+                                   sizeof(probe_scores));
+    if (!r->figure || !r->scores)
+        return MMCL_ERR_NO_MEMORY;
     int D_max = 0;
     for (int i = 0; i < r->n_reps; i++)
         if (rep_dim(&r->data, i) > D_max)
@@ -1551,7 +1903,7 @@ run_scores(mmcl_context *ctx, probe_run *r)
 {
     int N = r->job.N;
     for (int i = 0; i <= r->n_reps; i++) {
-        probe_scores *s = &r->scores[i == r->n_reps ? N_REPS : i];
+        probe_scores *s = &r->scores[i];
         mmcl_status st = scores_alloc(ctx, s, r->q);
         if (st != MMCL_OK)
             return st;
@@ -1575,15 +1927,6 @@ run_scores(mmcl_context *ctx, probe_run *r)
         }
     }
     return MMCL_OK;
-}
-
-static cJSON *
-json_numbers(const double *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
 }
 
 /* The figures of @p s into the report object @p e. */
@@ -1611,8 +1954,8 @@ report_scores(const probe_run *r, const probe_scores *s, cJSON *e)
         cJSON_AddNumberToObject(k, "f1", s->f1[c]);
         cJSON_AddNumberToObject(k, "iou", s->iou[c]);
         cJSON_AddItemToArray(pc, k);
-        cJSON_AddItemToArray(conf,
-                             json_numbers(s->conf + (size_t)c * r->q, r->q));
+        cJSON_AddItemToArray(conf, cJSON_CreateDoubleArray(
+                                       s->conf + (size_t)c * r->q, r->q));
     }
 }
 
@@ -1620,7 +1963,7 @@ report_scores(const probe_run *r, const probe_scores *s, cJSON *e)
 static void
 report_classes(const probe_run *r, cJSON *rep)
 {
-    const double *count = r->scores[N_REPS].support;
+    const double *count = r->scores[r->n_reps].support;
     cJSON *cv = cJSON_AddArrayToObject(rep, "classes");
     cJSON *cc = cJSON_AddArrayToObject(rep, "class_counts");
     for (int c = 0; c < r->q; c++) {
@@ -1634,7 +1977,7 @@ report_classes(const probe_run *r, cJSON *rep)
 static void
 report_baseline(const probe_run *r, cJSON *rep)
 {
-    const probe_scores *s = &r->scores[N_REPS];
+    const probe_scores *s = &r->scores[r->n_reps];
     cJSON *b = cJSON_AddObjectToObject(rep, "baseline");
     if (r->classes) {
         cJSON_AddStringToObject(b, "method", "majority_class");
@@ -1648,6 +1991,38 @@ report_baseline(const probe_run *r, cJSON *rep)
     report_scores(r, s, b);
 }
 
+/* What each embedding representation was read from, and how. */
+static void
+report_embeddings(const probe_run *r, cJSON *rep)
+{
+    cJSON *es = cJSON_AddObjectToObject(rep, "embeddings");
+    for (int e = 0; e < r->n_emb; e++) {
+        const mmcl__embedding_raster *er = r->emb[e].raster;
+        cJSON *j = cJSON_AddObjectToObject(es, r->emb[e].name);
+        cJSON_AddStringToObject(j, "file", r->emb[e].path);
+        cJSON *bands = cJSON_AddArrayToObject(j, "bands");
+        cJSON *names = cJSON_AddArrayToObject(j, "band_names");
+        for (int b = 0; b < r->emb[e].k; b++) {
+            cJSON_AddItemToArray(bands,
+                                 cJSON_CreateNumber(
+                                     mmcl__embedding_raster_band_number(er,
+                                                                        b)));
+            cJSON_AddItemToArray(names,
+                                 cJSON_CreateString(
+                                     mmcl__embedding_raster_band_name(er, b)));
+        }
+        cJSON_AddStringToObject(
+            j, "dequantize",
+            mmcl__dequantize_name(mmcl__embedding_raster_dequantize(er)));
+        cJSON_AddBoolToObject(j, "warped",
+                              !mmcl__embedding_raster_on_grid(er));
+        cJSON_AddStringToObject(j, "resampling",
+                                mmcl__embedding_raster_on_grid(er)
+                                    ? "none"
+                                    : mmcl__embedding_raster_resampling(er));
+    }
+}
+
 /* The figures, and what they were computed from. */
 static void
 report_figures(const probe_run *r, cJSON *rep)
@@ -1655,7 +2030,7 @@ report_figures(const probe_run *r, cJSON *rep)
     const mmcl__encoder *enc = r->enc;
     cJSON *reps = cJSON_AddObjectToObject(rep, "representations");
     for (int i = 0; i < r->n_reps; i++) {
-        cJSON *e = cJSON_AddObjectToObject(reps, rep_names[i]);
+        cJSON *e = cJSON_AddObjectToObject(reps, rep_name(r, i));
         cJSON_AddNumberToObject(e, "dim", rep_dim(&r->data, i));
         cJSON_AddNumberToObject(e, r->classes ? "accuracy" : "r2",
                                 r->figure[i]);
@@ -1681,12 +2056,14 @@ report_figures(const probe_run *r, cJSON *rep)
         cJSON_AddNullToObject(rep, "label_nodata");
     cJSON_AddNumberToObject(rep, "label_band", r->lab.band);
     cJSON_AddBoolToObject(rep, "label_warped", r->lab.warp);
+    if (r->n_emb > 0)
+        report_embeddings(r, rep);
     if (r->map || r->csv) {
         cJSON *out = cJSON_AddObjectToObject(rep, "outputs");
         if (r->map) {
             cJSON_AddStringToObject(out, "map", r->map);
             cJSON_AddStringToObject(out, "map_representation",
-                                    rep_names[r->map_rep]);
+                                    rep_name(r, r->map_rep));
         }
         if (r->csv)
             cJSON_AddStringToObject(out, "csv", r->csv);
@@ -1734,9 +2111,9 @@ csv_rows(const probe_run *r, mmcl__text *t)
         mmcl__text_add(t, MMCL__PROBE_CSV_HEAD "samples,r2,rmse,mae\n");
         for (int i = 0; i <= r->n_reps; i++) {
             int base = i == r->n_reps;
-            const probe_scores *s = &r->scores[base ? N_REPS : i];
+            const probe_scores *s = &r->scores[i];
             mmcl__text_add(t, "%s,%d,%d,%.10g,%.10g,%.10g\n",
-                      base ? "mean_baseline" : rep_names[i],
+                      base ? "mean_baseline" : rep_name(r, i),
                       base ? 0 : rep_dim(&r->data, i), r->job.N, s->r2,
                       s->rmse, s->mae);
         }
@@ -1749,12 +2126,12 @@ csv_rows(const probe_run *r, mmcl__text *t)
     mmcl__text_add(t, "\n");
     for (int i = 0; i <= r->n_reps; i++) {
         int base = i == r->n_reps;
-        const probe_scores *s = &r->scores[base ? N_REPS : i];
+        const probe_scores *s = &r->scores[i];
         for (int c = 0; c < r->q; c++) {
             mmcl__text_add(t,
                       "%s,%d,%.17g,%.17g,%.10g,%.10g,%.10g,%.10g,%.10g,"
                       "%.10g,%.10g,%.10g",
-                      base ? "majority_baseline" : rep_names[i],
+                      base ? "majority_baseline" : rep_name(r, i),
                       base ? 0 : rep_dim(&r->data, i), r->class_values[c],
                       s->support[c], s->precision[c], s->recall[c], s->f1[c],
                       s->iou[c], s->accuracy, s->balanced_accuracy,
@@ -1798,7 +2175,10 @@ map_metadata(mmcl_context *ctx, const probe_run *r)
     char **md = NULL;
     md = CSLSetNameValue(md, "PRODUCT", "probe_map");
     md = CSLSetNameValue(md, "TASK", r->classes ? "classes" : "regression");
-    md = CSLSetNameValue(md, "REPRESENTATION", rep_names[r->map_rep]);
+    md = CSLSetNameValue(md, "REPRESENTATION", rep_name(r, r->map_rep));
+    if (r->map_rep >= r->data.n_model)
+        md = CSLSetNameValue(md, "EMBEDDING",
+                             r->emb[r->map_rep - r->data.n_model].path);
     md = CSLSetNameValue(md, "MODEL_HASH", enc->hash);
     md = CSLSetNameValue(md, "OBJECTIVE", enc->objective);
     md = CSLSetNameValue(md, "K", CPLSPrintf("%d", enc->k));
@@ -1848,7 +2228,7 @@ run_map(mmcl_context *ctx, probe_run *r)
     snprintf(meaning, sizeof(meaning),
              "%s predicted by the ridge probe of the %s representation "
              "fitted without the pixel's spatial block",
-             r->classes ? "class" : "value", rep_names[r->map_rep]);
+             r->classes ? "class" : "value", rep_name(r, r->map_rep));
     const char *meanings[] = {meaning, NULL};
     mmcl__raster_spec spec = {0};
     spec.path = r->map;
@@ -1881,6 +2261,7 @@ run_map(mmcl_context *ctx, probe_run *r)
     m->q = r->q;
     m->classes = r->classes;
     m->sp = r->data.sp;
+    m->n_model = r->data.n_model;
     m->B = r->map_B;
     m->b0 = r->map_b0;
     m->class_values = r->class_values;
@@ -1913,8 +2294,19 @@ run_commit(mmcl_context *ctx, probe_run *r)
 static void
 run_free(probe_run *r)
 {
-    for (int i = 0; i <= N_REPS; i++)
+    for (int i = 0; r->scores && i <= r->n_reps; i++)
         free(r->scores[i].conf);
+    free(r->scores);
+    free(r->figure);
+    for (int e = 0; e < r->n_emb; e++) {
+        if (r->E)
+            free(r->E[e]);
+        free(r->emb[e].name);
+        free(r->emb[e].path);
+        mmcl__embedding_raster_close(r->emb[e].raster);
+    }
+    free(r->E);
+    free(r->emb);
     free(r->pred_cls);
     free(r->pred_val);
     free(r->map_B);
@@ -1972,18 +2364,21 @@ mmcl_probe(mmcl_context *ctx, const mmcl_model *model,
     char *text = NULL;
     r.labels = labels;
     run_options(&r, o);
-    if (r.csv || r.map)
+    st = run_emb_parse(ctx, &r, o);
+    if (st == MMCL_OK && (r.csv || r.map))
         st = run_files(ctx, &r, model, optical, n_optical, sar, n_sar, o);
     if (st == MMCL_OK)
         st = mmcl__maps_open(ctx, model, optical, n_optical, sar, n_sar, o,
                              &r.enc, &r.pair);
-    if (st == MMCL_OK && r.map && r.map_rep == REP_FULL &&
-        r.enc->mod[0].kp == 0 && r.enc->mod[1].kp == 0)
-        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                         "the full representation (--map-representation "
-                         "full) exists for shared-private models only; "
-                         "this model is %s",
-                         r.enc->objective);
+    if (st == MMCL_OK) {
+        r.data.sp = r.enc->mod[0].kp > 0 || r.enc->mod[1].kp > 0;
+        r.data.n_model = r.data.sp ? N_REPS : N_REPS - 1;
+        r.data.emb = r.emb;
+        if (r.map)
+            st = run_map_rep(ctx, &r);
+    }
+    if (st == MMCL_OK)
+        st = run_emb_open(ctx, &r, o);
     if (st == MMCL_OK)
         st = label_open(ctx, r.pair, labels, o, r.classes, &r.lab);
     if (st == MMCL_OK)

@@ -1204,14 +1204,11 @@ mmcl__rgb_band_names(const mmcl__rgb_source *src, const mmcl__rgb_job *job)
 static mmcl_status
 lazy_check(mmcl_context *ctx, const mmcl_options *o, const char *out)
 {
-    static const char *const refused[] = {"FORMAT", "CO"};
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (mmcl__opt_given(o, refused[i]))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s does not apply to a lazy descriptor "
-                               "(%s): the picture is rendered when read",
-                               mmcl__opt_name(ctx, refused[i]),
-                               mmcl__opt_name(ctx, "LAZY"));
+    static const char *const refused[] = {"FORMAT", "CO", NULL};
+    mmcl_status st = mmcl__opt_refuse_for_lazy(
+        ctx, o, refused, "the picture is rendered when read");
+    if (st != MMCL_OK)
+        return st;
     if (!out || !*out)
         return mmcl__error(ctx, MMCL_ERR_INVALID_ARG, "no output given");
     return MMCL_OK;

@@ -50,7 +50,8 @@ enum {
 
 /* The kinds, by the descriptor's "product". */
 static const mmcl__product_kind *const kinds[] = {
-    &mmcl__product_embedding, &mmcl__product_infoloss, &mmcl__product_rgb};
+    &mmcl__product_embedding, &mmcl__product_infoloss, &mmcl__product_audit,
+    &mmcl__product_rgb};
 
 /* ---- paths that reach out --------------------------------------------- */
 
@@ -166,14 +167,15 @@ input_path_check(mmcl_context *ctx, const char *name, const char *key,
     return mmcl__product_check_path(ctx, name, key, path);
 }
 
-/* The inputs a map's descriptor @p j names ("model", "optical", "sar",
- * each a path or an array of paths): local files (unless remote paths are
+/* The inputs a map's descriptor @p j names ("model" or "embedding",
+ * "optical", "sar", each a path or an array of paths): local files (unless remote paths are
  * allowed), rasters and a model rather than other descriptors. Values of
  * the wrong type are left to the parser. */
 static mmcl_status
 check_inputs(mmcl_context *ctx, const cJSON *j, const char *name)
 {
-    static const char *const keys[] = {"model", "optical", "sar"};
+    static const char *const keys[] = {"model", "embedding", "optical",
+                                       "sar"};
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         const cJSON *e = cJSON_IsArray(v) ? v->child : v;
@@ -388,7 +390,8 @@ descriptor_parse(mmcl_context *ctx, const char *text, const char *name,
     else if (st == MMCL_OK && !*kind)
         st = mmcl__error(ctx, MMCL_ERR_FORMAT,
                          "descriptor '%s': \"product\" must be "
-                         "\"embedding\", \"infoloss\" or \"rgb\"",
+                         "\"embedding\", \"infoloss\", \"audit\" or "
+                         "\"rgb\"",
                          name);
     if (st != MMCL_OK) {
         cJSON_Delete(j);
@@ -923,7 +926,8 @@ write_product_style(mmcl_context *ctx, mmcl_product *p, mmcl__stage *stage,
     const char *kind = mmcl_product_kind(p);
     int n = mmcl_product_band_count(p);
     if (!kind || n < 1 || mmcl_product_sample_type(p) != MMCL_SAMPLE_FLOAT32 ||
-        (strcmp(kind, "embedding") != 0 && strcmp(kind, "infoloss") != 0))
+        (strcmp(kind, "embedding") != 0 && strcmp(kind, "infoloss") != 0 &&
+         strcmp(kind, "audit") != 0))
         return MMCL_OK;
     int level = mmcl_product_level_count(p) - 1;
     int w = mmcl_product_width(p, level), h = mmcl_product_height(p, level);
@@ -1040,9 +1044,9 @@ static mmcl_status
 add_descriptor_refs(mmcl_context *ctx, mmcl__files *f, const cJSON *j,
                     const char *dir, int depth)
 {
-    static const char *const keys[] = {"model", "source"};
+    static const char *const keys[] = {"model", "source", "embedding"};
     mmcl_status st = MMCL_OK;
-    for (size_t k = 0; k < 2 && st == MMCL_OK; k++) {
+    for (size_t k = 0; k < 3 && st == MMCL_OK; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         if (cJSON_IsString(v) && *v->valuestring)
             st = add_named(ctx, f, dir, v->valuestring, depth + 1);

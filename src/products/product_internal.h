@@ -2,7 +2,7 @@
 /*
  * Private to the products layer: a lazy product (struct mmcl_product) is
  * one kind of a small table (mmcl__product_kind), each kind in its own
- * file: product_map.c (embedding and infoloss maps) and product_rgb.c
+ * file: product_map.c (embedding, infoloss and audit maps) and product_rgb.c
  * (pictures). product.c holds what every kind shares: the descriptor's
  * envelope (JSON, version, kind, paths), the levels, the pool of idle
  * read states and the cutting of a read into blocks, the public
@@ -102,6 +102,7 @@ struct mmcl__product_kind {
 
 extern const mmcl__product_kind mmcl__product_embedding;
 extern const mmcl__product_kind mmcl__product_infoloss;
+extern const mmcl__product_kind mmcl__product_audit;
 extern const mmcl__product_kind mmcl__product_rgb;
 
 /* ---- product.c: what the kinds share ---------------------------------- */

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Lazy maps: the kinds "embedding" and "infoloss" of product_internal.h.
+ * Lazy maps: the kinds "embedding", "infoloss" and "audit" of
+ * product_internal.h. An audit map's descriptor names no model: it holds
+ * the fit of `mmcl audit` (audit_fit_internal.h) and names the embedding
+ * raster, which every level reads on its own grid.
  * A map's descriptor names a model and a raster pair; windows of the map
  * are computed with the same per-window compute as the writers
  * (map_compute.c), so that level 0 equals the written files bit for bit.
@@ -26,8 +29,10 @@
 #include "mmcl/maps.h"
 #include "mmcl/product.h"
 
+#include "audit_fit_internal.h"
 #include "blas_threads.h"
 #include "context_internal.h"
+#include "embedding_raster_internal.h"
 #include "maps_internal.h"
 #include "options_internal.h"
 #include "product_internal.h"
@@ -52,6 +57,14 @@ typedef struct map_product {
     mmcl__map_def def;
     /* Per level: the pair (level 0 at open; the others on first read). */
     mmcl__pair *pair[MAX_LEVELS];
+    /* An audit map: its options (kept: the embedding raster of a level is
+     * opened on first read), and per level the embedding raster on the
+     * level's grid and the map's definition reading it. */
+    int audit;
+    mmcl_options *opts;
+    char *er_path; /* the embedding raster, resolved */
+    mmcl__embedding_raster *er[MAX_LEVELS];
+    mmcl__map_def level_def[MAX_LEVELS];
     mmcl_status open_status[MAX_LEVELS];
     char *open_error[MAX_LEVELS]; /* message of a failed lazy open */
 
@@ -66,8 +79,8 @@ typedef struct map_product {
 
 /* Keys of a descriptor that are not options of the operation. */
 static const char *const own_keys[] = {"mmcl_descriptor", "product", "model",
-                                       "optical", "sar", "overviews",
-                                       "figures", NULL};
+                                       "embedding", "fit", "optical", "sar",
+                                       "overviews", "figures", NULL};
 
 /* Whether @p key is an option of @p operation that concerns a written
  * output or only the program (its table's usage), not a product. */
@@ -115,8 +128,8 @@ state_create(mmcl_context *ctx, mmcl_product *p, int level)
         return NULL;
     }
     size_t T = (size_t)p->tile;
-    s->map = mmcl__map_worker_create(ctx, m->enc, m->pair[level], &m->def,
-                                     p->tile);
+    s->map = mmcl__map_worker_create(ctx, m->enc, m->pair[level],
+                                     &m->level_def[level], p->tile);
     s->out = s->map ? mmcl__malloc_array(ctx, T * T, (size_t)m->def.n_out, 4)
                     : NULL;
     if (!s->out) {
@@ -124,6 +137,31 @@ state_create(mmcl_context *ctx, mmcl_product *p, int level)
         return NULL;
     }
     return s;
+}
+
+/* An audit map's embedding raster on the grid of @p level's pair (the
+ * pair is open), and the level's definition reading it. */
+static mmcl_status
+open_level_embedding(mmcl_context *ctx, map_product *m, int level)
+{
+    mmcl__grid g;
+    mmcl__embedding_options eo;
+    mmcl__pair_grid(m->pair[level], &g);
+    mmcl__embedding_options_get(&eo, m->opts);
+    mmcl_status st = mmcl__embedding_raster_open(ctx, m->er_path, &g, &eo,
+                                                 &m->er[level]);
+    if (st != MMCL_OK)
+        return st;
+    if (mmcl__embedding_raster_bands(m->er[level]) != m->enc->k)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "the embedding raster '%s' gives %d bands; the "
+                           "audit was fitted on %d",
+                           m->er_path,
+                           mmcl__embedding_raster_bands(m->er[level]),
+                           m->enc->k);
+    m->level_def[level] = m->def;
+    m->level_def[level].embedding = m->er[level];
+    return MMCL_OK;
 }
 
 /* The pair of @p level, opened on first use (the lock is held). */
@@ -138,6 +176,8 @@ level_prepare(mmcl_context *ctx, mmcl_product *p, int level)
             return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         m->open_status[level] = mmcl__pair_open_decimated(
             tmp, m->pair[0], L->width, L->height, &m->pair[level]);
+        if (m->open_status[level] == MMCL_OK && m->audit)
+            m->open_status[level] = open_level_embedding(tmp, m, level);
         if (m->open_status[level] != MMCL_OK)
             m->open_error[level] =
                 mmcl__strdup(NULL, mmcl_context_errmsg(tmp));
@@ -171,6 +211,8 @@ typedef struct descriptor {
     const char *name; /* for messages */
     mmcl__map_kind kind;
     char *model;      /* CPLFree */
+    char *embedding;  /* CPLFree (audit) */
+    const cJSON *fit; /* audit: in the parsed descriptor */
     char **optical;   /* CSL */
     char **sar;       /* CSL */
     mmcl_options *opts;
@@ -182,6 +224,7 @@ static void
 descriptor_clear(descriptor *d)
 {
     CPLFree(d->model);
+    CPLFree(d->embedding);
     CSLDestroy(d->optical);
     CSLDestroy(d->sar);
     mmcl_options_free(d->opts);
@@ -309,22 +352,44 @@ done:
  * for a map of @p kind. */
 static mmcl_status
 descriptor_parse(mmcl_context *ctx, const cJSON *j, const char *name,
-                 const char *dir, mmcl__map_kind kind, descriptor *d)
+                 const char *dir, mmcl__map_kind kind, int audit,
+                 descriptor *d)
 {
     memset(d, 0, sizeof(*d));
     d->name = name;
     d->kind = kind;
     d->overviews = 1;
     d->figures = 1;
-    const char *operation = kind == MMCL__MAP_INFOLOSS ? "infoloss" : "embed";
+    const char *operation = audit                        ? "audit"
+                            : kind == MMCL__MAP_INFOLOSS ? "infoloss"
+                                                         : "embed";
+    /* A map of a model names it; an audit map names its embedding raster
+     * and holds the fit instead. */
+    const char *path_key = audit ? "embedding" : "model";
     mmcl_status st = MMCL_OK;
-    const cJSON *mv = cJSON_GetObjectItemCaseSensitive(j, "model");
+    const cJSON *mv = cJSON_GetObjectItemCaseSensitive(j, path_key);
     if (!mv)
-        st = mmcl__product_bad_key(ctx, name, "model", "missing key");
+        st = mmcl__product_bad_key(ctx, name, path_key, "missing key");
     else if (!cJSON_IsString(mv) || !*mv->valuestring)
-        st = mmcl__product_bad_key(ctx, name, "model", "expected a path for");
+        st = mmcl__product_bad_key(ctx, name, path_key,
+                                   "expected a path for");
+    else if (audit)
+        d->embedding = mmcl__product_resolve_path(dir, mv->valuestring);
     else
         d->model = mmcl__product_resolve_path(dir, mv->valuestring);
+    const char *other = audit ? "model" : "embedding";
+    if (st == MMCL_OK && cJSON_GetObjectItemCaseSensitive(j, other))
+        st = mmcl__product_bad_key(ctx, name, other,
+                                   audit ? "an audit map names no model: "
+                                           "unexpected key"
+                                         : "a map of a model names no "
+                                           "embedding raster: unexpected "
+                                           "key");
+    if (st == MMCL_OK && !audit && cJSON_GetObjectItemCaseSensitive(j, "fit"))
+        st = mmcl__product_bad_key(ctx, name, "fit",
+                                   "a map of a model holds no fit: "
+                                   "unexpected key");
+    d->fit = audit ? cJSON_GetObjectItemCaseSensitive(j, "fit") : NULL;
     if (st == MMCL_OK)
         st = parse_paths(ctx, j, "sar", name, dir, &d->sar);
     if (st == MMCL_OK)
@@ -360,7 +425,29 @@ threads_override(mmcl_context *ctx, mmcl_product *p, int threads)
     return MMCL_OK;
 }
 
-/* The model, the pair of level 0 and the map's definition. */
+/* An audit map's pair of level 0, its encoder from the fit and its
+ * embedding raster on the optical grid. */
+static mmcl_status
+open_audit_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
+{
+    mmcl_status st = mmcl__pair_open(
+        ctx, (const char *const *)d->optical, (size_t)CSLCount(d->optical),
+        (const char *const *)d->sar, (size_t)CSLCount(d->sar), d->opts,
+        &m->pair[0]);
+    if (st == MMCL_OK)
+        st = mmcl__audit_fit_parse(ctx, d->fit, d->name,
+                                   mmcl__pair_optical_bands(m->pair[0]),
+                                   mmcl__pair_sar_bands(m->pair[0]),
+                                   &m->enc);
+    if (st == MMCL_OK) {
+        m->er_path = mmcl__strdup(ctx, d->embedding);
+        st = m->er_path ? MMCL_OK : MMCL_ERR_NO_MEMORY;
+    }
+    return st;
+}
+
+/* The model (or an audit's fit), the pair of level 0 and the map's
+ * definition. */
 static mmcl_status
 open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
 {
@@ -369,6 +456,22 @@ open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
     const char *precision = mmcl__opt_str(d->opts, "PRECISION");
     /* A precision this CPU cannot run is refused before any work. */
     mmcl_status st = mmcl__map_set_precision(ctx, NULL, precision, where);
+    if (st == MMCL_OK && m->audit) {
+        st = open_audit_inputs(ctx, m, d);
+        if (st == MMCL_OK)
+            st = mmcl__map_def_init(ctx, &m->def, m->enc, d->kind, NULL,
+                                    mmcl__opt_bool(d->opts,
+                                                   "NON_REDUNDANCY"));
+        if (st != MMCL_OK)
+            return st;
+        mmcl__map_def_set_mask(&m->def, mmcl__opt_str(d->opts, "MASK"));
+        for (int l = 0; l < MAX_LEVELS; l++)
+            m->level_def[l] = m->def;
+        st = open_level_embedding(ctx, m, 0);
+        /* The map's bands and metadata speak of the embedding raster. */
+        m->def.embedding = m->er[0];
+        return st;
+    }
     if (st == MMCL_OK)
         st = mmcl_model_load(ctx, d->model, &m->model);
     if (st == MMCL_OK)
@@ -384,18 +487,48 @@ open_inputs(mmcl_context *ctx, map_product *m, const descriptor *d)
                                 mmcl__opt_bool(d->opts, "NON_REDUNDANCY"));
     if (st == MMCL_OK)
         mmcl__map_def_set_mask(&m->def, mmcl__opt_str(d->opts, "MASK"));
+    for (int l = 0; l < MAX_LEVELS; l++)
+        m->level_def[l] = m->def;
     return st;
+}
+
+/* An audit map's metadata: an information-loss map's, as mmcl audit
+ * writes it: no model, and what the fit's "metadata" says of the audit
+ * (the samples, the blocks, the cross-validated figures; strings), with
+ * the embedding raster as the descriptor names it. */
+static char **
+audit_metadata(char **md, const map_product *m, const descriptor *d)
+{
+    md = CSLSetNameValue(md, "PRODUCT", "audit");
+    md = CSLSetNameValue(md, "MODEL_HASH", NULL);
+    md = CSLSetNameValue(md, "OBJECTIVE", NULL);
+    md = CSLSetNameValue(md, "PATCH", NULL);
+    const cJSON *item;
+    cJSON_ArrayForEach(item,
+                       cJSON_GetObjectItemCaseSensitive(d->fit, "metadata"))
+    {
+        if (cJSON_IsString(item) && item->string && *item->string &&
+            !strchr(item->string, '='))
+            md = CSLSetNameValue(md, item->string, item->valuestring);
+    }
+    md = CSLSetNameValue(md, "PRODUCT", "audit");
+    md = CSLSetNameValue(md, "EMBEDDING", m->er_path);
+    md = CSLSetNameValue(md, "DEQUANTIZE",
+                         mmcl__dequantize_name(
+                             mmcl__embedding_raster_dequantize(m->er[0])));
+    return md;
 }
 
 static mmcl_status
 map_open(mmcl_context *ctx, mmcl_product *p, const cJSON *j,
          const char *name, const char *dir, int threads)
 {
-    mmcl__map_kind kind = p->kind == &mmcl__product_infoloss
-                              ? MMCL__MAP_INFOLOSS
-                              : MMCL__MAP_EMBEDDING;
+    int audit = p->kind == &mmcl__product_audit;
+    mmcl__map_kind kind = p->kind == &mmcl__product_embedding
+                              ? MMCL__MAP_EMBEDDING
+                              : MMCL__MAP_INFOLOSS;
     descriptor d;
-    mmcl_status st = descriptor_parse(ctx, j, name, dir, kind, &d);
+    mmcl_status st = descriptor_parse(ctx, j, name, dir, kind, audit, &d);
     if (st != MMCL_OK)
         return st;
     map_product *m = calloc(1, sizeof(*m));
@@ -407,12 +540,19 @@ map_open(mmcl_context *ctx, mmcl_product *p, const cJSON *j,
         return st;
     }
     p->impl = m;
+    m->audit = audit;
+    /* An audit map opens the embedding raster of each level with its
+     * options: it keeps them (map_destroy frees them). */
+    if (audit)
+        m->opts = d.opts;
     p->tile = (int)mmcl__opt_int(d.opts, "TILE");
     p->threads = mmcl__opt_threads(d.opts);
     st = threads_override(ctx, p, threads);
     m->figures_wanted = d.figures;
     if (st == MMCL_OK)
         st = open_inputs(ctx, m, &d);
+    if (audit)
+        d.opts = NULL; /* m's */
     if (st != MMCL_OK) {
         descriptor_clear(&d);
         return st;
@@ -429,6 +569,8 @@ map_open(mmcl_context *ctx, mmcl_product *p, const cJSON *j,
     char **md = mmcl__map_metadata(&m->def, m->enc);
     md = mmcl__map_metadata_checks(md, &m->def, m->enc);
     md = mmcl__shift_metadata(md, mmcl__pair_shift(m->pair[0]));
+    if (audit)
+        md = audit_metadata(md, m, &d);
     if (!p->wkt) {
         CSLDestroy(md);
         descriptor_clear(&d);
@@ -453,7 +595,14 @@ map_destroy(mmcl_product *p)
     }
     CSLDestroy(m->figures);
     free(m->figures_error);
-    mmcl__encoder_free(m->enc);
+    for (int l = 0; l < MAX_LEVELS; l++)
+        mmcl__embedding_raster_close(m->er[l]);
+    mmcl_options_free(m->opts);
+    free(m->er_path);
+    if (m->audit)
+        mmcl__audit_fit_free(m->enc);
+    else
+        mmcl__encoder_free(m->enc);
     mmcl_model_destroy(m->model);
     mtx_destroy(&m->figures_lock);
     free(m);
@@ -624,7 +773,8 @@ map_figures(mmcl_context *ctx, mmcl_product *p, const char *const **kv)
 
 /* ---- the kinds -------------------------------------------------------- */
 
-/* The two kinds of map differ only by name (and so by operation). */
+/* The kinds of map differ by name (and so by operation and, for an audit,
+ * by what replaces the model). */
 #define MAP_KIND(kind_name)                                                  \
     {                                                                        \
         .name = kind_name, .sample_type = MMCL_SAMPLE_FLOAT32,               \
@@ -636,6 +786,7 @@ map_figures(mmcl_context *ctx, mmcl_product *p, const char *const **kv)
 
 const mmcl__product_kind mmcl__product_embedding = MAP_KIND("embedding");
 const mmcl__product_kind mmcl__product_infoloss = MAP_KIND("infoloss");
+const mmcl__product_kind mmcl__product_audit = MAP_KIND("audit");
 
 /* ---- writing a map's descriptor --------------------------------------- */
 
@@ -681,14 +832,11 @@ mmcl_product_write_descriptor(mmcl_context *ctx, const char *path,
     if (mmcl__map_set_precision(ctx, NULL, mmcl__opt_str(opts, "PRECISION"),
                                 NULL) != MMCL_OK)
         return mmcl_context_errcode(ctx);
-    static const char *const refused[] = {"FORMAT", "CO", "REPORT"};
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (mmcl__opt_given(opts, refused[i]))
-            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                               "%s does not apply to a lazy descriptor "
-                               "(%s): the product is computed when read",
-                               mmcl__opt_name(ctx, refused[i]),
-                               mmcl__opt_name(ctx, "LAZY"));
+    static const char *const refused[] = {"FORMAT", "CO", "REPORT", NULL};
+    mmcl_status refusal = mmcl__opt_refuse_for_lazy(
+        ctx, opts, refused, "the product is computed when read");
+    if (refusal != MMCL_OK)
+        return refusal;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "mmcl_descriptor", DESCRIPTOR_VERSION);
     cJSON_AddStringToObject(j, "product", kind);

@@ -1431,6 +1431,160 @@ PROBE_CASES = [
 ]
 
 
+
+# Embedding rasters probed beside the model (probe --embedding).
+def far_embedding(d):
+    """sample_labels, and far.tif: emb.tif placed 1000 km east."""
+    sample_labels(d)
+    src = gdal.Open(os.path.join(d, "emb.tif"))
+    gt = src.GetGeoTransform()
+    x0, y0 = gt[0] + 1e6, gt[3]
+    gdal.Translate(os.path.join(d, "far.tif"), src,
+                   outputBounds=[x0, y0, x0 + gt[1] * src.RasterXSize,
+                                 y0 + gt[5] * src.RasterYSize])
+
+
+def nan_embedding(d):
+    """sample_labels, and nan.tif: two Float32 bands on the optical grid,
+    NaN everywhere."""
+    sample_labels(d)
+    src = gdal.Open(os.path.join(d, "opt.tif"))
+    ds = gdal.GetDriverByName("GTiff").Create(
+        os.path.join(d, "nan.tif"), src.RasterXSize, src.RasterYSize, 2,
+        gdal.GDT_Float32)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b in (1, 2):
+        ds.GetRasterBand(b).Fill(float("nan"))
+    ds = None
+
+
+def embedding_probe_outputs(name, path):
+    def f(t, d):
+        probe_outputs(t, d)
+        m = gdal.Open(os.path.join(d, "p.tif"))
+        t.assertEqual(m.GetMetadataItem("REPRESENTATION", "MMCL"), name)
+        t.assertEqual(m.GetMetadataItem("EMBEDDING", "MMCL"), path)
+        with open(os.path.join(d, "p.csv")) as fp:
+            rows = [line.split(",")[0] for line in fp]
+        t.assertIn(name, rows)
+    return f
+
+
+AUDIT_LAZY = ["audit", "-q", "--lazy", "emb.tif", "opt.tif", "sar.tif"]
+
+
+def earlier_lazy_audit(d):
+    """a.mmcl.json (and its style a.mmcl.qml): an earlier lazy audit of
+    emb.tif."""
+    p = subprocess.run([MMCL] + AUDIT_LAZY + ["a.mmcl.json"], cwd=d,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("setup: %s" % p.stderr)
+
+
+def audit_descriptor(t, d):
+    with open(os.path.join(d, "a.mmcl.json")) as f:
+        j = json.load(f)
+    t.assertEqual(j["product"], "audit")
+    t.assertEqual(j["embedding"], "emb.tif")
+    t.assertEqual(j["fit"]["k"], 2)
+    t.assertTrue(os.path.exists(os.path.join(d, "a.mmcl.qml")))
+
+
+PROBE_EMB_CASES = [
+    Case("probe_embedding_writes_csv_and_map",
+         PROBE + ["--embedding", "e=emb.tif", "--csv", "p.csv", "--map",
+                  "p.tif", "--map-representation", "e"], 0,
+         setup=sample_labels, check=embedding_probe_outputs("e", "emb.tif")),
+    Case("probe_embedding_not_a_raster",
+         PROBE + ["--embedding", "report.json", "--csv", "p.csv", "--map",
+                  "p.tif"], 1,
+         r"cannot open embedding raster 'report\.json': .*not recognized "
+         r"as a supported file format",
+         setup=sample_labels, absent=["p.csv", "p.tif"]),
+    Case("probe_embedding_missing",
+         PROBE + ["--embedding", "none.tif", "--csv", "p.csv"], 1,
+         r"embedding raster 'none\.tif' does not exist",
+         setup=sample_labels, absent=["p.csv"]),
+    Case("probe_embedding_no_overlap",
+         PROBE + ["--embedding", "far.tif", "--csv", "p.csv", "--map",
+                  "p.tif"], 1,
+         r"the embedding raster 'far\.tif' does not overlap the optical "
+         r"raster: no pixel in common",
+         setup=far_embedding, absent=["p.csv", "p.tif"]),
+    Case("probe_embedding_band_missing",
+         PROBE + ["--embedding", "emb.tif", "--embedding-bands", "1,5",
+                  "--csv", "p.csv"], 1,
+         r"embedding raster 'emb\.tif' has 2 bands: no band '5'",
+         setup=sample_labels, absent=["p.csv"]),
+    Case("probe_embedding_dequantize_does_not_fit",
+         PROBE + ["--embedding", "emb.tif", "--dequantize", "alphaearth",
+                  "--csv", "p.csv"], 1,
+         r"embedding raster 'emb\.tif' has Float32 bands: the alphaearth "
+         r"de-quantization reads int8 codes",
+         setup=sample_labels, absent=["p.csv"]),
+    Case("probe_embedding_never_valid",
+         PROBE + ["--embedding", "nan.tif", "--csv", "p.csv", "--map",
+                  "p.tif"], 1,
+         r"none of the \d+ labelled pixels has a valid 3x3 patch in both "
+         r"the optical and the SAR raster and a valid value in the "
+         r"embedding raster",
+         setup=nan_embedding, absent=["p.csv", "p.tif"]),
+    Case("probe_embedding_name_taken",
+         PROBE + ["--embedding", "joint=emb.tif", "--csv", "p.csv"], 1,
+         r"the embedding raster 'emb\.tif' would be named 'joint', a name "
+         r"the probe report already uses: name it with --embedding "
+         r"NAME=FILE",
+         setup=sample_labels, absent=["p.csv"]),
+    Case("probe_embedding_names_clash",
+         PROBE + ["--embedding", "emb.tif", "--embedding", "emb.mmcl.json",
+                  "--csv", "p.csv"], 1,
+         r"the embedding rasters 'emb\.tif' and 'emb\.mmcl\.json' would "
+         r"both be named 'emb'",
+         setup=sample_labels, absent=["p.csv"]),
+    Case("probe_map_representation_unknown",
+         PROBE + ["--embedding", "emb.tif", "--csv", "p.csv", "--map",
+                  "p.tif", "--map-representation", "embb"], 1,
+         r"--map-representation embb names no representation of this "
+         r"probe; it has raw_optical, raw_sar, aligned_optical, "
+         r"aligned_sar, joint, emb",
+         setup=sample_labels, absent=["p.csv", "p.tif"]),
+    Case("probe_map_is_the_embedding_raster",
+         PROBE + ["--embedding", "emb.tif", "--overwrite", "--map",
+                  "emb.tif"], 1,
+         r"output 'emb\.tif' is also an input of this command",
+         setup=sample_labels),
+    # The lazy audit map (audit --lazy).
+    Case("audit_lazy_writes_descriptor_and_style",
+         AUDIT_LAZY + ["a.mmcl.json"], 0, check=audit_descriptor),
+    Case("audit_lazy_format_refused",
+         AUDIT_LAZY + ["-of", "GTiff", "a.mmcl.json"], 1,
+         r"mmcl audit: -of does not apply to a lazy descriptor \(--lazy\): "
+         r"the maps are computed when read", absent=["a.mmcl.json"]),
+    Case("audit_lazy_report_refused",
+         AUDIT_LAZY + ["--report", "r.json", "a.mmcl.json"], 1,
+         r"mmcl audit: --report does not apply to a lazy descriptor",
+         absent=["a.mmcl.json", "r.json"]),
+    Case("audit_lazy_json_refused",
+         AUDIT_LAZY + ["--json", "a.mmcl.json"], 2,
+         r"mmcl audit: --json needs the figures, which --lazy does not "
+         r"compute", absent=["a.mmcl.json"]),
+    Case("audit_lazy_overwrite_replaces_its_descriptor",
+         AUDIT_LAZY + ["--overwrite", "--non-redundancy", "a.mmcl.json"], 0,
+         setup=earlier_lazy_audit, replaced=["a.mmcl.json", "a.mmcl.qml"],
+         check=audit_descriptor),
+    Case("audit_lazy_overwrite_not_an_audit_descriptor",
+         AUDIT_LAZY + ["--overwrite", "emb.mmcl.json"], 1,
+         r"output 'emb\.mmcl\.json' is a lazy embedding descriptor; "
+         r"--overwrite replaces only a lazy audit descriptor"),
+    Case("audit_lazy_descriptor_names_its_embedding_raster",
+         ["rgb", "-q", "--overwrite", "a.mmcl.json", "emb.tif"], 1,
+         r"output 'emb\.tif' is also an input of this command",
+         setup=earlier_lazy_audit),
+]
+
+
 # A refused option is named by the flag given, and nothing is written
 # (the library's callers get the key: tests/test_options.c).
 EDGE_CASES = [
@@ -1837,7 +1991,7 @@ AUDIT_CASES = [
 
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
          PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES +
-         SHIFT_CASES + COREG_CASES + AUDIT_CASES)
+         SHIFT_CASES + COREG_CASES + AUDIT_CASES + PROBE_EMB_CASES)
 
 
 def snapshot(folder, but_temporary=False):

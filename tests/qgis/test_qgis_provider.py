@@ -304,17 +304,20 @@ class QgisProvider(unittest.TestCase):
         self.assertEqual(
             gdal.Open(os.path.join(q, "qgis.tif")).ReadAsArray().tobytes(),
             gdal.Open(os.path.join(q, "direct.tif")).ReadAsArray().tobytes())
+    def probe_inputs(self):
+        """The required parameters of mmcl:probe on the chain's scene."""
+        d = self.direct
+        return ["MODEL=" + os.path.join(d, "model.mmcl"),
+                "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
+                "SAR=" + os.path.join(d, "scene", "sar.tif"),
+                "LABELS=" + os.path.join(d, "scene", "labels.tif")]
 
     def test_probe_writes_an_html_report_and_its_figures(self):
         d = self.direct
         out = os.path.join(self.root, "probe.html")
         report = os.path.join(self.root, "probe.json")
         res = self.qgis_json(
-            "run", "mmcl:probe", "--",
-            "MODEL=" + os.path.join(d, "model.mmcl"),
-            "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
-            "SAR=" + os.path.join(d, "scene", "sar.tif"),
-            "LABELS=" + os.path.join(d, "scene", "labels.tif"),
+            "run", "mmcl:probe", "--", *self.probe_inputs(),
             "BLOCKS=2", "OUT=" + out, "REPORT=" + report)["results"]
         want = json.loads(mmcl(
             "probe", "--json", "--blocks", "2", os.path.join(d, "model.mmcl"),
@@ -336,10 +339,7 @@ class QgisProvider(unittest.TestCase):
         d = self.direct
         q = os.path.join(self.root, "probe_headless")
         os.makedirs(q)
-        inputs = ["MODEL=" + os.path.join(d, "model.mmcl"),
-                  "OPTICAL=" + os.path.join(d, "scene", "optical.tif"),
-                  "SAR=" + os.path.join(d, "scene", "sar.tif"),
-                  "LABELS=" + os.path.join(d, "scene", "labels.tif")]
+        inputs = self.probe_inputs()
         res = self.qgis_json("run", "mmcl:probe", "--", *inputs)["results"]
         self.assertFalse(res.get("OUT"))
         self.assertEqual(os.listdir(q), [])
@@ -366,6 +366,82 @@ class QgisProvider(unittest.TestCase):
         np.testing.assert_array_equal(
             gdal.Open(map_path).ReadAsArray(),
             gdal.Open(os.path.join(want_dir, "p.tif")).ReadAsArray())
+
+    def test_probe_compares_embedding_rasters(self):
+        """EMBEDDING as a '|'-separated list ([NAME=]FILE each) and
+        MAP_REPRESENTATION naming one: what mmcl probe --embedding ...
+        reports and maps."""
+        d = self.direct
+        q = os.path.join(self.root, "probe_embedding")
+        os.makedirs(q)
+        emb = os.path.join(d, "emb.tif")
+        report = os.path.join(q, "p.json")
+        map_path = os.path.join(q, "p.tif")
+        res = self.qgis_json(
+            "run", "mmcl:probe", "--", *self.probe_inputs(),
+            "EMBEDDING=%s|second=%s" % (emb, emb),
+            "MAP_REPRESENTATION=second", "MAP=" + map_path,
+            "REPORT=" + report)["results"]
+        self.assertEqual(res["MAP"], map_path)
+        want_map = os.path.join(self.root, "probe_embedding_direct.tif")
+        want = json.loads(mmcl(
+            "probe", "--json", "--embedding", emb, "--embedding",
+            "second=" + emb, "--map-representation", "second", "--map",
+            want_map, os.path.join(d, "model.mmcl"),
+            os.path.join(d, "scene", "optical.tif"),
+            os.path.join(d, "scene", "sar.tif"),
+            os.path.join(d, "scene", "labels.tif")).stdout)
+        with open(report) as f:
+            got = json.load(f)
+        got["outputs"].pop("map")
+        want["outputs"].pop("map")
+        self.assertEqual(got, want)
+        self.assertEqual(list(got["embeddings"]), ["emb", "second"])
+        self.assertEqual(got["representations"]["emb"]["confusion"],
+                         got["representations"]["joint"]["confusion"])
+        m = gdal.Open(map_path)
+        self.assertEqual(m.GetMetadataItem("REPRESENTATION", "MMCL"),
+                         "second")
+        np.testing.assert_array_equal(m.ReadAsArray(),
+                                      gdal.Open(want_map).ReadAsArray())
+
+    def test_audit_writes_what_mmcl_audit_writes_and_its_lazy_descriptor(self):
+        """mmcl:audit of an embedding raster: the map and the figures of
+        mmcl audit; with LAZY, the descriptor mmcl audit --lazy writes
+        (no report asked of it)."""
+        d = self.direct
+        emb = os.path.join(d, "emb.tif")
+        opt = os.path.join(d, "scene", "optical.tif")
+        sar = os.path.join(d, "scene", "sar.tif")
+        q = os.path.join(self.root, "audit_qgis")
+        want = os.path.join(self.root, "audit_direct")
+        os.makedirs(q)
+        os.makedirs(want)
+        params = ["EMBEDDING=" + emb, "OPTICAL=" + opt, "SAR=" + sar]
+        res = self.qgis_json("run", "mmcl:audit", "--", *params,
+                             "OUT=" + os.path.join(q, "a.tif"))["results"]
+        mmcl("audit", "-q", "--report", os.path.join(want, "a.json"), emb,
+             opt, sar, os.path.join(want, "a.tif"))
+        np.testing.assert_array_equal(
+            gdal.Open(os.path.join(q, "a.tif")).ReadAsArray(),
+            gdal.Open(os.path.join(want, "a.tif")).ReadAsArray())
+        with open(os.path.join(want, "a.json")) as f:
+            report = json.load(f)
+        for m in ("optical", "sar"):
+            self.assertEqual(res["R2_ALIGNED_" + m.upper()],
+                             report[m]["cross_validated"]["r2_aligned"])
+            self.assertEqual(res["LOSS_FRACTION_" + m.upper()],
+                             report[m]["loss_fraction"])
+        # Lazy: the descriptor, as mmcl audit --lazy writes it.
+        res = self.qgis_json("run", "mmcl:audit", "--", *params, "LAZY=true",
+                             "OUT=" + os.path.join(q, "a.mmcl.json"))
+        mmcl("audit", "-q", "--lazy", emb, opt, sar,
+             os.path.join(want, "a.mmcl.json"))
+        with open(os.path.join(q, "a.mmcl.json")) as f:
+            got = json.load(f)
+        with open(os.path.join(want, "a.mmcl.json")) as f:
+            self.assertEqual(got, json.load(f))
+        self.assertEqual(got["product"], "audit")
 
     # PyQGIS -------------------------------------------------------------------
 
