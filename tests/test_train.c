@@ -115,7 +115,7 @@ probe_r2(const char *scene, const mmcl_model *model, int use_unimodal,
     /* A different seed from training: fresh pixels. */
     const char *const labels[2] = {"optical", "SAR"};
     CU_ASSERT_EQUAL_FATAL(mmcl__sample_draw(ctx, pair, labels, enc->P, 8000, 0,
-                                            4242, 256, 2, NULL, NULL, 0, 1, &s),
+                                            4242, 2, NULL, NULL, 0, 1, &s),
                           MMCL_OK);
     /* Standardize with the model's statistics, not the sample's. */
     const mmcl__modality *mod = &enc->mod[MMCL__OPTICAL];

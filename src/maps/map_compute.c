@@ -532,7 +532,9 @@ worker_create(mmcl_context *ctx, const mmcl__encoder *enc,
         w->E_part_valid = mmcl__malloc_array(ctx, T, T, 1);
         fail = !w->emb || !w->E || !w->E_valid || !w->E_part ||
                !w->E_part_valid;
-    } else if (!fail) {
+    }
+    if (!fail) {
+        /* The encoder's products, the decoders' too (an audit's). */
         w->work = mmcl__encoder_work_create(ctx, enc);
         fail = !w->work;
     }

@@ -389,7 +389,7 @@ standardize(mmcl__sample *s)
 mmcl_status
 mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
                   const char *const labels[2], int P, int N, int at_most,
-                  uint64_t seed, int tile, int n_threads,
+                  uint64_t seed, int n_threads,
                   mmcl_progress_fn progress, void *progress_user, double p0,
                   double p1, mmcl__sample **out)
 {
@@ -410,6 +410,7 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
     job.pair = pair;
     job.P = P;
     job.halo = P / 2;
+    const int tile = MMCL__SAMPLE_TILE;
     job.tile = tile;
     job.B1 = mmcl__pair_optical_bands(pair);
     job.B2 = mmcl__pair_sar_bands(pair);

@@ -49,6 +49,12 @@ typedef struct mmcl__sample {
  * small is more likely the wrong file than a training scene). */
 #define MMCL__SAMPLE_MIN_PATCHES 32
 
+/* The sample is drawn on a lattice of tiles of this edge fixed to the
+ * raster, whatever the command's --tile: valid centres are ranked tile by
+ * tile and the statistics summed in tile order, so a model (or an audit's
+ * fit) does not depend on --tile. */
+#define MMCL__SAMPLE_TILE 256
+
 /*
  * Draws @p N patches of edge @p P (odd) from @p pair; with @p at_most set,
  * all valid patches when there are fewer than N. Progress goes from @p p0
@@ -58,10 +64,11 @@ typedef struct mmcl__sample {
  * than the raster, a modality whose every band is constant over the valid
  * pixels (nothing to learn; some constant bands among others are counted
  * in zero_variance1/2 and left to the caller to warn about).
+ * The windows are MMCL__SAMPLE_TILE pixels wide.
  */
 mmcl_status mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
                               const char *const labels[2], int P, int N,
-                              int at_most, uint64_t seed, int tile,
+                              int at_most, uint64_t seed,
                               int n_threads, mmcl_progress_fn progress,
                               void *progress_user, double p0, double p1,
                               mmcl__sample **out);

@@ -444,15 +444,16 @@ mmcl__encoder_work_create(mmcl_context *ctx, const mmcl__encoder *enc)
         ctx, enc->precision == MMCL__PRECISION_BF16
                  ? (size_t)MMCL__GEMM_ROWS * widest_in
                  : 0);
-    for (int m = 0; m < 2 && w->x_pad && w->y_pad && w->priv && w->exec;
-         m++) {
+    int fail = !w->x_pad || !w->y_pad || !w->priv || !w->exec;
+    /* An encoder without layers (an audit's) runs only linear maps. */
+    for (int m = 0; m < 2 && !fail; m++) {
+        if (!enc->mod[m].mlp)
+            continue;
         w->acts[m] = mmcl__mlp_acts_create(ctx, enc->mod[m].mlp,
                                            MMCL__GEMM_ROWS, 0);
-        if (!w->acts[m])
-            break;
+        fail = !w->acts[m];
     }
-    if (!w->x_pad || !w->y_pad || !w->priv || !w->exec || !w->acts[0] ||
-        !w->acts[1]) {
+    if (fail) {
         mmcl__encoder_work_free(w);
         return NULL;
     }

@@ -517,7 +517,7 @@ audit_fit(mmcl_context *ctx, audit *a, const mmcl__pair *pair, int tile,
                              mmcl__pair_sar_label(pair)};
     mmcl_status st = mmcl__sample_draw(
         ctx, pair, labels, 1, (int)mmcl__opt_int(o, "SAMPLES"), 1,
-        (uint64_t)mmcl__opt_int(o, "SEED"), tile, threads, progress, user,
+        (uint64_t)mmcl__opt_int(o, "SEED"), threads, progress, user,
         p0, p0 + 0.8 * (p1 - p0), &a->s);
     if (st == MMCL_OK)
         st = read_samples(ctx, a, pair, tile);

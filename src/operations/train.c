@@ -981,7 +981,7 @@ run_sample(mmcl_context *ctx, train_run *r)
     mmcl_status st = mmcl__sample_draw(
         ctx, r->pair, labels, t->P, (int)mmcl__opt_int(o, "SAMPLES"),
         !mmcl__opt_given(o, "SAMPLES"), (uint64_t)mmcl__opt_int(o, "SEED"),
-        (int)mmcl__opt_int(o, "TILE"), t->n_threads, t->progress,
+        t->n_threads, t->progress,
         t->progress_user, 0.0, 0.4, &t->s);
     if (st != MMCL_OK)
         return st;

@@ -59,6 +59,26 @@ class Train(Workdir):
                 rho = figures["canonical_correlations"]
                 self.assertGreater(rho[1], 0.9)
 
+    def test_model_does_not_depend_on_tile_or_threads(self):
+        """The sample is drawn on a fixed lattice of tiles, whatever --tile:
+        the same seed gives the same tensors and figures at any --tile and
+        --threads (the metadata differs only in the options recorded)."""
+        opt = os.path.join(SAMPLE, "optical.tif")
+        sar = os.path.join(SAMPLE, "sar.tif")
+        models = []
+        for tile, threads in (("64", "1"), ("256", "2"), ("100", "2")):
+            model = self.path("m%s.mmcl" % tile)
+            run("train", "-q", "--objective", "cca", "--dim", "2", "--patch",
+                "3", "--samples", "6000", "--tile", tile, "--threads",
+                threads, opt, sar, model)
+            models.append(read_safetensors(model))
+        meta0, t0 = models[0]
+        for meta, t in models[1:]:
+            self.assertEqual(sorted(t), sorted(t0))
+            for name in t0:
+                self.assertEqual(t[name].tobytes(), t0[name].tobytes(), name)
+            self.assertEqual(meta["figures"], meta0["figures"])
+
     def test_cca_encoder_reproduces_canonical_variates_in_numpy(self):
         # The stored linear encoder, applied in NumPy to patch vectors built
         # here from the rasters, gives variates whose correlation is the
