@@ -87,7 +87,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
                             out, o);
     if (st == MMCL_OK)
         st = mmcl__map_run_tiles(ctx, &r);
-    if (st != MMCL_OK)
+    if (st != MMCL_OK || !r.writer) /* rank 0 writes */
         goto done;
     mmcl__map_run_report_timing(&r, "infoloss");
     if (r.total[0].n + r.total[1].n == 0) {
@@ -115,6 +115,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
             st = MMCL_ERR_NO_MEMORY;
     }
 done:
+    st = mmcl__map_run_end(ctx, &r, st);
     cJSON_free(text);
     cJSON_Delete(fig);
     mmcl__stage_destroy(report_stage); /* before its files go */
