@@ -798,15 +798,14 @@ main(int argc, char **argv)
     }
     rc = parse_args(cmd, argc - 2, argv + 2, &a);
     if (rc < 0) {
+        /* MPI first: the signal handlers below are then ours. */
+        int mpi_ok = mpi_start(cmd, &a) == 0;
         signal(SIGINT, on_stop_signal);
         signal(SIGTERM, on_stop_signal);
         /* A write over the file size limit (ulimit -f) fails with EFBIG
          * and is reported, instead of killing the program mid-write. */
         signal(SIGXFSZ, SIG_IGN);
-        if (mpi_start(cmd, &a) != 0)
-            rc = CLI_EXIT_FAILURE;
-        else
-            rc = cmd->run(cmd, &a);
+        rc = mpi_ok ? cmd->run(cmd, &a) : CLI_EXIT_FAILURE;
         mmcl_mpi_finalize();
     }
 

@@ -163,7 +163,8 @@ typedef struct tile_head {
 mmcl_status
 mmcl__dist_agree(mmcl_context *ctx, mmcl_status st)
 {
-    if (world_size < 2)
+    /* After a broken run the other ranks may be gone: nothing to wait for. */
+    if (world_size < 2 || mpi_broken)
         return st;
 #ifdef MMCL_HAVE_MPI
     done_msg mine = {0};
@@ -596,6 +597,14 @@ dworker_main(void *arg)
     return 0;
 }
 
+static double
+seconds_now(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* Waits on the lock for a change, or a short while when messages may come
  * from other ranks (MPI is polled by this thread). */
 static void
@@ -637,15 +646,55 @@ replay_tile(mmcl_context *ctx, int index, const void *buf, size_t size,
 }
 
 #ifdef MMCL_HAVE_MPI
+/* Rank 0: a tile on its way from another rank. It is received without
+ * blocking, so that a rank killed in the middle of a send does not hold
+ * rank 0 (which must still hear a cancel and remove its output). */
+typedef struct inbox {
+    int busy;
+    int src, count;
+    packed *p;
+    MPI_Request req;
+} inbox;
+
+/* Files the tile @p p (complete) for its commit. */
+static void
+tile_arrived(dist *d, packed *p)
+{
+    mtx_lock(&d->lock);
+    int64_t i = p->head.index;
+    if (d->stop || i < d->next_commit || i >= d->n_tiles || d->ready[i] ||
+        p->head.size != p->size) {
+        free(p);
+    } else {
+        d->ready[i] = p;
+    }
+    mtx_unlock(&d->lock);
+}
+
 /* Rank 0: answers what came from the other ranks. *n_done counts the
  * ranks that have finished; *pending holds the ranks (one entry per
  * request) waiting for a tile the window does not allow yet. Called
  * without the lock. */
 static mmcl_status
-serve(mmcl_context *ctx, dist *d, int *n_done, int *pending, int *n_pending,
-      int *any)
+serve(mmcl_context *ctx, dist *d, inbox *in, int *n_done, int *pending,
+      int *n_pending, int *any)
 {
     for (;;) {
+        if (in->busy) {
+            int done = 0;
+            if (MPI_Test(&in->req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+                return mmcl__error(ctx, MMCL_ERR_IO,
+                                   "MPI failed receiving a tile from rank %d",
+                                   in->src);
+            if (!done)
+                break;
+            in->busy = 0;
+            *any = 1;
+            in->p->next = NULL;
+            in->p->size = (size_t)in->count - sizeof(tile_head);
+            tile_arrived(d, in->p);
+            in->p = NULL;
+        }
         int flag = 0;
         MPI_Status ms;
         if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag,
@@ -663,30 +712,28 @@ serve(mmcl_context *ctx, dist *d, int *n_done, int *pending, int *n_pending,
         } else if (ms.MPI_TAG == TAG_TILE) {
             int count = 0;
             MPI_Get_count(&ms, MPI_BYTE, &count);
+            if (count < (int)sizeof(tile_head))
+                return mmcl__error(ctx, MMCL_ERR_IO,
+                                   "a short tile message from rank %d", src);
             packed *p = malloc(sizeof(packed) + (size_t)count);
             if (!p)
                 return mmcl__error(ctx, MMCL_ERR_NO_MEMORY,
                                    "out of memory for a tile from rank %d",
                                    src);
             /* The head is received into place in front of the bytes. */
-            if (MPI_Recv(&p->head, count, MPI_BYTE, src, TAG_TILE,
-                         MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+            in->busy = 1;
+            in->src = src;
+            in->count = count;
+            in->p = p;
+            if (MPI_Irecv(&p->head, count, MPI_BYTE, src, TAG_TILE,
+                          MPI_COMM_WORLD, &in->req) != MPI_SUCCESS) {
+                in->busy = 0;
+                in->p = NULL;
                 free(p);
                 return mmcl__error(ctx, MMCL_ERR_IO,
                                    "MPI failed receiving a tile from rank %d",
                                    src);
             }
-            p->next = NULL;
-            p->size = (size_t)count - sizeof(tile_head);
-            mtx_lock(&d->lock);
-            int64_t i = p->head.index;
-            if (d->stop || i < d->next_commit || i >= d->n_tiles ||
-                d->ready[i] || p->head.size != p->size) {
-                free(p);
-            } else {
-                d->ready[i] = p;
-            }
-            mtx_unlock(&d->lock);
         } else if (ms.MPI_TAG == TAG_DONE) {
             done_msg m;
             MPI_Recv(&m, (int)sizeof(m), MPI_BYTE, src, TAG_DONE,
@@ -743,6 +790,10 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
 {
     const mmcl__dist_job *job = d->job;
     int n_done = 0, n_pending = 0, reported = -1;
+    double polled = 0;
+#ifdef MMCL_HAVE_MPI
+    inbox in = {0};
+#endif
     int *pending = NULL;
     double cancel_at = 0; /* after a cancel: when to stop waiting for peers */
     if (world_size > 1) {
@@ -783,8 +834,13 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
             cnd_broadcast(&d->changed);
             any = 1;
         }
-        if (progress && d->next_commit != reported && !d->stop) {
+        /* Progress, also polled while waiting, so that a cancel (a
+         * signal) is heard while a tile is late. */
+        double now = seconds_now();
+        if (progress && !d->stop &&
+            (d->next_commit != reported || now > polled + 0.1)) {
             reported = d->next_commit;
+            polled = now;
             double f = (double)reported / d->n_tiles;
             mtx_unlock(&d->lock);
             int go = progress(p0 + (p1 - p0) * f, NULL, progress_user);
@@ -799,7 +855,8 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
 #ifdef MMCL_HAVE_MPI
         if (world_size > 1 && pending) {
             mtx_unlock(&d->lock);
-            mmcl_status st = serve(ctx, d, &n_done, pending, &n_pending, &any);
+            mmcl_status st =
+                serve(ctx, d, &in, &n_done, pending, &n_pending, &any);
             mtx_lock(&d->lock);
             if (st != MMCL_OK) {
                 dist_fail(d, ctx, st);
@@ -810,14 +867,13 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
 #endif
         if (world_size > 1 && d->stop && d->status == MMCL_ERR_CANCELLED &&
             d->err_ctx == ctx) {
-            /* A cancel here (a signal): the other ranks are told, but may
-             * be ending too; wait for them a little, not for ever. */
-            struct timespec now;
-            timespec_get(&now, TIME_UTC);
-            double t = (double)now.tv_sec + now.tv_nsec * 1e-9;
+            /* A cancel here (a signal, which the launcher follows with a
+             * SIGKILL a second later): the other ranks are told, but may
+             * be ending too; wait for them a little, then leave, so that
+             * the caller removes its temporary output in time. */
             if (cancel_at == 0)
-                cancel_at = t + 5.0;
-            else if (t > cancel_at) {
+                cancel_at = now + 0.3;
+            else if (now > cancel_at) {
                 mpi_broken = 1;
                 break;
             }
