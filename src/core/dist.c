@@ -592,8 +592,8 @@ dworker_main(void *arg)
     d->n_running--;
     cnd_broadcast(&d->changed);
     mtx_unlock(&d->lock);
-    if (tj->stop)
-        tj->stop(state, tj->user);
+    /* The state is stopped by the runner, after the join, on one thread
+     * (a stop may add up figures of the job). */
     return 0;
 }
 
@@ -649,6 +649,12 @@ replay_tile(mmcl_context *ctx, int index, const void *buf, size_t size,
 /* Rank 0: a tile on its way from another rank. It is received without
  * blocking, so that a rank killed in the middle of a send does not hold
  * rank 0 (which must still hear a cancel and remove its output). */
+/* Rank 0's account of what each rank sent it (CPL_DEBUG MMCL), for the
+ * benchmark of the traffic (bench/bench_mpi.py). */
+typedef struct traffic {
+    long long tiles, bytes, requests;
+} traffic;
+
 typedef struct inbox {
     int busy;
     int src, count;
@@ -676,8 +682,8 @@ tile_arrived(dist *d, packed *p)
  * request) waiting for a tile the window does not allow yet. Called
  * without the lock. */
 static mmcl_status
-serve(mmcl_context *ctx, dist *d, inbox *in, int *n_done, int *pending,
-      int *n_pending, int *any)
+serve(mmcl_context *ctx, dist *d, inbox *in, traffic *tr, int *n_done,
+      int *pending, int *n_pending, int *any)
 {
     for (;;) {
         if (in->busy) {
@@ -690,6 +696,8 @@ serve(mmcl_context *ctx, dist *d, inbox *in, int *n_done, int *pending,
                 break;
             in->busy = 0;
             *any = 1;
+            tr[in->src].tiles++;
+            tr[in->src].bytes += in->count;
             in->p->next = NULL;
             in->p->size = (size_t)in->count - sizeof(tile_head);
             tile_arrived(d, in->p);
@@ -709,6 +717,7 @@ serve(mmcl_context *ctx, dist *d, inbox *in, int *n_done, int *pending,
             MPI_Recv(&dummy, 1, MPI_INT, src, TAG_REQ, MPI_COMM_WORLD,
                      MPI_STATUS_IGNORE);
             pending[(*n_pending)++] = src;
+            tr[src].requests++;
         } else if (ms.MPI_TAG == TAG_TILE) {
             int count = 0;
             MPI_Get_count(&ms, MPI_BYTE, &count);
@@ -793,6 +802,7 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
     double polled = 0;
 #ifdef MMCL_HAVE_MPI
     inbox in = {0};
+    traffic *tr = NULL;
 #endif
     int *pending = NULL;
     double cancel_at = 0; /* after a cancel: when to stop waiting for peers */
@@ -800,6 +810,13 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
         /* A rank has at most n_workers + 1 requests out at once. */
         pending = calloc((size_t)world_size * (size_t)(d->n_workers + 2),
                          sizeof(int));
+#ifdef MMCL_HAVE_MPI
+        tr = calloc((size_t)world_size, sizeof(*tr));
+        if (!tr) {
+            free(pending);
+            pending = NULL;
+        }
+#endif
         if (!pending) {
             mtx_lock(&d->lock);
             dist_fail(d, ctx, mmcl__error(ctx, MMCL_ERR_NO_MEMORY,
@@ -856,7 +873,7 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
         if (world_size > 1 && pending) {
             mtx_unlock(&d->lock);
             mmcl_status st =
-                serve(ctx, d, &in, &n_done, pending, &n_pending, &any);
+                serve(ctx, d, &in, tr, &n_done, pending, &n_pending, &any);
             mtx_lock(&d->lock);
             if (st != MMCL_OK) {
                 dist_fail(d, ctx, st);
@@ -887,6 +904,16 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
             wait_a_little(d);
     }
     mtx_unlock(&d->lock);
+#ifdef MMCL_HAVE_MPI
+    /* Each rank sends a request (an int) per tile and the tile; receives
+     * an answer (an int) per request. Rank 0's tiles do not travel. */
+    for (int r = 1; tr && r < world_size; r++)
+        CPLDebug("MMCL",
+                 "rank %d: %lld tiles, %lld bytes of tiles and %lld requests "
+                 "received from it, %lld answers sent to it",
+                 r, tr[r].tiles, tr[r].bytes, tr[r].requests, tr[r].requests);
+    free(tr);
+#endif
     free(pending);
     return MMCL_OK;
 }
@@ -1074,6 +1101,9 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
         rank_loop(ctx, &d, progress, progress_user);
     for (int i = 0; i < n_started; i++)
         thrd_join(workers[i].thread, NULL);
+    if (job->tiles.stop)
+        for (int i = 0; i < n_started; i++)
+            job->tiles.stop(workers[i].state, job->tiles.user);
     mmcl__blas_threads_leave(1);
     journal_close(&jr);
 
