@@ -43,10 +43,12 @@ def run(cmd):
     if p.returncode != 0:
         raise SystemExit("failed: %s\n%s" % (" ".join(cmd), p.stderr[-2000:]))
     wall = time.time() - t0
+    cpu = sum(float(re.search(r"%s time \(seconds\): ([\d.]+)" % k,
+                              p.stderr).group(1)) for k in ("User", "System"))
     write = re.search(r"embed timing.*write ([\d.]+)", p.stderr)
     traffic = [tuple(int(v) for v in m.groups())
                for m in TRAFFIC_RE.finditer(p.stderr)]
-    return wall, float(write.group(1)) if write else None, traffic
+    return wall, float(write.group(1)) if write else None, traffic, cpu
 
 
 def main():
@@ -93,8 +95,6 @@ def main():
         "mmcl, 1 process, --threads 1": [mmcl] + args + ["--threads", "1"],
         "mmcl, 1 process, --threads 2 (one machine)":
             [mmcl] + args + ["--threads", "2"],
-        "mpirun -n 1, --threads 1": mpirun + ["1", mmcl] + args +
-            ["--threads", "1"],
         "mpirun -n 2, --threads 1": mpirun + ["2", mmcl] + args +
             ["--threads", "1"],
     }
@@ -112,20 +112,26 @@ def main():
     print("Scene %d^2 (%.2f Mpx), tile %d, 64-band embedding (CLIP, MLP %s); "
           "medians of %d; load average at the end: %.2f\n" %
           (a.size, mpx, a.tile, a.hidden, a.repeat, os.getloadavg()[0]))
-    print("| run | wall (s) | Mpx/s |")
-    print("|---|---:|---:|")
-    med = {}
+    print("| run | wall (s) | CPU (s) | Mpx/s |")
+    print("|---|---:|---:|---:|")
+    med, cpu = {}, {}
     for k in runs:
-        med[k] = statistics.median(w for w, _, _ in res[k])
-        print("| %s | %.2f | %.3f |" % (k, med[k], mpx / med[k]))
-    t1 = med["mpirun -n 1, --threads 1"]
-    t2 = med["mpirun -n 2, --threads 1"]
-    tt = med["mmcl, 1 process, --threads 2 (one machine)"]
-    print("\nparallel efficiency at 2 ranks: %.1f %% (T1 / (2 T2), both "
-          "under mpirun); 2 ranks / 2 threads: %.2fx the wall time" %
-          (100 * t1 / (2 * t2), t2 / tt))
+        med[k] = statistics.median(r[0] for r in res[k])
+        cpu[k] = statistics.median(r[3] for r in res[k])
+        print("| %s | %.2f | %.2f | %.3f |" % (k, med[k], cpu[k],
+                                              mpx / med[k]))
+    one = "mmcl, 1 process, --threads 1"
+    two = "mpirun -n 2, --threads 1"
+    thr = "mmcl, 1 process, --threads 2 (one machine)"
+    print("\nparallel efficiency at 2 ranks: %.1f %% by wall time "
+          "(T1 / (2 T2)), %.1f %% by CPU time (CPU1 / CPU2: the work added "
+          "by the second rank, what a quiet machine would show); "
+          "2 ranks / 1 process with 2 threads: %.2fx the wall time, %.2fx "
+          "the CPU time" % (100 * med[one] / (2 * med[two]),
+                             100 * cpu[one] / cpu[two], med[two] / med[thr],
+                             cpu[two] / cpu[thr]))
     # Traffic: rank 0 counts what each rank sent it.
-    tr = [t for _, _, ts in res["mpirun -n 2, --threads 1"] for t in ts]
+    tr = [t for r in res["mpirun -n 2, --threads 1"] for t in r[2]]
     if tr:
         rank, tiles, nbytes, reqs = tr[0]
         px = tiles * a.tile * a.tile / 1e6  # interior tiles (4096 / 256)
@@ -136,15 +142,16 @@ def main():
               "MB per Mpx of rank 1's pixels and sent the answers" %
               (tiles, px, nbytes / 1e6, reqs, sent / 1e6 / px, reqs, 4 * reqs,
                4 * reqs / px, sent / 1e6 / px))
-    ws = [w for _, w, _ in res["mpirun -n 2, --threads 1"] if w]
-    ws1 = [w for _, w, _ in res["mmcl, 1 process, --threads 1"] if w]
+    ws = [r[1] for r in res["mpirun -n 2, --threads 1"] if r[1]]
+    ws1 = [r[1] for r in res["mmcl, 1 process, --threads 1"] if r[1]]
     if ws:
         print("writer alone (rank 0's thread CPU seconds writing the tiles, "
               "ZSTD compression included): %.2f s for %.2f Mpx = %.1f Mpx/s "
               "(one process: %.2f s)" % (statistics.median(ws), mpx,
                                          mpx / statistics.median(ws),
                                          statistics.median(ws1)))
-    print("compute per rank (1 rank, 1 thread): %.3f Mpx/s" % (mpx / t1))
+    print("compute per rank (1 process, 1 thread): %.3f Mpx/s of wall "
+          "time, %.3f Mpx per CPU second" % (mpx / med[one], mpx / cpu[one]))
 
 
 if __name__ == "__main__":

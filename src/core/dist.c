@@ -798,11 +798,12 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
           void *progress_user, double p0, double p1)
 {
     const mmcl__dist_job *job = d->job;
-    int n_done = 0, n_pending = 0, reported = -1;
+    int n_done = 0, reported = -1;
     double polled = 0;
 #ifdef MMCL_HAVE_MPI
     inbox in = {0};
     traffic *tr = NULL;
+    int n_pending = 0;
 #endif
     int *pending = NULL;
     double cancel_at = 0; /* after a cancel: when to stop waiting for peers */
