@@ -273,9 +273,10 @@ mpi_start(const cli_command *cmd, cli_args *a)
         return -1;
     int rc = 0;
     if (mmcl_mpi_init(ctx, NULL, NULL) != MMCL_OK) {
-        fprintf(stderr, "ERROR %d: mmcl %s: %s\n",
-                (int)mmcl_context_errcode(ctx), cmd->name,
-                mmcl_context_errmsg(ctx));
+        if (mmcl_mpi_rank() == 0)
+            fprintf(stderr, "ERROR %d: mmcl %s: %s\n",
+                    (int)mmcl_context_errcode(ctx), cmd->name,
+                    mmcl_context_errmsg(ctx));
         rc = -1;
     } else if (mmcl_mpi_size() > 1) {
         int shared = strcmp(cmd->name, "embed") == 0 ||

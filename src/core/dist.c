@@ -97,6 +97,13 @@ mmcl_mpi_init(mmcl_context *ctx, int *argc, char ***argv)
 #else
     (void)argc;
     (void)argv;
+    /* The rank the launcher gave, so that only the first process of the
+     * refused launch says why. */
+    const char *r = getenv("OMPI_COMM_WORLD_RANK");
+    if (!r)
+        r = getenv("PMI_RANK");
+    if (n > 1 && r)
+        world_rank = atoi(r);
     if (n > 1)
         return mmcl__error(
             ctx, MMCL_ERR_UNSUPPORTED,
