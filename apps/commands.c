@@ -31,6 +31,11 @@ keep_log(mmcl_log_level level, const char *msg, void *user)
 static void
 flush_log(char ***lines)
 {
+    if (mmcl_mpi_rank() != 0) { /* rank 0 prints the job's notes */
+        CSLDestroy(*lines);
+        *lines = NULL;
+        return;
+    }
     if (*lines)
         cli_end_progress_line();
     for (int i = 0; *lines && (*lines)[i]; i++)
@@ -310,6 +315,14 @@ run_map(const cli_command *cmd, const cli_args *a)
     mmcl_status st;
     if (strcmp(mmcl_options_get(opts, "LAZY"), "YES") == 0) {
         /* --lazy: the descriptor, computed when GDAL reads it. */
+        if (mmcl_mpi_size() > 1) {
+            fprintf(stderr, "ERROR 1: mmcl %s: --lazy writes a descriptor and "
+                            "computes nothing: run it once, without an MPI "
+                            "launcher\n",
+                    cmd->name);
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        }
         if (json_with_lazy(cmd, a, opts)) {
             rc = CLI_EXIT_USAGE;
             goto done;

@@ -251,6 +251,10 @@ int
 cli_fail(const char *cmd, mmcl_context *ctx)
 {
     const char *msg = mmcl_context_errmsg(ctx);
+    /* Under MPI, a rank's failure reaches rank 0, which reports the job's
+     * one message. */
+    if (mmcl_mpi_rank() != 0)
+        return CLI_EXIT_FAILURE;
     /* End a progress line the failure interrupted (progress is on stdout,
      * as in GDAL's utilities). */
     cli_end_progress_line();
@@ -263,6 +267,53 @@ cli_fail(const char *cmd, mmcl_context *ctx)
         fprintf(stderr, "ERROR %d: mmcl %s: %s\n",
                 (int)mmcl_context_errcode(ctx), cmd, *msg ? msg : "failed");
     return CLI_EXIT_FAILURE;
+}
+
+/* Ranks other than 0 keep GDAL's warnings to themselves: rank 0 posts the
+ * same ones once. */
+static void CPL_STDCALL
+rank_error_handler(CPLErr cls, CPLErrorNum num, const char *msg)
+{
+    if (cls == CE_Failure || cls == CE_Fatal)
+        CPLDefaultErrorHandler(cls, num, msg);
+}
+
+/* MPI, when the program was started by a launcher (docs/mpi.md): the
+ * commands that share their tiles among ranks run on all of them, rank 0
+ * with the progress bar and the messages; any other command is refused
+ * with several ranks, since every rank would write the same output. */
+static int
+mpi_start(const cli_command *cmd, cli_args *a)
+{
+    mmcl_context *ctx = mmcl_context_create();
+    if (!ctx)
+        return -1;
+    int rc = 0;
+    if (mmcl_mpi_init(ctx, NULL, NULL) != MMCL_OK) {
+        if (mmcl_mpi_rank() == 0)
+            fprintf(stderr, "ERROR %d: mmcl %s: %s\n",
+                    (int)mmcl_context_errcode(ctx), cmd->name,
+                    mmcl_context_errmsg(ctx));
+        rc = -1;
+    } else if (mmcl_mpi_size() > 1) {
+        int shared = strcmp(cmd->name, "embed") == 0 ||
+                     strcmp(cmd->name, "infoloss") == 0 ||
+                     strcmp(cmd->name, "align") == 0;
+        if (!shared) {
+            if (mmcl_mpi_rank() == 0)
+                fprintf(stderr,
+                        "ERROR 1: mmcl %s: started on %d MPI ranks, but only "
+                        "embed, infoloss and align share their work among "
+                        "ranks: run %s once, without the launcher\n",
+                        cmd->name, mmcl_mpi_size(), cmd->name);
+            rc = -1;
+        } else if (mmcl_mpi_rank() != 0) {
+            a->quiet = 1;
+            CPLSetErrorHandler(rank_error_handler);
+        }
+    }
+    mmcl_context_destroy(ctx);
+    return rc;
 }
 
 static const cli_command *
@@ -771,12 +822,15 @@ main(int argc, char **argv)
     }
     rc = parse_args(cmd, argc - 2, argv + 2, &a);
     if (rc < 0) {
+        /* MPI first: the signal handlers below are then ours. */
+        int mpi_ok = mpi_start(cmd, &a) == 0;
         signal(SIGINT, on_stop_signal);
         signal(SIGTERM, on_stop_signal);
         /* A write over the file size limit (ulimit -f) fails with EFBIG
          * and is reported, instead of killing the program mid-write. */
         signal(SIGXFSZ, SIG_IGN);
-        rc = cmd->run(cmd, &a);
+        rc = mpi_ok ? cmd->run(cmd, &a) : CLI_EXIT_FAILURE;
+        mmcl_mpi_finalize();
     }
 
 done:

@@ -22,6 +22,7 @@ set(MMCL_CORE_SOURCES
     src/core/gdal_util.c
     src/core/blas_info.c
     src/core/tiles.c
+    src/core/dist.c
     src/core/output.c
     src/core/writer.c
     src/grid/grid_source.c

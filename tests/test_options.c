@@ -132,7 +132,8 @@ every_option_says_who_reads_it(void)
     const unsigned known = MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_PROGRAM |
                            MMCL_OPT_USAGE_OUTPUT | MMCL_OPT_USAGE_OPEN;
     static const char *const output[] = {"FORMAT", "CO", "OVERWRITE",
-                                         "REPORT", "LAZY", "CSV", "MAP"};
+                                         "REPORT", "LAZY", "CSV", "MAP",
+                                         "RESUME"};
     for (const char *const *op = mmcl_operations(); *op; op++) {
         size_t n = 0;
         const mmcl_option_def *defs = mmcl_option_defs(*op, &n);

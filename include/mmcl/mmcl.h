@@ -32,5 +32,6 @@
 #include "mmcl/product.h"
 #include "mmcl/probe.h"
 #include "mmcl/rgb.h"
+#include "mmcl/mpi.h"
 
 #endif /* MMCL_MMCL_H */

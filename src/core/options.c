@@ -140,11 +140,21 @@
      "worker threads; 0 = one per core",                                       \
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OPEN}
 
+/* A run that keeps a journal of its finished tiles beside the output, to
+ * be started again after a kill (docs/mpi.md). */
+#define MMCL__RESUME_DEF                                                       \
+    {"RESUME", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--resume", NULL,        \
+     "keep a journal of the finished tiles beside the output (OUT.mmcl-"       \
+     "journal) and, when one of the same job is there, go on from it instead " \
+     "of starting again; the journal is removed once the output is in place", \
+     MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT}
+
 static const mmcl_option_def align_defs[] = {
     MMCL__PAIR_DEFS,
     MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
+    MMCL__RESUME_DEF,
 };
 
 static const mmcl_option_def synth_defs[] = {
@@ -291,6 +301,7 @@ static const mmcl_option_def embed_defs[] = {
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
+    MMCL__RESUME_DEF,
 };
 
 static const mmcl_option_def infoloss_defs[] = {
@@ -304,6 +315,7 @@ static const mmcl_option_def infoloss_defs[] = {
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_PROGRAM | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
+    MMCL__RESUME_DEF,
 };
 
 static const mmcl_option_def audit_defs[] = {

@@ -13,7 +13,13 @@
 
 #include <cpl_string.h>
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmcl/mpi.h"
+
 #include "context_internal.h"
+#include "dist_internal.h"
 #include "maps_internal.h"
 #include "options_internal.h"
 #include "shift_internal.h"
@@ -57,6 +63,136 @@ run_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
             mmcl__loss_sums_add(&r->total[m], &w->sums[t->slot][m]);
     return mmcl__map_write_tile(ctx, r->writer, r->reader, t->x, t->y, t->w,
                                 t->h, w->out[t->slot], &r->write_s);
+}
+
+/* ---- the tiles shared among ranks, or journaled (dist.c) -------------- */
+
+/* Each worker reads its own windows (the tile reader reads every tile in
+ * order, for one process). */
+static void *
+dist_start(mmcl_context *ctx, void *user)
+{
+    mmcl__map_run *r = user;
+    return mmcl__map_slots_create(ctx, r->enc, r->pair, &r->def, r->tile,
+                                  NULL);
+}
+
+static mmcl_status
+dist_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
+{
+    mmcl__map_run *r = user;
+    mmcl__map_slots *w = state;
+    return mmcl__map_compute(
+        ctx, w->map, t->x, t->y, t->w, t->h, w->out[0],
+        r->def.kind == MMCL__MAP_INFOLOSS ? w->sums[0] : NULL);
+}
+
+/* A tile's bytes: an information-loss map's sums of both modalities, then
+ * the window (n_out, h, w) as the writer takes it. */
+static size_t
+dist_sums_size(const mmcl__map_run *r)
+{
+    return r->def.kind == MMCL__MAP_INFOLOSS ? 2 * sizeof(mmcl__loss_sums)
+                                             : 0;
+}
+
+static size_t
+dist_packed_size(const mmcl__tile *t, void *user)
+{
+    mmcl__map_run *r = user;
+    return dist_sums_size(r) +
+           (size_t)r->def.n_out * (size_t)t->w * (size_t)t->h * sizeof(float);
+}
+
+static void
+dist_pack(void *state, const mmcl__tile *t, void *buf, void *user)
+{
+    mmcl__map_run *r = user;
+    mmcl__map_slots *w = state;
+    size_t ns = dist_sums_size(r);
+    if (ns)
+        memcpy(buf, w->sums[0], ns);
+    memcpy((unsigned char *)buf + ns, w->out[0],
+           (size_t)r->def.n_out * (size_t)t->w * (size_t)t->h * sizeof(float));
+}
+
+static mmcl_status
+dist_commit(mmcl_context *ctx, const mmcl__tile *t, const void *buf,
+            void *user)
+{
+    mmcl__map_run *r = user;
+    size_t ns = dist_sums_size(r);
+    if (ns) {
+        mmcl__loss_sums sums[2];
+        memcpy(sums, buf, ns);
+        for (int m = 0; m < 2; m++)
+            mmcl__loss_sums_add(&r->total[m], &sums[m]);
+    }
+    /* The window is in the bytes of a message or a journal record, which
+     * need not be aligned for floats: copied to the slot of the writer. */
+    size_t nb = (size_t)r->def.n_out * (size_t)t->w * (size_t)t->h *
+                sizeof(float);
+    memcpy(r->dist_buf, (const unsigned char *)buf + ns, nb);
+    double t0 = mmcl__thread_seconds();
+    mmcl_status st =
+        mmcl__writer_write(ctx, r->writer, t->x, t->y, t->w, t->h, r->dist_buf);
+    r->write_s += mmcl__thread_seconds() - t0;
+    return st;
+}
+
+static mmcl_status
+run_tiles_dist(mmcl_context *ctx, mmcl__map_run *r)
+{
+    if (r->writer) {
+        r->dist_buf = mmcl__malloc_array(ctx, (size_t)r->tile * r->tile,
+                                         (size_t)r->def.n_out, sizeof(float));
+        if (!r->dist_buf)
+            return MMCL_ERR_NO_MEMORY;
+    }
+    mmcl__dist_job job = {{dist_start, dist_work, NULL, run_stop, r},
+                          dist_packed_size,
+                          dist_pack,
+                          dist_commit,
+                          r->journal,
+                          r->fingerprint,
+                          MMCL_OK};
+    r->split = r->writer ? mmcl__writer_progress_split(r->writer, r->start, 1.0)
+                         : 1.0;
+    return mmcl__run_tiles_dist(ctx, mmcl__pair_width(r->pair),
+                                mmcl__pair_height(r->pair), r->tile,
+                                r->threads, &job, r->progress,
+                                r->progress_user, r->start, r->split);
+}
+
+/* With RESUME, rank 0 keeps a journal beside the output, for this job. */
+static mmcl_status
+run_journal(mmcl_context *ctx, mmcl__map_run *r, const char *out,
+            const char *const *optical, size_t n_optical,
+            const char *const *sar, size_t n_sar, const mmcl_options *o)
+{
+    char **extra = NULL;
+    extra = CSLAddString(extra, CPLSPrintf("model_hash=%s", r->enc->hash));
+    extra = CSLAddString(extra, CPLSPrintf("grid=%dx%d", mmcl__pair_width(
+                                                             r->pair),
+                                           mmcl__pair_height(r->pair)));
+    extra = CSLAddString(extra, CPLSPrintf("bands=%d", r->def.n_out));
+    r->journal = mmcl__dist_journal_path(ctx, out);
+    r->fingerprint = mmcl__dist_fingerprint(o, optical, n_optical, sar, n_sar,
+                                            NULL, extra);
+    CSLDestroy(extra);
+    if (!r->journal || !r->fingerprint)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    return MMCL_OK;
+}
+
+mmcl_status
+mmcl__map_run_end(mmcl_context *ctx, mmcl__map_run *r, mmcl_status st)
+{
+    if (st == MMCL_OK && r->journal)
+        mmcl__dist_journal_remove(r->journal);
+    if (r->dist)
+        st = mmcl__dist_agree(ctx, st);
+    return st;
 }
 
 /* The output raster on the optical grid, float32 with NaN nodata. */
@@ -104,6 +240,9 @@ mmcl__map_run_check_outputs(mmcl_context *ctx, mmcl__map_run *r,
     r->tile = (int)mmcl__opt_int(o, "TILE");
     r->threads = mmcl__opt_threads(o);
     r->progress = mmcl__opt_progress(o, &r->progress_user);
+    /* Rank 0 writes; the other ranks read and compute. */
+    if (mmcl_mpi_rank() != 0)
+        return MMCL_OK;
     mmcl_status st = mmcl__output_check_options(ctx, r->files, out, o, co,
                                                 GDT_Float32, r->product,
                                                 format);
@@ -137,14 +276,15 @@ mmcl__map_run_create(mmcl_context *ctx, mmcl__map_run *r, const char *out,
     r->metadata = mmcl__map_metadata(&r->def, r->enc);
     r->metadata = mmcl__map_metadata_checks(r->metadata, &r->def, r->enc);
     r->metadata = mmcl__shift_metadata(r->metadata, mmcl__pair_shift(r->pair));
+    if (mmcl_mpi_rank() != 0) /* rank 0 writes */
+        return MMCL_OK;
     return run_open_writer(ctx, r, out, format, mmcl__opt_list(o, "CO"));
 }
 
-mmcl_status
-mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
-                   const mmcl_model *model, const char *const *optical,
-                   size_t n_optical, const char *const *sar, size_t n_sar,
-                   const char *out, const mmcl_options *o)
+static mmcl_status
+run_open(mmcl_context *ctx, mmcl__map_run *r, const mmcl_model *model,
+         const char *const *optical, size_t n_optical, const char *const *sar,
+         size_t n_sar, const char *out, const mmcl_options *o)
 {
     const char *format = NULL;
     const char *precision = mmcl__opt_str(o, "PRECISION");
@@ -162,7 +302,22 @@ mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
         st = mmcl__map_set_precision(ctx, r->enc, precision, NULL);
     if (st == MMCL_OK)
         st = mmcl__map_run_create(ctx, r, out, o, format);
+    if (st == MMCL_OK && mmcl_mpi_rank() == 0 && mmcl__opt_bool(o, "RESUME"))
+        st = run_journal(ctx, r, out, optical, n_optical, sar, n_sar, o);
     return st;
+}
+
+mmcl_status
+mmcl__map_run_open(mmcl_context *ctx, mmcl__map_run *r,
+                   const mmcl_model *model, const char *const *optical,
+                   size_t n_optical, const char *const *sar, size_t n_sar,
+                   const char *out, const mmcl_options *o)
+{
+    r->dist = mmcl__dist_active() || mmcl__opt_bool(o, "RESUME");
+    mmcl_status st =
+        run_open(ctx, r, model, optical, n_optical, sar, n_sar, out, o);
+    /* Every rank checked what it reads; rank 0 also the output. */
+    return mmcl__dist_agree(ctx, st);
 }
 
 mmcl_status
@@ -198,6 +353,8 @@ mmcl__map_run_finish(mmcl_context *ctx, mmcl__map_run *r, const cJSON *fig,
 mmcl_status
 mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r)
 {
+    if (r->dist)
+        return run_tiles_dist(ctx, r);
     /* Reading starts here, once the output exists. */
     r->reader = mmcl__tile_reader_create(
         ctx, r->pair, r->tile, mmcl__map_halo(&r->def, r->enc), r->threads);
@@ -213,7 +370,8 @@ mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r)
 void
 mmcl__map_run_report_timing(mmcl__map_run *r, const char *what)
 {
-    r->timing.read_s += mmcl__tile_reader_stop(r->reader);
+    if (r->reader)
+        r->timing.read_s += mmcl__tile_reader_stop(r->reader);
     mmcl__map_timing_report(what, &r->timing, r->write_s);
 }
 
@@ -232,4 +390,7 @@ mmcl__map_run_close(mmcl__map_run *r)
     mmcl__pair_close(r->pair);
     mmcl__encoder_free(r->enc);
     mmcl__files_destroy(r->files);
+    free(r->dist_buf);
+    free(r->journal);
+    free(r->fingerprint);
 }

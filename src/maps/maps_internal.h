@@ -275,6 +275,12 @@ typedef struct mmcl__map_run {
      * thread) and the writer's. */
     mmcl__map_timing timing;
     double write_s;
+    /* Shared among MPI ranks or journaled (RESUME): the tiles go through
+     * dist.c; only rank 0 has the writer. The journal's path and what it
+     * is for (rank 0, with RESUME). */
+    int dist;
+    char *journal, *fingerprint;
+    float *dist_buf; /* rank 0: a tile's window for the writer */
 } mmcl__map_run;
 
 /* Checks the inputs and the output (and the report), opens the model and
@@ -309,6 +315,12 @@ mmcl_status mmcl__map_run_finish(mmcl_context *ctx, mmcl__map_run *r,
 /* Starts the reader and runs the tiles into the writer (progress r->start
  * to r->split). */
 mmcl_status mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r);
+
+/* How the run ended, for every rank: @p st is this rank's status (rank 0:
+ * the output's commit); on success the journal is removed. With several
+ * MPI ranks, all learn whether the job failed (dist_internal.h). */
+mmcl_status mmcl__map_run_end(mmcl_context *ctx, mmcl__map_run *r,
+                              mmcl_status st);
 
 /* Stops the reader and posts where the time went (GDAL debug). */
 void mmcl__map_run_report_timing(mmcl__map_run *r, const char *what);

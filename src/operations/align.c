@@ -5,12 +5,17 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <cpl_string.h>
 
 #include <cpl_string.h>
 
 #include "mmcl/align.h"
+#include "mmcl/mpi.h"
 
 #include "context_internal.h"
+#include "dist_internal.h"
 #include "options_internal.h"
 #include "pair_internal.h"
 #include "shift_internal.h"
@@ -23,6 +28,7 @@ typedef struct align_job {
     mmcl__writer *writer;
     int tile;
     long long n_valid; /* valid SAR pixels written, counted at commit */
+    float *buf;        /* shared or journaled run: a tile for the writer */
 } align_job;
 
 typedef struct align_worker {
@@ -81,6 +87,71 @@ align_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
                               w->buf);
 }
 
+/* Shared among MPI ranks or journaled (dist.c): a tile's bytes are its
+ * window (n_sar, h, w). */
+static size_t
+align_packed_size(const mmcl__tile *t, void *user)
+{
+    align_job *job = user;
+    return (size_t)mmcl__pair_sar_bands(job->pair) * (size_t)t->w *
+           (size_t)t->h * sizeof(float);
+}
+
+static void
+align_pack(void *state, const mmcl__tile *t, void *buf, void *user)
+{
+    align_worker *w = state;
+    memcpy(buf, w->buf, align_packed_size(t, user));
+}
+
+static mmcl_status
+align_commit_packed(mmcl_context *ctx, const mmcl__tile *t, const void *buf,
+                    void *user)
+{
+    align_job *job = user;
+    align_worker w = {NULL, job->buf};
+    memcpy(job->buf, buf, align_packed_size(t, user));
+    return align_commit(ctx, &w, t, user);
+}
+
+static mmcl_status
+align_run_dist(mmcl_context *ctx, align_job *job, mmcl_status st, int width,
+               int height, int threads, const mmcl_options *opts,
+               const char *const *optical, size_t n_optical,
+               const char *const *sar, size_t n_sar, char *journal,
+               mmcl_progress_fn progress, void *puser, double split)
+{
+    char *fingerprint = NULL;
+    if (st == MMCL_OK && job->writer) {
+        job->buf = mmcl__malloc_array(ctx, (size_t)job->tile * job->tile,
+                                      (size_t)mmcl__pair_sar_bands(job->pair),
+                                      sizeof(float));
+        if (!job->buf)
+            st = MMCL_ERR_NO_MEMORY;
+    }
+    if (st == MMCL_OK && journal) {
+        char **extra = CSLAddString(NULL, CPLSPrintf("grid=%dx%d", width,
+                                                     height));
+        fingerprint = mmcl__dist_fingerprint(opts, optical, n_optical, sar,
+                                             n_sar, NULL, extra);
+        CSLDestroy(extra);
+        if (!fingerprint)
+            st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    }
+    /* Every rank goes through the run, so that a failure stops all. */
+    mmcl__dist_job dj = {{align_start, align_work, NULL, align_stop, job},
+                         align_packed_size,
+                         align_pack,
+                         align_commit_packed,
+                         journal,
+                         fingerprint,
+                         st};
+    st = mmcl__run_tiles_dist(ctx, width, height, job->tile, threads, &dj,
+                              progress, puser, 0.0, split);
+    free(fingerprint);
+    return st;
+}
+
 mmcl_status
 mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
            const char *const *sar, size_t n_sar, const char *out,
@@ -90,7 +161,10 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     mmcl_options *tmp = NULL;
     const mmcl_options *opts = NULL;
     mmcl__files *files = NULL;
+    char *journal = NULL;
     align_job job = {0};
+    /* Rank 0 writes; the other ranks read and resample. */
+    int writes = mmcl_mpi_rank() == 0;
     mmcl_status st = mmcl__options_resolve(ctx, opts_in, "align", &tmp, &opts);
     if (st != MMCL_OK)
         return st;
@@ -113,12 +187,19 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     if (st == MMCL_OK && mmcl__opt_str(opts, "SAR_SHIFT_FIELD"))
         st = mmcl__files_add_input(ctx, files,
                                    mmcl__opt_str(opts, "SAR_SHIFT_FIELD"));
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && writes)
         st = mmcl__output_check_options(ctx, files, out, opts, co, GDT_Float32,
                                         "aligned_sar", &format);
-    if (st != MMCL_OK)
-        goto done;
-    st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, opts, &job.pair);
+    if (st == MMCL_OK)
+        st = mmcl__pair_open(ctx, optical, n_optical, sar, n_sar, opts,
+                             &job.pair);
+    if (st == MMCL_OK && writes && mmcl__opt_bool(opts, "RESUME")) {
+        journal = mmcl__dist_journal_path(ctx, out);
+        if (!journal)
+            st = MMCL_ERR_NO_MEMORY;
+    }
+    /* Every rank checked what it reads; rank 0 also the output. */
+    st = mmcl__dist_agree(ctx, st);
     if (st != MMCL_OK)
         goto done;
 
@@ -142,61 +223,74 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     spec.block = job.tile;
     spec.n_threads = threads;
     spec.style = mmcl__style_write_raster;
-    job.writer = mmcl__writer_open(ctx, &spec);
-    if (!job.writer) {
-        st = mmcl_context_errcode(ctx);
-        goto done;
+    if (writes) {
+        job.writer = mmcl__writer_open(ctx, &spec);
+        if (!job.writer)
+            st = mmcl_context_errcode(ctx);
     }
     char step[32];
     snprintf(step, sizeof(step), "%d", mmcl__pair_lattice_step(job.pair));
-    st = mmcl__writer_set_metadata(ctx, job.writer, "PRODUCT", "aligned_sar");
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && writes)
+        st = mmcl__writer_set_metadata(ctx, job.writer, "PRODUCT",
+                                       "aligned_sar");
+    if (st == MMCL_OK && writes)
         st = mmcl__writer_set_metadata(ctx, job.writer, "RESAMPLING",
                                        mmcl__pair_resampling(job.pair));
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && writes)
         st = mmcl__writer_set_metadata(ctx, job.writer, "SAR_TRANSFORM",
                                        mmcl__opt_str(opts, "SAR_TRANSFORM"));
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && writes)
         st = mmcl__writer_set_metadata(ctx, job.writer, "SPECKLE",
                                        mmcl__opt_str(opts, "SPECKLE"));
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && writes)
         st = mmcl__writer_set_metadata(ctx, job.writer, "TRANSFORM_LATTICE",
                                        step);
     char **shift_md = mmcl__shift_metadata(NULL, mmcl__pair_shift(job.pair));
-    for (int i = 0; st == MMCL_OK && shift_md && shift_md[i]; i++) {
+    for (int i = 0; writes && st == MMCL_OK && shift_md && shift_md[i]; i++) {
         char *key = NULL;
         const char *value = CPLParseNameValue(shift_md[i], &key);
         st = mmcl__writer_set_metadata(ctx, job.writer, key, value);
         CPLFree(key);
     }
     CSLDestroy(shift_md);
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && writes)
         st = mmcl__writer_set_metadata(ctx, job.writer, "MMCL_VERSION",
                                        mmcl_version());
-    if (st != MMCL_OK)
-        goto done;
 
     mmcl__tile_job tj = {align_start, align_work, align_commit, align_stop,
                          &job};
     void *puser;
     mmcl_progress_fn progress = mmcl__opt_progress(opts, &puser);
-    double split = mmcl__writer_progress_split(job.writer, 0.0, 1.0);
-    st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile, threads, &tj,
-                         progress, puser, 0.0, split);
-    if (st == MMCL_OK && job.n_valid == 0)
+    double split =
+        job.writer ? mmcl__writer_progress_split(job.writer, 0.0, 1.0) : 1.0;
+    int dist = mmcl__dist_active() || mmcl__opt_bool(opts, "RESUME");
+    if (dist)
+        st = align_run_dist(ctx, &job, st, spec.width, spec.height, threads,
+                            opts, optical, n_optical, sar, n_sar, journal,
+                            progress, puser, split);
+    else if (st == MMCL_OK)
+        st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile, threads,
+                             &tj, progress, puser, 0.0, split);
+    if (st == MMCL_OK && writes && job.n_valid == 0)
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "the SAR '%s'%s has no valid pixel over the optical "
                          "grid (empty, all nodata, or outside)",
                          sar[0],
                          n_sar > 1 ? " and the others stacked with it" : "");
-    if (st == MMCL_OK) {
+    if (st == MMCL_OK && writes) {
         st = mmcl__writer_commit(ctx, job.writer, progress, puser, split,
                                  1.0);
         job.writer = NULL;
+        if (st == MMCL_OK)
+            mmcl__dist_journal_remove(journal);
     }
+    if (dist)
+        st = mmcl__dist_agree(ctx, st);
 
 done:
     mmcl__writer_abort(job.writer);
+    free(job.buf);
+    free(journal);
     mmcl__pair_close(job.pair);
     mmcl__files_destroy(files);
     mmcl_options_free(tmp);

@@ -29,11 +29,11 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
                        .def = {.kind = MMCL__MAP_EMBEDDING}};
     st = mmcl__map_run_open(ctx, &r, model, optical, n_optical, sar, n_sar,
                             out, o);
-    if (st == MMCL_OK)
+    if (st == MMCL_OK && r.writer)
         st = mmcl__writer_set_metadata_list(ctx, r.writer, r.metadata);
     if (st == MMCL_OK)
         st = mmcl__map_run_tiles(ctx, &r);
-    if (st == MMCL_OK) {
+    if (st == MMCL_OK && r.writer) { /* rank 0 writes */
         double t0 = mmcl__thread_seconds();
         st = mmcl__writer_commit(ctx, r.writer, r.progress, r.progress_user,
                                  r.split, 1.0);
@@ -41,6 +41,7 @@ mmcl_embed(mmcl_context *ctx, const mmcl_model *model,
         r.write_s += mmcl__thread_seconds() - t0;
         mmcl__map_run_report_timing(&r, "embed");
     }
+    st = mmcl__map_run_end(ctx, &r, st);
     mmcl__map_run_close(&r);
     mmcl_options_free(tmp);
     return st;

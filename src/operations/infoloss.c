@@ -65,7 +65,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
                             out, o);
     if (st == MMCL_OK)
         st = mmcl__map_run_tiles(ctx, &r);
-    if (st != MMCL_OK)
+    if (st != MMCL_OK || !r.writer) /* rank 0 writes */
         goto done;
     mmcl__map_run_report_timing(&r, "infoloss");
     if (r.total[0].n + r.total[1].n == 0) {
@@ -77,6 +77,7 @@ mmcl_infoloss(mmcl_context *ctx, const mmcl_model *model,
     add_checks(fig, &r);
     st = mmcl__map_run_finish(ctx, &r, fig, report_json);
 done:
+    st = mmcl__map_run_end(ctx, &r, st);
     cJSON_Delete(fig);
     mmcl__map_run_close(&r);
     mmcl_options_free(tmp);

@@ -1989,9 +1989,49 @@ AUDIT_CASES = [
          absent=["a.tif"]),
 ]
 
+def same_as_without_resume(out, args):
+    """@p out equals what the same command writes without --resume, and no
+    journal is left beside it."""
+    def check(t, d):
+        t.assertFalse(os.path.exists(os.path.join(d, out + ".mmcl-journal")),
+                      "journal left beside %s" % out)
+        ref = "ref-" + out
+        p = subprocess.run([MMCL] + [ref if a == out else a for a in args],
+                           cwd=d, capture_output=True, text=True)
+        t.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(d, out), "rb") as f, \
+                open(os.path.join(d, ref), "rb") as g:
+            t.assertEqual(f.read(), g.read(),
+                          "--resume wrote other bytes than a plain run")
+    return check
+
+
+# A journal beside the output that another job wrote (docs/mpi.md).
+FOREIGN_JOURNAL = "MMCLJRN1\x05\0\0\0\0\0\0\0other"
+
+MPI_EMBED = ["embed", "-q", "--tile", "48", "model.mmcl", "opt.tif",
+             "sar.tif", "r.tif"]
+MPI_CASES = [
+    Case("resume_writes_the_plain_bytes_and_no_journal",
+         MPI_EMBED[:1] + ["--resume"] + MPI_EMBED[1:], 0,
+         check=same_as_without_resume("r.tif", MPI_EMBED)),
+    Case("resume_journal_of_another_job_refused",
+         MPI_EMBED[:1] + ["--resume"] + MPI_EMBED[1:], 1,
+         r"the journal 'r\.tif\.mmcl-journal' is not one of this job "
+         r"\(another command, inputs, options or mmcl version wrote it\): "
+         r"remove it to start again from the first tile",
+         setup=write("r.tif.mmcl-journal", FOREIGN_JOURNAL),
+         absent=["r.tif"]),
+    Case("align_resume_journal_of_another_job_refused",
+         ["align", "-q", "--resume", "opt.tif", "sar.tif", "a2.tif"], 1,
+         r"the journal 'a2\.tif\.mmcl-journal' is not one of this job",
+         setup=write("a2.tif.mmcl-journal", FOREIGN_JOURNAL),
+         absent=["a2.tif"]),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
          PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES +
-         SHIFT_CASES + COREG_CASES + AUDIT_CASES + PROBE_EMB_CASES)
+         SHIFT_CASES + COREG_CASES + AUDIT_CASES + PROBE_EMB_CASES + MPI_CASES)
 
 
 def snapshot(folder, but_temporary=False):
