@@ -121,6 +121,13 @@ LABELS = {
     "SAR_SHIFT_FIELD": "SAR shift field to correct with (mmcl coreg)",
     "SHIFT_MIN_CONFIDENCE": "Shift field: minimum confidence of a block",
 }
+# Labels of options that mean something else in one command.
+COMMAND_LABELS = {
+    ("synth", "SAR_SHIFT"): "SAR misregistration to make: DX,DY (optical "
+                            "pixels)",
+    ("synth", "SAR_SHIFT_FIELD"): "Smooth SAR misregistration to make: "
+                                  "amplitude (optical pixels)",
+}
 # Output labels for the positional outputs, by command.
 OUTPUT_LABELS = {
     "align": "Aligned SAR",
@@ -334,7 +341,7 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
 
     def _option_parameter(self, o):
         name, kind, default = o["name"], o["type"], o.get("default")
-        label = _label(name)
+        label = COMMAND_LABELS.get((self._command, name), _label(name))
         if (self._command, name) in FILE_OPTIONS:
             title, filt = FILE_OPTIONS[(self._command, name)]
             return QgsProcessingParameterFileDestination(
@@ -343,7 +350,8 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
             return QgsProcessingParameterRasterDestination(
                 name, RASTER_OPTIONS[(self._command, name)], optional=True,
                 createByDefault=False)
-        if name in RASTER_INPUT_OPTIONS:
+        # A raster it reads (synth's SAR_SHIFT_FIELD is a number).
+        if name in RASTER_INPUT_OPTIONS and kind == "string":
             return QgsProcessingParameterRasterLayer(name, label,
                                                      optional=True)
         if kind == "enum":
@@ -598,7 +606,8 @@ class MmclAlgorithm(QgsProcessingAlgorithm):
                 (self._command, name) in RASTER_OPTIONS):
             return []
         value = parameters.get(name)
-        if name in RASTER_INPUT_OPTIONS and value not in (None, ""):
+        if (name in RASTER_INPUT_OPTIONS and kind == "string" and
+                value not in (None, "")):
             layer = self.parameterAsRasterLayer(parameters, name, context)
             if layer is None:
                 raise QgsProcessingException(
