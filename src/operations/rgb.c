@@ -156,6 +156,8 @@ mmcl__rgb_source_open(mmcl_context *ctx, const char *in, mmcl__rgb_source *s)
             GDALDataTypeIsComplex(GDALGetRasterDataType(band));
     }
     const char *v = GDALGetMetadataItem(ds, "PRODUCT", "MMCL");
+    if (!v) /* a shift field may say so in the default domain only */
+        v = GDALGetMetadataItem(ds, "MMCL_PRODUCT", NULL);
     s->product_kind = v ? CPLStrdup(v) : NULL;
     v = GDALGetMetadataItem(ds, "UNITS", "MMCL");
     s->units = v ? CPLStrdup(v) : NULL;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <cpl_conv.h>
@@ -29,6 +30,8 @@ enum {
     MAX_SIDE = 8192,     /* the picture's largest side, pixels */
     DEFAULT_BLOCK = 64   /* a field without COREG_BLOCK */
 };
+/* The least magnitude drawn in full colour by default, optical pixels. */
+#define MIN_RANGE 0.5
 
 /* The field's bands dx (1), dy (2) and confidence (5), read whole. */
 typedef struct shift_field {
@@ -113,7 +116,9 @@ read_field(mmcl_context *ctx, const char *in, shift_field *f)
     }
     const char *wkt = GDALGetProjectionRef(ds);
     f->wkt = wkt && *wkt ? CPLStrdup(wkt) : NULL;
-    const char *b = GDALGetMetadataItem(ds, "COREG_BLOCK", "MMCL");
+    const char *b = GDALGetMetadataItem(ds, "MMCL_COREG_BLOCK", NULL);
+    if (!b)
+        b = GDALGetMetadataItem(ds, "COREG_BLOCK", "MMCL");
     f->block = b ? atoi(b) : DEFAULT_BLOCK;
     if (f->block < 1)
         f->block = DEFAULT_BLOCK;
@@ -126,7 +131,17 @@ read_field(mmcl_context *ctx, const char *in, shift_field *f)
         goto done;
     }
     double *dst[3] = {f->dx, f->dy, f->conf};
-    static const int band[3] = {1, 2, 5};
+    /* The bands by name, as the warp's correction finds them; else
+     * mmcl coreg's order. */
+    static const char *const names[3] = {"dx", "dy", "confidence"};
+    int band[3] = {1, 2, 5};
+    for (int i = 0; i < 3; i++)
+        for (int k = 1; k <= GDALGetRasterCount(ds); k++)
+            if (strcasecmp(GDALGetDescription(GDALGetRasterBand(ds, k)),
+                           names[i]) == 0) {
+                band[i] = k;
+                break;
+            }
     mmcl__gdal_capture_begin(&cap, ctx);
     for (int i = 0; i < 3 && st == MMCL_OK; i++)
         if (GDALRasterIO(GDALGetRasterBand(ds, band[i]), GF_Read, 0, 0, f->w,
@@ -156,8 +171,9 @@ cmp_double(const void *a, const void *b)
 }
 
 /* The 98th percentile (nearest rank) of the magnitudes of the blocks
- * with an estimate of some confidence; 1 px when there is none or it is
- * 0 (a field of zero shifts is then grey). *@p n_est: the blocks with an
+ * with an estimate of some confidence, at least MIN_RANGE: the noise of
+ * a well registered pair is not drawn in full colour, and a field of
+ * zero shifts is grey. *@p n_est: the blocks with an
  * estimate. */
 static double
 auto_range(mmcl_context *ctx, const shift_field *f, size_t *n_est,
@@ -181,7 +197,7 @@ auto_range(mmcl_context *ctx, const shift_field *f, size_t *n_est,
         r = m[rank ? rank - 1 : 0];
     }
     free(m);
-    return r > 0.0 ? r : 1.0;
+    return r > MIN_RANGE ? r : MIN_RANGE;
 }
 
 /* The legend: the wheel as a PNG, and its JSON description. */
@@ -306,7 +322,7 @@ mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
     const char *range_from = "--range";
     if (!a->range_given) {
         range = auto_range(ctx, &f, &n_est, &st);
-        range_from = "98th percentile of the estimated shifts";
+        range_from = "98th percentile of the estimated shifts, at least 0.5 px";
     } else {
         (void)auto_range(ctx, &f, &n_est, &st);
     }

@@ -189,7 +189,7 @@ typedef struct mmcl__rgb_shift_args {
  * optical pixels (COREG_BLOCK) when that keeps the picture at most 8192
  * pixels a side, NaN blocks transparent black; the magnitude at full
  * colour is --range 0,MAX or the 98th percentile of the estimated
- * shifts' magnitudes. The options of the other modes are refused.
+ * shifts' magnitudes (at least 0.5 px). The options of the other modes are refused.
  */
 mmcl_status mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a);
 
