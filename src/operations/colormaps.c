@@ -484,6 +484,32 @@ draw_text(unsigned char *rgba, FT_Face face, int px, const char *text, int x,
     }
 }
 
+/* The legend's face, DejaVu Sans (MMCL_LEGEND_FONT), or NULL when
+ * FreeType or the font is missing; *@p ft receives the library (or NULL). */
+static FT_Face
+font_open(FT_Library *ft)
+{
+    FT_Face face = NULL;
+    if (FT_Init_FreeType(ft) != 0)
+        *ft = NULL;
+    if (*ft && FT_New_Face(*ft, MMCL_LEGEND_FONT, 0, &face) != 0)
+        face = NULL;
+    return face;
+}
+
+/* Frees what font_open() made; returns the name of the font the legend
+ * was drawn with (static). */
+static const char *
+font_close(FT_Library ft, FT_Face face)
+{
+    const char *font = face ? "DejaVu Sans" : "built-in digits";
+    if (face)
+        FT_Done_Face(face);
+    if (ft)
+        FT_Done_FreeType(ft);
+    return font;
+}
+
 /* A filled triangle pointing left (@p dir -1) or right (+1) from the
  * bar's side at column @p x0, framed in black: the clipping mark. */
 static void
@@ -514,11 +540,7 @@ mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut, double lo,
     memset(rgba, 255, (size_t)4 * MMCL__LEGEND_W * MMCL__LEGEND_H);
 
     FT_Library ft = NULL;
-    FT_Face face = NULL;
-    if (FT_Init_FreeType(&ft) != 0)
-        ft = NULL;
-    if (ft && FT_New_Face(ft, MMCL_LEGEND_FONT, 0, &face) != 0)
-        face = NULL;
+    FT_Face face = font_open(&ft);
 
     /* The bar: column bx + i is LUT entry i, i.e. value
      * lo + i / 255 * (hi - lo). */
@@ -569,12 +591,7 @@ mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut, double lo,
                   "colours",
                   MMCL__LEGEND_W / 2, MMCL__LEGEND_H - 6, 1);
     }
-    const char *font = face ? "DejaVu Sans" : "built-in digits";
-    if (face)
-        FT_Done_Face(face);
-    if (ft)
-        FT_Done_FreeType(ft);
-    return font;
+    return font_close(ft, face);
 }
 
 /* ---- the colour wheel of a shift field -------------------------------- */
@@ -628,11 +645,7 @@ mmcl__legend_wheel_draw(unsigned char *rgba, double range, const char *title)
             put(rgba, cx + u, cy + v, rgb);
         }
     FT_Library ft = NULL;
-    FT_Face face = NULL;
-    if (FT_Init_FreeType(&ft) != 0)
-        ft = NULL;
-    if (ft && FT_New_Face(ft, MMCL_LEGEND_FONT, 0, &face) != 0)
-        face = NULL;
+    FT_Face face = font_open(&ft);
     char line[160];
     const int tx = 2 * cx + 8;
     if (face) {
@@ -652,10 +665,5 @@ mmcl__legend_wheel_draw(unsigned char *rgba, double range, const char *title)
         snprintf(line, sizeof(line), "%.3g", range);
         draw_digits(rgba, line, cx + R + 30, cy - 3);
     }
-    const char *font = face ? "DejaVu Sans" : "built-in digits";
-    if (face)
-        FT_Done_Face(face);
-    if (ft)
-        FT_Done_FreeType(ft);
-    return font;
+    return font_close(ft, face);
 }

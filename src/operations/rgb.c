@@ -1505,6 +1505,15 @@ run_limits(mmcl_context *ctx, rgb_run *r)
 }
 
 /* The picture's writer: four Byte bands, RGBA, on the input's grid. */
+void
+mmcl__rgb_set_rgba(GDALDatasetH ds)
+{
+    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
+                                          GCI_BlueBand, GCI_AlphaBand};
+    for (int b = 0; b < 4; b++)
+        GDALSetRasterColorInterpretation(GDALGetRasterBand(ds, b + 1), ci[b]);
+}
+
 static mmcl_status
 run_open_picture(mmcl_context *ctx, rgb_run *r)
 {
@@ -1527,11 +1536,7 @@ run_open_picture(mmcl_context *ctx, rgb_run *r)
     r->job.writer = mmcl__writer_open(ctx, &spec);
     if (!r->job.writer)
         return mmcl_context_errcode(ctx);
-    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
-                                          GCI_BlueBand, GCI_AlphaBand};
-    GDALDatasetH wds = mmcl__writer_dataset(r->job.writer);
-    for (int b = 0; b < 4; b++)
-        GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
+    mmcl__rgb_set_rgba(mmcl__writer_dataset(r->job.writer));
     return MMCL_OK;
 }
 

@@ -358,11 +358,7 @@ mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
         st = mmcl_context_errcode(ctx);
         goto done;
     }
-    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
-                                          GCI_BlueBand, GCI_AlphaBand};
-    GDALDatasetH wds = mmcl__writer_dataset(wr);
-    for (int b = 0; b < 4; b++)
-        GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
+    mmcl__rgb_set_rgba(mmcl__writer_dataset(wr));
     void *puser = NULL;
     mmcl_progress_fn progress = mmcl__opt_progress(a->o, &puser);
     double split = mmcl__writer_progress_split(wr, 0.0, 1.0);

@@ -163,6 +163,9 @@ char **mmcl__rgb_metadata(const mmcl__rgb_job *job, const mmcl__rgb_info *info,
 char **mmcl__rgb_band_names(const mmcl__rgb_source *src,
                             const mmcl__rgb_job *job);
 
+/* The four bands of a picture read as red, green, blue and alpha. */
+void mmcl__rgb_set_rgba(GDALDatasetH ds);
+
 /* The legend image @p rgba (band-sequential, 4 x MMCL__LEGEND_H x
  * MMCL__LEGEND_W) as the PNG of @p png_stage; errors name @p legend_png. */
 mmcl_status mmcl__rgb_legend_png(mmcl_context *ctx, const unsigned char *rgba,

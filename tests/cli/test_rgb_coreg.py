@@ -162,11 +162,16 @@ class StillField(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def test_zero_shift_is_grey(self):
+    def optical(self):
+        """A 128 x 96 optical grid: fields of 4 x 3 blocks."""
         opt = os.path.join(self.root, "opt.tif")
         ds = gdal.GetDriverByName("GTiff").Create(opt, 128, 96, 1)
         ds.SetGeoTransform([500000, 10, 0, 4000000, 0, -10])
         ds = None
+        return opt
+
+    def test_zero_shift_is_grey(self):
+        opt = self.optical()
         field = os.path.join(self.root, "zero.tif")
         write_field(field, opt, BLOCK, 0.0, 0.0, conf=0.9)
         out = os.path.join(self.root, "zero.png")
@@ -176,10 +181,7 @@ class StillField(unittest.TestCase):
         self.assertTrue((colours[..., 3] == 255).all())
 
     def test_unconfident_shift_is_grey(self):
-        opt = os.path.join(self.root, "opt.tif")
-        ds = gdal.GetDriverByName("GTiff").Create(opt, 128, 96, 1)
-        ds.SetGeoTransform([500000, 10, 0, 4000000, 0, -10])
-        ds = None
+        opt = self.optical()
         field = os.path.join(self.root, "unsure.tif")
         conf = np.array([[0.0, 0.0, 1.0, 1.0]] * 3)
         write_field(field, opt, BLOCK, 0.0, 2.0, conf=conf)
