@@ -774,8 +774,8 @@ const cli_command cli_commands[] = {
      "cross-validated over spatial blocks",
      "probe", probe_pos, N(probe_pos), 1, run_probe},
     {"rgb",
-     "picture of a raster: PCA of an embedding as RGB, or one band through "
-     "a colour map",
+     "picture of a raster: PCA of an embedding as RGB, one band through a "
+     "colour map, or a shift field (mmcl coreg) as a colour wheel",
      "rgb", rgb_pos, N(rgb_pos), 0, run_rgb},
     {"info", "describe a model file", NULL, info_pos, N(info_pos), 1,
      run_info},

@@ -52,6 +52,7 @@ set(MMCL_CORE_SOURCES
     src/operations/probe.c
     src/operations/colormaps.c
     src/operations/rgb.c
+    src/operations/rgb_coreg.c
     src/operations/style.c
     src/products/product.c
     src/products/product_map.c

@@ -421,10 +421,13 @@ static const mmcl_option_def rgb_defs[] = {
      "(0 and 255) or of the colour map", MMCL_OPT_USAGE_LIBRARY},
     {"RANGE", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--range", "MIN,MAX",
      "fixed value range instead of the percentiles (colormap and direct "
-     "modes)", MMCL_OPT_USAGE_LIBRARY},
+     "modes); of a shift field (mmcl coreg): 0,MAX, the shift in optical "
+     "pixels drawn in full colour (default: the 98th percentile of the "
+     "estimated shifts, at least 0.5)", MMCL_OPT_USAGE_LIBRARY},
     {"LEGEND", MMCL_OPT_BOOL, "YES", NULL, NULL, NULL, "--no-legend=NO", NULL,
-     "colormap mode: write the colour scale beside OUT as <OUT "
-     "base>.legend.png and .legend.json (--no-legend: do not)",
+     "colormap mode and shift fields (the colour wheel): write the colour "
+     "scale beside OUT as <OUT base>.legend.png and .legend.json "
+     "(--no-legend: do not)",
      MMCL_OPT_USAGE_LIBRARY},
     {"LEGEND_INSET", MMCL_OPT_BOOL, "NO", NULL, NULL, NULL, "--legend-inset",
      NULL,

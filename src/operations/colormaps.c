@@ -484,6 +484,32 @@ draw_text(unsigned char *rgba, FT_Face face, int px, const char *text, int x,
     }
 }
 
+/* The legend's face, DejaVu Sans (MMCL_LEGEND_FONT), or NULL when
+ * FreeType or the font is missing; *@p ft receives the library (or NULL). */
+static FT_Face
+font_open(FT_Library *ft)
+{
+    FT_Face face = NULL;
+    if (FT_Init_FreeType(ft) != 0)
+        *ft = NULL;
+    if (*ft && FT_New_Face(*ft, MMCL_LEGEND_FONT, 0, &face) != 0)
+        face = NULL;
+    return face;
+}
+
+/* Frees what font_open() made; returns the name of the font the legend
+ * was drawn with (static). */
+static const char *
+font_close(FT_Library ft, FT_Face face)
+{
+    const char *font = face ? "DejaVu Sans" : "built-in digits";
+    if (face)
+        FT_Done_Face(face);
+    if (ft)
+        FT_Done_FreeType(ft);
+    return font;
+}
+
 /* A filled triangle pointing left (@p dir -1) or right (+1) from the
  * bar's side at column @p x0, framed in black: the clipping mark. */
 static void
@@ -514,11 +540,7 @@ mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut, double lo,
     memset(rgba, 255, (size_t)4 * MMCL__LEGEND_W * MMCL__LEGEND_H);
 
     FT_Library ft = NULL;
-    FT_Face face = NULL;
-    if (FT_Init_FreeType(&ft) != 0)
-        ft = NULL;
-    if (ft && FT_New_Face(ft, MMCL_LEGEND_FONT, 0, &face) != 0)
-        face = NULL;
+    FT_Face face = font_open(&ft);
 
     /* The bar: column bx + i is LUT entry i, i.e. value
      * lo + i / 255 * (hi - lo). */
@@ -569,10 +591,79 @@ mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut, double lo,
                   "colours",
                   MMCL__LEGEND_W / 2, MMCL__LEGEND_H - 6, 1);
     }
-    const char *font = face ? "DejaVu Sans" : "built-in digits";
-    if (face)
-        FT_Done_Face(face);
-    if (ft)
-        FT_Done_FreeType(ft);
-    return font;
+    return font_close(ft, face);
+}
+
+/* ---- the colour wheel of a shift field -------------------------------- */
+
+void
+mmcl__shift_colour(double dx, double dy, double conf, double range,
+                   unsigned char rgb[3])
+{
+    double h = atan2(dy, dx) * (3.0 / M_PI); /* sextants, in (-3, 3] */
+    if (h < 0.0)
+        h += 6.0;
+    int k = (int)floor(h);
+    double f = h - k;
+    double pure[3];
+    switch (k % 6) {
+    case 0: pure[0] = 1.0, pure[1] = f, pure[2] = 0.0; break;
+    case 1: pure[0] = 1.0 - f, pure[1] = 1.0, pure[2] = 0.0; break;
+    case 2: pure[0] = 0.0, pure[1] = 1.0, pure[2] = f; break;
+    case 3: pure[0] = 0.0, pure[1] = 1.0 - f, pure[2] = 1.0; break;
+    case 4: pure[0] = f, pure[1] = 0.0, pure[2] = 1.0; break;
+    default: pure[0] = 1.0, pure[1] = 0.0, pure[2] = 1.0 - f; break;
+    }
+    double c = conf < 0.0 ? 0.0 : conf > 1.0 ? 1.0 : conf;
+    double w = hypot(dx, dy) / range;
+    w = (w > 1.0 ? 1.0 : w) * c;
+    for (int i = 0; i < 3; i++)
+        rgb[i] = (unsigned char)floor(127.5 + w * (pure[i] * 255.0 - 127.5) +
+                                      0.5);
+}
+
+const char *
+mmcl__legend_wheel_draw(unsigned char *rgba, double range, const char *title)
+{
+    static const unsigned char ink[3] = {0, 0, 0};
+    static const unsigned char ring[3] = {64, 64, 64};
+    const int cx = MMCL__WHEEL_X, cy = MMCL__WHEEL_Y, R = MMCL__WHEEL_R;
+    memset(rgba, 255, (size_t)4 * MMCL__LEGEND_W * MMCL__LEGEND_H);
+    /* The disc: the pixel at (u, v) from the centre is the shift
+     * (u, v) / R * range at full confidence. */
+    for (int v = -R; v <= R; v++)
+        for (int u = -R; u <= R; u++) {
+            double d = hypot(u, v);
+            unsigned char rgb[3];
+            if (d > R + 0.5)
+                continue;
+            if (d > R - 0.5 || fabs(d - R / 2.0) < 0.5) {
+                put(rgba, cx + u, cy + v, d > R - 0.5 ? ink : ring);
+                continue;
+            }
+            mmcl__shift_colour(u, v, 1.0, R, rgb);
+            put(rgba, cx + u, cy + v, rgb);
+        }
+    FT_Library ft = NULL;
+    FT_Face face = font_open(&ft);
+    char line[160];
+    const int tx = 2 * cx + 8;
+    if (face) {
+        if (title && *title)
+            draw_text(rgba, face, 15, title, tx, 20, 0);
+        draw_text(rgba, face, 12,
+                  "hue: direction of the SAR's shift (dx right, dy down)",
+                  tx, 42, 0);
+        snprintf(line, sizeof(line),
+                 "full colour: %.3g px or more (edge); ring: %.3g px", range,
+                 range / 2.0);
+        draw_text(rgba, face, 12, line, tx, 62, 0);
+        draw_text(rgba, face, 12, "grey: no shift, or not confident", tx,
+                  82, 0);
+        draw_text(rgba, face, 12, "transparent: no estimate", tx, 102, 0);
+    } else {
+        snprintf(line, sizeof(line), "%.3g", range);
+        draw_digits(rgba, line, cx + R + 30, cy - 3);
+    }
+    return font_close(ft, face);
 }

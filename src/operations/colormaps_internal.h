@@ -66,4 +66,32 @@ const char *mmcl__legend_draw(unsigned char *rgba, const mmcl__rgb8 *lut,
                               const char *units, double *tick_values,
                               int *tick_x);
 
+/*
+ * The colour of a shift (@p dx, @p dy) of confidence @p conf in the colour
+ * wheel of a shift field (`mmcl rgb` of a coreg raster): the hue is the
+ * direction of (dx, dy) as drawn, x to the right and y down (0 degrees red
+ * = +dx, 90 degrees = +dy, 180 degrees cyan = -dx); the pure hue is mixed
+ * with mid grey (127.5) by the weight min(1, |shift| / @p range) * conf
+ * (conf clamped to [0, 1]), which keeps the hue: a zero shift or a block
+ * of no confidence is grey, a confident shift of @p range or more the
+ * pure hue. Requires @p range > 0 and finite values.
+ */
+void mmcl__shift_colour(double dx, double dy, double conf, double range,
+                        unsigned char rgb[3]);
+
+/* The wheel of mmcl__legend_wheel_draw(): centre and radius, pixels. */
+enum { MMCL__WHEEL_X = 64, MMCL__WHEEL_Y = 62, MMCL__WHEEL_R = 50 };
+
+/*
+ * Draws the colour wheel of mmcl__shift_colour() for shifts up to
+ * @p range (optical pixels) into @p rgba, a band-sequential
+ * (4, MMCL__LEGEND_H, MMCL__LEGEND_W) byte buffer on opaque white: the
+ * disc of radius MMCL__WHEEL_R (a shift of @p range on its edge, at full
+ * confidence), framed in black, a ring at half the range, and beside it
+ * @p title and what the colours mean, in DejaVu Sans (without that font:
+ * the range in the built-in digits). Returns the font used (static).
+ */
+const char *mmcl__legend_wheel_draw(unsigned char *rgba, double range,
+                                    const char *title);
+
 #endif /* MMCL_COLORMAPS_INTERNAL_H */

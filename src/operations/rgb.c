@@ -156,6 +156,8 @@ mmcl__rgb_source_open(mmcl_context *ctx, const char *in, mmcl__rgb_source *s)
             GDALDataTypeIsComplex(GDALGetRasterDataType(band));
     }
     const char *v = GDALGetMetadataItem(ds, "PRODUCT", "MMCL");
+    if (!v) /* a shift field may say so in the default domain only */
+        v = GDALGetMetadataItem(ds, "MMCL_PRODUCT", NULL);
     s->product_kind = v ? CPLStrdup(v) : NULL;
     v = GDALGetMetadataItem(ds, "UNITS", "MMCL");
     s->units = v ? CPLStrdup(v) : NULL;
@@ -848,6 +850,38 @@ legend_image(mmcl_context *ctx, const mmcl__rgb_job *job,
     return rgba;
 }
 
+/* The legend image @p rgba (band-sequential, 4 x MMCL__LEGEND_H x
+ * MMCL__LEGEND_W) as the PNG of @p png_stage. */
+mmcl_status
+mmcl__rgb_legend_png(mmcl_context *ctx, const unsigned char *rgba,
+                     const char *legend_png, mmcl__stage *png_stage)
+{
+    GDALDatasetH mem = NULL, png = NULL;
+    mmcl__gdal_capture cap;
+    mmcl__gdal_capture_begin(&cap, ctx);
+    mem = GDALCreate(GDALGetDriverByName("MEM"), "", MMCL__LEGEND_W,
+                     MMCL__LEGEND_H, 4, GDT_Byte, NULL);
+    CPLErr err =
+        mem ? GDALDatasetRasterIO(mem, GF_Write, 0, 0, MMCL__LEGEND_W,
+                                  MMCL__LEGEND_H, (void *)rgba, MMCL__LEGEND_W,
+                                  MMCL__LEGEND_H, GDT_Byte, 4, NULL, 0, 0, 0)
+            : CE_Failure;
+    if (err == CE_None)
+        png = GDALCreateCopy(GDALGetDriverByName("PNG"),
+                             mmcl__stage_file(png_stage), mem, FALSE, NULL,
+                             NULL, NULL);
+    if (png)
+        GDALClose(png);
+    if (mem)
+        GDALClose(mem);
+    mmcl__gdal_capture_end(&cap);
+    if (!png)
+        return mmcl__error(ctx, MMCL_ERR_IO, "cannot write legend '%s': %s%s",
+                           legend_png, mmcl__gdal_msg(&cap),
+                           mmcl__stage_io_hint(png_stage));
+    return MMCL_OK;
+}
+
 /*
  * Writes the legend image and its JSON description into their stages
  * (output_internal.h), committed by the caller with the picture.
@@ -862,7 +896,6 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
     double ticks[MMCL__LEGEND_TICKS];
     int tick_x[MMCL__LEGEND_TICKS];
     mmcl_status st = MMCL_OK;
-    GDALDatasetH mem = NULL, png = NULL;
     cJSON *j = NULL;
     char *text = NULL;
 
@@ -875,30 +908,9 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_job *job,
         goto done;
     }
 
-    mmcl__gdal_capture cap;
-    mmcl__gdal_capture_begin(&cap, ctx);
-    mem = GDALCreate(GDALGetDriverByName("MEM"), "", MMCL__LEGEND_W,
-                     MMCL__LEGEND_H, 4, GDT_Byte, NULL);
-    CPLErr err =
-        mem ? GDALDatasetRasterIO(mem, GF_Write, 0, 0, MMCL__LEGEND_W,
-                                  MMCL__LEGEND_H, rgba, MMCL__LEGEND_W,
-                                  MMCL__LEGEND_H, GDT_Byte, 4, NULL, 0, 0, 0)
-            : CE_Failure;
-    if (err == CE_None)
-        png = GDALCreateCopy(GDALGetDriverByName("PNG"),
-                             mmcl__stage_file(png_stage), mem, FALSE, NULL,
-                             NULL, NULL);
-    if (png)
-        GDALClose(png);
-    if (mem)
-        GDALClose(mem);
-    mmcl__gdal_capture_end(&cap);
-    if (!png) {
-        st = mmcl__error(ctx, MMCL_ERR_IO, "cannot write legend '%s': %s%s",
-                         legend_png, mmcl__gdal_msg(&cap),
-                         mmcl__stage_io_hint(png_stage));
+    st = mmcl__rgb_legend_png(ctx, rgba, legend_png, png_stage);
+    if (st != MMCL_OK)
         goto done;
-    }
 
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "image", CPLGetFilename(legend_png));
@@ -1328,6 +1340,7 @@ typedef struct rgb_run {
     double p_end1, p_end2; /* progress at the end of passes 1 and 2 */
     char **band_names;
     mmcl__stage *legend_stage[2];
+    int shift_field; /* the input is a coreg raster: drawn apart */
 } rgb_run;
 
 /* Options that need no input. */
@@ -1397,6 +1410,11 @@ run_source(mmcl_context *ctx, rgb_run *r)
     info->source_product =
         src->product_kind ? CPLStrdup(src->product_kind) : NULL;
     info->units = src->units ? CPLStrdup(src->units) : NULL;
+    if (info->source_product && strcmp(info->source_product, "coreg") == 0 &&
+        !src->product) {
+        r->shift_field = 1; /* its own picture: mmcl__rgb_shift */
+        return MMCL_OK;
+    }
     const char *bands_spec = mmcl__opt_str(r->o, "BANDS");
     const char *mode_opt = mmcl__opt_str(r->o, "MODE");
     int n_in = src->n_bands;
@@ -1487,6 +1505,15 @@ run_limits(mmcl_context *ctx, rgb_run *r)
 }
 
 /* The picture's writer: four Byte bands, RGBA, on the input's grid. */
+void
+mmcl__rgb_set_rgba(GDALDatasetH ds)
+{
+    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
+                                          GCI_BlueBand, GCI_AlphaBand};
+    for (int b = 0; b < 4; b++)
+        GDALSetRasterColorInterpretation(GDALGetRasterBand(ds, b + 1), ci[b]);
+}
+
 static mmcl_status
 run_open_picture(mmcl_context *ctx, rgb_run *r)
 {
@@ -1509,11 +1536,7 @@ run_open_picture(mmcl_context *ctx, rgb_run *r)
     r->job.writer = mmcl__writer_open(ctx, &spec);
     if (!r->job.writer)
         return mmcl_context_errcode(ctx);
-    static const GDALColorInterp ci[4] = {GCI_RedBand, GCI_GreenBand,
-                                          GCI_BlueBand, GCI_AlphaBand};
-    GDALDatasetH wds = mmcl__writer_dataset(r->job.writer);
-    for (int b = 0; b < 4; b++)
-        GDALSetRasterColorInterpretation(GDALGetRasterBand(wds, b + 1), ci[b]);
+    mmcl__rgb_set_rgba(mmcl__writer_dataset(r->job.writer));
     return MMCL_OK;
 }
 
@@ -1636,6 +1659,32 @@ run_picture(mmcl_context *ctx, rgb_run *r)
     return st;
 }
 
+/* A shift field (a coreg raster): the colour wheel picture and its
+ * legend (rgb_coreg.c). */
+static mmcl_status
+run_shift_field(mmcl_context *ctx, rgb_run *r)
+{
+    mmcl_status st = MMCL_OK;
+    if (mmcl__opt_bool(r->o, "LEGEND") && !r->lazy)
+        st = legend_paths(ctx, r->files, r->out, &r->legend_png,
+                          &r->legend_json);
+    if (st != MMCL_OK)
+        return st;
+    mmcl__rgb_shift_args a = {0};
+    a.in = r->in;
+    a.out = r->out;
+    a.o = r->o;
+    a.files = r->files;
+    a.format = r->format;
+    a.co = r->co;
+    a.legend_png = r->legend_png;
+    a.legend_json = r->legend_json;
+    a.range_given = r->info.range_given;
+    a.range_lo = r->range_lo;
+    a.range_hi = r->range_hi;
+    return mmcl__rgb_shift(ctx, &a);
+}
+
 /* Frees what the steps made; an output not committed is removed. */
 static void
 run_free(rgb_run *r)
@@ -1680,6 +1729,12 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         st = run_targets(ctx, &r);
     if (st == MMCL_OK)
         st = run_source(ctx, &r);
+    if (st == MMCL_OK && r.shift_field) {
+        st = run_shift_field(ctx, &r);
+        run_free(&r);
+        mmcl_options_free(tmp);
+        return st;
+    }
     if (st == MMCL_OK && r.job.mode == MMCL__RGB_COLORMAP)
         st = run_colormap(ctx, &r);
     if (st == MMCL_OK)

@@ -163,4 +163,37 @@ char **mmcl__rgb_metadata(const mmcl__rgb_job *job, const mmcl__rgb_info *info,
 char **mmcl__rgb_band_names(const mmcl__rgb_source *src,
                             const mmcl__rgb_job *job);
 
+/* The four bands of a picture read as red, green, blue and alpha. */
+void mmcl__rgb_set_rgba(GDALDatasetH ds);
+
+/* The legend image @p rgba (band-sequential, 4 x MMCL__LEGEND_H x
+ * MMCL__LEGEND_W) as the PNG of @p png_stage; errors name @p legend_png. */
+mmcl_status mmcl__rgb_legend_png(mmcl_context *ctx, const unsigned char *rgba,
+                                 const char *legend_png,
+                                 mmcl__stage *png_stage);
+
+/* What `mmcl rgb` of a shift field (a coreg raster) needs from the rest
+ * of the command: the checked output and the legend files (NULL: none),
+ * recorded in @p files. */
+typedef struct mmcl__rgb_shift_args {
+    const char *in, *out;
+    const mmcl_options *o;
+    mmcl__files *files;
+    const char *format;
+    char **co;
+    const char *legend_png, *legend_json;
+    int range_given;
+    double range_lo, range_hi;
+} mmcl__rgb_shift_args;
+
+/*
+ * The colour wheel picture of the shift field @p a->in (rgb_coreg.c): one
+ * colour per block (mmcl__shift_colour), each block drawn as its block of
+ * optical pixels (COREG_BLOCK) when that keeps the picture at most 8192
+ * pixels a side, NaN blocks transparent black; the magnitude at full
+ * colour is --range 0,MAX or the 98th percentile of the estimated
+ * shifts' magnitudes (at least 0.5 px). The options of the other modes are refused.
+ */
+mmcl_status mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a);
+
 #endif /* MMCL_RGB_INTERNAL_H */

@@ -2029,9 +2029,54 @@ MPI_CASES = [
          absent=["a2.tif"]),
 ]
 
+
+def shift_wheel_picture(t, d):
+    pic = gdal.Open(os.path.join(d, "w.png"))
+    t.assertEqual(pic.RasterCount, 4)
+    md = pic.GetMetadata("MMCL")
+    t.assertEqual((md["SOURCE_PRODUCT"], md["MODE"]), ("coreg", "shift_wheel"))
+    with open(os.path.join(d, "w.legend.json")) as f:
+        t.assertAlmostEqual(json.load(f)["range"], float(md["SHIFT_RANGE"]),
+                            places=4)
+
+
+# The picture of a shift field (mmcl rgb of an mmcl coreg raster): the
+# options of the other pictures are refused, naming the field, rather
+# than silently ignored.
+SHIFT_FIELD_IS = (r"'sf\.tif' is a shift field \(mmcl coreg\): it is drawn "
+                  r"as a colour wheel of dx, dy and confidence, without ")
+COREGRGB_CASES = [
+    Case("rgb_shift_field_draws_a_wheel",
+         ["rgb", "-q", "sf.tif", "w.png"], 0, setup=field("sf.tif"),
+         check=shift_wheel_picture),
+    Case("rgb_shift_field_range_not_from_zero",
+         ["rgb", "-q", "--range", "1,3", "sf.tif", "w.png"], 1,
+         r"'sf\.tif' is a shift field \(mmcl coreg\): --range must be 0,MAX, "
+         r"MAX the shift in optical pixels drawn in full colour, got '1,3'",
+         setup=field("sf.tif"),
+         absent=["w.png", "w.legend.png", "w.legend.json"]),
+    Case("rgb_shift_field_bands_refused",
+         ["rgb", "-q", "--bands", "1", "sf.tif", "w.png"], 1,
+         SHIFT_FIELD_IS + "--bands", setup=field("sf.tif"),
+         absent=["w.png", "w.legend.png"]),
+    Case("rgb_shift_field_mode_refused",
+         ["rgb", "-q", "--mode", "colormap", "sf.tif", "w.png"], 1,
+         SHIFT_FIELD_IS + "--mode colormap", setup=field("sf.tif"),
+         absent=["w.png", "w.legend.png"]),
+    Case("rgb_shift_field_lazy_refused",
+         ["rgb", "-q", "--lazy", "sf.tif", "w.mmcl.json"], 1,
+         SHIFT_FIELD_IS + "--lazy", setup=field("sf.tif"),
+         absent=["w.mmcl.json", "w.legend.png"]),
+    Case("rgb_shift_field_inset_refused",
+         ["rgb", "-q", "--legend-inset", "sf.tif", "w.png"], 1,
+         SHIFT_FIELD_IS + "--legend-inset", setup=field("sf.tif"),
+         absent=["w.png", "w.legend.png"]),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
          PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES +
-         SHIFT_CASES + COREG_CASES + AUDIT_CASES + PROBE_EMB_CASES + MPI_CASES)
+         SHIFT_CASES + COREG_CASES + AUDIT_CASES + PROBE_EMB_CASES +
+         MPI_CASES + COREGRGB_CASES)
 
 
 def snapshot(folder, but_temporary=False):
