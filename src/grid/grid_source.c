@@ -47,7 +47,8 @@ struct mmcl__grid_source {
     double centre_ratio;
 
     /* Lattice of source pixel coordinates at grid pixel positions
-     * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
+     * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step (a power of two)
+     * 0 = exact. */
     int step, nx, ny;
     double *lat_x, *lat_y;
 
@@ -114,20 +115,30 @@ pixel_ratio(void *exact, double x, double y)
                 (px[2] - px[0]) * (py[1] - py[0]));
 }
 
+/* Lattice cell index along one axis (clamped to the cells) of the
+ * position @p f in steps: floor(f) for f in the lattice. */
+static int
+lattice_cell(double f, int n_points)
+{
+    double last = n_points - 2;
+    return (int)(f < 0 ? 0 : (f > last ? last : f));
+}
+
+/* Source pixel position of grid position (x, y) through the lattice, one
+ * point on its own: the reference the row evaluator is tested against,
+ * and the lattice's own error check. */
 static int
 lattice_eval(const mmcl__grid_source *s, double x, double y, double *sx,
              double *sy)
 {
-    double fx = x / s->step, fy = y / s->step;
-    int i = (int)floor(fx), j = (int)floor(fy);
-    if (i < 0)
-        i = 0;
-    if (i > s->nx - 2)
-        i = s->nx - 2;
-    if (j < 0)
-        j = 0;
-    if (j > s->ny - 2)
-        j = s->ny - 2;
+    if (isnan(x) || isnan(y)) {
+        *sx = *sy = NAN;
+        return 0;
+    }
+    /* step is a power of two: the product is the exact quotient. */
+    double inv = 1.0 / s->step;
+    double fx = x * inv, fy = y * inv;
+    int i = lattice_cell(fx, s->nx), j = lattice_cell(fy, s->ny);
     double u = fx - i, v = fy - j;
     size_t k = (size_t)j * s->nx + i;
     const double *lx = s->lat_x, *ly = s->lat_y;
@@ -137,6 +148,60 @@ lattice_eval(const mmcl__grid_source *s, double x, double y, double *sx,
     *sy = (1 - v) * ((1 - u) * ly[k] + u * ly[k + 1]) +
           v * ((1 - u) * ly[k + nx] + u * ly[k + nx + 1]);
     return !isnan(*sx) && !isnan(*sy);
+}
+
+/*
+ * Source pixel positions of @p n grid positions (x, y), in place, through
+ * the lattice. The warper asks row by row (one y for a row of x): the
+ * lattice's two rows are blended once per row and lattice cell (the cell's
+ * left and right edges at that y), then each point costs one linear
+ * interpolation per coordinate. A point's result depends on its own
+ * position only, not on the points beside it in the call, so a window
+ * gives the bits of any other window that holds the point: tiles do not
+ * show. It equals lattice_eval() to rounding (the same bilinear form,
+ * summed in another order).
+ */
+static void
+lattice_eval_n(const mmcl__grid_source *s, int n, double *x, double *y,
+               int *ok)
+{
+    const double inv = 1.0 / s->step; /* exact: a power of two */
+    const size_t nx = (size_t)s->nx;
+    const double *lx = s->lat_x, *ly = s->lat_y;
+    double row_y = NAN, v = 0;
+    size_t row = 0;
+    int cell = -1;
+    /* The cell's left and right edges at row_y, in source pixels. */
+    double lx0 = 0, lx1 = 0, ly0 = 0, ly1 = 0;
+    for (int k = 0; k < n; k++) {
+        if (isnan(x[k]) || isnan(y[k])) {
+            ok[k] = 0;
+            x[k] = y[k] = NAN;
+            continue;
+        }
+        if (!(y[k] == row_y)) {
+            double fy = y[k] * inv;
+            int j = lattice_cell(fy, s->ny);
+            v = fy - j;
+            row = (size_t)j * nx;
+            row_y = y[k];
+            cell = -1;
+        }
+        double fx = x[k] * inv;
+        int i = lattice_cell(fx, s->nx);
+        if (i != cell) {
+            size_t c = row + (size_t)i;
+            lx0 = (1 - v) * lx[c] + v * lx[c + nx];
+            lx1 = (1 - v) * lx[c + 1] + v * lx[c + nx + 1];
+            ly0 = (1 - v) * ly[c] + v * ly[c + nx];
+            ly1 = (1 - v) * ly[c + 1] + v * ly[c + nx + 1];
+            cell = i;
+        }
+        double u = fx - i;
+        x[k] = (1 - u) * lx0 + u * lx1;
+        y[k] = (1 - u) * ly0 + u * ly1;
+        ok[k] = !isnan(x[k]) && !isnan(y[k]);
+    }
 }
 
 /* Fills the lattice for @p step; returns the max interpolation error at
@@ -286,12 +351,7 @@ window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
     }
     if (s->shift)
         mmcl__shift_apply(s->shift, n, x, y);
-    for (int i = 0; i < n; i++) {
-        double sx, sy;
-        ok[i] = lattice_eval(s, x[i], y[i], &sx, &sy);
-        x[i] = sx;
-        y[i] = sy;
-    }
+    lattice_eval_n(s, n, x, y, ok);
     return TRUE;
 }
 
@@ -550,6 +610,18 @@ int
 mmcl__grid_source_lattice_step(const mmcl__grid_source *s)
 {
     return s->step;
+}
+
+void
+mmcl__grid_source_lattice_eval(const mmcl__grid_source *s, int n, double *x,
+                               double *y, int *ok, int one_by_one)
+{
+    if (!one_by_one) {
+        lattice_eval_n(s, n, x, y, ok);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        ok[i] = lattice_eval(s, x[i], y[i], &x[i], &y[i]);
 }
 
 double
