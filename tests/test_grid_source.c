@@ -196,6 +196,8 @@ a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
     mmcl__grid_source *src = open_lonlat(ctx, "lonlat.tif", 0);
     const char *path = test_path("lonlat.tif");
     CU_ASSERT_STRING_EQUAL(mmcl__grid_source_resampling(src), "bilinear");
+    /* No nodata declared, bilinear: NaN would propagate. */
+    CU_ASSERT(mmcl__grid_source_nan_kernel(src));
     uint8_t *valid = malloc((size_t)GW * GH);
     float *got = read_tiled(ctx, src, 32, valid);
     float *ref = gdalwarp_grid(path, utm, 0, 0);
