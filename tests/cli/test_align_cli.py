@@ -65,6 +65,21 @@ def make_utm_grid(path):
     o.GetRasterBand(1).Fill(1)
 
 
+def check_statistics(test, ds, a):
+    """The statistics stored with each band (accumulated as the tiles are
+    written) are those of its valid values, as GDAL computes them."""
+    for b in range(ds.RasterCount):
+        md = ds.GetRasterBand(b + 1).GetMetadata()
+        v = a[b][np.isfinite(a[b])]
+        want = {"MINIMUM": v.min(), "MAXIMUM": v.max(), "MEAN": v.mean(),
+                "STDDEV": v.std(), "VALID_PERCENT": 100.0 * v.size / a[b].size}
+        for k, x in want.items():
+            test.assertAlmostEqual(float(md["STATISTICS_" + k]), x,
+                                   delta=1e-9 * max(1.0, abs(x)) +
+                                   (0.01 if k == "VALID_PERCENT" else 0),
+                                   msg="band %d %s" % (b + 1, k))
+
+
 # Resamplings whose kernel propagates NaN: an output pixel is valid only
 # when every SAR sample its kernel uses is (design section 3.1).
 NAN_KERNELS = ("near", "bilinear", "cubic")
@@ -134,8 +149,9 @@ class AgainstGdalwarp(Workdir):
         run("align", "-q", "-et", "0", "-r", resampling, *extra, opt, sar,
             out)
         gdalwarp_onto(sar, gdal.Open(opt), ref, resampling)
-        a, _ = read(out)
+        a, ads = read(out)
         g, _ = read(ref)
+        check_statistics(self, ads, a)
         both = np.isfinite(a) & np.isfinite(g)
         diff = np.abs(a - g)[both].max()
         mismatch = (np.isfinite(a) != np.isfinite(g)).sum()
