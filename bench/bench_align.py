@@ -24,6 +24,13 @@ threshold, so filled) and with a constant shift, against the same run
 without one; the time ratio is printed (a shift costs the transform one
 bilinear lookup per pixel, so it should cost a few percent at most).
 
+--size and --threads take comma-separated lists (4096,8192 and 1,2): every
+combination is measured and printed in one table, with each row's wall and
+CPU time against gdalwarp's NaN propagation (-srcnodata None -wo
+INIT_DEST=NaN) and its masked mode (-dstnodata nan) of the same size and
+threads. --mmcl-ref runs another mmcl build beside the first, and compares
+their outputs.
+
 Then checks that every output is on the optical grid, compares the outputs
 over the pixels valid in both, and (unless --no-exact-check) runs gdalwarp
 and mmcl with -et 0 on a 1024 x 1024 window of the grid, where they should
@@ -31,10 +38,14 @@ agree exactly, and each with its default -et against that exact result.
 
 Run with Debian's python3 (python3-gdal, python3-numpy):
     /usr/bin/python3 bench/bench_align.py [--size 8192] [--repeat 5]
+    /usr/bin/python3 bench/bench_align.py --size 4096,8192 --threads 1,2 \
+        --repeat 3 --no-otb --rows gdalwarp_best,mmcl_none,gdalwarp_nanprop
 """
 
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import os
 import platform
@@ -356,6 +367,13 @@ def configs(args, mmcl, opt, sar, opt_ds, otb):
                  argv=gdalwarp_argv(opt_ds, sar, out("gdalwarp_shift_const"),
                                     t, [], shift=(1.5, -0.7))),
         ]
+    ref_rows = []
+    if args.mmcl_ref:
+        argv = [args.mmcl_ref] + mmcl_row("mmcl_ref", [])[1:]
+        ref_rows = [dict(key="mmcl_ref", tool="mmcl align (--mmcl-ref)",
+                         settings="same as mmcl align -r bilinear, another "
+                                  "build: " + args.mmcl_ref,
+                         out=out("mmcl_ref"), argv=argv)]
     cfg = [
         dict(key="gdalwarp_best", tool="gdalwarp",
              settings=f"-multi -wo NUM_THREADS={t} -r bilinear, "
@@ -367,7 +385,7 @@ def configs(args, mmcl, opt, sar, opt_ds, otb):
                       "(-co COMPRESS=NONE)",
              out=out("mmcl"),
              argv=mmcl_row("mmcl", [])),
-    ] + shift_rows + [
+    ] + ref_rows + shift_rows + [
         dict(key="gdalwarp_nanprop", tool="gdalwarp",
              settings="same, NaN propagation instead of nodata masks "
                       "(-srcnodata None -wo INIT_DEST=NaN, no -dstnodata)",
@@ -585,125 +603,60 @@ def machine_info(mmcl, otb):
     ]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mmcl", help="mmcl program (default: ./build/mmcl "
-                    "from the project root, else mmcl on PATH)")
-    ap.add_argument("--workdir", default="/tmp/mmcl-bench-align",
-                    help="data and outputs (data reused when present)")
-    ap.add_argument("--size", type=int, default=8192,
-                    help="optical grid edge in pixels (10 m)")
-    ap.add_argument("--repeat", type=int, default=5,
-                    help="measured runs of each tool")
-    ap.add_argument("--warmup", type=int, default=0,
-                    help="unmeasured runs of each tool first (the inputs "
-                    "are read into the page cache in any case)")
-    ap.add_argument("--threads", type=int, default=2,
-                    help="threads for gdalwarp and mmcl (matching rows)")
-    ap.add_argument("--wait-idle", type=float, default=0, metavar="S",
-                    help="before each measured run, wait up to S seconds "
-                    "for the machine to be idle (< 10 %% busy)")
-    ap.add_argument("--retry-busy", type=int, default=0, metavar="N",
-                    help="measure a run again (up to N times, keeping the "
-                    "quietest) when other processes used more than 5 %% of "
-                    "the machine during it")
-    ap.add_argument("--shift", action="store_true",
-                    help="also mmcl align with a shift field and a constant "
-                    "shift (the misregistration corrected in the warp)")
-    ap.add_argument("--rows", metavar="KEYS",
-                    help="run only these rows, comma separated (e.g. "
-                    "gdalwarp_best,mmcl_none,mmcl_shift_field,mmcl_shift_const,"
-                    "gdalwarp_shift_const)")
-    ap.add_argument("--no-otb", action="store_true",
-                    help="skip Orfeo ToolBox")
-    ap.add_argument("--no-exact-check", action="store_true",
-                    help="skip the -et 0 comparison")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the outputs (about 0.5 GB each at 8192)")
-    args = ap.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
+def parse_ints(text, what):
+    try:
+        v = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        v = []
+    if not v or min(v) < 1:
+        sys.exit(f"{what}: a positive number or a comma-separated list of "
+                 f"them, not '{text}'")
+    return v
 
-    mmcl = find_mmcl(args.mmcl)
-    if not mmcl or not os.access(mmcl, os.X_OK):
-        sys.exit("mmcl not found: build it (cmake --build build) or pass "
-                 "--mmcl PATH")
-    if not shutil.which("gdalwarp"):
-        sys.exit("gdalwarp not found (apt-get install gdal-bin)")
-    otb = None if args.no_otb else shutil.which("otbcli_Superimpose")
 
-    info = machine_info(mmcl, otb)
-    opt, sar = ensure_data(args.workdir, args.size)
-    opt_ds = gdal.Open(opt)
-    for p in (opt, sar):  # into the page cache
-        with open(p, "rb") as f:
-            while f.read(1 << 24):
-                pass
-    cfgs = configs(args, mmcl, opt, sar, opt_ds, otb)
-    if args.rows:
-        keep = set(args.rows.split(","))
-        unknown = keep - {c["key"] for c in cfgs}
-        if unknown:
-            sys.exit("unknown rows: " + ", ".join(sorted(unknown)))
-        cfgs = [c for c in cfgs if c["key"] in keep]
-    log(f"{args.warmup} warm-up + {args.repeat} measured runs of each "
-        "(rounds interleaved)")
-    results, failed = benchmark(args, cfgs)
-
+def print_table(args, runs, ncpu):
+    """One table for every size and thread count measured: medians, CPU
+    seconds beside wall, and the ratios to gdalwarp's NaN propagation and
+    to its masked (nodata) mode measured in the same rounds."""
     med = lambda rs, k: statistics.median(r[k] for r in rs)
-    ref = results.get("gdalwarp_best")
-    ref_t = med(ref, "wall") if ref else None
-    ref_c = med(ref, "cpu") if ref else None
-    sar_ds = gdal.Open(sar)
-    busy = sum(r["other"] for rs in results.values() for r in rs)
-    total = sum(r["wall"] for rs in results.values() for r in rs)
-    ncpu = os.cpu_count() or 1
-    print(f"## mmcl align benchmark, optical {args.size} x {args.size} at "
-          f"10 m (EPSG:{OPT_EPSG}), SAR {sar_ds.RasterXSize} x "
-          f"{sar_ds.RasterYSize} x {sar_ds.RasterCount} float32 at ~20 m "
-          f"(EPSG:{SAR_EPSG})\n")
-    for k, v in info:
-        print(f"- {k}: {v}")
-    print(f"- runs: median of {args.repeat} after {args.warmup} warm-up, "
-          "rounds interleaved, sync before each; wall = perf_counter around "
-          "the process; cpu = user + sys and peak RSS = ru_maxrss, both from "
-          "os.wait4 (children included); page cache warm")
-    print(f"- other processes used {100 * busy / max(total * ncpu, 1e-9):.0f} "
-          f"% of the machine's CPU during the measured runs "
-          f"({'quiet' if busy < 0.05 * total * ncpu else 'NOT QUIET: wall times are inflated, compare cpu s'}); "
-          "others % = median share of the machine other processes used "
-          "during the runs of a row\n")
-    print("| tool | settings | median wall s | median peak RSS MB "
-          "| time / gdalwarp best | median cpu s (cpu / gdalwarp best) "
-          "| others % | wall s of each run |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
-    for c in cfgs:
-        rs = results[c["key"]]
-        if c["argv"] is None:
-            print(f"| {c['tool']} | not installed | - | - | - | - | - | - |")
-            continue
-        if c["key"] in failed and not rs:
-            print(f"| {c['tool']} | {c['settings']} | failed "
-                  f"({failed[c['key']]}) | - | - | - | - | - |")
-            continue
-        t, m, cp = med(rs, "wall"), med(rs, "rss"), med(rs, "cpu")
-        ratio = f"{t / ref_t:.2f}x" if ref_t else "-"
-        cratio = f" ({cp / ref_c:.2f}x)" if ref_c else ""
-        runs = " ".join(f"{r['wall']:.2f}" for r in rs)
-        busy_pct = statistics.median(
-            100 * r["other"] / max(r["wall"] * ncpu, 1e-9) for r in rs)
-        print(f"| {c['tool']} | {c['settings']} | {t:.2f} | {m:.0f} | "
-              f"{ratio} | {cp:.2f}{cratio} | {busy_pct:.0f} | {runs} |")
+    print("| size | threads | tool | settings | median wall s | median cpu s "
+          "| wall / gdalwarp NaN | cpu / gdalwarp NaN | wall / gdalwarp "
+          "masked | cpu / gdalwarp masked | median peak RSS MB | others % "
+          "| wall s of each run |")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for size, threads, cfgs, results, failed in runs:
+        refs = {}
+        for k in ("gdalwarp_nanprop", "gdalwarp_best"):
+            if results.get(k):
+                refs[k] = (med(results[k], "wall"), med(results[k], "cpu"))
+        for c in cfgs:
+            rs = results[c["key"]]
+            head = f"| {size} | {threads} | {c['tool']} | {c['settings']} |"
+            if c["argv"] is None:
+                print(head + " not installed |" + " - |" * 8)
+                continue
+            if not rs:
+                print(head + f" failed ({failed.get(c['key'], '?')}) |" +
+                      " - |" * 8)
+                continue
+            t, cp = med(rs, "wall"), med(rs, "cpu")
+            ratios = []
+            for k in ("gdalwarp_nanprop", "gdalwarp_best"):
+                if k in refs:
+                    ratios += [f"{t / refs[k][0]:.2f}x",
+                               f"{cp / refs[k][1]:.2f}x"]
+                else:
+                    ratios += ["-", "-"]
+            busy_pct = statistics.median(
+                100 * r["other"] / max(r["wall"] * ncpu, 1e-9) for r in rs)
+            runs_txt = " ".join(f"{r['wall']:.2f}/{r['cpu']:.2f}" for r in rs)
+            print(f"{head} {t:.2f} | {cp:.2f} | {' | '.join(ratios)} | "
+                  f"{med(rs, 'rss'):.0f} | {busy_pct:.0f} | {runs_txt} |")
     print()
 
-    # gdalwarp's shifted output put back on the optical grid, as a user
-    # would (gdal_edit.py); not timed, it takes no time.
-    if results.get("gdalwarp_shift_const"):
-        c = [c for c in cfgs if c["key"] == "gdalwarp_shift_const"][0]
-        ds = gdal.Open(c["out"], gdal.GA_Update)
-        ds.SetGeoTransform(opt_ds.GetGeoTransform())
-        ds = None
 
-    print("Checks:")
+def print_checks(args, opt_ds, cfgs, results, mmcl, opt, sar):
+    print(f"Checks at {args.size} x {args.size}, {args.threads} threads:")
     for c in cfgs:
         if c["argv"] is None or not results[c["key"]]:
             continue
@@ -711,22 +664,27 @@ def main():
         print(f"- {c['key']}: {'on the optical grid' if ok else 'NOT ON THE OPTICAL GRID'}"
               f" ({desc})")
     keys = {c["key"]: c for c in cfgs if results[c["key"]]}
-    if "mmcl_none" in keys and "gdalwarp_best" in keys:
-        print("- mmcl vs gdalwarp (default -et 0.125 both): " +
-              fmt_cmp(compare(keys["mmcl_none"]["out"],
-                              keys["gdalwarp_best"]["out"])))
-    if "mmcl_none" in keys and "gdalwarp_nanprop" in keys:
-        print("- mmcl vs gdalwarp with NaN propagation: " +
-              fmt_cmp(compare(keys["mmcl_none"]["out"],
-                              keys["gdalwarp_nanprop"]["out"])))
-    if "gdalwarp_nanprop" in keys and "gdalwarp_best" in keys:
-        print("- gdalwarp NaN propagation vs nodata masks: " +
-              fmt_cmp(compare(keys["gdalwarp_nanprop"]["out"],
-                              keys["gdalwarp_best"]["out"])))
+    for a, b, what in (
+            ("mmcl_none", "gdalwarp_best",
+             "mmcl vs gdalwarp masked (default -et 0.125 both)"),
+            ("mmcl_none", "gdalwarp_nanprop",
+             "mmcl vs gdalwarp with NaN propagation"),
+            ("gdalwarp_nanprop", "gdalwarp_best",
+             "gdalwarp NaN propagation vs nodata masks"),
+            ("mmcl_none", "mmcl_ref", "mmcl vs the --mmcl-ref build")):
+        if a in keys and b in keys:
+            print(f"- {what}: " +
+                  fmt_cmp(compare(keys[a]["out"], keys[b]["out"])))
     if "gdalwarp_shift_const" in keys and "mmcl_shift_const" in keys:
+        # gdalwarp's shifted output put back on the optical grid, as a
+        # user would (gdal_edit.py); not timed, it takes no time.
+        ds = gdal.Open(keys["gdalwarp_shift_const"]["out"], gdal.GA_Update)
+        ds.SetGeoTransform(opt_ds.GetGeoTransform())
+        ds = None
         path = keys["gdalwarp_shift_const"]["out"]
         print("- mmcl --sar-shift 1.5,-0.7 vs gdalwarp onto the moved grid: " +
               fmt_cmp(compare(keys["mmcl_shift_const"]["out"], path)))
+    med = lambda rs, k: statistics.median(r[k] for r in rs)
     for k in ("mmcl_shift_field", "mmcl_shift_const"):
         if k in keys and "mmcl_none" in keys:
             a, b = results[k], results["mmcl_none"]
@@ -744,18 +702,142 @@ def main():
     if not args.no_exact_check:
         for line in exact_check(args, mmcl, opt, sar):
             print("- " + line)
+    print()
 
-    for c in cfgs:
-        if os.path.exists(c["out"] + ".stderr"):
-            os.remove(c["out"] + ".stderr")
-    if not args.keep:
-        for c in cfgs:
-            remove_raster(c["out"])
-        for t in ("gdalwarp", "mmcl"):
-            for e in ("et0", "default"):
-                remove_raster(os.path.join(args.workdir,
-                                           f"exact_{t}_{e}.tif"))
-    return 1 if failed else 0
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mmcl", help="mmcl program (default: ./build/mmcl "
+                    "from the project root, else mmcl on PATH)")
+    ap.add_argument("--mmcl-ref", metavar="PATH",
+                    help="another mmcl program (e.g. a build of an earlier "
+                    "commit) run beside --mmcl with the same settings; its "
+                    "output is compared with --mmcl's")
+    ap.add_argument("--workdir", default="/tmp/mmcl-bench-align",
+                    help="data and outputs (data reused when present)")
+    ap.add_argument("--size", default="8192",
+                    help="optical grid edge in pixels (10 m), or a comma-"
+                    "separated list (e.g. 4096,8192): one table for all")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="measured runs of each tool")
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="unmeasured runs of each tool first (the inputs "
+                    "are read into the page cache in any case)")
+    ap.add_argument("--threads", default="2",
+                    help="threads for gdalwarp and mmcl (matching rows), or "
+                    "a comma-separated list (e.g. 1,2)")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                    help="before each measured run, wait up to S seconds "
+                    "for the machine to be idle (< 10 %% busy)")
+    ap.add_argument("--retry-busy", type=int, default=0, metavar="N",
+                    help="measure a run again (up to N times, keeping the "
+                    "quietest) when other processes used more than 5 %% of "
+                    "the machine during it")
+    ap.add_argument("--shift", action="store_true",
+                    help="also mmcl align with a shift field and a constant "
+                    "shift (the misregistration corrected in the warp)")
+    ap.add_argument("--rows", metavar="KEYS",
+                    help="run only these rows, comma separated (e.g. "
+                    "gdalwarp_best,mmcl_none,gdalwarp_nanprop; with --shift "
+                    "also mmcl_shift_field,mmcl_shift_const,"
+                    "gdalwarp_shift_const; with --mmcl-ref mmcl_ref)")
+    ap.add_argument("--no-otb", action="store_true",
+                    help="skip Orfeo ToolBox")
+    ap.add_argument("--no-exact-check", action="store_true",
+                    help="skip the -et 0 comparison")
+    ap.add_argument("--no-checks", action="store_true",
+                    help="skip every output check (timings only)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the outputs (about 0.5 GB each at 8192)")
+    args = ap.parse_args()
+    args.workdir = os.path.abspath(args.workdir)
+    sizes = parse_ints(args.size, "--size")
+    thread_counts = parse_ints(args.threads, "--threads")
+
+    mmcl = find_mmcl(args.mmcl)
+    if not mmcl or not os.access(mmcl, os.X_OK):
+        sys.exit("mmcl not found: build it (cmake --build build) or pass "
+                 "--mmcl PATH")
+    if args.mmcl_ref:
+        args.mmcl_ref = os.path.abspath(args.mmcl_ref)
+        if not os.access(args.mmcl_ref, os.X_OK):
+            sys.exit(f"--mmcl-ref: '{args.mmcl_ref}' is not a program")
+    if not shutil.which("gdalwarp"):
+        sys.exit("gdalwarp not found (apt-get install gdal-bin)")
+    otb = None if args.no_otb else shutil.which("otbcli_Superimpose")
+
+    info = machine_info(mmcl, otb)
+    if args.mmcl_ref:
+        info.append(("mmcl (--mmcl-ref)",
+                     (tool_output([args.mmcl_ref, "--version"]) or "?") +
+                     ", " + args.mmcl_ref))
+    ncpu = os.cpu_count() or 1
+    runs, checks, sar_desc = [], [], []
+    any_failed = False
+    for size in sizes:
+        args.size = size
+        opt, sar = ensure_data(args.workdir, size)
+        opt_ds = gdal.Open(opt)
+        sar_ds = gdal.Open(sar)
+        sar_desc.append(f"{size} x {size}: SAR {sar_ds.RasterXSize} x "
+                        f"{sar_ds.RasterYSize} x {sar_ds.RasterCount}")
+        for p in (opt, sar):  # into the page cache
+            with open(p, "rb") as f:
+                while f.read(1 << 24):
+                    pass
+        for threads in thread_counts:
+            args.threads = threads
+            cfgs = configs(args, mmcl, opt, sar, opt_ds, otb)
+            if args.rows:
+                keep = set(args.rows.split(","))
+                unknown = keep - {c["key"] for c in cfgs}
+                if unknown:
+                    sys.exit("unknown rows: " + ", ".join(sorted(unknown)))
+                cfgs = [c for c in cfgs if c["key"] in keep]
+            log(f"{size} x {size}, {threads} threads: {args.warmup} warm-up "
+                f"+ {args.repeat} measured runs of each (rounds interleaved)")
+            results, failed = benchmark(args, cfgs)
+            any_failed |= bool(failed)
+            runs.append((size, threads, cfgs, results, failed))
+            # The checks once per size, at its last thread count.
+            if not args.no_checks and threads == thread_counts[-1]:
+                buf = io.StringIO()
+                with contextlib.redirect_stdout(buf):
+                    print_checks(args, opt_ds, cfgs, results, mmcl, opt, sar)
+                checks.append(buf.getvalue())
+            for c in cfgs:
+                if os.path.exists(c["out"] + ".stderr"):
+                    os.remove(c["out"] + ".stderr")
+                if not args.keep:
+                    remove_raster(c["out"])
+        if not args.keep:
+            for t in ("gdalwarp", "mmcl"):
+                for e in ("et0", "default"):
+                    remove_raster(os.path.join(args.workdir,
+                                               f"exact_{t}_{e}.tif"))
+
+    busy = sum(r["other"] for run in runs for rs in run[3].values()
+               for r in rs)
+    total = sum(r["wall"] for run in runs for rs in run[3].values()
+                for r in rs)
+    print(f"## mmcl align benchmark: optical grids at 10 m "
+          f"(EPSG:{OPT_EPSG}), 2-band float32 SAR at ~20 m "
+          f"(EPSG:{SAR_EPSG}) with a NaN hole ({'; '.join(sar_desc)})\n")
+    for k, v in info:
+        print(f"- {k}: {v}")
+    print(f"- runs: median of {args.repeat} after {args.warmup} warm-up, "
+          "rounds interleaved, sync before each; wall = perf_counter around "
+          "the process; cpu = user + sys and peak RSS = ru_maxrss, both from "
+          "os.wait4 (children included); page cache warm")
+    print(f"- other processes used {100 * busy / max(total * ncpu, 1e-9):.0f} "
+          f"% of the machine's CPU during the measured runs "
+          f"({'quiet' if busy < 0.05 * total * ncpu else 'NOT QUIET: wall times are inflated, compare cpu s'}); "
+          "others % = median share of the machine other processes used "
+          "during the runs of a row; each run: wall/cpu s\n")
+    print_table(args, runs, ncpu)
+    for text in checks:
+        print(text, end="")
+    return 1 if any_failed else 0
 
 
 if __name__ == "__main__":

@@ -170,20 +170,34 @@ gdalwarp_grid(const char *path, const char *wkt, double dx, double dy)
     return buf;
 }
 
-static void
-a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
+/* A source @p name of about 7 m pixels in lon/lat over the west half of
+ * the grid and beyond (no nodata), opened on the grid with the lattice's
+ * error threshold @p et. */
+static mmcl__grid_source *
+open_lonlat(mmcl_context *ctx, const char *name, double et)
 {
-    /* About 7 m pixels in lon/lat over the west half of the grid and
-     * beyond: outside the source, the grid is NaN and not valid. */
-    const char *path = test_path("lonlat.tif");
+    const char *path = test_path(name);
     char *wkt4326 = test_wkt_of("EPSG:4326");
     double gt[6] = {2.9990, 0.00009, 0, 43.3510, 0, -0.000065};
     make_raster(path, wkt4326, gt, 120, 160, 0, 0, 0);
-    mmcl_context *ctx = mmcl_context_create();
+    CPLFree(wkt4326);
     mmcl__grid_source *src;
-    CU_ASSERT_EQUAL_FATAL(open_on_grid(ctx, path, MMCL__GRID_NODATA, &src),
+    CU_ASSERT_EQUAL_FATAL(open_shifted(ctx, path, MMCL__GRID_NODATA, et,
+                                       NULL, &src),
                           MMCL_OK);
+    return src;
+}
+
+static void
+a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
+{
+    /* Outside the source, the grid is NaN and not valid. */
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl__grid_source *src = open_lonlat(ctx, "lonlat.tif", 0);
+    const char *path = test_path("lonlat.tif");
     CU_ASSERT_STRING_EQUAL(mmcl__grid_source_resampling(src), "bilinear");
+    /* No nodata declared, bilinear: NaN would propagate. */
+    CU_ASSERT(mmcl__grid_source_nan_kernel(src));
     uint8_t *valid = malloc((size_t)GW * GH);
     float *got = read_tiled(ctx, src, 32, valid);
     float *ref = gdalwarp_grid(path, utm, 0, 0);
@@ -207,7 +221,6 @@ a_source_on_another_crs_read_by_window_equals_gdalwarp(void)
     free(valid);
     mmcl__grid_source_close(src);
     mmcl_context_destroy(ctx);
-    CPLFree(wkt4326);
 }
 
 static void
@@ -324,6 +337,64 @@ a_shifted_source_equals_gdalwarp_onto_the_moved_grid(void)
     mmcl_options_free(o);
     mmcl_context_destroy(ctx);
     CPLFree(wkt4326);
+}
+
+static void
+the_lattice_row_by_row_equals_it_point_by_point(void)
+{
+    /* The warper asks for the transform one row of pixel centres at a
+     * time: evaluated row by row (once per row and lattice cell), a point
+     * lands where the point-by-point lattice puts it, to rounding (1e-9
+     * source pixel), and on the same bits whatever points share its
+     * call, so windows (tiles) cannot show. */
+    mmcl_context *ctx = mmcl_context_create();
+    mmcl__grid_source *src = open_lonlat(ctx, "lonlat_lattice.tif", 0.125);
+    int step = mmcl__grid_source_lattice_step(src);
+    printf("  lattice step %d\n", step);
+    CU_ASSERT_FATAL(step > 0);
+    /* Rows of pixel centres across the grid and beyond it (the lattice
+     * extrapolates), then scattered points. */
+    enum { W = GW + 40, ROWS = 7, SCATTER = 500, N = W * ROWS + SCATTER };
+    static double rx[N], ry[N], px[N], py[N], ax[N], ay[N];
+    static int rok[N], pok[N], aok[N];
+    for (int j = 0; j < ROWS; j++)
+        for (int i = 0; i < W; i++) {
+            rx[j * W + i] = i - 20 + 0.5;
+            ry[j * W + i] = -3.5 + 16.0 * j;
+        }
+    for (int k = 0; k < SCATTER; k++) {
+        rx[W * ROWS + k] = -10 + 0.2791 * k;
+        ry[W * ROWS + k] = 100 - 0.2137 * k;
+    }
+    memcpy(px, rx, sizeof(px));
+    memcpy(py, ry, sizeof(py));
+    memcpy(ax, rx, sizeof(ax));
+    memcpy(ay, ry, sizeof(ay));
+    for (int j = 0; j < ROWS; j++) /* row by row, as the warper does */
+        mmcl__grid_source_lattice_eval(src, W, rx + j * W, ry + j * W,
+                                       rok + j * W, 0);
+    mmcl__grid_source_lattice_eval(src, SCATTER, rx + W * ROWS,
+                                   ry + W * ROWS, rok + W * ROWS, 0);
+    mmcl__grid_source_lattice_eval(src, N, px, py, pok, 1);
+    for (int k = 0; k < N; k++) /* alone in its call */
+        mmcl__grid_source_lattice_eval(src, 1, ax + k, ay + k, aok + k, 0);
+    double max_diff = 0;
+    size_t not_same = 0, failed = 0;
+    for (int k = 0; k < N; k++) {
+        failed += !rok[k] || !pok[k] || !aok[k];
+        max_diff = fmax(max_diff, fmax(fabs(rx[k] - px[k]),
+                                       fabs(ry[k] - py[k])));
+        not_same += memcmp(&rx[k], &ax[k], sizeof(double)) != 0 ||
+                    memcmp(&ry[k], &ay[k], sizeof(double)) != 0;
+    }
+    printf("  %d points: max |row - point| %.3g source pixels, %zu not "
+           "the same bits alone, %zu failed\n",
+           (int)N, max_diff, not_same, failed);
+    CU_ASSERT_EQUAL(failed, 0);
+    CU_ASSERT(max_diff <= 1e-9);
+    CU_ASSERT_EQUAL(not_same, 0);
+    mmcl__grid_source_close(src);
+    mmcl_context_destroy(ctx);
 }
 
 /* A shift field on the grid: blocks of @p B pixels, dx and dy and
@@ -443,6 +514,8 @@ main(void)
          a_shifted_source_equals_gdalwarp_onto_the_moved_grid},
         {"a_shift_field_is_bilinear_between_block_centres_and_filled",
          a_shift_field_is_bilinear_between_block_centres_and_filled},
+        {"the_lattice_row_by_row_equals_it_point_by_point",
+         the_lattice_row_by_row_equals_it_point_by_point},
         {NULL, NULL}};
     int rc = test_run_suite("grid_source", cases);
     CPLFree(utm);

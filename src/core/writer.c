@@ -38,6 +38,13 @@ struct mmcl__writer {
     double nodata; /* fills the outside of edge blocks */
     void *edge;    /* (block_h, block_w) staging for edge blocks */
     mmcl__style_fn style;
+    /* Statistics the caller gave (mmcl__writer_set_statistics), by band;
+     * NULL when none. */
+    struct given_stats {
+        int set;
+        long long count;
+        double min, max, mean, sd;
+    } *given;
 };
 
 static int
@@ -526,6 +533,26 @@ mmcl__writer_set_metadata_list(mmcl_context *ctx, mmcl__writer *w, char **kv)
     return st;
 }
 
+mmcl_status
+mmcl__writer_set_statistics(mmcl_context *ctx, mmcl__writer *w, int band,
+                            long long count, double min, double max,
+                            double mean, double sd)
+{
+    if (band < 1 || band > w->n_bands)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "no band %d in an output of %d bands", band,
+                           w->n_bands);
+    if (!w->given) {
+        w->given = mmcl__calloc_array(ctx, (size_t)w->n_bands, 1,
+                                      sizeof(*w->given));
+        if (!w->given)
+            return MMCL_ERR_NO_MEMORY;
+    }
+    struct given_stats g = {1, count, min, max, mean, sd};
+    w->given[band - 1] = g;
+    return MMCL_OK;
+}
+
 double
 mmcl__writer_progress_split(const mmcl__writer *w, double p0, double p1)
 {
@@ -563,6 +590,20 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
      * that a viewer (QGIS) need not scan it; a band without any valid
      * pixel has none. */
     for (int b = 1; b <= w->n_bands && !cap.n_failures; b++) {
+        const struct given_stats *g = w->given ? &w->given[b - 1] : NULL;
+        if (g && g->set) { /* as GDALComputeRasterStatistics stores them */
+            GDALRasterBandH band = GDALGetRasterBand(w->ds, b);
+            double pixels = (double)w->width * w->height;
+            if (g->count > 0) {
+                GDALSetRasterStatistics(band, g->min, g->max, g->mean,
+                                        g->sd);
+                GDALSetMetadataItem(
+                    band, "STATISTICS_VALID_PERCENT",
+                    CPLSPrintf("%.4g", 100.0 * (double)g->count / pixels),
+                    NULL);
+            }
+            continue;
+        }
         double mn, mx, mean, sd;
         CPLPushErrorHandler(CPLQuietErrorHandler);
         GDALComputeRasterStatistics(GDALGetRasterBand(w->ds, b), FALSE, &mn,
@@ -679,5 +720,6 @@ mmcl__writer_abort(mmcl__writer *w)
     free(w->work_path);
     CSLDestroy(w->final_co);
     free(w->edge);
+    free(w->given);
     free(w);
 }

@@ -124,9 +124,22 @@ double mmcl__writer_progress_split(const mmcl__writer *w, double p0,
                                    double p1);
 
 /*
- * Completes the output in its stage: computes and stores the statistics
- * of every band (GDAL's STATISTICS_* items: in the GeoTIFF, or in the
- * "<name>.aux.xml" a format without room for them gets), closes it and
+ * The statistics of band @p band (1-based), computed by the caller over
+ * every value it wrote: @p count valid values (0: the band has none, and
+ * gets no statistics), their minimum, maximum, mean and standard
+ * deviation (of the population, as GDAL's). Finishing then stores them
+ * instead of reading the band back to compute them.
+ */
+mmcl_status mmcl__writer_set_statistics(mmcl_context *ctx, mmcl__writer *w,
+                                        int band, long long count,
+                                        double min, double max, double mean,
+                                        double sd);
+
+/*
+ * Completes the output in its stage: computes (unless given) and stores
+ * the statistics of every band (GDAL's STATISTICS_* items: in the
+ * GeoTIFF, or in the "<name>.aux.xml" a format without room for them
+ * gets), closes it and
  * converts it to the final format when that format can only copy (COG,
  * PNG, ...), then writes its QGIS style (spec's style hook), reporting
  * [p0, p1] through @p progress (may be NULL), which may cancel

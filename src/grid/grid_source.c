@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cpl_conv.h>
+#include <cpl_minixml.h>
 #include <cpl_string.h>
 #include <gdal_alg.h>
 #include <gdalwarper.h>
@@ -42,12 +43,19 @@ struct mmcl__grid_source {
     int on_grid;
     GDALResampleAlg resampling;
     char resampling_name[16];
+    /* Warped without validity masks, NaN marking the invalid and
+     * propagating through the kernel (nan_propagation()); with a finite
+     * nodata value, read through nan_vrt, a VRT of the bands read (1..
+     * n_bands) with that value made NaN. */
+    int nan_kernel;
+    char *nan_vrt;
     /* The warper's XSCALE / YSCALE, for the whole grid (warp_scales). */
     double xscale, yscale;
     double centre_ratio;
 
     /* Lattice of source pixel coordinates at grid pixel positions
-     * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step 0 = exact. */
+     * (i*step, j*step), i = 0..nx-1, j = 0..ny-1; step (a power of two)
+     * 0 = exact. */
     int step, nx, ny;
     double *lat_x, *lat_y;
 
@@ -114,20 +122,30 @@ pixel_ratio(void *exact, double x, double y)
                 (px[2] - px[0]) * (py[1] - py[0]));
 }
 
+/* Lattice cell index along one axis (clamped to the cells) of the
+ * position @p f in steps: floor(f) for f in the lattice. */
+static int
+lattice_cell(double f, int n_points)
+{
+    double last = n_points - 2;
+    return (int)(f < 0 ? 0 : (f > last ? last : f));
+}
+
+/* Source pixel position of grid position (x, y) through the lattice, one
+ * point on its own: the reference the row evaluator is tested against,
+ * and the lattice's own error check. */
 static int
 lattice_eval(const mmcl__grid_source *s, double x, double y, double *sx,
              double *sy)
 {
-    double fx = x / s->step, fy = y / s->step;
-    int i = (int)floor(fx), j = (int)floor(fy);
-    if (i < 0)
-        i = 0;
-    if (i > s->nx - 2)
-        i = s->nx - 2;
-    if (j < 0)
-        j = 0;
-    if (j > s->ny - 2)
-        j = s->ny - 2;
+    if (isnan(x) || isnan(y)) {
+        *sx = *sy = NAN;
+        return 0;
+    }
+    /* step is a power of two: the product is the exact quotient. */
+    double inv = 1.0 / s->step;
+    double fx = x * inv, fy = y * inv;
+    int i = lattice_cell(fx, s->nx), j = lattice_cell(fy, s->ny);
     double u = fx - i, v = fy - j;
     size_t k = (size_t)j * s->nx + i;
     const double *lx = s->lat_x, *ly = s->lat_y;
@@ -137,6 +155,60 @@ lattice_eval(const mmcl__grid_source *s, double x, double y, double *sx,
     *sy = (1 - v) * ((1 - u) * ly[k] + u * ly[k + 1]) +
           v * ((1 - u) * ly[k + nx] + u * ly[k + nx + 1]);
     return !isnan(*sx) && !isnan(*sy);
+}
+
+/*
+ * Source pixel positions of @p n grid positions (x, y), in place, through
+ * the lattice. The warper asks row by row (one y for a row of x): the
+ * lattice's two rows are blended once per row and lattice cell (the cell's
+ * left and right edges at that y), then each point costs one linear
+ * interpolation per coordinate. A point's result depends on its own
+ * position only, not on the points beside it in the call, so a window
+ * gives the bits of any other window that holds the point: tiles do not
+ * show. It equals lattice_eval() to rounding (the same bilinear form,
+ * summed in another order).
+ */
+static void
+lattice_eval_n(const mmcl__grid_source *s, int n, double *x, double *y,
+               int *ok)
+{
+    const double inv = 1.0 / s->step; /* exact: a power of two */
+    const size_t nx = (size_t)s->nx;
+    const double *lx = s->lat_x, *ly = s->lat_y;
+    double row_y = NAN, v = 0;
+    size_t row = 0;
+    int cell = -1;
+    /* The cell's left and right edges at row_y, in source pixels. */
+    double lx0 = 0, lx1 = 0, ly0 = 0, ly1 = 0;
+    for (int k = 0; k < n; k++) {
+        if (isnan(x[k]) || isnan(y[k])) {
+            ok[k] = 0;
+            x[k] = y[k] = NAN;
+            continue;
+        }
+        if (!(y[k] == row_y)) {
+            double fy = y[k] * inv;
+            int j = lattice_cell(fy, s->ny);
+            v = fy - j;
+            row = (size_t)j * nx;
+            row_y = y[k];
+            cell = -1;
+        }
+        double fx = x[k] * inv;
+        int i = lattice_cell(fx, s->nx);
+        if (i != cell) {
+            size_t c = row + (size_t)i;
+            lx0 = (1 - v) * lx[c] + v * lx[c + nx];
+            lx1 = (1 - v) * lx[c + 1] + v * lx[c + nx + 1];
+            ly0 = (1 - v) * ly[c] + v * ly[c + nx];
+            ly1 = (1 - v) * ly[c + 1] + v * ly[c + nx + 1];
+            cell = i;
+        }
+        double u = fx - i;
+        x[k] = (1 - u) * lx0 + u * lx1;
+        y[k] = (1 - u) * ly0 + u * ly1;
+        ok[k] = !isnan(x[k]) && !isnan(y[k]);
+    }
 }
 
 /* Fills the lattice for @p step; returns the max interpolation error at
@@ -286,12 +358,7 @@ window_transform_fn(void *arg, int dst_to_src, int n, double *x, double *y,
     }
     if (s->shift)
         mmcl__shift_apply(s->shift, n, x, y);
-    for (int i = 0; i < n; i++) {
-        double sx, sy;
-        ok[i] = lattice_eval(s, x[i], y[i], &sx, &sy);
-        x[i] = sx;
-        y[i] = sy;
-    }
+    lattice_eval_n(s, n, x, y, ok);
     return TRUE;
 }
 
@@ -413,6 +480,65 @@ check_overlap_and_resampling(mmcl_context *ctx, mmcl__grid_source *s,
     return MMCL_OK;
 }
 
+/*
+ * Whether the source is warped with GDAL's unmasked kernels, NaN marking
+ * the invalid: a NaN among the samples a kernel uses makes the output NaN,
+ * which is design section 3.1's rule (a pixel is valid only when every
+ * value it uses is valid) and skips the warper's validity masks, twice
+ * as fast. For a nodata source (a finite nodata value read as NaN first:
+ * make_nan_vrt()) with the interpolating kernels: near, bilinear, cubic.
+ * The other resamplings (average, mode, ...) take the masked kernels,
+ * which leave the invalid samples out of their statistics.
+ */
+static int
+nan_propagation(const mmcl__grid_source *s)
+{
+    if (s->validity != MMCL__GRID_NODATA)
+        return 0;
+    return s->resampling == GRA_NearestNeighbour ||
+           s->resampling == GRA_Bilinear || s->resampling == GRA_Cubic;
+}
+
+/*
+ * For the NaN kernel, a source with a finite nodata value is read through
+ * a VRT (XML in s->nan_vrt) of its bands that reads that value as NaN (a
+ * complex source with NODATA over a band whose nodata is NaN), so that no
+ * nodata value enters the kernel's sums.
+ */
+static mmcl_status
+make_nan_vrt(mmcl_context *ctx, mmcl__grid_source *s)
+{
+    CPLXMLNode *root = CPLCreateXMLNode(NULL, CXT_Element, "VRTDataset");
+    CPLAddXMLAttributeAndValue(root, "rasterXSize",
+                               CPLSPrintf("%d", s->width));
+    CPLAddXMLAttributeAndValue(root, "rasterYSize",
+                               CPLSPrintf("%d", s->height));
+    for (int b = 0; b < s->n_bands; b++) {
+        CPLXMLNode *band = CPLCreateXMLNode(root, CXT_Element,
+                                            "VRTRasterBand");
+        CPLAddXMLAttributeAndValue(band, "dataType",
+                                   GDALGetDataTypeName(s->type));
+        CPLAddXMLAttributeAndValue(band, "band", CPLSPrintf("%d", b + 1));
+        CPLCreateXMLElementAndValue(band, "NoDataValue", "nan");
+        CPLXMLNode *cs = CPLCreateXMLNode(band, CXT_Element,
+                                          "ComplexSource");
+        CPLXMLNode *file = CPLCreateXMLElementAndValue(cs, "SourceFilename",
+                                                       s->name);
+        CPLAddXMLAttributeAndValue(file, "relativeToVRT", "0");
+        CPLCreateXMLElementAndValue(cs, "SourceBand",
+                                    CPLSPrintf("%d", s->bands[b]));
+        CPLCreateXMLElementAndValue(cs, "NODATA",
+                                    CPLSPrintf("%.17g", s->nodata));
+    }
+    char *xml = CPLSerializeXMLTree(root);
+    CPLDestroyXMLNode(root);
+    s->nan_vrt = xml ? mmcl__strdup(ctx, xml) : NULL;
+    CPLFree(xml);
+    if (!s->nan_vrt)
+        return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    return MMCL_OK;
+}
+
 /* Whether the source grid is the grid: the same size, and the corners and
  * the centre of the grid land on the same source pixel positions (to 1e-9
  * pixel). Every resampling then gives the source pixel itself. */
@@ -501,10 +627,14 @@ mmcl__grid_source_open(mmcl_context *ctx, const mmcl__grid_raster *raster,
         goto done;
     s->centre_ratio = pixel_ratio(exact, grid->width / 2.0,
                                   grid->height / 2.0);
+    s->nan_kernel = nan_propagation(s);
     /* A shift moves the pixels off the grid: warped. */
     s->on_grid = raster->place == MMCL__GRID_AUTO && !s->shift &&
                  on_grid(s, exact);
-    st = choose_lattice(ctx, s, exact, raster->error_threshold);
+    if (s->nan_kernel && !s->on_grid && s->has_nodata && !isnan(s->nodata))
+        st = make_nan_vrt(ctx, s);
+    if (st == MMCL_OK)
+        st = choose_lattice(ctx, s, exact, raster->error_threshold);
 done:
     if (exact)
         GDALDestroyGenImgProjTransformer(exact);
@@ -528,6 +658,7 @@ mmcl__grid_source_close(mmcl__grid_source *s)
     free(s->wkt);
     free(s->grid_wkt);
     free(s->bands);
+    free(s->nan_vrt);
     free(s->lat_x);
     free(s->lat_y);
     mmcl__shift_destroy(s->shift);
@@ -552,6 +683,24 @@ mmcl__grid_source_lattice_step(const mmcl__grid_source *s)
     return s->step;
 }
 
+int
+mmcl__grid_source_nan_kernel(const mmcl__grid_source *s)
+{
+    return s->nan_kernel && !s->on_grid;
+}
+
+void
+mmcl__grid_source_lattice_eval(const mmcl__grid_source *s, int n, double *x,
+                               double *y, int *ok, int one_by_one)
+{
+    if (!one_by_one) {
+        lattice_eval_n(s, n, x, y, ok);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        ok[i] = lattice_eval(s, x[i], y[i], &x[i], &y[i]);
+}
+
 double
 mmcl__grid_source_centre_ratio(const mmcl__grid_source *s)
 {
@@ -569,7 +718,8 @@ mmcl__grid_reader_create(mmcl_context *ctx, const mmcl__grid_source *src)
         return NULL;
     }
     r->src = src;
-    r->ds = mmcl__open_raster(ctx, src->name, src->role);
+    r->ds = mmcl__open_raster(ctx, src->nan_vrt ? src->nan_vrt : src->name,
+                              src->role);
     int fail = !r->ds;
     if (!fail && !src->on_grid) {
         r->exact = create_exact(ctx, src);
@@ -711,13 +861,20 @@ warp_window(mmcl_context *ctx, mmcl__grid_reader *r, int x, int y, int w,
     wo->nBandCount = s->n_bands;
     wo->panSrcBands = CPLMalloc(sizeof(int) * (size_t)s->n_bands);
     wo->panDstBands = CPLMalloc(sizeof(int) * (size_t)s->n_bands);
-    wo->padfDstNoDataReal = CPLMalloc(sizeof(double) * (size_t)s->n_bands);
-    if (s->validity == MMCL__GRID_NODATA)
-        wo->padfSrcNoDataReal = CPLMalloc(sizeof(double) * (size_t)s->n_bands);
+    /* With the NaN kernel, no nodata at all: the warper then builds no
+     * validity masks, and NaN propagates through the sums. */
+    if (!s->nan_kernel) {
+        wo->padfDstNoDataReal =
+            CPLMalloc(sizeof(double) * (size_t)s->n_bands);
+        if (s->validity == MMCL__GRID_NODATA)
+            wo->padfSrcNoDataReal =
+                CPLMalloc(sizeof(double) * (size_t)s->n_bands);
+    }
     for (int b = 0; b < s->n_bands; b++) {
-        wo->panSrcBands[b] = s->bands[b];
+        wo->panSrcBands[b] = s->nan_vrt ? b + 1 : s->bands[b];
         wo->panDstBands[b] = b + 1;
-        wo->padfDstNoDataReal[b] = NAN;
+        if (wo->padfDstNoDataReal)
+            wo->padfDstNoDataReal[b] = NAN;
         /* A float source without declared nodata: NaN marks the invalid. */
         if (wo->padfSrcNoDataReal)
             wo->padfSrcNoDataReal[b] = s->has_nodata ? s->nodata : NAN;
@@ -726,7 +883,9 @@ warp_window(mmcl_context *ctx, mmcl__grid_reader *r, int x, int y, int w,
     wo->eWorkingDataType = s->type;
     wo->pfnTransformer = window_transform_fn;
     wo->pTransformerArg = &tf;
-    wo->papszWarpOptions = CSLSetNameValue(NULL, "INIT_DEST", "NO_DATA");
+    /* Pixels the warper does not reach stay NaN (outside the source). */
+    wo->papszWarpOptions = CSLSetNameValue(
+        NULL, "INIT_DEST", s->nan_kernel ? "NaN" : "NO_DATA");
     wo->papszWarpOptions = CSLSetNameValue(
         wo->papszWarpOptions, "XSCALE", CPLSPrintf("%.17g", s->xscale));
     wo->papszWarpOptions = CSLSetNameValue(

@@ -38,7 +38,11 @@ typedef struct mmcl__grid {
 /* Which pixels of a source are invalid. */
 typedef enum mmcl__grid_validity {
     /* Those at its nodata value (when it has one) and NaN: NaN in the
-     * output, and left out of the resampling. */
+     * output. With near, bilinear and cubic, a grid pixel is valid only
+     * when every source value the kernel uses is (design section 3.1):
+     * the nodata value read as NaN, NaN propagates through GDAL's
+     * unmasked kernel. The other resamplings (average, mode, ...) leave
+     * the invalid values out (GDAL's masked kernels). */
     MMCL__GRID_NODATA,
     /* Those its mask band marks (a real mask, not a nodata mask; when
      * warped, GDAL's per-dataset mask): NaN in the output. Other values,
@@ -113,6 +117,18 @@ const char *mmcl__grid_source_resampling(const mmcl__grid_source *src);
 int mmcl__grid_source_on_grid(const mmcl__grid_source *src);
 /* Transform step in pixels of the interpolation lattice (0 = exact). */
 int mmcl__grid_source_lattice_step(const mmcl__grid_source *src);
+/* Whether the source is warped with the unmasked kernel, NaN propagating
+ * (MMCL__GRID_NODATA). */
+int mmcl__grid_source_nan_kernel(const mmcl__grid_source *src);
+/* Source pixel positions of @p n grid positions (x, y), in place, through
+ * the interpolation lattice (which must exist: lattice step > 0) as the
+ * warper gets them, row by row, or with @p one_by_one each point on its
+ * own; ok[i] is 0 where the transform failed. For tests: both give a
+ * point the same position to rounding, and the first the same bits
+ * whichever points share the call. */
+void mmcl__grid_source_lattice_eval(const mmcl__grid_source *src, int n,
+                                    double *x, double *y, int *ok,
+                                    int one_by_one);
 /* Source pixels per grid pixel at the centre of the grid (the area ratio
  * of the transform there), or 0 when unknown (read as it is, or the
  * centre does not transform). */

@@ -39,15 +39,50 @@ def same_grid(test, a, b):
     test.assertTrue(a.GetSpatialRef().IsSame(b.GetSpatialRef()))
 
 
-def gdalwarp_onto(src, grid_ds, out, resampling, et="0"):
+def gdalwarp_onto(src, grid_ds, out, resampling, et="0", nan=False):
+    """gdalwarp of @p src onto the grid of @p grid_ds: masked (the source
+    nodata leaves invalid samples out, the weights renormalised over the
+    valid ones), or with @p nan NaN propagation (no nodata: unmasked
+    kernels, a NaN sample makes the output NaN)."""
     gt = grid_ds.GetGeoTransform()
     w, h = grid_ds.RasterXSize, grid_ds.RasterYSize
     te = [gt[0], gt[3] + gt[5] * h, gt[0] + gt[1] * w, gt[3]]
+    validity = (["-srcnodata", "None", "-wo", "INIT_DEST=NaN"] if nan
+                else ["-dstnodata", "nan"])
     subprocess.run(["gdalwarp", "-q", "-overwrite", "-et", et, "-r",
                     resampling, "-te"] + [repr(v) for v in te] +
                    ["-ts", str(w), str(h), "-t_srs", grid_ds.GetProjection(),
-                    "-ot", "Float32", "-dstnodata", "nan", src, out],
+                    "-ot", "Float32"] + validity + [src, out],
                    check=True)
+
+
+def make_utm_grid(path):
+    """An optical grid of 300 x 200 pixels of 10 m on UTM 31N."""
+    o = gdal.GetDriverByName("GTiff").Create(path, 300, 200, 1,
+                                             gdal.GDT_Float32)
+    o.SetGeoTransform([500000, 10, 0, 4800000, 0, -10])
+    o.SetProjection("EPSG:32631")
+    o.GetRasterBand(1).Fill(1)
+
+
+def check_statistics(test, ds, a):
+    """The statistics stored with each band (accumulated as the tiles are
+    written) are those of its valid values, as GDAL computes them."""
+    for b in range(ds.RasterCount):
+        md = ds.GetRasterBand(b + 1).GetMetadata()
+        v = a[b][np.isfinite(a[b])]
+        want = {"MINIMUM": v.min(), "MAXIMUM": v.max(), "MEAN": v.mean(),
+                "STDDEV": v.std(), "VALID_PERCENT": 100.0 * v.size / a[b].size}
+        for k, x in want.items():
+            test.assertAlmostEqual(float(md["STATISTICS_" + k]), x,
+                                   delta=1e-9 * max(1.0, abs(x)) +
+                                   (0.01 if k == "VALID_PERCENT" else 0),
+                                   msg="band %d %s" % (b + 1, k))
+
+
+# Resamplings whose kernel propagates NaN: an output pixel is valid only
+# when every SAR sample its kernel uses is (design section 3.1).
+NAN_KERNELS = ("near", "bilinear", "cubic")
 
 
 class RealData(Workdir):
@@ -99,23 +134,51 @@ class RealData(Workdir):
 
 
 class AgainstGdalwarp(Workdir):
-    def check(self, opt, sar, resampling, extra=()):
-        out = self.path("mmcl_%s.tif" % resampling)
-        ref = self.path("gdalwarp_%s.tif" % resampling)
+    def check(self, opt, sar, resampling, extra=(), nan_twin=None):
+        """mmcl align -et 0 against gdalwarp -et 0: equal to gdalwarp's
+        masked output (source nodata set) within 1e-5 wherever both are
+        valid; with a NaN-propagating kernel, valid exactly where
+        gdalwarp's NaN propagation is (the rule of design section 3.1),
+        and nowhere the masked output is not; with another, valid where
+        the masked output is (to 0.1 %). gdalwarp's NaN propagation runs
+        on @p nan_twin when given: @p sar with its nodata value made NaN.
+        Returns mmcl's output."""
+        tag = "%s_%s" % (os.path.basename(sar)[:-4], resampling)
+        out = self.path("mmcl_%s.tif" % tag)
+        ref = self.path("gdalwarp_%s.tif" % tag)
         run("align", "-q", "-et", "0", "-r", resampling, *extra, opt, sar,
             out)
         gdalwarp_onto(sar, gdal.Open(opt), ref, resampling)
-        a, _ = read(out)
+        a, ads = read(out)
         g, _ = read(ref)
+        check_statistics(self, ads, a)
         both = np.isfinite(a) & np.isfinite(g)
         diff = np.abs(a - g)[both].max()
         mismatch = (np.isfinite(a) != np.isfinite(g)).sum()
         print("%s %s: max abs diff %.3g over %d values, %d validity "
-              "mismatches" % (os.path.basename(sar), resampling, diff,
-                              both.sum(), mismatch))
+              "mismatches with gdalwarp's masked output" %
+              (os.path.basename(sar), resampling, diff, both.sum(),
+               mismatch))
         self.assertLessEqual(diff, 1e-5)
-        self.assertLessEqual(mismatch, 0.001 * a.size)
         self.assertGreater(both.sum(), 0.5 * a.size)
+        if resampling not in NAN_KERNELS:
+            self.assertLessEqual(mismatch, 0.001 * a.size)
+        else:
+            ref_nan = self.path("gdalwarp_nan_%s.tif" % tag)
+            gdalwarp_onto(nan_twin or sar, gdal.Open(opt), ref_nan,
+                          resampling, nan=True)
+            n, _ = read(ref_nan)
+            both_n = np.isfinite(a) & np.isfinite(n)
+            diff_n = np.abs(a - n)[both_n].max()
+            mismatch_n = int((np.isfinite(a) != np.isfinite(n)).sum())
+            beyond = int((np.isfinite(a) & ~np.isfinite(g)).sum())
+            print("  NaN propagation: max abs diff %.3g, %d validity "
+                  "mismatches; %d pixels valid in mmcl and not in the "
+                  "masked output" % (diff_n, mismatch_n, beyond))
+            self.assertLessEqual(diff_n, 1e-5)
+            self.assertEqual(mismatch_n, 0)
+            self.assertEqual(beyond, 0)
+        return a
 
     def test_equals_gdalwarp_on_spain(self):
         need_data(SPAIN)
@@ -137,13 +200,9 @@ class AgainstGdalwarp(Workdir):
         # optical on UTM 31N; several tiles and threads.
         opt = self.path("opt.tif")
         sar = self.path("sar.tif")
-        drv = gdal.GetDriverByName("GTiff")
-        o = drv.Create(opt, 300, 200, 1, gdal.GDT_Float32)
-        o.SetGeoTransform([500000, 10, 0, 4800000, 0, -10])
-        o.SetProjection("EPSG:32631")
-        o.GetRasterBand(1).Fill(1)
-        o = None
-        s = drv.Create(sar, 180, 140, 2, gdal.GDT_Float32)
+        make_utm_grid(opt)
+        s = gdal.GetDriverByName("GTiff").Create(sar, 180, 140, 2,
+                                                 gdal.GDT_Float32)
         s.SetGeoTransform([2.995, 0.00025, 0, 43.36, 0, -0.00018])
         s.SetProjection("EPSG:4326")
         yy, xx = np.mgrid[0:140, 0:180]
@@ -153,6 +212,104 @@ class AgainstGdalwarp(Workdir):
                 .astype(np.float32))
         s = None
         self.check(opt, sar, "bilinear", ("--tile", "64", "--threads", "2"))
+
+    def make_holed_pair(self, opt, sar, sar_epsg, sar_gt, sar_w, sar_h,
+                        nodata=float("nan")):
+        """The optical grid (make_utm_grid) and a 2-band SAR with nodata
+        holes (@p nodata, declared): a disc, a stripe and scattered single
+        pixels; returns where the holes are."""
+        make_utm_grid(opt)
+        s = gdal.GetDriverByName("GTiff").Create(sar, sar_w, sar_h, 2,
+                                                 gdal.GDT_Float32)
+        s.SetGeoTransform(sar_gt)
+        s.SetProjection("EPSG:%d" % sar_epsg)
+        yy, xx = np.mgrid[0:sar_h, 0:sar_w]
+        hole = (((xx - 0.4 * sar_w) ** 2 + (yy - 0.5 * sar_h) ** 2 <
+                 (0.12 * sar_h) ** 2) |
+                ((xx > 0.7 * sar_w) & (xx < 0.7 * sar_w + 3)) |
+                ((3 * xx + 5 * yy) % 97 == 0))
+        for b in range(2):
+            v = np.sin(0.3 * xx + b) * np.cos(0.2 * yy) * 5 - 12
+            v[hole] = nodata
+            band = s.GetRasterBand(b + 1)
+            band.SetNoDataValue(nodata)
+            band.WriteArray(v.astype(np.float32))
+        s = None
+        return hole
+
+    def test_nodata_holes_equal_gdalwarp_and_follow_the_validity_rule(self):
+        # The SAR on EPSG:4326 with holes: for each NaN-propagating kernel,
+        # gdalwarp's masked output where both are valid, the validity of
+        # NaN propagation, and the same bytes for any tile and threads.
+        # A finite nodata value (-9999) is read as NaN first: the same
+        # output.
+        opt = self.path("holed_opt.tif")
+        sar = self.path("holed_sar.tif")
+        sar_nd = self.path("holed_sar_9999.tif")
+        sgt = [2.995, 0.00025, 0, 43.36, 0, -0.00018]
+        self.make_holed_pair(opt, sar, 4326, sgt, 180, 140)
+        self.make_holed_pair(opt, sar_nd, 4326, sgt, 180, 140, -9999.0)
+        for r in NAN_KERNELS:
+            a = self.check(opt, sar, r, ("--tile", "64", "--threads", "2"))
+            nd = self.check(opt, sar_nd, r, ("--tile", "64"), nan_twin=sar)
+            self.assertTrue(np.array_equal(a, nd, equal_nan=True))
+            one = self.path("one_%s.tif" % r)
+            run("align", "-q", "-et", "0", "-r", r, "--tile", "512",
+                "--threads", "1", opt, sar, one)
+            b, _ = read(one)
+            self.assertTrue(np.array_equal(a, b, equal_nan=True))
+            # The default lattice: the same bytes for any tile and threads.
+            lat = [self.path("lattice_%s_%d.tif" % (r, t)) for t in (0, 1)]
+            run("align", "-q", "-r", r, "--tile", "48", "--threads", "2",
+                opt, sar, lat[0])
+            run("align", "-q", "-r", r, "--tile", "256", "--threads", "1",
+                opt, sar, lat[1])
+            la, _ = read(lat[0])
+            lb, _ = read(lat[1])
+            self.assertTrue(np.array_equal(la, lb, equal_nan=True))
+
+    def test_a_pixel_is_valid_only_when_every_sample_it_uses_is(self):
+        # Design section 3.1 computed here: the SAR on the optical CRS at
+        # 20 m, offset so that no optical pixel centre falls on a SAR
+        # pixel edge or centre. An optical pixel at SAR position (sx, sy)
+        # uses the SAR pixels near: floor(sx); bilinear: the 2 x 2 from
+        # floor(sx - 0.5); cubic: the 4 x 4 around those. It is valid
+        # exactly when they all are (pixels whose samples reach the SAR's
+        # edge are left out).
+        opt = self.path("rule_opt.tif")
+        sar = self.path("rule_sar.tif")
+        sgt = [499993.3, 20, 0, 4800002.9, 0, -20]
+        hole = self.make_holed_pair(opt, sar, 32631, sgt, 160, 110)
+        ox = 500000 + 10 * (np.arange(300) + 0.5)
+        oy = 4800000 - 10 * (np.arange(200) + 0.5)
+        sx = (ox - sgt[0]) / sgt[1]
+        sy = (oy - sgt[3]) / sgt[5]
+        for r, lo, n in (("near", 0, 1), ("bilinear", 0, 2),
+                         ("cubic", -1, 4)):
+            out = self.path("rule_%s.tif" % r)
+            run("align", "-q", "-et", "0", "-r", r, "--tile", "64",
+                "--threads", "2", opt, sar, out)
+            a, _ = read(out)
+            shift = 0.0 if r == "near" else 0.5
+            ix = np.floor(sx - shift).astype(int) + lo
+            iy = np.floor(sy - shift).astype(int) + lo
+            inside_x = (ix >= 1) & (ix + n < 160 - 1)
+            inside_y = (iy >= 1) & (iy + n < 110 - 1)
+            want = np.ones((200, 300), bool)
+            for dy in range(n):
+                for dx in range(n):
+                    h = hole[np.clip(iy + dy, 0, 109)][:, np.clip(ix + dx, 0,
+                                                                  159)]
+                    want &= ~h
+            inside = inside_y[:, None] & inside_x[None, :]
+            got = np.isfinite(a)
+            wrong = int(((got[0] != want) & inside).sum() +
+                        ((got[1] != want) & inside).sum())
+            print("%s: %d of %d pixels valid by the rule, %d wrong" %
+                  (r, int(want[inside].sum()), int(inside.sum()), wrong))
+            self.assertGreater(int(inside.sum()), 0.8 * a[0].size)
+            self.assertLess(int(want[inside].sum()), int(inside.sum()))
+            self.assertEqual(wrong, 0)
 
     def test_sar_on_the_optical_grid_is_read_as_it_is(self):
         # Same grid: mmcl reads the SAR without the warper. Its pixels must
