@@ -225,7 +225,7 @@ class TestFailures(unittest.TestCase):
         d = tmpdir("mpi_synth")
         p = mpirun(2, "synth", "-q", os.path.join(d, "s"))
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("only embed, infoloss and align share", p.stderr)
+        self.assertIn("only embed, infoloss, align and train share", p.stderr)
         self.assertEqual(os.listdir(d), [])
 
     def test_launch_mpi_does_not_see(self):
