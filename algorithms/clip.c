@@ -215,6 +215,9 @@ mmcl__clip_config_default(mmcl_clip_config *cfg)
     cfg->learn_tau = 0;
     cfg->seed = 0;
     cfg->n_threads = 0;
+    cfg->owns_part = NULL;
+    cfg->share = NULL;
+    cfg->agree = NULL;
 }
 
 /* Shapes shared by the work buffers and the training loop. */

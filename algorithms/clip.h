@@ -79,7 +79,8 @@ typedef struct mmcl_clip_config {
 } mmcl_clip_config;
 
 /* epochs 10, batch 256, lr 1e-3, weight_decay 1e-4, betas 0.9 / 0.999,
- * adam_eps 1e-8, tau 0.1 fixed, seed 0, n_threads 0. */
+ * adam_eps 1e-8, tau 0.1 fixed, seed 0, n_threads 0, no processes
+ * (owns_part, share, agree NULL). */
 void mmcl__clip_config_default(mmcl_clip_config *cfg);
 
 /*
