@@ -18,12 +18,11 @@ and 2 epochs (the steps dominate).
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_embed import cpu_model, mmcl_blas, timed  # noqa: E402
+from bench_embed import bench_scene, cpu_model, mmcl_blas, timed  # noqa: E402
 
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",
            OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OPENBLAS_NUM_THREADS="1")
@@ -46,12 +45,7 @@ def main():
     a = ap.parse_args()
     mmcl = os.path.abspath(os.path.join(a.build, "mmcl"))
     os.makedirs(a.work, exist_ok=True)
-    d = os.path.join(a.work, "s%d" % a.size)
-    if not os.path.exists(os.path.join(d, "sar.tif")):
-        subprocess.run([mmcl, "synth", d, "--size", str(a.size),
-                        "--optical-bands", "13", "--sar-bands", "2",
-                        "--shared", "2", "--seed", "1", "-q", "--overwrite"],
-                       check=True)
+    d = bench_scene(mmcl, a.work, a.size)
     mpirun = [a.mpirun, "--oversubscribe", "--bind-to", "none", "-n", "2"]
     kinds = {
         "1 process, --threads 1": ([mmcl], "1"),

@@ -21,7 +21,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mmcl_cli import run  # noqa: E402
-from test_mpi import mpirun, same_bytes, tmpdir  # noqa: E402
+from test_mpi import (damaged_copy, mpirun, one_message,  # noqa: E402
+                      same_bytes, tmpdir)
 
 
 class Scene:
@@ -90,20 +91,12 @@ class TestFailures(unittest.TestCase):
         d = tmpdir("mpi_train_bad_tile")
         # A copy of the optical raster with some of its tiles' bytes
         # destroyed: whichever rank draws them fails.
-        with open(opt, "rb") as f:
-            data = bytearray(f.read())
-        n = len(data)
-        data[int(n * 0.6):int(n * 0.6) + n // 10] = bytes(n // 10)
         bad = os.path.join(d, "bad.tif")
-        with open(bad, "wb") as f:
-            f.write(data)
-        before = bytes(data)
+        before = damaged_copy(opt, bad)
         out = os.path.join(d, "m.mmcl")
         p = mpirun(3, "train", "-q", "--objective", "cca", bad, sar, out)
         self.assertNotEqual(p.returncode, 0)
-        mine = [l for l in p.stderr.splitlines() if "mmcl train" in l]
-        self.assertEqual(len(mine), 1, "not one message: %s" % p.stderr)
-        self.assertIn("bad.tif", mine[0])
+        self.assertIn("bad.tif", one_message(self, p.stderr, "train"))
         self.assertEqual(sorted(os.listdir(d)), ["bad.tif"],
                          "something left beside the input")
         with open(bad, "rb") as f:
@@ -117,9 +110,7 @@ class TestFailures(unittest.TestCase):
             f.write(b"not a model")
         p = mpirun(3, "train", "-q", "--objective", "cca", opt, sar, out)
         self.assertNotEqual(p.returncode, 0)
-        mine = [l for l in p.stderr.splitlines() if "mmcl train" in l]
-        self.assertEqual(len(mine), 1, "not one message: %s" % p.stderr)
-        self.assertIn("m.mmcl", mine[0])
+        self.assertIn("m.mmcl", one_message(self, p.stderr, "train"))
         with open(out, "rb") as f:
             self.assertEqual(f.read(), b"not a model", "the file was replaced")
         self.assertEqual(os.listdir(d), ["m.mmcl"])
