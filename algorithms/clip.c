@@ -75,7 +75,17 @@ struct mmcl_clip_work {
     const size_t *rows;
     const mmcl_clip_config *cfg;
     int t;
+    /* Data-parallel over processes (mmcl_clip_config), or NULL. */
+    int (*owns_part)(int part);
+    mmcl_status (*share)(mmcl_context *ctx, void *buf, size_t n);
 };
+
+/* Whether part @p part of a step is computed here. */
+static int
+owns(const mmcl_clip_work *w, int part)
+{
+    return !w->owns_part || w->owns_part(part);
+}
 
 /* ---- Two-worker phases -------------------------------------------------- */
 
@@ -205,6 +215,9 @@ mmcl__clip_config_default(mmcl_clip_config *cfg)
     cfg->learn_tau = 0;
     cfg->seed = 0;
     cfg->n_threads = 0;
+    cfg->owns_part = NULL;
+    cfg->share = NULL;
+    cfg->agree = NULL;
 }
 
 /* Shapes shared by the work buffers and the training loop. */
@@ -315,6 +328,14 @@ phase_forward(mmcl_clip_work *w, int part)
     int M = (int)(r1 - r0), D = w->D;
     if (M < 1)
         return;
+    if (!owns(w, part)) {
+        /* Another process's rows: 0 until shared. */
+        memset(w->z1 + r0 * D, 0, (size_t)M * D * sizeof(float));
+        memset(w->z2 + r0 * D, 0, (size_t)M * D * sizeof(float));
+        memset(w->r1 + r0, 0, (size_t)M * sizeof(float));
+        memset(w->r2 + r0, 0, (size_t)M * sizeof(float));
+        return;
+    }
     const mmcl_mlp *f[2] = {w->f1, w->f2};
     mmcl_mlp_acts *acts[2] = {w->acts1, w->acts2};
     const float *in[2] = {w->in1, w->in2};
@@ -373,7 +394,7 @@ phase_backward(mmcl_clip_work *w, int part)
             grads += f[t]->n_params;
         }
         memset(view.grads, 0, view.n_params * sizeof(float));
-        if (M < 1)
+        if (M < 1 || !owns(w, part))
             continue;
         memset(dh[t] + r0 * D, 0, (size_t)M * D * sizeof(float));
         mmcl__l2norm_backward(dh[t] + r0 * D, dz[t] + r0 * D, z[t] + r0 * D,
@@ -431,6 +452,18 @@ mmcl__clip_loss_grad(mmcl_context *ctx, double *loss, float *dlog_tau,
 
     /* Forward: h = f(x) (B, D), z = h / ||h|| (B, D), InfoNCE. */
     run_phase(w, phase_forward);
+    if (w->share) {
+        /* Every process sees every part's embeddings (the negatives). */
+        st = w->share(ctx, w->z1, BD * sizeof(float));
+        if (st == MMCL_OK)
+            st = w->share(ctx, w->z2, BD * sizeof(float));
+        if (st == MMCL_OK)
+            st = w->share(ctx, w->r1, (size_t)B * sizeof(float));
+        if (st == MMCL_OK)
+            st = w->share(ctx, w->r2, (size_t)B * sizeof(float));
+        if (st != MMCL_OK)
+            return st;
+    }
     st = mmcl__infonce_forward_begin(ctx, w->nce, w->z1, w->z2, tau, B);
     if (st != MMCL_OK)
         return st;
@@ -449,6 +482,18 @@ mmcl__clip_loss_grad(mmcl_context *ctx, double *loss, float *dlog_tau,
     run_phase(w, phase_infonce_backward);
     mmcl__infonce_backward_end(w->dz2, dlog_tau, w->nce);
     run_phase(w, phase_backward);
+    if (w->share) {
+        /* Part 0's gradients are in f->grads, the others' in grads1: each
+         * written by its process, 0 on the others. */
+        st = w->share(ctx, f1->grads, f1->n_params * sizeof(float));
+        if (st == MMCL_OK)
+            st = w->share(ctx, f2->grads, f2->n_params * sizeof(float));
+        if (st == MMCL_OK && w->grads1)
+            st = w->share(ctx, w->grads1,
+                          (f1->n_params + f2->n_params) * sizeof(float));
+        if (st != MMCL_OK)
+            return st;
+    }
     if (w->n_parts > 1)
         run_phase(w, phase_reduce);
     return MMCL_OK;
@@ -588,6 +633,11 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
     int n_threads =
         cfg->n_threads >= 1 ? cfg->n_threads : mmcl__blas_get_threads();
     int n_workers = n_threads == 2 ? 2 : 1;
+    /* Over processes: each computes its parts on one thread with a
+     * single-threaded BLAS, as each of two workers does. */
+    int dist = cfg->owns_part && cfg->share && cfg->agree;
+    if (dist)
+        n_workers = 1;
     mmcl_clip_work *w = mmcl__clip_work_create(ctx, f1, f2, B, n_workers);
     size_t *idx =
         w ? mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(*idx)) : NULL;
@@ -595,8 +645,19 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
         /* The allocator or the shape check set the message; a NULL ctx
          * keeps no code, and then memory is the likely cause. */
         st = mmcl_context_errcode(ctx);
+        if (st == MMCL_OK)
+            st = MMCL_ERR_NO_MEMORY;
+    }
+    if (dist)
+        st = cfg->agree(ctx, st);
+    if (st != MMCL_OK) {
+        free(idx);
         mmcl__clip_work_destroy(w);
-        return st != MMCL_OK ? st : MMCL_ERR_NO_MEMORY;
+        return st;
+    }
+    if (dist) {
+        w->owns_part = cfg->owns_part;
+        w->share = cfg->share;
     }
     for (int n = 0; n < N; n++)
         idx[n] = (size_t)n;
@@ -605,7 +666,7 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
     w->X1 = X1;
     w->X2 = X2;
     w->cfg = cfg;
-    int blas_asked = n_workers > 1 ? 1 : cfg->n_threads;
+    int blas_asked = n_workers > 1 || dist ? 1 : cfg->n_threads;
     mmcl__blas_threads_enter(blas_asked);
 
     /* Fresh AdamW state: moments zero, t counts this run's steps. */
@@ -627,11 +688,13 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
     uint64_t rng = cfg->seed ^ UINT64_C(0x636c69702d736866); /* "clip-shf" */
     int t = 0;
 
-    if (progress && !progress(0.0, NULL, progress_user)) {
+    if (progress && !progress(0.0, NULL, progress_user))
         st = mmcl__error(ctx, MMCL_ERR_CANCELLED,
                          "clip: cancelled before the first step");
+    if (dist)
+        st = cfg->agree(ctx, st);
+    if (st != MMCL_OK)
         goto done;
-    }
 
     for (int e = 0; e < cfg->epochs; e++) {
         mmcl__rng_shuffle(&rng, idx, (size_t)N);
@@ -675,12 +738,15 @@ mmcl__clip_train(mmcl_context *ctx, mmcl_mlp *f1, mmcl_mlp *f2, float *log_tau,
                 loss_per_step[(size_t)e * steps + s] = loss;
 
             if (progress &&
-                !progress((double)t / total_steps, NULL, progress_user)) {
+                !progress((double)t / total_steps, NULL, progress_user))
                 st = mmcl__error(ctx, MMCL_ERR_CANCELLED,
                                  "clip: cancelled at epoch %d, step %d", e + 1,
                                  s + 1);
+            /* A cancel on one process stops every one at the same step. */
+            if (dist)
+                st = cfg->agree(ctx, st);
+            if (st != MMCL_OK)
                 goto done;
-            }
         }
         double mean = sum / steps;
         if (loss_per_epoch)

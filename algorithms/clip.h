@@ -61,10 +61,26 @@ typedef struct mmcl_clip_config {
     int n_threads;      /* threads while training; < 1: the current BLAS
                            count. 2: two workers on a single-threaded
                            BLAS; 1 or > 2: that many BLAS threads */
+    /* Data-parallel over processes (MPI ranks; NULL, the default: all
+     * here). Every process runs the same loop on the same samples. Part p
+     * of each step's fixed row blocks (clip.h, Threads) is computed by
+     * the process where owns_part(p) is nonzero, on one thread with a
+     * single-threaded BLAS; share() then makes whole, on every process, a
+     * buffer that the processes wrote in disjoint parts and left 0
+     * elsewhere: the parts' normalised embeddings (so that every process
+     * sees all the negatives), then the parts' gradients, which every
+     * process sums in part order, as one process does. The result is that
+     * of one process, bit for bit. agree() is called by every process at
+     * the same points with its status, and returns MMCL_OK only when all
+     * are fine (a cancel or a failure on one stops all). */
+    int (*owns_part)(int part);
+    mmcl_status (*share)(mmcl_context *ctx, void *buf, size_t n);
+    mmcl_status (*agree)(mmcl_context *ctx, mmcl_status st);
 } mmcl_clip_config;
 
 /* epochs 10, batch 256, lr 1e-3, weight_decay 1e-4, betas 0.9 / 0.999,
- * adam_eps 1e-8, tau 0.1 fixed, seed 0, n_threads 0. */
+ * adam_eps 1e-8, tau 0.1 fixed, seed 0, n_threads 0, no processes
+ * (owns_part, share, agree NULL). */
 void mmcl__clip_config_default(mmcl_clip_config *cfg);
 
 /*

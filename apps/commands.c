@@ -145,8 +145,12 @@ run_train(const cli_command *cmd, const cli_args *a)
     if (!opts)
         goto report;
     int overwrite = strcmp(mmcl_options_get(opts, "OVERWRITE"), "YES") == 0;
-    /* Refuse the model file before the work, not after. */
-    if (mmcl_model_save_check(ctx, out, overwrite) != MMCL_OK)
+    /* Refuse the model file before the work, not after. Under MPI, rank 0
+     * writes it, and every rank stops when it cannot. */
+    int writes = mmcl_mpi_rank() == 0;
+    if (mmcl_mpi_agree(ctx, writes ? mmcl_model_save_check(ctx, out,
+                                                           overwrite)
+                                   : MMCL_OK) != MMCL_OK)
         goto report;
     /* OPTICAL... SAR MODEL, or OPTICAL... --sar SAR... MODEL */
     cli_pair p = cli_get_pair(a, 0, 1);
@@ -156,10 +160,10 @@ run_train(const cli_command *cmd, const cli_args *a)
     /* Stopped after the last progress step: nothing is written. */
     if (cli_interrupted())
         goto report;
-    if (mmcl_model_save(ctx, model, out, overwrite) != MMCL_OK)
+    if (writes && mmcl_model_save(ctx, model, out, overwrite) != MMCL_OK)
         goto report;
     flush_log(&notes);
-    rc = a->json ? print_figures(model) : CLI_EXIT_OK;
+    rc = a->json && writes ? print_figures(model) : CLI_EXIT_OK;
 report:
     if (rc != CLI_EXIT_OK)
         cli_fail(cmd->name, ctx);

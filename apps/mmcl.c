@@ -298,13 +298,14 @@ mpi_start(const cli_command *cmd, cli_args *a)
     } else if (mmcl_mpi_size() > 1) {
         int shared = strcmp(cmd->name, "embed") == 0 ||
                      strcmp(cmd->name, "infoloss") == 0 ||
-                     strcmp(cmd->name, "align") == 0;
+                     strcmp(cmd->name, "align") == 0 ||
+                     strcmp(cmd->name, "train") == 0;
         if (!shared) {
             if (mmcl_mpi_rank() == 0)
                 fprintf(stderr,
                         "ERROR 1: mmcl %s: started on %d MPI ranks, but only "
-                        "embed, infoloss and align share their work among "
-                        "ranks: run %s once, without the launcher\n",
+                        "embed, infoloss, align and train share their work "
+                        "among ranks: run %s once, without the launcher\n",
                         cmd->name, mmcl_mpi_size(), cmd->name);
             rc = -1;
         } else if (mmcl_mpi_rank() != 0) {

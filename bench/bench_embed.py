@@ -316,6 +316,17 @@ ENC_RE = re.compile(r"MMCL: embed timing.*?read ([\d.]+), patches ([\d.]+), "
                     r"compose ([\d.]+), write ([\d.]+)")
 
 
+def bench_scene(mmcl, work, n):
+    """The benchmarks' scene of n x n pixels in work/s<n> (made once):
+    `mmcl synth --optical-bands 13 --sar-bands 2 --shared 2 --seed 1`."""
+    d = os.path.join(work, f"s{n}")
+    if not os.path.exists(os.path.join(d, "sar.tif")):
+        subprocess.run([mmcl, "synth", d, "--size", str(n), "--optical-bands",
+                        "13", "--sar-bands", "2", "--shared", "2", "--seed",
+                        "1", "-q", "--overwrite"], check=True)
+    return d
+
+
 def timed(cmd, env=None):
     """Runs cmd under /usr/bin/time -v: (wall s, peak RSS MB, CPU s,
     load average before, mmcl's timing line or None)."""
@@ -398,11 +409,7 @@ def main():
     sizes = [int(s) for s in a.sizes.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
     for n in sizes:
-        d = os.path.join(a.work, f"s{n}")
-        if not os.path.exists(os.path.join(d, "sar.tif")):
-            subprocess.run([mmcl, "synth", d, "--size", str(n), "--optical-bands",
-                            "13", "--sar-bands", "2", "--shared", "2", "--seed",
-                            "1", "-q", "--overwrite"], check=True)
+        bench_scene(mmcl, a.work, n)
     model = os.path.join(a.work, "m.mmcl")
     if not os.path.exists(model):
         d = os.path.join(a.work, f"s{sizes[0]}")

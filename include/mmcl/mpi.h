@@ -6,8 +6,10 @@
  * mmcl_mpi_finalize() last; in between, mmcl_embed(), mmcl_infoloss() and
  * mmcl_align() called on every rank with the same arguments share the
  * tiles of the output among the ranks, and rank 0 writes the one output
- * (the same bytes as a run on one machine). A program started without a
- * launcher runs as one rank, with or without MPI in the build.
+ * (the same bytes as a run on one machine); mmcl_train() called so shares
+ * the drawing of the sample, and every rank returns the model of a run on
+ * one machine (the caller saves it on rank 0). A program started without
+ * a launcher runs as one rank, with or without MPI in the build.
  */
 #ifndef MMCL_MPI_H
 #define MMCL_MPI_H
@@ -41,6 +43,16 @@ MMCL_API int mmcl_mpi_rank(void);
 
 /** The number of ranks (1 without MPI). */
 MMCL_API int mmcl_mpi_size(void);
+
+/**
+ * Every rank calls this at the same point with its own status @p st:
+ * returns MMCL_OK when every rank is fine. Otherwise rank 0 returns its own
+ * error, or the first failing rank's ("rank 2: ..."), and the other ranks
+ * return an error too (their own, or "stopped: rank N failed"), so that a
+ * check made on one rank (the output, on rank 0) stops every rank before
+ * the work. With one rank, returns @p st.
+ */
+MMCL_API mmcl_status mmcl_mpi_agree(mmcl_context *ctx, mmcl_status st);
 
 /**
  * Ends MPI if mmcl_mpi_init() started it. After a failed distributed

@@ -1162,3 +1162,125 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
     mtx_destroy(&d.lock);
     return st;
 }
+
+/* ---- shards: work split by a fixed index, results shared ------------------ */
+
+int
+mmcl__dist_owns(int index)
+{
+    return index % world_size == world_rank;
+}
+
+mmcl_status
+mmcl__dist_allgather(mmcl_context *ctx, const void *mine, size_t n,
+                     unsigned char **all, size_t **offsets)
+{
+    *all = NULL;
+    *offsets = calloc((size_t)world_size + 1, sizeof(size_t));
+    mmcl_status st = MMCL_OK;
+    if (!*offsets)
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    if (world_size < 2) {
+        if (st == MMCL_OK && !(*all = malloc(n ? n : 1)))
+            st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        if (st == MMCL_OK) {
+            (*offsets)[1] = n;
+            if (n)
+                memcpy(*all, mine, n);
+        }
+        return st;
+    }
+#ifdef MMCL_HAVE_MPI
+    long long mine_n = (long long)n;
+    long long *sizes = calloc((size_t)world_size, sizeof(long long));
+    int *counts = calloc((size_t)world_size, sizeof(int));
+    int *displs = calloc((size_t)world_size, sizeof(int));
+    if (st == MMCL_OK && (!sizes || !counts || !displs))
+        st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+    if (st == MMCL_OK && n > (size_t)INT32_MAX)
+        st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                         "%zu bytes of results on one rank, more than MPI "
+                         "sends at once (2 GiB)",
+                         n);
+    /* Every rank is ready, or every rank stops here. */
+    st = mmcl__dist_agree(ctx, st);
+    if (st == MMCL_OK &&
+        MPI_Allgather(&mine_n, 1, MPI_LONG_LONG, sizes, 1, MPI_LONG_LONG,
+                      MPI_COMM_WORLD) != MPI_SUCCESS) {
+        mpi_broken = 1;
+        st = mmcl__error(ctx, MMCL_ERR_IO,
+                         "MPI failed sharing the sizes of the results");
+    }
+    if (st == MMCL_OK) {
+        size_t total = 0;
+        for (int r = 0; r < world_size; r++) {
+            (*offsets)[r] = total;
+            total += (size_t)sizes[r];
+        }
+        (*offsets)[world_size] = total;
+        /* MPI counts bytes in int: the displacements must fit. */
+        mmcl_status mine_st = MMCL_OK;
+        if (total > (size_t)INT32_MAX)
+            mine_st = mmcl__error(ctx, MMCL_ERR_UNSUPPORTED,
+                                  "the ranks' results are %zu bytes, more "
+                                  "than MPI sends at once (2 GiB): draw a "
+                                  "smaller sample",
+                                  total);
+        else if (!(*all = malloc(total ? total : 1)))
+            mine_st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        for (int r = 0; r < world_size && mine_st == MMCL_OK; r++) {
+            counts[r] = (int)sizes[r];
+            displs[r] = (int)(*offsets)[r];
+        }
+        st = mmcl__dist_agree(ctx, mine_st);
+    }
+    if (st == MMCL_OK &&
+        MPI_Allgatherv(mine, (int)n, MPI_BYTE, *all, counts, displs, MPI_BYTE,
+                       MPI_COMM_WORLD) != MPI_SUCCESS) {
+        mpi_broken = 1;
+        st = mmcl__error(ctx, MMCL_ERR_IO,
+                         "MPI failed sharing the ranks' results");
+    }
+    free(sizes);
+    free(counts);
+    free(displs);
+    return st;
+#else
+    (void)mine;
+    return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED, "built without MPI");
+#endif
+}
+
+mmcl_status
+mmcl__dist_fill_disjoint(mmcl_context *ctx, void *buf, size_t n)
+{
+    if (world_size < 2 || n == 0)
+        return MMCL_OK;
+#ifdef MMCL_HAVE_MPI
+    if (mpi_broken)
+        return mmcl__error(ctx, MMCL_ERR_IO, "MPI failed earlier in this job");
+    /* Each byte was written by one rank and is 0 on the others: their
+     * bitwise or is that byte, exactly. */
+    const size_t chunk = (size_t)1 << 30;
+    unsigned char *b = buf;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        if (MPI_Allreduce(MPI_IN_PLACE, b + off, (int)len, MPI_UNSIGNED_CHAR,
+                          MPI_BOR, MPI_COMM_WORLD) != MPI_SUCCESS) {
+            mpi_broken = 1;
+            return mmcl__error(ctx, MMCL_ERR_IO,
+                               "MPI failed sharing the shards' results");
+        }
+    }
+    return MMCL_OK;
+#else
+    (void)buf;
+    return mmcl__error(ctx, MMCL_ERR_UNSUPPORTED, "built without MPI");
+#endif
+}
+
+mmcl_status
+mmcl_mpi_agree(mmcl_context *ctx, mmcl_status st)
+{
+    return mmcl__dist_agree(ctx, st);
+}

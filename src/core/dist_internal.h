@@ -90,4 +90,30 @@ char *mmcl__dist_fingerprint(const mmcl_options *o, const char *const *optical,
 /* Removes the journal @p path (once the output is in place). */
 void mmcl__dist_journal_remove(const char *path);
 
+/*
+ * Work cut into fixed shards (never by rank): shard @p index is this
+ * rank's when index % ranks == rank. With one rank, every shard is. The
+ * shards' results are then shared (below) and merged in shard order, so
+ * that what is merged does not depend on the number of ranks.
+ */
+int mmcl__dist_owns(int index);
+
+/*
+ * Every rank gives its @p n bytes @p mine; every rank receives all ranks'
+ * bytes, rank after rank, in *all (free()), rank r's from (*offsets)[r]
+ * to (*offsets)[r + 1] (*offsets: ranks + 1 entries, free()). The ranks
+ * agree first (mmcl__dist_agree), so that a rank that fails here stops
+ * every rank. With one rank, a copy of @p mine.
+ */
+mmcl_status mmcl__dist_allgather(mmcl_context *ctx, const void *mine,
+                                 size_t n, unsigned char **all,
+                                 size_t **offsets);
+
+/*
+ * @p buf (@p n bytes, the same layout on every rank) was written in
+ * disjoint parts, each by one rank, and is 0 elsewhere: afterwards every
+ * rank holds all of it (a bitwise or, exact). Nothing to do with one rank.
+ */
+mmcl_status mmcl__dist_fill_disjoint(mmcl_context *ctx, void *buf, size_t n);
+
 #endif /* MMCL_DIST_INTERNAL_H */

@@ -2,13 +2,25 @@
 /*
  * Training samples: statistics pass, uniform selection of valid patch
  * centres, extraction pass, standardization.
+ *
+ * Under MPI (docs/mpi.md) the sample tiles are the shards: each rank
+ * reads only its own tiles (mmcl__dist_owns), in both passes. After pass
+ * 1 every tile's figures (valid centres and pixels, the band statistics,
+ * the noise's second differences) are packed into a record, the records
+ * are shared with every rank and merged in tile order, as the one-machine
+ * run merges them at commit; after pass 2 the extracted rows, each written
+ * by the rank of its tile, are shared. Every rank then holds the sample of
+ * a run on one machine, bit for bit.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "context_internal.h"
+#include "dist_internal.h"
 #include "maps_internal.h"
+#include "mmcl/mpi.h"
 #include "noise_internal.h"
 #include "options_internal.h"
 #include "rng.h"
@@ -30,6 +42,11 @@ typedef struct sample_job {
     int N;
     long long *tile_first;   /* rank of each tile's first valid centre */
     mmcl__sample *s;
+    /* Under MPI: this rank's tiles only; pass 1's records of them, in
+     * tile order (pack_tile). */
+    int dist;
+    unsigned char *rec;
+    size_t rec_n, rec_cap;
 } sample_job;
 
 typedef struct sample_worker {
@@ -100,6 +117,8 @@ sample_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     int halo = job->halo;
     int W = t->w + 2 * halo, H = t->h + 2 * halo;
 
+    if (job->dist && !mmcl__dist_owns(t->index))
+        return MMCL_OK; /* another rank's shard */
     if (job->pass == 2) {
         /* Skip tiles without a selected centre. */
         long long first = job->tile_first[t->index];
@@ -197,6 +216,88 @@ sample_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     return MMCL_OK;
 }
 
+/* Pass 1's figures of tile @p index into the job's, in tile order (on
+ * one machine at commit; under MPI from the shared records). */
+static mmcl_status
+merge_tile(mmcl_context *ctx, sample_job *job, int index, long long count,
+           long long n_pixels, const mmcl_welford *acc1,
+           const mmcl_welford *acc2, const mmcl__noise_diffs *nd1,
+           const mmcl__noise_diffs *nd2)
+{
+    job->tile_count[index] = count;
+    job->n_valid_pixels += n_pixels;
+    mmcl_status st = mmcl__welford_merge(ctx, job->acc1, acc1);
+    if (st == MMCL_OK)
+        st = mmcl__welford_merge(ctx, job->acc2, acc2);
+    if (st == MMCL_OK)
+        st = mmcl__noise_diffs_append(ctx, &job->nd1, nd1);
+    if (st == MMCL_OK)
+        st = mmcl__noise_diffs_append(ctx, &job->nd2, nd2);
+    return st;
+}
+
+/* A tile's record: index, count, pixels, the differences per band of each
+ * modality (int64 each), the two accumulators (count, mean, m2: doubles),
+ * the differences (floats, band after band). */
+enum { REC_HEAD = 5 * sizeof(int64_t) };
+
+static size_t
+record_size(const sample_job *job, size_t n1, size_t n2)
+{
+    return REC_HEAD + 3 * sizeof(double) * (size_t)(job->B1 + job->B2) +
+           sizeof(float) * ((size_t)job->B1 * n1 + (size_t)job->B2 * n2);
+}
+
+static unsigned char *
+put_bytes(unsigned char *p, const void *v, size_t n)
+{
+    memcpy(p, v, n);
+    return p + n;
+}
+
+static const unsigned char *
+get_bytes(const unsigned char *p, void *v, size_t n)
+{
+    memcpy(v, p, n);
+    return p + n;
+}
+
+/* Appends the record of this rank's tile @p index (pass 1 under MPI). */
+static mmcl_status
+pack_tile(mmcl_context *ctx, sample_job *job, int index,
+          const sample_worker *w)
+{
+    size_t need = record_size(job, w->nd1.n, w->nd2.n);
+    if (job->rec_n + need > job->rec_cap) {
+        size_t cap = job->rec_cap ? job->rec_cap : 65536;
+        while (cap < job->rec_n + need)
+            cap *= 2;
+        unsigned char *r = realloc(job->rec, cap);
+        if (!r)
+            return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+        job->rec = r;
+        job->rec_cap = cap;
+    }
+    unsigned char *p = job->rec + job->rec_n;
+    int64_t head[5] = {index, w->count, w->n_pixels, (int64_t)w->nd1.n,
+                       (int64_t)w->nd2.n};
+    p = put_bytes(p, head, sizeof(head));
+    const mmcl_welford *acc[2] = {w->acc1, w->acc2};
+    for (int m = 0; m < 2; m++) {
+        size_t C = (size_t)acc[m]->C * sizeof(double);
+        p = put_bytes(p, acc[m]->count, C);
+        p = put_bytes(p, acc[m]->mean, C);
+        p = put_bytes(p, acc[m]->m2, C);
+    }
+    const mmcl__noise_diffs *nd[2] = {&w->nd1, &w->nd2};
+    for (int m = 0; m < 2; m++)
+        for (int b = 0; b < nd[m]->B && nd[m]->n > 0; b++)
+            p = put_bytes(p, nd[m]->d + (size_t)b * nd[m]->cap,
+                          nd[m]->n * sizeof(float));
+    job->rec_n += need;
+    return MMCL_OK;
+}
+
 static mmcl_status
 sample_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
@@ -204,15 +305,91 @@ sample_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     sample_worker *w = state;
     if (job->pass != 1)
         return MMCL_OK;
-    job->tile_count[t->index] = w->count;
-    job->n_valid_pixels += w->n_pixels;
-    mmcl_status st = mmcl__welford_merge(ctx, job->acc1, w->acc1);
-    if (st == MMCL_OK)
-        st = mmcl__welford_merge(ctx, job->acc2, w->acc2);
-    if (st == MMCL_OK)
-        st = mmcl__noise_diffs_append(ctx, &job->nd1, &w->nd1);
-    if (st == MMCL_OK)
-        st = mmcl__noise_diffs_append(ctx, &job->nd2, &w->nd2);
+    if (job->dist)
+        return mmcl__dist_owns(t->index) ? pack_tile(ctx, job, t->index, w)
+                                         : MMCL_OK;
+    return merge_tile(ctx, job, t->index, w->count, w->n_pixels, w->acc1,
+                      w->acc2, &w->nd1, &w->nd2);
+}
+
+/* Under MPI, after pass 1: every rank's records shared, and merged in tile
+ * order (tile i is rank i % ranks's, its records in tile order). */
+static mmcl_status
+share_pass1(mmcl_context *ctx, sample_job *job, int n_tiles)
+{
+    unsigned char *all = NULL;
+    size_t *off = NULL;
+    mmcl_status st =
+        mmcl__dist_allgather(ctx, job->rec, job->rec_n, &all, &off);
+    int ranks = mmcl_mpi_size();
+    size_t *at = mmcl__calloc_array(ctx, (size_t)ranks, 1, sizeof(size_t));
+    mmcl_welford *acc1 = mmcl__welford_create(ctx, job->B1);
+    mmcl_welford *acc2 = mmcl__welford_create(ctx, job->B2);
+    mmcl__noise_diffs nd1, nd2;
+    mmcl__noise_diffs_init(&nd1, job->B1);
+    mmcl__noise_diffs_init(&nd2, job->B2);
+    if (st == MMCL_OK && (!at || !acc1 || !acc2))
+        st = MMCL_ERR_NO_MEMORY;
+    for (int r = 0; st == MMCL_OK && r < ranks; r++)
+        at[r] = off[r];
+    for (int i = 0; i < n_tiles && st == MMCL_OK; i++) {
+        int r = i % ranks;
+        const unsigned char *p = all + at[r];
+        int64_t head[5];
+        if (at[r] + REC_HEAD > off[r + 1]) {
+            st = mmcl__error(ctx, MMCL_ERR_IO,
+                             "rank %d sent no record of sample tile %d", r,
+                             i);
+            break;
+        }
+        p = get_bytes(p, head, sizeof(head));
+        size_t size = record_size(job, (size_t)head[3], (size_t)head[4]);
+        if (head[0] != i || head[3] < 0 || head[4] < 0 ||
+            at[r] + size > off[r + 1]) {
+            st = mmcl__error(ctx, MMCL_ERR_IO,
+                             "rank %d sent a wrong record of sample tile %d",
+                             r, i);
+            break;
+        }
+        mmcl_welford *acc[2] = {acc1, acc2};
+        for (int m = 0; m < 2; m++) {
+            size_t C = (size_t)acc[m]->C * sizeof(double);
+            p = get_bytes(p, acc[m]->count, C);
+            p = get_bytes(p, acc[m]->mean, C);
+            p = get_bytes(p, acc[m]->m2, C);
+        }
+        mmcl__noise_diffs *nd[2] = {&nd1, &nd2};
+        for (int m = 0; m < 2 && st == MMCL_OK; m++) {
+            size_t n = (size_t)head[3 + m];
+            nd[m]->n = 0;
+            if (n > nd[m]->cap) {
+                free(nd[m]->d);
+                nd[m]->cap = 0;
+                nd[m]->d = mmcl__malloc_array(ctx, n, (size_t)nd[m]->B,
+                                              sizeof(float));
+                if (!nd[m]->d) {
+                    st = MMCL_ERR_NO_MEMORY;
+                    break;
+                }
+                nd[m]->cap = n;
+            }
+            for (int b = 0; b < nd[m]->B && n > 0; b++)
+                p = get_bytes(p, nd[m]->d + (size_t)b * nd[m]->cap,
+                              n * sizeof(float));
+            nd[m]->n = n;
+        }
+        if (st == MMCL_OK)
+            st = merge_tile(ctx, job, i, head[1], head[2], acc1, acc2, &nd1,
+                            &nd2);
+        at[r] += size;
+    }
+    mmcl__welford_destroy(acc1);
+    mmcl__welford_destroy(acc2);
+    mmcl__noise_diffs_free(&nd1);
+    mmcl__noise_diffs_free(&nd2);
+    free(at);
+    free(all);
+    free(off);
     return st;
 }
 
@@ -311,10 +488,12 @@ sample_alloc(mmcl_context *ctx, mmcl__sample *s, const sample_job *job, int N,
     s->std2 = mmcl__malloc_array(ctx, (size_t)job->B2, 1, sizeof(double));
     s->noise1 = mmcl__malloc_array(ctx, (size_t)job->B1, 1, sizeof(double));
     s->noise2 = mmcl__malloc_array(ctx, (size_t)job->B2, 1, sizeof(double));
-    s->X1 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d1, sizeof(float));
-    s->X2 = mmcl__malloc_array(ctx, (size_t)N, (size_t)s->d2, sizeof(float));
-    s->px = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
-    s->py = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(int));
+    /* Zeroed: under MPI each rank writes only its tiles' rows
+     * (mmcl__dist_fill_disjoint). */
+    s->X1 = mmcl__calloc_array(ctx, (size_t)N, (size_t)s->d1, sizeof(float));
+    s->X2 = mmcl__calloc_array(ctx, (size_t)N, (size_t)s->d2, sizeof(float));
+    s->px = mmcl__calloc_array(ctx, (size_t)N, 1, sizeof(int));
+    s->py = mmcl__calloc_array(ctx, (size_t)N, 1, sizeof(int));
     if (!s->mean1 || !s->std1 || !s->mean2 || !s->std2 || !s->noise1 ||
         !s->noise2 || !s->X1 || !s->X2 || !s->px || !s->py)
         return MMCL_ERR_NO_MEMORY;
@@ -428,17 +607,26 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
     mmcl__noise_diffs_init(&job.nd1, job.B1);
     mmcl__noise_diffs_init(&job.nd2, job.B2);
     job.noise_step = mmcl__noise_block_step(width, height);
-    if (!job.tile_count || !job.tile_first || !job.acc1 || !job.acc2) {
+    job.dist = mmcl__dist_active();
+    if (!job.tile_count || !job.tile_first || !job.acc1 || !job.acc2)
         st = mmcl_context_errcode(ctx);
-        goto done;
-    }
 
+    /* Under MPI every rank goes through the same steps, a failure
+     * included, up to each point where the ranks agree (in
+     * mmcl__dist_allgather, and after pass 2), so that a failure on one
+     * rank stops every rank there. */
     mmcl__tile_job tj = {worker_start, sample_work, sample_commit,
                          worker_stop, &job};
     double mid = p0 + 0.5 * (p1 - p0);
     job.pass = 1;
-    st = mmcl__run_tiles(ctx, width, height, tile, n_threads, &tj, progress,
-                         progress_user, p0, mid);
+    if (st == MMCL_OK)
+        st = mmcl__run_tiles(ctx, width, height, tile, n_threads, &tj,
+                             progress, progress_user, p0, mid);
+    if (job.dist)
+        st = st == MMCL_OK ? share_pass1(ctx, &job, (int)n_tiles)
+                           : mmcl__dist_agree(ctx, st);
+    /* From here to pass 2 every rank computes the same from the same
+     * figures: the same errors, on every rank. */
     if (st == MMCL_OK)
         st = count_centres(ctx, &job, n_tiles, labels, at_most, &N, &V);
     if (st != MMCL_OK)
@@ -446,21 +634,38 @@ mmcl__sample_draw(mmcl_context *ctx, const mmcl__pair *pair,
 
     st = sample_alloc(ctx, s, &job, N, V);
     ranks = mmcl__malloc_array(ctx, (size_t)N, 1, sizeof(uint64_t));
-    if (st != MMCL_OK || !ranks) {
+    if (st != MMCL_OK || !ranks)
         st = MMCL_ERR_NO_MEMORY;
+    if (st == MMCL_OK)
+        st = sample_stats(ctx, s, &job, labels);
+    if (st != MMCL_OK && !job.dist)
         goto done;
+    if (st == MMCL_OK) {
+        select_ranks(ranks, seed, V, N);
+        job.pass = 2;
+        job.ranks = ranks;
+        job.N = N;
+        job.s = s;
+        st = mmcl__run_tiles(ctx, width, height, tile, n_threads, &tj,
+                             progress, progress_user, mid, p1);
     }
-    st = sample_stats(ctx, s, &job, labels);
-    if (st != MMCL_OK)
-        goto done;
-    select_ranks(ranks, seed, V, N);
-
-    job.pass = 2;
-    job.ranks = ranks;
-    job.N = N;
-    job.s = s;
-    st = mmcl__run_tiles(ctx, width, height, tile, n_threads, &tj, progress,
-                         progress_user, mid, p1);
+    if (job.dist) {
+        st = mmcl__dist_agree(ctx, st);
+        /* Each row, its centre and its position were written by the rank
+         * of its tile. */
+        if (st == MMCL_OK)
+            st = mmcl__dist_fill_disjoint(
+                ctx, s->X1, (size_t)N * (size_t)s->d1 * sizeof(float));
+        if (st == MMCL_OK)
+            st = mmcl__dist_fill_disjoint(
+                ctx, s->X2, (size_t)N * (size_t)s->d2 * sizeof(float));
+        if (st == MMCL_OK)
+            st = mmcl__dist_fill_disjoint(ctx, s->px,
+                                          (size_t)N * sizeof(int));
+        if (st == MMCL_OK)
+            st = mmcl__dist_fill_disjoint(ctx, s->py,
+                                          (size_t)N * sizeof(int));
+    }
     if (st != MMCL_OK)
         goto done;
     standardize(s);
@@ -476,5 +681,6 @@ done:
     mmcl__welford_destroy(job.acc2);
     mmcl__noise_diffs_free(&job.nd1);
     mmcl__noise_diffs_free(&job.nd2);
+    free(job.rec);
     return st;
 }

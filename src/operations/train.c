@@ -18,6 +18,7 @@
 #include "cca.h"
 #include "clip.h"
 #include "context_internal.h"
+#include "dist_internal.h"
 #include "model_schema_internal.h"
 #include "encoder_internal.h"
 #include "input_check_internal.h"
@@ -51,6 +52,57 @@ moments_free(moments *m)
     memset(m, 0, sizeof(*m));
 }
 
+/*
+ * Under MPI: the raw moments of the batches of @p batch rows, each batch
+ * on one rank (mmcl__dist_owns) into a block of its own, the blocks shared
+ * with every rank and added in batch order into m's (zero) sums. A block
+ * holds exactly what the batch adds on one machine (0 + its terms), so the
+ * sums are those of one machine, bit for bit, for any number of ranks.
+ */
+static mmcl_status
+moments_shared(mmcl_context *ctx, moments *m, double *work, const float *X1,
+               const float *X2, int N, int batch)
+{
+    int d1 = m->d1, d2 = m->d2;
+    int n_batches = (N + batch - 1) / batch;
+    size_t s11 = (size_t)d1 * d1, s22 = (size_t)d2 * d2, s12 = (size_t)d1 * d2;
+    size_t per = s11 + s22 + s12 + (size_t)d1 + (size_t)d2;
+    double *blocks =
+        mmcl__calloc_array(ctx, (size_t)n_batches, per, sizeof(double));
+    mmcl_status st = blocks ? MMCL_OK : MMCL_ERR_NO_MEMORY;
+    for (int b = 0; b < n_batches && st == MMCL_OK; b++) {
+        if (!mmcl__dist_owns(b))
+            continue;
+        double *p = blocks + (size_t)b * per;
+        int n0 = b * batch, n = N - n0 < batch ? N - n0 : batch;
+        mmcl__moments_accumulate(p, X2 ? p + s11 : NULL,
+                                 X2 ? p + s11 + s22 : NULL,
+                                 p + s11 + s22 + s12,
+                                 X2 ? p + s11 + s22 + s12 + d1 : NULL, work,
+                                 X1 + (size_t)n0 * d1,
+                                 X2 ? X2 + (size_t)n0 * d2 : NULL, n, d1, d2);
+    }
+    st = mmcl__dist_agree(ctx, st);
+    if (st == MMCL_OK)
+        st = mmcl__dist_fill_disjoint(ctx, blocks, (size_t)n_batches * per *
+                                                       sizeof(double));
+    for (int b = 0; b < n_batches && st == MMCL_OK; b++) {
+        const double *p = blocks + (size_t)b * per;
+        for (size_t i = 0; i < s11; i++)
+            m->C11[i] += p[i];
+        for (size_t i = 0; X2 && i < s22; i++)
+            m->C22[i] += p[s11 + i];
+        for (size_t i = 0; X2 && i < s12; i++)
+            m->C12[i] += p[s11 + s22 + i];
+        for (int i = 0; i < d1; i++)
+            m->m1[i] += p[s11 + s22 + s12 + (size_t)i];
+        for (int i = 0; X2 && i < d2; i++)
+            m->m2[i] += p[s11 + s22 + s12 + (size_t)d1 + (size_t)i];
+    }
+    free(blocks);
+    return st;
+}
+
 static mmcl_status
 moments_compute(mmcl_context *ctx, moments *m, const float *X1, int d1,
                 const float *X2, int d2, int N)
@@ -71,13 +123,19 @@ moments_compute(mmcl_context *ctx, moments *m, const float *X1, int d1,
     }
     double *work = mmcl__malloc_array(
         ctx, mmcl__moments_work_size(BATCH, d1, dd2), 1, sizeof(double));
+    /* Under MPI the batches are shared among the ranks (who agree on a
+     * failure here first). */
+    int shared = mmcl__dist_active() && N > BATCH;
     if (!m->C11 || !m->m1 || !work ||
         (X2 && (!m->C22 || !m->C12 || !m->m2))) {
         free(work);
         moments_free(m);
-        return MMCL_ERR_NO_MEMORY;
+        return shared ? mmcl__dist_agree(ctx, MMCL_ERR_NO_MEMORY)
+                      : MMCL_ERR_NO_MEMORY;
     }
-    for (int n0 = 0; n0 < N; n0 += BATCH) {
+    mmcl_status st =
+        shared ? moments_shared(ctx, m, work, X1, X2, N, BATCH) : MMCL_OK;
+    for (int n0 = 0; !shared && n0 < N; n0 += BATCH) {
         int n = N - n0 < BATCH ? N - n0 : BATCH;
         mmcl__moments_accumulate(m->C11, m->C22, m->C12, m->m1, m->m2, work,
                                  X1 + (size_t)n0 * d1,
@@ -85,6 +143,10 @@ moments_compute(mmcl_context *ctx, moments *m, const float *X1, int d1,
                                  dd2);
     }
     free(work);
+    if (st != MMCL_OK) {
+        moments_free(m);
+        return st;
+    }
     /* The accumulation fills one triangle of the symmetric blocks. */
     mmcl__sym_from_upper(m->C11, d1);
     mmcl__cov_from_moments(m->C11, m->C11, m->m1, m->m1, N, d1, d1);
@@ -439,6 +501,13 @@ fit_clip(mmcl_context *ctx, train_state *t, const int *sizes1,
     }
     cfg.seed = (uint64_t)mmcl__opt_int(o, "SEED");
     cfg.n_threads = t->n_threads;
+    if (mmcl__dist_active()) {
+        /* Data-parallel over the MPI ranks (docs/mpi.md): the same model
+         * as on one machine. */
+        cfg.owns_part = mmcl__dist_owns;
+        cfg.share = mmcl__dist_fill_disjoint;
+        cfg.agree = mmcl__dist_agree;
+    }
     float log_tau = logf(cfg.tau);
     st = mmcl__clip_train(ctx, f1, f2, &log_tau, s->X1, s->X2, s->N, &cfg,
                           curve, NULL, clip_progress, t);
@@ -1260,8 +1329,11 @@ mmcl_train(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     r.sar = sar;
     r.n_sar = n_sar;
     st = run_options(ctx, &r, o);
+    /* Under MPI (docs/mpi.md) every rank opens the pair; the ranks agree
+     * before they share the drawing of the sample. From there on every
+     * rank holds the same sample and fits the same model. */
     if (st == MMCL_OK)
-        st = run_pair(ctx, &r);
+        st = mmcl__dist_agree(ctx, run_pair(ctx, &r));
     if (st == MMCL_OK)
         st = run_sample(ctx, &r);
     if (st == MMCL_OK)

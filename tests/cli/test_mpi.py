@@ -51,6 +51,26 @@ def mpirun(n, *args, wait=True):
     return subprocess.run(cmd, env=ENV, capture_output=True, text=True)
 
 
+def damaged_copy(src, dst):
+    """Writes a copy of the raster @p src to @p dst with a tenth of its
+    bytes, from 60 % on, zeroed (tiles that cannot be read); returns the
+    copy's bytes."""
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
+    n = len(data)
+    data[int(n * 0.6):int(n * 0.6) + n // 10] = bytes(n // 10)
+    with open(dst, "wb") as f:
+        f.write(data)
+    return bytes(data)
+
+
+def one_message(t, stderr, command):
+    """The one line of stderr about `mmcl COMMAND` (asserted to be one)."""
+    mine = [l for l in stderr.splitlines() if "mmcl " + command in l]
+    t.assertEqual(len(mine), 1, "not one message: %s" % stderr)
+    return mine[0]
+
+
 def same_bytes(a, b):
     with open(a, "rb") as f, open(b, "rb") as g:
         return f.read() == g.read()
@@ -202,20 +222,12 @@ class TestFailures(unittest.TestCase):
         model, opt, sar = Scene.get()
         d = tmpdir("mpi_bad_tile")
         # A copy of the optical raster with a tile's bytes destroyed.
-        with open(opt, "rb") as f:
-            data = bytearray(f.read())
-        n = len(data)
-        data[int(n * 0.6):int(n * 0.6) + n // 10] = bytes(n // 10)
         bad = os.path.join(d, "bad.tif")
-        with open(bad, "wb") as f:
-            f.write(data)
-        before = bytes(data)
+        before = damaged_copy(opt, bad)
         out = os.path.join(d, "e.tif")
         p = mpirun(3, "embed", "-q", "--tile", "32", model, bad, sar, out)
         self.assertNotEqual(p.returncode, 0)
-        mine = [l for l in p.stderr.splitlines() if "mmcl embed" in l]
-        self.assertEqual(len(mine), 1, "not one message: %s" % p.stderr)
-        self.assertIn("bad.tif", mine[0])
+        self.assertIn("bad.tif", one_message(self, p.stderr, "embed"))
         self.assertEqual(sorted(os.listdir(d)), ["bad.tif"],
                          "something left beside the input")
         with open(bad, "rb") as f:
@@ -225,7 +237,7 @@ class TestFailures(unittest.TestCase):
         d = tmpdir("mpi_synth")
         p = mpirun(2, "synth", "-q", os.path.join(d, "s"))
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("only embed, infoloss and align share", p.stderr)
+        self.assertIn("only embed, infoloss, align and train share", p.stderr)
         self.assertEqual(os.listdir(d), [])
 
     def test_launch_mpi_does_not_see(self):
