@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 
 #include "context_internal.h"
+#include "dist_internal.h"
 #include "gdal_util_internal.h"
 #include "options_internal.h"
 #include "output_internal.h"
@@ -315,11 +317,18 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
         co = CSLSetNameValue(co, "PREDICTOR", NULL);
         w->work_path = mmcl__stage_path(ctx, w->stage, ".work.tif");
     } else {
+        int threads = spec->stream_threads > 0 ? spec->stream_threads
+                                               : spec->n_threads;
+        /* A job shared among MPI ranks has this one writer for what every
+         * rank computes (docs/mpi.md): its blocks are compressed in
+         * GDAL's threads (the same bytes), as many as rank 0 has workers
+         * and at least two, so that compressing is never held to one
+         * core. They work only when blocks come; rank 0's workers, handed
+         * tiles on demand, then compute fewer tiles. */
+        if (mmcl__dist_active())
+            threads = spec->n_threads > 2 ? spec->n_threads : 2;
         co = default_options(format, spec->type, spec->n_bands,
-                             spec->block,
-                             spec->stream_threads > 0 ? spec->stream_threads
-                                                      : spec->n_threads,
-                             spec->creation_options);
+                             spec->block, threads, spec->creation_options);
     }
     if (!w->path || (w->final_co && !w->work_path)) {
         CSLDestroy(co);
@@ -558,7 +567,11 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
     const char *final = mmcl__stage_file(w->stage);
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
+    double t0 = mmcl__thread_seconds();
     GDALFlushCache(w->ds);
+    double t1 = mmcl__thread_seconds();
+    struct timespec ws0, ws1;
+    timespec_get(&ws0, TIME_UTC);
     /* The statistics of every band, exact and stored with the output, so
      * that a viewer (QGIS) need not scan it; a band without any valid
      * pixel has none. */
@@ -569,8 +582,18 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
                                     &mx, &mean, &sd, NULL, NULL);
         CPLPopErrorHandler();
     }
+    double t2 = mmcl__thread_seconds();
+    timespec_get(&ws1, TIME_UTC);
     GDALClose(w->ds);
     w->ds = NULL;
+    CPLDebug("MMCL",
+             "'%s' completed: CPU seconds of this thread: last blocks %.3f, "
+             "statistics of %d bands %.3f, closing %.3f; statistics in "
+             "%.3f s of wall time",
+             w->path, t1 - t0, w->n_bands, t2 - t1,
+             mmcl__thread_seconds() - t2,
+             (double)(ws1.tv_sec - ws0.tv_sec) +
+                 1e-9 * (double)(ws1.tv_nsec - ws0.tv_nsec));
     copy_progress cp = {progress, progress_user, p0, p1, 0};
     if (!cap.n_failures && w->work_path) {
         GDALDatasetH src = GDALOpen(w->work_path, GA_ReadOnly);
