@@ -4,6 +4,7 @@
  * compressed GeoTIFF, written in the output's private stage folder and
  * moved into place on completion (output.c owns the rules).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,13 @@ struct mmcl__writer {
     double nodata; /* fills the outside of edge blocks */
     void *edge;    /* (block_h, block_w) staging for edge blocks */
     mmcl__style_fn style;
+    /* stats_as_written: per band, the valid values' count, extremes, and
+     * sums of (v - shift) and its square (shift: the band's first valid
+     * value, so that the sums keep their precision) */
+    struct band_sums {
+        long long n;
+        double shift, sum, sum2, min, max;
+    } *sums;
 };
 
 static int
@@ -294,6 +302,13 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
     if (!w->stage)
         goto fail;
     w->style = spec->style;
+    if (spec->stats_as_written && spec->type == GDT_Float32) {
+        w->sums = calloc((size_t)spec->n_bands, sizeof(*w->sums));
+        if (!w->sums) {
+            mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+    }
     w->width = spec->width;
     w->height = spec->height;
     w->n_bands = spec->n_bands;
@@ -446,10 +461,71 @@ write_blocks(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw, int th,
     return err;
 }
 
+/* Adds the window's valid values to the bands' sums (stats_as_written):
+ * NaN and the nodata value are not valid, as for GDAL's statistics. */
+static void
+sums_add(mmcl__writer *w, int tw, int th, const float *buf)
+{
+    size_t plane = (size_t)tw * th;
+    float nd = (float)w->nodata;
+    int check_nd = !isnan(nd);
+    for (int b = 0; b < w->n_bands; b++) {
+        struct band_sums *s = &w->sums[b];
+        const float *v = buf + plane * b;
+        long long n = 0;
+        double sum = 0, sum2 = 0, mn = INFINITY, mx = -INFINITY;
+        double shift = s->shift;
+        for (size_t i = 0; i < plane; i++) {
+            float f = v[i];
+            if (isnan(f) || (check_nd && f == nd))
+                continue;
+            if (s->n == 0 && n == 0)
+                shift = s->shift = f;
+            double d = (double)f - shift;
+            sum += d;
+            sum2 += d * d;
+            mn = f < mn ? f : mn;
+            mx = f > mx ? f : mx;
+            n++;
+        }
+        if (n == 0)
+            continue;
+        s->min = s->n == 0 || mn < s->min ? mn : s->min;
+        s->max = s->n == 0 || mx > s->max ? mx : s->max;
+        s->n += n;
+        s->sum += sum;
+        s->sum2 += sum2;
+    }
+}
+
+/* Stores the summed statistics on the bands, as GDAL stores its own
+ * (GDALSetRasterStatistics, then the share of valid pixels); a band
+ * without any valid pixel has none. */
+static void
+sums_store(mmcl__writer *w)
+{
+    double total = (double)w->width * (double)w->height;
+    for (int b = 0; b < w->n_bands; b++) {
+        const struct band_sums *s = &w->sums[b];
+        if (s->n == 0)
+            continue;
+        double m = s->sum / (double)s->n;
+        double var = s->sum2 / (double)s->n - m * m;
+        GDALRasterBandH band = GDALGetRasterBand(w->ds, b + 1);
+        GDALSetRasterStatistics(band, s->min, s->max, s->shift + m,
+                                var > 0 ? sqrt(var) : 0.0);
+        GDALSetMetadataItem(band, "STATISTICS_VALID_PERCENT",
+                            CPLSPrintf("%.4g", 100.0 * (double)s->n / total),
+                            NULL);
+    }
+}
+
 mmcl_status
 mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
                    int th, const void *buf)
 {
+    if (w->sums)
+        sums_add(w, tw, th, buf);
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
     if (mmcl__writer_is_direct(w, x, y, tw, th)) {
@@ -575,7 +651,9 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
     /* The statistics of every band, exact and stored with the output, so
      * that a viewer (QGIS) need not scan it; a band without any valid
      * pixel has none. */
-    for (int b = 1; b <= w->n_bands && !cap.n_failures; b++) {
+    if (w->sums && !cap.n_failures)
+        sums_store(w);
+    for (int b = 1; b <= w->n_bands && !cap.n_failures && !w->sums; b++) {
         double mn, mx, mean, sd;
         CPLPushErrorHandler(CPLQuietErrorHandler);
         GDALComputeRasterStatistics(GDALGetRasterBand(w->ds, b), FALSE, &mn,
@@ -702,5 +780,6 @@ mmcl__writer_abort(mmcl__writer *w)
     free(w->work_path);
     CSLDestroy(w->final_co);
     free(w->edge);
+    free(w->sums);
     free(w);
 }
