@@ -179,7 +179,23 @@ enum { MSG_LEN = 1024 };
 typedef struct done_msg {
     int status;
     char text[MSG_LEN];
+    /* At the end of the tiles: the rank's account (account_debug). */
+    int tiles;
+    double wall_s, worker_s, main_s, commit_s, other_s;
 } done_msg;
+
+/* A rank's account of its share (CPL_DEBUG MMCL, printed by rank 0 for
+ * every rank: the others print nothing; bench/bench_mpi.py reads it). */
+static void
+account_debug(int rank, const done_msg *m)
+{
+    CPLDebug("MMCL",
+             "rank %d of %d: %d tiles computed, %.2f s of wall time; CPU "
+             "seconds: workers %.2f, main thread %.2f (writing the tiles "
+             "%.2f), other threads (GDAL's compression, MPI) %.2f",
+             rank, world_size, m->tiles, m->wall_s, m->worker_s, m->main_s,
+             m->commit_s, m->other_s);
+}
 
 /* A packed tile travels with its index in front. */
 typedef struct tile_head {
@@ -797,6 +813,7 @@ serve(mmcl_context *ctx, dist *d, inbox *in, traffic *tr, int *n_done,
             MPI_Recv(&m, (int)sizeof(m), MPI_BYTE, src, TAG_DONE,
                      MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             ++*n_done;
+            account_debug(src, &m);
             if (m.status != MMCL_OK) {
                 mtx_lock(&d->lock);
                 if (!d->stop) {
@@ -1198,15 +1215,16 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
             job->tiles.stop(workers[i].state, job->tiles.user);
     mmcl__blas_threads_leave(1);
     journal_close(&jr);
-    double main_s = mmcl__thread_seconds() - main0;
-    double proc_s = process_seconds() - proc0;
-    CPLDebug("MMCL",
-             "rank %d of %d: %d tiles computed, %.2f s of wall time; CPU "
-             "seconds: workers %.2f, main thread %.2f (writing the tiles "
-             "%.2f), other threads (GDAL's compression, MPI) %.2f",
-             world_rank, world_size, d.n_computed, seconds_now() - wall0,
-             d.worker_s, main_s, d.commit_s,
-             proc_s - d.worker_s - main_s);
+    done_msg account = {0};
+    account.tiles = d.n_computed;
+    account.wall_s = seconds_now() - wall0;
+    account.worker_s = d.worker_s;
+    account.main_s = mmcl__thread_seconds() - main0;
+    account.commit_s = d.commit_s;
+    account.other_s = process_seconds() - proc0 - d.worker_s -
+                      account.main_s;
+    if (world_rank == 0)
+        account_debug(0, &account);
 
     if (d.stop) {
         st = d.status;
@@ -1216,7 +1234,7 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
 #ifdef MMCL_HAVE_MPI
     if (world_size > 1 && !mpi_broken) {
         if (world_rank != 0) {
-            done_msg m = {0};
+            done_msg m = account;
             m.status = (int)st;
             if (st != MMCL_OK)
                 snprintf(m.text, sizeof(m.text), "%s",
