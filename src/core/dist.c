@@ -145,6 +145,26 @@ mmcl__dist_active(void)
     return world_size > 1;
 }
 
+#ifdef MMCL_HAVE_MPI
+/* Waits for @p req, sleeping between tests. A rank waiting for the others
+ * (for rank 0 writing its last tiles and the statistics, or for a tile
+ * being taken) leaves its core to those that work: Open MPI's blocking
+ * calls poll at full speed, which on a node with as many ranks as cores
+ * takes a core from rank 0's compression. */
+static int
+wait_sleeping(MPI_Request *req)
+{
+    for (;;) {
+        int done = 0;
+        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done)
+            return rc;
+        struct timespec ts = {0, 200000}; /* 0.2 ms */
+        nanosleep(&ts, NULL);
+    }
+}
+#endif
+
 /* ---- messages ------------------------------------------------------------ */
 
 enum {
@@ -159,7 +179,23 @@ enum { MSG_LEN = 1024 };
 typedef struct done_msg {
     int status;
     char text[MSG_LEN];
+    /* At the end of the tiles: the rank's account (account_debug). */
+    int tiles;
+    double wall_s, worker_s, main_s, commit_s, other_s;
 } done_msg;
+
+/* A rank's account of its share (CPL_DEBUG MMCL, printed by rank 0 for
+ * every rank: the others print nothing; bench/bench_mpi.py reads it). */
+static void
+account_debug(int rank, const done_msg *m)
+{
+    CPLDebug("MMCL",
+             "rank %d of %d: %d tiles computed, %.2f s of wall time; CPU "
+             "seconds: workers %.2f, main thread %.2f (writing the tiles "
+             "%.2f), other threads (GDAL's compression, MPI) %.2f",
+             rank, world_size, m->tiles, m->wall_s, m->worker_s, m->main_s,
+             m->commit_s, m->other_s);
+}
 
 /* A packed tile travels with its index in front. */
 typedef struct tile_head {
@@ -188,8 +224,11 @@ mmcl__dist_agree(mmcl_context *ctx, mmcl_status st)
         }
     }
     int verdict[2] = {MMCL_OK, -1}; /* status, failing rank */
-    int rc = MPI_Gather(&mine, (int)sizeof(mine), MPI_BYTE, all,
-                        (int)sizeof(mine), MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Request req;
+    int rc = MPI_Igather(&mine, (int)sizeof(mine), MPI_BYTE, all,
+                         (int)sizeof(mine), MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS)
+        rc = wait_sleeping(&req);
     if (world_rank == 0 && rc == MPI_SUCCESS)
         for (int r = 0; r < world_size; r++)
             if (all[r].status != MMCL_OK) {
@@ -202,7 +241,9 @@ mmcl__dist_agree(mmcl_context *ctx, mmcl_status st)
             }
     free(all);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Bcast(verdict, 2, MPI_INT, 0, MPI_COMM_WORLD);
+        rc = MPI_Ibcast(verdict, 2, MPI_INT, 0, MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS)
+        rc = wait_sleeping(&req);
     if (rc != MPI_SUCCESS) {
         mpi_broken = 1;
         return mmcl__error(ctx, MMCL_ERR_IO,
@@ -505,6 +546,11 @@ struct dist {
     int no_more; /* rank 0 has no more tiles for us */
     int in_hand; /* tiles queued or being computed here */
     packed *out_head, *out_tail; /* computed, to send to rank 0 */
+    /* Where the time went (CPL_DEBUG MMCL, bench/bench_mpi.py): tiles
+     * computed here, the workers' CPU seconds, rank 0's main thread's CPU
+     * seconds writing the tiles. */
+    int n_computed;
+    double worker_s, commit_s;
 };
 
 static void
@@ -584,6 +630,7 @@ dworker_main(void *arg)
             dist_fail(d, w->ctx, st);
             break;
         }
+        d->n_computed++;
         if (world_rank == 0) {
             d->ready[index] = p;
         } else {
@@ -597,6 +644,7 @@ dworker_main(void *arg)
         cnd_broadcast(&d->changed);
     }
     d->n_running--;
+    d->worker_s += mmcl__thread_seconds();
     cnd_broadcast(&d->changed);
     mtx_unlock(&d->lock);
     /* The state is stopped by the runner, after the join, on one thread
@@ -610,6 +658,16 @@ seconds_now(void)
     struct timespec ts;
     timespec_get(&ts, TIME_UTC);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The CPU seconds of every thread of the process. */
+static double
+process_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Waits on the lock for a change, or a short while when messages may come
@@ -755,6 +813,7 @@ serve(mmcl_context *ctx, dist *d, inbox *in, traffic *tr, int *n_done,
             MPI_Recv(&m, (int)sizeof(m), MPI_BYTE, src, TAG_DONE,
                      MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             ++*n_done;
+            account_debug(src, &m);
             if (m.status != MMCL_OK) {
                 mtx_lock(&d->lock);
                 if (!d->stop) {
@@ -844,12 +903,14 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
             mmcl__tile t;
             mmcl__tile_at(&t, d->width, d->height, d->tile,
                           (int)p->head.index);
+            double c0 = mmcl__thread_seconds();
             mmcl_status st =
                 job->commit_packed(ctx, &t, packed_bytes(p), job->tiles.user);
             if (st == MMCL_OK)
                 st = journal_append(ctx, jr, t.index, packed_bytes(p),
                                     p->size);
             free(p);
+            d->commit_s += mmcl__thread_seconds() - c0;
             mtx_lock(&d->lock);
             if (st != MMCL_OK) {
                 dist_fail(d, ctx, st);
@@ -934,18 +995,55 @@ rank_loop(mmcl_context *ctx, dist *d, mmcl_progress_fn progress,
 {
 #ifdef MMCL_HAVE_MPI
     int outstanding = 0;
+    /* Tiles on their way to rank 0, sent without blocking: the thread
+     * goes on asking for tiles, and sleeps while rank 0 has not taken
+     * them yet (a blocking send would poll a core at full speed). */
+    enum { N_SENDING = 4 };
+    packed *sending[N_SENDING] = {NULL};
+    MPI_Request send_req[N_SENDING];
+    int n_sending = 0;
     mtx_lock(&d->lock);
     for (;;) {
         int any = 0;
-        while (d->out_head) {
+        mtx_unlock(&d->lock);
+        for (int k = 0; k < N_SENDING; k++) {
+            int done = 0;
+            if (!sending[k])
+                continue;
+            int rc = MPI_Test(&send_req[k], &done, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS || done) {
+                free(sending[k]);
+                sending[k] = NULL;
+                n_sending--;
+                any = 1;
+            }
+            if (rc != MPI_SUCCESS) {
+                mtx_lock(&d->lock);
+                dist_fail(d, ctx,
+                          mmcl__error(ctx, MMCL_ERR_IO,
+                                      "MPI failed sending a tile to rank 0"));
+                mtx_unlock(&d->lock);
+            }
+        }
+        mtx_lock(&d->lock);
+        while (d->out_head && n_sending < N_SENDING) {
             packed *p = d->out_head;
             d->out_head = p->next;
             if (!d->out_head)
                 d->out_tail = NULL;
             mtx_unlock(&d->lock);
-            int rc = MPI_Send(&p->head, (int)(sizeof(tile_head) + p->size),
-                              MPI_BYTE, 0, TAG_TILE, MPI_COMM_WORLD);
-            free(p);
+            int k = 0;
+            while (sending[k])
+                k++;
+            int rc = MPI_Isend(&p->head, (int)(sizeof(tile_head) + p->size),
+                               MPI_BYTE, 0, TAG_TILE, MPI_COMM_WORLD,
+                               &send_req[k]);
+            if (rc == MPI_SUCCESS) {
+                sending[k] = p;
+                n_sending++;
+            } else {
+                free(p);
+            }
             mtx_lock(&d->lock);
             if (rc != MPI_SUCCESS)
                 dist_fail(d, ctx,
@@ -999,7 +1097,8 @@ rank_loop(mmcl_context *ctx, dist *d, mmcl_progress_fn progress,
             mtx_unlock(&d->lock);
         }
         mtx_lock(&d->lock);
-        if (d->n_running == 0 && !d->out_head && outstanding == 0)
+        if (d->n_running == 0 && !d->out_head && outstanding == 0 &&
+            n_sending == 0)
             break;
         if (!any)
             wait_a_little(d);
@@ -1045,6 +1144,8 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
     journal jr = {0};
     dworker *workers = NULL;
     int n_started = 0;
+    double wall0 = seconds_now(), main0 = mmcl__thread_seconds();
+    double proc0 = process_seconds();
     mmcl_status st = job->prior;
     if (st != MMCL_OK) {
     } else if (world_rank == 0) {
@@ -1114,6 +1215,16 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
             job->tiles.stop(workers[i].state, job->tiles.user);
     mmcl__blas_threads_leave(1);
     journal_close(&jr);
+    done_msg account = {0};
+    account.tiles = d.n_computed;
+    account.wall_s = seconds_now() - wall0;
+    account.worker_s = d.worker_s;
+    account.main_s = mmcl__thread_seconds() - main0;
+    account.commit_s = d.commit_s;
+    account.other_s = process_seconds() - proc0 - d.worker_s -
+                      account.main_s;
+    if (world_rank == 0)
+        account_debug(0, &account);
 
     if (d.stop) {
         st = d.status;
@@ -1123,7 +1234,7 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
 #ifdef MMCL_HAVE_MPI
     if (world_size > 1 && !mpi_broken) {
         if (world_rank != 0) {
-            done_msg m = {0};
+            done_msg m = account;
             m.status = (int)st;
             if (st != MMCL_OK)
                 snprintf(m.text, sizeof(m.text), "%s",
@@ -1133,8 +1244,10 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
         }
         /* Everyone learns how the job ended. */
         int verdict = (int)st;
-        if (MPI_Bcast(&verdict, 1, MPI_INT, 0, MPI_COMM_WORLD) !=
-            MPI_SUCCESS)
+        MPI_Request req;
+        if (MPI_Ibcast(&verdict, 1, MPI_INT, 0, MPI_COMM_WORLD, &req) !=
+                MPI_SUCCESS ||
+            wait_sleeping(&req) != MPI_SUCCESS)
             mpi_broken = 1;
         else if (world_rank != 0 && st == MMCL_OK && verdict != MMCL_OK)
             st = mmcl__error(ctx, MMCL_ERR_CANCELLED,

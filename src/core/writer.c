@@ -4,15 +4,18 @@
  * compressed GeoTIFF, written in the output's private stage folder and
  * moved into place on completion (output.c owns the rules).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 
 #include "context_internal.h"
+#include "dist_internal.h"
 #include "gdal_util_internal.h"
 #include "options_internal.h"
 #include "output_internal.h"
@@ -38,13 +41,12 @@ struct mmcl__writer {
     double nodata; /* fills the outside of edge blocks */
     void *edge;    /* (block_h, block_w) staging for edge blocks */
     mmcl__style_fn style;
-    /* Statistics the caller gave (mmcl__writer_set_statistics), by band;
-     * NULL when none. */
-    struct given_stats {
-        int set;
-        long long count;
-        double min, max, mean, sd;
-    } *given;
+    /* stats_as_written: per band, the valid values' count, extremes, mean
+     * and sum of squared deviations, updated window by window */
+    struct band_sums {
+        long long n;
+        double min, max, mean, m2;
+    } *sums;
 };
 
 static int
@@ -299,6 +301,13 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
     if (!w->stage)
         goto fail;
     w->style = spec->style;
+    if (spec->stats_as_written && spec->type == GDT_Float32) {
+        w->sums = calloc((size_t)spec->n_bands, sizeof(*w->sums));
+        if (!w->sums) {
+            mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+    }
     w->width = spec->width;
     w->height = spec->height;
     w->n_bands = spec->n_bands;
@@ -322,11 +331,18 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
         co = CSLSetNameValue(co, "PREDICTOR", NULL);
         w->work_path = mmcl__stage_path(ctx, w->stage, ".work.tif");
     } else {
+        int threads = spec->stream_threads > 0 ? spec->stream_threads
+                                               : spec->n_threads;
+        /* A job shared among MPI ranks has this one writer for what every
+         * rank computes (docs/mpi.md): its blocks are compressed in
+         * GDAL's threads (the same bytes), as many as rank 0 has workers
+         * and at least two, so that compressing is never held to one
+         * core. They work only when blocks come; rank 0's workers, handed
+         * tiles on demand, then compute fewer tiles. */
+        if (mmcl__dist_active())
+            threads = spec->n_threads > 2 ? spec->n_threads : 2;
         co = default_options(format, spec->type, spec->n_bands,
-                             spec->block,
-                             spec->stream_threads > 0 ? spec->stream_threads
-                                                      : spec->n_threads,
-                             spec->creation_options);
+                             spec->block, threads, spec->creation_options);
     }
     if (!w->path || (w->final_co && !w->work_path)) {
         CSLDestroy(co);
@@ -444,10 +460,89 @@ write_blocks(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw, int th,
     return err;
 }
 
+/* Adds the window's valid values to the bands' sums (stats_as_written):
+ * NaN and the nodata value are not valid, as for GDAL's statistics. Per
+ * band the window's count, extremes, mean and squared deviations (two
+ * passes, the window in cache), then Chan et al.'s pairwise update. */
+static void
+sums_add(mmcl__writer *w, int tw, int th, const float *buf)
+{
+    size_t plane = (size_t)tw * th;
+    float nd = (float)w->nodata;
+    int check_nd = !isnan(nd);
+    for (int b = 0; b < w->n_bands; b++) {
+        struct band_sums *s = &w->sums[b];
+        const float *v = buf + plane * b;
+        long long k = 0;
+        double sum = 0;
+        float mn = INFINITY, mx = -INFINITY;
+        for (size_t i = 0; i < plane; i++) {
+            float f = v[i];
+            if (isnan(f) || (check_nd && f == nd))
+                continue;
+            k++;
+            sum += f;
+            mn = f < mn ? f : mn;
+            mx = f > mx ? f : mx;
+        }
+        if (k == 0)
+            continue;
+        double mean = sum / (double)k, m2 = 0;
+        for (size_t i = 0; i < plane; i++) {
+            float f = v[i];
+            if (isnan(f) || (check_nd && f == nd))
+                continue;
+            double d = (double)f - mean;
+            m2 += d * d;
+        }
+        if (s->n == 0) {
+            s->min = mn;
+            s->max = mx;
+        } else {
+            s->min = fmin(s->min, mn);
+            s->max = fmax(s->max, mx);
+        }
+        double total = (double)(s->n + k), delta = mean - s->mean;
+        s->mean += delta * (double)k / total;
+        s->m2 += m2 + delta * delta * (double)s->n * (double)k / total;
+        s->n += k;
+    }
+}
+
+long long
+mmcl__writer_valid_count(const mmcl__writer *w, int band)
+{
+    return w && w->sums && band >= 1 && band <= w->n_bands
+               ? w->sums[band - 1].n
+               : -1;
+}
+
+/* Stores the summed statistics on the bands, as GDAL stores its own
+ * (GDALSetRasterStatistics, then the share of valid pixels); a band
+ * without any valid pixel has none. */
+static void
+sums_store(mmcl__writer *w)
+{
+    double total = (double)w->width * (double)w->height;
+    for (int b = 0; b < w->n_bands; b++) {
+        const struct band_sums *s = &w->sums[b];
+        if (s->n == 0)
+            continue;
+        GDALRasterBandH band = GDALGetRasterBand(w->ds, b + 1);
+        GDALSetRasterStatistics(band, s->min, s->max, s->mean,
+                                sqrt(s->m2 / (double)s->n));
+        GDALSetMetadataItem(band, "STATISTICS_VALID_PERCENT",
+                            CPLSPrintf("%.4g", 100.0 * (double)s->n / total),
+                            NULL);
+    }
+}
+
 mmcl_status
 mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
                    int th, const void *buf)
 {
+    if (w->sums)
+        sums_add(w, tw, th, buf);
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
     if (mmcl__writer_is_direct(w, x, y, tw, th)) {
@@ -533,26 +628,6 @@ mmcl__writer_set_metadata_list(mmcl_context *ctx, mmcl__writer *w, char **kv)
     return st;
 }
 
-mmcl_status
-mmcl__writer_set_statistics(mmcl_context *ctx, mmcl__writer *w, int band,
-                            long long count, double min, double max,
-                            double mean, double sd)
-{
-    if (band < 1 || band > w->n_bands)
-        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
-                           "no band %d in an output of %d bands", band,
-                           w->n_bands);
-    if (!w->given) {
-        w->given = mmcl__calloc_array(ctx, (size_t)w->n_bands, 1,
-                                      sizeof(*w->given));
-        if (!w->given)
-            return MMCL_ERR_NO_MEMORY;
-    }
-    struct given_stats g = {1, count, min, max, mean, sd};
-    w->given[band - 1] = g;
-    return MMCL_OK;
-}
-
 double
 mmcl__writer_progress_split(const mmcl__writer *w, double p0, double p1)
 {
@@ -585,33 +660,35 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
     const char *final = mmcl__stage_file(w->stage);
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
+    double t0 = mmcl__thread_seconds();
     GDALFlushCache(w->ds);
+    double t1 = mmcl__thread_seconds();
+    struct timespec ws0, ws1;
+    timespec_get(&ws0, TIME_UTC);
     /* The statistics of every band, exact and stored with the output, so
      * that a viewer (QGIS) need not scan it; a band without any valid
      * pixel has none. */
-    for (int b = 1; b <= w->n_bands && !cap.n_failures; b++) {
-        const struct given_stats *g = w->given ? &w->given[b - 1] : NULL;
-        if (g && g->set) { /* as GDALComputeRasterStatistics stores them */
-            GDALRasterBandH band = GDALGetRasterBand(w->ds, b);
-            double pixels = (double)w->width * w->height;
-            if (g->count > 0) {
-                GDALSetRasterStatistics(band, g->min, g->max, g->mean,
-                                        g->sd);
-                GDALSetMetadataItem(
-                    band, "STATISTICS_VALID_PERCENT",
-                    CPLSPrintf("%.4g", 100.0 * (double)g->count / pixels),
-                    NULL);
-            }
-            continue;
-        }
+    if (w->sums && !cap.n_failures)
+        sums_store(w);
+    for (int b = 1; b <= w->n_bands && !cap.n_failures && !w->sums; b++) {
         double mn, mx, mean, sd;
         CPLPushErrorHandler(CPLQuietErrorHandler);
         GDALComputeRasterStatistics(GDALGetRasterBand(w->ds, b), FALSE, &mn,
                                     &mx, &mean, &sd, NULL, NULL);
         CPLPopErrorHandler();
     }
+    double t2 = mmcl__thread_seconds();
+    timespec_get(&ws1, TIME_UTC);
     GDALClose(w->ds);
     w->ds = NULL;
+    CPLDebug("MMCL",
+             "'%s' completed: CPU seconds of this thread: last blocks %.3f, "
+             "statistics of %d bands %.3f, closing %.3f; statistics in "
+             "%.3f s of wall time",
+             w->path, t1 - t0, w->n_bands, t2 - t1,
+             mmcl__thread_seconds() - t2,
+             (double)(ws1.tv_sec - ws0.tv_sec) +
+                 1e-9 * (double)(ws1.tv_nsec - ws0.tv_nsec));
     copy_progress cp = {progress, progress_user, p0, p1, 0};
     if (!cap.n_failures && w->work_path) {
         GDALDatasetH src = GDALOpen(w->work_path, GA_ReadOnly);
@@ -720,6 +797,6 @@ mmcl__writer_abort(mmcl__writer *w)
     free(w->work_path);
     CSLDestroy(w->final_co);
     free(w->edge);
-    free(w->given);
+    free(w->sums);
     free(w);
 }

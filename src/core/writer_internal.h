@@ -46,6 +46,13 @@ typedef struct mmcl__raster_spec {
      * tiles are computed (GeoTIFF); 0 = n_threads. A copy-only format
      * (COG) is compressed at the end with n_threads. */
     int stream_threads;
+    /* Float32 only: every pixel is written once, through
+     * mmcl__writer_write(), in an order that does not depend on the
+     * threads or the ranks (tile order). The statistics of the bands are
+     * then summed as the windows come, on the writing thread, instead of
+     * read back (decompressed) at the end: the same figures for any
+     * thread or rank count, without a second pass over the file. */
+    int stats_as_written;
     /* The output's QGIS style, written when it is complete, after the
      * statistics of every band are stored with it; NULL = none. */
     mmcl__style_fn style;
@@ -124,23 +131,16 @@ double mmcl__writer_progress_split(const mmcl__writer *w, double p0,
                                    double p1);
 
 /*
- * The statistics of band @p band (1-based), computed by the caller over
- * every value it wrote: @p count valid values (0: the band has none, and
- * gets no statistics), their minimum, maximum, mean and standard
- * deviation (of the population, as GDAL's). Finishing then stores them
- * instead of reading the band back to compute them.
+ * With stats_as_written: the number of valid values written so far in
+ * band @p band (1-based); -1 without.
  */
-mmcl_status mmcl__writer_set_statistics(mmcl_context *ctx, mmcl__writer *w,
-                                        int band, long long count,
-                                        double min, double max, double mean,
-                                        double sd);
+long long mmcl__writer_valid_count(const mmcl__writer *w, int band);
 
 /*
- * Completes the output in its stage: computes (unless given) and stores
- * the statistics of every band (GDAL's STATISTICS_* items: in the
- * GeoTIFF, or in the "<name>.aux.xml" a format without room for them
- * gets), closes it and
- * converts it to the final format when that format can only copy (COG,
+ * Completes the output in its stage: computes (or, with stats_as_written,
+ * takes the sums) and stores the statistics of every band (GDAL's
+ * STATISTICS_* items: in the GeoTIFF, or in the "<name>.aux.xml" a format
+ * without room for them gets), closes it and converts it to the final format when that format can only copy (COG,
  * PNG, ...), then writes its QGIS style (spec's style hook), reporting
  * [p0, p1] through @p progress (may be NULL), which may cancel
  * (MMCL_ERR_CANCELLED). Nothing is in place yet: see mmcl__writer_stage.

@@ -220,6 +220,7 @@ run_open_writer(mmcl_context *ctx, mmcl__map_run *r, const char *out,
     spec.block = r->tile;
     spec.n_threads = r->threads;
     spec.stream_threads = mmcl__map_compress_threads(spec.n_threads);
+    spec.stats_as_written = 1; /* every tile once, in tile order */
     spec.style = r->style;
     r->writer = mmcl__writer_open(ctx, &spec);
     return r->writer ? MMCL_OK : mmcl_context_errcode(ctx);

@@ -23,77 +23,12 @@
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
-/* Running statistics of one band's valid values (Chan et al.'s pairwise
- * update of count, mean and sum of squared deviations, tile by tile). */
-typedef struct band_stats {
-    long long n;
-    double min, max, mean, m2;
-} band_stats;
-
 typedef struct align_job {
     mmcl__pair *pair;
     mmcl__writer *writer;
     int tile;
     float *buf;        /* shared or journaled run: a tile for the writer */
-    /* (n_sar): of the values written, accumulated at commit, for the
-     * writer; band 1's count is that of the valid SAR pixels. */
-    band_stats *stats;
 } align_job;
-
-/* Adds the @p n values @p v (NaN: invalid) to @p s: the tile's count,
- * extremes, mean and squared deviations (two passes, the tile in cache),
- * then the pairwise update. */
-static void
-band_stats_add(band_stats *s, const float *v, size_t n)
-{
-    long long k = 0;
-    double sum = 0;
-    float mn = INFINITY, mx = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        float x = v[i];
-        if (isnan(x))
-            continue;
-        k++;
-        sum += x;
-        mn = x < mn ? x : mn;
-        mx = x > mx ? x : mx;
-    }
-    if (k == 0)
-        return;
-    double mean = sum / (double)k, m2 = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = v[i] - mean;
-        if (!isnan(d))
-            m2 += d * d;
-    }
-    if (s->n == 0) {
-        s->min = mn;
-        s->max = mx;
-    } else {
-        s->min = fmin(s->min, mn);
-        s->max = fmax(s->max, mx);
-    }
-    double total = (double)(s->n + k), delta = mean - s->mean;
-    s->mean += delta * (double)k / total;
-    s->m2 += m2 + delta * delta * (double)s->n * (double)k / total;
-    s->n += k;
-}
-
-/* Hands the statistics of the bands written to the writer, which then
- * need not read the output back for them. */
-static mmcl_status
-align_set_statistics(mmcl_context *ctx, const align_job *job)
-{
-    mmcl_status st = MMCL_OK;
-    int n = mmcl__pair_sar_bands(job->pair);
-    for (int b = 0; b < n && st == MMCL_OK; b++) {
-        const band_stats *s = &job->stats[b];
-        st = mmcl__writer_set_statistics(
-            ctx, job->writer, b + 1, s->n, s->min, s->max, s->mean,
-            s->n > 0 ? sqrt(s->m2 / (double)s->n) : 0.0);
-    }
-    return st;
-}
 
 typedef struct align_worker {
     mmcl__pair_reader *reader;
@@ -144,9 +79,6 @@ align_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     align_job *job = user;
     align_worker *w = state;
-    size_t n = (size_t)t->w * t->h;
-    for (int b = 0; b < mmcl__pair_sar_bands(job->pair); b++)
-        band_stats_add(&job->stats[b], w->buf + n * (size_t)b, n);
     return mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w, t->h,
                               w->buf);
 }
@@ -287,11 +219,10 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     spec.block = job.tile;
     spec.n_threads = threads;
     spec.style = mmcl__style_write_raster;
+    spec.stats_as_written = 1; /* every tile once, in tile order */
     if (writes) {
         job.writer = mmcl__writer_open(ctx, &spec);
-        job.stats = mmcl__calloc_array(ctx, (size_t)spec.n_bands, 1,
-                                       sizeof(band_stats));
-        if (!job.writer || !job.stats)
+        if (!job.writer)
             st = mmcl_context_errcode(ctx);
     }
     char step[32];
@@ -337,14 +268,12 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
     else if (st == MMCL_OK)
         st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile, threads,
                              &tj, progress, puser, 0.0, split);
-    if (st == MMCL_OK && writes && job.stats[0].n == 0)
+    if (st == MMCL_OK && writes && mmcl__writer_valid_count(job.writer, 1) == 0)
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "the SAR '%s'%s has no valid pixel over the optical "
                          "grid (empty, all nodata, or outside)",
                          sar[0],
                          n_sar > 1 ? " and the others stacked with it" : "");
-    if (st == MMCL_OK && writes)
-        st = align_set_statistics(ctx, &job);
     if (st == MMCL_OK && writes) {
         st = mmcl__writer_commit(ctx, job.writer, progress, puser, split,
                                  1.0);
@@ -358,7 +287,6 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
 done:
     mmcl__writer_abort(job.writer);
     free(job.buf);
-    free(job.stats);
     free(journal);
     mmcl__pair_close(job.pair);
     mmcl__files_destroy(files);

@@ -104,14 +104,17 @@ def command(op, out, tile, model, opt, sar):
 
 
 class TestSameBytes(unittest.TestCase):
-    """1, 2, 3 and 4 ranks write the serial program's bytes."""
+    """1, 2, 3 and 4 ranks write the serial program's bytes. The serial
+    reference runs one thread: it compresses the blocks and computes the
+    statistics on one thread, where rank 0 of a shared job uses GDAL's
+    compression threads and computes the bands' statistics in threads."""
 
     def check(self, op):
         model, opt, sar = Scene.get()
         d = tmpdir("mpi_same_" + op)
         for tile in (48, 128):  # 48 leaves partial tiles at the edges
             ref = os.path.join(d, "ref%d.tif" % tile)
-            run(*command(op, ref, tile, model, opt, sar))
+            run(*command(op, ref, tile, model, opt, sar), "--threads", "1")
             for n in (1, 2, 3, 4):
                 out = os.path.join(d, "n%d_t%d.tif" % (n, tile))
                 p = mpirun(n, *command(op, out, tile, model, opt, sar))
@@ -131,6 +134,19 @@ class TestSameBytes(unittest.TestCase):
 
     def test_align(self):
         self.check("align")
+
+    def test_serial_threads(self):
+        # One process: 3 threads compress in 2 of GDAL's threads and
+        # compute the statistics in 3; the bytes of one thread.
+        model, opt, sar = Scene.get()
+        d = tmpdir("mpi_serial_threads")
+        for op in ("embed", "infoloss"):
+            out = [os.path.join(d, "%s_t%s.tif" % (op, n)) for n in "13"]
+            for f, n in zip(out, "13"):
+                run(*command(op, f, 48, model, opt, sar), "--threads", n)
+            self.assertTrue(same_bytes(out[0], out[1]),
+                            "%s: --threads 3 not the bytes of --threads 1"
+                            % op)
 
 
 def rank_pids(launcher_pid, rank):
