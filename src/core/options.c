@@ -340,6 +340,7 @@ static const mmcl_option_def audit_defs[] = {
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT),
     MMCL__PAIR_DEFS,
+    MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -457,6 +458,7 @@ static const mmcl_option_def coreg_defs[] = {
      "blocks) as JSON, with the raster",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     MMCL__PAIR_DEFS,
+    MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",
      "worker threads; 0 = one per core (the result does not depend on it)",
