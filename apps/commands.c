@@ -582,14 +582,26 @@ print_coreg(const char *text)
         return;
     }
     double dx = num(s, "dx"), dy = num(s, "dy");
+    /* Measured after a correction: what remains of the shift. */
+    const cJSON *c = cJSON_GetObjectItem(r, "correction");
+    const char *what = "Global shift of the SAR";
+    char buf[1200];
+    if (cJSON_IsObject(c) && c->child && cJSON_IsString(c->child)) {
+        snprintf(buf, sizeof(buf),
+                 "Residual shift of the SAR after the correction (%s %s)",
+                 strcmp(c->child->string, "sar_shift") == 0
+                     ? "--sar-shift"
+                     : "--sar-shift-field",
+                 c->child->valuestring);
+        what = buf;
+    }
     if (isfinite(dx) && isfinite(dy))
-        printf("Global shift of the SAR: dx %+.3f, dy %+.3f optical pixels "
-               "(%+.2f east, %+.2f north in CRS units); spread (MAD) "
-               "%.3f, %.3f px\n",
-               dx, dy, num(s, "dx_m"), num(s, "dy_m"), num(s, "mad_dx"),
-               num(s, "mad_dy"));
+        printf("%s: dx %+.3f, dy %+.3f optical pixels (%+.2f east, %+.2f "
+               "north in CRS units); spread (MAD) %.3f, %.3f px\n",
+               what, dx, dy, num(s, "dx_m"), num(s, "dy_m"),
+               num(s, "mad_dx"), num(s, "mad_dy"));
     else
-        printf("Global shift of the SAR: unknown (no confident block)\n");
+        printf("%s: unknown (no confident block)\n", what);
     printf("Blocks of %.0f px, search +-%.0f px: %.0f of %.0f confident "
            "(%.0f%%), %.0f with an estimate\n",
            num(r, "block"), num(r, "search"), num(b, "confident"),

@@ -120,6 +120,7 @@ LABELS = {
     "SAR_SHIFT": "SAR misregistration to correct: DX,DY (optical pixels)",
     "SAR_SHIFT_FIELD": "SAR shift field to correct with (mmcl coreg)",
     "SHIFT_MIN_CONFIDENCE": "Shift field: minimum confidence of a block",
+    "OVER": "Shift field: optical raster to draw the colour wheel over",
 }
 # Labels of options that mean something else in one command.
 COMMAND_LABELS = {
@@ -177,7 +178,7 @@ FILE_OPTIONS = {("infoloss", "REPORT"): ("JSON report",
 RASTER_OPTIONS = {("probe", "MAP"): "Prediction map (held-out blocks)"}
 # Options whose value is a raster the program reads: optional raster
 # layers (any command that has them).
-RASTER_INPUT_OPTIONS = {"SAR_SHIFT_FIELD"}
+RASTER_INPUT_OPTIONS = {"SAR_SHIFT_FIELD", "OVER"}
 
 # What `mmcl synth OUTDIR` writes into OUTDIR (its help text names them).
 SYNTH_PRODUCTS = (("OPTICAL", "optical.tif", "Optical raster"),

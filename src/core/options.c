@@ -340,6 +340,7 @@ static const mmcl_option_def audit_defs[] = {
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT),
     MMCL__PAIR_DEFS,
+    MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
 };
@@ -434,6 +435,11 @@ static const mmcl_option_def rgb_defs[] = {
      "colormap mode: also draw the colour scale into the picture's lower "
      "left corner (a written picture of at least 496 x 136 pixels)",
      MMCL_OPT_USAGE_LIBRARY},
+    {"OVER", MMCL_OPT_STRING, NULL, NULL, NULL, NULL, "--over", "OPTICAL",
+     "shift field (mmcl coreg): blend the colour wheel over the picture of "
+     "this optical raster (its PCA, or --bands as red, green, blue, "
+     "stretched by --stretch), each block on its pixels of the optical grid",
+     MMCL_OPT_USAGE_LIBRARY},
     MMCL__LAZY_DEF(MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT),
     MMCL__OUTPUT_DEFS,
     MMCL__RUN_DEFS,
@@ -457,6 +463,7 @@ static const mmcl_option_def coreg_defs[] = {
      "blocks) as JSON, with the raster",
      MMCL_OPT_USAGE_LIBRARY | MMCL_OPT_USAGE_OUTPUT},
     MMCL__PAIR_DEFS,
+    MMCL__SHIFT_DEFS,
     MMCL__OUTPUT_DEFS,
     {"THREADS", MMCL_OPT_INT, "0", "0", "256", NULL, "--threads", "N",
      "worker threads; 0 = one per core (the result does not depend on it)",

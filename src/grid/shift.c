@@ -364,6 +364,29 @@ check_is_field(mmcl_context *ctx, GDALDatasetH ds, const char *path,
     return MMCL_OK;
 }
 
+/* Refuses a field mmcl coreg measured on a corrected SAR: it holds what
+ * remains of the shift after that correction, not the shift itself. */
+static mmcl_status
+check_not_residual(mmcl_context *ctx, GDALDatasetH ds, const char *path)
+{
+    static const char *const corrections[2] = {"SAR_SHIFT",
+                                               "SAR_SHIFT_FIELD"};
+    for (int k = 0; k < 2; k++) {
+        const char *c = metadata_item(ds, corrections[k]);
+        if (c)
+            return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                               "shift field '%s' is a residual: mmcl coreg "
+                               "measured it on the SAR corrected with %s, "
+                               "so it holds what remains of the shift after "
+                               "that correction, not the SAR's shift; "
+                               "correct with that correction, or with a "
+                               "field measured without one",
+                               path,
+                               mmcl__opt_setting(ctx, corrections[k], c));
+    }
+    return MMCL_OK;
+}
+
 /* The field's CRS against the grid's. */
 static mmcl_status
 check_crs(mmcl_context *ctx, GDALDatasetH ds, const char *path,
@@ -597,6 +620,33 @@ centres(mmcl_context *ctx, int nb, int block, int size)
     return c;
 }
 
+/* A shift field of mmcl coreg on @p g at block spacing: its bands
+ * (@p bands: dx, dy, confidence), its CRS, its origin and size. */
+static mmcl_status
+check_field(mmcl_context *ctx, GDALDatasetH ds, const char *path,
+            const mmcl__grid *g, int bands[3], int *block)
+{
+    mmcl_status st = check_is_field(ctx, ds, path, bands);
+    if (st == MMCL_OK)
+        st = check_crs(ctx, ds, path, g);
+    if (st == MMCL_OK)
+        st = check_on_grid(ctx, ds, path, g, block);
+    return st;
+}
+
+mmcl_status
+mmcl__shift_field_check(mmcl_context *ctx, const char *path,
+                        const mmcl__grid *grid, int *block)
+{
+    GDALDatasetH ds = mmcl__open_raster(ctx, path, "shift field");
+    if (!ds)
+        return mmcl_context_errcode(ctx);
+    int bands[3];
+    mmcl_status st = check_field(ctx, ds, path, grid, bands, block);
+    GDALClose(ds);
+    return st;
+}
+
 static mmcl_status
 open_field(mmcl_context *ctx, const char *path, const mmcl__grid *g,
            double min_conf, mmcl__shift **out)
@@ -605,11 +655,9 @@ open_field(mmcl_context *ctx, const char *path, const mmcl__grid *g,
     if (!ds)
         return mmcl_context_errcode(ctx);
     int bands[3], block = 0;
-    mmcl_status st = check_is_field(ctx, ds, path, bands);
+    mmcl_status st = check_field(ctx, ds, path, g, bands, &block);
     if (st == MMCL_OK)
-        st = check_crs(ctx, ds, path, g);
-    if (st == MMCL_OK)
-        st = check_on_grid(ctx, ds, path, g, &block);
+        st = check_not_residual(ctx, ds, path);
     mmcl__shift *s = st == MMCL_OK ? shift_new(ctx, path) : NULL;
     if (st == MMCL_OK && !s)
         st = MMCL_ERR_NO_MEMORY;

@@ -42,6 +42,15 @@ mmcl_status mmcl__shift_from_options(mmcl_context *ctx,
                                      const mmcl__grid *grid,
                                      mmcl__shift **out);
 
+/*
+ * Checks that @p path is a shift field of mmcl coreg lying on @p grid at
+ * block spacing, as the correction's field is checked (its bands dx, dy
+ * and confidence, its CRS, its origin and its size), without reading its
+ * blocks; *@p block: its block size in pixels of @p grid.
+ */
+mmcl_status mmcl__shift_field_check(mmcl_context *ctx, const char *path,
+                                    const mmcl__grid *grid, int *block);
+
 /* Parses "DX,DY" (two finite numbers); 0 when it is not that. */
 int mmcl__shift_parse(const char *text, double *dx, double *dy);
 

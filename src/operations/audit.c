@@ -727,13 +727,14 @@ audit_metadata(char **md, const audit *a, const char *path)
     return md;
 }
 
-/* The files of the audit: the embedding raster and the pair, as inputs. */
+/* The files of the audit: the embedding raster, the pair and the shift
+ * field of the correction, as inputs. */
 static mmcl_status
 audit_files(mmcl_context *ctx, mmcl__map_run *r, const char *embedding,
             const char *const *optical, size_t n_optical,
-            const char *const *sar, size_t n_sar, int overwrite)
+            const char *const *sar, size_t n_sar, const mmcl_options *o)
 {
-    r->files = mmcl__files_create(ctx, overwrite);
+    r->files = mmcl__files_create(ctx, mmcl__opt_bool(o, "OVERWRITE"));
     if (!r->files)
         return MMCL_ERR_NO_MEMORY;
     mmcl_status st = mmcl__files_add_input(ctx, r->files, embedding);
@@ -741,6 +742,9 @@ audit_files(mmcl_context *ctx, mmcl__map_run *r, const char *embedding,
         st = mmcl__files_add_input(ctx, r->files, optical[i]);
     for (size_t i = 0; sar && i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, r->files, sar[i]);
+    const char *field = mmcl__opt_str(o, "SAR_SHIFT_FIELD");
+    if (field && st == MMCL_OK)
+        st = mmcl__files_add_input(ctx, r->files, field);
     return st;
 }
 
@@ -771,8 +775,7 @@ mmcl_audit(mmcl_context *ctx, const char *embedding,
                        .def = {.kind = MMCL__MAP_INFOLOSS}};
     const char *format = NULL;
     int lazy = mmcl__opt_bool(o, "LAZY");
-    st = audit_files(ctx, &r, embedding, optical, n_optical, sar, n_sar,
-                     mmcl__opt_bool(o, "OVERWRITE"));
+    st = audit_files(ctx, &r, embedding, optical, n_optical, sar, n_sar, o);
     if (st == MMCL_OK && lazy) {
         /* LAZY: the descriptor (audit_lazy.c) instead of the map. */
         st = mmcl__audit_lazy_check(ctx, r.files, out, o);

@@ -49,16 +49,22 @@ add_paths(const mmcl__descriptor_hooks *dh, cJSON *j, const char *key,
 
 /* The options that decide the product's values, under their lower-case
  * names: those the reading of the rasters and the map's bands depend on
- * always, the rest when given. */
+ * always, the rest when given; the shift field's path as the inputs'. */
 static void
-add_options(cJSON *j, const mmcl_options *o)
+add_options(const mmcl__descriptor_hooks *dh, cJSON *j, const char *out,
+            const mmcl_options *o)
 {
     static const char *const always[] = {"DEQUANTIZE", "EMBEDDING_RESAMPLING",
                                          "NON_REDUNDANCY", "MASK"};
     static const char *const given[] = {
-        "EMBEDDING_BANDS", "RESAMPLING",     "SAR_TRANSFORM",
+        "EMBEDDING_BANDS", "RESAMPLING",       "SAR_TRANSFORM",
         "SPECKLE",         "STACK_RESAMPLING", "ERROR_THRESHOLD",
-        "TILE",            "THREADS"};
+        "SAR_SHIFT",       "SHIFT_MIN_CONFIDENCE", "TILE",
+        "THREADS"};
+    if (mmcl__opt_given(o, "SAR_SHIFT_FIELD"))
+        cJSON_AddItemToObject(
+            j, "sar_shift_field",
+            dh->stored_path(out, mmcl__opt_str(o, "SAR_SHIFT_FIELD")));
     for (size_t g = 0; g < 2; g++) {
         const char *const *keys = g == 0 ? always : given;
         size_t n = g == 0 ? sizeof(always) / sizeof(always[0])
@@ -104,7 +110,7 @@ mmcl__audit_lazy_write(mmcl_context *ctx, mmcl__files *files, const char *out,
     cJSON_AddItemToObject(j, "embedding", dh->stored_path(out, embedding));
     add_paths(dh, j, "optical", out, optical, n_optical);
     add_paths(dh, j, "sar", out, sar, n_sar);
-    add_options(j, o);
+    add_options(dh, j, out, o);
     cJSON *md = cJSON_AddObjectToObject(fit, "metadata");
     for (int i = 0; metadata && metadata[i]; i++) {
         char *key = NULL;

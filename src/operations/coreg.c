@@ -27,6 +27,7 @@
 #include "options_internal.h"
 #include "output_internal.h"
 #include "pair_internal.h"
+#include "shift_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
@@ -232,10 +233,34 @@ paths_json(const char *const *p, size_t n)
     return a;
 }
 
+/* The correction the SAR was read with (null: none): the field then
+ * measures what remains of the misregistration after it. */
+static void
+add_correction(cJSON *r, const mmcl__pair *pair, const mmcl_options *o)
+{
+    const mmcl__shift *sh = mmcl__pair_shift(pair);
+    if (!sh) {
+        cJSON_AddNullToObject(r, "correction");
+        return;
+    }
+    cJSON *c = cJSON_AddObjectToObject(r, "correction");
+    int field = mmcl__shift_is_field(sh);
+    cJSON_AddStringToObject(c, field ? "sar_shift_field" : "sar_shift",
+                            mmcl__shift_describe(sh));
+    if (field)
+        cJSON_AddNumberToObject(c, "shift_min_confidence",
+                                mmcl__opt_double(o, "SHIFT_MIN_CONFIDENCE"));
+    double dx, dy;
+    mmcl__shift_mean(sh, &dx, &dy);
+    cJSON_AddNumberToObject(c, "mean_dx", dx);
+    cJSON_AddNumberToObject(c, "mean_dy", dy);
+}
+
 static char *
 report_make(const coreg_job *job, const coreg_summary *s, const double gt[6],
             double min_conf, const char *const *optical, size_t n_optical,
-            const char *const *sar, size_t n_sar, const char *out)
+            const char *const *sar, size_t n_sar, const char *out,
+            const mmcl_options *o)
 {
     cJSON *r = cJSON_CreateObject();
     if (!r)
@@ -261,6 +286,7 @@ report_make(const coreg_job *job, const coreg_summary *s, const double gt[6],
     cJSON_AddNumberToObject(r, "min_confidence", min_conf);
     cJSON_AddNumberToObject(r, "width", job->width);
     cJSON_AddNumberToObject(r, "height", job->height);
+    add_correction(r, job->pair, o);
     cJSON *sh = cJSON_AddObjectToObject(r, "shift");
     add_num(sh, "dx", s->dx);
     add_num(sh, "dy", s->dy);
@@ -273,6 +299,7 @@ report_make(const coreg_job *job, const coreg_summary *s, const double gt[6],
         sh, "rule",
         "confidence-weighted median of the blocks with confidence >= "
         "min_confidence; mad_*: their weighted median absolute deviation");
+    cJSON_AddBoolToObject(sh, "residual", mmcl__pair_shift(job->pair) != NULL);
     cJSON *b = cJSON_AddObjectToObject(r, "blocks");
     cJSON_AddNumberToObject(b, "x", job->nbx);
     cJSON_AddNumberToObject(b, "y", job->nby);
@@ -366,6 +393,17 @@ set_metadata(mmcl_context *ctx, mmcl__writer *wr, const coreg_job *job,
     mmcl_status st = MMCL_OK;
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]) && st == MMCL_OK; i++)
         st = mmcl__writer_set_metadata(ctx, wr, kv[i][0], kv[i][1]);
+    /* The correction the SAR was read with: the field is then a residual
+     * (SAR_SHIFT or SAR_SHIFT_FIELD, as the maps record it). */
+    const mmcl__shift *shift = mmcl__pair_shift(job->pair);
+    char **smd = mmcl__shift_metadata(NULL, shift);
+    if (shift && mmcl__shift_is_field(shift))
+        smd = CSLSetNameValue(
+            smd, "SHIFT_MIN_CONFIDENCE",
+            CPLSPrintf("%g", mmcl__opt_double(o, "SHIFT_MIN_CONFIDENCE")));
+    if (st == MMCL_OK)
+        st = mmcl__writer_set_metadata_list(ctx, wr, smd);
+    CSLDestroy(smd);
     if (st != MMCL_OK)
         return st;
     /* The block size and the global shift where every reader sees them
@@ -425,6 +463,9 @@ mmcl_coreg(mmcl_context *ctx, const char *const *optical, size_t n_optical,
         st = mmcl__files_add_input(ctx, files, optical[i]);
     for (size_t i = 0; i < n_sar && st == MMCL_OK; i++)
         st = mmcl__files_add_input(ctx, files, sar[i]);
+    if (st == MMCL_OK && mmcl__opt_str(o, "SAR_SHIFT_FIELD"))
+        st = mmcl__files_add_input(ctx, files,
+                                   mmcl__opt_str(o, "SAR_SHIFT_FIELD"));
     if (st == MMCL_OK)
         st = mmcl__output_check_options(ctx, files, out, o, co, GDT_Float32,
                                         "coreg", &format);
@@ -519,7 +560,7 @@ mmcl_coreg(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                   "global shift is unknown (NaN)",
                   min_conf);
     text = report_make(&job, &sum, gt, min_conf, optical, n_optical, sar,
-                       n_sar, out);
+                       n_sar, out, o);
     if (!text) {
         st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
         goto done;

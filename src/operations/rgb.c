@@ -64,6 +64,7 @@
 #include "output_internal.h"
 #include "pca.h"
 #include "rgb_internal.h"
+#include "shift_internal.h"
 #include "tiles_internal.h"
 #include "writer_internal.h"
 
@@ -451,6 +452,8 @@ rgb_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
         return MMCL_OK;
     }
     mmcl__rgb_render(w, job, y, n);
+    if (job->wheel)
+        mmcl__shift_wheel_blend(job->wheel, t->x, t->y, t->w, t->h, w->out);
     return MMCL_OK;
 }
 
@@ -1379,6 +1382,8 @@ run_targets(mmcl_context *ctx, rgb_run *r)
     mmcl_status st = r->lazy ? lazy_check(ctx, r->o, r->out) : MMCL_OK;
     if (st == MMCL_OK)
         st = mmcl__files_add_input(ctx, r->files, r->in);
+    if (st == MMCL_OK && mmcl__opt_str(r->o, "OVER"))
+        st = mmcl__files_add_input(ctx, r->files, mmcl__opt_str(r->o, "OVER"));
     if (st == MMCL_OK && r->lazy)
         st = mmcl__files_add_output(ctx, r->files, r->out, "output",
                                     MMCL__OUT_DESCRIPTOR, "rgb", NULL);
@@ -1624,6 +1629,23 @@ draw_inset(mmcl_context *ctx, rgb_run *r)
     return MMCL_OK;
 }
 
+/* The picture finished and, with its legend (staged), put under their
+ * final names together, or neither. */
+static mmcl_status
+commit_picture(mmcl_context *ctx, rgb_run *r, double split)
+{
+    void *puser = NULL;
+    mmcl_progress_fn progress = mmcl__opt_progress(r->o, &puser);
+    mmcl_status st = mmcl__writer_finish(ctx, r->job.writer, progress, puser,
+                                         split, 1.0);
+    mmcl__stage *stages[3] = {mmcl__writer_stage(r->job.writer),
+                              r->legend_stage[0], r->legend_stage[1]};
+    if (st == MMCL_OK)
+        st = mmcl__stages_commit(ctx, stages, r->legend_png ? 3 : 1, progress,
+                                 puser, 1.0);
+    return st;
+}
+
 /* Pass 3: the picture and its legend, then both under their final names
  * together, or neither. */
 static mmcl_status
@@ -1639,16 +1661,8 @@ run_picture(mmcl_context *ctx, rgb_run *r)
         st = draw_inset(ctx, r);
     if (st == MMCL_OK && r->legend_png)
         st = run_legend(ctx, r);
-    void *puser = NULL;
-    mmcl_progress_fn progress = mmcl__opt_progress(r->o, &puser);
     if (st == MMCL_OK)
-        st = mmcl__writer_finish(ctx, job->writer, progress, puser, split, 1.0);
-    mmcl__stage *stages[3] = {job->writer ? mmcl__writer_stage(job->writer)
-                                          : NULL,
-                              r->legend_stage[0], r->legend_stage[1]};
-    if (st == MMCL_OK)
-        st = mmcl__stages_commit(ctx, stages, r->legend_png ? 3 : 1, progress,
-                                 puser, 1.0);
+        st = commit_picture(ctx, r, split);
     if (st == MMCL_OK && job->mode == MMCL__RGB_PCA)
         mmcl__log(ctx, MMCL_LOG_INFO,
                   "PCA of %d bands: the components shown explain %.1f%%, "
@@ -1659,30 +1673,131 @@ run_picture(mmcl_context *ctx, rgb_run *r)
     return st;
 }
 
-/* A shift field (a coreg raster): the colour wheel picture and its
- * legend (rgb_coreg.c). */
+/* What the picture of a shift field needs of the run, its legend files
+ * checked as outputs. */
 static mmcl_status
-run_shift_field(mmcl_context *ctx, rgb_run *r)
+shift_args(mmcl_context *ctx, rgb_run *r, mmcl__rgb_shift_args *a)
 {
     mmcl_status st = MMCL_OK;
     if (mmcl__opt_bool(r->o, "LEGEND") && !r->lazy)
         st = legend_paths(ctx, r->files, r->out, &r->legend_png,
                           &r->legend_json);
+    memset(a, 0, sizeof(*a));
+    a->in = r->in;
+    a->out = r->out;
+    a->over = mmcl__opt_str(r->o, "OVER");
+    a->o = r->o;
+    a->files = r->files;
+    a->format = r->format;
+    a->co = r->co;
+    a->legend_png = r->legend_png;
+    a->legend_json = r->legend_json;
+    a->range_given = r->info.range_given;
+    a->range_lo = r->range_lo;
+    a->range_hi = r->range_hi;
+    return st;
+}
+
+/* A shift field (a coreg raster): the colour wheel picture and its
+ * legend (rgb_coreg.c). */
+static mmcl_status
+run_shift_field(mmcl_context *ctx, rgb_run *r)
+{
+    mmcl__rgb_shift_args a;
+    mmcl_status st = shift_args(ctx, r, &a);
+    return st == MMCL_OK ? mmcl__rgb_shift(ctx, &a) : st;
+}
+
+/*
+ * A shift field over an optical raster (--over): the picture of the
+ * optical raster as mmcl rgb makes it (its PCA, or the bands given; one
+ * band in grey), on its grid, each block's colour of the wheel blended
+ * over the block's pixels; the wheel's legend.
+ */
+static mmcl_status
+run_shift_over(mmcl_context *ctx, rgb_run *r)
+{
+    mmcl__rgb_shift_args a;
+    mmcl__shift_wheel wheel = {0};
+    char **md = NULL;
+    mmcl_status st = shift_args(ctx, r, &a);
+    if (st == MMCL_OK)
+        st = mmcl__shift_wheel_open(ctx, &a, &wheel);
     if (st != MMCL_OK)
-        return st;
-    mmcl__rgb_shift_args a = {0};
-    a.in = r->in;
-    a.out = r->out;
-    a.o = r->o;
-    a.files = r->files;
-    a.format = r->format;
-    a.co = r->co;
-    a.legend_png = r->legend_png;
-    a.legend_json = r->legend_json;
-    a.range_given = r->info.range_given;
-    a.range_lo = r->range_lo;
-    a.range_hi = r->range_hi;
-    return mmcl__rgb_shift(ctx, &a);
+        goto done;
+    /* The optical raster's picture: its source, bands and mode, the
+     * percentile stretch (--range is the wheel's). */
+    mmcl__rgb_source_close(&r->src);
+    CPLFree(r->info.source_product);
+    CPLFree(r->info.units);
+    r->info.source_product = r->info.units = NULL;
+    r->info.range_given = 0;
+    r->in = a.over;
+    r->shift_field = 0;
+    st = run_source(ctx, r);
+    if (st == MMCL_OK && r->shift_field)
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "%s '%s' is a shift field too: give the optical "
+                         "raster the shift field '%s' was measured on",
+                         mmcl__opt_name(ctx, "OVER"), a.over, a.in);
+    if (st != MMCL_OK)
+        goto done;
+    /* The field lies on the optical grid at block spacing, as a
+     * correction's field must. */
+    char label[1100];
+    snprintf(label, sizeof(label), "optical '%s'", a.over);
+    mmcl__grid g = {r->src.width, r->src.height, {0}, r->src.wkt, label};
+    memcpy(g.gt, r->src.gt, sizeof(g.gt));
+    int block = 0;
+    st = mmcl__shift_field_check(ctx, a.in, &g, &block);
+    if (st != MMCL_OK)
+        goto done;
+    wheel.block = block;
+    if (r->job.mode == MMCL__RGB_COLORMAP) {
+        const char *cm = mmcl__opt_str(r->o, "COLORMAP");
+        r->info.colormap = strcmp(cm, "auto") == 0 ? "gray" : cm;
+        r->job.lut = mmcl__colormap(r->info.colormap);
+    }
+    st = run_stats(ctx, r);
+    if (st == MMCL_OK)
+        st = run_limits(ctx, r);
+    if (st == MMCL_OK)
+        st = run_open_picture(ctx, r);
+    if (st != MMCL_OK)
+        goto done;
+    r->job.wheel = &wheel;
+    /* What the optical picture is, then what the wheel is. */
+    md = mmcl__rgb_metadata(&r->job, &r->info, NULL);
+    md = CSLSetNameValue(md, "OVER_MODE", mode_names[r->job.mode]);
+    if (r->job.mode == MMCL__RGB_COLORMAP)
+        md = CSLSetNameValue(md, "OVER_COLORMAP", r->info.colormap);
+    md = mmcl__shift_wheel_metadata(md, &a, &wheel, wheel.block);
+    double split = mmcl__writer_progress_split(r->job.writer, r->p_end2, 1.0);
+    st = mmcl__writer_set_metadata_list(ctx, r->job.writer, md);
+    if (st == MMCL_OK)
+        st = run_pass(ctx, &r->job, MMCL__RGB_PASS_WRITE, r->src.width,
+                      r->src.height, r->n_threads, r->o, r->p_end2, split);
+    if (st == MMCL_OK && r->legend_png) {
+        r->legend_stage[0] = mmcl__stage_create(ctx, r->files, r->legend_png);
+        r->legend_stage[1] =
+            r->legend_stage[0]
+                ? mmcl__stage_create(ctx, r->files, r->legend_json)
+                : NULL;
+        st = r->legend_stage[1]
+                 ? mmcl__shift_wheel_legend(ctx, &a, &wheel,
+                                            r->legend_stage[0],
+                                            r->legend_stage[1])
+                 : mmcl_context_errcode(ctx);
+    }
+    if (st == MMCL_OK)
+        st = commit_picture(ctx, r, split);
+    if (st == MMCL_OK)
+        mmcl__shift_wheel_log(ctx, &wheel);
+done:
+    r->job.wheel = NULL;
+    CSLDestroy(md);
+    mmcl__shift_wheel_free(&wheel);
+    return st;
 }
 
 /* Frees what the steps made; an output not committed is removed. */
@@ -1729,8 +1844,17 @@ mmcl_rgb(mmcl_context *ctx, const char *in, const char *out,
         st = run_targets(ctx, &r);
     if (st == MMCL_OK)
         st = run_source(ctx, &r);
+    const char *over = mmcl__opt_str(o, "OVER");
+    if (st == MMCL_OK && over && !r.shift_field)
+        st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                         "%s draws a shift field (mmcl coreg) over an "
+                         "optical raster, but '%s' is not a shift field%s%s%s",
+                         mmcl__opt_name(ctx, "OVER"), in,
+                         r.info.source_product ? " (it is an mmcl " : "",
+                         r.info.source_product ? r.info.source_product : "",
+                         r.info.source_product ? " raster)" : "");
     if (st == MMCL_OK && r.shift_field) {
-        st = run_shift_field(ctx, &r);
+        st = over ? run_shift_over(ctx, &r) : run_shift_field(ctx, &r);
         run_free(&r);
         mmcl_options_free(tmp);
         return st;

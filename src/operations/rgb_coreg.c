@@ -8,7 +8,9 @@
  * faded to grey by the confidence; a block with no estimate (NaN) is
  * transparent black. The field is small (one pixel per block), so it is
  * read whole; the picture draws each block as its square of optical
- * pixels, on the optical grid, so that each block is seen.
+ * pixels, on the optical grid, so that each block is seen. With --over,
+ * rgb.c draws the picture of the optical raster and blends each block's
+ * colour over its pixels (mmcl__shift_wheel_blend).
  */
 #define _DEFAULT_SOURCE
 #include <math.h>
@@ -51,14 +53,20 @@ field_free(shift_field *f)
     free(f->conf);
 }
 
+/* The opacity of a block's colour over the optical picture (--over). */
+#define OVER_OPACITY 0.5
+
 /* The options of the other modes have no meaning here: refused, so that
  * a user does not believe they were applied. */
 static mmcl_status
 check_options(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
 {
     const mmcl_options *o = a->o;
-    static const char *const keys[] = {"BANDS", "LAZY", "LEGEND_INSET"};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    /* With --over, --bands, --mode and --colormap make the picture of
+     * the optical raster. */
+    static const char *const keys[] = {"LAZY", "LEGEND_INSET", "BANDS"};
+    size_t n_keys = a->over ? 2 : 3;
+    for (size_t i = 0; i < n_keys; i++) {
         const char *v = mmcl__opt_str(o, keys[i]);
         int given = strcmp(keys[i], "BANDS") == 0 ? v != NULL
                                                   : mmcl__opt_bool(o, keys[i]);
@@ -66,11 +74,16 @@ check_options(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                                "'%s' is a shift field (mmcl coreg): it is "
                                "drawn as a colour wheel of dx, dy and "
-                               "confidence, without %s",
-                               a->in, mmcl__opt_name(ctx, keys[i]));
+                               "confidence, without %s%s%s%s",
+                               a->in, mmcl__opt_name(ctx, keys[i]),
+                               i == 2 ? " (which chooses the bands of the "
+                                        "optical raster of "
+                                      : "",
+                               i == 2 ? mmcl__opt_name(ctx, "OVER") : "",
+                               i == 2 ? ")" : "");
     }
     static const char *const autos[] = {"MODE", "COLORMAP"};
-    for (size_t i = 0; i < 2; i++)
+    for (size_t i = 0; !a->over && i < 2; i++)
         if (strcmp(mmcl__opt_str(o, autos[i]), "auto") != 0)
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                                "'%s' is a shift field (mmcl coreg): it is "
@@ -200,17 +213,96 @@ auto_range(mmcl_context *ctx, const shift_field *f, size_t *n_est,
     return r > MIN_RANGE ? r : MIN_RANGE;
 }
 
-/* The legend: the wheel as a PNG, and its JSON description. */
-static mmcl_status
-write_legend(mmcl_context *ctx, const mmcl__rgb_shift_args *a, double range,
-             const char *range_from, mmcl__stage *png_stage,
-             mmcl__stage *json_stage)
+void
+mmcl__shift_wheel_free(mmcl__shift_wheel *wh)
+{
+    CPLFree(wh->wkt);
+    free(wh->rgba);
+    memset(wh, 0, sizeof(*wh));
+}
+
+mmcl_status
+mmcl__shift_wheel_open(mmcl_context *ctx, const mmcl__rgb_shift_args *a,
+                       mmcl__shift_wheel *wh)
+{
+    shift_field f = {0};
+    memset(wh, 0, sizeof(*wh));
+    mmcl_status st = check_options(ctx, a);
+    if (st == MMCL_OK)
+        st = read_field(ctx, a->in, &f);
+    if (st != MMCL_OK)
+        goto done;
+    wh->range = a->range_hi;
+    wh->range_from = "--range";
+    double range = auto_range(ctx, &f, &wh->n_est, &st);
+    if (!a->range_given) {
+        wh->range = range;
+        wh->range_from =
+            "98th percentile of the estimated shifts, at least 0.5 px";
+    }
+    if (st != MMCL_OK)
+        goto done;
+    size_t n = (size_t)f.w * (size_t)f.h;
+    wh->rgba = mmcl__malloc_array(ctx, n, 4, 1);
+    if (!wh->rgba) {
+        st = MMCL_ERR_NO_MEMORY;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *px = wh->rgba + 4 * i;
+        memset(px, 0, 4);
+        if (valid_block(&f, i)) {
+            mmcl__shift_colour(f.dx[i], f.dy[i], f.conf[i], wh->range, px);
+            px[3] = 255;
+        }
+    }
+    wh->w = f.w;
+    wh->h = f.h;
+    wh->block = f.block;
+    memcpy(wh->gt, f.gt, sizeof(f.gt));
+    wh->wkt = f.wkt;
+    f.wkt = NULL;
+done:
+    field_free(&f);
+    if (st != MMCL_OK)
+        mmcl__shift_wheel_free(wh);
+    return st;
+}
+
+void
+mmcl__shift_wheel_blend(const mmcl__shift_wheel *wh, int x0, int y0, int w,
+                        int h, unsigned char *rgba)
+{
+    size_t n = (size_t)w * (size_t)h;
+    for (int y = 0; y < h; y++) {
+        int by = (y0 + y) / wh->block;
+        by = by < wh->h ? by : wh->h - 1;
+        for (int x = 0; x < w; x++) {
+            int bx = (x0 + x) / wh->block;
+            bx = bx < wh->w ? bx : wh->w - 1;
+            const unsigned char *c =
+                wh->rgba + 4 * ((size_t)by * wh->w + (size_t)bx);
+            size_t i = (size_t)y * w + x;
+            if (!c[3] || !rgba[3 * n + i])
+                continue; /* no estimate, or no optical value */
+            /* (1 - OVER_OPACITY) optical + OVER_OPACITY wheel, rounded */
+            for (int k = 0; k < 3; k++)
+                rgba[k * n + i] =
+                    (unsigned char)((rgba[k * n + i] + c[k] + 1) / 2);
+        }
+    }
+}
+
+mmcl_status
+mmcl__shift_wheel_legend(mmcl_context *ctx, const mmcl__rgb_shift_args *a,
+                         const mmcl__shift_wheel *wh, mmcl__stage *png_stage,
+                         mmcl__stage *json_stage)
 {
     unsigned char *rgba = malloc((size_t)4 * MMCL__LEGEND_W * MMCL__LEGEND_H);
     if (!rgba)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     const char *title = "Shift of the SAR against the optical";
-    const char *font = mmcl__legend_wheel_draw(rgba, range, title);
+    const char *font = mmcl__legend_wheel_draw(rgba, wh->range, title);
     mmcl_status st = mmcl__rgb_legend_png(ctx, rgba, a->legend_png, png_stage);
     free(rgba);
     if (st != MMCL_OK)
@@ -223,13 +315,22 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_shift_args *a, double range,
     cJSON_AddStringToObject(j, "font", font);
     cJSON_AddStringToObject(j, "colormap", "shift_wheel");
     cJSON_AddStringToObject(j, "units", "px");
-    cJSON_AddNumberToObject(j, "range", range);
-    cJSON_AddStringToObject(j, "range_from", range_from);
+    cJSON_AddNumberToObject(j, "range", wh->range);
+    cJSON_AddStringToObject(j, "range_from", wh->range_from);
     cJSON_AddStringToObject(
         j, "note",
-        "hue: direction of (dx, dy), 0 degrees (red) = +dx (right), 90 "
-        "degrees = +dy (down); mixed with grey by min(1, |shift| / range) x "
-        "confidence; transparent: no estimate");
+        a->over ? "hue: direction of (dx, dy), 0 degrees (red) = +dx "
+                  "(right), 90 degrees = +dy (down); mixed with grey by "
+                  "min(1, |shift| / range) x confidence; blended at half "
+                  "opacity over the optical picture; no tint: no estimate"
+                : "hue: direction of (dx, dy), 0 degrees (red) = +dx "
+                  "(right), 90 degrees = +dy (down); mixed with grey by "
+                  "min(1, |shift| / range) x confidence; transparent: no "
+                  "estimate");
+    if (a->over) {
+        cJSON_AddStringToObject(j, "over", a->over);
+        cJSON_AddNumberToObject(j, "opacity", OVER_OPACITY);
+    }
     cJSON *w = cJSON_AddObjectToObject(j, "wheel");
     cJSON_AddNumberToObject(w, "x", MMCL__WHEEL_X);
     cJSON_AddNumberToObject(w, "y", MMCL__WHEEL_Y);
@@ -242,20 +343,17 @@ write_legend(mmcl_context *ctx, const mmcl__rgb_shift_args *a, double range,
     return st;
 }
 
-/* The picture's metadata: how its colours were made. */
-static mmcl_status
-set_metadata(mmcl_context *ctx, mmcl__writer *wr,
-             const mmcl__rgb_shift_args *a, double range,
-             const char *range_from, int scale, size_t n_est)
+char **
+mmcl__shift_wheel_metadata(char **md, const mmcl__rgb_shift_args *a,
+                           const mmcl__shift_wheel *wh, int scale)
 {
-    char **md = NULL;
     md = CSLSetNameValue(md, "PRODUCT", "rgb");
     md = CSLSetNameValue(md, "SOURCE", a->in);
     md = CSLSetNameValue(md, "SOURCE_PRODUCT", "coreg");
     md = CSLSetNameValue(md, "MODE", "shift_wheel");
     md = CSLSetNameValue(md, "COLORMAP", "shift_wheel");
-    md = CSLSetNameValue(md, "SHIFT_RANGE", CPLSPrintf("%.6g", range));
-    md = CSLSetNameValue(md, "SHIFT_RANGE_FROM", range_from);
+    md = CSLSetNameValue(md, "SHIFT_RANGE", CPLSPrintf("%.6g", wh->range));
+    md = CSLSetNameValue(md, "SHIFT_RANGE_FROM", wh->range_from);
     md = CSLSetNameValue(md, "SHIFT_HUE",
                          "direction of (dx, dy): 0 degrees (red) = +dx "
                          "(right), 90 degrees = +dy (down)");
@@ -263,34 +361,37 @@ set_metadata(mmcl_context *ctx, mmcl__writer *wr,
                          "min(1, |shift| / SHIFT_RANGE) x confidence, mixed "
                          "with grey");
     md = CSLSetNameValue(md, "BLOCK_PIXELS", CPLSPrintf("%d", scale));
-    md = CSLSetNameValue(md, "VALID_PIXELS", CPLSPrintf("%zu", n_est));
-    if (a->legend_png)
-        md = CSLSetNameValue(md, "LEGEND", CPLGetFilename(a->legend_png));
+    md = CSLSetNameValue(md, "VALID_BLOCKS", CPLSPrintf("%zu", wh->n_est));
+    if (a->over) {
+        md = CSLSetNameValue(md, "OVER", a->over);
+        md = CSLSetNameValue(md, "OVER_OPACITY",
+                             CPLSPrintf("%g", OVER_OPACITY));
+    } else {
+        md = CSLSetNameValue(md, "VALID_PIXELS",
+                             CPLSPrintf("%zu", wh->n_est));
+    }
+    md = CSLSetNameValue(md, "LEGEND",
+                         a->legend_png ? CPLGetFilename(a->legend_png)
+                                       : NULL);
     md = CSLSetNameValue(md, "MMCL_VERSION", mmcl_version());
-    mmcl_status st = mmcl__writer_set_metadata_list(ctx, wr, md);
-    CSLDestroy(md);
-    return st;
+    return md;
 }
 
 /* The picture, one band-sequential strip of block rows at a time. */
 static mmcl_status
-draw(mmcl_context *ctx, mmcl__writer *wr, const shift_field *f, int scale,
-     double range, mmcl_progress_fn progress, void *puser, double p1)
+draw(mmcl_context *ctx, mmcl__writer *wr, const mmcl__shift_wheel *wh,
+     int scale, mmcl_progress_fn progress, void *puser, double p1)
 {
-    int W = f->w * scale;
+    int W = wh->w * scale;
     size_t plane = (size_t)W * (size_t)scale;
     unsigned char *buf = malloc(4 * plane);
     if (!buf)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     mmcl_status st = MMCL_OK;
-    for (int by = 0; by < f->h && st == MMCL_OK; by++) {
-        for (int bx = 0; bx < f->w; bx++) {
-            size_t i = (size_t)by * f->w + bx;
-            unsigned char px[4] = {0, 0, 0, 0};
-            if (valid_block(f, i)) {
-                mmcl__shift_colour(f->dx[i], f->dy[i], f->conf[i], range, px);
-                px[3] = 255;
-            }
+    for (int by = 0; by < wh->h && st == MMCL_OK; by++) {
+        for (int bx = 0; bx < wh->w; bx++) {
+            const unsigned char *px =
+                wh->rgba + 4 * ((size_t)by * wh->w + (size_t)bx);
             for (int c = 0; c < 4; c++)
                 for (int y = 0; y < scale; y++)
                     memset(buf + c * plane + (size_t)y * W +
@@ -299,7 +400,7 @@ draw(mmcl_context *ctx, mmcl__writer *wr, const shift_field *f, int scale,
         }
         st = mmcl__writer_write(ctx, wr, 0, by * scale, W, scale, buf);
         if (st == MMCL_OK && progress &&
-            !progress(p1 * (by + 1) / f->h, NULL, puser))
+            !progress(p1 * (by + 1) / wh->h, NULL, puser))
             st = mmcl__error(ctx, MMCL_ERR_CANCELLED, "cancelled");
     }
     free(buf);
@@ -309,28 +410,16 @@ draw(mmcl_context *ctx, mmcl__writer *wr, const shift_field *f, int scale,
 mmcl_status
 mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
 {
-    shift_field f = {0};
+    mmcl__shift_wheel wh = {0};
     mmcl__writer *wr = NULL;
     mmcl__stage *ls[2] = {NULL, NULL};
-    mmcl_status st = check_options(ctx, a);
-    if (st == MMCL_OK)
-        st = read_field(ctx, a->in, &f);
-    if (st != MMCL_OK)
-        goto done;
-    size_t n_est = 0;
-    double range = a->range_hi;
-    const char *range_from = "--range";
-    if (!a->range_given) {
-        range = auto_range(ctx, &f, &n_est, &st);
-        range_from = "98th percentile of the estimated shifts, at least 0.5 px";
-    } else {
-        (void)auto_range(ctx, &f, &n_est, &st);
-    }
+    char **md = NULL;
+    mmcl_status st = mmcl__shift_wheel_open(ctx, a, &wh);
     if (st != MMCL_OK)
         goto done;
     /* Each block as its square of optical pixels, within MAX_SIDE. */
-    int side = f.w > f.h ? f.w : f.h;
-    int scale = f.block;
+    int side = wh.w > wh.h ? wh.w : wh.h;
+    int scale = wh.block;
     if ((long long)side * scale > MAX_SIDE)
         scale = MAX_SIDE / side > 0 ? MAX_SIDE / side : 1;
 
@@ -341,15 +430,15 @@ mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
     spec.creation_options = a->co;
     spec.files = a->files;
     spec.product = "rgb";
-    spec.width = f.w * scale;
-    spec.height = f.h * scale;
+    spec.width = wh.w * scale;
+    spec.height = wh.h * scale;
     spec.n_bands = 4;
     spec.type = GDT_Byte;
-    memcpy(spec.geotransform, f.gt, sizeof(f.gt));
+    memcpy(spec.geotransform, wh.gt, sizeof(wh.gt));
     for (int k = 1; k < 6; k++)
         if (k != 3)
             spec.geotransform[k] /= scale;
-    spec.srs_wkt = f.wkt;
+    spec.srs_wkt = wh.wkt;
     spec.band_names = names;
     spec.block = 256;
     spec.n_threads = mmcl__opt_threads(a->o);
@@ -362,14 +451,15 @@ mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
     void *puser = NULL;
     mmcl_progress_fn progress = mmcl__opt_progress(a->o, &puser);
     double split = mmcl__writer_progress_split(wr, 0.0, 1.0);
-    st = set_metadata(ctx, wr, a, range, range_from, scale, n_est);
+    md = mmcl__shift_wheel_metadata(NULL, a, &wh, scale);
+    st = mmcl__writer_set_metadata_list(ctx, wr, md);
     if (st == MMCL_OK)
-        st = draw(ctx, wr, &f, scale, range, progress, puser, split);
+        st = draw(ctx, wr, &wh, scale, progress, puser, split);
     if (st == MMCL_OK && a->legend_png) {
         ls[0] = mmcl__stage_create(ctx, a->files, a->legend_png);
         ls[1] = ls[0] ? mmcl__stage_create(ctx, a->files, a->legend_json)
                       : NULL;
-        st = ls[1] ? write_legend(ctx, a, range, range_from, ls[0], ls[1])
+        st = ls[1] ? mmcl__shift_wheel_legend(ctx, a, &wh, ls[0], ls[1])
                    : mmcl_context_errcode(ctx);
     }
     if (st == MMCL_OK)
@@ -379,14 +469,21 @@ mmcl__rgb_shift(mmcl_context *ctx, const mmcl__rgb_shift_args *a)
         st = mmcl__stages_commit(ctx, stages, a->legend_png ? 3 : 1, progress,
                                  puser, 1.0);
     if (st == MMCL_OK)
-        mmcl__log(ctx, MMCL_LOG_INFO,
-                  "shift field of %d x %d blocks (%zu with an estimate): full "
-                  "colour at %.3g px (%s)",
-                  f.w, f.h, n_est, range, range_from);
+        mmcl__shift_wheel_log(ctx, &wh);
 done:
+    CSLDestroy(md);
     mmcl__stage_destroy(ls[0]);
     mmcl__stage_destroy(ls[1]);
     mmcl__writer_abort(wr);
-    field_free(&f);
+    mmcl__shift_wheel_free(&wh);
     return st;
+}
+
+void
+mmcl__shift_wheel_log(mmcl_context *ctx, const mmcl__shift_wheel *wh)
+{
+    mmcl__log(ctx, MMCL_LOG_INFO,
+              "shift field of %d x %d blocks (%zu with an estimate): full "
+              "colour at %.3g px (%s)",
+              wh->w, wh->h, wh->n_est, wh->range, wh->range_from);
 }

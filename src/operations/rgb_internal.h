@@ -50,6 +50,8 @@ typedef struct mmcl__rgb_source {
     char *units;        /* the MMCL UNITS metadata, or NULL; CPLFree */
 } mmcl__rgb_source;
 
+struct mmcl__shift_wheel;
+
 typedef struct mmcl__rgb_job {
     const mmcl__rgb_source *src;
     const char *in; /* src->name */
@@ -75,6 +77,8 @@ typedef struct mmcl__rgb_job {
     double lo[MMCL__RGB_MAX_CH], hi[MMCL__RGB_MAX_CH];
     const mmcl__rgb8 *lut;
     mmcl__writer *writer;
+    /* A shift field blended over the picture (rgb --over), or NULL. */
+    const struct mmcl__shift_wheel *wheel;
 } mmcl__rgb_job;
 
 typedef struct mmcl__rgb_worker {
@@ -177,6 +181,7 @@ mmcl_status mmcl__rgb_legend_png(mmcl_context *ctx, const unsigned char *rgba,
  * recorded in @p files. */
 typedef struct mmcl__rgb_shift_args {
     const char *in, *out;
+    const char *over; /* the optical raster drawn under it, or NULL */
     const mmcl_options *o;
     mmcl__files *files;
     const char *format;
@@ -185,6 +190,49 @@ typedef struct mmcl__rgb_shift_args {
     int range_given;
     double range_lo, range_hi;
 } mmcl__rgb_shift_args;
+
+/* A shift field read for its picture: the colour of each block. */
+typedef struct mmcl__shift_wheel {
+    int w, h;     /* blocks */
+    int block;    /* COREG_BLOCK, optical pixels */
+    double gt[6]; /* the field's */
+    char *wkt;    /* CPLFree */
+    double range; /* the magnitude drawn in full colour, optical pixels */
+    const char *range_from; /* static */
+    size_t n_est;           /* blocks with an estimate */
+    unsigned char *rgba;    /* (h * w, 4): alpha 0 where no estimate */
+} mmcl__shift_wheel;
+
+/* Reads the shift field @p a->in and colours its blocks (its options
+ * checked: those of the other pictures are refused); *@p wh freed by
+ * mmcl__shift_wheel_free() (also after a failure). */
+mmcl_status mmcl__shift_wheel_open(mmcl_context *ctx,
+                                   const mmcl__rgb_shift_args *a,
+                                   mmcl__shift_wheel *wh);
+void mmcl__shift_wheel_free(mmcl__shift_wheel *wh);
+
+/* Blends each block's colour at half opacity over the RGBA tile @p rgba
+ * (band-sequential, @p w x @p h pixels at (@p x0, @p y0) of the optical
+ * grid the field lies on); pixels of alpha 0 and blocks without an
+ * estimate are left as they are. */
+void mmcl__shift_wheel_blend(const mmcl__shift_wheel *wh, int x0, int y0,
+                             int w, int h, unsigned char *rgba);
+
+/* @p md (a CSL) with the picture's metadata: how its colours were made
+ * (@p scale: picture pixels per block). */
+char **mmcl__shift_wheel_metadata(char **md, const mmcl__rgb_shift_args *a,
+                                  const mmcl__shift_wheel *wh, int scale);
+
+/* The legend: the wheel as the PNG of @p png_stage and its description as
+ * the JSON of @p json_stage. */
+mmcl_status mmcl__shift_wheel_legend(mmcl_context *ctx,
+                                     const mmcl__rgb_shift_args *a,
+                                     const mmcl__shift_wheel *wh,
+                                     mmcl__stage *png_stage,
+                                     mmcl__stage *json_stage);
+
+/* Logs the size of the field and the range drawn in full colour. */
+void mmcl__shift_wheel_log(mmcl_context *ctx, const mmcl__shift_wheel *wh);
 
 /*
  * The colour wheel picture of the shift field @p a->in (rgb_coreg.c): one

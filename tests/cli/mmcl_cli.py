@@ -73,6 +73,40 @@ def read_safetensors(path):
     return json.loads(meta["mmcl"]), tensors
 
 
+def bands(path):
+    """The raster's bands by description, as float64 arrays."""
+    from osgeo import gdal
+    ds = gdal.Open(path)
+    return {ds.GetRasterBand(b + 1).GetDescription():
+            ds.GetRasterBand(b + 1).ReadAsArray().astype(np.float64)
+            for b in range(ds.RasterCount)}
+
+
+def ranks(v):
+    r = np.empty(len(v))
+    r[np.argsort(v, kind="stable")] = np.arange(len(v))
+    return r
+
+
+def spearman(a, b):
+    """Spearman's rank correlation of two 1-D arrays without ties."""
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def specific_figures(loss, truth, mod):
+    """The oracle check of a loss map against `mmcl synth`'s truth: the
+    Spearman correlation of the structured loss of modality @p mod with
+    the true energy of its specific factors inside the regions where they
+    are switched on, and the mean structured loss inside and outside those
+    regions. @p loss and @p truth: bands() of the map and of truth.tif."""
+    energy = truth[mod + "_specific_energy"]
+    v = loss["structured_loss_" + mod]
+    ok = np.isfinite(v)
+    inside = (energy > 0) & ok
+    rho = spearman(v[inside], energy[inside])
+    return rho, v[inside].mean(), v[(energy == 0) & ok].mean()
+
+
 class Workdir(unittest.TestCase):
     """A test with its own scratch folder, removed afterwards."""
 

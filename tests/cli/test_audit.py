@@ -39,33 +39,15 @@ import numpy as np
 from osgeo import gdal, osr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mmcl_cli import run  # noqa: E402
+from mmcl_cli import bands, run, spearman, specific_figures  # noqa: E402
 
 gdal.UseExceptions()
-
-
-def bands(path):
-    """The raster's bands by description, as float64 arrays."""
-    ds = gdal.Open(path)
-    return {ds.GetRasterBand(b + 1).GetDescription():
-            ds.GetRasterBand(b + 1).ReadAsArray().astype(np.float64)
-            for b in range(ds.RasterCount)}
 
 
 def stack(path):
     ds = gdal.Open(path)
     return ds.ReadAsArray().astype(np.float64).reshape(
         ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
-
-
-def ranks(v):
-    r = np.empty(len(v))
-    r[np.argsort(v, kind="stable")] = np.arange(len(v))
-    return r
-
-
-def spearman(a, b):
-    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
 def write_like(path, ref, arrays, names=None, dtype=gdal.GDT_Float32,
@@ -132,12 +114,7 @@ class Audit(unittest.TestCase):
     def specific(self, b, mod):
         """Spearman of the structured loss with the true specific energy
         inside the regions, and the mean loss inside and outside."""
-        energy = self.scene.truth[mod + "_specific_energy"]
-        v = b["structured_loss_" + mod]
-        ok = np.isfinite(v)
-        inside = (energy > 0) & ok
-        rho = spearman(v[inside], energy[inside])
-        return rho, v[inside].mean(), v[(energy == 0) & ok].mean()
+        return specific_figures(b, self.scene.truth, mod)
 
     def test_optical_pca_embedding_loses_the_sar_specific_region(self):
         s = self.scene

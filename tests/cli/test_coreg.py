@@ -112,6 +112,57 @@ class Scenes(unittest.TestCase):
         with open(self.out("c.json")) as fp:
             self.assertEqual(json.load(fp), r)
 
+    def test_correction_with_its_own_field_leaves_no_residual(self):
+        """coreg of a SAR corrected with the field coreg measured on it:
+        the residual global shift is 0 within 0.1 px, and the field and
+        its report record the correction; the same with the constant
+        shift. A residual field is not a correction: refused as one."""
+        own = self.out("own.tif")
+        plain = coreg(self.const, own)
+        self.assertIsNone(plain["correction"])
+        self.assertFalse(plain["shift"]["residual"])
+        res = self.out("res.tif")
+        r = coreg(self.const, res, "--sar-shift-field", own, "--report",
+                  self.out("res.json"))
+        print("\nresidual after its own field: dx %+.4f, dy %+.4f px (%d "
+              "confident blocks)" % (r["shift"]["dx"], r["shift"]["dy"],
+                                     r["blocks"]["confident"]))
+        self.assertLess(abs(r["shift"]["dx"]), 0.1)
+        self.assertLess(abs(r["shift"]["dy"]), 0.1)
+        self.assertGreaterEqual(r["blocks"]["confident_share"], 0.25)
+        self.assertTrue(r["shift"]["residual"])
+        self.assertEqual(r["correction"]["sar_shift_field"], own)
+        self.assertEqual(r["correction"]["shift_min_confidence"], 0.5)
+        self.assertAlmostEqual(r["correction"]["mean_dx"], 1.5, delta=0.1)
+        self.assertAlmostEqual(r["correction"]["mean_dy"], -0.7, delta=0.1)
+        md = gdal.Open(res).GetMetadata("MMCL")
+        self.assertEqual(md["SAR_SHIFT_FIELD"], own)
+        self.assertEqual(md["SHIFT_MIN_CONFIDENCE"], "0.5")
+        with open(self.out("res.json")) as fp:
+            self.assertEqual(json.load(fp), r)
+        r = coreg(self.const, self.out("res_c.tif"), "--sar-shift",
+                  "1.5,-0.7")
+        self.assertLess(abs(r["shift"]["dx"]), 0.1)
+        self.assertLess(abs(r["shift"]["dy"]), 0.1)
+        self.assertEqual(r["correction"]["sar_shift"], "1.5,-0.7")
+        self.assertEqual(gdal.Open(self.out("res_c.tif")).GetMetadataItem(
+            "SAR_SHIFT", "MMCL"), "1.5,-0.7")
+        # The program says it is a residual.
+        p = run("coreg", os.path.join(self.const, "optical.tif"),
+                os.path.join(self.const, "sar.tif"), self.out("res_p.tif"),
+                "--sar-shift", "1.5,-0.7")
+        self.assertRegex(p.stdout, r"Residual shift of the SAR after the "
+                         r"correction \(--sar-shift 1\.5,-0\.7\): dx [+-]0\.0")
+        # A residual is no correction.
+        p = run("align", "-q", os.path.join(self.const, "optical.tif"),
+                os.path.join(self.const, "sar.tif"), self.out("al.tif"),
+                "--sar-shift-field", res, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("shift field '%s' is a residual: mmcl coreg measured "
+                      "it on the SAR corrected with --sar-shift-field %s"
+                      % (res, own), p.stderr)
+        self.assertFalse(os.path.exists(self.out("al.tif")))
+
     def test_unshifted_scene_gives_zero(self):
         r = coreg(self.still, self.out("s.tif"))
         self.assertLess(abs(r["shift"]["dx"]), 0.1)

@@ -27,32 +27,14 @@ import numpy as np
 from osgeo import gdal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mmcl_cli import Workdir, read_safetensors, run  # noqa: E402
+from mmcl_cli import (Workdir, bands, read_safetensors, run,  # noqa: E402
+                      spearman)
 
 gdal.UseExceptions()
 
 CLIP = ["--objective", "clip", "--samples", "30000", "--epochs", "10",
         "--batch", "256", "--lr", "0.01"]
 WINDOW = 5
-
-
-def bands(path):
-    """The raster's bands by description, as float64 arrays."""
-    ds = gdal.Open(path)
-    return {ds.GetRasterBand(b + 1).GetDescription():
-            ds.GetRasterBand(b + 1).ReadAsArray().astype(np.float64)
-            for b in range(ds.RasterCount)}
-
-
-def ranks(v):
-    r = np.empty(len(v))
-    r[np.argsort(v, kind="stable")] = np.arange(len(v))
-    return r
-
-
-def spearman(a, b):
-    ra, rb = ranks(a), ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def window_mean(a):

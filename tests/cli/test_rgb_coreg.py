@@ -143,6 +143,43 @@ class ShiftedScene(unittest.TestCase):
                   colours[..., :3].min(axis=2))[ok]
         self.assertLessEqual(spread.max(), 255 * 0.2)
 
+    def test_over_blends_the_wheel_over_the_optical_picture(self):
+        """--over OPTICAL: the picture `mmcl rgb OPTICAL` makes (with the
+        same --bands), each block's colour of the wheel picture blended
+        over it at half opacity, rounded: (picture + wheel + 1) // 2;
+        the optical's own picture where a block has no estimate."""
+        opt = os.path.join(self.scene, "optical.tif")
+        wheel = self.path("w.tif")
+        run("rgb", "-q", self.field, wheel)
+        w = gdal.Open(wheel).ReadAsArray().astype(int)
+        for tag, extra, mode in (("pca", [], "pca"),
+                                 ("direct", ["--bands", "3,2,1"], "direct")):
+            plain, over = self.path(tag + ".tif"), self.path(tag + "_o.tif")
+            run("rgb", "-q", *extra, opt, plain)
+            run("rgb", "-q", *extra, "--over", opt, self.field, over)
+            a = gdal.Open(plain).ReadAsArray().astype(int)
+            o = gdal.Open(over)
+            self.assertEqual(o.GetGeoTransform(),
+                             gdal.Open(opt).GetGeoTransform())
+            tint = (w[3] == 255) & (a[3] == 255)
+            self.assertGreater(tint.mean(), 0.5)
+            want = a.copy()
+            want[:3] = np.where(tint, (a[:3] + w[:3] + 1) // 2, a[:3])
+            np.testing.assert_array_equal(o.ReadAsArray(), want, tag)
+            md = o.GetMetadata("MMCL")
+            self.assertEqual((md["SOURCE"], md["SOURCE_PRODUCT"],
+                              md["MODE"], md["OVER"], md["OVER_MODE"],
+                              md["OVER_OPACITY"]),
+                             (self.field, "coreg", "shift_wheel", opt, mode,
+                              "0.5"))
+            with open(self.path(tag + "_o.legend.json")) as fp:
+                legend = json.load(fp)
+            self.assertEqual(legend["over"], opt)
+            self.assertAlmostEqual(
+                legend["range"],
+                float(gdal.Open(wheel).GetMetadataItem("SHIFT_RANGE",
+                                                       "MMCL")), places=4)
+
     def test_range_not_from_zero_refused(self):
         out = self.path("bad.png")
         p = run("rgb", "-q", "--range", "1,3", self.field, out, check=False)

@@ -2073,10 +2073,140 @@ COREGRGB_CASES = [
          absent=["w.png", "w.legend.png"]),
 ]
 
+def residual_field(name, correction="1.5,-0.5"):
+    """A shift field mmcl coreg measured on a SAR corrected with
+    --sar-shift @p correction (its MMCL metadata SAR_SHIFT)."""
+    def f(d):
+        field(name)(d)
+        ds = gdal.Open(os.path.join(d, name), gdal.GA_Update)
+        ds.SetMetadataItem("SAR_SHIFT", correction, "MMCL")
+        ds = None
+    return f
+
+
+def coreg_records_the_correction(t, d):
+    ds = gdal.Open(os.path.join(d, "c.tif"))
+    t.assertEqual(ds.GetMetadataItem("SAR_SHIFT", "MMCL"), "1,-1")
+    with open(os.path.join(d, "c.json")) as fp:
+        r = json.load(fp)
+    t.assertEqual(r["correction"]["sar_shift"], "1,-1")
+    t.assertTrue(r["shift"]["residual"])
+
+
+def audit_descriptor_keeps_the_field(t, d):
+    with open(os.path.join(d, "a.mmcl.json")) as f:
+        j = json.load(f)
+    t.assertEqual(j["sar_shift_field"], "field.tif")
+
+
+def wheel_over_the_optical(t, d):
+    pic = gdal.Open(os.path.join(d, "w.png"))
+    opt = gdal.Open(os.path.join(d, "opt.tif"))
+    t.assertEqual((pic.RasterXSize, pic.RasterYSize),
+                  (opt.RasterXSize, opt.RasterYSize))
+    md = pic.GetMetadata("MMCL")
+    t.assertEqual((md["SOURCE_PRODUCT"], md["MODE"], md["OVER"]),
+                  ("coreg", "shift_wheel", "opt.tif"))
+    with open(os.path.join(d, "w.legend.json")) as f:
+        t.assertEqual(json.load(f)["over"], "opt.tif")
+
+
+# The correction given to coreg (the field it measures is then the
+# residual) and to audit, and the wheel over the optical picture (rgb
+# --over): misuse is refused before any work, naming the file and the
+# problem.
+COREGSCI_CASES = [
+    Case("coreg_with_a_correction_records_it",
+         COREG + ["--sar-shift", "1,-1", "opt.tif", "sar.tif", "c.tif",
+                  "--report", "c.json"], 0,
+         check=coreg_records_the_correction),
+    Case("coreg_shift_syntax_refused",
+         COREG + ["--sar-shift", "1.5", "opt.tif", "sar.tif", "c.tif"], 1,
+         r"mmcl coreg: --sar-shift expects DX,DY: two numbers, in optical "
+         r"pixels .*; got '1\.5'", absent=["c.tif"]),
+    Case("coreg_shift_and_field_both_refused",
+         COREG + ["--sar-shift", "1,1", "--sar-shift-field", "field.tif",
+                  "opt.tif", "sar.tif", "c.tif"], 1,
+         r"--sar-shift and --sar-shift-field are exclusive",
+         setup=field("field.tif"), absent=["c.tif"]),
+    Case("coreg_output_is_its_correction_field",
+         COREG + ["--overwrite", "--sar-shift-field", "field.tif", "opt.tif",
+                  "sar.tif", "field.tif"], 1,
+         r"output 'field\.tif' is also an input of this command",
+         setup=field("field.tif")),
+    Case("coreg_correction_field_off_the_grid",
+         COREG + ["--sar-shift-field", "field.tif", "opt.tif", "sar.tif",
+                  "c.tif"], 1,
+         r"shift field 'field\.tif' does not lie on the optical grid at "
+         r"block spacing", setup=field("field.tif", origin_offset=(5.0, 0.0)),
+         absent=["c.tif"]),
+    Case("residual_field_refused_as_a_correction",
+         SHIFT_ALIGN + ["--sar-shift-field", "res.tif"], 1,
+         r"shift field 'res\.tif' is a residual: mmcl coreg measured it on "
+         r"the SAR corrected with --sar-shift 1\.5,-0\.5, so it holds what "
+         r"remains of the shift after that correction, not the SAR's shift",
+         setup=residual_field("res.tif"), absent=["out.tif"]),
+    Case("audit_shift_syntax_refused",
+         AUDIT + ["--sar-shift", "east", "a.tif"], 1,
+         r"mmcl audit: --sar-shift expects DX,DY: two numbers, in optical "
+         r"pixels .*; got 'east'", absent=["a.tif"]),
+    Case("audit_shift_field_of_another_optical_raster",
+         AUDIT + ["--sar-shift-field", "field.tif", "a.tif"], 1,
+         r"shift field 'field\.tif' has 4 x 4 blocks of 32 pixels, but the "
+         r"optical 'opt\.tif' of 192 x 192 pixels has 6 x 6 such blocks",
+         setup=both(small_optical, field("field.tif", source="small.tif")),
+         absent=["a.tif"]),
+    Case("audit_output_is_its_correction_field",
+         AUDIT + ["--overwrite", "--sar-shift-field", "field.tif",
+                  "field.tif"], 1,
+         r"output 'field\.tif' is also an input of this command",
+         setup=field("field.tif")),
+    Case("audit_lazy_keeps_the_shift_field",
+         AUDIT_LAZY + ["--sar-shift-field", "field.tif", "a.mmcl.json"], 0,
+         setup=field("field.tif"), check=audit_descriptor_keeps_the_field),
+    Case("rgb_over_draws_the_wheel_over_the_optical",
+         ["rgb", "-q", "--over", "opt.tif", "sf.tif", "w.png"], 0,
+         setup=field("sf.tif"), check=wheel_over_the_optical),
+    Case("rgb_over_of_a_raster_that_is_no_shift_field",
+         ["rgb", "-q", "--over", "opt.tif", "emb.tif", "w.png"], 1,
+         r"mmcl rgb: --over draws a shift field \(mmcl coreg\) over an "
+         r"optical raster, but 'emb\.tif' is not a shift field \(it is an "
+         r"mmcl embedding raster\)", absent=["w.png", "w.legend.png"]),
+    Case("rgb_over_raster_not_on_the_field_grid",
+         ["rgb", "-q", "--over", "small.tif", "sf.tif", "w.png"], 1,
+         r"shift field 'sf\.tif' has 6 x 6 blocks of 32 pixels, but the "
+         r"optical 'small\.tif' of 100 x 100 pixels has 4 x 4 such blocks",
+         setup=both(small_optical, field("sf.tif")),
+         absent=["w.png", "w.legend.png", "w.legend.json"]),
+    Case("rgb_over_raster_on_another_crs",
+         ["rgb", "-q", "--over", "o30.tif", "sf.tif", "w.png"], 1,
+         r"shift field 'sf\.tif' is on another CRS \(WGS 84 / UTM zone "
+         r"31N\) than the optical 'o30\.tif' \(WGS 84 / UTM zone 30N\)",
+         setup=both(field("sf.tif"),
+                    lambda d: gdal.Translate(os.path.join(d, "o30.tif"),
+                                             os.path.join(d, "opt.tif"),
+                                             outputSRS=UTM30)),
+         absent=["w.png", "w.legend.png"]),
+    Case("rgb_over_missing",
+         ["rgb", "-q", "--over", "none.tif", "sf.tif", "w.png"], 1,
+         r"'none\.tif' does not exist", setup=field("sf.tif"),
+         absent=["w.png", "w.legend.png"]),
+    Case("rgb_over_is_the_output",
+         ["rgb", "-q", "--overwrite", "--over", "pic.tif", "sf.tif",
+          "pic.tif"], 1,
+         r"output 'pic\.tif' is also an input of this command",
+         setup=field("sf.tif")),
+    Case("rgb_over_lazy_refused",
+         ["rgb", "-q", "--lazy", "--over", "opt.tif", "sf.tif",
+          "w.mmcl.json"], 1,
+         SHIFT_FIELD_IS + "--lazy", setup=field("sf.tif"),
+         absent=["w.mmcl.json", "w.legend.png"]),
+]
+
 TABLE = (OUTPUTS + DESCRIPTORS + INPUTS + MODEL_CHECKS + MODEL_WARNINGS +
          PROBE_CASES + EDGE_CASES + STYLE_CASES + PRECISION_CASES +
          SHIFT_CASES + COREG_CASES + AUDIT_CASES + PROBE_EMB_CASES +
-         MPI_CASES + COREGRGB_CASES)
+         MPI_CASES + COREGRGB_CASES + COREGSCI_CASES)
 
 
 def snapshot(folder, but_temporary=False):
