@@ -4,6 +4,8 @@
  * compressed GeoTIFF, written in the output's private stage folder and
  * moved into place on completion (output.c owns the rules).
  */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,77 @@
  * into the final format at the end takes the rest. */
 #define TILES_SHARE 0.9
 
+/*
+ * The statistics of a float32 band with NaN nodata, summed while the
+ * tiles are written instead of read back and decoded once the raster is
+ * complete (that second pass took as much CPU as compressing the raster).
+ * The sums are exact integers, so they do not depend on the order of the
+ * tiles, hence on --tile or --threads: a float32 v is +-m 2^e (m < 2^24),
+ * and the values of each exponent add their +-m and m^2 into that
+ * exponent's bin; mean and standard deviation come from the bins.
+ */
+__extension__ typedef unsigned __int128 sum_u128;
+
+typedef struct band_sums {
+    float min, max;
+    uint64_t n;
+    int64_t s1[256];  /* per biased exponent: sum of +-m (< 2^24 each) */
+    sum_u128 s2[256]; /* sum of m^2 */
+} band_sums;
+
+/* The exponent of bin @p ex: the value of m = 1 there. */
+static int
+bin_exponent(int ex)
+{
+    return ex ? ex - 150 : -149;
+}
+
+/* Adds the valid values of @p v (count @p n): 0 when one is infinite (the
+ * caller falls back on GDAL's statistics). */
+static int
+sums_add(band_sums *b, const float *v, size_t n)
+{
+    float mn = b->min, mx = b->max;
+    uint64_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof(u));
+        uint32_t ex = (u >> 23) & 0xffu;
+        if (ex == 0xffu) {
+            if (u & 0x7fffffu)
+                continue; /* NaN: nodata */
+            return 0;
+        }
+        mn = v[i] < mn ? v[i] : mn;
+        mx = v[i] > mx ? v[i] : mx;
+        int64_t m = (int64_t)((u & 0x7fffffu) | (ex ? 0x800000u : 0));
+        b->s1[ex] += (u >> 31) ? -m : m;
+        b->s2[ex] += (sum_u128)(uint64_t)(m * m);
+        count++;
+    }
+    b->min = mn;
+    b->max = mx;
+    b->n += count;
+    return 1;
+}
+
+/* The mean and the (population) standard deviation of @p b, n > 0. */
+static void
+sums_moments(const band_sums *b, double *mean, double *sd)
+{
+    long double s1 = 0, s2 = 0;
+    for (int ex = 0; ex < 256; ex++) {
+        int e = bin_exponent(ex);
+        if (b->s1[ex])
+            s1 += ldexpl((long double)b->s1[ex], e);
+        if (b->s2[ex])
+            s2 += ldexpl((long double)b->s2[ex], 2 * e);
+    }
+    long double n = (long double)b->n, m = s1 / n, var = s2 / n - m * m;
+    *mean = (double)m;
+    *sd = var > 0 ? (double)sqrtl(var) : 0.0;
+}
+
 struct mmcl__writer {
     GDALDatasetH ds;
     GDALDriverH final_driver;
@@ -38,6 +111,11 @@ struct mmcl__writer {
     double nodata; /* fills the outside of edge blocks */
     void *edge;    /* (block_h, block_w) staging for edge blocks */
     mmcl__style_fn style;
+    /* float32 with NaN nodata: each band's statistics, summed as it is
+     * written, while every pixel has been written once (counted in
+     * written); else NULL, and GDAL computes them from the file. */
+    band_sums *sums;
+    uint64_t written;
 };
 
 static int
@@ -367,6 +445,14 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
         w->direct = drv == GDALGetDriverByName("GTiff") &&
                     (spec->n_bands == 1 || (il && EQUAL(il, "BAND")));
         w->nodata = spec->has_nodata ? spec->nodata : 0.0;
+        if (spec->type == GDT_Float32 && spec->has_nodata &&
+            isnan(spec->nodata)) {
+            w->sums = calloc((size_t)spec->n_bands, sizeof(*w->sums));
+            for (int b = 0; w->sums && b < spec->n_bands; b++) {
+                w->sums[b].min = INFINITY;
+                w->sums[b].max = -INFINITY;
+            }
+        }
     }
     if (!w->ds) {
         mmcl__error(ctx, MMCL_ERR_IO, "cannot create output '%s' (%s): %s%s",
@@ -437,10 +523,26 @@ write_blocks(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw, int th,
     return err;
 }
 
+/* The window's values into the band sums (or, with an infinite value, no
+ * sums any more). */
+static void
+writer_sums_add(mmcl__writer *w, int tw, int th, const void *buf)
+{
+    size_t n = (size_t)tw * th;
+    for (int b = 0; w->sums && b < w->n_bands; b++)
+        if (!sums_add(&w->sums[b], (const float *)buf + n * b, n)) {
+            free(w->sums);
+            w->sums = NULL;
+        }
+    w->written += n;
+}
+
 mmcl_status
 mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
                    int th, const void *buf)
 {
+    if (w->sums)
+        writer_sums_add(w, tw, th, buf);
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
     if (mmcl__writer_is_direct(w, x, y, tw, th)) {
@@ -561,13 +663,30 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
     GDALFlushCache(w->ds);
     /* The statistics of every band, exact and stored with the output, so
      * that a viewer (QGIS) need not scan it; a band without any valid
-     * pixel has none. */
+     * pixel has none. Summed while writing when every pixel was written
+     * once (not after a resumed run, say); else read from the file. */
+    int summed = w->sums && w->written == (uint64_t)w->width * w->height;
     for (int b = 1; b <= w->n_bands && !cap.n_failures; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(w->ds, b);
         double mn, mx, mean, sd;
-        CPLPushErrorHandler(CPLQuietErrorHandler);
-        GDALComputeRasterStatistics(GDALGetRasterBand(w->ds, b), FALSE, &mn,
-                                    &mx, &mean, &sd, NULL, NULL);
-        CPLPopErrorHandler();
+        if (!summed) {
+            CPLPushErrorHandler(CPLQuietErrorHandler);
+            GDALComputeRasterStatistics(band, FALSE, &mn, &mx, &mean, &sd,
+                                        NULL, NULL);
+            CPLPopErrorHandler();
+            continue;
+        }
+        const band_sums *s = &w->sums[b - 1];
+        if (s->n == 0)
+            continue;
+        sums_moments(s, &mean, &sd);
+        /* As GDAL's own computation records them. */
+        GDALSetMetadataItem(band, "STATISTICS_VALID_PERCENT",
+                            CPLSPrintf("%.4g", 100.0 * (double)s->n /
+                                                   ((double)w->width *
+                                                    w->height)),
+                            NULL);
+        GDALSetRasterStatistics(band, s->min, s->max, mean, sd);
     }
     GDALClose(w->ds);
     w->ds = NULL;
@@ -679,5 +798,6 @@ mmcl__writer_abort(mmcl__writer *w)
     free(w->work_path);
     CSLDestroy(w->final_co);
     free(w->edge);
+    free(w->sums);
     free(w);
 }
