@@ -17,6 +17,7 @@
 #include <cblas.h>
 
 #include "nn.h"
+#include "simd.h"
 
 #ifdef MMCL_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
@@ -52,7 +53,8 @@ mmcl__precision_from_name(const char *name, mmcl__precision *p)
     return 0;
 }
 
-void
+/* Integer operations only: every clone (simd.h) gives the same bits. */
+MMCL__VEC_CLONES void
 mmcl__bf16_round(unsigned short *restrict dst, const float *restrict src,
                  size_t n)
 {
@@ -213,6 +215,7 @@ struct mmcl__matmul {
     int M, K, N;
     mmcl__matmul_act act;
     mmcl__precision precision;
+    mmcl__precision out; /* of y: bf16 only for a bf16 product */
     /* cblas_sgemm: borrowed */
     const float *W, *b;
 #ifdef MMCL_HAVE_DNNL
@@ -272,6 +275,8 @@ dnnl_build(mmcl_context *ctx, mmcl__matmul *mm, const float *W,
     mmcl_status st = MMCL_OK;
     dnnl_data_type_t in_dt =
         mm->precision == MMCL__PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t out_dt =
+        mm->out == MMCL__PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t src_dims = {mm->M, mm->K}, w_dims = {mm->K, mm->N},
                 dst_dims = {mm->M, mm->N}, b_dims = {1, mm->N};
     dnnl_dims_t w_user_strides = {1, mm->K}; /* W (N, K) row-major */
@@ -293,7 +298,7 @@ dnnl_build(mmcl_context *ctx, mmcl__matmul *mm, const float *W,
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&w_user, 2, w_dims, dnnl_f32,
                                               w_user_strides),
              "weights description");
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&mm->dst_md, 2, dst_dims, dnnl_f32,
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&mm->dst_md, 2, dst_dims, out_dt,
                                           dnnl_ab),
              "output description");
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_f32,
@@ -372,10 +377,24 @@ mmcl__matmul *
 mmcl__matmul_create(mmcl_context *ctx, int M, int K, int N, const float *W,
                     const float *b, mmcl__matmul_act act, mmcl__precision p)
 {
+    return mmcl__matmul_create_out(ctx, M, K, N, W, b, act, p,
+                                   MMCL__PRECISION_F32);
+}
+
+mmcl__matmul *
+mmcl__matmul_create_out(mmcl_context *ctx, int M, int K, int N,
+                        const float *W, const float *b, mmcl__matmul_act act,
+                        mmcl__precision p, mmcl__precision out)
+{
     if (M < 1 || K < 1 || N < 1) {
         mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                     "matmul: shape %d x %d x %d; sizes must be >= 1", M, K,
                     N);
+        return NULL;
+    }
+    if (out == MMCL__PRECISION_BF16 && p != MMCL__PRECISION_BF16) {
+        mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                    "matmul: a bf16 output needs a bf16 product");
         return NULL;
     }
     if (mmcl__precision_check(ctx, p, mmcl__precision_name(p)) != MMCL_OK)
@@ -388,6 +407,7 @@ mmcl__matmul_create(mmcl_context *ctx, int M, int K, int N, const float *W,
     mm->N = N;
     mm->act = act;
     mm->precision = p;
+    mm->out = out;
     mm->W = W;
     mm->b = b;
 #ifdef MMCL_HAVE_DNNL
@@ -399,6 +419,12 @@ mmcl__matmul_create(mmcl_context *ctx, int M, int K, int N, const float *W,
     }
 #endif
     return mm;
+}
+
+mmcl__precision
+mmcl__matmul_out_precision(const mmcl__matmul *mm)
+{
+    return mm->out;
 }
 
 void
@@ -474,7 +500,7 @@ mmcl__matmul_exec_destroy(mmcl__matmul_exec *ex)
  * thread's scratchpad; NULL on a oneDNN error (in @p ctx). */
 static exec_mems *
 exec_mems_for(mmcl_context *ctx, const mmcl__matmul *mm,
-              mmcl__matmul_exec *ex, const void *src, float *dst,
+              mmcl__matmul_exec *ex, const void *src, void *dst,
               exec_mems *tmp)
 {
     mmcl_status st = MMCL_OK;
@@ -530,12 +556,13 @@ done:
 
 static mmcl_status
 dnnl_run(mmcl_context *ctx, const mmcl__matmul *mm, mmcl__matmul_exec *ex,
-         float *y, const float *x)
+         void *y, const void *x, mmcl__precision x_type)
 {
     mmcl_status st = MMCL_OK;
     const void *src = x;
     size_t n_in = (size_t)mm->M * (size_t)mm->K;
-    if (mm->precision == MMCL__PRECISION_BF16) {
+    if (mm->precision == MMCL__PRECISION_BF16 &&
+        x_type == MMCL__PRECISION_F32) {
         if (n_in > ex->max_in || !ex->in_bf16)
             return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                                "matmul: an input of %zu values, the bf16 "
@@ -588,12 +615,26 @@ mmcl_status
 mmcl__matmul_run(mmcl_context *ctx, const mmcl__matmul *mm,
                  mmcl__matmul_exec *ex, float *y, const float *x)
 {
+    if (mm->out != MMCL__PRECISION_F32)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "matmul: this product's output is bf16");
+    return mmcl__matmul_run_typed(ctx, mm, ex, y, x, MMCL__PRECISION_F32);
+}
+
+mmcl_status
+mmcl__matmul_run_typed(mmcl_context *ctx, const mmcl__matmul *mm,
+                       mmcl__matmul_exec *ex, void *y, const void *x,
+                       mmcl__precision x_type)
+{
+    if (x_type == MMCL__PRECISION_BF16 && mm->precision != x_type)
+        return mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                           "matmul: a bf16 input of an f32 product");
 #ifdef MMCL_HAVE_DNNL
     if (mm->prim)
-        return dnnl_run(ctx, mm, ex, y, x);
+        return dnnl_run(ctx, mm, ex, y, x, x_type);
 #endif
-    (void)ctx;
     (void)ex;
+    /* cblas_sgemm: f32 only (bf16 is refused at creation). */
     mmcl__linear_forward(y, x, mm->W, mm->b, mm->M, mm->K, mm->N);
     if (mm->act == MMCL__MATMUL_RELU)
         mmcl__relu_forward(y, y, (size_t)mm->M * mm->N);

@@ -71,6 +71,23 @@ typedef struct mmcl__matmul mmcl__matmul;
 mmcl__matmul *mmcl__matmul_create(mmcl_context *ctx, int M, int K, int N,
                                   const float *W, const float *b,
                                   mmcl__matmul_act act, mmcl__precision p);
+
+/*
+ * As mmcl__matmul_create, with the output in precision @p out. A bf16
+ * output (only of a bf16 product) is the input of the next bf16 product
+ * of a chain, an encoder's hidden layers: the f32 result, bias and
+ * activation included, rounded to the nearest bfloat16 (ties to even) by
+ * the product's own kernel as it stores it, which is what that next
+ * product would otherwise round its f32 input to, without a pass over
+ * the values between the two.
+ */
+mmcl__matmul *mmcl__matmul_create_out(mmcl_context *ctx, int M, int K, int N,
+                                      const float *W, const float *b,
+                                      mmcl__matmul_act act, mmcl__precision p,
+                                      mmcl__precision out);
+
+/* The precision of a product's output. */
+mmcl__precision mmcl__matmul_out_precision(const mmcl__matmul *mm);
 void mmcl__matmul_destroy(mmcl__matmul *mm);
 
 /* Per-thread state for running products: a oneDNN stream and the bf16
@@ -79,10 +96,18 @@ typedef struct mmcl__matmul_exec mmcl__matmul_exec;
 mmcl__matmul_exec *mmcl__matmul_exec_create(mmcl_context *ctx, size_t max_in);
 void mmcl__matmul_exec_destroy(mmcl__matmul_exec *ex);
 
-/* y (M, N) = the product of @p mm for x (M, K); y must not overlap x.
+/* y (M, N) = the product of @p mm (f32 output) for x (M, K); y must not
+ * overlap x.
  * @return MMCL_OK, or an error from oneDNN (in @p ctx). */
 mmcl_status mmcl__matmul_run(mmcl_context *ctx, const mmcl__matmul *mm,
                              mmcl__matmul_exec *ex, float *y, const float *x);
+
+/* The same with x (M, K) in precision @p x_type (bf16, as the upper 16
+ * bits of a float, only for a bf16 product; f32 is rounded by a bf16
+ * product) and y (M, N) in the product's output precision. */
+mmcl_status mmcl__matmul_run_typed(mmcl_context *ctx, const mmcl__matmul *mm,
+                                   mmcl__matmul_exec *ex, void *y,
+                                   const void *x, mmcl__precision x_type);
 
 /* dst (n) = src rounded to the nearest bfloat16 (ties to even; NaN stays
  * NaN), as the upper 16 bits of a float. */

@@ -16,8 +16,12 @@
  *                            thread waits for a core on a shared machine
  *                            is not counted)
  *   {"kind": "shape", ...}   GFLOP per CPU second of the embed MLP's
- *                            shapes on one thread (256 rows), with
- *                            cblas_sgemm (one OpenBLAS thread) beside
+ *                            shapes on one thread, in blocks of 256 rows
+ *                            (the encoders' fixed block) and 1024, with
+ *                            cblas_sgemm (one OpenBLAS thread) beside;
+ *                            bf16 also "chained": input and output
+ *                            already in bf16, as an encoder's hidden
+ *                            layers run (no f32 rounding pass)
  * for f32 and, where the CPU runs it, bf16. Times: the median of --runs
  * timed repetitions after one warm-up.
  *
@@ -65,7 +69,9 @@ cmp_double(const void *a, const void *b)
 typedef struct part {
     int M, K, N, reps;
     mmcl__precision p;
+    int chained; /* bf16 in and out (mmcl__matmul_run_typed) */
     float *x, *W, *b, *y;
+    unsigned short *xb; /* chained: x in bf16 */
     mmcl__matmul *mm;
     mmcl__matmul_exec *ex;
     mmcl_context *ctx;
@@ -85,8 +91,11 @@ part_init(part *t)
     mmcl__rng_fill_normal(&s, t->x, 0, 1, (size_t)t->M * t->K);
     mmcl__rng_fill_normal(&s, t->W, 0, 1, (size_t)t->N * t->K);
     mmcl__rng_fill_normal(&s, t->b, 0, 1, (size_t)t->N);
-    t->mm = mmcl__matmul_create(t->ctx, t->M, t->K, t->N, t->W, t->b,
-                                MMCL__MATMUL_NONE, t->p);
+    t->xb = malloc(sizeof(short) * (size_t)t->M * t->K);
+    mmcl__bf16_round(t->xb, t->x, (size_t)t->M * t->K);
+    t->mm = mmcl__matmul_create_out(
+        t->ctx, t->M, t->K, t->N, t->W, t->b, MMCL__MATMUL_NONE, t->p,
+        t->chained ? MMCL__PRECISION_BF16 : MMCL__PRECISION_F32);
     t->ex = mmcl__matmul_exec_create(t->ctx, (size_t)t->M * t->K);
     if (!t->mm || !t->ex) {
         fprintf(stderr, "matmul_bench: %s\n", mmcl_context_errmsg(t->ctx));
@@ -102,6 +111,7 @@ part_free(part *t)
     mmcl__matmul_exec_destroy(t->ex);
     mmcl_context_destroy(t->ctx);
     free(t->x);
+    free(t->xb);
     free(t->W);
     free(t->b);
     free(t->y);
@@ -114,7 +124,11 @@ part_run(void *arg)
     double c0 = thread_cpu();
     t->ok = 1;
     for (int r = 0; r < t->reps; r++)
-        t->ok &= mmcl__matmul_run(t->ctx, t->mm, t->ex, t->y, t->x) == MMCL_OK;
+        t->ok &= (t->chained
+                      ? mmcl__matmul_run_typed(t->ctx, t->mm, t->ex, t->y,
+                                               t->xb, MMCL__PRECISION_BF16)
+                      : mmcl__matmul_run(t->ctx, t->mm, t->ex, t->y,
+                                         t->x)) == MMCL_OK;
     t->cpu_s = thread_cpu() - c0;
     return 0;
 }
@@ -155,13 +169,14 @@ peak(int rows, int K, int N, int n_thr, mmcl__precision p, int runs,
     return 2.0 * M * n_thr * K * N / times[runs / 2] / 1e9;
 }
 
-/* One thread: the embed MLP's shapes, blocks of 256 rows, repeated;
- * per CPU second of the thread. */
+/* One thread: one of the embed MLP's shapes, repeated (as many rows in
+ * all whatever the block); per CPU second of the thread. */
 static void
-shape(int M, int K, int N, mmcl__precision p, int runs, double *gf,
-      double *gf_blas)
+shape(int M, int K, int N, mmcl__precision p, int chained, int runs,
+      double *gf, double *gf_blas)
 {
-    part t = {.M = M, .K = K, .N = N, .reps = 50, .p = p};
+    part t = {.M = M, .K = K, .N = N, .reps = 50 * 256 / M, .p = p,
+              .chained = chained};
     if (!part_init(&t)) {
         *gf = *gf_blas = 0;
         return;
@@ -233,18 +248,23 @@ main(int argc, char **argv)
                    mmcl__precision_name(p), rows, thr[i], gf, per_cpu);
             fflush(stdout);
         }
-        static const int shapes[][3] = {{256, 117, 256}, {256, 256, 256},
-                                        {256, 256, 64},  {256, 18, 256}};
-        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
-            double gf, gb;
-            shape(shapes[s][0], shapes[s][1], shapes[s][2], p, runs, &gf, &gb);
-            printf("{\"kind\": \"shape\", \"precision\": \"%s\", \"M\": %d, "
-                   "\"K\": %d, \"N\": %d, \"gflops\": %.1f, "
-                   "\"sgemm_gflops\": %.1f}\n",
-                   mmcl__precision_name(p), shapes[s][0], shapes[s][1],
-                   shapes[s][2], gf, gb);
-            fflush(stdout);
-        }
+        static const int shapes[][2] = {{117, 256}, {256, 256}, {256, 64},
+                                        {18, 256}};
+        static const int blocks[] = {256, 1024};
+        for (int c = 0; c < (p == MMCL__PRECISION_BF16 ? 2 : 1); c++)
+            for (size_t k = 0; k < 2; k++)
+                for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]);
+                     s++) {
+                    double gf, gb;
+                    int M = blocks[k], K = shapes[s][0], N = shapes[s][1];
+                    shape(M, K, N, p, c, runs, &gf, &gb);
+                    printf("{\"kind\": \"shape\", \"precision\": \"%s\", "
+                           "\"chained\": %d, \"M\": %d, \"K\": %d, "
+                           "\"N\": %d, \"gflops\": %.1f, "
+                           "\"sgemm_gflops\": %.1f}\n",
+                           mmcl__precision_name(p), c, M, K, N, gf, gb);
+                    fflush(stdout);
+                }
     }
     return 0;
 }

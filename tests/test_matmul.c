@@ -211,6 +211,91 @@ test_bf16_rounding(void)
     CU_ASSERT((h[7] & 0x7f80) == 0x7f80 && (h[7] & 0x7f) != 0);
 }
 
+/*
+ * A chain of bf16 products (an encoder's hidden layers): an input already
+ * in bf16 gives the bits of the same input in f32 rounded by the product;
+ * a bf16 output is the f32 output rounded to bf16 (by oneDNN's kernel as
+ * it stores it: within one bf16 step of mmcl__bf16_round's, where the
+ * kernel for a bf16 output sums in another order). Misuse is refused.
+ */
+static void
+test_bf16_chained(void)
+{
+    if (!have_bf16())
+        return;
+    enum { M = 256, K = 117, N = 256 };
+    mmcl_context *ctx = mmcl_context_create();
+    float *x = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K);
+    float *b = malloc(sizeof(float) * N);
+    float *yf = malloc(sizeof(float) * M * N), *yf2 = malloc(sizeof(float) * M * N);
+    unsigned short *xb = malloc(sizeof(short) * M * K);
+    unsigned short *yb = malloc(sizeof(short) * M * N);
+    unsigned short *r = malloc(sizeof(short) * M * N);
+    fill_normal(x, (size_t)M * K, 41);
+    fill_normal(W, (size_t)N * K, 42);
+    fill_normal(b, N, 43);
+    mmcl__bf16_round(xb, x, (size_t)M * K);
+    mmcl__matmul *mf = mmcl__matmul_create(ctx, M, K, N, W, b,
+                                           MMCL__MATMUL_RELU,
+                                           MMCL__PRECISION_BF16);
+    mmcl__matmul *mb = mmcl__matmul_create_out(
+        ctx, M, K, N, W, b, MMCL__MATMUL_RELU, MMCL__PRECISION_BF16,
+        MMCL__PRECISION_BF16);
+    mmcl__matmul_exec *ex = mmcl__matmul_exec_create(ctx, (size_t)M * K);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ex);
+    CU_ASSERT_EQUAL(mmcl__matmul_out_precision(mb), MMCL__PRECISION_BF16);
+    CU_ASSERT_EQUAL(mmcl__matmul_run(ctx, mf, ex, yf, x), MMCL_OK);
+    CU_ASSERT_EQUAL(mmcl__matmul_run_typed(ctx, mf, ex, yf2, xb,
+                                           MMCL__PRECISION_BF16),
+                    MMCL_OK);
+    CU_ASSERT(memcmp(yf, yf2, sizeof(float) * M * N) == 0);
+    CU_ASSERT_EQUAL(mmcl__matmul_run_typed(ctx, mb, ex, yb, xb,
+                                           MMCL__PRECISION_BF16),
+                    MMCL_OK);
+    mmcl__bf16_round(r, yf, (size_t)M * N);
+    size_t same = 0, worst = 0;
+    for (size_t i = 0; i < (size_t)M * N; i++) {
+        /* ReLU outputs are >= 0: bf16 bits order as the values do. */
+        size_t d = yb[i] > r[i] ? yb[i] - r[i] : r[i] - yb[i];
+        same += d == 0;
+        if (d > worst)
+            worst = d;
+    }
+    printf("\n  bf16 output: %zu of %d values the bits of the rounded f32 "
+           "output, the others within %zu bf16 step(s)",
+           same, M * N, worst);
+    CU_ASSERT(worst <= 1);
+    /* A bf16 output read as f32, a bf16 input of an f32 product, a bf16
+     * output of an f32 product: refused. */
+    CU_ASSERT_EQUAL(mmcl__matmul_run(ctx, mb, ex, yf, x),
+                    MMCL_ERR_INVALID_ARG);
+    mmcl__matmul *m32 = mmcl__matmul_create(ctx, M, K, N, W, b,
+                                            MMCL__MATMUL_NONE,
+                                            MMCL__PRECISION_F32);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m32);
+    CU_ASSERT_EQUAL(mmcl__matmul_run_typed(ctx, m32, ex, yf, xb,
+                                           MMCL__PRECISION_BF16),
+                    MMCL_ERR_INVALID_ARG);
+    CU_ASSERT_PTR_NULL(mmcl__matmul_create_out(
+        ctx, M, K, N, W, b, MMCL__MATMUL_NONE, MMCL__PRECISION_F32,
+        MMCL__PRECISION_BF16));
+    mmcl__matmul_destroy(m32);
+    mmcl__matmul_exec_destroy(ex);
+    mmcl__matmul_destroy(mf);
+    mmcl__matmul_destroy(mb);
+    mmcl_context_destroy(ctx);
+    free(x);
+    free(W);
+    free(b);
+    free(yf);
+    free(yf2);
+    free(xb);
+    free(yb);
+    free(r);
+}
+
 /* A row's result does not depend on the other rows, nor on the thread
  * that runs the product: the same bits. */
 typedef struct {
@@ -298,6 +383,7 @@ main(void)
         {"f32_within_rounding", test_f32_within_rounding},
         {"bf16_within_rounding", test_bf16_within_rounding},
         {"bf16_refused_or_runs", test_bf16_refused_or_runs},
+        {"bf16_chained", test_bf16_chained},
         {"same_bits_any_thread_and_rows", test_same_bits_any_thread_and_rows},
         {NULL, NULL}};
     return test_run_suite("matmul", cases);

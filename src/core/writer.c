@@ -5,6 +5,7 @@
  * moved into place on completion (output.c owns the rules).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,77 @@
  * into the final format at the end takes the rest. */
 #define TILES_SHARE 0.9
 
+/*
+ * The statistics of a float32 band with NaN nodata, summed while the
+ * tiles are written instead of read back and decoded once the raster is
+ * complete (that second pass took as much CPU as compressing the raster).
+ * The sums are exact integers, so they do not depend on the order of the
+ * tiles, hence on --tile or --threads: a float32 v is +-m 2^e (m < 2^24),
+ * and the values of each exponent add their +-m and m^2 into that
+ * exponent's bin; mean and standard deviation come from the bins.
+ */
+__extension__ typedef unsigned __int128 sum_u128;
+
+typedef struct band_sums {
+    float min, max;
+    uint64_t n;
+    int64_t s1[256];  /* per biased exponent: sum of +-m (< 2^24 each) */
+    sum_u128 s2[256]; /* sum of m^2 */
+} band_sums;
+
+/* The exponent of bin @p ex: the value of m = 1 there. */
+static int
+bin_exponent(int ex)
+{
+    return ex ? ex - 150 : -149;
+}
+
+/* Adds the valid values of @p v (count @p n): 0 when one is infinite (the
+ * caller falls back on GDAL's statistics). */
+static int
+sums_add(band_sums *b, const float *v, size_t n)
+{
+    float mn = b->min, mx = b->max;
+    uint64_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof(u));
+        uint32_t ex = (u >> 23) & 0xffu;
+        if (ex == 0xffu) {
+            if (u & 0x7fffffu)
+                continue; /* NaN: nodata */
+            return 0;
+        }
+        mn = v[i] < mn ? v[i] : mn;
+        mx = v[i] > mx ? v[i] : mx;
+        int64_t m = (int64_t)((u & 0x7fffffu) | (ex ? 0x800000u : 0));
+        b->s1[ex] += (u >> 31) ? -m : m;
+        b->s2[ex] += (sum_u128)(uint64_t)(m * m);
+        count++;
+    }
+    b->min = mn;
+    b->max = mx;
+    b->n += count;
+    return 1;
+}
+
+/* The mean and the (population) standard deviation of @p b, n > 0. */
+static void
+sums_moments(const band_sums *b, double *mean, double *sd)
+{
+    long double s1 = 0, s2 = 0;
+    for (int ex = 0; ex < 256; ex++) {
+        int e = bin_exponent(ex);
+        if (b->s1[ex])
+            s1 += ldexpl((long double)b->s1[ex], e);
+        if (b->s2[ex])
+            s2 += ldexpl((long double)b->s2[ex], 2 * e);
+    }
+    long double n = (long double)b->n, m = s1 / n, var = s2 / n - m * m;
+    *mean = (double)m;
+    *sd = var > 0 ? (double)sqrtl(var) : 0.0;
+}
+
 struct mmcl__writer {
     GDALDatasetH ds;
     GDALDriverH final_driver;
@@ -41,12 +113,12 @@ struct mmcl__writer {
     double nodata; /* fills the outside of edge blocks */
     void *edge;    /* (block_h, block_w) staging for edge blocks */
     mmcl__style_fn style;
-    /* stats_as_written: per band, the valid values' count, extremes, mean
-     * and sum of squared deviations, updated window by window */
-    struct band_sums {
-        long long n;
-        double min, max, mean, m2;
-    } *sums;
+    /* stats_as_written, float32 with NaN nodata: each band's statistics,
+     * summed as it is written, while every pixel has been written once
+     * (counted in written); else NULL, and GDAL computes them from the
+     * file. */
+    band_sums *sums;
+    uint64_t written;
 };
 
 static int
@@ -301,11 +373,16 @@ mmcl__writer_open(mmcl_context *ctx, const mmcl__raster_spec *spec)
     if (!w->stage)
         goto fail;
     w->style = spec->style;
-    if (spec->stats_as_written && spec->type == GDT_Float32) {
+    if (spec->stats_as_written && spec->type == GDT_Float32 &&
+        spec->has_nodata && isnan(spec->nodata)) {
         w->sums = calloc((size_t)spec->n_bands, sizeof(*w->sums));
         if (!w->sums) {
             mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
             goto fail;
+        }
+        for (int b = 0; b < spec->n_bands; b++) {
+            w->sums[b].min = INFINITY;
+            w->sums[b].max = -INFINITY;
         }
     }
     w->width = spec->width;
@@ -460,80 +537,46 @@ write_blocks(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw, int th,
     return err;
 }
 
-/* Adds the window's valid values to the bands' sums (stats_as_written):
- * NaN and the nodata value are not valid, as for GDAL's statistics. Per
- * band the window's count, extremes, mean and squared deviations (two
- * passes, the window in cache), then Chan et al.'s pairwise update. */
+/* The window's values into the band sums (or, with an infinite value, no
+ * sums any more: GDAL computes the statistics at the end). */
 static void
-sums_add(mmcl__writer *w, int tw, int th, const float *buf)
+writer_sums_add(mmcl__writer *w, int tw, int th, const float *buf)
 {
-    size_t plane = (size_t)tw * th;
-    float nd = (float)w->nodata;
-    int check_nd = !isnan(nd);
-    for (int b = 0; b < w->n_bands; b++) {
-        struct band_sums *s = &w->sums[b];
-        const float *v = buf + plane * b;
-        long long k = 0;
-        double sum = 0;
-        float mn = INFINITY, mx = -INFINITY;
-        for (size_t i = 0; i < plane; i++) {
-            float f = v[i];
-            if (isnan(f) || (check_nd && f == nd))
-                continue;
-            k++;
-            sum += f;
-            mn = f < mn ? f : mn;
-            mx = f > mx ? f : mx;
+    size_t n = (size_t)tw * th;
+    for (int b = 0; w->sums && b < w->n_bands; b++)
+        if (!sums_add(&w->sums[b], buf + n * b, n)) {
+            free(w->sums);
+            w->sums = NULL;
         }
-        if (k == 0)
-            continue;
-        double mean = sum / (double)k, m2 = 0;
-        for (size_t i = 0; i < plane; i++) {
-            float f = v[i];
-            if (isnan(f) || (check_nd && f == nd))
-                continue;
-            double d = (double)f - mean;
-            m2 += d * d;
-        }
-        if (s->n == 0) {
-            s->min = mn;
-            s->max = mx;
-        } else {
-            s->min = fmin(s->min, mn);
-            s->max = fmax(s->max, mx);
-        }
-        double total = (double)(s->n + k), delta = mean - s->mean;
-        s->mean += delta * (double)k / total;
-        s->m2 += m2 + delta * delta * (double)s->n * (double)k / total;
-        s->n += k;
-    }
+    w->written += n;
 }
 
 long long
 mmcl__writer_valid_count(const mmcl__writer *w, int band)
 {
     return w && w->sums && band >= 1 && band <= w->n_bands
-               ? w->sums[band - 1].n
+               ? (long long)w->sums[band - 1].n
                : -1;
 }
 
 /* Stores the summed statistics on the bands, as GDAL stores its own
- * (GDALSetRasterStatistics, then the share of valid pixels); a band
+ * (the share of valid pixels, then GDALSetRasterStatistics); a band
  * without any valid pixel has none. */
 static void
 sums_store(mmcl__writer *w)
 {
     double total = (double)w->width * (double)w->height;
     for (int b = 0; b < w->n_bands; b++) {
-        const struct band_sums *s = &w->sums[b];
+        const band_sums *s = &w->sums[b];
         if (s->n == 0)
             continue;
+        double mean, sd;
+        sums_moments(s, &mean, &sd);
         GDALRasterBandH band = GDALGetRasterBand(w->ds, b + 1);
-        GDALSetRasterStatistics(band, s->min, s->max, s->mean,
-                                sqrt(s->m2 / (double)s->n));
         GDALSetMetadataItem(band, "STATISTICS_VALID_PERCENT",
                             CPLSPrintf("%.4g", 100.0 * (double)s->n / total),
                             NULL);
+        GDALSetRasterStatistics(band, s->min, s->max, mean, sd);
     }
 }
 
@@ -542,7 +585,7 @@ mmcl__writer_write(mmcl_context *ctx, mmcl__writer *w, int x, int y, int tw,
                    int th, const void *buf)
 {
     if (w->sums)
-        sums_add(w, tw, th, buf);
+        writer_sums_add(w, tw, th, buf);
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
     if (mmcl__writer_is_direct(w, x, y, tw, th)) {
@@ -668,9 +711,10 @@ mmcl__writer_finish(mmcl_context *ctx, mmcl__writer *w,
     /* The statistics of every band, exact and stored with the output, so
      * that a viewer (QGIS) need not scan it; a band without any valid
      * pixel has none. */
-    if (w->sums && !cap.n_failures)
+    int summed = w->sums && w->written == (uint64_t)w->width * w->height;
+    if (summed && !cap.n_failures)
         sums_store(w);
-    for (int b = 1; b <= w->n_bands && !cap.n_failures && !w->sums; b++) {
+    for (int b = 1; b <= w->n_bands && !cap.n_failures && !summed; b++) {
         double mn, mx, mean, sd;
         CPLPushErrorHandler(CPLQuietErrorHandler);
         GDALComputeRasterStatistics(GDALGetRasterBand(w->ds, b), FALSE, &mn,

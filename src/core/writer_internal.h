@@ -46,12 +46,14 @@ typedef struct mmcl__raster_spec {
      * tiles are computed (GeoTIFF); 0 = n_threads. A copy-only format
      * (COG) is compressed at the end with n_threads. */
     int stream_threads;
-    /* Float32 only: every pixel is written once, through
-     * mmcl__writer_write(), in an order that does not depend on the
-     * threads or the ranks (tile order). The statistics of the bands are
-     * then summed as the windows come, on the writing thread, instead of
-     * read back (decompressed) at the end: the same figures for any
-     * thread or rank count, without a second pass over the file. */
+    /* Float32 with NaN nodata only: every pixel is written once, through
+     * mmcl__writer_write(). The statistics of the bands are then summed
+     * exactly (integer sums per float exponent, writer.c) as the windows
+     * come, instead of read back (decompressed) at the end: the same
+     * figures for any order of the windows, --tile, thread or rank count,
+     * without a second pass over the file. A band with an infinite value,
+     * or an output not written exactly once over, falls back on GDAL's
+     * pass. */
     int stats_as_written;
     /* The output's QGIS style, written when it is complete, after the
      * statistics of every band are stored with it; NULL = none. */

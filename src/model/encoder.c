@@ -341,12 +341,21 @@ free_products(mmcl__encoder *enc)
     }
 }
 
-/* Makes the products of @p enc in precision @p p: the encoders' (aligned
- * layers, private part, unimodal PCA) in @p p, the decoders' in f32. */
+/*
+ * Makes the products of @p enc in precision @p p. In bf16, the products
+ * that read the standardized patch vectors (an MLP's first layer, the
+ * private part's wx, the unimodal PCA) stay f32: rounding those inputs
+ * and weights to 8 bits is most of bf16's error where the weights cancel
+ * (a CCA's whitening), and these products are a small share of an MLP's
+ * work; the hidden layers (and the private part's wh) run in bf16, each
+ * writing its output in bf16 for the next one where no GELU sits between
+ * them. The decoders are f32.
+ */
 static mmcl_status
 make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
 {
     const int R = MMCL__GEMM_ROWS;
+    const mmcl__precision F32 = MMCL__PRECISION_F32;
     free_products(enc);
     enc->precision = p;
     for (int m = 0; m < 2; m++) {
@@ -360,9 +369,14 @@ make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
             mmcl__matmul_act act = hidden && mlp->act == MMCL_ACTIVATION_RELU
                                        ? MMCL__MATMUL_RELU
                                        : MMCL__MATMUL_NONE;
-            mod->layer_mm[l] =
-                mmcl__matmul_create(ctx, R, mlp->sizes[l], mlp->sizes[l + 1],
-                                    mlp->W[l], mlp->b[l], act, p);
+            mmcl__precision lp = l > 0 ? p : F32;
+            mmcl__precision out = hidden && lp == MMCL__PRECISION_BF16 &&
+                                          mlp->act != MMCL_ACTIVATION_GELU
+                                      ? MMCL__PRECISION_BF16
+                                      : F32;
+            mod->layer_mm[l] = mmcl__matmul_create_out(
+                ctx, R, mlp->sizes[l], mlp->sizes[l + 1], mlp->W[l],
+                mlp->b[l], act, lp, out);
             if (!mod->layer_mm[l])
                 return mmcl_context_errcode(ctx);
         }
@@ -372,7 +386,8 @@ make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
             mmcl__linear *l = ls[i];
             if (!l->W)
                 continue;
-            mmcl__precision lp = i < 3 ? p : MMCL__PRECISION_F32;
+            /* Only wh (i == 1) reads no patch vector. */
+            mmcl__precision lp = i == 1 ? p : F32;
             l->mm = mmcl__matmul_create(ctx, R, l->in, l->out, l->W, l->b,
                                         MMCL__MATMUL_NONE, lp);
             if (!l->mm)
@@ -507,12 +522,17 @@ mlp_forward(mmcl_context *ctx, const mmcl__modality *mod,
             mmcl__encoder_work *w, mmcl_mlp_acts *acts, const float *x)
 {
     const mmcl_mlp *mlp = mod->mlp;
-    const float *h = x;
+    const void *h = x;
+    mmcl__precision h_type = MMCL__PRECISION_F32;
     for (int l = 0; l < mlp->n_layers; l++) {
-        mmcl_status st =
-            mmcl__matmul_run(ctx, mod->layer_mm[l], w->exec, acts->pre[l], h);
+        /* A hidden output in bf16 (make_products) is the next layer's
+         * input as it is. */
+        const mmcl__matmul *mm = mod->layer_mm[l];
+        mmcl_status st = mmcl__matmul_run_typed(ctx, mm, w->exec,
+                                                acts->pre[l], h, h_type);
         if (st != MMCL_OK)
             return st;
+        h_type = mmcl__matmul_out_precision(mm);
         if (l < mlp->n_layers - 1 && mlp->act == MMCL_ACTIVATION_GELU)
             mmcl__gelu_forward(acts->pre[l], acts->pre[l],
                                (size_t)MMCL__GEMM_ROWS * mlp->sizes[l + 1]);

@@ -8,12 +8,15 @@ Tolerances (stated here, asserted below):
   another ISA: float32 rounding, amplified by the encoders' weights. Per
   band, max |a - b| <= F32_TOL * max |b| for embeddings, and max |a - b|
   <= F32_TOL for information-loss maps (standardized variance units).
-- bf16 against f32 (8 significant bits in the inputs and weights, f32
-  sums): embeddings within BF16_EMB relative (Frobenius norm over the valid
-  pixels; a linear CCA encoder amplifies its inputs' rounding by the
-  condition of its weights: BF16_EMB_CCA), information-loss maps within
-  BF16_LOSS in mean absolute difference, the global figures of the report
-  within 0.01.
+- bf16 against f32 (the hidden layers' inputs and weights rounded to 8
+  significant bits, f32 sums; the products reading the patch vectors stay
+  f32): clip MLP embeddings within BF16_EMB relative (Frobenius norm over
+  the valid pixels), each pixel's embedding vector within BF16_PIXEL
+  relative (99th percentile over the pixels), each component within
+  BF16_COMPONENT of its band's standard deviation on average;
+  information-loss maps within BF16_LOSS in mean absolute difference; the
+  global figures of the report within 0.01. A linear (CCA) encoder has no
+  hidden layer: its bf16 maps are its f32 maps, bit for bit.
 - The same bits for any --threads and --tile, in each precision, on one
   machine (never compared with bits made elsewhere).
 ONEDNN_MAX_CPU_ISA makes oneDNN act as an older CPU: AVX2 and AVX512_CORE
@@ -36,8 +39,12 @@ gdal.UseExceptions()
 
 F32_TOL = 1e-4
 BF16_EMB = 1e-2
-BF16_EMB_CCA = 2e-2
-BF16_LOSS = 2e-3
+BF16_PIXEL = 2e-2
+BF16_COMPONENT = 1e-2
+# Issue 19 asks for 1e-3; this scene's clip model reads 1.07e-3 (it read
+# 1.0-1.2e-3 before the patch-vector products stayed f32, under a 2e-3
+# tolerance): tightened to what is reached with a margin, not to the goal.
+BF16_LOSS = 1.5e-3
 FIGURES_TOL = 0.01
 
 
@@ -58,6 +65,16 @@ def read(path):
     a = ds.ReadAsArray()
     md = ds.GetMetadata("MMCL")
     return (a if a.ndim == 3 else a[None]), md
+
+
+STATS = ("MINIMUM", "MAXIMUM", "MEAN", "STDDEV", "VALID_PERCENT")
+
+
+def band_statistics(path):
+    """Each band's STATISTICS_* items, as written in the file."""
+    ds = gdal.Open(path)
+    return [{k: ds.GetRasterBand(b + 1).GetMetadataItem("STATISTICS_" + k)
+             for k in STATS} for b in range(ds.RasterCount)]
 
 
 class Precision(unittest.TestCase):
@@ -124,15 +141,26 @@ class Precision(unittest.TestCase):
             self.assertLessEqual(d.max(), F32_TOL * scale,
                                  "%s: band %d" % (what, i + 1))
 
-    def assert_bf16_close(self, a, b, kind, emb_tol, what):
-        """bf16 @p a against @p b: embeddings within @p emb_tol relative
-        (Frobenius), information-loss maps within BF16_LOSS mean absolute
-        difference."""
+    def assert_bf16_close(self, a, b, kind, what):
+        """bf16 @p a against @p b: embeddings within BF16_EMB relative
+        (Frobenius), BF16_PIXEL per pixel (99th percentile), BF16_COMPONENT
+        of each band's standard deviation on average; information-loss
+        maps within BF16_LOSS mean absolute difference."""
         if kind == "embed":
             v = np.isfinite(b).all(0)
-            rel = np.linalg.norm((a - b)[:, v]) / np.linalg.norm(b[:, v])
-            print("%s: relative difference %.4f" % (what, rel))
-            self.assertLessEqual(rel, emb_tol, what)
+            self.assertTrue(np.array_equal(v, np.isfinite(a).all(0)), what)
+            d, x = (a - b)[:, v], b[:, v]
+            rel = np.linalg.norm(d) / np.linalg.norm(x)
+            pixel = np.linalg.norm(d, axis=0) / np.linalg.norm(x, axis=0)
+            comp = (np.abs(d).mean(1) / x.std(1)).max()
+            print("%s: relative difference %.4f, per pixel %.4f (99th "
+                  "percentile; median %.4f, max %.4f), per component %.4f "
+                  "of the band's std (worst band's mean)" %
+                  (what, rel, np.percentile(pixel, 99), np.median(pixel),
+                   pixel.max(), comp))
+            self.assertLessEqual(rel, BF16_EMB, what)
+            self.assertLessEqual(np.percentile(pixel, 99), BF16_PIXEL, what)
+            self.assertLessEqual(comp, BF16_COMPONENT, what)
         else:
             v = np.isfinite(b)
             d = np.abs(a - b)[v]
@@ -159,10 +187,37 @@ class Precision(unittest.TestCase):
                                 p + ["--threads", "2", "--tile", "256"])
                 c, _ = self.map(kind, model, "t3",
                                 p + ["--threads", "2", "--tile", "48"])
+                what = "%s %s %s" % (kind, model, precision)
                 for x in (b, c):
                     self.assertTrue(
                         np.array_equal(a.view(np.uint32), x.view(np.uint32)),
-                        "%s %s %s: bits differ" % (kind, model, precision))
+                        what + ": bits differ")
+                # The band statistics stored with the map (summed while
+                # the tiles are written): the same, and those of the
+                # pixels.
+                st = [band_statistics(self.path("%s_%s.tif" % (kind, t)))
+                      for t in ("t1", "t2", "t3")]
+                self.assertEqual(st[0], st[1], what)
+                self.assertEqual(st[0], st[2], what)
+                for i, s in enumerate(st[0]):
+                    v = a[i][np.isfinite(a[i])].astype(np.float64)
+                    if v.size == 0:
+                        self.assertIsNone(s["MEAN"], what)
+                        continue
+                    for k, x in (("MINIMUM", v.min()), ("MAXIMUM", v.max())):
+                        # stored with 14 significant digits
+                        self.assertAlmostEqual(float(s[k]), x,
+                                               delta=1e-13 * abs(x),
+                                               msg=what)
+                    self.assertAlmostEqual(float(s["MEAN"]), v.mean(),
+                                           delta=1e-9 * np.abs(v).max(),
+                                           msg=what)
+                    self.assertAlmostEqual(float(s["STDDEV"]), v.std(),
+                                           delta=1e-6 * v.std() + 1e-12,
+                                           msg=what)
+                    self.assertAlmostEqual(float(s["VALID_PERCENT"]),
+                                           100.0 * v.size / a[i].size,
+                                           delta=0.01, msg=what)
 
     def test_f32_same_bits_any_threads_and_tiles(self):
         self.same_bits("f32")
@@ -173,14 +228,19 @@ class Precision(unittest.TestCase):
 
     def test_bf16_close_to_f32(self):
         self.need_bf16()
-        for model, emb_tol in (("cca.mmcl", BF16_EMB_CCA),
-                               ("clip.mmcl", BF16_EMB)):
+        for model in ("cca.mmcl", "clip.mmcl"):
             for kind in ("embed", "infoloss"):
                 a, _ = self.map(kind, model, "f")
                 b, md = self.map(kind, model, "h", ["--precision", "bf16"])
                 self.assertEqual(md.get("PRECISION"), "bf16")
-                self.assert_bf16_close(b, a, kind, emb_tol,
-                                       "%s %s" % (kind, model))
+                what = "%s %s" % (kind, model)
+                if model == "cca.mmcl":
+                    # No hidden layer: every product reads the patch
+                    # vectors, so all of them are f32.
+                    self.assertTrue(np.array_equal(a.view(np.uint32),
+                                                   b.view(np.uint32)), what)
+                else:
+                    self.assert_bf16_close(b, a, kind, what)
             with open(self.path("infoloss_f.json")) as f:
                 fa = json.load(f)
             with open(self.path("infoloss_h.json")) as f:
@@ -243,8 +303,7 @@ class Precision(unittest.TestCase):
             # The order of the f32 sums differs between the ISAs, and a
             # hidden value that lands on the other side of a bf16 rounding
             # boundary moves by a bf16 step: bf16's tolerance.
-            self.assert_bf16_close(a, b, kind, BF16_EMB,
-                                   "%s under %s" % (kind, isa))
+            self.assert_bf16_close(a, b, kind, "%s under %s" % (kind, isa))
 
     def test_avx512_bf16_runs_bf16(self):
         self.bf16_under("AVX512_CORE_BF16", "avx512_bf16")
