@@ -152,6 +152,16 @@ def bench_model(a, mmcl, kind):
         # comes after mmcl's defaults).
         runs["mpirun -n 2, -co NUM_THREADS=1 (one writer thread)"] = \
             runs[two] + ["-co", "NUM_THREADS=1"]
+    pin1 = "1 core (taskset -c 0), --threads 1"
+    pin2 = "mpirun -n 2 --bind-to core, --threads 1 per rank"
+    if a.pinned:
+        # Strong scaling by cores: the one-process program keeps more than
+        # one core busy (its compression threads), so that on a 2-core
+        # machine it leaves a second rank no core of its own. Pinned, the
+        # program gets one core (all its threads) and each rank one.
+        runs[pin1] = ["taskset", "-c", "0", mmcl] + args + ["--threads", "1"]
+        runs[pin2] = [a.mpirun, "--bind-to", "core", "-n", "2", mmcl] + \
+            args + ["--threads", "1"]
     res = {r: [] for r in runs}
     for i in range(a.repeat):
         for r, cmd in runs.items():
@@ -177,6 +187,11 @@ def bench_model(a, mmcl, kind):
           "%.2fx the wall time" % (100 * med[one] / (2 * med[two]),
                                     cpu[two] / cpu[one],
                                     med[two] / med[thr]))
+    if a.pinned:
+        print("\nparallel efficiency at 2 ranks, pinned (one core for the "
+              "program, one core per rank): %.1f %% by wall time "
+              "(T1 / (2 T2)); CPU seconds 2 ranks / 1 process: %.2f" %
+              (100 * med[pin1] / (2 * med[pin2]), cpu[pin2] / cpu[pin1]))
     # Where each rank's time went (medians over the rounds).
     print("\n| run | rank | tiles | wall (s) | workers CPU (s) | main "
           "thread CPU (s) | of which writing | other threads CPU (s) |")
@@ -236,6 +251,10 @@ def main():
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--models", default="clip64,cca8",
                     help="clip64 (64 dimensions) and/or cca8 (8)")
+    ap.add_argument("--pinned", action="store_true",
+                    help="also the program on one core (taskset -c 0) and "
+                    "2 ranks bound to one core each: strong scaling by "
+                    "cores")
     ap.add_argument("--one-writer-thread", action="store_true",
                     help="also mpirun -n 2 with -co NUM_THREADS=1")
     ap.add_argument("--skip-writer", action="store_true",
