@@ -24,8 +24,7 @@
 #include "cli.h"
 
 enum {
-    MMCL_CLI_CACHE_MB = 256,   /* default GDAL block cache */
-    MMCL_CLI_MAP_CACHE_MB = 64 /* ... for embed and infoloss */
+    MMCL_CLI_CACHE_MB = 256 /* default GDAL block cache */
 };
 
 static const char *const kind_names[] = {"raster_in", "raster_out", "file_in",
@@ -766,23 +765,16 @@ main(int argc, char **argv)
      * written once. A cache of about two rows of input blocks is enough,
      * and GDAL's default (5% of the RAM) only holds memory. Unless the
      * user set GDAL_CACHEMAX (environment or --config), use 256 MB: less
-     * makes wide rasters decode their input blocks up to three times.
-     * The maps (embed, infoloss) write their output around the cache and
-     * read through one shared reader, so the cache holds input blocks
-     * only, and decoding an input block again costs little next to the
-     * encoders (bench/README.md): 64 MB keeps their memory flat. An
-     * audit reads an embedding raster of up to a hundred bands whose
-     * blocks, decoded, are megabytes each (4 MB for 64 int8 bands of
-     * 256 x 256): its windows' halo reaches into the row of blocks above,
-     * which 64 MB does not keep for a 4096-pixel-wide raster, and
-     * decoding them again tripled its reading time; it keeps the 256 MB
-     * (bench/README.md, "mmcl audit"). */
-    if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL)) {
-        int map = argc >= 2 && (strcmp(argv[1], "embed") == 0 ||
-                                strcmp(argv[1], "infoloss") == 0);
-        GIntBig mb = map ? MMCL_CLI_MAP_CACHE_MB : MMCL_CLI_CACHE_MB;
-        GDALSetCacheMax64(mb * 1024 * 1024);
-    }
+     * makes wide rasters decode their input blocks twice or three times.
+     * The maps (embed, infoloss) keep a tile's top halo from the tile
+     * above, but the bottom halo's blocks are the next row's: with 64 MB
+     * a 4096-pixel-wide stack of 15 float bands (63 MB a row of blocks)
+     * decoded every block twice, and a light model (CCA) spent 10.7 CPU s
+     * reading instead of 6.3 (bench/README.md, "MPI"). An audit reads an
+     * embedding raster whose decoded blocks are megabytes each; its
+     * windows' halo reaches into the row of blocks above too. */
+    if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL))
+        GDALSetCacheMax64((GIntBig)MMCL_CLI_CACHE_MB * 1024 * 1024);
 
     int rc = CLI_EXIT_USAGE;
     cli_args a = {0};

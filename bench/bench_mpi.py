@@ -217,7 +217,7 @@ def bench_model(a, mmcl, kind):
               "answers = %.1f bytes per Mpx; rank 0 received the same per "
               "Mpx of rank 1's pixels and sent the answers" %
               (tiles, px, nbytes / 1e6, reqs, (nbytes + 4 * reqs) / 1e6 / px,
-               reqs, 4 * reqs / px))
+               reqs, 8 * reqs / px))
     if a.skip_writer:
         return
     print("\nthe writing side alone (GDAL, mmcl's creation options, %d "

@@ -7,6 +7,7 @@
  * to it through a lock.
  */
 #define _POSIX_C_SOURCE 200809L /* fdatasync, ftruncate, fileno, nanosleep */
+#define _DEFAULT_SOURCE         /* syscall */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,7 +23,11 @@
 
 #include <cpl_error.h>
 #include <cpl_string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 #include "mmcl/mpi.h"
 
@@ -151,6 +156,25 @@ mmcl__dist_active(void)
  * being taken) leaves its core to those that work: Open MPI's blocking
  * calls poll at full speed, which on a node with as many ranks as cores
  * takes a core from rank 0's compression. */
+/* wait_sleeping(), hearing a cancel (a signal: the launcher stopping the
+ * job) through @p progress every 0.1 s: then MPI_ERR_OTHER. */
+static int
+wait_heard(MPI_Request *req, mmcl_progress_fn progress, void *progress_user,
+           double at)
+{
+    for (int k = 0;; k++) {
+        int done = 0;
+        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done)
+            return rc;
+        if (progress && k % 500 == 499 &&
+            !progress(world_rank == 0 ? at : 0.0, NULL, progress_user))
+            return MPI_ERR_OTHER;
+        struct timespec ts = {0, 200000}; /* 0.2 ms */
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int
 wait_sleeping(MPI_Request *req)
 {
@@ -169,7 +193,7 @@ wait_sleeping(MPI_Request *req)
 
 enum {
     TAG_REQ = 11,   /* a worker of a rank wants a tile: (int) 0 */
-    TAG_REPLY = 12, /* rank 0's answer: (int) tile index, -1 = no more */
+    TAG_REPLY = 12, /* rank 0's answer: (int) first tile, (int) count; 0 = no more */
     TAG_TILE = 13,  /* a packed tile: header + bytes */
     TAG_DONE = 14   /* a rank has finished: done_msg */
 };
@@ -520,6 +544,9 @@ packed_bytes(packed *p)
 
 typedef struct dist dist;
 
+/* What rank 0 may hold of finished tiles waiting for their turn. */
+#define WINDOW_BYTES ((size_t)512 << 20)
+
 typedef struct dworker {
     dist *d;
     mmcl_context *ctx;
@@ -537,14 +564,19 @@ struct dist {
     mmcl_status status;    /* the first failure */
     mmcl_context *err_ctx; /* where its message is */
     int n_running;         /* local workers */
+    /* Every rank: the tiles handed to this rank, in order, for its
+     * workers. */
+    int *queue;
+    int q_head, q_tail;
+    int no_more; /* no more tiles will come */
     /* rank 0 */
     int next_tile, next_commit, window;
+    unsigned char *assigned; /* (n_tiles) 0, or handed out: */
+#define ON_RANK_N 1 /* to another rank */
+#define ON_RANK_0 2 /* to rank 0's workers */
+#define COPIED 3    /* ... and a copy to another rank */
     packed **ready; /* (n_tiles) computed, waiting for their commit */
     /* other ranks */
-    int *queue; /* tiles rank 0 gave, not yet taken by a worker */
-    int q_head, q_tail;
-    int no_more; /* rank 0 has no more tiles for us */
-    int in_hand; /* tiles queued or being computed here */
     packed *out_head, *out_tail; /* computed, to send to rank 0 */
     /* Where the time went (CPL_DEBUG MMCL, bench/bench_mpi.py): tiles
      * computed here, the workers' CPU seconds, rank 0's main thread's CPU
@@ -572,25 +604,149 @@ take_tile(dist *d)
     for (;;) {
         if (d->stop)
             return -1;
-        if (world_rank == 0) {
-            if (d->next_tile >= d->n_tiles)
-                return -1;
-            if (d->next_tile < d->next_commit + d->window)
-                return d->next_tile++;
-        } else {
-            if (d->q_head < d->q_tail)
-                return d->queue[d->q_head++];
-            if (d->no_more)
-                return -1;
-        }
+        if (d->q_head < d->q_tail)
+            return d->queue[d->q_head++];
+        if (d->no_more)
+            return -1;
+        /* The main thread hands out (rank 0) or asks for more. */
+        cnd_broadcast(&d->changed);
         cnd_wait(&d->changed, &d->lock);
     }
+}
+
+/* Tiles [first, first + n) to this rank's workers; n <= 0: no more. With
+ * the lock held. */
+static void
+hand_over(dist *d, int first, int n)
+{
+    if (d->no_more)
+        return;
+    for (int i = 0; i < n; i++) {
+        d->queue[d->q_tail++] = first + i;
+        if (d->job->handed)
+            d->job->handed(first + i, d->job->tiles.user);
+    }
+    if (n <= 0) {
+        d->no_more = 1;
+        if (d->job->handed)
+            d->job->handed(-1, d->job->tiles.user);
+    }
+    cnd_broadcast(&d->changed);
+}
+
+/* Whether this rank's workers should be handed more: fewer tiles queued
+ * than workers (the last ones computing, the next ones queued while the
+ * reader reads ahead). With the lock held. */
+static int
+wants_tiles(const dist *d)
+{
+    return !d->stop && !d->no_more && d->q_tail - d->q_head < d->n_workers;
+}
+
+/* Rank 0: moves next_tile past the tiles already handed out. With the
+ * lock held. */
+static void
+skip_assigned(dist *d)
+{
+    while (d->next_tile < d->n_tiles && d->assigned[d->next_tile])
+        d->next_tile++;
+}
+
+/*
+ * Rank 0: the next run of tiles for another rank (or for rank 0 alone),
+ * [*first, *first + n). Runs are consecutive tiles, so that a rank reads
+ * neighbouring windows (their shared input blocks decoded once, a tile's
+ * top halo kept from the tile above), and shrink as the tiles run out
+ * (guided self-scheduling: half of what is left, shared among every
+ * worker), so that the ranks finish together. Returns 0 when the window
+ * allows none now, -1 when every tile is handed out (or the run stopped).
+ * With the lock held.
+ */
+static int
+grant(dist *d, int *first)
+{
+    skip_assigned(d);
+    if (d->stop || d->next_tile >= d->n_tiles)
+        return -1;
+    int end = d->next_commit + d->window;
+    if (end > d->n_tiles)
+        end = d->n_tiles;
+    int room = end - d->next_tile;
+    if (room <= 0)
+        return 0;
+    int left = d->n_tiles - d->next_tile;
+    int n = (left + 2 * world_size * d->n_workers - 1) /
+            (2 * world_size * d->n_workers);
+    if (n > room / (2 * world_size))
+        n = room / (2 * world_size);
+    if (n < 1)
+        n = 1;
+    *first = d->next_tile;
+    int k = 0;
+    while (k < n && !d->assigned[*first + k])
+        d->assigned[*first + k++] = world_size > 1 ? ON_RANK_N : ON_RANK_0;
+    skip_assigned(d);
+    return k;
+}
+
+/*
+ * Rank 0 with other ranks: one tile for one of its own workers, the next
+ * one (after the runs of the others). Rank 0 also writes every tile: its
+ * workers give way to the writer (mmcl__dist_behind_writer), so they
+ * compute with what the writer leaves, one tile at a time; a tile they
+ * are late with is given to another rank too (grant_copy). Returns as
+ * grant().
+ */
+static int
+grant_one(dist *d, int *first)
+{
+    skip_assigned(d);
+    if (d->stop || d->next_tile >= d->n_tiles)
+        return -1;
+    if (d->next_tile >= d->next_commit + d->window)
+        return 0;
+    *first = d->next_tile;
+    d->assigned[d->next_tile] = ON_RANK_0;
+    skip_assigned(d);
+    return 1;
+}
+
+/*
+ * Rank 0, for another rank that asked while grant() has nothing to give
+ * now: the first tile rank 0's own workers hold and have not finished,
+ * given a second time (the commit may be waiting for it: rank 0's
+ * workers give way to the writer, and on a loaded node may be slow).
+ * Whichever copy comes first is written; a tile's bytes do not depend on
+ * who computed it. Returns 1, or 0 when there is none.
+ */
+static int
+grant_copy(dist *d, int *first)
+{
+    for (int i = d->next_commit; i < d->next_tile; i++) {
+        if (d->assigned[i] == ON_RANK_0 && !d->ready[i]) {
+            d->assigned[i] = COPIED;
+            *first = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void
+mmcl__dist_behind_writer(void)
+{
+#ifdef __linux__
+    /* A thread's nice value is its own on Linux. */
+    if (world_rank == 0 && world_size > 1)
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+#endif
 }
 
 static int
 dworker_main(void *arg)
 {
     dworker *w = arg;
+    mmcl__dist_behind_writer();
     dist *d = w->d;
     const mmcl__dist_job *job = d->job;
     const mmcl__tile_job *tj = &job->tiles;
@@ -632,14 +788,17 @@ dworker_main(void *arg)
         }
         d->n_computed++;
         if (world_rank == 0) {
-            d->ready[index] = p;
+            /* The copy given to another rank may have come first. */
+            if (index < d->next_commit || d->ready[index])
+                free(p);
+            else
+                d->ready[index] = p;
         } else {
             if (d->out_tail)
                 d->out_tail->next = p;
             else
                 d->out_head = p;
             d->out_tail = p;
-            d->in_hand--;
         }
         cnd_broadcast(&d->changed);
     }
@@ -830,24 +989,23 @@ serve(mmcl_context *ctx, dist *d, inbox *in, traffic *tr, int *n_done,
                                ms.MPI_TAG, src);
         }
     }
-    /* Answer the requests the window allows (all of them once stopped). */
+    /* Answer the requests the window allows (all of them once stopped):
+     * a run of tiles, (first, count), count 0 for no more. */
     int kept = 0;
     for (int k = 0; k < *n_pending; k++) {
-        int answer;
+        int answer[2] = {-1, 0};
         mtx_lock(&d->lock);
-        if (d->stop || d->next_tile >= d->n_tiles)
-            answer = -1;
-        else if (d->next_tile < d->next_commit + d->window)
-            answer = d->next_tile++;
-        else
-            answer = -2;
+        int n = grant(d, &answer[0]);
+        if (n <= 0 && !d->stop && grant_copy(d, &answer[0]))
+            n = 1;
         mtx_unlock(&d->lock);
-        if (answer == -2) {
+        if (n == 0) {
             pending[kept++] = pending[k];
             continue;
         }
+        answer[1] = n > 0 ? n : 0;
         *any = 1;
-        if (MPI_Send(&answer, 1, MPI_INT, pending[k], TAG_REPLY,
+        if (MPI_Send(answer, 2, MPI_INT, pending[k], TAG_REPLY,
                      MPI_COMM_WORLD) != MPI_SUCCESS)
             return mmcl__error(ctx, MMCL_ERR_IO,
                                "MPI failed answering rank %d", pending[k]);
@@ -951,6 +1109,20 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
             }
         }
 #endif
+        /* Rank 0's own workers are handed tiles after the other ranks'
+         * requests are answered. */
+        int others_waiting = 0;
+#ifdef MMCL_HAVE_MPI
+        others_waiting = n_pending > 0;
+#endif
+        if (wants_tiles(d) && !others_waiting) {
+            int first = 0;
+            int n = world_size > 1 ? grant_one(d, &first) : grant(d, &first);
+            if (n != 0) {
+                hand_over(d, first, n);
+                any = 1;
+            }
+        }
         if (world_size > 1 && d->stop && d->status == MMCL_ERR_CANCELLED &&
             d->err_ctx == ctx) {
             /* A cancel here (a signal, which the launcher follows with a
@@ -974,8 +1146,9 @@ root_loop(mmcl_context *ctx, dist *d, journal *jr, mmcl_progress_fn progress,
     }
     mtx_unlock(&d->lock);
 #ifdef MMCL_HAVE_MPI
-    /* Each rank sends a request (an int) per tile and the tile; receives
-     * an answer (an int) per request. Rank 0's tiles do not travel. */
+    /* Each rank sends a request (an int) per run of tiles and each tile;
+     * receives an answer (two ints) per request. Rank 0's tiles do not
+     * travel. */
     for (int r = 1; tr && r < world_size; r++)
         CPLDebug("MMCL",
                  "rank %d: %lld tiles, %lld bytes of tiles and %lld requests "
@@ -1051,8 +1224,9 @@ rank_loop(mmcl_context *ctx, dist *d, mmcl_progress_fn progress,
                                       "MPI failed sending a tile to rank 0"));
             any = 1;
         }
-        while (!d->stop && !d->no_more && d->n_running > 0 &&
-               d->in_hand + outstanding < d->n_workers + 1) {
+        /* One request at a time, for a run of tiles, when the workers
+         * are about to run out. */
+        if (outstanding == 0 && d->n_running > 0 && wants_tiles(d)) {
             int zero = 0;
             outstanding++;
             mtx_unlock(&d->lock);
@@ -1062,30 +1236,26 @@ rank_loop(mmcl_context *ctx, dist *d, mmcl_progress_fn progress,
                 outstanding--;
                 dist_fail(d, ctx, mmcl__error(ctx, MMCL_ERR_IO,
                                               "MPI failed asking rank 0 "
-                                              "for a tile"));
+                                              "for tiles"));
             }
             any = 1;
         }
         mtx_unlock(&d->lock);
-        while (outstanding > 0) {
+        if (outstanding > 0) {
             int flag = 0;
             MPI_Iprobe(0, TAG_REPLY, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
-            if (!flag)
-                break;
-            int index = -1;
-            MPI_Recv(&index, 1, MPI_INT, 0, TAG_REPLY, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE);
-            outstanding--;
-            any = 1;
-            mtx_lock(&d->lock);
-            if (index < 0 || index >= d->n_tiles) {
-                d->no_more = 1;
-            } else {
-                d->queue[d->q_tail++] = index;
-                d->in_hand++;
+            if (flag) {
+                int run[2] = {-1, 0};
+                MPI_Recv(run, 2, MPI_INT, 0, TAG_REPLY, MPI_COMM_WORLD,
+                         MPI_STATUS_IGNORE);
+                outstanding--;
+                any = 1;
+                mtx_lock(&d->lock);
+                if (run[1] < 0 || run[0] < 0 || run[0] > d->n_tiles - run[1])
+                    run[1] = 0;
+                hand_over(d, run[0], run[1]);
+                mtx_unlock(&d->lock);
             }
-            cnd_broadcast(&d->changed);
-            mtx_unlock(&d->lock);
         }
         /* A signal here stops this rank; rank 0 hears of it below. */
         if (progress && !progress(0.0, NULL, progress_user)) {
@@ -1131,9 +1301,18 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
     d.n_tiles = ((width + tile - 1) / tile) * ((height + tile - 1) / tile);
     d.n_workers = n_threads < 1 ? 1 : n_threads;
     /* Tiles handed out ahead of the next commit: enough to keep every
-     * worker of every rank busy while one slow tile is outstanding, few
-     * enough that rank 0 holds a bounded number of finished tiles. */
+     * worker of every rank busy while one slow tile is outstanding, and
+     * runs of tiles long enough for the ranks to read neighbouring
+     * windows; few enough that rank 0 holds a bounded number of finished
+     * tiles (WINDOW_BYTES, or the minimum for small outputs). */
     d.window = 4 * d.n_workers * world_size + 4;
+    mmcl__tile t0;
+    mmcl__tile_at(&t0, width, height, tile, 0);
+    size_t tile_bytes = job->packed_size(&t0, job->tiles.user) + 1;
+    if ((size_t)d.window < WINDOW_BYTES / tile_bytes)
+        d.window = (int)(WINDOW_BYTES / tile_bytes > (size_t)d.n_tiles
+                             ? (size_t)d.n_tiles
+                             : WINDOW_BYTES / tile_bytes);
     if (mtx_init(&d.lock, mtx_plain) != thrd_success)
         return mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "cannot create a mutex");
     if (cnd_init(&d.changed) != thrd_success) {
@@ -1148,13 +1327,13 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
     double proc0 = process_seconds();
     mmcl_status st = job->prior;
     if (st != MMCL_OK) {
-    } else if (world_rank == 0) {
-        d.ready = calloc((size_t)d.n_tiles, sizeof(packed *));
-        if (!d.ready)
-            st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     } else {
         d.queue = calloc((size_t)d.n_tiles, sizeof(int));
-        if (!d.queue)
+        if (world_rank == 0) {
+            d.ready = calloc((size_t)d.n_tiles, sizeof(packed *));
+            d.assigned = calloc((size_t)d.n_tiles, 1);
+        }
+        if (!d.queue || (world_rank == 0 && (!d.ready || !d.assigned)))
             st = mmcl__error(ctx, MMCL_ERR_NO_MEMORY, "out of memory");
     }
     /* The journal's tiles are written first; the ranks then start after
@@ -1242,16 +1421,37 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
             MPI_Send(&m, (int)sizeof(m), MPI_BYTE, 0, TAG_DONE,
                      MPI_COMM_WORLD);
         }
-        /* Everyone learns how the job ended. */
-        int verdict = (int)st;
+        /* Everyone learns how the job ended; then every rank answers,
+         * after rank 0 has written the last tile. A rank that died after
+         * sending its last tile (a kill, a node lost) never answers: rank
+         * 0 does not put an output in place for a job its launcher will
+         * report as failed, and leaves (removing its temporary output)
+         * when the launcher stops it. */
+        int verdict = (int)st, ok = 0, all_ok = 0;
         MPI_Request req;
         if (MPI_Ibcast(&verdict, 1, MPI_INT, 0, MPI_COMM_WORLD, &req) !=
                 MPI_SUCCESS ||
-            wait_sleeping(&req) != MPI_SUCCESS)
+            wait_heard(&req, progress, progress_user, p1) != MPI_SUCCESS) {
             mpi_broken = 1;
+        } else {
+            ok = st == MMCL_OK && verdict == MMCL_OK;
+            if (MPI_Iallreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN,
+                               MPI_COMM_WORLD, &req) != MPI_SUCCESS ||
+                wait_heard(&req, progress, progress_user, p1) !=
+                    MPI_SUCCESS)
+                mpi_broken = 1;
+        }
+        if (mpi_broken && st == MMCL_OK)
+            st = mmcl__error(ctx, MMCL_ERR_CANCELLED,
+                             "stopped before every rank confirmed the end "
+                             "of the job");
         else if (world_rank != 0 && st == MMCL_OK && verdict != MMCL_OK)
             st = mmcl__error(ctx, MMCL_ERR_CANCELLED,
                              "stopped: the job failed (rank 0 reports why)");
+        else if (st == MMCL_OK && !all_ok)
+            st = mmcl__error(ctx, MMCL_ERR_CANCELLED,
+                             "stopped: a rank did not confirm the end of "
+                             "the job");
     }
 #endif
     if (st == MMCL_OK && world_rank == 0 && progress &&
@@ -1265,6 +1465,7 @@ mmcl__run_tiles_dist(mmcl_context *ctx, int width, int height, int tile,
         for (int i = 0; i < d.n_tiles; i++)
             free(d.ready[i]);
     free(d.ready);
+    free(d.assigned);
     free(d.queue);
     while (d.out_head) {
         packed *p = d.out_head;

@@ -46,10 +46,22 @@ typedef struct mmcl__dist_job {
      * context): the run then only tells the other ranks, so that every
      * rank stops. MMCL_OK otherwise. */
     mmcl_status prior;
+    /* Or NULL: on each rank, the tiles its workers will compute, in the
+     * order they will take them (so that a reader can read ahead), then
+     * -1 when no more will come. Called with the run's lock held. */
+    void (*handed)(int index, void *user);
 } mmcl__dist_job;
 
 /* Whether the tiles are shared among several ranks (MPI, size > 1). */
 int mmcl__dist_active(void);
+
+/*
+ * Called by a thread that computes tiles (a worker, its reader): on rank 0
+ * of several, lowers the thread's priority (Linux: nice 10), so that on a
+ * busy core the writer's compression, which every rank waits for, goes
+ * first and rank 0 computes with what is left. Elsewhere, nothing.
+ */
+void mmcl__dist_behind_writer(void);
 
 /*
  * Every rank calls this at the same point with its own status: returns

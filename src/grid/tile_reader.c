@@ -7,14 +7,17 @@
  * with it, and each input block is decoded by one set of GDAL handles, so
  * neighbouring tiles find their shared halo blocks in one block cache.
  *
- * Tile i goes to slot i % n_slots once tile i - n_slots has been released.
- * Workers take tiles in order from the pool, so the reader, which reads in
- * the same order, never waits for a tile that nobody will release.
+ * The reader reads a sequence of tiles: every tile in tile order (one
+ * process), or the tiles one MPI rank is handed, in the order it is handed
+ * them (mmcl__tile_reader_feed). The k-th tile of the sequence goes to
+ * slot k % n_slots once the tile k - n_slots has been released. Workers
+ * take their tiles in the same order, so the reader never waits for a
+ * tile that nobody will release.
  *
  * The top halo of a tile is the bottom of the tile above, read one row of
  * tiles earlier: the reader keeps those rows (halo rows per tile column,
  * a few hundred kB for the widest rasters) and reads only the rest of the
- * window. Otherwise the halo would need the blocks of the row of tiles
+ * window, when the tile above was the last one it read in that column. Otherwise the halo would need the blocks of the row of tiles
  * above again, which GDAL's small block cache has evicted by then on a
  * wide raster: they would be decoded a second time. A pixel's values do
  * not depend on the window that read it (pair_internal.h), so the windows
@@ -25,6 +28,7 @@
 #include <threads.h>
 
 #include "context_internal.h"
+#include "dist_internal.h"
 #include "tile_reader_internal.h"
 #include "tiles_internal.h"
 
@@ -44,12 +48,17 @@ struct mmcl__tile_reader {
      * (halo, W), W = tile + 2 halo). */
     float *keep[2];
     uint8_t *keep_valid;
+    int *kept; /* (nx) the tile whose bottom rows are kept, or -1 */
 
     mtx_t lock; /* guards what follows */
     cnd_t changed;
     int n_slots;
     window_slot *slots;
-    int next;          /* next tile to read */
+    int *seq;          /* (n_tiles) the tiles to read, in order */
+    int n_seq;         /* how many are known */
+    int fed;           /* the sequence is fed, not every tile in order */
+    int seq_ended;     /* no more will be fed */
+    int next;          /* position in seq of the next tile to read */
     int failed;        /* the reader stopped at tile `next` with `error` */
     int stop;          /* asked to stop */
     mmcl_context *err; /* the reader thread's context */
@@ -93,7 +102,7 @@ read_window(mmcl__tile_reader *r, const mmcl__tile *t, window_slot *s)
     int tx = t->index % r->nx;
     size_t keep_stride = (size_t)h * (r->tile + 2 * h);
     mmcl_status st;
-    if (t->y == 0 || h == 0) {
+    if (t->y == 0 || h == 0 || r->kept[tx] != t->index - r->nx) {
         st = mmcl__pair_read(r->err, r->reader, t->x, t->y, t->w, t->h, h,
                              s->pad[0], s->pad[1], s->valid);
     } else {
@@ -121,8 +130,10 @@ read_window(mmcl__tile_reader *r, const mmcl__tile *t, window_slot *s)
                       W, 1, 1);
         }
     }
+    r->kept[tx] = -1;
     if (st != MMCL_OK || h == 0 || t->y + r->tile >= r->height)
         return st;
+    r->kept[tx] = t->index;
     /* The tile below starts at y + h (t->h == tile here): its top halo is
      * rows h + tile - h .. of this window. */
     for (int m = 0; m < 2; m++)
@@ -137,16 +148,18 @@ static int
 reader_main(void *arg)
 {
     mmcl__tile_reader *r = arg;
+    if (r->fed)
+        mmcl__dist_behind_writer();
     double t0 = mmcl__thread_seconds();
     mtx_lock(&r->lock);
-    while (!r->stop && r->next < r->n_tiles) {
+    while (!r->stop && (r->next < r->n_seq || !r->seq_ended)) {
         window_slot *s = &r->slots[r->next % r->n_slots];
-        if (s->index >= 0) {
+        if (s->index >= 0 || r->next >= r->n_seq) {
             cnd_wait(&r->changed, &r->lock);
             continue;
         }
         mmcl__tile t;
-        mmcl__tile_at(&t, r->width, r->height, r->tile, r->next);
+        mmcl__tile_at(&t, r->width, r->height, r->tile, r->seq[r->next]);
         mtx_unlock(&r->lock);
 
         mtx_lock(&r->gdal);
@@ -179,6 +192,8 @@ mmcl__tile_reader_destroy(mmcl__tile_reader *r)
     for (int m = 0; m < 2; m++)
         free(r->keep[m]);
     free(r->keep_valid);
+    free(r->kept);
+    free(r->seq);
     mmcl__pair_reader_destroy(r->reader);
     mmcl_context_destroy(r->err);
     cnd_destroy(&r->changed);
@@ -189,7 +204,7 @@ mmcl__tile_reader_destroy(mmcl__tile_reader *r)
 
 mmcl__tile_reader *
 mmcl__tile_reader_create(mmcl_context *ctx, const mmcl__pair *pair, int tile,
-                         int halo, int n_workers)
+                         int halo, int n_workers, int fed)
 {
     mmcl__tile_reader *r = calloc(1, sizeof(*r));
     if (!r) {
@@ -227,7 +242,18 @@ mmcl__tile_reader_create(mmcl_context *ctx, const mmcl__pair *pair, int tile,
     r->reader = mmcl__pair_reader_create(ctx, pair);
     r->slots =
         mmcl__calloc_array(ctx, (size_t)r->n_slots, 1, sizeof(window_slot));
-    int ok = r->err && r->reader && r->slots;
+    r->seq = mmcl__malloc_array(ctx, (size_t)r->n_tiles, 1, sizeof(int));
+    r->kept = mmcl__malloc_array(ctx, (size_t)r->nx, 1, sizeof(int));
+    int ok = r->err && r->reader && r->slots && r->seq && r->kept;
+    for (int i = 0; ok && i < r->nx; i++)
+        r->kept[i] = -1;
+    r->fed = fed;
+    if (ok && !fed) {
+        for (int i = 0; i < r->n_tiles; i++)
+            r->seq[i] = i;
+        r->n_seq = r->n_tiles;
+        r->seq_ended = 1;
+    }
     size_t W = (size_t)tile + 2 * (size_t)halo;
     r->bands[0] = mmcl__pair_optical_bands(pair);
     r->bands[1] = mmcl__pair_sar_bands(pair);
@@ -280,19 +306,29 @@ mmcl_status
 mmcl__tile_reader_get(mmcl_context *ctx, mmcl__tile_reader *r, int index,
                       float *pad[2], uint8_t **valid)
 {
-    window_slot *s = &r->slots[index % r->n_slots];
+    window_slot *s = NULL;
     mtx_lock(&r->lock);
-    while (s->index != index && !(r->failed && r->next <= index) &&
-           !(r->stop && r->next <= index))
+    for (;;) {
+        for (int k = 0; k < r->n_slots && !s; k++)
+            if (r->slots[k].index == index)
+                s = &r->slots[k];
+        if (s || r->failed || r->stop ||
+            (r->seq_ended && r->next >= r->n_seq))
+            break;
         cnd_wait(&r->changed, &r->lock);
+    }
     mmcl_status st = MMCL_OK;
-    if (s->index != index) {
+    if (!s) {
         if (r->failed) {
             mmcl__error_copy(ctx, r->err);
             st = r->error;
-        } else {
+        } else if (r->stop) {
             st = mmcl__error(ctx, MMCL_ERR_CANCELLED,
                              "the tile reader was stopped");
+        } else {
+            st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
+                             "tile %d was not given to the tile reader",
+                             index);
         }
     }
     mtx_unlock(&r->lock);
@@ -308,9 +344,24 @@ void
 mmcl__tile_reader_release(mmcl__tile_reader *r, int index)
 {
     mtx_lock(&r->lock);
-    window_slot *s = &r->slots[index % r->n_slots];
-    if (s->index == index) {
-        s->index = -1;
+    for (int k = 0; k < r->n_slots; k++) {
+        if (r->slots[k].index == index) {
+            r->slots[k].index = -1;
+            cnd_broadcast(&r->changed);
+        }
+    }
+    mtx_unlock(&r->lock);
+}
+
+void
+mmcl__tile_reader_feed(mmcl__tile_reader *r, int index)
+{
+    mtx_lock(&r->lock);
+    if (r->fed && !r->seq_ended) {
+        if (index < 0 || index >= r->n_tiles || r->n_seq >= r->n_tiles)
+            r->seq_ended = 1;
+        else
+            r->seq[r->n_seq++] = index;
         cnd_broadcast(&r->changed);
     }
     mtx_unlock(&r->lock);

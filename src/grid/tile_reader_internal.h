@@ -17,11 +17,18 @@
  * overlaps the compute, and each input block is decoded once for the
  * windows of all workers (neighbouring tiles share their halo blocks in
  * one GDAL block cache). The thread starts at creation.
+ *
+ * With @p fed, the reader reads only the tiles given to it with
+ * mmcl__tile_reader_feed(), in that order (the tiles an MPI rank is
+ * handed); the workers must take them in the same order.
  */
 typedef struct mmcl__tile_reader mmcl__tile_reader;
 mmcl__tile_reader *mmcl__tile_reader_create(mmcl_context *ctx,
                                             const mmcl__pair *pair, int tile,
-                                            int halo, int n_workers);
+                                            int halo, int n_workers, int fed);
+/* The next tile to read (a reader created with @p fed); a negative
+ * @p index: no more will come. */
+void mmcl__tile_reader_feed(mmcl__tile_reader *r, int index);
 /* Stops the thread (when not done) and returns its CPU seconds. */
 double mmcl__tile_reader_stop(mmcl__tile_reader *r);
 void mmcl__tile_reader_destroy(mmcl__tile_reader *r);

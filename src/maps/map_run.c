@@ -67,24 +67,23 @@ run_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 
 /* ---- the tiles shared among ranks, or journaled (dist.c) -------------- */
 
-/* Each worker reads its own windows (the tile reader reads every tile in
- * order, for one process). */
-static void *
-dist_start(mmcl_context *ctx, void *user)
-{
-    mmcl__map_run *r = user;
-    return mmcl__map_slots_create(ctx, r->enc, r->pair, &r->def, r->tile,
-                                  NULL);
-}
-
+/* The workers compute the tiles this rank is handed, which its tile
+ * reader reads in the same order (dist_handed). */
 static mmcl_status
 dist_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     mmcl__map_run *r = user;
     mmcl__map_slots *w = state;
-    return mmcl__map_compute(
-        ctx, w->map, t->x, t->y, t->w, t->h, w->out[0],
+    return mmcl__map_compute_tile(
+        ctx, w, t, w->out[0],
         r->def.kind == MMCL__MAP_INFOLOSS ? w->sums[0] : NULL);
+}
+
+static void
+dist_handed(int index, void *user)
+{
+    mmcl__map_run *r = user;
+    mmcl__tile_reader_feed(r->reader, index);
 }
 
 /* A tile's bytes: an information-loss map's sums of both modalities, then
@@ -133,11 +132,8 @@ dist_commit(mmcl_context *ctx, const mmcl__tile *t, const void *buf,
     size_t nb = (size_t)r->def.n_out * (size_t)t->w * (size_t)t->h *
                 sizeof(float);
     memcpy(r->dist_buf, (const unsigned char *)buf + ns, nb);
-    double t0 = mmcl__thread_seconds();
-    mmcl_status st =
-        mmcl__writer_write(ctx, r->writer, t->x, t->y, t->w, t->h, r->dist_buf);
-    r->write_s += mmcl__thread_seconds() - t0;
-    return st;
+    return mmcl__map_write_tile(ctx, r->writer, r->reader, t->x, t->y, t->w,
+                                t->h, r->dist_buf, &r->write_s);
 }
 
 static mmcl_status
@@ -149,13 +145,21 @@ run_tiles_dist(mmcl_context *ctx, mmcl__map_run *r)
         if (!r->dist_buf)
             return MMCL_ERR_NO_MEMORY;
     }
-    mmcl__dist_job job = {{dist_start, dist_work, NULL, run_stop, r},
+    /* One reader per rank, over the tiles the rank is handed: runs of
+     * neighbouring tiles, whose shared input blocks it decodes once. */
+    r->reader = mmcl__tile_reader_create(ctx, r->pair, r->tile,
+                                         mmcl__map_halo(&r->def, r->enc),
+                                         r->threads, 1);
+    if (!r->reader)
+        return mmcl_context_errcode(ctx);
+    mmcl__dist_job job = {{run_start, dist_work, NULL, run_stop, r},
                           dist_packed_size,
                           dist_pack,
                           dist_commit,
                           r->journal,
                           r->fingerprint,
-                          MMCL_OK};
+                          MMCL_OK,
+                          dist_handed};
     r->split = r->writer ? mmcl__writer_progress_split(r->writer, r->start, 1.0)
                          : 1.0;
     return mmcl__run_tiles_dist(ctx, mmcl__pair_width(r->pair),
@@ -358,7 +362,7 @@ mmcl__map_run_tiles(mmcl_context *ctx, mmcl__map_run *r)
         return run_tiles_dist(ctx, r);
     /* Reading starts here, once the output exists. */
     r->reader = mmcl__tile_reader_create(
-        ctx, r->pair, r->tile, mmcl__map_halo(&r->def, r->enc), r->threads);
+        ctx, r->pair, r->tile, mmcl__map_halo(&r->def, r->enc), r->threads, 0);
     if (!r->reader)
         return mmcl_context_errcode(ctx);
     mmcl__tile_job tj = {run_start, run_work, run_commit, run_stop, r};

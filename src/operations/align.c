@@ -141,7 +141,8 @@ align_run_dist(mmcl_context *ctx, align_job *job, mmcl_status st, int width,
                          align_commit_packed,
                          journal,
                          fingerprint,
-                         st};
+                         st,
+                         NULL};
     st = mmcl__run_tiles_dist(ctx, width, height, job->tile, threads, &dj,
                               progress, puser, 0.0, split);
     free(fingerprint);
