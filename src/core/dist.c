@@ -90,7 +90,9 @@ mmcl_mpi_init(mmcl_context *ctx, int *argc, char ***argv)
                            "the MPI library does not allow threads "
                            "(MPI_THREAD_FUNNELED)");
     if (n > 0 && n != world_size) {
-        mpi_broken = 1;
+        /* Alone (a singleton), MPI can still be finalized, which removes
+         * its session files; with peers that disagree, it may hang. */
+        mpi_broken = world_size > 1;
         return mmcl__error(
             ctx, MMCL_ERR_UNSUPPORTED,
             "the launcher started %d processes, but MPI sees %d: the "
@@ -156,8 +158,8 @@ mmcl__dist_active(void)
  * being taken) leaves its core to those that work: Open MPI's blocking
  * calls poll at full speed, which on a node with as many ranks as cores
  * takes a core from rank 0's compression. */
-/* wait_sleeping(), hearing a cancel (a signal: the launcher stopping the
- * job) through @p progress every 0.1 s: then MPI_ERR_OTHER. */
+/* With @p progress, a cancel (a signal: the launcher stopping the job)
+ * is heard through it every 0.1 s: then MPI_ERR_OTHER. */
 static int
 wait_heard(MPI_Request *req, mmcl_progress_fn progress, void *progress_user,
            double at)
@@ -178,14 +180,7 @@ wait_heard(MPI_Request *req, mmcl_progress_fn progress, void *progress_user,
 static int
 wait_sleeping(MPI_Request *req)
 {
-    for (;;) {
-        int done = 0;
-        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS || done)
-            return rc;
-        struct timespec ts = {0, 200000}; /* 0.2 ms */
-        nanosleep(&ts, NULL);
-    }
+    return wait_heard(req, NULL, NULL, 0.0);
 }
 #endif
 

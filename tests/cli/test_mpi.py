@@ -262,7 +262,10 @@ class TestFailures(unittest.TestCase):
         model, opt, sar = Scene.get()
         d = tmpdir("mpi_pmi")
         out = os.path.join(d, "e.tif")
-        env = dict(ENV, PMI_SIZE="2")
+        # MPI's session files go to TMPDIR: finalized, MPI removes them
+        # (its helper process may take a moment).
+        tmp = tmpdir("mpi_pmi_tmp")
+        env = dict(ENV, PMI_SIZE="2", TMPDIR=tmp)
         p = subprocess.run([MMCL, "embed", "-q", model, opt, sar, out],
                            env=env, capture_output=True, text=True,
                            timeout=60)
@@ -270,6 +273,11 @@ class TestFailures(unittest.TestCase):
         self.assertIn("the launcher started 2 processes, but MPI sees 1",
                       p.stderr)
         self.assertEqual(os.listdir(d), [])
+        deadline = time.time() + 10
+        while os.listdir(tmp) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(os.listdir(tmp), [],
+                         "MPI's session files left in TMPDIR")
 
 
 if __name__ == "__main__":
