@@ -353,7 +353,7 @@ free_products(mmcl__encoder *enc)
  *   work;
  * - those that write the representation (an MLP's last layer, the
  *   private part's wh): rounding the last layer's weights and input was
- *   40-50 % of the information-loss maps' error (bench/README.md), for
+ *   38-51 % of the information-loss maps' error (bench/README.md), for
  *   a layer of k outputs;
  * - the decoders.
  */
