@@ -123,8 +123,8 @@
     {"PRECISION", MMCL_OPT_ENUM, "f32", NULL, NULL, "f32|bf16",                \
      "--precision", "f32|bf16",                                                \
      "precision of the encoders' matrix products: f32, or bf16 (bfloat16 "     \
-     "inputs and weights, f32 sums and outputs; about 3x faster, only on "     \
-     "CPUs with AVX-512 BF16 or AMX)",                                         \
+     "inputs and weights between hidden layers, f32 sums; the encoders "       \
+     "about 1.5x faster, only on CPUs with AVX-512 BF16 or AMX)",              \
      MMCL_OPT_USAGE_LIBRARY}
 
 #define MMCL__LAZY_DEF(usage)                                                  \

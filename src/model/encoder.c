@@ -342,14 +342,20 @@ free_products(mmcl__encoder *enc)
 }
 
 /*
- * Makes the products of @p enc in precision @p p. In bf16, the products
- * that read the standardized patch vectors (an MLP's first layer, the
- * private part's wx, the unimodal PCA) stay f32: rounding those inputs
- * and weights to 8 bits is most of bf16's error where the weights cancel
- * (a CCA's whitening), and these products are a small share of an MLP's
- * work; the hidden layers (and the private part's wh) run in bf16, each
- * writing its output in bf16 for the next one where no GELU sits between
- * them. The decoders are f32.
+ * Makes the products of @p enc in precision @p p. In bf16 only an MLP's
+ * products from one hidden layer to the next run in bf16, each writing
+ * its output in bf16 for the next one where that one is bf16 too and no
+ * GELU sits between them. The others stay f32:
+ * - those that read the standardized patch vectors (an MLP's first
+ *   layer, the private part's wx, the unimodal PCA): rounding those
+ *   inputs and weights to 8 bits is most of bf16's error where the
+ *   weights cancel (a CCA's whitening), for a small share of an MLP's
+ *   work;
+ * - those that write the representation (an MLP's last layer, the
+ *   private part's wh): rounding the last layer's weights and input was
+ *   38-51 % of the information-loss maps' error (bench/README.md), for
+ *   a layer of k outputs;
+ * - the decoders.
  */
 static mmcl_status
 make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
@@ -369,8 +375,11 @@ make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
             mmcl__matmul_act act = hidden && mlp->act == MMCL_ACTIVATION_RELU
                                        ? MMCL__MATMUL_RELU
                                        : MMCL__MATMUL_NONE;
-            mmcl__precision lp = l > 0 ? p : F32;
-            mmcl__precision out = hidden && lp == MMCL__PRECISION_BF16 &&
+            /* The first and the last layer f32; a bf16 output only into
+             * a bf16 layer. */
+            mmcl__precision lp = l > 0 && hidden ? p : F32;
+            mmcl__precision out = lp == MMCL__PRECISION_BF16 &&
+                                          l + 1 < mlp->n_layers - 1 &&
                                           mlp->act != MMCL_ACTIVATION_GELU
                                       ? MMCL__PRECISION_BF16
                                       : F32;
@@ -386,10 +395,8 @@ make_products(mmcl_context *ctx, mmcl__encoder *enc, mmcl__precision p)
             mmcl__linear *l = ls[i];
             if (!l->W)
                 continue;
-            /* Only wh (i == 1) reads no patch vector. */
-            mmcl__precision lp = i == 1 ? p : F32;
             l->mm = mmcl__matmul_create(ctx, R, l->in, l->out, l->W, l->b,
-                                        MMCL__MATMUL_NONE, lp);
+                                        MMCL__MATMUL_NONE, F32);
             if (!l->mm)
                 return mmcl_context_errcode(ctx);
         }

@@ -63,8 +63,8 @@ typedef struct mmcl__encoder {
     mmcl__modality mod[2];
     char hash[17];
     /* The precision of the encoders' products (mmcl__encoder_set_
-     * precision): the aligned encoder, the private part and the unimodal
-     * PCA; the decoders are always f32. */
+     * precision): of an MLP's products from one hidden layer to the
+     * next; the others are always f32 (encoder.c's make_products). */
     mmcl__precision precision;
     /* Notes from checking the inputs against the model (mmcl__maps_open),
      * for the outputs' metadata: a CSL, or NULL. */

@@ -9,14 +9,18 @@ Tolerances (stated here, asserted below):
   band, max |a - b| <= F32_TOL * max |b| for embeddings, and max |a - b|
   <= F32_TOL for information-loss maps (standardized variance units).
 - bf16 against f32 (the hidden layers' inputs and weights rounded to 8
-  significant bits, f32 sums; the products reading the patch vectors stay
-  f32): clip MLP embeddings within BF16_EMB relative (Frobenius norm over
-  the valid pixels), each pixel's embedding vector within BF16_PIXEL
-  relative (99th percentile over the pixels), each component within
-  BF16_COMPONENT of its band's standard deviation on average;
-  information-loss maps within BF16_LOSS in mean absolute difference; the
-  global figures of the report within 0.01. A linear (CCA) encoder has no
-  hidden layer: its bf16 maps are its f32 maps, bit for bit.
+  significant bits, f32 sums; the products reading the patch vectors and
+  the one writing the embedding stay f32): clip MLP embeddings within
+  BF16_EMB relative (Frobenius norm over the valid pixels), each pixel's
+  embedding vector within BF16_PIXEL relative (99th percentile over the
+  pixels), each component within BF16_COMPONENT of its band's standard
+  deviation on average;
+  information-loss maps within BF16_LOSS in mean absolute difference over
+  all the bands, BF16_LOSS_BAND for the worst band; the global figures of
+  the report within 0.01. Only an MLP's products from one hidden layer to
+  the next run in bf16 (its first and last layers stay f32): a linear
+  (CCA) encoder, and an MLP with one hidden layer, give in bf16 their f32
+  maps, bit for bit.
 - The same bits for any --threads and --tile, in each precision, on one
   machine (never compared with bits made elsewhere).
 ONEDNN_MAX_CPU_ISA makes oneDNN act as an older CPU: AVX2 and AVX512_CORE
@@ -41,10 +45,13 @@ F32_TOL = 1e-4
 BF16_EMB = 1e-2
 BF16_PIXEL = 2e-2
 BF16_COMPONENT = 1e-2
-# Issue 19 asks for 1e-3; this scene's clip model reads 1.07e-3 (it read
-# 1.0-1.2e-3 before the patch-vector products stayed f32, under a 2e-3
-# tolerance): tightened to what is reached with a margin, not to the goal.
-BF16_LOSS = 1.5e-3
+# Issue 19 asks for 1e-3. This scene's clip model reads 0.64e-3 over all
+# its bands (the unimodal and noise-floor bands, of f32 products, exactly
+# 0) with the last layer in f32, 1.07e-3 when it was bf16; its worst band
+# (an information-loss band) 1.19e-3, 1.92e-3 before: each held to what
+# is reached with a margin.
+BF16_LOSS = 1e-3
+BF16_LOSS_BAND = 1.5e-3
 FIGURES_TOL = 0.01
 
 
@@ -94,6 +101,11 @@ class Precision(unittest.TestCase):
                     "mlp:64,64", "--patch", "5", "--dim", "8", "--epochs",
                     "2", "--samples", "20000"] + scene +
                    [cls.path("clip.mmcl")])
+        # One hidden layer: its first layer reads the patch vectors and its
+        # last writes the embedding, so no product of it runs in bf16.
+        cls.run_ok(["train", "-q", "--objective", "clip", "--encoder",
+                    "mlp:64", "--patch", "5", "--dim", "8", "--epochs", "1",
+                    "--samples", "5000"] + scene + [cls.path("clip1.mmcl")])
 
     @classmethod
     def tearDownClass(cls):
@@ -163,10 +175,14 @@ class Precision(unittest.TestCase):
             self.assertLessEqual(comp, BF16_COMPONENT, what)
         else:
             v = np.isfinite(b)
+            self.assertTrue(np.array_equal(v, np.isfinite(a)), what)
             d = np.abs(a - b)[v]
-            print("%s: mean absolute difference %.5f (max %.4f)" %
-                  (what, d.mean(), d.max()))
+            band = max(np.abs(a[i] - b[i])[v[i]].mean()
+                       for i in range(a.shape[0]) if v[i].any())
+            print("%s: mean absolute difference %.5f (worst band %.5f, max "
+                  "%.4f)" % (what, d.mean(), band, d.max()))
             self.assertLessEqual(d.mean(), BF16_LOSS, what)
+            self.assertLessEqual(band, BF16_LOSS_BAND, what)
 
     def test_f32_equals_openblas_within_rounding(self):
         for model in ("cca.mmcl", "clip.mmcl"):
@@ -228,15 +244,16 @@ class Precision(unittest.TestCase):
 
     def test_bf16_close_to_f32(self):
         self.need_bf16()
-        for model in ("cca.mmcl", "clip.mmcl"):
+        for model in ("cca.mmcl", "clip1.mmcl", "clip.mmcl"):
             for kind in ("embed", "infoloss"):
                 a, _ = self.map(kind, model, "f")
                 b, md = self.map(kind, model, "h", ["--precision", "bf16"])
                 self.assertEqual(md.get("PRECISION"), "bf16")
                 what = "%s %s" % (kind, model)
-                if model == "cca.mmcl":
-                    # No hidden layer: every product reads the patch
-                    # vectors, so all of them are f32.
+                if model != "clip.mmcl":
+                    # No product between two hidden layers: each reads
+                    # the patch vectors or writes the embedding, so all
+                    # of them are f32.
                     self.assertTrue(np.array_equal(a.view(np.uint32),
                                                    b.view(np.uint32)), what)
                 else:
@@ -304,6 +321,10 @@ class Precision(unittest.TestCase):
             # hidden value that lands on the other side of a bf16 rounding
             # boundary moves by a bf16 step: bf16's tolerance.
             self.assert_bf16_close(a, b, kind, "%s under %s" % (kind, isa))
+            # And bf16 with this ISA's kernels is as close to f32.
+            c, _ = self.map(kind, "clip.mmcl", "f")
+            self.assert_bf16_close(a, c, kind,
+                                   "%s under %s against f32" % (kind, isa))
 
     def test_avx512_bf16_runs_bf16(self):
         self.bf16_under("AVX512_CORE_BF16", "avx512_bf16")
