@@ -44,6 +44,42 @@ ref_matmul(double *Cm, const double *A, const double *B, int m, int k, int n)
         }
 }
 
+/* Two-pass population covariances in double of the rows of X1 (N, d1) and
+ * X2 (N, d2): R11 (d1, d1), R12 (d1, d2) and, when not NULL, R22 (d2, d2);
+ * the outputs are set, not added to. The tests' reference. */
+static void
+ref_cov(double *R11, double *R22, double *R12, const float *X1,
+        const float *X2, int N, int d1, int d2)
+{
+    double *m1 = calloc((size_t)d1, sizeof(double));
+    double *m2 = calloc((size_t)d2, sizeof(double));
+    memset(R11, 0, (size_t)d1 * d1 * sizeof(double));
+    memset(R12, 0, (size_t)d1 * d2 * sizeof(double));
+    if (R22)
+        memset(R22, 0, (size_t)d2 * d2 * sizeof(double));
+    for (int n = 0; n < N; n++) {
+        for (int i = 0; i < d1; i++)
+            m1[i] += X1[n * d1 + i] / (double)N;
+        for (int i = 0; i < d2; i++)
+            m2[i] += X2[n * d2 + i] / (double)N;
+    }
+    for (int n = 0; n < N; n++) {
+        for (int i = 0; i < d1; i++) {
+            double a = X1[n * d1 + i] - m1[i];
+            for (int j = 0; j < d1; j++)
+                R11[i * d1 + j] += a * (X1[n * d1 + j] - m1[j]) / N;
+            for (int j = 0; j < d2; j++)
+                R12[i * d2 + j] += a * (X2[n * d2 + j] - m2[j]) / N;
+        }
+        for (int i = 0; R22 && i < d2; i++)
+            for (int j = 0; j < d2; j++)
+                R22[i * d2 + j] +=
+                    (X2[n * d2 + i] - m2[i]) * (X2[n * d2 + j] - m2[j]) / N;
+    }
+    free(m1);
+    free(m2);
+}
+
 static void
 moments_accumulate_over_batches_matches_explicit_sums(void)
 {
@@ -104,7 +140,7 @@ moments_accumulate_over_batches_matches_explicit_sums(void)
 
 /*
  * Data far from zero (mean 1000, spread 1) in float: the products are taken
- * of the batch's centred values, so the covariance keeps its precision (raw
+ * of the batch's shifted values, so the covariance keeps its precision (raw
  * float products would square 1000 and lose the spread to rounding).
  */
 static void
@@ -133,28 +169,8 @@ moments_keep_the_spread_of_data_far_from_zero(void)
     mmcl__cov_from_moments(C22, S22, s2, s2, N, d2, d2);
     mmcl__cov_from_moments(C12, S12, s1, s2, N, d1, d2);
 
-    /* Two-pass covariances in double. */
-    double m1[d1] = {0}, m2[d2] = {0}, R11[d1 * d1] = {0}, R22[d2 * d2] = {0},
-           R12[d1 * d2] = {0};
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++)
-            m1[i] += X1[n * d1 + i] / (double)N;
-        for (int i = 0; i < d2; i++)
-            m2[i] += X2[n * d2 + i] / (double)N;
-    }
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++) {
-            double a = X1[n * d1 + i] - m1[i];
-            for (int j = 0; j < d1; j++)
-                R11[i * d1 + j] += a * (X1[n * d1 + j] - m1[j]) / N;
-            for (int j = 0; j < d2; j++)
-                R12[i * d2 + j] += a * (X2[n * d2 + j] - m2[j]) / N;
-        }
-        for (int i = 0; i < d2; i++)
-            for (int j = 0; j < d2; j++)
-                R22[i * d2 + j] +=
-                    (X2[n * d2 + i] - m2[i]) * (X2[n * d2 + j] - m2[j]) / N;
-    }
+    double R11[d1 * d1], R22[d2 * d2], R12[d1 * d2];
+    ref_cov(R11, R22, R12, X1, X2, N, d1, d2);
     /* Unit spread: float products of centred values, 1e-5 is ~100 ulps;
      * raw float moments would be off by ~1e6 * 2^-24 ~ 0.06 here. */
     CU_ASSERT_TRUE(test_check_tensor("C11 at mean 1000", C11, R11, d1 * d1,
@@ -277,27 +293,8 @@ moments_rows_keep_the_spread_at_mean_1e4(void)
     mmcl__cov_from_moments(C12, S12, s1, s2, N, d1, d2);
     free(S);
 
-    double m1[d1] = {0}, m2[d2] = {0}, R11[d1 * d1] = {0}, R22[d2 * d2] = {0},
-           R12[d1 * d2] = {0};
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++)
-            m1[i] += X1[n * d1 + i] / (double)N;
-        for (int i = 0; i < d2; i++)
-            m2[i] += X2[n * d2 + i] / (double)N;
-    }
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++) {
-            double a = X1[n * d1 + i] - m1[i];
-            for (int j = 0; j < d1; j++)
-                R11[i * d1 + j] += a * (X1[n * d1 + j] - m1[j]) / N;
-            for (int j = 0; j < d2; j++)
-                R12[i * d2 + j] += a * (X2[n * d2 + j] - m2[j]) / N;
-        }
-        for (int i = 0; i < d2; i++)
-            for (int j = 0; j < d2; j++)
-                R22[i * d2 + j] +=
-                    (X2[n * d2 + i] - m2[i]) * (X2[n * d2 + j] - m2[j]) / N;
-    }
+    double R11[d1 * d1], R22[d2 * d2], R12[d1 * d2];
+    ref_cov(R11, R22, R12, X1, X2, N, d1, d2);
     /* Variances about 1.75 (1 + the drift's 0.75): float products of
      * values within a few units of 0, summed over 1000 rows, then in
      * double. 1e-6 is ~5 float ulps of the spread (the errors seen are
@@ -331,22 +328,8 @@ cov_from_moments_centres_and_divides_by_count(void)
     mmcl__cov_from_moments(S12, S12, s1, s2, N, d1, d2); /* in place */
     memcpy(C12, S12, sizeof(C12));
 
-    /* Two-pass population covariances. */
-    double m1[d1] = {0}, m2[d2] = {0}, R11[d1 * d1] = {0}, R12[d1 * d2] = {0};
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++)
-            m1[i] += X1[n * d1 + i] / (double)N;
-        for (int i = 0; i < d2; i++)
-            m2[i] += X2[n * d2 + i] / (double)N;
-    }
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < d1; i++) {
-            double a = X1[n * d1 + i] - m1[i];
-            for (int j = 0; j < d1; j++)
-                R11[i * d1 + j] += a * (X1[n * d1 + j] - m1[j]) / N;
-            for (int j = 0; j < d2; j++)
-                R12[i * d2 + j] += a * (X2[n * d2 + j] - m2[j]) / N;
-        }
+    double R11[d1 * d1], R12[d1 * d2];
+    ref_cov(R11, NULL, R12, X1, X2, N, d1, d2);
     /* The moments' products are float products of centred values of unit
      * spread: the covariances agree to ~ 2^-23 relative, 1e-6 absolute. */
     CU_ASSERT_TRUE(test_check_tensor("cov11", C11, R11, d1 * d1, 1e-6));
