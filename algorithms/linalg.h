@@ -30,12 +30,14 @@
  * work: mmcl__moments_work_size(N, d1, d2) doubles of scratch (d2 = 0
  * when X2 is NULL).
  *
- * One pass of one float SYRK over the joint batch [X1 X2]: the batch's
- * column means m are taken in double, the centred rows Y = X - m go to
- * float, and X^T X = Y^T Y + N m m^T is added in double. Centring first
- * keeps the float products at the scale of the spread, not of the mean:
- * each added entry is within a few float ulps (times sqrt(N)) of the
- * centred sum, and the sums over batches stay in double.
+ * One pass over the rows and one float SYRK: the rows are shifted by c,
+ * the mean (in double) of 64 rows spread over the batch, Y = X - c goes to
+ * float while its column sums are taken in double, and
+ * X^T X = Y^T Y + c sy^T + sy c^T + N c c^T (sy = the sums of Y) is added
+ * in double. Shifting first keeps the float products at the scale of the
+ * spread, not of the mean (c is within about spread / 8 of the batch's
+ * mean): each added entry is within a few float ulps (times sqrt(N)) of
+ * the centred sum, and the sums over batches stay in double.
  */
 void mmcl__moments_accumulate(double *S11, double *S22, double *S12, double *s1,
                               double *s2, double *work, const float *X1,
@@ -44,6 +46,32 @@ void mmcl__moments_accumulate(double *S11, double *S22, double *S12, double *s1,
 /* Doubles of scratch that mmcl__moments_accumulate needs for a batch of
  * N rows (d2 = 0 for one modality). */
 size_t mmcl__moments_work_size(int N, int d1, int d2);
+
+/* Rows per batch of the moments (train; the benchmark's default): fixed,
+ * so that the sums do not depend on the threads or the MPI ranks. */
+#define MMCL__MOMENTS_BATCH 4096
+
+/* Most threads mmcl__moments_accumulate_rows uses. */
+#define MMCL__MOMENTS_MAX_THREADS 64
+
+/*
+ * Accumulates (+=) the raw moments of all N rows, as
+ * mmcl__moments_accumulate (same arguments, no work buffer) called on the
+ * batches of @p batch rows in order: batch b is rows b * batch to
+ * min(N, (b + 1) * batch) - 1, whatever the threads. Up to @p n_threads
+ * threads (< 1: one) take batches, each with a single-threaded BLAS, and
+ * add their terms in batch order: the sums are the same bits for any
+ * @p n_threads. Scratch: one batch's work and one block of sums per
+ * thread.
+ * @return MMCL_ERR_NO_MEMORY (or MMCL_ERR_INVALID_ARG for batch < 1),
+ * with the sums untouched.
+ */
+mmcl_status mmcl__moments_accumulate_rows(mmcl_context *ctx, double *S11,
+                                          double *S22, double *S12,
+                                          double *s1, double *s2,
+                                          const float *X1, const float *X2,
+                                          int N, int d1, int d2, int batch,
+                                          int n_threads);
 
 /*
  * Centred covariance from raw moments over @p count rows:

@@ -18,7 +18,7 @@ set(MMCL_ALGORITHM_SOURCES
 )
 
 # The element-wise loops of the training kernels (ReLU, the InfoNCE
-# exp pass, AdamW) vectorise only when float compares may be assumed not
+# exp pass, AdamW, the moments' shift pass) vectorise only when float compares may be assumed not
 # to trap and sqrtf need not set errno. Neither flag changes a computed
 # value (unlike -ffast-math), so results stay bit-exact IEEE; and no
 # contraction into FMA, so the AVX2 / AVX-512 clones of those loops
@@ -39,5 +39,6 @@ if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
     set_source_files_properties(
         algorithms/nn.c algorithms/infonce.c algorithms/adamw.c
         algorithms/clip.c algorithms/matmul.c algorithms/coreg.c
+        algorithms/linalg.c
         PROPERTIES COMPILE_OPTIONS "${MMCL_VEC_OPTIONS}")
 endif()

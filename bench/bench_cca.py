@@ -12,9 +12,11 @@ distinct; columns standardised; written once as raw float32 files in
 
 Three fits of the top k = 8 canonical correlations, each timed from the
 float32 samples in memory to the correlations:
-  mmcl     bench/cca_bench: moments in double over row chunks (dsyrk,
-           dgemm), covariances, Cholesky whitening + SVD (mmcl__cca), ridge
-           eps added to S11 and S22.
+  mmcl     bench/cca_bench: moments over row chunks as train computes
+           them (one float SYRK per chunk of shifted rows, summed in
+           double, chunks on the threads in chunk order), covariances,
+           Cholesky whitening + SVD (mmcl__cca), ridge eps added to S11
+           and S22.
   NumPy    the closed form in float64: centre, one covariance GEMM of
            [X1 X2], Cholesky of S11 + eps I and S22 + eps I, triangular
            solves (SciPy), SVD of the whitened cross-covariance.
@@ -225,6 +227,9 @@ def main():
     ap.add_argument("--sk-tol", type=float, default=1e-10)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument("--chunk", type=int,
+                    help="rows per moments batch for mmcl (default: "
+                         "cca_bench's, train's batch)")
     ap.add_argument("--same-kernel", action="store_true",
                     help="give NumPy and scikit-learn the OPENBLAS_CORETYPE "
                          "set for mmcl too (default: they run the kernel "
@@ -259,7 +264,8 @@ def main():
     for t in [int(v) for v in args.threads.split(",")]:
         lines, load_mm = run([exe, "--threads", str(t), "--runs",
                               str(args.runs + 1), "--eps", str(args.eps)]
-                             + common, thread_env(t, False))
+                             + (["--chunk", str(args.chunk)] if args.chunk
+                                else []) + common, thread_env(t, False))
         mm = {l["kind"]: l for l in lines}
         # The first fit is a warm-up: drop it from the median.
         mm_runs = [l for l in lines if l["kind"] == "cca_run"][1:]
@@ -290,6 +296,7 @@ def main():
                    np.array(mm["cca"]["rho"]) - ref))),
                "others_load_max": max(load_mm, load_np, load_sk),
                "mmcl_blas": mm["blas"]["describe"],
+               "mmcl_chunk": mm["cca"]["chunk"],
                "numpy_pools": npy["pools"]}
         if sk:
             row.update({
@@ -314,7 +321,7 @@ def main():
     print(f"OPENBLAS_CORETYPE/L2_SIZE: {coretype} "
           f"({'unset for numpy/sklearn' if unset else 'the same for all' if args.same_kernel else 'not set'})")
     print(f"N = {args.n}, d1 = {D1}, d2 = {D2}, k = {args.k}, ridge eps = "
-          f"{args.eps}; medians of {args.runs} fits (sklearn: "
+          f"{args.eps}, mmcl batches of {rows[0]['mmcl_chunk']} rows; medians of {args.runs} fits (sklearn: "
           f"{args.sk_runs}, max_iter {args.sk_max_iter}, tol {args.sk_tol})")
     print("threads | mmcl s (moments + solve) | numpy s | sklearn s | "
           "numpy/mmcl | sklearn/mmcl | max|rho diff| mmcl-numpy | "

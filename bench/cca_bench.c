@@ -5,15 +5,18 @@
  * little-endian float32 files X1 (N, d1) and X2 (N, d2) (written once by
  * the script, so NumPy and scikit-learn see the same samples), then times
  * the whole fit as the library runs it:
- *   moments over row chunks (mmcl__moments_accumulate: one float SYRK of
- *   the chunk's centred rows, summed in double), centred covariances
+ *   moments over row chunks (mmcl__moments_accumulate_rows: one float
+ *   SYRK of each chunk's shifted rows, summed in double in chunk order,
+ *   chunks on --threads threads with a single-threaded BLAS each, as
+ *   train runs them), centred covariances
  *   (mmcl__cov_from_moments), Cholesky whitening + SVD (mmcl__cca).
  * Allocations are inside the timed region (a user's call makes them too).
  * Prints JSON lines: one per run ({"kind": "cca_run", "seconds", and the
  * split moments / solve}), then {"kind": "cca", median seconds, rho}.
  *
  * usage: cca_bench --x1 F --x2 F --n N [--d1 117] [--d2 18] [--k 8]
- *                  [--eps 1e-6] [--chunk 1024] [--runs 7] [--threads 1]
+ *                  [--eps 1e-6] [--chunk 4096] [--runs 7] [--threads 1]
+ * (--chunk defaults to MMCL__MOMENTS_BATCH, train's batch.)
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
@@ -65,28 +68,24 @@ cmp_double(const void *a, const void *b)
 static mmcl_status
 fit(mmcl_context *ctx, double *rho, double *t_moments, double *t_solve,
     const float *X1, const float *X2, int N, int d1, int d2, int k, double eps,
-    int chunk)
+    int chunk, int threads)
 {
     double t0 = now();
     mmcl_status st = MMCL_ERR_NO_MEMORY;
     size_t n11 = (size_t)d1 * d1, n22 = (size_t)d2 * d2, n12 = (size_t)d1 * d2;
-    /* S11 | S22 | S12 | s1 | s2 zeroed together; work for a chunk. */
+    /* S11 | S22 | S12 | s1 | s2 zeroed together. */
     double *S =
         calloc(n11 + n22 + n12 + (size_t)d1 + (size_t)d2, sizeof(double));
-    double *work =
-        malloc(mmcl__moments_work_size(chunk, d1, d2) * sizeof(double));
     double *W1 = malloc((size_t)d1 * k * sizeof(double));
     double *W2 = malloc((size_t)d2 * k * sizeof(double));
-    if (!S || !work || !W1 || !W2)
+    if (!S || !W1 || !W2)
         goto done;
     double *S11 = S, *S22 = S11 + n11, *S12 = S22 + n22;
     double *s1 = S12 + n12, *s2 = s1 + d1;
-    for (int r = 0; r < N; r += chunk) {
-        int rows = N - r < chunk ? N - r : chunk;
-        mmcl__moments_accumulate(S11, S22, S12, s1, s2, work,
-                                 X1 + (size_t)r * d1, X2 + (size_t)r * d2, rows,
-                                 d1, d2);
-    }
+    st = mmcl__moments_accumulate_rows(ctx, S11, S22, S12, s1, s2, X1, X2, N,
+                                       d1, d2, chunk, threads);
+    if (st != MMCL_OK)
+        goto done;
     mmcl__cov_from_moments(S11, S11, s1, s1, N, d1, d1);
     mmcl__cov_from_moments(S22, S22, s2, s2, N, d2, d2);
     mmcl__cov_from_moments(S12, S12, s1, s2, N, d1, d2);
@@ -97,7 +96,6 @@ fit(mmcl_context *ctx, double *rho, double *t_moments, double *t_solve,
     *t_solve = t2 - t1;
 done:
     free(S);
-    free(work);
     free(W1);
     free(W2);
     return st;
@@ -107,7 +105,8 @@ int
 main(int argc, char **argv)
 {
     const char *x1 = NULL, *x2 = NULL;
-    int N = 0, d1 = 117, d2 = 18, k = 8, chunk = 1024, runs = 7, threads = 1;
+    int N = 0, d1 = 117, d2 = 18, k = 8, chunk = MMCL__MOMENTS_BATCH;
+    int runs = 7, threads = 1;
     double eps = 1e-6;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *key = argv[i], *v = argv[i + 1];
@@ -139,7 +138,7 @@ main(int argc, char **argv)
     if (!x1 || !x2 || N < 2 || d1 < 1 || d2 < 1 || k < 1 || chunk < 1 ||
         runs < 1 || runs > 100) {
         fprintf(stderr, "usage: cca_bench --x1 F --x2 F --n N [--d1 117] "
-                        "[--d2 18] [--k 8] [--eps 1e-6] [--chunk 1024] "
+                        "[--d2 18] [--k 8] [--eps 1e-6] [--chunk 4096] "
                         "[--runs 7] [--threads 1]\n");
         return 2;
     }
@@ -160,7 +159,7 @@ main(int argc, char **argv)
     double total[100], tm = 0.0, ts = 0.0;
     for (int r = 0; r < runs; r++) {
         mmcl_status st =
-            fit(ctx, rho, &tm, &ts, X1, X2, N, d1, d2, k, eps, chunk);
+            fit(ctx, rho, &tm, &ts, X1, X2, N, d1, d2, k, eps, chunk, threads);
         if (st != MMCL_OK) {
             fprintf(stderr, "cca_bench: %s\n", mmcl_context_errmsg(ctx));
             goto done;

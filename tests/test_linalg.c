@@ -5,12 +5,14 @@
  * identities (L L^T = A, U S V^T = A, A V = V diag(w)), plus error paths.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
 
 #include "linalg.h"
+#include "mmcl/context.h"
 #include "rng.h"
 #include "test_util.h"
 
@@ -40,6 +42,42 @@ ref_matmul(double *Cm, const double *A, const double *B, int m, int k, int n)
                 s += A[i * k + l] * B[l * n + j];
             Cm[i * n + j] = s;
         }
+}
+
+/* Two-pass population covariances in double of the rows of X1 (N, d1) and
+ * X2 (N, d2): R11 (d1, d1), R12 (d1, d2) and, when not NULL, R22 (d2, d2);
+ * the outputs are set, not added to. The tests' reference. */
+static void
+ref_cov(double *R11, double *R22, double *R12, const float *X1,
+        const float *X2, int N, int d1, int d2)
+{
+    double *m1 = calloc((size_t)d1, sizeof(double));
+    double *m2 = calloc((size_t)d2, sizeof(double));
+    memset(R11, 0, (size_t)d1 * d1 * sizeof(double));
+    memset(R12, 0, (size_t)d1 * d2 * sizeof(double));
+    if (R22)
+        memset(R22, 0, (size_t)d2 * d2 * sizeof(double));
+    for (int n = 0; n < N; n++) {
+        for (int i = 0; i < d1; i++)
+            m1[i] += X1[n * d1 + i] / (double)N;
+        for (int i = 0; i < d2; i++)
+            m2[i] += X2[n * d2 + i] / (double)N;
+    }
+    for (int n = 0; n < N; n++) {
+        for (int i = 0; i < d1; i++) {
+            double a = X1[n * d1 + i] - m1[i];
+            for (int j = 0; j < d1; j++)
+                R11[i * d1 + j] += a * (X1[n * d1 + j] - m1[j]) / N;
+            for (int j = 0; j < d2; j++)
+                R12[i * d2 + j] += a * (X2[n * d2 + j] - m2[j]) / N;
+        }
+        for (int i = 0; R22 && i < d2; i++)
+            for (int j = 0; j < d2; j++)
+                R22[i * d2 + j] +=
+                    (X2[n * d2 + i] - m2[i]) * (X2[n * d2 + j] - m2[j]) / N;
+    }
+    free(m1);
+    free(m2);
 }
 
 static void
@@ -102,7 +140,7 @@ moments_accumulate_over_batches_matches_explicit_sums(void)
 
 /*
  * Data far from zero (mean 1000, spread 1) in float: the products are taken
- * of the batch's centred values, so the covariance keeps its precision (raw
+ * of the batch's shifted values, so the covariance keeps its precision (raw
  * float products would square 1000 and lose the spread to rounding).
  */
 static void
@@ -131,28 +169,8 @@ moments_keep_the_spread_of_data_far_from_zero(void)
     mmcl__cov_from_moments(C22, S22, s2, s2, N, d2, d2);
     mmcl__cov_from_moments(C12, S12, s1, s2, N, d1, d2);
 
-    /* Two-pass covariances in double. */
-    double m1[d1] = {0}, m2[d2] = {0}, R11[d1 * d1] = {0}, R22[d2 * d2] = {0},
-           R12[d1 * d2] = {0};
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++)
-            m1[i] += X1[n * d1 + i] / (double)N;
-        for (int i = 0; i < d2; i++)
-            m2[i] += X2[n * d2 + i] / (double)N;
-    }
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++) {
-            double a = X1[n * d1 + i] - m1[i];
-            for (int j = 0; j < d1; j++)
-                R11[i * d1 + j] += a * (X1[n * d1 + j] - m1[j]) / N;
-            for (int j = 0; j < d2; j++)
-                R12[i * d2 + j] += a * (X2[n * d2 + j] - m2[j]) / N;
-        }
-        for (int i = 0; i < d2; i++)
-            for (int j = 0; j < d2; j++)
-                R22[i * d2 + j] +=
-                    (X2[n * d2 + i] - m2[i]) * (X2[n * d2 + j] - m2[j]) / N;
-    }
+    double R11[d1 * d1], R22[d2 * d2], R12[d1 * d2];
+    ref_cov(R11, R22, R12, X1, X2, N, d1, d2);
     /* Unit spread: float products of centred values, 1e-5 is ~100 ulps;
      * raw float moments would be off by ~1e6 * 2^-24 ~ 0.06 here. */
     CU_ASSERT_TRUE(test_check_tensor("C11 at mean 1000", C11, R11, d1 * d1,
@@ -160,6 +178,135 @@ moments_keep_the_spread_of_data_far_from_zero(void)
     CU_ASSERT_TRUE(test_check_tensor("C22 at mean -1000", C22, R22, d2 * d2,
                                      1e-5));
     CU_ASSERT_TRUE(test_check_tensor("C12", C12, R12, d1 * d2, 1e-5));
+}
+
+/* The sums of mmcl__moments_accumulate_rows: S11 | S22 | S12 | s1 | s2. */
+static double *
+rows_sums(const float *X1, const float *X2, int N, int d1, int d2, int batch,
+          int n_threads, mmcl_status *st)
+{
+    size_t per = (size_t)d1 * d1 + (size_t)d2 * d2 + (size_t)d1 * d2 +
+                 (size_t)d1 + (size_t)d2;
+    double *S = calloc(per, sizeof(double));
+    double *S22 = S + d1 * d1, *S12 = S22 + d2 * d2, *s1 = S12 + d1 * d2;
+    mmcl_context *ctx = mmcl_context_create();
+    *st = mmcl__moments_accumulate_rows(ctx, S, X2 ? S22 : NULL,
+                                        X2 ? S12 : NULL, s1,
+                                        X2 ? s1 + d1 : NULL, X1, X2, N, d1,
+                                        d2, batch, n_threads);
+    mmcl_context_destroy(ctx);
+    return S;
+}
+
+/*
+ * The batched moments are the batches' terms added in batch order: the
+ * same bits on 1 to 5 threads, and the same bits as
+ * mmcl__moments_accumulate called on the batches one after the other
+ * (what train's MPI ranks add up, docs/mpi.md).
+ */
+static void
+moments_rows_same_bits_for_any_threads(void)
+{
+    enum { N = 9100, d1 = 7, d2 = 3, BATCH = 1000 }; /* 10 batches */
+    static float X1[N * d1], X2[N * d2];
+    fill_normal_f(X1, N * d1, 7);
+    fill_normal_f(X2, N * d2, 8);
+    for (int n = 0; n < N; n++) {
+        X1[n * d1 + 2] += 3.0f + 0.5f * X1[n * d1];
+        X2[n * d2] += 0.3f * X1[n * d1 + 1] - 2.0f;
+    }
+    enum { PER = d1 * d1 + d2 * d2 + d1 * d2 + d1 + d2 };
+    static double R[PER];
+    double *work = malloc(mmcl__moments_work_size(BATCH, d1, d2) *
+                          sizeof(double));
+    for (int row = 0; row < N; row += BATCH)
+        mmcl__moments_accumulate(R, R + d1 * d1, R + d1 * d1 + d2 * d2,
+                                 R + d1 * d1 + d2 * d2 + d1 * d2,
+                                 R + d1 * d1 + d2 * d2 + d1 * d2 + d1, work,
+                                 X1 + row * d1, X2 + row * d2,
+                                 N - row < BATCH ? N - row : BATCH, d1, d2);
+    static const int threads[] = {1, 2, 3, 5};
+    for (int i = 0; i < 4; i++) {
+        mmcl_status st;
+        double *S = rows_sums(X1, X2, N, d1, d2, BATCH, threads[i], &st);
+        CU_ASSERT_EQUAL(st, MMCL_OK);
+        printf("  %d thread(s): %s\n", threads[i],
+               memcmp(S, R, sizeof(R)) ? "DIFFERENT BITS" : "same bits");
+        CU_ASSERT_EQUAL(memcmp(S, R, sizeof(R)), 0);
+        free(S);
+    }
+
+    /* One modality, too. */
+    static double T[d1 * d1 + d1];
+    for (int row = 0; row < N; row += BATCH)
+        mmcl__moments_accumulate(T, NULL, NULL, T + d1 * d1, NULL, work,
+                                 X1 + row * d1, NULL,
+                                 N - row < BATCH ? N - row : BATCH, d1, 0);
+    mmcl_status st;
+    double *S = rows_sums(X1, NULL, N, d1, 0, BATCH, 2, &st);
+    CU_ASSERT_EQUAL(st, MMCL_OK);
+    CU_ASSERT_EQUAL(memcmp(S, T, sizeof(T)), 0);
+    free(S);
+    free(work);
+
+    /* A batch of no rows is refused with the sums untouched. */
+    S = rows_sums(X1, X2, N, d1, d2, 0, 2, &st);
+    CU_ASSERT_EQUAL(st, MMCL_ERR_INVALID_ARG);
+    int untouched = 1;
+    for (int i = 0; i < PER; i++)
+        untouched &= S[i] == 0.0;
+    CU_ASSERT_TRUE(untouched);
+    free(S);
+}
+
+/*
+ * Rows far from zero (mean 1e4, spread 1, drifting by 3 over the rows, as
+ * a scene's brightness may): each batch is shifted by the mean of 64 of its
+ * rows, so its float products stay at the scale of the spread and the
+ * covariance keeps its precision. The reference is the two-pass
+ * covariance in double of the same float values.
+ */
+static void
+moments_rows_keep_the_spread_at_mean_1e4(void)
+{
+    enum { N = 8000, d1 = 4, d2 = 3, BATCH = 1000 };
+    static float X1[N * d1], X2[N * d2];
+    fill_normal_f(X1, N * d1, 9);
+    fill_normal_f(X2, N * d2, 10);
+    for (int n = 0; n < N; n++) {
+        float drift = 3.0f * (float)n / N;
+        X1[n * d1 + 1] = 0.6f * X1[n * d1] + 0.8f * X1[n * d1 + 1];
+        X2[n * d2 + 2] = 0.5f * X1[n * d1 + 3] + X2[n * d2 + 2];
+        for (int i = 0; i < d1; i++)
+            X1[n * d1 + i] += 1e4f + drift;
+        for (int i = 0; i < d2; i++)
+            X2[n * d2 + i] += (i == 1 ? -1e4f : 1e4f) - drift;
+    }
+    mmcl_status st;
+    double *S = rows_sums(X1, X2, N, d1, d2, BATCH, 2, &st);
+    CU_ASSERT_EQUAL_FATAL(st, MMCL_OK);
+    double *S22 = S + d1 * d1, *S12 = S22 + d2 * d2, *s1 = S12 + d1 * d2;
+    double *s2 = s1 + d1;
+    double C11[d1 * d1], C22[d2 * d2], C12[d1 * d2];
+    mmcl__cov_from_moments(C11, S, s1, s1, N, d1, d1);
+    mmcl__cov_from_moments(C22, S22, s2, s2, N, d2, d2);
+    mmcl__cov_from_moments(C12, S12, s1, s2, N, d1, d2);
+    free(S);
+
+    double R11[d1 * d1], R22[d2 * d2], R12[d1 * d2];
+    ref_cov(R11, R22, R12, X1, X2, N, d1, d2);
+    /* Variances about 1.75 (1 + the drift's 0.75): float products of
+     * values within a few units of 0, summed over 1000 rows, then in
+     * double. 1e-6 is ~5 float ulps of the spread (the errors seen are
+     * near 1e-7); the double subtraction of the squared means (1e8) costs
+     * ~1e-8. Products of the raw floats would be off by ~1e8 * 2^-24 ~ 6
+     * here. */
+    CU_ASSERT_TRUE(test_check_tensor("C11 at mean 1e4", C11, R11, d1 * d1,
+                                     1e-6));
+    CU_ASSERT_TRUE(test_check_tensor("C22 at means +-1e4", C22, R22,
+                                     d2 * d2, 1e-6));
+    CU_ASSERT_TRUE(test_check_tensor("C12 at mean 1e4", C12, R12, d1 * d2,
+                                     1e-6));
 }
 
 static void
@@ -181,22 +328,8 @@ cov_from_moments_centres_and_divides_by_count(void)
     mmcl__cov_from_moments(S12, S12, s1, s2, N, d1, d2); /* in place */
     memcpy(C12, S12, sizeof(C12));
 
-    /* Two-pass population covariances. */
-    double m1[d1] = {0}, m2[d2] = {0}, R11[d1 * d1] = {0}, R12[d1 * d2] = {0};
-    for (int n = 0; n < N; n++) {
-        for (int i = 0; i < d1; i++)
-            m1[i] += X1[n * d1 + i] / (double)N;
-        for (int i = 0; i < d2; i++)
-            m2[i] += X2[n * d2 + i] / (double)N;
-    }
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < d1; i++) {
-            double a = X1[n * d1 + i] - m1[i];
-            for (int j = 0; j < d1; j++)
-                R11[i * d1 + j] += a * (X1[n * d1 + j] - m1[j]) / N;
-            for (int j = 0; j < d2; j++)
-                R12[i * d2 + j] += a * (X2[n * d2 + j] - m2[j]) / N;
-        }
+    double R11[d1 * d1], R12[d1 * d2];
+    ref_cov(R11, NULL, R12, X1, X2, N, d1, d2);
     /* The moments' products are float products of centred values of unit
      * spread: the covariances agree to ~ 2^-23 relative, 1e-6 absolute. */
     CU_ASSERT_TRUE(test_check_tensor("cov11", C11, R11, d1 * d1, 1e-6));
@@ -400,6 +533,10 @@ main(void)
          moments_accumulate_over_batches_matches_explicit_sums},
         {"moments_keep_the_spread_of_data_far_from_zero",
          moments_keep_the_spread_of_data_far_from_zero},
+        {"moments_rows_same_bits_for_any_threads",
+         moments_rows_same_bits_for_any_threads},
+        {"moments_rows_keep_the_spread_at_mean_1e4",
+         moments_rows_keep_the_spread_at_mean_1e4},
         {"cov_from_moments_centres_and_divides_by_count",
          cov_from_moments_centres_and_divides_by_count},
         {"symmetric_helpers_do_what_they_say",

@@ -39,7 +39,8 @@ ridge_fit_with_intercept_matches_hand_computed_line(void)
      * lambda 0.25: slope 1.125 / 1.5 = 0.75, intercept 2.25 - 1.125. */
     enum { N = 4 };
     float x[N] = {0, 1, 2, 3}, y[N] = {1, 2, 2, 4};
-    double Sxx = 0, Syy = 0, Sxy = 0, sx = 0, sy = 0, work[2 * N];
+    double Sxx = 0, Syy = 0, Sxy = 0, sx = 0, sy = 0, work[16];
+    CU_ASSERT_FATAL(mmcl__moments_work_size(N, 1, 1) <= 16);
     mmcl__moments_accumulate(&Sxx, &Syy, &Sxy, &sx, &sy, work, x, y, N, 1, 1);
     double Cxx, Cxy, mx = sx / N, my = sy / N;
     mmcl__cov_from_moments(&Cxx, &Sxx, &sx, &sx, N, 1, 1);

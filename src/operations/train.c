@@ -15,6 +15,7 @@
 #include "mmcl/train.h"
 
 #include "blas_info_internal.h"
+#include "blas_threads.h"
 #include "cca.h"
 #include "clip.h"
 #include "context_internal.h"
@@ -103,11 +104,15 @@ moments_shared(mmcl_context *ctx, moments *m, double *work, const float *X1,
     return st;
 }
 
+/* The moments of X1 and X2 (X2 may be NULL) into m (see struct moments), on
+ * up to @p n_threads threads; the same bits for any n_threads and any
+ * number of MPI ranks (fixed batches of MMCL__MOMENTS_BATCH rows, added
+ * in batch order). */
 static mmcl_status
 moments_compute(mmcl_context *ctx, moments *m, const float *X1, int d1,
-                const float *X2, int d2, int N)
+                const float *X2, int d2, int N, int n_threads)
 {
-    enum { BATCH = 2048 };
+    enum { BATCH = MMCL__MOMENTS_BATCH };
     memset(m, 0, sizeof(*m));
     m->d1 = d1;
     m->d2 = X2 ? d2 : 0;
@@ -121,26 +126,30 @@ moments_compute(mmcl_context *ctx, moments *m, const float *X1, int d1,
                                     sizeof(double));
         m->m2 = mmcl__calloc_array(ctx, (size_t)dd2, 1, sizeof(double));
     }
-    double *work = mmcl__malloc_array(
-        ctx, mmcl__moments_work_size(BATCH, d1, dd2), 1, sizeof(double));
     /* Under MPI the batches are shared among the ranks (who agree on a
-     * failure here first). */
+     * failure here first), each rank on one thread. */
     int shared = mmcl__dist_active() && N > BATCH;
-    if (!m->C11 || !m->m1 || !work ||
+    double *work =
+        shared ? mmcl__malloc_array(ctx,
+                                    mmcl__moments_work_size(BATCH, d1, dd2),
+                                    1, sizeof(double))
+               : NULL;
+    if (!m->C11 || !m->m1 || (shared && !work) ||
         (X2 && (!m->C22 || !m->C12 || !m->m2))) {
         free(work);
         moments_free(m);
         return shared ? mmcl__dist_agree(ctx, MMCL_ERR_NO_MEMORY)
                       : MMCL_ERR_NO_MEMORY;
     }
-    mmcl_status st =
-        shared ? moments_shared(ctx, m, work, X1, X2, N, BATCH) : MMCL_OK;
-    for (int n0 = 0; !shared && n0 < N; n0 += BATCH) {
-        int n = N - n0 < BATCH ? N - n0 : BATCH;
-        mmcl__moments_accumulate(m->C11, m->C22, m->C12, m->m1, m->m2, work,
-                                 X1 + (size_t)n0 * d1,
-                                 X2 ? X2 + (size_t)n0 * dd2 : NULL, n, d1,
-                                 dd2);
+    mmcl_status st;
+    if (shared) {
+        mmcl__blas_threads_enter(1);
+        st = moments_shared(ctx, m, work, X1, X2, N, BATCH);
+        mmcl__blas_threads_leave(1);
+    } else {
+        st = mmcl__moments_accumulate_rows(ctx, m->C11, m->C22, m->C12, m->m1,
+                                           m->m2, X1, X2, N, d1, dd2, BATCH,
+                                           n_threads);
     }
     free(work);
     if (st != MMCL_OK) {
@@ -226,10 +235,10 @@ put_pca(mmcl_context *ctx, mmcl_model *model, const char *prefix,
 static mmcl_status
 fit_decoder(mmcl_context *ctx, mmcl_model *model, const char *prefix,
             const float *X, int p, const float *Y, int q, int N,
-            double lambda, double *r2)
+            double lambda, int n_threads, double *r2)
 {
     moments mo;
-    mmcl_status st = moments_compute(ctx, &mo, X, p, Y, q, N);
+    mmcl_status st = moments_compute(ctx, &mo, X, p, Y, q, N, n_threads);
     if (st != MMCL_OK)
         return st;
     double *B = mmcl__malloc_array(ctx, (size_t)p, (size_t)q, sizeof(double));
@@ -384,7 +393,7 @@ fit_cca(mmcl_context *ctx, train_state *t)
     int kk = s->d1 < s->d2 ? s->d1 : s->d2;
     moments mo;
     mmcl_status st = moments_compute(ctx, &mo, s->X1, s->d1, s->X2, s->d2,
-                                     s->N);
+                                     s->N, t->n_threads);
     if (st != MMCL_OK)
         return st;
     double *W1 = mmcl__malloc_array(ctx, (size_t)s->d1, (size_t)kk, 8);
@@ -435,7 +444,7 @@ fit_pca(mmcl_context *ctx, train_state *t)
         moments mo;
         int d = m == 0 ? s->d1 : s->d2;
         st = moments_compute(ctx, &mo, m == 0 ? s->X1 : s->X2, d, NULL, 0,
-                             s->N);
+                             s->N, t->n_threads);
         if (st != MMCL_OK)
             break;
         char prefix[MMCL__TENSOR_NAME_SIZE];
@@ -570,7 +579,7 @@ fit_private(mmcl_context *ctx, train_state *t, int m, const float *H)
         st = MMCL_ERR_NO_MEMORY;
         goto done;
     }
-    st = moments_compute(ctx, &mo, H, k, X, d, N);
+    st = moments_compute(ctx, &mo, H, k, X, d, N, t->n_threads);
     if (st == MMCL_OK)
         st = mmcl__ridge_fit_centred(ctx, Pm, c, mo.C11, mo.C12, mo.m1, mo.m2,
                                      t->ridge, k, d);
@@ -587,7 +596,7 @@ fit_private(mmcl_context *ctx, train_state *t, int m, const float *H)
             r[i] = (float)(x[i] - pred);
         }
     }
-    st = moments_compute(ctx, &mr, R, d, NULL, 0, N);
+    st = moments_compute(ctx, &mr, R, d, NULL, 0, N, t->n_threads);
     if (st == MMCL_OK)
         st = mmcl__pca(ctx, V, lambda, mr.C11, d, kp);
     if (st != MMCL_OK)
@@ -741,10 +750,11 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
         }
         mmcl__tensor_name(prefix, MMCL__T_DECODER_ALIGNED, m, 0, NULL);
         st = fit_decoder(ctx, t->model, prefix, H[m], K, Cm, B, s->N,
-                         t->ridge, &r2_al);
+                         t->ridge, t->n_threads, &r2_al);
         /* Unimodal baseline: PCA_K of the modality itself. */
         if (st == MMCL_OK)
-            st = moments_compute(ctx, &mo, X, d, NULL, 0, s->N);
+            st = moments_compute(ctx, &mo, X, d, NULL, 0, s->N,
+                                 t->n_threads);
         mmcl__tensor_name(prefix, MMCL__T_UNIMODAL, m, 0, NULL);
         if (st == MMCL_OK)
             st = put_pca(ctx, t->model, prefix, mo.C11, mo.m1, d, Ku);
@@ -759,11 +769,11 @@ fit_decoders(mmcl_context *ctx, train_state *t, float *H[2])
         mmcl__tensor_name(prefix, MMCL__T_DECODER_UNIMODAL, m, 0, NULL);
         if (st == MMCL_OK)
             st = fit_decoder(ctx, t->model, prefix, U, Ku, Cm, B, s->N,
-                             t->ridge, &r2_uni);
+                             t->ridge, t->n_threads, &r2_uni);
         mmcl__tensor_name(prefix, MMCL__T_DECODER_NONRED, m, 0, NULL);
         if (st == MMCL_OK)
             st = fit_decoder(ctx, t->model, prefix, Xo, dother, Cm, B, s->N,
-                             t->ridge, &r2_nr);
+                             t->ridge, t->n_threads, &r2_nr);
         if (st == MMCL_OK) {
             cJSON *j = cJSON_AddObjectToObject(r2, mmcl__modality_name(m));
             cJSON_AddNumberToObject(j, "aligned", r2_al);

@@ -11,7 +11,8 @@ is in the way stops every rank before the work.
 
 The scene is larger than one sample tile (256 px), so that the sample is
 drawn by several ranks, and the samples are more than one batch of the
-moments (2048 rows), so that the moments are summed by several ranks.
+moments (4096 rows: 20000 samples are five batches), so that the
+moments are summed by several ranks.
 
 Run by CTest only when mmcl was built with MPI ($MPIEXEC is then mpirun).
 """
