@@ -153,8 +153,8 @@ class BlasKernel(unittest.TestCase):
             self.skipTest("mmcl keeps OpenBLAS's kernel on this CPU")
         # The program blocks reading its "optical raster" from stdin, after
         # the second execution: look at it then.
-        out = os.path.join(self.dir, "never written.tif")
-        args = [MMCL, "align", "/dev/stdin", os.path.join(SAMPLE, "sar.tif"),
+        out = os.path.join(self.dir, "never written.mmcl")
+        args = [MMCL, "train", "/dev/stdin", os.path.join(SAMPLE, "sar.tif"),
                 out]
         p = subprocess.Popen(args, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -175,6 +175,36 @@ class BlasKernel(unittest.TestCase):
                              os.path.basename(MMCL)[:15])
             self.assertEqual(os.path.realpath(proc + "exe"),
                              os.path.realpath(MMCL))
+        finally:
+            _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn(b"cannot open optical raster '/dev/stdin'", err)
+        self.assertFalse(os.path.exists(out))
+
+    def test_align_runs_without_a_second_execution(self):
+        if not self.want:
+            self.skipTest("mmcl keeps OpenBLAS's kernel on this CPU")
+        # align does no BLAS work: it goes on in the first execution. Once
+        # it blocks reading its "optical raster" from stdin (a descriptor
+        # of its own on the pipe of stdin), its environment is still the
+        # one it was started with.
+        out = os.path.join(self.dir, "never written.tif")
+        args = [MMCL, "align", "/dev/stdin", os.path.join(SAMPLE, "sar.tif"),
+                out]
+        p = subprocess.Popen(args, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=child_env(**{HOOK: "Prescott"}))
+        proc = "/proc/%d/" % p.pid
+        try:
+            pipe = os.readlink(proc + "fd/0")
+            deadline = time.monotonic() + 60
+            while not any(os.readlink(proc + "fd/" + fd) == pipe
+                          for fd in os.listdir(proc + "fd") if int(fd) > 2):
+                self.assertLess(time.monotonic(), deadline,
+                                "align did not open its optical raster")
+                time.sleep(0.05)
+            self.assertNotIn(b"\0OPENBLAS_CORETYPE=",
+                             b"\0" + read(proc + "environ"))
         finally:
             _, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, 1, err)
