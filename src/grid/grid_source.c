@@ -834,8 +834,12 @@ warp_window(mmcl_context *ctx, mmcl__grid_reader *r, int x, int y, int w,
 {
     const mmcl__grid_source *s = r->src;
     size_t n = (size_t)w * h * s->n_bands;
-    for (size_t i = 0; i < n; i++)
-        set_nan(out, s->type, i);
+    if (s->type == GDT_Float32) /* one loop per type: a plain fill */
+        for (size_t i = 0; i < n; i++)
+            ((float *)out)[i] = NAN;
+    else
+        for (size_t i = 0; i < n; i++)
+            ((double *)out)[i] = NAN;
 
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
