@@ -51,32 +51,84 @@ bin_exponent(int ex)
     return ex ? ex - 150 : -149;
 }
 
-/* Adds the valid values of @p v (count @p n): 0 when one is infinite (the
- * caller falls back on GDAL's statistics). */
+/*
+ * One stream of values: its own bins (sums of at most SUMS_STREAM + 3 values,
+ * exact in 64 bits: m^2 < 2^48), its own minimum and maximum.
+ */
+enum { SUMS_STREAMS = 4, SUMS_STREAM = 1 << 15 };
+
+typedef struct stream_sums {
+    int64_t s1[256];
+    uint64_t s2[256];
+    float min, max;
+    uint64_t n;
+} stream_sums;
+
+/* Adds @p x to @p s: 0 when it is infinite (NaN is nodata, left out). */
+static inline int
+stream_add(stream_sums *s, float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    uint32_t ex = (u >> 23) & 0xffu;
+    if (ex == 0xffu)
+        return (u & 0x7fffffu) != 0;
+    s->min = x < s->min ? x : s->min;
+    s->max = x > s->max ? x : s->max;
+    int64_t m = (int64_t)((u & 0x7fffffu) | (ex ? 0x800000u : 0));
+    s->s1[ex] += (u >> 31) ? -m : m;
+    s->s2[ex] += (uint64_t)(m * m);
+    s->n++;
+    return 1;
+}
+
+/*
+ * Adds the valid values of @p v (count @p n): 0 when one is infinite (the
+ * caller falls back on GDAL's statistics). The values go in SUMS_STREAMS
+ * contiguous runs side by side, so that their additions do not wait for
+ * each other; the runs' sums are integers, their order does not matter,
+ * and their minima and maxima are taken in the runs' order, each kept
+ * unless a later one is strictly beyond it: the values of a sequential
+ * pass, signed zeros included.
+ */
 static int
 sums_add(band_sums *b, const float *v, size_t n)
 {
-    float mn = b->min, mx = b->max;
-    uint64_t count = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &v[i], sizeof(u));
-        uint32_t ex = (u >> 23) & 0xffu;
-        if (ex == 0xffu) {
-            if (u & 0x7fffffu)
-                continue; /* NaN: nodata */
-            return 0;
+    stream_sums s[SUMS_STREAMS];
+    while (n > 0) {
+        size_t len = n < (size_t)SUMS_STREAMS * SUMS_STREAM
+                         ? n
+                         : (size_t)SUMS_STREAMS * SUMS_STREAM;
+        size_t q = len / SUMS_STREAMS;
+        memset(s, 0, sizeof(s));
+        for (int k = 0; k < SUMS_STREAMS; k++) {
+            s[k].min = INFINITY;
+            s[k].max = -INFINITY;
         }
-        mn = v[i] < mn ? v[i] : mn;
-        mx = v[i] > mx ? v[i] : mx;
-        int64_t m = (int64_t)((u & 0x7fffffu) | (ex ? 0x800000u : 0));
-        b->s1[ex] += (u >> 31) ? -m : m;
-        b->s2[ex] += (sum_u128)(uint64_t)(m * m);
-        count++;
+        int ok = 1;
+        const float *v0 = v, *v1 = v + q, *v2 = v + 2 * q, *v3 = v + 3 * q;
+        for (size_t i = 0; i < q; i++) {
+            ok &= stream_add(&s[0], v0[i]);
+            ok &= stream_add(&s[1], v1[i]);
+            ok &= stream_add(&s[2], v2[i]);
+            ok &= stream_add(&s[3], v3[i]);
+        }
+        for (size_t i = 4 * q; i < len; i++)
+            ok &= stream_add(&s[3], v[i]);
+        if (!ok)
+            return 0;
+        for (int k = 0; k < SUMS_STREAMS; k++) {
+            b->min = s[k].min < b->min ? s[k].min : b->min;
+            b->max = s[k].max > b->max ? s[k].max : b->max;
+            b->n += s[k].n;
+            for (int ex = 0; ex < 256; ex++) {
+                b->s1[ex] += s[k].s1[ex];
+                b->s2[ex] += s[k].s2[ex];
+            }
+        }
+        v += len;
+        n -= len;
     }
-    b->min = mn;
-    b->max = mx;
-    b->n += count;
     return 1;
 }
 

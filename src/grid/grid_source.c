@@ -820,47 +820,34 @@ read_on_grid(mmcl_context *ctx, mmcl__grid_reader *r, int x, int y, int w,
     return MMCL_OK;
 }
 
-/* A MEM dataset of the source's bands over @p out (n_bands, h, w), its
- * nodata NaN, or NULL. */
-static GDALDatasetH
-mem_over(const mmcl__grid_source *s, void *out, int w, int h)
-{
-    GDALDatasetH mem = GDALCreate(GDALGetDriverByName("MEM"), "", w, h, 0,
-                                  s->type, NULL);
-    int size = GDALGetDataTypeSizeBytes(s->type);
-    for (int b = 0; mem && b < s->n_bands; b++) {
-        char ptr[64], pix[32], line[64];
-        char *opts[4] = {ptr, pix, line, NULL};
-        char *band = (char *)out + (size_t)w * h * size * b;
-        snprintf(ptr, sizeof(ptr), "DATAPOINTER=%p", (void *)band);
-        snprintf(pix, sizeof(pix), "PIXELOFFSET=%d", size);
-        snprintf(line, sizeof(line), "LINEOFFSET=%d", w * size);
-        GDALAddBand(mem, s->type, opts);
-        GDALSetRasterNoDataValue(GDALGetRasterBand(mem, b + 1), NAN);
-    }
-    return mem;
-}
-
-/* Warps the source onto the grid window (x, y, w, h) into @p out. */
+/*
+ * Warps the source onto the grid window (x, y, w, h) into @p out, which
+ * the warper's kernel fills in place (GDALWarpRegionToBuffer; the source
+ * window it reads is computed as GDALChunkAndWarpImage computes it): no
+ * destination dataset, no buffer of the warper's own to initialise and
+ * copy into @p out. Pixels the warper does not reach stay NaN (outside
+ * the source), as INIT_DEST would leave them.
+ */
 static mmcl_status
 warp_window(mmcl_context *ctx, mmcl__grid_reader *r, int x, int y, int w,
             int h, void *out)
 {
     const mmcl__grid_source *s = r->src;
     size_t n = (size_t)w * h * s->n_bands;
-    for (size_t i = 0; i < n; i++)
-        set_nan(out, s->type, i);
+    if (s->type == GDT_Float32) /* one loop per type: a plain fill */
+        for (size_t i = 0; i < n; i++)
+            ((float *)out)[i] = NAN;
+    else
+        for (size_t i = 0; i < n; i++)
+            ((double *)out)[i] = NAN;
 
     mmcl__gdal_capture cap;
     mmcl__gdal_capture_begin(&cap, ctx);
-    GDALDatasetH mem = mem_over(s, out, w, h);
     window_transform tf = {s, r->exact, x, y};
     GDALWarpOptions *wo = GDALCreateWarpOptions();
     wo->hSrcDS = r->ds;
-    wo->hDstDS = mem;
     wo->nBandCount = s->n_bands;
     wo->panSrcBands = CPLMalloc(sizeof(int) * (size_t)s->n_bands);
-    wo->panDstBands = CPLMalloc(sizeof(int) * (size_t)s->n_bands);
     /* With the NaN kernel, no nodata at all: the warper then builds no
      * validity masks, and NaN propagates through the sums. */
     if (!s->nan_kernel) {
@@ -872,7 +859,6 @@ warp_window(mmcl_context *ctx, mmcl__grid_reader *r, int x, int y, int w,
     }
     for (int b = 0; b < s->n_bands; b++) {
         wo->panSrcBands[b] = s->nan_vrt ? b + 1 : s->bands[b];
-        wo->panDstBands[b] = b + 1;
         if (wo->padfDstNoDataReal)
             wo->padfDstNoDataReal[b] = NAN;
         /* A float source without declared nodata: NaN marks the invalid. */
@@ -883,22 +869,27 @@ warp_window(mmcl_context *ctx, mmcl__grid_reader *r, int x, int y, int w,
     wo->eWorkingDataType = s->type;
     wo->pfnTransformer = window_transform_fn;
     wo->pTransformerArg = &tf;
-    /* Pixels the warper does not reach stay NaN (outside the source). */
+    /* What the warper initialises its own buffers with (@p out already
+     * is); a window whose source window cannot be computed (its points do
+     * not transform) is left NaN, as the chunked warp skips it. */
     wo->papszWarpOptions = CSLSetNameValue(
         NULL, "INIT_DEST", s->nan_kernel ? "NaN" : "NO_DATA");
+    wo->papszWarpOptions = CSLSetNameValue(
+        wo->papszWarpOptions, "ERROR_OUT_IF_EMPTY_SOURCE_WINDOW", "NO");
     wo->papszWarpOptions = CSLSetNameValue(
         wo->papszWarpOptions, "XSCALE", CPLSPrintf("%.17g", s->xscale));
     wo->papszWarpOptions = CSLSetNameValue(
         wo->papszWarpOptions, "YSCALE", CPLSPrintf("%.17g", s->yscale));
 
-    GDALWarpOperationH op = mem ? GDALCreateWarpOperation(wo) : NULL;
-    CPLErr err = op ? GDALChunkAndWarpImage(op, 0, 0, w, h) : CE_Failure;
+    GDALWarpOperationH op = GDALCreateWarpOperation(wo);
+    /* A zero source window: the warper computes it. */
+    CPLErr err = op ? GDALWarpRegionToBuffer(op, 0, 0, w, h, out, s->type,
+                                             0, 0, 0, 0)
+                    : CE_Failure;
     if (op)
         GDALDestroyWarpOperation(op);
     wo->pTransformerArg = NULL;
     GDALDestroyWarpOptions(wo);
-    if (mem)
-        GDALClose(mem);
     mmcl__gdal_capture_end(&cap);
     if (err != CE_None)
         return mmcl__error(ctx, MMCL_ERR_IO, "%s %d,%d %dx%d: %s",

@@ -9,8 +9,6 @@
 
 #include <cpl_string.h>
 
-#include <cpl_string.h>
-
 #include "mmcl/align.h"
 #include "mmcl/mpi.h"
 
@@ -30,9 +28,12 @@ typedef struct align_job {
     float *buf;        /* shared or journaled run: a tile for the writer */
 } align_job;
 
+/* A worker's reader and its tiles (n_sar, tile, tile): one per slot, so
+ * that the commit thread writes one while the worker warps the other
+ * (tiles_internal.h); a shared or journaled run uses slot 0 only. */
 typedef struct align_worker {
     mmcl__pair_reader *reader;
-    float *buf; /* (n_sar, tile, tile), reused from tile to tile */
+    float *buf[MMCL__TILE_SLOTS];
 } align_worker;
 
 static void
@@ -42,7 +43,8 @@ align_stop(void *state, void *user)
     if (!w)
         return;
     mmcl__pair_reader_destroy(w->reader);
-    free(w->buf);
+    for (int i = 0; i < MMCL__TILE_SLOTS; i++)
+        free(w->buf[i]);
     free(w);
 }
 
@@ -56,10 +58,14 @@ align_start(mmcl_context *ctx, void *user)
         return NULL;
     }
     w->reader = mmcl__pair_reader_create(ctx, job->pair);
-    w->buf = mmcl__malloc_array(ctx, (size_t)job->tile * job->tile,
-                                (size_t)mmcl__pair_sar_bands(job->pair),
-                                sizeof(float));
-    if (!w->reader || !w->buf) {
+    int ok = w->reader != NULL;
+    for (int i = 0; ok && i < MMCL__TILE_SLOTS; i++) {
+        w->buf[i] = mmcl__malloc_array(ctx, (size_t)job->tile * job->tile,
+                                       (size_t)mmcl__pair_sar_bands(job->pair),
+                                       sizeof(float));
+        ok = w->buf[i] != NULL;
+    }
+    if (!ok) {
         align_stop(w, user);
         return NULL;
     }
@@ -71,7 +77,7 @@ align_work(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
 {
     align_worker *w = state;
     return mmcl__pair_read(ctx, w->reader, t->x, t->y, t->w, t->h, 0, NULL,
-                           w->buf, NULL);
+                           w->buf[t->slot], NULL);
 }
 
 static mmcl_status
@@ -80,7 +86,7 @@ align_commit(mmcl_context *ctx, void *state, const mmcl__tile *t, void *user)
     align_job *job = user;
     align_worker *w = state;
     return mmcl__writer_write(ctx, job->writer, t->x, t->y, t->w, t->h,
-                              w->buf);
+                              w->buf[t->slot]);
 }
 
 /* Shared among MPI ranks or journaled (dist.c): a tile's bytes are its
@@ -97,7 +103,7 @@ static void
 align_pack(void *state, const mmcl__tile *t, void *buf, void *user)
 {
     align_worker *w = state;
-    memcpy(buf, w->buf, align_packed_size(t, user));
+    memcpy(buf, w->buf[t->slot], align_packed_size(t, user));
 }
 
 static mmcl_status
@@ -105,9 +111,11 @@ align_commit_packed(mmcl_context *ctx, const mmcl__tile *t, const void *buf,
                     void *user)
 {
     align_job *job = user;
-    align_worker w = {NULL, job->buf};
+    align_worker w = {NULL, {job->buf}};
     memcpy(job->buf, buf, align_packed_size(t, user));
-    return align_commit(ctx, &w, t, user);
+    mmcl__tile t0 = *t;
+    t0.slot = 0;
+    return align_commit(ctx, &w, &t0, user);
 }
 
 static mmcl_status
@@ -267,8 +275,12 @@ mmcl_align(mmcl_context *ctx, const char *const *optical, size_t n_optical,
                             opts, optical, n_optical, sar, n_sar, journal,
                             progress, puser, split);
     else if (st == MMCL_OK)
-        st = mmcl__run_tiles(ctx, spec.width, spec.height, job.tile, threads,
-                             &tj, progress, puser, 0.0, split);
+        /* The writes (and the statistics summed as they are written) on a
+         * thread of their own, overlapping the warps, as gdalwarp -multi
+         * overlaps its I/O with its kernels. */
+        st = mmcl__run_tiles_committed(ctx, spec.width, spec.height,
+                                       job.tile, threads, &tj, progress,
+                                       puser, 0.0, split);
     if (st == MMCL_OK && writes && mmcl__writer_valid_count(job.writer, 1) == 0)
         st = mmcl__error(ctx, MMCL_ERR_INVALID_ARG,
                          "the SAR '%s'%s has no valid pixel over the optical "

@@ -304,10 +304,12 @@ band_histogram(GDALRasterBandH band, double lo, double hi, GUIntBig *h)
         for (size_t i = 0; e == CE_None && i < (size_t)w * (size_t)n; i++) {
             if (!isfinite(strip[i]))
                 continue;
-            double k = floor(((double)strip[i] - lo) * scale);
-            int ki = k < 0.0                  ? 0
+            /* The bucket floor(k), clamped: below 1 (or NaN) bucket 0,
+             * else the integer part (no call to floor() per pixel). */
+            double k = ((double)strip[i] - lo) * scale;
+            int ki = !(k >= 1.0)               ? 0
                      : k >= HIST_BUCKETS - 1.0 ? HIST_BUCKETS - 1
-                                              : (int)k;
+                                               : (int)k;
             h[ki]++;
         }
     }

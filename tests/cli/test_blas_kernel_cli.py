@@ -18,6 +18,7 @@ it unset.
     MMCL=build/mmcl GDAL_DRIVER_PATH=build/plugin \\
         python3 tests/cli/test_blas_kernel_cli.py -v
 """
+import contextlib
 import json
 import os
 import platform
@@ -78,6 +79,47 @@ def blas_line(env):
     assert len(lines) == 3 and lines[1].startswith("BLAS: "), p.stdout
     assert lines[2].startswith("Encoders: "), p.stdout
     return lines[1]
+
+
+def wait_until(test, cond, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        test.assertLess(time.monotonic(), deadline, what)
+        time.sleep(0.05)
+
+
+def fd_links(proc, first):
+    """What the descriptors from @p first up of the process at @p proc
+    (its /proc folder) point to."""
+    links = []
+    for fd in os.listdir(proc + "fd"):
+        try:
+            if int(fd) >= first:
+                links.append(os.readlink(proc + "fd/" + fd))
+        except OSError:  # closed meanwhile
+            pass
+    return links
+
+
+@contextlib.contextmanager
+def blocked_on_stdin(test, command, out_name):
+    """`mmcl COMMAND /dev/stdin SAR OUT` started as on a CPU where OpenBLAS
+    detects Prescott: it blocks reading its "optical raster" from stdin.
+    Yields its /proc folder and its arguments; then closes stdin and checks
+    that it failed on that raster and wrote nothing."""
+    out = os.path.join(test.dir, out_name)
+    args = [MMCL, command, "/dev/stdin", os.path.join(SAMPLE, "sar.tif"),
+            out]
+    p = subprocess.Popen(args, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=child_env(**{HOOK: "Prescott"}))
+    try:
+        yield "/proc/%d/" % p.pid, args
+    finally:
+        _, err = p.communicate(timeout=60)
+    test.assertEqual(p.returncode, 1, err)
+    test.assertIn(b"cannot open optical raster '/dev/stdin'", err)
+    test.assertFalse(os.path.exists(out))
 
 
 @unittest.skipUnless(platform.machine() == "x86_64",
@@ -153,33 +195,34 @@ class BlasKernel(unittest.TestCase):
             self.skipTest("mmcl keeps OpenBLAS's kernel on this CPU")
         # The program blocks reading its "optical raster" from stdin, after
         # the second execution: look at it then.
-        out = os.path.join(self.dir, "never written.tif")
-        args = [MMCL, "align", "/dev/stdin", os.path.join(SAMPLE, "sar.tif"),
-                out]
-        p = subprocess.Popen(args, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=child_env(**{HOOK: "Prescott"}))
-        proc = "/proc/%d/" % p.pid
-        try:
-            deadline = time.monotonic() + 60
-            while b"\0OPENBLAS_CORETYPE=" not in b"\0" + read(proc +
-                                                               "environ"):
-                self.assertLess(time.monotonic(), deadline,
-                                "the program did not execute itself again")
-                time.sleep(0.05)
-            # Same process id (p.pid), same arguments, and the same name
-            # for ps, pgrep and QGIS.
+        with blocked_on_stdin(self, "train", "never written.mmcl") as (proc,
+                                                                      args):
+            wait_until(self, lambda: b"\0OPENBLAS_CORETYPE=" in
+                       b"\0" + read(proc + "environ"),
+                       "the program did not execute itself again")
+            # Same process id, same arguments, and the same name for ps,
+            # pgrep and QGIS.
             self.assertEqual(read(proc + "cmdline").split(b"\0")[:-1],
                              [a.encode() for a in args])
             self.assertEqual(read(proc + "comm").decode().strip(),
                              os.path.basename(MMCL)[:15])
             self.assertEqual(os.path.realpath(proc + "exe"),
                              os.path.realpath(MMCL))
-        finally:
-            _, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 1, err)
-        self.assertIn(b"cannot open optical raster '/dev/stdin'", err)
-        self.assertFalse(os.path.exists(out))
+
+    def test_align_runs_without_a_second_execution(self):
+        if not self.want:
+            self.skipTest("mmcl keeps OpenBLAS's kernel on this CPU")
+        # align does no BLAS work: it goes on in the first execution. Once
+        # it blocks reading its "optical raster" from stdin (a descriptor
+        # of its own on the pipe of stdin), its environment is still the
+        # one it was started with.
+        with blocked_on_stdin(self, "align", "never written.tif") as (proc,
+                                                                     _):
+            pipe = os.readlink(proc + "fd/0")
+            wait_until(self, lambda: pipe in fd_links(proc, 3),
+                       "align did not open its optical raster")
+            self.assertNotIn(b"\0OPENBLAS_CORETYPE=",
+                             b"\0" + read(proc + "environ"))
 
     @unittest.skipUnless(os.environ.get("GDAL_DRIVER_PATH"),
                          "needs GDAL_DRIVER_PATH (the plugin's folder)")
